@@ -1,0 +1,69 @@
+// The bank side, as the payments module sees it. One connector per bank (in connectors/),
+// each keeping that bank's wire format and quirks to itself.
+
+/** What a bank said about a transaction, mapped from its NPCI response code. */
+export type BankOutcome =
+  | 'success' // 00
+  | 'pending' // 01: ask again later
+  | 'failed' // ZA, ZM, Z9, U30, ...
+  | 'expired' // U69: collect request expired
+  | 'deemed' // U67/U68/BT/UT/RB/RR: outcome unknown to the switch; reconcile
+  | 'unknown' // U48: bank has no such transaction; reconcile
+  | 'reversed'; // 21/32
+
+export interface BankResult {
+  outcome: BankOutcome;
+  /** NPCI response code as the bank gave it, e.g. "00", "ZA", "U69". */
+  responseCode: string;
+  /** The bank's / switch's reference (RRN / UPI txn id), when it has one. */
+  bankRef?: string;
+  /** Payer VPA as reported by the bank (for QR payments we learn it only here). */
+  payerVpa?: string;
+  message?: string;
+}
+
+export interface IntentRequest {
+  txnRef: string;
+  amountPaise: number;
+  payeeVpa: string;
+  payeeName: string;
+  mcc: string;
+  note?: string;
+  expiresAt: Date;
+  /** Where the bank should send the signed callback. */
+  callbackUrl: string;
+}
+
+export interface CollectRequest extends IntentRequest {
+  payerVpa: string;
+}
+
+export interface RefundRequest {
+  refundRef: string;
+  originalTxnRef: string;
+  amountPaise: number;
+  note?: string;
+  callbackUrl: string;
+}
+
+export interface BankCallback {
+  kind: 'payment' | 'refund';
+  /** Our reference: the payment's txnRef, or the refund's refundRef. */
+  ref: string;
+  result: BankResult;
+}
+
+export interface BankConnector {
+  readonly code: string;
+  /** Registers a dynamic-QR intent so the bank can match the incoming payment to `txnRef`. */
+  registerIntent(req: IntentRequest): Promise<{ bankRef?: string }>;
+  /** Sends a collect request to the payer's VPA. Usually answers `pending`. */
+  sendCollect(req: CollectRequest): Promise<BankResult>;
+  /** ReqChkTxn: the current state of a payment at the bank. */
+  checkStatus(txnRef: string): Promise<BankResult>;
+  /** Refund against an original transaction (needs its txnRef). */
+  refund(req: RefundRequest): Promise<BankResult>;
+  checkRefundStatus(refundRef: string): Promise<BankResult>;
+  /** Parses a callback body whose signature has already been verified. Throws AppError on garbage. */
+  parseCallback(body: unknown): BankCallback;
+}

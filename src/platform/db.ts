@@ -1,0 +1,143 @@
+import pg from 'pg';
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import { mkdirSync } from 'node:fs';
+import { RETRYABLE_SQLSTATES } from './errors.ts';
+
+// One database interface, two drivers: a pg pool against PostgreSQL, or PGlite (PostgreSQL
+// compiled to WASM) in-process for the embedded default. The SQL is the same for both.
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+/** Anything you can run SQL on: the database itself or an open transaction. */
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly driver: 'pg' | 'pglite';
+  /**
+   * Runs `fn` in one transaction. The service owns the transaction: everything a business
+   * event changes commits together or not at all. Serialization failures and deadlocks are
+   * retried a few times, so `fn` must be safe to run again (no calls to a bank inside).
+   */
+  tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+// int8 comes back as a JS number. Amounts are paise: Number.MAX_SAFE_INTEGER paise is
+// ~90 trillion rupees, far beyond any balance this system holds; `money.ts` checks safety.
+const parseInt8 = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 value out of safe range: ${v}`);
+  return n;
+};
+
+const MAX_TX_ATTEMPTS = 5;
+
+async function withRetry<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (attempt < MAX_TX_ATTEMPTS && code && RETRYABLE_SQLSTATES.has(code)) {
+        await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+export function createPgDb(url: string, poolSize = 10): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === INT8_OID ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client that errors (server restart) must not crash the process.
+  pool.on('error', () => {});
+  const query = async <T>(sql: string, params?: unknown[]) => {
+    const r = await pool.query(sql, params as unknown[]);
+    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  };
+  return {
+    driver: 'pg',
+    query,
+    exec: async (sql: string) => {
+      await pool.query(sql);
+    },
+    tx: <T>(fn: (tx: Queryable) => Promise<T>) =>
+      withRetry(async () => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          const txq: Queryable = {
+            query: async <R>(sql: string, params?: unknown[]) => {
+              const r = await client.query(sql, params as unknown[]);
+              return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+            },
+            exec: async (sql: string) => {
+              await client.query(sql);
+            },
+          };
+          const out = await fn(txq);
+          await client.query('COMMIT');
+          return out;
+        } catch (e) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw e;
+        } finally {
+          client.release();
+        }
+      }),
+    close: () => pool.end(),
+  };
+}
+
+/** PGlite: in memory when `dataDir` is undefined, else persisted under it. */
+export async function createPgliteDb(dataDir?: string): Promise<Db> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const lite = await PGlite.create(dataDir, {
+    parsers: { [INT8_OID]: parseInt8, [pgliteTypes.INT8]: parseInt8 },
+  });
+  const normalize = <T>(r: { rows: unknown[]; affectedRows?: number }) => ({
+    rows: r.rows as T[],
+    rowCount: r.affectedRows ?? r.rows.length,
+  });
+  return {
+    driver: 'pglite',
+    query: async <T>(sql: string, params?: unknown[]) => normalize<T>(await lite.query(sql, params)),
+    exec: async (sql: string) => {
+      await lite.exec(sql);
+    },
+    // PGlite is one connection; its transaction() holds a mutex, so concurrent transactions
+    // serialize. That makes PGlite strictly safer than READ COMMITTED, never weaker.
+    tx: <T>(fn: (tx: Queryable) => Promise<T>) =>
+      withRetry(() =>
+        lite.transaction(async (t) =>
+          fn({
+            query: async <R>(sql: string, params?: unknown[]) => normalize<R>(await t.query(sql, params)),
+            exec: async (sql: string) => {
+              await t.exec(sql);
+            },
+          }),
+        ),
+      ),
+    close: () => lite.close(),
+  };
+}
+
+export async function openDb(opts: { databaseUrl?: string; dataDir: string; poolSize?: number }): Promise<Db> {
+  if (opts.databaseUrl) return createPgDb(opts.databaseUrl, opts.poolSize);
+  return createPgliteDb(`${opts.dataDir}/pglite`);
+}

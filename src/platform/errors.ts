@@ -1,0 +1,81 @@
+// One error type and a closed set of codes. Each code maps to exactly one HTTP status,
+// in one table, so a client can rely on the code and the status agreeing everywhere.
+
+export const ERROR_STATUS = {
+  // 400: the request itself is wrong
+  invalid_request: 400,
+  malformed_json: 400,
+  validation_failed: 400,
+  invalid_amount: 400,
+  invalid_vpa: 400,
+  invalid_cursor: 400,
+  unsupported_media_type: 415,
+  payload_too_large: 413,
+  // 401/403: who you are and what you may do
+  unauthenticated: 401,
+  invalid_signature: 401,
+  forbidden: 403,
+  // 404: unknown ids (and other merchants' resources, which we never confirm exist)
+  not_found: 404,
+  merchant_not_found: 404,
+  store_not_found: 404,
+  terminal_not_found: 404,
+  payment_not_found: 404,
+  route_not_found: 404,
+  // 409: the request conflicts with current state
+  conflict: 409,
+  idempotency_key_reused: 409,
+  idempotency_in_progress: 409,
+  invalid_state_transition: 409,
+  payment_not_refundable: 409,
+  refund_exceeds_payment: 409,
+  terminal_inactive: 409,
+  merchant_inactive: 409,
+  replayed_request: 409,
+  // 422: understood but refused by business rules
+  amount_above_limit: 422,
+  // 429
+  rate_limited: 429,
+  // 5xx
+  bank_unavailable: 503,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+  constructor(code: ErrorCode, message: string, details?: unknown) {
+    super(message);
+    this.name = 'AppError';
+    this.code = code;
+    this.details = details;
+  }
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
+
+/** PostgreSQL SQLSTATEs that a caller may retry (serialization failure, deadlock). */
+export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+
+/** Maps driver errors to AppErrors in one place; anything unknown becomes a 500 that leaks nothing. */
+export function fromDatabaseError(e: unknown): AppError | undefined {
+  const code = (e as { code?: string } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  switch (code) {
+    case '23505':
+      return new AppError('conflict', 'A resource with these values already exists');
+    case '23503':
+      return new AppError('not_found', 'A referenced resource does not exist');
+    case '22P02':
+    case '22003':
+      return new AppError('validation_failed', 'A value is out of range or of the wrong type');
+    default:
+      return undefined;
+  }
+}
