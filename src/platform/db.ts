@@ -108,7 +108,7 @@ export function createPgDb(url: string, poolSize = 10): Db {
 export async function createPgliteDb(dataDir?: string): Promise<Db> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const lite = await PGlite.create(dataDir, {
-    parsers: { [INT8_OID]: parseInt8, [pgliteTypes.INT8]: parseInt8 },
+    parsers: { [pgliteTypes.INT8]: parseInt8 },
   });
   const normalize = <T>(r: { rows: unknown[]; affectedRows?: number }) => ({
     rows: r.rows as T[],

@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { loadConfig, type Config } from './platform/config.ts';
+import { openDb, type Db } from './platform/db.ts';
+import { migrate } from './platform/migrate.ts';
+import { createLogger } from './platform/log.ts';
+import { createMetrics, type Metrics } from './platform/metrics.ts';
+import { systemClock, type Clock } from './platform/clock.ts';
+import { buildServer } from './http/server.ts';
+import { createApiKeyAuthenticator } from './modules/identity/index.ts';
+import { createLedgerService } from './modules/ledger/index.ts';
+import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
+import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
+import { createPaymentsService, registerPaymentRoutes } from './modules/payments/index.ts';
+import { createWorker } from './roles/worker.ts';
+
+// Wires modules into a running role. One build; the role decides what runs:
+//   api     HTTP API (and, in development, the bank simulator under /sim)
+//   worker  background jobs
+//   all     both, in one process (the default for `npm start`)
+
+export type Role = 'api' | 'worker' | 'all';
+
+export interface AppOptions {
+  role?: Role;
+  config?: Config;
+  logger?: Logger;
+  clock?: Clock;
+  /** An already-open database (tests); otherwise opened from config and closed on stop. */
+  db?: Db;
+  /** Options for the embedded bank simulator (tests set deterministic outcomes). */
+  simulator?: Record<string, unknown>;
+}
+
+export async function createApp(opts: AppOptions = {}) {
+  const role = opts.role ?? 'all';
+  const config = opts.config ?? loadConfig();
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const clock = opts.clock ?? systemClock;
+  const metrics: Metrics = createMetrics();
+  const ownsDb = !opts.db;
+  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
+  await migrate(db);
+
+  const ledger = createLedgerService();
+  const banks = createBanksService({ db, config, metrics, clock });
+  const merchants = createMerchantsService({ db, bankCodes: config.banks.map((b) => b.code), vpaPattern: config.payments.vpaPattern });
+  const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger });
+
+  let http: FastifyInstance | undefined;
+  if (role === 'api' || role === 'all') {
+    const authenticate = createApiKeyAuthenticator(db, () => clock.now());
+    http = await buildServer({ config, logger, metrics, db, authenticate });
+    registerMerchantRoutes(http, merchants);
+    registerPaymentRoutes(http, payments, banks);
+    if (config.embeddedBankSim) {
+      const sim = config.banks.find((b) => b.connector === 'simbank');
+      if (sim) await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
+    }
+  }
+  const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, logger, intervalMs: config.worker.intervalMs }) : undefined;
+
+  return {
+    role,
+    config,
+    logger,
+    db,
+    http,
+    worker,
+    services: { ledger, banks, merchants, payments },
+    /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
+    async start(): Promise<string | undefined> {
+      let url: string | undefined;
+      if (http) {
+        url = await http.listen({ port: config.port, host: config.host });
+      }
+      worker?.start();
+      return url;
+    },
+    async stop() {
+      await worker?.stop();
+      await http?.close();
+      if (ownsDb) await db.close();
+    },
+  };
+}
+
+export type TillpointApp = Awaited<ReturnType<typeof createApp>>;

@@ -1,0 +1,176 @@
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyError } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import sjson from 'secure-json-parse';
+import type { Logger } from 'pino';
+import { AppError, ERROR_STATUS, fromDatabaseError, isAppError, type ErrorCode } from '../platform/errors.ts';
+import { newId } from '../platform/ids.ts';
+import type { Config } from '../platform/config.ts';
+import type { Db } from '../platform/db.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { validatorCompiler, describeValidation } from './validation.ts';
+import type { Principal } from './principal.ts';
+import { registerIdempotency } from './idempotency.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+    rawBody?: string;
+  }
+  interface FastifyContextConfig {
+    /** Permission a caller needs. Every /v1 route must declare one, or be `public`. */
+    permission?: string;
+    /** Reachable without an API key (health, docs, signed bank callbacks that verify themselves). */
+    public?: boolean;
+  }
+}
+
+export interface HttpDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  db: Db;
+  authenticate(token: string, remoteAddr: string): Promise<Principal | null>;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9_.-]{8,64}$/;
+
+export function errorBody(code: ErrorCode, message: string, requestId: string, details?: unknown) {
+  return { error: { code, message, request_id: requestId, ...(details === undefined ? {} : { details }) } };
+}
+
+/** Maps anything thrown in a request to our one error shape. Unknown errors leak nothing. */
+function toAppError(err: FastifyError | Error): AppError {
+  if (isAppError(err)) return err;
+  const fe = err as FastifyError & { validation?: import('ajv').ErrorObject[]; validationContext?: string };
+  if (fe.validation) {
+    return new AppError('validation_failed', 'The request does not match the schema', describeValidation(fe.validation, fe.validationContext ?? 'body'));
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('payload_too_large', 'The request body is too large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError('unsupported_media_type', 'Send application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('malformed_json', 'The body is empty');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_ASYNC_CONSTRAINT':
+      return new AppError('invalid_request', 'The request is malformed');
+  }
+  const db = fromDatabaseError(err);
+  if (db) return db;
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new AppError('invalid_request', 'The request is malformed');
+  }
+  return new AppError('internal_error', 'Something went wrong on our side; it has been logged');
+}
+
+export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
+  const { config, logger, metrics } = deps;
+  const app = Fastify({
+    loggerInstance: logger as unknown as import('fastify').FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: config.http.bodyLimitBytes,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : newId('request');
+    },
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    ajv: { customOptions: { coerceTypes: false } },
+    routerOptions: { maxParamLength: 200 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+
+  // JSON with the raw text kept: signed inbound calls are verified over the exact bytes sent.
+  // secure-json-parse refuses __proto__ / constructor pollution.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    req.rawBody = body as string;
+    if ((body as string).length === 0) return done(new AppError('malformed_json', 'The body is empty'), undefined);
+    try {
+      done(null, sjson.parse(body as string, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch {
+      done(new AppError('malformed_json', 'The body is not valid JSON'), undefined);
+    }
+  });
+
+  // Deny by default: a /v1 route that declares neither a permission nor `public` cannot exist.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/') && !route.config?.permission && !route.config?.public) {
+      throw new Error(`Route ${route.method} ${route.url} declares no permission`);
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    const cfg = req.routeOptions.config;
+    if (!cfg?.permission) return;
+    const auth = req.headers.authorization;
+    const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9_\-]{10,200})$/.exec(auth) : null;
+    if (!m) throw new AppError('unauthenticated', 'Send an API key as "Authorization: Bearer <key>"');
+    const principal = await deps.authenticate(m[1], req.ip);
+    if (!principal) throw new AppError('unauthenticated', 'The API key is not valid');
+    if (!principal.permissions.has(cfg.permission)) {
+      throw new AppError('forbidden', `This key lacks the "${cfg.permission}" permission`);
+    }
+    req.principal = principal;
+  });
+
+  registerIdempotency(app, deps.db);
+
+  app.setErrorHandler((thrown, req, reply) => {
+    const err = thrown as Error;
+    const e = toAppError(err);
+    if (e.code === 'internal_error') {
+      // Only the error's type, code and stack: driver messages can carry values from the query.
+      const code = (err as { code?: string }).code;
+      req.log.error({ err: { type: err.name, code, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, request_id: req.id }, 'unhandled error');
+    }
+    reply.status(ERROR_STATUS[e.code]).send(errorBody(e.code, e.message, req.id, e.details));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send(errorBody('route_not_found', `No route ${req.method} ${req.url.split('?')[0]}`, req.id));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const seconds = reply.elapsedTime / 1000;
+    metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: req.method, route }, seconds);
+    req.log.info(
+      { request_id: req.id, method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, principal: req.principal?.id },
+      'request',
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Tillpoint API', version: '1', description: 'UPI payments and rewards for point-of-sale fleets. Amounts are integer paise.' },
+      servers: [{ url: config.publicUrl }],
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await deps.db.query('SELECT 1');
+      return { status: 'ready' };
+    } catch {
+      return reply.status(503).send({ status: 'not_ready' });
+    }
+  });
+  app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}
+
+export type { FastifyInstance, FastifyRequest };

@@ -1,0 +1,1 @@
+export { createApiKey, createApiKeyAuthenticator, type CreatedApiKey } from './apiKeys.ts';

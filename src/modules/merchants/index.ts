@@ -1,0 +1,4 @@
+export { createMerchantsService, type MerchantsService } from './merchants.service.ts';
+export { registerMerchantRoutes } from './merchants.routes.ts';
+export { getTerminalContext, type TerminalContext } from './merchants.repo.ts';
+export * as merchantSchemas from './merchants.schemas.ts';

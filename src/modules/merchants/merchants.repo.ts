@@ -1,0 +1,116 @@
+import type { Queryable } from '../../platform/db.ts';
+import type { MerchantT, StoreT, TerminalT } from './merchants.schemas.ts';
+
+// SQL for merchants, stores and terminals. Rows come back in API shape (snake_case, ISO times).
+
+const iso = (d: Date) => d.toISOString();
+type WithDate<T> = Omit<T, 'created_at'> & { created_at: Date };
+const out = <T extends { created_at: string }>(r: WithDate<T>): T => ({ ...r, created_at: iso(r.created_at) }) as T;
+
+const M_COLS = 'id, name, vpa, mcc, acquiring_bank, status, created_at';
+const S_COLS = 'id, merchant_id, name, city, status, created_at';
+const T_COLS = 'id, merchant_id, store_id, label, serial, status, created_at';
+
+export async function insertMerchant(q: Queryable, m: Omit<MerchantT, 'created_at' | 'status'>) {
+  const { rows } = await q.query<WithDate<MerchantT>>(
+    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, $2, $3, $4, $5) RETURNING ${M_COLS}`,
+    [m.id, m.name, m.vpa, m.mcc, m.acquiring_bank],
+  );
+  return out<MerchantT>(rows[0]);
+}
+
+export async function getMerchant(q: Queryable, id: string) {
+  const { rows } = await q.query<WithDate<MerchantT>>(`SELECT ${M_COLS} FROM merchants.merchants WHERE id = $1`, [id]);
+  return rows[0] ? out<MerchantT>(rows[0]) : undefined;
+}
+
+export async function updateMerchant(q: Queryable, id: string, patch: { name?: string; acquiring_bank?: string; status?: string }) {
+  const { rows } = await q.query<WithDate<MerchantT>>(
+    `UPDATE merchants.merchants SET name = coalesce($2, name), acquiring_bank = coalesce($3, acquiring_bank),
+            status = coalesce($4, status), updated_at = now()
+      WHERE id = $1 RETURNING ${M_COLS}`,
+    [id, patch.name ?? null, patch.acquiring_bank ?? null, patch.status ?? null],
+  );
+  return rows[0] ? out<MerchantT>(rows[0]) : undefined;
+}
+
+export async function listMerchants(q: Queryable, f: { onlyId?: string; before?: string; limit: number }) {
+  const { rows } = await q.query<WithDate<MerchantT>>(
+    `SELECT ${M_COLS} FROM merchants.merchants
+      WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR id < $2)
+      ORDER BY id DESC LIMIT $3`,
+    [f.onlyId ?? null, f.before ?? null, f.limit + 1],
+  );
+  return rows.map((r) => out<MerchantT>(r));
+}
+
+export async function insertStore(q: Queryable, s: { id: string; merchant_id: string; name: string; city?: string }) {
+  const { rows } = await q.query<WithDate<StoreT>>(
+    `INSERT INTO merchants.stores (id, merchant_id, name, city) VALUES ($1, $2, $3, $4) RETURNING ${S_COLS}`,
+    [s.id, s.merchant_id, s.name, s.city ?? null],
+  );
+  return out<StoreT>(rows[0]);
+}
+
+export async function getStore(q: Queryable, id: string) {
+  const { rows } = await q.query<WithDate<StoreT>>(`SELECT ${S_COLS} FROM merchants.stores WHERE id = $1`, [id]);
+  return rows[0] ? out<StoreT>(rows[0]) : undefined;
+}
+
+export async function listStores(q: Queryable, f: { merchantId: string; before?: string; limit: number }) {
+  const { rows } = await q.query<WithDate<StoreT>>(
+    `SELECT ${S_COLS} FROM merchants.stores WHERE merchant_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
+    [f.merchantId, f.before ?? null, f.limit + 1],
+  );
+  return rows.map((r) => out<StoreT>(r));
+}
+
+export async function insertTerminal(q: Queryable, t: { id: string; merchant_id: string; store_id: string; label?: string; serial?: string }) {
+  const { rows } = await q.query<WithDate<TerminalT>>(
+    `INSERT INTO merchants.terminals (id, merchant_id, store_id, label, serial) VALUES ($1, $2, $3, $4, $5) RETURNING ${T_COLS}`,
+    [t.id, t.merchant_id, t.store_id, t.label ?? null, t.serial ?? null],
+  );
+  return out<TerminalT>(rows[0]);
+}
+
+export async function getTerminal(q: Queryable, id: string) {
+  const { rows } = await q.query<WithDate<TerminalT>>(`SELECT ${T_COLS} FROM merchants.terminals WHERE id = $1`, [id]);
+  return rows[0] ? out<TerminalT>(rows[0]) : undefined;
+}
+
+export async function updateTerminal(q: Queryable, id: string, patch: { label?: string; status?: string }) {
+  const { rows } = await q.query<WithDate<TerminalT>>(
+    `UPDATE merchants.terminals SET label = coalesce($2, label), status = coalesce($3, status) WHERE id = $1 RETURNING ${T_COLS}`,
+    [id, patch.label ?? null, patch.status ?? null],
+  );
+  return rows[0] ? out<TerminalT>(rows[0]) : undefined;
+}
+
+export async function listTerminals(
+  q: Queryable,
+  f: { merchantId?: string; storeId?: string; status?: string; before?: string; limit: number },
+) {
+  const { rows } = await q.query<WithDate<TerminalT>>(
+    `SELECT ${T_COLS} FROM merchants.terminals
+      WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR store_id = $2)
+        AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR id < $4)
+      ORDER BY id DESC LIMIT $5`,
+    [f.merchantId ?? null, f.storeId ?? null, f.status ?? null, f.before ?? null, f.limit + 1],
+  );
+  return rows.map((r) => out<TerminalT>(r));
+}
+
+/** What a payment needs to know about where it is taken: one indexed join. */
+export async function getTerminalContext(q: Queryable, terminalId: string) {
+  const { rows } = await q.query<{
+    terminal_id: string; terminal_status: string; store_id: string; merchant_id: string;
+    merchant_status: string; merchant_name: string; merchant_vpa: string; mcc: string; acquiring_bank: string;
+  }>(
+    `SELECT t.id AS terminal_id, t.status AS terminal_status, t.store_id, m.id AS merchant_id, m.status AS merchant_status,
+            m.name AS merchant_name, m.vpa AS merchant_vpa, m.mcc, m.acquiring_bank
+       FROM merchants.terminals t JOIN merchants.merchants m ON m.id = t.merchant_id WHERE t.id = $1`,
+    [terminalId],
+  );
+  return rows[0];
+}
+export type TerminalContext = NonNullable<Awaited<ReturnType<typeof getTerminalContext>>>;

@@ -1,0 +1,88 @@
+import type { Db } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
+import { newId, isId } from '../../platform/ids.ts';
+import type { Principal } from '../../http/principal.ts';
+import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
+import { page } from '../../http/pagination.ts';
+import * as repo from './merchants.repo.ts';
+import type { MerchantT, StoreT, TerminalT } from './merchants.schemas.ts';
+
+export interface MerchantsDeps {
+  db: Db;
+  /** Bank codes a merchant may name as its acquirer. */
+  bankCodes: readonly string[];
+  vpaPattern: RegExp;
+}
+
+export function createMerchantsService({ db, bankCodes, vpaPattern }: MerchantsDeps) {
+  const checkBank = (code: string | undefined) => {
+    if (code !== undefined && !bankCodes.includes(code)) {
+      throw new AppError('validation_failed', `Unknown acquiring bank "${code}"`, [{ field: 'body.acquiring_bank', problem: `must be one of ${bankCodes.join(', ')}` }]);
+    }
+  };
+
+  /** Loads a merchant the caller may see; anything else is "not found". */
+  async function visibleMerchant(p: Principal, id: string): Promise<MerchantT> {
+    const m = isId('merchant', id) && canAccessMerchant(p, id) ? await repo.getMerchant(db, id) : undefined;
+    if (!m) throw new AppError('merchant_not_found', 'Merchant not found');
+    return m;
+  }
+
+  async function visibleTerminal(p: Principal, id: string): Promise<TerminalT> {
+    const t = isId('terminal', id) ? await repo.getTerminal(db, id) : undefined;
+    if (!t || !canAccessMerchant(p, t.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+    return t;
+  }
+
+  return {
+    async createMerchant(p: Principal, input: { name: string; vpa: string; mcc: string; acquiring_bank: string }) {
+      if (p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can create merchants');
+      if (!vpaPattern.test(input.vpa)) throw new AppError('invalid_vpa', 'The merchant VPA is not a valid UPI address');
+      checkBank(input.acquiring_bank);
+      return repo.insertMerchant(db, { id: newId('merchant'), ...input, vpa: input.vpa.toLowerCase() });
+    },
+    getMerchant: visibleMerchant,
+    async updateMerchant(p: Principal, id: string, patch: { name?: string; acquiring_bank?: string; status?: string }) {
+      await visibleMerchant(p, id);
+      if (patch.status !== undefined && p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can change a merchant status');
+      checkBank(patch.acquiring_bank);
+      return (await repo.updateMerchant(db, id, patch))!;
+    },
+    async listMerchants(p: Principal, q: { limit: number; before?: string }) {
+      return page(await repo.listMerchants(db, { onlyId: merchantScope(p), before: q.before, limit: q.limit }), q.limit);
+    },
+
+    async createStore(p: Principal, merchantId: string, input: { name: string; city?: string }): Promise<StoreT> {
+      await visibleMerchant(p, merchantId);
+      return repo.insertStore(db, { id: newId('store'), merchant_id: merchantId, ...input });
+    },
+    async getStore(p: Principal, merchantId: string, storeId: string): Promise<StoreT> {
+      await visibleMerchant(p, merchantId);
+      const s = isId('store', storeId) ? await repo.getStore(db, storeId) : undefined;
+      if (!s || s.merchant_id !== merchantId) throw new AppError('store_not_found', 'Store not found');
+      return s;
+    },
+    async listStores(p: Principal, merchantId: string, q: { limit: number; before?: string }) {
+      await visibleMerchant(p, merchantId);
+      return page(await repo.listStores(db, { merchantId, before: q.before, limit: q.limit }), q.limit);
+    },
+
+    async createTerminal(p: Principal, input: { store_id: string; label?: string; serial?: string }): Promise<TerminalT> {
+      const s = await repo.getStore(db, input.store_id);
+      if (!s || !canAccessMerchant(p, s.merchant_id)) throw new AppError('store_not_found', 'Store not found');
+      if (s.status !== 'active') throw new AppError('conflict', 'The store is closed');
+      return repo.insertTerminal(db, { id: newId('terminal'), merchant_id: s.merchant_id, ...input });
+    },
+    getTerminal: visibleTerminal,
+    async updateTerminal(p: Principal, id: string, patch: { label?: string; status?: string }) {
+      await visibleTerminal(p, id);
+      return (await repo.updateTerminal(db, id, patch))!;
+    },
+    async listTerminals(p: Principal, q: { merchant_id?: string; store_id?: string; status?: string; limit: number; before?: string }) {
+      const merchantId = merchantScope(p, q.merchant_id);
+      return page(await repo.listTerminals(db, { merchantId, storeId: q.store_id, status: q.status, before: q.before, limit: q.limit }), q.limit);
+    },
+  };
+}
+
+export type MerchantsService = ReturnType<typeof createMerchantsService>;

@@ -1,0 +1,4 @@
+export { createPaymentsService, paymentView, refundView, type PaymentsService, type PaymentView, type RefundView } from './payments.service.ts';
+export { registerPaymentRoutes } from './payments.routes.ts';
+export { buildUpiUri } from './upiUri.ts';
+export * from './payments.state.ts';

@@ -1,0 +1,246 @@
+import type { Queryable } from '../../platform/db.ts';
+import type { PaymentStatus } from './payments.state.ts';
+
+// SQL for payments and refunds. The service owns the transactions; these take the handle.
+
+export interface PaymentRow {
+  id: string;
+  txn_ref: string;
+  merchant_id: string;
+  store_id: string;
+  terminal_id: string;
+  method: 'upi_qr' | 'upi_collect';
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  payer_vpa: string | null;
+  note: string | null;
+  upi_uri: string | null;
+  bank_code: string;
+  bank_ref: string | null;
+  response_code: string | null;
+  expires_at: Date;
+  refund_reserved: number;
+  refunded_amount: number;
+  status_checks: number;
+  next_check_at: Date | null;
+  needs_reconciliation: boolean;
+  reconciliation_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+  completed_at: Date | null;
+}
+
+export interface RefundRow {
+  id: string;
+  payment_id: string;
+  refund_ref: string;
+  amount: number;
+  status: 'pending' | 'succeeded' | 'failed';
+  reason: string | null;
+  bank_ref: string | null;
+  response_code: string | null;
+  status_checks: number;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+export async function insertPayment(
+  q: Queryable,
+  p: Pick<PaymentRow, 'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'> & { now: Date },
+): Promise<PaymentRow> {
+  const { rows } = await q.query<PaymentRow>(
+    `INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                    payer_vpa, note, upi_uri, bank_code, expires_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14) RETURNING *`,
+    [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now],
+  );
+  await insertEvent(q, { paymentId: p.id, from: null, to: 'created', source: 'api', at: p.now });
+  return rows[0];
+}
+
+export async function getPayment(q: Queryable, id: string, forUpdate = false): Promise<PaymentRow | undefined> {
+  const { rows } = await q.query<PaymentRow>(`SELECT * FROM payments.payments WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  return rows[0];
+}
+
+export async function getPaymentByTxnRef(q: Queryable, txnRef: string, forUpdate = false): Promise<PaymentRow | undefined> {
+  const { rows } = await q.query<PaymentRow>(`SELECT * FROM payments.payments WHERE txn_ref = $1${forUpdate ? ' FOR UPDATE' : ''}`, [txnRef]);
+  return rows[0];
+}
+
+export interface PaymentFilter {
+  merchantId?: string;
+  terminalId?: string;
+  storeId?: string;
+  status?: string;
+  createdFrom?: Date;
+  createdTo?: Date;
+  before?: string;
+  limit: number;
+}
+
+export async function listPayments(q: Queryable, f: PaymentFilter): Promise<PaymentRow[]> {
+  const { rows } = await q.query<PaymentRow>(
+    `SELECT * FROM payments.payments
+      WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR terminal_id = $2)
+        AND ($3::text IS NULL OR store_id = $3) AND ($4::text IS NULL OR status = $4)
+        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
+        AND ($7::text IS NULL OR id < $7)
+      ORDER BY id DESC LIMIT $8`,
+    [f.merchantId ?? null, f.terminalId ?? null, f.storeId ?? null, f.status ?? null, f.createdFrom ?? null, f.createdTo ?? null, f.before ?? null, f.limit + 1],
+  );
+  return rows;
+}
+
+export async function insertEvent(
+  q: Queryable,
+  e: { paymentId: string; from: PaymentStatus | null; to: PaymentStatus; source: string; responseCode?: string | null; detail?: string | null; at: Date },
+) {
+  await q.query(
+    `INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [e.paymentId, e.from, e.to, e.source, e.responseCode ?? null, e.detail ?? null, e.at],
+  );
+}
+
+/** Columns a state change may set alongside the status. */
+export interface PaymentUpdate {
+  bank_ref?: string | null;
+  response_code?: string | null;
+  payer_vpa?: string | null;
+  next_check_at?: Date | null;
+  completed_at?: Date | null;
+  needs_reconciliation?: boolean;
+  reconciliation_reason?: string | null;
+}
+
+/** Compare-and-set on status: returns the new row, or undefined when the status was not `from`. */
+export async function updateStatus(q: Queryable, id: string, from: PaymentStatus, to: PaymentStatus, u: PaymentUpdate, now: Date) {
+  const { rows } = await q.query<PaymentRow>(
+    `UPDATE payments.payments SET status = $3, updated_at = $4,
+            bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
+            payer_vpa = coalesce($7, payer_vpa),
+            next_check_at = CASE WHEN $8::boolean THEN $9::timestamptz ELSE next_check_at END,
+            completed_at = coalesce($10, completed_at),
+            needs_reconciliation = coalesce($11, needs_reconciliation),
+            reconciliation_reason = coalesce($12, reconciliation_reason)
+      WHERE id = $1 AND status = $2 RETURNING *`,
+    [id, from, to, now, u.bank_ref ?? null, u.response_code ?? null, u.payer_vpa ?? null, 'next_check_at' in u, u.next_check_at ?? null,
+     u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null],
+  );
+  return rows[0];
+}
+
+export async function flagReconciliation(q: Queryable, id: string, reason: string, responseCode: string | null, now: Date) {
+  await q.query(
+    `UPDATE payments.payments SET needs_reconciliation = true, reconciliation_reason = $2,
+            response_code = coalesce($3, response_code), next_check_at = NULL, updated_at = $4 WHERE id = $1`,
+    [id, reason, responseCode, now],
+  );
+}
+
+/** Claims up to `limit` pending payments due for a status check (one replica gets each). */
+export async function claimDueStatusChecks(q: Queryable, now: Date, nextCheckAt: Date, limit: number) {
+  const { rows } = await q.query<PaymentRow>(
+    `UPDATE payments.payments SET status_checks = status_checks + 1, next_check_at = $2
+      WHERE id IN (SELECT id FROM payments.payments
+                    WHERE status = 'pending' AND next_check_at <= $1 AND NOT needs_reconciliation
+                    ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+    [now, nextCheckAt, limit],
+  );
+  return rows;
+}
+
+/**
+ * Pending payments past their expiry. The claim pushes next_check_at out by a lease, so other
+ * replicas skip them while this one asks the bank; a crashed worker's lease simply runs out.
+ */
+export async function claimExpired(q: Queryable, now: Date, leaseUntil: Date, limit: number) {
+  const { rows } = await q.query<PaymentRow>(
+    `UPDATE payments.payments SET next_check_at = $2
+      WHERE id IN (SELECT id FROM payments.payments
+                    WHERE status = 'pending' AND expires_at <= $1 AND NOT needs_reconciliation
+                      AND (next_check_at IS NULL OR next_check_at <= $1)
+                    ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+    [now, leaseUntil, limit],
+  );
+  return rows;
+}
+
+/** Reserves `amount` of the payment for a refund; undefined when not refundable or too much. */
+export async function reserveRefund(q: Queryable, paymentId: string, amount: number, now: Date) {
+  const { rows } = await q.query<PaymentRow>(
+    `UPDATE payments.payments SET refund_reserved = refund_reserved + $2, updated_at = $3
+      WHERE id = $1 AND status IN ('succeeded', 'partially_refunded') AND refund_reserved + $2 <= amount
+      RETURNING *`,
+    [paymentId, amount, now],
+  );
+  return rows[0];
+}
+
+export async function insertRefund(q: Queryable, r: Pick<RefundRow, 'id' | 'payment_id' | 'refund_ref' | 'amount' | 'reason'> & { now: Date; nextCheckAt: Date }) {
+  const { rows } = await q.query<RefundRow>(
+    `INSERT INTO payments.refunds (id, payment_id, refund_ref, amount, status, reason, created_at, next_check_at)
+     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING *`,
+    [r.id, r.payment_id, r.refund_ref, r.amount, r.reason, r.now, r.nextCheckAt],
+  );
+  return rows[0];
+}
+
+export async function getRefund(q: Queryable, id: string, forUpdate = false): Promise<RefundRow | undefined> {
+  const { rows } = await q.query<RefundRow>(`SELECT * FROM payments.refunds WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  return rows[0];
+}
+
+export async function getRefundByRef(q: Queryable, ref: string): Promise<RefundRow | undefined> {
+  const { rows } = await q.query<RefundRow>(`SELECT * FROM payments.refunds WHERE refund_ref = $1`, [ref]);
+  return rows[0];
+}
+
+export async function listRefunds(q: Queryable, paymentId: string): Promise<RefundRow[]> {
+  const { rows } = await q.query<RefundRow>(`SELECT * FROM payments.refunds WHERE payment_id = $1 ORDER BY id`, [paymentId]);
+  return rows;
+}
+
+export async function completeRefund(q: Queryable, id: string, status: 'succeeded' | 'failed', bankRef: string | null, code: string | null, now: Date) {
+  const { rows } = await q.query<RefundRow>(
+    `UPDATE payments.refunds SET status = $2, bank_ref = coalesce($3, bank_ref), response_code = $4, completed_at = $5, next_check_at = NULL
+      WHERE id = $1 AND status = 'pending' RETURNING *`,
+    [id, status, bankRef, code, now],
+  );
+  return rows[0];
+}
+
+/** Moves the payment's refund totals after a refund settles: success counts it, failure releases it. */
+export async function settleRefundOnPayment(q: Queryable, paymentId: string, amount: number, succeeded: boolean, now: Date) {
+  const { rows } = await q.query<PaymentRow>(
+    succeeded
+      ? `UPDATE payments.payments SET refunded_amount = refunded_amount + $2, updated_at = $3 WHERE id = $1 RETURNING *`
+      : `UPDATE payments.payments SET refund_reserved = refund_reserved - $2, updated_at = $3 WHERE id = $1 RETURNING *`,
+    [paymentId, amount, now],
+  );
+  return rows[0];
+}
+
+export async function claimDueRefundChecks(q: Queryable, now: Date, nextCheckAt: Date, limit: number) {
+  const { rows } = await q.query<RefundRow>(
+    `UPDATE payments.refunds SET status_checks = status_checks + 1, next_check_at = $2
+      WHERE id IN (SELECT id FROM payments.refunds WHERE status = 'pending' AND next_check_at <= $1
+                    ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+    [now, nextCheckAt, limit],
+  );
+  return rows;
+}
+
+export async function enqueueOutbox(q: Queryable, topic: string, key: string, payload: unknown) {
+  await q.query(`INSERT INTO platform.outbox (topic, key, payload) VALUES ($1, $2, $3)`, [topic, key, JSON.stringify(payload)]);
+}
+
+export async function countNeedingReconciliation(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE needs_reconciliation`);
+  return rows[0].n;
+}

@@ -1,0 +1,74 @@
+import { Type } from '@sinclair/typebox';
+import { PageQuery } from '../../http/pagination.ts';
+import { PAYMENT_STATUSES } from './payments.state.ts';
+
+const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const CreatePayment = Type.Object(
+  {
+    terminal_id: Type.String({ maxLength: 100 }),
+    // Integer paise. The schema only checks the JSON type; the service says exactly what is wrong
+    // (fractional, zero, negative, above the limit) with a stable error code.
+    amount: Type.Number({ description: 'Amount in paise (integer, > 0)' }),
+    currency: Type.String({ description: 'Always "INR"' }),
+    method: Type.Union([Type.Literal('upi_qr'), Type.Literal('upi_collect')]),
+    payer_vpa: Type.Optional(Type.String({ maxLength: 255, description: 'Required for upi_collect' })),
+    note: Type.Optional(Type.String({ maxLength: 50 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Payment = Type.Object({
+  id: Type.String(),
+  terminal_id: Type.String(),
+  store_id: Type.String(),
+  merchant_id: Type.String(),
+  method: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  status: Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s))),
+  payer_vpa: Nullable(Type.String({ description: 'Masked' })),
+  note: Nullable(Type.String()),
+  upi_uri: Nullable(Type.String({ description: 'For upi_qr: the string to render as a QR code' })),
+  txn_ref: Type.String(),
+  bank: Type.Object({ code: Type.String(), ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
+  refunded_amount: Type.Integer(),
+  refundable_amount: Type.Integer(),
+  needs_reconciliation: Type.Boolean(),
+  expires_at: Type.String({ format: 'date-time' }),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+  completed_at: Nullable(Type.String({ format: 'date-time' })),
+});
+
+export const PaymentListQuery = Type.Object(
+  {
+    ...PageQuery,
+    merchant_id: Type.Optional(Type.String({ maxLength: 100 })),
+    terminal_id: Type.Optional(Type.String({ maxLength: 100 })),
+    store_id: Type.Optional(Type.String({ maxLength: 100 })),
+    status: Type.Optional(Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s)))),
+    created_from: Type.Optional(Type.String({ format: 'date-time' })),
+    created_to: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateRefund = Type.Object(
+  {
+    amount: Type.Number({ description: 'Amount in paise to refund (integer, > 0, at most what is left)' }),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 140 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Refund = Type.Object({
+  id: Type.String(),
+  payment_id: Type.String(),
+  amount: Type.Integer(),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')]),
+  reason: Nullable(Type.String()),
+  bank: Type.Object({ ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
+  created_at: Type.String({ format: 'date-time' }),
+  completed_at: Nullable(Type.String({ format: 'date-time' })),
+});

@@ -1,0 +1,414 @@
+import type { Logger } from 'pino';
+import type { Db, Queryable } from '../../platform/db.ts';
+import type { Clock } from '../../platform/clock.ts';
+import type { Config } from '../../platform/config.ts';
+import type { Metrics } from '../../platform/metrics.ts';
+import { AppError, isAppError } from '../../platform/errors.ts';
+import { newId, isId, txnRefFromPaymentId } from '../../platform/ids.ts';
+import { isValidPaise } from '../../platform/money.ts';
+import { maskVpa } from '../../platform/mask.ts';
+import type { Principal } from '../../http/principal.ts';
+import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
+import { page } from '../../http/pagination.ts';
+import type { LedgerService } from '../ledger/types.ts';
+import type { BankCallback, BankConnector, BankResult } from '../banks/types.ts';
+import { getTerminalContext } from '../merchants/index.ts';
+import { buildUpiUri } from './upiUri.ts';
+import { canTransition, statusAfterRefund, type PaymentStatus } from './payments.state.ts';
+import * as repo from './payments.repo.ts';
+import type { PaymentRow, RefundRow } from './payments.repo.ts';
+
+export interface PaymentsDeps {
+  db: Db;
+  ledger: Pick<LedgerService, 'post'>;
+  banks: { route(acquiringBank: string): Promise<BankConnector>; connector(code: string): BankConnector };
+  config: Pick<Config, 'payments' | 'publicUrl'>;
+  metrics: Metrics;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface CreatePaymentInput {
+  terminal_id: string;
+  amount: number;
+  currency: string;
+  method: 'upi_qr' | 'upi_collect';
+  payer_vpa?: string;
+  note?: string;
+}
+
+type Source = 'api' | 'callback' | 'worker';
+
+const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
+const NOTE_RE = /^[^\u0000-\u001f\u007f]{1,50}$/;
+
+/** API view of a payment: the payer's VPA is masked, internal bookkeeping is left out. */
+export function paymentView(p: PaymentRow) {
+  return {
+    id: p.id,
+    terminal_id: p.terminal_id,
+    store_id: p.store_id,
+    merchant_id: p.merchant_id,
+    method: p.method,
+    amount: p.amount,
+    currency: p.currency,
+    status: p.status,
+    payer_vpa: maskVpa(p.payer_vpa),
+    note: p.note,
+    upi_uri: p.upi_uri,
+    txn_ref: p.txn_ref,
+    bank: { code: p.bank_code, ref: p.bank_ref, response_code: p.response_code },
+    refunded_amount: p.refunded_amount,
+    refundable_amount: ['succeeded', 'partially_refunded'].includes(p.status) ? p.amount - p.refund_reserved : 0,
+    needs_reconciliation: p.needs_reconciliation,
+    expires_at: p.expires_at.toISOString(),
+    created_at: p.created_at.toISOString(),
+    updated_at: p.updated_at.toISOString(),
+    completed_at: p.completed_at ? p.completed_at.toISOString() : null,
+  };
+}
+export type PaymentView = ReturnType<typeof paymentView>;
+
+export function refundView(r: RefundRow) {
+  return {
+    id: r.id,
+    payment_id: r.payment_id,
+    amount: r.amount,
+    status: r.status,
+    reason: r.reason,
+    bank: { ref: r.bank_ref, response_code: r.response_code },
+    created_at: r.created_at.toISOString(),
+    completed_at: r.completed_at ? r.completed_at.toISOString() : null,
+  };
+}
+export type RefundView = ReturnType<typeof refundView>;
+
+export function createPaymentsService(deps: PaymentsDeps) {
+  const { db, ledger, banks, config, metrics, clock, logger } = deps;
+  const cfg = config.payments;
+  const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
+
+  function validateCreate(input: CreatePaymentInput) {
+    if (!isValidPaise(input.amount)) throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
+    if (input.amount > cfg.maxAmountPaise) {
+      throw new AppError('amount_above_limit', `amount exceeds the per-transaction limit of ${cfg.maxAmountPaise} paise`);
+    }
+    if (input.currency !== 'INR') throw new AppError('validation_failed', 'currency must be INR');
+    if (input.method === 'upi_collect') {
+      if (!input.payer_vpa) throw new AppError('validation_failed', 'payer_vpa is required for upi_collect', [{ field: 'body.payer_vpa', problem: 'is required for upi_collect' }]);
+    }
+    if (input.payer_vpa !== undefined && !cfg.vpaPattern.test(input.payer_vpa)) {
+      throw new AppError('invalid_vpa', 'payer_vpa is not a valid UPI address');
+    }
+    if (input.note !== undefined && !NOTE_RE.test(input.note)) {
+      throw new AppError('validation_failed', 'note must be 1-50 printable characters', [{ field: 'body.note', problem: 'must be 1-50 printable characters' }]);
+    }
+  }
+
+  /** Posts the money movement for a successful payment: the acquirer owes us, we owe the merchant. */
+  const postPaymentLedger = (tx: Queryable, p: PaymentRow) =>
+    ledger.post(tx, {
+      kind: 'payment.succeeded',
+      reference: p.id,
+      lines: [
+        { account: { code: `bank_clearing:${p.bank_code}`, type: 'asset' }, debit: p.amount },
+        { account: { code: `merchant_payable:${p.merchant_id}`, type: 'liability' }, credit: p.amount },
+      ],
+    });
+
+  const postRefundLedger = (tx: Queryable, p: PaymentRow, r: RefundRow) =>
+    ledger.post(tx, {
+      kind: 'refund.succeeded',
+      reference: r.id,
+      lines: [
+        { account: { code: `merchant_payable:${p.merchant_id}`, type: 'liability' }, debit: r.amount },
+        { account: { code: `bank_clearing:${p.bank_code}`, type: 'asset' }, credit: r.amount },
+      ],
+    });
+
+  /**
+   * Moves a payment from `from` to `to` inside `tx`: compare-and-set on status, history row,
+   * ledger entry when money arrived, outbox event for the terminal. Returns undefined when the
+   * payment was no longer in `from` (someone else moved it first).
+   */
+  async function transition(tx: Queryable, p: PaymentRow, to: PaymentStatus, u: repo.PaymentUpdate, source: Source, detail?: string) {
+    if (!canTransition(p.status, to)) throw new AppError('invalid_state_transition', `A ${p.status} payment cannot become ${to}`);
+    const now = clock.now();
+    const next = await repo.updateStatus(tx, p.id, p.status, to, u, now);
+    if (!next) return undefined;
+    await repo.insertEvent(tx, { paymentId: p.id, from: p.status, to, source, responseCode: u.response_code, detail, at: now });
+    if (to === 'succeeded') await postPaymentLedger(tx, next);
+    await repo.enqueueOutbox(tx, 'payment.updated', next.terminal_id, { payment_id: next.id, status: to, amount: next.amount, at: now.toISOString() });
+    return next;
+  }
+
+  function count(p: PaymentRow) {
+    metrics.payments.inc({ method: p.method, status: p.status });
+  }
+
+  /**
+   * Applies what a bank said about a payment (callback, status check or final check at expiry).
+   * Legal moves happen; anything else is recorded and, where money may have moved, flagged for
+   * reconciliation — never forced through.
+   */
+  async function applyPaymentResult(paymentId: string, result: BankResult, source: Source, opts: { expireIfOpen?: boolean } = {}) {
+    const updated = await db.tx(async (tx) => {
+      const p = await repo.getPayment(tx, paymentId, true);
+      if (!p) throw new AppError('payment_not_found', 'Payment not found');
+      const now = clock.now();
+      const done = { completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null };
+      const note = async (detail: string) =>
+        repo.insertEvent(tx, { paymentId: p.id, from: p.status, to: p.status, source, responseCode: result.responseCode, detail, at: now });
+
+      if (p.status === 'pending' || p.status === 'created') {
+        switch (result.outcome) {
+          case 'success':
+            if (p.status === 'created') {
+              const pend = await transition(tx, p, 'pending', {}, source);
+              return pend && transition(tx, pend, 'succeeded', { ...done, payer_vpa: result.payerVpa ?? null }, source);
+            }
+            return transition(tx, p, 'succeeded', { ...done, payer_vpa: result.payerVpa ?? null }, source);
+          case 'failed':
+          case 'reversed':
+            return transition(tx, p, 'failed', done, source);
+          case 'expired':
+            return p.status === 'pending' ? transition(tx, p, 'expired', done, source) : transition(tx, p, 'failed', done, source);
+          case 'deemed':
+          case 'unknown':
+            await repo.flagReconciliation(tx, p.id, result.outcome === 'deemed' ? 'deemed' : 'unknown_at_bank', result.responseCode, now);
+            await note(`bank answered ${result.outcome}; flagged for reconciliation`);
+            return repo.getPayment(tx, p.id);
+          case 'pending':
+            if (opts.expireIfOpen && p.status === 'pending') return transition(tx, p, 'expired', { ...done, response_code: 'U69' }, source, 'expired unpaid');
+            if (p.status === 'pending' && p.status_checks >= cfg.statusCheckMax) {
+              // No more status checks: the expiry job gives it its final check.
+              await tx.query(`UPDATE payments.payments SET next_check_at = NULL WHERE id = $1`, [p.id]);
+            }
+            return undefined;
+        }
+      }
+      // Already final. The same answer again is a duplicate and changes nothing.
+      const paid = ['succeeded', 'partially_refunded', 'refunded'].includes(p.status);
+      if (result.outcome === 'success' && !paid) {
+        // The customer may have been debited for a payment we already closed: never revive it,
+        // flag it so reconciliation reverses or refunds the money (RBI: within T+5).
+        await repo.flagReconciliation(tx, p.id, 'success_after_close', result.responseCode, now);
+        await note('bank reported success for a closed payment; flagged for reconciliation');
+        logger.warn({ payment_id: p.id, status: p.status, source }, 'late success for a closed payment');
+        return repo.getPayment(tx, p.id);
+      }
+      if (result.outcome !== 'success' && result.outcome !== 'pending' && paid && source === 'callback') {
+        await note(`ignored ${result.outcome} for a paid payment`);
+      }
+      return undefined;
+    });
+    if (updated && updated.status !== 'pending') count(updated);
+    return updated;
+  }
+
+  async function visiblePayment(p: Principal, id: string): Promise<PaymentRow> {
+    const row = isId('payment', id) ? await repo.getPayment(db, id) : undefined;
+    if (!row || !canAccessMerchant(p, row.merchant_id)) throw new AppError('payment_not_found', 'Payment not found');
+    return row;
+  }
+
+  async function settleRefund(refundId: string, result: BankResult) {
+    return db.tx(async (tx) => {
+      const r = await repo.getRefund(tx, refundId, true);
+      if (!r || r.status !== 'pending') return r;
+      const now = clock.now();
+      if (result.outcome === 'success') {
+        const done = await repo.completeRefund(tx, r.id, 'succeeded', result.bankRef ?? null, result.responseCode, now);
+        const p = (await repo.getPayment(tx, r.payment_id, true))!;
+        const after = await repo.settleRefundOnPayment(tx, p.id, r.amount, true, now);
+        await postRefundLedger(tx, p, done);
+        await transition(tx, p, statusAfterRefund(after.amount, after.refunded_amount), {}, 'api', `refund ${r.id}`);
+        metrics.refunds.inc({ status: 'succeeded' });
+        return done;
+      }
+      if (result.outcome === 'failed' || result.outcome === 'reversed' || result.outcome === 'expired') {
+        const done = await repo.completeRefund(tx, r.id, 'failed', result.bankRef ?? null, result.responseCode, now);
+        await repo.settleRefundOnPayment(tx, r.payment_id, r.amount, false, now);
+        metrics.refunds.inc({ status: 'failed' });
+        return done;
+      }
+      return r; // pending, deemed or unknown: the worker asks again
+    });
+  }
+
+  return {
+    paymentView,
+    async create(principal: Principal, input: CreatePaymentInput): Promise<PaymentView> {
+      validateCreate(input);
+      const ctx = isId('terminal', input.terminal_id) ? await getTerminalContext(db, input.terminal_id) : undefined;
+      if (!ctx || !canAccessMerchant(principal, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+      if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
+      if (ctx.merchant_status !== 'active') throw new AppError('merchant_inactive', 'The merchant is suspended');
+      const bank = await banks.route(ctx.acquiring_bank);
+      const now = clock.now();
+      const id = newId('payment');
+      const txnRef = txnRefFromPaymentId(id);
+      const expiresAt = addSeconds(now, input.method === 'upi_qr' ? cfg.qrExpirySeconds : cfg.collectExpirySeconds);
+      const upiUri = input.method === 'upi_qr'
+        ? buildUpiUri({ payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc, txnRef, amountPaise: input.amount, note: input.note })
+        : null;
+      // 1. Record the intent before talking to the bank, so nothing the bank knows is unknown to us.
+      let payment = await db.tx((tx) =>
+        repo.insertPayment(tx, {
+          id, txn_ref: txnRef, merchant_id: ctx.merchant_id, store_id: ctx.store_id, terminal_id: ctx.terminal_id,
+          method: input.method, amount: input.amount, currency: 'INR', payer_vpa: input.payer_vpa?.toLowerCase() ?? null,
+          note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now,
+        }),
+      );
+      // 2. The bank call, outside any transaction, with our txnRef as the idempotent reference.
+      const req = {
+        txnRef, amountPaise: input.amount, payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc,
+        note: input.note, expiresAt, callbackUrl: callbackUrl(bank.code),
+      };
+      let result: BankResult | undefined;
+      let bankRef: string | undefined;
+      let failure: AppError | undefined;
+      try {
+        if (input.method === 'upi_qr') bankRef = (await bank.registerIntent(req)).bankRef;
+        else result = await bank.sendCollect({ ...req, payerVpa: input.payer_vpa! });
+      } catch (e) {
+        failure = isAppError(e) ? e : new AppError('bank_unavailable', 'The bank did not answer');
+      }
+      // 3. Record what happened.
+      const firstCheck = addSeconds(clock.now(), cfg.statusCheckFirstAfterSeconds);
+      const timedOut = Boolean((failure?.details as { timeout?: boolean } | undefined)?.timeout);
+      if (failure && !timedOut) {
+        // The bank refused or was unreachable before accepting anything: nothing to reconcile.
+        payment = (await db.tx((tx) => transition(tx, payment, 'failed', { response_code: 'U28', completed_at: clock.now(), next_check_at: null }, 'api', failure!.message))) ?? payment;
+        count(payment);
+        throw new AppError('bank_unavailable', 'The bank could not take the payment; nothing was charged', { payment_id: payment.id });
+      }
+      payment = (await db.tx((tx) =>
+        transition(tx, payment, 'pending', { bank_ref: bankRef ?? result?.bankRef ?? null, next_check_at: firstCheck }, 'api', timedOut ? 'bank timed out; status check scheduled' : undefined),
+      )) ?? payment;
+      metrics.payments.inc({ method: payment.method, status: 'pending' });
+      if (result && result.outcome !== 'pending') payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
+      return paymentView(payment);
+    },
+
+    async get(principal: Principal, id: string): Promise<PaymentView> {
+      return paymentView(await visiblePayment(principal, id));
+    },
+
+    async list(principal: Principal, f: Omit<repo.PaymentFilter, 'merchantId'> & { merchantId?: string }) {
+      const merchantId = merchantScope(principal, f.merchantId);
+      const rows = await repo.listPayments(db, { ...f, merchantId });
+      const pg = page(rows, f.limit);
+      return { data: pg.data.map(paymentView), next_cursor: pg.next_cursor };
+    },
+
+    async refund(principal: Principal, paymentId: string, input: { amount: number; reason?: string }): Promise<RefundView> {
+      if (!isValidPaise(input.amount)) throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
+      const p = await visiblePayment(principal, paymentId);
+      const now = clock.now();
+      if (!['succeeded', 'partially_refunded'].includes(p.status)) {
+        throw new AppError('payment_not_refundable', `A ${p.status} payment cannot be refunded`);
+      }
+      if (p.completed_at && now.getTime() - p.completed_at.getTime() > cfg.refundWindowDays * 86_400_000) {
+        throw new AppError('payment_not_refundable', `The refund window of ${cfg.refundWindowDays} days has passed`);
+      }
+      // Reserve first, in one conditional UPDATE: concurrent refunds can never exceed the amount.
+      const refund = await db.tx(async (tx) => {
+        const reserved = await repo.reserveRefund(tx, p.id, input.amount, now);
+        if (!reserved) {
+          const cur = (await repo.getPayment(tx, p.id))!;
+          if (!['succeeded', 'partially_refunded'].includes(cur.status)) throw new AppError('payment_not_refundable', `A ${cur.status} payment cannot be refunded`);
+          throw new AppError('refund_exceeds_payment', `Only ${cur.amount - cur.refund_reserved} paise are left to refund`, { refundable_amount: cur.amount - cur.refund_reserved });
+        }
+        const rid = newId('refund');
+        return repo.insertRefund(tx, {
+          id: rid, payment_id: p.id, refund_ref: 'TR' + rid.slice(4).toUpperCase(), amount: input.amount, reason: input.reason ?? null,
+          now, nextCheckAt: addSeconds(now, cfg.statusCheckFirstAfterSeconds),
+        });
+      });
+      let result: BankResult;
+      try {
+        result = await banks.connector(p.bank_code).refund({
+          refundRef: refund.refund_ref, originalTxnRef: p.txn_ref, amountPaise: refund.amount, note: input.reason, callbackUrl: callbackUrl(p.bank_code),
+        });
+      } catch (e) {
+        const timedOut = Boolean(((e as AppError).details as { timeout?: boolean } | undefined)?.timeout);
+        // Unreachable before acceptance: release the reservation. A timeout stays pending for the worker.
+        result = timedOut ? { outcome: 'pending', responseCode: '01' } : { outcome: 'failed', responseCode: 'U28' };
+      }
+      return refundView((await settleRefund(refund.id, result))!);
+    },
+
+    async listRefunds(principal: Principal, paymentId: string) {
+      const p = await visiblePayment(principal, paymentId);
+      return { data: (await repo.listRefunds(db, p.id)).map(refundView), next_cursor: null };
+    },
+
+    /** A verified callback from a bank. Duplicates are harmless. */
+    async handleCallback(bankCode: string, cb: BankCallback) {
+      if (cb.kind === 'payment') {
+        const p = await repo.getPaymentByTxnRef(db, cb.ref);
+        if (!p || p.bank_code !== bankCode) throw new AppError('payment_not_found', 'No payment with this reference at this bank');
+        await applyPaymentResult(p.id, cb.result, 'callback');
+        return { received: true };
+      }
+      const r = await repo.getRefundByRef(db, cb.ref);
+      if (!r) throw new AppError('not_found', 'No refund with this reference');
+      await settleRefund(r.id, cb.result);
+      return { received: true };
+    },
+
+    // ---- worker jobs ----
+
+    /** Status checks on the UPI cadence: first after statusCheckFirstAfterSeconds, at most statusCheckMax. */
+    async runStatusChecks(): Promise<number> {
+      const now = clock.now();
+      const claimed = await db.tx((tx) => repo.claimDueStatusChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100));
+      for (const p of claimed) {
+        try {
+          const result = await banks.connector(p.bank_code).checkStatus(p.txn_ref);
+          await applyPaymentResult(p.id, result, 'worker');
+        } catch (e) {
+          logger.warn({ payment_id: p.id, code: (e as AppError).code }, 'status check failed; will retry');
+        }
+      }
+      return claimed.length;
+    },
+
+    /** Unpaid QR and collect requests past their expiry get one last status check, then expire. */
+    async runExpiry(): Promise<number> {
+      const now = clock.now();
+      const claimed = await db.tx((tx) => repo.claimExpired(tx, now, addSeconds(now, 30), 100));
+      for (const p of claimed) {
+        let result: BankResult;
+        try {
+          result = await banks.connector(p.bank_code).checkStatus(p.txn_ref);
+        } catch {
+          continue; // bank unreachable: the lease runs out and we try again
+        }
+        await applyPaymentResult(p.id, result, 'worker', { expireIfOpen: true });
+      }
+      return claimed.length;
+    },
+
+    async runRefundChecks(): Promise<number> {
+      const now = clock.now();
+      const claimed = await db.tx((tx) => repo.claimDueRefundChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100));
+      for (const r of claimed) {
+        try {
+          const p = (await repo.getPayment(db, r.payment_id))!;
+          await settleRefund(r.id, await banks.connector(p.bank_code).checkRefundStatus(r.refund_ref));
+        } catch (e) {
+          logger.warn({ refund_id: r.id, code: (e as AppError).code }, 'refund status check failed; will retry');
+        }
+      }
+      return claimed.length;
+    },
+
+    async updateReconciliationGauge() {
+      metrics.reconciliationPending.set(await repo.countNeedingReconciliation(db));
+    },
+  };
+}
+
+export type PaymentsService = ReturnType<typeof createPaymentsService>;

@@ -1,0 +1,51 @@
+import { writeFileSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Db } from '../platform/db.ts';
+import { newId } from '../platform/ids.ts';
+import { createApiKey } from '../modules/identity/index.ts';
+import { PERMISSIONS } from '../http/principal.ts';
+
+// Demo data for `npm start` in development: one merchant with a store, two terminals and a
+// partner API key. Loaded once: the merchant's fixed VPA marks it. The key is shown once, so
+// it lives in <data dir>/demo.json; if that file is lost, a fresh key is issued.
+
+export const DEMO_MERCHANT_VPA = 'demo.store@simbank';
+
+export interface DemoInfo {
+  api_url: string;
+  api_key: string;
+  merchant_id: string;
+  terminal_ids: string[];
+}
+
+export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string }): Promise<{ info: DemoInfo; created: boolean; file: string }> {
+  const file = join(opts.dataDir, 'demo.json');
+  const existing = await db.query<{ id: string }>(`SELECT id FROM merchants.merchants WHERE vpa = $1`, [DEMO_MERCHANT_VPA]);
+  if (existing.rows[0] && existsSync(file)) {
+    const info = { ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo), api_url: opts.apiUrl };
+    writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+    return { info, created: false, file };
+  }
+  const info = await db.tx(async (tx) => {
+    let merchantId = existing.rows[0]?.id;
+    let terminalIds: string[];
+    if (!merchantId) {
+      merchantId = newId('merchant');
+      await tx.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Demo Kirana Store', $2, '5411', 'SIMBANK')`, [merchantId, DEMO_MERCHANT_VPA]);
+      const storeId = newId('store');
+      await tx.query(`INSERT INTO merchants.stores (id, merchant_id, name, city) VALUES ($1, $2, 'MG Road', 'Bengaluru')`, [storeId, merchantId]);
+      terminalIds = [newId('terminal'), newId('terminal')];
+      for (const [i, id] of terminalIds.entries()) {
+        await tx.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id, label) VALUES ($1, $2, $3, $4)`, [id, merchantId, storeId, `Till ${i + 1}`]);
+      }
+    } else {
+      const t = await tx.query<{ id: string }>(`SELECT id FROM merchants.terminals WHERE merchant_id = $1 ORDER BY id`, [merchantId]);
+      terminalIds = t.rows.map((r) => r.id);
+    }
+    const key = await createApiKey(tx, { name: 'demo partner key', merchantId: null, permissions: PERMISSIONS });
+    return { api_url: opts.apiUrl, api_key: key.key, merchant_id: merchantId, terminal_ids: terminalIds };
+  });
+  mkdirSync(opts.dataDir, { recursive: true });
+  writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  return { info, created: true, file };
+}

@@ -1,0 +1,59 @@
+import type { Logger } from 'pino';
+import type { Db } from '../platform/db.ts';
+import type { PaymentsService } from '../modules/payments/index.ts';
+import { pruneNonces } from '../platform/signing.ts';
+
+// The worker role: background jobs on a fixed tick. Every job claims its rows with
+// FOR UPDATE SKIP LOCKED (or a lease), so any number of worker replicas can run side by side.
+
+export interface WorkerDeps {
+  db: Db;
+  payments: Pick<PaymentsService, 'runStatusChecks' | 'runExpiry' | 'runRefundChecks' | 'updateReconciliationGauge'>;
+  logger: Logger;
+  intervalMs: number;
+}
+
+const IDEMPOTENCY_RETENTION_HOURS = 24;
+const NONCE_RETENTION_SECONDS = 3600; // well past the callback max age, so a replay is always caught
+
+export function createWorker({ db, payments, logger, intervalMs }: WorkerDeps) {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let ticks = 0;
+
+  async function runOnce() {
+    const checked = await payments.runStatusChecks();
+    const expired = await payments.runExpiry();
+    const refunds = await payments.runRefundChecks();
+    // Housekeeping, once a minute or so.
+    if (ticks++ % Math.max(1, Math.round(60_000 / intervalMs)) === 0) {
+      await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS]);
+      await pruneNonces(db, NONCE_RETENTION_SECONDS);
+      await payments.updateReconciliationGauge();
+    }
+    if (checked + expired + refunds > 0) logger.info({ checked, expired, refunds }, 'worker tick');
+  }
+
+  function schedule() {
+    timer = setTimeout(() => {
+      running = runOnce()
+        .catch((e) => logger.error({ err: { type: (e as Error).name, code: (e as { code?: string }).code } }, 'worker tick failed'))
+        .finally(() => {
+          running = undefined;
+          if (timer) schedule();
+        });
+    }, intervalMs);
+  }
+
+  return {
+    runOnce,
+    start() {
+      if (!timer) schedule();
+    },
+    async stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}
