@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyError } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import sjson from 'secure-json-parse';
@@ -70,7 +70,8 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, logger, metrics } = deps;
   const app = Fastify({
     loggerInstance: logger as unknown as import('fastify').FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Our own onResponse hook writes one line per request, with no bodies and no headers.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.http.bodyLimitBytes,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

@@ -1,0 +1,40 @@
+import { loadConfig, type Config } from '../platform/config.ts';
+import { openDb, type Db } from '../platform/db.ts';
+import { migrate } from '../platform/migrate.ts';
+
+// A `tillpoint` subcommand. Each lives in its own file under commands/ and is listed in
+// commands/index.ts; `help` is generated from the list.
+
+export interface Command {
+  name: string;
+  /** One or more usage lines, shown by `tillpoint help`. */
+  usage: string;
+  summary: string;
+  /** Exit code, or undefined for long-running commands that keep the process alive. */
+  run(argv: string[]): Promise<number | undefined>;
+}
+
+/** Opens the configured database (migrated), runs `fn`, closes it. */
+export async function withDb<T>(fn: (db: Db, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    await migrate(db);
+    return await fn(db, config);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Keeps a long-running command alive until SIGINT/SIGTERM, then runs `stop` once and exits. */
+export function onShutdown(stop: () => Promise<void>) {
+  let stopping = false;
+  const handler = async () => {
+    if (stopping) return;
+    stopping = true;
+    await stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void handler());
+  process.on('SIGTERM', () => void handler());
+}

@@ -1,0 +1,37 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../../platform/config.ts';
+import { withDb, type Command } from '../command.ts';
+
+export const apiKeys: Command = {
+  name: 'api-keys',
+  usage: 'api-keys create --name NAME [--merchant mer_…] [--permissions a,b] [--expires-days N]',
+  summary: 'Issue a partner (no --merchant) or merchant API key; the key is printed once.',
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (sub !== 'create') throw new ConfigError('api-keys', `usage: tillpoint ${this.usage}`);
+    const { values } = parseArgs({
+      args: rest,
+      options: { name: { type: 'string' }, merchant: { type: 'string' }, permissions: { type: 'string' }, 'expires-days': { type: 'string' } },
+    });
+    if (!values.name) throw new ConfigError('--name', 'is required');
+    const { PERMISSIONS } = await import('../../http/principal.ts');
+    const perms = values.permissions ? values.permissions.split(',').map((s) => s.trim()) : [...PERMISSIONS];
+    for (const p of perms) if (!(PERMISSIONS as readonly string[]).includes(p)) throw new ConfigError('--permissions', `unknown permission "${p}"`);
+    const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
+    if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days', 'must be a positive integer');
+    const { createApiKey } = await import('../../modules/identity/index.ts');
+    return withDb(async (db) => {
+      if (values.merchant) {
+        const m = await db.query(`SELECT 1 FROM merchants.merchants WHERE id = $1`, [values.merchant]);
+        if (!m.rows[0]) throw new ConfigError('--merchant', `no merchant ${values.merchant}`);
+      }
+      const k = await createApiKey(db, {
+        name: values.name!, merchantId: values.merchant ?? null, permissions: perms,
+        expiresAt: days ? new Date(Date.now() + days * 86_400_000) : null,
+      });
+      process.stdout.write(JSON.stringify({ id: k.id, api_key: k.key, merchant_id: k.merchantId, permissions: k.permissions }) + '\n');
+      process.stderr.write('Store this key now: it is not shown again.\n');
+      return 0;
+    });
+  },
+};

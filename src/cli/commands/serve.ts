@@ -1,0 +1,34 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../../platform/config.ts';
+import { onShutdown, type Command } from '../command.ts';
+
+export const serve: Command = {
+  name: 'serve',
+  usage: 'serve [--role api|worker|all]',
+  summary: 'Run the platform (default role: all). In development the demo data is loaded and its credentials written to <data dir>/demo.json.',
+  async run(argv) {
+    const { values } = parseArgs({ args: argv, options: { role: { type: 'string', default: 'all' } } });
+    const role = values.role as string;
+    if (!['api', 'worker', 'all'].includes(role)) throw new ConfigError('--role', 'must be api, worker or all');
+    const { createApp } = await import('../../app.ts');
+    const app = await createApp({ role: role as 'api' | 'worker' | 'all' });
+    const url = await app.start();
+    const c = app.config;
+    const lines = [`Tillpoint is running (role: ${role}, mode: ${c.mode}, database: ${app.db.driver === 'pglite' ? `PGlite in ${c.dataDir}` : 'PostgreSQL'})`];
+    if (url) {
+      lines.push(`  API:      ${c.publicUrl}/v1`, `  Docs:     ${c.publicUrl}/docs`, `  OpenAPI:  ${c.publicUrl}/openapi.json`, `  Metrics:  ${c.publicUrl}/metrics`);
+      if (c.embeddedBankSim) lines.push(`  Bank sim: ${c.publicUrl}/sim (development only)`);
+      if (c.mode !== 'production') {
+        const { loadDemo } = await import('../../roles/demo.ts');
+        const demo = await loadDemo(app.db, { dataDir: c.dataDir, apiUrl: c.publicUrl });
+        lines.push(`  Demo:     ${demo.file} (${demo.created ? 'created' : 'reused'}; merchant ${demo.info.merchant_id})`);
+      }
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+    onShutdown(async () => {
+      app.logger.info('stopping');
+      await app.stop();
+    });
+    return undefined;
+  },
+};
