@@ -32,6 +32,7 @@ export const ERROR_STATUS = {
   terminal_inactive: 409,
   merchant_inactive: 409,
   replayed_request: 409,
+  insufficient_funds: 409,
   // 422: understood but refused by business rules
   amount_above_limit: 422,
   // 429
