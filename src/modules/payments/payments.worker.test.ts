@@ -1,0 +1,186 @@
+import { test, describe, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestDb } from '../../platform/testing.ts';
+import { fixedClock } from '../../platform/clock.ts';
+import { loadConfig } from '../../platform/config.ts';
+import { createMetrics } from '../../platform/metrics.ts';
+import { createLogger } from '../../platform/log.ts';
+import { AppError } from '../../platform/errors.ts';
+import type { Db } from '../../platform/db.ts';
+import { newId } from '../../platform/ids.ts';
+import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
+import type { BankConnector, BankResult } from '../banks/types.ts';
+import { createPaymentsService } from './payments.service.ts';
+import type { Principal } from '../../http/principal.ts';
+
+// The worker's jobs against a scripted bank: each test says what the bank will answer and
+// checks where the payment ends up. Real database, fake bank (the bank's side is what varies).
+
+const ok = (responseCode: string, outcome: BankResult['outcome'], extra: Partial<BankResult> = {}): BankResult => ({ responseCode, outcome, ...extra });
+
+function scriptedBank() {
+  const script = { intent: [] as (() => Promise<{ bankRef?: string }>)[], status: [] as BankResult[], refund: [] as BankResult[], refundStatus: [] as BankResult[] };
+  const calls: string[] = [];
+  const connector: BankConnector = {
+    code: 'SIMBANK',
+    async registerIntent() {
+      calls.push('intent');
+      return (script.intent.shift() ?? (async () => ({ bankRef: 'BR1' })))();
+    },
+    async sendCollect() {
+      calls.push('collect');
+      return ok('01', 'pending');
+    },
+    async checkStatus() {
+      calls.push('status');
+      const r = script.status.shift();
+      if (!r) throw new AppError('bank_unavailable', 'no scripted answer');
+      return r;
+    },
+    async refund() {
+      calls.push('refund');
+      return script.refund.shift() ?? ok('00', 'success');
+    },
+    async checkRefundStatus() {
+      calls.push('refund_status');
+      return script.refundStatus.shift() ?? ok('01', 'pending');
+    },
+    parseCallback() {
+      throw new Error('unused');
+    },
+  };
+  return { script, calls, banks: { route: async () => connector, connector: () => connector } };
+}
+
+describe('payment worker jobs', () => {
+  let db: Db;
+  let terminalId: string;
+  const principal: Principal = { kind: 'api_key', id: 'key_test', merchantId: null, permissions: new Set() };
+  const clock = fixedClock('2026-03-01T10:00:00Z');
+  const config = loadConfig({ NODE_ENV: 'test' }); // UPI defaults: first check after 90 s, at most 3
+  let bank: ReturnType<typeof scriptedBank>;
+  let svc: ReturnType<typeof createPaymentsService>;
+
+  before(async () => {
+    db = await createTestDb();
+    const m = newId('merchant');
+    const s = newId('store');
+    terminalId = newId('terminal');
+    await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'W', 'w@simbank', '5411', 'SIMBANK')`, [m]);
+    await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'S')`, [s, m]);
+    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [terminalId, m, s]);
+  });
+  after(() => db.close());
+  beforeEach(() => {
+    bank = scriptedBank();
+    svc = createPaymentsService({ db, ledger: createLedgerService(), banks: bank.banks, config, metrics: createMetrics(), clock, logger: createLogger({ level: 'silent' }) });
+  });
+
+  const create = (amount = 1000) => svc.create(principal, { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });
+  const get = (id: string) => svc.get(principal, id);
+
+  test('no status check before 90 s; a check that finds the payment paid completes it', async () => {
+    const p = await create();
+    clock.advance(60_000);
+    assert.equal(await svc.runStatusChecks(), 0, 'too early for the first check');
+    clock.advance(31_000);
+    bank.script.status.push(ok('00', 'success', { bankRef: 'RRN1', payerVpa: 'late.payer@okhdfc' }));
+    assert.equal(await svc.runStatusChecks(), 1);
+    const g = await get(p.id);
+    assert.equal(g.status, 'succeeded');
+    assert.equal(g.payer_vpa, 'la****@okhdfc');
+    assert.equal((await runLedgerVerify(db)).ok, true);
+  });
+
+  test('at most 3 status checks, then expiry gives a final check and expires the unpaid QR', async () => {
+    const p = await create();
+    for (let i = 0; i < 5; i++) {
+      clock.advance(91_000 + 600_000);
+      bank.script.status.push(ok('01', 'pending'));
+      await svc.runStatusChecks();
+    }
+    assert.equal(bank.calls.filter((c) => c === 'status').length, 3, 'three checks at most');
+    assert.equal((await get(p.id)).status, 'pending');
+    bank.script.status.length = 0;
+    bank.script.status.push(ok('01', 'pending'));
+    assert.ok((await svc.runExpiry()) >= 1);
+    const g = await get(p.id);
+    assert.equal(g.status, 'expired');
+    assert.equal(g.bank.response_code, 'U69');
+  });
+
+  test('expiry first asks the bank: a payment paid at the last moment succeeds instead of expiring', async () => {
+    const p = await create();
+    clock.advance(301_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runExpiry();
+    assert.equal((await get(p.id)).status, 'succeeded');
+  });
+
+  test('a deemed answer flags the payment for reconciliation and no job touches it again', async () => {
+    const p = await create();
+    clock.advance(91_000);
+    bank.script.status.push(ok('U67', 'deemed'));
+    await svc.runStatusChecks();
+    let g = await get(p.id);
+    assert.equal(g.status, 'pending');
+    assert.equal(g.needs_reconciliation, true);
+    clock.advance(3_600_000);
+    const before = bank.calls.length;
+    await svc.runStatusChecks();
+    await svc.runExpiry();
+    assert.equal(bank.calls.length, before, 'reconciliation decides, not the worker');
+    g = await get(p.id);
+    assert.equal(g.status, 'pending');
+  });
+
+  test('a bank timeout while registering leaves the payment pending with a status check scheduled', async () => {
+    bank.script.intent.push(async () => {
+      throw new AppError('bank_unavailable', 'timed out', { timeout: true });
+    });
+    const p = await create();
+    assert.equal(p.status, 'pending');
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    assert.equal((await get(p.id)).status, 'succeeded');
+  });
+
+  test('a bank that refuses before accepting fails the payment with a 503 and nothing to reconcile', async () => {
+    bank.script.intent.push(async () => {
+      throw new AppError('bank_unavailable', 'connection refused');
+    });
+    await assert.rejects(create(), (e: AppError) => e.code === 'bank_unavailable' && typeof (e.details as any)?.payment_id === 'string');
+  });
+
+  test('a refund the bank leaves pending is settled by the refund status job', async () => {
+    const p = await create(2000);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    bank.script.refund.push(ok('01', 'pending'));
+    const r = await svc.refund(principal, p.id, { amount: 500 });
+    assert.equal(r.status, 'pending');
+    assert.equal((await get(p.id)).refundable_amount, 1500, 'the pending refund is reserved');
+    clock.advance(91_000);
+    bank.script.refundStatus.push(ok('00', 'success'));
+    assert.equal(await svc.runRefundChecks(), 1);
+    const g = await get(p.id);
+    assert.equal(g.status, 'partially_refunded');
+    assert.equal(g.refunded_amount, 500);
+    assert.equal((await runLedgerVerify(db)).ok, true);
+  });
+
+  test('a refund the bank declines releases the reserved amount', async () => {
+    const p = await create(2000);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    bank.script.refund.push(ok('U30', 'failed'));
+    const r = await svc.refund(principal, p.id, { amount: 2000 });
+    assert.equal(r.status, 'failed');
+    const g = await get(p.id);
+    assert.equal(g.status, 'succeeded');
+    assert.equal(g.refundable_amount, 2000);
+  });
+});
