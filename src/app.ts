@@ -11,7 +11,7 @@ import { createApiKeyAuthenticator } from './modules/identity/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
 import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
-import { createPaymentsService, registerPaymentRoutes } from './modules/payments/index.ts';
+import { createPaymentsService, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
 import { createWorker } from './roles/worker.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
@@ -45,7 +45,9 @@ export async function createApp(opts: AppOptions = {}) {
   const ledger = createLedgerService();
   const banks = createBanksService({ db, config, metrics, clock });
   const merchants = createMerchantsService({ db, bankCodes: config.banks.map((b) => b.code), vpaPattern: config.payments.vpaPattern });
-  const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger });
+  // Modules that react to payment events (rewards, audit, …) add their hooks here.
+  const paymentHooks: PaymentHooks[] = [];
+  const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger, hooks: paymentHooks });
 
   let http: FastifyInstance | undefined;
   if (role === 'api' || role === 'all') {

@@ -18,6 +18,20 @@ import { canTransition, statusAfterRefund, type PaymentStatus } from './payments
 import * as repo from './payments.repo.ts';
 import type { PaymentRow, RefundRow } from './payments.repo.ts';
 
+/**
+ * Extension points for other modules (rewards, audit, …). Each runs inside the transaction of
+ * the event it names, so what it writes commits or rolls back with the payment itself.
+ */
+export interface PaymentHooks {
+  onCreated?(tx: Queryable, payment: PaymentRow, input: CreatePaymentInput): Promise<void>;
+  /** After the payment's ledger entry, in the same transaction. */
+  onSucceeded?(tx: Queryable, payment: PaymentRow): Promise<void>;
+  /** A payment closed without money: failed or expired. */
+  onClosedUnpaid?(tx: Queryable, payment: PaymentRow): Promise<void>;
+  /** After a refund's ledger entry, in the same transaction. */
+  onRefunded?(tx: Queryable, payment: PaymentRow, refund: RefundRow): Promise<void>;
+}
+
 export interface PaymentsDeps {
   db: Db;
   ledger: Pick<LedgerService, 'post'>;
@@ -26,6 +40,7 @@ export interface PaymentsDeps {
   metrics: Metrics;
   clock: Clock;
   logger: Logger;
+  hooks?: PaymentHooks[];
 }
 
 export interface CreatePaymentInput {
@@ -85,6 +100,7 @@ export type RefundView = ReturnType<typeof refundView>;
 
 export function createPaymentsService(deps: PaymentsDeps) {
   const { db, ledger, banks, config, metrics, clock, logger } = deps;
+  const hooks = deps.hooks ?? [];
   const cfg = config.payments;
   const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
 
@@ -137,7 +153,11 @@ export function createPaymentsService(deps: PaymentsDeps) {
     const next = await repo.updateStatus(tx, p.id, p.status, to, u, now);
     if (!next) return undefined;
     await repo.insertEvent(tx, { paymentId: p.id, from: p.status, to, source, responseCode: u.response_code, detail, at: now });
-    if (to === 'succeeded') await postPaymentLedger(tx, next);
+    if (to === 'succeeded') {
+      await postPaymentLedger(tx, next);
+      for (const h of hooks) await h.onSucceeded?.(tx, next);
+    }
+    if (to === 'failed' || to === 'expired') for (const h of hooks) await h.onClosedUnpaid?.(tx, next);
     await repo.enqueueOutbox(tx, 'payment.updated', next.terminal_id, { payment_id: next.id, status: to, amount: next.amount, at: now.toISOString() });
     return next;
   }
@@ -222,6 +242,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         const p = (await repo.getPayment(tx, r.payment_id, true))!;
         const after = await repo.settleRefundOnPayment(tx, p.id, r.amount, true, now);
         await postRefundLedger(tx, p, done);
+        for (const h of hooks) await h.onRefunded?.(tx, after, done);
         await transition(tx, p, statusAfterRefund(after.amount, after.refunded_amount), {}, 'api', `refund ${r.id}`);
         metrics.refunds.inc({ status: 'succeeded' });
         return done;
@@ -253,13 +274,15 @@ export function createPaymentsService(deps: PaymentsDeps) {
         ? buildUpiUri({ payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc, txnRef, amountPaise: input.amount, note: input.note })
         : null;
       // 1. Record the intent before talking to the bank, so nothing the bank knows is unknown to us.
-      let payment = await db.tx((tx) =>
-        repo.insertPayment(tx, {
+      let payment = await db.tx(async (tx) => {
+        const row = await repo.insertPayment(tx, {
           id, txn_ref: txnRef, merchant_id: ctx.merchant_id, store_id: ctx.store_id, terminal_id: ctx.terminal_id,
           method: input.method, amount: input.amount, currency: 'INR', payer_vpa: input.payer_vpa?.toLowerCase() ?? null,
           note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now,
-        }),
-      );
+        });
+        for (const h of hooks) await h.onCreated?.(tx, row, input);
+        return row;
+      });
       // 2. The bank call, outside any transaction, with our txnRef as the idempotent reference.
       const req = {
         txnRef, amountPaise: input.amount, payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc,
