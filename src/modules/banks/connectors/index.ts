@@ -1,0 +1,26 @@
+import type { BankConfig } from '../../../platform/config.ts';
+import { AppError } from '../../../platform/errors.ts';
+import type { BankConnector } from '../types.ts';
+import { createSimbankConnector, type ConnectorOptions } from './simbank.ts';
+
+// Which file speaks to which bank: BankConfig.connector names an entry here. Adding a real
+// bank means adding its connector file and one line below.
+const FACTORIES: Record<string, (bank: BankConfig, opts: ConnectorOptions) => BankConnector> = {
+  simbank: createSimbankConnector,
+};
+
+export const CONNECTOR_NAMES = Object.keys(FACTORIES);
+
+export function createConnector(bank: BankConfig, opts: ConnectorOptions): BankConnector {
+  const factory = Object.hasOwn(FACTORIES, bank.connector) ? FACTORIES[bank.connector] : undefined;
+  if (!factory) {
+    // Raised at start-up (the service builds every connector then), so a typo in BANKS stops
+    // the process instead of failing the first payment.
+    throw new AppError('internal_error', `Bank ${bank.code}: unknown connector "${bank.connector}"`, {
+      known: CONNECTOR_NAMES,
+    });
+  }
+  return factory(bank, opts);
+}
+
+export type { ConnectorOptions };

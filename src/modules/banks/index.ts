@@ -1,0 +1,14 @@
+// Public face of the banks module: other modules import from here only.
+export type {
+  BankOutcome,
+  BankResult,
+  IntentRequest,
+  CollectRequest,
+  RefundRequest,
+  BankCallback,
+  BankConnector,
+} from './types.ts';
+export { createBanksService, type BanksService, type BanksServiceDeps, type BankStatus } from './banks.service.ts';
+export { createConnector, CONNECTOR_NAMES, type ConnectorOptions } from './connectors/index.ts';
+export { RESPONSE_CODES, outcomeForCode, toBankResult, isKnownCode, type ResponseCodeInfo } from './responseCodes.ts';
+export * from './simulator/index.ts';

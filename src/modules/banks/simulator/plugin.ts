@@ -1,0 +1,96 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from '../../../platform/clock.ts';
+import { checkSignature } from '../../../platform/signing.ts';
+import { createSimEngine, SimError, type OutcomeRatios, type SimLogger } from './engine.ts';
+import { SIM_PATHS } from './wire.ts';
+
+// The simulator as a Fastify plugin: register it with `{ prefix: '/sim' }` on the main
+// server (development) or on its own server (startBankSimulator). Not wrapped in
+// fastify-plugin on purpose: its JSON parser (which keeps the raw body for signature
+// checks) and its error format stay inside its own encapsulation context.
+
+export interface BankSimulatorOptions {
+  /** Shared HMAC secret: verifies Tillpoint's requests and signs callbacks. */
+  secret: string;
+  /** How long the "customer" takes to answer a collect or approve a QR payment. Default 0. */
+  latencyMs?: number;
+  /** Outcome weights for collects and QR payments without an explicit outcome. */
+  outcomes?: Partial<OutcomeRatios>;
+  /** Random source for outcomes and codes, for reproducible runs. Default Math.random. */
+  rng?: () => number;
+  /** Defaults to the Fastify instance's logger. */
+  logger?: SimLogger;
+  /** Moves expiry and signature freshness in tests. Default: system clock. */
+  clock?: Clock;
+  /** Waits between callback retries (ms). Default [500, 2000, 5000, 15000]. */
+  callbackRetryDelaysMs?: number[];
+  /** Freshness window for Tillpoint's signed requests. Default 300 s. */
+  maxAgeSeconds?: number;
+}
+
+const NONCE_SWEEP_EVERY = 1_000;
+
+export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = async (app: FastifyInstance, opts) => {
+  const engine = createSimEngine({ ...opts, logger: opts.logger ?? app.log });
+  const maxAge = opts.maxAgeSeconds ?? 300;
+  const now = () => (opts.clock ? opts.clock.now() : new Date());
+  app.addHook('onClose', async () => engine.close());
+
+  // Signatures cover the body byte for byte, so keep the raw text beside the parsed JSON.
+  const rawBodies = new WeakMap<FastifyRequest, string>();
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 64 * 1024 }, (req, body, done) => {
+    rawBodies.set(req, body as string);
+    try {
+      done(null, (body as string).length ? JSON.parse(body as string) : {});
+    } catch {
+      done(new SimError(400, 'malformed_json', 'body is not valid JSON'), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    if (err instanceof SimError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    return reply
+      .code(status)
+      .send({ error: { code: status === 500 ? 'internal_error' : 'invalid_request', message: status === 500 ? 'simulator error' : err.message } });
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'route_not_found', message: 'no such simulator route' } }));
+
+  // Nonces of accepted requests, kept until their timestamps would be refused anyway (2×maxAge).
+  const nonces = new Map<string, number>();
+  let sinceSweep = 0;
+  function verify(req: FastifyRequest) {
+    const r = checkSignature({ secrets: [opts.secret], headers: req.headers, rawBody: rawBodies.get(req) ?? '', maxAgeSeconds: maxAge, now: now() });
+    if (!r.ok) throw new SimError(401, 'invalid_signature', `request signature refused (${r.reason})`);
+    const t = now().getTime();
+    if (++sinceSweep >= NONCE_SWEEP_EVERY) {
+      sinceSweep = 0;
+      for (const [n, exp] of nonces) if (exp < t) nonces.delete(n);
+    }
+    if (nonces.has(r.nonce)) throw new SimError(409, 'replayed_request', 'this signed request was already received');
+    nonces.set(r.nonce, t + 2 * maxAge * 1000);
+  }
+
+  type Body = Record<string, unknown>;
+  const body = (req: FastifyRequest): Body => {
+    const b = req.body;
+    if (!b || typeof b !== 'object' || Array.isArray(b)) throw new SimError(400, 'invalid_request', 'body must be a JSON object');
+    return b as Body;
+  };
+  const signed =
+    (fn: (b: Body) => unknown) =>
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      verify(req);
+      return reply.send(await fn(body(req)));
+    };
+
+  app.get(SIM_PATHS.health, async () => ({ status: 'ok' }));
+  app.post(SIM_PATHS.intents, signed((b) => engine.registerIntent(b)));
+  app.post(SIM_PATHS.collects, signed((b) => engine.sendCollect(b)));
+  app.post(SIM_PATHS.txnStatus, signed((b) => engine.status(b)));
+  app.post(SIM_PATHS.refunds, signed((b) => engine.refund(b)));
+  app.post(SIM_PATHS.refundStatus, signed((b) => engine.refundStatus(b)));
+  // The customer's side: unsigned, as it stands for a person with a UPI app, not for Tillpoint.
+  app.post(SIM_PATHS.customerPayments, async (req, reply) => reply.send(await engine.customerPayment(body(req))));
+};
