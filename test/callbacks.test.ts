@@ -92,6 +92,9 @@ describe('signed bank callbacks', () => {
     const s = await status(p.id);
     assert.equal(s.status, 'failed');
     assert.equal(s.needs_reconciliation, true);
+    const flagged = await t.request('GET', '/v1/payments?needs_reconciliation=true');
+    assert.ok(flagged.body.data.some((x: any) => x.id === p.id));
+    assert.ok(flagged.body.data.every((x: any) => x.needs_reconciliation));
   });
 
   test('a decline for a paid payment is ignored', async () => {

@@ -76,6 +76,7 @@ export interface PaymentFilter {
   status?: string;
   createdFrom?: Date;
   createdTo?: Date;
+  needsReconciliation?: boolean;
   before?: string;
   limit: number;
 }
@@ -86,9 +87,9 @@ export async function listPayments(q: Queryable, f: PaymentFilter): Promise<Paym
       WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR terminal_id = $2)
         AND ($3::text IS NULL OR store_id = $3) AND ($4::text IS NULL OR status = $4)
         AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
-        AND ($7::text IS NULL OR id < $7)
+        AND ($7::text IS NULL OR id < $7) AND ($9::boolean IS NULL OR needs_reconciliation = $9)
       ORDER BY id DESC LIMIT $8`,
-    [f.merchantId ?? null, f.terminalId ?? null, f.storeId ?? null, f.status ?? null, f.createdFrom ?? null, f.createdTo ?? null, f.before ?? null, f.limit + 1],
+    [f.merchantId ?? null, f.terminalId ?? null, f.storeId ?? null, f.status ?? null, f.createdFrom ?? null, f.createdTo ?? null, f.before ?? null, f.limit + 1, f.needsReconciliation ?? null],
   );
   return rows;
 }
