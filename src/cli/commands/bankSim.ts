@@ -5,9 +5,15 @@ export const bankSim: Command = {
   usage: 'bank-sim [--port N] [--host H] [--latency-ms N] [--approve R] [--decline R] [--pending R] [--timeout R] [--dev]',
   summary: 'Run the bank simulator as its own process (BANK_SIM_SECRET, or --dev for the development secret).',
   async run(argv) {
-    const { parseBankSimArgs, startBankSimulator } = await import('../../modules/banks/index.ts');
-    const sim = await startBankSimulator(parseBankSimArgs(argv));
-    process.stdout.write(`bank simulator listening on ${sim.url}\n`);
+    const { parseBankSimArgs, startBankSimulator, BANK_SIM_USAGE } = await import('../../modules/banks/index.ts');
+    const args = parseBankSimArgs(argv);
+    if (args.help) {
+      process.stdout.write(BANK_SIM_USAGE + '\n');
+      return 0;
+    }
+    const { createLogger } = await import('../../platform/log.ts');
+    const sim = await startBankSimulator({ ...args, logger: createLogger({ level: process.env.LOG_LEVEL ?? 'info' }) });
+    process.stdout.write(`bank simulator listening on ${sim.url}; set BANK_SIM_URL=${sim.bankUrl}\n`);
     onShutdown(() => sim.close());
     return undefined;
   },
