@@ -97,6 +97,15 @@ describe('signed bank callbacks', () => {
     assert.ok(flagged.body.data.every((x: any) => x.needs_reconciliation));
   });
 
+  test('a success for a different amount is never booked as paid', async () => {
+    const p = await newPayment(5000);
+    const r = await send({ ...success(p), amount: '5.00' });
+    assert.equal(r.status, 200);
+    const s = await status(p.id);
+    assert.equal(s.status, 'pending');
+    assert.equal(s.needs_reconciliation, true);
+  });
+
   test('a decline for a paid payment is ignored', async () => {
     const p = await newPayment();
     await send(success(p));

@@ -80,7 +80,7 @@ test('verifyCallback: current and previous secret accepted, replay and wrong sec
     assert.deepEqual(cb, {
       kind: 'payment',
       ref: 'TP0001',
-      result: { outcome: 'success', responseCode: '00', bankRef: '123456789012', payerVpa: 'ravi@okbank', message: 'success' },
+      result: { outcome: 'success', responseCode: '00', bankRef: '123456789012', payerVpa: 'ravi@okbank', message: 'success', amountPaise: 14900 },
     });
     // Rotation overlap: the bank still signs with the old secret.
     await banks.verifyCallback('HDFCX', signRequest('h-old', callback), callback);

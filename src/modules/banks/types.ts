@@ -19,6 +19,8 @@ export interface BankResult {
   bankRef?: string;
   /** Payer VPA as reported by the bank (for QR payments we learn it only here). */
   payerVpa?: string;
+  /** Amount the bank says moved, in paise, when its message carries one (callbacks do). */
+  amountPaise?: number;
   message?: string;
 }
 

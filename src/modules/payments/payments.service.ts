@@ -180,6 +180,13 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const note = async (detail: string) =>
         repo.insertEvent(tx, { paymentId: p.id, from: p.status, to: p.status, source, responseCode: result.responseCode, detail, at: now });
 
+      if (result.outcome === 'success' && result.amountPaise !== undefined && result.amountPaise !== p.amount) {
+        // The bank says a different amount moved: never book it as paid; people decide.
+        await repo.flagReconciliation(tx, p.id, 'amount_mismatch', result.responseCode, now);
+        await note(`bank reported success for ${result.amountPaise} paise; flagged for reconciliation`);
+        logger.warn({ payment_id: p.id, source }, 'bank reported a different amount');
+        return repo.getPayment(tx, p.id);
+      }
       if (p.status === 'pending' || p.status === 'created') {
         switch (result.outcome) {
           case 'success':

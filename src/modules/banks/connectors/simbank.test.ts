@@ -120,9 +120,9 @@ test('parseCallback accepts the two callback kinds and refuses garbage', () => {
   assert.deepEqual(c.parseCallback({ type: 'refund', refund_ref: 'rfd_1', original_txn_ref: 'TP1', amount: '1.00', response_code: '00' }), {
     kind: 'refund',
     ref: 'rfd_1',
-    result: { outcome: 'success', responseCode: '00', message: 'success' },
+    result: { outcome: 'success', responseCode: '00', message: 'success', amountPaise: 100 },
   });
-  for (const junk of [null, 'x', {}, { type: 'payment', response_code: '00' }, { type: 'other', txn_ref: 'a', response_code: '00' }, { type: 'payment', txn_ref: 'TP1', response_code: '<script>' }]) {
+  for (const junk of [null, 'x', {}, { type: 'payment', response_code: '00' }, { type: 'other', txn_ref: 'a', response_code: '00' }, { type: 'payment', txn_ref: 'TP1', response_code: '<script>' }, { type: 'payment', txn_ref: 'TP1', amount: '-1', response_code: '00' }]) {
     assert.throws(() => c.parseCallback(junk), (e: unknown) => e instanceof AppError && e.code === 'validation_failed');
   }
 });

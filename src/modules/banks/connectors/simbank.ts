@@ -1,6 +1,6 @@
 import type { BankConfig } from '../../../platform/config.ts';
 import { AppError } from '../../../platform/errors.ts';
-import { formatRupees } from '../../../platform/money.ts';
+import { formatRupees, parseRupees } from '../../../platform/money.ts';
 import { systemClock, type Clock } from '../../../platform/clock.ts';
 import type { Metrics } from '../../../platform/metrics.ts';
 import { signRequest } from '../../../platform/signing.ts';
@@ -203,10 +203,18 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
       if (!code || !ref || !/^[A-Za-z0-9]{2,3}$/.test(code)) {
         throw new AppError('validation_failed', `Callback from bank ${bank.code} is not in the expected format`);
       }
+      let amountPaise: number | undefined;
+      if (o.amount !== undefined) {
+        try {
+          amountPaise = parseRupees(String(o.amount));
+        } catch {
+          throw new AppError('validation_failed', `Callback from bank ${bank.code} carries an invalid amount`);
+        }
+      }
       return {
         kind: o.type as 'payment' | 'refund',
         ref,
-        result: toBankResult(code, { bankRef: str(o.bank_ref), payerVpa: str(o.payer_vpa), message: str(o.message) }),
+        result: { ...toBankResult(code, { bankRef: str(o.bank_ref), payerVpa: str(o.payer_vpa), message: str(o.message) }), ...(amountPaise === undefined ? {} : { amountPaise }) },
       };
     },
   };

@@ -89,7 +89,7 @@ test('dynamic QR: register, customer pays, signed callback verified, status and 
   assert.deepEqual(cb.result, {
     kind: 'payment',
     ref: req.txnRef,
-    result: { outcome: 'success', responseCode: '00', bankRef: reg.bankRef, payerVpa: 'ravi.k@okbank', message: 'success' },
+    result: { outcome: 'success', responseCode: '00', bankRef: reg.bankRef, payerVpa: 'ravi.k@okbank', message: 'success', amountPaise: req.amountPaise },
   });
 
   const st = await bank.checkStatus(req.txnRef);
@@ -110,7 +110,7 @@ test('dynamic QR: register, customer pays, signed callback verified, status and 
   const rf = await bank.refund(refund);
   assert.equal(rf.outcome, 'success');
   const rcb = await r.receiver.next();
-  assert.deepEqual(rcb.result, { kind: 'refund', ref: refund.refundRef, result: rf });
+  assert.deepEqual(rcb.result, { kind: 'refund', ref: refund.refundRef, result: { ...rf, amountPaise: refund.amountPaise } });
   assert.deepEqual(await bank.refund(refund), rf, 'refund is idempotent on refundRef');
   assert.equal((await bank.checkRefundStatus(refund.refundRef)).outcome, 'success');
   const tooMuch = await bank.refund({ ...refund, refundRef: 'rfd_big', amountPaise: 9_901 });
