@@ -1,0 +1,14 @@
+import { createServer } from 'node:net';
+
+/** A free TCP port on the loopback interface. Benchmarks only ever listen and connect there. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
