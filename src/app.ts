@@ -13,6 +13,7 @@ import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.t
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import { createPaymentsService, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
 import { createWorker } from './roles/worker.ts';
+import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
@@ -48,6 +49,11 @@ export async function createApp(opts: AppOptions = {}) {
   // Modules that react to payment events (rewards, audit, …) add their hooks here.
   const paymentHooks: PaymentHooks[] = [];
   const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger, hooks: paymentHooks });
+  const rewards = createRewardsService({
+    db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, batchSize: config.worker.batchSize,
+    customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir),
+  });
+  paymentHooks.push(rewards.hooks);
 
   let http: FastifyInstance | undefined;
   if (role === 'api' || role === 'all') {
@@ -55,12 +61,13 @@ export async function createApp(opts: AppOptions = {}) {
     http = await buildServer({ config, logger, metrics, db, authenticate });
     registerMerchantRoutes(http, merchants);
     registerPaymentRoutes(http, payments, banks);
+    registerRewardsRoutes(http, rewards);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim) await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
     }
   }
-  const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, logger, intervalMs: config.worker.intervalMs }) : undefined;
+  const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, rewards, logger, intervalMs: config.worker.intervalMs }) : undefined;
 
   return {
     role,
@@ -69,7 +76,7 @@ export async function createApp(opts: AppOptions = {}) {
     db,
     http,
     worker,
-    services: { ledger, banks, merchants, payments },
+    services: { ledger, banks, merchants, payments, rewards },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
       let url: string | undefined;

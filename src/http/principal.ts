@@ -11,6 +11,8 @@ export const PERMISSIONS = [
   'payments:read',
   'payments:write',
   'refunds:write',
+  'rewards:read',
+  'rewards:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -48,6 +48,8 @@ export interface Config {
   worker: { intervalMs: number; batchSize: number };
   http: { bodyLimitBytes: number };
   bankTimeoutMs: number;
+  /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); undefined outside production = a key file in the data dir. */
+  rewards: { customerKey?: Buffer };
 }
 
 export class ConfigError extends Error {
@@ -117,6 +119,19 @@ function parseBanks(env: Env, mode: Mode, publicUrl: string, devSecret: string):
   });
 }
 
+/** A secret key of 32+ bytes, given as hex or base64. Required in production; elsewhere optional. */
+function parseKeyBytes(env: Env, mode: Mode, name: string): Buffer | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') {
+    if (mode === 'production') throw new ConfigError(name, 'required in production (32 or more random bytes, hex or base64)');
+    return undefined;
+  }
+  const v = raw.trim();
+  const key = /^(?:[0-9a-fA-F]{2})+$/.test(v) ? Buffer.from(v, 'hex') : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) ? Buffer.from(v, 'base64') : undefined;
+  if (!key || key.length < 32) throw new ConfigError(name, 'must be 32 or more random bytes, hex or base64');
+  return key;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const modeRaw = str(env, 'NODE_ENV', 'development');
   if (!['development', 'test', 'production'].includes(modeRaw)) {
@@ -181,5 +196,6 @@ export function loadConfig(env: Env = process.env): Config {
     worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000) },
     http: { bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024) },
     bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
+    rewards: { customerKey: parseKeyBytes(env, mode, 'REWARDS_CUSTOMER_KEY') },
   };
 }

@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   store_not_found: 404,
   terminal_not_found: 404,
   payment_not_found: 404,
+  program_not_found: 404, // rewards: no such program, or the merchant is in none
   route_not_found: 404,
   // 409: the request conflicts with current state
   conflict: 409,
@@ -33,8 +34,10 @@ export const ERROR_STATUS = {
   merchant_inactive: 409,
   replayed_request: 409,
   insufficient_funds: 409,
+  insufficient_points: 409, // rewards: the customer's available points do not cover the redemption or debit
   // 422: understood but refused by business rules
   amount_above_limit: 422,
+  redemption_not_allowed: 422, // rewards: no active program, below the minimum or above the basket share
   // 429
   rate_limited: 429,
   // 5xx

@@ -4,6 +4,7 @@ import type { Db } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { createApiKey } from '../modules/identity/index.ts';
 import { PERMISSIONS } from '../http/principal.ts';
+import { ensureDemoProgram } from '../modules/rewards/index.ts';
 
 // Demo data for `npm start` in development: one merchant with a store, two terminals and a
 // partner API key. Loaded once: the merchant's fixed VPA marks it. The key is shown once, so
@@ -22,6 +23,8 @@ export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string }
   const file = join(opts.dataDir, 'demo.json');
   const existing = await db.query<{ id: string }>(`SELECT id FROM merchants.merchants WHERE vpa = $1`, [DEMO_MERCHANT_VPA]);
   if (existing.rows[0] && existsSync(file)) {
+    // Rewards: 1 point per full ₹10, no pending period (also for demo data made before rewards existed).
+    await ensureDemoProgram(db, { id: existing.rows[0].id, mcc: '5411' });
     const info = { ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo), api_url: opts.apiUrl };
     writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
     return { info, created: false, file };
@@ -45,6 +48,7 @@ export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string }
     const key = await createApiKey(tx, { name: 'demo partner key', merchantId: null, permissions: PERMISSIONS });
     return { api_url: opts.apiUrl, api_key: key.key, merchant_id: merchantId, terminal_ids: terminalIds };
   });
+  await ensureDemoProgram(db, { id: info.merchant_id, mcc: '5411' });
   mkdirSync(opts.dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
   return { info, created: true, file };

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../platform/db.ts';
 import type { PaymentsService } from '../modules/payments/index.ts';
+import type { RewardsService } from '../modules/rewards/index.ts';
 import { pruneNonces } from '../platform/signing.ts';
 
 // The worker role: background jobs on a fixed tick. Every job claims its rows with
@@ -9,6 +10,8 @@ import { pruneNonces } from '../platform/signing.ts';
 export interface WorkerDeps {
   db: Db;
   payments: Pick<PaymentsService, 'runStatusChecks' | 'runExpiry' | 'runRefundChecks' | 'updateReconciliationGauge'>;
+  /** Reward points: pending periods that ended, lots that expired. */
+  rewards?: Pick<RewardsService, 'runJobs'>;
   logger: Logger;
   intervalMs: number;
 }
@@ -16,7 +19,7 @@ export interface WorkerDeps {
 const IDEMPOTENCY_RETENTION_HOURS = 24;
 const NONCE_RETENTION_SECONDS = 3600; // well past the callback max age, so a replay is always caught
 
-export function createWorker({ db, payments, logger, intervalMs }: WorkerDeps) {
+export function createWorker({ db, payments, rewards, logger, intervalMs }: WorkerDeps) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let ticks = 0;
@@ -25,13 +28,16 @@ export function createWorker({ db, payments, logger, intervalMs }: WorkerDeps) {
     const checked = await payments.runStatusChecks();
     const expired = await payments.runExpiry();
     const refunds = await payments.runRefundChecks();
+    const points = rewards ? await rewards.runJobs() : { matured: 0, expired: 0 };
     // Housekeeping, once a minute or so.
     if (ticks++ % Math.max(1, Math.round(60_000 / intervalMs)) === 0) {
       await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS]);
       await pruneNonces(db, NONCE_RETENTION_SECONDS);
       await payments.updateReconciliationGauge();
     }
-    if (checked + expired + refunds > 0) logger.info({ checked, expired, refunds }, 'worker tick');
+    if (checked + expired + refunds + points.matured + points.expired > 0) {
+      logger.info({ checked, expired, refunds, points_matured: points.matured, points_expired: points.expired }, 'worker tick');
+    }
   }
 
   function schedule() {

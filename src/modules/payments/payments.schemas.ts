@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { PageQuery } from '../../http/pagination.ts';
 import { PAYMENT_STATUSES } from './payments.state.ts';
+import { PaymentRewardsRequest } from '../rewards/index.ts';
 
 const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -14,6 +15,8 @@ export const CreatePayment = Type.Object(
     method: Type.Union([Type.Literal('upi_qr'), Type.Literal('upi_collect')]),
     payer_vpa: Type.Optional(Type.String({ maxLength: 255, description: 'Required for upi_collect' })),
     note: Type.Optional(Type.String({ maxLength: 50 })),
+    // Reward points: `amount` stays the UPI amount; redeemed points pay the rest of the basket.
+    rewards: Type.Optional(PaymentRewardsRequest),
   },
   { additionalProperties: false },
 );

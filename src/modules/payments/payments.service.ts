@@ -13,6 +13,7 @@ import { page } from '../../http/pagination.ts';
 import type { LedgerService } from '../ledger/types.ts';
 import type { BankCallback, BankConnector, BankResult } from '../banks/types.ts';
 import { getTerminalContext } from '../merchants/index.ts';
+import type { PaymentRewardsInput } from '../rewards/index.ts';
 import { buildUpiUri } from './upiUri.ts';
 import { canTransition, statusAfterRefund, type PaymentStatus } from './payments.state.ts';
 import * as repo from './payments.repo.ts';
@@ -50,6 +51,8 @@ export interface CreatePaymentInput {
   method: 'upi_qr' | 'upi_collect';
   payer_vpa?: string;
   note?: string;
+  /** Reward points (handled by the rewards hooks): the customer to earn to, and points to redeem. */
+  rewards?: PaymentRewardsInput;
 }
 
 type Source = 'api' | 'callback' | 'worker';

@@ -1,0 +1,171 @@
+-- Reward points: programs and their earn rules, customers (by keyed hash only), lots, earnings,
+-- redemptions and the statement. Invariants are in src/modules/rewards/README.md; every point
+-- movement is also a double-entry posting in the ledger's 'PTS' book. Only the rewards module
+-- writes these tables.
+CREATE SCHEMA IF NOT EXISTS rewards;
+
+CREATE TABLE rewards.programs (
+  id                     text        PRIMARY KEY,                 -- 'prg_…'
+  owner_merchant_id      text,                                    -- NULL: a platform-run coalition
+  name                   text        NOT NULL CHECK (char_length(name) BETWEEN 1 AND 99),
+  status                 text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused')),
+  point_value_paise      bigint      NOT NULL CHECK (point_value_paise BETWEEN 1 AND 100000),
+  -- Base earn rate: earn_points for every earn_per_paise spent, rounded once per payment.
+  earn_points            bigint      NOT NULL CHECK (earn_points BETWEEN 0 AND 1000000),
+  earn_per_paise         bigint      NOT NULL CHECK (earn_per_paise BETWEEN 1 AND 1000000000),
+  rounding               text        NOT NULL CHECK (rounding IN ('down', 'nearest', 'up')),
+  timezone               text        NOT NULL,                    -- for time windows and the daily cap
+  pending_seconds        integer     NOT NULL DEFAULT 0 CHECK (pending_seconds >= 0),
+  validity_days          integer              CHECK (validity_days IS NULL OR validity_days > 0),
+  -- Fixed at creation: it is the floor of every customer's ledger account in this program.
+  allow_negative_balance boolean     NOT NULL DEFAULT false,
+  budget_points          bigint               CHECK (budget_points IS NULL OR budget_points >= 0),
+  budget_used            bigint      NOT NULL DEFAULT 0 CHECK (budget_used >= 0),
+  redeem_min_points      bigint      NOT NULL DEFAULT 1 CHECK (redeem_min_points >= 1),
+  redeem_max_basket_bp   integer     NOT NULL DEFAULT 10000 CHECK (redeem_max_basket_bp BETWEEN 1 AND 10000),
+  created_at             timestamptz NOT NULL DEFAULT now(),
+  updated_at             timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT programs_within_budget CHECK (budget_points IS NULL OR budget_used <= budget_points),
+  CONSTRAINT programs_pending_within_validity CHECK (validity_days IS NULL OR pending_seconds < validity_days * 86400)
+);
+-- A merchant owns at most one program.
+CREATE UNIQUE INDEX programs_one_per_owner ON rewards.programs (owner_merchant_id) WHERE owner_merchant_id IS NOT NULL;
+
+-- Which program a merchant's customers earn and burn in: its own, or the coalition it joined.
+CREATE TABLE rewards.program_merchants (
+  merchant_id text        PRIMARY KEY,                            -- one program per merchant
+  program_id  text        NOT NULL REFERENCES rewards.programs (id),
+  mcc         char(4)     NOT NULL CHECK (mcc ~ '^[0-9]{4}$'),    -- copied at join; a merchant's MCC never changes
+  joined_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX program_merchants_by_program ON rewards.program_merchants (program_id, merchant_id);
+
+-- Earn rules are data: validated by rules.ts, evaluated by computeEarn(). value is the
+-- multiplier in basis points, the minimum spend in paise, or the cap in points.
+CREATE TABLE rewards.earn_rules (
+  id          text        PRIMARY KEY,                            -- 'rul_…'
+  program_id  text        NOT NULL REFERENCES rewards.programs (id),
+  kind        text        NOT NULL CHECK (kind IN ('multiplier', 'minimum_spend', 'cap_per_transaction', 'cap_per_customer_day')),
+  value       bigint      NOT NULL CHECK (value >= 0),
+  conditions  jsonb       NOT NULL DEFAULT '{}',
+  description text,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX earn_rules_by_program ON rewards.earn_rules (program_id, id);
+
+-- A customer of one program, known only by HMAC-SHA-256(key, "vpa:<vpa>" | "phone:+91…").
+-- The raw VPA or phone never reaches this schema. The row is the lock for the customer's lots.
+CREATE TABLE rewards.customers (
+  id            text        PRIMARY KEY,                          -- 'cus_…'
+  program_id    text        NOT NULL REFERENCES rewards.programs (id),
+  customer_hash bytea       NOT NULL CHECK (octet_length(customer_hash) = 32),
+  -- Points owed after a clawback in a program that allows negative balances; repaid first by
+  -- the next points that become available.
+  debt          bigint      NOT NULL DEFAULT 0 CHECK (debt >= 0),
+  -- Clawbacks that found no points and were not allowed to go negative: recorded, not posted.
+  shortfall     bigint      NOT NULL DEFAULT 0 CHECK (shortfall >= 0),
+  -- Points earned on earn_day (program timezone), for the per-customer daily cap.
+  earn_day      date,
+  day_earned    bigint      NOT NULL DEFAULT 0 CHECK (day_earned >= 0),
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (program_id, customer_hash)
+);
+
+-- Points live in lots. Redemption, clawback and expiry take from lots oldest first; a lot
+-- never goes negative.
+CREATE TABLE rewards.lots (
+  id           text        PRIMARY KEY,                           -- 'lot_…', time-ordered: oldest first
+  program_id   text        NOT NULL REFERENCES rewards.programs (id),
+  customer_id  text        NOT NULL REFERENCES rewards.customers (id),
+  source       text        NOT NULL CHECK (source IN ('earn', 'adjustment')),
+  source_id    text        NOT NULL,                              -- payment id or adjustment id
+  points       bigint      NOT NULL CHECK (points > 0),
+  remaining    bigint      NOT NULL CHECK (remaining >= 0),
+  expired      bigint      NOT NULL DEFAULT 0 CHECK (expired >= 0),
+  status       text        NOT NULL CHECK (status IN ('pending', 'available')),
+  available_at timestamptz NOT NULL,
+  expires_at   timestamptz,
+  created_at   timestamptz NOT NULL,
+  CHECK (remaining <= points)
+);
+CREATE INDEX lots_open_by_customer ON rewards.lots (customer_id, id) WHERE remaining > 0;
+CREATE INDEX lots_due_expiry ON rewards.lots (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL;
+CREATE INDEX lots_due_available ON rewards.lots (available_at) WHERE status = 'pending';
+
+-- What a payment earned, and what refunds took back (pro rata) or could not take back.
+CREATE TABLE rewards.earnings (
+  payment_id  text        PRIMARY KEY,
+  program_id  text        NOT NULL REFERENCES rewards.programs (id),
+  customer_id text        NOT NULL REFERENCES rewards.customers (id),
+  merchant_id text        NOT NULL,
+  lot_id      text        REFERENCES rewards.lots (id),           -- NULL when it earned 0
+  amount      bigint      NOT NULL CHECK (amount > 0),            -- the UPI paise the points were earned on
+  points      bigint      NOT NULL CHECK (points >= 0),
+  clawed_back bigint      NOT NULL DEFAULT 0 CHECK (clawed_back >= 0),
+  shortfall   bigint      NOT NULL DEFAULT 0 CHECK (shortfall >= 0),
+  breakdown   jsonb       NOT NULL,                               -- which rules applied, for support
+  created_at  timestamptz NOT NULL,
+  CHECK (clawed_back + shortfall <= points)
+);
+CREATE INDEX earnings_by_customer ON rewards.earnings (customer_id, payment_id);
+
+-- Points burnt at the till: reserved when the payment is created, committed when it succeeds,
+-- released when it fails or expires; returned pro rata when it is refunded.
+CREATE TABLE rewards.redemptions (
+  id              text        PRIMARY KEY,                        -- 'rdm_…'
+  payment_id      text        NOT NULL UNIQUE,
+  program_id      text        NOT NULL REFERENCES rewards.programs (id),
+  customer_id     text        NOT NULL REFERENCES rewards.customers (id),
+  merchant_id     text        NOT NULL,
+  points          bigint      NOT NULL CHECK (points > 0),
+  value_paise     bigint      NOT NULL CHECK (value_paise > 0),
+  mode            text        NOT NULL CHECK (mode IN ('discount', 'split_tender')),
+  status          text        NOT NULL CHECK (status IN ('reserved', 'committed', 'released')),
+  points_returned bigint      NOT NULL DEFAULT 0 CHECK (points_returned BETWEEN 0 AND points),
+  created_at      timestamptz NOT NULL,
+  settled_at      timestamptz
+);
+CREATE INDEX redemptions_by_customer ON rewards.redemptions (customer_id, id);
+
+-- Which lots a redemption took its points from, so a release or a refund puts them back where
+-- they came from (with their original expiry).
+CREATE TABLE rewards.lot_consumptions (
+  redemption_id text   NOT NULL REFERENCES rewards.redemptions (id),
+  lot_id        text   NOT NULL REFERENCES rewards.lots (id),
+  points        bigint NOT NULL CHECK (points > 0),
+  returned      bigint NOT NULL DEFAULT 0 CHECK (returned BETWEEN 0 AND points),
+  PRIMARY KEY (redemption_id, lot_id)
+);
+
+-- The customer identified at the till for a payment (earns to them rather than the payer).
+CREATE TABLE rewards.payment_links (
+  payment_id  text        PRIMARY KEY,
+  program_id  text        NOT NULL REFERENCES rewards.programs (id),
+  customer_id text        NOT NULL REFERENCES rewards.customers (id),
+  created_at  timestamptz NOT NULL
+);
+
+CREATE TABLE rewards.adjustments (
+  id          text        PRIMARY KEY,                            -- 'adj_…'
+  program_id  text        NOT NULL REFERENCES rewards.programs (id),
+  customer_id text        NOT NULL REFERENCES rewards.customers (id),
+  points      bigint      NOT NULL CHECK (points <> 0),
+  reason      text        NOT NULL CHECK (char_length(reason) BETWEEN 1 AND 200),
+  actor       text        NOT NULL,                               -- the API key (or operator) that made it
+  created_at  timestamptz NOT NULL
+);
+
+-- The customer's statement: one row per change of available or pending points.
+CREATE TABLE rewards.movements (
+  id              text        PRIMARY KEY,                        -- 'mov_…', time-ordered
+  program_id      text        NOT NULL REFERENCES rewards.programs (id),
+  customer_id     text        NOT NULL REFERENCES rewards.customers (id),
+  kind            text        NOT NULL CHECK (kind IN ('earn', 'mature', 'redeem', 'release', 'clawback', 'return', 'expire', 'adjustment', 'shortfall')),
+  available_delta bigint      NOT NULL,
+  pending_delta   bigint      NOT NULL,
+  payment_id      text,
+  reference       text,                                           -- refund, adjustment, redemption or lot id
+  detail          text,
+  created_at      timestamptz NOT NULL
+);
+CREATE INDEX movements_by_customer ON rewards.movements (customer_id, id DESC);

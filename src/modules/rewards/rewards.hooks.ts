@@ -1,0 +1,112 @@
+import type { Queryable } from '../../platform/db.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { AppError } from '../../platform/errors.ts';
+import type { PaymentHooks, PaymentRow, CreatePaymentInput } from '../payments/index.ts';
+import type { CustomerHasher, CustomerIdentity } from './customers.ts';
+import { rewardsId } from './ids.ts';
+import * as points from './points.ts';
+import * as repo from './rewards.repo.ts';
+import { computeEarn, localTime } from './rules.ts';
+
+// How rewards follow a payment. Each hook runs inside the payment's own transaction, so the
+// points move if and only if the payment's change commits:
+//   created      -> the customer named at the till is linked; points to redeem are reserved
+//   succeeded    -> reserved points are spent; the payment earns (after its ledger entry)
+//   closed unpaid-> reserved points are released
+//   refunded     -> earned points are clawed back and redeemed points returned, pro rata
+
+interface HookDeps {
+  engine: points.PointsDeps;
+  clock: Clock;
+  hashOf(id: CustomerIdentity): Buffer;
+  hasher: CustomerHasher;
+}
+
+const bad = (field: string, problem: string) => new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
+
+export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps): PaymentHooks {
+  async function onCreated(tx: Queryable, payment: PaymentRow, input: CreatePaymentInput) {
+    const r = input.rewards;
+    if (!r) return;
+    const named = (r.vpa !== undefined && r.vpa !== '') || (r.phone !== undefined && r.phone !== '');
+    const identity: CustomerIdentity | undefined = named ? { vpa: r.vpa, phone: r.phone } : payment.payer_vpa ? { vpa: payment.payer_vpa } : undefined;
+    if (!identity) throw bad('body.rewards.vpa', 'or body.rewards.phone is needed to name the customer (or give payer_vpa)');
+    const hash = hashOf(identity);
+    const redeem = r.redeem_points;
+    if (redeem !== undefined && (typeof redeem !== 'number' || !Number.isSafeInteger(redeem) || redeem < 1 || redeem > 1_000_000_000)) {
+      throw bad('body.rewards.redeem_points', 'must be an integer from 1 to 1,000,000,000');
+    }
+    const program = await repo.programForMerchant(tx, payment.merchant_id);
+    if (!program || program.status !== 'active') {
+      // Naming a customer where there is nothing to earn is harmless; burning points is not.
+      if (redeem === undefined) return;
+      throw new AppError('redemption_not_allowed', 'The merchant has no active rewards program');
+    }
+    const now = clock.now();
+    const c = await repo.lockOrCreateCustomer(tx, rewardsId('customer'), program.id, hash, now);
+    await repo.insertLink(tx, { payment_id: payment.id, program_id: program.id, customer_id: c.id, now });
+    if (redeem === undefined) return;
+    if (redeem < program.redeem_min_points) {
+      throw new AppError('redemption_not_allowed', `At least ${program.redeem_min_points} points must be redeemed at once`, { min_points: program.redeem_min_points });
+    }
+    const value = redeem * program.point_value_paise;
+    if (!Number.isSafeInteger(value)) throw bad('body.rewards.redeem_points', 'is too large');
+    // value / basket <= max share, in integers: value × 10000 <= (amount + value) × bp. (Never
+    // reached when bp = 10000, so the divisor below is not 0.)
+    if (BigInt(value) * 10_000n > BigInt(payment.amount + value) * BigInt(program.redeem_max_basket_bp)) {
+      const maxPoints = Number((BigInt(payment.amount) * BigInt(program.redeem_max_basket_bp)) / (BigInt(10_000 - program.redeem_max_basket_bp) * BigInt(program.point_value_paise)));
+      throw new AppError('redemption_not_allowed', `Points may pay at most ${program.redeem_max_basket_bp / 100}% of the basket`, { max_basket_bp: program.redeem_max_basket_bp, max_redeem_points: maxPoints });
+    }
+    await points.reserve(engine, tx, program, c, { paymentId: payment.id, merchantId: payment.merchant_id, points: redeem, valuePaise: value, mode: r.mode ?? 'split_tender' }, now);
+  }
+
+  async function onSucceeded(tx: Queryable, payment: PaymentRow) {
+    const payerHash = payment.payer_vpa ? hasher(`vpa:${payment.payer_vpa.toLowerCase()}`) : null;
+    // One round trip answers "is there anything to do?" (and, if so, locks what needs locking).
+    const ctx = await repo.loadPaymentContext(tx, payment.merchant_id, payment.id, payerHash);
+    if (!ctx) return;
+    const now = clock.now();
+    const p = ctx.program;
+    if (ctx.redemption?.status === 'reserved') await points.commit(engine, tx, p, ctx.redemption, now);
+    if (p.status !== 'active') return;
+    let c = ctx.customer;
+    if (!c) {
+      if (!payerHash) return;
+      c = await repo.lockOrCreateCustomer(tx, rewardsId('customer'), p.id, payerHash, now);
+    }
+    // Rules are judged at the moment the customer paid at the till.
+    const at = payment.created_at;
+    const day = localTime(at, p.timezone).day;
+    const budgetLeft = p.budget_points === null ? null : p.budget_points - (ctx.lockedBudgetUsed ?? p.budget_used);
+    const b = computeEarn(p, ctx.rules, {
+      amount: payment.amount, mcc: ctx.mcc, storeId: payment.store_id, at, timezone: p.timezone,
+      earnedToday: c.earn_day === day ? c.day_earned : 0, budgetLeft,
+    });
+    await points.earn(engine, tx, p, c, {
+      paymentId: payment.id, merchantId: payment.merchant_id, amount: payment.amount, points: b.points, breakdown: b, day,
+      budgetDelta: p.budget_points === null ? 0 : b.points,
+    }, now);
+  }
+
+  async function onClosedUnpaid(tx: Queryable, payment: PaymentRow) {
+    const d = await repo.getRedemptionByPayment(tx, payment.id);
+    if (!d || d.status !== 'reserved') return;
+    const c = (await repo.lockCustomer(tx, d.customer_id))!;
+    const p = (await repo.getProgram(tx, d.program_id))!;
+    await points.release(engine, tx, p, c, d, clock.now());
+  }
+
+  async function onRefunded(tx: Queryable, payment: PaymentRow, refund: { id: string }) {
+    const e = await repo.getEarning(tx, payment.id);
+    const d = e ? undefined : await repo.getRedemptionByPayment(tx, payment.id);
+    const owner = e ?? d;
+    if (!owner) return;
+    const c = (await repo.lockCustomer(tx, owner.customer_id))!;
+    const p = (await repo.getProgram(tx, owner.program_id))!;
+    const now = clock.now();
+    await points.clawback(engine, tx, p, c, refund.id, payment.id, payment.refunded_amount, payment.amount, now);
+    await points.giveBack(engine, tx, p, c, refund.id, payment.id, payment.refunded_amount, payment.amount, now);
+  }
+
+  return { onCreated, onSucceeded, onClosedUnpaid, onRefunded };
+}
