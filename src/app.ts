@@ -13,14 +13,16 @@ import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.t
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import { createPaymentsService, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
 import { createWorker } from './roles/worker.ts';
+import { createTerminalGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
 //   worker  background jobs
-//   all     both, in one process (the default for `npm start`)
+//   terminal-gateway  the MQTT broker terminals connect to (or a client of MQTT_URL) and the outbox relay
+//   all     all of them, in one process (the default for `npm start`)
 
-export type Role = 'api' | 'worker' | 'all';
+export type Role = 'api' | 'worker' | 'terminal-gateway' | 'all';
 
 export interface AppOptions {
   role?: Role;
@@ -61,6 +63,7 @@ export async function createApp(opts: AppOptions = {}) {
     http = await buildServer({ config, logger, metrics, db, authenticate });
     registerMerchantRoutes(http, merchants);
     registerPaymentRoutes(http, payments, banks);
+    registerTerminalRoutes(http, { db, config });
     registerRewardsRoutes(http, rewards);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
@@ -68,6 +71,7 @@ export async function createApp(opts: AppOptions = {}) {
     }
   }
   const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, rewards, logger, intervalMs: config.worker.intervalMs }) : undefined;
+  const gateway = role === 'terminal-gateway' || role === 'all' ? createTerminalGateway({ db, config, logger, metrics, clock, payments }) : undefined;
 
   return {
     role,
@@ -76,6 +80,7 @@ export async function createApp(opts: AppOptions = {}) {
     db,
     http,
     worker,
+    gateway,
     services: { ledger, banks, merchants, payments, rewards },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
@@ -84,9 +89,11 @@ export async function createApp(opts: AppOptions = {}) {
         url = await http.listen({ port: config.port, host: config.host });
       }
       worker?.start();
+      await gateway?.start();
       return url;
     },
     async stop() {
+      await gateway?.stop();
       await worker?.stop();
       await http?.close();
       if (ownsDb) await db.close();

@@ -48,8 +48,36 @@ export interface Config {
   worker: { intervalMs: number; batchSize: number };
   http: { bodyLimitBytes: number };
   bankTimeoutMs: number;
+  /** Terminal gateway: embedded MQTT broker or an external one, device PKI, outbox relay. */
+  mqtt: MqttConfig;
   /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); undefined outside production = a key file in the data dir. */
   rewards: { customerKey?: Buffer };
+}
+
+export interface MqttConfig {
+  /** Embedded broker, plain MQTT with per-terminal secrets (development only). undefined = off; 0 = any free port. */
+  port?: number;
+  /** Embedded broker, MQTT over TLS with client certificates (mutual TLS). undefined = off; 0 = any free port. */
+  tlsPort?: number;
+  host: string;
+  /** External broker (Mosquitto, EMQX, AWS IoT Core). When set, no embedded broker is started. */
+  url?: string;
+  /** Shared-subscription group the gateway replicas join on the external broker. */
+  shareGroup: string;
+  /** Terminal CA and the embedded broker's server certificate (`tillpoint pki init`). */
+  pkiDir: string;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  caFile: string;
+  /** The gateway's own identity towards an external broker (optional; mqtts with client certificate). */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  /** CA that signed the external broker's server certificate; default: the system's trust store. */
+  brokerCaFile?: string;
+  maxPayloadBytes: number;
+  outboxPollMs: number;
+  outboxBatchSize: number;
+  requestRetentionHours: number;
 }
 
 export class ConfigError extends Error {
@@ -73,6 +101,183 @@ function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAF
 function str(env: Env, name: string, dflt: string): string {
   const raw = env[name];
   return raw === undefined || raw === '' ? dflt : raw;
+}
+
+/** A listener port: unset = `dflt`, "off" = no listener, 0 = any free port. */
+function listenPort(env: Env, name: string, dflt: number | undefined): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (raw === 'off') return undefined;
+  return int(env, name, 0, 0, 65535);
+}
+
+function parseMqtt(env: Env, mode: Mode, host: string, dataDir: string): MqttConfig {
+  const url = env.MQTT_URL || undefined;
+  if (url) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new ConfigError('MQTT_URL', 'is not a URL');
+    }
+    if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(u.protocol)) throw new ConfigError('MQTT_URL', 'must start with mqtt://, mqtts://, ws:// or wss://');
+    // PCI DSS 4.2.1: terminal traffic is encrypted in transit in production.
+    if (mode === 'production' && !['mqtts:', 'wss:'].includes(u.protocol)) throw new ConfigError('MQTT_URL', 'must use TLS (mqtts:// or wss://) in production');
+  }
+  // Plain MQTT authenticates with a shared secret over cleartext: development and tests only.
+  if (mode === 'production' && env.MQTT_PORT && env.MQTT_PORT !== 'off') {
+    throw new ConfigError('MQTT_PORT', 'plain MQTT is refused in production; terminals connect with mutual TLS on MQTTS_PORT');
+  }
+  const shareGroup = str(env, 'MQTT_SHARE_GROUP', 'tillpoint');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(shareGroup)) throw new ConfigError('MQTT_SHARE_GROUP', 'must be 1-64 letters, digits, _ or -');
+  const pkiDir = resolve(str(env, 'TERMINAL_PKI_DIR', resolve(dataDir, 'pki')));
+  const file = (name: string) => (env[name] ? resolve(env[name]!) : undefined);
+  return {
+    port: mode === 'production' ? undefined : listenPort(env, 'MQTT_PORT', 1883),
+    tlsPort: listenPort(env, 'MQTTS_PORT', 8883),
+    host: str(env, 'MQTT_HOST', host),
+    url,
+    shareGroup,
+    pkiDir,
+    tlsCertFile: file('MQTTS_CERT_FILE') ?? resolve(pkiDir, 'server.crt'),
+    tlsKeyFile: file('MQTTS_KEY_FILE') ?? resolve(pkiDir, 'server.key'),
+    caFile: file('TERMINAL_CA_FILE') ?? resolve(pkiDir, 'ca.crt'),
+    clientCertFile: file('MQTT_CLIENT_CERT_FILE'),
+    clientKeyFile: file('MQTT_CLIENT_KEY_FILE'),
+    brokerCaFile: file('MQTT_CA_FILE'),
+    maxPayloadBytes: int(env, 'MQTT_MAX_PAYLOAD_BYTES', 16 * 1024, 1024, 1024 * 1024),
+    outboxPollMs: int(env, 'TERMINAL_OUTBOX_POLL_MS', 100, 10, 60_000),
+    outboxBatchSize: int(env, 'TERMINAL_OUTBOX_BATCH_SIZE', 100, 1, 10_000),
+    requestRetentionHours: int(env, 'TERMINAL_REQUEST_RETENTION_HOURS', 24, 1, 24 * 90),
+  };
+}
+
+/** Request limits, slow-client timeouts, proxies, browser policy. See src/modules/edge/README.md. */
+export interface HttpConfig {
+  bodyLimitBytes: number;
+  /** Request line + headers. */
+  maxHeaderBytes: number;
+  jsonMaxDepth: number;
+  jsonMaxArrayLength: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+  /** Addresses/CIDRs of proxies allowed to set X-Forwarded-For; empty = trust none. */
+  trustProxy: string[];
+  /** Browser origins allowed by CORS; empty = CORS closed. */
+  corsAllowedOrigins: string[];
+  hstsMaxAgeSeconds: number;
+}
+
+/** A token bucket: refills `ratePerSecond`, holds at most `burst`. */
+export interface RateLimitSpec {
+  ratePerSecond: number;
+  burst: number;
+}
+
+/** ip, api_key, terminal: every request. signin_*, mfa_account: routes that attach them. */
+export const RATE_LIMIT_NAMES = ['ip', 'api_key', 'terminal', 'signin_ip', 'signin_account', 'mfa_account'] as const;
+export type RateLimitName = (typeof RATE_LIMIT_NAMES)[number];
+
+export interface RateLimitConfig {
+  enabled: boolean;
+  limits: Record<RateLimitName, RateLimitSpec>;
+}
+
+/** PCI DSS 8.3.4: lock out after at most 10 failed attempts. Per-account limits must let it act first. */
+export const ACCOUNT_LOCKOUT_MAX_ATTEMPTS = 10;
+
+// High for API traffic (a flood guard, not a quota: tests and benchmarks run under it); strict
+// for sign-in and MFA. Rates read "<count>/<s|m|h>".
+const RATE_LIMIT_DEFAULTS: Record<RateLimitName, { rate: string; burst: number }> = {
+  ip: { rate: '5000/s', burst: 10_000 },
+  api_key: { rate: '2000/s', burst: 4_000 },
+  terminal: { rate: '500/s', burst: 1_000 },
+  signin_ip: { rate: '60/h', burst: 30 },
+  signin_account: { rate: '20/h', burst: 20 },
+  mfa_account: { rate: '20/h', burst: 20 },
+};
+
+function parseRate(name: string, raw: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(s|m|h)\s*$/.exec(raw);
+  if (!m) throw new ConfigError(name, `expected "<count>/<s|m|h>" (e.g. 100/s, 20/h), got "${raw}"`);
+  const per = { s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'];
+  const v = Number(m[1]) / per;
+  if (!(v > 0)) throw new ConfigError(name, 'must be more than 0');
+  return v;
+}
+
+function parseRateLimits(env: Env): RateLimitConfig {
+  const enabled = str(env, 'RATE_LIMIT_ENABLED', 'true');
+  if (enabled !== 'true' && enabled !== 'false') throw new ConfigError('RATE_LIMIT_ENABLED', 'must be true or false');
+  const limits = {} as Record<RateLimitName, RateLimitSpec>;
+  for (const n of RATE_LIMIT_NAMES) {
+    const v = `RATE_LIMIT_${n.toUpperCase()}`;
+    limits[n] = { ratePerSecond: parseRate(v, str(env, v, RATE_LIMIT_DEFAULTS[n].rate)), burst: int(env, `${v}_BURST`, RATE_LIMIT_DEFAULTS[n].burst, 1) };
+  }
+  for (const n of ['signin_account', 'mfa_account'] as const) {
+    if (limits[n].burst <= ACCOUNT_LOCKOUT_MAX_ATTEMPTS) {
+      throw new ConfigError(`RATE_LIMIT_${n.toUpperCase()}_BURST`, `must be above ${ACCOUNT_LOCKOUT_MAX_ATTEMPTS}, so the account lockout (PCI DSS 8.3.4) acts before the rate limit`);
+    }
+  }
+  return { enabled: enabled === 'true', limits };
+}
+
+function list(env: Env, name: string): string[] {
+  return str(env, name, '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function parseHttp(env: Env): HttpConfig {
+  const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1_000);
+  const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100);
+  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS');
+  const trustProxy = list(env, 'HTTP_TRUST_PROXY');
+  for (const p of trustProxy) {
+    if (!['loopback', 'linklocal', 'uniquelocal'].includes(p) && isIP(p.split('/')[0]) === 0) {
+      throw new ConfigError('HTTP_TRUST_PROXY', `"${p}" is not an IP address, a CIDR range, or loopback/linklocal/uniquelocal`);
+    }
+  }
+  const corsAllowedOrigins = list(env, 'CORS_ALLOWED_ORIGINS');
+  for (const o of corsAllowedOrigins) {
+    let u: URL | undefined;
+    try {
+      u = new URL(o);
+    } catch {
+      /* reported below */
+    }
+    if (!u || u.origin !== o) throw new ConfigError('CORS_ALLOWED_ORIGINS', `"${o}" is not an origin like https://console.example.com (no path, no wildcard)`);
+  }
+  return {
+    bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024),
+    maxHeaderBytes: int(env, 'HTTP_MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
+    jsonMaxDepth: int(env, 'HTTP_JSON_MAX_DEPTH', 32, 2, 512),
+    jsonMaxArrayLength: int(env, 'HTTP_JSON_MAX_ARRAY_LENGTH', 1000, 1),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    idleTimeoutMs: int(env, 'HTTP_IDLE_TIMEOUT_MS', 60_000, 1_000),
+    keepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1_000),
+    maxConnections: int(env, 'HTTP_MAX_CONNECTIONS', 10_000, 1),
+    trustProxy,
+    corsAllowedOrigins,
+    hstsMaxAgeSeconds: int(env, 'HSTS_MAX_AGE_SECONDS', 31_536_000, 0),
+  };
+}
+
+function parseRedisUrl(env: Env): string | undefined {
+  const url = env.REDIS_URL || undefined;
+  if (url && !/^rediss?:\/\//.test(url)) throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://');
+  return url;
+}
+
+function parseSecurityEventsFile(env: Env): string | undefined {
+  const raw = str(env, 'SECURITY_EVENTS_FILE', '');
+  if (raw === 'off') return undefined;
+  return raw ? resolve(raw) : resolve(str(env, 'TILLPOINT_DATA_DIR', './data'), 'gateway', 'security-events.jsonl');
 }
 
 /** Default VPA syntax: common practice (letters, digits, . - _ before @, letters after); NPCI caps length at 255. */
@@ -196,6 +401,7 @@ export function loadConfig(env: Env = process.env): Config {
     worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000) },
     http: { bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024) },
     bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
+    mqtt: parseMqtt(env, mode, host, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
     rewards: { customerKey: parseKeyBytes(env, mode, 'REWARDS_CUSTOMER_KEY') },
   };
 }

@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   invalid_amount: 400,
   invalid_vpa: 400,
   invalid_cursor: 400,
+  unknown_message_type: 400, // terminal protocol: a request type the gateway does not know
   unsupported_media_type: 415,
   payload_too_large: 413,
   // 401/403: who you are and what you may do

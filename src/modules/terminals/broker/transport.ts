@@ -1,0 +1,21 @@
+// What the gateway needs from a broker, embedded or external: receive terminal requests, publish
+// responses and events at QoS 1, and (embedded only) drop a terminal's live connection.
+
+export interface RequestContext {
+  /** Requests this connection has in flight (embedded broker only: it knows the connection). */
+  inFlight?: { count: number };
+  /** Counts protocol violations on this connection; the gateway disconnects a repeat offender. */
+  strike?(): void;
+}
+
+export type RequestSink = (terminalId: string, payload: Buffer, ctx: RequestContext) => void;
+
+export interface Transport {
+  /** Resolves when the broker has taken the message (QoS 1: queued for, or delivered to, the terminal). */
+  publish(topic: string, payload: string): Promise<void>;
+  /** Where terminals connect, for the start-up banner. */
+  urls(): string[];
+  /** Connected terminals (embedded broker); undefined when the broker is external. */
+  connectedCount(): number | undefined;
+  close(): Promise<void>;
+}

@@ -1,0 +1,220 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { Db } from '../../platform/db.ts';
+import { ConfigError, type Config } from '../../platform/config.ts';
+import { systemClock, type Clock } from '../../platform/clock.ts';
+import type { Metrics } from '../../platform/metrics.ts';
+import { createRequestHandler, errorResponse, peekRequestId, type PaymentsForTerminals } from './protocol/handlers.ts';
+import { createOutboxRelay } from './outboxRelay.ts';
+import { createViolationRecorder } from './violations.ts';
+import { credentialsRevokedSince, pruneRequests } from './terminals.repo.ts';
+import { responseTopic } from './topics.ts';
+import { pkiFiles } from './certs.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.ts';
+import { connectExternalBroker } from './broker/external.ts';
+import type { RequestSink, Transport } from './broker/transport.ts';
+
+// The terminal gateway: a broker (embedded Aedes, or a client of an external broker), the
+// request handler that turns terminal messages into payments-service calls, and the outbox
+// relay that pushes payment.updated events. Runs in the `terminal-gateway` and `all` roles.
+
+export interface GatewayDeps {
+  db: Db;
+  config: Pick<Config, 'mode' | 'mqtt'>;
+  logger: Logger;
+  payments: PaymentsForTerminals;
+  metrics?: Pick<Metrics, 'registry'>;
+  clock?: Clock;
+  /** How often live sessions are checked against revoked credentials (embedded broker). */
+  revocationSweepMs?: number;
+}
+
+/** Requests one connection may have in flight; more are refused with rate_limited. */
+const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+const HOUSEKEEPING_MS = 10 * 60_000;
+
+function gatewayMetrics(registry: Registry) {
+  return {
+    requests: new Counter({ name: 'tillpoint_terminal_requests_total', help: 'Terminal requests by type and outcome (ok or error code)', labelNames: ['type', 'outcome'] as const, registers: [registry] }),
+    duration: new Histogram({
+      name: 'tillpoint_terminal_request_duration_seconds',
+      help: 'Time from a request reaching the gateway to its response being handed to the broker',
+      labelNames: ['type'] as const,
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    violations: new Counter({ name: 'tillpoint_terminal_violations_total', help: 'Refused connects, publishes, subscriptions and bad messages, by kind', labelNames: ['kind'] as const, registers: [registry] }),
+    events: new Counter({ name: 'tillpoint_terminal_events_published_total', help: 'Outbox events published to terminals', registers: [registry] }),
+    connections: new Gauge({ name: 'tillpoint_terminal_connections', help: 'Terminals connected to the embedded broker', registers: [registry] }),
+  };
+}
+
+export function createTerminalGateway(deps: GatewayDeps) {
+  const { db, config, logger } = deps;
+  const mq = config.mqtt;
+  const clock = deps.clock ?? systemClock;
+  const metrics = gatewayMetrics(deps.metrics?.registry ?? new Registry());
+  const recorder = createViolationRecorder({ db, logger, onRecord: (kind) => metrics.violations.inc({ kind }) });
+  const handler = createRequestHandler({ db, payments: deps.payments, logger, maxPayloadBytes: mq.maxPayloadBytes });
+  const pending = new Set<Promise<void>>();
+  let transport: Transport | undefined;
+  let embedded: EmbeddedBroker | undefined;
+  const timers: NodeJS.Timeout[] = [];
+
+  const publish = (topic: string, payload: string) => {
+    if (!transport) return Promise.reject(new Error('the terminal gateway is not running'));
+    return transport.publish(topic, payload);
+  };
+
+  const relay = createOutboxRelay({
+    db,
+    logger,
+    publish,
+    batchSize: mq.outboxBatchSize,
+    pollMs: mq.outboxPollMs,
+    onPublished: (n) => metrics.events.inc(n),
+  });
+
+  const onRequest: RequestSink = (terminalId, payload, ctx) => {
+    if (ctx.inFlight && ctx.inFlight.count >= MAX_IN_FLIGHT_PER_CONNECTION) {
+      recorder.record({ kind: 'too_many_in_flight', terminalId, detail: `more than ${MAX_IN_FLIGHT_PER_CONNECTION} requests in flight` });
+      metrics.requests.inc({ type: 'unknown', outcome: 'rate_limited' });
+      publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', `At most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight per connection`)).catch(() => {});
+      return;
+    }
+    if (ctx.inFlight) ctx.inFlight.count++;
+    const end = metrics.duration.startTimer();
+    const work = handler
+      .handle(terminalId, payload)
+      .then(async (out) => {
+        const type = out.type ?? 'unknown';
+        metrics.requests.inc({ type, outcome: out.outcome });
+        if (out.violation) {
+          recorder.record({ kind: out.violation.kind, terminalId, detail: out.violation.detail });
+          ctx.strike?.();
+        }
+        if (out.response) await publish(responseTopic(terminalId), out.response);
+        end({ type });
+      })
+      .catch((e: Error & { code?: string }) => {
+        // The handler answers every request itself; reaching here means the database or the
+        // broker failed. The terminal times out and retries with the same id.
+        logger.error({ err: { type: e.name, code: e.code, message: e.message.slice(0, 200) }, terminal_id: terminalId }, 'terminal request not answered');
+      })
+      .finally(() => {
+        if (ctx.inFlight) ctx.inFlight.count--;
+        pending.delete(work);
+      });
+    pending.add(work);
+  };
+
+  function tlsMaterial(): { key: Buffer; cert: Buffer; ca: Buffer } {
+    const missing = (
+      [
+        ['MQTTS_CERT_FILE', mq.tlsCertFile],
+        ['MQTTS_KEY_FILE', mq.tlsKeyFile],
+        ['TERMINAL_CA_FILE', mq.caFile],
+      ] as const
+    ).find(([, f]) => !existsSync(f));
+    if (missing) throw new ConfigError(missing[0], `${missing[1]} does not exist (create the terminal CA with "tillpoint pki init", or set MQTTS_PORT=off)`);
+    return { key: readFileSync(mq.tlsKeyFile), cert: readFileSync(mq.tlsCertFile), ca: readFileSync(mq.caFile) };
+  }
+
+  async function startEmbedded(): Promise<EmbeddedBroker> {
+    let tlsOpts: { port: number; key: Buffer; cert: Buffer; ca: Buffer } | undefined;
+    if (mq.tlsPort !== undefined) {
+      const f = pkiFiles(mq.pkiDir);
+      const usesPkiDir = mq.tlsCertFile === f.serverCert && mq.tlsKeyFile === f.serverKey && mq.caFile === f.caCert;
+      if (config.mode !== 'production' && usesPkiDir && !(existsSync(f.caCert) && existsSync(f.serverCert) && existsSync(f.serverKey))) {
+        // Development convenience: a fresh checkout gets its own terminal CA on first start.
+        const { initPki } = await import('./pki.ts');
+        await initPki(mq.pkiDir);
+        logger.info({ dir: mq.pkiDir }, 'created a development terminal CA');
+      }
+      tlsOpts = { port: mq.tlsPort, ...tlsMaterial() };
+    }
+    return startEmbeddedBroker({
+      db,
+      clock,
+      logger,
+      host: mq.host,
+      port: config.mode === 'production' ? undefined : mq.port,
+      tls: tlsOpts,
+      // Requests above the payload limit still get an error response; frames far above it are
+      // cut off at the header, before their bytes are buffered.
+      maxFrameBytes: 4 * mq.maxPayloadBytes + 1024,
+      onRequest,
+      record: (v) => recorder.record(v),
+    });
+  }
+
+  async function sweepRevoked(since: Date): Promise<Date> {
+    if (!embedded) return since;
+    const r = await credentialsRevokedSince(db, new Date(since.getTime() - 2000));
+    if (r.fingerprints.length + r.secretIds.length > 0) {
+      const n = embedded.dropRevoked(new Set(r.fingerprints), new Set(r.secretIds));
+      if (n > 0) logger.info({ closed: n }, 'closed sessions whose credential was revoked');
+    }
+    return r.now;
+  }
+
+  return {
+    relay,
+    recorder,
+    /** Starts the broker (or connects to the external one), then the relay. Returns where terminals connect. */
+    async start(): Promise<string[]> {
+      if (mq.url) {
+        transport = await connectExternalBroker({
+          url: mq.url,
+          shareGroup: mq.shareGroup,
+          clientCertFile: mq.clientCertFile,
+          clientKeyFile: mq.clientKeyFile,
+          caFile: mq.brokerCaFile,
+          logger,
+          onRequest,
+          record: (v) => recorder.record(v),
+        });
+      } else {
+        embedded = await startEmbedded();
+        transport = embedded;
+        let since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0].now;
+        const sweep = () =>
+          setTimeout(async () => {
+            try {
+              since = await sweepRevoked(since);
+            } catch (e) {
+              logger.warn({ err: { type: (e as Error).name } }, 'revocation sweep failed');
+            }
+            metrics.connections.set(embedded?.connectedCount() ?? 0);
+            if (transport) timers[0] = sweep();
+          }, deps.revocationSweepMs ?? 5000);
+        timers[0] = sweep();
+      }
+      timers[1] = setInterval(() => {
+        pruneRequests(db, mq.requestRetentionHours).catch((e) => logger.warn({ err: { type: (e as Error).name } }, 'pruning terminal request ids failed'));
+      }, HOUSEKEEPING_MS);
+      timers[1].unref();
+      relay.start();
+      return transport.urls();
+    },
+    urls: () => transport?.urls() ?? [],
+    ports: () => embedded?.ports() ?? {},
+    connectedCount: () => transport?.connectedCount(),
+    /** Runs one revocation sweep now (tests; the gateway runs it every few seconds). */
+    sweepRevokedNow: () => sweepRevoked(new Date(0)),
+    async stop() {
+      for (const t of timers) clearTimeout(t);
+      await relay.stop();
+      const t = transport;
+      // Let requests already being handled finish and answer before the broker goes away.
+      await Promise.race([Promise.allSettled([...pending]), new Promise((r) => setTimeout(r, 5000).unref())]);
+      transport = undefined;
+      embedded = undefined;
+      await t?.close();
+      await recorder.close();
+    },
+  };
+}
+
+export type TerminalGateway = ReturnType<typeof createTerminalGateway>;

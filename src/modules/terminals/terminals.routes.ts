@@ -1,0 +1,41 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { Db } from '../../platform/db.ts';
+import type { Config } from '../../platform/config.ts';
+import { AppError } from '../../platform/errors.ts';
+import { canAccessMerchant } from '../../http/principal.ts';
+import { getTerminalContext } from '../merchants/index.ts';
+import { issueMqttSecret } from './credentials.ts';
+import { isTerminalId } from './topics.ts';
+
+// HTTP for terminal credentials. Development only: a terminal's MQTT secret for the plain
+// listener (the terminal simulator provisions its terminals this way). Production terminals get
+// client certificates from `tillpoint terminals enroll`, where the CA key lives.
+
+const IdParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
+const MqttCredentials = Type.Object({
+  terminal_id: Type.String(),
+  mqtt_username: Type.String(),
+  mqtt_password: Type.String({ description: 'Shown once; issuing again revokes the previous one' }),
+  mqtt_url: Type.Union([Type.String(), Type.Null()], { description: 'The plain development listener, when this process runs one' }),
+});
+
+export function registerTerminalRoutes(app: FastifyInstance, deps: { db: Db; config: Pick<Config, 'mode' | 'mqtt'> }) {
+  app.post<{ Params: Static<typeof IdParam> }>('/v1/terminals/:id/mqtt-credentials', {
+    config: { permission: 'terminals:write' },
+    schema: {
+      tags: ['terminals'],
+      summary: 'Issue (or rotate) a terminal\'s MQTT secret for the development listener (refused in production)',
+      params: IdParam,
+      response: { 201: MqttCredentials },
+    },
+  }, async (req, reply) => {
+    const id = req.params.id;
+    const ctx = isTerminalId(id) ? await getTerminalContext(deps.db, id) : undefined;
+    if (!ctx || !canAccessMerchant(req.principal!, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+    const c = await issueMqttSecret(deps.db, id, deps.config.mode);
+    const mq = deps.config.mqtt;
+    const url = mq.url ?? (mq.port ? `mqtt://${mq.host === '0.0.0.0' ? '127.0.0.1' : mq.host}:${mq.port}` : null);
+    return reply.status(201).send({ terminal_id: id, mqtt_username: c.username, mqtt_password: c.password, mqtt_url: url });
+  });
+}
