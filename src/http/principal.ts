@@ -1,4 +1,5 @@
 import { AppError } from '../platform/errors.ts';
+import { currentRequest } from './requestContext.ts';
 
 // Who is calling. Every /v1 route declares the permission it needs (see server.ts: a route
 // without one refuses to register), and merchant-scoped callers only ever see their merchant.
@@ -13,26 +14,60 @@ export const PERMISSIONS = [
   'refunds:write',
   'rewards:read',
   'rewards:write',
+  'operators:read',
+  'operators:write',
+  'api_keys:read',
+  'api_keys:write',
+  'audit:read',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
+/**
+ * Held by every signed-in operator and by nothing else: their own session, password and
+ * second factor. Not grantable to an API key.
+ */
+export const SELF_PERMISSION = 'account:self';
+
+/**
+ * Routes with these permissions return personal or cardholder data (payer VPAs, operators'
+ * details, the audit trail itself): every successful read is recorded in the audit trail
+ * (PCI DSS 10.2.1.1, 10.2.1.3). A route can also opt in with `config: { audit: 'access' }`.
+ */
+export const DATA_ACCESS_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'operators:read', 'api_keys:read', 'audit:read']);
+
 export interface Principal {
-  kind: 'api_key';
+  /** api_key: a partner or merchant system; operator: a person signed in with password and TOTP. */
+  kind: 'api_key' | 'operator';
   id: string;
-  /** null = a platform/partner key that may act for any merchant. */
+  /** null = platform-wide (a partner key, platform staff); set = that merchant only. */
   merchantId: string | null;
   permissions: ReadonlySet<string>;
+  /** Operators only: the session this request came in on. */
+  sessionId?: string;
+}
+
+function noteCrossMerchant(merchantId: string) {
+  const ctx = currentRequest();
+  if (ctx && !ctx.crossMerchant) ctx.crossMerchant = { merchantId };
 }
 
 /** The merchant filter to apply for this caller, or throws when it asks for another merchant's data. */
 export function merchantScope(p: Principal, requested?: string): string | undefined {
   if (p.merchantId === null) return requested;
   if (requested !== undefined && requested !== p.merchantId) {
+    noteCrossMerchant(requested);
     // 404, not 403: never confirm that another merchant's resource exists.
     throw new AppError('merchant_not_found', 'Merchant not found');
   }
   return p.merchantId;
 }
 
-/** True when this caller may touch a resource that belongs to `merchantId`. */
-export const canAccessMerchant = (p: Principal, merchantId: string) => p.merchantId === null || p.merchantId === merchantId;
+/**
+ * True when this caller may touch a resource that belongs to `merchantId`. A false answer is
+ * noted on the request, so the 404 the caller gets is recorded as a denied access.
+ */
+export function canAccessMerchant(p: Principal, merchantId: string): boolean {
+  if (p.merchantId === null || p.merchantId === merchantId) return true;
+  noteCrossMerchant(merchantId);
+  return false;
+}

@@ -52,6 +52,33 @@ export interface Config {
   mqtt: MqttConfig;
   /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); undefined outside production = a key file in the data dir. */
   rewards: { customerKey?: Buffer };
+  /** Operators, sessions, MFA and API keys (PCI DSS 7, 8). */
+  identity: IdentityConfig;
+  /** The tamper-evident audit trail (PCI DSS 10). */
+  audit: AuditConfig;
+}
+
+export interface IdentityConfig {
+  sessionIdleMinutes: number;
+  sessionAbsoluteHours: number;
+  lockoutThreshold: number;
+  lockoutMinutes: number;
+  inactiveDays: number;
+  /** argon2id cost. */
+  passwordHash: { memoryKib: number; timeCost: number };
+  /** MFA_ENCRYPTION_KEY: 32 bytes base64 sealing TOTP secrets; required in production, else a key file in the data dir. */
+  mfaKey?: string;
+}
+
+export interface AuditConfig {
+  /** AUDIT_SIGNING_KEY: 32-byte Ed25519 seed, base64; required in production, else a key file in the data dir. */
+  signingKey?: string;
+  /** Raw public keys (base64) of retired signing keys whose heads still verify. */
+  trustedPublicKeys: string[];
+  signIntervalSeconds: number;
+  export: { target: 'local' | 's3' | 'off'; dir: string; s3?: { bucket: string; region: string; endpoint?: string; prefix: string; accessKeyId: string; secretAccessKey: string; sessionToken?: string } };
+  retentionMonths: number;
+  onlineMonths: number;
 }
 
 export interface MqttConfig {
@@ -101,6 +128,51 @@ function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAF
 function str(env: Env, name: string, dflt: string): string {
   const raw = env[name];
   return raw === undefined || raw === '' ? dflt : raw;
+}
+
+function parseIdentity(env: Env, mode: Mode): IdentityConfig {
+  // Each PCI DSS limit may be made stricter, never looser (8.2.8, 8.3.4, 8.2.6).
+  const prod = mode === 'production';
+  return {
+    sessionIdleMinutes: int(env, 'SESSION_IDLE_MINUTES', 15, 1, 15),
+    sessionAbsoluteHours: int(env, 'SESSION_ABSOLUTE_HOURS', 12, 1, 24),
+    lockoutThreshold: int(env, 'LOCKOUT_THRESHOLD', 10, 1, 10),
+    lockoutMinutes: int(env, 'LOCKOUT_MINUTES', 30, 30, 24 * 60),
+    inactiveDays: int(env, 'OPERATOR_INACTIVE_DAYS', 90, 1, 90),
+    // OWASP's argon2id floor (19 MiB, 2 passes) in production; tests may go cheaper to stay quick.
+    passwordHash: {
+      memoryKib: int(env, 'PASSWORD_HASH_MEMORY_KIB', mode === 'test' ? 1024 : 19_456, prod ? 19_456 : 64, 4 * 1024 * 1024),
+      timeCost: int(env, 'PASSWORD_HASH_TIME_COST', mode === 'test' ? 1 : 2, prod ? 2 : 1, 20),
+    },
+    mfaKey: env.MFA_ENCRYPTION_KEY || undefined,
+  };
+}
+
+function parseAudit(env: Env, dataDir: string): AuditConfig {
+  const target = str(env, 'AUDIT_EXPORT', 'local');
+  if (!['local', 's3', 'off'].includes(target)) throw new ConfigError('AUDIT_EXPORT', 'must be local, s3 or off');
+  let s3: AuditConfig['export']['s3'];
+  if (target === 's3') {
+    for (const k of ['AUDIT_S3_BUCKET', 'AUDIT_S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      if (!env[k]) throw new ConfigError(k, 'is required when AUDIT_EXPORT=s3');
+    }
+    const endpoint = env.AUDIT_S3_ENDPOINT || undefined;
+    if (endpoint && !/^https?:\/\//.test(endpoint)) throw new ConfigError('AUDIT_S3_ENDPOINT', 'must be an http(s) URL');
+    s3 = {
+      bucket: env.AUDIT_S3_BUCKET!, region: env.AUDIT_S3_REGION!, endpoint, prefix: str(env, 'AUDIT_S3_PREFIX', 'audit/'),
+      accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY!, sessionToken: env.AWS_SESSION_TOKEN || undefined,
+    };
+  }
+  const retentionMonths = int(env, 'AUDIT_RETENTION_MONTHS', 12, 12, 120);
+  return {
+    signingKey: env.AUDIT_SIGNING_KEY || undefined,
+    trustedPublicKeys: str(env, 'AUDIT_TRUSTED_PUBLIC_KEYS', '').split(',').map((k) => k.trim()).filter(Boolean),
+    signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 60, 1, 3600),
+    export: { target: target as 'local' | 's3' | 'off', dir: resolve(str(env, 'AUDIT_EXPORT_DIR', resolve(dataDir, 'audit-archive'))), s3 },
+    retentionMonths,
+    // PCI DSS 10.5.1: at least the last three months immediately available.
+    onlineMonths: int(env, 'AUDIT_ONLINE_MONTHS', 3, 3, retentionMonths),
+  };
 }
 
 /** A listener port: unset = `dflt`, "off" = no listener, 0 = any free port. */
@@ -401,6 +473,8 @@ export function loadConfig(env: Env = process.env): Config {
     worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000) },
     http: { bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024) },
     bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
+    identity: parseIdentity(env, mode),
+    audit: parseAudit(env, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
     mqtt: parseMqtt(env, mode, host, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
     rewards: { customerKey: parseKeyBytes(env, mode, 'REWARDS_CUSTOMER_KEY') },
   };

@@ -16,6 +16,10 @@ export const ERROR_STATUS = {
   unauthenticated: 401,
   invalid_signature: 401,
   forbidden: 403,
+  invalid_credentials: 401, // sign-in: wrong email, password or code (never says which)
+  session_expired: 401, // an operator session past its idle or absolute limit, or ended
+  csrf_token_invalid: 403, // a cookie-authenticated change without the session's CSRF token
+  account_locked: 423, // too many failed sign-ins; try again later (PCI DSS 8.3.4)
   // 404: unknown ids (and other merchants' resources, which we never confirm exist)
   not_found: 404,
   merchant_not_found: 404,
@@ -38,6 +42,7 @@ export const ERROR_STATUS = {
   insufficient_points: 409, // rewards: the customer's available points do not cover the redemption or debit
   // 422: understood but refused by business rules
   amount_above_limit: 422,
+  password_rejected: 422, // too short, too common, or one of the last four
   redemption_not_allowed: 422, // rewards: no active program, below the minimum or above the basket share
   // 429
   rate_limited: 429,

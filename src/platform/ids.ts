@@ -12,6 +12,10 @@ export const ID_PREFIXES = {
   journal: 'jrn',
   request: 'req',
   event: 'evt',
+  operator: 'opr',
+  session: 'ses',
+  mfaChallenge: 'mfa',
+  auditEvent: 'aud',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import type { Db } from '../../platform/db.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { canonicalJson } from './canonical.ts';
+import { LOG_ID, latestHead, type TreeHead } from './tree.ts';
+import type { WormStore } from './worm.ts';
+import type { AuditWriter } from './trail.ts';
+import { SYSTEM_ACTOR } from './trail.ts';
+
+// Sealed segments: every leaf from the last export up to the latest signed tree head, with
+// that head and its public key, as one JSON-lines file in write-once storage. A segment can be
+// checked on its own: rehash its records, rebuild the tree with the previous segments, and
+// compare with the signed head in its first line.
+
+export const addMonths = (d: Date, months: number) => {
+  const r = new Date(d);
+  r.setUTCMonth(r.getUTCMonth() + months);
+  return r;
+};
+
+const pad = (n: number) => String(n).padStart(12, '0');
+
+export function segmentKey(start: number, end: number) {
+  return `segments/${pad(start)}-${pad(end)}.jsonl`;
+}
+
+export function buildSegment(start: number, end: number, head: TreeHead, publicKey: Buffer, rows: { leaf_index: number; leaf_hash: Buffer; record: string | null }[]): Buffer {
+  const lines = [
+    canonicalJson({ type: 'segment', log: LOG_ID, start, end, head: { ...head }, public_key: publicKey.toString('base64') }),
+    ...rows.map((r) => canonicalJson({ leaf_index: Number(r.leaf_index), leaf_hash: Buffer.from(r.leaf_hash).toString('hex'), record: r.record })),
+  ];
+  return Buffer.from(lines.join('\n') + '\n', 'utf8');
+}
+
+/** Exports every sealed leaf up to the latest signed head that is not yet in `store`. */
+export async function exportSegments(db: Db, deps: { store: WormStore; clock: Clock; retentionMonths: number; publicKey: (keyId: string) => Buffer | undefined }) {
+  const head = await latestHead(db);
+  const st = (await db.query<{ exported_size: number }>(`SELECT exported_size FROM audit.state WHERE id = 1`)).rows[0];
+  const start = Number(st.exported_size);
+  if (!head || head.tree_size <= start) return undefined;
+  const end = head.tree_size;
+  const rows = (await db.query<{ leaf_index: number; leaf_hash: Buffer; record: string | null }>(
+    `SELECT l.leaf_index, l.leaf_hash, e.record FROM audit.leaves l LEFT JOIN audit.events e ON e.id = l.event_id
+      WHERE l.leaf_index >= $1 AND l.leaf_index < $2 ORDER BY l.leaf_index`,
+    [start, end])).rows;
+  const body = buildSegment(start, end, head, deps.publicKey(head.key_id) ?? Buffer.alloc(0), rows);
+  const now = deps.clock.now();
+  const location = await deps.store.put(segmentKey(start, end), body, addMonths(now, deps.retentionMonths));
+  await db.tx(async (tx) => {
+    await tx.query(
+      `INSERT INTO audit.exports (segment_start, segment_end, target, location, sha256, exported_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT DO NOTHING`,
+      [start, end, deps.store.target, location, createHash('sha256').update(body).digest('hex'), now.toISOString()]);
+    // Only forwards: a slower replica that exported the same segment changes nothing.
+    await tx.query(`UPDATE audit.state SET exported_size = greatest(exported_size, $1) WHERE id = 1`, [end]);
+  });
+  return { start, end, location };
+}
+
+/**
+ * Removes from the database the records older than the online period that are already in
+ * write-once storage (PCI DSS 10.5.1: 12 months kept, the last 3 at hand). Leaves and tree
+ * nodes stay, so the tree and its proofs still verify. The run is itself recorded, in the
+ * same transaction: `audit verify` accepts missing records only up to a recorded boundary.
+ */
+export async function pruneOnline(db: Db, deps: { clock: Clock; onlineMonths: number; audit: AuditWriter }) {
+  const cutoff = addMonths(deps.clock.now(), -deps.onlineMonths);
+  return db.tx(async (tx) => {
+    const st = (await tx.query<{ tree_size: number; exported_size: number; pruned_size: number }>(
+      `SELECT tree_size, exported_size, pruned_size FROM audit.state WHERE id = 1 FOR UPDATE`)).rows[0];
+    const from = Number(st.pruned_size);
+    const young = (await tx.query<{ first: number | null }>(
+      `SELECT min(l.leaf_index) AS first FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id
+        WHERE l.leaf_index >= $1 AND e.occurred_at >= $2`, [from, cutoff.toISOString()])).rows[0].first;
+    const to = Math.min(young === null ? Number(st.tree_size) : Number(young), Number(st.exported_size));
+    if (to <= from) return undefined;
+    await tx.query(`SELECT set_config('tillpoint.audit_prune', 'on', true)`);
+    const del = await tx.query(
+      `DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= $1 AND l.leaf_index < $2`, [from, to]);
+    await tx.query(`SELECT set_config('tillpoint.audit_prune', 'off', true)`);
+    await tx.query(`UPDATE audit.state SET pruned_size = $1 WHERE id = 1`, [to]);
+    await deps.audit.record(tx, {
+      action: 'audit.pruned', actor: SYSTEM_ACTOR('worker'), resource: { type: 'audit_trail' },
+      details: { from, to, records: del.rowCount, cutoff: cutoff.toISOString() },
+    });
+    return { from, to, records: del.rowCount };
+  });
+}

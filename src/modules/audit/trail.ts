@@ -1,0 +1,127 @@
+import { hostname } from 'node:os';
+import type { Queryable } from '../../platform/db.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { newId } from '../../platform/ids.ts';
+import type { Principal } from '../../http/principal.ts';
+import { currentRequest, type RequestContext } from '../../http/requestContext.ts';
+import { canonicalJson, type Json } from './canonical.ts';
+import type { AuditKeys } from './keys.ts';
+
+// Writing records. The caller passes its own transaction handle, so a record commits or rolls
+// back with the change it describes (PCI DSS 10.2: nothing happens unrecorded, and nothing is
+// recorded that did not happen). Who and where default to the current request.
+
+export type ActorType = 'operator' | 'api_key' | 'system' | 'anonymous' | 'cli';
+
+export interface Actor {
+  type: ActorType;
+  /** opr_…, key_…, a service name ("worker"), an OS user for the CLI; null when unknown. */
+  id: string | null;
+  merchant_id: string | null;
+  session_id?: string;
+}
+
+export interface Origin {
+  ip: string | null;
+  request_id: string | null;
+  terminal_id: string | null;
+  method: string | null;
+  route: string | null;
+}
+
+export interface AuditInput {
+  /** What happened, `<thing>.<verb>`: "merchant.created", "auth.login", "access.denied", … */
+  action: string;
+  outcome?: 'success' | 'failure';
+  resource?: { type: string; id?: string | null; merchant_id?: string | null };
+  /** Defaults to the caller of the current request, or the system. */
+  actor?: Actor;
+  /** Merged over the current request's origin. */
+  origin?: Partial<Origin>;
+  /** Small, and never personal data or secrets: ids, codes, counts. */
+  details?: Record<string, Json | undefined>;
+  /** The request this happened in, when it is not the current one (hooks outside the handler). */
+  ctx?: RequestContext;
+}
+
+/** The record as stored and hashed (10.2.2: who, what, when, outcome, origin, resource). */
+export interface AuditRecord {
+  v: 1;
+  id: string;
+  /** UTC, millisecond precision. */
+  at: string;
+  action: string;
+  outcome: 'success' | 'failure';
+  actor: Actor;
+  origin: Origin;
+  resource: { type: string | null; id: string | null; merchant_id: string | null };
+  details: Record<string, Json>;
+  /** The host that wrote it; its clock is the time source (NTP-synchronised, 10.6). */
+  host: string;
+}
+
+export function actorOf(p: Principal | undefined): Actor {
+  if (!p) return { type: 'anonymous', id: null, merchant_id: null };
+  return p.kind === 'operator'
+    ? { type: 'operator', id: p.id, merchant_id: p.merchantId, ...(p.sessionId ? { session_id: p.sessionId } : {}) }
+    : { type: 'api_key', id: p.id, merchant_id: p.merchantId };
+}
+
+export const SYSTEM_ACTOR = (name: string): Actor => ({ type: 'system', id: name, merchant_id: null });
+
+export interface AuditWriter {
+  /** Writes one record with `q`, which should be the transaction of the change it describes. Returns its id. */
+  record(q: Queryable, input: AuditInput): Promise<string>;
+}
+
+export function createAuditWriter(deps: { keys: Pick<AuditKeys, 'mac'>; clock: Clock; host?: string }): AuditWriter {
+  const host = deps.host ?? hostname();
+  return {
+    async record(q, input) {
+      const ctx = input.ctx ?? currentRequest();
+      const id = newId('auditEvent');
+      const actor = input.actor ?? (ctx ? actorOf(ctx.principal) : SYSTEM_ACTOR('tillpoint'));
+      const details: Record<string, Json> = {};
+      for (const [k, v] of Object.entries(input.details ?? {})) if (v !== undefined) details[k] = v;
+      const rec: AuditRecord = {
+        v: 1,
+        id,
+        at: deps.clock.now().toISOString(),
+        action: input.action,
+        outcome: input.outcome ?? 'success',
+        actor,
+        origin: {
+          ip: ctx?.ip ?? null,
+          request_id: ctx?.requestId ?? null,
+          terminal_id: null,
+          method: ctx?.method ?? null,
+          route: ctx?.route ?? null,
+          ...input.origin,
+        },
+        resource: { type: input.resource?.type ?? null, id: input.resource?.id ?? null, merchant_id: input.resource?.merchant_id ?? null },
+        details,
+        host,
+      };
+      const text = canonicalJson(rec);
+      await q.query(
+        `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [id, text, deps.keys.mac(text), rec.at, rec.action, rec.outcome, actor.id, rec.resource.merchant_id ?? actor.merchant_id, rec.resource.id],
+      );
+      ctx?.auditIds.push(id);
+      return id;
+    },
+  };
+}
+
+/** The columns stored beside a record, as `audit verify` expects them from the record itself. */
+export function indexColumnsOf(rec: AuditRecord) {
+  return {
+    occurred_at: rec.at,
+    action: rec.action,
+    outcome: rec.outcome,
+    actor_id: rec.actor.id,
+    merchant_id: rec.resource.merchant_id ?? rec.actor.merchant_id,
+    resource_id: rec.resource.id,
+  };
+}

@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { signV4, type AwsCredentials } from '../../platform/aws.ts';
+
+// Write-once storage for sealed segments of the trail (PCI DSS 10.3.3). An object, once
+// written, is never overwritten: writing the same key again with the same bytes is a no-op,
+// with other bytes an error.
+
+export interface WormStore {
+  readonly target: 'local' | 's3';
+  /** Stores `body` under `key`, locked until `retainUntil`. Returns where it went. */
+  put(key: string, body: Buffer, retainUntil: Date): Promise<string>;
+}
+
+export class WormConflictError extends Error {
+  constructor(location: string) {
+    super(`${location} already exists with different content; write-once storage is never overwritten`);
+    this.name = 'WormConflictError';
+  }
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * A local directory: each file is written to a temporary name, flushed, made read-only
+ * (0444), then hard-linked to its final name, which fails if the name exists: the final file
+ * appears complete or not at all, and is never replaced.
+ */
+export function localWorm(dir: string): WormStore & { expire(olderThan: Date): string[] } {
+  return {
+    target: 'local',
+    async put(key, body) {
+      if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.includes('..')) throw new Error(`bad object key ${key}`);
+      const final = join(dir, key);
+      mkdirSync(join(final, '..'), { recursive: true });
+      if (existsSync(final)) {
+        if (sha256(readFileSync(final)) === sha256(body)) return final;
+        throw new WormConflictError(final);
+      }
+      const tmp = `${final}.${process.pid}.${Date.now()}.tmp`;
+      const fd = openSync(tmp, 'wx', 0o600);
+      try {
+        writeSync(fd, body);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      chmodSync(tmp, 0o444);
+      try {
+        linkSync(tmp, final);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if (sha256(readFileSync(final)) !== sha256(body)) throw new WormConflictError(final);
+      } finally {
+        unlinkSync(tmp);
+      }
+      return final;
+    },
+    /** Removes segment files older than the retention period (never rewrites one). */
+    expire(olderThan) {
+      const removed: string[] = [];
+      const walk = (d: string) => {
+        if (!existsSync(d)) return;
+        for (const name of readdirSync(d)) {
+          const p = join(d, name);
+          const st = statSync(p);
+          if (st.isDirectory()) walk(p);
+          else if (name.endsWith('.jsonl') && st.mtime < olderThan) {
+            chmodSync(p, 0o600);
+            unlinkSync(p);
+            removed.push(p);
+          }
+        }
+      };
+      walk(dir);
+      return removed;
+    },
+  };
+}
+
+export interface S3WormOptions {
+  bucket: string;
+  region: string;
+  /** Path-style endpoint (MinIO, a VPC endpoint, a test server); default: virtual-hosted AWS S3. */
+  endpoint?: string;
+  prefix: string;
+  credentials: AwsCredentials;
+  fetch?: typeof fetch;
+  now?: () => Date;
+}
+
+/**
+ * Amazon S3 with Object Lock in compliance mode: until the retain-until date nobody, the
+ * root account included, can delete or overwrite the object version. The bucket must have
+ * Object Lock enabled. Request format: PutObject (x-amz-object-lock-mode,
+ * x-amz-object-lock-retain-until-date, Content-MD5, which S3 requires with Object Lock) and
+ * If-None-Match: * so an existing key is never replaced (S3 answers 412).
+ */
+export function s3Worm(o: S3WormOptions): WormStore {
+  const doFetch = o.fetch ?? fetch;
+  const base = o.endpoint
+    ? `${o.endpoint.replace(/\/$/, '')}/${o.bucket}/`
+    : `https://${o.bucket}.s3.${o.region}.amazonaws.com/`;
+  const objectUrl = (key: string) => base + `${o.prefix}${key}`.split('/').map(encodeURIComponent).join('/');
+  return {
+    target: 's3',
+    async put(key, body, retainUntil) {
+      const url = objectUrl(key);
+      const md5 = createHash('md5').update(body).digest();
+      const signed = signV4({
+        method: 'PUT',
+        url,
+        headers: {
+          'Content-Type': 'application/x-ndjson',
+          'Content-MD5': md5.toString('base64'),
+          'If-None-Match': '*',
+          'x-amz-content-sha256': sha256(body),
+          'x-amz-object-lock-mode': 'COMPLIANCE',
+          // Whole seconds: S3 takes an ISO 8601 timestamp.
+          'x-amz-object-lock-retain-until-date': retainUntil.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        },
+        body,
+        region: o.region,
+        service: 's3',
+        credentials: o.credentials,
+        now: o.now?.(),
+      });
+      const res = await doFetch(url, { method: 'PUT', headers: signed.headers, body: new Uint8Array(body), signal: AbortSignal.timeout(30_000) });
+      if (res.ok) return url;
+      if (res.status === 412) {
+        // Already there: fine if it is the same bytes (a single-part ETag is the MD5).
+        const head = signV4({ method: 'HEAD', url, headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)) }, region: o.region, service: 's3', credentials: o.credentials, now: o.now?.() });
+        const h = await doFetch(url, { method: 'HEAD', headers: head.headers, signal: AbortSignal.timeout(30_000) });
+        if (h.ok && (h.headers.get('etag') ?? '').replace(/"/g, '') === md5.toString('hex')) return url;
+        throw new WormConflictError(url);
+      }
+      const text = (await res.text()).slice(0, 300);
+      const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? 'UnknownError';
+      throw new Error(`S3 PutObject ${o.bucket}/${o.prefix}${key} failed: ${res.status} ${code}`);
+    },
+  };
+}
