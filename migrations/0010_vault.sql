@@ -29,8 +29,10 @@ CREATE TABLE vault.rewrap_jobs (
   cursor          text,                           -- last row id handled in the pass under way; NULL: no pass
   pass_started_at timestamptz,
   pass_rewritten  bigint      NOT NULL DEFAULT 0,
+  pass_failures   bigint      NOT NULL DEFAULT 0, -- rows that did not decrypt: the old key is kept until fixed
   verified_at     timestamptz,                    -- start of the last complete pass: every row was current then
   rows_rewritten  bigint      NOT NULL DEFAULT 0, -- all time
+  lease_until     timestamptz,                    -- a worker is on it until then (replicas take turns)
   updated_at      timestamptz NOT NULL DEFAULT now()
 );
 

@@ -1,4 +1,7 @@
 import { resolve } from 'node:path';
+import { parseKeysConfig, type KeysConfig } from './keysConfig.ts';
+import { parseSecretsConfig, type SecretsConfig } from './secrets.ts';
+import { parseTlsConfig, tlsScheme, type TlsConfig } from './tls.ts';
 
 // One config schema, read once at start. A bad or missing setting stops the process with a
 // message naming it. Secrets have defaults only in development mode.
@@ -16,6 +19,10 @@ export interface BankConfig {
   secret: string;
   /** Previous secret, still accepted during a rotation overlap; never used to sign. */
   previousSecret?: string;
+  /** Name of the secret (secrets provider) holding `secret`; kept fresh, rotates without restart. */
+  secretName?: string;
+  /** PEM file of the CA this bank's TLS certificate must chain to (pins it; default: system CAs). */
+  caFile?: string;
   /** Merchant VPA handle this bank issues, e.g. "simbank". */
   vpaHandle?: string;
 }
@@ -56,6 +63,14 @@ export interface Config {
   identity: IdentityConfig;
   /** The tamper-evident audit trail (PCI DSS 10). */
   audit: AuditConfig;
+  /** Key hierarchy for field encryption and tokens (src/modules/vault). */
+  keys: KeysConfig;
+  /** Where secrets come from (env, Kubernetes-mounted files, AWS Secrets Manager). */
+  secrets: SecretsConfig;
+  /** DATABASE_PASSWORD_SECRET: the database password comes from this secret instead of DATABASE_URL. */
+  databasePasswordSecret?: string;
+  /** HTTPS on the API. */
+  tls: TlsConfig;
 }
 
 export interface IdentityConfig {
@@ -376,9 +391,12 @@ function parseBanks(env: Env, mode: Mode, publicUrl: string, devSecret: string):
   if (!Array.isArray(parsed) || parsed.length === 0) throw new ConfigError('BANKS', 'must be a non-empty JSON array');
   return parsed.map((b, i) => {
     const o = b as Record<string, unknown>;
-    for (const k of ['code', 'connector', 'url', 'secret']) {
-      if (typeof o[k] !== 'string' || o[k] === '') throw new ConfigError('BANKS', `entry ${i} needs a string "${k}"`);
+    for (const k of ['code', 'connector', 'url', ...(typeof o.secret_name === 'string' ? [] : ['secret'])]) {
+      if (typeof o[k] !== 'string' || o[k] === '') throw new ConfigError('BANKS', `entry ${i} needs a string "${k}"${k === 'secret' ? ' (or "secret_name")' : ''}`);
     }
+    if (typeof o.secret_name === 'string' && !/^[A-Z][A-Z0-9_]{0,127}$/.test(o.secret_name)) throw new ConfigError('BANKS', `entry ${i}: secret_name must be A-Z, 0-9, _`);
+    // PCI DSS 4.2.1: bank traffic crosses public networks; certificates are always verified.
+    if (mode === 'production' && !/^https:\/\//.test(o.url as string)) throw new ConfigError('BANKS', `entry ${i}: url must be https:// in production`);
     if (!/^[A-Z0-9_]{2,20}$/.test(o.code as string)) throw new ConfigError('BANKS', `entry ${i}: code must be A-Z, 0-9, _`);
     try {
       new URL(o.url as string);
@@ -389,8 +407,11 @@ function parseBanks(env: Env, mode: Mode, publicUrl: string, devSecret: string):
       code: o.code as string,
       connector: o.connector as string,
       url: (o.url as string).replace(/\/$/, ''),
-      secret: o.secret as string,
+      // Filled from the secrets provider at start when secret_name is given (secrets.ts bindBankSecrets).
+      secret: typeof o.secret === 'string' ? o.secret : '',
       previousSecret: typeof o.previous_secret === 'string' ? o.previous_secret : undefined,
+      secretName: typeof o.secret_name === 'string' ? o.secret_name : undefined,
+      caFile: typeof o.ca_file === 'string' ? resolve(o.ca_file) : undefined,
       vpaHandle: typeof o.vpa_handle === 'string' ? o.vpa_handle : undefined,
     };
   });
@@ -417,7 +438,7 @@ export function loadConfig(env: Env = process.env): Config {
   const mode = modeRaw as Mode;
   const port = int(env, 'PORT', 8080, 0, 65535);
   const host = str(env, 'HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1');
-  const publicUrl = str(env, 'PUBLIC_URL', `http://127.0.0.1:${port}`).replace(/\/$/, '');
+  const publicUrl = str(env, 'PUBLIC_URL', `${tlsScheme(env)}://127.0.0.1:${port}`).replace(/\/$/, '');
   try {
     new URL(publicUrl);
   } catch {
@@ -475,6 +496,10 @@ export function loadConfig(env: Env = process.env): Config {
     bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
     identity: parseIdentity(env, mode),
     audit: parseAudit(env, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
+    keys: parseKeysConfig(env, mode, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
+    secrets: parseSecretsConfig(env),
+    databasePasswordSecret: env.DATABASE_PASSWORD_SECRET || undefined,
+    tls: parseTlsConfig(env, mode),
     mqtt: parseMqtt(env, mode, host, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
     rewards: { customerKey: parseKeyBytes(env, mode, 'REWARDS_CUSTOMER_KEY') },
   };

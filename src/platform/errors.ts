@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   unknown_message_type: 400, // terminal protocol: a request type the gateway does not know
   unsupported_media_type: 415,
   payload_too_large: 413,
+  sensitive_data_refused: 400, // card verification code, PIN block or track data: never accepted (PCI DSS 3.3.1)
   // 401/403: who you are and what you may do
   unauthenticated: 401,
   invalid_signature: 401,
@@ -27,6 +28,7 @@ export const ERROR_STATUS = {
   terminal_not_found: 404,
   payment_not_found: 404,
   program_not_found: 404, // rewards: no such program, or the merchant is in none
+  token_not_found: 404, // vault: no such token, or another merchant's
   route_not_found: 404,
   // 409: the request conflicts with current state
   conflict: 409,
