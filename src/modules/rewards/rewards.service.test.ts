@@ -191,6 +191,28 @@ describe('rewards on payments', () => {
     }
   });
 
+  test('debt is repaid by points as they leave their pending period', async () => {
+    const m = await w.seedMerchant();
+    await w.program(m.merchantId, { point_value_paise: 100, allow_negative_balance: true, pending_period_seconds: 60, validity_days: 30 });
+    const who = vpa();
+    const earned = await w.pay(m.terminalId, 10_000, who); // 10 pending
+    w.clock.advance(60_000);
+    await w.rewards.runJobs();
+    await w.pay(m.terminalId, 1_000, who, { rewards: { vpa: who, redeem_points: 10 } }); // spends them; 1 pending
+    await w.payments.refund(platform, earned.id, { amount: 10_000 }); // 1 from pending, 9 become debt
+    assert.deepEqual({ ...(await w.balance(m.merchantId, who)), program_id: '' }, { program_id: '', available: -9, pending: 0, expiring_30d: 0 });
+    await w.pay(m.terminalId, 15_000, who); // 15 pending
+    assert.equal((await w.balance(m.merchantId, who)).pending, 15);
+    w.clock.advance(60_000);
+    await w.rewards.runJobs();
+    assert.deepEqual({ ...(await w.balance(m.merchantId, who)), program_id: '' }, { program_id: '', available: 6, pending: 0, expiring_30d: 6 });
+    w.clock.advance(31 * DAY);
+    await w.rewards.runJobs();
+    // The debt was repaid out of the lot, so only what was left of it expires: nothing is owed twice.
+    assert.equal((await w.balance(m.merchantId, who)).available, 0);
+    await assertInvariants();
+  });
+
   test('lots expire oldest first, and redemption spends the oldest lots first', async () => {
     const m = await w.seedMerchant();
     await w.program(m.merchantId, { validity_days: 30 });

@@ -16,6 +16,7 @@ import { createMerchantsService } from '../merchants/index.ts';
 import { createPaymentsService, type CreatePaymentInput } from '../payments/index.ts';
 import { createRewardsService, type ProgramInput } from './rewards.service.ts';
 import { verifyRewards } from './rewards.verify.ts';
+import { createCustomerHasher } from './customers.ts';
 
 export const platform: Principal = { kind: 'api_key', id: 'key_test', merchantId: null, permissions: new Set() };
 
@@ -45,9 +46,11 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
   const hooks: NonNullable<Parameters<typeof createPaymentsService>[0]['hooks']> = [];
   const { banks } = acceptingBank();
   const payments = createPaymentsService({ db, ledger, banks, config, metrics: createMetrics(), clock, logger, hooks });
+  const customerKey = randomBytes(32);
   const rewards = createRewardsService({
-    db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, customerKey: randomBytes(32), batchSize: 1000,
+    db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, customerKey, batchSize: 1000,
   });
+  const hasher = createCustomerHasher(customerKey);
   hooks.push(rewards.hooks);
 
   async function seedMerchant(mcc = '5411') {
@@ -87,6 +90,12 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
 
   const balance = (merchantId: string, vpa: string) => rewards.balance(platform, { merchant_id: merchantId, vpa });
 
+  /** The customer's id in a program (tests only: they hold the HMAC key). */
+  async function customerId(programId: string, vpa: string): Promise<string | undefined> {
+    const r = await db.query<{ id: string }>(`SELECT id FROM rewards.customers WHERE program_id = $1 AND customer_hash = $2`, [programId, hasher(`vpa:${vpa.toLowerCase()}`)]);
+    return r.rows[0]?.id;
+  }
+
   /** Every invariant: the ledger's own, and the rewards tables against the PTS book. */
   async function check() {
     const ledgerReport = await runLedgerVerify(db);
@@ -97,7 +106,14 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
     return { ledger: ledgerReport.violations, ptsSum: pts.rows[0].total, negativeLots: negative.rows[0].n, rewards: await verifyRewards(db) };
   }
 
-  return { db, clock, config, ledger, merchants, payments, rewards, seedMerchant, createPayment, succeed, fail, pay, program, balance, check, newPaymentId: () => newId('payment') };
+  /** Empties the rewards, ledger and payment tables, so a property run starts from nothing. */
+  async function reset() {
+    await db.query(`TRUNCATE rewards.movements, rewards.adjustments, rewards.payment_links, rewards.lot_consumptions, rewards.redemptions,
+                             rewards.earnings, rewards.lots, rewards.customers, rewards.earn_rules, rewards.program_merchants, rewards.programs,
+                             ledger.postings, ledger.entries, ledger.accounts, payments.payment_events, payments.refunds, payments.payments CASCADE`);
+  }
+
+  return { db, clock, reset, config, ledger, merchants, payments, rewards, seedMerchant, createPayment, succeed, fail, pay, program, balance, customerId, check, newPaymentId: () => newId('payment') };
 }
 
 export type RewardsWorld = Awaited<ReturnType<typeof rewardsWorld>>;
