@@ -2,9 +2,10 @@ import type { Command } from '../command.ts';
 import { serve } from './serve.ts';
 import { migrate } from './migrate.ts';
 import { ledger } from './ledger.ts';
+import { rewards } from './rewards.ts';
 import { bankSim } from './bankSim.ts';
 import { banks } from './banks.ts';
 import { apiKeys } from './apiKeys.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
-export const COMMANDS: Command[] = [serve, migrate, ledger, bankSim, banks, apiKeys];
+export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys];
