@@ -12,6 +12,10 @@ export interface WorkerDeps {
   payments: Pick<PaymentsService, 'runStatusChecks' | 'runExpiry' | 'runRefundChecks' | 'updateReconciliationGauge'>;
   /** Reward points: pending periods that ended, lots that expired. */
   rewards?: Pick<RewardsService, 'runJobs'>;
+  /** Audit trail: seal new records, sign tree heads, export sealed segments, retention. Never throws. */
+  audit?: { runJobs(): Promise<unknown> };
+  /** Operators: disable accounts unused for 90 days (PCI DSS 8.2.6). */
+  identity?: { disableInactive(): Promise<number> };
   logger: Logger;
   intervalMs: number;
 }
@@ -19,12 +23,14 @@ export interface WorkerDeps {
 const IDEMPOTENCY_RETENTION_HOURS = 24;
 const NONCE_RETENTION_SECONDS = 3600; // well past the callback max age, so a replay is always caught
 
-export function createWorker({ db, payments, rewards, logger, intervalMs }: WorkerDeps) {
+export function createWorker({ db, payments, rewards, audit, identity, logger, intervalMs }: WorkerDeps) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let ticks = 0;
 
   async function runOnce() {
+    // First, so a failing payment job cannot hold the trail back.
+    await audit?.runJobs();
     const checked = await payments.runStatusChecks();
     const expired = await payments.runExpiry();
     const refunds = await payments.runRefundChecks();
@@ -34,6 +40,8 @@ export function createWorker({ db, payments, rewards, logger, intervalMs }: Work
       await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS]);
       await pruneNonces(db, NONCE_RETENTION_SECONDS);
       await payments.updateReconciliationGauge();
+      const disabled = (await identity?.disableInactive()) ?? 0;
+      if (disabled > 0) logger.info({ disabled }, 'inactive operator accounts disabled');
     }
     if (checked + expired + refunds + points.matured + points.expired > 0) {
       logger.info({ checked, expired, refunds, points_matured: points.matured, points_expired: points.expired }, 'worker tick');

@@ -7,3 +7,4 @@ export { checkInclusionProof, verifyTrail, type VerifyReport, type Problem } fro
 export { HOW_TO_CHECK, type InclusionProof, type ConsistencyProof, type TreeHead } from './tree.ts';
 export { localWorm, s3Worm, type WormStore } from './worm.ts';
 export * as merkle from './merkle.ts';
+export { auditPaymentHooks } from './paymentHooks.ts';

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import type { Db, Queryable } from '../../platform/db.ts';
+import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Principal } from '../../http/principal.ts';
 
@@ -15,45 +17,92 @@ export interface CreatedApiKey {
   permissions: string[];
 }
 
+/** "10.0.0.0/8", "2001:db8::/32", or a single address (a /32 or /128). */
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [address, bits, ...rest] = text.trim().split('/');
+  const v = isIP(address);
+  if (v === 0 || rest.length > 0) return undefined;
+  const max = v === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return undefined;
+  return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
+}
+
+export function allowlistOf(cidrs: readonly string[]): BlockList | null {
+  if (cidrs.length === 0) return null;
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const p = parseCidr(c);
+    if (p) list.addSubnet(p.address, p.prefix, p.family);
+  }
+  return list;
+}
+
+/** True when `ip` is inside `list` (an IPv4 address seen as ::ffff:a.b.c.d counts as IPv4). */
+export function ipAllowed(list: BlockList | null, ip: string): boolean {
+  if (!list) return true;
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  const addr = v4 ?? ip;
+  const fam = isIP(addr);
+  if (fam === 0) return false;
+  return list.check(addr, fam === 4 ? 'ipv4' : 'ipv6');
+}
+
 export async function createApiKey(
   q: Queryable,
-  opts: { name: string; merchantId: string | null; permissions: readonly string[]; expiresAt?: Date | null },
+  opts: { name: string; merchantId: string | null; permissions: readonly string[]; expiresAt?: Date | null; ipAllowlist?: readonly string[]; createdBy?: string | null; rotatedFrom?: string | null },
 ): Promise<CreatedApiKey> {
   const key = `tp_${randomBytes(32).toString('base64url')}`;
   const id = newId('apiKey');
   await q.query(
-    `INSERT INTO identity.api_keys (id, name, key_hash, key_prefix, merchant_id, permissions, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [id, opts.name, digest(key), key.slice(0, 10), opts.merchantId, [...opts.permissions], opts.expiresAt ?? null],
+    `INSERT INTO identity.api_keys (id, name, key_hash, key_prefix, merchant_id, permissions, expires_at, ip_allowlist, created_by, rotated_from)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::cidr[], $9, $10)`,
+    [id, opts.name, digest(key), key.slice(0, 10), opts.merchantId, [...opts.permissions], opts.expiresAt ?? null,
+      [...(opts.ipAllowlist ?? [])], opts.createdBy ?? null, opts.rotatedFrom ?? null],
   );
   return { id, key, merchantId: opts.merchantId, permissions: [...opts.permissions] };
 }
 
 const CACHE_TTL_MS = 5_000;
 
+export interface ApiKeyAuthenticator {
+  (key: string, remoteAddr?: string): Promise<Principal | null>;
+  /** Forgets cached keys, so a revocation in this process takes effect at once. */
+  invalidate(): void;
+}
+
 /**
  * Looks a presented key up by digest. A short in-process cache keeps this off the database on
- * every request; revocation takes effect within CACHE_TTL_MS.
+ * every request; revocation takes effect within CACHE_TTL_MS on other replicas (at once here).
+ * A key with an IP allowlist is refused from any other address.
  */
-export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Date()) {
-  const cache = new Map<string, { principal: Principal | null; until: number }>();
-  return async function authenticate(key: string): Promise<Principal | null> {
+export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Date()): ApiKeyAuthenticator {
+  const cache = new Map<string, { principal: Principal | null; allow: BlockList | null; until: number }>();
+  const authenticate = async function authenticate(key: string, remoteAddr?: string): Promise<Principal | null> {
     const d = digest(key);
     const ck = d.toString('base64');
-    const hit = cache.get(ck);
-    if (hit && hit.until > Date.now()) return hit.principal;
-    const { rows } = await db.query<{ id: string; merchant_id: string | null; permissions: string[] }>(
-      `UPDATE identity.api_keys SET last_used_at = now()
-        WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
-        RETURNING id, merchant_id, permissions`,
-      [d, now()],
-    );
-    const r = rows[0];
-    const principal: Principal | null = r
-      ? { kind: 'api_key', id: r.id, merchantId: r.merchant_id, permissions: new Set(r.permissions) }
-      : null;
-    if (cache.size > 10_000) cache.clear();
-    cache.set(ck, { principal, until: Date.now() + CACHE_TTL_MS });
-    return principal;
-  };
+    let hit = cache.get(ck);
+    if (!hit || hit.until <= Date.now()) {
+      const { rows } = await db.query<{ id: string; merchant_id: string | null; permissions: string[]; ip_allowlist: string[] }>(
+        `UPDATE identity.api_keys SET last_used_at = $2
+          WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+          RETURNING id, merchant_id, permissions, ip_allowlist::text[] AS ip_allowlist`,
+        [d, now()],
+      );
+      const r = rows[0];
+      hit = {
+        principal: r ? { kind: 'api_key', id: r.id, merchantId: r.merchant_id, permissions: new Set(r.permissions) } : null,
+        allow: r ? allowlistOf(r.ip_allowlist) : null,
+        until: Date.now() + CACHE_TTL_MS,
+      };
+      if (cache.size > 10_000) cache.clear();
+      cache.set(ck, hit);
+    }
+    if (hit.principal && remoteAddr !== undefined && !ipAllowed(hit.allow, remoteAddr)) {
+      throw new AppError('unauthenticated', 'This API key may not be used from this address');
+    }
+    return hit.principal;
+  } as ApiKeyAuthenticator;
+  authenticate.invalidate = () => cache.clear();
+  return authenticate;
 }

@@ -1,1 +1,8 @@
-export { createApiKey, createApiKeyAuthenticator, type CreatedApiKey } from './apiKeys.ts';
+export { createApiKey, createApiKeyAuthenticator, parseCidr, type CreatedApiKey, type ApiKeyAuthenticator } from './apiKeys.ts';
+export { createApiKeysService, type ApiKeysService } from './apiKeys.service.ts';
+export { createIdentityService, operatorView, type IdentityService, type OperatorView } from './operators.service.ts';
+export { createAuthenticator, SESSION_COOKIE, readCookie } from './authenticator.ts';
+export { registerIdentityRoutes } from './identity.routes.ts';
+export { ROLES, ROLE_NAMES, MERCHANT_ROLES, KEY_GRANTABLE_PERMISSIONS, permissionsFor, type Role } from './roles.ts';
+export { passwordProblem, hashPassword, verifyPassword } from './passwords.ts';
+export { totp, matchTotp, base32Encode, base32Decode, otpauthUri } from './totp.ts';

@@ -6,15 +6,18 @@ import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
 import { page } from '../../http/pagination.ts';
 import * as repo from './merchants.repo.ts';
 import type { MerchantT, StoreT, TerminalT } from './merchants.schemas.ts';
+import type { AuditWriter } from '../audit/index.ts';
 
 export interface MerchantsDeps {
   db: Db;
   /** Bank codes a merchant may name as its acquirer. */
   bankCodes: readonly string[];
   vpaPattern: RegExp;
+  /** The audit trail: every create and change is recorded in its own transaction. */
+  audit?: Pick<AuditWriter, 'record'>;
 }
 
-export function createMerchantsService({ db, bankCodes, vpaPattern }: MerchantsDeps) {
+export function createMerchantsService({ db, bankCodes, vpaPattern, audit }: MerchantsDeps) {
   const checkBank = (code: string | undefined) => {
     if (code !== undefined && !bankCodes.includes(code)) {
       throw new AppError('validation_failed', `Unknown acquiring bank "${code}"`, [{ field: 'body.acquiring_bank', problem: `must be one of ${bankCodes.join(', ')}` }]);
@@ -39,14 +42,22 @@ export function createMerchantsService({ db, bankCodes, vpaPattern }: MerchantsD
       if (p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can create merchants');
       if (!vpaPattern.test(input.vpa)) throw new AppError('invalid_vpa', 'The merchant VPA is not a valid UPI address');
       checkBank(input.acquiring_bank);
-      return repo.insertMerchant(db, { id: newId('merchant'), ...input, vpa: input.vpa.toLowerCase() });
+      return db.tx(async (tx) => {
+        const m = await repo.insertMerchant(tx, { id: newId('merchant'), ...input, vpa: input.vpa.toLowerCase() });
+        await audit?.record(tx, { action: 'merchant.created', resource: { type: 'merchant', id: m.id, merchant_id: m.id } });
+        return m;
+      });
     },
     getMerchant: visibleMerchant,
     async updateMerchant(p: Principal, id: string, patch: { name?: string; acquiring_bank?: string; status?: string }) {
       await visibleMerchant(p, id);
       if (patch.status !== undefined && p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can change a merchant status');
       checkBank(patch.acquiring_bank);
-      return (await repo.updateMerchant(db, id, patch))!;
+      return db.tx(async (tx) => {
+        const m = (await repo.updateMerchant(tx, id, patch))!;
+        await audit?.record(tx, { action: 'merchant.updated', resource: { type: 'merchant', id, merchant_id: id }, details: { fields: Object.keys(patch), status: patch.status } });
+        return m;
+      });
     },
     async listMerchants(p: Principal, q: { limit: number; before?: string }) {
       return page(await repo.listMerchants(db, { onlyId: merchantScope(p), before: q.before, limit: q.limit }), q.limit);
@@ -54,7 +65,11 @@ export function createMerchantsService({ db, bankCodes, vpaPattern }: MerchantsD
 
     async createStore(p: Principal, merchantId: string, input: { name: string; city?: string }): Promise<StoreT> {
       await visibleMerchant(p, merchantId);
-      return repo.insertStore(db, { id: newId('store'), merchant_id: merchantId, ...input });
+      return db.tx(async (tx) => {
+        const st = await repo.insertStore(tx, { id: newId('store'), merchant_id: merchantId, ...input });
+        await audit?.record(tx, { action: 'store.created', resource: { type: 'store', id: st.id, merchant_id: merchantId } });
+        return st;
+      });
     },
     async getStore(p: Principal, merchantId: string, storeId: string): Promise<StoreT> {
       await visibleMerchant(p, merchantId);
@@ -71,12 +86,20 @@ export function createMerchantsService({ db, bankCodes, vpaPattern }: MerchantsD
       const s = await repo.getStore(db, input.store_id);
       if (!s || !canAccessMerchant(p, s.merchant_id)) throw new AppError('store_not_found', 'Store not found');
       if (s.status !== 'active') throw new AppError('conflict', 'The store is closed');
-      return repo.insertTerminal(db, { id: newId('terminal'), merchant_id: s.merchant_id, ...input });
+      return db.tx(async (tx) => {
+        const t = await repo.insertTerminal(tx, { id: newId('terminal'), merchant_id: s.merchant_id, ...input });
+        await audit?.record(tx, { action: 'terminal.created', resource: { type: 'terminal', id: t.id, merchant_id: t.merchant_id }, origin: { terminal_id: t.id } });
+        return t;
+      });
     },
     getTerminal: visibleTerminal,
     async updateTerminal(p: Principal, id: string, patch: { label?: string; status?: string }) {
       await visibleTerminal(p, id);
-      return (await repo.updateTerminal(db, id, patch))!;
+      return db.tx(async (tx) => {
+        const t = (await repo.updateTerminal(tx, id, patch))!;
+        await audit?.record(tx, { action: 'terminal.updated', resource: { type: 'terminal', id, merchant_id: t.merchant_id }, details: { fields: Object.keys(patch), status: patch.status } });
+        return t;
+      });
     },
     async listTerminals(p: Principal, q: { merchant_id?: string; store_id?: string; status?: string; limit: number; before?: string }) {
       const merchantId = merchantScope(p, q.merchant_id);

@@ -31,6 +31,8 @@ export interface PaymentHooks {
   onClosedUnpaid?(tx: Queryable, payment: PaymentRow): Promise<void>;
   /** After a refund's ledger entry, in the same transaction. */
   onRefunded?(tx: Queryable, payment: PaymentRow, refund: RefundRow): Promise<void>;
+  /** A refund was asked for (by whoever is calling), in the transaction that reserves it. */
+  onRefundRequested?(tx: Queryable, payment: PaymentRow, refund: RefundRow): Promise<void>;
 }
 
 export interface PaymentsDeps {
@@ -354,10 +356,12 @@ export function createPaymentsService(deps: PaymentsDeps) {
           throw new AppError('refund_exceeds_payment', `Only ${cur.amount - cur.refund_reserved} paise are left to refund`, { refundable_amount: cur.amount - cur.refund_reserved });
         }
         const rid = newId('refund');
-        return repo.insertRefund(tx, {
+        const row = await repo.insertRefund(tx, {
           id: rid, payment_id: p.id, refund_ref: 'TR' + rid.slice(4).toUpperCase(), amount: input.amount, reason: input.reason ?? null,
           now, nextCheckAt: addSeconds(now, cfg.statusCheckFirstAfterSeconds),
         });
+        for (const h of hooks) await h.onRefundRequested?.(tx, p, row);
+        return row;
       });
       let result: BankResult;
       try {

@@ -1,0 +1,30 @@
+import type { PaymentHooks } from '../payments/index.ts';
+import type { AuditWriter } from './trail.ts';
+
+// Payment events the audit trail records, each in the payment's own transaction: a payment
+// holds personal data (the payer's VPA), and a refund moves money back on someone's say-so.
+// Successes and expiries driven by the bank are not people's actions; the payment's own
+// event history keeps them.
+
+export function auditPaymentHooks(audit: AuditWriter): PaymentHooks {
+  return {
+    async onCreated(tx, payment) {
+      await audit.record(tx, {
+        action: 'payment.created', resource: { type: 'payment', id: payment.id, merchant_id: payment.merchant_id },
+        origin: { terminal_id: payment.terminal_id }, details: { method: payment.method, amount: payment.amount, currency: payment.currency },
+      });
+    },
+    async onRefundRequested(tx, payment, refund) {
+      await audit.record(tx, {
+        action: 'refund.requested', resource: { type: 'refund', id: refund.id, merchant_id: payment.merchant_id },
+        origin: { terminal_id: payment.terminal_id }, details: { payment_id: payment.id, amount: refund.amount },
+      });
+    },
+    async onRefunded(tx, payment, refund) {
+      await audit.record(tx, {
+        action: 'refund.succeeded', resource: { type: 'refund', id: refund.id, merchant_id: payment.merchant_id },
+        details: { payment_id: payment.id, amount: refund.amount },
+      });
+    },
+  };
+}

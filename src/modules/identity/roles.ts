@@ -1,0 +1,68 @@
+import { SELF_PERMISSION } from '../../http/principal.ts';
+
+// Roles grant the least privilege a job needs (PCI DSS 7.2.1-7.2.2). A permission is a string
+// checked on every route; a role is a named set of them. Platform staff hold roles across all
+// merchants; a merchant's own staff hold roles scoped to that merchant, and some roles exist
+// for platform staff only.
+
+export interface RoleDef {
+  description: string;
+  permissions: readonly string[];
+  /** Extra permissions when held by a merchant's own staff (their own merchant only). */
+  merchantExtra?: readonly string[];
+  platformOnly?: boolean;
+}
+
+export const ROLES = {
+  viewer: {
+    description: 'Sees merchants, stores and terminals; no payment data.',
+    permissions: ['merchants:read', 'terminals:read'],
+  },
+  support: {
+    description: 'Helps merchants: sees payments (payer details masked), merchants and terminals.',
+    permissions: ['merchants:read', 'terminals:read', 'payments:read'],
+  },
+  refunds: {
+    description: 'Sees payments and issues refunds.',
+    permissions: ['payments:read', 'refunds:write'],
+  },
+  'merchant-admin': {
+    description: 'Manages merchants, stores and terminals; for a merchant\'s own staff, also that merchant\'s staff accounts and API keys.',
+    permissions: ['merchants:read', 'merchants:write', 'terminals:read', 'terminals:write'],
+    merchantExtra: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
+  },
+  'security-admin': {
+    description: 'Manages operator accounts, roles and API keys. Sees no payment data.',
+    permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
+    platformOnly: true,
+  },
+  auditor: {
+    description: 'Reads the audit trail, and nothing else.',
+    permissions: ['audit:read'],
+    platformOnly: true,
+  },
+} as const satisfies Record<string, RoleDef>;
+
+export type Role = keyof typeof ROLES;
+export const ROLE_NAMES = Object.keys(ROLES) as Role[];
+export const MERCHANT_ROLES = ROLE_NAMES.filter((r) => !(ROLES[r] as RoleDef).platformOnly);
+
+export const isRole = (r: string): r is Role => Object.hasOwn(ROLES, r);
+
+/** The permissions of an operator with `roles`, platform-wide (merchantId null) or for one merchant. */
+export function permissionsFor(roles: readonly string[], merchantId: string | null): Set<string> {
+  const out = new Set<string>([SELF_PERMISSION]);
+  for (const r of roles) {
+    if (!isRole(r)) continue;
+    const def = ROLES[r] as RoleDef;
+    if (def.platformOnly && merchantId !== null) continue;
+    for (const p of def.permissions) out.add(p);
+    if (merchantId !== null) for (const p of def.merchantExtra ?? []) out.add(p);
+  }
+  return out;
+}
+
+/** Permissions an API key may carry: machine work only. Operators, roles and the audit trail are for people (8.2.2). */
+export const KEY_GRANTABLE_PERMISSIONS: readonly string[] = [
+  'merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'payments:read', 'payments:write', 'refunds:write',
+];
