@@ -11,6 +11,7 @@ import type { Metrics } from '../platform/metrics.ts';
 import { validatorCompiler, describeValidation } from './validation.ts';
 import type { Principal } from './principal.ts';
 import { registerIdempotency } from './idempotency.ts';
+import { createEdgeProtection } from '../modules/edge/index.ts';
 import { runWithRequestContext } from './requestContext.ts';
 import { runWithRequestContext } from './requestContext.ts';
 
@@ -78,6 +79,8 @@ function toAppError(err: FastifyError | Error): AppError {
 
 export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, logger, metrics } = deps;
+  // Timeouts, header size, connection cap, trusted proxies, limits: src/modules/edge.
+  const edge = createEdgeProtection({ config, logger, metrics });
   const app = Fastify({
     loggerInstance: logger as unknown as import('fastify').FastifyBaseLogger,
     // Our own onResponse hook writes one line per request, with no bodies and no headers.
@@ -87,8 +90,7 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : newId('request');
     },
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000,
+    ...edge.serverOptions,
     ajv: { customOptions: { coerceTypes: false } },
     routerOptions: { maxParamLength: 200 },
   });
@@ -99,12 +101,18 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     req.rawBody = body as string;
     if ((body as string).length === 0) return done(new AppError('malformed_json', 'The body is empty'), undefined);
+    const tooComplex = edge.jsonProblem(body as string);
+    if (tooComplex) return done(tooComplex, undefined);
     try {
       done(null, sjson.parse(body as string, undefined, { protoAction: 'error', constructorAction: 'error' }));
     } catch {
       done(new AppError('malformed_json', 'The body is not valid JSON'), undefined);
     }
   });
+
+  // Security headers, CORS, content types and rate limits: before authentication, so a flood
+  // is refused before it reaches the database.
+  await edge.register(app);
 
   // Deny by default: a /v1 route that declares neither a permission nor `public` cannot exist.
   app.addHook('onRoute', (route) => {

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { parseKeysConfig, type KeysConfig } from './keysConfig.ts';
 import { parseSecretsConfig, type SecretsConfig } from './secrets.ts';
 import { parseTlsConfig, tlsScheme, type TlsConfig } from './tls.ts';
@@ -53,7 +54,12 @@ export interface Config {
   };
   callbacks: { maxAgeSeconds: number };
   worker: { intervalMs: number; batchSize: number };
-  http: { bodyLimitBytes: number };
+  http: HttpConfig;
+  /** Redis for state shared by replicas (rate limits). undefined = in-process. */
+  redisUrl?: string;
+  rateLimits: RateLimitConfig;
+  /** The WAF gateway's security events (JSON lines) the API counts in its metrics; undefined = off. */
+  securityEventsFile?: string;
   bankTimeoutMs: number;
   /** Terminal gateway: embedded MQTT broker or an external one, device PKI, outbox relay. */
   mqtt: MqttConfig;
@@ -492,7 +498,10 @@ export function loadConfig(env: Env = process.env): Config {
     },
     callbacks: { maxAgeSeconds: int(env, 'CALLBACK_MAX_AGE_SECONDS', 300, 1, 3600) },
     worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000) },
-    http: { bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024) },
+    http: parseHttp(env),
+    redisUrl: parseRedisUrl(env),
+    rateLimits: parseRateLimits(env),
+    securityEventsFile: parseSecurityEventsFile(env),
     bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
     identity: parseIdentity(env, mode),
     audit: parseAudit(env, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),

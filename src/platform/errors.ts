@@ -12,11 +12,16 @@ export const ERROR_STATUS = {
   unknown_message_type: 400, // terminal protocol: a request type the gateway does not know
   unsupported_media_type: 415,
   payload_too_large: 413,
+  json_too_complex: 400, // edge: JSON nested too deep or an array too long
+  uri_too_long: 414,
+  headers_too_large: 431,
+  request_timeout: 408, // edge: the client sent its request too slowly
   sensitive_data_refused: 400, // card verification code, PIN block or track data: never accepted (PCI DSS 3.3.1)
   // 401/403: who you are and what you may do
   unauthenticated: 401,
   invalid_signature: 401,
   forbidden: 403,
+  request_blocked: 403, // the WAF gateway refused the request as an attack
   invalid_credentials: 401, // sign-in: wrong email, password or code (never says which)
   session_expired: 401, // an operator session past its idle or absolute limit, or ended
   csrf_token_invalid: 403, // a cookie-authenticated change without the session's CSRF token

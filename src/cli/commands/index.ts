@@ -6,6 +6,7 @@ import { rewards } from './rewards.ts';
 import { bankSim } from './bankSim.ts';
 import { banks } from './banks.ts';
 import { apiKeys } from './apiKeys.ts';
+import { gateway } from './gateway.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
-export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys];
+export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys, gateway];

@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../platform/errors.ts';
+import type { RateLimitConfig, RateLimitName } from '../../platform/config.ts';
+import type { BucketStore } from './tokenBucket.ts';
+import type { EdgeMetrics } from './metrics.ts';
+
+// Rate limits in the API: every request is counted per client IP and per API key as soon as it
+// arrives (onRequest, before authentication touches the database), then per terminal once the
+// body is parsed (preValidation, before idempotency claims a key or a handler runs). Routes can
+// attach stricter named limits (sign-in, MFA). A refused request gets 429 `rate_limited` with
+// Retry-After and never reaches the database.
+
+/** A named limit a route attaches, with the part of the request it is counted by. */
+export interface RouteRateLimit {
+  limit: RateLimitName;
+  /** The bucket's key (an account name, an IP…); undefined = this request is not counted. */
+  key(req: FastifyRequest): string | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Extra named rate limits for this route, checked after the body is parsed. */
+    rateLimits?: RouteRateLimit[];
+    /** false: not counted by the per-IP / per-key / per-terminal limits (health probes). */
+    rateLimit?: false;
+  }
+}
+
+/** Routes probed by load balancers and Prometheus: never throttled. */
+const UNLIMITED_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * Sign-in: per client IP (credential stuffing across accounts) and per account (guessing one
+ * password). The per-account burst is above the PCI DSS 8.3.4 lockout threshold (10 failures),
+ * so the lockout acts first and the limit only slows what comes after.
+ */
+export function signInRateLimits(accountOf: (req: FastifyRequest) => string | undefined): RouteRateLimit[] {
+  return [
+    { limit: 'signin_ip', key: (req) => req.ip },
+    { limit: 'signin_account', key: (req) => normalizeAccount(accountOf(req)) },
+  ];
+}
+
+/** MFA code entry: per account (or session), burst above the lockout threshold like sign-in. */
+export function mfaRateLimits(accountOf: (req: FastifyRequest) => string | undefined): RouteRateLimit[] {
+  return [
+    { limit: 'signin_ip', key: (req) => req.ip },
+    { limit: 'mfa_account', key: (req) => normalizeAccount(accountOf(req)) },
+  ];
+}
+
+function normalizeAccount(a: string | undefined): string | undefined {
+  return typeof a === 'string' && a.length > 0 ? a.trim().toLowerCase().slice(0, 320) : undefined;
+}
+
+/** API keys are counted by a digest of the key as presented, so no raw key sits in a store. */
+export function apiKeyBucketId(authorization: string | string[] | undefined): string | undefined {
+  if (typeof authorization !== 'string') return undefined;
+  const m = /^Bearer (\S{1,512})$/.exec(authorization);
+  return m ? createHash('sha256').update(m[1]).digest('base64url').slice(0, 22) : undefined;
+}
+
+/** The terminal a request acts for: `terminal_id` in the JSON body or in the query. */
+export function terminalIdOf(req: FastifyRequest): string | undefined {
+  const body = req.body as Record<string, unknown> | undefined;
+  const fromBody = body && typeof body === 'object' && !Array.isArray(body) ? body.terminal_id : undefined;
+  const fromQuery = (req.query as Record<string, unknown> | undefined)?.terminal_id;
+  const id = typeof fromBody === 'string' ? fromBody : typeof fromQuery === 'string' ? fromQuery : undefined;
+  return id && id.length <= 100 ? id : undefined;
+}
+
+export interface RateLimiter {
+  /** Takes a token from `limit`'s bucket for `id`; throws `rate_limited` (and sets Retry-After) when empty. */
+  check(reply: FastifyReply, limit: RateLimitName, id: string): Promise<void>;
+}
+
+export function createRateLimiter(deps: { config: RateLimitConfig; store: BucketStore; metrics: EdgeMetrics }): RateLimiter {
+  const { config, store, metrics } = deps;
+  return {
+    async check(reply, limit, id) {
+      const spec = config.limits[limit];
+      const r = await store.take(`${limit}:${id}`, spec);
+      if (r.allowed) return;
+      metrics.rateLimited.inc({ limit });
+      const seconds = Number.isFinite(r.retryAfterMs) ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : 3600;
+      reply.header('retry-after', String(seconds));
+      throw new AppError('rate_limited', `Too many requests (${limit.replace('_', ' ')} limit); retry after ${seconds} s`, {
+        limit,
+        retry_after_seconds: seconds,
+      });
+    },
+  };
+}
+
+/** Registers the hooks. Call before the authentication hook so per-IP limits run first. */
+export function registerRateLimits(app: FastifyInstance, config: RateLimitConfig, limiter: RateLimiter) {
+  app.addHook('onRoute', (route) => {
+    for (const rl of route.config?.rateLimits ?? []) {
+      if (!(rl.limit in config.limits)) throw new Error(`Route ${route.method} ${route.url} attaches an unknown rate limit "${rl.limit}"`);
+    }
+  });
+  if (!config.enabled) return;
+
+  app.addHook('onRequest', async (req, reply) => {
+    const cfg = req.routeOptions.config;
+    if (cfg?.rateLimit === false || UNLIMITED_ROUTES.has(req.routeOptions.url ?? '')) return;
+    await limiter.check(reply, 'ip', req.ip);
+    const key = apiKeyBucketId(req.headers.authorization);
+    if (key) await limiter.check(reply, 'api_key', key);
+  });
+
+  app.addHook('preValidation', async (req, reply) => {
+    const cfg = req.routeOptions.config;
+    if (cfg?.rateLimit !== false && req.principal) {
+      const terminal = terminalIdOf(req);
+      // A merchant's key counts only against its own terminals' buckets: it cannot drain
+      // another merchant's terminal by naming its id.
+      if (terminal) await limiter.check(reply, 'terminal', `${req.principal.merchantId ?? '*'}:${terminal}`);
+    }
+    for (const rl of cfg?.rateLimits ?? []) {
+      const id = rl.key(req);
+      if (id !== undefined) await limiter.check(reply, rl.limit, id);
+    }
+  });
+}
