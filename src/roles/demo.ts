@@ -4,6 +4,7 @@ import type { Db } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { createApiKey } from '../modules/identity/index.ts';
 import { PERMISSIONS } from '../http/principal.ts';
+import { issueDemoTerminalSecrets } from '../modules/terminals/index.ts';
 import { ensureDemoProgram } from '../modules/rewards/index.ts';
 
 // Demo data for `npm start` in development: one merchant with a store, two terminals and a
@@ -17,15 +18,21 @@ export interface DemoInfo {
   api_key: string;
   merchant_id: string;
   terminal_ids: string[];
+  /** Where the demo terminals connect (the development MQTT listener), or null when no gateway runs here. */
+  mqtt_url?: string | null;
+  /** MQTT credentials of the demo terminals (development listener: username = terminal id). */
+  terminals?: { id: string; mqtt_username: string; mqtt_password: string }[];
 }
 
-export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string }): Promise<{ info: DemoInfo; created: boolean; file: string }> {
+export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; mqttUrl?: string | null }): Promise<{ info: DemoInfo; created: boolean; file: string }> {
   const file = join(opts.dataDir, 'demo.json');
   const existing = await db.query<{ id: string }>(`SELECT id FROM merchants.merchants WHERE vpa = $1`, [DEMO_MERCHANT_VPA]);
   if (existing.rows[0] && existsSync(file)) {
     // Rewards: 1 point per full ₹10, no pending period (also for demo data made before rewards existed).
     await ensureDemoProgram(db, { id: existing.rows[0].id, mcc: '5411' });
-    const info = { ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo), api_url: opts.apiUrl };
+    const info = { ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo), api_url: opts.apiUrl, mqtt_url: opts.mqttUrl ?? null };
+    // Secrets are shown once: a demo.json from before the terminal gateway gets them now.
+    info.terminals ??= await issueDemoTerminalSecrets(db, info.terminal_ids);
     writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
     return { info, created: false, file };
   }
@@ -49,6 +56,7 @@ export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string }
     return { api_url: opts.apiUrl, api_key: key.key, merchant_id: merchantId, terminal_ids: terminalIds };
   });
   await ensureDemoProgram(db, { id: info.merchant_id, mcc: '5411' });
+  Object.assign(info, { mqtt_url: opts.mqttUrl ?? null, terminals: await issueDemoTerminalSecrets(db, info.terminal_ids) });
   mkdirSync(opts.dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
   return { info, created: true, file };

@@ -1,5 +1,7 @@
 import type { Command } from '../command.ts';
 import { serve } from './serve.ts';
+import { pki } from './pki.ts';
+import { terminals } from './terminals.ts';
 import { migrate } from './migrate.ts';
 import { ledger } from './ledger.ts';
 import { rewards } from './rewards.ts';
@@ -9,4 +11,4 @@ import { apiKeys } from './apiKeys.ts';
 import { gateway } from './gateway.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
-export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys, gateway];
+export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys, gateway, pki, terminals];

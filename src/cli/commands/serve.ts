@@ -4,23 +4,25 @@ import { onShutdown, type Command } from '../command.ts';
 
 export const serve: Command = {
   name: 'serve',
-  usage: 'serve [--role api|worker|all]',
+  usage: 'serve [--role api|worker|terminal-gateway|all]',
   summary: 'Run the platform (default role: all). In development the demo data is loaded and its credentials written to <data dir>/demo.json.',
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { role: { type: 'string', default: 'all' } } });
     const role = values.role as string;
-    if (!['api', 'worker', 'all'].includes(role)) throw new ConfigError('--role', 'must be api, worker or all');
+    if (!['api', 'worker', 'terminal-gateway', 'all'].includes(role)) throw new ConfigError('--role', 'must be api, worker, terminal-gateway or all');
     const { createApp } = await import('../../app.ts');
-    const app = await createApp({ role: role as 'api' | 'worker' | 'all' });
+    const app = await createApp({ role: role as 'api' | 'worker' | 'terminal-gateway' | 'all' });
     const url = await app.start();
     const c = app.config;
     const lines = [`Tillpoint is running (role: ${role}, mode: ${c.mode}, database: ${app.db.driver === 'pglite' ? `PGlite in ${c.dataDir}` : 'PostgreSQL'})`];
+    const mqttUrls = app.gateway?.urls() ?? [];
+    for (const u of mqttUrls) lines.push(`  MQTT:     ${u}${u.startsWith('mqtts:') ? ' (mutual TLS: `tillpoint terminals enroll <id>`)' : u.startsWith('mqtt:') ? ' (development only: terminal id + MQTT secret)' : ' (external broker)'}`);
     if (url) {
       lines.push(`  API:      ${c.publicUrl}/v1`, `  Docs:     ${c.publicUrl}/docs`, `  OpenAPI:  ${c.publicUrl}/openapi.json`, `  Metrics:  ${c.publicUrl}/metrics`);
       if (c.embeddedBankSim) lines.push(`  Bank sim: ${c.publicUrl}/sim (development only)`);
       if (c.mode !== 'production') {
         const { loadDemo } = await import('../../roles/demo.ts');
-        const demo = await loadDemo(app.db, { dataDir: c.dataDir, apiUrl: c.publicUrl });
+        const demo = await loadDemo(app.db, { dataDir: c.dataDir, apiUrl: c.publicUrl, mqttUrl: mqttUrls.find((u) => u.startsWith('mqtt:')) ?? c.mqtt.url ?? null });
         lines.push(`  Demo:     ${demo.file} (${demo.created ? 'created' : 'reused'}; merchant ${demo.info.merchant_id})`);
       }
     }

@@ -7,6 +7,14 @@ import { join } from 'node:path';
 
 export const TERMINAL_URI_PREFIX = 'urn:tillpoint:terminal:';
 export const GATEWAY_COMMON_NAME = 'tillpoint-gateway';
+/** Gateway replicas on an external broker each get their own certificate: tillpoint-gateway, tillpoint-gateway-2, … */
+export const isGatewayName = (s: string) => /^tillpoint-gateway(-[a-z0-9][a-z0-9-]{0,39})?$/.test(s);
+
+/** Where a gateway's client certificate and key are written (gateway.crt for the default name). */
+export function gatewayCertFiles(dir: string, name = GATEWAY_COMMON_NAME): { cert: string; key: string } {
+  const base = name === GATEWAY_COMMON_NAME ? 'gateway' : name;
+  return { cert: join(dir, `${base}.crt`), key: join(dir, `${base}.key`) };
+}
 
 export interface PkiFiles {
   dir: string;

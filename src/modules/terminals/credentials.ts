@@ -89,3 +89,17 @@ export async function revokeTerminalCredentials(db: Db, terminalId: string, opts
     return { certificates: serials, secrets };
   });
 }
+
+/** Development secrets for the demo terminals (`npm start` writes them to demo.json). Disabled terminals are left out. */
+export async function issueDemoTerminalSecrets(db: Db, terminalIds: string[]) {
+  const out: { id: string; mqtt_username: string; mqtt_password: string }[] = [];
+  for (const id of terminalIds) {
+    try {
+      const c = await issueMqttSecret(db, id, 'development');
+      out.push({ id, mqtt_username: c.username, mqtt_password: c.password });
+    } catch (e) {
+      if ((e as AppError).code !== 'terminal_inactive') throw e;
+    }
+  }
+  return out;
+}

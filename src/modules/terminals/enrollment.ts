@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Db } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { getTerminalContext } from '../merchants/index.ts';
-import { issueClientCertificate, loadCa, buildCrl, pkiFiles, TERMINAL_URI_PREFIX, GATEWAY_COMMON_NAME } from './pki.ts';
+import { issueClientCertificate, loadCa, buildCrl, TERMINAL_URI_PREFIX, GATEWAY_COMMON_NAME } from './pki.ts';
+import { gatewayCertFiles, isGatewayName } from './certs.ts';
 import { recordCertificate } from './credentials.ts';
 import { listRevokedCertificates } from './terminals.repo.ts';
 import { isTerminalId } from './topics.ts';
@@ -55,15 +56,20 @@ export function writeBundle(dir: string, b: EnrollmentBundle): string[] {
   return files;
 }
 
-/** The gateway's own client certificate for an external broker (CN = tillpoint-gateway), written into the PKI directory. */
-export async function issueGatewayCertificate(pkiDir: string, days = 825): Promise<{ cert: string; key: string }> {
+/**
+ * A gateway replica's own client certificate for an external broker, written into the PKI
+ * directory. One name per replica (tillpoint-gateway, tillpoint-gateway-2, …): brokers that pin
+ * the client id to the certificate name (as our Mosquitto config does) allow one connection per name.
+ */
+export async function issueGatewayCertificate(pkiDir: string, days = 825, name = GATEWAY_COMMON_NAME): Promise<{ cert: string; key: string }> {
+  if (!isGatewayName(name)) throw new Error(`a gateway name is tillpoint-gateway or tillpoint-gateway-<suffix>, not "${name}"`);
   const ca = await loadCa(pkiDir);
-  const c = await issueClientCertificate(ca, { commonName: GATEWAY_COMMON_NAME, days });
-  const f = pkiFiles(pkiDir);
-  writeFileSync(f.gatewayKey, c.keyPem!, { mode: 0o600 });
-  chmodSync(f.gatewayKey, 0o600);
-  writeFileSync(f.gatewayCert, c.certPem + '\n');
-  return { cert: f.gatewayCert, key: f.gatewayKey };
+  const c = await issueClientCertificate(ca, { commonName: name, days });
+  const f = gatewayCertFiles(pkiDir, name);
+  writeFileSync(f.key, c.keyPem!, { mode: 0o600 });
+  chmodSync(f.key, 0o600);
+  writeFileSync(f.cert, c.certPem + '\n');
+  return f;
 }
 
 /** A CRL of every revoked, still-unexpired terminal certificate, for brokers that check one. */

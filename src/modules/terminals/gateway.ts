@@ -58,6 +58,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
   const recorder = createViolationRecorder({ db, logger, onRecord: (kind) => metrics.violations.inc({ kind }) });
   const handler = createRequestHandler({ db, payments: deps.payments, logger, maxPayloadBytes: mq.maxPayloadBytes });
   const pending = new Set<Promise<void>>();
+  let handled = 0;
   let transport: Transport | undefined;
   let embedded: EmbeddedBroker | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -84,6 +85,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
       return;
     }
     if (ctx.inFlight) ctx.inFlight.count++;
+    handled++;
     const end = metrics.duration.startTimer();
     const work = handler
       .handle(terminalId, payload)
@@ -201,6 +203,8 @@ export function createTerminalGateway(deps: GatewayDeps) {
     urls: () => transport?.urls() ?? [],
     ports: () => embedded?.ports() ?? {},
     connectedCount: () => transport?.connectedCount(),
+    /** Requests this gateway took (with replicas on an external broker, each takes its share). */
+    handledCount: () => handled,
     /** Runs one revocation sweep now (tests; the gateway runs it every few seconds). */
     sweepRevokedNow: () => sweepRevoked(new Date(0)),
     async stop() {

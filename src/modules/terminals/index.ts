@@ -10,6 +10,7 @@ export {
   recordCertificate,
   revokeTerminalCredentials,
   hashSecret,
+  issueDemoTerminalSecrets,
 } from './credentials.ts';
 export { listCertificates, listRevokedCertificates, listViolations, type ViolationKind } from './terminals.repo.ts';
 export * as topics from './topics.ts';

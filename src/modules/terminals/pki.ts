@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'n
 import { isIP } from 'node:net';
 import { pkiFiles } from './certs.ts';
 
-export { pkiFiles, certificateFingerprint, TERMINAL_URI_PREFIX, GATEWAY_COMMON_NAME, type PkiFiles } from './certs.ts';
+export { pkiFiles, gatewayCertFiles, certificateFingerprint, TERMINAL_URI_PREFIX, GATEWAY_COMMON_NAME, type PkiFiles } from './certs.ts';
 
 // The terminal CA: a private certificate authority that issues one client certificate per
 // terminal, the embedded broker's server certificate and the gateway's own client certificate.

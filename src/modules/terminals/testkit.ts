@@ -48,3 +48,77 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 5000, stepMs = 20)
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+export interface TestMosquitto {
+  url: string;
+  pkiDir: string;
+  /** Stops it, if this process started it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A Mosquitto for the external-broker tests. CI starts one (TEST_MQTT_URL, TEST_MQTT_PKI_DIR with
+ * gateway certificates tillpoint-gateway and tillpoint-gateway-2) and sets
+ * TILLPOINT_REQUIRE_MOSQUITTO=1; elsewhere one is started here if the binary is installed.
+ * Returns a reason to skip when there is none; throws instead when it is required.
+ */
+export async function mosquittoForTests(): Promise<TestMosquitto | { skip: string }> {
+  if (process.env.TEST_MQTT_URL) {
+    const pkiDir = process.env.TEST_MQTT_PKI_DIR;
+    if (!pkiDir) throw new Error('TEST_MQTT_URL is set but TEST_MQTT_PKI_DIR (the CA the broker trusts) is not');
+    return { url: process.env.TEST_MQTT_URL, pkiDir, stop: async () => {} };
+  }
+  const { spawn, spawnSync } = await import('node:child_process');
+  const bin = process.env.MOSQUITTO_BIN ?? 'mosquitto';
+  const found = spawnSync(bin, ['-h'], { encoding: 'utf8' });
+  if (found.error) {
+    const reason = `no Mosquitto (${bin}) on this machine; install Debian's mosquitto package to run the external-broker tests`;
+    if (process.env.TILLPOINT_REQUIRE_MOSQUITTO === '1') throw new Error(`${reason} (TILLPOINT_REQUIRE_MOSQUITTO=1: CI must run them)`);
+    return { skip: reason };
+  }
+  const { initPki } = await import('./pki.ts');
+  const { issueGatewayCertificate } = await import('./enrollment.ts');
+  const { writeMosquittoConfig } = await import('./mosquitto.ts');
+  const { createServer } = await import('node:net');
+  const dir = mkdtempSync(join(tmpdir(), 'tillpoint-mosquitto-'));
+  const pkiDir = join(dir, 'pki');
+  await initPki(pkiDir, { hostnames: ['localhost', '127.0.0.1'] });
+  await issueGatewayCertificate(pkiDir);
+  await issueGatewayCertificate(pkiDir, 30, 'tillpoint-gateway-2');
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const { config } = writeMosquittoConfig({ port, pkiDir, outDir: dir, gateways: ['tillpoint-gateway', 'tillpoint-gateway-2'], runAs: process.getuid?.() === 0 ? 'root' : undefined });
+  const child = spawn(bin, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  // Ready when the port accepts connections.
+  const { connect } = await import('node:net');
+  const ready = await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        if (child.exitCode !== null) return resolve(true);
+        const c = connect(port, '127.0.0.1', () => {
+          c.destroy();
+          resolve(true);
+        });
+        c.on('error', () => resolve(false));
+      }),
+    5000,
+    50,
+  );
+  if (!ready || child.exitCode !== null) throw new Error(`Mosquitto did not start: ${stderr}`);
+  return {
+    url: `mqtts://127.0.0.1:${port}`,
+    pkiDir,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

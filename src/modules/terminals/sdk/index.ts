@@ -119,7 +119,7 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
       if (topic === res) this.onResponse(payload);
       else if (topic === evt) this.onEvent(payload);
     });
-    this.on('newListener', (name) => {
+    (this as EventEmitter).on('newListener', (name: string | symbol) => {
       if (name !== 'payment.updated' || !this.early) return;
       const queued = this.early;
       this.early = undefined;
