@@ -20,6 +20,10 @@ declare module 'fastify' {
     principal?: Principal;
     rawBody?: string;
   }
+  interface FastifyInstance {
+    /** Every /v1 route with the permission it demands (or public). */
+    routeTable: RouteInfo[];
+  }
   interface FastifyContextConfig {
     /** Permission a caller needs. Every /v1 route must declare one, or be `public`. */
     permission?: string;
@@ -30,6 +34,13 @@ declare module 'fastify' {
     /** 'access': every successful call is recorded in the audit trail as an access to personal data. */
     audit?: 'access';
   }
+}
+
+export interface RouteInfo {
+  method: string;
+  url: string;
+  permission?: string;
+  public: boolean;
 }
 
 export interface HttpDeps {
@@ -115,9 +126,17 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   await edge.register(app);
 
   // Deny by default: a /v1 route that declares neither a permission nor `public` cannot exist.
+  // Every /v1 route is listed with what it demands, so a test can walk all of them.
+  const routeTable: RouteInfo[] = [];
+  app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && !route.config?.permission && !route.config?.public) {
       throw new Error(`Route ${route.method} ${route.url} declares no permission`);
+    }
+    if (route.url.startsWith('/v1/')) {
+      for (const method of [route.method].flat()) {
+        if (method !== 'HEAD') routeTable.push({ method, url: route.url, permission: route.config?.permission, public: route.config?.public === true });
+      }
     }
   });
 

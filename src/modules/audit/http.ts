@@ -50,7 +50,7 @@ function resourceId(req: FastifyRequest): string | null {
 async function anyCommitted(db: Db, ids: string[]): Promise<boolean> {
   if (ids.length === 0) return false;
   const r = await db.query(`SELECT 1 FROM audit.events WHERE id = ANY($1::text[]) LIMIT 1`, [ids]);
-  return r.rowCount > 0;
+  return r.rows.length > 0;
 }
 
 export function registerAuditHooks(app: FastifyInstance, deps: { db: Db; audit: AuditWriter; logger: Logger }) {

@@ -77,27 +77,30 @@ export interface ApiKeyAuthenticator {
  * A key with an IP allowlist is refused from any other address.
  */
 export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Date()): ApiKeyAuthenticator {
-  const cache = new Map<string, { principal: Principal | null; allow: BlockList | null; until: number }>();
+  const cache = new Map<string, { principal: Principal | null; allow: BlockList | null; expiresAt: number; until: number }>();
   const authenticate = async function authenticate(key: string, remoteAddr?: string): Promise<Principal | null> {
     const d = digest(key);
     const ck = d.toString('base64');
     let hit = cache.get(ck);
     if (!hit || hit.until <= Date.now()) {
-      const { rows } = await db.query<{ id: string; merchant_id: string | null; permissions: string[]; ip_allowlist: string[] }>(
+      const { rows } = await db.query<{ id: string; merchant_id: string | null; permissions: string[]; ip_allowlist: string[]; expires_at: Date | null }>(
         `UPDATE identity.api_keys SET last_used_at = $2
           WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
-          RETURNING id, merchant_id, permissions, ip_allowlist::text[] AS ip_allowlist`,
+          RETURNING id, merchant_id, permissions, ip_allowlist::text[] AS ip_allowlist, expires_at`,
         [d, now()],
       );
       const r = rows[0];
       hit = {
         principal: r ? { kind: 'api_key', id: r.id, merchantId: r.merchant_id, permissions: new Set(r.permissions) } : null,
         allow: r ? allowlistOf(r.ip_allowlist) : null,
+        expiresAt: r?.expires_at ? new Date(r.expires_at).getTime() : Infinity,
         until: Date.now() + CACHE_TTL_MS,
       };
       if (cache.size > 10_000) cache.clear();
       cache.set(ck, hit);
     }
+    // Expiry is exact even for a cached key (a rotation's overlap ends on time).
+    if (hit.expiresAt <= now().getTime()) return null;
     if (hit.principal && remoteAddr !== undefined && !ipAllowed(hit.allow, remoteAddr)) {
       throw new AppError('unauthenticated', 'This API key may not be used from this address');
     }

@@ -358,7 +358,7 @@ export function createIdentityService(deps: IdentityDeps) {
         if (step === undefined && ch.kind === 'totp' && RECOVERY_RE.test(code)) {
           const r = await tx.query(`UPDATE identity.recovery_codes SET used_at = $3 WHERE operator_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING 1`,
             [o.id, sha256(normalizeRecovery(code)), now]);
-          usedRecovery = r.rowCount === 1;
+          usedRecovery = r.rows.length === 1;
         }
         if (step === undefined && !usedRecovery) {
           await tx.query(`UPDATE identity.mfa_challenges SET attempts = attempts + 1 WHERE id = $1`, [ch.id]);
@@ -500,7 +500,7 @@ export function createIdentityService(deps: IdentityDeps) {
             details: { reason: 'inactive', days: cfg.inactiveDays, last_used_at: o.last_used_at ? new Date(o.last_used_at).toISOString() : null },
           });
         }
-        return r.rowCount;
+        return r.rows.length;
       });
     },
 
