@@ -20,7 +20,7 @@ async function auditActions(t: TestApp, resourceId: string): Promise<string[]> {
 describe('operators', () => {
   let t: TestApp;
   before(async () => {
-    t = await startTestApp({ clock });
+    t = await startTestApp({ clock, env: { RATE_LIMIT_ENABLED: 'false' } });
   });
   after(() => t.close());
 
@@ -220,7 +220,7 @@ describe('API keys', () => {
   let admin: Awaited<ReturnType<typeof signIn>>;
   let adminOp: Awaited<ReturnType<typeof createOperator>>;
   before(async () => {
-    t = await startTestApp({ clock });
+    t = await startTestApp({ clock, env: { RATE_LIMIT_ENABLED: 'false' } });
     adminOp = await createOperator(t, { roles: ['security-admin'] });
     step();
     admin = await signIn(t, clock, adminOp);

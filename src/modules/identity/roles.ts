@@ -19,16 +19,16 @@ export const ROLES = {
     permissions: ['merchants:read', 'terminals:read'],
   },
   support: {
-    description: 'Helps merchants: sees payments (payer details masked), merchants and terminals.',
-    permissions: ['merchants:read', 'terminals:read', 'payments:read'],
+    description: 'Helps merchants: sees payments (payer details masked), merchants, terminals and reward balances.',
+    permissions: ['merchants:read', 'terminals:read', 'payments:read', 'rewards:read'],
   },
   refunds: {
     description: 'Sees payments and issues refunds.',
     permissions: ['payments:read', 'refunds:write'],
   },
   'merchant-admin': {
-    description: 'Manages merchants, stores and terminals; for a merchant\'s own staff, also that merchant\'s staff accounts and API keys.',
-    permissions: ['merchants:read', 'merchants:write', 'terminals:read', 'terminals:write'],
+    description: 'Manages merchants, stores, terminals and reward programs; for a merchant\'s own staff, also that merchant\'s staff accounts and API keys.',
+    permissions: ['merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'rewards:read', 'rewards:write'],
     merchantExtra: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
   },
   'security-admin': {
@@ -65,4 +65,5 @@ export function permissionsFor(roles: readonly string[], merchantId: string | nu
 /** Permissions an API key may carry: machine work only. Operators, roles and the audit trail are for people (8.2.2). */
 export const KEY_GRANTABLE_PERMISSIONS: readonly string[] = [
   'merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'payments:read', 'payments:write', 'refunds:write',
+  'rewards:read', 'rewards:write',
 ];

@@ -1,0 +1,169 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestApp, type TestApp, type Res } from './helpers/harness.ts';
+import { call, createOperator, signIn, uniqueEmail, type Session } from './helpers/operators.ts';
+import { fixedClock } from '../src/platform/clock.ts';
+import { PERMISSIONS } from '../src/http/principal.ts';
+import { createApiKey, KEY_GRANTABLE_PERMISSIONS, ROLE_NAMES, MERCHANT_ROLES } from '../src/modules/identity/index.ts';
+import type { RouteInfo } from '../src/http/server.ts';
+
+// The shared security suite: every /v1 route the running API has registered (read from the
+// app itself, so a new route is covered the day it is added) is called
+//   - with no credentials, with wrong credentials and with an expired session: 401;
+//   - by a caller that has every permission but the one the route needs: 403;
+//   - by another merchant, for this merchant's resource: 404 (never confirming it exists);
+// and for each refusal an audit record must exist, naming the request.
+
+// Near real time: the bank simulator checks the timestamps of signed calls.
+const clock = fixedClock(new Date());
+
+// The only routes anyone may call without credentials. A new one must be added here on purpose.
+const PUBLIC_ROUTES = new Set(['POST /v1/auth/login', 'POST /v1/auth/mfa', 'POST /v1/banks/:code/callbacks']);
+
+describe('security suite over every route', () => {
+  let t: TestApp;
+  let routes: RouteInfo[];
+  const fx: Record<string, string> = {};
+  let expired: Session;
+  let staffB: Session;
+  let keyB: string;
+
+  before(async () => {
+    t = await startTestApp({ clock, env: { RATE_LIMIT_ENABLED: 'false' } });
+    routes = t.app.http!.routeTable;
+    const a = await t.seedMerchant('Shop A');
+    const b = await t.seedMerchant('Shop B');
+    const pay = await t.request('POST', '/v1/payments', { terminal_id: a.terminal.id, amount: 2500, currency: 'INR', method: 'upi_qr' });
+    assert.equal(pay.status, 201, JSON.stringify(pay.body));
+    const staffA = await createOperator(t, { roles: ['viewer'], merchantId: a.merchant.id });
+    const keyA = await createApiKey(t.db, { name: 'A till', merchantId: a.merchant.id, permissions: ['payments:write'] });
+    Object.assign(fx, {
+      merchant: a.merchant.id, store: a.store.id, terminal: a.terminal.id, payment: pay.body.id, operator: staffA.id, apiKey: keyA.id, otherMerchant: b.merchant.id,
+    });
+    // A platform operator with every role, whose session then sits idle past 15 minutes.
+    const everything = await createOperator(t, { roles: [...ROLE_NAMES] });
+    expired = await signIn(t, clock, everything);
+    // Merchant B's staff with every merchant role, and merchant B's key with every key permission.
+    const sb = await createOperator(t, { roles: [...MERCHANT_ROLES], merchantId: b.merchant.id });
+    staffB = await signIn(t, clock, sb);
+    keyB = (await createApiKey(t.db, { name: 'B all', merchantId: b.merchant.id, permissions: KEY_GRANTABLE_PERMISSIONS })).key;
+    clock.advance(16 * 60_000);
+    staffB = await signIn(t, clock, { ...sb, secret: staffB.secret });
+  });
+  after(() => t.close());
+
+  /** A concrete path for a route: this merchant's (A's) resources fill the parameters. */
+  function pathOf(url: string): string {
+    const byParam: Record<string, string> = { store_id: fx.store, payment_id: fx.payment, merchant_id: fx.merchant, rule_id: 'rul_00000000000000000000000000000000', code: 'SIMBANK' };
+    const seg = url.split('/');
+    return seg.map((s, i) => {
+      if (!s.startsWith(':')) return s;
+      const name = s.slice(1);
+      if (name !== 'id') return byParam[name] ?? 'x';
+      const parent = seg[i - 1];
+      return ({ merchants: fx.merchant, terminals: fx.terminal, payments: fx.payment, operators: fx.operator, 'api-keys': fx.apiKey } as Record<string, string>)[parent] ?? `${parent}_0`;
+    }).join('/');
+  }
+
+  async function deniedAndAudited(r: Res, status: number, what: string) {
+    assert.equal(r.status, status, `${what}: ${r.status} ${JSON.stringify(r.body)}`);
+    assert.equal(typeof r.body?.error?.code, 'string', `${what}: error body`);
+    const requestId = r.headers.get('x-request-id');
+    const rec = await t.db.query<{ record: string }>(
+      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1 AND outcome = 'failure'`, [requestId]);
+    assert.equal(rec.rows.length, 1, `${what}: one audit record for the refusal (request ${requestId})`);
+    const e = JSON.parse(rec.rows[0].record);
+    assert.equal(e.outcome, 'failure');
+    assert.ok(e.at && e.origin.ip && e.actor.type && e.action, `${what}: who, what, when, where`);
+    return e;
+  }
+
+  test('the API has routes, and every one is protected or on the short public list', () => {
+    assert.ok(routes.length > 40, `found ${routes.length} routes`);
+    for (const r of routes) {
+      const key = `${r.method} ${r.url}`;
+      if (r.public) assert.ok(PUBLIC_ROUTES.has(key), `${key} is public but not on the list of public routes`);
+      else assert.ok(r.permission, `${key} declares a permission`);
+    }
+  });
+
+  test('no credentials, wrong credentials, an expired session: 401, recorded', async () => {
+    for (const r of routes.filter((x) => x.permission)) {
+      const path = pathOf(r.url);
+      const what = `${r.method} ${r.url}`;
+      const none = await deniedAndAudited(await call(t, r.method, path), 401, `${what} without credentials`);
+      assert.equal(none.action, 'access.denied');
+      assert.equal(none.details.permission, r.permission);
+      await deniedAndAudited(await call(t, r.method, path, undefined, { authorization: 'Bearer tp_' + 'x'.repeat(43) }), 401, `${what} with a wrong key`);
+      await deniedAndAudited(await call(t, r.method, path, undefined, { authorization: 'Bearer tps_' + 'y'.repeat(43) }), 401, `${what} with a wrong session token`);
+      const old = await expired.req(r.method, path);
+      const e = await deniedAndAudited(old, 401, `${what} with an expired session`);
+      assert.equal(old.body.error.code, 'session_expired');
+      assert.equal(e.details.code, 'session_expired');
+    }
+  });
+
+  test('every permission but the one needed: 403, recorded', async () => {
+    for (const r of routes.filter((x) => x.permission)) {
+      const others = PERMISSIONS.filter((p) => p !== r.permission);
+      const k = await createApiKey(t.db, { name: `all but ${r.permission}`, merchantId: null, permissions: others });
+      const res = await call(t, r.method, pathOf(r.url), undefined, { authorization: `Bearer ${k.key}` });
+      const e = await deniedAndAudited(res, 403, `${r.method} ${r.url} without ${r.permission}`);
+      assert.equal(e.actor.id, k.id, 'the record names the key that tried');
+    }
+  });
+
+  test("another merchant's resource: 404, recorded", async (ctx) => {
+    const sample: Record<string, { path?: string; body?: unknown }> = {
+      'GET /v1/merchants/:id': {},
+      'PATCH /v1/merchants/:id': { body: { name: 'Taken over' } },
+      'GET /v1/merchants/:id/stores': {},
+      'POST /v1/merchants/:id/stores': { body: { name: 'Back room' } },
+      'GET /v1/merchants/:id/stores/:store_id': {},
+      'GET /v1/terminals': { path: `/v1/terminals?merchant_id=${fx.merchant}` },
+      'POST /v1/terminals': { body: { store_id: fx.store } },
+      'GET /v1/terminals/:id': {},
+      'PATCH /v1/terminals/:id': { body: { label: 'Mine now' } },
+      'POST /v1/terminals/:id/mqtt-credentials': {},
+      'GET /v1/payments': { path: `/v1/payments?merchant_id=${fx.merchant}` },
+      'POST /v1/payments': { body: { terminal_id: fx.terminal, amount: 100, currency: 'INR', method: 'upi_qr' } },
+      'GET /v1/payments/:id': {},
+      'GET /v1/payments/:id/refunds': {},
+      'POST /v1/payments/:id/refunds': { body: { amount: 100 } },
+      'GET /v1/operators/:id': {},
+      'PATCH /v1/operators/:id': { body: { name: 'Renamed' } },
+      'DELETE /v1/operators/:id': {},
+      'POST /v1/operators': { body: { email: uniqueEmail('x'), name: 'Intruder', roles: ['viewer'], merchant_id: fx.merchant } },
+      'POST /v1/operators/:id/disable': { body: {} },
+      'POST /v1/operators/:id/enable': {},
+      'POST /v1/operators/:id/unlock': {},
+      'POST /v1/operators/:id/reset-password': {},
+      'POST /v1/operators/:id/reset-mfa': {},
+      'GET /v1/api-keys': { path: `/v1/api-keys?merchant_id=${fx.merchant}` },
+      'POST /v1/api-keys': { body: { name: 'x', merchant_id: fx.merchant, permissions: ['payments:read'] } },
+      'GET /v1/api-keys/:id': {},
+      'POST /v1/api-keys/:id/revoke': { body: {} },
+      'POST /v1/api-keys/:id/rotate': { body: {} },
+    };
+    let checked = 0;
+    for (const [key, s] of Object.entries(sample)) {
+      const r = routes.find((x) => `${x.method} ${x.url}` === key);
+      assert.ok(r, `${key} is registered`);
+      // Merchant B's key where a key may act; merchant B's own staff for people's routes.
+      const viaKey = KEY_GRANTABLE_PERMISSIONS.includes(r!.permission!);
+      const path = s.path ?? pathOf(r!.url);
+      const res = viaKey
+        ? await call(t, r!.method, path, s.body, { authorization: `Bearer ${keyB}` })
+        : await staffB.req(r!.method, path, s.body);
+      const e = await deniedAndAudited(res, 404, `${key} by merchant B`);
+      assert.equal(e.details.other_merchant_id, fx.merchant, `${key}: the record says whose resource was asked for`);
+      checked++;
+    }
+    // Routes with a resource in the path that this table does not cover yet, listed for the record.
+    const uncovered = routes.filter((r) => r.permission && /:/.test(r.url) && !sample[`${r.method} ${r.url}`] && !r.url.startsWith('/v1/audit/'));
+    if (uncovered.length) ctx.diagnostic(`no cross-merchant sample yet: ${uncovered.map((r) => `${r.method} ${r.url}`).join(', ')}`);
+    assert.ok(checked >= 29);
+    // And the data is unchanged: merchant A's merchant still has its name.
+    assert.equal((await t.request('GET', `/v1/merchants/${fx.merchant}`)).body.name, 'Shop A');
+  });
+});
