@@ -29,6 +29,11 @@ declare module 'fastify' {
 
 /** Routes probed by load balancers and Prometheus: never throttled. */
 const UNLIMITED_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+/**
+ * The development bank simulator mounted in the API process stands for a bank's own servers,
+ * which our limits do not govern; counting it would also count the API's calls to itself.
+ */
+const EMBEDDED_BANK_SIM = '/sim/';
 
 /**
  * Sign-in: per client IP (credential stuffing across accounts) and per account (guessing one
@@ -104,7 +109,7 @@ export function registerRateLimits(app: FastifyInstance, config: RateLimitConfig
 
   app.addHook('onRequest', async (req, reply) => {
     const cfg = req.routeOptions.config;
-    if (cfg?.rateLimit === false || UNLIMITED_ROUTES.has(req.routeOptions.url ?? '')) return;
+    if (cfg?.rateLimit === false || UNLIMITED_ROUTES.has(req.routeOptions.url ?? '') || req.url.startsWith(EMBEDDED_BANK_SIM)) return;
     await limiter.check(reply, 'ip', req.ip);
     const key = apiKeyBucketId(req.headers.authorization);
     if (key) await limiter.check(reply, 'api_key', key);

@@ -57,7 +57,7 @@ function isFull(state: BucketState, spec: BucketSpec, nowMs: number): boolean {
 /**
  * In-process buckets. Good for one process (the embedded default); with several replicas each
  * holds its own count, so a client gets N times the limit: set REDIS_URL for a shared one.
- * Memory is bounded: past `maxKeys`, full buckets are dropped first, then the oldest ones.
+ * Memory is bounded: past `maxKeys`, full buckets are dropped first, then the least recently used.
  */
 export function createMemoryBucketStore(opts: { now?: () => number; maxKeys?: number } = {}): BucketStore {
   const now = opts.now ?? Date.now;
@@ -66,7 +66,7 @@ export function createMemoryBucketStore(opts: { now?: () => number; maxKeys?: nu
 
   function evict(t: number) {
     for (const [k, b] of buckets) if (isFull(b.state, b.spec, t)) buckets.delete(k);
-    // Still too many live buckets: drop the oldest (Map keeps insertion order).
+    // Still too many live buckets: drop the least recently used.
     for (const k of buckets.keys()) {
       if (buckets.size <= maxKeys * 0.9) break;
       buckets.delete(k);
@@ -82,6 +82,9 @@ export function createMemoryBucketStore(opts: { now?: () => number; maxKeys?: nu
       if (current) {
         current.state = state;
         current.spec = spec;
+        // Move to the end: the Map's order is then least recently used first.
+        buckets.delete(key);
+        buckets.set(key, current);
       } else {
         if (buckets.size >= maxKeys) evict(t);
         buckets.set(key, { state, spec });

@@ -46,8 +46,9 @@ export const GATEWAY_DEFAULTS = {
   headerBufferBytes: 16 * 1024,
   clientTimeoutSeconds: 10,
   upstreamTimeoutSeconds: 35,
-  ratePerIp: 1000,
-  burstPerIp: 2000,
+  // A flood guard per client address, above what the API's own per-IP limit lets through.
+  ratePerIp: 5000,
+  burstPerIp: 10_000,
   connectionsPerIp: 256,
   workerProcesses: 'auto',
   workerConnections: 4096,
