@@ -22,9 +22,24 @@ export interface DemoInfo {
   mqtt_url?: string | null;
   /** MQTT credentials of the demo terminals (development listener: username = terminal id). */
   terminals?: { id: string; mqtt_username: string; mqtt_password: string }[];
+  /** Development only: an operator for the console (all platform roles), already enrolled in TOTP. */
+  operator?: { email: string; password: string; totp_secret: string };
 }
 
-export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; mqttUrl?: string | null }): Promise<{ info: DemoInfo; created: boolean; file: string }> {
+/** What loadDemo needs to make the demo operator (the identity service, in development mode only). */
+export interface DemoOperatorMaker {
+  createDemoOperator(input: { email: string; name: string; roles: string[]; password: string }): Promise<{ id: string; totpSecret: Buffer }>;
+}
+
+async function demoOperator(maker: DemoOperatorMaker): Promise<NonNullable<DemoInfo['operator']>> {
+  const { temporaryPassword, ROLE_NAMES, base32Encode } = await import('../modules/identity/index.ts');
+  const email = `demo.operator.${Math.random().toString(36).slice(2, 8)}@example.com`;
+  const password = temporaryPassword();
+  const made = await maker.createDemoOperator({ email, name: 'Demo Operator', roles: [...ROLE_NAMES], password });
+  return { email, password, totp_secret: base32Encode(made.totpSecret) };
+}
+
+export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; mqttUrl?: string | null; operator?: DemoOperatorMaker }): Promise<{ info: DemoInfo; created: boolean; file: string }> {
   const file = join(opts.dataDir, 'demo.json');
   const existing = await db.query<{ id: string }>(`SELECT id FROM merchants.merchants WHERE vpa = $1`, [DEMO_MERCHANT_VPA]);
   if (existing.rows[0] && existsSync(file)) {
@@ -33,6 +48,7 @@ export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; 
     const info = { ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo), api_url: opts.apiUrl, mqtt_url: opts.mqttUrl ?? null };
     // Secrets are shown once: a demo.json from before the terminal gateway gets them now.
     info.terminals ??= await issueDemoTerminalSecrets(db, info.terminal_ids);
+    if (opts.operator && !info.operator) info.operator = await demoOperator(opts.operator);
     writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
     return { info, created: false, file };
   }
@@ -57,6 +73,7 @@ export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; 
   });
   await ensureDemoProgram(db, { id: info.merchant_id, mcc: '5411' });
   Object.assign(info, { mqtt_url: opts.mqttUrl ?? null, terminals: await issueDemoTerminalSecrets(db, info.terminal_ids) });
+  if (opts.operator) (info as DemoInfo).operator = await demoOperator(opts.operator);
   mkdirSync(opts.dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
   return { info, created: true, file };

@@ -22,7 +22,7 @@ export const serve: Command = {
       if (c.embeddedBankSim) lines.push(`  Bank sim: ${c.publicUrl}/sim (development only)`);
       if (c.mode !== 'production') {
         const { loadDemo } = await import('../../roles/demo.ts');
-        const demo = await loadDemo(app.db, { dataDir: c.dataDir, apiUrl: c.publicUrl, mqttUrl: mqttUrls.find((u) => u.startsWith('mqtt:')) ?? c.mqtt.url ?? null });
+        const demo = await loadDemo(app.db, { dataDir: c.dataDir, apiUrl: c.publicUrl, mqttUrl: mqttUrls.find((u) => u.startsWith('mqtt:')) ?? c.mqtt.url ?? null, operator: c.mode === 'development' ? app.services.identity : undefined });
         lines.push(`  Demo:     ${demo.file} (${demo.created ? 'created' : 'reused'}; merchant ${demo.info.merchant_id})`);
       }
     }

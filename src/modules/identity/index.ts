@@ -4,5 +4,5 @@ export { createIdentityService, operatorView, type IdentityService, type Operato
 export { createAuthenticator, SESSION_COOKIE, readCookie } from './authenticator.ts';
 export { registerIdentityRoutes } from './identity.routes.ts';
 export { ROLES, ROLE_NAMES, MERCHANT_ROLES, KEY_GRANTABLE_PERMISSIONS, permissionsFor, type Role } from './roles.ts';
-export { passwordProblem, hashPassword, verifyPassword } from './passwords.ts';
+export { passwordProblem, hashPassword, verifyPassword, temporaryPassword } from './passwords.ts';
 export { totp, matchTotp, base32Encode, base32Decode, otpauthUri } from './totp.ts';
