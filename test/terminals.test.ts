@@ -7,6 +7,17 @@ import { startTestGateway, until } from '../src/modules/terminals/testkit.ts';
 import { connectTerminal, TerminalRequestError, type TerminalClient, type PaymentUpdated } from '../src/modules/terminals/sdk/index.ts';
 import { issueMqttSecret, revokeTerminalCredentials, topics, loadEnrollment, loadPki } from '../src/modules/terminals/index.ts';
 import { runLedgerVerify } from '../src/modules/ledger/index.ts';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { REQUEST_TYPES, PaymentUpdatedEvent, type RequestType } from '../src/modules/terminals/protocol/schemas.ts';
+
+const ajv = new Ajv.default({ strict: false });
+addFormats.default(ajv);
+/** What the gateway sent matches the schema published in docs/terminal-protocol/. */
+function conforms(type: RequestType | 'event', body: unknown) {
+  const v = ajv.compile(type === 'event' ? PaymentUpdatedEvent : REQUEST_TYPES[type].response);
+  assert.ok(v(body), `${type}: ${JSON.stringify(v.errors)}`);
+}
 
 // The terminal gateway on the embedded broker, with mqtt.js (through the SDK, and raw where a
 // test must misbehave) as the terminal: mutual TLS with enrolled certificates, development
@@ -82,20 +93,24 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     const pong = await term.ping();
     assert.equal(pong.pong, true);
     assert.equal(pong.terminal_id, id);
+    conforms('ping', pong);
 
     const p = await term.createPayment({ method: 'upi_qr', amount: 24900, currency: 'INR', note: 'Bill 17' });
     assert.match(p.id, /^pay_/);
     assert.equal(p.status, 'pending');
     assert.equal(p.terminal_id, id);
     assert.ok(p.upi_uri?.startsWith('upi://pay?'), 'the QR string for the screen');
+    conforms('payment.create', p);
     const paid = await t.payQr(p.upi_uri!, 'asha.rao@okhdfc', 'success');
     assert.equal(paid.status, 200, JSON.stringify(paid.body));
     const got = await until(() => events.find((e) => e.body.payment_id === p.id && e.body.status === 'succeeded'));
     assert.ok(got, `payment.updated succeeded arrived (got ${JSON.stringify(events)})`);
     assert.equal(got.body.amount, 24900);
     assert.ok(got.seq > 0);
+    conforms('event', got);
     const again = await term.getPayment(p.id);
     assert.equal(again.status, 'succeeded');
+    conforms('payment.get', again);
     assert.equal((await runLedgerVerify(t.db)).ok, true);
   });
 
@@ -198,10 +213,12 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.deepEqual(await tb.listRecentPayments(), []);
     const mine = await ta.listRecentPayments({ limit: 5 });
     assert.deepEqual(mine.map((x) => x.id), [p.id]);
+    conforms('payment.list_recent', { data: mine });
 
     const refund = await ta.refundPayment(p.id, 1500, 'one item returned');
     assert.equal(refund.status, 'succeeded');
     assert.equal(refund.amount, 1500);
+    conforms('payment.refund', refund);
     assert.equal((await ta.getPayment(p.id)).status, 'partially_refunded');
     await assert.rejects(ta.refundPayment(p.id, 4000), (e: TerminalRequestError) => e.code === 'refund_exceeds_payment');
   });

@@ -204,7 +204,8 @@ function listenPort(env: Env, name: string, dflt: number | undefined): number | 
   return int(env, name, 0, 0, 65535);
 }
 
-function parseMqtt(env: Env, mode: Mode, host: string, dataDir: string): MqttConfig {
+/** The MQTT settings alone (loadConfig calls it; tests of the production rules call it directly). */
+export function parseMqtt(env: Env, mode: Mode, host: string, dataDir: string): MqttConfig {
   const url = env.MQTT_URL || undefined;
   if (url) {
     let u: URL;

@@ -1,0 +1,287 @@
+// Terminal gateway benchmark (npm run bench:mqtt). Two measurements, each against a gateway
+// started as an operator would start it (`tillpoint serve`), over PostgreSQL (DATABASE_URL, or a
+// throwaway cluster when PostgreSQL's binaries are installed) or, with --pglite, the embedded
+// PGlite:
+//
+//   connections  N idle terminals (target 20,000) held by ONE gateway process with the embedded
+//                broker (role terminal-gateway): each logs in with its MQTT secret, keeps a
+//                persistent session and subscribes to /res and /evt, as the SDK does. Reports
+//                how many it holds, how fast they connect, and the gateway's memory per
+//                connection (RSS growth / connections).
+//   roundtrip    terminals send requests at a fixed rate (default 500/s, open loop) to a gateway
+//                in role `all` (API, bank simulator, worker, gateway in one process): `ping` (the
+//                MQTT path alone) and `payment.create` (a real UPI QR payment: database writes and
+//                the bank simulator's HTTP call). Reports p50/p95/p99 round trip. Target p99 < 100 ms.
+//
+// Usage: npm run bench:mqtt -- [connections|roundtrip|all] [--count 20000] [--rate 500]
+//        [--duration 20] [--terminals 100] [--hold 10] [--pglite]
+// Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
+import { parseArgs } from 'node:util';
+import { spawn, execSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes, createHash } from 'node:crypto';
+import { createPgDb, createPgliteDb, type Db } from '../src/platform/db.ts';
+import { migrate } from '../src/platform/migrate.ts';
+import { newId } from '../src/platform/ids.ts';
+import { connectTerminal, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
+import { percentile } from '../src/modules/terminals/simulator/index.ts';
+import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
+import { startTillpoint, killAll, ROOT, type BenchProc } from './lib/procs.ts';
+import { freePort } from './lib/net.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    count: { type: 'string', default: '20000' },
+    rate: { type: 'string', default: '500' },
+    duration: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+    terminals: { type: 'string', default: '100' },
+    hold: { type: 'string', default: '10' },
+    'client-procs': { type: 'string', default: '4' },
+    pglite: { type: 'boolean', default: false },
+  },
+});
+const what = positionals[0] ?? 'all';
+if (!['connections', 'roundtrip', 'all'].includes(what)) throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
+const log = (s: string) => process.stderr.write(`[bench:mqtt] ${s}\n`);
+const work = mkdtempSync(join(tmpdir(), 'tillpoint-bench-mqtt-'));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Soft and hard limits on open files, from /proc (Node has no getrlimit). */
+function fileLimit(): { soft: number; hard: number } {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))!;
+  const [soft, hard] = line.replace('Max open files', '').trim().split(/\s+/).map(Number);
+  return { soft, hard };
+}
+const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+interface Setup {
+  db: Db;
+  env: Record<string, string>;
+  source: string;
+  close(): Promise<void>;
+}
+
+/** A database with the schema, and the env a Tillpoint process needs to use it. */
+async function database(): Promise<Setup & { pg?: BenchPostgres }> {
+  if (!values.pglite) {
+    try {
+      const pg = await startBenchPostgres({ databaseUrl: process.env.DATABASE_URL, log });
+      const db = createPgDb(pg.url, 20);
+      await migrate(db);
+      return { db, pg, env: { DATABASE_URL: pg.url, DATABASE_POOL_SIZE: '20' }, source: `PostgreSQL ${pg.settings.server_version} (${pg.source})`, close: () => db.close() };
+    } catch (e) {
+      log(`no PostgreSQL (${(e as Error).message.split('\n')[0]}); using PGlite`);
+    }
+  }
+  const dataDir = join(work, 'data');
+  const db = await createPgliteDb(join(dataDir, 'pglite'));
+  await migrate(db);
+  return { db, env: { TILLPOINT_DATA_DIR: dataDir, DATABASE_URL: '' }, source: 'PGlite', close: () => db.close() };
+}
+
+/** A merchant, a store and `n` terminals with development MQTT secrets, written straight to the tables. */
+async function provision(db: Db, n: number): Promise<{ merchantId: string; terminals: { id: string; password: string }[] }> {
+  const merchantId = newId('merchant');
+  const storeId = newId('store');
+  await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Bench Kirana', $2, '5411', 'SIMBANK')`, [merchantId, `bench${randomBytes(4).toString('hex')}@simbank`]);
+  await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Bench store')`, [storeId, merchantId]);
+  const terminals: { id: string; password: string }[] = [];
+  for (let i = 0; i < n; i += 1000) {
+    const batch = Array.from({ length: Math.min(1000, n - i) }, () => ({ id: newId('terminal'), password: 'tpmq_' + randomBytes(32).toString('base64url') }));
+    await db.tx(async (tx) => {
+      await tx.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id, label) SELECT unnest($1::text[]), $2, $3, 'bench'`, [batch.map((t) => t.id), merchantId, storeId]);
+      await tx.query(`INSERT INTO terminals.mqtt_secrets (terminal_id, secret_hash) SELECT unnest($1::text[]), unnest($2::bytea[])`, [
+        batch.map((t) => t.id),
+        batch.map((t) => createHash('sha256').update(t.password).digest()),
+      ]);
+    });
+    terminals.push(...batch);
+  }
+  return { merchantId, terminals };
+}
+
+async function gateway(role: 'terminal-gateway' | 'all', env: Record<string, string>, mqttPort: number, extra: Record<string, string> = {}): Promise<BenchProc> {
+  return startTillpoint({
+    name: `gateway-${role}`,
+    args: ['serve', '--role', role],
+    env: { NODE_ENV: 'development', LOG_LEVEL: 'warn', MQTT_PORT: String(mqttPort), MQTTS_PORT: 'off', TERMINAL_PKI_DIR: join(work, 'pki'), TILLPOINT_DATA_DIR: join(work, 'data'), ...env, ...extra },
+    ready: /Tillpoint is running/,
+    logDir: work,
+    timeoutMs: 120_000,
+  });
+}
+
+async function benchConnections(setup: Setup) {
+  const limit = fileLimit();
+  const requested = Number(values.count);
+  // The gateway needs a few dozen descriptors of its own (stdio, listeners, database, epoll).
+  const count = Math.min(requested, limit.soft - 64);
+  if (count < requested) log(`open-file limit is ${limit.soft} (hard ${limit.hard}): holding ${count} instead of ${requested}`);
+  log(`provisioning ${count} terminals`);
+  const { terminals } = await provision(setup.db, count);
+  if (setup.source === 'PGlite') await setup.db.close(); // one process at a time on a PGlite directory
+  const port = await freePort();
+  const gw = await gateway('terminal-gateway', setup.env, port);
+  await sleep(2000);
+  const baseline = rssBytes(gw.pid);
+  const procs = Math.max(1, Number(values['client-procs']));
+  const per = Math.ceil(terminals.length / procs);
+  const state = Array.from({ length: procs }, () => ({ connected: 0, failed: 0, dropped: 0, done: false, last_error: undefined as string | undefined }));
+  const started = performance.now();
+  const children = Array.from({ length: procs }, (_, i) => {
+    const file = join(work, `clients-${i}.json`);
+    writeFileSync(file, JSON.stringify({ url: `mqtt://127.0.0.1:${port}`, terminals: terminals.slice(i * per, (i + 1) * per), concurrency: 100 }), { mode: 0o600 });
+    const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'mqtt-clients.ts'), file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let buf = '';
+    c.stdout!.on('data', (d) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) if (l.trim()) Object.assign(state[i], JSON.parse(l));
+    });
+    return c;
+  });
+  const total = () => state.reduce((a, s) => ({ connected: a.connected + s.connected, failed: a.failed + s.failed, dropped: a.dropped + s.dropped }), { connected: 0, failed: 0, dropped: 0 });
+  while (!state.every((s) => s.done)) {
+    await sleep(1000);
+    const t = total();
+    log(`connected ${t.connected}/${count} failed ${t.failed} gateway rss ${(rssBytes(gw.pid) / 1048576).toFixed(0)} MB`);
+  }
+  const connectSeconds = (performance.now() - started) / 1000;
+  const hold = Number(values.hold);
+  log(`all connected; holding for ${hold} s`);
+  await sleep(hold * 1000);
+  const rss = rssBytes(gw.pid);
+  const t = total();
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+  await gw.stop();
+  const errors = state.map((s) => s.last_error).filter(Boolean);
+  return {
+    requested,
+    open_file_limit: limit.soft,
+    target: count,
+    connected: t.connected,
+    failed: t.failed,
+    dropped_while_held: t.dropped,
+    connect_seconds: Math.round(connectSeconds * 10) / 10,
+    connects_per_s: Math.round(t.connected / connectSeconds),
+    held_seconds: hold,
+    gateway_rss_baseline_mb: Math.round(baseline / 1048576),
+    gateway_rss_mb: Math.round(rss / 1048576),
+    bytes_per_connection: t.connected ? Math.round((rss - baseline) / t.connected) : null,
+    ...(errors.length ? { last_error: errors[0] } : {}),
+  };
+}
+
+async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
+  const n = Number(values.terminals);
+  const rate = Number(values.rate);
+  const duration = Number(values.duration);
+  const warmup = Number(values.warmup);
+  let db = setup.db;
+  if (setup.source === 'PGlite' && what === 'all') {
+    db = await createPgliteDb(join(work, 'data', 'pglite'));
+  }
+  const { terminals } = await provision(db, n);
+  if (setup.source === 'PGlite') await db.close();
+  const port = await freePort();
+  const httpPort = await freePort();
+  const gw = await gateway('all', setup.env, port, { PORT: String(httpPort), EMBEDDED_BANK_SIM: 'true' });
+  const clients: TerminalClient[] = [];
+  for (const t of terminals) clients.push(await connectTerminal({ url: `mqtt://127.0.0.1:${port}`, terminalId: t.id, password: t.password, requestTimeoutMs: 10_000, retries: 0 }));
+
+  async function run(kind: 'ping' | 'payment.create', seconds: number, measure: boolean) {
+    const rtts: number[] = [];
+    const errors: Record<string, number> = {};
+    let sent = 0;
+    const inflight = new Set<Promise<void>>();
+    const start = performance.now();
+    let rr = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const now = performance.now();
+        const due = Math.floor(((Math.min(now, start + seconds * 1000) - start) / 1000) * rate);
+        while (sent < due) {
+          sent++;
+          const c = clients[rr++ % clients.length];
+          const t0 = performance.now();
+          const p = (kind === 'ping' ? c.ping() : c.createPayment({ method: 'upi_qr', amount: 100 * (1 + (sent % 500)), currency: 'INR' }))
+            .then(() => void rtts.push(performance.now() - t0))
+            .catch((e: { code?: string; name?: string }) => void (errors[e.code ?? e.name ?? 'error'] = (errors[e.code ?? e.name ?? 'error'] ?? 0) + 1))
+            .finally(() => inflight.delete(p));
+          inflight.add(p);
+        }
+        if (now >= start + seconds * 1000) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 2);
+    });
+    await Promise.allSettled([...inflight]);
+    if (!measure) return undefined;
+    const elapsed = (performance.now() - start) / 1000;
+    rtts.sort((a, b) => a - b);
+    return {
+      rate_target: rate,
+      rate_achieved: Math.round((sent / elapsed) * 10) / 10,
+      sent,
+      ok: rtts.length,
+      failed: sent - rtts.length,
+      errors,
+      p50_ms: percentile(rtts, 50),
+      p95_ms: percentile(rtts, 95),
+      p99_ms: percentile(rtts, 99),
+      max_ms: percentile(rtts, 100),
+    };
+  }
+  log(`round trip: ${n} terminals, ${rate}/s, ${warmup} s warm-up then ${duration} s measured, ping then payment.create`);
+  await run('ping', warmup, false);
+  const ping = await run('ping', duration, true);
+  await run('payment.create', warmup, false);
+  const rssBefore = rssBytes(gw.pid);
+  const create = await run('payment.create', duration, true);
+  const rss = rssBytes(gw.pid);
+  await Promise.allSettled(clients.map((c) => c.close()));
+  await gw.stop();
+  return { terminals: n, ping, payment_create: create, process_rss_mb: Math.round(Math.max(rss, rssBefore) / 1048576), target_p99_ms: 100 };
+}
+
+process.on('SIGINT', () => {
+  killAll();
+  process.exit(130);
+});
+
+let setup: (Setup & { pg?: BenchPostgres }) | undefined;
+try {
+  setup = await database();
+  const result: Record<string, unknown> = {
+    bench: 'mqtt',
+    at: new Date().toISOString(),
+    commit: (() => {
+      try {
+        return execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim();
+      } catch {
+        return null;
+      }
+    })(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    database: setup.source,
+  };
+  if (what === 'connections' || what === 'all') result.connections = await benchConnections(setup);
+  if (what === 'roundtrip' || what === 'all') result.roundtrip = await benchRoundTrip(setup);
+  const line = JSON.stringify(result);
+  process.stdout.write(line + '\n');
+  const dir = join(ROOT, 'bench', 'results');
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+  appendFileSync(join(dir, 'mqtt.jsonl'), line + '\n');
+} finally {
+  killAll();
+  if (setup && setup.source !== 'PGlite') await setup.close().catch(() => {});
+  await setup?.pg?.stop().catch(() => {});
+  rmSync(work, { recursive: true, force: true });
+}
