@@ -73,7 +73,8 @@ export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 't
   let checked = 0;
   let archived = 0;
   let prunedAllowed = 0;
-  let firstArchivedGap: number | undefined;
+  // Leaves whose records are gone below the archive boundary, as [start, end) runs.
+  const archivedRuns: [number, number][] = [];
   let expected = 0;
   let firstHeadMismatch: Problem | undefined;
 
@@ -113,7 +114,9 @@ export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 't
         // No record: archived by the retention job (allowed below the pruned size), or removed.
         if (index < prunedSize) {
           archived += 1;
-          if (firstArchivedGap === undefined) firstArchivedGap = index;
+          const last = archivedRuns[archivedRuns.length - 1];
+          if (last && last[1] === index) last[1] = index + 1;
+          else archivedRuns.push([index, index + 1]);
         } else {
           problems.push({ kind: 'removed', record_id: row.event_id, leaf_index: index, message: `record ${row.event_id} (leaf ${index}) was removed` });
         }
@@ -140,8 +143,10 @@ export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 't
   }
   const leaves = cr.size;
   // A retention run is itself recorded; an archive boundary no record accounts for is a deletion.
-  if (firstArchivedGap !== undefined && prunedSize > prunedAllowed) {
-    problems.push({ kind: 'removed', leaf_index: firstArchivedGap, message: `records from leaf ${firstArchivedGap} were removed without a recorded retention run` });
+  const unaccounted = archivedRuns.find(([, end]) => end > prunedAllowed);
+  if (unaccounted) {
+    const from = Math.max(unaccounted[0], prunedAllowed);
+    problems.push({ kind: 'removed', leaf_index: from, message: `the record at leaf ${from} was removed without a recorded retention run` });
   }
   for (const h of goodHeads.slice(nextHead)) {
     if (h.tree_size > leaves) {
