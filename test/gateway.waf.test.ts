@@ -75,6 +75,9 @@ const MERCHANT_NAMES = [
   'Select Fashions',
   'Drop & Shop',
   'New Delhi Sweets - Since 1952',
+  'Java House Cafe',
+  'Time Square Mobiles',
+  'Echo Electricals & Sons',
 ];
 
 const NOTES = [
@@ -98,6 +101,13 @@ const NOTES = [
   'Return within <1 week>',
   'UPI ref 4021 9876 5432',
   'where: counter 2',
+  // Values that begin with a word that is also a Unix command (CRS 932150 reads those as one).
+  'time slot 5pm pickup',
+  'java chip frappe x2',
+  'Echo Dot (refurbished)',
+  'Sort by size; tee XL',
+  'Top up Rs.100 - ref 9981',
+  'Find us at gate 2',
 ];
 
 const VPAS = ['ravi.kumar@okaxis', 'Asha.M@oksbi', 'priya_98-x@ybl', 'store.owner.1990@paytm', '9876543210@upi'];
