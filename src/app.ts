@@ -16,6 +16,11 @@ import { createPaymentsService, registerPaymentRoutes, type PaymentHooks } from 
 import { createWorker } from './roles/worker.ts';
 import { createTerminalGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
+import { bindBankSecrets, createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
+import { databaseUrlVerifiesTls, loadApiTls } from './platform/tls.ts';
+import { createKeyManagerFromConfig, createVault, detokenizeAuditHook, registerSensitiveDataGuard, registerVaultRoutes, type KeyManager } from './modules/vault/index.ts';
+import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
+import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
@@ -34,7 +39,14 @@ export interface AppOptions {
   db?: Db;
   /** Options for the embedded bank simulator (tests set deterministic outcomes). */
   simulator?: Record<string, unknown>;
+  /** Where secrets come from; default: SECRETS_PROVIDER (environment, mounted files, AWS Secrets Manager). */
+  secrets?: SecretsProvider;
+  /** The key manager holding the key-encrypting key; default: KMS_PROVIDER. */
+  kms?: KeyManager;
 }
+
+/** Every column other modules encrypt through the vault; the worker re-encrypts them after a key rotation. */
+export const ENCRYPTED_FIELDS = [PAYER_VPA_FIELD, ...MERCHANT_ENCRYPTED_FIELDS];
 
 export async function createApp(opts: AppOptions = {}) {
   const role = opts.role ?? 'all';
@@ -43,18 +55,35 @@ export async function createApp(opts: AppOptions = {}) {
   const clock = opts.clock ?? systemClock;
   const metrics: Metrics = createMetrics();
   const ownsDb = !opts.db;
-  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
+  // Secrets (bank HMAC keys, the database password, the keyring) are read now and kept fresh, so
+  // a rotation reaches this process without a restart. A missing one stops the start, named.
+  const secrets = createSecretStore(opts.secrets ?? createSecretsProvider(config.secrets), {
+    refreshMs: config.secrets.refreshSeconds * 1000, overlapMs: config.secrets.overlapSeconds * 1000, logger,
+  });
+  await bindBankSecrets(config.banks, secrets);
+  const dbPassword = !opts.db && config.databasePasswordSecret ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET') : undefined;
+  if (config.mode === 'production' && config.databaseUrl && !databaseUrlVerifiesTls(config.databaseUrl)) {
+    logger.warn('DATABASE_URL does not ask for sslmode=verify-full: the connection to PostgreSQL is not verified TLS');
+  }
+  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, password: dbPassword && (() => dbPassword.current()) }));
   await migrate(db);
 
   // The audit trail first: every module below records into it (PCI DSS 10).
   const audit = createAuditService({ db, config, clock, logger });
   const identity = createIdentityService({ db, config, clock, audit: audit.writer, logger });
+  // Field encryption, tokens and key rotation (src/modules/vault). Data keys exist before serving.
+  const vault = createVault({
+    db, clock, logger, registry: metrics.registry, config: config.keys, fields: ENCRYPTED_FIELDS, vpaPattern: config.payments.vpaPattern,
+    kms: opts.kms ?? (await createKeyManagerFromConfig(config.keys, { mode: config.mode, secrets })),
+    audit: detokenizeAuditHook(audit.writer),
+  });
+  await vault.init();
   const ledger = createLedgerService();
   const banks = createBanksService({ db, config, metrics, clock });
-  const merchants = createMerchantsService({ db, bankCodes: config.banks.map((b) => b.code), vpaPattern: config.payments.vpaPattern, audit: audit.writer });
+  const merchants = createMerchantsService({ db, bankCodes: config.banks.map((b) => b.code), vpaPattern: config.payments.vpaPattern, audit: audit.writer, fields: vault.cipher });
   // Modules that react to payment events (rewards, audit, …) add their hooks here.
   const paymentHooks: PaymentHooks[] = [auditPaymentHooks(audit.writer)];
-  const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger, hooks: paymentHooks });
+  const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger, hooks: paymentHooks, payerVpa: vault.cipher });
   const rewards = createRewardsService({
     db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, batchSize: config.worker.batchSize,
     customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir),
@@ -65,7 +94,14 @@ export async function createApp(opts: AppOptions = {}) {
   if (role === 'api' || role === 'all') {
     const apiKeyAuth = createApiKeyAuthenticator(db, () => clock.now());
     const front = createAuthenticator(apiKeyAuth, identity);
-    http = await buildServer({ config, logger, metrics, db, authenticate: front.bearer, authenticateCookie: front.cookie });
+    const tls = await loadApiTls(config.tls, { dataDir: config.dataDir });
+    if (tls?.warning) {
+      logger.warn(tls.warning);
+      process.stderr.write(`WARNING: ${tls.warning}\n`);
+    }
+    http = await buildServer({ config, logger, metrics, db, authenticate: front.bearer, authenticateCookie: front.cookie, https: tls?.options });
+    // Card verification codes, PIN blocks and track data are refused before any route sees them (PCI DSS 3.3.1).
+    registerSensitiveDataGuard(http, vault.onSensitiveDataRefused);
     registerAuditHooks(http, { db, audit: audit.writer, logger });
     const apiKeys = createApiKeysService({ db, clock, audit: audit.writer, onRevoke: apiKeyAuth.invalidate });
     registerIdentityRoutes(http, identity, apiKeys, { sessionAbsoluteHours: config.identity.sessionAbsoluteHours });
@@ -74,12 +110,13 @@ export async function createApp(opts: AppOptions = {}) {
     registerPaymentRoutes(http, payments, banks);
     registerTerminalRoutes(http, { db, config });
     registerRewardsRoutes(http, rewards);
+    registerVaultRoutes(http, vault.tokens);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim) await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
     }
   }
-  const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, rewards, audit, identity, logger, intervalMs: config.worker.intervalMs }) : undefined;
+  const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs }) : undefined;
   const gateway = role === 'terminal-gateway' || role === 'all' ? createTerminalGateway({ db, config, logger, metrics, clock, payments }) : undefined;
 
   return {
@@ -90,7 +127,7 @@ export async function createApp(opts: AppOptions = {}) {
     http,
     worker,
     gateway,
-    services: { ledger, banks, merchants, payments, rewards, audit, identity },
+    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
       let url: string | undefined;
@@ -101,13 +138,16 @@ export async function createApp(opts: AppOptions = {}) {
       await audit.record(db, { action: 'service.started', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { audit_export: worker ? config.audit.export.target : 'off', pid: process.pid } });
       worker?.start();
       await gateway?.start();
+      secrets.start();
       return url;
     },
     async stop() {
+      secrets.stop();
       await gateway?.stop();
       await worker?.stop();
       await audit.record(db, { action: 'service.stopped', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { pid: process.pid } }).catch(() => {});
       await http?.close();
+      vault.close();
       if (ownsDb) await db.close();
     },
   };

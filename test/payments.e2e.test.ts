@@ -136,7 +136,8 @@ describe('UPI payments end to end', () => {
       [{ ...base, method: 'upi_collect' }, 400, 'validation_failed'],
       [{ ...base, method: 'upi_collect', payer_vpa: 'not a vpa' }, 400, 'invalid_vpa'],
       [{ ...base, note: 'x'.repeat(51) }, 400, 'validation_failed'],
-      [{ ...base, cvv: '123' }, 400, 'validation_failed'],
+      // Sensitive authentication data is refused as such (PCI DSS 3.3.1), before schema validation.
+      [{ ...base, cvv: '123' }, 400, 'sensitive_data_refused'],
       [{ ...base, terminal_id: 'trm_00000000000000000000000000000000' }, 404, 'terminal_not_found'],
       [{ ...base, terminal_id: "1' OR '1'='1" }, 404, 'terminal_not_found'],
       [[1, 2, 3], 400, 'validation_failed'],

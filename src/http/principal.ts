@@ -19,6 +19,8 @@ export const PERMISSIONS = [
   'api_keys:read',
   'api_keys:write',
   'audit:read',
+  'vault:tokenize',
+  'vault:detokenize',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -33,7 +35,7 @@ export const SELF_PERMISSION = 'account:self';
  * details, the audit trail itself): every successful read is recorded in the audit trail
  * (PCI DSS 10.2.1.1, 10.2.1.3). A route can also opt in with `config: { audit: 'access' }`.
  */
-export const DATA_ACCESS_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'operators:read', 'api_keys:read', 'audit:read']);
+export const DATA_ACCESS_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'operators:read', 'api_keys:read', 'audit:read', 'vault:detokenize']);
 
 export interface Principal {
   /** api_key: a partner or merchant system; operator: a person signed in with password and TOTP. */

@@ -49,6 +49,8 @@ export interface HttpDeps {
   metrics: Metrics;
   db: Db;
   authenticate(token: string, remoteAddr: string): Promise<Principal | null>;
+  /** HTTPS: certificate, key and the hardened TLS settings (platform/tls.ts); plain HTTP when absent. */
+  https?: import('node:https').ServerOptions;
   /** Operator sessions from the Cookie header (null when it holds none); checks CSRF on changes. */
   authenticateCookie?(cookieHeader: string, req: { ip: string; changesState: boolean; csrfToken?: string }): Promise<Principal | null>;
   /** Operator sessions from the Cookie header (null when it holds none); checks CSRF on changes. */
@@ -102,6 +104,8 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : newId('request');
     },
     ...edge.serverOptions,
+    // With TLS, Node takes the HTTP server options (header size, timeouts) from the TLS options.
+    ...(deps.https ? { https: { ...(edge.serverOptions.http as object | undefined), ...deps.https } } : {}),
     ajv: { customOptions: { coerceTypes: false } },
     routerOptions: { maxParamLength: 200 },
   });

@@ -55,10 +55,23 @@ async function withRetry<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createPgDb(url: string, poolSize = 10): Db {
+export function createPgDb(url: string, poolSize = 10, opts: { password?: () => string | Promise<string> } = {}): Db {
+  // A password from the secrets provider, asked for at each new connection: after a rotation new
+  // connections use the new password while open ones carry on (PostgreSQL does not drop them).
+  // Set on the client itself, because pg lets the connection string's (empty) password win.
+  const password = opts.password;
+  const Client = password
+    ? class extends pg.Client {
+        constructor(c?: string | pg.ClientConfig) {
+          super(c);
+          (this as unknown as { password: unknown }).password = password;
+        }
+      }
+    : undefined;
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
+    ...(Client ? { Client } : {}),
     types: {
       getTypeParser: ((oid: number, format?: string) =>
         oid === INT8_OID ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
@@ -137,7 +150,7 @@ export async function createPgliteDb(dataDir?: string): Promise<Db> {
   };
 }
 
-export async function openDb(opts: { databaseUrl?: string; dataDir: string; poolSize?: number }): Promise<Db> {
-  if (opts.databaseUrl) return createPgDb(opts.databaseUrl, opts.poolSize);
+export async function openDb(opts: { databaseUrl?: string; dataDir: string; poolSize?: number; password?: () => string | Promise<string> }): Promise<Db> {
+  if (opts.databaseUrl) return createPgDb(opts.databaseUrl, opts.poolSize, { password: opts.password });
   return createPgliteDb(`${opts.dataDir}/pglite`);
 }

@@ -16,6 +16,8 @@ export interface WorkerDeps {
   audit?: { runJobs(): Promise<unknown> };
   /** Operators: disable accounts unused for 90 days (PCI DSS 8.2.6). */
   identity?: { disableInactive(): Promise<number> };
+  /** Vault: re-encryption after key rotations (a batch per tick), key-age metrics. */
+  vault?: { runWorkerTick(): Promise<number>; updateMetrics(): Promise<void> };
   logger: Logger;
   intervalMs: number;
 }
@@ -23,7 +25,7 @@ export interface WorkerDeps {
 const IDEMPOTENCY_RETENTION_HOURS = 24;
 const NONCE_RETENTION_SECONDS = 3600; // well past the callback max age, so a replay is always caught
 
-export function createWorker({ db, payments, rewards, audit, identity, logger, intervalMs }: WorkerDeps) {
+export function createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs }: WorkerDeps) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let ticks = 0;
@@ -35,16 +37,18 @@ export function createWorker({ db, payments, rewards, audit, identity, logger, i
     const expired = await payments.runExpiry();
     const refunds = await payments.runRefundChecks();
     const points = rewards ? await rewards.runJobs() : { matured: 0, expired: 0 };
+    const reencrypted = vault ? await vault.runWorkerTick() : 0;
     // Housekeeping, once a minute or so.
     if (ticks++ % Math.max(1, Math.round(60_000 / intervalMs)) === 0) {
       await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS]);
       await pruneNonces(db, NONCE_RETENTION_SECONDS);
       await payments.updateReconciliationGauge();
+      await vault?.updateMetrics();
       const disabled = (await identity?.disableInactive()) ?? 0;
       if (disabled > 0) logger.info({ disabled }, 'inactive operator accounts disabled');
     }
-    if (checked + expired + refunds + points.matured + points.expired > 0) {
-      logger.info({ checked, expired, refunds, points_matured: points.matured, points_expired: points.expired }, 'worker tick');
+    if (checked + expired + refunds + points.matured + points.expired + reencrypted > 0) {
+      logger.info({ checked, expired, refunds, points_matured: points.matured, points_expired: points.expired, reencrypted }, 'worker tick');
     }
   }
 

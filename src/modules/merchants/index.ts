@@ -2,3 +2,4 @@ export { createMerchantsService, type MerchantsService } from './merchants.servi
 export { registerMerchantRoutes } from './merchants.routes.ts';
 export { getTerminalContext, type TerminalContext } from './merchants.repo.ts';
 export * as merchantSchemas from './merchants.schemas.ts';
+export { MERCHANT_ENCRYPTED_FIELDS } from './merchants.fields.ts';

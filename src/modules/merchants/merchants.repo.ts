@@ -7,41 +7,69 @@ const iso = (d: Date) => d.toISOString();
 type WithDate<T> = Omit<T, 'created_at'> & { created_at: Date };
 const out = <T extends { created_at: string }>(r: WithDate<T>): T => ({ ...r, created_at: iso(r.created_at) }) as T;
 
-const M_COLS = 'id, name, vpa, mcc, acquiring_bank, status, created_at';
+const M_COLS = 'id, name, vpa, mcc, acquiring_bank, status, created_at, settlement_account_last4, settlement_bank_code';
+
+/** The settlement account as stored: ciphertexts (vault) and the parts screens may show. */
+export interface SealedSettlement {
+  account_ct: string;
+  ifsc_ct: string;
+  last4: string;
+  bank_code: string;
+}
+type MerchantRow = WithDate<Omit<MerchantT, 'settlement_account'>> & { settlement_account_last4: string | null; settlement_bank_code: string | null };
+/** API shape: the account shows only its last 4 digits and the bank code of its IFSC. */
+const merchantOut = ({ settlement_account_last4: last4, settlement_bank_code: bank, ...r }: MerchantRow): MerchantT => ({
+  ...out<Omit<MerchantT, 'settlement_account'>>(r),
+  settlement_account: last4 && bank ? { account_number: `******${last4}`, ifsc: `${bank}*******` } : null,
+});
 const S_COLS = 'id, merchant_id, name, city, status, created_at';
 const T_COLS = 'id, merchant_id, store_id, label, serial, status, created_at';
 
-export async function insertMerchant(q: Queryable, m: Omit<MerchantT, 'created_at' | 'status'>) {
-  const { rows } = await q.query<WithDate<MerchantT>>(
-    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, $2, $3, $4, $5) RETURNING ${M_COLS}`,
-    [m.id, m.name, m.vpa, m.mcc, m.acquiring_bank],
+export async function insertMerchant(q: Queryable, m: Omit<MerchantT, 'created_at' | 'status' | 'settlement_account'> & { settlement?: SealedSettlement }) {
+  const s = m.settlement;
+  const { rows } = await q.query<MerchantRow>(
+    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank, settlement_account_ct, settlement_ifsc_ct, settlement_account_last4, settlement_bank_code)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${M_COLS}`,
+    [m.id, m.name, m.vpa, m.mcc, m.acquiring_bank, s?.account_ct ?? null, s?.ifsc_ct ?? null, s?.last4 ?? null, s?.bank_code ?? null],
   );
-  return out<MerchantT>(rows[0]);
+  return merchantOut(rows[0]);
+}
+
+/** The encrypted settlement account, for the one caller that may open it (getSettlementAccount). */
+export async function getSettlementCiphertexts(q: Queryable, id: string) {
+  const { rows } = await q.query<{ account_ct: string | null; ifsc_ct: string | null }>(
+    `SELECT settlement_account_ct AS account_ct, settlement_ifsc_ct AS ifsc_ct FROM merchants.merchants WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
 }
 
 export async function getMerchant(q: Queryable, id: string) {
-  const { rows } = await q.query<WithDate<MerchantT>>(`SELECT ${M_COLS} FROM merchants.merchants WHERE id = $1`, [id]);
-  return rows[0] ? out<MerchantT>(rows[0]) : undefined;
+  const { rows } = await q.query<MerchantRow>(`SELECT ${M_COLS} FROM merchants.merchants WHERE id = $1`, [id]);
+  return rows[0] ? merchantOut(rows[0]) : undefined;
 }
 
-export async function updateMerchant(q: Queryable, id: string, patch: { name?: string; acquiring_bank?: string; status?: string }) {
-  const { rows } = await q.query<WithDate<MerchantT>>(
+export async function updateMerchant(q: Queryable, id: string, patch: { name?: string; acquiring_bank?: string; status?: string; settlement?: SealedSettlement }) {
+  const s = patch.settlement;
+  const { rows } = await q.query<MerchantRow>(
     `UPDATE merchants.merchants SET name = coalesce($2, name), acquiring_bank = coalesce($3, acquiring_bank),
-            status = coalesce($4, status), updated_at = now()
+            status = coalesce($4, status), updated_at = now(),
+            settlement_account_ct = coalesce($5, settlement_account_ct), settlement_ifsc_ct = coalesce($6, settlement_ifsc_ct),
+            settlement_account_last4 = coalesce($7, settlement_account_last4), settlement_bank_code = coalesce($8, settlement_bank_code)
       WHERE id = $1 RETURNING ${M_COLS}`,
-    [id, patch.name ?? null, patch.acquiring_bank ?? null, patch.status ?? null],
+    [id, patch.name ?? null, patch.acquiring_bank ?? null, patch.status ?? null, s?.account_ct ?? null, s?.ifsc_ct ?? null, s?.last4 ?? null, s?.bank_code ?? null],
   );
-  return rows[0] ? out<MerchantT>(rows[0]) : undefined;
+  return rows[0] ? merchantOut(rows[0]) : undefined;
 }
 
 export async function listMerchants(q: Queryable, f: { onlyId?: string; before?: string; limit: number }) {
-  const { rows } = await q.query<WithDate<MerchantT>>(
+  const { rows } = await q.query<MerchantRow>(
     `SELECT ${M_COLS} FROM merchants.merchants
       WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR id < $2)
       ORDER BY id DESC LIMIT $3`,
     [f.onlyId ?? null, f.before ?? null, f.limit + 1],
   );
-  return rows.map((r) => out<MerchantT>(r));
+  return rows.map(merchantOut);
 }
 
 export async function insertStore(q: Queryable, s: { id: string; merchant_id: string; name: string; city?: string }) {

@@ -5,6 +5,22 @@ export const MerchantId = Id('mer');
 export const StoreId = Id('sto');
 export const TerminalId = Id('trm');
 
+/** Where the merchant is paid out. Stored encrypted; answers show it masked. */
+export const SettlementAccountIn = Type.Object(
+  {
+    account_number: Type.String({ pattern: '^[0-9]{9,18}$', description: 'Bank account number, 9-18 digits' }),
+    ifsc: Type.String({ pattern: '^[A-Z]{4}0[A-Z0-9]{6}$', description: 'IFSC of the branch, e.g. HDFC0001234' }),
+  },
+  { additionalProperties: false },
+);
+const SettlementAccountOut = Type.Union([
+  Type.Object({
+    account_number: Type.String({ description: 'Masked: the last 4 digits only' }),
+    ifsc: Type.String({ description: 'Masked: the bank code only' }),
+  }),
+  Type.Null(),
+]);
+
 export const Merchant = Type.Object({
   id: MerchantId,
   name: Type.String(),
@@ -12,6 +28,7 @@ export const Merchant = Type.Object({
   mcc: Type.String(),
   acquiring_bank: Type.String(),
   status: Type.Union([Type.Literal('active'), Type.Literal('suspended')]),
+  settlement_account: SettlementAccountOut,
   created_at: Type.String({ format: 'date-time' }),
 });
 export type MerchantT = Static<typeof Merchant>;
@@ -22,6 +39,7 @@ export const CreateMerchant = Type.Object(
     vpa: Type.String({ minLength: 3, maxLength: 255, description: 'Merchant VPA that receives payments (pa)' }),
     mcc: Type.String({ pattern: '^[0-9]{4}$', description: 'ISO 18245 merchant category code' }),
     acquiring_bank: Type.String({ pattern: '^[A-Z0-9_]{2,20}$' }),
+    settlement_account: Type.Optional(SettlementAccountIn),
   },
   { additionalProperties: false },
 );
@@ -30,6 +48,7 @@ export const UpdateMerchant = Type.Object(
     name: Type.Optional(CreateMerchant.properties.name),
     acquiring_bank: Type.Optional(CreateMerchant.properties.acquiring_bank),
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('suspended')])),
+    settlement_account: Type.Optional(SettlementAccountIn),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -7,6 +7,8 @@ import { page } from '../../http/pagination.ts';
 import * as repo from './merchants.repo.ts';
 import type { MerchantT, StoreT, TerminalT } from './merchants.schemas.ts';
 import type { AuditWriter } from '../audit/index.ts';
+import type { FieldCipher } from '../vault/index.ts';
+import { SETTLEMENT_ACCOUNT_FIELD, SETTLEMENT_IFSC_FIELD } from './merchants.fields.ts';
 
 export interface MerchantsDeps {
   db: Db;
@@ -15,9 +17,24 @@ export interface MerchantsDeps {
   vpaPattern: RegExp;
   /** The audit trail: every create and change is recorded in its own transaction. */
   audit?: Pick<AuditWriter, 'record'>;
+  /** The vault: the settlement account is stored encrypted. */
+  fields: Pick<FieldCipher, 'seal' | 'open'>;
 }
 
-export function createMerchantsService({ db, bankCodes, vpaPattern, audit }: MerchantsDeps) {
+type SettlementIn = { account_number: string; ifsc: string };
+
+export function createMerchantsService({ db, bankCodes, vpaPattern, audit, fields }: MerchantsDeps) {
+  /** Encrypts the account for this merchant's row (outside any transaction: it may read keys). */
+  async function sealSettlement(merchantId: string, s: SettlementIn | undefined): Promise<repo.SealedSettlement | undefined> {
+    if (!s) return undefined;
+    return {
+      account_ct: (await fields.seal(SETTLEMENT_ACCOUNT_FIELD, merchantId, s.account_number)).ciphertext,
+      ifsc_ct: (await fields.seal(SETTLEMENT_IFSC_FIELD, merchantId, s.ifsc)).ciphertext,
+      last4: s.account_number.slice(-4),
+      bank_code: s.ifsc.slice(0, 4),
+    };
+  }
+
   const checkBank = (code: string | undefined) => {
     if (code !== undefined && !bankCodes.includes(code)) {
       throw new AppError('validation_failed', `Unknown acquiring bank "${code}"`, [{ field: 'body.acquiring_bank', problem: `must be one of ${bankCodes.join(', ')}` }]);
@@ -38,23 +55,40 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit }: Mer
   }
 
   return {
-    async createMerchant(p: Principal, input: { name: string; vpa: string; mcc: string; acquiring_bank: string }) {
+    async createMerchant(p: Principal, { settlement_account, ...input }: { name: string; vpa: string; mcc: string; acquiring_bank: string; settlement_account?: SettlementIn }) {
       if (p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can create merchants');
       if (!vpaPattern.test(input.vpa)) throw new AppError('invalid_vpa', 'The merchant VPA is not a valid UPI address');
       checkBank(input.acquiring_bank);
+      const id = newId('merchant');
+      const settlement = await sealSettlement(id, settlement_account);
       return db.tx(async (tx) => {
-        const m = await repo.insertMerchant(tx, { id: newId('merchant'), ...input, vpa: input.vpa.toLowerCase() });
+        const m = await repo.insertMerchant(tx, { id, ...input, vpa: input.vpa.toLowerCase(), settlement });
         await audit?.record(tx, { action: 'merchant.created', resource: { type: 'merchant', id: m.id, merchant_id: m.id } });
         return m;
       });
     },
     getMerchant: visibleMerchant,
-    async updateMerchant(p: Principal, id: string, patch: { name?: string; acquiring_bank?: string; status?: string }) {
+    /**
+     * The full settlement account, decrypted, for paying the merchant out. Not behind any route:
+     * settlement calls it in-process, and each call is recorded in the audit trail.
+     */
+    async getSettlementAccount(merchantId: string, reason: string): Promise<SettlementIn | null> {
+      const ct = await repo.getSettlementCiphertexts(db, merchantId);
+      if (!ct?.account_ct || !ct.ifsc_ct) return null;
+      await audit?.record(db, { action: 'merchant.settlement_account.read', resource: { type: 'merchant', id: merchantId, merchant_id: merchantId }, details: { reason: reason.slice(0, 60) } });
+      return {
+        account_number: await fields.open(SETTLEMENT_ACCOUNT_FIELD, merchantId, ct.account_ct),
+        ifsc: await fields.open(SETTLEMENT_IFSC_FIELD, merchantId, ct.ifsc_ct),
+      };
+    },
+    async updateMerchant(p: Principal, id: string, patch: { name?: string; acquiring_bank?: string; status?: string; settlement_account?: SettlementIn }) {
       await visibleMerchant(p, id);
       if (patch.status !== undefined && p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can change a merchant status');
       checkBank(patch.acquiring_bank);
+      const { settlement_account, ...rest } = patch;
+      const settlement = await sealSettlement(id, settlement_account);
       return db.tx(async (tx) => {
-        const m = (await repo.updateMerchant(tx, id, patch))!;
+        const m = (await repo.updateMerchant(tx, id, { ...rest, settlement }))!;
         await audit?.record(tx, { action: 'merchant.updated', resource: { type: 'merchant', id, merchant_id: id }, details: { fields: Object.keys(patch), status: patch.status } });
         return m;
       });

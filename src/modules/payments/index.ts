@@ -3,3 +3,4 @@ export { registerPaymentRoutes } from './payments.routes.ts';
 export { buildUpiUri } from './upiUri.ts';
 export * from './payments.state.ts';
 export type { PaymentRow, RefundRow } from './payments.repo.ts';
+export { PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';

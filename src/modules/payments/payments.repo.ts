@@ -13,7 +13,12 @@ export interface PaymentRow {
   amount: number;
   currency: string;
   status: PaymentStatus;
+  /** Legacy plaintext column: NULL for every payment since field encryption (the vault empties old rows). In memory: the decrypted VPA. */
   payer_vpa: string | null;
+  /** The payer's VPA encrypted by the vault (payments.fields.ts). */
+  payer_vpa_ct: string | null;
+  /** Blind index of the payer's VPA, for lookups by VPA. */
+  payer_vpa_bidx: string | null;
   note: string | null;
   upi_uri: string | null;
   bank_code: string;
@@ -47,13 +52,13 @@ export interface RefundRow {
 
 export async function insertPayment(
   q: Queryable,
-  p: Pick<PaymentRow, 'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'> & { now: Date },
+  p: Pick<PaymentRow, 'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa_ct' | 'payer_vpa_bidx' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'> & { now: Date },
 ): Promise<PaymentRow> {
   const { rows } = await q.query<PaymentRow>(
     `INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
-                                    payer_vpa, note, upi_uri, bank_code, expires_at, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14) RETURNING *`,
-    [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now],
+                                    payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *`,
+    [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa_ct, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now, p.payer_vpa_bidx],
   );
   await insertEvent(q, { paymentId: p.id, from: null, to: 'created', source: 'api', at: p.now });
   return rows[0];
@@ -76,6 +81,8 @@ export interface PaymentFilter {
   status?: string;
   createdFrom?: Date;
   createdTo?: Date;
+  /** Blind indexes of a payer VPA (one per live index-key version): payments by that payer. */
+  payerVpaIndexes?: string[];
   needsReconciliation?: boolean;
   before?: string;
   limit: number;
@@ -88,8 +95,9 @@ export async function listPayments(q: Queryable, f: PaymentFilter): Promise<Paym
         AND ($3::text IS NULL OR store_id = $3) AND ($4::text IS NULL OR status = $4)
         AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
         AND ($7::text IS NULL OR id < $7) AND ($9::boolean IS NULL OR needs_reconciliation = $9)
+        AND ($10::text[] IS NULL OR payer_vpa_bidx = ANY($10::text[]))
       ORDER BY id DESC LIMIT $8`,
-    [f.merchantId ?? null, f.terminalId ?? null, f.storeId ?? null, f.status ?? null, f.createdFrom ?? null, f.createdTo ?? null, f.before ?? null, f.limit + 1, f.needsReconciliation ?? null],
+    [f.merchantId ?? null, f.terminalId ?? null, f.storeId ?? null, f.status ?? null, f.createdFrom ?? null, f.createdTo ?? null, f.before ?? null, f.limit + 1, f.needsReconciliation ?? null, f.payerVpaIndexes ?? null],
   );
   return rows;
 }
@@ -109,7 +117,9 @@ export async function insertEvent(
 export interface PaymentUpdate {
   bank_ref?: string | null;
   response_code?: string | null;
-  payer_vpa?: string | null;
+  /** The payer's VPA as sealed by the vault (sealPayerVpa): ciphertext and blind index together. */
+  payer_vpa_ct?: string | null;
+  payer_vpa_bidx?: string | null;
   next_check_at?: Date | null;
   completed_at?: Date | null;
   needs_reconciliation?: boolean;
@@ -121,13 +131,13 @@ export async function updateStatus(q: Queryable, id: string, from: PaymentStatus
   const { rows } = await q.query<PaymentRow>(
     `UPDATE payments.payments SET status = $3, updated_at = $4,
             bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
-            payer_vpa = coalesce($7, payer_vpa),
+            payer_vpa_ct = coalesce(($7::text[])[1], payer_vpa_ct), payer_vpa_bidx = coalesce(($7::text[])[2], payer_vpa_bidx),
             next_check_at = CASE WHEN $8::boolean THEN $9::timestamptz ELSE next_check_at END,
             completed_at = coalesce($10, completed_at),
             needs_reconciliation = coalesce($11, needs_reconciliation),
             reconciliation_reason = coalesce($12, reconciliation_reason)
       WHERE id = $1 AND status = $2 RETURNING *`,
-    [id, from, to, now, u.bank_ref ?? null, u.response_code ?? null, u.payer_vpa ?? null, 'next_check_at' in u, u.next_check_at ?? null,
+    [id, from, to, now, u.bank_ref ?? null, u.response_code ?? null, u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null, 'next_check_at' in u, u.next_check_at ?? null,
      u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null],
   );
   return rows[0];

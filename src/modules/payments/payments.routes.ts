@@ -33,7 +33,7 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
     const q = req.query;
     return svc.list(p(req), {
       merchantId: q.merchant_id, terminalId: q.terminal_id, storeId: q.store_id, status: q.status,
-      createdFrom: q.created_from ? new Date(q.created_from) : undefined, createdTo: q.created_to ? new Date(q.created_to) : undefined,
+      createdFrom: q.created_from ? new Date(q.created_from) : undefined, createdTo: q.created_to ? new Date(q.created_to) : undefined, payerVpa: q.payer_vpa,
       needsReconciliation: q.needs_reconciliation,
       before: decodeCursor(q.cursor), limit: q.limit,
     });

@@ -53,6 +53,7 @@ export const PaymentListQuery = Type.Object(
     status: Type.Optional(Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s)))),
     created_from: Type.Optional(Type.String({ format: 'date-time' })),
     created_to: Type.Optional(Type.String({ format: 'date-time' })),
+    payer_vpa: Type.Optional(Type.String({ maxLength: 255, description: "Payments by this payer (matched through the VPA's blind index)" })),
     needs_reconciliation: Type.Optional(Type.Boolean({ description: 'Only payments flagged for reconciliation (deemed, unknown at the bank, success after close)' })),
   },
   { additionalProperties: false },

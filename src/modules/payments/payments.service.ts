@@ -18,6 +18,7 @@ import { buildUpiUri } from './upiUri.ts';
 import { canTransition, statusAfterRefund, type PaymentStatus } from './payments.state.ts';
 import * as repo from './payments.repo.ts';
 import type { PaymentRow, RefundRow } from './payments.repo.ts';
+import { sealPayerVpa, withPayerVpa, PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
 
 /**
  * Extension points for other modules (rewards, audit, …). Each runs inside the transaction of
@@ -44,6 +45,8 @@ export interface PaymentsDeps {
   clock: Clock;
   logger: Logger;
   hooks?: PaymentHooks[];
+  /** The vault's field cipher: the payer's VPA is stored only encrypted (payments.fields.ts). */
+  payerVpa: PayerVpaCipher;
 }
 
 export interface CreatePaymentInput {
@@ -157,6 +160,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
     const now = clock.now();
     const next = await repo.updateStatus(tx, p.id, p.status, to, u, now);
     if (!next) return undefined;
+    await withPayerVpa(deps.payerVpa, next, tx);
     await repo.insertEvent(tx, { paymentId: p.id, from: p.status, to, source, responseCode: u.response_code, detail, at: now });
     if (to === 'succeeded') {
       await postPaymentLedger(tx, next);
@@ -197,9 +201,9 @@ export function createPaymentsService(deps: PaymentsDeps) {
           case 'success':
             if (p.status === 'created') {
               const pend = await transition(tx, p, 'pending', {}, source);
-              return pend && transition(tx, pend, 'succeeded', { ...done, payer_vpa: result.payerVpa ?? null }, source);
+              return pend && transition(tx, pend, 'succeeded', { ...done, ...(await sealedPayer(tx, p.id, result)) }, source);
             }
-            return transition(tx, p, 'succeeded', { ...done, payer_vpa: result.payerVpa ?? null }, source);
+            return transition(tx, p, 'succeeded', { ...done, ...(await sealedPayer(tx, p.id, result)) }, source);
           case 'failed':
           case 'reversed':
             return transition(tx, p, 'failed', done, source);
@@ -241,8 +245,12 @@ export function createPaymentsService(deps: PaymentsDeps) {
   async function visiblePayment(p: Principal, id: string): Promise<PaymentRow> {
     const row = isId('payment', id) ? await repo.getPayment(db, id) : undefined;
     if (!row || !canAccessMerchant(p, row.merchant_id)) throw new AppError('payment_not_found', 'Payment not found');
-    return row;
+    return withPayerVpa(deps.payerVpa, row);
   }
+
+  /** The VPA a bank reported for the payer, encrypted for this payment's row (inside its transaction). */
+  const sealedPayer = async (tx: Queryable, paymentId: string, result: BankResult) =>
+    result.payerVpa ? sealPayerVpa(deps.payerVpa, paymentId, result.payerVpa, tx) : {};
 
   async function settleRefund(refundId: string, result: BankResult) {
     return db.tx(async (tx) => {
@@ -254,6 +262,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         const p = (await repo.getPayment(tx, r.payment_id, true))!;
         const after = await repo.settleRefundOnPayment(tx, p.id, r.amount, true, now);
         await postRefundLedger(tx, p, done);
+        await withPayerVpa(deps.payerVpa, after, tx);
         for (const h of hooks) await h.onRefunded?.(tx, after, done);
         await transition(tx, p, statusAfterRefund(after.amount, after.refunded_amount), {}, 'api', `refund ${r.id}`);
         metrics.refunds.inc({ status: 'succeeded' });
@@ -285,13 +294,16 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const upiUri = input.method === 'upi_qr'
         ? buildUpiUri({ payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc, txnRef, amountPaise: input.amount, note: input.note })
         : null;
+      // The payer's VPA is encrypted (bound to this payment's id) before anything is written.
+      const payer = input.payer_vpa ? await sealPayerVpa(deps.payerVpa, id, input.payer_vpa) : { payer_vpa_ct: null, payer_vpa_bidx: null };
       // 1. Record the intent before talking to the bank, so nothing the bank knows is unknown to us.
       let payment = await db.tx(async (tx) => {
         const row = await repo.insertPayment(tx, {
           id, txn_ref: txnRef, merchant_id: ctx.merchant_id, store_id: ctx.store_id, terminal_id: ctx.terminal_id,
-          method: input.method, amount: input.amount, currency: 'INR', payer_vpa: input.payer_vpa?.toLowerCase() ?? null,
+          method: input.method, amount: input.amount, currency: 'INR', ...payer,
           note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now,
         });
+        row.payer_vpa = input.payer_vpa?.toLowerCase() ?? null; // in memory only, for the hooks
         for (const h of hooks) await h.onCreated?.(tx, row, input);
         return row;
       });
@@ -323,18 +335,21 @@ export function createPaymentsService(deps: PaymentsDeps) {
       )) ?? payment;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
       if (result && result.outcome !== 'pending') payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
-      return paymentView(payment);
+      return paymentView(await withPayerVpa(deps.payerVpa, payment));
     },
 
     async get(principal: Principal, id: string): Promise<PaymentView> {
       return paymentView(await visiblePayment(principal, id));
     },
 
-    async list(principal: Principal, f: Omit<repo.PaymentFilter, 'merchantId'> & { merchantId?: string }) {
+    async list(principal: Principal, f: Omit<repo.PaymentFilter, 'merchantId' | 'payerVpaIndexes'> & { merchantId?: string; payerVpa?: string }) {
       const merchantId = merchantScope(principal, f.merchantId);
-      const rows = await repo.listPayments(db, { ...f, merchantId });
+      // By payer: the blind index under each live key version (no plaintext VPA in the query).
+      const payerVpaIndexes = f.payerVpa !== undefined ? await deps.payerVpa.lookupIndexes(PAYER_VPA_FIELD, f.payerVpa) : undefined;
+      const rows = await repo.listPayments(db, { ...f, merchantId, payerVpaIndexes });
       const pg = page(rows, f.limit);
-      return { data: pg.data.map(paymentView), next_cursor: pg.next_cursor };
+      const data = await Promise.all(pg.data.map((r) => withPayerVpa(deps.payerVpa, r)));
+      return { data: data.map(paymentView), next_cursor: pg.next_cursor };
     },
 
     async refund(principal: Principal, paymentId: string, input: { amount: number; reason?: string }): Promise<RefundView> {

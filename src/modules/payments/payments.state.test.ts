@@ -12,6 +12,8 @@ import { isAppError } from '../../platform/errors.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
 import type { BankCallback, BankConnector, BankOutcome } from '../banks/types.ts';
 import { createPaymentsService } from './payments.service.ts';
+import { createTestVault } from '../vault/index.ts';
+import { PAYER_VPA_FIELD } from './payments.fields.ts';
 import type { Principal } from '../../http/principal.ts';
 
 test('final states have no way out, and nothing leads back to created', () => {
@@ -53,6 +55,7 @@ test('property: random bank answers and refunds only ever take legal transitions
     const svc = createPaymentsService({
       db, ledger: createLedgerService(), banks: { route: async () => connector, connector: () => connector },
       config: loadConfig({ NODE_ENV: 'test' }), metrics: createMetrics(), clock: fixedClock('2026-01-01T00:00:00Z'), logger: createLogger({ level: 'silent' }),
+      payerVpa: (await createTestVault(db, { fields: [PAYER_VPA_FIELD] })).cipher,
     });
     const principal: Principal = { kind: 'api_key', id: 'key_p', merchantId: null, permissions: new Set() };
     const codeFor: Record<string, string> = { success: '00', failed: 'ZA', expired: 'U69', deemed: 'U67', unknown: 'U48', pending: '01', reversed: '32' };

@@ -11,6 +11,8 @@ import { newId } from '../../platform/ids.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
 import type { BankConnector, BankResult } from '../banks/types.ts';
 import { createPaymentsService } from './payments.service.ts';
+import { createTestVault, type Vault } from '../vault/index.ts';
+import { PAYER_VPA_FIELD } from './payments.fields.ts';
 import type { Principal } from '../../http/principal.ts';
 
 // The worker's jobs against a scripted bank: each test says what the bank will answer and
@@ -60,9 +62,11 @@ describe('payment worker jobs', () => {
   const config = loadConfig({ NODE_ENV: 'test' }); // UPI defaults: first check after 90 s, at most 3
   let bank: ReturnType<typeof scriptedBank>;
   let svc: ReturnType<typeof createPaymentsService>;
+  let vault: Vault;
 
   before(async () => {
     db = await createTestDb();
+    vault = await createTestVault(db, { fields: [PAYER_VPA_FIELD] });
     const m = newId('merchant');
     const s = newId('store');
     terminalId = newId('terminal');
@@ -73,7 +77,7 @@ describe('payment worker jobs', () => {
   after(() => db.close());
   beforeEach(() => {
     bank = scriptedBank();
-    svc = createPaymentsService({ db, ledger: createLedgerService(), banks: bank.banks, config, metrics: createMetrics(), clock, logger: createLogger({ level: 'silent' }) });
+    svc = createPaymentsService({ db, ledger: createLedgerService(), banks: bank.banks, config, metrics: createMetrics(), clock, logger: createLogger({ level: 'silent' }), payerVpa: vault.cipher });
   });
 
   const create = (amount = 1000) => svc.create(principal, { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });

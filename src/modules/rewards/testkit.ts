@@ -13,7 +13,8 @@ import type { Principal } from '../../http/principal.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
 import type { BankConnector, BankResult } from '../banks/index.ts';
 import { createMerchantsService } from '../merchants/index.ts';
-import { createPaymentsService, type CreatePaymentInput } from '../payments/index.ts';
+import { createPaymentsService, PAYER_VPA_FIELD, type CreatePaymentInput } from '../payments/index.ts';
+import { createTestVault } from '../vault/index.ts';
 import { createRewardsService, type ProgramInput } from './rewards.service.ts';
 import { verifyRewards } from './rewards.verify.ts';
 import { createCustomerHasher } from './customers.ts';
@@ -42,10 +43,11 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
   const config = loadConfig({ NODE_ENV: 'test', STATUS_CHECK_FIRST_AFTER_SECONDS: '0' });
   const logger = createLogger({ level: 'silent' });
   const ledger = createLedgerService();
-  const merchants = createMerchantsService({ db, bankCodes: ['SIMBANK'], vpaPattern: config.payments.vpaPattern });
+  const vault = await createTestVault(db, { fields: [PAYER_VPA_FIELD] });
+  const merchants = createMerchantsService({ db, bankCodes: ['SIMBANK'], vpaPattern: config.payments.vpaPattern, fields: vault.cipher });
   const hooks: NonNullable<Parameters<typeof createPaymentsService>[0]['hooks']> = [];
   const { banks } = acceptingBank();
-  const payments = createPaymentsService({ db, ledger, banks, config, metrics: createMetrics(), clock, logger, hooks });
+  const payments = createPaymentsService({ db, ledger, banks, config, metrics: createMetrics(), clock, logger, hooks, payerVpa: vault.cipher });
   const customerKey = randomBytes(32);
   const rewards = createRewardsService({
     db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, customerKey, batchSize: 1000,

@@ -6,5 +6,7 @@ export { VaultError, isVaultError, type VaultErrorCode } from './errors.ts';
 export { registerVaultRoutes } from './vault.routes.ts';
 export { registerSensitiveDataGuard, assertNoSensitiveAuthData, findSensitiveAuthData } from './sensitiveData.ts';
 export { TOKEN_PURPOSES, type TokenPurpose, type TokenService, type DetokenizeAuditHook, type DetokenizeEvent } from './tokens.ts';
-export { createKeyManagerFromConfig, newKeyringJson, addKeyringVersion, type KeyManager, type KekInfo, KmsError } from './kms/index.ts';
+export { detokenizeAuditHook } from './auditHook.ts';
+export { createTestVault } from './testing.ts';
+export { createKeyManagerFromConfig, createLocalKeyManager, newKeyringJson, addKeyringVersion, type KeyManager, type KekInfo, KmsError } from './kms/index.ts';
 export { type KeyKind } from './keystore.ts';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../../platform/db.ts';
+import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
 import { maskBankAccount, maskName, maskPan, maskPhone, maskVpa } from '../../platform/mask.ts';
@@ -91,7 +91,7 @@ export function maskTokenValue(purpose: TokenPurpose, v: string): string {
 
 /** What the audit trail gets for every detokenization attempt. */
 export interface DetokenizeEvent {
-  actor: { kind: string; id: string; merchantId: string | null };
+  actor: { type: 'api_key' | 'operator' | 'system'; id: string; merchantId: string | null };
   token: string;
   purpose: TokenPurpose | null;
   reason: string;
@@ -101,9 +101,13 @@ export interface DetokenizeEvent {
   at: Date;
 }
 
-/** The audit module plugs in here. A failing hook refuses the detokenization (fail closed). */
+/**
+ * The audit trail plugs in here (auditHook.ts adapts the audit module's writer). It runs in the
+ * transaction that writes vault.access_log; if it fails, nothing is recorded and nothing is
+ * returned (fail closed).
+ */
 export interface DetokenizeAuditHook {
-  recordDetokenize(event: DetokenizeEvent): Promise<void>;
+  recordDetokenize(tx: Queryable, event: DetokenizeEvent): Promise<void>;
 }
 
 export interface TokensDeps {
@@ -121,12 +125,14 @@ export function createTokenService(deps: TokensDeps) {
   const { db, cipher, clock } = deps;
 
   async function record(e: DetokenizeEvent) {
-    await db.query(
-      `INSERT INTO vault.access_log (at, actor, action, token, purpose, reason, outcome, request_id, remote_addr)
-       VALUES ($1, $2, 'detokenize', $3, $4, $5, $6, $7, $8)`,
-      [e.at, `${e.actor.kind}:${e.actor.id}`, e.token, e.purpose, e.reason, e.outcome, e.requestId ?? null, e.remoteAddr ?? null],
-    );
-    await deps.audit?.recordDetokenize(e);
+    await db.tx(async (tx) => {
+      await tx.query(
+        `INSERT INTO vault.access_log (at, actor, action, token, purpose, reason, outcome, request_id, remote_addr)
+         VALUES ($1, $2, 'detokenize', $3, $4, $5, $6, $7, $8)`,
+        [e.at, `${e.actor.type}:${e.actor.id}`, e.token, e.purpose, e.reason, e.outcome, e.requestId ?? null, e.remoteAddr ?? null],
+      );
+      await deps.audit?.recordDetokenize(tx, e);
+    });
     deps.onDetokenize?.(e.outcome);
   }
 
@@ -165,8 +171,8 @@ export function createTokenService(deps: TokensDeps) {
      * The value behind a token. The caller's route demands `vault:detokenize`; here a merchant
      * key reaches only its own tokens. The attempt is recorded before the value is read.
      */
-    async detokenize(principal: Principal, input: { token: string; reason: string }, ctx: { requestId?: string; remoteAddr?: string } = {}) {
-      const actor = { kind: principal.kind, id: principal.id, merchantId: principal.merchantId };
+    async detokenize(principal: Principal | { kind: 'system'; id: string; merchantId: null }, input: { token: string; reason: string }, ctx: { requestId?: string; remoteAddr?: string } = {}) {
+      const actor = { type: principal.kind, id: principal.id, merchantId: principal.merchantId };
       const base = { actor, token: TOKEN_RE.test(input.token) ? input.token : '(malformed)', reason: input.reason, requestId: ctx.requestId, remoteAddr: ctx.remoteAddr };
       const row = TOKEN_RE.test(input.token)
         ? (await db.query<{ token: string; owner: string; purpose: TokenPurpose; value_ct: string }>(`SELECT token, owner, purpose, value_ct FROM vault.tokens WHERE token = $1`, [input.token])).rows[0]
@@ -189,7 +195,7 @@ export function createTokenService(deps: TokensDeps) {
 
     /** For services that hold a token and need the value internally (settlement, say): audited the same way. */
     async detokenizeForSystem(system: string, token: string, reason: string) {
-      return this.detokenize({ kind: 'api_key', id: `system:${system}`, merchantId: null, permissions: new Set() }, { token, reason });
+      return this.detokenize({ kind: 'system', id: system, merchantId: null }, { token, reason });
     },
   };
 }

@@ -292,7 +292,7 @@ test('tokens: a failing audit hook refuses the detokenization (fail closed)', as
     const vault = createVault({
       db: t.db, kms: t.kms, clock: t.clock, fields: [ITEMS], vpaPattern: new RegExp(DEFAULT_VPA_PATTERN),
       config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
-      audit: { async recordDetokenize(e) { events.push(e.outcome); if (e.reason === 'audit down') throw new Error('audit store unavailable'); } },
+      audit: { async recordDetokenize(_tx, e) { events.push(e.outcome); if (e.reason === 'audit down') throw new Error('audit store unavailable'); } },
     });
     const p: Principal = { kind: 'api_key', id: 'key_p', merchantId: null, permissions: new Set() };
     const tok = await vault.tokens.tokenize(p, { purpose: 'phone', value: '98765 43210' });

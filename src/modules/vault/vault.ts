@@ -124,9 +124,12 @@ export function createVault(deps: VaultDeps) {
       const kek = await kms.rotate();
       const rewrapped = await keys.rewrapAll();
       const retired = await kms.retireOldVersions();
-      logger?.info({ kek: kek.kekRef, rewrapped, retired }, 'vault: key-encrypting key rotated');
+      logger?.info({ kek_ref: kek.kekRef, rewrapped, retired }, 'vault: key-encrypting key rotated');
       return { kek, rewrapped, retired };
     },
+
+    /** Re-wraps every data key under the KEK version now current (after a KEK rotation done outside Tillpoint). */
+    rewrapDeks: () => keys.rewrapAll(),
 
     status,
 

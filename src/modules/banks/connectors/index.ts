@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import type { BankConfig } from '../../../platform/config.ts';
+import { createCaPinnedFetch } from '../../../platform/tls.ts';
 import { AppError } from '../../../platform/errors.ts';
 import type { BankConnector } from '../types.ts';
 import { createSimbankConnector, type ConnectorOptions } from './simbank.ts';
@@ -20,7 +22,9 @@ export function createConnector(bank: BankConfig, opts: ConnectorOptions): BankC
       known: CONNECTOR_NAMES,
     });
   }
-  return factory(bank, opts);
+  // A bank with `ca_file` is trusted only through that CA (pinned); others through the system's
+  // CAs. Certificates are always verified either way.
+  return factory(bank, bank.caFile && !opts.fetch ? { ...opts, fetch: createCaPinnedFetch(readFileSync(bank.caFile)) } : opts);
 }
 
 export type { ConnectorOptions };

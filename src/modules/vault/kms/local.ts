@@ -146,7 +146,7 @@ export function createLocalKeyManager(source: KeyringSource, opts: { now?: () =>
 
   function mustBeWritable(op: string): string {
     if (source.kind !== 'file') {
-      throw new KmsError('local', op, `the keyring comes from the secret "${source.name}": change the secret instead (add a version with "tillpoint keys keyring add-version", then rewrap)`, false);
+      throw new KmsError('local', op, `the keyring comes from the secret "${source.name}": change the secret instead (add a version with "tillpoint keys keyring-add-version", update the secret, then run "tillpoint keys rewrap-deks")`, false);
     }
     return source.path;
   }
