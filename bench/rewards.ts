@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { startBenchPostgres, checkpoint, withClient, type BenchPostgres } from './lib/postgres.ts';
-import { startTillpoint, runTillpoint, killAll, ROOT, type BenchProc } from './lib/procs.ts';
+import { startTillpoint, runTillpoint, killAll, cpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, now, round } from './lib/load.ts';
 import { freePort } from './lib/net.ts';
 
@@ -30,7 +30,9 @@ const USAGE = `Usage: npm run bench:rewards -- [options]
   --rounds N       pairs of phases (without + with), alternating order (default 2)
   --clients N      concurrent clients (default 16)
   --merchants N    merchants in each set (default 10)
-  --customers N    distinct payer VPAs (default 2000)
+  --customers N    distinct payer VPAs (default 100); each program sees each of them once in the
+                   unmeasured priming run, so the measured phases are steady state (known customers)
+  --prime S        unmeasured seconds of payments on both sets before the phases (default 20)
   --coalition      one platform coalition program for all "with" merchants, instead of one program each
   --results FILE   where to append the JSON line (default bench/results/rewards.jsonl)
   --no-save        print the JSON line only
@@ -48,7 +50,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
     clients: { type: 'string', default: '16' },
     merchants: { type: 'string', default: '10' },
-    customers: { type: 'string', default: '2000' },
+    customers: { type: 'string', default: '100' },
+    prime: { type: 'string', default: '20' },
     coalition: { type: 'boolean', default: false },
     results: { type: 'string', default: join(ROOT, 'bench', 'results', 'rewards.jsonl') },
     'no-save': { type: 'boolean', default: false },
@@ -74,6 +77,7 @@ const ROUNDS = posInt('rounds', args.rounds, 50);
 const CLIENTS = posInt('clients', args.clients, 1000);
 const MERCHANTS = posInt('merchants', args.merchants, 10_000);
 const CUSTOMERS = posInt('customers', args.customers, 10_000_000);
+const PRIME = Number(args.prime) === 0 ? 0 : posInt('prime', args.prime, 3600);
 /** The issue's limit on what earning may cost. */
 const MAX_DROP_PCT = 20;
 
@@ -146,6 +150,14 @@ async function main() {
   procs.push(await startTillpoint({ name: 'api', args: ['serve', '--role', 'api'], env, ready: /Demo:/, logDir: workDir }));
   procs.push(await startTillpoint({ name: 'worker', args: ['serve', '--role', 'worker'], env, ready: /role: worker/, logDir: workDir }));
   const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_url: string; api_key: string };
+  // CPU per completed payment is the steadier figure on a shared machine: throughput moves with
+  // whatever else runs, the work each payment costs does not.
+  const postmaster = await withClient(dbUrl, async (c) => postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+  const cpuNow = () => ({
+    api: cpuSeconds(procs[1].pid) ?? 0,
+    sim: cpuSeconds(procs[0].pid) ?? 0,
+    postgres: postmaster === undefined ? undefined : treeCpuSeconds(postmaster),
+  });
   const api = new Http(demo.api_url, CLIENTS * 2, { authorization: `Bearer ${demo.api_key}` });
   const sim = new Http(`http://127.0.0.1:${simPort}`, CLIENTS * 2);
 
@@ -192,6 +204,8 @@ async function main() {
     await checkpoint(dbUrl); // so a checkpoint does not land in one side's window only
     const from = now() + WARMUP * 1000;
     const until = from + DURATION * 1000;
+    let cpuA: ReturnType<typeof cpuNow> | undefined;
+    const cpuTimer = setTimeout(() => (cpuA = cpuNow()), WARMUP * 1000);
     const create = new Recorder();
     const completion = new Recorder();
     const ids: string[] = [];
@@ -204,12 +218,25 @@ async function main() {
         completion.add(r.completion);
       }
     });
+    clearTimeout(cpuTimer);
+    const cpuB = cpuNow();
     (kind === 'with' ? completedWith : completedWithout).push(...ids);
     const perS = round(ids.length / DURATION, 1);
+    // Payments in flight at the window's edges make this approximate, alike for both sides.
+    const perPayment = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || ids.length === 0 ? null : round(((b - a) * 1000) / ids.length, 2));
+    const cpuMs = cpuA ? { api: perPayment(cpuA.api, cpuB.api), postgres: perPayment(cpuA.postgres, cpuB.postgres), bank_sim: perPayment(cpuA.sim, cpuB.sim) } : null;
     log(`${kind} program: ${perS} completed payments/s (create p99 ${create.percentile(99)} ms, completion p99 ${completion.percentile(99)} ms)`);
-    return { kind, per_s: perS, create_p99_ms: create.percentile(99), completion_p50_ms: completion.percentile(50), completion_p99_ms: completion.percentile(99) };
+    return { kind, per_s: perS, cpu_ms_per_payment: cpuMs, create_p99_ms: create.percentile(99), completion_p50_ms: completion.percentile(50), completion_p99_ms: completion.percentile(99) };
   }
 
+  if (PRIME > 0) {
+    // First payments of a customer in a program also create their customer row and ledger
+    // accounts; prime both sets alike so the phases compare known customers.
+    log(`priming: ${PRIME}s of unmeasured payments on both sets`);
+    let k = 0;
+    const until = now() + PRIME * 1000;
+    await closedLoop(CLIENTS, until, async (c) => void (await payment(c % 2 ? withProgram : without, k++)));
+  }
   const phases: Awaited<ReturnType<typeof phase>>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const order: ('with' | 'without')[] = r % 2 === 0 ? ['without', 'with'] : ['with', 'without'];
@@ -247,6 +274,14 @@ async function main() {
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
   const ratio = round(mean('with') / mean('without'), 3);
+  /** Mean CPU ms per payment of api + postgres on one side (null when PostgreSQL is not local). */
+  const cpuCost = (k: 'with' | 'without') => {
+    const xs = phases.filter((p) => p.kind === k && p.cpu_ms_per_payment?.api != null && p.cpu_ms_per_payment.postgres != null)
+      .map((p) => p.cpu_ms_per_payment!.api! + p.cpu_ms_per_payment!.postgres!);
+    return xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length, 2) : null;
+  };
+  const cpuWith = cpuCost('with');
+  const cpuWithout = cpuCost('without');
   const dropPct = round((1 - ratio) * 100, 1);
   const head = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
   const result = {
@@ -258,6 +293,8 @@ async function main() {
     with_program_per_s: round(mean('with'), 1),
     ratio,
     throughput_drop_pct: dropPct,
+    // api + postgres CPU per completed payment; the extra share is what earning costs in work.
+    cpu_ms_per_payment: { without: cpuWithout, with: cpuWith, extra_pct: cpuWith && cpuWithout ? round((cpuWith / cpuWithout - 1) * 100, 1) : null },
     max_drop_pct: MAX_DROP_PCT,
     pass: dropPct <= MAX_DROP_PCT && ledgerVerify === 'ok' && rewardsVerify === 'ok' && errors.total === 0,
     phases,
@@ -265,7 +302,7 @@ async function main() {
     ledger_verify: ledgerVerify,
     rewards_verify: rewardsVerify,
     errors: errors.counts,
-    config: { clients: CLIENTS, duration_s: DURATION, warmup_s: WARMUP, rounds: ROUNDS, merchants_per_side: MERCHANTS, customers: CUSTOMERS, program: args.coalition ? 'coalition' : 'per merchant', rules: PROGRAM.rules.map((r) => r.kind) },
+    config: { clients: CLIENTS, duration_s: DURATION, warmup_s: WARMUP, prime_s: PRIME, rounds: ROUNDS, merchants_per_side: MERCHANTS, customers: CUSTOMERS, program: args.coalition ? 'coalition' : 'per merchant', rules: PROGRAM.rules.map((r) => r.kind) },
     postgres: { source: pgServer.source, ...pgServer.settings },
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gb: round(totalmem() / 2 ** 30, 1), os: `${platform()} ${release()}`, node: process.version },
   };

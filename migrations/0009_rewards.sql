@@ -107,7 +107,6 @@ CREATE TABLE rewards.earnings (
   created_at  timestamptz NOT NULL,
   CHECK (clawed_back + shortfall <= points)
 );
-CREATE INDEX earnings_by_customer ON rewards.earnings (customer_id, payment_id);
 
 -- Points burnt at the till: reserved when the payment is created, committed when it succeeds,
 -- released when it fails or expires; returned pro rata when it is refunded.
@@ -169,3 +168,77 @@ CREATE TABLE rewards.movements (
   created_at      timestamptz NOT NULL
 );
 CREATE INDEX movements_by_customer ON rewards.movements (customer_id, id DESC);
+
+-- The payment hot path as two functions. PL/pgSQL keeps the plans of the statements inside
+-- them for the session, so an earn is not parsed and planned again for every payment, and each
+-- is one round trip (src/modules/rewards/README.md, "Cost on the payment hot path").
+
+-- Everything a succeeded payment needs: the program (the one the customer was linked to at the
+-- till, else the merchant's), its rules, the customer row locked, the budget locked when the
+-- program has one, and any redemption. NULL: the merchant is in no program.
+CREATE FUNCTION rewards.payment_context(p_merchant text, p_payment text, p_payer bytea) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_program  text;
+  v_customer text;
+  v_prog     jsonb;
+  v_cust     jsonb;
+  v_budget   bigint;
+BEGIN
+  SELECT program_id, customer_id INTO v_program, v_customer FROM rewards.payment_links WHERE payment_id = p_payment;
+  IF v_program IS NULL THEN
+    SELECT program_id INTO v_program FROM rewards.program_merchants WHERE merchant_id = p_merchant;
+    IF v_program IS NULL THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+  SELECT to_jsonb(p.*) INTO v_prog FROM rewards.programs p WHERE p.id = v_program;
+  IF v_customer IS NOT NULL THEN
+    SELECT jsonb_build_object('id', c.id, 'program_id', c.program_id, 'debt', c.debt, 'shortfall', c.shortfall,
+                              'earn_day', c.earn_day::text, 'day_earned', c.day_earned)
+      INTO v_cust FROM rewards.customers c WHERE c.id = v_customer FOR UPDATE;
+  ELSIF p_payer IS NOT NULL THEN
+    SELECT jsonb_build_object('id', c.id, 'program_id', c.program_id, 'debt', c.debt, 'shortfall', c.shortfall,
+                              'earn_day', c.earn_day::text, 'day_earned', c.day_earned)
+      INTO v_cust FROM rewards.customers c WHERE c.program_id = v_program AND c.customer_hash = p_payer FOR UPDATE;
+  END IF;
+  IF v_prog->>'budget_points' IS NOT NULL THEN
+    -- Read under the row lock, so concurrent earns never grant more than the budget.
+    SELECT budget_used INTO v_budget FROM rewards.programs WHERE id = v_program FOR NO KEY UPDATE;
+  END IF;
+  RETURN jsonb_build_object(
+    'program', v_prog,
+    'mcc', (SELECT mcc FROM rewards.program_merchants WHERE merchant_id = p_merchant AND program_id = v_program),
+    'rules', coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'kind', r.kind, 'value', r.value, 'conditions', r.conditions) ORDER BY r.id)
+                         FROM rewards.earn_rules r WHERE r.program_id = v_program), '[]'::jsonb),
+    'customer', v_cust,
+    'budget_used', v_budget,
+    'redemption', (SELECT to_jsonb(d.*) FROM rewards.redemptions d WHERE d.payment_id = p_payment));
+END
+$$;
+
+-- One earn: the customer's counters, the program budget, the lot (when points > 0), the earning
+-- and the statement line.
+CREATE FUNCTION rewards.write_earn(
+  p_customer text, p_debt bigint, p_day date, p_day_earned bigint, p_program text, p_budget_delta bigint,
+  p_lot text, p_payment text, p_merchant text, p_points bigint, p_remaining bigint, p_status text,
+  p_available_at timestamptz, p_expires_at timestamptz, p_now timestamptz, p_amount bigint, p_breakdown jsonb,
+  p_movement text, p_available_delta bigint, p_pending_delta bigint
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE rewards.customers SET debt = p_debt, earn_day = p_day, day_earned = p_day_earned WHERE id = p_customer;
+  IF p_budget_delta > 0 THEN
+    UPDATE rewards.programs SET budget_used = budget_used + p_budget_delta WHERE id = p_program;
+  END IF;
+  IF p_lot IS NOT NULL THEN
+    INSERT INTO rewards.lots (id, program_id, customer_id, source, source_id, points, remaining, status, available_at, expires_at, created_at)
+    VALUES (p_lot, p_program, p_customer, 'earn', p_payment, p_points, p_remaining, p_status, p_available_at, p_expires_at, p_now);
+  END IF;
+  INSERT INTO rewards.earnings (payment_id, program_id, customer_id, merchant_id, lot_id, amount, points, breakdown, created_at)
+  VALUES (p_payment, p_program, p_customer, p_merchant, p_lot, p_amount, coalesce(p_points, 0), p_breakdown, p_now);
+  IF p_movement IS NOT NULL THEN
+    INSERT INTO rewards.movements (id, program_id, customer_id, kind, available_delta, pending_delta, payment_id, created_at)
+    VALUES (p_movement, p_program, p_customer, 'earn', p_available_delta, p_pending_delta, p_payment, p_now);
+  END IF;
+END
+$$;

@@ -72,7 +72,7 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     let c = ctx.customer;
     if (!c) {
       if (!payerHash) return;
-      c = await repo.lockOrCreateCustomer(tx, rewardsId('customer'), p.id, payerHash, now);
+      c = await repo.lockOrCreateCustomer(tx, rewardsId('customer'), p.id, payerHash, now, true);
     }
     // Rules are judged at the moment the customer paid at the till.
     const at = payment.created_at;

@@ -256,37 +256,16 @@ export interface PaymentContext {
 }
 
 /**
- * Everything a succeeded payment needs, in one round trip: the program (the one the customer was
- * linked to at the till, else the merchant's), its rules, the customer row locked, the budget
- * locked when there is one, and any reserved redemption. No rows: the merchant has no program.
+ * Everything a succeeded payment needs, in one round trip (rewards.payment_context): the program
+ * (the one the customer was linked to at the till, else the merchant's), its rules, the customer
+ * row locked, the budget locked when there is one, and any redemption. undefined: the merchant
+ * is in no program.
  */
 export async function loadPaymentContext(q: Queryable, merchantId: string, paymentId: string, payerHash: Buffer | null): Promise<PaymentContext | undefined> {
-  const { rows } = await q.query<{ program: ProgramRow; mcc: string | null; rules: EarnRule[]; customer: CustomerRow | null; budget_used: number | null; redemption: RedemptionRow | null }>(
-    `WITH link AS (SELECT program_id, customer_id FROM rewards.payment_links WHERE payment_id = $2),
-     prog AS (
-       SELECT p.* FROM rewards.programs p
-        WHERE p.id = coalesce((SELECT program_id FROM link), (SELECT program_id FROM rewards.program_merchants WHERE merchant_id = $1))
-     ),
-     cust AS (
-       SELECT ${CUSTOMER_COLS} FROM rewards.customers c
-        WHERE c.id = (SELECT customer_id FROM link)
-           OR (NOT EXISTS (SELECT 1 FROM link) AND c.program_id = (SELECT id FROM prog) AND c.customer_hash = $3::bytea)
-        FOR UPDATE
-     ),
-     budget AS (
-       SELECT budget_used FROM rewards.programs WHERE id = (SELECT id FROM prog) AND budget_points IS NOT NULL FOR NO KEY UPDATE
-     )
-     SELECT to_jsonb(prog.*) AS program,
-            (SELECT mcc FROM rewards.program_merchants WHERE merchant_id = $1 AND program_id = prog.id) AS mcc,
-            coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'kind', r.kind, 'value', r.value, 'conditions', r.conditions) ORDER BY r.id)
-                        FROM rewards.earn_rules r WHERE r.program_id = prog.id), '[]'::jsonb) AS rules,
-            (SELECT to_jsonb(cust.*) FROM cust) AS customer,
-            (SELECT budget_used FROM budget) AS budget_used,
-            (SELECT to_jsonb(d.*) FROM rewards.redemptions d WHERE d.payment_id = $2) AS redemption
-       FROM prog`,
-    [merchantId, paymentId, payerHash],
-  );
-  const r = rows[0];
+  const { rows } = await q.query<{
+    ctx: { program: ProgramRow; mcc: string | null; rules: EarnRule[]; customer: CustomerRow | null; budget_used: number | null; redemption: RedemptionRow | null } | null;
+  }>('SELECT rewards.payment_context($1::text, $2::text, $3::bytea) AS ctx', [merchantId, paymentId, payerHash]);
+  const r = rows[0]?.ctx;
   if (!r) return undefined;
   return {
     program: programFromJson(r.program),
@@ -306,11 +285,16 @@ function redemptionFromJson(d: RedemptionRow): RedemptionRow {
   return { ...d, created_at: new Date(d.created_at), settled_at: d.settled_at ? new Date(d.settled_at) : null };
 }
 
-/** The customer row, locked; created first if needed. The lock serializes all work on their lots. */
-export async function lockOrCreateCustomer(q: Queryable, id: string, programId: string, hash: Buffer, now: Date): Promise<CustomerRow> {
+/**
+ * The customer row, locked; created first if needed. The lock serializes all work on their lots.
+ * `knownMissing`: the caller just looked and found none, so go straight to the insert.
+ */
+export async function lockOrCreateCustomer(q: Queryable, id: string, programId: string, hash: Buffer, now: Date, knownMissing = false): Promise<CustomerRow> {
   const sel = `SELECT ${CUSTOMER_COLS} FROM rewards.customers WHERE program_id = $1 AND customer_hash = $2 FOR UPDATE`;
-  const found = await q.query<CustomerRow>(sel, [programId, hash]);
-  if (found.rows[0]) return found.rows[0];
+  if (!knownMissing) {
+    const found = await q.query<CustomerRow>(sel, [programId, hash]);
+    if (found.rows[0]) return found.rows[0];
+  }
   const ins = await q.query<CustomerRow>(
     `INSERT INTO rewards.customers (id, program_id, customer_hash, created_at) VALUES ($1, $2, $3, $4)
      ON CONFLICT (program_id, customer_hash) DO NOTHING RETURNING ${CUSTOMER_COLS}`,
@@ -338,10 +322,7 @@ export async function setCustomerCounters(q: Queryable, c: Pick<CustomerRow, 'id
   await q.query(`UPDATE rewards.customers SET debt = $2, shortfall = $3, earn_day = $4::date, day_earned = $5 WHERE id = $1`, [c.id, c.debt, c.shortfall, c.earn_day, c.day_earned]);
 }
 
-/**
- * Writes one earn in one statement: the customer's counters, the program budget, the lot, the
- * earning and the statement line.
- */
+/** Writes one earn in one round trip (rewards.write_earn): counters, budget, lot, earning, statement line. */
 export async function writeEarn(
   q: Queryable,
   w: {
@@ -353,30 +334,14 @@ export async function writeEarn(
     movement: NewMovement | null;
   },
 ) {
-  const l = w.lot;
-  const m = w.movement;
-  const e = w.earning;
+  const { customer: c, lot: l, earning: e, movement: m } = w;
   await q.query(
-    `WITH c AS (
-       UPDATE rewards.customers SET debt = $2, earn_day = $3::date, day_earned = $4 WHERE id = $1
-     ),
-     b AS (
-       UPDATE rewards.programs SET budget_used = budget_used + $6 WHERE id = $5 AND $6::bigint > 0
-     ),
-     l AS (
-       INSERT INTO rewards.lots (id, program_id, customer_id, source, source_id, points, remaining, status, available_at, expires_at, created_at)
-       SELECT $7::text, $5, $1, 'earn', $8, $9, $10, $11, $12, $13, $14 WHERE $7::text IS NOT NULL
-       RETURNING id
-     ),
-     e AS (
-       INSERT INTO rewards.earnings (payment_id, program_id, customer_id, merchant_id, lot_id, amount, points, breakdown, created_at)
-       SELECT $8, $5, $1, $21, (SELECT id FROM l), $15, $16, $17, $14
-     )
-     INSERT INTO rewards.movements (id, program_id, customer_id, kind, available_delta, pending_delta, payment_id, reference, detail, created_at)
-     SELECT $18::text, $5, $1, 'earn', $19, $20, $8, NULL, NULL, $14 WHERE $18::text IS NOT NULL`,
-    [w.customer.id, w.customer.debt, w.customer.earn_day, w.customer.day_earned, w.programId, w.budgetDelta,
-     l?.id ?? null, e.payment_id, l?.points ?? null, l?.remaining ?? null, l?.status ?? null, l?.available_at ?? null, l?.expires_at ?? null, e.created_at,
-     e.amount, e.points, JSON.stringify(e.breakdown), m?.id ?? null, m?.available_delta ?? null, m?.pending_delta ?? null, e.merchant_id],
+    `SELECT rewards.write_earn($1::text, $2::bigint, $3::date, $4::bigint, $5::text, $6::bigint, $7::text, $8::text, $9::text, $10::bigint,
+                               $11::bigint, $12::text, $13::timestamptz, $14::timestamptz, $15::timestamptz, $16::bigint, $17::jsonb,
+                               $18::text, $19::bigint, $20::bigint)`,
+    [c.id, c.debt, c.earn_day, c.day_earned, w.programId, w.budgetDelta, l?.id ?? null, e.payment_id, e.merchant_id, e.points,
+     l?.remaining ?? null, l?.status ?? null, l?.available_at ?? null, l?.expires_at ?? null, e.created_at, e.amount,
+     JSON.stringify(e.breakdown), m?.id ?? null, m?.available_delta ?? null, m?.pending_delta ?? null],
   );
 }
 
