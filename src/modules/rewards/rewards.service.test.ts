@@ -323,6 +323,40 @@ describe('rewards on payments', () => {
     await assertInvariants();
   });
 
+  test('through payments: the daily cap counts the local day, the per-payment cap and multipliers apply', async () => {
+    const m = await w.seedMerchant();
+    const prog = await w.program(m.merchantId, {
+      rules: [{ kind: 'cap_per_customer_day', points: 15 }, { kind: 'cap_per_transaction', points: 12 }],
+    });
+    const who = vpa();
+    const earned = async (amount: number) => (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, amount, who)).id)).earned?.points;
+    assert.equal(await earned(20_000), 12, 'per-payment cap');
+    assert.equal(await earned(10_000), 3, 'what is left of the day');
+    assert.equal(await earned(10_000), 0);
+    w.clock.advance(DAY);
+    assert.equal(await earned(10_000), 10, 'a new local day');
+    await w.rewards.addRule(platform, prog.id, { kind: 'multiplier', multiplier_bp: 15_000 });
+    assert.equal(await earned(2_000), 3, 'a rule added just now applies to the next payment');
+    const other = vpa();
+    assert.equal((await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 100_000, other)).id)).earned?.points, 12, 'caps are per customer');
+  });
+
+  test('through payments: the budget is never exceeded, the last earn is cut to what is left', async () => {
+    const m = await w.seedMerchant();
+    const prog = await w.program(m.merchantId, { budget_points: 25 });
+    const got: (number | undefined)[] = [];
+    for (let i = 0; i < 4; i++) got.push((await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 10_000, vpa())).id)).earned?.points);
+    assert.deepEqual(got, [10, 10, 5, 0]);
+    assert.equal((await w.rewards.getProgram(platform, prog.id)).budget_used, 25);
+    await assert.rejects(w.rewards.updateProgram(platform, prog.id, { budget_points: 20 }), { code: 'conflict' });
+    await w.rewards.updateProgram(platform, prog.id, { budget_points: 40 });
+    const more = await Promise.all(Array.from({ length: 6 }, async () => w.pay(m.terminalId, 10_000, vpa())));
+    const total = (await Promise.all(more.map((p) => w.rewards.paymentRewards(platform, p.id)))).reduce((s, r) => s + (r.earned?.points ?? 0), 0);
+    assert.equal(total, 15, 'concurrent earns share what is left of the budget exactly');
+    assert.equal((await w.rewards.getProgram(platform, prog.id)).budget_used, 40);
+    await assertInvariants();
+  });
+
   test('a paused program neither earns nor redeems, but settles what was reserved', async () => {
     const m = await w.seedMerchant();
     const prog = await w.program(m.merchantId, { point_value_paise: 100 });
