@@ -79,18 +79,25 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
     });
   }
 
+  let failures = 0;
   async function loop() {
     if (stopped) return;
     let n = 0;
     try {
       n = await runOnce();
       if (n > 0) deps.onPublished?.(n);
+      if (failures > 0) logger.info({ after_failures: failures }, 'outbox relay publishing again');
+      failures = 0;
     } catch (e) {
-      logger.warn({ err: { type: (e as Error).name, message: (e as Error).message } }, 'outbox relay batch failed; will retry');
+      // Broker or database down: back off (up to 5 s) rather than hammer it and flood the log.
+      if (failures++ === 0 || failures % 10 === 0) {
+        logger.warn({ err: { type: (e as Error).name, message: (e as Error).message }, failures }, 'outbox relay batch failed; will retry');
+      }
     }
     if (stopped) return;
     // A full batch means more may be waiting: go again at once.
-    timer = setTimeout(() => (running = loop()), n >= batchSize ? 0 : pollMs);
+    const wait = failures > 0 ? Math.min(5000, pollMs * 2 ** Math.min(failures, 10)) : n >= batchSize ? 0 : pollMs;
+    timer = setTimeout(() => (running = loop()), wait);
   }
 
   return {

@@ -207,7 +207,13 @@ export function createRequestHandler(deps: HandlerDeps) {
           return { type, outcome, response };
         }
       }
-      await repo.completeRequest(db, terminalId, id, response);
+      try {
+        await repo.completeRequest(db, terminalId, id, response);
+      } catch (e) {
+        // The work is done: answer anyway. Until the claim lapses a redelivery gets no answer of
+        // its own; after that it would run again, so this is logged loudly.
+        logger.error({ err: { type: (e as Error).name, code: (e as { code?: string }).code }, terminal_id: terminalId, request_type: type }, 'could not store a terminal response');
+      }
       return { type, outcome, response };
     },
   };
