@@ -18,7 +18,7 @@
 
 import { parseArgs } from 'node:util';
 import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startBenchPostgres } from './lib/postgres.ts';
@@ -152,16 +152,20 @@ try {
   async function phase(side: 'with' | 'without', seconds: number, record?: Recorder) {
     let n = 0;
     const svc = sides[side];
+    const cpu0 = process.cpuUsage();
     const start = now();
     await closedLoop(CLIENTS, start + seconds * 1000, async () => {
       const t0 = now();
       await onePayment(svc, n++);
       record?.add(now() - t0);
     });
-    return { payments: n, seconds: (now() - start) / 1000 };
+    const cpu = process.cpuUsage(cpu0);
+    return { payments: n, seconds: (now() - start) / 1000, cpuMs: (cpu.user + cpu.system) / 1000 };
   }
 
-  const totals = { with: { payments: 0, seconds: 0 }, without: { payments: 0, seconds: 0 } };
+  // Wall-clock throughput moves with whatever else the machine runs; the CPU time this process
+  // spends per payment (the service side, where encryption happens) is steadier, so both are kept.
+  const totals = { with: { payments: 0, seconds: 0, cpuMs: 0 }, without: { payments: 0, seconds: 0, cpuMs: 0 } };
   const latency = { with: new Recorder(), without: new Recorder() };
   const order: ('with' | 'without')[] = [];
   for (let r = 0; r < ROUNDS; r++) order.push(...(r % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)));
@@ -170,7 +174,8 @@ try {
     const res = await phase(side, DURATION, latency[side]);
     totals[side].payments += res.payments;
     totals[side].seconds += res.seconds;
-    log(`${side.padEnd(7)} ${round(res.payments / res.seconds, 1)} payments/s`);
+    totals[side].cpuMs += res.cpuMs;
+    log(`${side.padEnd(7)} ${round(res.payments / res.seconds, 1)} payments/s, ${round(res.cpuMs / res.payments, 3)} ms CPU per payment`);
   }
 
   // Single-thread crypto rates, for scale.
@@ -201,6 +206,9 @@ try {
     payments_per_s_without_encryption: round(withoutRate, 1),
     payments_per_s_with_encryption: round(withRate, 1),
     cost_pct: round((1 - withRate / withoutRate) * 100, 1),
+    cpu_ms_per_payment: { without: round(totals.without.cpuMs / totals.without.payments, 3), with: round(totals.with.cpuMs / totals.with.payments, 3) },
+    cpu_cost_pct: round((totals.with.cpuMs / totals.with.payments / (totals.without.cpuMs / totals.without.payments) - 1) * 100, 1),
+    load_average_1m: round(loadavg()[0], 2),
     target_cost_pct: 10,
     p50_ms: { without: latency.without.percentile(50), with: latency.with.percentile(50) },
     p99_ms: { without: latency.without.percentile(99), with: latency.with.percentile(99) },

@@ -160,7 +160,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
     const now = clock.now();
     const next = await repo.updateStatus(tx, p.id, p.status, to, u, now);
     if (!next) return undefined;
-    await withPayerVpa(deps.payerVpa, next, tx);
+    // The hooks see the payer's VPA in clear (rewards keys customers by it): decrypted for them only.
+    if (hooks.length > 0 && (to === 'succeeded' || to === 'failed' || to === 'expired')) await withPayerVpa(deps.payerVpa, next, tx);
     await repo.insertEvent(tx, { paymentId: p.id, from: p.status, to, source, responseCode: u.response_code, detail, at: now });
     if (to === 'succeeded') {
       await postPaymentLedger(tx, next);
@@ -335,6 +336,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
       )) ?? payment;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
       if (result && result.outcome !== 'pending') payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
+      // The VPA sealed above is known here: no need to decrypt it for the answer.
+      if (payment.payer_vpa == null && payer.payer_vpa_ct !== null && payment.payer_vpa_ct === payer.payer_vpa_ct) payment.payer_vpa = input.payer_vpa!.toLowerCase();
       return paymentView(await withPayerVpa(deps.payerVpa, payment));
     },
 
