@@ -33,6 +33,7 @@ async function withVault<T>(fn: (vault: import('../../modules/vault/index.ts').V
       kms: await createKeyManagerFromConfig(config.keys, { mode: config.mode, secrets }),
     });
     try {
+      await vault.init(); // the keys of every declared field exist, as they would after a start
       return await fn(vault);
     } finally {
       vault.close();
