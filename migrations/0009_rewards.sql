@@ -23,6 +23,9 @@ CREATE TABLE rewards.programs (
   budget_used            bigint      NOT NULL DEFAULT 0 CHECK (budget_used >= 0),
   redeem_min_points      bigint      NOT NULL DEFAULT 1 CHECK (redeem_min_points >= 1),
   redeem_max_basket_bp   integer     NOT NULL DEFAULT 10000 CHECK (redeem_max_basket_bp BETWEEN 1 AND 10000),
+  -- Raised by every change to the program or its rules: a process that cached them (the earn
+  -- path does) learns from rewards.earn_payment() that its copy is stale.
+  version                bigint      NOT NULL DEFAULT 1,
   created_at             timestamptz NOT NULL DEFAULT now(),
   updated_at             timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT programs_within_budget CHECK (budget_points IS NULL OR budget_used <= budget_points),
@@ -240,5 +243,95 @@ BEGIN
     INSERT INTO rewards.movements (id, program_id, customer_id, kind, available_delta, pending_delta, payment_id, created_at)
     VALUES (p_movement, p_program, p_customer, 'earn', p_available_delta, p_pending_delta, p_payment, p_now);
   END IF;
+END
+$$;
+
+-- An earn in one round trip, for a process that has the program and its rules cached: the
+-- caller computed the points with computeEarn() (base rate, multipliers, minimum spend, the
+-- per-payment cap, the daily cap as if nothing was earned today yet); this applies what only the
+-- locked rows know (the daily cap against what the customer earned today, the budget, debt) and
+-- writes the lot, the earning, the statement line and the counters. It returns:
+--   {"state": "none"}                      no program for the merchant and no customer to earn
+--   {"state": "stale", "ctx": …}           the cached program is not the current one: here is
+--                                          payment_context(); the caller earns the long way
+--   {"state": "inactive", "redemption": …} the program is paused
+--   {"state": "earned", "customer_id", "points", "pending", "redemption"}
+-- and any redemption of the payment, for the caller to settle.
+CREATE FUNCTION rewards.earn_payment(
+  p_merchant text, p_payment text, p_payer bytea, p_program text, p_version bigint, p_points bigint, p_day date,
+  p_day_cap bigint, p_amount bigint, p_breakdown jsonb, p_customer_id text, p_lot text, p_movement text, p_now timestamptz
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  v_program    text;
+  v_customer   text;
+  v_prog       rewards.programs%ROWTYPE;
+  v_cust       rewards.customers%ROWTYPE;
+  v_redemption jsonb;
+  v_points     bigint := p_points;
+  v_today      bigint;
+  v_used       bigint;
+  v_pending    boolean;
+  v_remaining  bigint;
+  v_repaid     bigint := 0;
+BEGIN
+  SELECT program_id, customer_id INTO v_program, v_customer FROM rewards.payment_links WHERE payment_id = p_payment;
+  IF v_program IS NULL THEN
+    SELECT program_id INTO v_program FROM rewards.program_merchants WHERE merchant_id = p_merchant;
+    IF v_program IS NULL THEN
+      RETURN jsonb_build_object('state', 'none');
+    END IF;
+  END IF;
+  SELECT * INTO v_prog FROM rewards.programs WHERE id = v_program;
+  IF p_program IS NULL OR v_prog.id <> p_program OR v_prog.version <> p_version THEN
+    RETURN jsonb_build_object('state', 'stale', 'ctx', rewards.payment_context(p_merchant, p_payment, p_payer));
+  END IF;
+  SELECT to_jsonb(d.*) INTO v_redemption FROM rewards.redemptions d WHERE d.payment_id = p_payment;
+  IF v_prog.status <> 'active' THEN
+    RETURN jsonb_build_object('state', 'inactive', 'redemption', v_redemption);
+  END IF;
+  IF v_customer IS NOT NULL THEN
+    SELECT * INTO v_cust FROM rewards.customers WHERE id = v_customer FOR UPDATE;
+  ELSIF p_payer IS NULL THEN
+    RETURN jsonb_build_object('state', 'none', 'redemption', v_redemption);
+  ELSE
+    SELECT * INTO v_cust FROM rewards.customers WHERE program_id = v_program AND customer_hash = p_payer FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO rewards.customers (id, program_id, customer_hash, created_at) VALUES (p_customer_id, v_program, p_payer, p_now)
+      ON CONFLICT (program_id, customer_hash) DO NOTHING RETURNING * INTO v_cust;
+      IF NOT FOUND THEN -- created by a concurrent transaction: wait for it
+        SELECT * INTO v_cust FROM rewards.customers WHERE program_id = v_program AND customer_hash = p_payer FOR UPDATE;
+      END IF;
+    END IF;
+  END IF;
+  v_today := CASE WHEN v_cust.earn_day = p_day THEN v_cust.day_earned ELSE 0 END;
+  IF p_day_cap IS NOT NULL THEN
+    v_points := LEAST(v_points, GREATEST(0, p_day_cap - v_today));
+  END IF;
+  IF v_prog.budget_points IS NOT NULL THEN
+    SELECT budget_used INTO v_used FROM rewards.programs WHERE id = v_program FOR NO KEY UPDATE;
+    v_points := LEAST(v_points, GREATEST(0, v_prog.budget_points - v_used));
+    IF v_points > 0 THEN
+      UPDATE rewards.programs SET budget_used = budget_used + v_points WHERE id = v_program;
+    END IF;
+  END IF;
+  v_pending := v_prog.pending_seconds > 0;
+  IF v_points > 0 THEN
+    -- Points entering the available bucket repay any debt first.
+    IF NOT v_pending THEN
+      v_repaid := LEAST(v_points, v_cust.debt);
+    END IF;
+    v_remaining := v_points - v_repaid;
+    INSERT INTO rewards.lots (id, program_id, customer_id, source, source_id, points, remaining, status, available_at, expires_at, created_at)
+    VALUES (p_lot, v_program, v_cust.id, 'earn', p_payment, v_points, v_remaining, CASE WHEN v_pending THEN 'pending' ELSE 'available' END,
+            p_now + make_interval(secs => v_prog.pending_seconds),
+            CASE WHEN v_prog.validity_days IS NULL THEN NULL ELSE p_now + make_interval(secs => v_prog.validity_days * 86400) END, p_now);
+    INSERT INTO rewards.movements (id, program_id, customer_id, kind, available_delta, pending_delta, payment_id, created_at)
+    VALUES (p_movement, v_program, v_cust.id, 'earn', CASE WHEN v_pending THEN 0 ELSE v_points END, CASE WHEN v_pending THEN v_points ELSE 0 END, p_payment, p_now);
+  END IF;
+  UPDATE rewards.customers SET debt = debt - v_repaid, earn_day = p_day, day_earned = v_today + v_points WHERE id = v_cust.id;
+  INSERT INTO rewards.earnings (payment_id, program_id, customer_id, merchant_id, lot_id, amount, points, breakdown, created_at)
+  VALUES (p_payment, v_program, v_cust.id, p_merchant, CASE WHEN v_points > 0 THEN p_lot END, p_amount, v_points,
+          jsonb_set(p_breakdown, '{points}', to_jsonb(v_points)), p_now);
+  RETURN jsonb_build_object('state', 'earned', 'customer_id', v_cust.id, 'points', v_points, 'pending', v_pending, 'redemption', v_redemption);
 END
 $$;

@@ -101,10 +101,13 @@ export async function earn(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: Cu
     earning: { payment_id: e.paymentId, program_id: p.id, customer_id: c.id, merchant_id: e.merchantId, lot_id: lot?.id ?? null, amount: e.amount, points: e.points, breakdown: e.breakdown, created_at: now },
     movement: mv,
   });
-  if (e.points > 0) {
-    const to = pending ? accounts.pending(c.id) : accounts.available(p, c.id);
-    await post(deps, tx, 'rewards.earned', e.paymentId, [[accounts.issued(p.id), e.points]], [[to, e.points]]);
-  }
+  if (e.points > 0) await postEarned(deps, tx, p, c.id, e.paymentId, e.points, pending);
+}
+
+/** The ledger side of an earn (the rows are written by earn() or by rewards.earn_payment()). */
+export async function postEarned(deps: PointsDeps, tx: Queryable, p: Pick<ProgramRow, 'id' | 'allow_negative_balance'>, customerId: string, paymentId: string, points: number, pending: boolean) {
+  const to = pending ? accounts.pending(customerId) : accounts.available(p, customerId);
+  await post(deps, tx, 'rewards.earned', paymentId, [[accounts.issued(p.id), points]], [[to, points]]);
 }
 
 // ---- pending -> available ----
@@ -204,7 +207,7 @@ export async function reserve(deps: PointsDeps, tx: Queryable, p: ProgramRow, c:
 }
 
 /** The payment succeeded: reserved points are spent. Split tender also records the money owed. */
-export async function commit(deps: PointsDeps, tx: Queryable, p: ProgramRow, d: RedemptionRow, now: Date): Promise<boolean> {
+export async function commit(deps: PointsDeps, tx: Queryable, p: Pick<ProgramRow, 'id'>, d: RedemptionRow, now: Date): Promise<boolean> {
   const done = await repo.settleRedemption(tx, d.id, 'reserved', 'committed', now);
   if (!done) return false;
   await post(deps, tx, 'rewards.redemption.committed', d.id, [[accounts.reserved(d.customer_id), d.points]], [[accounts.redeemed(p.id), d.points]]);

@@ -6,7 +6,10 @@ import type { CustomerHasher, CustomerIdentity } from './customers.ts';
 import { rewardsId } from './ids.ts';
 import * as points from './points.ts';
 import * as repo from './rewards.repo.ts';
-import { computeEarn, localTime } from './rules.ts';
+import { computeEarn, localTime, type EarnBreakdown, type EarnRule } from './rules.ts';
+import type { ProgramRow, RedemptionRow } from './rewards.repo.ts';
+
+const MAX_CACHED_PROGRAMS = 50_000;
 
 // How rewards follow a payment. Each hook runs inside the payment's own transaction, so the
 // points move if and only if the payment's change commits:
@@ -60,22 +63,60 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     await points.reserve(engine, tx, program, c, { paymentId: payment.id, merchantId: payment.merchant_id, points: redeem, valuePaise: value, mode: r.mode ?? 'split_tender' }, now);
   }
 
+  /**
+   * Each merchant's program and rules as this process last saw them. Only ever a hint: the
+   * database checks the version on every earn and answers "stale" (with the current context)
+   * when a program, its rules or the merchant's membership changed, and the long way is taken.
+   */
+  const programs = new Map<string, { program: ProgramRow; mcc: string | null; rules: EarnRule[] }>();
+  const remember = (merchantId: string, ctx: repo.PaymentContext) => {
+    if (programs.size >= MAX_CACHED_PROGRAMS) programs.clear();
+    programs.set(merchantId, { program: ctx.program, mcc: ctx.mcc, rules: ctx.rules });
+  };
+
+  async function settle(tx: Queryable, p: Pick<ProgramRow, 'id'>, d: RedemptionRow | undefined, now: Date) {
+    if (d?.status === 'reserved') await points.commit(engine, tx, p, d, now);
+  }
+
   async function onSucceeded(tx: Queryable, payment: PaymentRow) {
     const payerHash = payment.payer_vpa ? hasher(`vpa:${payment.payer_vpa.toLowerCase()}`) : null;
-    // One round trip answers "is there anything to do?" (and, if so, locks what needs locking).
-    const ctx = await repo.loadPaymentContext(tx, payment.merchant_id, payment.id, payerHash);
-    if (!ctx) return;
     const now = clock.now();
+    // Rules are judged at the moment the customer paid at the till.
+    const at = payment.created_at;
+    const cached = programs.get(payment.merchant_id);
+    let plan: { points: number; day: string; dayCap: number | null; breakdown: EarnBreakdown } | undefined;
+    if (cached && cached.program.status === 'active') {
+      // Nothing earned today and no budget yet: earn_payment() applies those under the row locks.
+      const b = computeEarn(cached.program, cached.rules, {
+        amount: payment.amount, mcc: cached.mcc, storeId: payment.store_id, at, timezone: cached.program.timezone, earnedToday: 0, budgetLeft: null,
+      });
+      plan = { points: b.points, day: localTime(at, cached.program.timezone).day, dayCap: b.day_cap, breakdown: b };
+    }
+    // One round trip in the common case; it also says whether there is anything to do at all.
+    const r = await repo.earnPayment(tx, {
+      merchantId: payment.merchant_id, paymentId: payment.id, payerHash, programId: cached?.program.id ?? null, version: cached?.program.version ?? null,
+      points: plan?.points ?? 0, day: plan?.day ?? null, dayCap: plan?.dayCap ?? null, amount: payment.amount, breakdown: plan?.breakdown ?? {},
+      customerId: rewardsId('customer'), lotId: rewardsId('lot'), movementId: rewardsId('movement'), now,
+    });
+    if (r.state === 'none') return;
+    if (r.state === 'inactive') return settle(tx, cached!.program, r.redemption, now);
+    if (r.state === 'earned') {
+      await settle(tx, cached!.program, r.redemption, now);
+      if (r.points > 0) await points.postEarned(engine, tx, cached!.program, r.customer_id, payment.id, r.points, r.pending);
+      return;
+    }
+    // Stale or not cached: the context is loaded and locked; earn the long way, and remember.
+    const ctx = r.ctx;
+    if (!ctx) return;
+    remember(payment.merchant_id, ctx);
     const p = ctx.program;
-    if (ctx.redemption?.status === 'reserved') await points.commit(engine, tx, p, ctx.redemption, now);
+    await settle(tx, p, ctx.redemption, now);
     if (p.status !== 'active') return;
     let c = ctx.customer;
     if (!c) {
       if (!payerHash) return;
       c = await repo.lockOrCreateCustomer(tx, rewardsId('customer'), p.id, payerHash, now, true);
     }
-    // Rules are judged at the moment the customer paid at the till.
-    const at = payment.created_at;
     const day = localTime(at, p.timezone).day;
     const budgetLeft = p.budget_points === null ? null : p.budget_points - (ctx.lockedBudgetUsed ?? p.budget_used);
     const b = computeEarn(p, ctx.rules, {

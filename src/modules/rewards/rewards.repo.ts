@@ -21,6 +21,8 @@ export interface ProgramRow {
   budget_used: number;
   redeem_min_points: number;
   redeem_max_basket_bp: number;
+  /** Raised by every change to the program or its rules (cache validation on the earn path). */
+  version: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -114,7 +116,7 @@ const LOT_COLS = 'id, program_id, customer_id, source, source_id, points, remain
 
 // ---- programs ----
 
-export async function insertProgram(q: Queryable, p: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status'>): Promise<ProgramRow> {
+export async function insertProgram(q: Queryable, p: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status' | 'version'>): Promise<ProgramRow> {
   const { rows } = await q.query<ProgramRow>(
     `INSERT INTO rewards.programs (id, owner_merchant_id, name, point_value_paise, earn_points, earn_per_paise, rounding, timezone,
                                    pending_seconds, validity_days, allow_negative_balance, budget_points, redeem_min_points,
@@ -165,7 +167,7 @@ export async function updateProgram(q: Queryable, id: string, patch: ProgramPatc
        validity_days = CASE WHEN $10::boolean THEN $11::int ELSE validity_days END,
        budget_points = CASE WHEN $12::boolean THEN $13::bigint ELSE budget_points END,
        redeem_min_points = coalesce($14, redeem_min_points), redeem_max_basket_bp = coalesce($15, redeem_max_basket_bp),
-       updated_at = $16
+       version = version + 1, updated_at = $16
      WHERE id = $1 RETURNING *`,
     [id, patch.name ?? null, patch.status ?? null, patch.point_value_paise ?? null, patch.earn_points ?? null, patch.earn_per_paise ?? null,
      patch.rounding ?? null, patch.timezone ?? null, patch.pending_seconds ?? null, patch.validity_days !== undefined, patch.validity_days ?? null,
@@ -217,9 +219,11 @@ export async function listMembers(q: Queryable, programId: string): Promise<{ me
 
 // ---- rules ----
 
+/** Adds a rule and raises the program's version (so cached copies of its rules go stale). */
 export async function insertRule(q: Queryable, r: { id: string; program_id: string; kind: RuleKind; value: number; conditions: RuleConditions; description: string | null; now: Date }): Promise<RuleRow> {
   const { rows } = await q.query<RuleRow>(
-    `INSERT INTO rewards.earn_rules (id, program_id, kind, value, conditions, description, created_at)
+    `WITH v AS (UPDATE rewards.programs SET version = version + 1, updated_at = $7 WHERE id = $2)
+     INSERT INTO rewards.earn_rules (id, program_id, kind, value, conditions, description, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
     [r.id, r.program_id, r.kind, r.value, JSON.stringify(r.conditions), r.description, r.now],
   );
@@ -236,8 +240,13 @@ export async function countRules(q: Queryable, programId: string): Promise<numbe
   return rows[0].n;
 }
 
-export async function deleteRule(q: Queryable, programId: string, ruleId: string): Promise<boolean> {
-  const r = await q.query(`DELETE FROM rewards.earn_rules WHERE program_id = $1 AND id = $2 RETURNING id`, [programId, ruleId]);
+export async function deleteRule(q: Queryable, programId: string, ruleId: string, now: Date): Promise<boolean> {
+  const r = await q.query(
+    `WITH d AS (DELETE FROM rewards.earn_rules WHERE program_id = $1 AND id = $2 RETURNING id),
+          v AS (UPDATE rewards.programs SET version = version + 1, updated_at = $3 WHERE id = $1 AND EXISTS (SELECT 1 FROM d))
+     SELECT id FROM d`,
+    [programId, ruleId, now],
+  );
   return r.rowCount === 1;
 }
 
@@ -262,10 +271,20 @@ export interface PaymentContext {
  * is in no program.
  */
 export async function loadPaymentContext(q: Queryable, merchantId: string, paymentId: string, payerHash: Buffer | null): Promise<PaymentContext | undefined> {
-  const { rows } = await q.query<{
-    ctx: { program: ProgramRow; mcc: string | null; rules: EarnRule[]; customer: CustomerRow | null; budget_used: number | null; redemption: RedemptionRow | null } | null;
-  }>('SELECT rewards.payment_context($1::text, $2::text, $3::bytea) AS ctx', [merchantId, paymentId, payerHash]);
-  const r = rows[0]?.ctx;
+  const { rows } = await q.query<{ ctx: RawContext | null }>('SELECT rewards.payment_context($1::text, $2::text, $3::bytea) AS ctx', [merchantId, paymentId, payerHash]);
+  return contextFromJson(rows[0]?.ctx ?? null);
+}
+
+interface RawContext {
+  program: ProgramRow;
+  mcc: string | null;
+  rules: EarnRule[];
+  customer: CustomerRow | null;
+  budget_used: number | null;
+  redemption: RedemptionRow | null;
+}
+
+function contextFromJson(r: RawContext | null): PaymentContext | undefined {
   if (!r) return undefined;
   return {
     program: programFromJson(r.program),
@@ -275,6 +294,44 @@ export async function loadPaymentContext(q: Queryable, merchantId: string, payme
     lockedBudgetUsed: r.budget_used,
     redemption: r.redemption ? redemptionFromJson(r.redemption) : undefined,
   };
+}
+
+export type EarnPaymentResult =
+  | { state: 'none'; redemption?: RedemptionRow }
+  | { state: 'inactive'; redemption?: RedemptionRow }
+  | { state: 'stale'; ctx: PaymentContext | undefined }
+  | { state: 'earned'; customer_id: string; points: number; pending: boolean; redemption?: RedemptionRow };
+
+/**
+ * The one-round-trip earn (rewards.earn_payment) for a caller holding the program and its rules
+ * in cache: `points` come from computeEarn() with nothing earned today and no budget; the
+ * function applies the daily cap and the budget under the row locks and writes the earn.
+ */
+export async function earnPayment(
+  q: Queryable,
+  a: {
+    merchantId: string; paymentId: string; payerHash: Buffer | null; programId: string | null; version: number | null; points: number;
+    day: string | null; dayCap: number | null; amount: number; breakdown: unknown; customerId: string; lotId: string; movementId: string; now: Date;
+  },
+): Promise<EarnPaymentResult> {
+  const { rows } = await q.query<{ r: { state: string; ctx?: RawContext | null; redemption?: RedemptionRow | null; customer_id?: string; points?: number; pending?: boolean } }>(
+    `SELECT rewards.earn_payment($1::text, $2::text, $3::bytea, $4::text, $5::bigint, $6::bigint, $7::date, $8::bigint, $9::bigint, $10::jsonb,
+                                 $11::text, $12::text, $13::text, $14::timestamptz) AS r`,
+    [a.merchantId, a.paymentId, a.payerHash, a.programId, a.version, a.points, a.day, a.dayCap, a.amount, JSON.stringify(a.breakdown),
+     a.customerId, a.lotId, a.movementId, a.now],
+  );
+  const r = rows[0].r;
+  const redemption = r.redemption ? redemptionFromJson(r.redemption) : undefined;
+  switch (r.state) {
+    case 'stale':
+      return { state: 'stale', ctx: contextFromJson(r.ctx ?? null) };
+    case 'earned':
+      return { state: 'earned', customer_id: r.customer_id!, points: r.points!, pending: r.pending!, redemption };
+    case 'inactive':
+      return { state: 'inactive', redemption };
+    default:
+      return { state: 'none', redemption };
+  }
 }
 
 // to_jsonb() turns timestamps into strings; bring them back to Dates.

@@ -155,7 +155,7 @@ export function createRewardsService(deps: RewardsDeps) {
     if (s.point_value_paise === undefined || s.earn_points === undefined) throw invalid('body', 'point_value_paise and earn are required');
     const rules = (input.rules ?? []).map((r) => normalizeRule(r));
     const now = clock.now();
-    const prog: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status'> = {
+    const prog: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status' | 'version'> = {
       id: rewardsId('program'),
       owner_merchant_id: owner?.id ?? null,
       name: input.name,
@@ -242,7 +242,7 @@ export function createRewardsService(deps: RewardsDeps) {
 
     async deleteRule(p: Principal, programId: string, ruleId: string) {
       await ownedProgram(p, programId);
-      if (!isRewardsId('rule', ruleId) || !(await repo.deleteRule(db, programId, ruleId))) throw new AppError('not_found', 'Rule not found');
+      if (!isRewardsId('rule', ruleId) || !(await repo.deleteRule(db, programId, ruleId, clock.now()))) throw new AppError('not_found', 'Rule not found');
     },
 
     // ---- membership (coalitions) ----

@@ -60,6 +60,8 @@ export interface EarnBreakdown {
   /** Points after rounding, before any cap or the budget. */
   uncapped: number;
   caps: { by: string; limit: number }[];
+  /** The smallest matching cap_per_customer_day (points a day), if any. */
+  day_cap: number | null;
   points: number;
 }
 
@@ -158,6 +160,7 @@ export function computeEarn(rate: EarnRate, rules: readonly EarnRule[], ctx: Ear
     multipliers: [],
     uncapped: 0,
     caps: [],
+    day_cap: null,
     points: 0,
   };
   // The highest matching minimum spend is the one that counts.
@@ -192,7 +195,10 @@ export function computeEarn(rate: EarnRate, rules: readonly EarnRule[], ctx: Ear
     if (r.kind === 'cap_per_customer_day' && (!perDay || r.value < perDay.value)) perDay = r;
   }
   if (perTxn) cap(perTxn.id, perTxn.value);
-  if (perDay) cap(perDay.id, Math.max(0, perDay.value - ctx.earnedToday));
+  if (perDay) {
+    out.day_cap = perDay.value;
+    cap(perDay.id, Math.max(0, perDay.value - ctx.earnedToday));
+  }
   if (ctx.budgetLeft !== null) cap('budget', Math.max(0, ctx.budgetLeft));
   out.points = p;
   return out;
