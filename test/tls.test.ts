@@ -316,4 +316,17 @@ describe('Redis over TLS (rediss://)', { skip: haveRedis || process.env.CI_REQUI
     await assert.rejects(bad.connect());
     bad.disconnect();
   });
+
+  test("the edge's shared rate-limit store uses the configured CA for rediss://", async () => {
+    const { createRedisBucketStore, createMemoryBucketStore } = await import('../src/modules/edge/index.ts');
+    let errors = 0;
+    const store = await createRedisBucketStore({ url: `rediss://127.0.0.1:${port}`, caFile: join(dir, 'cert.pem'), fallback: createMemoryBucketStore(), onError: () => errors++ });
+    try {
+      const r = await store.take('tls-test', { ratePerSecond: 1, burst: 2 });
+      assert.equal(r.allowed, true);
+      assert.equal(errors, 0, 'answered by Redis over TLS, not by the in-process fallback');
+    } finally {
+      await store.close();
+    }
+  });
 });

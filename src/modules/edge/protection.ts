@@ -52,7 +52,7 @@ export function createEdgeProtection({ config, logger, metrics }: EdgeDeps) {
 
       const memory = createMemoryBucketStore();
       const store: BucketStore = config.redisUrl
-        ? await createRedisBucketStore({ url: config.redisUrl, fallback: memory, logger, onError: () => edgeMetrics.rateLimitStoreErrors.inc() })
+        ? await createRedisBucketStore({ url: config.redisUrl, fallback: memory, logger, onError: () => edgeMetrics.rateLimitStoreErrors.inc(), caFile: config.tls.redisCaFile })
         : memory;
       registerRateLimits(app, config.rateLimits, createRateLimiter({ config: config.rateLimits, store, metrics: edgeMetrics }));
 

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { redisTlsOptions } from '../../platform/tls.ts';
 import type { Logger } from 'pino';
 import type { BucketSpec, BucketStore, TakeResult } from './tokenBucket.ts';
 
@@ -55,6 +56,8 @@ export interface RedisBucketStoreOptions {
   /** Per-command deadline; past it the fallback answers. */
   commandTimeoutMs?: number;
   onError?: () => void;
+  /** For rediss:// URLs: the CA the server's certificate must chain to (REDIS_TLS_CA_FILE); default: system CAs. */
+  caFile?: string;
 }
 
 /**
@@ -64,6 +67,8 @@ export interface RedisBucketStoreOptions {
 export async function createRedisBucketStore(opts: RedisBucketStoreOptions): Promise<BucketStore & { client: Redis }> {
   const prefix = opts.prefix ?? 'tp:rl:';
   const client = new Redis(opts.url, {
+    // rediss://: certificates verified, TLS 1.2 at least, the configured CA (platform/tls.ts).
+    ...redisTlsOptions(opts.url, { redisCaFile: opts.caFile }),
     // Fail fast instead of queueing: a queued rate-limit check is a request waiting on Redis.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
