@@ -228,6 +228,21 @@ test('KEK rotation: data keys are re-wrapped under the new KEK version, the old 
   }
 });
 
+test('a replaced keyring stops the start with a clear message instead of failing payments later', async () => {
+  const t = await setup();
+  try {
+    await t.insert('it_1', 'a@okaxis');
+    const other = createVault({
+      db: t.db, clock: t.clock, fields: [ITEMS], vpaPattern: /./,
+      kms: createLocalKeyManager({ kind: 'file', path: join(tmp(), 'keyring.json'), createIfMissing: true }),
+      config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
+    });
+    await assert.rejects(other.init(), (e: Error) => e instanceof VaultError && /cannot be unwrapped by the configured key manager/.test(e.message) && /replaced/.test(e.message));
+  } finally {
+    await t.close();
+  }
+});
+
 test('local keyring: created with mode 0600, refused when others can read it, bound to its context', async () => {
   const dir = tmp();
   const path = join(dir, 'keyring.json');

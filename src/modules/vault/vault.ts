@@ -9,6 +9,7 @@ import type { KekInfo, KeyManager } from './kms/types.ts';
 import { createVaultMetrics } from './metrics.ts';
 import { createRewrapJob } from './rewrap.ts';
 import { createTokenService, TOKENS_FIELD, type DetokenizeAuditHook } from './tokens.ts';
+import { VaultError } from './errors.ts';
 
 // The vault: key store, field cipher, tokens and the re-encryption job, wired to one key manager.
 
@@ -101,6 +102,18 @@ export function createVault(deps: VaultDeps) {
     async init(): Promise<KekInfo> {
       const kek = await kms.describe();
       await keys.ensure(keyPairs());
+      // Unwrap every active data key now: a key manager that cannot (a replaced or lost keyring,
+      // the wrong KMS key) stops the start here instead of failing payments one by one.
+      for (const p of keyPairs()) {
+        try {
+          await keys.active(p.purpose, p.kind);
+        } catch (e) {
+          throw new VaultError(
+            'kms_unavailable',
+            `the ${p.purpose} ${p.kind} data key stored in the database cannot be unwrapped by the configured key manager (${kms.provider}, ${kek.kekRef}): ${(e as Error).message}. Was the keyring or KMS key replaced?`,
+          );
+        }
+      }
       return kek;
     },
 
