@@ -8,13 +8,14 @@
 //                persistent session and subscribes to /res and /evt, as the SDK does. Reports
 //                how many it holds, how fast they connect, and the gateway's memory per
 //                connection (RSS growth / connections).
-//   roundtrip    terminals send requests at a fixed rate (default 500/s, open loop) to a gateway
-//                in role `all` (API, bank simulator, worker, gateway in one process): `ping` (the
+//   roundtrip    terminals send requests at a fixed rate (default 500/s, open loop): `ping` (the
 //                MQTT path alone) and `payment.create` (a real UPI QR payment: database writes and
 //                the bank simulator's HTTP call). Reports p50/p95/p99 round trip. Target p99 < 100 ms.
+//                --layout split (default): a terminal-gateway process, and an api process serving
+//                the bank simulator and its callbacks, as deployed; --layout all: one process.
 //
 // Usage: npm run bench:mqtt -- [connections|roundtrip|all] [--count 20000] [--rate 500]
-//        [--duration 20] [--terminals 100] [--hold 10] [--pglite]
+//        [--duration 20] [--terminals 100] [--hold 10] [--layout split|all] [--pglite]
 // Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
@@ -42,6 +43,7 @@ const { values, positionals } = parseArgs({
     hold: { type: 'string', default: '10' },
     'client-procs': { type: 'string', default: '4' },
     pglite: { type: 'boolean', default: false },
+    layout: { type: 'string', default: 'split' },
   },
 });
 const what = positionals[0] ?? 'all';
@@ -191,7 +193,19 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   if (setup.source === 'PGlite') await db.close();
   const port = await freePort();
   const httpPort = await freePort();
-  const gw = await gateway('all', setup.env, port, { PORT: String(httpPort), EMBEDDED_BANK_SIM: 'true' });
+  const split = values.layout === 'split' && setup.source !== 'PGlite'; // PGlite is one process's database
+  let api: BenchProc | undefined;
+  let gw: BenchProc;
+  if (split) {
+    // The api process serves the bank simulator (and takes its callbacks); the gateway calls it as a bank.
+    api = await startTillpoint({
+      name: 'api', args: ['serve', '--role', 'api'], logDir: work, ready: /Tillpoint is running/, timeoutMs: 120_000,
+      env: { NODE_ENV: 'development', LOG_LEVEL: 'warn', PORT: String(httpPort), TILLPOINT_DATA_DIR: join(work, 'data'), ...setup.env },
+    });
+    gw = await gateway('terminal-gateway', setup.env, port, { PUBLIC_URL: `http://127.0.0.1:${httpPort}` });
+  } else {
+    gw = await gateway('all', setup.env, port, { PORT: String(httpPort), EMBEDDED_BANK_SIM: 'true' });
+  }
   const clients: TerminalClient[] = [];
   for (const t of terminals) clients.push(await connectTerminal({ url: `mqtt://127.0.0.1:${port}`, terminalId: t.id, password: t.password, requestTimeoutMs: 10_000, retries: 0 }));
 
@@ -248,7 +262,8 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   const rss = rssBytes(gw.pid);
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw.stop();
-  return { terminals: n, ping, payment_create: create, process_rss_mb: Math.round(Math.max(rss, rssBefore) / 1048576), target_p99_ms: 100 };
+  await api?.stop();
+  return { terminals: n, layout: split ? 'split' : 'all', ping, payment_create: create, gateway_rss_mb: Math.round(Math.max(rss, rssBefore) / 1048576), target_p99_ms: 100 };
 }
 
 process.on('SIGINT', () => {

@@ -5,7 +5,7 @@ import type { Db } from '../../platform/db.ts';
 import { ConfigError, type Config } from '../../platform/config.ts';
 import { systemClock, type Clock } from '../../platform/clock.ts';
 import type { Metrics } from '../../platform/metrics.ts';
-import { createRequestHandler, errorResponse, peekRequestId, type PaymentsForTerminals } from './protocol/handlers.ts';
+import { createRequestHandler, errorResponse, peekRequestId, type PaymentsForTerminals, type RewardsForTerminals } from './protocol/handlers.ts';
 import { createOutboxRelay } from './outboxRelay.ts';
 import { createViolationRecorder } from './violations.ts';
 import { credentialsRevokedSince, pruneRequests } from './terminals.repo.ts';
@@ -24,6 +24,8 @@ export interface GatewayDeps {
   config: Pick<Config, 'mode' | 'mqtt'>;
   logger: Logger;
   payments: PaymentsForTerminals;
+  /** Reward points for rewards.balance and rewards.quote (optional). */
+  rewards?: RewardsForTerminals;
   metrics?: Pick<Metrics, 'registry'>;
   clock?: Clock;
   /** How often live sessions are checked against revoked credentials (embedded broker). */
@@ -56,7 +58,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
   const clock = deps.clock ?? systemClock;
   const metrics = gatewayMetrics(deps.metrics?.registry ?? new Registry());
   const recorder = createViolationRecorder({ db, logger, onRecord: (kind) => metrics.violations.inc({ kind }) });
-  const handler = createRequestHandler({ db, payments: deps.payments, logger, maxPayloadBytes: mq.maxPayloadBytes });
+  const handler = createRequestHandler({ db, payments: deps.payments, rewards: deps.rewards, logger, maxPayloadBytes: mq.maxPayloadBytes });
   const pending = new Set<Promise<void>>();
   let handled = 0;
   let transport: Transport | undefined;

@@ -5,12 +5,12 @@ import { createLogger } from '../../platform/log.ts';
 import { loadConfig } from '../../platform/config.ts';
 import type { Db } from '../../platform/db.ts';
 import { createTerminalGateway } from './gateway.ts';
-import type { PaymentsForTerminals } from './protocol/handlers.ts';
+import type { PaymentsForTerminals, RewardsForTerminals } from './protocol/handlers.ts';
 
 // Test helpers: a terminal gateway on free ports with a throwaway terminal CA, over whatever
 // database and payments service the test already runs (usually the harness's real API).
 
-export async function startTestGateway(o: { db: Db; payments: PaymentsForTerminals; env?: Record<string, string>; pkiDir?: string; revocationSweepMs?: number }) {
+export async function startTestGateway(o: { db: Db; payments: PaymentsForTerminals; rewards?: RewardsForTerminals; env?: Record<string, string>; pkiDir?: string; revocationSweepMs?: number }) {
   const pkiDir = o.pkiDir ?? mkdtempSync(join(tmpdir(), 'tillpoint-pki-'));
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -25,6 +25,7 @@ export async function startTestGateway(o: { db: Db; payments: PaymentsForTermina
     config,
     logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     payments: o.payments,
+    rewards: o.rewards,
     revocationSweepMs: o.revocationSweepMs ?? 100,
   });
   await gateway.start();

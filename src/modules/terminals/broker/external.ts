@@ -53,6 +53,8 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
     }
     o.onRequest(terminalId, payload, {});
   });
+  // Responses and events are small and latency-bound: no Nagle delay on the broker connection.
+  client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true));
   client.on('error', (e) => o.logger.warn({ err: { type: e.name, message: e.message } }, 'external MQTT broker error'));
   client.on('offline', () => o.logger.warn('external MQTT broker unreachable; reconnecting'));
 

@@ -8,6 +8,7 @@ import { AppError, fromDatabaseError, isAppError, type ErrorCode } from '../../.
 import type { Principal } from '../../../http/principal.ts';
 import { describeValidation } from '../../../http/validation.ts';
 import type { PaymentsService } from '../../payments/index.ts';
+import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
 import * as repo from '../terminals.repo.ts';
 import type { ViolationKind } from '../terminals.repo.ts';
@@ -19,10 +20,13 @@ import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } fr
 // of its own: a malformed message can never leave a partial write behind.
 
 export type PaymentsForTerminals = Pick<PaymentsService, 'create' | 'get' | 'list' | 'refund'>;
+export type RewardsForTerminals = Pick<RewardsService, 'balance' | 'quote'>;
 
 export interface HandlerDeps {
   db: Db;
   payments: PaymentsForTerminals;
+  /** Reward points (rewards.balance, rewards.quote); without it those types answer service_unavailable. */
+  rewards?: RewardsForTerminals;
   logger: Logger;
   maxPayloadBytes: number;
 }
@@ -85,6 +89,11 @@ export function createRequestHandler(deps: HandlerDeps) {
     return p;
   }
 
+  function rewardsService(): RewardsForTerminals {
+    if (!deps.rewards) throw new AppError('service_unavailable', 'Reward points are not available on this gateway');
+    return deps.rewards;
+  }
+
   async function dispatch(terminalId: string, type: RequestType, body: Record<string, unknown>): Promise<unknown> {
     const principal = await principalFor(terminalId);
     switch (type) {
@@ -102,6 +111,14 @@ export function createRequestHandler(deps: HandlerDeps) {
         const page = await payments.list(principal, { terminalId, status: body.status as string | undefined, limit: (body.limit as number) ?? 10 });
         return { data: page.data };
       }
+      case 'rewards.balance':
+        // The program of the terminal's merchant (or the coalition it belongs to).
+        return rewardsService().balance(principal, { merchant_id: principal.merchantId!, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined });
+      case 'rewards.quote':
+        return rewardsService().quote(principal, {
+          terminal_id: terminalId, amount: body.amount as number, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined,
+          redeem_points: body.redeem_points as number | undefined,
+        });
     }
   }
 

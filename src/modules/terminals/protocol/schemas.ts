@@ -1,4 +1,5 @@
 import { Type, type TSchema, type Static } from '@sinclair/typebox';
+import { PaymentRewardsRequest, rewardsSchemas } from '../../rewards/index.ts';
 
 // The terminal protocol, version 1: one JSON Schema per message. The same definitions validate
 // what arrives at the gateway, type the SDK, and are written to docs/terminal-protocol/ (a test
@@ -38,8 +39,27 @@ export const PaymentCreateRequest = Type.Object(
     currency: Type.String({ description: 'Always "INR"' }),
     payer_vpa: Type.Optional(Type.String({ maxLength: 255, description: 'Required for upi_collect' })),
     note: Type.Optional(Type.String({ maxLength: 50 })),
+    // Reward points: `amount` stays the UPI amount; redeemed points pay the rest of the basket.
+    rewards: Type.Optional(PaymentRewardsRequest),
   },
   { additionalProperties: false, title: 'payment.create request body' },
+);
+
+// Reward points: the customer is named by their UPI address or mobile number, as at the till.
+const CustomerFields = {
+  vpa: Type.Optional(Type.String({ maxLength: 255, description: "The customer's UPI address" })),
+  phone: Type.Optional(Type.String({ maxLength: 20, description: "The customer's mobile number (+91…); give vpa or phone" })),
+};
+
+export const RewardsBalanceRequest = Type.Object(CustomerFields, { additionalProperties: false, title: 'rewards.balance request body' });
+
+export const RewardsQuoteRequest = Type.Object(
+  {
+    amount: Type.Number({ description: 'Basket amount in paise (integer, > 0)' }),
+    ...CustomerFields,
+    redeem_points: Type.Optional(Type.Number({ description: 'Points the customer wants to burn on this basket' })),
+  },
+  { additionalProperties: false, title: 'rewards.quote request body' },
 );
 
 export const PaymentGetRequest = Type.Object(
@@ -106,6 +126,9 @@ export const Refund = Type.Object(
   { title: 'Refund (body of the payment.refund response)' },
 );
 
+export const RewardsBalanceResponse = Type.Object(rewardsSchemas.Balance.properties, { title: 'rewards.balance response body' });
+export const RewardsQuoteResponse = Type.Object(rewardsSchemas.Quote.properties, { title: 'rewards.quote response body' });
+
 export const PingResponse = Type.Object(
   { pong: Type.Literal(true), terminal_id: Type.String(), server_time: Type.String({ format: 'date-time' }) },
   { title: 'ping response body' },
@@ -163,6 +186,8 @@ export const REQUEST_TYPES = {
   'payment.get': { request: PaymentGetRequest, response: Payment },
   'payment.refund': { request: PaymentRefundRequest, response: Refund },
   'payment.list_recent': { request: PaymentListRecentRequest, response: PaymentListRecentResponse },
+  'rewards.balance': { request: RewardsBalanceRequest, response: RewardsBalanceResponse },
+  'rewards.quote': { request: RewardsQuoteRequest, response: RewardsQuoteResponse },
 } as const;
 
 export type RequestType = keyof typeof REQUEST_TYPES;

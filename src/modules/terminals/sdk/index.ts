@@ -127,6 +127,8 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
       queueMicrotask(() => queued.forEach((e) => this.emit('payment.updated', e)));
     });
     client.on('connect', (connack) => {
+      // Small request messages must leave at once (no Nagle delay waiting for the previous ACK).
+      (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
       const sessionPresent = Boolean(connack.sessionPresent);
       if (this.everConnected && !sessionPresent && !opts.clean) this.emit('session_lost');
       this.everConnected = true;
