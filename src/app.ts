@@ -117,7 +117,7 @@ export async function createApp(opts: AppOptions = {}) {
     }
   }
   const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs }) : undefined;
-  const gateway = role === 'terminal-gateway' || role === 'all' ? createTerminalGateway({ db, config, logger, metrics, clock, payments }) : undefined;
+  const gateway = role === 'terminal-gateway' || role === 'all' ? createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards }) : undefined;
 
   return {
     role,

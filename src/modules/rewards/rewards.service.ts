@@ -323,6 +323,7 @@ export function createRewardsService(deps: RewardsDeps) {
     /** What a basket earns and how much of it points can pay, for the till. Changes nothing. */
     async quote(p: Principal, q: { terminal_id?: string; merchant_id?: string; amount: number; redeem_points?: number } & CustomerIdentity) {
       if (!Number.isSafeInteger(q.amount) || q.amount < 1) throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
+      if (q.redeem_points !== undefined && (!Number.isSafeInteger(q.redeem_points) || q.redeem_points < 1)) throw invalid('redeem_points', 'must be a positive integer');
       const hash = hashOf(q);
       let merchantId = q.merchant_id;
       let storeId: string | null = null;
