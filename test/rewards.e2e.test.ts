@@ -202,6 +202,10 @@ describe('rewards over the HTTP API', () => {
          UNION ALL SELECT to_jsonb(e) FROM rewards.earnings e UNION ALL SELECT to_jsonb(a) FROM rewards.adjustments a) x`,
     );
     for (const r of tables.rows) assert.ok(!r.row.includes('okhdfcbank') && !r.row.includes('okaxis') && !r.row.includes('okicici'), r.row.slice(0, 200));
+    // Balance and statement reads are personal-data access: audited, by query keys, never values.
+    const audited = await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE action = 'data.read' AND record LIKE '%rewards:read%'`);
+    assert.ok(audited.rows.length > 0, 'rewards reads are in the audit trail');
+    for (const r of audited.rows) assert.ok(!r.record.includes(payer), 'the audit record names no VPA');
   });
 
   test('the demo merchant gets a program: 1 point per full ₹10, no pending period', async () => {

@@ -6,7 +6,8 @@ import type { RewardsService } from './rewards.service.ts';
 import * as S from './rewards.schemas.ts';
 
 // Thin HTTP layer over the rewards service. Merchant-scoped keys see their own program and the
-// coalition they belong to; changing a coalition program needs a platform key.
+// coalition they belong to; changing a coalition program needs a platform key. Reads that look a
+// customer up (balance, statement, quote) are recorded in the audit trail as personal-data access.
 
 const ProgramParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
 const RuleParams = Type.Object({ id: Type.String({ maxLength: 100 }), rule_id: Type.String({ maxLength: 100 }) });
@@ -75,12 +76,12 @@ export function registerRewardsRoutes(app: FastifyInstance, svc: RewardsService)
   });
 
   app.get<{ Querystring: Static<typeof S.BalanceQuery> }>('/v1/rewards/balance', {
-    config: { permission: 'rewards:read' },
+    config: { permission: 'rewards:read', audit: 'access' },
     schema: { tags, summary: "A customer's points in the merchant's program (or the coalition it belongs to)", querystring: S.BalanceQuery, response: { 200: S.Balance } },
   }, async (req) => svc.balance(p(req), req.query));
 
   app.get<{ Querystring: Static<typeof S.StatementQuery> }>('/v1/rewards/statement', {
-    config: { permission: 'rewards:read' },
+    config: { permission: 'rewards:read', audit: 'access' },
     schema: { tags, summary: "A customer's point movements, newest first", querystring: S.StatementQuery, response: { 200: pageOf(S.Movement) } },
   }, async (req) => svc.statement(p(req), { ...req.query, before: decodeCursor(req.query.cursor), limit: req.query.limit }));
 
@@ -90,7 +91,7 @@ export function registerRewardsRoutes(app: FastifyInstance, svc: RewardsService)
   }, async (req, reply) => reply.status(201).send(await svc.adjust(p(req), req.body)));
 
   app.get<{ Querystring: Static<typeof S.QuoteQuery> }>('/v1/rewards/quote', {
-    config: { permission: 'rewards:read' },
+    config: { permission: 'rewards:read', audit: 'access' },
     schema: { tags, summary: 'What a basket would earn, and how many points it can burn', querystring: S.QuoteQuery, response: { 200: S.Quote } },
   }, async (req) => svc.quote(p(req), req.query));
 
