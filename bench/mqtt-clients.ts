@@ -7,7 +7,7 @@ import { connectTerminal, type TerminalClient } from '../src/modules/terminals/s
 
 const { url, terminals, concurrency = 100 } = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {
   url: string;
-  terminals: { id: string; password: string }[];
+  terminals: { id: string; password: string; cert?: string; key?: string; ca?: string }[];
   concurrency?: number;
 };
 const clients: TerminalClient[] = [];
@@ -24,7 +24,10 @@ await Promise.all(
     while (next < terminals.length) {
       const t = terminals[next++];
       try {
-        const c = await connectTerminal({ url, terminalId: t.id, password: t.password, reconnectPeriodMs: 0, connectTimeoutMs: 30_000 });
+        const c = await connectTerminal({
+          url, terminalId: t.id, reconnectPeriodMs: 0, connectTimeoutMs: 30_000,
+          ...(t.cert ? { cert: t.cert, key: t.key, ca: t.ca } : { password: t.password }),
+        });
         c.on('offline', () => dropped++);
         clients.push(c);
         connected++;

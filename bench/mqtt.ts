@@ -7,7 +7,8 @@
 //                broker (role terminal-gateway): each logs in with its MQTT secret, keeps a
 //                persistent session and subscribes to /res and /evt, as the SDK does. Reports
 //                how many it holds, how fast they connect, and the gateway's memory per
-//                connection (RSS growth / connections).
+//                connection (RSS growth / connections). --tls: over the mutual-TLS listener, each
+//                terminal with its own enrolled certificate (enrolment takes a while for many).
 //   roundtrip    terminals send requests at a fixed rate (default 500/s, open loop): `ping` (the
 //                MQTT path alone) and `payment.create` (a real UPI QR payment: database writes and
 //                the bank simulator's HTTP call). Reports p50/p95/p99 round trip. Target p99 < 100 ms.
@@ -15,7 +16,7 @@
 //                the bank simulator and its callbacks, as deployed; --layout all: one process.
 //
 // Usage: npm run bench:mqtt -- [connections|roundtrip|all] [--count 20000] [--rate 500]
-//        [--duration 20] [--terminals 100] [--hold 10] [--layout split|all] [--pglite]
+//        [--duration 20] [--terminals 100] [--hold 10] [--layout split|all] [--tls] [--pglite]
 // Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
@@ -44,6 +45,7 @@ const { values, positionals } = parseArgs({
     'client-procs': { type: 'string', default: '4' },
     pglite: { type: 'boolean', default: false },
     layout: { type: 'string', default: 'split' },
+    tls: { type: 'boolean', default: false },
   },
 });
 const what = positionals[0] ?? 'all';
@@ -125,9 +127,26 @@ async function benchConnections(setup: Setup) {
   if (count < requested) log(`open-file limit is ${limit.soft} (hard ${limit.hard}): holding ${count} instead of ${requested}`);
   log(`provisioning ${count} terminals`);
   const { terminals } = await provision(setup.db, count);
+  let certs: { cert: string; key: string; ca: string }[] | undefined;
+  if (values.tls) {
+    const { initPki, loadCa, issueClientCertificate } = await import('../src/modules/terminals/pki.ts');
+    await initPki(join(work, 'pki'), { hostnames: ['127.0.0.1'] });
+    const ca = await loadCa(join(work, 'pki'));
+    certs = [];
+    for (let i = 0; i < terminals.length; i += 500) {
+      const batch = await Promise.all(terminals.slice(i, i + 500).map((t) => issueClientCertificate(ca, { commonName: t.id, days: 1 })));
+      await setup.db.query(
+        `INSERT INTO terminals.certificates (serial, terminal_id, fingerprint, not_before, not_after)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])`,
+        [batch.map((c) => c.serial), terminals.slice(i, i + 500).map((t) => t.id), batch.map((c) => c.fingerprint), batch.map((c) => c.notBefore), batch.map((c) => c.notAfter)],
+      );
+      certs.push(...batch.map((c) => ({ cert: c.certPem, key: c.keyPem!, ca: ca.certPem })));
+      log(`enrolled ${certs.length}/${terminals.length}`);
+    }
+  }
   if (setup.source === 'PGlite') await setup.db.close(); // one process at a time on a PGlite directory
   const port = await freePort();
-  const gw = await gateway('terminal-gateway', setup.env, port);
+  const gw = await gateway('terminal-gateway', setup.env, port, values.tls ? { MQTT_PORT: 'off', MQTTS_PORT: String(port) } : {});
   await sleep(2000);
   const baseline = rssBytes(gw.pid);
   const procs = Math.max(1, Number(values['client-procs']));
@@ -136,7 +155,8 @@ async function benchConnections(setup: Setup) {
   const started = performance.now();
   const children = Array.from({ length: procs }, (_, i) => {
     const file = join(work, `clients-${i}.json`);
-    writeFileSync(file, JSON.stringify({ url: `mqtt://127.0.0.1:${port}`, terminals: terminals.slice(i * per, (i + 1) * per), concurrency: 100 }), { mode: 0o600 });
+    const mine = terminals.slice(i * per, (i + 1) * per).map((t, j) => ({ ...t, ...certs?.[i * per + j] }));
+    writeFileSync(file, JSON.stringify({ url: `${values.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, terminals: mine, concurrency: 100 }), { mode: 0o600 });
     const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'mqtt-clients.ts'), file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     c.stdout!.on('data', (d) => {
@@ -164,6 +184,7 @@ async function benchConnections(setup: Setup) {
   await gw.stop();
   const errors = state.map((s) => s.last_error).filter(Boolean);
   return {
+    listener: values.tls ? 'mqtts (mutual TLS)' : 'mqtt (development secrets)',
     requested,
     open_file_limit: limit.soft,
     target: count,

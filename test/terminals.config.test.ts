@@ -81,3 +81,38 @@ test('the terminal-gateway role runs the broker and the relay, and no HTTP serve
     await db.close();
   }
 });
+
+test('after a gateway restart the SDK reconnects and says its session (and any queued event) was lost', async () => {
+  const db = await createTestDb();
+  const { newId } = await import('../src/platform/ids.ts');
+  const { issueMqttSecret } = await import('../src/modules/terminals/index.ts');
+  const { connectTerminal } = await import('../src/modules/terminals/sdk/index.ts');
+  const m = newId('merchant');
+  const s = newId('store');
+  const terminalId = newId('terminal');
+  await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Restart Store', 'restart@simbank', '5411', 'SIMBANK')`, [m]);
+  await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Main')`, [s, m]);
+  await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [terminalId, m, s]);
+  const { password } = await issueMqttSecret(db, terminalId, 'test');
+  const dataDir = mkdtempSync(join(tmpdir(), 'tp-restart-'));
+  const start = (port: string) => {
+    const gw = createTerminalGateway({ db, config: loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dataDir, MQTT_PORT: port, MQTTS_PORT: 'off' }), logger: createLogger({ level: 'silent' }), payments: {} as never });
+    return gw.start().then(() => gw);
+  };
+  let gw = await start('0');
+  const port = String(gw.ports().plain);
+  const term = await connectTerminal({ url: `mqtt://127.0.0.1:${port}`, terminalId, password, reconnectPeriodMs: 100 });
+  try {
+    assert.equal((await term.ping()).pong, true);
+    const lost = new Promise<void>((r) => term.once('session_lost', () => r()));
+    await gw.stop();
+    gw = await start(port);
+    await lost;
+    await new Promise((r) => setTimeout(r, 100)); // the SDK subscribes again on reconnect
+    assert.equal((await term.ping()).pong, true, 'working again on the new gateway');
+  } finally {
+    await term.close();
+    await gw.stop();
+    await db.close();
+  }
+});

@@ -339,6 +339,18 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal((await client.ping()).pong, true);
   });
 
+  test('a connection that keeps sending garbage is closed as abusive', async () => {
+    const id = await newTerminal();
+    const { password } = await issueMqttSecret(t.db, id, 'test');
+    const c = await raw({ clientId: id, username: id, password, clean: true });
+    const gone = new Promise<void>((r) => c.once('close', () => r()));
+    for (let i = 0; i < 10; i++) c.publish(topics.requestTopic(id), `not json ${i}`, { qos: 0 });
+    await gone;
+    await flushViolations();
+    const abuse = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM terminals.violations WHERE terminal_id = $1 AND detail LIKE 'disconnected after%'`, [id]);
+    assert.equal(abuse.rows[0].n, 1);
+  });
+
   test('the SDK refuses to send a request above the size limit', async () => {
     const id = await newTerminal();
     const { client } = await viaSecret(id);
