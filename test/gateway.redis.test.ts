@@ -33,7 +33,7 @@ describe('Redis-backed rate limits', { skip }, () => {
   test('one bucket, 300 concurrent takes over 3 connections: exactly the burst is allowed', async () => {
     // Three stores, three connections, one prefix: one bucket.
     const prefix = `tp:test:${randomBytes(6).toString('hex')}:`;
-    const shared = await Promise.all([0, 1, 2].map(() => createRedisBucketStore({ url: url!, fallback: createMemoryBucketStore(), prefix, onError: () => assert.fail('Redis error') })));
+    const shared = await Promise.all([0, 1, 2].map(() => createRedisBucketStore({ url: url!, fallback: createMemoryBucketStore(), prefix, commandTimeoutMs: 10_000, onError: () => assert.fail('Redis error') })));
     const spec = { ratePerSecond: 0.001, burst: 50 };
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => shared[i % 3].take('ip:203.0.113.1', spec)));
     assert.equal(results.filter((r) => r.allowed).length, 50);
