@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { RETRYABLE_SQLSTATES } from './errors.ts';
 
 // One database interface, two drivers: a pg pool against PostgreSQL, or PGlite (PostgreSQL
@@ -40,13 +41,44 @@ const parseInt8 = (v: string) => {
 
 const MAX_TX_ATTEMPTS = 5;
 
+// Statements with parameters run as named prepared statements, so PostgreSQL parses and plans
+// each distinct SQL text once per connection instead of on every call: on the payment path that
+// is about a third of the server's CPU (bench/PROFILE.md). The name is a digest of the text; the
+// number of names is capped, so SQL that carries values in its text cannot fill server memory.
+const MAX_PREPARED = 500;
+const preparedNames = new Map<string, string>();
+const digest = (sql: string) => createHash('sha256').update(sql).digest('hex').slice(0, 32);
+
+function statement(sql: string, params?: unknown[]): pg.QueryConfig {
+  if (!params || params.length === 0) return { text: sql };
+  let name = preparedNames.get(sql);
+  if (name === undefined && preparedNames.size < MAX_PREPARED) {
+    name = `tp_${digest(sql)}`;
+    preparedNames.set(sql, name);
+  }
+  return { name, text: sql, values: params };
+}
+
+/**
+ * A prepared statement whose result columns changed under it (a migration added a column to a
+ * table it selects * from) fails before it runs. The text then gets a new name, so every
+ * connection prepares it afresh, and the caller may safely run it again.
+ */
+function isStalePlan(e: unknown): boolean {
+  const err = e as { code?: string; message?: string } | null;
+  return err?.code === '0A000' && /cached plan must not change result type/.test(err.message ?? '');
+}
+function renewPrepared(sql: string) {
+  if (preparedNames.has(sql)) preparedNames.set(sql, `tp_${digest(sql)}_${Date.now().toString(36)}`);
+}
+
 async function withRetry<T>(run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (attempt < MAX_TX_ATTEMPTS && code && RETRYABLE_SQLSTATES.has(code)) {
+      if (attempt < MAX_TX_ATTEMPTS && ((code && RETRYABLE_SQLSTATES.has(code)) || isStalePlan(e))) {
         await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
         continue;
       }
@@ -80,7 +112,14 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
   // An idle client that errors (server restart) must not crash the process.
   pool.on('error', () => {});
   const query = async <T>(sql: string, params?: unknown[]) => {
-    const r = await pool.query(sql, params as unknown[]);
+    let r: pg.QueryResult;
+    try {
+      r = await pool.query(statement(sql, params));
+    } catch (e) {
+      if (!isStalePlan(e)) throw e;
+      renewPrepared(sql);
+      r = await pool.query(statement(sql, params));
+    }
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   };
   return {
@@ -96,7 +135,10 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
           await client.query('BEGIN');
           const txq: Queryable = {
             query: async <R>(sql: string, params?: unknown[]) => {
-              const r = await client.query(sql, params as unknown[]);
+              const r = await client.query(statement(sql, params)).catch((e) => {
+                if (isStalePlan(e)) renewPrepared(sql); // withRetry runs the transaction again
+                throw e;
+              });
               return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
             },
             exec: async (sql: string) => {

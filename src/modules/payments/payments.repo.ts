@@ -54,13 +54,19 @@ export async function insertPayment(
   q: Queryable,
   p: Pick<PaymentRow, 'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa_ct' | 'payer_vpa_bidx' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'> & { now: Date },
 ): Promise<PaymentRow> {
+  // The payment and its first history row in one statement: one round trip, and atomic on its own.
   const { rows } = await q.query<PaymentRow>(
-    `INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
-                                    payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *`,
+    `WITH p AS (
+       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
+       SELECT id, NULL, 'created', 'api', $14 FROM p
+     )
+     SELECT * FROM p`,
     [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa_ct, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now, p.payer_vpa_bidx],
   );
-  await insertEvent(q, { paymentId: p.id, from: null, to: 'created', source: 'api', at: p.now });
   return rows[0];
 }
 
@@ -126,19 +132,39 @@ export interface PaymentUpdate {
   reconciliation_reason?: string | null;
 }
 
-/** Compare-and-set on status: returns the new row, or undefined when the status was not `from`. */
-export async function updateStatus(q: Queryable, id: string, from: PaymentStatus, to: PaymentStatus, u: PaymentUpdate, now: Date) {
+/**
+ * One state change in one statement: the compare-and-set on status, its history row and the
+ * outbox event for the terminal (`payment.updated`, keyed by terminal id). Nothing is written
+ * when the payment was no longer in `from`. One round trip instead of three, so a transaction
+ * that must also post to the ledger holds its row locks for less time.
+ */
+export async function transitionStatus(
+  q: Queryable,
+  t: { id: string; from: PaymentStatus; to: PaymentStatus; u: PaymentUpdate; now: Date; source: string; detail?: string | null },
+): Promise<PaymentRow | undefined> {
+  const { id, from, to, u, now } = t;
   const { rows } = await q.query<PaymentRow>(
-    `UPDATE payments.payments SET status = $3, updated_at = $4,
-            bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
-            payer_vpa_ct = coalesce(($7::text[])[1], payer_vpa_ct), payer_vpa_bidx = coalesce(($7::text[])[2], payer_vpa_bidx),
-            next_check_at = CASE WHEN $8::boolean THEN $9::timestamptz ELSE next_check_at END,
-            completed_at = coalesce($10, completed_at),
-            needs_reconciliation = coalesce($11, needs_reconciliation),
-            reconciliation_reason = coalesce($12, reconciliation_reason)
-      WHERE id = $1 AND status = $2 RETURNING *`,
+    `WITH p AS (
+       UPDATE payments.payments SET status = $3, updated_at = $4,
+              bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
+              payer_vpa_ct = coalesce(($7::text[])[1], payer_vpa_ct), payer_vpa_bidx = coalesce(($7::text[])[2], payer_vpa_bidx),
+              next_check_at = CASE WHEN $8::boolean THEN $9::timestamptz ELSE next_check_at END,
+              completed_at = coalesce($10, completed_at),
+              needs_reconciliation = coalesce($11, needs_reconciliation),
+              reconciliation_reason = coalesce($12, reconciliation_reason)
+        WHERE id = $1 AND status = $2 RETURNING *
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
+       SELECT p.id, $2, $3, $13, $6, $14, $4 FROM p
+     ), o AS (
+       INSERT INTO platform.outbox (topic, key, payload)
+       SELECT 'payment.updated', p.terminal_id,
+              jsonb_build_object('payment_id', p.id, 'status', $3::text, 'amount', p.amount, 'at', $15::text)
+         FROM p
+     )
+     SELECT * FROM p`,
     [id, from, to, now, u.bank_ref ?? null, u.response_code ?? null, u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null, 'next_check_at' in u, u.next_check_at ?? null,
-     u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null],
+     u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null, t.source, t.detail ?? null, now.toISOString()],
   );
   return rows[0];
 }

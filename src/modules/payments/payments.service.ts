@@ -157,18 +157,19 @@ export function createPaymentsService(deps: PaymentsDeps) {
    */
   async function transition(tx: Queryable, p: PaymentRow, to: PaymentStatus, u: repo.PaymentUpdate, source: Source, detail?: string) {
     if (!canTransition(p.status, to)) throw new AppError('invalid_state_transition', `A ${p.status} payment cannot become ${to}`);
-    const now = clock.now();
-    const next = await repo.updateStatus(tx, p.id, p.status, to, u, now);
+    // Status, history row and outbox event in one statement; the ledger entry (which locks the
+    // bank's clearing account, shared by every payment at that bank) comes after it, so that
+    // lock is held for as few round trips as possible before the commit.
+    const next = await repo.transitionStatus(tx, { id: p.id, from: p.status, to, u, now: clock.now(), source, detail });
     if (!next) return undefined;
     // The hooks see the payer's VPA in clear (rewards keys customers by it): decrypted for them only.
     if (hooks.length > 0 && (to === 'succeeded' || to === 'failed' || to === 'expired')) await withPayerVpa(deps.payerVpa, next, tx);
-    await repo.insertEvent(tx, { paymentId: p.id, from: p.status, to, source, responseCode: u.response_code, detail, at: now });
     if (to === 'succeeded') {
       await postPaymentLedger(tx, next);
       for (const h of hooks) await h.onSucceeded?.(tx, next);
     }
     if (to === 'failed' || to === 'expired') for (const h of hooks) await h.onClosedUnpaid?.(tx, next);
-    await repo.enqueueOutbox(tx, 'payment.updated', next.terminal_id, { payment_id: next.id, status: to, amount: next.amount, at: now.toISOString() });
+    // No hooks on the way to pending: create() makes that move outside a transaction.
     return next;
   }
 
@@ -181,9 +182,13 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * Legal moves happen; anything else is recorded and, where money may have moved, flagged for
    * reconciliation — never forced through.
    */
-  async function applyPaymentResult(paymentId: string, result: BankResult, source: Source, opts: { expireIfOpen?: boolean } = {}) {
+  async function applyPaymentResult(target: string | { txnRef: string; bankCode: string }, result: BankResult, source: Source, opts: { expireIfOpen?: boolean } = {}) {
     const updated = await db.tx(async (tx) => {
-      const p = await repo.getPayment(tx, paymentId, true);
+      // A callback names the payment by our txnRef: locked by it directly, with no read before.
+      const p = typeof target === 'string' ? await repo.getPayment(tx, target, true) : await repo.getPaymentByTxnRef(tx, target.txnRef, true);
+      if (typeof target !== 'string' && (!p || p.bank_code !== target.bankCode)) {
+        throw new AppError('payment_not_found', 'No payment with this reference at this bank');
+      }
       if (!p) throw new AppError('payment_not_found', 'Payment not found');
       const now = clock.now();
       const done = { completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null };
@@ -331,9 +336,9 @@ export function createPaymentsService(deps: PaymentsDeps) {
         count(payment);
         throw new AppError('bank_unavailable', 'The bank could not take the payment; nothing was charged', { payment_id: payment.id });
       }
-      payment = (await db.tx((tx) =>
-        transition(tx, payment, 'pending', { bank_ref: bankRef ?? result?.bankRef ?? null, next_check_at: firstCheck }, 'api', timedOut ? 'bank timed out; status check scheduled' : undefined),
-      )) ?? payment;
+      // Moving to pending is one statement (status, history row, outbox event) and runs no hooks,
+      // so it is atomic without a transaction of its own: no BEGIN and COMMIT round trips.
+      payment = (await transition(db, payment, 'pending', { bank_ref: bankRef ?? result?.bankRef ?? null, next_check_at: firstCheck }, 'api', timedOut ? 'bank timed out; status check scheduled' : undefined)) ?? payment;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
       if (result && result.outcome !== 'pending') payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
       // The VPA sealed above is known here: no need to decrypt it for the answer.
@@ -402,9 +407,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
     /** A verified callback from a bank. Duplicates are harmless. */
     async handleCallback(bankCode: string, cb: BankCallback) {
       if (cb.kind === 'payment') {
-        const p = await repo.getPaymentByTxnRef(db, cb.ref);
-        if (!p || p.bank_code !== bankCode) throw new AppError('payment_not_found', 'No payment with this reference at this bank');
-        await applyPaymentResult(p.id, cb.result, 'callback');
+        await applyPaymentResult({ txnRef: cb.ref, bankCode }, cb.result, 'callback');
         return { received: true };
       }
       const r = await repo.getRefundByRef(db, cb.ref);
