@@ -154,7 +154,7 @@ async function main() {
   let pgbenchNote: string | undefined;
   const pgbenchBin = findPgbench(pgServer.binDir);
   if (args['no-pgbench']) pgbenchNote = 'skipped (--no-pgbench)';
-  else if (!pgbenchBin) pgbenchNote = 'pgbench not found (apt-get install -y postgresql-contrib)';
+  else if (!pgbenchBin) pgbenchNote = 'pgbench not found (Debian/Ubuntu: apt-get install -y postgresql)';
   else {
     log(`${elapsed()} pgbench -i -s ${SCALE}`);
     pgbenchInit(pgbenchBin, dbUrl, SCALE);
@@ -254,9 +254,11 @@ async function main() {
     bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
     machine: machineCpuSeconds(),
   });
-  const cpuShare = (a: ReturnType<typeof cpuMark>, b: ReturnType<typeof cpuMark>) => {
+  /** CPU use between two marks: share of one core per process, and CPU ms per completed payment. */
+  const cpuShare = (a: ReturnType<typeof cpuMark>, b: ReturnType<typeof cpuMark>, completed: number) => {
     const wall = (b.at - a.at) / 1000;
     const pct = (x: number) => round((x / wall) * 100, 0);
+    const per = (x: number) => (completed > 0 ? round((x * 1000) / completed, 2) : null);
     const machineBusy = a.machine && b.machine ? b.machine.busy - a.machine.busy : undefined;
     const pgCpu = a.postgres !== undefined && b.postgres !== undefined ? b.postgres - a.postgres : undefined;
     const ours = b.api - a.api + (b.worker - a.worker) + (b.sim - a.sim) + (b.bench - a.bench) + (pgCpu ?? 0);
@@ -272,6 +274,13 @@ async function main() {
       machine_busy_pct: machineBusy === undefined ? null : pct(machineBusy),
       machine_busy_before_start_pct: busyBefore,
       cores: cpus().length,
+      // Less sensitive to other load on the machine than throughput: what one payment costs.
+      ms_per_payment: {
+        api: per(b.api - a.api),
+        bank_sim: per(b.sim - a.sim),
+        postgres: pgCpu === undefined ? null : per(pgCpu),
+        load_generator: per(b.bench - a.bench),
+      },
     };
   };
 
@@ -298,7 +307,7 @@ async function main() {
     }
   });
   clearTimeout(cpuTimer);
-  const cpuPeak = cpuA ? cpuShare(cpuA, cpuMark()) : null;
+  const cpuPeak = cpuA ? cpuShare(cpuA, cpuMark(), completedIds.length) : null;
   const peakErrors = diff(errors.counts, errorsBefore);
   const seenPerS = completedIds.length / DURATION;
   log(`${elapsed()} peak: ${seenPerS.toFixed(1)} completed payments/s; create p99 ${create.percentile(99)} ms; completion p99 ${completion.percentile(99)} ms`);

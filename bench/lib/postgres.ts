@@ -102,7 +102,7 @@ export async function startBenchPostgres(opts: { databaseUrl?: string; log: (s: 
   if (!binDir) {
     throw new Error(
       'No PostgreSQL: set DATABASE_URL, or install the server so a throwaway cluster can be started ' +
-        '(Debian/Ubuntu: apt-get install -y postgresql postgresql-contrib)',
+        '(Debian/Ubuntu: apt-get install -y postgresql)',
     );
   }
   const dir = mkdtempSync(join(tmpdir(), 'tillpoint-bench-pg-'));
