@@ -341,6 +341,32 @@ describe('rewards on payments', () => {
     assert.equal((await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 100_000, other)).id)).earned?.points, 12, 'caps are per customer');
   });
 
+  test('a change made by another process reaches this one on its next earn (the cache is only a hint)', async () => {
+    const m = await w.seedMerchant();
+    const prog = await w.program(m.merchantId);
+    const who = vpa();
+    const earned = async (amount: number) => (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, amount, who)).id)).earned?.points;
+    assert.equal(await earned(10_000), 10); // now cached in this process
+    // Another replica: its own service over the same database.
+    const { createRewardsService } = await import('./rewards.service.ts');
+    const { createLedgerService } = await import('../ledger/index.ts');
+    const { createLogger } = await import('../../platform/log.ts');
+    const other = createRewardsService({
+      db: w.db, ledger: createLedgerService(), clock: w.clock, logger: createLogger({ level: 'silent' }), merchants: w.merchants,
+      vpaPattern: w.config.payments.vpaPattern, customerKey: Buffer.alloc(32, 7),
+    });
+    await other.updateProgram(platform, prog.id, { earn: { points: 3, per_amount_paise: 1000, rounding: 'down' } });
+    assert.equal(await earned(10_000), 30, 'the new rate');
+    await other.addRule(platform, prog.id, { kind: 'cap_per_transaction', points: 7 });
+    assert.equal(await earned(10_000), 7, 'the new rule');
+    await other.updateProgram(platform, prog.id, { status: 'paused' });
+    const before = (await w.balance(m.merchantId, who)).available;
+    const p = await w.pay(m.terminalId, 10_000, who);
+    await assert.rejects(w.rewards.paymentRewards(platform, p.id), { code: 'payment_not_found' }, 'paused elsewhere: no earn here');
+    assert.equal((await w.balance(m.merchantId, who)).available, before);
+    await assertInvariants();
+  });
+
   test('through payments: the budget is never exceeded, the last earn is cut to what is left', async () => {
     const m = await w.seedMerchant();
     const prog = await w.program(m.merchantId, { budget_points: 25 });

@@ -161,6 +161,27 @@ describe('rules are validated data', () => {
     }
   });
 
+  test('local time matches Intl for any instant and zone, across DST changes (property)', () => {
+    const zones = ['Asia/Kolkata', 'UTC', 'America/New_York', 'Europe/London', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'America/St_Johns'];
+    const days = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+    fc.assert(
+      fc.property(fc.integer({ min: Date.parse('2020-01-01T00:00:00Z'), max: Date.parse('2035-12-31T23:59:59Z') }), fc.constantFrom(...zones), (ms, tz) => {
+        const at = new Date(ms);
+        const parts: Record<string, string> = {};
+        const f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
+        for (const p of f.formatToParts(at)) parts[p.type] = p.value;
+        assert.deepEqual(localTime(at, tz), {
+          day: `${parts.year}-${parts.month}-${parts.day}`, weekday: days.indexOf(parts.weekday) + 1, minute: Number(parts.hour) * 60 + Number(parts.minute),
+        });
+      }),
+      { numRuns: 2000 },
+    );
+    // Around a DST change, within one minute bucket and across it.
+    const ny = (iso: string) => localTime(new Date(iso), 'America/New_York').minute;
+    assert.equal(ny('2026-03-08T06:59:30Z'), 1 * 60 + 59);
+    assert.equal(ny('2026-03-08T07:00:00Z'), 3 * 60);
+  });
+
   test('local time follows the timezone, day and weekday included', () => {
     assert.deepEqual(localTime(new Date('2026-03-01T19:00:00Z'), 'Asia/Kolkata'), { day: '2026-03-02', weekday: 1, minute: 30 });
     assert.deepEqual(localTime(new Date('2026-03-01T19:00:00Z'), 'UTC'), { day: '2026-03-01', weekday: 7, minute: 19 * 60 });

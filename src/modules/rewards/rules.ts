@@ -77,14 +77,12 @@ function formatter(tz: string): Intl.DateTimeFormat {
   let f = formatters.get(tz);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
-      timeZone: tz, hourCycle: 'h23', weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+      timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
     });
     formatters.set(tz, f);
   }
   return f;
 }
-
-const WEEKDAYS: Record<string, number> = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
 
 export interface LocalTime {
   /** "YYYY-MM-DD" */
@@ -94,13 +92,31 @@ export interface LocalTime {
   minute: number;
 }
 
-export function localTime(at: Date, tz: string): LocalTime {
+// Intl's formatToParts is slow (tens of microseconds) and runs on every earn, so the zone's UTC
+// offset is remembered per zone and UTC minute: offsets only change on a minute boundary, and
+// payments come many to a minute.
+const offsets = new Map<string, { minute: number; offsetMs: number }>();
+
+function offsetMs(at: Date, tz: string): number {
+  const minute = Math.floor(at.getTime() / 60_000);
+  const hit = offsets.get(tz);
+  if (hit && hit.minute === minute) return hit.offsetMs;
   const parts: Record<string, string> = {};
   for (const p of formatter(tz).formatToParts(at)) parts[p.type] = p.value;
+  const asUtc = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
+  const offset = asUtc - minute * 60_000;
+  if (offsets.size > 1000) offsets.clear();
+  offsets.set(tz, { minute, offsetMs: offset });
+  return offset;
+}
+
+export function localTime(at: Date, tz: string): LocalTime {
+  const local = new Date(at.getTime() + offsetMs(at, tz));
+  const dow = local.getUTCDay();
   return {
-    day: `${parts.year}-${parts.month}-${parts.day}`,
-    weekday: WEEKDAYS[parts.weekday],
-    minute: Number(parts.hour) * 60 + Number(parts.minute),
+    day: local.toISOString().slice(0, 10),
+    weekday: dow === 0 ? 7 : dow,
+    minute: local.getUTCHours() * 60 + local.getUTCMinutes(),
   };
 }
 
