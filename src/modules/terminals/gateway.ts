@@ -34,6 +34,8 @@ export interface GatewayDeps {
 
 /** Requests one connection may have in flight; more are refused with rate_limited. */
 const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+/** Requests one gateway process handles at once; more are refused with rate_limited (the SDK retries). */
+const MAX_IN_FLIGHT_PER_GATEWAY = 2000;
 const HOUSEKEEPING_MS = 10 * 60_000;
 
 function gatewayMetrics(registry: Registry) {
@@ -84,6 +86,12 @@ export function createTerminalGateway(deps: GatewayDeps) {
       recorder.record({ kind: 'too_many_in_flight', terminalId, detail: `more than ${MAX_IN_FLIGHT_PER_CONNECTION} requests in flight` });
       metrics.requests.inc({ type: 'unknown', outcome: 'rate_limited' });
       publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', `At most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight per connection`)).catch(() => {});
+      return;
+    }
+    if (pending.size >= MAX_IN_FLIGHT_PER_GATEWAY) {
+      // Shed load rather than queue without bound (an external broker's terminals have no per-connection cap here).
+      metrics.requests.inc({ type: 'unknown', outcome: 'rate_limited' });
+      publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly')).catch(() => {});
       return;
     }
     if (ctx.inFlight) ctx.inFlight.count++;
