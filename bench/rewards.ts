@@ -182,6 +182,8 @@ async function main() {
   log(`${MERCHANTS} merchants without a program, ${MERCHANTS} with ${args.coalition ? 'one coalition program' : 'a program each'}; ${CUSTOMERS} customers`);
 
   const errors = new Errors();
+  /** Rewards did something wrong (a payment that should have earned did not, or the reverse). */
+  const consistency = new Errors();
   const completedWith: string[] = [];
   const completedWithout: string[] = [];
 
@@ -259,9 +261,9 @@ async function main() {
     const stray = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM rewards.earnings WHERE payment_id = ANY($1)`, [completedWithout]);
     return { postedWith: await posted(completedWith), postedWithout: await posted(completedWithout), earned: earned.rows[0], stray: stray.rows[0].n };
   });
-  if (check.postedWith !== completedWith.length || check.postedWithout !== completedWithout.length) errors.add('completed but not succeeded+posted');
-  if (check.earned.n !== completedWith.length) errors.add(`payments with a program that did not earn: ${completedWith.length - check.earned.n}`);
-  if (check.stray !== 0) errors.add(`payments without a program that earned: ${check.stray}`);
+  if (check.postedWith !== completedWith.length || check.postedWithout !== completedWithout.length) consistency.add('completed but not succeeded+posted');
+  if (check.earned.n !== completedWith.length) consistency.add(`payments with a program that did not earn: ${completedWith.length - check.earned.n}`);
+  if (check.stray !== 0) consistency.add(`payments without a program that earned: ${check.stray}`);
   const cli = (cmd: string[]) => {
     const r = runTillpoint(cmd, { DATABASE_URL: dbUrl, TILLPOINT_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
     return r.status === 0 ? 'ok' : (r.stderr || r.stdout || `exit ${r.status}`).trim();
@@ -296,12 +298,14 @@ async function main() {
     // api + postgres CPU per completed payment; the extra share is what earning costs in work.
     cpu_ms_per_payment: { without: cpuWithout, with: cpuWith, extra_pct: cpuWith && cpuWithout ? round((cpuWith / cpuWithout - 1) * 100, 1) : null },
     max_drop_pct: MAX_DROP_PCT,
-    pass: dropPct <= MAX_DROP_PCT && ledgerVerify === 'ok' && rewardsVerify === 'ok' && errors.total === 0,
+    pass: dropPct <= MAX_DROP_PCT && ledgerVerify === 'ok' && rewardsVerify === 'ok' && consistency.total === 0,
     phases,
     points: { payments_earned: check.earned.n, points: Number(check.earned.points), pts_ledger_entries: check.earned.pts_entries },
     ledger_verify: ledgerVerify,
     rewards_verify: rewardsVerify,
+    // Payments that did not complete (either side), and rewards consistency failures.
     errors: errors.counts,
+    consistency_errors: consistency.counts,
     config: { clients: CLIENTS, duration_s: DURATION, warmup_s: WARMUP, prime_s: PRIME, rounds: ROUNDS, merchants_per_side: MERCHANTS, customers: CUSTOMERS, program: args.coalition ? 'coalition' : 'per merchant', rules: PROGRAM.rules.map((r) => r.kind) },
     postgres: { source: pgServer.source, ...pgServer.settings },
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gb: round(totalmem() / 2 ** 30, 1), os: `${platform()} ${release()}`, node: process.version },
