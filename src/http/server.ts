@@ -11,9 +11,8 @@ import type { Metrics } from '../platform/metrics.ts';
 import { validatorCompiler, describeValidation } from './validation.ts';
 import type { Principal } from './principal.ts';
 import { registerIdempotency } from './idempotency.ts';
+import { runWithRequestContext } from './requestContext.ts';
 import { createEdgeProtection } from '../modules/edge/index.ts';
-import { runWithRequestContext } from './requestContext.ts';
-import { runWithRequestContext } from './requestContext.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,8 +28,6 @@ declare module 'fastify' {
     permission?: string;
     /** Reachable without an API key (health, docs, signed bank callbacks that verify themselves). */
     public?: boolean;
-    /** 'access': every successful call is recorded in the audit trail as an access to personal data. */
-    audit?: 'access';
     /** 'access': every successful call is recorded in the audit trail as an access to personal data. */
     audit?: 'access';
   }
@@ -51,8 +48,6 @@ export interface HttpDeps {
   authenticate(token: string, remoteAddr: string): Promise<Principal | null>;
   /** HTTPS: certificate, key and the hardened TLS settings (platform/tls.ts); plain HTTP when absent. */
   https?: import('node:https').ServerOptions;
-  /** Operator sessions from the Cookie header (null when it holds none); checks CSRF on changes. */
-  authenticateCookie?(cookieHeader: string, req: { ip: string; changesState: boolean; csrfToken?: string }): Promise<Principal | null>;
   /** Operator sessions from the Cookie header (null when it holds none); checks CSRF on changes. */
   authenticateCookie?(cookieHeader: string, req: { ip: string; changesState: boolean; csrfToken?: string }): Promise<Principal | null>;
 }
@@ -168,30 +163,6 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     throw new AppError('unauthenticated', 'Send an API key as "Authorization: Bearer <key>", or sign in');
   }
 
-  // Who is calling: an API key or operator session token as a Bearer token, or (for the
-  // console) a session cookie, which must bring its CSRF token on anything that changes state.
-  async function authenticateRequest(req: FastifyRequest): Promise<Principal> {
-    const auth = req.headers.authorization;
-    if (auth !== undefined) {
-      const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9_\-]{10,200})$/.exec(auth) : null;
-      if (!m) throw new AppError('unauthenticated', 'Send an API key as "Authorization: Bearer <key>"');
-      const principal = await deps.authenticate(m[1], req.ip);
-      if (!principal) throw new AppError('unauthenticated', 'The API key is not valid');
-      return principal;
-    }
-    const cookie = req.headers.cookie;
-    if (deps.authenticateCookie && typeof cookie === 'string') {
-      const csrf = req.headers['x-csrf-token'];
-      const principal = await deps.authenticateCookie(cookie, {
-        ip: req.ip,
-        changesState: !['GET', 'HEAD', 'OPTIONS'].includes(req.method),
-        csrfToken: typeof csrf === 'string' ? csrf : undefined,
-      });
-      if (principal) return principal;
-    }
-    throw new AppError('unauthenticated', 'Send an API key as "Authorization: Bearer <key>", or sign in');
-  }
-
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     req.ctx = { requestId: req.id, ip: req.ip, method: req.method, route: req.routeOptions.url ?? 'unmatched', auditIds: [] };
@@ -204,8 +175,6 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     }
     req.principal = principal;
   });
-  // Services deep inside a request can ask who is calling and from where (the audit trail does).
-  app.addHook('preHandler', (req, _reply, done) => runWithRequestContext(req.ctx, done));
   // Services deep inside a request can ask who is calling and from where (the audit trail does).
   app.addHook('preHandler', (req, _reply, done) => runWithRequestContext(req.ctx, done));
 
