@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KmsError, contextBytes, type KekInfo, type KeyContext, type KeyManager, type WrappedDataKey } from './types.ts';
 
@@ -64,6 +64,25 @@ function writeKeyringFile(path: string, ring: KeyringFile) {
   renameSync(tmp, path);
 }
 
+/**
+ * Creates the keyring unless it exists, atomically: two processes starting on one data directory
+ * (api and worker) must end up with the same KEK, never each with its own. The file is written
+ * beside and hard-linked into place, which fails if another process got there first.
+ */
+function createKeyringFileOnce(path: string, json: string) {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.${Date.now()}.new`;
+  writeFileSync(tmp, json, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  try {
+    linkSync(tmp, path);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EEXIST') throw e;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
 function readKeyringFile(path: string): KeyringFile {
   const st = statSync(path);
   // Like ssh with a private key: a keyring others can read is refused, not used.
@@ -83,7 +102,7 @@ export function createLocalKeyManager(source: KeyringSource, opts: { now?: () =>
     if (source.kind === 'file') {
       if (!existsSync(source.path)) {
         if (!source.createIfMissing) throw new KmsError('local', 'load', `no keyring at ${source.path}`, false);
-        writeKeyringFile(source.path, JSON.parse(newKeyringJson(now())));
+        createKeyringFileOnce(source.path, newKeyringJson(now()));
       }
       return readKeyringFile(source.path);
     }
