@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { AwsError, createAwsJsonClient, envCredentials, type AwsCredentials } from './aws.ts';
-import { ConfigError, type BankConfig, type Mode } from './config.ts';
+import { ConfigError, type BankConfig } from './config.ts';
 
 // Secrets (database password, bank HMAC keys, the keyring, the Vault token) come from one
 // interface with three sources: environment variables, files mounted by Kubernetes, or AWS
@@ -280,6 +280,3 @@ export async function bindBankSecrets(banks: BankConfig[], store: SecretStore): 
     s.onChange(apply);
   }
 }
-
-/** True in the modes where Tillpoint may invent a secret for itself (the dev keyring, say). */
-export const mayDefaultSecrets = (mode: Mode) => mode !== 'production';
