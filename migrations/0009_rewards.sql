@@ -206,8 +206,10 @@ BEGIN
       INTO v_cust FROM rewards.customers c WHERE c.program_id = v_program AND c.customer_hash = p_payer FOR UPDATE;
   END IF;
   IF v_prog->>'budget_points' IS NOT NULL THEN
-    -- Read under the row lock, so concurrent earns never grant more than the budget.
-    SELECT budget_used INTO v_budget FROM rewards.programs WHERE id = v_program FOR NO KEY UPDATE;
+    -- The program again, under its row lock: the budget and what is used of it as of now, so
+    -- concurrent earns (and a concurrent change of the budget) never grant more than it.
+    SELECT to_jsonb(p.*) INTO v_prog FROM rewards.programs p WHERE p.id = v_program FOR NO KEY UPDATE;
+    v_budget := (v_prog->>'budget_used')::bigint;
   END IF;
   RETURN jsonb_build_object(
     'program', v_prog,
@@ -270,6 +272,7 @@ DECLARE
   v_points     bigint := p_points;
   v_today      bigint;
   v_used       bigint;
+  v_budget     bigint;
   v_pending    boolean;
   v_remaining  bigint;
   v_repaid     bigint := 0;
@@ -308,8 +311,9 @@ BEGIN
     v_points := LEAST(v_points, GREATEST(0, p_day_cap - v_today));
   END IF;
   IF v_prog.budget_points IS NOT NULL THEN
-    SELECT budget_used INTO v_used FROM rewards.programs WHERE id = v_program FOR NO KEY UPDATE;
-    v_points := LEAST(v_points, GREATEST(0, v_prog.budget_points - v_used));
+    -- Under the row lock: what is used now, and the budget as of now.
+    SELECT budget_points, budget_used INTO v_budget, v_used FROM rewards.programs WHERE id = v_program FOR NO KEY UPDATE;
+    v_points := LEAST(v_points, GREATEST(0, coalesce(v_budget, v_points + v_used) - v_used));
     IF v_points > 0 THEN
       UPDATE rewards.programs SET budget_used = budget_used + v_points WHERE id = v_program;
     END IF;
