@@ -26,7 +26,11 @@ import { sealPayerVpa, withPayerVpa, PAYER_VPA_FIELD, type PayerVpaCipher } from
  */
 export interface PaymentHooks {
   onCreated?(tx: Queryable, payment: PaymentRow, input: CreatePaymentInput): Promise<void>;
-  /** After the payment's ledger entry, in the same transaction. */
+  /**
+   * In the transaction that posts the payment's ledger entry, just before the entry: the entry
+   * locks the bank's clearing account, which every payment at that bank shares, so it is
+   * written last and held only until the commit (bench/PROFILE.md).
+   */
   onSucceeded?(tx: Queryable, payment: PaymentRow): Promise<void>;
   /** A payment closed without money: failed or expired. */
   onClosedUnpaid?(tx: Queryable, payment: PaymentRow): Promise<void>;
@@ -158,15 +162,15 @@ export function createPaymentsService(deps: PaymentsDeps) {
   async function transition(tx: Queryable, p: PaymentRow, to: PaymentStatus, u: repo.PaymentUpdate, source: Source, detail?: string) {
     if (!canTransition(p.status, to)) throw new AppError('invalid_state_transition', `A ${p.status} payment cannot become ${to}`);
     // Status, history row and outbox event in one statement; the ledger entry (which locks the
-    // bank's clearing account, shared by every payment at that bank) comes after it, so that
-    // lock is held for as few round trips as possible before the commit.
+    // bank's clearing account, shared by every payment at that bank) comes last, so that lock
+    // is held for as few round trips as possible before the commit.
     const next = await repo.transitionStatus(tx, { id: p.id, from: p.status, to, u, now: clock.now(), source, detail });
     if (!next) return undefined;
     // The hooks see the payer's VPA in clear (rewards keys customers by it): decrypted for them only.
     if (hooks.length > 0 && (to === 'succeeded' || to === 'failed' || to === 'expired')) await withPayerVpa(deps.payerVpa, next, tx);
     if (to === 'succeeded') {
-      await postPaymentLedger(tx, next);
       for (const h of hooks) await h.onSucceeded?.(tx, next);
+      await postPaymentLedger(tx, next);
     }
     if (to === 'failed' || to === 'expired') for (const h of hooks) await h.onClosedUnpaid?.(tx, next);
     // No hooks on the way to pending: create() makes that move outside a transaction.
