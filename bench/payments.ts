@@ -16,6 +16,7 @@ import { startTillpoint, runTillpoint, killAll, memoryMb, cpuSeconds, machineCpu
 import { Recorder, Errors, Http, closedLoop, openLoop, now, round } from './lib/load.ts';
 import { findPgbench, pgbenchInit, pgbenchRun, type PgbenchResult } from './lib/pgbench.ts';
 import { freePort } from './lib/net.ts';
+import { sampleWaits, type WaitSampler } from './lib/waits.ts';
 
 const USAGE = `Usage: npm run bench:payments -- [options]
 
@@ -294,7 +295,11 @@ async function main() {
   const windowStart = runStart + WARMUP * 1000;
   const windowEnd = windowStart + DURATION * 1000;
   let cpuA: ReturnType<typeof cpuMark> | undefined;
-  const cpuTimer = setTimeout(() => (cpuA = cpuMark()), WARMUP * 1000);
+  let waits: Promise<WaitSampler> | undefined;
+  const cpuTimer = setTimeout(() => {
+    cpuA = cpuMark();
+    waits = sampleWaits(dbUrl);
+  }, WARMUP * 1000);
   const errorsBefore = { ...errors.counts };
   await closedLoop(CLIENTS, windowEnd, async () => {
     const r = await payment({ pay: true });
@@ -308,6 +313,7 @@ async function main() {
   });
   clearTimeout(cpuTimer);
   const cpuPeak = cpuA ? cpuShare(cpuA, cpuMark(), completedIds.length) : null;
+  const pgWaits = waits ? await (await waits).stop() : null;
   const peakErrors = diff(errors.counts, errorsBefore);
   const seenPerS = completedIds.length / DURATION;
   log(`${elapsed()} peak: ${seenPerS.toFixed(1)} completed payments/s; create p99 ${create.percentile(99)} ms; completion p99 ${completion.percentile(99)} ms`);
@@ -403,6 +409,8 @@ async function main() {
     get_by_id: reads,
     errors: { peak: peakErrors, total: errors.counts },
     cpu_during_peak: cpuPeak,
+    // Average number of the database's sessions in each state during the measured peak.
+    postgres_sessions_during_peak: pgWaits,
     pgbench: pgbench ?? pgbenchNote ?? null,
     config: {
       clients: CLIENTS,
