@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { readSecurityEvents, type SecurityEvent } from '../src/modules/edge/index.ts';
 import { ATTACKS, type Attack } from './gateway.attacks.ts';
 import { counterSum, gatewaySkip, startAppBehindGateway, type GatewayedApp } from './helpers/gateway.ts';
+import { createOperator } from './helpers/operators.ts';
 
 // Through a real nginx + ModSecurity v3 + OWASP CRS in front of a real API: the whole
 // legitimate flow passes without a single block (or detection), and every request of our own
@@ -205,6 +206,12 @@ describe('WAF gateway: nginx + ModSecurity v3 + OWASP CRS in front of the API', 
     const next = await api('GET', `/v1/payments?limit=5&cursor=${encodeURIComponent(list.json.next_cursor)}`);
     assert.equal(next.status, 200);
     assert.equal((await api('GET', '/v1/merchants?limit=3')).status, 200);
+
+    // The console's sign-in: a password full of punctuation (it is only ever hashed) passes.
+    const op = await createOperator(g.t, { roles: ['viewer'], password: "Rice&Dal;cat 2024'-- <b>$(x)" });
+    const login = await api('POST', '/v1/auth/login', { email: op.email, password: op.password }, { authorization: '' });
+    assert.equal(login.status, 200, login.text);
+    assert.ok(login.json.challenge);
 
     const ev = events();
     assert.deepEqual(
