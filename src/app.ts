@@ -86,7 +86,7 @@ export async function createApp(opts: AppOptions = {}) {
   const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger, hooks: paymentHooks, payerVpa: vault.cipher });
   const rewards = createRewardsService({
     db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, batchSize: config.worker.batchSize,
-    customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir),
+    customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode),
   });
   paymentHooks.push(rewards.hooks);
 

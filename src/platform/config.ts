@@ -63,7 +63,7 @@ export interface Config {
   bankTimeoutMs: number;
   /** Terminal gateway: embedded MQTT broker or an external one, device PKI, outbox relay. */
   mqtt: MqttConfig;
-  /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); undefined outside production = a key file in the data dir. */
+  /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); required in production (checked at start), else a key file in the data dir. */
   rewards: { customerKey?: Buffer };
   /** Operators, sessions, MFA and API keys (PCI DSS 7, 8). */
   identity: IdentityConfig;
@@ -424,13 +424,10 @@ function parseBanks(env: Env, mode: Mode, publicUrl: string, devSecret: string):
   });
 }
 
-/** A secret key of 32+ bytes, given as hex or base64. Required in production; elsewhere optional. */
-function parseKeyBytes(env: Env, mode: Mode, name: string): Buffer | undefined {
+/** A secret key of 32+ bytes, given as hex or base64; undefined when unset (its user decides if that is allowed). */
+function parseKeyBytes(env: Env, name: string): Buffer | undefined {
   const raw = env[name];
-  if (raw === undefined || raw === '') {
-    if (mode === 'production') throw new ConfigError(name, 'required in production (32 or more random bytes, hex or base64)');
-    return undefined;
-  }
+  if (raw === undefined || raw === '') return undefined;
   const v = raw.trim();
   const key = /^(?:[0-9a-fA-F]{2})+$/.test(v) ? Buffer.from(v, 'hex') : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) ? Buffer.from(v, 'base64') : undefined;
   if (!key || key.length < 32) throw new ConfigError(name, 'must be 32 or more random bytes, hex or base64');
@@ -511,6 +508,6 @@ export function loadConfig(env: Env = process.env): Config {
     databasePasswordSecret: env.DATABASE_PASSWORD_SECRET || undefined,
     tls: parseTlsConfig(env, mode),
     mqtt: parseMqtt(env, mode, host, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
-    rewards: { customerKey: parseKeyBytes(env, mode, 'REWARDS_CUSTOMER_KEY') },
+    rewards: { customerKey: parseKeyBytes(env, 'REWARDS_CUSTOMER_KEY') },
   };
 }

@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../../platform/errors.ts';
+import { ConfigError, type Mode } from '../../platform/config.ts';
 
 // Customers are known to the rewards tables only by a keyed hash of how the till or the bank
 // identified them: HMAC-SHA-256(key, "vpa:<lower-cased vpa>") or (key, "phone:+91<10 digits>").
@@ -45,12 +46,15 @@ export function createCustomerHasher(key: Buffer): CustomerHasher {
 }
 
 /**
- * The HMAC key: REWARDS_CUSTOMER_KEY when set (required in production, where config refuses to
+ * The HMAC key: REWARDS_CUSTOMER_KEY when set, and required in production (the process does not
  * start without it); otherwise a random key kept in <data dir>/rewards-customer.key (mode 0600),
  * created on first use, so a development install never shares a key with another.
  */
-export function loadCustomerKey(configured: Buffer | undefined, dataDir: string): Buffer {
+export function loadCustomerKey(configured: Buffer | undefined, dataDir: string, mode: Mode): Buffer {
   if (configured) return configured;
+  if (mode === 'production') {
+    throw new ConfigError('REWARDS_CUSTOMER_KEY', 'required in production (32 or more random bytes, hex or base64)');
+  }
   const file = join(dataDir, 'rewards-customer.key');
   if (!existsSync(file)) {
     mkdirSync(dataDir, { recursive: true });
