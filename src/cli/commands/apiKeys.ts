@@ -15,7 +15,8 @@ export const apiKeys: Command = {
     });
     if (!values.name) throw new ConfigError('--name', 'is required');
     const { PERMISSIONS } = await import('../../http/principal.ts');
-    const perms = values.permissions ? values.permissions.split(',').map((s) => s.trim()) : [...PERMISSIONS];
+    // Without --permissions a key gets every permission but detokenizing, which must be asked for by name.
+    const perms = values.permissions ? values.permissions.split(',').map((s) => s.trim()) : PERMISSIONS.filter((p) => p !== 'vault:detokenize');
     for (const p of perms) if (!(PERMISSIONS as readonly string[]).includes(p)) throw new ConfigError('--permissions', `unknown permission "${p}"`);
     const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days', 'must be a positive integer');
