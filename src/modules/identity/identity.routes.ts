@@ -7,6 +7,7 @@ import type { IdentityService } from './operators.service.ts';
 import type { ApiKeysService } from './apiKeys.service.ts';
 import { ROLE_NAMES } from './roles.ts';
 import { clearedSessionCookie, sessionCookie } from './authenticator.ts';
+import { signInRateLimits, mfaRateLimits } from '../edge/index.ts';
 
 // Sign-in, the operator's own account, operator administration and API key management.
 // Thin: schemas in, service call, schema out.
@@ -70,13 +71,15 @@ const p = (req: { principal?: Principal }) => req.principal!;
 
 export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityService, apiKeys: ApiKeysService, opts: { sessionAbsoluteHours: number }) {
   const auth = ['auth'];
+  // Stricter limits than the API's, per IP and per account; the per-account burst sits above the
+  // lockout threshold so the PCI DSS 8.3.4 lockout (10 failures) always acts first.
   app.post<{ Body: Static<typeof Login> }>('/v1/auth/login', {
-    config: { public: true },
+    config: { public: true, rateLimits: signInRateLimits((req) => (req.body as { email?: string } | undefined)?.email) },
     schema: { tags: auth, summary: 'Sign in, step one: email and password. Answers with a second-factor challenge (and, at first sign-in, the TOTP enrollment).', body: Login, response: { 200: Challenge } },
   }, async (req) => identity.login(req.body));
 
   app.post<{ Body: Static<typeof Mfa> }>('/v1/auth/mfa', {
-    config: { public: true },
+    config: { public: true, rateLimits: mfaRateLimits((req) => (req.body as { challenge?: string } | undefined)?.challenge) },
     schema: { tags: auth, summary: 'Sign in, step two: the TOTP code. Opens a session (HttpOnly cookie) and returns its CSRF token.', body: Mfa, response: { 200: Opened } },
   }, async (req, reply) => {
     const s = await identity.completeMfa(req.body, req.ip);
