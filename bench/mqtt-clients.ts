@@ -16,6 +16,10 @@ let failed = 0;
 let dropped = 0;
 let lastError = '';
 const say = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
+process.on('uncaughtException', (e) => {
+  process.stderr.write(`[mqtt-clients ${process.pid}] ${e.stack ?? e}\n`);
+  process.exit(1);
+});
 const tick = setInterval(() => say({ connected, failed, dropped }), 500);
 
 let next = 0;

@@ -21,7 +21,7 @@
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir, cpus, totalmem } from 'node:os';
+import { tmpdir, cpus, totalmem, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { createPgDb, createPgliteDb, type Db } from '../src/platform/db.ts';
@@ -108,9 +108,11 @@ async function provision(db: Db, n: number): Promise<{ merchantId: string; termi
   return { merchantId, terminals };
 }
 
+let gateways = 0;
 async function gateway(role: 'terminal-gateway' | 'all', env: Record<string, string>, mqttPort: number, extra: Record<string, string> = {}): Promise<BenchProc> {
   return startTillpoint({
-    name: `gateway-${role}`,
+    // A log of its own per process: readiness is read from the log.
+    name: `gateway-${role}-${++gateways}`,
     args: ['serve', '--role', role],
     env: { NODE_ENV: 'development', LOG_LEVEL: 'warn', MQTT_PORT: String(mqttPort), MQTTS_PORT: 'off', TERMINAL_PKI_DIR: join(work, 'pki'), TILLPOINT_DATA_DIR: join(work, 'data'), ...env, ...extra },
     ready: /Tillpoint is running/,
@@ -305,11 +307,13 @@ try {
         return null;
       }
     })(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    // The load average says how much else ran on the machine: figures from a busy machine are not comparable.
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, load_average_1m_at_start: Math.round(loadavg()[0] * 10) / 10 },
     database: setup.source,
   };
   if (what === 'connections' || what === 'all') result.connections = await benchConnections(setup);
   if (what === 'roundtrip' || what === 'all') result.roundtrip = await benchRoundTrip(setup);
+  result.load_average_1m_at_end = Math.round(loadavg()[0] * 10) / 10;
   const line = JSON.stringify(result);
   process.stdout.write(line + '\n');
   const dir = join(ROOT, 'bench', 'results');

@@ -5,7 +5,7 @@ import type { Db } from '../../platform/db.ts';
 import { ConfigError, type Config } from '../../platform/config.ts';
 import { systemClock, type Clock } from '../../platform/clock.ts';
 import type { Metrics } from '../../platform/metrics.ts';
-import { createRequestHandler, errorResponse, peekRequestId, type PaymentsForTerminals, type RewardsForTerminals } from './protocol/handlers.ts';
+import { createRequestHandler, errorResponse, peekRequestId, type HandlerOutcome, type PaymentsForTerminals, type RewardsForTerminals } from './protocol/handlers.ts';
 import { createOutboxRelay } from './outboxRelay.ts';
 import { createViolationRecorder } from './violations.ts';
 import { credentialsRevokedSince, pruneRequests } from './terminals.repo.ts';
@@ -34,8 +34,16 @@ export interface GatewayDeps {
 
 /** Requests one connection may have in flight; more are refused with rate_limited. */
 const MAX_IN_FLIGHT_PER_CONNECTION = 32;
-/** Requests one gateway process handles at once; more are refused with rate_limited (the SDK retries). */
-const MAX_IN_FLIGHT_PER_GATEWAY = 2000;
+/**
+ * Admission control. At most this many requests run at once (each holds database connections and
+ * may wait on a bank); the rest wait in arrival order, up to MAX_QUEUED, and beyond that are
+ * refused with rate_limited (the SDK retries). Without it an overload slows every request alike
+ * until all of them time out; with it the early ones finish in time and the excess is told so.
+ */
+const MAX_CONCURRENT_REQUESTS = 64;
+const MAX_QUEUED_REQUESTS = 2000;
+/** A request that waited this long for a slot is answered rate_limited instead of run late. */
+const MAX_QUEUE_WAIT_MS = 1000;
 const HOUSEKEEPING_MS = 10 * 60_000;
 
 function gatewayMetrics(registry: Registry) {
@@ -63,6 +71,25 @@ export function createTerminalGateway(deps: GatewayDeps) {
   const handler = createRequestHandler({ db, payments: deps.payments, rewards: deps.rewards, logger, maxPayloadBytes: mq.maxPayloadBytes });
   const pending = new Set<Promise<void>>();
   let handled = 0;
+  let running = 0;
+  const waiting: { run(ok: boolean): void; since: number }[] = [];
+  /** Resolves true when the request may run, false when it waited too long; undefined when the queue is full. */
+  function admit(): Promise<boolean> | undefined {
+    if (running < MAX_CONCURRENT_REQUESTS) {
+      running++;
+      return Promise.resolve(true);
+    }
+    if (waiting.length >= MAX_QUEUED_REQUESTS) return undefined;
+    return new Promise((run) => waiting.push({ run, since: performance.now() }));
+  }
+  function release() {
+    const now = performance.now();
+    for (let next = waiting.shift(); next; next = waiting.shift()) {
+      if (now - next.since <= MAX_QUEUE_WAIT_MS) return next.run(true); // the slot passes straight on
+      next.run(false);
+    }
+    running--;
+  }
   let transport: Transport | undefined;
   let embedded: EmbeddedBroker | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -88,8 +115,9 @@ export function createTerminalGateway(deps: GatewayDeps) {
       publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', `At most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight per connection`)).catch(() => {});
       return;
     }
-    if (pending.size >= MAX_IN_FLIGHT_PER_GATEWAY) {
-      // Shed load rather than queue without bound (an external broker's terminals have no per-connection cap here).
+    const admitted = admit();
+    if (!admitted) {
+      // Shed load rather than queue without bound.
       metrics.requests.inc({ type: 'unknown', outcome: 'rate_limited' });
       publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly')).catch(() => {});
       return;
@@ -97,8 +125,10 @@ export function createTerminalGateway(deps: GatewayDeps) {
     if (ctx.inFlight) ctx.inFlight.count++;
     handled++;
     const end = metrics.duration.startTimer();
-    const work = handler
-      .handle(terminalId, payload)
+    const busy = (): HandlerOutcome => ({ outcome: 'rate_limited', response: errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly') });
+    let ran = false;
+    const work = admitted
+      .then((ok) => ((ran = ok) ? handler.handle(terminalId, payload) : busy()))
       .then(async (out) => {
         const type = out.type ?? 'unknown';
         metrics.requests.inc({ type, outcome: out.outcome });
@@ -115,6 +145,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
         logger.error({ err: { type: e.name, code: e.code, message: e.message.slice(0, 200) }, terminal_id: terminalId }, 'terminal request not answered');
       })
       .finally(() => {
+        if (ran) release();
         if (ctx.inFlight) ctx.inFlight.count--;
         pending.delete(work);
       });
