@@ -17,8 +17,23 @@ const SAD_FIELD_NAMES = new Set([
 ]);
 
 // Track 1 (IATA, format B): %B<PAN>^<NAME>^<YYMM><service code>…   Track 2 (ABA): ;<PAN>=<YYMM><service code>…
-const TRACK1_RE = /%?B\d{12,19}\^[^^]{0,26}\^\d{7}/;
-const TRACK2_RE = /(?:^|[^\d])\d{12,19}[=D]\d{7}/;
+// The PAN must stand on its own (not inside a longer alphanumeric run such as a hex transaction
+// reference, where "…123456789012D1234567…" occurs by chance) and pass the Luhn check.
+const TRACK1_RE = /(?<![0-9A-Za-z])%?B(\d{12,19})\^[^^]{0,26}\^\d{7}/g;
+const TRACK2_RE = /(?<![0-9A-Za-z])(\d{12,19})[=D]\d{7}/g;
+
+function luhnValid(pan: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < pan.length; i++) {
+    let d = pan.charCodeAt(pan.length - 1 - i) - 48;
+    if (i % 2 === 1) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+  }
+  return sum % 10 === 0;
+}
+
+const looksLikeTrackData = (s: string) =>
+  [TRACK1_RE, TRACK2_RE].some((re) => [...s.matchAll(re)].some((m) => luhnValid(m[1])));
 
 const MAX_DEPTH = 32;
 
@@ -27,7 +42,7 @@ const normalizeName = (k: string) => k.toLowerCase().replace(/[^a-z0-9]/g, '');
 /** Where in `value` sensitive authentication data sits (a path like "card.cvv"), or undefined. */
 export function findSensitiveAuthData(value: unknown, path = '', depth = 0): string | undefined {
   if (depth > MAX_DEPTH) return undefined;
-  if (typeof value === 'string') return TRACK1_RE.test(value) || TRACK2_RE.test(value) ? path || '(value)' : undefined;
+  if (typeof value === 'string') return looksLikeTrackData(value) ? path || '(value)' : undefined;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const hit = findSensitiveAuthData(value[i], `${path}[${i}]`, depth + 1);
