@@ -20,7 +20,10 @@ function start(args: string[], env: Record<string, string>, readyText: RegExp): 
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${readyText}: ${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a half-started server behind
+      reject(new Error(`timed out waiting for ${readyText}: ${out}`));
+    }, 60_000);
     const check = () => {
       if (readyText.test(out)) {
         clearTimeout(timer);
