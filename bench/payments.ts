@@ -95,6 +95,12 @@ async function cleanup(keep: boolean, keepLogs = keep) {
   if (workDir && !keepLogs) rmSync(workDir, { recursive: true, force: true });
   else if (workDir) log(`logs kept in ${workDir}`);
 }
+// A run that hangs (a process that stops answering) must still end, and leave nothing running.
+const WATCHDOG_S = 120 + 2 * DURATION + WARMUP + 4 * SIDE + 300;
+setTimeout(() => {
+  log(`gave up after ${WATCHDOG_S}s: stopping`);
+  void cleanup(false, true).finally(() => process.exit(1));
+}, WATCHDOG_S * 1000).unref();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     log(`${sig}: stopping`);
