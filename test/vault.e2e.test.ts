@@ -73,6 +73,11 @@ describe('sensitive data through the API', () => {
   test('a ciphertext moved to another payment fails loudly: 500, generic message, nothing secret', async () => {
     const a = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_collect', payer_vpa: 'first.payer@okaxis' });
     const b = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_collect', payer_vpa: 'second.payer@okaxis' });
+    // Let the simulator's approvals land first: a success re-seals the payer VPA, which would
+    // overwrite the swapped ciphertext if it raced the UPDATE below.
+    for (const id of [a.body.id, b.body.id]) {
+      assert.ok(await t.eventually(async () => (await t.request('GET', `/v1/payments/${id}`)).body.status === 'succeeded'), 'collect approved');
+    }
     await t.db.query(`UPDATE payments.payments SET payer_vpa_ct = (SELECT payer_vpa_ct FROM payments.payments WHERE id = $1) WHERE id = $2`, [a.body.id, b.body.id]);
     const before = logLines.length;
     const g = await t.request('GET', `/v1/payments/${b.body.id}`);
