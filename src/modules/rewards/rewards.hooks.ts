@@ -14,7 +14,7 @@ const MAX_CACHED_PROGRAMS = 50_000;
 // How rewards follow a payment. Each hook runs inside the payment's own transaction, so the
 // points move if and only if the payment's change commits:
 //   created      -> the customer named at the till is linked; points to redeem are reserved
-//   succeeded    -> reserved points are spent; the payment earns (after its ledger entry)
+//   succeeded    -> reserved points are spent; the payment earns (same transaction, just before its ledger entry)
 //   closed unpaid-> reserved points are released
 //   refunded     -> earned points are clawed back and redeemed points returned, pro rata
 
