@@ -4,3 +4,4 @@ export { buildUpiUri } from './upiUri.ts';
 export * from './payments.state.ts';
 export type { PaymentRow, RefundRow } from './payments.repo.ts';
 export { PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
+export * as paymentSchemas from './payments.schemas.ts';

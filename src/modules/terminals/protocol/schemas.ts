@@ -1,5 +1,6 @@
 import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import { PaymentRewardsRequest, rewardsSchemas } from '../../rewards/index.ts';
+import { paymentSchemas } from '../../payments/index.ts';
 
 // The terminal protocol, version 1: one JSON Schema per message. The same definitions validate
 // what arrives at the gateway, type the SDK, and are written to docs/terminal-protocol/ (a test
@@ -86,45 +87,9 @@ export const PaymentListRecentRequest = Type.Object(
 
 // ---- response bodies ----
 
-export const Payment = Type.Object(
-  {
-    id: Type.String(),
-    terminal_id: Type.String(),
-    store_id: Type.String(),
-    merchant_id: Type.String(),
-    method: Type.String(),
-    amount: Type.Integer(),
-    currency: Type.String(),
-    status: PaymentStatus,
-    payer_vpa: Nullable(Type.String({ description: 'Masked' })),
-    note: Nullable(Type.String()),
-    upi_uri: Nullable(Type.String({ description: 'For upi_qr: the string to show as a QR code' })),
-    txn_ref: Type.String(),
-    bank: Type.Object({ code: Type.String(), ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
-    refunded_amount: Type.Integer(),
-    refundable_amount: Type.Integer(),
-    needs_reconciliation: Type.Boolean(),
-    expires_at: Type.String({ format: 'date-time' }),
-    created_at: Type.String({ format: 'date-time' }),
-    updated_at: Type.String({ format: 'date-time' }),
-    completed_at: Nullable(Type.String({ format: 'date-time' })),
-  },
-  { title: 'Payment (body of payment.create and payment.get responses)' },
-);
-
-export const Refund = Type.Object(
-  {
-    id: Type.String(),
-    payment_id: Type.String(),
-    amount: Type.Integer(),
-    status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')]),
-    reason: Nullable(Type.String()),
-    bank: Type.Object({ ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
-    created_at: Type.String({ format: 'date-time' }),
-    completed_at: Nullable(Type.String({ format: 'date-time' })),
-  },
-  { title: 'Refund (body of the payment.refund response)' },
-);
+// The same bodies the HTTP API answers with: one definition, in the payments module.
+export const Payment = Type.Object(paymentSchemas.Payment.properties, { title: 'Payment (body of payment.create and payment.get responses)' });
+export const Refund = Type.Object(paymentSchemas.Refund.properties, { title: 'Refund (body of the payment.refund response)' });
 
 export const RewardsBalanceResponse = Type.Object(rewardsSchemas.Balance.properties, { title: 'rewards.balance response body' });
 export const RewardsQuoteResponse = Type.Object(rewardsSchemas.Quote.properties, { title: 'rewards.quote response body' });
