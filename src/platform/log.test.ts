@@ -23,6 +23,15 @@ test('redaction: sensitive keys at any depth, sensitive values inside free text 
   assert.match(all, /\*{6}3210/);
 });
 
+test('redaction covers sensitive keys in a child logger\'s bindings as well as in each line', () => {
+  const lines: string[] = [];
+  const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
+  log.child({ payer_vpa: VPA, phone: PHONE, request_id: 'req_1' }).info({ session: { token: 'tok_secret' } }, 'child');
+  const all = lines.join('');
+  for (const raw of [VPA, PHONE, 'tok_secret']) assert.ok(!all.includes(raw), `log output carries ${raw}:\n${all}`);
+  assert.match(all, /"request_id":"req_1"/, 'other bindings stay');
+});
+
 test('scrubbing leaves ids, amounts, references and timestamps alone', () => {
   const keep = [
     'pay_0198a1b2c3d4e5f60718293a4b5c6d7e',

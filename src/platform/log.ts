@@ -74,18 +74,7 @@ export const REDACTED_KEYS = [
   'trackData',
 ];
 
-export function redactPaths(keys = REDACTED_KEYS): string[] {
-  const paths: string[] = [];
-  for (const k of keys) {
-    const seg = /^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`;
-    const dot = seg.startsWith('[') ? '' : '.';
-    paths.push(seg, `*${dot}${seg}`, `req.headers${dot}${seg}`, `*.*${dot}${seg}`);
-  }
-  return paths;
-}
-
-// Beyond the paths above (which pino checks at fixed depths), every log line is walked: a
-// sensitive key at any depth is censored, and values that look like a VPA, a card number (13-19
+// Every log line is walked: a sensitive key at any depth is censored, and values that look like a VPA, a card number (13-19
 // digits passing the Luhn check) or an Indian mobile number are masked even in free text and in
 // error messages, so a value that slipped into a message cannot reach the log either.
 const SENSITIVE = new Set(REDACTED_KEYS.map((k) => k.toLowerCase().replace(/[^a-z0-9]/g, '')));
@@ -134,13 +123,25 @@ export function redactDeep(v: unknown, depth = 0): unknown {
   return out;
 }
 
+/**
+ * The process's logger. Each line's object goes through redactDeep() (sensitive keys at any
+ * depth, PII in free text). pino's own `redact` is given the keys at the top level only, which
+ * is what covers a child logger's bindings (pino passes them through no formatter): with
+ * wildcard paths for deeper levels as well it cost ~140 µs per line, against ~3.5 µs now
+ * (bench/PROFILE.md), and redactDeep() already covers every depth.
+ *
+ * Lines are written asynchronously to stdout unless a destination is given: pino buffers them
+ * and writes in the background instead of making one blocking write() per line, and flushes
+ * what is buffered when the process exits. A process killed outright (SIGKILL, OOM) can lose its
+ * last few lines; the audit trail is in the database, not in these logs.
+ */
 export function createLogger(opts: { level?: string; destination?: pino.DestinationStream } = {}): Logger {
   return pino(
     {
       level: opts.level ?? 'info',
       base: { service: 'tillpoint' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: redactPaths(), censor: '[redacted]' },
+      redact: { paths: REDACTED_KEYS.map((k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`)), censor: '[redacted]' },
       formatters: {
         level: (label) => ({ level: label }),
         log: (obj) => redactDeep(obj) as Record<string, unknown>,
@@ -152,7 +153,7 @@ export function createLogger(opts: { level?: string; destination?: pino.Destinat
         },
       },
     },
-    opts.destination,
+    opts.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 
