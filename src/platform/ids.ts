@@ -36,3 +36,8 @@ export function txnRefFromPaymentId(paymentId: string): string {
   // 'pay_' + 32 hex -> 'TP' + 32 hex = 34 chars, alphanumeric only.
   return 'TP' + paymentId.slice(4).toUpperCase();
 }
+
+/** The payment id a txnRef was made from; undefined when it is not one of ours. */
+export function paymentIdFromTxnRef(txnRef: string): string | undefined {
+  return /^TP[0-9A-F]{32}$/.test(txnRef) ? 'pay_' + txnRef.slice(2).toLowerCase() : undefined;
+}

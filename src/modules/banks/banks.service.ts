@@ -24,8 +24,10 @@ export interface BanksService {
   /**
    * The merchant's acquiring bank unless it is marked down, else the first bank of
    * config.bankFallbackOrder that is up. AppError('bank_unavailable') when all are down.
+   * `down`: the banks marked down, when the caller has just read them in a query of its own
+   * (payments reads them with the terminal, in one round trip); otherwise they are read here.
    */
-  route(acquiringBank: string): Promise<BankConnector>;
+  route(acquiringBank: string, down?: ReadonlySet<string>): Promise<BankConnector>;
   markDown(code: string, reason: string): Promise<void>;
   markUp(code: string): Promise<void>;
   statuses(): Promise<BankStatus[]>;
@@ -75,11 +77,11 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
   return {
     connector,
 
-    async route(acquiringBank) {
+    async route(acquiringBank, known) {
       bankConfig(acquiringBank);
       // Read on every call, no cache: a bank marked down on any replica must stop getting
       // payments at once, and this is one indexed read of a table with a row per bank.
-      const down = await repo.downCodes(db);
+      const down = known ?? (await repo.downCodes(db));
       const order = [acquiringBank, ...config.bankFallbackOrder.filter((c) => c !== acquiringBank)];
       const pick = order.find((c) => banks.has(c) && !down.has(c));
       if (!pick) throw new AppError('bank_unavailable', 'No bank is available to take this payment', { tried: order });

@@ -1,3 +1,4 @@
+import type { TerminalContext } from '../merchants/index.ts';
 import type { Queryable } from '../../platform/db.ts';
 import type { PaymentStatus } from './payments.state.ts';
 
@@ -140,7 +141,11 @@ export interface PaymentUpdate {
  */
 export async function transitionStatus(
   q: Queryable,
-  t: { id: string; from: PaymentStatus; to: PaymentStatus; u: PaymentUpdate; now: Date; source: string; detail?: string | null },
+  t: {
+    id: string; from: PaymentStatus; to: PaymentStatus; u: PaymentUpdate; now: Date; source: string; detail?: string | null;
+    /** Further conditions: the move happens only for this txnRef at this bank, for this amount. */
+    only?: { txnRef: string; bankCode: string; amount?: number };
+  },
 ): Promise<PaymentRow | undefined> {
   const { id, from, to, u, now } = t;
   const { rows } = await q.query<PaymentRow>(
@@ -152,7 +157,9 @@ export async function transitionStatus(
               completed_at = coalesce($10, completed_at),
               needs_reconciliation = coalesce($11, needs_reconciliation),
               reconciliation_reason = coalesce($12, reconciliation_reason)
-        WHERE id = $1 AND status = $2 RETURNING *
+        WHERE id = $1 AND status = $2
+          AND ($16::text IS NULL OR txn_ref = $16) AND ($17::text IS NULL OR bank_code = $17) AND ($18::bigint IS NULL OR amount = $18)
+        RETURNING *
      ), e AS (
        INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
        SELECT p.id, $2, $3, $13, $6, $14, $4 FROM p
@@ -164,7 +171,8 @@ export async function transitionStatus(
      )
      SELECT * FROM p`,
     [id, from, to, now, u.bank_ref ?? null, u.response_code ?? null, u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null, 'next_check_at' in u, u.next_check_at ?? null,
-     u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null, t.source, t.detail ?? null, now.toISOString()],
+     u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null, t.source, t.detail ?? null, now.toISOString(),
+     t.only?.txnRef ?? null, t.only?.bankCode ?? null, t.only?.amount ?? null],
   );
   return rows[0];
 }
@@ -280,4 +288,21 @@ export async function enqueueOutbox(q: Queryable, topic: string, key: string, pa
 export async function countNeedingReconciliation(q: Queryable): Promise<number> {
   const { rows } = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE needs_reconciliation`);
   return rows[0].n;
+}
+
+/**
+ * What creating a payment needs to know, in one round trip: the terminal, its store and merchant
+ * (as merchants' getTerminalContext() reads them) and the banks marked down right now (as the
+ * banks module's route() would read them). A read of the other modules' tables, kept to this one
+ * statement because it runs before every payment.
+ */
+export async function paymentContext(q: Queryable, terminalId: string) {
+  const { rows } = await q.query<TerminalContext & { down_banks: string[] }>(
+    `SELECT t.id AS terminal_id, t.status AS terminal_status, t.store_id, m.id AS merchant_id, m.status AS merchant_status,
+            m.name AS merchant_name, m.vpa AS merchant_vpa, m.mcc, m.acquiring_bank,
+            ARRAY(SELECT b.code FROM banks.bank_status b WHERE b.status = 'down') AS down_banks
+       FROM merchants.terminals t JOIN merchants.merchants m ON m.id = t.merchant_id WHERE t.id = $1`,
+    [terminalId],
+  );
+  return rows[0];
 }

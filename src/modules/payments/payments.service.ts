@@ -4,7 +4,7 @@ import type { Clock } from '../../platform/clock.ts';
 import type { Config } from '../../platform/config.ts';
 import type { Metrics } from '../../platform/metrics.ts';
 import { AppError, isAppError } from '../../platform/errors.ts';
-import { newId, isId, txnRefFromPaymentId } from '../../platform/ids.ts';
+import { newId, isId, txnRefFromPaymentId, paymentIdFromTxnRef } from '../../platform/ids.ts';
 import { isValidPaise } from '../../platform/money.ts';
 import { maskVpa } from '../../platform/mask.ts';
 import type { Principal } from '../../http/principal.ts';
@@ -12,7 +12,6 @@ import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
 import { page } from '../../http/pagination.ts';
 import type { LedgerService } from '../ledger/types.ts';
 import type { BankCallback, BankConnector, BankResult } from '../banks/types.ts';
-import { getTerminalContext } from '../merchants/index.ts';
 import type { PaymentRewardsInput } from '../rewards/index.ts';
 import { buildUpiUri } from './upiUri.ts';
 import { canTransition, statusAfterRefund, type PaymentStatus } from './payments.state.ts';
@@ -43,7 +42,7 @@ export interface PaymentHooks {
 export interface PaymentsDeps {
   db: Db;
   ledger: Pick<LedgerService, 'post'>;
-  banks: { route(acquiringBank: string): Promise<BankConnector>; connector(code: string): BankConnector };
+  banks: { route(acquiringBank: string, down?: ReadonlySet<string>): Promise<BankConnector>; connector(code: string): BankConnector };
   config: Pick<Config, 'payments' | 'publicUrl'>;
   metrics: Metrics;
   clock: Clock;
@@ -165,7 +164,12 @@ export function createPaymentsService(deps: PaymentsDeps) {
     // bank's clearing account, shared by every payment at that bank) comes last, so that lock
     // is held for as few round trips as possible before the commit.
     const next = await repo.transitionStatus(tx, { id: p.id, from: p.status, to, u, now: clock.now(), source, detail });
-    if (!next) return undefined;
+    return next && afterTransition(tx, next);
+  }
+
+  /** What follows a state change in its transaction: the hooks, and the ledger entry when money arrived. */
+  async function afterTransition(tx: Queryable, next: PaymentRow) {
+    const to = next.status;
     // The hooks see the payer's VPA in clear (rewards keys customers by it): decrypted for them only.
     if (hooks.length > 0 && (to === 'succeeded' || to === 'failed' || to === 'expired')) await withPayerVpa(deps.payerVpa, next, tx);
     if (to === 'succeeded') {
@@ -175,6 +179,21 @@ export function createPaymentsService(deps: PaymentsDeps) {
     if (to === 'failed' || to === 'expired') for (const h of hooks) await h.onClosedUnpaid?.(tx, next);
     // No hooks on the way to pending: create() makes that move outside a transaction.
     return next;
+  }
+
+  /**
+   * The common callback, "paid", for a pending payment of the amount asked: one compare-and-set
+   * by txnRef, bank and amount instead of locking the row, reading it and then moving it.
+   * undefined when anything is unusual (another state, another amount, not ours): the caller
+   * then takes the long way, in the same transaction.
+   */
+  async function succeedPendingByRef(tx: Queryable, target: { txnRef: string; bankCode: string }, result: BankResult, source: Source) {
+    const id = paymentIdFromTxnRef(target.txnRef);
+    if (!id || result.outcome !== 'success') return undefined;
+    const now = clock.now();
+    const u = { completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null, ...(await sealedPayer(tx, id, result)) };
+    const next = await repo.transitionStatus(tx, { id, from: 'pending', to: 'succeeded', u, now, source, only: { ...target, amount: result.amountPaise } });
+    return next && afterTransition(tx, next);
   }
 
   function count(p: PaymentRow) {
@@ -188,6 +207,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
    */
   async function applyPaymentResult(target: string | { txnRef: string; bankCode: string }, result: BankResult, source: Source, opts: { expireIfOpen?: boolean } = {}) {
     const updated = await db.tx(async (tx) => {
+      if (typeof target !== 'string') {
+        const paid = await succeedPendingByRef(tx, target, result, source);
+        if (paid) return paid;
+      }
       // A callback names the payment by our txnRef: locked by it directly, with no read before.
       const p = typeof target === 'string' ? await repo.getPayment(tx, target, true) : await repo.getPaymentByTxnRef(tx, target.txnRef, true);
       if (typeof target !== 'string' && (!p || p.bank_code !== target.bankCode)) {
@@ -292,11 +315,11 @@ export function createPaymentsService(deps: PaymentsDeps) {
     paymentView,
     async create(principal: Principal, input: CreatePaymentInput): Promise<PaymentView> {
       validateCreate(input);
-      const ctx = isId('terminal', input.terminal_id) ? await getTerminalContext(db, input.terminal_id) : undefined;
+      const ctx = isId('terminal', input.terminal_id) ? await repo.paymentContext(db, input.terminal_id) : undefined;
       if (!ctx || !canAccessMerchant(principal, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
       if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
       if (ctx.merchant_status !== 'active') throw new AppError('merchant_inactive', 'The merchant is suspended');
-      const bank = await banks.route(ctx.acquiring_bank);
+      const bank = await banks.route(ctx.acquiring_bank, new Set(ctx.down_banks));
       const now = clock.now();
       const id = newId('payment');
       const txnRef = txnRefFromPaymentId(id);
