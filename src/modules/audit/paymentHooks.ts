@@ -8,11 +8,12 @@ import type { AuditWriter } from './trail.ts';
 
 export function auditPaymentHooks(audit: AuditWriter): PaymentHooks {
   return {
-    async onCreated(tx, payment) {
-      await audit.record(tx, {
+    // Written by the payment's own insert statement (a create is then one round trip).
+    createdAuditEvents(payment) {
+      return [audit.prepare({
         action: 'payment.created', resource: { type: 'payment', id: payment.id, merchant_id: payment.merchant_id },
         origin: { terminal_id: payment.terminal_id }, details: { method: payment.method, amount: payment.amount, currency: payment.currency },
-      });
+      })];
     },
     async onRefundRequested(tx, payment, refund) {
       await audit.record(tx, {

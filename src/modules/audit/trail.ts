@@ -72,44 +72,87 @@ export const SYSTEM_ACTOR = (name: string): Actor => ({ type: 'system', id: name
 export interface AuditWriter {
   /** Writes one record with `q`, which should be the transaction of the change it describes. Returns its id. */
   record(q: Queryable, input: AuditInput): Promise<string>;
+  /**
+   * The record as a row, for a caller that writes it in a statement of its own together with the
+   * change it describes (one round trip instead of two, on a hot path): see insertAuditEventsSql().
+   * The caller must write it; the current request counts it as recorded.
+   */
+  prepare(input: AuditInput): PreparedAuditEvent;
+}
+
+/** An audit.events row, ready to insert; `mac` in hex. */
+export interface PreparedAuditEvent {
+  id: string;
+  record: string;
+  mac: string;
+  occurred_at: string;
+  action: string;
+  outcome: 'success' | 'failure';
+  actor_id: string | null;
+  merchant_id: string | null;
+  resource_id: string | null;
+}
+
+/**
+ * SQL that inserts the prepared events given as one jsonb array parameter (e.g. `$16`), to embed
+ * as a data-modifying CTE (`WITH a AS (${insertAuditEventsSql('$16')})`) in the caller's statement.
+ */
+export function insertAuditEventsSql(param: string): string {
+  return `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
+          SELECT x.id, x.record, decode(x.mac, 'hex'), x.occurred_at, x.action, x.outcome, x.actor_id, x.merchant_id, x.resource_id
+            FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, record text, mac text, occurred_at timestamptz, action text,
+                                                          outcome text, actor_id text, merchant_id text, resource_id text)`;
 }
 
 export function createAuditWriter(deps: { keys: Pick<AuditKeys, 'mac'>; clock: Clock; host?: string }): AuditWriter {
   const host = deps.host ?? hostname();
+  function build(input: AuditInput): PreparedAuditEvent & { ctx: RequestContext | undefined; macBytes: Buffer } {
+    const ctx = input.ctx ?? currentRequest();
+    const id = newId('auditEvent');
+    const actor = input.actor ?? (ctx ? actorOf(ctx.principal) : SYSTEM_ACTOR('tillpoint'));
+    const details: Record<string, Json> = {};
+    for (const [k, v] of Object.entries(input.details ?? {})) if (v !== undefined) details[k] = v;
+    const rec: AuditRecord = {
+      v: 1,
+      id,
+      at: deps.clock.now().toISOString(),
+      action: input.action,
+      outcome: input.outcome ?? 'success',
+      actor,
+      origin: {
+        ip: ctx?.ip ?? null,
+        request_id: ctx?.requestId ?? null,
+        terminal_id: null,
+        method: ctx?.method ?? null,
+        route: ctx?.route ?? null,
+        ...input.origin,
+      },
+      resource: { type: input.resource?.type ?? null, id: input.resource?.id ?? null, merchant_id: input.resource?.merchant_id ?? null },
+      details,
+      host,
+    };
+    const text = canonicalJson(rec);
+    const macBytes = deps.keys.mac(text);
+    return {
+      ctx, macBytes, id, record: text, mac: macBytes.toString('hex'), occurred_at: rec.at, action: rec.action, outcome: rec.outcome,
+      actor_id: actor.id, merchant_id: rec.resource.merchant_id ?? actor.merchant_id, resource_id: rec.resource.id,
+    };
+  }
   return {
     async record(q, input) {
-      const ctx = input.ctx ?? currentRequest();
-      const id = newId('auditEvent');
-      const actor = input.actor ?? (ctx ? actorOf(ctx.principal) : SYSTEM_ACTOR('tillpoint'));
-      const details: Record<string, Json> = {};
-      for (const [k, v] of Object.entries(input.details ?? {})) if (v !== undefined) details[k] = v;
-      const rec: AuditRecord = {
-        v: 1,
-        id,
-        at: deps.clock.now().toISOString(),
-        action: input.action,
-        outcome: input.outcome ?? 'success',
-        actor,
-        origin: {
-          ip: ctx?.ip ?? null,
-          request_id: ctx?.requestId ?? null,
-          terminal_id: null,
-          method: ctx?.method ?? null,
-          route: ctx?.route ?? null,
-          ...input.origin,
-        },
-        resource: { type: input.resource?.type ?? null, id: input.resource?.id ?? null, merchant_id: input.resource?.merchant_id ?? null },
-        details,
-        host,
-      };
-      const text = canonicalJson(rec);
+      const e = build(input);
       await q.query(
         `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [id, text, deps.keys.mac(text), rec.at, rec.action, rec.outcome, actor.id, rec.resource.merchant_id ?? actor.merchant_id, rec.resource.id],
+        [e.id, e.record, e.macBytes, e.occurred_at, e.action, e.outcome, e.actor_id, e.merchant_id, e.resource_id],
       );
-      ctx?.auditIds.push(id);
-      return id;
+      e.ctx?.auditIds.push(e.id);
+      return e.id;
+    },
+    prepare(input) {
+      const { ctx, macBytes: _, ...row } = build(input);
+      ctx?.auditIds.push(row.id);
+      return row;
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { TerminalContext } from '../merchants/index.ts';
+import { insertAuditEventsSql, type PreparedAuditEvent } from '../audit/index.ts';
 import type { Queryable } from '../../platform/db.ts';
 import type { PaymentStatus } from './payments.state.ts';
 
@@ -51,13 +52,18 @@ export interface RefundRow {
   completed_at: Date | null;
 }
 
-export async function insertPayment(
-  q: Queryable,
-  p: Pick<PaymentRow, 'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa_ct' | 'payer_vpa_bidx' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'> & { now: Date },
-): Promise<PaymentRow> {
-  // The payment and its first history row in one statement: one round trip, and atomic on its own.
+/** A payment about to be written. */
+export type NewPayment = Pick<
+  PaymentRow,
+  'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa_ct' | 'payer_vpa_bidx' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'
+> & { now: Date };
+
+export async function insertPayment(q: Queryable, p: NewPayment, audit: PreparedAuditEvent[] = []): Promise<PaymentRow> {
+  // The payment, its first history row and the audit records of its creation in one statement:
+  // one round trip, and atomic on its own.
   const { rows } = await q.query<PaymentRow>(
-    `WITH p AS (
+    `WITH a AS (${insertAuditEventsSql('$16')}),
+     p AS (
        INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
                                       payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *
@@ -66,7 +72,8 @@ export async function insertPayment(
        SELECT id, NULL, 'created', 'api', $14 FROM p
      )
      SELECT * FROM p`,
-    [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa_ct, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now, p.payer_vpa_bidx],
+    [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa_ct, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now, p.payer_vpa_bidx,
+     JSON.stringify(audit)],
   );
   return rows[0];
 }

@@ -149,5 +149,12 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     await points.giveBack(engine, tx, p, c, refund.id, payment.id, payment.refunded_amount, payment.amount, now);
   }
 
-  return { onCreated, onSucceeded, onClosedUnpaid, onRefunded };
+  return {
+    onCreated,
+    // Only a payment that names a customer or redeems points has work here.
+    createNeedsTransaction: (input) => input.rewards !== undefined,
+    onSucceeded,
+    onClosedUnpaid,
+    onRefunded,
+  };
 }
