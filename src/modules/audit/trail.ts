@@ -11,11 +11,11 @@ import type { AuditKeys } from './keys.ts';
 // back with the change it describes (PCI DSS 10.2: nothing happens unrecorded, and nothing is
 // recorded that did not happen). Who and where default to the current request.
 
-export type ActorType = 'operator' | 'api_key' | 'system' | 'anonymous' | 'cli';
+export type ActorType = 'operator' | 'api_key' | 'terminal' | 'system' | 'anonymous' | 'cli';
 
 export interface Actor {
   type: ActorType;
-  /** opr_…, key_…, a service name ("worker"), an OS user for the CLI; null when unknown. */
+  /** opr_…, key_…, trm_… (a terminal over MQTT), a service name ("worker"), an OS user for the CLI; null when unknown. */
   id: string | null;
   merchant_id: string | null;
   session_id?: string;
@@ -62,9 +62,8 @@ export interface AuditRecord {
 
 export function actorOf(p: Principal | undefined): Actor {
   if (!p) return { type: 'anonymous', id: null, merchant_id: null };
-  return p.kind === 'operator'
-    ? { type: 'operator', id: p.id, merchant_id: p.merchantId, ...(p.sessionId ? { session_id: p.sessionId } : {}) }
-    : { type: 'api_key', id: p.id, merchant_id: p.merchantId };
+  if (p.kind === 'operator') return { type: 'operator', id: p.id, merchant_id: p.merchantId, ...(p.sessionId ? { session_id: p.sessionId } : {}) };
+  return { type: p.kind === 'terminal' ? 'terminal' : 'api_key', id: p.id, merchant_id: p.merchantId };
 }
 
 export const SYSTEM_ACTOR = (name: string): Actor => ({ type: 'system', id: name, merchant_id: null });
