@@ -29,7 +29,7 @@ describe('rewards over the terminal protocol', { timeout: 60_000 }, () => {
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards });
+    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards, audit: t.app.services.audit });
     const s = await t.seedMerchant('Rao Provisions');
     merchantId = s.merchant.id;
     const p = await t.request('POST', '/v1/rewards/programs', {

@@ -44,7 +44,7 @@ describe('terminal gateway on an external broker (Mosquitto)', { skip, timeout: 
 
   before(async () => {
     t = await startTestApp();
-    gateways.push(await startTestGateway({ db: t.db, payments: t.app.services.payments, env: gatewayEnv(), pkiDir: mq.pkiDir }));
+    gateways.push(await startTestGateway({ db: t.db, payments: t.app.services.payments, audit: t.app.services.audit, env: gatewayEnv(), pkiDir: mq.pkiDir }));
     storeId = (await t.seedMerchant('Mosquitto Mart')).store.id;
   });
   after(async () => {
@@ -155,7 +155,7 @@ describe('terminal gateway on an external broker (Mosquitto)', { skip, timeout: 
   });
 
   test('two gateway replicas share the requests through $share, each answered exactly once', async () => {
-    gateways.push(await startTestGateway({ db: t.db, payments: t.app.services.payments, env: gatewayEnv('tillpoint-gateway-2'), pkiDir: mq.pkiDir }));
+    gateways.push(await startTestGateway({ db: t.db, payments: t.app.services.payments, audit: t.app.services.audit, env: gatewayEnv('tillpoint-gateway-2'), pkiDir: mq.pkiDir }));
     const b = await enrolled();
     const term = await terminal(b);
     const handledBefore = gateways.map((g) => g.gateway.handledCount());

@@ -33,7 +33,7 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments });
+    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards, audit: t.app.services.audit });
     const s = await t.seedMerchant('Kirana on Relay Road');
     merchantId = s.merchant.id;
     storeId = s.store.id;

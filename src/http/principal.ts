@@ -38,14 +38,34 @@ export const SELF_PERMISSION = 'account:self';
 export const DATA_ACCESS_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'operators:read', 'api_keys:read', 'audit:read', 'vault:detokenize']);
 
 export interface Principal {
-  /** api_key: a partner or merchant system; operator: a person signed in with password and TOTP. */
-  kind: 'api_key' | 'operator';
+  /**
+   * api_key: a partner or merchant system; operator: a person signed in with password and TOTP;
+   * terminal: a POS terminal over MQTT, authenticated when it connected (certificate or secret),
+   * always scoped to its merchant (build it with terminalPrincipal()).
+   */
+  kind: 'api_key' | 'operator' | 'terminal';
+  /** key_…, opr_…, or trm_… for a terminal. */
   id: string;
-  /** null = platform-wide (a partner key, platform staff); set = that merchant only. */
+  /** null = platform-wide (a partner key, platform staff); set = that merchant only. Never null for a terminal. */
   merchantId: string | null;
   permissions: ReadonlySet<string>;
   /** Operators only: the session this request came in on. */
   sessionId?: string;
+}
+
+export type TerminalPrincipal = Principal & { kind: 'terminal'; merchantId: string };
+
+/** What a terminal may do: take and look up its own payments, refund them, look up reward points. */
+const TERMINAL_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'payments:write', 'refunds:write', 'rewards:read']);
+
+/**
+ * A terminal acting for its merchant. The merchant comes from the terminal's record, read when it
+ * connected (a terminal never moves to another merchant); the terminal id from the connection.
+ * Services scope it like a merchant key; the terminals module adds "only its own payments".
+ */
+export function terminalPrincipal(terminalId: string, merchantId: string): TerminalPrincipal {
+  if (!merchantId) throw new Error('a terminal principal needs its merchant');
+  return { kind: 'terminal', id: terminalId, merchantId, permissions: TERMINAL_PERMISSIONS };
 }
 
 function noteCrossMerchant(merchantId: string) {
@@ -55,7 +75,11 @@ function noteCrossMerchant(merchantId: string) {
 
 /** The merchant filter to apply for this caller, or throws when it asks for another merchant's data. */
 export function merchantScope(p: Principal, requested?: string): string | undefined {
-  if (p.merchantId === null) return requested;
+  if (p.merchantId === null) {
+    // A terminal is never platform-wide: one without a merchant sees nothing.
+    if (p.kind !== 'terminal') return requested;
+    throw new AppError('merchant_not_found', 'Merchant not found');
+  }
   if (requested !== undefined && requested !== p.merchantId) {
     noteCrossMerchant(requested);
     // 404, not 403: never confirm that another merchant's resource exists.
@@ -69,7 +93,7 @@ export function merchantScope(p: Principal, requested?: string): string | undefi
  * noted on the request, so the 404 the caller gets is recorded as a denied access.
  */
 export function canAccessMerchant(p: Principal, merchantId: string): boolean {
-  if (p.merchantId === null || p.merchantId === merchantId) return true;
+  if (p.merchantId === merchantId || (p.merchantId === null && p.kind !== 'terminal')) return true;
   noteCrossMerchant(merchantId);
   return false;
 }

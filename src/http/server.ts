@@ -171,7 +171,7 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     const principal = await authenticateRequest(req);
     req.ctx.principal = principal;
     if (!principal.permissions.has(cfg.permission)) {
-      throw new AppError('forbidden', `This ${principal.kind === 'operator' ? 'account' : 'key'} lacks the "${cfg.permission}" permission`);
+      throw new AppError('forbidden', `This ${principal.kind === 'operator' ? 'account' : principal.kind === 'terminal' ? 'terminal' : 'key'} lacks the "${cfg.permission}" permission`);
     }
     req.principal = principal;
   });

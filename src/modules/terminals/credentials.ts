@@ -38,7 +38,13 @@ export async function issueMqttSecret(db: Db, terminalId: string, mode: Mode): P
 }
 
 export type AuthResult =
-  | { ok: true; terminalId: string; credential: { kind: 'secret'; id: number } | { kind: 'certificate'; fingerprint: string; serial: string } }
+  | {
+      ok: true;
+      terminalId: string;
+      /** The terminal's merchant, from the record read for this check: requests on the connection act for it. */
+      merchantId: string;
+      credential: { kind: 'secret'; id: number } | { kind: 'certificate'; fingerprint: string; serial: string };
+    }
   | { ok: false; reason: string };
 
 /** Username/password login on the development listener. */
@@ -49,7 +55,7 @@ export async function verifyMqttSecret(q: Queryable, username: string | undefine
   if (!ctx) return { ok: false, reason: 'unknown terminal' };
   if (!live || !timingSafeEqual(live.secret_hash, hashSecret(password))) return { ok: false, reason: 'wrong secret' };
   if (ctx.terminal_status !== 'active') return { ok: false, reason: 'terminal disabled' };
-  return { ok: true, terminalId: username, credential: { kind: 'secret', id: live.id } };
+  return { ok: true, terminalId: username, merchantId: ctx.merchant_id, credential: { kind: 'secret', id: live.id } };
 }
 
 /**
@@ -69,7 +75,7 @@ export async function verifyClientCertificate(
   if (row.not_after <= now || row.not_before > now) return { ok: false, reason: 'certificate outside its validity period' };
   const ctx = await getTerminalContext(q, row.terminal_id);
   if (!ctx || ctx.terminal_status !== 'active') return { ok: false, reason: 'terminal disabled' };
-  return { ok: true, terminalId: row.terminal_id, credential: { kind: 'certificate', fingerprint: row.fingerprint, serial: row.serial } };
+  return { ok: true, terminalId: row.terminal_id, merchantId: ctx.merchant_id, credential: { kind: 'certificate', fingerprint: row.fingerprint, serial: row.serial } };
 }
 
 /** Records a certificate the CA just issued for `terminalId`. */

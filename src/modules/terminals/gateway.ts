@@ -5,6 +5,7 @@ import type { Db } from '../../platform/db.ts';
 import { ConfigError, type Config } from '../../platform/config.ts';
 import { systemClock, type Clock } from '../../platform/clock.ts';
 import type { Metrics } from '../../platform/metrics.ts';
+import { createAuditWriter, loadAuditKeys, type AuditWriter } from '../audit/index.ts';
 import { createRequestHandler, errorResponse, peekRequestId, type HandlerOutcome, type PaymentsForTerminals, type RewardsForTerminals } from './protocol/handlers.ts';
 import { createOutboxRelay } from './outboxRelay.ts';
 import { createViolationRecorder } from './violations.ts';
@@ -21,8 +22,15 @@ import type { RequestSink, Transport } from './broker/transport.ts';
 
 export interface GatewayDeps {
   db: Db;
-  config: Pick<Config, 'mode' | 'mqtt'>;
+  /** `dataDir` and `audit` locate the audit trail's key when no `audit` writer is given. */
+  config: Pick<Config, 'mode' | 'mqtt' | 'dataDir' | 'audit'>;
   logger: Logger;
+  /**
+   * The audit trail (terminal reads of payments and reward points are recorded as data.read).
+   * Default: a writer of its own with the process's audit key (AUDIT_SIGNING_KEY, or the key file
+   * under the data directory), as the audit service has.
+   */
+  audit?: Pick<AuditWriter, 'record'>;
   payments: PaymentsForTerminals;
   /** Reward points for rewards.balance and rewards.quote (optional). */
   rewards?: RewardsForTerminals;
@@ -68,7 +76,19 @@ export function createTerminalGateway(deps: GatewayDeps) {
   const clock = deps.clock ?? systemClock;
   const metrics = gatewayMetrics(deps.metrics?.registry ?? new Registry());
   const recorder = createViolationRecorder({ db, logger, onRecord: (kind) => metrics.violations.inc({ kind }) });
-  const handler = createRequestHandler({ db, payments: deps.payments, rewards: deps.rewards, logger, maxPayloadBytes: mq.maxPayloadBytes });
+  // Built on first use: in a Tillpoint process the audit service has already loaded (and checked)
+  // the same key at start.
+  let ownAudit: AuditWriter | undefined;
+  const audit: Pick<AuditWriter, 'record'> = deps.audit ?? {
+    record(q, input) {
+      ownAudit ??= createAuditWriter({
+        keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey, trustedPublicKeys: config.audit.trustedPublicKeys }),
+        clock,
+      });
+      return ownAudit.record(q, input);
+    },
+  };
+  const handler = createRequestHandler({ db, payments: deps.payments, rewards: deps.rewards, audit, logger, maxPayloadBytes: mq.maxPayloadBytes });
   const pending = new Set<Promise<void>>();
   let handled = 0;
   let running = 0;
@@ -128,7 +148,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
     const busy = (): HandlerOutcome => ({ outcome: 'rate_limited', response: errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly') });
     let ran = false;
     const work = admitted
-      .then((ok) => ((ran = ok) ? handler.handle(terminalId, payload) : busy()))
+      .then((ok) => ((ran = ok) ? handler.handle(terminalId, payload, ctx) : busy()))
       .then(async (out) => {
         const type = out.type ?? 'unknown';
         metrics.requests.inc({ type, outcome: out.outcome });

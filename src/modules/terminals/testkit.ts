@@ -4,16 +4,28 @@ import { join } from 'node:path';
 import { createLogger } from '../../platform/log.ts';
 import { loadConfig } from '../../platform/config.ts';
 import type { Db } from '../../platform/db.ts';
+import type { AuditWriter } from '../audit/index.ts';
 import { createTerminalGateway } from './gateway.ts';
 import type { PaymentsForTerminals, RewardsForTerminals } from './protocol/handlers.ts';
 
 // Test helpers: a terminal gateway on free ports with a throwaway terminal CA, over whatever
 // database and payments service the test already runs (usually the harness's real API).
 
-export async function startTestGateway(o: { db: Db; payments: PaymentsForTerminals; rewards?: RewardsForTerminals; env?: Record<string, string>; pkiDir?: string; revocationSweepMs?: number }) {
+export async function startTestGateway(o: {
+  db: Db;
+  payments: PaymentsForTerminals;
+  rewards?: RewardsForTerminals;
+  /** The app's audit writer, so the records the gateway writes verify with the app's key. */
+  audit?: Pick<AuditWriter, 'record'>;
+  env?: Record<string, string>;
+  pkiDir?: string;
+  revocationSweepMs?: number;
+}) {
   const pkiDir = o.pkiDir ?? mkdtempSync(join(tmpdir(), 'tillpoint-pki-'));
   const config = loadConfig({
     NODE_ENV: 'test',
+    // Without o.audit, the gateway's own audit key goes here, not into ./data.
+    TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-gw-data-')),
     MQTT_PORT: '0',
     MQTTS_PORT: '0',
     TERMINAL_PKI_DIR: pkiDir,
@@ -26,6 +38,7 @@ export async function startTestGateway(o: { db: Db; payments: PaymentsForTermina
     logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     payments: o.payments,
     rewards: o.rewards,
+    audit: o.audit,
     revocationSweepMs: o.revocationSweepMs ?? 100,
   });
   await gateway.start();

@@ -91,7 +91,7 @@ export function maskTokenValue(purpose: TokenPurpose, v: string): string {
 
 /** What the audit trail gets for every detokenization attempt. */
 export interface DetokenizeEvent {
-  actor: { type: 'api_key' | 'operator' | 'system'; id: string; merchantId: string | null };
+  actor: { type: Principal['kind'] | 'system'; id: string; merchantId: string | null };
   token: string;
   purpose: TokenPurpose | null;
   reason: string;

@@ -22,6 +22,9 @@ type Ok = Extract<AuthResult, { ok: true }>;
 
 interface Session {
   terminalId: string;
+  /** Read from the terminal's record at connect; a terminal never moves to another merchant. */
+  merchantId: string;
+  remoteAddr: string | null;
   credential: Ok['credential'];
   inFlight: { count: number };
   strikes: number;
@@ -102,7 +105,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
         (r) => {
           if (!r.ok) return refuse(isTls ? RC_NOT_AUTHORIZED : RC_BAD_CREDENTIALS, 'auth_failed', r.reason, isTerminalId(username) ? username : undefined);
           if (r.terminalId !== clientId) return refuse(RC_IDENTIFIER_REJECTED, 'client_id_mismatch', 'client id is not the authenticated terminal', r.terminalId);
-          sessions.set(client, { terminalId: r.terminalId, credential: r.credential, inFlight: { count: 0 }, strikes: 0 });
+          sessions.set(client, { terminalId: r.terminalId, merchantId: r.merchantId, remoteAddr: conn.remoteAddress ?? null, credential: r.credential, inFlight: { count: 0 }, strikes: 0 });
           done(null, true);
         },
         (e: Error & { code?: string }) => {
@@ -124,6 +127,8 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
       packet.retain = false;
       callback(null);
       o.onRequest(s.terminalId, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), {
+        merchantId: s.merchantId,
+        remoteAddr: s.remoteAddr,
         inFlight: s.inFlight,
         strike: () => {
           if (++s.strikes < maxStrikes) return;

@@ -2,6 +2,10 @@
 // responses and events at QoS 1, and (embedded only) drop a terminal's live connection.
 
 export interface RequestContext {
+  /** The terminal's merchant, read from its record when it connected (embedded broker only). */
+  merchantId?: string;
+  /** Where the terminal connects from (embedded broker only), for the audit trail. */
+  remoteAddr?: string | null;
   /** Requests this connection has in flight (embedded broker only: it knows the connection). */
   inFlight?: { count: number };
   /** Counts protocol violations on this connection; the gateway disconnects a repeat offender. */

@@ -5,11 +5,12 @@ import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { Db } from '../../../platform/db.ts';
 import { AppError, fromDatabaseError, isAppError, type ErrorCode } from '../../../platform/errors.ts';
-import type { Principal } from '../../../http/principal.ts';
+import { terminalPrincipal, type TerminalPrincipal } from '../../../http/principal.ts';
 import { describeValidation } from '../../../http/validation.ts';
 import type { PaymentsService } from '../../payments/index.ts';
 import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
+import { actorOf, type AuditWriter } from '../../audit/index.ts';
 import * as repo from '../terminals.repo.ts';
 import type { ViolationKind } from '../terminals.repo.ts';
 import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } from './schemas.ts';
@@ -18,6 +19,12 @@ import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } fr
 // JSON, envelope, type, body schema, then the database. Nothing is written before a request has
 // passed all of them, and a request either completes in the payments service or writes nothing
 // of its own: a malformed message can never leave a partial write behind.
+//
+// Who is asking: the terminal the connection authenticated as (never a field of the message),
+// acting for its merchant, which the broker read from the terminal's record at connect (a
+// terminal never moves to another merchant). That it is still active is checked on every
+// request: by payments.create itself for a payment (it reads the terminal anyway), and here, at
+// the same time as the read, for everything else.
 
 export type PaymentsForTerminals = Pick<PaymentsService, 'create' | 'get' | 'list' | 'refund'>;
 export type RewardsForTerminals = Pick<RewardsService, 'balance' | 'quote'>;
@@ -27,8 +34,18 @@ export interface HandlerDeps {
   payments: PaymentsForTerminals;
   /** Reward points (rewards.balance, rewards.quote); without it those types answer service_unavailable. */
   rewards?: RewardsForTerminals;
+  /** Reads of payments and reward points are recorded here (data.read), before the answer leaves. */
+  audit: Pick<AuditWriter, 'record'>;
   logger: Logger;
   maxPayloadBytes: number;
+}
+
+/** What the broker knows about the connection a request came in on. */
+export interface TerminalConnection {
+  /** The terminal's merchant, read when it connected; absent on an external broker (looked up once, then kept). */
+  merchantId?: string;
+  /** The terminal's address, for the audit trail. */
+  remoteAddr?: string | null;
 }
 
 export interface HandlerOutcome {
@@ -48,7 +65,19 @@ const MUTATING = new Set<RequestType>(['payment.create', 'payment.refund']);
 const CLAIM_SECONDS = 60;
 /** Failures worth retrying with the same id: the claim is released instead of the error being stored. */
 const RETRYABLE = new Set<ErrorCode>(['bank_unavailable', 'service_unavailable', 'internal_error']);
-const TERMINAL_PERMISSIONS = new Set(['payments:read', 'payments:write', 'refunds:write']);
+/**
+ * Reads of personal data, recorded in the audit trail as the API's GETs of the same data are
+ * (src/modules/audit/http.ts): resource type and permission of the matching route.
+ */
+const DATA_READS: Partial<Record<RequestType, { resource: string; permission: string }>> = {
+  'payment.get': { resource: 'payments', permission: 'payments:read' },
+  'payment.list_recent': { resource: 'payments', permission: 'payments:read' },
+  'rewards.balance': { resource: 'rewards', permission: 'rewards:read' },
+  'rewards.quote': { resource: 'rewards', permission: 'rewards:read' },
+};
+const MAX_AUDITED_IDS = 200;
+/** Terminal -> merchant for requests whose connection did not bring it (external broker). */
+const MAX_CACHED_MERCHANTS = 100_000;
 
 const ajv = new Ajv.default({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
 addFormats.default(ajv);
@@ -71,19 +100,49 @@ export function errorResponse(id: string | null, code: ErrorCode, message: strin
 
 const isRequestType = (t: string): t is RequestType => Object.prototype.hasOwnProperty.call(REQUEST_TYPES, t);
 
-export function createRequestHandler(deps: HandlerDeps) {
-  const { db, payments, logger, maxPayloadBytes } = deps;
+/** Ids of what a read returned, as the API's audit hook takes them: `id` of one resource, or `data[].id` of a page. */
+function idsOf(body: unknown): string[] {
+  const b = body as { id?: unknown; data?: { id?: unknown }[] } | null;
+  if (!b || typeof b !== 'object') return [];
+  if (typeof b.id === 'string') return [b.id];
+  if (Array.isArray(b.data)) return b.data.map((d) => d?.id).filter((x): x is string => typeof x === 'string').slice(0, MAX_AUDITED_IDS);
+  return [];
+}
 
-  async function principalFor(terminalId: string): Promise<Principal> {
+export function createRequestHandler(deps: HandlerDeps) {
+  const { db, payments, audit, logger, maxPayloadBytes } = deps;
+  const merchants = new Map<string, string>();
+
+  /** The terminal acting for its merchant; only on its own payments (checked per request below). */
+  async function principalFor(terminalId: string, conn: TerminalConnection): Promise<TerminalPrincipal> {
+    let merchantId = conn.merchantId ?? merchants.get(terminalId);
+    if (merchantId === undefined) {
+      const ctx = await getTerminalContext(db, terminalId);
+      if (!ctx) throw new AppError('terminal_not_found', 'Terminal not found');
+      merchantId = ctx.merchant_id;
+      if (merchants.size >= MAX_CACHED_MERCHANTS) merchants.clear();
+      merchants.set(terminalId, merchantId);
+    }
+    return terminalPrincipal(terminalId, merchantId);
+  }
+
+  /** Throws unless the terminal is (still) active: a disabled terminal is refused on every request. */
+  async function assertActive(terminalId: string): Promise<void> {
     const ctx = await getTerminalContext(db, terminalId);
     if (!ctx) throw new AppError('terminal_not_found', 'Terminal not found');
     if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
-    // The terminal acts for its merchant, and (checked per request below) only on its own payments.
-    return { kind: 'api_key', id: terminalId, merchantId: ctx.merchant_id, permissions: TERMINAL_PERMISSIONS };
+  }
+
+  /** `read`, run at the same time as the status check; a disabled terminal gets terminal_inactive, never the data. */
+  async function whileActive<T>(terminalId: string, read: () => Promise<T>): Promise<T> {
+    const [active, value] = await Promise.allSettled([assertActive(terminalId), read()]);
+    if (active.status === 'rejected') throw active.reason;
+    if (value.status === 'rejected') throw value.reason;
+    return value.value;
   }
 
   /** A payment this terminal took; anything else is "not found", never "forbidden". */
-  async function ownPayment(principal: Principal, terminalId: string, paymentId: string) {
+  async function ownPayment(principal: TerminalPrincipal, terminalId: string, paymentId: string) {
     const p = await payments.get(principal, paymentId);
     if (p.terminal_id !== terminalId) throw new AppError('payment_not_found', 'Payment not found');
     return p;
@@ -94,32 +153,56 @@ export function createRequestHandler(deps: HandlerDeps) {
     return deps.rewards;
   }
 
-  async function dispatch(terminalId: string, type: RequestType, body: Record<string, unknown>): Promise<unknown> {
-    const principal = await principalFor(terminalId);
+  async function dispatch(principal: TerminalPrincipal, type: RequestType, body: Record<string, unknown>): Promise<unknown> {
+    const terminalId = principal.id;
     switch (type) {
       case 'ping':
+        await assertActive(terminalId);
         return { pong: true, terminal_id: terminalId, server_time: new Date().toISOString() };
       case 'payment.create':
+        // payments.create reads the terminal (its merchant, status, store) and refuses an inactive
+        // terminal or merchant, and a terminal of another merchant than the principal's.
         return payments.create(principal, { ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }), terminal_id: terminalId });
       case 'payment.get':
-        return ownPayment(principal, terminalId, body.payment_id as string);
+        return whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
       case 'payment.refund': {
-        await ownPayment(principal, terminalId, body.payment_id as string);
+        await whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
         return payments.refund(principal, body.payment_id as string, { amount: body.amount as number, reason: body.reason as string | undefined });
       }
       case 'payment.list_recent': {
-        const page = await payments.list(principal, { terminalId, status: body.status as string | undefined, limit: (body.limit as number) ?? 10 });
+        const page = await whileActive(terminalId, () => payments.list(principal, { terminalId, status: body.status as string | undefined, limit: (body.limit as number) ?? 10 }));
         return { data: page.data };
       }
-      case 'rewards.balance':
+      case 'rewards.balance': {
         // The program of the terminal's merchant (or the coalition it belongs to).
-        return rewardsService().balance(principal, { merchant_id: principal.merchantId!, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined });
-      case 'rewards.quote':
-        return rewardsService().quote(principal, {
+        const rewards = rewardsService();
+        return whileActive(terminalId, () => rewards.balance(principal, { merchant_id: principal.merchantId, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined }));
+      }
+      case 'rewards.quote': {
+        const rewards = rewardsService();
+        return whileActive(terminalId, () => rewards.quote(principal, {
           terminal_id: terminalId, amount: body.amount as number, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined,
           redeem_points: body.redeem_points as number | undefined,
-        });
+        }));
+      }
     }
+  }
+
+  /**
+   * A read of personal data goes into the audit trail before its answer leaves, as the API's GETs
+   * do (PCI DSS 10.2.1.1): if the record cannot be written, the terminal gets an error instead.
+   */
+  async function recordRead(principal: TerminalPrincipal, conn: TerminalConnection, requestId: string, type: RequestType, body: Record<string, unknown>, result: unknown) {
+    const read = DATA_READS[type];
+    if (!read) return;
+    const ids = idsOf(result);
+    await audit.record(db, {
+      action: 'data.read',
+      actor: actorOf(principal),
+      resource: { type: read.resource, id: typeof body.payment_id === 'string' ? body.payment_id : null, merchant_id: null },
+      origin: { ip: conn.remoteAddr ?? null, request_id: requestId, terminal_id: principal.id, method: 'MQTT', route: type },
+      details: { permission: read.permission, ids, count: ids.length, query: Object.keys(body).filter((k) => k !== 'payment_id').sort() },
+    });
   }
 
   function toError(id: string, e: unknown, type: string): { code: ErrorCode; response: string } {
@@ -136,7 +219,7 @@ export function createRequestHandler(deps: HandlerDeps) {
   }
 
   return {
-    async handle(terminalId: string, payload: Buffer): Promise<HandlerOutcome> {
+    async handle(terminalId: string, payload: Buffer, conn: TerminalConnection = {}): Promise<HandlerOutcome> {
       if (payload.length > maxPayloadBytes) {
         const id = peekRequestId(payload);
         return {
@@ -179,9 +262,19 @@ export function createRequestHandler(deps: HandlerDeps) {
         };
       }
 
+      let principal: TerminalPrincipal;
+      try {
+        principal = await principalFor(terminalId, conn);
+      } catch (e) {
+        const { code, response } = toError(id, e, type);
+        return { type, outcome: code, response };
+      }
+
       if (!MUTATING.has(type)) {
         try {
-          return { type, outcome: 'ok', response: okResponse(id, await dispatch(terminalId, type, body)) };
+          const result = await dispatch(principal, type, body);
+          await recordRead(principal, conn, id, type, body, result);
+          return { type, outcome: 'ok', response: okResponse(id, result) };
         } catch (e) {
           const { code, response } = toError(id, e, type);
           return { type, outcome: code, response };
@@ -214,7 +307,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       let response: string;
       let outcome = 'ok';
       try {
-        response = okResponse(id, await dispatch(terminalId, type, body));
+        response = okResponse(id, await dispatch(principal, type, body));
       } catch (e) {
         const err = toError(id, e, type);
         response = err.response;
