@@ -107,6 +107,48 @@ export async function claimRequest(q: Queryable, terminalId: string, requestId: 
   return r.rowCount === 1;
 }
 
+export interface RequestClaim {
+  terminalId: string;
+  requestId: string;
+  type: string;
+  hash: string;
+}
+
+export interface RequestCompletion {
+  terminalId: string;
+  requestId: string;
+  response: string;
+}
+
+/**
+ * Stores finished requests' responses and claims new request ids, in one statement (the gateway
+ * batches what arrives while the previous statement runs). Returns the keys (`terminal\nrequest`)
+ * of the claims that were won; a claim not returned lost to a row already there. Claims go in key
+ * order, so two replicas claiming overlapping ids cannot deadlock.
+ */
+export async function claimAndCompleteRequests(q: Queryable, claims: RequestClaim[], completions: RequestCompletion[], claimSeconds: number): Promise<Set<string>> {
+  const c = [...claims].sort((a, b) => (a.terminalId === b.terminalId ? (a.requestId < b.requestId ? -1 : 1) : a.terminalId < b.terminalId ? -1 : 1));
+  const { rows } = await q.query<{ terminal_id: string; request_id: string }>(
+    `WITH completed AS (
+       UPDATE terminals.requests r SET state = 'completed', response = d.response
+         FROM unnest($6::text[], $7::text[], $8::text[]) AS d(terminal_id, request_id, response)
+        WHERE r.terminal_id = d.terminal_id AND r.request_id = d.request_id
+     ), claimed AS (
+       INSERT INTO terminals.requests (terminal_id, request_id, type, request_hash, state, locked_until)
+       SELECT c.terminal_id, c.request_id, c.type, c.request_hash, 'in_progress', now() + make_interval(secs => $5)
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS c(terminal_id, request_id, type, request_hash, n)
+        ORDER BY c.n
+       ON CONFLICT (terminal_id, request_id) DO NOTHING RETURNING terminal_id, request_id
+     )
+     SELECT terminal_id, request_id FROM claimed`,
+    [
+      c.map((x) => x.terminalId), c.map((x) => x.requestId), c.map((x) => x.type), c.map((x) => x.hash), claimSeconds,
+      completions.map((x) => x.terminalId), completions.map((x) => x.requestId), completions.map((x) => x.response),
+    ],
+  );
+  return new Set(rows.map((r) => `${r.terminal_id}\n${r.request_id}`));
+}
+
 export async function getRequest(q: Queryable, terminalId: string, requestId: string): Promise<RequestRow | undefined> {
   const { rows } = await q.query<RequestRow>(
     `SELECT request_hash, type, state, response, locked_until < now() AS claimable FROM terminals.requests WHERE terminal_id = $1 AND request_id = $2`,
@@ -123,10 +165,6 @@ export async function takeOverRequest(q: Queryable, terminalId: string, requestI
     [terminalId, requestId, claimSeconds],
   );
   return r.rowCount === 1;
-}
-
-export async function completeRequest(q: Queryable, terminalId: string, requestId: string, response: string): Promise<void> {
-  await q.query(`UPDATE terminals.requests SET state = 'completed', response = $3 WHERE terminal_id = $1 AND request_id = $2`, [terminalId, requestId, response]);
 }
 
 export async function releaseRequest(q: Queryable, terminalId: string, requestId: string): Promise<void> {

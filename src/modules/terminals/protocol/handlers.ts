@@ -13,6 +13,7 @@ import { getTerminalContext } from '../../merchants/index.ts';
 import { actorOf, type AuditWriter } from '../../audit/index.ts';
 import * as repo from '../terminals.repo.ts';
 import type { ViolationKind } from '../terminals.repo.ts';
+import { createRequestIdStore, type RequestIdStore } from '../requestIds.ts';
 import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } from './schemas.ts';
 
 // One terminal request in, one response out. The order of checks is the order of cost: size,
@@ -38,6 +39,8 @@ export interface HandlerDeps {
   audit: Pick<AuditWriter, 'record'>;
   logger: Logger;
   maxPayloadBytes: number;
+  /** Claims and responses of request ids; default: batched writes on `db`. */
+  requestIds?: RequestIdStore;
 }
 
 /** What the broker knows about the connection a request came in on. */
@@ -111,6 +114,7 @@ function idsOf(body: unknown): string[] {
 
 export function createRequestHandler(deps: HandlerDeps) {
   const { db, payments, audit, logger, maxPayloadBytes } = deps;
+  const requestIds = deps.requestIds ?? createRequestIdStore(db, CLAIM_SECONDS);
   const merchants = new Map<string, string>();
 
   /** The terminal acting for its merchant; only on its own payments (checked per request below). */
@@ -283,7 +287,7 @@ export function createRequestHandler(deps: HandlerDeps) {
 
       // State-changing: claim the id first. The hash binds the id to this exact request.
       const hash = createHash('sha256').update(`${type}\n`).update(JSON.stringify(body)).digest('hex');
-      let claimed = await repo.claimRequest(db, terminalId, id, type, hash, CLAIM_SECONDS);
+      let claimed = await requestIds.claim({ terminalId, requestId: id, type, hash });
       if (!claimed) {
         const prior = await repo.getRequest(db, terminalId, id);
         if (!prior) claimed = await repo.claimRequest(db, terminalId, id, type, hash, CLAIM_SECONDS); // released in between
@@ -318,7 +322,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         }
       }
       try {
-        await repo.completeRequest(db, terminalId, id, response);
+        await requestIds.complete({ terminalId, requestId: id, response });
       } catch (e) {
         // The work is done: answer anyway. Until the claim lapses a redelivery gets no answer of
         // its own; after that it would run again, so this is logged loudly.
