@@ -17,12 +17,14 @@
 //
 // Usage: npm run bench:mqtt -- [connections|roundtrip|all] [--count 20000] [--rate 500]
 //        [--duration 20] [--terminals 100] [--hold 10] [--layout split|all] [--tls] [--pglite]
+//        [--cpu-prof DIR]   (the gateway process under node --cpu-prof; summarise the profile with
+//                            bench/profile-summary.ts)
 // Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { createPgDb, createPgliteDb, type Db } from '../src/platform/db.ts';
 import { migrate } from '../src/platform/migrate.ts';
@@ -46,8 +48,11 @@ const { values, positionals } = parseArgs({
     pglite: { type: 'boolean', default: false },
     layout: { type: 'string', default: 'split' },
     tls: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
   },
 });
+const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
+if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
 const what = positionals[0] ?? 'all';
 if (!['connections', 'roundtrip', 'all'].includes(what)) throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
 const log = (s: string) => process.stderr.write(`[bench:mqtt] ${s}\n`);
@@ -118,6 +123,7 @@ async function gateway(role: 'terminal-gateway' | 'all', env: Record<string, str
     ready: /Tillpoint is running/,
     logDir: work,
     timeoutMs: 120_000,
+    nodeFlags: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
   });
 }
 
@@ -314,6 +320,10 @@ try {
   if (what === 'connections' || what === 'all') result.connections = await benchConnections(setup);
   if (what === 'roundtrip' || what === 'all') result.roundtrip = await benchRoundTrip(setup);
   result.load_average_1m_at_end = Math.round(loadavg()[0] * 10) / 10;
+  if (cpuProfDir) {
+    result.cpu_prof = true;
+    log(`CPU profile of the gateway process written to ${cpuProfDir}`);
+  }
   const line = JSON.stringify(result);
   process.stdout.write(line + '\n');
   const dir = join(ROOT, 'bench', 'results');
