@@ -29,7 +29,7 @@ export interface EntryWriteResult {
  * written. Refusals raise SQLSTATE TPL01-TPL04 with a JSON detail and abort the transaction.
  */
 export async function writeEntry(tx: Queryable, w: EntryWrite): Promise<EntryWriteResult> {
-  const accounts = w.accounts.map((a) => ({ code: a.code, type: a.type, floor: a.floor ?? null, floor_given: a.floor !== undefined }));
+  const accounts = w.accounts.map((a) => ({ code: a.code, type: a.type, floor: a.floor ?? null, floor_given: a.floor !== undefined, shards: a.shards }));
   const lines = w.lines.map((l, line) => ({ line, code: l.code, amount: l.amount }));
   const r = await tx.query<EntryWriteResult>(
     'SELECT journal_id, duplicate FROM ledger.post_entry($1::text, $2::text, $3::text, $4::text, $5::text, $6::jsonb, $7::jsonb)',
@@ -40,7 +40,8 @@ export async function writeEntry(tx: Queryable, w: EntryWrite): Promise<EntryWri
 
 export async function accountBalance(q: Queryable, book: string, code: string): Promise<number> {
   const r = await q.query<{ balance: number }>(
-    'SELECT balance FROM ledger.accounts WHERE book = $1::text AND code = $2::text',
+    `SELECT a.balance + coalesce((SELECT sum(s.balance) FROM ledger.balance_shards s WHERE s.account_id = a.id), 0)::bigint AS balance
+       FROM ledger.accounts a WHERE a.book = $1::text AND a.code = $2::text`,
     [book, code],
   );
   return r.rows[0]?.balance ?? 0;

@@ -12,6 +12,9 @@ const LIMIT = MAX_VIOLATIONS_PER_INVARIANT;
 // Normal-side balance of an account from its postings: postings are debit-positive.
 const DERIVED = `CASE WHEN a.type IN ('asset', 'expense') THEN 1 ELSE -1 END * COALESCE(s.total, 0)`;
 const SUMS = `(SELECT account_id, sum(amount) AS total FROM ledger.postings GROUP BY account_id) s`;
+// The stored balance: the account's row, plus its shard rows for a hot account (migrations/0015).
+const STORED = `(a.balance + COALESCE(sh.total, 0))`;
+const SHARDS = `(SELECT account_id, sum(balance) AS total FROM ledger.balance_shards GROUP BY account_id) sh`;
 
 export const accountSubject = (book: string, code: string) => `${book}/${code}`;
 
@@ -59,10 +62,10 @@ export async function verifyLedger(q: Queryable): Promise<LedgerViolation[]> {
   }
 
   // 3. Each account's stored balance is the (normal-side) sum of its postings.
-  const drift = await q.query<{ book: string; code: string; balance: number; derived: string }>(
-    `SELECT a.book, a.code, a.balance, (${DERIVED})::text AS derived
-     FROM ledger.accounts a LEFT JOIN ${SUMS} ON s.account_id = a.id
-     WHERE a.balance <> ${DERIVED}
+  const drift = await q.query<{ book: string; code: string; balance: string; derived: string }>(
+    `SELECT a.book, a.code, ${STORED}::text AS balance, (${DERIVED})::text AS derived
+     FROM ledger.accounts a LEFT JOIN ${SUMS} ON s.account_id = a.id LEFT JOIN ${SHARDS} ON sh.account_id = a.id
+     WHERE ${STORED} <> ${DERIVED}
      ORDER BY a.book COLLATE "C", a.code COLLATE "C"
      LIMIT ${LIMIT}`,
   );

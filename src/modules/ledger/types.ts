@@ -11,6 +11,12 @@ export interface AccountSpec {
   type: AccountType;
   /** Lowest allowed balance on the account's normal side (debit for assets/expenses, credit otherwise). null = none. */
   floor?: number | null;
+  /**
+   * A hot account, posted to by many entries at once (a bank's clearing account): its balance is
+   * kept in this many rows, so concurrent entries do not wait for one row lock. 1 (the default) =
+   * one row. Such an account has no floor. An existing account's count only ever grows.
+   */
+  shards?: number;
 }
 
 export interface EntryLine {

@@ -21,7 +21,11 @@ export interface NormalizedAccount {
   type: AccountType;
   /** undefined = the caller did not say (any existing floor is accepted); null = no floor. */
   floor: number | null | undefined;
+  /** Rows the balance is kept in (AccountSpec.shards); 1 = one row. */
+  shards: number;
 }
+
+export const MAX_SHARDS = 256;
 
 export interface NormalizedLine {
   code: string;
@@ -97,10 +101,21 @@ export function normalizeEntry(input: EntryInput): NormalizedEntry {
       // An account starts at 0: a floor above 0 would be breached from the start.
       if (floor > 0) throw badAmount(`${at}.account.floor`, `${at}.account.floor must be 0 or less`);
     }
+    const shards = spec.shards ?? 1;
+    if (!Number.isSafeInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
+      throw invalid(`${at}.account.shards`, `${at}.account.shards must be an integer from 1 to ${MAX_SHARDS}`);
+    }
+    if (shards > 1 && floor !== undefined && floor !== null) {
+      throw invalid(`${at}.account.shards`, `${at}.account: an account kept in several rows cannot have a floor`);
+    }
     const seen = accounts.get(code);
     if (!seen) {
-      accounts.set(code, { code, type: spec.type, floor });
+      accounts.set(code, { code, type: spec.type, floor, shards });
     } else {
+      seen.shards = Math.max(seen.shards, shards);
+      if (seen.shards > 1 && floor !== undefined && floor !== null) {
+        throw invalid(`${at}.account.shards`, `account ${code}: an account kept in several rows cannot have a floor`);
+      }
       if (seen.type !== spec.type) {
         throw invalid(`${at}.account.type`, `account ${code} appears with two types in one entry`);
       }
