@@ -16,6 +16,8 @@ import type { CustomerRow, LotRow, NewMovement, ProgramRow, RedemptionRow } from
 //   statement Σ available_delta / pending_delta = the two ledger balances above
 
 export const PTS = 'PTS';
+/** Rows each program's issued account is kept in. */
+const ISSUED_SHARDS = 32;
 const DAY_MS = 86_400_000;
 
 /** Ledger accounts. Customer accounts never go below 0 unless the program allows it. */
@@ -25,8 +27,12 @@ export const accounts = {
   }),
   pending: (customerId: string): AccountSpec => ({ code: `customer_pending:${customerId}`, type: 'liability', floor: 0 }),
   reserved: (customerId: string): AccountSpec => ({ code: `customer_reserved:${customerId}`, type: 'liability', floor: 0 }),
-  /** Points the program has granted (earned and credited, net of clawbacks and debits). */
-  issued: (programId: string): AccountSpec => ({ code: `program_issued:${programId}`, type: 'expense' }),
+  /**
+   * Points the program has granted (earned and credited, net of clawbacks and debits). Every earn
+   * in the program posts to it (in a coalition, every earn at every member), so it is a hot
+   * account: kept in several rows, no floor (ledger README, "Hot accounts").
+   */
+  issued: (programId: string): AccountSpec => ({ code: `program_issued:${programId}`, type: 'expense', shards: ISSUED_SHARDS }),
   redeemed: (programId: string): AccountSpec => ({ code: `program_redeemed:${programId}`, type: 'revenue', floor: 0 }),
   expired: (programId: string): AccountSpec => ({ code: `program_expired:${programId}`, type: 'revenue', floor: 0 }),
   // INR book, for split tender: what the program's owner owes the merchant the points paid.
