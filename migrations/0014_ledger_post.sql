@@ -7,7 +7,7 @@
 -- not held (bench/PROFILE.md).
 --
 -- The caller (src/modules/ledger/ledger.service.ts) has already validated and normalised the entry:
---   p_accounts  [{ code, type, floor, floor_given }], one per distinct account
+--   p_accounts  [{ code, type, floor, floor_given, shards }], one per distinct account
 --   p_lines     [{ line, code, amount }], amount signed (debit > 0, credit < 0), summing to 0
 -- Errors carry a JSON DETAIL and a SQLSTATE the service turns into an AppError:
 --   TPL01 floor breach (from ledger.checked_balance), TPL02 type conflict, TPL03 floor conflict,
@@ -15,6 +15,27 @@
 -- Raising aborts the caller's transaction, so nothing of a refused entry can be committed.
 -- Under READ COMMITTED each statement below sees what committed before it started, so an account
 -- or entry another transaction created a moment ago is found by the next statement.
+
+-- Hot accounts. Every successful payment at a bank debits that bank's clearing account; kept in
+-- one row, its row lock made all of a bank's payment completions wait for each other, one commit
+-- (and WAL flush) at a time (bench/PROFILE.md). An account with shards > 1 keeps its balance
+-- spread over that many rows of ledger.balance_shards instead: each database session adds to its
+-- own row (pg_backend_pid() % shards), so concurrent entries do not queue for one lock.
+--   an account's balance = accounts.balance + sum(balance_shards.balance of the account)
+-- (for shards = 1 there are no shard rows, and accounts.balance is the balance, as before).
+-- A floor needs one row to check against, so a sharded account has none. `tillpoint ledger
+-- verify` checks the sum against the postings like any other balance. The number of shards only
+-- says where new changes go, so it can grow at any time without moving a balance.
+ALTER TABLE ledger.accounts ADD COLUMN shards smallint NOT NULL DEFAULT 1 CHECK (shards BETWEEN 1 AND 256);
+ALTER TABLE ledger.accounts ADD CONSTRAINT accounts_sharded_without_floor CHECK (shards = 1 OR floor IS NULL);
+
+CREATE TABLE ledger.balance_shards (
+  account_id bigint NOT NULL REFERENCES ledger.accounts (id),
+  shard      smallint NOT NULL,
+  balance    bigint   NOT NULL,
+  PRIMARY KEY (account_id, shard)
+);
+
 CREATE FUNCTION ledger.post_entry(p_id text, p_book text, p_kind text, p_reference text, p_memo text,
                                   p_accounts jsonb, p_lines jsonb)
 RETURNS TABLE (journal_id text, duplicate boolean)
@@ -26,12 +47,16 @@ DECLARE
   v_done int;
 BEGIN
   -- 1. New accounts, inserted in code order so two entries creating the same ones cannot deadlock.
-  INSERT INTO ledger.accounts (book, code, type, floor)
-  SELECT p_book, a.code, a.type, a.floor
-  FROM jsonb_to_recordset(p_accounts) AS a(code text, type text, floor bigint)
+  INSERT INTO ledger.accounts (book, code, type, floor, shards)
+  SELECT p_book, a.code, a.type, a.floor, a.shards
+  FROM jsonb_to_recordset(p_accounts) AS a(code text, type text, floor bigint, shards smallint)
   WHERE NOT EXISTS (SELECT 1 FROM ledger.accounts x WHERE x.book = p_book AND x.code = a.code)
   ORDER BY a.code COLLATE "C"
   ON CONFLICT (book, code) DO NOTHING;
+  -- An existing account asked to be spread over more rows (a release that made it hot): once.
+  UPDATE ledger.accounts x SET shards = a.shards
+  FROM jsonb_to_recordset(p_accounts) AS a(code text, shards smallint)
+  WHERE x.book = p_book AND x.code = a.code AND x.shards < a.shards AND x.floor IS NULL;
 
   -- 2. An existing account used with another type, or with another floor where one was named.
   SELECT a.code, x.type AS have_type, a.type AS want_type, x.floor AS have_floor, a.floor AS want_floor,
@@ -73,18 +98,21 @@ BEGIN
     RETURN;
   END IF;
 
-  -- 4. Balances: the accounts whose net change is not 0, locked in code order (FOR NO KEY UPDATE,
-  -- the mode UPDATE takes, which does not block other entries' posting inserts through the
-  -- foreign key), then moved; a balance below its floor raises TPL01.
+  -- 4. Balances. An account kept in one row: locked in code order (FOR NO KEY UPDATE, the mode
+  -- UPDATE takes, which does not block other entries' posting inserts through the foreign key),
+  -- then moved; a balance below its floor raises TPL01. A hot account (shards > 1, never with a
+  -- floor): the change is added to one of its shard rows, the one of this database session, so
+  -- concurrent entries on other sessions never wait for each other; locked after the plain rows,
+  -- in code order, so two entries cannot deadlock.
   WITH d AS (
-    SELECT x.id, x.code, (sum(l.amount) * CASE WHEN x.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint AS delta
+    SELECT x.id, x.code, x.shards, (sum(l.amount) * CASE WHEN x.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint AS delta
     FROM jsonb_to_recordset(p_lines) AS l(code text, amount bigint)
     JOIN ledger.accounts x ON x.book = p_book AND x.code = l.code
-    GROUP BY x.id, x.code, x.type
+    GROUP BY x.id, x.code, x.type, x.shards
   ),
   locked AS MATERIALIZED (
     SELECT a.id FROM ledger.accounts a
-    WHERE a.id IN (SELECT id FROM d WHERE delta <> 0)
+    WHERE a.id IN (SELECT id FROM d WHERE delta <> 0 AND shards = 1)
     ORDER BY a.code COLLATE "C"
     FOR NO KEY UPDATE OF a
   ),
@@ -95,10 +123,18 @@ BEGIN
     WHERE a.id = d.id
     RETURNING 1
   )
-  SELECT (SELECT count(*) FROM d WHERE delta <> 0), (SELECT count(*) FROM moved) INTO v_want, v_done;
+  SELECT (SELECT count(*) FROM d WHERE delta <> 0 AND shards = 1), (SELECT count(*) FROM moved) INTO v_want, v_done;
   IF v_done <> v_want THEN
     RAISE EXCEPTION 'ledger entry % % moved % of % balances', p_kind, p_reference, v_done, v_want USING ERRCODE = 'XX000';
   END IF;
+  INSERT INTO ledger.balance_shards AS s (account_id, shard, balance)
+  SELECT x.id, (pg_backend_pid() % x.shards)::smallint, (sum(l.amount) * CASE WHEN x.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint
+  FROM jsonb_to_recordset(p_lines) AS l(code text, amount bigint)
+  JOIN ledger.accounts x ON x.book = p_book AND x.code = l.code
+  WHERE x.shards > 1
+  GROUP BY x.id, x.code, x.type, x.shards
+  ORDER BY x.code COLLATE "C"
+  ON CONFLICT (account_id, shard) DO UPDATE SET balance = s.balance + EXCLUDED.balance;
 
   -- 5. The postings, in the entry's line order.
   INSERT INTO ledger.postings (entry_id, line, account_id, amount)

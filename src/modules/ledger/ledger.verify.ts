@@ -12,7 +12,7 @@ const LIMIT = MAX_VIOLATIONS_PER_INVARIANT;
 // Normal-side balance of an account from its postings: postings are debit-positive.
 const DERIVED = `CASE WHEN a.type IN ('asset', 'expense') THEN 1 ELSE -1 END * COALESCE(s.total, 0)`;
 const SUMS = `(SELECT account_id, sum(amount) AS total FROM ledger.postings GROUP BY account_id) s`;
-// The stored balance: the account's row, plus its shard rows for a hot account (migrations/0015).
+// The stored balance: the account's row, plus its shard rows for a hot account (migrations/0014).
 const STORED = `(a.balance + COALESCE(sh.total, 0))`;
 const SHARDS = `(SELECT account_id, sum(balance) AS total FROM ledger.balance_shards GROUP BY account_id) sh`;
 
