@@ -16,7 +16,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startTillpoint, killAll, ROOT, type BenchProc } from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, openLoop, now, round } from './lib/load.ts';
-import { freePort } from './lib/net.ts';
+import { freePort } from '../src/platform/freePort.ts';
 
 const USAGE = `Usage: npm run bench:gateway -- [options]
 

@@ -33,7 +33,7 @@ import { connectTerminal, type TerminalClient } from '../src/modules/terminals/s
 import { percentile } from '../src/modules/terminals/simulator/index.ts';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
 import { startTillpoint, killAll, ROOT, type BenchProc } from './lib/procs.ts';
-import { freePort } from './lib/net.ts';
+import { freePort } from '../src/platform/freePort.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

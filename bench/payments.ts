@@ -15,7 +15,7 @@ import { startBenchPostgres, checkpoint, withClient, type BenchPostgres } from '
 import { startTillpoint, runTillpoint, killAll, memoryMb, cpuSeconds, machineCpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, openLoop, now, round } from './lib/load.ts';
 import { findPgbench, pgbenchInit, pgbenchRun, type PgbenchResult } from './lib/pgbench.ts';
-import { freePort } from './lib/net.ts';
+import { freePort } from '../src/platform/freePort.ts';
 import { sampleWaits, type WaitSampler } from './lib/waits.ts';
 
 const USAGE = `Usage: npm run bench:payments -- [options]

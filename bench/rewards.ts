@@ -21,7 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { startBenchPostgres, checkpoint, withClient, type BenchPostgres } from './lib/postgres.ts';
 import { startTillpoint, runTillpoint, killAll, cpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, now, round } from './lib/load.ts';
-import { freePort } from './lib/net.ts';
+import { freePort } from '../src/platform/freePort.ts';
 
 const USAGE = `Usage: npm run bench:rewards -- [options]
 

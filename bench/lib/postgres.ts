@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { freePort } from './net.ts';
+import { freePort } from '../../src/platform/freePort.ts';
 
 // The PostgreSQL a benchmark runs against: the server at DATABASE_URL, or a throwaway cluster
 // made with initdb/pg_ctl from /usr/lib/postgresql/<version>/bin. Either way the benchmark

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { freePort } from '../../src/platform/freePort.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,22 +14,31 @@ import { PERMISSIONS } from '../../src/http/principal.ts';
 // A real Tillpoint API on a loopback port, over a test database (PGlite, or a fresh database on
 // the PostgreSQL at TEST_DATABASE_URL), with the bank simulator embedded and answering at once.
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Res<T = any> {
   status: number;
   body: T;
   headers: Headers;
+}
+
+/** One HTTP call: a body that is not a string is sent as JSON; the answer is parsed as JSON when it is JSON. */
+export async function httpJson<T = any>(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> {
+  const h: Record<string, string> = { ...headers };
+  let payload: string | undefined;
+  if (body !== undefined) {
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+    h['content-type'] ??= 'application/json';
+  }
+  const r = await fetch(url, { method, headers: h, body: payload });
+  const text = await r.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
+  return { status: r.status, body: parsed as T, headers: r.headers };
 }
 
 export async function startTestApp(opts: { env?: Record<string, string>; simulator?: Record<string, unknown>; clock?: Clock; logLines?: string[] } = {}) {
@@ -58,23 +67,8 @@ export async function startTestApp(opts: { env?: Record<string, string>; simulat
   const worker = createWorker({ db, payments: app.services.payments, logger, intervalMs: 1000 });
   const admin = await createApiKey(db, { name: 'test admin', merchantId: null, permissions: PERMISSIONS });
 
-  async function request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> {
-    const h: Record<string, string> = { authorization: `Bearer ${admin.key}`, ...headers };
-    let payload: string | undefined;
-    if (body !== undefined) {
-      payload = typeof body === 'string' ? body : JSON.stringify(body);
-      h['content-type'] ??= 'application/json';
-    }
-    const r = await fetch(url + path, { method, headers: h, body: payload });
-    const text = await r.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      /* not JSON */
-    }
-    return { status: r.status, body: parsed as T, headers: r.headers };
-  }
+  const request = <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+    httpJson<T>(url + path, method, body, { authorization: `Bearer ${admin.key}`, ...headers });
 
   /** A merchant with a store and a terminal, created through the API. */
   async function seedMerchant(name = 'Test Store', vpa = `shop${Math.random().toString(36).slice(2, 8)}@simbank`) {

@@ -1,4 +1,4 @@
-import type { TestApp, Res } from './harness.ts';
+import { httpJson, type TestApp, type Res } from './harness.ts';
 import type { Clock } from '../../src/platform/clock.ts';
 import { base32Decode, totp, SESSION_COOKIE } from '../../src/modules/identity/index.ts';
 
@@ -17,23 +17,11 @@ export async function createOperator(t: TestApp, o: { roles: string[]; merchantI
   return { id: r.operator.id, email, password: o.password ?? GOOD_PASSWORD, temporaryPassword: r.temporary_password };
 }
 
-export async function call<T = any>(t: TestApp, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> {
-  const h: Record<string, string> = { ...headers };
-  let payload: string | undefined;
-  if (body !== undefined) {
-    payload = JSON.stringify(body);
-    h['content-type'] = 'application/json';
-  }
-  const r = await fetch(t.url + path, { method, headers: h, body: payload });
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    /* not JSON */
-  }
-  return { status: r.status, body: parsed as T, headers: r.headers };
-}
+/** A request without the admin key (operators carry their session instead). */
+export const call = <T = any>(t: TestApp, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> =>
+  body === undefined
+    ? httpJson<T>(t.url + path, method, undefined, headers)
+    : httpJson<T>(t.url + path, method, JSON.stringify(body), { ...headers, 'content-type': 'application/json' });
 
 export interface Session {
   operatorId: string;

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 
-/** A free TCP port on the loopback interface. Benchmarks only ever listen and connect there. */
+/** A free TCP port on the loopback interface, for tests and benchmarks (which only listen and connect there). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
