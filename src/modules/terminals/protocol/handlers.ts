@@ -139,7 +139,7 @@ export function createRequestHandler(deps: HandlerDeps) {
 
   /** `read`, run at the same time as the status check; a disabled terminal gets terminal_inactive, never the data. */
   async function whileActive<T>(terminalId: string, read: () => Promise<T>): Promise<T> {
-    const [active, value] = await Promise.allSettled([assertActive(terminalId), read()]);
+    const [active, value] = await Promise.allSettled([assertActive(terminalId), (async () => read())()]);
     if (active.status === 'rejected') throw active.reason;
     if (value.status === 'rejected') throw value.reason;
     return value.value;
