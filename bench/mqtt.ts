@@ -32,7 +32,7 @@ import { newId } from '../src/platform/ids.ts';
 import { connectTerminal, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
 import { percentile } from '../src/modules/terminals/simulator/index.ts';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
-import { startTillpoint, killAll, ROOT, type BenchProc } from './lib/procs.ts';
+import { startTillpoint, killAll, cpuSeconds, machineCpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
 import { freePort } from '../src/platform/freePort.ts';
 
 const { values, positionals } = parseArgs({
@@ -235,6 +235,22 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   } else {
     gw = await gateway('all', setup.env, port, { PORT: String(httpPort), EMBEDDED_BANK_SIM: 'true' });
   }
+  // CPU used while a measurement runs, per answered request: the gateway's own figure does not
+  // depend on how busy the rest of the machine is, the latencies do.
+  const postmaster = setup.pg
+    ? await (async () => {
+        const c = createPgDb(setup.pg!.url, 1);
+        try {
+          return postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+        } finally {
+          await c.close();
+        }
+      })()
+    : undefined;
+  const cpuNow = () => ({
+    gateway: cpuSeconds(gw.pid), api: api ? cpuSeconds(api.pid) : undefined, postgres: postmaster === undefined ? undefined : treeCpuSeconds(postmaster),
+    machine: machineCpuSeconds(), self: process.cpuUsage(),
+  });
   const clients: TerminalClient[] = [];
   for (const t of terminals) clients.push(await connectTerminal({ url: `mqtt://127.0.0.1:${port}`, terminalId: t.id, password: t.password, requestTimeoutMs: 10_000, retries: 0 }));
 
@@ -244,6 +260,7 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     let sent = 0;
     const inflight = new Set<Promise<void>>();
     const start = performance.now();
+    const cpu0 = cpuNow();
     let rr = 0;
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
@@ -268,6 +285,11 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     await Promise.allSettled([...inflight]);
     if (!measure) return undefined;
     const elapsed = (performance.now() - start) / 1000;
+    const cpu1 = cpuNow();
+    const ms = (a?: number, b?: number) => (a === undefined || b === undefined || rtts.length === 0 ? null : Math.round(((b - a) * 1000 * 100) / rtts.length) / 100);
+    const pct = (a?: number, b?: number) => (a === undefined || b === undefined ? null : Math.round(((b - a) / elapsed) * 100));
+    const selfS = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+    const machineBusy = cpu0.machine && cpu1.machine ? Math.round(((cpu1.machine.busy - cpu0.machine.busy) / (cpu1.machine.total - cpu0.machine.total)) * 100) : null;
     rtts.sort((a, b) => a - b);
     return {
       rate_target: rate,
@@ -280,6 +302,14 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
       p95_ms: percentile(rtts, 95),
       p99_ms: percentile(rtts, 99),
       max_ms: percentile(rtts, 100),
+      cpu: {
+        gateway_pct_of_a_core: pct(cpu0.gateway, cpu1.gateway),
+        gateway_ms_per_ok: ms(cpu0.gateway, cpu1.gateway),
+        api_ms_per_ok: ms(cpu0.api, cpu1.api),
+        postgres_ms_per_ok: ms(cpu0.postgres, cpu1.postgres),
+        load_generator_ms_per_ok: ms(selfS(cpu0.self), selfS(cpu1.self)),
+        machine_busy_pct_of_all_cores: machineBusy,
+      },
     };
   }
   log(`round trip: ${n} terminals, ${rate}/s, ${warmup} s warm-up then ${duration} s measured, ping then payment.create`);
