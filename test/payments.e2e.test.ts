@@ -120,6 +120,24 @@ describe('UPI payments end to end', () => {
     assert.equal(other.body.error.code, 'idempotency_key_reused');
   });
 
+  test('Idempotency-Key: a retry after the key\'s stored answer is gone (crash, lapsed claim) finds the same payment', async () => {
+    const body = { terminal_id: terminalId, amount: 779, currency: 'INR', method: 'upi_qr' };
+    const first = await t.request('POST', '/v1/payments', body, { 'idempotency-key': 'order-9002' });
+    assert.equal(first.status, 201);
+    const before = await countPayments();
+    // What a process that died before storing the answer leaves, once its claim has lapsed.
+    await t.db.query(`DELETE FROM platform.idempotency_keys WHERE key = 'order-9002'`);
+    const retry = await t.request('POST', '/v1/payments', body, { 'idempotency-key': 'order-9002' });
+    assert.equal(retry.status, 201, JSON.stringify(retry.body));
+    assert.equal(retry.body.id, first.body.id);
+    assert.equal(await countPayments(), before, 'no second payment');
+    await t.db.query(`DELETE FROM platform.idempotency_keys WHERE key = 'order-9002'`);
+    const changed = await t.request('POST', '/v1/payments', { ...body, amount: 780 }, { 'idempotency-key': 'order-9002' });
+    assert.equal(changed.status, 409);
+    assert.equal(changed.body.error.code, 'idempotency_key_reused');
+    assert.equal(await countPayments(), before);
+  });
+
   test('bad input gets a stable 4xx error and writes nothing', async () => {
     const before = await countPayments();
     const base = { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_qr' };

@@ -94,13 +94,15 @@ export interface PreparedAuditEvent {
 
 /**
  * SQL that inserts the prepared events given as one jsonb array parameter (e.g. `$16`), to embed
- * as a data-modifying CTE (`WITH a AS (${insertAuditEventsSql('$16')})`) in the caller's statement.
+ * as a data-modifying CTE (`WITH a AS (${insertAuditEventsSql('$16')})`) in the caller's statement;
+ * `onlyIf`, a condition on the statement's other CTEs (e.g. that the change was written).
  */
-export function insertAuditEventsSql(param: string): string {
+export function insertAuditEventsSql(param: string, onlyIf = 'true'): string {
   return `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
           SELECT x.id, x.record, decode(x.mac, 'hex'), x.occurred_at, x.action, x.outcome, x.actor_id, x.merchant_id, x.resource_id
             FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, record text, mac text, occurred_at timestamptz, action text,
-                                                          outcome text, actor_id text, merchant_id text, resource_id text)`;
+                                                          outcome text, actor_id text, merchant_id text, resource_id text)
+           WHERE ${onlyIf}`;
 }
 
 export function createAuditWriter(deps: { keys: Pick<AuditKeys, 'mac'>; clock: Clock; host?: string }): AuditWriter {

@@ -56,25 +56,35 @@ export interface RefundRow {
 export type NewPayment = Pick<
   PaymentRow,
   'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa_ct' | 'payer_vpa_bidx' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'
-> & { now: Date };
+> & { now: Date; client_ref?: string | null };
 
-export async function insertPayment(q: Queryable, p: NewPayment, audit: PreparedAuditEvent[] = []): Promise<PaymentRow> {
-  // The payment, its first history row and the audit records of its creation in one statement:
-  // one round trip, and atomic on its own.
+/**
+ * Writes a new payment, its first history row and the audit records of its creation in one
+ * statement: one round trip, and atomic on its own. undefined when the terminal already has a
+ * payment with this client_ref (nothing is written then).
+ */
+export async function insertPayment(q: Queryable, p: NewPayment, audit: PreparedAuditEvent[] = []): Promise<PaymentRow | undefined> {
   const { rows } = await q.query<PaymentRow>(
-    `WITH a AS (${insertAuditEventsSql('$16')}),
-     p AS (
+    `WITH p AS (
        INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
-                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *
+                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17)
+       ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
+       RETURNING *
+     ), a AS (${insertAuditEventsSql('$16', 'EXISTS (SELECT 1 FROM p)')}
      ), e AS (
        INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
        SELECT id, NULL, 'created', 'api', $14 FROM p
      )
      SELECT * FROM p`,
     [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa_ct, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now, p.payer_vpa_bidx,
-     JSON.stringify(audit)],
+     JSON.stringify(audit), p.client_ref ?? null],
   );
+  return rows[0];
+}
+
+export async function getPaymentByClientRef(q: Queryable, terminalId: string, clientRef: string): Promise<PaymentRow | undefined> {
+  const { rows } = await q.query<PaymentRow>('SELECT * FROM payments.payments WHERE terminal_id = $1 AND client_ref = $2', [terminalId, clientRef]);
   return rows[0];
 }
 
@@ -213,7 +223,7 @@ export async function claimExpired(q: Queryable, now: Date, leaseUntil: Date, li
   const { rows } = await q.query<PaymentRow>(
     `UPDATE payments.payments SET next_check_at = $2
       WHERE id IN (SELECT id FROM payments.payments
-                    WHERE status = 'pending' AND expires_at <= $1 AND NOT needs_reconciliation
+                    WHERE status IN ('created', 'pending') AND expires_at <= $1 AND NOT needs_reconciliation
                       AND (next_check_at IS NULL OR next_check_at <= $1)
                     ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
       RETURNING *`,

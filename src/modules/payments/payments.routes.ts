@@ -24,7 +24,12 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
       headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ maxLength: 255 })) }),
       body: S.CreatePayment, response: { 201: S.Payment },
     },
-  }, async (req, reply) => reply.status(201).send(await svc.create(p(req), req.body as Parameters<PaymentsService['create']>[1])));
+  }, async (req, reply) => {
+    // The Idempotency-Key also goes on the payment itself: a retry after the key's claim lapsed
+    // (a crash before the response was stored) finds the payment instead of making a second.
+    const clientRef = req.idempotency ? `${req.idempotency.scope}:${req.idempotency.key}` : undefined;
+    return reply.status(201).send(await svc.create(p(req), req.body as Parameters<PaymentsService['create']>[1], { clientRef }));
+  });
 
   app.get<{ Querystring: Static<typeof S.PaymentListQuery> }>('/v1/payments', {
     config: { permission: 'payments:read' },

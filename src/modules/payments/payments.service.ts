@@ -260,11 +260,17 @@ export function createPaymentsService(deps: PaymentsDeps) {
             return p.status === 'pending' ? transition(tx, p, 'expired', done, source) : transition(tx, p, 'failed', done, source);
           case 'deemed':
           case 'unknown':
+            if (opts.expireIfOpen && p.status === 'created' && result.outcome === 'unknown') {
+              // Written, but its bank never heard of it (the process died around the bank call):
+              // nothing can have been paid, so it ends here.
+              return transition(tx, p, 'failed', { ...done, response_code: 'U69' }, source, 'never reached the bank; closed at expiry');
+            }
             await repo.flagReconciliation(tx, p.id, result.outcome === 'deemed' ? 'deemed' : 'unknown_at_bank', result.responseCode, now);
             await note(`bank answered ${result.outcome}; flagged for reconciliation`);
             return repo.getPayment(tx, p.id);
           case 'pending':
             if (opts.expireIfOpen && p.status === 'pending') return transition(tx, p, 'expired', { ...done, response_code: 'U69' }, source, 'expired unpaid');
+            if (opts.expireIfOpen && p.status === 'created') return transition(tx, p, 'failed', { ...done, response_code: 'U69' }, source, 'never confirmed by the bank; closed at expiry');
             if (p.status === 'pending' && p.status_checks >= cfg.statusCheckMax) {
               // No more status checks: the expiry job gives it its final check.
               await tx.query(`UPDATE payments.payments SET next_check_at = NULL WHERE id = $1`, [p.id]);
@@ -327,9 +333,26 @@ export function createPaymentsService(deps: PaymentsDeps) {
     });
   }
 
+  /** A create whose clientRef the terminal has used already: the first payment, if it is the same request. */
+  async function sameCreateAgain(terminalId: string, clientRef: string, input: CreatePaymentInput): Promise<PaymentView> {
+    const first = (await repo.getPaymentByClientRef(db, terminalId, clientRef))!;
+    const same = first.method === input.method && first.amount === input.amount && first.note === (input.note ?? null);
+    if (!same) {
+      throw new AppError('idempotency_key_reused', 'This request reference was used for another payment', { payment_id: first.id });
+    }
+    return paymentView(await withPayerVpa(deps.payerVpa, first));
+  }
+
   return {
     paymentView,
-    async create(principal: Principal, input: CreatePaymentInput): Promise<PaymentView> {
+    /**
+     * Creates a payment and asks its bank for it. `clientRef`: the caller's reference for this
+     * create (a terminal's request id, an Idempotency-Key), unique per terminal: a create that
+     * finds the terminal already has a payment under it returns that payment as it is now and
+     * does nothing else (the same request retried after a crash); with other details it is an
+     * `idempotency_key_reused`.
+     */
+    async create(principal: Principal, input: CreatePaymentInput, opts: { clientRef?: string } = {}): Promise<PaymentView> {
       validateCreate(input);
       const ctx = isId('terminal', input.terminal_id) ? await repo.paymentContext(db, input.terminal_id) : undefined;
       if (!ctx || !canAccessMerchant(principal, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
@@ -349,21 +372,23 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const draft: repo.NewPayment = {
         id, txn_ref: txnRef, merchant_id: ctx.merchant_id, store_id: ctx.store_id, terminal_id: ctx.terminal_id,
         method: input.method, amount: input.amount, currency: 'INR', ...payer,
-        note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now,
+        note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now, client_ref: opts.clientRef ?? null,
       };
       const audit = hooks.flatMap((h) => h.createdAuditEvents?.(draft) ?? []);
       const insert = async (q: Queryable) => {
         const row = await repo.insertPayment(q, draft, audit);
-        row.payer_vpa = input.payer_vpa?.toLowerCase() ?? null; // in memory only, for the hooks
+        if (row) row.payer_vpa = input.payer_vpa?.toLowerCase() ?? null; // in memory only, for the hooks
         return row;
       };
-      let payment = hooks.some((h) => h.onCreated && (h.createNeedsTransaction?.(input) ?? true))
+      const inserted = hooks.some((h) => h.onCreated && (h.createNeedsTransaction?.(input) ?? true))
         ? await db.tx(async (tx) => {
           const row = await insert(tx);
-          for (const h of hooks) await h.onCreated?.(tx, row, input);
+          if (row) for (const h of hooks) await h.onCreated?.(tx, row, input);
           return row;
         })
         : await insert(db);
+      if (!inserted) return sameCreateAgain(ctx.terminal_id, opts.clientRef!, input);
+      let payment = inserted;
       // 2. The bank call, outside any transaction, with our txnRef as the idempotent reference.
       const req = {
         txnRef, amountPaise: input.amount, payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc,

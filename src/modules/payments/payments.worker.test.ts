@@ -7,10 +7,11 @@ import { createMetrics } from '../../platform/metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { Db } from '../../platform/db.ts';
-import { newId } from '../../platform/ids.ts';
+import { newId, txnRefFromPaymentId } from '../../platform/ids.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
 import type { BankConnector, BankResult } from '../banks/types.ts';
 import { createPaymentsService } from './payments.service.ts';
+import * as repo from './payments.repo.ts';
 import { createTestVault, type Vault } from '../vault/index.ts';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';
 import type { Principal } from '../../http/principal.ts';
@@ -186,5 +187,42 @@ describe('payment worker jobs', () => {
     const g = await get(p.id);
     assert.equal(g.status, 'succeeded');
     assert.equal(g.refundable_amount, 2000);
+  });
+
+  test('a create retried with the same client reference returns the first payment and asks the bank once', async () => {
+    const first = await svc.create(principal, { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-1' });
+    const again = await svc.create(principal, { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-1' });
+    assert.equal(again.id, first.id);
+    assert.equal(again.status, 'pending');
+    assert.deepEqual(bank.calls, ['intent'], 'one bank call');
+    const n = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE client_ref = 'mqtt:req-1'`);
+    assert.equal(n.rows[0].n, 1);
+    await assert.rejects(
+      svc.create(principal, { terminal_id: terminalId, amount: 1600, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-1' }),
+      (e: unknown) => e instanceof AppError && e.code === 'idempotency_key_reused',
+    );
+  });
+
+  test('after a crash between writing a payment and asking its bank: the retry finds it, and expiry closes it', async () => {
+    // What create() writes before the bank call, left as a process that died right then leaves it.
+    const id = newId('payment');
+    await repo.insertPayment(db, {
+      id, txn_ref: txnRefFromPaymentId(id), merchant_id: (await db.query<{ merchant_id: string }>('SELECT merchant_id FROM merchants.terminals WHERE id = $1', [terminalId])).rows[0].merchant_id,
+      store_id: (await db.query<{ store_id: string }>('SELECT store_id FROM merchants.terminals WHERE id = $1', [terminalId])).rows[0].store_id,
+      terminal_id: terminalId, method: 'upi_qr', amount: 700, currency: 'INR', payer_vpa_ct: null, payer_vpa_bidx: null, note: null,
+      upi_uri: null, bank_code: 'SIMBANK', expires_at: new Date(clock.now().getTime() + 300_000), now: clock.now(), client_ref: 'mqtt:req-crash',
+    });
+    const retried = await svc.create(principal, { terminal_id: terminalId, amount: 700, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-crash' });
+    assert.equal(retried.id, id);
+    assert.equal(retried.status, 'created');
+    assert.deepEqual(bank.calls, [], 'the retry does not start a second payment at the bank');
+    clock.advance(301_000);
+    // The bank never heard of it (U48). Earlier tests' open payments get their final check too.
+    for (let i = 0; i < 100; i++) bank.script.status.push(ok('U48', 'unknown'));
+    assert.ok((await svc.runExpiry()) >= 1);
+    const g = await get(id);
+    assert.equal(g.status, 'failed');
+    assert.equal(g.bank.response_code, 'U69');
+    assert.equal((await runLedgerVerify(db)).ok, true);
   });
 });
