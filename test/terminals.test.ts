@@ -264,6 +264,28 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal(await countPayments(id), 2);
   });
 
+  test('a gateway that died before storing a response: the retry that takes over the lapsed claim gets the same payment', async () => {
+    const id = await newTerminal();
+    const { password } = await issueMqttSecret(t.db, id, 'test');
+    const c = await raw({ clientId: id, username: id, password, clean: true });
+    await c.subscribeAsync(topics.responseTopic(id), { qos: 1 });
+    const responses: any[] = [];
+    c.on('message', (_t, m) => responses.push(JSON.parse(m.toString())));
+    const req = JSON.stringify({ v: 1, id: 'sale-crash-1', type: 'payment.create', body: { method: 'upi_qr', amount: 6100, currency: 'INR' } });
+    await c.publishAsync(topics.requestTopic(id), req, { qos: 1 });
+    await until(() => responses.length === 1);
+    // What a crash between the payment and its stored response leaves, once the claim has lapsed.
+    await t.db.query(
+      `UPDATE terminals.requests SET state = 'in_progress', response = NULL, locked_until = now() - interval '1 second' WHERE terminal_id = $1 AND request_id = 'sale-crash-1'`,
+      [id],
+    );
+    await c.publishAsync(topics.requestTopic(id), req, { qos: 1 });
+    await until(() => responses.length === 2);
+    assert.equal(responses[1].ok, true, JSON.stringify(responses[1]));
+    assert.equal(responses[1].body.id, responses[0].body.id, 'the same payment');
+    assert.equal(await countPayments(id), 1, 'not a second one');
+  });
+
   test('the SDK retries a request with the same id when no response comes, and it is carried out once', async () => {
     const id = await newTerminal();
     const { client } = await viaSecret(id, { requestTimeoutMs: 40, retries: 20 });

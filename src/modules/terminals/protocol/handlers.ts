@@ -157,7 +157,7 @@ export function createRequestHandler(deps: HandlerDeps) {
     return deps.rewards;
   }
 
-  async function dispatch(principal: TerminalPrincipal, type: RequestType, body: Record<string, unknown>): Promise<unknown> {
+  async function dispatch(principal: TerminalPrincipal, requestId: string, type: RequestType, body: Record<string, unknown>): Promise<unknown> {
     const terminalId = principal.id;
     switch (type) {
       case 'ping':
@@ -165,8 +165,15 @@ export function createRequestHandler(deps: HandlerDeps) {
         return { pong: true, terminal_id: terminalId, server_time: new Date().toISOString() };
       case 'payment.create':
         // payments.create reads the terminal (its merchant, status, store) and refuses an inactive
-        // terminal or merchant, and a terminal of another merchant than the principal's.
-        return payments.create(principal, { ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }), terminal_id: terminalId });
+        // terminal or merchant, and a terminal of another merchant than the principal's. The
+        // request id goes on the payment too: if this process dies after the payment is written
+        // and before the response is stored, the retry that takes over the lapsed claim gets the
+        // same payment back instead of a second one ("mqtt:" keeps it apart from HTTP keys).
+        return payments.create(
+          principal,
+          { ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }), terminal_id: terminalId },
+          { clientRef: `mqtt:${requestId}` },
+        );
       case 'payment.get':
         return whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
       case 'payment.refund': {
@@ -276,7 +283,7 @@ export function createRequestHandler(deps: HandlerDeps) {
 
       if (!MUTATING.has(type)) {
         try {
-          const result = await dispatch(principal, type, body);
+          const result = await dispatch(principal, id, type, body);
           await recordRead(principal, conn, id, type, body, result);
           return { type, outcome: 'ok', response: okResponse(id, result) };
         } catch (e) {
@@ -311,7 +318,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       let response: string;
       let outcome = 'ok';
       try {
-        response = okResponse(id, await dispatch(principal, type, body));
+        response = okResponse(id, await dispatch(principal, id, type, body));
       } catch (e) {
         const err = toError(id, e, type);
         response = err.response;
