@@ -171,8 +171,11 @@ describe('terminal principal over MQTT', { timeout: 60_000 }, () => {
     await assert.rejects(c.getPayment('pay_doesnotexist000000000000', { id: 'audit-get-2' }), notFound);
     assert.equal(await recordOf('audit-get-2'), undefined);
     assert.equal(await recordOf('audit-create-1'), undefined);
-    const created = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit.events WHERE action = 'payment.created' AND resource_id = $1`, [p.id]);
-    assert.equal(created.rows[0].n, 1);
+    const created = await t.db.query<{ record: string; actor_id: string }>(`SELECT record, actor_id FROM audit.events WHERE action = 'payment.created' AND resource_id = $1`, [p.id]);
+    assert.equal(created.rows.length, 1);
+    // The terminal that asked is the actor, not the system.
+    assert.equal(JSON.parse(created.rows[0].record).actor.type, 'terminal');
+    assert.equal(created.rows[0].actor_id, p.terminal_id);
 
     // The records are part of the tamper-evident trail like any other.
     await t.app.services.audit.seal();

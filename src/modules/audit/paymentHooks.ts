@@ -1,5 +1,5 @@
 import type { PaymentHooks } from '../payments/index.ts';
-import type { AuditWriter } from './trail.ts';
+import { actorOf, type AuditWriter } from './trail.ts';
 
 // Payment events the audit trail records, each in the payment's own transaction: a payment
 // holds personal data (the payer's VPA), and a refund moves money back on someone's say-so.
@@ -8,10 +8,12 @@ import type { AuditWriter } from './trail.ts';
 
 export function auditPaymentHooks(audit: AuditWriter): PaymentHooks {
   return {
-    // Written by the payment's own insert statement (a create is then one round trip).
-    createdAuditEvents(payment) {
+    // Written by the payment's own insert statement (a create is then one round trip). The actor
+    // is whoever asked: an API key or operator over HTTP, a terminal over MQTT (which has no
+    // request context of its own).
+    createdAuditEvents(payment, by) {
       return [audit.prepare({
-        action: 'payment.created', resource: { type: 'payment', id: payment.id, merchant_id: payment.merchant_id },
+        action: 'payment.created', actor: actorOf(by), resource: { type: 'payment', id: payment.id, merchant_id: payment.merchant_id },
         origin: { terminal_id: payment.terminal_id }, details: { method: payment.method, amount: payment.amount, currency: payment.currency },
       })];
     },

@@ -32,8 +32,8 @@ export interface PaymentHooks {
    * audit records are written by one statement, with no BEGIN and COMMIT round trips.
    */
   createNeedsTransaction?(input: CreatePaymentInput): boolean;
-  /** Audit records of the creation, written by the payment's own insert statement. */
-  createdAuditEvents?(payment: repo.NewPayment): PreparedAuditEvent[];
+  /** Audit records of the creation, written by the payment's own insert statement; `by`: who asked. */
+  createdAuditEvents?(payment: repo.NewPayment, by: Principal): PreparedAuditEvent[];
   /**
    * In the transaction that posts the payment's ledger entry, just before the entry: the entry
    * locks the bank's clearing account, which every payment at that bank shares, so it is
@@ -374,7 +374,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         method: input.method, amount: input.amount, currency: 'INR', ...payer,
         note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now, client_ref: opts.clientRef ?? null,
       };
-      const audit = hooks.flatMap((h) => h.createdAuditEvents?.(draft) ?? []);
+      const audit = hooks.flatMap((h) => h.createdAuditEvents?.(draft, principal) ?? []);
       const insert = async (q: Queryable) => {
         const row = await repo.insertPayment(q, draft, audit);
         if (row) row.payer_vpa = input.payer_vpa?.toLowerCase() ?? null; // in memory only, for the hooks
