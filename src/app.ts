@@ -13,8 +13,7 @@ import { createLedgerService } from './modules/ledger/index.ts';
 import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import { createPaymentsService, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
-import { createWorker } from './roles/worker.ts';
-import { createTerminalGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
+import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
 import { bindBankSecrets, createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
 import { databaseUrlVerifiesTls, loadApiTls } from './platform/tls.ts';
@@ -116,8 +115,10 @@ export async function createApp(opts: AppOptions = {}) {
       if (sim) await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
     }
   }
-  const worker = role === 'worker' || role === 'all' ? createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs }) : undefined;
-  const gateway = role === 'terminal-gateway' || role === 'all' ? createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards }) : undefined;
+  // Role-specific code loads only in the roles that run it: the api process never loads the job
+  // loop, nor the MQTT broker/client and the terminal protocol's validators (bench/PROFILE.md, memory).
+  const worker = role === 'worker' || role === 'all' ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs }) : undefined;
+  const gateway = role === 'terminal-gateway' || role === 'all' ? (await loadGateway()).createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards }) : undefined;
 
   return {
     role,

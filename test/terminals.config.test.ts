@@ -8,7 +8,9 @@ import { loadConfig, parseMqtt, ConfigError } from '../src/platform/config.ts';
 import { createTestDb } from '../src/platform/testing.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { createApp } from '../src/app.ts';
-import { createTerminalGateway } from '../src/modules/terminals/index.ts';
+import { loadGateway } from '../src/modules/terminals/index.ts';
+
+const { createTerminalGateway } = await loadGateway();
 
 // The terminal gateway's settings and its place among the roles.
 

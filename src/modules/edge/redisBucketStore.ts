@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { redisTlsOptions } from '../../platform/tls.ts';
 import type { Logger } from 'pino';
 import type { BucketSpec, BucketStore, TakeResult } from './tokenBucket.ts';
@@ -66,6 +66,8 @@ export interface RedisBucketStoreOptions {
  */
 export async function createRedisBucketStore(opts: RedisBucketStoreOptions): Promise<BucketStore & { client: Redis }> {
   const prefix = opts.prefix ?? 'tp:rl:';
+  // ioredis loads only when Redis is configured: without REDIS_URL the api process never needs it.
+  const { Redis } = await import('ioredis');
   const client = new Redis(opts.url, {
     // rediss://: certificates verified, TLS 1.2 at least, the configured CA (platform/tls.ts).
     ...redisTlsOptions(opts.url, { redisCaFile: opts.caFile }),
