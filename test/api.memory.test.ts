@@ -2,11 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 // The api process's memory (issue 8: under 300 MB at peak; bench/PROFILE.md, "Memory of the api
 // process"). What `serve --role api` loads at start: the static imports reachable from src/app.ts
 // (`import type` and `await import()` excluded); code that only the worker or the terminal gateway
-// runs, and drivers only some configurations use, load on demand instead.
+// runs, and drivers only some configurations use, load on demand instead. And the V8 setting
+// bin/tillpoint.mjs makes, which this Node.js must still know.
 
 const ROOT = join(import.meta.dirname, '..');
 const STATIC_IMPORT = /^\s*(?:import|export)\s+(?!type\s)(?:[^;'"]*?\s+from\s+)?'([^']+)'/gm;
@@ -47,3 +49,11 @@ test('the api role does not load the worker, the MQTT gateway, or drivers it is 
   }
 });
 
+test('bin/tillpoint.mjs sets a V8 flag this Node.js knows (V8 names an unknown one on stderr and ignores it)', () => {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'tillpoint.mjs'), 'help'], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /unrecognized flag/i);
+  assert.match(readFileSync(join(ROOT, 'bin', 'tillpoint.mjs'), 'utf8'), /setFlagsFromString\('--heap-growing-percent=\d+'\)/);
+});
