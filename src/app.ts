@@ -118,7 +118,7 @@ export async function createApp(opts: AppOptions = {}) {
   // Role-specific code loads only in the roles that run it: the api process never loads the job
   // loop, nor the MQTT broker/client and the terminal protocol's validators (bench/PROFILE.md, memory).
   const worker = role === 'worker' || role === 'all' ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs }) : undefined;
-  const gateway = role === 'terminal-gateway' || role === 'all' ? (await loadGateway()).createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards }) : undefined;
+  const gateway = role === 'terminal-gateway' || role === 'all' ? (await loadGateway()).createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards, audit: audit.writer }) : undefined;
 
   return {
     role,

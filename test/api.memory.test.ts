@@ -43,8 +43,9 @@ test('the api role does not load the worker, the MQTT gateway, or drivers it is 
   for (const f of ['src/roles/worker.ts', 'src/modules/terminals/gateway.ts', 'src/modules/terminals/broker/embedded.ts', 'src/modules/terminals/broker/external.ts', 'src/modules/terminals/protocol/handlers.ts']) {
     assert.ok(!rel.includes(f), `${f} is loaded by every role; import it where its role starts (src/app.ts)`);
   }
-  // aedes/mqtt: terminal gateway only; ioredis: only with REDIS_URL; @peculiar/x509: certificate issuance only.
-  for (const p of ['aedes', 'mqtt', 'ioredis', '@peculiar/x509', 'fast-check']) {
+  // aedes/mqtt: terminal gateway only; ioredis: only with REDIS_URL; @peculiar/x509: certificate issuance only;
+  // PGlite: only without DATABASE_URL.
+  for (const p of ['aedes', 'mqtt', 'ioredis', '@peculiar/x509', 'fast-check', '@electric-sql/pglite']) {
     assert.ok(!packages.has(p), `${p} is loaded by every role; load it where it is used (await import())`);
   }
 });

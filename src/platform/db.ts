@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { RETRYABLE_SQLSTATES } from './errors.ts';
@@ -162,6 +161,9 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
 /** PGlite: in memory when `dataDir` is undefined, else persisted under it. */
 export async function createPgliteDb(dataDir?: string): Promise<Db> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
+  // Loaded here, not at the top: a process on PostgreSQL never needs it (its JavaScript alone
+  // cost the api ~35 MB at peak, bench/PROFILE.md "Memory of the api process").
+  const { PGlite, types: pgliteTypes } = await import('@electric-sql/pglite');
   const lite = await PGlite.create(dataDir, {
     parsers: { [pgliteTypes.INT8]: parseInt8 },
   });
