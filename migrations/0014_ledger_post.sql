@@ -45,6 +45,9 @@ DECLARE
   v_id text;
   v_want int;
   v_done int;
+  v_bad_any boolean;
+  v_grow boolean;
+  v_hot boolean;
 BEGIN
   -- 1. New accounts, inserted in code order so two entries creating the same ones cannot deadlock.
   INSERT INTO ledger.accounts (book, code, type, floor, shards)
@@ -53,21 +56,24 @@ BEGIN
   WHERE NOT EXISTS (SELECT 1 FROM ledger.accounts x WHERE x.book = p_book AND x.code = a.code)
   ORDER BY a.code COLLATE "C"
   ON CONFLICT (book, code) DO NOTHING;
-  -- An existing account asked to be spread over more rows (a release that made it hot): once.
-  UPDATE ledger.accounts x SET shards = a.shards
-  FROM jsonb_to_recordset(p_accounts) AS a(code text, shards smallint)
-  WHERE x.book = p_book AND x.code = a.code AND x.shards < a.shards AND x.floor IS NULL;
-
-  -- 2. An existing account used with another type, or with another floor where one was named.
-  SELECT a.code, x.type AS have_type, a.type AS want_type, x.floor AS have_floor, a.floor AS want_floor,
-         x.type <> a.type AS type_differs
-  INTO v_bad
-  FROM jsonb_to_recordset(p_accounts) AS a(code text, type text, floor bigint, floor_given boolean)
-  JOIN ledger.accounts x ON x.book = p_book AND x.code = a.code
-  WHERE x.type <> a.type OR (a.floor_given AND x.floor IS DISTINCT FROM a.floor)
-  ORDER BY a.code COLLATE "C"
-  LIMIT 1;
-  IF FOUND THEN
+  -- 2. One look at the entry's accounts: is any used with another type (or another floor where
+  -- one was named), asked to be spread over more rows than it is (a release that made it hot),
+  -- or hot at all? The statements that handle each case run only when it arises.
+  SELECT coalesce(bool_or(x.type <> a.type OR (a.floor_given AND x.floor IS DISTINCT FROM a.floor)), false),
+         coalesce(bool_or(x.shards < a.shards AND x.floor IS NULL), false),
+         coalesce(bool_or(x.shards > 1 OR (a.shards > 1 AND x.floor IS NULL)), false)
+  INTO v_bad_any, v_grow, v_hot
+  FROM jsonb_to_recordset(p_accounts) AS a(code text, type text, floor bigint, floor_given boolean, shards smallint)
+  JOIN ledger.accounts x ON x.book = p_book AND x.code = a.code;
+  IF v_bad_any THEN
+    SELECT a.code, x.type AS have_type, a.type AS want_type, x.floor AS have_floor, a.floor AS want_floor,
+           x.type <> a.type AS type_differs
+    INTO v_bad
+    FROM jsonb_to_recordset(p_accounts) AS a(code text, type text, floor bigint, floor_given boolean)
+    JOIN ledger.accounts x ON x.book = p_book AND x.code = a.code
+    WHERE x.type <> a.type OR (a.floor_given AND x.floor IS DISTINCT FROM a.floor)
+    ORDER BY a.code COLLATE "C"
+    LIMIT 1;
     IF v_bad.type_differs THEN
       RAISE EXCEPTION 'ledger account %/% is a % account, not %', p_book, v_bad.code, v_bad.have_type, v_bad.want_type
         USING ERRCODE = 'TPL02',
@@ -76,6 +82,11 @@ BEGIN
     RAISE EXCEPTION 'ledger account %/% has floor %, not %', p_book, v_bad.code, v_bad.have_floor, v_bad.want_floor
       USING ERRCODE = 'TPL03',
             DETAIL = json_build_object('book', p_book, 'code', v_bad.code, 'have', v_bad.have_floor, 'want', v_bad.want_floor)::text;
+  END IF;
+  IF v_grow THEN
+    UPDATE ledger.accounts x SET shards = a.shards
+    FROM jsonb_to_recordset(p_accounts) AS a(code text, shards smallint)
+    WHERE x.book = p_book AND x.code = a.code AND x.shards < a.shards AND x.floor IS NULL;
   END IF;
 
   -- 3. The entry, once per business event.
@@ -127,14 +138,16 @@ BEGIN
   IF v_done <> v_want THEN
     RAISE EXCEPTION 'ledger entry % % moved % of % balances', p_kind, p_reference, v_done, v_want USING ERRCODE = 'XX000';
   END IF;
-  INSERT INTO ledger.balance_shards AS s (account_id, shard, balance)
-  SELECT x.id, (pg_backend_pid() % x.shards)::smallint, (sum(l.amount) * CASE WHEN x.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint
-  FROM jsonb_to_recordset(p_lines) AS l(code text, amount bigint)
-  JOIN ledger.accounts x ON x.book = p_book AND x.code = l.code
-  WHERE x.shards > 1
-  GROUP BY x.id, x.code, x.type, x.shards
-  ORDER BY x.code COLLATE "C"
-  ON CONFLICT (account_id, shard) DO UPDATE SET balance = s.balance + EXCLUDED.balance;
+  IF v_hot THEN
+    INSERT INTO ledger.balance_shards AS s (account_id, shard, balance)
+    SELECT x.id, (pg_backend_pid() % x.shards)::smallint, (sum(l.amount) * CASE WHEN x.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint
+    FROM jsonb_to_recordset(p_lines) AS l(code text, amount bigint)
+    JOIN ledger.accounts x ON x.book = p_book AND x.code = l.code
+    WHERE x.shards > 1
+    GROUP BY x.id, x.code, x.type, x.shards
+    ORDER BY x.code COLLATE "C"
+    ON CONFLICT (account_id, shard) DO UPDATE SET balance = s.balance + EXCLUDED.balance;
+  END IF;
 
   -- 5. The postings, in the entry's line order.
   INSERT INTO ledger.postings (entry_id, line, account_id, amount)
