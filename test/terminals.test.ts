@@ -76,6 +76,20 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     return c;
   }
 
+  /** A terminal on a raw connection with its development secret, subscribed to its responses. */
+  async function bareTerminal(id: string) {
+    const { password } = await issueMqttSecret(t.db, id, 'test');
+    const c = await raw({ clientId: id, username: id, password, clean: true });
+    await c.subscribeAsync(topics.responseTopic(id), { qos: 1 });
+    const texts: string[] = [];
+    const json: any[] = [];
+    c.on('message', (_t, m) => {
+      texts.push(m.toString());
+      json.push(JSON.parse(m.toString()));
+    });
+    return { c, texts, json };
+  }
+
   const violations = async (terminalId: string | null, kind: string) =>
     (await t.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM terminals.violations WHERE kind = $2 AND ($1::text IS NULL OR terminal_id = $1)`,
@@ -225,11 +239,7 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   test('a redelivered request id returns the original response and creates nothing new', async () => {
     const id = await newTerminal();
-    const { password } = await issueMqttSecret(t.db, id, 'test');
-    const c = await raw({ clientId: id, username: id, password, clean: true });
-    await c.subscribeAsync(topics.responseTopic(id), { qos: 1 });
-    const responses: string[] = [];
-    c.on('message', (_t, m) => responses.push(m.toString()));
+    const { c, texts: responses } = await bareTerminal(id);
     const req = JSON.stringify({ v: 1, id: 'sale-0001', type: 'payment.create', body: { method: 'upi_qr', amount: 7300, currency: 'INR' } });
     await c.publishAsync(topics.requestTopic(id), req, { qos: 1 });
     await until(() => responses.length === 1);
@@ -266,11 +276,7 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   test('a gateway that died before storing a response: the retry that takes over the lapsed claim gets the same payment', async () => {
     const id = await newTerminal();
-    const { password } = await issueMqttSecret(t.db, id, 'test');
-    const c = await raw({ clientId: id, username: id, password, clean: true });
-    await c.subscribeAsync(topics.responseTopic(id), { qos: 1 });
-    const responses: any[] = [];
-    c.on('message', (_t, m) => responses.push(JSON.parse(m.toString())));
+    const { c, json: responses } = await bareTerminal(id);
     const req = JSON.stringify({ v: 1, id: 'sale-crash-1', type: 'payment.create', body: { method: 'upi_qr', amount: 6100, currency: 'INR' } });
     await c.publishAsync(topics.requestTopic(id), req, { qos: 1 });
     await until(() => responses.length === 1);
@@ -319,11 +325,7 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   test('bad messages get an error response, never a crash or a partial write', async () => {
     const id = await newTerminal();
-    const { password } = await issueMqttSecret(t.db, id, 'test');
-    const c = await raw({ clientId: id, username: id, password, clean: true });
-    await c.subscribeAsync(topics.responseTopic(id), { qos: 1 });
-    const responses: any[] = [];
-    c.on('message', (_t, m) => responses.push(JSON.parse(m.toString())));
+    const { c, json: responses } = await bareTerminal(id);
     const send = (payload: string | Buffer) => c.publishAsync(topics.requestTopic(id), payload, { qos: 1 });
 
     await send('{"v":1,"id":"a1","type":"ping",');
