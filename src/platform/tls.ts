@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { request as httpsRequest, Agent as HttpsAgent, type ServerOptions as HttpsServerOptions } from 'node:https';
+import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { ConfigError, type Mode } from './config.ts';
@@ -176,15 +177,29 @@ async function devCertificate(dataDir: string, hostnames: string[], now = new Da
  * TypeError with the socket error as `cause`.
  */
 export function createCaPinnedFetch(ca: string | Buffer, o: { minVersion?: TlsConfig['minVersion'] } = {}): typeof fetch {
-  const agent = new HttpsAgent({ ca, minVersion: o.minVersion ?? 'TLSv1.2', keepAlive: true, rejectUnauthorized: true });
+  return createKeepAliveFetch({ ...o, ca });
+}
+
+/**
+ * The fetch the bank connectors use: node:http(s) over keep-alive agents, the same contract as
+ * createCaPinnedFetch (which is this with a pinned CA). The global fetch cost about 250 µs more
+ * CPU per call here (measured against a local server, client side), on every payment's bank call.
+ * Without `ca`, https:// is checked against the system's CAs, TLS 1.2 at least.
+ */
+export function createKeepAliveFetch(o: { ca?: string | Buffer; minVersion?: TlsConfig['minVersion'] } = {}): typeof fetch {
+  const httpsAgent = new HttpsAgent({ ...(o.ca ? { ca: o.ca } : {}), minVersion: o.minVersion ?? 'TLSv1.2', keepAlive: true, rejectUnauthorized: true });
+  const httpAgent = new HttpAgent({ keepAlive: true });
   return (async (input: string | URL | Request, init: RequestInit = {}) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
-    if (url.protocol !== 'https:') throw new TypeError('fetch failed', { cause: Object.assign(new Error('a pinned CA needs an https:// URL'), { code: 'ERR_INVALID_PROTOCOL' }) });
+    const https = url.protocol === 'https:';
+    if (o.ca && !https) throw new TypeError('fetch failed', { cause: Object.assign(new Error('a pinned CA needs an https:// URL'), { code: 'ERR_INVALID_PROTOCOL' }) });
+    if (!https && url.protocol !== 'http:') throw new TypeError('fetch failed', { cause: Object.assign(new Error(`unsupported protocol ${url.protocol}`), { code: 'ERR_INVALID_PROTOCOL' }) });
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((v, k) => (headers[k] = v));
     const body = init.body === undefined || init.body === null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(init.body as ArrayBuffer);
+    const send = https ? httpsRequest : httpRequest;
     return new Promise<Response>((resolvePromise, reject) => {
-      const req = httpsRequest(url, { method: init.method ?? 'GET', headers, agent, signal: init.signal ?? undefined }, (res) => {
+      const req = send(url, { method: init.method ?? 'GET', headers, agent: https ? httpsAgent : httpAgent, signal: init.signal ?? undefined }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => reject(new TypeError('fetch failed', { cause: e })));

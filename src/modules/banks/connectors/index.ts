@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { BankConfig } from '../../../platform/config.ts';
-import { createCaPinnedFetch } from '../../../platform/tls.ts';
+import { createCaPinnedFetch, createKeepAliveFetch } from '../../../platform/tls.ts';
 import { AppError } from '../../../platform/errors.ts';
 import type { BankConnector } from '../types.ts';
 import { createSimbankConnector, type ConnectorOptions } from './simbank.ts';
@@ -23,8 +23,10 @@ export function createConnector(bank: BankConfig, opts: ConnectorOptions): BankC
     });
   }
   // A bank with `ca_file` is trusted only through that CA (pinned); others through the system's
-  // CAs. Certificates are always verified either way.
-  return factory(bank, bank.caFile && !opts.fetch ? { ...opts, fetch: createCaPinnedFetch(readFileSync(bank.caFile)) } : opts);
+  // CAs. Certificates are always verified either way. Calls go over keep-alive node:http(s)
+  // agents rather than the global fetch (cheaper per call; platform/tls.ts).
+  if (opts.fetch) return factory(bank, opts);
+  return factory(bank, { ...opts, fetch: bank.caFile ? createCaPinnedFetch(readFileSync(bank.caFile)) : createKeepAliveFetch() });
 }
 
 export type { ConnectorOptions };
