@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Db } from '../../platform/db.ts';
 import { DATA_ACCESS_PERMISSIONS } from '../../http/principal.ts';
-import type { Json } from './canonical.ts';
 import type { AuditWriter } from './trail.ts';
+import { recordDataRead } from './dataReads.ts';
 
 // What the HTTP layer records on its own, for every route, so no route can forget:
 //   - every refused request (401 and 403, and the 404 a caller gets for another merchant's
@@ -14,7 +14,6 @@ import type { AuditWriter } from './trail.ts';
 //     transaction (a safety net: the record then follows the commit instead of joining it).
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const MAX_IDS = 200;
 
 function errorCode(payload: unknown): string | undefined {
   if (typeof payload !== 'string' || payload.length > 10_000) return undefined;
@@ -26,17 +25,14 @@ function errorCode(payload: unknown): string | undefined {
   }
 }
 
-/** Ids of what a read returned: `id` of one resource, or `data[].id` of a page. */
-function idsOf(payload: unknown): string[] {
-  if (typeof payload !== 'string') return [];
+/** The JSON body a read answered with, or undefined. */
+function parsed(payload: unknown): unknown {
+  if (typeof payload !== 'string') return undefined;
   try {
-    const body = JSON.parse(payload) as { id?: unknown; data?: { id?: unknown }[] };
-    if (typeof body.id === 'string') return [body.id];
-    if (Array.isArray(body.data)) return body.data.map((d) => d?.id).filter((x): x is string => typeof x === 'string').slice(0, MAX_IDS);
+    return JSON.parse(payload);
   } catch {
-    /* not JSON */
+    return undefined; // not JSON
   }
-  return [];
 }
 
 /** "/v1/payments/:id/refunds" -> payments */
@@ -83,11 +79,7 @@ export function registerAuditHooks(app: FastifyInstance, deps: { db: Db; audit: 
     if (!cfg?.permission) return payload;
     if (READS.has(req.method)) {
       if (status < 400 && (DATA_ACCESS_PERMISSIONS.has(cfg.permission) || cfg.audit === 'access')) {
-        const ids = idsOf(payload);
-        await audit.record(db, {
-          ctx, action: 'data.read', resource,
-          details: { permission: cfg.permission, ids: ids as Json[], count: ids.length, query: Object.keys((req.query as object) ?? {}).sort() as Json[] },
-        });
+        await recordDataRead(audit, db, { ctx, resource, permission: cfg.permission, result: parsed(payload), query: Object.keys((req.query as object) ?? {}) });
       }
       return payload;
     }

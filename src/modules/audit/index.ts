@@ -1,6 +1,7 @@
 export { createAuditService, type AuditService, type AuditDeps } from './audit.service.ts';
 export { registerAuditRoutes } from './audit.routes.ts';
 export { registerAuditHooks } from './http.ts';
+export { recordDataRead } from './dataReads.ts';
 export { createAuditWriter, actorOf, SYSTEM_ACTOR, insertAuditEventsSql, type AuditWriter, type AuditInput, type AuditRecord, type Actor, type PreparedAuditEvent } from './trail.ts';
 export { loadAuditKeys, auditKeysFromSeed, secretFromConfigOrFile, type AuditKeys } from './keys.ts';
 export { checkInclusionProof, verifyTrail, type VerifyReport, type Problem } from './verify.ts';

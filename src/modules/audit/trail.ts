@@ -107,7 +107,7 @@ export function insertAuditEventsSql(param: string, onlyIf = 'true'): string {
 
 export function createAuditWriter(deps: { keys: Pick<AuditKeys, 'mac'>; clock: Clock; host?: string }): AuditWriter {
   const host = deps.host ?? hostname();
-  function build(input: AuditInput): PreparedAuditEvent & { ctx: RequestContext | undefined; macBytes: Buffer } {
+  function build(input: AuditInput): PreparedAuditEvent & { ctx: RequestContext | undefined } {
     const ctx = input.ctx ?? currentRequest();
     const id = newId('auditEvent');
     const actor = input.actor ?? (ctx ? actorOf(ctx.principal) : SYSTEM_ACTOR('tillpoint'));
@@ -133,25 +133,20 @@ export function createAuditWriter(deps: { keys: Pick<AuditKeys, 'mac'>; clock: C
       host,
     };
     const text = canonicalJson(rec);
-    const macBytes = deps.keys.mac(text);
     return {
-      ctx, macBytes, id, record: text, mac: macBytes.toString('hex'), occurred_at: rec.at, action: rec.action, outcome: rec.outcome,
+      ctx, id, record: text, mac: deps.keys.mac(text).toString('hex'), occurred_at: rec.at, action: rec.action, outcome: rec.outcome,
       actor_id: actor.id, merchant_id: rec.resource.merchant_id ?? actor.merchant_id, resource_id: rec.resource.id,
     };
   }
   return {
     async record(q, input) {
-      const e = build(input);
-      await q.query(
-        `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [e.id, e.record, e.macBytes, e.occurred_at, e.action, e.outcome, e.actor_id, e.merchant_id, e.resource_id],
-      );
-      e.ctx?.auditIds.push(e.id);
-      return e.id;
+      const { ctx, ...row } = build(input);
+      await q.query(insertAuditEventsSql('$1'), [JSON.stringify([row])]);
+      ctx?.auditIds.push(row.id);
+      return row.id;
     },
     prepare(input) {
-      const { ctx, macBytes: _, ...row } = build(input);
+      const { ctx, ...row } = build(input);
       ctx?.auditIds.push(row.id);
       return row;
     },

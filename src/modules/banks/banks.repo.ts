@@ -14,8 +14,11 @@ export async function listStatuses(db: Queryable): Promise<BankStatusRow[]> {
   return r.rows;
 }
 
+/** The codes of the banks marked down, as a query (also read inside other statements: payments). */
+export const DOWN_BANK_CODES_SQL = `SELECT code FROM banks.bank_status WHERE status = 'down'`;
+
 export async function downCodes(db: Queryable): Promise<Set<string>> {
-  const r = await db.query<{ code: string }>(`SELECT code FROM banks.bank_status WHERE status = 'down'`);
+  const r = await db.query<{ code: string }>(DOWN_BANK_CODES_SQL);
   return new Set(r.rows.map((x) => x.code));
 }
 

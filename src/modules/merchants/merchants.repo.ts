@@ -128,17 +128,21 @@ export async function listTerminals(
   return rows.map((r) => out<TerminalT>(r));
 }
 
-/** What a payment needs to know about where it is taken: one indexed join. */
-export async function getTerminalContext(q: Queryable, terminalId: string) {
-  const { rows } = await q.query<{
-    terminal_id: string; terminal_status: string; store_id: string; merchant_id: string;
-    merchant_status: string; merchant_name: string; merchant_vpa: string; mcc: string; acquiring_bank: string;
-  }>(
-    `SELECT t.id AS terminal_id, t.status AS terminal_status, t.store_id, m.id AS merchant_id, m.status AS merchant_status,
+export interface TerminalContext {
+  terminal_id: string; terminal_status: string; store_id: string; merchant_id: string;
+  merchant_status: string; merchant_name: string; merchant_vpa: string; mcc: string; acquiring_bank: string;
+}
+
+/**
+ * The terminal's context for the terminal `$1`, as a query; for getTerminalContext() and for a
+ * caller that reads it together with something else in one statement.
+ */
+export const TERMINAL_CONTEXT_SQL = `SELECT t.id AS terminal_id, t.status AS terminal_status, t.store_id, m.id AS merchant_id, m.status AS merchant_status,
             m.name AS merchant_name, m.vpa AS merchant_vpa, m.mcc, m.acquiring_bank
-       FROM merchants.terminals t JOIN merchants.merchants m ON m.id = t.merchant_id WHERE t.id = $1`,
-    [terminalId],
-  );
+       FROM merchants.terminals t JOIN merchants.merchants m ON m.id = t.merchant_id WHERE t.id = $1`;
+
+/** What a payment needs to know about where it is taken: one indexed join. */
+export async function getTerminalContext(q: Queryable, terminalId: string): Promise<TerminalContext | undefined> {
+  const { rows } = await q.query<TerminalContext>(TERMINAL_CONTEXT_SQL, [terminalId]);
   return rows[0];
 }
-export type TerminalContext = NonNullable<Awaited<ReturnType<typeof getTerminalContext>>>;

@@ -1,4 +1,5 @@
-import type { TerminalContext } from '../merchants/index.ts';
+import { TERMINAL_CONTEXT_SQL, type TerminalContext } from '../merchants/index.ts';
+import { DOWN_BANK_CODES_SQL } from '../banks/index.ts';
 import { insertAuditEventsSql, type PreparedAuditEvent } from '../audit/index.ts';
 import type { Queryable } from '../../platform/db.ts';
 import type { PaymentStatus } from './payments.state.ts';
@@ -315,10 +316,7 @@ export async function countNeedingReconciliation(q: Queryable): Promise<number> 
  */
 export async function paymentContext(q: Queryable, terminalId: string) {
   const { rows } = await q.query<TerminalContext & { down_banks: string[] }>(
-    `SELECT t.id AS terminal_id, t.status AS terminal_status, t.store_id, m.id AS merchant_id, m.status AS merchant_status,
-            m.name AS merchant_name, m.vpa AS merchant_vpa, m.mcc, m.acquiring_bank,
-            ARRAY(SELECT b.code FROM banks.bank_status b WHERE b.status = 'down') AS down_banks
-       FROM merchants.terminals t JOIN merchants.merchants m ON m.id = t.merchant_id WHERE t.id = $1`,
+    `SELECT ctx.*, ARRAY(${DOWN_BANK_CODES_SQL}) AS down_banks FROM (${TERMINAL_CONTEXT_SQL}) ctx`,
     [terminalId],
   );
   return rows[0];

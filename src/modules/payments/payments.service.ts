@@ -207,10 +207,13 @@ export function createPaymentsService(deps: PaymentsDeps) {
     const id = paymentIdFromTxnRef(target.txnRef);
     if (!id || result.outcome !== 'success') return undefined;
     const now = clock.now();
-    const u = { completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null, ...(await sealedPayer(tx, id, result)) };
+    const u = { ...completion(result, now), ...(await sealedPayer(tx, id, result)) };
     const next = await repo.transitionStatus(tx, { id, from: 'pending', to: 'succeeded', u, now, source, only: { ...target, amount: result.amountPaise } });
     return next && afterTransition(tx, next);
   }
+
+  /** What a bank's final answer writes on the payment, whatever the answer. */
+  const completion = (result: BankResult, now: Date) => ({ completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null });
 
   function count(p: PaymentRow) {
     metrics.payments.inc({ method: p.method, status: p.status });
@@ -234,7 +237,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       }
       if (!p) throw new AppError('payment_not_found', 'Payment not found');
       const now = clock.now();
-      const done = { completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null };
+      const done = completion(result, now);
       const note = async (detail: string) =>
         repo.insertEvent(tx, { paymentId: p.id, from: p.status, to: p.status, source, responseCode: result.responseCode, detail, at: now });
 

@@ -10,7 +10,7 @@ import { describeValidation } from '../../../http/validation.ts';
 import type { PaymentsService } from '../../payments/index.ts';
 import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
-import { actorOf, type AuditWriter } from '../../audit/index.ts';
+import { actorOf, recordDataRead, type AuditWriter } from '../../audit/index.ts';
 import * as repo from '../terminals.repo.ts';
 import type { ViolationKind } from '../terminals.repo.ts';
 import { createRequestIdStore, type RequestIdStore } from '../requestIds.ts';
@@ -78,7 +78,6 @@ const DATA_READS: Partial<Record<RequestType, { resource: string; permission: st
   'rewards.balance': { resource: 'rewards', permission: 'rewards:read' },
   'rewards.quote': { resource: 'rewards', permission: 'rewards:read' },
 };
-const MAX_AUDITED_IDS = 200;
 /** Terminal -> merchant for requests whose connection did not bring it (external broker). */
 const MAX_CACHED_MERCHANTS = 100_000;
 
@@ -102,15 +101,6 @@ export function errorResponse(id: string | null, code: ErrorCode, message: strin
 }
 
 const isRequestType = (t: string): t is RequestType => Object.prototype.hasOwnProperty.call(REQUEST_TYPES, t);
-
-/** Ids of what a read returned, as the API's audit hook takes them: `id` of one resource, or `data[].id` of a page. */
-function idsOf(body: unknown): string[] {
-  const b = body as { id?: unknown; data?: { id?: unknown }[] } | null;
-  if (!b || typeof b !== 'object') return [];
-  if (typeof b.id === 'string') return [b.id];
-  if (Array.isArray(b.data)) return b.data.map((d) => d?.id).filter((x): x is string => typeof x === 'string').slice(0, MAX_AUDITED_IDS);
-  return [];
-}
 
 export function createRequestHandler(deps: HandlerDeps) {
   const { db, payments, audit, logger, maxPayloadBytes } = deps;
@@ -206,13 +196,11 @@ export function createRequestHandler(deps: HandlerDeps) {
   async function recordRead(principal: TerminalPrincipal, conn: TerminalConnection, requestId: string, type: RequestType, body: Record<string, unknown>, result: unknown) {
     const read = DATA_READS[type];
     if (!read) return;
-    const ids = idsOf(result);
-    await audit.record(db, {
-      action: 'data.read',
+    await recordDataRead(audit, db, {
       actor: actorOf(principal),
       resource: { type: read.resource, id: typeof body.payment_id === 'string' ? body.payment_id : null, merchant_id: null },
       origin: { ip: conn.remoteAddr ?? null, request_id: requestId, terminal_id: principal.id, method: 'MQTT', route: type },
-      details: { permission: read.permission, ids, count: ids.length, query: Object.keys(body).filter((k) => k !== 'payment_id').sort() },
+      permission: read.permission, result, query: Object.keys(body).filter((k) => k !== 'payment_id'),
     });
   }
 
