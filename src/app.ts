@@ -64,7 +64,9 @@ export async function createApp(opts: AppOptions = {}) {
   if (config.mode === 'production' && config.databaseUrl && !databaseUrlVerifiesTls(config.databaseUrl)) {
     logger.warn('DATABASE_URL does not ask for sslmode=verify-full: the connection to PostgreSQL is not verified TLS');
   }
-  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, password: dbPassword && (() => dbPassword.current()) }));
+  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, password: dbPassword && (() => dbPassword.current()),
+    // Embedded: this process owns the data directory; `tillpoint` commands work through it (src/platform/embedded.ts).
+    embedded: 'serve', create: true, command: `serve --role ${role}` }));
   await migrate(db);
 
   // The audit trail first: every module below records into it (PCI DSS 10).

@@ -14,7 +14,19 @@ export interface Command {
   run(argv: string[]): Promise<number | undefined>;
 }
 
-/** Opens the configured database (migrated), runs `fn`, closes it. */
+/** A mistake in how a command was called: main prints the usage and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/**
+ * Opens the configured database (migrated), runs `fn`, closes it. With the embedded database
+ * (no DATABASE_URL) beside a running server, the statements go through that server's admin socket
+ * (src/platform/embedded.ts); with no database in the data directory it refuses and creates nothing.
+ */
 export async function withDb<T>(fn: (db: Db, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });

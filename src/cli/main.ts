@@ -1,4 +1,5 @@
 import { ConfigError } from '../platform/config.ts';
+import { UsageError } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 
 // The `tillpoint` command: dispatches to commands/. Configuration comes from the environment.
@@ -29,8 +30,10 @@ main(process.argv.slice(2)).then(
     if (code !== undefined) process.exit(code);
   },
   (e) => {
-    // Configuration mistakes name the setting; anything else is reported without a stack.
-    process.stderr.write(e instanceof ConfigError ? `${e.message}\n` : `tillpoint: ${(e as Error).message}\n`);
-    process.exit(e instanceof ConfigError ? 2 : 1);
+    // Usage and configuration mistakes (exit 2) name what was wrong; anything else is reported
+    // without a stack (exit 1).
+    const usage = e instanceof ConfigError || e instanceof UsageError;
+    process.stderr.write(usage ? `${e.message}\n` : `tillpoint: ${(e as Error).message}\n`);
+    process.exit(usage ? 2 : 1);
   },
 );

@@ -194,7 +194,64 @@ export async function createPgliteDb(dataDir?: string): Promise<Db> {
   };
 }
 
-export async function openDb(opts: { databaseUrl?: string; dataDir: string; poolSize?: number; password?: () => string | Promise<string> }): Promise<Db> {
+export interface OpenDbOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  poolSize?: number;
+  password?: () => string | Promise<string>;
+  /**
+   * Only for the embedded database (no databaseUrl), which one process owns (src/platform/embedded.ts).
+   * `serve`: own the data directory and let other tillpoint processes work through this one's admin
+   * socket; refuse if another live process owns it. `use` (the default): work through the server
+   * that owns it, else own it for as long as this Db is open.
+   */
+  embedded?: 'serve' | 'use';
+  /** Create the database if the data directory has none (serve, migrate). Default: refuse. */
+  create?: boolean;
+  /** What this process is, for the lock file and the error another process shows (e.g. "ledger verify"). */
+  command?: string;
+}
+
+export async function openDb(opts: OpenDbOptions): Promise<Db> {
   if (opts.databaseUrl) return createPgDb(opts.databaseUrl, opts.poolSize, { password: opts.password });
-  return createPgliteDb(`${opts.dataDir}/pglite`);
+  const embedded = await import('./embedded.ts');
+  const mode = opts.embedded ?? 'use';
+  const command = opts.command ?? process.argv.slice(2).join(' ');
+  if (mode === 'use') {
+    const lock = embedded.readLock(opts.dataDir);
+    if (lock && embedded.lockHolderAlive(lock)) return embedded.connectToOwner(opts.dataDir, lock);
+  }
+  if (!opts.create && !embedded.embeddedDbExists(opts.dataDir)) throw new embedded.NoEmbeddedDbError(opts.dataDir);
+  let lock: Awaited<ReturnType<typeof embedded.acquireLock>>;
+  try {
+    lock = await embedded.acquireLock(opts.dataDir, command);
+  } catch (e) {
+    // A server took the directory between the look above and now: work through it.
+    if (mode === 'use' && e instanceof embedded.EmbeddedDbBusyError && e.holder.socket) return embedded.connectToOwner(opts.dataDir, e.holder);
+    throw e;
+  }
+  let db: Db;
+  try {
+    db = await createPgliteDb(`${opts.dataDir}/pglite`);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const admin = mode === 'serve' ? await embedded.serveAdminSocket(db, opts.dataDir).catch(async (e) => {
+    await db.close();
+    lock.release();
+    throw e;
+  }) : undefined;
+  if (admin) lock.setSocket(admin.socket);
+  return {
+    ...db,
+    async close() {
+      try {
+        await admin?.close();
+        await db.close();
+      } finally {
+        lock.release();
+      }
+    },
+  };
 }

@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 // `tillpoint access review`: every operator account and API key with roles, permissions and
 // last use, for the six-monthly access review (PCI DSS 7.2.4). The review itself is recorded.
@@ -12,7 +11,7 @@ export const access: Command = {
   summary: 'List every operator account and active API key with its roles or permissions and last use (the six-monthly access review).',
   async run(argv) {
     const [sub, ...rest] = argv;
-    if (sub !== 'review') throw new ConfigError('access', 'usage: tillpoint access review [--json]');
+    if (sub !== 'review') throw new UsageError('usage: tillpoint access review [--json]');
     const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } } });
     const { createIdentityService } = await import('../../modules/identity/index.ts');
     const { createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');

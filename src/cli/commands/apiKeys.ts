@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 export const apiKeys: Command = {
   name: 'api-keys',
@@ -8,7 +8,7 @@ export const apiKeys: Command = {
   summary: 'Issue a partner (no --merchant) or merchant API key; the key is printed once.',
   async run(argv) {
     const [sub, ...rest] = argv;
-    if (sub !== 'create') throw new ConfigError('api-keys', `usage: tillpoint ${this.usage}`);
+    if (sub !== 'create') throw new UsageError(`usage: tillpoint ${this.usage}`);
     const { values } = parseArgs({
       args: rest,
       options: { name: { type: 'string' }, merchant: { type: 'string' }, permissions: { type: 'string' }, 'expires-days': { type: 'string' } },

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 export const banks: Command = {
   name: 'banks',
@@ -13,12 +12,12 @@ export const banks: Command = {
       const svc = createBanksService({ db, config, metrics: createMetrics() });
       const [sub, code, ...rest] = argv;
       if (sub === 'mark-down' || sub === 'mark-up') {
-        if (!code) throw new ConfigError('banks', `usage: tillpoint banks ${sub} <CODE>`);
+        if (!code) throw new UsageError(`usage: tillpoint banks ${sub} <CODE>`);
         const { values } = parseArgs({ args: rest, options: { reason: { type: 'string' } } });
         if (sub === 'mark-down') await svc.markDown(code, values.reason ?? 'marked down by operator');
         else await svc.markUp(code);
       } else if (sub !== 'status') {
-        throw new ConfigError('banks', 'usage: tillpoint banks status|mark-down|mark-up');
+        throw new UsageError('usage: tillpoint banks status|mark-down|mark-up');
       }
       for (const s of await svc.statuses()) process.stdout.write(JSON.stringify(s) + '\n');
       return 0;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ConfigError, parseHttp } from '../../platform/config.ts';
-import { onShutdown, type Command } from '../command.ts';
+import { onShutdown, type Command, UsageError } from '../command.ts';
 
 // `tillpoint gateway`: the WAF gateway in front of the API (deploy/gateway/README.md).
 
@@ -79,7 +79,7 @@ export const gateway: Command = {
       return 0;
     }
 
-    if (sub !== 'start') throw new ConfigError('gateway', `usage: tillpoint ${USAGE}`);
+    if (sub !== 'start') throw new UsageError(`usage: tillpoint ${USAGE}`);
     const { values } = parseArgs({
       args: rest,
       options: {

@@ -5,7 +5,7 @@ import { migrate } from '../../platform/migrate.ts';
 import { createLogger } from '../../platform/log.ts';
 import { systemClock } from '../../platform/clock.ts';
 import { createSecretStore, createSecretsProvider } from '../../platform/secrets.ts';
-import type { Command } from '../command.ts';
+import { UsageError, type Command } from '../command.ts';
 
 // `tillpoint keys …`: the key hierarchy of src/modules/vault (README there has the rules).
 
@@ -130,7 +130,7 @@ export const keys: Command = {
         return 0;
       }
       default:
-        throw new ConfigError('keys', USAGE);
+        throw new UsageError(USAGE);
     }
   },
 };

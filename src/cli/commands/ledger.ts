@@ -1,12 +1,11 @@
-import { ConfigError } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 export const ledger: Command = {
   name: 'ledger',
   usage: 'ledger verify',
   summary: 'Check every ledger invariant (money and points); exits 1 naming the first violation.',
   async run(argv) {
-    if (argv[0] !== 'verify') throw new ConfigError('ledger', 'usage: tillpoint ledger verify');
+    if (argv[0] !== 'verify') throw new UsageError('usage: tillpoint ledger verify');
     const { runLedgerVerify, formatViolation } = await import('../../modules/ledger/index.ts');
     const report = await withDb((db) => runLedgerVerify(db));
     if (report.ok) {

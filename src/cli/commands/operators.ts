@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 // `tillpoint operators …`: the way to make the first security administrator, and a fallback
 // for account administration when nobody can sign in. Every change is recorded as done from
@@ -50,7 +50,7 @@ export const operators: Command = {
       case 'reset-password':
       case 'reset-mfa': {
         const id = rest[0];
-        if (!id) throw new ConfigError('operators', `usage: tillpoint operators ${sub} <operator id>`);
+        if (!id) throw new UsageError(`usage: tillpoint operators ${sub} <operator id>`);
         const r = await run((i): Promise<unknown> => {
           switch (sub) {
             case 'unlock': return i.unlock(null, id);
@@ -64,7 +64,7 @@ export const operators: Command = {
         return 0;
       }
       default:
-        throw new ConfigError('operators', `usage:\n  tillpoint ${USAGE.split('\n  ').join('\n  tillpoint ')}`);
+        throw new UsageError(`usage:\n  tillpoint ${USAGE.split('\n  ').join('\n  tillpoint ')}`);
     }
   },
 };

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 // The terminal CA. Lives in TERMINAL_PKI_DIR (default <data dir>/pki); ca.key never leaves it.
 
@@ -76,7 +76,7 @@ export const pki: Command = {
         return 0;
       }
       default:
-        throw new ConfigError('pki', `usage: tillpoint ${USAGE.replace(/\n +/g, ' | ')}`);
+        throw new UsageError(`usage:\n  tillpoint ${USAGE.split('\n  ').join('\n  tillpoint ')}`);
     }
   },
 };

@@ -1,12 +1,11 @@
-import { ConfigError } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 export const rewards: Command = {
   name: 'rewards',
   usage: 'rewards verify',
   summary: "Check that every customer's lots, reservations and statement agree with the PTS ledger; exits 1 naming the first mismatch.",
   async run(argv) {
-    if (argv[0] !== 'verify') throw new ConfigError('rewards', 'usage: tillpoint rewards verify');
+    if (argv[0] !== 'verify') throw new UsageError('usage: tillpoint rewards verify');
     const { runRewardsVerify } = await import('../../modules/rewards/index.ts');
     const report = await withDb((db) => runRewardsVerify(db));
     if (report.ok) {

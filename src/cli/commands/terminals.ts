@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../../platform/config.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 // Terminal identity (enrol, revoke, development secrets), the violations log, and the simulator.
 
@@ -42,7 +42,7 @@ export const terminals: Command = {
     const t = await import('../../modules/terminals/index.ts');
     const terminalId = positionals[0];
     const needId = () => {
-      if (!terminalId || !t.topics.isTerminalId(terminalId)) throw new ConfigError('terminal_id', `expected a terminal id (trm_…); usage: tillpoint ${USAGE.split('\n')[0]}`);
+      if (!terminalId || !t.topics.isTerminalId(terminalId)) throw new UsageError(`expected a terminal id (trm_…); usage: tillpoint ${USAGE.split('\n')[0]}`);
       return terminalId;
     };
     switch (sub) {
@@ -121,7 +121,7 @@ export const terminals: Command = {
         return summary.failed === 0 && summary.connect_failed === 0 ? 0 : 1;
       }
       default:
-        throw new ConfigError('terminals', `usage: tillpoint ${USAGE.replace(/\n +/g, ' | ')}`);
+        throw new UsageError(`usage:\n  tillpoint ${USAGE.split('\n  ').join('\n  tillpoint ')}`);
     }
   },
 };
