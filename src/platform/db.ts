@@ -224,10 +224,10 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
   if (!opts.create && !embedded.embeddedDbExists(opts.dataDir)) throw new embedded.NoEmbeddedDbError(opts.dataDir);
   let lock: Awaited<ReturnType<typeof embedded.acquireLock>>;
   try {
-    lock = await embedded.acquireLock(opts.dataDir, command);
+    lock = await embedded.acquireLock(opts.dataDir, command, mode === 'serve');
   } catch (e) {
     // A server took the directory between the look above and now: work through it.
-    if (mode === 'use' && e instanceof embedded.EmbeddedDbBusyError && e.holder.socket) return embedded.connectToOwner(opts.dataDir, e.holder);
+    if (mode === 'use' && e instanceof embedded.EmbeddedDbBusyError && e.holder.server) return embedded.connectToOwner(opts.dataDir, e.holder);
     throw e;
   }
   let db: Db;

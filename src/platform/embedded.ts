@@ -39,7 +39,9 @@ export interface LockInfo {
   /** `serve …` for a server, else the command that holds the directory. */
   command: string;
   started_at: string;
-  /** The admin socket of a server; null for a command. */
+  /** True for a server (`tillpoint serve`): other processes work through its admin socket. */
+  server: boolean;
+  /** The server's admin socket, once it listens (null while it starts, and for a command). */
   socket: string | null;
 }
 
@@ -49,7 +51,7 @@ export class EmbeddedDbBusyError extends Error {
     readonly dataDir: string,
     readonly holder: LockInfo,
   ) {
-    const server = holder.socket !== null;
+    const server = holder.server;
     super(
       `the embedded database in ${dataDir} is in use by process ${holder.pid} (tillpoint ${holder.command}, since ${holder.started_at}). ` +
         (server
@@ -126,12 +128,12 @@ function writeLockFile(path: string, info: LockInfo, exclusive: boolean) {
  * owner. Returns a release function (also run at process exit; a SIGKILLed owner leaves a stale
  * lock, which the next process takes over).
  */
-export async function acquireLock(dataDir: string, command: string, socket: string | null = null): Promise<{ info: LockInfo; release(): void; setSocket(socket: string): void }> {
+export async function acquireLock(dataDir: string, command: string, server: boolean): Promise<{ info: LockInfo; release(): void; setSocket(socket: string): void }> {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
   const key = resolve(path);
   if (heldHere.has(key)) throw new EmbeddedDbBusyError(dataDir, { ...readLock(dataDir)!, pid: process.pid });
-  const info: LockInfo = { pid: process.pid, proc_start: procStart(process.pid), command, started_at: new Date().toISOString(), socket };
+  const info: LockInfo = { pid: process.pid, proc_start: procStart(process.pid), command, started_at: new Date().toISOString(), server, socket: null };
   for (let attempt = 0; ; attempt++) {
     try {
       writeLockFile(path, info, true);
@@ -471,13 +473,16 @@ function reachable(socketPath: string): Promise<boolean> {
  * A Db that runs everything on the server that owns `dataDir`, through its admin socket. Waits
  * while the server is starting; throws EmbeddedDbBusyError if the owner is not a server.
  */
-export async function connectToOwner(dataDir: string, lock: LockInfo): Promise<Db> {
-  if (!lock.socket) throw new EmbeddedDbBusyError(dataDir, lock);
+export async function connectToOwner(dataDir: string, owner: LockInfo): Promise<Db> {
+  if (!owner.server) throw new EmbeddedDbBusyError(dataDir, owner);
   const deadline = Date.now() + CONNECT_WAIT_MS;
-  while (!(await reachable(lock.socket))) {
+  let lock = owner;
+  while (!lock.socket || !(await reachable(lock.socket))) {
     if (!lockHolderAlive(lock)) throw new Error(`the tillpoint server (process ${lock.pid}) that owned ${dataDir} has stopped; run the command again`);
     if (Date.now() > deadline) throw new Error(`the tillpoint server (process ${lock.pid}) does not answer on ${lock.socket}; is it still starting?`);
     await sleep(200);
+    const now = readLock(dataDir);
+    if (now && now.pid === owner.pid) lock = now; // the socket is written into the lock once it listens
   }
   const tokenFile = join(dataDir, ADMIN_DIR, TOKEN_FILE);
   let token: string;
@@ -486,8 +491,8 @@ export async function connectToOwner(dataDir: string, lock: LockInfo): Promise<D
   } catch (e) {
     throw new Error(`cannot read ${tokenFile} (${(e as NodeJS.ErrnoException).code}): run this command as the user that runs the server`);
   }
-  const main = new Session(lock.socket, token);
   const socketPath = lock.socket;
+  const main = new Session(socketPath, token);
   const query = async <T>(sql: string, params?: unknown[]) => {
     const r = await main.request({ op: 'query', sql, params });
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };

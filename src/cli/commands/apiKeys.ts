@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../platform/config.ts';
 import { withDb, type Command, UsageError } from '../command.ts';
@@ -21,14 +22,24 @@ export const apiKeys: Command = {
     const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days', 'must be a positive integer');
     const { createApiKey } = await import('../../modules/identity/index.ts');
-    return withDb(async (db) => {
+    const { createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');
+    const { systemClock } = await import('../../platform/clock.ts');
+    return withDb(async (db, config) => {
       if (values.merchant) {
         const m = await db.query(`SELECT 1 FROM merchants.merchants WHERE id = $1`, [values.merchant]);
         if (!m.rows[0]) throw new ConfigError('--merchant', `no merchant ${values.merchant}`);
       }
-      const k = await createApiKey(db, {
-        name: values.name!, merchantId: values.merchant ?? null, permissions: perms,
-        expiresAt: days ? new Date(Date.now() + days * 86_400_000) : null,
+      const writer = createAuditWriter({ keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey }), clock: systemClock });
+      const expiresAt = days ? new Date(Date.now() + days * 86_400_000) : null;
+      // The key and its audit record (PCI DSS 10.2.1.5) commit together, as over the API.
+      const k = await db.tx(async (tx) => {
+        const created = await createApiKey(tx, { name: values.name!, merchantId: values.merchant ?? null, permissions: perms, expiresAt });
+        await writer.record(tx, {
+          action: 'api_key.created', actor: { type: 'cli', id: userInfo().username, merchant_id: null },
+          resource: { type: 'api_key', id: created.id, merchant_id: created.merchantId },
+          details: { permissions: created.permissions, expires_at: expiresAt?.toISOString() ?? null, ip_allowlist: [] },
+        });
+        return created;
       });
       process.stdout.write(JSON.stringify({ id: k.id, api_key: k.key, merchant_id: k.merchantId, permissions: k.permissions }) + '\n');
       process.stderr.write('Store this key now: it is not shown again.\n');
