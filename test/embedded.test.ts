@@ -135,12 +135,12 @@ describe('an embedded data directory has one owner', () => {
       // Every other command that reads or writes the database, a few at a time (as an operator in
       // several terminals would), each beside the server that keeps taking payments.
       const trm = demo.terminal_ids[1];
-      let signedSize = 0; // from `audit seal`, for `audit consistency`
+      let signedSize = 0; // from `audit head` (after `audit seal`), for `audit consistency`
       const batches: (string[] | (() => string[]))[][] = [
         [['migrate'], ['rewards', 'verify'], ['banks', 'status'], ['access', 'review', '--json']],
-        [['banks', 'mark-down', 'SIMBANK2', '--reason', 'test'], ['operators', 'list'], ['audit', 'head'], ['keys', 'status']],
+        [['banks', 'mark-down', 'SIMBANK2', '--reason', 'test'], ['operators', 'list'], ['terminals', 'violations'], ['keys', 'status']],
         [['banks', 'mark-up', 'SIMBANK2'], ['audit', 'seal'], ['pki', 'crl'], ['terminals', 'certs', trm]],
-        [['audit', 'verify'], ['terminals', 'secret', trm], ['terminals', 'violations'], ['operators', 'disable', operatorId]],
+        [['audit', 'verify'], ['terminals', 'secret', trm], ['audit', 'head'], ['operators', 'disable', operatorId]],
         [['keys', 'rotate', '--purpose', 'payer_vpa'], ['terminals', 'enroll', trm, '--out', join(dataDir, 'bundle')], () => ['audit', 'consistency', String(signedSize), String(signedSize)]],
         [['keys', 'rewrap-deks'], ['terminals', 'revoke', trm], ['operators', 'enable', operatorId]],
       ];
@@ -150,8 +150,8 @@ describe('an embedded data directory has one owner', () => {
         const argvs = batch.map((a) => (typeof a === 'function' ? a() : a));
         const [results] = await Promise.all([Promise.all(argvs.map((args) => run(args, env))), paidPayment(demo, n++).then((id) => after.push(id))]);
         results.forEach((r, i) => assert.equal(r.status, 0, `tillpoint ${argvs[i].join(' ')}: ${r.stderr}${r.stdout}`));
-        const seal = argvs.findIndex((a) => a[0] === 'audit' && a[1] === 'seal');
-        if (seal >= 0) signedSize = JSON.parse(results[seal].stdout).signed;
+        const head = argvs.findIndex((a) => a[0] === 'audit' && a[1] === 'head');
+        if (head >= 0) signedSize = JSON.parse(results[head].stdout).head.tree_size;
       }
       while (after.length < 5) after.push(await paidPayment(demo, n++));
 

@@ -287,6 +287,7 @@ export async function serveAdminSocket(db: Db, dataDir: string): Promise<AdminSe
   }
   rmSync(socketPath, { force: true }); // left by a killed server
   const sessions = new Set<Socket>();
+  const closing = new Set<Promise<void>>();
   const expected = Buffer.from(token);
 
   const server: Server = createServer((socket) => {
@@ -309,7 +310,10 @@ export async function serveAdminSocket(db: Db, dataDir: string): Promise<AdminSe
     };
     socket.on('close', () => {
       sessions.delete(socket);
-      chain = chain.then(() => endTx(false)).catch(() => {});
+      // An open transaction of a command that went away (or idled too long) is rolled back.
+      const ended = chain.then(() => endTx(false)).catch(() => {});
+      closing.add(ended);
+      void ended.finally(() => closing.delete(ended));
     });
     socket.on('error', () => {});
     const handle = async (m: Request): Promise<Answer> => {
@@ -392,6 +396,7 @@ export async function serveAdminSocket(db: Db, dataDir: string): Promise<AdminSe
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sessions) s.destroy();
       await closed;
+      await Promise.all([...closing]); // every session's transaction has ended before the database closes
       rmSync(tokenFile, { force: true });
       if (socketDir !== dir) rmSync(socketDir, { recursive: true, force: true });
       else rmSync(socketPath, { force: true });
@@ -420,7 +425,9 @@ class Session {
         this.socket = s;
         this.call({ op: 'hello', token: this.token }).then(() => ok(), fail);
       });
-      s.once('error', fail);
+      s.on('error', (e) => {
+        if (!this.socket) fail(e);
+      });
       s.on('close', () => {
         for (const p of this.pending.values()) p.fail(new Error('the tillpoint server closed the admin connection'));
         this.pending.clear();
@@ -442,6 +449,7 @@ class Session {
 
   private call(m: object): Promise<Reply & { ok: true }> {
     const id = this.next++;
+    if (this.socket!.destroyed) return Promise.reject(new Error('the tillpoint server closed the admin connection'));
     return new Promise((ok, fail) => {
       this.pending.set(id, {
         ok: (r) => (r.ok ? ok(r) : fail(errorFromWire(r.error))),
