@@ -65,7 +65,7 @@ describe('the README, followed from a fresh clone', () => {
     try {
       let out = '';
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 120_000);
+        const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 240_000);
         server.stdout!.on('data', (d) => {
           out += d;
           if (/Demo:/.test(out)) {

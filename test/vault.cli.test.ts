@@ -29,6 +29,9 @@ test('keys status, rotate and rotate --kek from the command line', async () => {
   const db = process.env.TEST_DATABASE_URL ? await createTestDb({ migrate: false }) : undefined;
   const env: Record<string, string> = { NODE_ENV: 'development', TILLPOINT_DATA_DIR: dataDir, ...(db?.url ? { DATABASE_URL: db.url } : {}) };
   try {
+    // Only `serve` and `migrate` create a database; the key commands refuse a data directory without one.
+    const created = await cli(['migrate'], env);
+    assert.equal(created.code, 0, created.err);
     const rotate = await cli(['keys', 'rotate', '--purpose', 'payer_vpa'], env);
     assert.equal(rotate.code, 0, rotate.err);
     assert.match(rotate.out, /payer_vpa aead: version 1 -> 2/);
