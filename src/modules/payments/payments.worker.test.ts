@@ -9,7 +9,7 @@ import { AppError } from '../../platform/errors.ts';
 import type { Db } from '../../platform/db.ts';
 import { newId, txnRefFromPaymentId } from '../../platform/ids.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
-import type { BankConnector, BankResult } from '../banks/types.ts';
+import { BankCallError, type BankConnector, type BankResult } from '../banks/index.ts';
 import { createPaymentsService } from './payments.service.ts';
 import * as repo from './payments.repo.ts';
 import { createTestVault, type Vault } from '../vault/index.ts';
@@ -141,7 +141,7 @@ describe('payment worker jobs', () => {
 
   test('a bank timeout while registering leaves the payment pending with a status check scheduled', async () => {
     bank.script.intent.push(async () => {
-      throw new AppError('bank_unavailable', 'timed out', { timeout: true });
+      throw new BankCallError('uncertain', 'timed out', { timeout: true });
     });
     const p = await create();
     assert.equal(p.status, 'pending');
@@ -153,7 +153,7 @@ describe('payment worker jobs', () => {
 
   test('a bank that refuses before accepting fails the payment with a 503 and nothing to reconcile', async () => {
     bank.script.intent.push(async () => {
-      throw new AppError('bank_unavailable', 'connection refused');
+      throw new BankCallError('not_sent', 'connection refused', {});
     });
     await assert.rejects(create(), (e: AppError) => e.code === 'bank_unavailable' && typeof (e.details as any)?.payment_id === 'string');
   });
