@@ -3,7 +3,7 @@ import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Config } from '../../platform/config.ts';
 import type { Metrics } from '../../platform/metrics.ts';
-import { AppError, isAppError } from '../../platform/errors.ts';
+import { AppError } from '../../platform/errors.ts';
 import { newId, isId, txnRefFromPaymentId, paymentIdFromTxnRef } from '../../platform/ids.ts';
 import { isValidPaise } from '../../platform/money.ts';
 import { maskVpa } from '../../platform/mask.ts';
@@ -319,8 +319,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * Applies what a bank said about a refund (its answer to the request, a callback or a status
    * check). An answer from a status check (source 'worker') counts toward the refund's cadence:
    * after statusCheckMax checks that settle nothing, it is flagged for reconciliation.
+   * `result` undefined: a status check the bank did not answer with certainty.
    */
-  async function settleRefund(refundId: string, result: BankResult, source: Source) {
+  async function settleRefund(refundId: string, answer: BankResult | undefined, source: Source) {
+    const result = answer ?? { outcome: 'pending' as const, responseCode: null };
     return db.tx(async (tx) => {
       const r = await repo.getRefund(tx, refundId, true);
       if (!r) return r;
@@ -587,8 +589,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
           const p = (await repo.getPayment(db, r.payment_id))!;
           const call = await callBank(() => banks.connector(p.bank_code).checkRefundStatus(r.refund_ref));
           if (call.kind !== 'ok') logger.warn({ refund_id: r.id, code: call.error.code, delivery: call.kind }, 'refund status check unanswered; counted as a check');
-          // An unanswered check is a check that learned nothing: the same as "still pending".
-          await settleRefund(r.id, call.kind === 'ok' ? call.value : { outcome: 'pending', responseCode: '01' }, 'worker');
+          // An unanswered check is a check that learned nothing: counted, like "still pending".
+          await settleRefund(r.id, call.kind === 'ok' ? call.value : undefined, 'worker');
         } catch (e) {
           logger.warn({ refund_id: r.id, code: (e as AppError).code }, 'refund status check could not be applied; will retry');
         }

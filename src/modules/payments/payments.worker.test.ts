@@ -176,6 +176,49 @@ describe('payment worker jobs', () => {
     assert.equal((await runLedgerVerify(db)).ok, true);
   });
 
+  test('a refund the bank leaves pending is asked at most 3 times, then flagged with its amount still reserved', async () => {
+    const p = await create(2000);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    bank.script.refund.push(ok('01', 'pending'));
+    const r = await svc.refund(principal, p.id, { amount: 700 });
+    const asked = () => bank.calls.filter((c) => c === 'refund_status').length;
+    const before = asked();
+    for (let i = 0; i < 6; i++) {
+      clock.advance(700_000);
+      bank.script.refundStatus.push(i % 2 ? ok('U48', 'unknown') : ok('01', 'pending'));
+      await svc.runRefundChecks();
+    }
+    assert.equal(asked() - before, 3, 'three checks, then no more');
+    const [rf] = (await svc.listRefunds(principal, p.id)).data;
+    assert.equal(rf.id, r.id);
+    assert.equal(rf.status, 'pending');
+    assert.equal(rf.needs_reconciliation, true);
+    const g = await get(p.id);
+    assert.equal(g.refundable_amount, 1300, 'the 700 stays reserved');
+    assert.equal(g.needs_reconciliation, true);
+    bank.script.refundStatus.length = 0;
+  });
+
+  test('a deemed answer for a refund flags it at once', async () => {
+    const p = await create(2000);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    bank.script.refund.push(ok('U67', 'deemed'));
+    const r = await svc.refund(principal, p.id, { amount: 2000 });
+    assert.equal(r.status, 'pending');
+    assert.equal(r.needs_reconciliation, true);
+    const g = await get(p.id);
+    assert.equal(g.refundable_amount, 0);
+    assert.equal(g.needs_reconciliation, true);
+    clock.advance(700_000);
+    const before = bank.calls.length;
+    await svc.runRefundChecks();
+    assert.equal(bank.calls.filter((c, i) => i >= before && c === 'refund_status').length, 0, 'reconciliation decides, not the worker');
+  });
+
   test('a refund the bank declines releases the reserved amount', async () => {
     const p = await create(2000);
     clock.advance(91_000);
