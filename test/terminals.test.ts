@@ -163,6 +163,23 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.ok((await violations(null, 'auth_failed')) >= 3, 'refused handshakes and logins recorded');
   });
 
+  test('disabling a terminal closes its live session, as revoking does', async () => {
+    const id = await newTerminal();
+    const { password } = await issueMqttSecret(t.db, id, 'test');
+    const c = await connectTerminal({ url: gw.plainUrl!, terminalId: id, password, reconnectPeriodMs: 0, requestTimeoutMs: 3000 });
+    clients.push(c);
+    assert.equal((await c.ping()).pong, true);
+    let closed = false;
+    c.once('offline', () => (closed = true));
+    const r = await t.request('PATCH', `/v1/terminals/${id}`, { status: 'disabled' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The gateway's sweep (every few seconds; 100 ms here) closes it.
+    assert.ok(await until(() => closed, 15_000), 'the live session is closed');
+    await assert.rejects(connectTerminal({ url: gw.plainUrl!, terminalId: id, password, reconnectPeriodMs: 0 }));
+    await flushViolations();
+    assert.ok((await violations(id, 'terminal_disabled')) >= 1, 'closing the session recorded');
+  });
+
   test('a disabled terminal is refused at connect, whatever credential it holds', async () => {
     const id = await newTerminal();
     const bundle = await enroll(id);

@@ -8,7 +8,9 @@ import { sleep } from '../platform/clock.ts';
 // concurrent request can win); its response is stored; later requests with the same key and
 // the same body get that stored response, with another body a 409. Concurrent duplicates wait
 // for the first to finish instead of doing the work again. A 5xx releases the key so a retry
-// can run; a crashed holder's claim lapses after CLAIM_SECONDS.
+// can run, unless the handler says its outcome is recorded (keepIdempotentAnswer: a payment
+// written as failed because its bank could not take it): that 5xx is stored and replayed like
+// any other answer. A crashed holder's claim lapses after CLAIM_SECONDS.
 
 const KEY_RE = /^[\x21-\x7e]{1,255}$/;
 const CLAIM_SECONDS = 60;
@@ -16,8 +18,16 @@ const WAIT_MS = 15_000;
 
 declare module 'fastify' {
   interface FastifyRequest {
-    idempotency?: { scope: string; key: string };
+    idempotency?: { scope: string; key: string; keep5xx?: boolean };
   }
+}
+
+/**
+ * Says that this request's outcome is recorded, so its answer (even a 5xx) is final: a retry
+ * with the same Idempotency-Key replays it instead of running again. No-op without a key.
+ */
+export function keepIdempotentAnswer(req: FastifyRequest) {
+  if (req.idempotency) req.idempotency.keep5xx = true;
 }
 
 interface Row {
@@ -94,7 +104,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db) {
     const idem = req.idempotency;
     if (!idem) return payload;
     req.idempotency = undefined;
-    if (reply.statusCode >= 500) {
+    if (reply.statusCode >= 500 && !idem.keep5xx) {
       await db.query('DELETE FROM platform.idempotency_keys WHERE scope = $1 AND key = $2', [idem.scope, idem.key]);
     } else {
       await db.query(

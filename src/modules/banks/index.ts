@@ -7,7 +7,11 @@ export type {
   RefundRequest,
   BankCallback,
   BankConnector,
+  BankCallOutcome,
+  BankCallFailureKind,
 } from './types.ts';
+export { BankCallError } from './types.ts';
+export { callBank } from './bankCall.ts';
 export { createBanksService, type BanksService, type BanksServiceDeps, type BankStatus } from './banks.service.ts';
 export { DOWN_BANK_CODES_SQL } from './banks.repo.ts';
 export { createConnector, CONNECTOR_NAMES, type ConnectorOptions } from './connectors/index.ts';

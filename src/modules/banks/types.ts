@@ -1,3 +1,5 @@
+import { AppError, type ErrorCode } from '../../platform/errors.ts';
+
 // The bank side, as the payments module sees it. One connector per bank (in connectors/),
 // each keeping that bank's wire format and quirks to itself.
 
@@ -55,6 +57,11 @@ export interface BankCallback {
   result: BankResult;
 }
 
+/**
+ * One bank's wire format. Every method either answers (a readable answer, whatever it says) or
+ * throws a BankCallError saying how far the request got; callers go through callBank() to get
+ * a BankCallOutcome instead of reading error details.
+ */
 export interface BankConnector {
   readonly code: string;
   /** Registers a dynamic-QR intent so the bank can match the incoming payment to `txnRef`. */
@@ -68,4 +75,34 @@ export interface BankConnector {
   checkRefundStatus(refundRef: string): Promise<BankResult>;
   /** Parses a callback body whose signature has already been verified. Throws AppError on garbage. */
   parseCallback(body: unknown): BankCallback;
+}
+
+/**
+ * How far a call to a bank got, as far as the money is concerned. Payments decide on this and
+ * nothing else: only a call that was never sent, or that the bank refused outright, may close
+ * a payment or release a refund's reserved amount; an uncertain one stays pending and is asked
+ * about again (status check), because the bank may have acted on it.
+ */
+export type BankCallOutcome<T> =
+  | { kind: 'ok'; value: T }
+  /** The connection was never made (refused, no route, name not found): the bank cannot have acted. */
+  | { kind: 'not_sent'; error: AppError }
+  /** The bank answered and refused this request as such (4xx: bad signature, bad shape, conflict): it did not act on it. */
+  | { kind: 'rejected'; error: AppError }
+  /** The bank may have acted: timeout, 5xx, connection reset after sending, an answer we cannot read. */
+  | { kind: 'uncertain'; error: AppError };
+
+export type BankCallFailureKind = Exclude<BankCallOutcome<unknown>['kind'], 'ok'>;
+
+/**
+ * What a connector throws when a call did not give a readable answer: an AppError
+ * (`bank_unavailable` unless said otherwise) that says how far the request got.
+ */
+export class BankCallError extends AppError {
+  readonly delivery: BankCallFailureKind;
+  constructor(delivery: BankCallFailureKind, message: string, details: Record<string, unknown>, code: ErrorCode = 'bank_unavailable') {
+    super(code, message, { ...details, delivery });
+    this.name = 'BankCallError';
+    this.delivery = delivery;
+  }
 }

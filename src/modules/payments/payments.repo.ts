@@ -49,6 +49,10 @@ export interface RefundRow {
   bank_ref: string | null;
   response_code: string | null;
   status_checks: number;
+  /** Set when the bank's answers leave the refund for people to settle (reason says why). */
+  needs_reconciliation: boolean;
+  reconciliation_reason: string | null;
+  flagged_at: Date | null;
   created_at: Date;
   completed_at: Date | null;
 }
@@ -82,6 +86,15 @@ export async function insertPayment(q: Queryable, p: NewPayment, audit: Prepared
      JSON.stringify(audit), p.client_ref ?? null],
   );
   return rows[0];
+}
+
+/** Whether the payment went from created straight to failed at its create (its bank call was never sent or was refused). */
+export async function failedAtCreate(q: Queryable, id: string): Promise<boolean> {
+  const { rows } = await q.query<{ yes: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM payments.payment_events WHERE payment_id = $1 AND from_status = 'created' AND to_status = 'failed' AND source = 'api') AS yes`,
+    [id],
+  );
+  return rows[0].yes;
 }
 
 export async function getPaymentByClientRef(q: Queryable, terminalId: string, clientRef: string): Promise<PaymentRow | undefined> {
@@ -203,6 +216,36 @@ export async function flagReconciliation(q: Queryable, id: string, reason: strin
   );
 }
 
+/**
+ * Flags a refund for reconciliation: no more status checks. Its amount stays reserved on the
+ * payment (a pending refund's reservation is released only by a definitive failure).
+ */
+export async function flagRefundReconciliation(q: Queryable, id: string, reason: string, responseCode: string | null, now: Date): Promise<RefundRow> {
+  const { rows } = await q.query<RefundRow>(
+    `UPDATE payments.refunds SET needs_reconciliation = true, reconciliation_reason = $2,
+            response_code = coalesce($3, response_code), next_check_at = NULL, flagged_at = $4
+      WHERE id = $1 RETURNING *`,
+    [id, reason, responseCode, now],
+  );
+  return rows[0];
+}
+
+/** Flags the payment of a flagged refund, so it is listed for reconciliation; a reason it already has is kept. */
+export async function flagPaymentForRefund(q: Queryable, id: string, reason: string, now: Date): Promise<PaymentRow> {
+  const { rows } = await q.query<PaymentRow>(
+    `UPDATE payments.payments SET reconciliation_reason = CASE WHEN needs_reconciliation THEN reconciliation_reason ELSE $2 END,
+            needs_reconciliation = true, updated_at = $3
+      WHERE id = $1 RETURNING *`,
+    [id, reason, now],
+  );
+  return rows[0];
+}
+
+/** No more status checks for this payment: the expiry job gives it its final check. */
+export async function endStatusChecks(q: Queryable, id: string) {
+  await q.query(`UPDATE payments.payments SET next_check_at = NULL WHERE id = $1 AND status = 'pending'`, [id]);
+}
+
 /** Claims up to `limit` pending payments due for a status check (one replica gets each). */
 export async function claimDueStatusChecks(q: Queryable, now: Date, nextCheckAt: Date, limit: number) {
   const { rows } = await q.query<PaymentRow>(
@@ -291,7 +334,7 @@ export async function settleRefundOnPayment(q: Queryable, paymentId: string, amo
 export async function claimDueRefundChecks(q: Queryable, now: Date, nextCheckAt: Date, limit: number) {
   const { rows } = await q.query<RefundRow>(
     `UPDATE payments.refunds SET status_checks = status_checks + 1, next_check_at = $2
-      WHERE id IN (SELECT id FROM payments.refunds WHERE status = 'pending' AND next_check_at <= $1
+      WHERE id IN (SELECT id FROM payments.refunds WHERE status = 'pending' AND next_check_at <= $1 AND NOT needs_reconciliation
                     ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
       RETURNING *`,
     [now, nextCheckAt, limit],

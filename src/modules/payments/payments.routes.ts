@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { decodeCursor, pageOf } from '../../http/pagination.ts';
+import { keepIdempotentAnswer } from '../../http/idempotency.ts';
+import { isAppError } from '../../platform/errors.ts';
 import type { Principal } from '../../http/principal.ts';
 import type { BankCallback } from '../banks/types.ts';
 import type { PaymentsService } from './payments.service.ts';
@@ -28,7 +30,14 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
     // The Idempotency-Key also goes on the payment itself: a retry after the key's claim lapsed
     // (a crash before the response was stored) finds the payment instead of making a second.
     const clientRef = req.idempotency ? `${req.idempotency.scope}:${req.idempotency.key}` : undefined;
-    return reply.status(201).send(await svc.create(p(req), req.body as Parameters<PaymentsService['create']>[1], { clientRef }));
+    try {
+      return reply.status(201).send(await svc.create(p(req), req.body as Parameters<PaymentsService['create']>[1], { clientRef }));
+    } catch (e) {
+      // A failure that names the payment it wrote (the bank could not take it) is this key's
+      // final answer: a retry replays it rather than getting the failed payment as a 201.
+      if (isAppError(e) && (e.details as { payment_id?: unknown } | undefined)?.payment_id !== undefined) keepIdempotentAnswer(req);
+      throw e;
+    }
   });
 
   app.get<{ Querystring: Static<typeof S.PaymentListQuery> }>('/v1/payments', {

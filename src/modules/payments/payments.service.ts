@@ -3,7 +3,7 @@ import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Config } from '../../platform/config.ts';
 import type { Metrics } from '../../platform/metrics.ts';
-import { AppError, isAppError } from '../../platform/errors.ts';
+import { AppError } from '../../platform/errors.ts';
 import { newId, isId, txnRefFromPaymentId, paymentIdFromTxnRef } from '../../platform/ids.ts';
 import { isValidPaise } from '../../platform/money.ts';
 import { maskVpa } from '../../platform/mask.ts';
@@ -11,7 +11,7 @@ import type { Principal } from '../../http/principal.ts';
 import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
 import { page } from '../../http/pagination.ts';
 import type { LedgerService } from '../ledger/types.ts';
-import type { BankCallback, BankConnector, BankResult } from '../banks/types.ts';
+import { callBank, type BankCallback, type BankConnector, type BankResult } from '../banks/index.ts';
 import type { PaymentRewardsInput } from '../rewards/index.ts';
 import type { PreparedAuditEvent } from '../audit/index.ts';
 import { buildUpiUri } from './upiUri.ts';
@@ -77,6 +77,10 @@ export interface CreatePaymentInput {
 
 type Source = 'api' | 'callback' | 'worker';
 
+/** A create whose bank call was never sent or was refused: the payment is recorded as failed. */
+const createFailedAtBank = (paymentId: string) =>
+  new AppError('bank_unavailable', 'The bank could not take the payment; nothing was charged', { payment_id: paymentId });
+
 const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
 const NOTE_RE = /^[^\u0000-\u001f\u007f]{1,50}$/;
 
@@ -115,6 +119,7 @@ export function refundView(r: RefundRow) {
     status: r.status,
     reason: r.reason,
     bank: { ref: r.bank_ref, response_code: r.response_code },
+    needs_reconciliation: r.needs_reconciliation,
     created_at: r.created_at.toISOString(),
     completed_at: r.completed_at ? r.completed_at.toISOString() : null,
   };
@@ -276,7 +281,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
             if (opts.expireIfOpen && p.status === 'created') return transition(tx, p, 'failed', { ...done, response_code: 'U69' }, source, 'never confirmed by the bank; closed at expiry');
             if (p.status === 'pending' && p.status_checks >= cfg.statusCheckMax) {
               // No more status checks: the expiry job gives it its final check.
-              await tx.query(`UPDATE payments.payments SET next_check_at = NULL WHERE id = $1`, [p.id]);
+              await repo.endStatusChecks(tx, p.id);
             }
             return undefined;
         }
@@ -310,11 +315,27 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const sealedPayer = async (tx: Queryable, paymentId: string, result: BankResult) =>
     result.payerVpa ? sealPayerVpa(deps.payerVpa, paymentId, result.payerVpa, tx) : {};
 
-  async function settleRefund(refundId: string, result: BankResult) {
+  /**
+   * Applies what a bank said about a refund (its answer to the request, a callback or a status
+   * check). An answer from a status check (source 'worker') counts toward the refund's cadence:
+   * after statusCheckMax checks that settle nothing, it is flagged for reconciliation.
+   * `result` undefined: a status check the bank did not answer with certainty.
+   */
+  async function settleRefund(refundId: string, answer: BankResult | undefined, source: Source) {
+    const result = answer ?? { outcome: 'pending' as const, responseCode: null };
     return db.tx(async (tx) => {
       const r = await repo.getRefund(tx, refundId, true);
-      if (!r || r.status !== 'pending') return r;
+      if (!r) return r;
       const now = clock.now();
+      if (r.status !== 'pending') {
+        if (r.status === 'failed' && result.outcome === 'success') {
+          // The customer may have been refunded after we released the amount (and the merchant
+          // may refund it again): never revive it, flag it so people decide.
+          logger.warn({ refund_id: r.id }, 'late success for a closed refund');
+          return flagRefund(tx, r, 'success_after_close', result.responseCode, now, source);
+        }
+        return r; // the same final answer again, or one for a refund people already settled
+      }
       if (result.outcome === 'success') {
         const done = await repo.completeRefund(tx, r.id, 'succeeded', result.bankRef ?? null, result.responseCode, now);
         const p = (await repo.getPayment(tx, r.payment_id, true))!;
@@ -332,8 +353,27 @@ export function createPaymentsService(deps: PaymentsDeps) {
         metrics.refunds.inc({ status: 'failed' });
         return done;
       }
-      return r; // pending, deemed or unknown: the worker asks again
+      // Deemed: the switch does not know the outcome; reconciliation decides, as for payments.
+      if (result.outcome === 'deemed') return flagRefund(tx, r, 'deemed', result.responseCode, now, source);
+      // Pending or unknown (U48): asked again, statusCheckMax times at most.
+      if (source === 'worker' && r.status_checks >= cfg.statusCheckMax) return flagRefund(tx, r, 'unresolved_at_bank', result.responseCode, now, source);
+      return r;
     });
+  }
+
+  /**
+   * Flags a refund for reconciliation: no more status checks, its reserved amount stays held,
+   * and its payment is flagged too, so it shows where flagged payments do (the reconciliation
+   * list, the gauge).
+   */
+  async function flagRefund(tx: Queryable, r: RefundRow, reason: string, responseCode: string | null, now: Date, source: Source) {
+    const flagged = await repo.flagRefundReconciliation(tx, r.id, reason, responseCode, now);
+    const p = await repo.flagPaymentForRefund(tx, r.payment_id, `refund_${reason}`, now);
+    await repo.insertEvent(tx, {
+      paymentId: p.id, from: p.status, to: p.status, source, responseCode,
+      detail: `refund ${r.id}: ${reason.replaceAll('_', ' ')}; flagged for reconciliation`, at: now,
+    });
+    return flagged;
   }
 
   /** A create whose clientRef the terminal has used already: the first payment, if it is the same request. */
@@ -343,6 +383,9 @@ export function createPaymentsService(deps: PaymentsDeps) {
     if (!same) {
       throw new AppError('idempotency_key_reused', 'This request reference was used for another payment', { payment_id: first.id });
     }
+    // The first one failed at its bank call (never sent, or refused): the retry gets that same
+    // answer, not a 201 for a failed payment.
+    if (first.status === 'failed' && (await repo.failedAtCreate(db, first.id))) throw createFailedAtBank(first.id);
     return paymentView(await withPayerVpa(deps.payerVpa, first));
   }
 
@@ -397,27 +440,25 @@ export function createPaymentsService(deps: PaymentsDeps) {
         txnRef, amountPaise: input.amount, payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc,
         note: input.note, expiresAt, callbackUrl: callbackUrl(bank.code),
       };
-      let result: BankResult | undefined;
-      let bankRef: string | undefined;
-      let failure: AppError | undefined;
-      try {
-        if (input.method === 'upi_qr') bankRef = (await bank.registerIntent(req)).bankRef;
-        else result = await bank.sendCollect({ ...req, payerVpa: input.payer_vpa! });
-      } catch (e) {
-        failure = isAppError(e) ? e : new AppError('bank_unavailable', 'The bank did not answer');
-      }
+      const call = await callBank(async () =>
+        input.method === 'upi_qr' ? { bankRef: (await bank.registerIntent(req)).bankRef } : { result: await bank.sendCollect({ ...req, payerVpa: input.payer_vpa! }) });
       // 3. Record what happened.
-      const firstCheck = addSeconds(clock.now(), cfg.statusCheckFirstAfterSeconds);
-      const timedOut = Boolean((failure?.details as { timeout?: boolean } | undefined)?.timeout);
-      if (failure && !timedOut) {
-        // The bank refused or was unreachable before accepting anything: nothing to reconcile.
-        payment = (await db.tx((tx) => transition(tx, payment, 'failed', { response_code: 'U28', completed_at: clock.now(), next_check_at: null }, 'api', failure!.message))) ?? payment;
+      if (call.kind === 'not_sent' || call.kind === 'rejected') {
+        // The bank never got the request, or refused it as such: nothing can have been charged.
+        payment = (await db.tx((tx) => transition(tx, payment, 'failed', { response_code: 'U28', completed_at: clock.now(), next_check_at: null }, 'api', call.error.message))) ?? payment;
         count(payment);
-        throw new AppError('bank_unavailable', 'The bank could not take the payment; nothing was charged', { payment_id: payment.id });
+        throw createFailedAtBank(payment.id);
       }
+      const firstCheck = addSeconds(clock.now(), cfg.statusCheckFirstAfterSeconds);
+      const result = call.kind === 'ok' ? call.value.result : undefined;
+      const bankRef = call.kind === 'ok' ? (call.value.bankRef ?? result?.bankRef) : undefined;
+      // Uncertain (timeout, 5xx, reset after sending, unreadable answer): the bank may have taken
+      // it, so the payment is pending like any other and its status checks find out.
+      const detail = call.kind === 'uncertain' ? `bank answer uncertain (${call.error.message}); status check scheduled` : undefined;
       // Moving to pending is one statement (status, history row, outbox event) and runs no hooks,
       // so it is atomic without a transaction of its own: no BEGIN and COMMIT round trips.
-      payment = (await transition(db, payment, 'pending', { bank_ref: bankRef ?? result?.bankRef ?? null, next_check_at: firstCheck }, 'api', timedOut ? 'bank timed out; status check scheduled' : undefined)) ?? payment;
+      // undefined: the bank's callback got here first and moved it on; answer with what it is now.
+      payment = (await transition(db, payment, 'pending', { bank_ref: bankRef ?? null, next_check_at: firstCheck }, 'api', detail)) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
       if (result && result.outcome !== 'pending') payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
       // The VPA sealed above is known here: no need to decrypt it for the answer.
@@ -465,17 +506,18 @@ export function createPaymentsService(deps: PaymentsDeps) {
         for (const h of hooks) await h.onRefundRequested?.(tx, p, row);
         return row;
       });
-      let result: BankResult;
-      try {
-        result = await banks.connector(p.bank_code).refund({
+      const call = await callBank(() =>
+        banks.connector(p.bank_code).refund({
           refundRef: refund.refund_ref, originalTxnRef: p.txn_ref, amountPaise: refund.amount, note: input.reason, callbackUrl: callbackUrl(p.bank_code),
-        });
-      } catch (e) {
-        const timedOut = Boolean(((e as AppError).details as { timeout?: boolean } | undefined)?.timeout);
-        // Unreachable before acceptance: release the reservation. A timeout stays pending for the worker.
-        result = timedOut ? { outcome: 'pending', responseCode: '01' } : { outcome: 'failed', responseCode: 'U28' };
+        }));
+      // Never sent or refused as such: the reservation is released. Uncertain: the refund stays
+      // pending with its amount reserved, and the refund status checks find out what the bank did.
+      if (call.kind === 'uncertain') {
+        logger.warn({ refund_id: refund.id, code: call.error.code }, 'refund: bank answer uncertain; left pending for status checks');
+        return refundView((await repo.getRefund(db, refund.id))!);
       }
-      return refundView((await settleRefund(refund.id, result))!);
+      const result: BankResult = call.kind === 'ok' ? call.value : { outcome: 'failed', responseCode: 'U28', message: call.error.message };
+      return refundView((await settleRefund(refund.id, result, 'api'))!);
     },
 
     async listRefunds(principal: Principal, paymentId: string) {
@@ -491,22 +533,31 @@ export function createPaymentsService(deps: PaymentsDeps) {
       }
       const r = await repo.getRefundByRef(db, cb.ref);
       if (!r) throw new AppError('not_found', 'No refund with this reference');
-      await settleRefund(r.id, cb.result);
+      await settleRefund(r.id, cb.result, 'callback');
       return { received: true };
     },
 
     // ---- worker jobs ----
 
-    /** Status checks on the UPI cadence: first after statusCheckFirstAfterSeconds, at most statusCheckMax. */
+    /**
+     * Status checks on the UPI cadence: first after statusCheckFirstAfterSeconds, at most
+     * statusCheckMax. A check the bank does not answer with certainty (timeout, 5xx, unreadable)
+     * counts as a check that learned nothing; after the last one the expiry job has the final word.
+     */
     async runStatusChecks(): Promise<number> {
       const now = clock.now();
       const claimed = await db.tx((tx) => repo.claimDueStatusChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100));
       for (const p of claimed) {
+        const call = await callBank(() => banks.connector(p.bank_code).checkStatus(p.txn_ref));
         try {
-          const result = await banks.connector(p.bank_code).checkStatus(p.txn_ref);
-          await applyPaymentResult(p.id, result, 'worker');
+          if (call.kind === 'ok') {
+            await applyPaymentResult(p.id, call.value, 'worker');
+            continue;
+          }
+          logger.warn({ payment_id: p.id, code: call.error.code, delivery: call.kind }, 'status check unanswered; counted as a check');
+          if (p.status_checks >= cfg.statusCheckMax) await repo.endStatusChecks(db, p.id);
         } catch (e) {
-          logger.warn({ payment_id: p.id, code: (e as AppError).code }, 'status check failed; will retry');
+          logger.warn({ payment_id: p.id, code: (e as AppError).code }, 'status check could not be applied; will retry');
         }
       }
       return claimed.length;
@@ -517,26 +568,31 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const now = clock.now();
       const claimed = await db.tx((tx) => repo.claimExpired(tx, now, addSeconds(now, 30), 100));
       for (const p of claimed) {
-        let result: BankResult;
-        try {
-          result = await banks.connector(p.bank_code).checkStatus(p.txn_ref);
-        } catch {
-          continue; // bank unreachable: the lease runs out and we try again
-        }
-        await applyPaymentResult(p.id, result, 'worker', { expireIfOpen: true });
+        const call = await callBank(() => banks.connector(p.bank_code).checkStatus(p.txn_ref));
+        // No certain answer: nothing may be closed on a guess; the lease runs out and we ask again.
+        if (call.kind !== 'ok') continue;
+        await applyPaymentResult(p.id, call.value, 'worker', { expireIfOpen: true });
       }
       return claimed.length;
     },
 
+    /**
+     * Refund status checks, on the payments' cadence: a refund the bank leaves pending or does
+     * not know (U48), or does not answer with certainty, is asked statusCheckMax times, then
+     * flagged for reconciliation with its amount still reserved.
+     */
     async runRefundChecks(): Promise<number> {
       const now = clock.now();
       const claimed = await db.tx((tx) => repo.claimDueRefundChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100));
       for (const r of claimed) {
         try {
           const p = (await repo.getPayment(db, r.payment_id))!;
-          await settleRefund(r.id, await banks.connector(p.bank_code).checkRefundStatus(r.refund_ref));
+          const call = await callBank(() => banks.connector(p.bank_code).checkRefundStatus(r.refund_ref));
+          if (call.kind !== 'ok') logger.warn({ refund_id: r.id, code: call.error.code, delivery: call.kind }, 'refund status check unanswered; counted as a check');
+          // An unanswered check is a check that learned nothing: counted, like "still pending".
+          await settleRefund(r.id, call.kind === 'ok' ? call.value : undefined, 'worker');
         } catch (e) {
-          logger.warn({ refund_id: r.id, code: (e as AppError).code }, 'refund status check failed; will retry');
+          logger.warn({ refund_id: r.id, code: (e as AppError).code }, 'refund status check could not be applied; will retry');
         }
       }
       return claimed.length;

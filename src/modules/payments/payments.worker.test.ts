@@ -9,7 +9,7 @@ import { AppError } from '../../platform/errors.ts';
 import type { Db } from '../../platform/db.ts';
 import { newId, txnRefFromPaymentId } from '../../platform/ids.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
-import type { BankConnector, BankResult } from '../banks/types.ts';
+import { BankCallError, type BankConnector, type BankResult } from '../banks/index.ts';
 import { createPaymentsService } from './payments.service.ts';
 import * as repo from './payments.repo.ts';
 import { createTestVault, type Vault } from '../vault/index.ts';
@@ -141,7 +141,7 @@ describe('payment worker jobs', () => {
 
   test('a bank timeout while registering leaves the payment pending with a status check scheduled', async () => {
     bank.script.intent.push(async () => {
-      throw new AppError('bank_unavailable', 'timed out', { timeout: true });
+      throw new BankCallError('uncertain', 'timed out', { timeout: true });
     });
     const p = await create();
     assert.equal(p.status, 'pending');
@@ -153,7 +153,7 @@ describe('payment worker jobs', () => {
 
   test('a bank that refuses before accepting fails the payment with a 503 and nothing to reconcile', async () => {
     bank.script.intent.push(async () => {
-      throw new AppError('bank_unavailable', 'connection refused');
+      throw new BankCallError('not_sent', 'connection refused', {});
     });
     await assert.rejects(create(), (e: AppError) => e.code === 'bank_unavailable' && typeof (e.details as any)?.payment_id === 'string');
   });
@@ -174,6 +174,49 @@ describe('payment worker jobs', () => {
     assert.equal(g.status, 'partially_refunded');
     assert.equal(g.refunded_amount, 500);
     assert.equal((await runLedgerVerify(db)).ok, true);
+  });
+
+  test('a refund the bank leaves pending is asked at most 3 times, then flagged with its amount still reserved', async () => {
+    const p = await create(2000);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    bank.script.refund.push(ok('01', 'pending'));
+    const r = await svc.refund(principal, p.id, { amount: 700 });
+    const asked = () => bank.calls.filter((c) => c === 'refund_status').length;
+    const before = asked();
+    for (let i = 0; i < 6; i++) {
+      clock.advance(700_000);
+      bank.script.refundStatus.push(i % 2 ? ok('U48', 'unknown') : ok('01', 'pending'));
+      await svc.runRefundChecks();
+    }
+    assert.equal(asked() - before, 3, 'three checks, then no more');
+    const [rf] = (await svc.listRefunds(principal, p.id)).data;
+    assert.equal(rf.id, r.id);
+    assert.equal(rf.status, 'pending');
+    assert.equal(rf.needs_reconciliation, true);
+    const g = await get(p.id);
+    assert.equal(g.refundable_amount, 1300, 'the 700 stays reserved');
+    assert.equal(g.needs_reconciliation, true);
+    bank.script.refundStatus.length = 0;
+  });
+
+  test('a deemed answer for a refund flags it at once', async () => {
+    const p = await create(2000);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    bank.script.refund.push(ok('U67', 'deemed'));
+    const r = await svc.refund(principal, p.id, { amount: 2000 });
+    assert.equal(r.status, 'pending');
+    assert.equal(r.needs_reconciliation, true);
+    const g = await get(p.id);
+    assert.equal(g.refundable_amount, 0);
+    assert.equal(g.needs_reconciliation, true);
+    clock.advance(700_000);
+    const before = bank.calls.length;
+    await svc.runRefundChecks();
+    assert.equal(bank.calls.filter((c, i) => i >= before && c === 'refund_status').length, 0, 'reconciliation decides, not the worker');
   });
 
   test('a refund the bank declines releases the reserved amount', async () => {

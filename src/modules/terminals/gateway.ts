@@ -9,7 +9,7 @@ import { createAuditWriter, loadAuditKeys, type AuditWriter } from '../audit/ind
 import { createRequestHandler, errorResponse, peekRequestId, type HandlerOutcome, type PaymentsForTerminals, type RewardsForTerminals } from './protocol/handlers.ts';
 import { createOutboxRelay } from './outboxRelay.ts';
 import { createViolationRecorder } from './violations.ts';
-import { credentialsRevokedSince, pruneRequests } from './terminals.repo.ts';
+import { credentialsRevokedSince, inactiveTerminals, pruneRequests } from './terminals.repo.ts';
 import { responseTopic } from './topics.ts';
 import { pkiFiles } from './certs.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.ts';
@@ -36,7 +36,7 @@ export interface GatewayDeps {
   rewards?: RewardsForTerminals;
   metrics?: Pick<Metrics, 'registry'>;
   clock?: Clock;
-  /** How often live sessions are checked against revoked credentials (embedded broker). */
+  /** How often live sessions are checked against revoked credentials and disabled terminals (embedded broker). */
   revocationSweepMs?: number;
 }
 
@@ -218,6 +218,13 @@ export function createTerminalGateway(deps: GatewayDeps) {
     if (r.fingerprints.length + r.secretIds.length > 0) {
       const n = embedded.dropRevoked(new Set(r.fingerprints), new Set(r.secretIds));
       if (n > 0) logger.info({ closed: n }, 'closed sessions whose credential was revoked');
+    }
+    // A terminal disabled since it connected (PATCH /v1/terminals/:id, on any replica) loses its
+    // session too: it would be refused at connect, so it may not keep talking on an open one.
+    const disabled = await inactiveTerminals(db, embedded.liveTerminals());
+    if (disabled.length > 0) {
+      const n = embedded.dropTerminals(new Set(disabled));
+      if (n > 0) logger.info({ closed: n }, 'closed sessions of disabled terminals');
     }
     return r.now;
   }

@@ -87,6 +87,16 @@ export async function credentialsRevokedSince(q: Queryable, since: Date): Promis
   return { now: nowRow.rows[0].now, fingerprints: certs.rows.map((r) => r.fingerprint), secretIds: secrets.rows.map((r) => r.id) };
 }
 
+/**
+ * Of these terminals, the ones that may no longer connect (disabled). A read of the merchants
+ * module's table, by primary key: the gateway asks it for its live sessions every few seconds.
+ */
+export async function inactiveTerminals(q: Queryable, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await q.query<{ id: string }>(`SELECT id FROM merchants.terminals WHERE id = ANY($1::text[]) AND status <> 'active'`, [ids]);
+  return rows.map((r) => r.id);
+}
+
 // ---- request ids ----
 
 export interface RequestRow {
@@ -198,7 +208,8 @@ export type ViolationKind =
   | 'unknown_type'
   | 'request_id_reused'
   | 'too_many_in_flight'
-  | 'credential_revoked';
+  | 'credential_revoked'
+  | 'terminal_disabled';
 
 export async function insertViolations(q: Queryable, vs: Violation[]): Promise<void> {
   if (vs.length === 0) return;

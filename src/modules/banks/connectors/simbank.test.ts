@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { AppError } from '../../../platform/errors.ts';
 import { createMetrics } from '../../../platform/metrics.ts';
 import { createConnector } from './index.ts';
+import { BankCallError, type BankCallFailureKind } from '../types.ts';
 
 // The connector's failure handling, against small local servers that misbehave on purpose.
 
@@ -27,10 +28,11 @@ const intent = {
   callbackUrl: 'http://127.0.0.1:1/cb',
 };
 
-function unavailable(timeout: boolean) {
+function unavailable(timeout: boolean, delivery: BankCallFailureKind = 'uncertain') {
   return (e: unknown) => {
-    assert.ok(e instanceof AppError, String(e));
+    assert.ok(e instanceof BankCallError, String(e));
     assert.equal(e.code, 'bank_unavailable');
+    assert.equal(e.delivery, delivery);
     assert.equal((e.details as { timeout: boolean }).timeout, timeout);
     return true;
   };
@@ -61,14 +63,10 @@ test('an unreachable bank: bank_unavailable, timeout:false, known not to have be
   await new Promise<void>((r) => closed.close(() => r()));
   assert.notEqual(String(deadPort), port);
   const c = createConnector(bank(`http://127.0.0.1:${deadPort}/sim`), { publicUrl: 'http://x', timeoutMs: 1000 });
-  await assert.rejects(c.checkStatus('TP1'), (e: unknown) => {
-    unavailable(false)(e);
-    assert.equal(((e as AppError).details as { uncertain: boolean }).uncertain, false);
-    return true;
-  });
+  await assert.rejects(c.checkStatus('TP1'), unavailable(false, 'not_sent'));
 });
 
-test('5xx and unreadable answers are bank_unavailable; 409 is conflict', async (t) => {
+test('5xx and unreadable answers are uncertain bank_unavailable; 409 and 400 are rejected', async (t) => {
   let mode = 500;
   const url = await server(t, (req, res) => {
     req.resume();
@@ -91,9 +89,23 @@ test('5xx and unreadable answers are bank_unavailable; 409 is conflict', async (
   mode = 1;
   await assert.rejects(c.checkStatus('TP1'), unavailable(false));
   mode = 409;
-  await assert.rejects(c.registerIntent(intent), (e: unknown) => e instanceof AppError && e.code === 'conflict');
+  await assert.rejects(c.registerIntent(intent), (e: unknown) => e instanceof BankCallError && e.code === 'conflict' && e.delivery === 'rejected');
   mode = 400;
-  await assert.rejects(c.registerIntent(intent), (e: unknown) => e instanceof AppError && e.code === 'internal_error');
+  await assert.rejects(c.registerIntent(intent), (e: unknown) => e instanceof BankCallError && e.code === 'internal_error' && e.delivery === 'rejected');
+});
+
+test('a connection reset after the request was read is uncertain: the bank may have acted', async (t) => {
+  let read = 0;
+  const url = await server(t, (req) => {
+    req.resume();
+    req.on('end', () => {
+      read++;
+      req.socket.resetAndDestroy();
+    });
+  });
+  const c = createConnector(bank(url), { publicUrl: 'http://x', timeoutMs: 2000 });
+  await assert.rejects(c.refund({ refundRef: 'r1', originalTxnRef: 'TP1', amountPaise: 1, callbackUrl: 'http://x/cb' }), unavailable(false));
+  assert.equal(read, 1, 'the bank read the whole request before the reset');
 });
 
 test('requests are signed, JSON, with rupee amounts', async (t) => {

@@ -1,11 +1,13 @@
 import type { BankConfig } from '../../../platform/config.ts';
-import { AppError } from '../../../platform/errors.ts';
+import { AppError, type ErrorCode } from '../../../platform/errors.ts';
 import { formatRupees, parseRupees } from '../../../platform/money.ts';
 import { systemClock, type Clock } from '../../../platform/clock.ts';
 import type { Metrics } from '../../../platform/metrics.ts';
 import { signRequest } from '../../../platform/signing.ts';
 import { toBankResult } from '../responseCodes.ts';
+import { BankCallError } from '../types.ts';
 import type {
+  BankCallFailureKind,
   BankCallback,
   BankConnector,
   BankResult,
@@ -60,6 +62,8 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
     const raw = JSON.stringify(body);
     const started = performance.now();
     let outcome = 'ok';
+    const fail = (delivery: BankCallFailureKind, message: string, extra: Record<string, unknown> = {}, code?: ErrorCode) =>
+      new BankCallError(delivery, `Bank ${bank.code} ${message}`, { bank: bank.code, op, ...extra }, code);
     try {
       let res: Response;
       let text: string;
@@ -77,59 +81,35 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
         if (isTimeout(e)) {
           outcome = 'timeout';
           // The bank may have acted on it: the caller must find out (status check), not assume.
-          throw new AppError('bank_unavailable', `Bank ${bank.code} did not answer in time`, {
-            bank: bank.code,
-            op,
-            timeout: true,
-            uncertain: true,
-          });
+          throw fail('uncertain', 'did not answer in time', { timeout: true });
         }
         outcome = 'network_error';
+        // Refused or unroutable: never sent. Anything else (a reset or a hang-up after the
+        // request was written, a TLS failure mid-way) may have reached the bank.
         const code = causeCode(e);
-        throw new AppError('bank_unavailable', `Bank ${bank.code} could not be reached`, {
-          bank: bank.code,
-          op,
-          timeout: false,
-          uncertain: !(code && NOT_SENT_CODES.has(code)),
-        });
+        throw fail(code && NOT_SENT_CODES.has(code) ? 'not_sent' : 'uncertain', 'could not be reached', { timeout: false, ...(code ? { cause: code } : {}) });
       }
       if (res.status >= 500) {
+        // A 5xx says nothing about whether the bank acted before it failed (a gateway's 502
+        // after the core committed is the classic case).
         outcome = 'http_error';
-        throw new AppError('bank_unavailable', `Bank ${bank.code} answered with an error`, {
-          bank: bank.code,
-          op,
-          timeout: false,
-          uncertain: true,
-          status: res.status,
-        });
+        throw fail('uncertain', 'answered with an error', { timeout: false, status: res.status });
       }
       if (res.status === 409) {
         outcome = 'http_error';
-        throw new AppError('conflict', `Bank ${bank.code} already has this reference with other details`, {
-          bank: bank.code,
-          op,
-        });
+        throw fail('rejected', 'already has this reference with other details', { status: 409 }, 'conflict');
       }
       if (res.status >= 400) {
         // Our request was refused (bad signature, bad shape): retrying will not help, and a
         // person must look — typically a secret out of step with the bank.
         outcome = 'http_error';
-        throw new AppError('internal_error', `Bank ${bank.code} refused the request`, {
-          bank: bank.code,
-          op,
-          status: res.status,
-        });
+        throw fail('rejected', 'refused the request', { status: res.status }, 'internal_error');
       }
       try {
         return JSON.parse(text) as T;
       } catch {
         outcome = 'bad_response';
-        throw new AppError('bank_unavailable', `Bank ${bank.code} sent an unreadable answer`, {
-          bank: bank.code,
-          op,
-          timeout: false,
-          uncertain: true,
-        });
+        throw fail('uncertain', 'sent an unreadable answer', { timeout: false });
       }
     } finally {
       opts.metrics?.bankCalls.observe({ bank: bank.code, op, outcome }, (performance.now() - started) / 1000);
@@ -138,12 +118,7 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
 
   function result(op: Op, r: WireTxnResponse): BankResult {
     if (!r || typeof r.response_code !== 'string' || r.response_code === '') {
-      throw new AppError('bank_unavailable', `Bank ${bank.code} sent an answer without a response code`, {
-        bank: bank.code,
-        op,
-        timeout: false,
-        uncertain: true,
-      });
+      throw new BankCallError('uncertain', `Bank ${bank.code} sent an answer without a response code`, { bank: bank.code, op, timeout: false });
     }
     return toBankResult(r.response_code, { bankRef: str(r.bank_ref), payerVpa: str(r.payer_vpa), message: str(r.message) });
   }

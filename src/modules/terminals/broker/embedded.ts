@@ -50,6 +50,10 @@ export interface EmbeddedBrokerOptions {
 export interface EmbeddedBroker extends Transport {
   /** Closes live sessions whose credential was revoked. Returns how many. */
   dropRevoked(fingerprints: Set<string>, secretIds: Set<number>): number;
+  /** The terminals with a live session on this broker. */
+  liveTerminals(): string[];
+  /** Closes the live sessions of these terminals (disabled since they connected). Returns how many. */
+  dropTerminals(terminalIds: Set<string>): number;
   ports(): { plain?: number; tls?: number };
 }
 
@@ -228,6 +232,19 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
           client.close();
           n++;
         }
+      }
+      return n;
+    },
+    liveTerminals: () => [...live.keys()],
+    dropTerminals(terminalIds) {
+      let n = 0;
+      for (const terminalId of terminalIds) {
+        const client = live.get(terminalId);
+        if (!client) continue;
+        o.record({ kind: 'terminal_disabled', terminalId, clientId: client.id, detail: 'live session closed: terminal disabled', remoteAddr: remote(client) });
+        live.delete(terminalId);
+        client.close();
+        n++;
       }
       return n;
     },
