@@ -188,7 +188,7 @@ function parseAudit(env: Env, dataDir: string): AuditConfig {
   return {
     signingKey: env.AUDIT_SIGNING_KEY || undefined,
     trustedPublicKeys: str(env, 'AUDIT_TRUSTED_PUBLIC_KEYS', '').split(',').map((k) => k.trim()).filter(Boolean),
-    signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 60, 1, 3600),
+    signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 10, 1, 3600),
     export: { target: target as 'local' | 's3' | 'off', dir: resolve(str(env, 'AUDIT_EXPORT_DIR', resolve(dataDir, 'audit-archive'))), s3 },
     retentionMonths,
     // PCI DSS 10.5.1: at least the last three months immediately available.

@@ -113,7 +113,7 @@ export async function readExportedHeads(store: WormStore): Promise<{ heads: Expo
   }
   const heads: ExportedHead[] = [];
   const unreadable: { key: string; reason: string }[] = [];
-  // A few at a time: a year of segments is many small reads.
+  // Sixteen at a time: a year of segments (one per signing interval while the trail grows) is many small reads.
   let next = 0;
   const worker = async () => {
     while (next < keys.length) {
@@ -136,7 +136,7 @@ export async function readExportedHeads(store: WormStore): Promise<{ heads: Expo
       }
     }
   };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  await Promise.all(Array.from({ length: 16 }, worker));
   heads.sort((a, b) => a.head.tree_size - b.head.tree_size || a.key.localeCompare(b.key));
   return { heads, unreadable };
 }
