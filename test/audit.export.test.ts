@@ -50,6 +50,31 @@ function fakeS3() {
       return;
     }
     const path = decodeURIComponent(req.url!);
+    const url = new URL(req.url!, 'http://s3.test');
+    if (req.method === 'GET' && url.searchParams.get('list-type') === '2') {
+      // ListObjectsV2 (path-style): keys under the prefix, two a page, to exercise continuation.
+      const bucket = url.pathname.replace(/\/$/, '');
+      const all = [...objects.keys()].filter((k) => k.startsWith(`${bucket}/${url.searchParams.get('prefix') ?? ''}`)).map((k) => k.slice(bucket.length + 1)).sort();
+      const from = Number(url.searchParams.get('continuation-token') ?? 0);
+      const page = all.slice(from, from + 2);
+      const more = from + 2 < all.length;
+      res.writeHead(200, { 'content-type': 'application/xml' }).end(
+        `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${bucket.slice(1)}</Name><KeyCount>${page.length}</KeyCount><MaxKeys>2</MaxKeys>` +
+        `<IsTruncated>${more}</IsTruncated>${page.map((k) => `<Contents><Key>${k}</Key><Size>${objects.get(`${bucket}/${k}`)!.length}</Size></Contents>`).join('')}` +
+        `${more ? `<NextContinuationToken>${from + 2}</NextContinuationToken>` : ''}</ListBucketResult>`);
+      return;
+    }
+    if (req.method === 'GET') {
+      const o = objects.get(path);
+      if (!o) {
+        res.writeHead(404).end('<Error><Code>NoSuchKey</Code></Error>');
+        return;
+      }
+      const range = /^bytes=0-(\d+)$/.exec(String(req.headers.range ?? ''));
+      if (range) res.writeHead(206).end(o.subarray(0, Number(range[1]) + 1));
+      else res.writeHead(200).end(o);
+      return;
+    }
     if (req.method === 'HEAD') {
       const o = objects.get(path);
       res.writeHead(o ? 200 : 404, o ? { etag: `"${createHash('md5').update(o).digest('hex')}"` } : {}).end();
@@ -148,5 +173,55 @@ test('retention: records older than the online period leave the database only af
     assert.equal(bad.first?.leaf_index, 4, 'at the first record past the recorded boundary');
   } finally {
     await db.close();
+  }
+});
+
+test('S3: audit verify lists the bucket and reads every segment head back; a trail cut short in the database fails', async () => {
+  const s3 = fakeS3();
+  await new Promise<void>((r) => s3.server.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(s3.server.address() as AddressInfo).port}`;
+  const db = await createTestDb();
+  const clock = fixedClock('2025-02-01T00:00:00.000Z');
+  try {
+    const store = s3Worm({ bucket: 'tp-audit', region: 'ap-south-1', endpoint, prefix: 'prod/audit/', credentials: CREDS, now: () => clock.now() });
+    const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-s3v-')) });
+    const audit = createAuditService({ db, config, clock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)), store });
+    // Five segments, so the listing takes three pages.
+    for (let seg = 0; seg < 5; seg++) {
+      for (let i = 0; i < 3; i++) await db.tx((tx) => audit.record(tx, { action: 'api_key.created', resource: { type: 'api_key', id: `key_${seg}_${i}` } }));
+      clock.advance(120_000);
+      await audit.seal();
+      await audit.signHead(true);
+      await audit.exportSegments();
+    }
+    assert.deepEqual(await store.list('segments/'), [0, 3, 6, 9, 12].map((s) => `segments/${String(s).padStart(12, '0')}-${String(s + 3).padStart(12, '0')}.jsonl`));
+    const ok = await audit.verify();
+    assert.equal(ok.ok, true, JSON.stringify(ok.first));
+    assert.equal(ok.exported_heads_checked, 5);
+    assert.equal(s3.problems.length, 0, s3.problems.join('; '));
+    // A database owner cuts the trail back to 9 leaves, with everything the database knows of the rest.
+    await db.tx(async (tx) => {
+      await tx.query(`SET LOCAL session_replication_role = replica`);
+      await tx.query(`DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= 9`);
+      await tx.query(`DELETE FROM audit.leaves WHERE leaf_index >= 9`);
+      await tx.query(`DELETE FROM audit.nodes WHERE (idx + 1) * (1::bigint << level) > 9`);
+      await tx.query(`DELETE FROM audit.tree_heads WHERE tree_size > 9`);
+      await tx.query(`DELETE FROM audit.exports WHERE segment_end > 9`);
+      await tx.query(`UPDATE audit.state SET tree_size = 9, exported_size = 9`);
+    });
+    const bad = await audit.verify();
+    assert.equal(bad.ok, false);
+    assert.equal(bad.first?.kind, 'removed');
+    assert.match(bad.first!.message, /segments\/000000000012-000000000015\.jsonl/);
+    assert.match(bad.first!.message, /leaves 9 to 14 \(6 records\) are missing/);
+    // The store cannot be read: verify does not say ok.
+    s3.server.close();
+    s3.server.closeAllConnections();
+    const blind = await audit.verify();
+    assert.equal(blind.ok, false);
+    assert.ok(blind.problems.some((p) => p.kind === 'export_unreadable'));
+  } finally {
+    await db.close();
+    s3.server.close();
   }
 });

@@ -234,3 +234,93 @@ describe('audit verify names the first record that was tampered with', () => {
     }
   });
 });
+
+/**
+ * What a database owner can do without the signing key: cut the trail back to `size` leaves,
+ * everything the database knows of the cut part included (records, leaves, tree nodes, signed
+ * heads, export rows, the bookkeeping row), with the append-only triggers bypassed.
+ */
+async function cutBack(db: Db, size: number) {
+  await db.tx(async (tx) => {
+    await tx.query(`SET LOCAL session_replication_role = replica`);
+    await tx.query(`DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= $1`, [size]);
+    await tx.query(`DELETE FROM audit.leaves WHERE leaf_index >= $1`, [size]);
+    await tx.query(`DELETE FROM audit.nodes WHERE (idx + 1) * (1::bigint << level) > $1`, [size]);
+    await tx.query(`DELETE FROM audit.tree_heads WHERE tree_size > $1`, [size]);
+    await tx.query(`DELETE FROM audit.exports WHERE segment_end > $1`, [size]);
+    await tx.query(`UPDATE audit.state SET tree_size = $1, exported_size = least(exported_size, $1)`, [size]);
+  });
+}
+
+describe('audit verify holds the database against the heads exported to write-once storage', () => {
+  /** 12 records signed and exported, then 5 more signed and exported: segments 0-12 and 12-17. */
+  async function exportedTwice() {
+    const t = await trail();
+    await sealAndSign(t.audit);
+    assert.deepEqual(await t.audit.exportSegments().then((s) => [s?.start, s?.end]), [0, 12]);
+    for (let i = 0; i < 5; i++) t.ids.push(await t.db.tx((tx) => t.audit.record(tx, { action: 'operator.created', details: { i } })));
+    t.clock.advance(120_000);
+    await sealAndSign(t.audit);
+    assert.deepEqual(await t.audit.exportSegments().then((s) => [s?.start, s?.end]), [12, 17]);
+    const ok = await t.audit.verify();
+    assert.equal(ok.ok, true, JSON.stringify(ok.first));
+    return t;
+  }
+
+  test('the trail cut back below a signed, exported head (records, leaves, nodes, heads, export rows): verify fails, naming the missing leaves', async () => {
+    const t = await exportedTwice();
+    try {
+      await cutBack(t.db, 12);
+      // The database alone is consistent again: its own heads and exports stop at 12.
+      assert.equal((await t.db.query(`SELECT 1 FROM audit.tree_heads WHERE tree_size > 12`)).rows.length, 0);
+      const r = await t.audit.verify();
+      assert.equal(r.ok, false, 'a trail cut short past an exported head is not ok');
+      assert.equal(r.first?.kind, 'removed');
+      assert.equal(r.first?.leaf_index, 12);
+      assert.equal(r.first?.tree_size, 17);
+      assert.equal(r.exported_heads_checked, 2, 'both exported heads were read back');
+      assert.equal(r.export_checked, true);
+      assert.match(r.first!.message, /segments\/000000000012-000000000017\.jsonl/);
+      assert.match(r.first!.message, /leaves 12 to 16 \(5 records\) are missing/);
+    } finally {
+      await t.db.close();
+    }
+  });
+
+  test('cut back, then grown and exported again past the old size: the old exported head no longer matches', async () => {
+    const t = await exportedTwice();
+    try {
+      await cutBack(t.db, 10);
+      for (let i = 0; i < 9; i++) await t.db.tx((tx) => t.audit.record(tx, { action: 'merchant.updated', details: { i } }));
+      t.clock.advance(120_000);
+      const h = await sealAndSign(t.audit);
+      assert.equal(h?.tree_size, 19);
+      // The exporter writes a new segment under a new name; the old ones stay.
+      assert.deepEqual(await t.audit.exportSegments().then((s) => [s?.start, s?.end]), [10, 19]);
+      const r = await t.audit.verify();
+      assert.equal(r.ok, false);
+      const mismatch = r.problems.find((p) => p.kind === 'head_mismatch');
+      assert.ok(mismatch, JSON.stringify(r.problems));
+      // The first exported head past the cut: size 12, in the first segment.
+      assert.equal(mismatch.tree_size, 12);
+      assert.match(mismatch.message, /segments\/000000000000-000000000012\.jsonl/);
+    } finally {
+      await t.db.close();
+    }
+  });
+
+  test('an exported segment whose header cannot be read is reported, never skipped', async () => {
+    const t = await trail();
+    try {
+      await sealAndSign(t.audit);
+      await t.audit.exportSegments();
+      await localWorm(join(t.dir, 'archive')).put('segments/000000000012-000000000020.jsonl', Buffer.from('not a segment\n'), new Date());
+      const r = await t.audit.verify();
+      assert.equal(r.ok, false);
+      assert.equal(r.first?.kind, 'export_unreadable');
+      assert.match(r.first!.message, /000000000012-000000000020/);
+    } finally {
+      await t.db.close();
+    }
+  });
+});

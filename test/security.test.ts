@@ -1,11 +1,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApp, type TestApp, type Res } from './helpers/harness.ts';
+import { httpJson, startTestApp, type TestApp, type Res } from './helpers/harness.ts';
 import { call, createOperator, signIn, uniqueEmail, type Session } from './helpers/operators.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import { PERMISSIONS } from '../src/http/principal.ts';
-import { createApiKey, KEY_GRANTABLE_PERMISSIONS, ROLE_NAMES, MERCHANT_ROLES } from '../src/modules/identity/index.ts';
+import { createApiKey, KEY_GRANTABLE_PERMISSIONS, ROLE_NAMES, MERCHANT_ROLES, SESSION_COOKIE } from '../src/modules/identity/index.ts';
 import type { RouteInfo } from '../src/http/server.ts';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
 
 // The shared security suite: every /v1 route the running API has registered (read from the
 // app itself, so a new route is covered the day it is added) is called
@@ -165,5 +167,143 @@ describe('security suite over every route', () => {
     assert.ok(checked >= 29);
     // And the data is unchanged: merchant A's merchant still has its name.
     assert.equal((await t.request('GET', `/v1/merchants/${fx.merchant}`)).body.name, 'Shop A');
+  });
+
+  /** As the admin key, or, where only a person may act (403 for a key), as an operator with every role. */
+  let root: Session | undefined;
+  async function asAnyone(method: string, path: string, rawBody?: string): Promise<Res> {
+    const r = await httpJson(t.url + path, method, rawBody, { authorization: `Bearer ${t.adminKey}` });
+    if (r.status !== 403) return r;
+    root ??= await signIn(t, clock, await createOperator(t, { roles: [...ROLE_NAMES] }));
+    return httpJson(t.url + path, method, rawBody, { cookie: `${SESSION_COOKIE}=${root.token}`, 'x-csrf-token': root.csrf });
+  }
+
+  // Hostile characters in every string the API reads: each string field of each body (filled
+  // in from the route's own schema), each query parameter and each path parameter, with a NUL
+  // (PostgreSQL cannot store it), other C0 controls, DEL and an unpaired surrogate. Any 5xx
+  // fails; a NUL that reaches a handler at all is a failure too (it must stop at the door).
+  test('control characters in every string field, query parameter and path parameter: never a 5xx', async () => {
+    const HOSTILE = ['a\u0000b', '\u0001\u001f', 'x\u001b[2J', 'del\u007f', 'half \ud800 pair'];
+    // Query strings arrive percent-encoded; %ED%A0%80 is the UTF-8 form of a lone surrogate.
+    const HOSTILE_QUERY = ['a%00b', '%01%1F', 'x%1B%5B2J', 'del%7F', 'half%20%ED%A0%80%20pair'];
+    const ajv = new Ajv.default({ strict: false });
+    addFormats.default(ajv);
+    const known: Record<string, () => unknown> = {
+      terminal_id: () => fx.terminal, store_id: () => fx.store, merchant_id: () => fx.merchant, payment_id: () => fx.payment,
+      email: () => uniqueEmail('fuzz'), vpa: () => 'asha.fuzz@simbank', payer_vpa: () => 'asha.fuzz@okaxis', currency: () => 'INR', mcc: () => '5411',
+      acquiring_bank: () => 'SIMBANK', amount: () => 100, password: () => 'correct-Horse-battery-9', name: () => 'Fuzz', label: () => 'Till', city: () => 'Pune',
+    };
+    const CANDIDATES = ['x', 'abc', 'Fuzz Name', 'SIMBANK', '5411', 'INR', '2025-01-01T00:00:00.000Z', 'https://example.com/x', 'asha.fuzz@okaxis', '123456'];
+    /** A value that satisfies `schema` as far as a generic walk can: known names first, then candidates. */
+    function sample(schema: any, name = ''): unknown {
+      if (!schema || typeof schema !== 'object') return undefined;
+      if ('const' in schema) return schema.const;
+      if (Array.isArray(schema.enum)) return schema.enum[0];
+      const alt = schema.anyOf ?? schema.oneOf;
+      if (Array.isArray(alt)) return sample(alt.find((x: any) => x.type !== 'null') ?? alt[0], name);
+      const fits = (v: unknown) => ajv.validate(schema, v);
+      if (known[name]) {
+        const v = known[name]();
+        if (fits(v)) return v;
+      }
+      switch (schema.type) {
+        case 'object': {
+          const o: Record<string, unknown> = {};
+          for (const [k, sub] of Object.entries<any>(schema.properties ?? {})) {
+            const v = sample(sub, k);
+            if (v !== undefined) o[k] = v;
+          }
+          return o;
+        }
+        case 'array': {
+          const item = sample(schema.items, name);
+          return item === undefined ? [] : Array.from({ length: Math.max(1, schema.minItems ?? 1) }, () => item);
+        }
+        case 'integer':
+        case 'number':
+          return Math.max(schema.minimum ?? 1, Math.min(100, schema.maximum ?? 100));
+        case 'boolean':
+          return false;
+        case 'string':
+          return CANDIDATES.find(fits) ?? 'x';
+        default:
+          return undefined;
+      }
+    }
+    /** Paths (as key lists) of every string in `v`. */
+    function stringPaths(v: unknown, at: (string | number)[] = []): (string | number)[][] {
+      if (typeof v === 'string') return [at];
+      if (Array.isArray(v)) return v.flatMap((x, i) => stringPaths(x, [...at, i]));
+      if (v && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => stringPaths(x, [...at, k]));
+      return [];
+    }
+    const setAt = (o: any, path: (string | number)[], value: string) => {
+      const copy = structuredClone(o);
+      let cur = copy;
+      for (const k of path.slice(0, -1)) cur = cur[k];
+      cur[path[path.length - 1]] = value;
+      return copy;
+    };
+    const failures: string[] = [];
+    let sent = 0;
+    let refusedAtTheDoor = 0;
+    const send = async (what: string, method: string, path: string, body?: unknown, nul = false) => {
+      const r = await asAnyone(method, path, body === undefined ? undefined : JSON.stringify(body));
+      sent++;
+      if (r.status >= 500) failures.push(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
+      if (r.body?.error?.code === 'invalid_characters') refusedAtTheDoor++;
+      else if (nul && r.status < 300) failures.push(`${what}: a NUL was accepted (${r.status})`);
+    };
+    for (const r of routes) {
+      const path = pathOf(r.url);
+      const what = `${r.method} ${r.url}`;
+      const body = r.schema?.body ? sample(r.schema.body) : undefined;
+      for (const p of stringPaths(body)) {
+        for (const h of HOSTILE) await send(`${what} body.${p.join('.')}=${JSON.stringify(h)}`, r.method, path, setAt(body, p, h), h.includes('\u0000'));
+      }
+      const q = (r.schema?.querystring as any)?.properties ?? {};
+      for (const name of Object.keys(q)) {
+        for (const h of HOSTILE_QUERY) await send(`${what} ?${name}=${h}`, r.method, `${path}?${name}=${h}`, body, h.includes('%00'));
+      }
+      const segments = path.split('/');
+      for (const [i, seg] of r.url.split('/').entries()) {
+        if (!seg.startsWith(':')) continue;
+        const bad = [...segments];
+        bad[i] = `${segments[i]}%00`;
+        await send(`${what} ${seg}=…%00`, r.method, bad.join('/'), body, true);
+      }
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${sent} requests failed`);
+    assert.ok(refusedAtTheDoor > 100, `${refusedAtTheDoor} of ${sent} were refused as invalid_characters`);
+    // The cases the issue names, with the code a client can rely on.
+    for (const [method, path, body] of [
+      ['POST', '/v1/merchants', { name: 'a\u0000b', vpa: 'nul.shop@simbank', mcc: '5411', acquiring_bank: 'SIMBANK' }],
+      ['POST', `/v1/payments/${fx.payment}/refunds`, { amount: 100, reason: 'a\u0000b' }],
+      ['GET', `/v1/payments?terminal_id=%00`, undefined],
+    ] as const) {
+      const res = await t.request(method, path, body);
+      assert.equal(res.status, 400, `${method} ${path}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'invalid_characters');
+    }
+    const login = await call(t, 'POST', '/v1/auth/login', { email: 'a\u0000b@example.com', password: 'x' });
+    assert.equal(login.status, 400, JSON.stringify(login.body));
+    assert.equal(login.body.error.code, 'invalid_characters');
+  });
+
+  test('a body with a key twice is refused on every route that reads a body, before it is acted on', async () => {
+    let checked = 0;
+    for (const r of routes.filter((x) => ['POST', 'PUT', 'PATCH'].includes(x.method))) {
+      const res = await asAnyone(r.method, pathOf(r.url), '{"amount":100,"amount":20000}');
+      assert.equal(res.status, 400, `${r.method} ${r.url}: ${res.status} ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'malformed_json', `${r.method} ${r.url}`);
+      checked++;
+    }
+    assert.ok(checked > 20, `${checked} routes`);
+    // The issue's case: the last key does not win, no payment is made.
+    const before = Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM payments.payments`)).rows[0].n);
+    const res = await t.request('POST', '/v1/payments', `{"terminal_id":"${fx.terminal}","amount":100,"currency":"INR","method":"upi_qr","amount":20000}`);
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.details.duplicate_key, '$.amount');
+    assert.equal(Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM payments.payments`)).rows[0].n), before);
   });
 });

@@ -340,6 +340,20 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal(missed.body.payment_id, p.id);
   });
 
+  test('a request with a key twice is refused under its id, nothing is written (no last-key-wins)', async () => {
+    const id = await newTerminal();
+    const { c, json: responses } = await bareTerminal(id);
+    const send = (payload: string) => c.publishAsync(topics.requestTopic(id), payload, { qos: 1 });
+    await send('{"v":1,"id":"d1","type":"payment.create","body":{"method":"upi_qr","amount":100,"currency":"INR","amount":20000}}');
+    await send('{"v":1,"id":"d2","type":"ping","type":"payment.create","body":{"method":"upi_qr","amount":100,"currency":"INR"}}');
+    await until(() => responses.length === 2);
+    const d1 = responses.find((r) => r.id === 'd1');
+    assert.equal(d1?.error.code, 'malformed_json', JSON.stringify(responses));
+    assert.equal(d1?.error.details.duplicate_key, '$.body.amount');
+    assert.equal(responses.find((r) => r.id === 'd2')?.error.code, 'malformed_json');
+    assert.equal(await countPayments(id), 0, 'nothing was written');
+  });
+
   test('bad messages get an error response, never a crash or a partial write', async () => {
     const id = await newTerminal();
     const { c, json: responses } = await bareTerminal(id);

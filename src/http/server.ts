@@ -1,7 +1,6 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyError } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import { AppError, ERROR_STATUS, fromDatabaseError, isAppError, type ErrorCode } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
@@ -9,6 +8,7 @@ import type { Config } from '../platform/config.ts';
 import type { Db } from '../platform/db.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import { validatorCompiler, describeValidation } from './validation.ts';
+import { findForbiddenCharacter, parseStrictJson } from './strictJson.ts';
 import type { Principal } from './principal.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { runWithRequestContext } from './requestContext.ts';
@@ -38,6 +38,8 @@ export interface RouteInfo {
   url: string;
   permission?: string;
   public: boolean;
+  /** The route's request schemas (JSON Schema), so a test can fill every field it declares. */
+  schema?: { body?: unknown; querystring?: unknown; params?: unknown };
 }
 
 export interface HttpDeps {
@@ -107,22 +109,31 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
 
   // JSON with the raw text kept: signed inbound calls are verified over the exact bytes sent.
-  // secure-json-parse refuses __proto__ / constructor pollution.
+  // strictJson refuses __proto__ / constructor pollution and duplicate keys.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     req.rawBody = body as string;
     if ((body as string).length === 0) return done(new AppError('malformed_json', 'The body is empty'), undefined);
     const tooComplex = edge.jsonProblem(body as string);
     if (tooComplex) return done(tooComplex, undefined);
     try {
-      done(null, sjson.parse(body as string, undefined, { protoAction: 'error', constructorAction: 'error' }));
-    } catch {
-      done(new AppError('malformed_json', 'The body is not valid JSON'), undefined);
+      done(null, parseStrictJson(body as string));
+    } catch (e) {
+      done(e as AppError, undefined);
     }
   });
 
   // Security headers, CORS, content types and rate limits: before authentication, so a flood
   // is refused before it reaches the database.
   await edge.register(app);
+  // Control characters (NUL above all, which PostgreSQL cannot store) in any string of the
+  // body, the query or the path: one check for every route, before its schema and handler.
+  app.addHook('preValidation', (req, _reply, done) => {
+    for (const [part, value] of [['body', req.body], ['query', req.query], ['params', req.params]] as const) {
+      const field = findForbiddenCharacter(value, part);
+      if (field) return done(new AppError('invalid_characters', 'A value contains a control character', [{ field, problem: 'contains a control character (NUL, C0 control, DEL) or an unpaired surrogate' }]));
+    }
+    done();
+  });
 
   // Deny by default: a /v1 route that declares neither a permission nor `public` cannot exist.
   // Every /v1 route is listed with what it demands, so a test can walk all of them.
@@ -134,7 +145,10 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     }
     if (route.url.startsWith('/v1/')) {
       for (const method of [route.method].flat()) {
-        if (method !== 'HEAD') routeTable.push({ method, url: route.url, permission: route.config?.permission, public: route.config?.public === true });
+        if (method !== 'HEAD') routeTable.push({
+          method, url: route.url, permission: route.config?.permission, public: route.config?.public === true,
+          schema: { body: route.schema?.body, querystring: route.schema?.querystring, params: route.schema?.params },
+        });
       }
     }
   });

@@ -188,7 +188,7 @@ function parseAudit(env: Env, dataDir: string): AuditConfig {
   return {
     signingKey: env.AUDIT_SIGNING_KEY || undefined,
     trustedPublicKeys: str(env, 'AUDIT_TRUSTED_PUBLIC_KEYS', '').split(',').map((k) => k.trim()).filter(Boolean),
-    signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 60, 1, 3600),
+    signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 10, 1, 3600),
     export: { target: target as 'local' | 's3' | 'off', dir: resolve(str(env, 'AUDIT_EXPORT_DIR', resolve(dataDir, 'audit-archive'))), s3 },
     retentionMonths,
     // PCI DSS 10.5.1: at least the last three months immediately available.
@@ -377,12 +377,16 @@ function parseSecurityEventsFile(env: Env): string | undefined {
 /** Default VPA syntax: common practice (letters, digits, . - _ before @, letters after); NPCI caps length at 255. */
 export const DEFAULT_VPA_PATTERN = '^[A-Za-z0-9._-]{2,256}@[A-Za-z][A-Za-z0-9]{1,63}$';
 
-function parseBanks(env: Env, mode: Mode, publicUrl: string, devSecret: string): BankConfig[] {
+function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): BankConfig[] {
   const raw = env.BANKS;
   if (raw === undefined || raw === '') {
     if (mode === 'production') throw new ConfigError('BANKS', 'required in production (a JSON array of bank connectors)');
     // Development and test: two simulated acquiring banks, so routing fallback has somewhere to go.
-    const url = env.BANK_SIM_URL || `${publicUrl}/sim`;
+    // The embedded simulator is served by this very process: call it on our own listener, never
+    // through PUBLIC_URL. That is the address clients use, often a WAF gateway in front of us,
+    // and our outbound bank calls must not go through our own inbound edge (the gateway's
+    // rules read a callback_url in a body as an attack, and refuse every payment).
+    const url = env.BANK_SIM_URL || `${selfUrl}/sim`;
     const secret = env.BANK_SIM_SECRET || devSecret;
     return [
       { code: 'SIMBANK', connector: 'simbank', url, secret, vpaHandle: 'simbank' },
@@ -457,7 +461,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const embeddedBankSim = mode !== 'production' && str(env, 'EMBEDDED_BANK_SIM', 'true') !== 'false';
   // The dev secret is not a secret: it only ever signs traffic between Tillpoint and its own simulator.
-  const banks = parseBanks(env, mode, publicUrl, 'dev-only-simulator-secret');
+  // Where this process itself listens (a wildcard address is reached on loopback).
+  const selfHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const banks = parseBanks(env, mode, `${tlsScheme(env)}://${selfHost}:${port}`, 'dev-only-simulator-secret');
   const fallback = str(env, 'BANK_FALLBACK_ORDER', banks.map((b) => b.code).join(','))
     .split(',')
     .map((s) => s.trim())

@@ -6,6 +6,7 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   malformed_json: 400,
   validation_failed: 400,
+  invalid_characters: 400, // a NUL or other control character, or an unpaired surrogate, in a string
   invalid_amount: 400,
   invalid_vpa: 400,
   invalid_cursor: 400,
@@ -89,6 +90,9 @@ export function fromDatabaseError(e: unknown): AppError | undefined {
       return new AppError('conflict', 'A resource with these values already exists');
     case '23503':
       return new AppError('not_found', 'A referenced resource does not exist');
+    case '22021': // character_not_in_repertoire: a NUL in text
+    case '22P05': // untranslatable_character: a NUL (\u0000) in jsonb
+      return new AppError('invalid_characters', 'A value contains a character that cannot be stored');
     case '22P02':
     case '22003':
       return new AppError('validation_failed', 'A value is out of range or of the wrong type');

@@ -5,9 +5,10 @@ import { startTestApp, freePort, type TestApp } from './harness.ts';
 import { GATEWAY_DEFAULTS, locatePrerequisites, startGateway, type GatewaySettings, type RunningGateway } from '../../src/modules/edge/index.ts';
 
 // A real Tillpoint API behind a real WAF gateway (nginx + ModSecurity v3 + OWASP CRS), both on
-// loopback ports, wired as in production: the bank's callbacks come in through the gateway
-// (PUBLIC_URL is the gateway), our calls to the bank go out directly (BANK_SIM_URL), and the
-// API trusts the gateway's X-Forwarded-For.
+// loopback ports, wired as deploy/gateway/README.md says: the bank's callbacks come in through
+// the gateway (PUBLIC_URL is the gateway), our calls to the embedded bank simulator go to the
+// API's own listener (the config's default, whatever PUBLIC_URL is), and the API trusts the
+// gateway's X-Forwarded-For.
 
 /** Why the gateway tests cannot run here, or undefined when they can. */
 export function gatewayUnavailable(): string | undefined {
@@ -53,7 +54,6 @@ export async function startAppBehindGateway(
     env: {
       PORT: String(appPort),
       PUBLIC_URL: `http://127.0.0.1:${gwPort}`,
-      BANK_SIM_URL: `http://127.0.0.1:${appPort}/sim`,
       HTTP_TRUST_PROXY: '127.0.0.1',
       SECURITY_EVENTS_FILE: join(gwDir, 'security-events.jsonl'),
       ...opts.env,

@@ -86,3 +86,57 @@ export async function pruneOnline(db: Db, deps: { clock: Clock; onlineMonths: nu
     return { from, to, records: del.rowCount };
   });
 }
+
+/** A signed tree head as exported to write-once storage, with where it was found. */
+export interface ExportedHead {
+  key: string;
+  start: number;
+  end: number;
+  head: TreeHead;
+}
+
+const SEGMENT_KEY = /^segments\/(\d{12})-(\d{12})\.jsonl$/;
+// The header line is about 400 bytes; a segment's records follow it.
+const HEADER_BYTES = 4096;
+
+/**
+ * Reads the header (the signed head) of every segment in write-once storage: the anchor that a
+ * database owner cannot move. `audit verify` holds the database's tree against each of them.
+ * A segment whose header cannot be read is reported, never skipped in silence.
+ */
+export async function readExportedHeads(store: WormStore): Promise<{ heads: ExportedHead[]; unreadable: { key: string; reason: string }[] }> {
+  let keys: string[];
+  try {
+    keys = (await store.list('segments/')).filter((k) => SEGMENT_KEY.test(k));
+  } catch (e) {
+    return { heads: [], unreadable: [{ key: 'segments/', reason: `the store cannot be listed: ${(e as Error).message.slice(0, 200)}` }] };
+  }
+  const heads: ExportedHead[] = [];
+  const unreadable: { key: string; reason: string }[] = [];
+  // Sixteen at a time: a year of segments (one per signing interval while the trail grows) is many small reads.
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const key = keys[next++];
+      const [, start, end] = SEGMENT_KEY.exec(key)!.map(Number);
+      try {
+        let bytes = await store.read(key, HEADER_BYTES);
+        if (!bytes.includes(0x0a)) bytes = await store.read(key);
+        const nl = bytes.indexOf(0x0a);
+        const header = JSON.parse(bytes.subarray(0, nl === -1 ? bytes.length : nl).toString('utf8')) as { type?: string; start?: number; end?: number; head?: TreeHead };
+        const h = header.head;
+        if (header.type !== 'segment' || header.start !== start || header.end !== end || !h || h.tree_size !== end
+          || typeof h.root_hash !== 'string' || typeof h.signature !== 'string' || typeof h.key_id !== 'string' || typeof h.timestamp !== 'string') {
+          unreadable.push({ key, reason: 'its header is not the signed head of the leaves its name covers' });
+          continue;
+        }
+        heads.push({ key, start, end, head: { tree_size: h.tree_size, root_hash: h.root_hash, timestamp: h.timestamp, key_id: h.key_id, signature: h.signature } });
+      } catch (e) {
+        unreadable.push({ key, reason: (e as Error).message.slice(0, 200) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  heads.sort((a, b) => a.head.tree_size - b.head.tree_size || a.key.localeCompare(b.key));
+  return { heads, unreadable };
+}

@@ -9,7 +9,7 @@ import { createAuditWriter, SYSTEM_ACTOR, type AuditInput, type AuditRecord } fr
 import { latestHead, proveConsistency, proveRecord, seal, signHead } from './tree.ts';
 import { verifyTrail } from './verify.ts';
 import { localWorm, s3Worm, type WormStore } from './worm.ts';
-import { addMonths, exportSegments, pruneOnline } from './archive.ts';
+import { addMonths, exportSegments, pruneOnline, readExportedHeads } from './archive.ts';
 import type { Queryable } from '../../platform/db.ts';
 
 export interface AuditDeps {
@@ -58,7 +58,8 @@ export function createAuditService(deps: AuditDeps) {
     seal: () => seal(db, { keys, clock }),
     signHead: (force = false) => signHead(db, { keys, clock, intervalSeconds: config.audit.signIntervalSeconds, force }),
     exportSegments: () => (store ? exportSegments(db, { store, clock, retentionMonths: config.audit.retentionMonths, publicKey: (id) => keys.trusted.get(id) }) : Promise.resolve(undefined)),
-    verify: () => verifyTrail(db, keys),
+    /** Recomputes the trail and holds it against every head exported to write-once storage. */
+    verify: async () => verifyTrail(db, keys, store ? await readExportedHeads(store) : undefined),
     prove: (eventId: string, treeSize?: number) => proveRecord(db, eventId, keys.trusted, treeSize),
     consistency: (first: number, second: number) => proveConsistency(db, first, second),
     latestHead: () => latestHead(db),

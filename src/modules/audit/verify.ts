@@ -4,13 +4,14 @@ import { CompactRange, leafHash, verifyInclusion } from './merkle.ts';
 import { allHeads, checkHeadSignature, type InclusionProof, headMessage } from './tree.ts';
 import { indexColumnsOf, type AuditRecord } from './trail.ts';
 import { verifySignature } from './keys.ts';
+import type { ExportedHead } from './archive.ts';
 
 // `tillpoint audit verify`: recompute everything from the records themselves and compare.
 // Trust nothing stored except the signed tree heads (signature checked against configured
 // public keys) and the MAC key. Report the first record, in tree order, that was changed,
 // removed or inserted.
 
-export type ProblemKind = 'changed' | 'removed' | 'inserted' | 'head_mismatch' | 'bad_signature';
+export type ProblemKind = 'changed' | 'removed' | 'inserted' | 'head_mismatch' | 'bad_signature' | 'export_unreadable';
 
 export interface Problem {
   kind: ProblemKind;
@@ -27,6 +28,10 @@ export interface VerifyReport {
   leaves: number;
   unsealed: number;
   heads_checked: number;
+  /** Signed heads read back from write-once storage and held against the database's tree. */
+  exported_heads_checked: number;
+  /** False when export is off: then nothing outside the database anchors the trail. */
+  export_checked: boolean;
   archived_leaves: number;
   /** The first problem in tree order (then unsealed records, in write order). */
   first?: Problem;
@@ -56,8 +61,27 @@ function authentic(keys: Pick<AuditKeys, 'mac'>, row: Omit<Row, 'leaf_index' | '
   return { ok, rec };
 }
 
-export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 'trusted'>): Promise<VerifyReport> {
+/** What write-once storage holds (archive.ts readExportedHeads), or undefined when export is off. */
+export interface ExportedState {
+  heads: ExportedHead[];
+  unreadable: { key: string; reason: string }[];
+}
+
+export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 'trusted'>, exported?: ExportedState): Promise<VerifyReport> {
   const problems: Problem[] = [];
+  // The exported heads are the anchor a database owner cannot move: the database's tree must
+  // reach each of them, and produce its root at its size. Rows of audit.exports, audit.state and
+  // audit.tree_heads are not trusted for this: they are in the database too.
+  for (const u of exported?.unreadable ?? []) {
+    problems.push({ kind: 'export_unreadable', message: `the exported segment ${u.key} cannot be checked: ${u.reason}` });
+  }
+  const anchors: ExportedHead[] = [];
+  for (const e of exported?.heads ?? []) {
+    if (checkHeadSignature(e.head, keys.trusted)) anchors.push(e);
+    else problems.push({ kind: 'bad_signature', tree_size: e.head.tree_size, message: `the tree head in the exported segment ${e.key} is not signed by a trusted key` });
+  }
+  let nextAnchor = 0;
+  let firstExportMismatch: Problem | undefined;
   const heads = await allHeads(q);
   for (const h of heads) {
     if (!checkHeadSignature(h, keys.trusted)) {
@@ -79,6 +103,15 @@ export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 't
   let firstHeadMismatch: Problem | undefined;
 
   const checkHeadsUpTo = () => {
+    while (nextAnchor < anchors.length && anchors[nextAnchor].head.tree_size === cr.size) {
+      const a = anchors[nextAnchor++];
+      if (cr.root().toString('hex') !== a.head.root_hash && !firstExportMismatch) {
+        firstExportMismatch = {
+          kind: 'head_mismatch', tree_size: a.head.tree_size,
+          message: `the database's trail is inconsistent with the tree head signed at size ${a.head.tree_size} (${a.head.timestamp}) and exported in ${a.key}: leaves 0 to ${a.head.tree_size - 1} are not the ones that were signed (records were removed, changed or replaced)`,
+        };
+      }
+    }
     while (nextHead < goodHeads.length && goodHeads[nextHead].tree_size === cr.size) {
       const h = goodHeads[nextHead++];
       if (cr.root().toString('hex') !== h.root_hash && !firstHeadMismatch) {
@@ -148,6 +181,15 @@ export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 't
     const from = Math.max(unaccounted[0], prunedAllowed);
     problems.push({ kind: 'removed', leaf_index: from, message: `the record at leaf ${from} was removed without a recorded retention run` });
   }
+  // Exported heads the database's tree never reached: it was cut short. Name the largest.
+  const beyond = anchors.slice(nextAnchor).filter((a) => a.head.tree_size > leaves);
+  if (beyond.length > 0) {
+    const a = beyond[beyond.length - 1];
+    problems.push({
+      kind: 'removed', leaf_index: leaves, tree_size: a.head.tree_size,
+      message: `the trail was cut short: ${a.key} in write-once storage holds a tree head signed at size ${a.head.tree_size} (${a.head.timestamp}), the database has ${leaves} leaves: leaves ${leaves} to ${a.head.tree_size - 1} (${a.head.tree_size - leaves} records) are missing`,
+    });
+  }
   for (const h of goodHeads.slice(nextHead)) {
     if (h.tree_size > leaves) {
       problems.push({ kind: 'removed', leaf_index: leaves, tree_size: h.tree_size, message: `the tree head signed at size ${h.tree_size} covers ${h.tree_size - leaves} leaves that are gone, from leaf ${leaves}` });
@@ -176,13 +218,18 @@ export async function verifyTrail(q: Queryable, keys: Pick<AuditKeys, 'mac' | 't
   // Order: record-level findings first (they name a record), in tree order; then head mismatches.
   const named = problems.filter((p) => p.kind !== 'bad_signature');
   named.sort((a, b) => (a.leaf_index ?? Number.MAX_SAFE_INTEGER) - (b.leaf_index ?? Number.MAX_SAFE_INTEGER));
-  const all = [...named, ...problems.filter((p) => p.kind === 'bad_signature'), ...(firstHeadMismatch ? [firstHeadMismatch] : [])];
+  const all = [
+    ...named, ...problems.filter((p) => p.kind === 'bad_signature'),
+    ...(firstExportMismatch ? [firstExportMismatch] : []), ...(firstHeadMismatch ? [firstHeadMismatch] : []),
+  ];
   return {
     ok: all.length === 0,
     records_checked: checked,
     leaves,
     unsealed,
     heads_checked: goodHeads.length,
+    exported_heads_checked: anchors.length,
+    export_checked: exported !== undefined,
     archived_leaves: archived,
     first: all[0],
     problems: all,

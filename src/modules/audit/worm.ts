@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { signV4, type AwsCredentials } from '../../platform/aws.ts';
 
@@ -11,6 +11,10 @@ export interface WormStore {
   readonly target: 'local' | 's3';
   /** Stores `body` under `key`, locked until `retainUntil`. Returns where it went. */
   put(key: string, body: Buffer, retainUntil: Date): Promise<string>;
+  /** Every key under `prefix` (`audit verify` reads what was exported, whatever the database says). */
+  list(prefix: string): Promise<string[]>;
+  /** The object's first `maxBytes` bytes (all of it when omitted). */
+  read(key: string, maxBytes?: number): Promise<Buffer>;
 }
 
 export class WormConflictError extends Error {
@@ -28,11 +32,41 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
  * appears complete or not at all, and is never replaced.
  */
 export function localWorm(dir: string): WormStore & { expire(olderThan: Date): string[] } {
+  const pathOf = (key: string) => {
+    if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.includes('..')) throw new Error(`bad object key ${key}`);
+    return join(dir, key);
+  };
   return {
     target: 'local',
+    async list(prefix) {
+      const keys: string[] = [];
+      const walk = (rel: string) => {
+        const d = join(dir, rel);
+        if (!existsSync(d)) return;
+        for (const e of readdirSync(d, { withFileTypes: true })) {
+          const k = rel ? `${rel}/${e.name}` : e.name;
+          if (e.isDirectory()) walk(k);
+          // Temporary names of a put in progress are not objects yet.
+          else if (e.isFile() && !k.endsWith('.tmp') && k.startsWith(prefix)) keys.push(k);
+        }
+      };
+      walk(prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '');
+      return keys.sort();
+    },
+    async read(key, maxBytes) {
+      const path = pathOf(key);
+      if (maxBytes === undefined) return readFileSync(path);
+      const fd = openSync(path, 'r');
+      try {
+        const buf = Buffer.alloc(maxBytes);
+        const n = readSync(fd, buf, 0, maxBytes, 0);
+        return buf.subarray(0, n);
+      } finally {
+        closeSync(fd);
+      }
+    },
     async put(key, body) {
-      if (!/^[A-Za-z0-9._/-]+$/.test(key) || key.includes('..')) throw new Error(`bad object key ${key}`);
-      const final = join(dir, key);
+      const final = pathOf(key);
       mkdirSync(join(final, '..'), { recursive: true });
       if (existsSync(final)) {
         if (sha256(readFileSync(final)) === sha256(body)) return final;
@@ -103,8 +137,40 @@ export function s3Worm(o: S3WormOptions): WormStore {
     ? `${o.endpoint.replace(/\/$/, '')}/${o.bucket}/`
     : `https://${o.bucket}.s3.${o.region}.amazonaws.com/`;
   const objectUrl = (key: string) => base + `${o.prefix}${key}`.split('/').map(encodeURIComponent).join('/');
+  const sign = (method: string, url: string, headers: Record<string, string> = {}) =>
+    signV4({ method, url, headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)), ...headers }, region: o.region, service: 's3', credentials: o.credentials, now: o.now?.() }).headers;
+  const failure = async (what: string, res: Response) => {
+    const code = /<Code>([^<]+)<\/Code>/.exec((await res.text()).slice(0, 300))?.[1] ?? 'UnknownError';
+    return new Error(`S3 ${what} failed: ${res.status} ${code}`);
+  };
   return {
     target: 's3',
+    /** ListObjectsV2, page by page (1,000 keys a page). */
+    async list(prefix) {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const q = new URLSearchParams({ 'list-type': '2', prefix: `${o.prefix}${prefix}` });
+        if (token) q.set('continuation-token', token);
+        const url = `${base}?${q.toString().replace(/\+/g, '%20')}`;
+        const res = await doFetch(url, { method: 'GET', headers: sign('GET', url), signal: AbortSignal.timeout(30_000) });
+        if (!res.ok) throw await failure(`ListObjectsV2 ${o.bucket}/${o.prefix}${prefix}`, res);
+        const xml = await res.text();
+        for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(xmlText(m[1]).slice(o.prefix.length));
+        token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? xmlText(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') : undefined;
+      } while (token);
+      return keys.sort();
+    },
+    /** GetObject, with a Range header when only the start is wanted. */
+    async read(key, maxBytes) {
+      const url = objectUrl(key);
+      const res = await doFetch(url, {
+        method: 'GET', headers: sign('GET', url, maxBytes === undefined ? {} : { Range: `bytes=0-${maxBytes - 1}` }), signal: AbortSignal.timeout(30_000),
+      });
+      if (!res.ok) throw await failure(`GetObject ${o.bucket}/${o.prefix}${key}`, res);
+      const body = Buffer.from(await res.arrayBuffer());
+      return maxBytes === undefined ? body : body.subarray(0, maxBytes);
+    },
     async put(key, body, retainUntil) {
       const url = objectUrl(key);
       const md5 = createHash('md5').update(body).digest();
@@ -141,3 +207,6 @@ export function s3Worm(o: S3WormOptions): WormStore {
     },
   };
 }
+
+const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+const xmlText = (s: string) => s.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => XML_ENTITIES[e]);

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { Db } from '../../../platform/db.ts';
 import { AppError, fromDatabaseError, isAppError, type ErrorCode } from '../../../platform/errors.ts';
 import { terminalPrincipal, type TerminalPrincipal } from '../../../http/principal.ts';
 import { describeValidation } from '../../../http/validation.ts';
+import { parseStrictJson } from '../../../http/strictJson.ts';
 import type { PaymentsService } from '../../payments/index.ts';
 import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
@@ -229,9 +229,13 @@ export function createRequestHandler(deps: HandlerDeps) {
       }
       let msg: unknown;
       try {
-        msg = sjson.parse(payload.toString('utf8'), undefined, { protoAction: 'error', constructorAction: 'error' });
-      } catch {
-        return { outcome: 'malformed_json', response: errorResponse(null, 'malformed_json', 'The request is not valid JSON'), violation: { kind: 'malformed', detail: 'invalid JSON' } };
+        // The same reading as the HTTP API: duplicate keys are refused, not last-one-wins.
+        msg = parseStrictJson(payload.toString('utf8'));
+      } catch (e) {
+        const dup = (e as AppError).details as { duplicate_key?: string } | undefined;
+        return dup?.duplicate_key
+          ? { outcome: 'malformed_json', response: errorResponse(peekRequestId(payload), 'malformed_json', (e as AppError).message, dup), violation: { kind: 'malformed', detail: 'duplicate key' } }
+          : { outcome: 'malformed_json', response: errorResponse(null, 'malformed_json', 'The request is not valid JSON'), violation: { kind: 'malformed', detail: 'invalid JSON' } };
       }
       if (!validateEnvelope(msg)) {
         const m = msg as { id?: unknown } | null;
