@@ -126,6 +126,7 @@ export async function createApp(opts: AppOptions = {}) {
     role,
     config,
     logger,
+    metrics,
     db,
     http,
     worker,

@@ -32,6 +32,8 @@ export interface Config {
   mode: Mode;
   host: string;
   port: number;
+  /** HEALTH_PORT: plain-HTTP /healthz, /readyz and /metrics for probes and scrapes (src/cli/health.ts). undefined = off. */
+  healthPort?: number;
   publicUrl: string;
   dataDir: string;
   databaseUrl?: string;
@@ -481,6 +483,7 @@ export function loadConfig(env: Env = process.env): Config {
     mode,
     host,
     port,
+    healthPort: listenPort(env, 'HEALTH_PORT', undefined),
     publicUrl,
     dataDir: resolve(str(env, 'TILLPOINT_DATA_DIR', './data')),
     databaseUrl,

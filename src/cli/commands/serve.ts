@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../platform/config.ts';
 import { onShutdown, type Command } from '../command.ts';
+import { startHealthServer } from '../health.ts';
 
 export const serve: Command = {
   name: 'serve',
@@ -26,10 +27,17 @@ export const serve: Command = {
         lines.push(`  Demo:     ${demo.file} (${demo.created ? 'created' : 'reused'}; merchant ${demo.info.merchant_id})`);
       }
     }
+    const health = c.healthPort === undefined ? undefined : await startHealthServer({
+      host: c.host, port: c.healthPort, registry: app.metrics.registry,
+      ready: async () => (await app.db.query('SELECT 1'), true),
+    });
+    if (health) lines.push(`  Health:   ${health.url}/healthz, /readyz, /metrics`);
     process.stdout.write(lines.join('\n') + '\n');
     onShutdown(async () => {
       app.logger.info('stopping');
+      health?.drain();
       await app.stop();
+      await health?.close();
     });
     return undefined;
   },
