@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { parseKeysConfig, type KeysConfig } from './keysConfig.ts';
@@ -440,7 +441,28 @@ function parseKeyBytes(env: Env, name: string): Buffer | undefined {
   return key;
 }
 
-export function loadConfig(env: Env = process.env): Config {
+/** Settings that hold a secret and may instead be read from a file: NAME_FILE=/path (a Kubernetes Secret volume). */
+export const FILE_SETTINGS = ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'MFA_ENCRYPTION_KEY', 'REWARDS_CUSTOMER_KEY', 'BANKS'] as const;
+
+/** env with every NAME_FILE of FILE_SETTINGS replaced by the file's content (trailing newline dropped). */
+export function readSettingFiles(env: Env): Env {
+  const out = { ...env };
+  for (const name of FILE_SETTINGS) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) throw new ConfigError(`${name}_FILE`, `and ${name} are both set; give one`);
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new ConfigError(`${name}_FILE`, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (!out[name]) throw new ConfigError(`${name}_FILE`, `${file} is empty`);
+  }
+  return out;
+}
+
+export function loadConfig(rawEnv: Env = process.env): Config {
+  const env = readSettingFiles(rawEnv);
   const modeRaw = str(env, 'NODE_ENV', 'development');
   if (!['development', 'test', 'production'].includes(modeRaw)) {
     throw new ConfigError('NODE_ENV', `must be development, test or production, got "${modeRaw}"`);

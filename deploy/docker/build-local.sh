@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the real Dockerfile where no public image registry can be reached: assembles a base
+# image (Debian bookworm's rootfs from debootstrap + Node.js 24 and npm from the npm registry),
+# builds Dockerfile on it with buildah, then runs the image with a read-only root filesystem and
+# waits for /readyz on its health port. Needs root, buildah, podman and debootstrap (Debian
+# packages). Usage: deploy/docker/build-local.sh [image-tag]   (deploy/README.md)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+NODE_VERSION=${NODE_VERSION:-24.21.0}
+NPM_VERSION=${NPM_VERSION:-11.21.2}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BASE=localhost/tillpoint-base:bookworm-node$NODE_VERSION
+IMAGE=${1:-localhost/tillpoint:dev}
+WORK=$(mktemp -d /tmp/tillpoint-image.XXXXXX)
+ctr=""
+cleanup() { [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1; rm -rf "$WORK"; }
+trap cleanup EXIT
+log() { printf '\n=== %s\n' "$*"; }
+
+if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
+  log "base: Debian bookworm (debootstrap, minbase)"
+  debootstrap --variant=minbase --include=ca-certificates bookworm "$WORK/rootfs" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" \
+    || { tail -20 "$WORK/debootstrap.log"; exit 1; }
+  rm -rf "$WORK/rootfs/var/lib/apt/lists/"* "$WORK/rootfs/var/cache/apt/"*.bin
+  log "base: Node.js $NODE_VERSION and npm $NPM_VERSION from the npm registry"
+  npm install --prefix "$WORK/node" --no-save --no-audit --no-fund "node@$NODE_VERSION" >/dev/null
+  install -m 0755 "$WORK/node/node_modules/node/bin/node" "$WORK/rootfs/usr/local/bin/node"
+  (cd "$WORK" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
+  mkdir -p "$WORK/rootfs/usr/local/lib/node_modules/npm"
+  tar -xzf "$WORK/npm-$NPM_VERSION.tgz" -C "$WORK/rootfs/usr/local/lib/node_modules/npm" --strip-components=1
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$WORK/rootfs/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$WORK/rootfs/usr/local/bin/npx"
+  ctr=$(buildah from scratch)
+  buildah copy "$ctr" "$WORK/rootfs" / >/dev/null
+  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd node "$ctr"
+  buildah commit --quiet "$ctr" "$BASE" >/dev/null
+  buildah rm "$ctr" >/dev/null; ctr=""
+fi
+
+log "image: $IMAGE from Dockerfile on $BASE"
+buildah build --layers --network host --build-arg "BASE_IMAGE=$BASE" \
+  --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --target runtime -t "$IMAGE" -f Dockerfile .
+buildah images "$IMAGE"
