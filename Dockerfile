@@ -12,7 +12,11 @@ FROM ${BASE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # argon2 and esbuild (tsx's transpiler) come with prebuilt binaries from the registry.
-RUN npm ci --omit=dev --no-audit --no-fund \
+# npm_ca (optional build secret): a CA bundle for a TLS-inspecting proxy between the build and the
+# registry; mounted for this step only, never stored in a layer.
+RUN --mount=type=secret,id=npm_ca,required=false \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi \
+ && npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force \
  && rm -rf /root/.npm /tmp/*
 

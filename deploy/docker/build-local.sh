@@ -39,7 +39,12 @@ if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
 fi
 
 log "image: $IMAGE from Dockerfile on $BASE"
-buildah build --layers --network host --build-arg "BASE_IMAGE=$BASE" \
+# The host's CA bundle goes in as a build secret when NODE_EXTRA_CA_CERTS names one (a
+# TLS-inspecting proxy in front of the registry); it is not stored in the image.
+secret=()
+[ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -s "$NODE_EXTRA_CA_CERTS" ] && secret=(--secret "id=npm_ca,src=$NODE_EXTRA_CA_CERTS")
+# chroot isolation: this VM's crun cannot create cgroups in hybrid mode (deploy/README.md).
+buildah build --format docker --layers --isolation chroot --network host "${secret[@]}" --build-arg "BASE_IMAGE=$BASE" \
   --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --target runtime -t "$IMAGE" -f Dockerfile .
 buildah images "$IMAGE"
