@@ -94,6 +94,10 @@ describe('vulnerability gate', () => {
     const r = gate('--npm-audit', failedAudit);
     assert.equal(r.code, 2);
     assert.match(r.out, /npm audit failed: Your configured registry does not support audit requests/);
+    // What `npm audit --json` prints where the registry refuses the bulk advisory request (here).
+    const refused = gate('--npm-audit', fx('npm-audit-405.json'));
+    assert.equal(refused.code, 2);
+    assert.match(refused.out, /npm audit failed: 405 Method Not Allowed/);
     assert.equal(gate('--image', write('other.json', { hello: 1 })).code, 2);
     assert.equal(gate().code, 2, 'no report at all is not a pass');
   });

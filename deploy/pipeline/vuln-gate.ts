@@ -70,7 +70,7 @@ export function imageFindings(report: any): Finding[] {
 
 /** Findings of `npm audit --json` (report version 2: one entry per advisory in "via"). */
 export function npmFindings(report: any): Finding[] {
-  if (report?.error) throw new GateInputError(`npm audit failed: ${report.error.summary ?? report.error.code ?? JSON.stringify(report.error)}`);
+  if (report?.error) throw new GateInputError(`npm audit failed: ${report.error.summary || report.error.code || report.message || JSON.stringify(report.error)}`);
   if (report?.auditReportVersion !== 2 || typeof report.vulnerabilities !== 'object') throw new GateInputError('the npm audit report is not `npm audit --json` output (auditReportVersion 2)');
   const out: Finding[] = [];
   for (const v of Object.values<any>(report.vulnerabilities)) {
