@@ -13,8 +13,13 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=localhost/tillpoint-base:bookworm-node$NODE_VERSION
 IMAGE=${1:-localhost/tillpoint:dev}
 WORK=$(mktemp -d /tmp/tillpoint-image.XXXXXX)
-ctr=""
-cleanup() { [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1; rm -rf "$WORK"; }
+ctr="" runner=""
+# On any exit: stop a still-running app (by the PID of our own buildah run), remove the container.
+cleanup() {
+  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then kill -TERM "$runner" 2>/dev/null; sleep 2; kill -KILL "$runner" 2>/dev/null; fi
+  [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 log() { printf '\n=== %s\n' "$*"; }
 
@@ -70,7 +75,7 @@ echo "HEALTHCHECK passed: /readyz on :$HEALTH_PORT"
 # The app's own process: the node descendant of this buildah run (found by parent, not by name).
 descendants() { local p; for p in $(ps -o pid= --ppid "$1"); do echo "$p"; descendants "$p"; done; }
 app=""
-for p in $(descendants "$runner"); do [ "$(ps -o comm= -p "$p")" = node ] && app=$p; done
+for p in $(descendants "$runner"); do case "$(ps -o args= -p "$p")" in "/usr/local/bin/node /app/bin/tillpoint.mjs "*) app=$p ;; esac; done
 [ -n "$app" ] || { echo "could not find the app's process"; exit 1; }
 kill -TERM "$app"
 set +e; wait "$runner"; code=$?; set -e
