@@ -14,9 +14,14 @@ BASE=localhost/tillpoint-base:bookworm-node$NODE_VERSION
 IMAGE=${1:-localhost/tillpoint:dev}
 WORK=$(mktemp -d /tmp/tillpoint-image.XXXXXX)
 ctr="" runner=""
+descendants() { local p; for p in $(ps -o pid= --ppid "$1"); do echo "$p"; descendants "$p"; done; }
 # On any exit: stop a still-running app (by the PID of our own buildah run), remove the container.
 cleanup() {
-  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then kill -TERM "$runner" 2>/dev/null; sleep 2; kill -KILL "$runner" 2>/dev/null; fi
+  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
+    for p in $(descendants "$runner") "$runner"; do kill -TERM "$p" 2>/dev/null; done
+    sleep 5
+    for p in $(descendants "$runner") "$runner"; do kill -KILL "$p" 2>/dev/null; done
+  fi
   [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1
   rm -rf "$WORK"
 }
@@ -73,7 +78,6 @@ done
 [ -n "$healthy" ] || { cat "$WORK/run.log"; echo "the image did not become healthy"; exit 1; }
 echo "HEALTHCHECK passed: /readyz on :$HEALTH_PORT"
 # The app's own process: the node descendant of this buildah run (found by parent, not by name).
-descendants() { local p; for p in $(ps -o pid= --ppid "$1"); do echo "$p"; descendants "$p"; done; }
 app=""
 for p in $(descendants "$runner"); do case "$(ps -o args= -p "$p")" in "/usr/local/bin/node /app/bin/tillpoint.mjs "*) app=$p ;; esac; done
 [ -n "$app" ] || { echo "could not find the app's process"; exit 1; }
