@@ -4,11 +4,12 @@
 # images and log archives. On failover: promote the replica, scale the cluster, point DNS.
 
 module "kms_dr" {
-  source    = "../../modules/kms"
-  providers = { aws = aws.dr }
-  name      = "${local.name}-dr"
-  purposes  = local.kms_purposes
-  tags      = local.tags
+  source          = "../../modules/kms"
+  providers       = { aws = aws.dr }
+  name            = "${local.name}-dr"
+  purposes        = local.kms_purposes
+  role_principals = local.kms_role_principals
+  tags            = local.tags
 }
 
 module "network_dr" {

@@ -12,17 +12,27 @@ locals {
     elasticache = ["elasticache.amazonaws.com"]
     secrets     = ["secretsmanager.amazonaws.com"]
     logs        = ["logs.${var.region}.amazonaws.com", "cloudtrail.amazonaws.com", "s3.amazonaws.com", "config.amazonaws.com"]
-    sns         = ["sns.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    sns         = ["sns.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com", "config.amazonaws.com"]
     ecr         = ["ecr.amazonaws.com"]
     data        = []
   }
 }
 
+data "aws_caller_identity" "current" {}
+
+locals {
+  # EC2 Auto Scaling launches the nodes' encrypted volumes as its service-linked role.
+  kms_role_principals = {
+    ebs = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"]
+  }
+}
+
 module "kms" {
-  source   = "../../modules/kms"
-  name     = local.name
-  purposes = local.kms_purposes
-  tags     = local.tags
+  source          = "../../modules/kms"
+  name            = local.name
+  purposes        = local.kms_purposes
+  role_principals = local.kms_role_principals
+  tags            = local.tags
 }
 
 module "network" {

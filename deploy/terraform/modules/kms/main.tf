@@ -6,6 +6,11 @@ variable "purposes" {
   description = "purpose => AWS service principals that may use the key"
   type        = map(list(string))
 }
+variable "role_principals" {
+  description = "purpose => IAM roles (ARNs) that may use the key, e.g. the Auto Scaling service-linked role for EBS"
+  type        = map(list(string))
+  default     = {}
+}
 variable "deletion_window_in_days" {
   type    = number
   default = 30
@@ -42,6 +47,13 @@ resource "aws_kms_key" "this" {
         Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"]
         Resource  = "*"
         Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+      }], length(lookup(var.role_principals, each.key, [])) == 0 ? [] : [
+      {
+        Sid       = "RolesUse"
+        Effect    = "Allow"
+        Principal = { AWS = var.role_principals[each.key] }
+        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"]
+        Resource  = "*"
       }
     ])
   })
