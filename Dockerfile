@@ -37,9 +37,9 @@ RUN chmod -R a-w,a+rX /app \
 # --- the WAF gateway (PCI DSS 6.4.2) -------------------------------------------------------
 FROM app AS waf-gateway
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nginx-light libnginx-mod-http-modsecurity modsecurity-crs \
+ && apt-get install -y --no-install-recommends nginx libnginx-mod-http-modsecurity modsecurity-crs \
  && rm -rf /var/lib/apt/lists/* /var/log/nginx/* \
- && chown -R 10001:10001 /var/lib/nginx
+ && chown -R 10001:10001 /var/lib/nginx /var/log/nginx
 USER 10001:10001
 ENV NODE_ENV=production TILLPOINT_DATA_DIR=/var/lib/tillpoint
 EXPOSE 8443

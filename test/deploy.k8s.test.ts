@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
-import { loadConfig } from '../src/platform/config.ts';
+import { FILE_SETTINGS, loadConfig } from '../src/platform/config.ts';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 
 // deploy/k8s: every overlay is rendered with `kubectl kustomize`, every object is validated
 // against the Kubernetes schemas (kubernetes-models, and the External Secrets and Prometheus
@@ -47,6 +48,10 @@ const selects = (selector: any, labels: Record<string, string> = {}) => {
   if (!Object.entries(ml).every(([k, v]) => labels[k] === v)) return false;
   return (selector.matchExpressions ?? []).every((e: any) => (e.operator === 'In' ? e.values.includes(labels[e.key]) : e.operator === 'Exists' ? e.key in labels : false));
 };
+/** The application's source, to check that settings given to it exist. */
+const SOURCE = (function read(dir: string): string {
+  return readdirSync(dir).map((n) => (statSync(join(dir, n)).isDirectory() ? read(join(dir, n)) : n.endsWith('.ts') && !n.endsWith('.test.ts') ? readFileSync(join(dir, n), 'utf8') : '')).join('\n');
+})(join(import.meta.dirname, '..', 'src'));
 const podSpecs = (objs: Obj[]) => objs.filter((o) => o.kind === 'Deployment' || o.kind === 'Job').map((o) => ({ o, pod: o.spec.template.spec, labels: o.spec.template.metadata.labels }));
 
 for (const overlay of OVERLAYS) {
@@ -200,6 +205,15 @@ for (const overlay of OVERLAYS) {
       assert.equal(c.healthPort, 9464);
       assert.equal(c.keys.provider, 'aws-kms');
       assert.equal(c.audit.export.target, 's3');
+    });
+
+    test('every setting in the ConfigMap is one the app reads (no typo goes unnoticed)', () => {
+      const config = of('ConfigMap').find((c) => c.metadata.name.startsWith('tillpoint-config'))!;
+      for (const k of Object.keys(config.data!)) {
+        const name = k.endsWith('_FILE') && (FILE_SETTINGS as readonly string[]).includes(k.slice(0, -5)) ? k.slice(0, -5) : k;
+        if (name === 'TMPDIR') continue; // read by Node itself (os.tmpdir), for tsx's cache
+        assert.ok(SOURCE.includes(name), `${k} is not read anywhere in src/`);
+      }
     });
 
     if (overlay === 'prod') {
