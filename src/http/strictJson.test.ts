@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { findDuplicateKey, findForbiddenCharacter, parseStrictJson } from './strictJson.ts';
 
 test('duplicate keys are found at any depth, also when spelled with escapes', () => {
@@ -31,4 +32,29 @@ test('control characters and unpaired surrogates are found in values and keys; o
   for (const ok of ['Chai & Co. — Koramangala', 'line one\nline two\r\n\tindented', 'नमस्ते', '😀 emoji (a surrogate pair)', '', 'ÿ€']) {
     assert.equal(findForbiddenCharacter({ ok, n: 1, b: true, z: null }, 'body'), undefined, JSON.stringify(ok));
   }
+});
+
+test('property: the fast path refuses exactly the texts in which the scanner finds a duplicate', () => {
+  // JSON texts written member by member, from a small set of names, so duplicates are common.
+  const name = fc.constantFrom('a', 'b', 'amount', '\\u0061', 'a"b', 'a:b', '1');
+  const json: fc.Memo<string> = fc.memo((n) =>
+    n <= 1
+      ? fc.oneof(fc.integer().map(String), fc.constantFrom('"x"', '"a:b"', 'null', 'true', '"\\":"'))
+      : fc.oneof(
+          fc.array(fc.tuple(name, json(n - 1)), { maxLength: 4 }).map((ms) => `{${ms.map(([k, v]) => `"${k.replace('"', '\\"')}":${v}`).join(',')}}`),
+          fc.array(json(n - 1), { maxLength: 3 }).map((xs) => `[${xs.join(',')}]`),
+        ));
+  fc.assert(
+    fc.property(json(4), (text) => {
+      const dup = findDuplicateKey(text);
+      let refused: string | undefined;
+      try {
+        parseStrictJson(text);
+      } catch (e: any) {
+        refused = e.details?.duplicate_key;
+      }
+      assert.equal(refused, dup, text);
+    }),
+    { numRuns: 2000 },
+  );
 });
