@@ -18,5 +18,20 @@ if (![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].som
   v8.setFlagsFromString('--heap-growing-percent=100');
 }
 
+// `serve` in a role that answers HTTP builds the operator console first when its sources changed
+// (console/build.mjs: a hash check, milliseconds when nothing changed). A failed build does not
+// stop the platform: /console then says it is not built.
+const args = process.argv.slice(2);
+const roleArg = args.find((a, i) => a.startsWith('--role=') || args[i - 1] === '--role');
+const role = roleArg?.startsWith('--role=') ? roleArg.slice(7) : (roleArg ?? 'all');
+if (args[0] === 'serve' && (role === 'all' || role === 'api') && process.env.TILLPOINT_CONSOLE_BUILD !== 'off') {
+  try {
+    const { ensureConsoleBuilt } = await import('../console/build.mjs');
+    await ensureConsoleBuilt();
+  } catch (err) {
+    process.stderr.write(`WARNING: the operator console could not be built (${err?.message ?? err}); /console will say so\n`);
+  }
+}
+
 register();
 await import('../src/cli/main.ts');

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadConfig, type Config } from './platform/config.ts';
@@ -12,7 +13,8 @@ import { auditPaymentHooks, createAuditService, registerAuditHooks, registerAudi
 import { createLedgerService } from './modules/ledger/index.ts';
 import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
-import { createPaymentsService, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
+import { createPaymentsService, registerPaymentInsightRoutes, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
+import { registerConsole } from './http/console.ts';
 import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
 import { bindBankSecrets, createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
@@ -109,6 +111,9 @@ export async function createApp(opts: AppOptions = {}) {
     registerAuditRoutes(http, audit);
     registerMerchantRoutes(http, merchants);
     registerPaymentRoutes(http, payments, banks);
+    registerPaymentInsightRoutes(http, { db, clock, payments });
+    // The operator console (console/, built into console/dist by `npm start`).
+    registerConsole(http, { distDir: fileURLToPath(new URL('../console/dist', import.meta.url)) });
     registerTerminalRoutes(http, { db, config });
     registerRewardsRoutes(http, rewards);
     registerVaultRoutes(http, vault.tokens);

@@ -19,7 +19,7 @@ export const serve: Command = {
     const mqttUrls = app.gateway?.urls() ?? [];
     for (const u of mqttUrls) lines.push(`  MQTT:     ${u}${u.startsWith('mqtts:') ? ' (mutual TLS: `tillpoint terminals enroll <id>`)' : u.startsWith('mqtt:') ? ' (development only: terminal id + MQTT secret)' : ' (external broker)'}`);
     if (url) {
-      lines.push(`  API:      ${c.publicUrl}/v1`, `  Docs:     ${c.publicUrl}/docs`, `  OpenAPI:  ${c.publicUrl}/openapi.json`, `  Metrics:  ${c.publicUrl}/metrics`);
+      lines.push(`  Console:  ${c.publicUrl}/console/`, `  API:      ${c.publicUrl}/v1`, `  Docs:     ${c.publicUrl}/docs`, `  OpenAPI:  ${c.publicUrl}/openapi.json`, `  Metrics:  ${c.publicUrl}/metrics`);
       if (c.embeddedBankSim) lines.push(`  Bank sim: ${c.publicUrl}/sim (development only)`);
       if (c.mode !== 'production') {
         const { loadDemo } = await import('../../roles/demo.ts');

@@ -22,6 +22,10 @@ export const ROLES = {
     description: 'Helps merchants: sees payments (payer details masked), merchants, terminals and reward balances.',
     permissions: ['merchants:read', 'terminals:read', 'payments:read', 'rewards:read'],
   },
+  cashier: {
+    description: 'Takes payments at a terminal from the console\'s virtual terminal, and sees them.',
+    permissions: ['terminals:read', 'payments:read', 'payments:write'],
+  },
   refunds: {
     description: 'Sees payments and issues refunds.',
     permissions: ['payments:read', 'refunds:write'],

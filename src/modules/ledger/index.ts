@@ -10,3 +10,4 @@ export type {
   LedgerViolation,
   PostedEntry,
 } from './types.ts';
+export { entriesByReference, type EntryView } from './ledger.read.ts';

@@ -1,0 +1,119 @@
+import { useState, type FormEvent } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { createColumnHelper } from '@tanstack/react-table';
+import { get, post, type Operator, type Page } from '../api.ts';
+import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { when } from '../format.ts';
+import { useCan, useSession } from '../session.tsx';
+
+// Operators and their roles, and API keys. Secrets (a new operator's temporary password, a new
+// key) are shown once, right after creation, and never again: the server keeps only digests.
+
+interface ApiKey { id: string; name: string; prefix: string; merchant_id: string | null; permissions: string[]; status: string; expires_at: string | null; last_used_at: string | null; created_at: string }
+const ROLES = ['viewer', 'support', 'cashier', 'refunds', 'merchant-admin', 'security-admin', 'auditor'];
+const KEY_PERMISSIONS = ['merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'payments:read', 'payments:write', 'refunds:write', 'rewards:read', 'rewards:write', 'vault:tokenize'];
+
+const opCol = createColumnHelper<Operator>();
+const keyCol = createColumnHelper<ApiKey>();
+
+export function Access() {
+  const can = useCan();
+  return (
+    <section aria-labelledby="ac">
+      <h1 id="ac">Access</h1>
+      {can('operators:read') && <Operators />}
+      {can('api_keys:read') && <ApiKeys />}
+    </section>
+  );
+}
+
+function Operators() {
+  const can = useCan();
+  const me = useSession().operator;
+  const qc = useQueryClient();
+  const list = useQuery({ queryKey: ['operators'], queryFn: () => get<Page<Operator>>('/v1/operators?limit=200') });
+  const [email, setEmail] = useState('');
+  const [name, setName] = useState('');
+  const [roles, setRoles] = useState<string[]>(['viewer']);
+  const create = useMutation({
+    mutationFn: () => post<{ operator: Operator; temporary_password?: string }>('/v1/operators', { email, name, roles, ...(me.merchant_id ? { merchant_id: me.merchant_id } : {}) }),
+    onSuccess: () => { setEmail(''); setName(''); void qc.invalidateQueries({ queryKey: ['operators'] }); },
+  });
+  const columns = [
+    opCol.accessor('name', { header: 'Name' }),
+    opCol.accessor('email', { header: 'Email' }),
+    opCol.accessor('roles', { header: 'Roles', cell: (c) => c.getValue().join(', ') }),
+    opCol.accessor('status', { header: 'Status', cell: (c) => <>{c.getValue()}{c.row.original.locked_until ? ' (locked)' : ''}</> }),
+    opCol.accessor('mfa_enrolled', { header: 'MFA', cell: (c) => (c.getValue() ? 'enrolled' : 'not yet') }),
+    opCol.accessor('last_login_at', { header: 'Last sign-in', cell: (c) => when(c.getValue()) }),
+  ];
+  const submit = (e: FormEvent) => { e.preventDefault(); create.mutate(); };
+  return (
+    <>
+      <h2>Operators</h2>
+      <ErrorNote error={list.error} />
+      <DataTable data={list.data?.data ?? []} columns={columns} caption="Operators" />
+      {can('operators:write') && (
+        <form className="card" onSubmit={submit} aria-label="New operator">
+          <h3>New operator</h3>
+          <label>Email<input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} /></label>
+          <label>Name<input required value={name} onChange={(e) => setName(e.target.value)} /></label>
+          <fieldset><legend>Roles</legend>{ROLES.map((r) => (
+            <label key={r} className="check"><input type="checkbox" checked={roles.includes(r)} onChange={(e) => setRoles(e.target.checked ? [...roles, r] : roles.filter((x) => x !== r))} />{r}</label>
+          ))}</fieldset>
+          <button type="submit" disabled={create.isPending || roles.length === 0}>Create</button>
+          <ErrorNote error={create.error} />
+          {create.data?.temporary_password && (
+            <p role="status" className="secret">Temporary password for {create.data.operator.email} (shown once; they must change it at first sign-in): <code data-testid="temp-password">{create.data.temporary_password}</code></p>
+          )}
+        </form>
+      )}
+    </>
+  );
+}
+
+function ApiKeys() {
+  const can = useCan();
+  const me = useSession().operator;
+  const qc = useQueryClient();
+  const list = useQuery({ queryKey: ['api-keys'], queryFn: () => get<Page<ApiKey>>('/v1/api-keys?limit=200') });
+  const [name, setName] = useState('');
+  const [perms, setPerms] = useState<string[]>(['payments:read']);
+  const create = useMutation({
+    mutationFn: () => post<ApiKey & { key: string }>('/v1/api-keys', { name, permissions: perms, ...(me.merchant_id ? { merchant_id: me.merchant_id } : {}) }),
+    onSuccess: () => { setName(''); void qc.invalidateQueries({ queryKey: ['api-keys'] }); },
+  });
+  const revoke = useMutation({
+    mutationFn: (id: string) => post(`/v1/api-keys/${id}/revoke`, { reason: 'revoked from the console' }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['api-keys'] }),
+  });
+  const columns = [
+    keyCol.accessor('name', { header: 'Name' }),
+    keyCol.accessor('prefix', { header: 'Prefix', cell: (c) => <span className="mono">{c.getValue()}…</span> }),
+    keyCol.accessor('merchant_id', { header: 'Scope', cell: (c) => c.getValue() ?? 'platform' }),
+    keyCol.accessor('permissions', { header: 'Permissions', cell: (c) => c.getValue().join(', ') }),
+    keyCol.accessor('status', { header: 'Status' }),
+    keyCol.accessor('expires_at', { header: 'Expires', cell: (c) => when(c.getValue()) }),
+    keyCol.accessor('last_used_at', { header: 'Last used', cell: (c) => when(c.getValue()) }),
+    ...(can('api_keys:write') ? [keyCol.display({ id: 'revoke', header: 'Actions', cell: (c) => (c.row.original.status === 'active' ? <button type="button" className="secondary small-btn" onClick={() => revoke.mutate(c.row.original.id)}>Revoke</button> : null) })] : []),
+  ];
+  return (
+    <>
+      <h2>API keys</h2>
+      <ErrorNote error={list.error ?? revoke.error} />
+      <DataTable data={list.data?.data ?? []} columns={columns} caption="API keys" />
+      {can('api_keys:write') && (
+        <form className="card" onSubmit={(e) => { e.preventDefault(); create.mutate(); }} aria-label="New API key">
+          <h3>New API key</h3>
+          <label>Name<input required value={name} onChange={(e) => setName(e.target.value)} /></label>
+          <fieldset><legend>Permissions</legend>{KEY_PERMISSIONS.map((p) => (
+            <label key={p} className="check"><input type="checkbox" checked={perms.includes(p)} onChange={(e) => setPerms(e.target.checked ? [...perms, p] : perms.filter((x) => x !== p))} />{p}</label>
+          ))}</fieldset>
+          <button type="submit" disabled={create.isPending || perms.length === 0}>Create key</button>
+          <ErrorNote error={create.error} />
+          {create.data && <p role="status" className="secret">The key (shown once; only its digest is kept): <code data-testid="new-key">{create.data.key}</code></p>}
+        </form>
+      )}
+    </>
+  );
+}

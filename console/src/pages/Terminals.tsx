@@ -1,0 +1,52 @@
+import { useState } from 'react';
+import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { createColumnHelper } from '@tanstack/react-table';
+import { api, get, qs, type Page, type Terminal } from '../api.ts';
+import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { when } from '../format.ts';
+import { useCan } from '../session.tsx';
+
+// The fleet by store and status; disabling a terminal stops it taking payments.
+
+const col = createColumnHelper<Terminal>();
+
+export function Terminals() {
+  const can = useCan();
+  const qc = useQueryClient();
+  const [status, setStatus] = useState('');
+  const [store, setStore] = useState('');
+  const list = useInfiniteQuery({
+    queryKey: ['terminals', status, store],
+    queryFn: ({ pageParam }) => get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, limit: 100, cursor: pageParam })),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (l) => l.next_cursor ?? undefined,
+  });
+  const toggle = useMutation({
+    mutationFn: (t: Terminal) => api<Terminal>('PATCH', `/v1/terminals/${t.id}`, { status: t.status === 'active' ? 'disabled' : 'active' }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['terminals'] }),
+  });
+  const rows = list.data?.pages.flatMap((p) => p.data) ?? [];
+  const columns = [
+    col.accessor('id', { header: 'Terminal', cell: (c) => <span className="mono">{c.getValue()}</span> }),
+    col.accessor('label', { header: 'Label', cell: (c) => (c.getValue() as string | null) ?? '—' }),
+    col.accessor('store_id', { header: 'Store', cell: (c) => <span className="mono">{c.getValue()}</span> }),
+    col.accessor('status', { header: 'Status', cell: (c) => <span className={`status s-${c.getValue()}`}>{c.getValue()}</span> }),
+    col.accessor('created_at', { header: 'Enrolled', cell: (c) => when(c.getValue()) }),
+    ...(can('terminals:write') ? [col.display({
+      id: 'actions', header: 'Actions',
+      cell: (c) => <button type="button" className="secondary small-btn" onClick={() => toggle.mutate(c.row.original)} disabled={toggle.isPending}>{c.row.original.status === 'active' ? 'Disable' : 'Enable'}</button>,
+    })] : []),
+  ];
+  return (
+    <section aria-labelledby="tm">
+      <h1 id="tm">Terminals</h1>
+      <div className="filters" role="group" aria-label="Filter terminals">
+        <label>Status<select value={status} onChange={(e) => setStatus(e.target.value)}><option value="">any</option><option>active</option><option>disabled</option></select></label>
+        <label>Store<input placeholder="sto_…" value={store} onChange={(e) => setStore(e.target.value.trim())} /></label>
+      </div>
+      <ErrorNote error={list.error ?? toggle.error} />
+      <DataTable data={rows} columns={columns} caption="Terminals" empty={list.isPending ? 'Loading…' : 'No terminals.'} />
+      {list.hasNextPage && <button type="button" className="secondary" onClick={() => list.fetchNextPage()}>Load more</button>}
+    </section>
+  );
+}
