@@ -43,7 +43,8 @@ export function App() {
 
   if (session.isPending) return <p className="loading" role="status">Loading…</p>;
   if (session.isError) return <main className="signin" id="main"><p role="alert" className="error">The server could not be reached: {String(session.error.message)}</p></main>;
-  const refresh = () => { qc.clear(); void qc.invalidateQueries({ queryKey: ['session'] }); };
+  // A new identity: drop every cached answer of the previous one, then ask who is signed in.
+  const refresh = () => { qc.removeQueries({ predicate: (q) => q.queryKey[0] !== 'session' }); void session.refetch(); };
   if (!s) return <SignIn onSignedIn={refresh} />;
   if (s.operator.must_change_password) return <SessionContext.Provider value={s}><ChangePassword onDone={refresh} /></SessionContext.Provider>;
 

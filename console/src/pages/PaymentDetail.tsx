@@ -60,7 +60,7 @@ export function PaymentDetail({ id }: { id: string }) {
 
       <h2>Ledger entries</h2>
       {timeline.data?.ledger_entries.length ? timeline.data.ledger_entries.map((e) => (
-        <div key={e.id} className="table-wrap">
+        <div key={e.id} className="table-wrap" tabIndex={0} role="region" aria-label={`Ledger entry ${e.kind}`}>
           <table>
             <caption>{e.kind} · {e.book} · {when(e.created_at)} <span className="mono small">{e.id}</span></caption>
             <thead><tr><th scope="col">Account</th><th scope="col">Debit</th><th scope="col">Credit</th></tr></thead>
@@ -85,7 +85,7 @@ export function PaymentDetail({ id }: { id: string }) {
           <h2>Audit records</h2>
           <ErrorNote error={audit.error} />
           <ul className="audit-list">{audit.data?.data.map((a) => (
-            <li key={a.id}><time>{when(a.at)}</time> <strong>{a.action}</strong> <span className="muted">{a.outcome}</span> <ProofButton id={a.id} /></li>
+            <li key={a.id}><time>{when(a.at)}</time> <strong>{a.action}</strong> <span className="muted">{a.outcome}</span> {a.leaf_index === null ? <span className="muted small">not sealed yet</span> : <ProofButton id={a.id} />}</li>
           ))}</ul>
         </>
       )}
