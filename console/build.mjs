@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the operator console into console/dist when its sources changed since the last build.
 // `npm start` (bin/tillpoint.mjs serve) calls ensureConsoleBuilt(); nothing built is committed.
-// "Changed" is a SHA-256 over every source file, the Vite config and package-lock.json (so a
+// "Changed" is a SHA-256 over console/src, index.html, the Vite config and package-lock.json (so a
 // dependency upgrade rebuilds too), stored beside the output: a checkout or a copy that
 // changes file times does not force a rebuild, and an unchanged tree costs a few milliseconds.
 import { createHash } from 'node:crypto';
@@ -24,7 +24,8 @@ function files(dir) {
 
 export function sourceHash() {
   const h = createHash('sha256');
-  for (const f of [...files(consoleDir), join(rootDir, 'package-lock.json')]) {
+  const inputs = [...files(join(consoleDir, 'src')), join(consoleDir, 'index.html'), join(consoleDir, 'vite.config.mjs'), join(rootDir, 'package-lock.json')];
+  for (const f of inputs) {
     h.update(relative(rootDir, f)).update('\0').update(readFileSync(f)).update('\0');
   }
   return h.digest('hex');
