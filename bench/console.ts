@@ -18,6 +18,7 @@ import { startTestApp } from '../test/helpers/harness.ts';
 import { createOperator } from '../test/helpers/operators.ts';
 import { base32Decode, totp } from '../src/modules/identity/index.ts';
 import { ensureConsoleBuilt, distDir } from '../console/build.mjs';
+import { paymentStats } from '../src/modules/payments/index.ts';
 
 const { values } = parseArgs({ options: { payments: { type: 'string', default: '100000' }, 'spread-minutes': { type: 'string', default: '1440' }, runs: { type: 'string', default: '5' } } });
 const N = Number(values.payments);
@@ -49,6 +50,13 @@ await t.db.query(
 );
 await t.db.query('ANALYZE payments.payments');
 const seedSeconds = (Date.now() - seedStarted) / 1000;
+// The aggregates alone, in this process (no HTTP, no browser): the database's share of the wait.
+const queryTimes: number[] = [];
+for (let r = 0; r < RUNS; r++) {
+  const s = performance.now();
+  await paymentStats(t.db, { since: new Date(Date.now() - 3_600_000), now: new Date(), windowMinutes: 60 });
+  queryTimes.push(Math.round(performance.now() - s));
+}
 
 // 3. Sign in once in the browser (TOTP enrolment), then time the overview's first chart.
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-dev-shm-usage'] });
@@ -90,6 +98,7 @@ const result = {
   payments: N, spread_minutes: SPREAD, seed_seconds: seedSeconds,
   first_chart_ms: { median: median(times), max: Math.max(...times), runs: times },
   stats_endpoint_ms: { median: median(apiTimes), runs: apiTimes },
+  stats_query_ms: { median: median(queryTimes), runs: queryTimes },
 };
 console.log(JSON.stringify(result));
 appendFileSync(new URL('./results/console.jsonl', import.meta.url), JSON.stringify(result) + '\n');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import jsQR from 'jsqr';
+import jsQRModule from 'jsqr';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { call, createOperator, GOOD_PASSWORD } from './helpers/operators.ts';
 import { base32Decode, totp, SESSION_COOKIE } from '../src/modules/identity/index.ts';
@@ -20,6 +20,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM) && !process.env.CI && !process.env.CI_REQUIRE_CHROMIUM ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH` : false;
 const SHOTS = process.env.CONSOLE_SCREENSHOTS === '1';
 const require = createRequire(import.meta.url);
+// jsqr is CommonJS: its function is module.exports (and, typed, its default export).
+const jsQR = ((jsQRModule as unknown as { default?: typeof jsQRModule.default }).default ?? jsQRModule) as typeof jsQRModule.default;
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 describe('the operator console in Chromium', { skip }, () => {
@@ -55,6 +57,7 @@ describe('the operator console in Chromium', { skip }, () => {
   async function shoot(p: Page, name: string) {
     if (!SHOTS) return;
     mkdirSync('docs/console', { recursive: true });
+    await p.evaluate(() => window.scrollTo(0, 0));
     await p.screenshot({ path: `docs/console/${name}.png`, fullPage: false });
   }
   async function goto(p: Page, path: string, heading: string | RegExp) {
@@ -225,7 +228,10 @@ describe('the operator console in Chromium', { skip }, () => {
         // Nothing wider than the screen except inside a scrolling table wrapper.
         const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         assert.ok(overflow <= 1, `${path} overflows the phone's width by ${overflow}px`);
-        if (SHOTS) await p.screenshot({ path: `docs/console/phone-${name}.png` });
+        if (SHOTS) {
+          await p.evaluate(() => window.scrollTo(0, 0));
+          await p.screenshot({ path: `docs/console/phone-${name}.png` });
+        }
       }
     } finally {
       await phone.close();
