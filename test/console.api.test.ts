@@ -58,6 +58,7 @@ describe('console read endpoints', () => {
     assert.ok(s.body.completion_ms.p95 >= s.body.completion_ms.p50 && s.body.completion_ms.p50 >= 0);
     assert.equal(s.body.pending.count, 1);
     assert.ok(s.body.pending.oldest_created_at);
+    assert.equal(s.body.active_terminals, 2);
   });
 
   test('stats: merchant staff see their merchant only, and asking for another answers 404', async () => {
@@ -86,6 +87,16 @@ describe('console read endpoints', () => {
     assert.equal((await staffA.req('GET', `/v1/payments/${theirs}/timeline`)).status, 404);
     assert.equal((await staffA.req('GET', `/v1/payments/${theirs}`)).status, 404);
     assert.equal((await t.request('GET', '/v1/payments/pay_nope/timeline')).status, 404);
+  });
+
+  test("terminal security: certificates and violations of one's own terminal; another merchant's is a 404", async () => {
+    await t.db.query(`INSERT INTO terminals.violations (terminal_id, kind, detail) VALUES ($1, 'acl_publish', 'topic of another terminal')`, [a.terminal.id]);
+    const mine = await staffA.req('GET', `/v1/terminals/${a.terminal.id}/security`);
+    assert.equal(mine.status, 200, JSON.stringify(mine.body));
+    assert.deepEqual(mine.body.certificates, []);
+    assert.deepEqual(mine.body.violations.map((v: { kind: string }) => v.kind), ['acl_publish']);
+    assert.equal((await staffA.req('GET', `/v1/terminals/${b.terminal.id}/security`)).status, 404);
+    assert.equal((await t.request('GET', '/v1/terminals/trm_nope/security')).status, 404);
   });
 
   test('payment ids bound creation time: the floor of a time sorts before ids made after it', () => {

@@ -117,6 +117,7 @@ describe('the operator console in Chromium', { skip }, () => {
     await page.locator('.chart-box[data-drawn="1"] canvas').first().waitFor();
     assert.equal(await page.getByTestId('tile-payments').textContent(), '3');
     assert.equal(await page.getByTestId('tile-pending').textContent(), '1');
+    assert.equal(await page.getByTestId('tile-terminals').textContent(), '1');
     await page.getByText(/SIMBANK|[A-Z]{4,}/).first().waitFor();
     await axe(page, 'overview');
     await shoot(page, 'overview');
@@ -193,6 +194,8 @@ describe('the operator console in Chromium', { skip }, () => {
   test('terminals, rewards, access and audit pages work and pass axe', async () => {
     await goto(page, '/terminals', 'Terminals');
     await page.getByText(terminalId).waitFor();
+    await page.getByRole('button', { name: 'Certificates and violations' }).first().click();
+    await page.getByTestId('terminal-security').getByText('Recent protocol violations').waitFor();
     await axe(page, 'terminals');
     await shoot(page, 'terminals');
 

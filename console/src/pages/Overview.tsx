@@ -15,6 +15,7 @@ interface Stats {
   by_bank: { bank_code: string; completed: number; succeeded: number; success_rate: number | null }[];
   completion_ms: { p50: number | null; p95: number | null; count: number };
   pending: { count: number; oldest_created_at: string | null; needs_reconciliation: number };
+  active_terminals: number;
 }
 
 const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
@@ -43,6 +44,7 @@ export function Overview() {
             <div className="tile"><span className="tile-label">Payments, last hour</span><span className="tile-value" data-testid="tile-payments">{s.per_minute.reduce((a, m) => a + m.created, 0)}</span></div>
             <div className="tile"><span className="tile-label">p95 completion</span><span className="tile-value" data-testid="tile-p95">{ms(s.completion_ms.p95)}</span><span className="small muted">p50 {ms(s.completion_ms.p50)} · {s.completion_ms.count} paid</span></div>
             <div className="tile"><span className="tile-label">Pending backlog</span><span className="tile-value" data-testid="tile-pending">{s.pending.count}</span><span className="small muted">oldest {when(s.pending.oldest_created_at)}</span></div>
+            <div className="tile"><span className="tile-label">Terminals taking payments</span><span className="tile-value" data-testid="tile-terminals">{s.active_terminals}</span><span className="small muted">at least one payment in the last hour</span></div>
             <div className="tile"><span className="tile-label">Need reconciliation</span><span className="tile-value">{s.pending.needs_reconciliation}</span></div>
           </div>
           <div className="grid2">

@@ -23,6 +23,7 @@ const Stats = Type.Object({
   by_bank: Type.Array(Type.Object({ bank_code: Type.String(), completed: Type.Integer(), succeeded: Type.Integer(), success_rate: Type.Union([Type.Number(), Type.Null()]) })),
   completion_ms: Type.Object({ p50: Type.Union([Type.Number(), Type.Null()]), p95: Type.Union([Type.Number(), Type.Null()]), count: Type.Integer() }),
   pending: Type.Object({ count: Type.Integer(), oldest_created_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]), needs_reconciliation: Type.Integer() }),
+  active_terminals: Type.Integer({ description: 'Terminals that created at least one payment in the window' }),
 });
 export type PaymentStats = Static<typeof Stats>;
 
@@ -49,7 +50,7 @@ export async function paymentStats(db: Db, opts: { since: Date; now: Date; merch
   const floor = paymentIdFloor(opts.since);
   const m = opts.merchantId ?? null;
   const scoped = `($2::text IS NULL OR merchant_id = $2)`;
-  const [perMinute, byBank, completion, pending] = await Promise.all([
+  const [perMinute, byBank, completion, pending, terminals] = await Promise.all([
     db.query<{ minute: Date; created: string; succeeded: string; failed: string }>(
       `SELECT date_trunc('minute', created_at) AS minute, count(*) AS created,
               count(*) FILTER (WHERE status IN ('succeeded', 'partially_refunded', 'refunded')) AS succeeded,
@@ -68,6 +69,7 @@ export async function paymentStats(db: Db, opts: { since: Date; now: Date; merch
       `SELECT (SELECT count(*) FROM payments.payments WHERE status IN ('created', 'pending') AND ($1::text IS NULL OR merchant_id = $1)) AS n,
               (SELECT min(created_at) FROM payments.payments WHERE status IN ('created', 'pending') AND ($1::text IS NULL OR merchant_id = $1)) AS oldest,
               (SELECT count(*) FROM payments.payments WHERE needs_reconciliation AND ($1::text IS NULL OR merchant_id = $1)) AS recon`, [m]),
+    db.query<{ n: string }>(`SELECT count(DISTINCT terminal_id) AS n FROM payments.payments WHERE id >= $1 AND ${scoped}`, [floor, m]),
   ]);
   const c = completion.rows[0];
   const p = pending.rows[0];
@@ -82,6 +84,7 @@ export async function paymentStats(db: Db, opts: { since: Date; now: Date; merch
     })),
     completion_ms: { p50: num(c?.p50), p95: num(c?.p95), count: Number(c?.n ?? 0) },
     pending: { count: Number(p.n), oldest_created_at: p.oldest ? new Date(p.oldest).toISOString() : null, needs_reconciliation: Number(p.recon) },
+    active_terminals: Number(terminals.rows[0]?.n ?? 0),
   };
 }
 

@@ -6,6 +6,7 @@ import { AppError } from '../../platform/errors.ts';
 import { canAccessMerchant } from '../../http/principal.ts';
 import { getTerminalContext } from '../merchants/index.ts';
 import { issueMqttSecret } from './credentials.ts';
+import { listCertificates, listViolations } from './terminals.repo.ts';
 import { isTerminalId } from './topics.ts';
 
 // HTTP for terminal credentials. Development only: a terminal's MQTT secret for the plain
@@ -37,5 +38,26 @@ export function registerTerminalRoutes(app: FastifyInstance, deps: { db: Db; con
     const mq = deps.config.mqtt;
     const url = mq.url ?? (mq.port ? `mqtt://${mq.host === '0.0.0.0' ? '127.0.0.1' : mq.host}:${mq.port}` : null);
     return reply.status(201).send({ terminal_id: id, mqtt_username: c.username, mqtt_password: c.password, mqtt_url: url });
+  });
+
+  // A terminal's credentials and refused access, for the console's terminal page: certificates
+  // (serials and validity only; fingerprints and keys stay out) and its latest protocol violations.
+  const Security = Type.Object({
+    certificates: Type.Array(Type.Object({ serial: Type.String(), not_before: Type.String(), not_after: Type.String(), revoked_at: Type.Union([Type.String(), Type.Null()]), revoke_reason: Type.Union([Type.String(), Type.Null()]) })),
+    violations: Type.Array(Type.Object({ kind: Type.String(), detail: Type.Union([Type.String(), Type.Null()]), at: Type.String() })),
+  });
+  app.get<{ Params: Static<typeof IdParam> }>('/v1/terminals/:id/security', {
+    config: { permission: 'terminals:read' },
+    schema: { tags: ['terminals'], summary: "A terminal's certificates and its latest refused connects, publishes and malformed messages", params: IdParam, response: { 200: Security } },
+  }, async (req) => {
+    const id = req.params.id;
+    const ctx = isTerminalId(id) ? await getTerminalContext(deps.db, id) : undefined;
+    if (!ctx || !canAccessMerchant(req.principal!, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+    const [certs, violations] = await Promise.all([listCertificates(deps.db, id), listViolations(deps.db, { terminalId: id, limit: 20 })]);
+    const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+    return {
+      certificates: certs.map((c) => ({ serial: c.serial, not_before: iso(c.not_before)!, not_after: iso(c.not_after)!, revoked_at: iso(c.revoked_at), revoke_reason: c.revoke_reason })),
+      violations: violations.map((v) => ({ kind: v.kind, detail: v.detail, at: iso(v.at)! })),
+    };
   });
 }
