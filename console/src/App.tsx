@@ -39,6 +39,7 @@ export function App() {
   });
   useEffect(() => setOnUnauthenticated(() => { setCsrfToken(undefined); qc.setQueryData(['session'], null); }), [qc]);
   const s = session.data;
+  // Set while rendering, not in an effect: the pages below may send a change on their first render.
   setCsrfToken(s?.csrf_token);
 
   if (session.isPending) return <p className="loading" role="status">Loading…</p>;
