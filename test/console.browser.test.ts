@@ -220,6 +220,22 @@ describe('the operator console in Chromium', { skip }, () => {
     await shoot(page, 'audit');
   });
 
+  test('from the keyboard: the skip link, the navigation and a search work without a mouse', async () => {
+    await goto(page, '/', 'Overview');
+    await page.locator('body').focus();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    await page.keyboard.press('Tab'); // Overview
+    await page.keyboard.press('Tab'); // Payments
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Payments');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Payments' }).waitFor();
+    await page.getByLabel('Terminal').focus();
+    await page.keyboard.type(terminalId);
+    await page.keyboard.press('Enter'); // submits the filter form
+    await page.locator(`a[href="/console/payments/${paymentId}"]`).waitFor();
+  });
+
   test('at a phone\'s width every page still fits', async () => {
     const phone = await openContext(390, 844);
     try {
