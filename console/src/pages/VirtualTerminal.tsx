@@ -41,7 +41,7 @@ export default function VirtualTerminal() {
           </label>
           <label>Amount (₹)<input inputMode="decimal" placeholder="149.00" value={amount} onChange={(e) => setAmount(e.target.value)} required /></label>
           <label>Note (optional)<input maxLength={50} value={note} onChange={(e) => setNote(e.target.value)} /></label>
-          <button type="submit" disabled={create.isPending}>Show QR</button>
+          <button type="submit" disabled={create.isPending || !chosen}>Show QR</button>
           {error && <p role="alert" className="error">{error}</p>}
           <ErrorNote error={terminals.error ?? create.error} />
         </form>
