@@ -20,6 +20,11 @@ RUN --mount=type=secret,id=npm_ca,required=false \
  && npm cache clean --force \
  && rm -rf /root/.npm /tmp/*
 
+# --- the operator console, built once here (the image never builds at start) ----------------
+FROM deps AS console
+COPY console ./console
+RUN node console/build.mjs
+
 # --- the application ---------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS app
 WORKDIR /app
@@ -28,6 +33,7 @@ COPY package.json package-lock.json ./
 COPY bin ./bin
 COPY src ./src
 COPY migrations ./migrations
+COPY --from=console /app/console/dist ./console/dist
 COPY deploy/gateway ./deploy/gateway
 COPY deploy/docker/healthcheck.mjs ./deploy/docker/healthcheck.mjs
 # Owned by root, read-only to the app: the process cannot change its own code.
@@ -63,8 +69,11 @@ LABEL org.opencontainers.image.title="tillpoint" \
 # files mounted at run time (SECRETS_DIR, *_FILE settings; deploy/README.md).
 # TMPDIR: tsx keeps its transpile cache there; with a read-only root filesystem it is a mounted
 # tmpfs/emptyDir. HEALTH_PORT: the worker and terminal-gateway roles answer /healthz there.
+# TILLPOINT_CONSOLE_BUILD=off: the console was built in the image (console/dist); the root
+# filesystem is read-only, so the start must not try to build it again.
 ENV NODE_ENV=production \
     TILLPOINT_DATA_DIR=/var/lib/tillpoint \
+    TILLPOINT_CONSOLE_BUILD=off \
     TMPDIR=/tmp \
     PORT=8443 \
     HEALTH_PORT=9464
