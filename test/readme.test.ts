@@ -121,5 +121,10 @@ describe('the README, followed from a fresh clone', () => {
     const l = await run(process.execPath, [BIN, 'ledger'], {});
     assert.equal(l.status, 2);
     assert.equal(l.stderr, 'usage: tillpoint ledger verify\n');
+    const [a, k] = await Promise.all([run(process.execPath, [BIN, 'audit'], {}), run(process.execPath, [BIN, 'api-keys', 'create'], {})]);
+    assert.equal(a.status, 2);
+    assert.match(a.stderr, /^usage:\n {2}tillpoint audit verify/);
+    assert.equal(k.status, 2, 'a missing option is a usage mistake too');
+    assert.equal(k.stderr, 'tillpoint api-keys: --name: is required\n');
   });
 });

@@ -33,7 +33,10 @@ main(process.argv.slice(2)).then(
     // Usage and configuration mistakes (exit 2) name what was wrong; anything else is reported
     // without a stack (exit 1).
     const usage = e instanceof ConfigError || e instanceof UsageError;
-    process.stderr.write(usage ? `${e.message}\n` : `tillpoint: ${(e as Error).message}\n`);
+    // A bad command-line option (the commands report them as ConfigErrors naming the flag) is a
+    // usage mistake, not the configuration's.
+    const flag = e instanceof ConfigError && e.setting.startsWith('--') ? `tillpoint ${process.argv[2]}: ${e.message.replace(/^Invalid configuration: /, '')}` : undefined;
+    process.stderr.write(flag ? `${flag}\n` : usage ? `${e.message}\n` : `tillpoint: ${(e as Error).message}\n`);
     process.exit(usage ? 2 : 1);
   },
 );

@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, type Config } from '../../platform/config.ts';
 import type { Db } from '../../platform/db.ts';
-import { withDb, type Command } from '../command.ts';
+import { withDb, type Command, UsageError } from '../command.ts';
 
 // `tillpoint audit …`: check the trail, prove a record, hand out the public key. Running these
 // needs database access, so each run is itself recorded (as the OS user who ran it).
@@ -52,7 +52,7 @@ export const audit: Command = {
       }
       case 'prove': {
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'tree-size': { type: 'string' } } });
-        if (!positionals[0]) throw new ConfigError('audit prove', `usage: tillpoint audit prove <record id> [--tree-size N]`);
+        if (!positionals[0]) throw new UsageError(`usage: tillpoint audit prove <record id> [--tree-size N]`);
         const size = values['tree-size'] === undefined ? undefined : Number(values['tree-size']);
         if (size !== undefined && !(Number.isInteger(size) && size > 0)) throw new ConfigError('--tree-size', 'must be a positive integer');
         print(await withAudit(async (a, db) => {
@@ -65,7 +65,7 @@ export const audit: Command = {
       case 'check-proof': {
         // No database: this is what an outsider runs, with the public key they were given.
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'public-key': { type: 'string' } } });
-        if (!positionals[0]) throw new ConfigError('audit check-proof', 'usage: tillpoint audit check-proof <file|-> [--public-key BASE64]');
+        if (!positionals[0]) throw new UsageError('usage: tillpoint audit check-proof <file|-> [--public-key BASE64]');
         const { checkInclusionProof } = await import('../../modules/audit/index.ts');
         const text = readFileSync(positionals[0] === '-' ? 0 : positionals[0], 'utf8');
         const r = checkInclusionProof(JSON.parse(text), values['public-key']);
@@ -78,7 +78,7 @@ export const audit: Command = {
       }
       case 'consistency': {
         const [a, b] = rest.map(Number);
-        if (!(Number.isInteger(a) && Number.isInteger(b) && a > 0 && b >= a)) throw new ConfigError('audit consistency', 'usage: tillpoint audit consistency <first size> <second size>');
+        if (!(Number.isInteger(a) && Number.isInteger(b) && a > 0 && b >= a)) throw new UsageError('usage: tillpoint audit consistency <first size> <second size>');
         print(await withAudit((s) => s.consistency(a, b)));
         return 0;
       }
@@ -96,7 +96,7 @@ export const audit: Command = {
         return r.forged.length > 0 ? 1 : 0;
       }
       default:
-        throw new ConfigError('audit', `usage:\n  tillpoint ${USAGE.split('\n  ').join('\n  tillpoint ')}`);
+        throw new UsageError(`usage:\n  tillpoint ${USAGE.split('\n  ').join('\n  tillpoint ')}`);
     }
   },
 };
