@@ -23,7 +23,7 @@ function start(args: string[], env: Record<string, string>, readyText: RegExp): 
     const timer = setTimeout(() => {
       child.kill('SIGKILL'); // never leave a half-started server behind
       reject(new Error(`timed out waiting for ${readyText}: ${out}`));
-    }, 60_000);
+    }, 180_000); // generous: a start on a loaded 2-core CI machine has taken ~60 s
     const check = () => {
       if (readyText.test(out)) {
         clearTimeout(timer);
@@ -126,10 +126,14 @@ describe('processes', () => {
       STATUS_CHECK_FIRST_AFTER_SECONDS: '0', WORKER_INTERVAL_MS: '200', MQTT_PORT: '0', MQTTS_PORT: '0',
     };
     // PGlite is one process's database: separate roles need the real PostgreSQL.
-    const procs = databaseUrl
-      ? [await start(['serve', '--role', 'api'], env, /Demo:/), await start(['serve', '--role', 'worker'], env, /role: worker/)]
-      : [await start(['serve', '--role', 'all'], env, /Demo:/)];
+    const procs: Awaited<ReturnType<typeof start>>[] = [];
     try {
+      if (databaseUrl) {
+        procs.push(await start(['serve', '--role', 'api'], env, /Demo:/));
+        procs.push(await start(['serve', '--role', 'worker'], env, /role: worker/));
+      } else {
+        procs.push(await start(['serve', '--role', 'all'], env, /Demo:/));
+      }
       const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8'));
       assert.equal((await fetch(`${demo.api_url}/sim/v1/customer-payments`, { method: 'POST' })).status, 404, 'no embedded simulator');
       const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', { terminal_id: demo.terminal_ids[1], amount: 2500, currency: 'INR', method: 'upi_qr' });
