@@ -6,6 +6,9 @@ import { openDb, type Db } from './platform/db.ts';
 import { migrate } from './platform/migrate.ts';
 import { createLogger } from './platform/log.ts';
 import { createMetrics, type Metrics } from './platform/metrics.ts';
+import { registerPlatformMetrics, type CertificateFile } from './platform/platform.metrics.ts';
+import { registerAuditMetrics } from './modules/audit/index.ts';
+import { registerPaymentBacklogMetrics } from './modules/payments/index.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import { buildServer } from './http/server.ts';
 import { createApiKeyAuthenticator, createApiKeysService, createAuthenticator, createIdentityService, registerIdentityRoutes } from './modules/identity/index.ts';
@@ -93,11 +96,19 @@ export async function createApp(opts: AppOptions = {}) {
   });
   paymentHooks.push(rewards.hooks);
 
+  // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
+  const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];
+  if (role === 'terminal-gateway' || role === 'all') certificates.push({ name: 'mqtt_server', file: config.mqtt.tlsCertFile });
+  registerPlatformMetrics(metrics.registry, { db, certificates });
+  registerAuditMetrics(metrics.registry, db);
+  registerPaymentBacklogMetrics(metrics.registry, db);
+
   let http: FastifyInstance | undefined;
   if (role === 'api' || role === 'all') {
     const apiKeyAuth = createApiKeyAuthenticator(db, () => clock.now());
     const front = createAuthenticator(apiKeyAuth, identity);
     const tls = await loadApiTls(config.tls, { dataDir: config.dataDir });
+    if (tls) certificates.push({ name: 'api_tls', pem: tls.certificatePem });
     if (tls?.warning) {
       logger.warn(tls.warning);
       process.stderr.write(`WARNING: ${tls.warning}\n`);
@@ -124,7 +135,7 @@ export async function createApp(opts: AppOptions = {}) {
   }
   // Role-specific code loads only in the roles that run it: the api process never loads the job
   // loop, nor the MQTT broker/client and the terminal protocol's validators (bench/PROFILE.md, memory).
-  const worker = role === 'worker' || role === 'all' ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs }) : undefined;
+  const worker = role === 'worker' || role === 'all' ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs, registry: metrics.registry }) : undefined;
   const gateway = role === 'terminal-gateway' || role === 'all' ? (await loadGateway()).createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards, audit: audit.writer }) : undefined;
 
   return {

@@ -27,6 +27,8 @@ export interface Db extends Queryable {
    */
   tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /** Connection pool occupancy, for /metrics (pg only; PGlite is one in-process connection). */
+  poolStats?(): { max: number; total: number; idle: number; waiting: number };
 }
 
 const INT8_OID = 20;
@@ -155,6 +157,7 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
         }
       }),
     close: () => pool.end(),
+    poolStats: () => ({ max: poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
 }
 

@@ -9,3 +9,4 @@ export { HOW_TO_CHECK, type InclusionProof, type ConsistencyProof, type TreeHead
 export { localWorm, s3Worm, type WormStore } from './worm.ts';
 export * as merkle from './merkle.ts';
 export { auditPaymentHooks } from './paymentHooks.ts';
+export { registerAuditMetrics } from './audit.metrics.ts';

@@ -19,6 +19,7 @@ import { canTransition, statusAfterRefund, type PaymentStatus } from './payments
 import * as repo from './payments.repo.ts';
 import type { PaymentRow, RefundRow } from './payments.repo.ts';
 import { sealPayerVpa, withPayerVpa, PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
+import { paymentsMetrics, recordCompletion, timedCreate } from './payments.metrics.ts';
 
 /**
  * Extension points for other modules (rewards, audit, …). Each runs inside the transaction of
@@ -130,6 +131,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const { db, ledger, banks, config, metrics, clock, logger } = deps;
   const hooks = deps.hooks ?? [];
   const cfg = config.payments;
+  const pm = paymentsMetrics(metrics.registry);
   const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
 
   function validateCreate(input: CreatePaymentInput) {
@@ -222,6 +224,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
   function count(p: PaymentRow) {
     metrics.payments.inc({ method: p.method, status: p.status });
+    recordCompletion(pm, p);
   }
 
   /**
@@ -389,7 +392,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
     return paymentView(await withPayerVpa(deps.payerVpa, first));
   }
 
-  return {
+  const service = {
     paymentView,
     /**
      * Creates a payment and asks its bank for it. `clientRef`: the caller's reference for this
@@ -550,6 +553,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       for (const p of claimed) {
         const call = await callBank(() => banks.connector(p.bank_code).checkStatus(p.txn_ref));
         try {
+          pm.statusChecks.inc({ bank: p.bank_code, outcome: call.kind === 'ok' ? call.value.outcome : 'error' });
           if (call.kind === 'ok') {
             await applyPaymentResult(p.id, call.value, 'worker');
             continue;
@@ -602,6 +606,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       metrics.reconciliationPending.set(await repo.countNeedingReconciliation(db));
     },
   };
+  return { ...service, create: timedCreate(pm, service.create) };
 }
 
 export type PaymentsService = ReturnType<typeof createPaymentsService>;
