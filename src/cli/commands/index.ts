@@ -13,6 +13,7 @@ import { access } from './access.ts';
 import { operators } from './operators.ts';
 import { gateway } from './gateway.ts';
 import { keys } from './keys.ts';
+import { compliance } from './compliance.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
-export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys, gateway, pki, terminals, keys, audit, access, operators];
+export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys, gateway, pki, terminals, keys, audit, access, operators, compliance];

@@ -10,3 +10,4 @@ export { localWorm, s3Worm, type WormStore } from './worm.ts';
 export * as merkle from './merkle.ts';
 export { auditPaymentHooks } from './paymentHooks.ts';
 export { registerAuditMetrics } from './audit.metrics.ts';
+export { canonicalJson } from './canonical.ts';
