@@ -8,7 +8,8 @@ import type { ComplianceFacts, KeyFact, OperatorFact } from './checks.ts';
 
 // Gathers the facts the checks decide on, from the live system: configuration, the database,
 // and the identity, vault and audit services (passed in, so this module reaches them only
-// through their public faces).
+// through their public faces). Numbers are whole (days, seconds): the report's canonical JSON
+// (the signed bytes) allows integers only.
 
 /** The development default of the simulated banks' HMAC secret (platform/config.ts). */
 const DEV_BANK_SECRET = 'dev-only-simulator-secret';
@@ -56,8 +57,8 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
     try {
       const st = await s.vault.status();
       keys = {
-        kek: { age_days: st.kek.ageDays, cryptoperiod_days: st.kek.cryptoperiodDays, overdue: st.kek.overdue },
-        versions: st.keys.map((k): KeyFact => ({ purpose: k.purpose, kind: k.kind, version: k.version, state: k.state, age_days: Math.round(k.ageDays * 100) / 100, cryptoperiod_days: k.cryptoperiodDays, overdue: k.overdue })),
+        kek: { age_days: st.kek.ageDays === null ? null : Math.floor(st.kek.ageDays), cryptoperiod_days: st.kek.cryptoperiodDays, overdue: st.kek.overdue },
+        versions: st.keys.map((k): KeyFact => ({ purpose: k.purpose, kind: k.kind, version: k.version, state: k.state, age_days: Math.floor(k.ageDays), cryptoperiod_days: k.cryptoperiodDays, overdue: k.overdue })),
       };
     } catch (e) {
       keys = { error: (e as Error).message };
@@ -124,7 +125,7 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
     audit: {
       verify,
       latest_head: head ? { tree_size: head.tree_size, timestamp: head.timestamp, key_id: head.key_id } : null,
-      head_age_seconds: head ? (now.getTime() - Date.parse(head.timestamp)) / 1000 : null,
+      head_age_seconds: head ? Math.round((now.getTime() - Date.parse(head.timestamp)) / 1000) : null,
       sign_interval_seconds: config.audit.signIntervalSeconds,
       export_target: config.audit.export.target,
       exports: Number(exports.n),

@@ -60,8 +60,10 @@ const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 export function verifyReportText(text: string, expectedPublicKey?: string): { ok: boolean; problems: string[]; signed?: SignedReport } {
   const problems: string[] = [];
   let signed: SignedReport;
+  let isHtml = false;
   try {
     const m = /<script type="application\/json" id="tillpoint-signed-report">([\s\S]*?)<\/script>/.exec(text);
+    isHtml = Boolean(m);
     signed = JSON.parse(m ? m[1].replace(/\\u003c/g, '<') : text) as SignedReport;
   } catch {
     return { ok: false, problems: ['not a Tillpoint compliance report (no signed JSON found)'] };
@@ -79,6 +81,8 @@ export function verifyReportText(text: string, expectedPublicKey?: string): { ok
   if (expectedPublicKey && expectedPublicKey !== signed.signature.public_key) problems.push(`signed by key ${signed.signature.key_id}, not by the expected audit signing key`);
   // Evidence hashes are inside the signed report; recomputing them shows the evidence is what was hashed.
   for (const r of signed.report.results) if (evidenceHash(r.evidence) !== r.evidence_sha256) problems.push(`evidence of ${r.id} does not match its hash`);
+  // An HTML page must be exactly what the signed report renders to: what the assessor reads is signed too.
+  if (isHtml && renderHtml(signed) !== text) problems.push('the page differs from the signed report it carries (the visible table was edited)');
   return { ok: problems.length === 0, problems, signed };
 }
 
