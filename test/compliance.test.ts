@@ -139,6 +139,8 @@ describe('tillpoint compliance (command line)', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-compliance-'));
     const out = join(dataDir, 'reports');
     const env = { ...process.env, TILLPOINT_DATA_DIR: dataDir, DATABASE_URL: '', NODE_ENV: 'development', LOG_LEVEL: 'warn' };
+    const migrated = spawnSync(process.execPath, [BIN, 'migrate'], { env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(migrated.status, 0, migrated.stderr);
     const r = spawnSync(process.execPath, [BIN, 'compliance', 'report', '--format', 'html', '--out', out], { env, encoding: 'utf8', timeout: 120_000 });
     // Development defaults: TLS off and the simulator's default secret, so automated checks fail.
     assert.equal(r.status, 1, r.stderr);

@@ -69,7 +69,7 @@ export const compliance: Command = {
       });
       if (values.format !== 'json' && values.format !== 'html') throw new ConfigError('--format', `must be json or html\n${USAGE}`);
       const config = loadConfig();
-      const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+      const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, command: 'compliance report' });
       let signed;
       try {
         await migrate(db);
