@@ -95,7 +95,7 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
     assert.equal(check.status, 0, check.stdout + check.stderr);
     const tests = readdirSync(join(OBS, 'tests')).filter((f) => f.endsWith('.test.yml')).map((f) => join(OBS, 'tests', f));
     assert.ok(tests.length > 0);
-    const run = spawnSync('promtool', ['test', 'rules', ...tests], { encoding: 'utf8', timeout: 300_000 });
+    const run = spawnSync('promtool', ['test', 'rules', ...tests], { encoding: 'utf8', timeout: 600_000 });
     assert.equal(run.status, 0, run.stdout + run.stderr);
     // Every alert in the rules has at least one unit test that expects it to fire.
     const alerts = [...readFileSync(RULES, 'utf8').matchAll(/^\s*- alert: (\w+)/gm)].map((m) => m[1]);
