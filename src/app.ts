@@ -11,6 +11,7 @@ import { registerAuditMetrics } from './modules/audit/index.ts';
 import { registerPaymentBacklogMetrics } from './modules/payments/index.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import { buildServer } from './http/server.ts';
+import { createReadiness, databaseCheck } from './platform/readiness.ts';
 import { createApiKeyAuthenticator, createApiKeysService, createAuthenticator, createIdentityService, registerIdentityRoutes } from './modules/identity/index.ts';
 import { auditPaymentHooks, createAuditService, registerAuditHooks, registerAuditRoutes, SYSTEM_ACTOR } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
@@ -103,6 +104,8 @@ export async function createApp(opts: AppOptions = {}) {
   registerAuditMetrics(metrics.registry, db);
   registerPaymentBacklogMetrics(metrics.registry, db);
 
+  // Not ready while stopping, or without the database (and, for a gateway, its broker).
+  const readiness = createReadiness({ checks: [databaseCheck(db)] });
   let http: FastifyInstance | undefined;
   if (role === 'api' || role === 'all') {
     const apiKeyAuth = createApiKeyAuthenticator(db, () => clock.now());
@@ -113,7 +116,7 @@ export async function createApp(opts: AppOptions = {}) {
       logger.warn(tls.warning);
       process.stderr.write(`WARNING: ${tls.warning}\n`);
     }
-    http = await buildServer({ config, logger, metrics, db, authenticate: front.bearer, authenticateCookie: front.cookie, https: tls?.options });
+    http = await buildServer({ config, logger, metrics, db, authenticate: front.bearer, authenticateCookie: front.cookie, https: tls?.options, readiness });
     // Card verification codes, PIN blocks and track data are refused before any route sees them (PCI DSS 3.3.1).
     registerSensitiveDataGuard(http, vault.onSensitiveDataRefused);
     registerAuditHooks(http, { db, audit: audit.writer, logger });
@@ -135,8 +138,12 @@ export async function createApp(opts: AppOptions = {}) {
   }
   // Role-specific code loads only in the roles that run it: the api process never loads the job
   // loop, nor the MQTT broker/client and the terminal protocol's validators (bench/PROFILE.md, memory).
-  const worker = role === 'worker' || role === 'all' ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs, registry: metrics.registry }) : undefined;
+  const worker = role === 'worker' || role === 'all'
+    ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs, leaseSeconds: config.worker.leaseSeconds, registry: metrics.registry })
+    : undefined;
   const gateway = role === 'terminal-gateway' || role === 'all' ? (await loadGateway()).createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards, audit: audit.writer }) : undefined;
+  if (gateway) readiness.add({ name: 'mqtt_broker', check: () => gateway.brokerConnected() });
+  let stopping: Promise<void> | undefined;
 
   return {
     role,
@@ -147,6 +154,8 @@ export async function createApp(opts: AppOptions = {}) {
     http,
     worker,
     gateway,
+    /** What /readyz answers (on the API and on HEALTH_PORT): draining, the database, the broker. */
+    readiness,
     services: { ledger, banks, merchants, payments, rewards, audit, identity, vault },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
@@ -161,14 +170,27 @@ export async function createApp(opts: AppOptions = {}) {
       secrets.start();
       return url;
     },
-    async stop() {
-      secrets.stop();
-      await gateway?.stop();
-      await worker?.stop();
-      await audit.record(db, { action: 'service.stopped', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { pid: process.pid } }).catch(() => {});
-      await http?.close();
-      vault.close();
-      if (ownsDb) await db.close();
+    /**
+     * The graceful stop (SIGTERM): /readyz turns 503 at once and, after SHUTDOWN_DELAY_SECONDS (time
+     * for load balancers to notice), every part stops taking work together: the API stops accepting
+     * connections and finishes the requests it has, the gateway leaves the broker's shared
+     * subscription and answers the requests it holds, the worker finishes the job it is in and hands
+     * back its lease. Then the connections close. The caller bounds the whole (SHUTDOWN_TIMEOUT_SECONDS).
+     */
+    stop() {
+      stopping ??= (async () => {
+        readiness.drain();
+        const { shutdownDelaySeconds, shutdownTimeoutSeconds } = config.lifecycle;
+        if (shutdownDelaySeconds > 0) await new Promise((r) => setTimeout(r, shutdownDelaySeconds * 1000));
+        secrets.stop();
+        const drainMs = Math.max(1000, (shutdownTimeoutSeconds - shutdownDelaySeconds - 2) * 1000);
+        const results = await Promise.allSettled([http?.close(), gateway?.stop({ drainMs }), worker?.stop()]);
+        for (const r of results) if (r.status === 'rejected') logger.warn({ err: { type: (r.reason as Error)?.name } }, 'a part did not stop cleanly');
+        await audit.record(db, { action: 'service.stopped', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { pid: process.pid } }).catch(() => {});
+        vault.close();
+        if (ownsDb) await db.close();
+      })();
+      return stopping;
     },
   };
 }

@@ -38,14 +38,28 @@ export async function withDb<T>(fn: (db: Db, config: Config) => Promise<T>): Pro
   }
 }
 
-/** Keeps a long-running command alive until SIGINT/SIGTERM, then runs `stop` once and exits. */
-export function onShutdown(stop: () => Promise<void>) {
+/**
+ * Keeps a long-running command alive until SIGINT/SIGTERM, then runs `stop` once and exits: 0 when
+ * it finished, 1 when it failed or did not finish within `timeoutMs` (the process must be gone
+ * before the orchestrator's grace period ends and it sends SIGKILL). A second signal exits at once.
+ */
+export function onShutdown(stop: () => Promise<void>, opts: { timeoutMs?: number; onTimeout?: () => void } = {}) {
   let stopping = false;
   const handler = async () => {
-    if (stopping) return;
+    if (stopping) {
+      process.exit(1);
+    }
     stopping = true;
-    await stop();
-    process.exit(0);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      stop().then(() => 'done' as const, () => 'failed' as const),
+      new Promise<'timed_out'>((r) => {
+        timer = setTimeout(() => r('timed_out'), opts.timeoutMs ?? 25_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'timed_out') opts.onTimeout?.();
+    process.exit(outcome === 'done' ? 0 : 1);
   };
   process.on('SIGINT', () => void handler());
   process.on('SIGTERM', () => void handler());

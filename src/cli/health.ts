@@ -17,7 +17,10 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(opts: { host: string; port: number; ready: () => Promise<boolean>; registry: Registry }): Promise<HealthServer> {
+/** Ready or not, optionally with each check's result (named in the /readyz body). */
+export type ReadyAnswer = boolean | { ready: boolean; draining?: boolean; checks?: Record<string, string> };
+
+export async function startHealthServer(opts: { host: string; port: number; ready: () => Promise<ReadyAnswer>; registry: Registry }): Promise<HealthServer> {
   let draining = false;
   const server = createServer((req, res) => {
     const send = (status: number, body: string, type = 'application/json') => {
@@ -30,7 +33,11 @@ export async function startHealthServer(opts: { host: string; port: number; read
     if (path === '/readyz') {
       if (draining) return send(503, '{"status":"draining"}');
       opts.ready().then(
-        (ok) => send(ok ? 200 : 503, ok ? '{"status":"ready"}' : '{"status":"not_ready"}'),
+        (a) => {
+          const r = typeof a === 'boolean' ? { ready: a } : a;
+          const status = r.ready ? 'ready' : r.draining ? 'draining' : 'not_ready';
+          send(r.ready ? 200 : 503, JSON.stringify(typeof a === 'boolean' ? { status } : { status, checks: r.checks }));
+        },
         () => send(503, '{"status":"not_ready"}'),
       );
       return;

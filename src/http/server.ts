@@ -7,6 +7,7 @@ import { newId } from '../platform/ids.ts';
 import type { Config } from '../platform/config.ts';
 import type { Db } from '../platform/db.ts';
 import type { Metrics } from '../platform/metrics.ts';
+import { createReadiness, databaseCheck, type Readiness } from '../platform/readiness.ts';
 import { validatorCompiler, describeValidation } from './validation.ts';
 import { findForbiddenCharacter, parseStrictJson } from './strictJson.ts';
 import type { Principal } from './principal.ts';
@@ -52,6 +53,8 @@ export interface HttpDeps {
   https?: import('node:https').ServerOptions;
   /** Operator sessions from the Cookie header (null when it holds none); checks CSRF on changes. */
   authenticateCookie?(cookieHeader: string, req: { ip: string; changesState: boolean; csrfToken?: string }): Promise<Principal | null>;
+  /** What /readyz answers from (draining, database, broker); default: the database alone. */
+  readiness?: Readiness;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9_.-]{8,64}$/;
@@ -233,13 +236,11 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  const readiness = deps.readiness ?? createReadiness({ checks: [databaseCheck(deps.db)] });
   app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
-    try {
-      await deps.db.query('SELECT 1');
-      return { status: 'ready' };
-    } catch {
-      return reply.status(503).send({ status: 'not_ready' });
-    }
+    const r = await readiness.status();
+    if (r.ready) return { status: 'ready', checks: r.checks };
+    return reply.status(503).send({ status: r.draining ? 'draining' : 'not_ready', checks: r.checks });
   });
   app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);

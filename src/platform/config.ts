@@ -56,7 +56,14 @@ export interface Config {
     vpaPattern: RegExp;
   };
   callbacks: { maxAgeSeconds: number };
-  worker: { intervalMs: number; batchSize: number };
+  worker: { intervalMs: number; batchSize: number; leaseSeconds: number };
+  /** Graceful stop on SIGTERM (src/app.ts stop(), src/cli/command.ts onShutdown()). */
+  lifecycle: {
+    /** The longest a stop (SIGTERM) may take before the process exits anyway; keep it under the orchestrator's grace period. */
+    shutdownTimeoutSeconds: number;
+    /** How long /readyz says not ready before the process stops taking work, so load balancers stop sending first. */
+    shutdownDelaySeconds: number;
+  };
   http: HttpConfig;
   /** Redis for state shared by replicas (rate limits). undefined = in-process. */
   redisUrl?: string;
@@ -526,7 +533,11 @@ export function loadConfig(rawEnv: Env = process.env): Config {
       vpaPattern,
     },
     callbacks: { maxAgeSeconds: int(env, 'CALLBACK_MAX_AGE_SECONDS', 300, 1, 3600) },
-    worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000) },
+    worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000), leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 10, 2, 300) },
+    lifecycle: {
+      shutdownTimeoutSeconds: int(env, 'SHUTDOWN_TIMEOUT_SECONDS', 25, 1, 600),
+      shutdownDelaySeconds: int(env, 'SHUTDOWN_DELAY_SECONDS', 0, 0, 120),
+    },
     http: parseHttp(env),
     redisUrl: parseRedisUrl(env),
     rateLimits: parseRateLimits(env),

@@ -1,20 +1,33 @@
 import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from '../platform/db.ts';
 import type { PaymentsService } from '../modules/payments/index.ts';
 import type { RewardsService } from '../modules/rewards/index.ts';
 import { pruneNonces } from '../platform/signing.ts';
-import type { Registry } from 'prom-client';
-import { createWorkerMetrics, untimed } from './worker.metrics.ts';
+import { createLease, type Lease } from '../platform/leases.ts';
 
-// The worker role: background jobs on a fixed tick. Every job claims its rows with
-// FOR UPDATE SKIP LOCKED (or a lease), so any number of worker replicas can run side by side.
+// The worker role: background jobs on a fixed tick. Any number of worker replicas run side by
+// side, and none does a piece of work another is doing:
+//   payment status checks, expiry, refund checks  rows claimed with FOR UPDATE SKIP LOCKED, the
+//       claim pushing next_check_at out as a lease (payments.repo.ts); the outcome is then a
+//       compare-and-set transition, so a late second answer changes nothing
+//   reward maturing and expiry  one customer at a time, locked FOR UPDATE SKIP LOCKED
+//   vault re-encryption  the rewrap job row is leased per batch (vault/rewrap.ts)
+//   audit sealing, signing, export, retention  one writer: the holder of the `audit.signer`
+//       lease (platform/leases.ts); when it dies another worker takes over once the lease
+//       expires (WORKER_LEASE_SECONDS). Sealing and signing also lock audit.state, so even a
+//       holder that stalled past its lease cannot fork the tree.
+//   housekeeping  idempotent deletes and updates, safe to run twice
+// (The outbox relay runs in the terminal-gateway role, claiming rows with SKIP LOCKED.)
+//
+// Each job runs on its own: one that throws is logged and counted and the others still run.
 
 export interface WorkerDeps {
   db: Db;
   payments: Pick<PaymentsService, 'runStatusChecks' | 'runExpiry' | 'runRefundChecks' | 'updateReconciliationGauge'>;
   /** Reward points: pending periods that ended, lots that expired. */
   rewards?: Pick<RewardsService, 'runJobs'>;
-  /** Audit trail: seal new records, sign tree heads, export sealed segments, retention. Never throws. */
+  /** Audit trail: seal new records, sign tree heads, export sealed segments, retention. */
   audit?: { runJobs(): Promise<unknown> };
   /** Operators: disable accounts unused for 90 days (PCI DSS 8.2.6). */
   identity?: { disableInactive(): Promise<number> };
@@ -22,45 +35,113 @@ export interface WorkerDeps {
   vault?: { runWorkerTick(): Promise<number>; updateMetrics(): Promise<void> };
   logger: Logger;
   intervalMs: number;
-  /** Where job durations and failures are counted (tillpoint_worker_job_*); none in some tests. */
+  /** How long the audit signer's lease lasts without renewal: the longest takeover after its holder dies. */
+  leaseSeconds?: number;
+  /** Where the job metrics go (the process's registry); a private one otherwise. */
   registry?: Registry;
 }
 
 const IDEMPOTENCY_RETENTION_HOURS = 24;
 const NONCE_RETENTION_SECONDS = 3600; // well past the callback max age, so a replay is always caught
+export const AUDIT_SIGNER_LEASE = 'audit.signer';
 
-export function createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs, registry }: WorkerDeps) {
-  const job = registry ? createWorkerMetrics(registry) : untimed;
+interface Job {
+  name: string;
+  /** Runs every this many ticks (1: every tick). */
+  every: number;
+  /** Only the holder of this lease runs the job. */
+  lease?: Lease;
+  /** Returns how many things it did (logged when > 0). */
+  run(): Promise<number>;
+}
+
+function workerMetrics(registry: Registry) {
+  return {
+    duration: new Histogram({
+      name: 'tillpoint_worker_job_duration_seconds',
+      help: 'Time one worker job took in a tick, by job',
+      labelNames: ['job'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    failures: new Counter({ name: 'tillpoint_worker_job_failures_total', help: 'Worker job runs that threw, by job', labelNames: ['job'] as const, registers: [registry] }),
+    leaseHeld: new Gauge({ name: 'tillpoint_worker_lease_held', help: '1 while this worker holds the lease (one writer per lease across replicas)', labelNames: ['lease'] as const, registers: [registry] }),
+  };
+}
+
+const errInfo = (e: unknown) => ({ type: (e as Error)?.name, code: (e as { code?: string })?.code });
+
+export function createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs, leaseSeconds = 10, registry }: WorkerDeps) {
+  const metrics = workerMetrics(registry ?? new Registry());
+  const auditLease = createLease(AUDIT_SIGNER_LEASE, { ttlSeconds: leaseSeconds });
+  const housekeepingEvery = Math.max(1, Math.round(60_000 / intervalMs));
+  const jobs: Job[] = [
+    // First, so a slow payment job cannot hold the trail back.
+    ...(audit ? [{ name: 'audit', every: 1, lease: auditLease, run: async () => (await audit.runJobs(), 0) }] : []),
+    { name: 'payment_status_checks', every: 1, run: () => payments.runStatusChecks() },
+    { name: 'payment_expiry', every: 1, run: () => payments.runExpiry() },
+    { name: 'refund_status_checks', every: 1, run: () => payments.runRefundChecks() },
+    ...(rewards ? [{ name: 'rewards', every: 1, run: async () => { const r = await rewards.runJobs(); return r.matured + r.expired; } }] : []),
+    ...(vault ? [{ name: 'vault_reencryption', every: 1, run: () => vault.runWorkerTick() }] : []),
+    // Housekeeping, once a minute or so.
+    {
+      name: 'idempotency_keys_prune', every: housekeepingEvery,
+      run: async () => (await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS])).rowCount,
+    },
+    { name: 'nonces_prune', every: housekeepingEvery, run: async () => (await pruneNonces(db, NONCE_RETENTION_SECONDS), 0) },
+    { name: 'reconciliation_gauge', every: housekeepingEvery, run: async () => (await payments.updateReconciliationGauge(), 0) },
+    ...(vault ? [{ name: 'vault_metrics', every: housekeepingEvery, run: async () => (await vault.updateMetrics(), 0) }] : []),
+    ...(identity ? [{ name: 'inactive_operators', every: housekeepingEvery, run: () => identity.disableInactive() }] : []),
+  ];
+
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let ticks = 0;
+  let stopping = false;
 
-  async function runOnce() {
-    // First, so a failing payment job cannot hold the trail back.
-    await job('audit', async () => audit?.runJobs());
-    const checked = await job('status_checks', () => payments.runStatusChecks());
-    const expired = await job('expiry', () => payments.runExpiry());
-    const refunds = await job('refund_checks', () => payments.runRefundChecks());
-    const points = rewards ? await job('rewards', () => rewards.runJobs()) : { matured: 0, expired: 0 };
-    const reencrypted = vault ? await job('vault_rewrap', () => vault.runWorkerTick()) : 0;
-    // Housekeeping, once a minute or so.
-    if (ticks++ % Math.max(1, Math.round(60_000 / intervalMs)) === 0) {
-      await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS]);
-      await pruneNonces(db, NONCE_RETENTION_SECONDS);
-      await payments.updateReconciliationGauge();
-      await vault?.updateMetrics();
-      const disabled = (await identity?.disableInactive()) ?? 0;
-      if (disabled > 0) logger.info({ disabled }, 'inactive operator accounts disabled');
+  /** Takes or renews the lease; a database that cannot be reached means not holding it. */
+  async function holds(lease: Lease): Promise<boolean> {
+    const before = lease.held();
+    let now = false;
+    try {
+      now = await lease.acquire(db);
+    } catch (e) {
+      logger.warn({ err: errInfo(e), lease: lease.name }, 'could not renew the lease');
     }
-    if (checked + expired + refunds + points.matured + points.expired + reencrypted > 0) {
-      logger.info({ checked, expired, refunds, points_matured: points.matured, points_expired: points.expired, reencrypted }, 'worker tick');
+    if (now !== before) logger.info({ lease: lease.name, holder: lease.holder }, now ? 'took the lease' : 'lost the lease');
+    metrics.leaseHeld.set({ lease: lease.name }, now ? 1 : 0);
+    return now;
+  }
+
+  /** One tick: every job due, each on its own. Returns what each job did (-1: failed, undefined: not run). */
+  async function runOnce(): Promise<Record<string, number | undefined>> {
+    const tick = ticks++;
+    const done: Record<string, number | undefined> = {};
+    for (const job of jobs) {
+      if (stopping) break; // a stop hands the rest of the tick back: the next worker does it
+      if (tick % job.every !== 0) continue;
+      if (job.lease && !(await holds(job.lease))) continue;
+      const end = metrics.duration.startTimer({ job: job.name });
+      try {
+        done[job.name] = await job.run();
+      } catch (e) {
+        done[job.name] = -1;
+        metrics.failures.inc({ job: job.name });
+        logger.error({ err: errInfo(e), job: job.name }, 'worker job failed; will retry next tick');
+      } finally {
+        end();
+      }
     }
+    const worked = Object.entries(done).filter(([, n]) => n !== undefined && n > 0);
+    if (worked.length > 0) logger.info(Object.fromEntries(worked), 'worker tick');
+    return done;
   }
 
   function schedule() {
     timer = setTimeout(() => {
       running = runOnce()
-        .catch((e) => logger.error({ err: { type: (e as Error).name, code: (e as { code?: string }).code } }, 'worker tick failed'))
+        .then(() => undefined)
+        .catch((e) => logger.error({ err: errInfo(e) }, 'worker tick failed'))
         .finally(() => {
           running = undefined;
           if (timer) schedule();
@@ -70,13 +151,25 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
 
   return {
     runOnce,
+    auditLease,
     start() {
+      stopping = false;
       if (!timer) schedule();
     },
+    /**
+     * Stops taking new work: no new tick starts, the current one finishes the job it is in (each
+     * job's claims are short transactions, and a claim left unanswered runs out on its own), and
+     * the audit lease is handed back so another worker signs at once.
+     */
     async stop() {
+      stopping = true;
       clearTimeout(timer);
       timer = undefined;
       await running;
+      if (auditLease.held()) {
+        await auditLease.release(db).catch((e) => logger.warn({ err: errInfo(e) }, 'could not release the audit lease; it expires by itself'));
+        metrics.leaseHeld.set({ lease: auditLease.name }, 0);
+      }
     },
   };
 }

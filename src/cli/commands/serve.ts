@@ -29,16 +29,21 @@ export const serve: Command = {
     }
     const health = c.healthPort === undefined ? undefined : await startHealthServer({
       host: c.host, port: c.healthPort, registry: app.metrics.registry,
-      ready: async () => (await app.db.query('SELECT 1'), true),
+      // Draining, the database and (for a gateway) the broker: src/platform/readiness.ts.
+      ready: () => app.readiness.status(),
     });
     if (health) lines.push(`  Health:   ${health.url}/healthz, /readyz, /metrics`);
     process.stdout.write(lines.join('\n') + '\n');
-    onShutdown(async () => {
-      app.logger.info('stopping');
-      health?.drain();
-      await app.stop();
-      await health?.close();
-    });
+    onShutdown(
+      async () => {
+        app.logger.info({ timeout_seconds: c.lifecycle.shutdownTimeoutSeconds }, 'stopping');
+        health?.drain();
+        await app.stop();
+        await health?.close();
+        app.logger.info('stopped');
+      },
+      { timeoutMs: c.lifecycle.shutdownTimeoutSeconds * 1000, onTimeout: () => app.logger.error({ timeout_seconds: c.lifecycle.shutdownTimeoutSeconds }, 'stop did not finish in time; exiting anyway') },
+    );
     return undefined;
   },
 };

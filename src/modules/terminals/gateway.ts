@@ -275,12 +275,22 @@ export function createTerminalGateway(deps: GatewayDeps) {
     handledCount: () => handled,
     /** Runs one revocation sweep now (tests; the gateway runs it every few seconds). */
     sweepRevokedNow: () => sweepRevoked(new Date(0)),
-    async stop() {
+    /** Whether the broker is reachable (readiness); false before start and after stop. */
+    brokerConnected: () => transport?.connected() ?? false,
+    /** Requests being handled now. */
+    inFlight: () => pending.size,
+    /**
+     * Stops: takes no new requests (on an external broker the shared subscription is left first,
+     * so the other replicas get them), lets those being handled answer (up to `drainMs`), stops
+     * the relay (a batch not marked published is sent again by another replica), closes.
+     */
+    async stop(opts: { drainMs?: number } = {}) {
       for (const t of timers) clearTimeout(t);
+      await Promise.race([transport?.stopConsuming?.(), new Promise((r) => setTimeout(r, 2000).unref())]).catch(() => {});
       await relay.stop();
       const t = transport;
       // Let requests already being handled finish and answer before the broker goes away.
-      await Promise.race([Promise.allSettled([...pending]), new Promise((r) => setTimeout(r, 5000).unref())]);
+      await Promise.race([Promise.allSettled([...pending]), new Promise((r) => setTimeout(r, opts.drainMs ?? 5000).unref())]);
       transport = undefined;
       embedded = undefined;
       await t?.close();

@@ -220,6 +220,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     },
     ports: () => ({ ...ports }),
     connectedCount: () => broker.connectedClients,
+    connected: () => true,
     dropRevoked(fingerprints, secretIds) {
       let n = 0;
       for (const [terminalId, client] of live) {

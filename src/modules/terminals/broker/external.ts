@@ -82,6 +82,10 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
     },
     urls: () => [o.url.replace(/\/\/[^@/]*@/, '//')],
     connectedCount: () => undefined,
+    connected: () => client.connected,
+    async stopConsuming() {
+      if (client.connected) await client.unsubscribeAsync(filter);
+    },
     async close() {
       await client.endAsync(false);
     },

@@ -21,5 +21,9 @@ export interface Transport {
   urls(): string[];
   /** Connected terminals (embedded broker); undefined when the broker is external. */
   connectedCount(): number | undefined;
+  /** Whether requests can reach this gateway and its answers the terminals (readiness). */
+  connected(): boolean;
+  /** Stops taking new requests before a stop (external broker: leaves the shared subscription, so the broker sends them to the other replicas). */
+  stopConsuming?(): Promise<void>;
   close(): Promise<void>;
 }
