@@ -184,8 +184,17 @@ export async function createApp(opts: AppOptions = {}) {
         if (shutdownDelaySeconds > 0) await new Promise((r) => setTimeout(r, shutdownDelaySeconds * 1000));
         secrets.stop();
         const drainMs = Math.max(1000, (shutdownTimeoutSeconds - shutdownDelaySeconds - 2) * 1000);
-        const results = await Promise.allSettled([http?.close(), gateway?.stop({ drainMs }), worker?.stop()]);
-        for (const r of results) if (r.status === 'rejected') logger.warn({ err: { type: (r.reason as Error)?.name } }, 'a part did not stop cleanly');
+        const timed = async (part: string, p: Promise<unknown> | undefined) => {
+          if (!p) return;
+          const t0 = performance.now();
+          try {
+            await p;
+            logger.info({ part, ms: Math.round(performance.now() - t0) }, 'stopped taking work');
+          } catch (e) {
+            logger.warn({ part, err: { type: (e as Error)?.name } }, 'a part did not stop cleanly');
+          }
+        };
+        await Promise.all([timed('http', http && closeHttp(http)), timed('terminal-gateway', gateway?.stop({ drainMs })), timed('worker', worker?.stop())]);
         await audit.record(db, { action: 'service.stopped', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { pid: process.pid } }).catch(() => {});
         vault.close();
         if (ownsDb) await db.close();
@@ -193,6 +202,21 @@ export async function createApp(opts: AppOptions = {}) {
       return stopping;
     },
   };
+}
+
+/**
+ * Closes the HTTP server gracefully: no new connections, requests in flight finish. A keep-alive
+ * connection that was busy when the close began becomes idle after its answer; it is closed then
+ * (Node closes only the connections idle at the moment of close()), so clients are not left
+ * holding a connection to a stopping process.
+ */
+async function closeHttp(http: FastifyInstance) {
+  const sweep = setInterval(() => http.server.closeIdleConnections?.(), 100);
+  try {
+    await http.close();
+  } finally {
+    clearInterval(sweep);
+  }
 }
 
 export type TillpointApp = Awaited<ReturnType<typeof createApp>>;

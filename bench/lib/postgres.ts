@@ -45,7 +45,7 @@ function check(r: SpawnSyncReturns<string>, what: string): string {
  * initdb refuses to run as root, so as root the cluster belongs to the `postgres` user that
  * Debian's packages create, and its commands run through runuser.
  */
-function asClusterOwner(dir: string): (cmd: string, args: string[]) => SpawnSyncReturns<string> {
+export function asClusterOwner(dir: string): (cmd: string, args: string[]) => SpawnSyncReturns<string> {
   if (process.getuid?.() !== 0) return (cmd, args) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
   const id = (flag: string) => Number(check(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }), 'id postgres (is the postgres user there?)').trim());
   chownSync(dir, id('-u'), id('-g'));

@@ -132,6 +132,14 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
     tx: <T>(fn: (tx: Queryable) => Promise<T>) =>
       withRetry(async () => {
         const client = await pool.connect();
+        // A checked-out client has no pool listener: a server that ends the connection between two
+        // statements (a restart, a failover) would raise an unhandled 'error' and end the process.
+        // The error is kept, the next statement fails with it, and the client is thrown away.
+        let broken: Error | undefined;
+        const onError = (e: Error) => {
+          broken = e;
+        };
+        client.on('error', onError);
         try {
           await client.query('BEGIN');
           const txq: Queryable = {
@@ -150,10 +158,13 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
           await client.query('COMMIT');
           return out;
         } catch (e) {
-          await client.query('ROLLBACK').catch(() => {});
+          await client.query('ROLLBACK').catch((re: Error) => {
+            broken ??= re;
+          });
           throw e;
         } finally {
-          client.release();
+          client.removeListener('error', onError);
+          client.release(broken);
         }
       }),
     close: () => pool.end(),

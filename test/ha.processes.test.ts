@@ -1,0 +1,191 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { freePort } from '../src/platform/freePort.ts';
+import { startTillpoint, killAll, type BenchProc } from '../bench/lib/procs.ts';
+import { startPgCluster, startMosquitto, startBankProxy, sleep, type PgCluster, type Restartable } from '../bench/lib/services.ts';
+import { findPgBinDir } from '../bench/lib/postgres.ts';
+
+// Graceful stop and readiness with real processes: a PostgreSQL cluster of the test's own (it is
+// stopped and started), the bank simulator behind a proxy that can slow it down, Mosquitto, and
+// the api, worker and terminal-gateway roles started as an operator starts them.
+
+const hasPg = Boolean(findPgBinDir());
+const hasMosquitto = !spawnSync('mosquitto', ['-h']).error;
+const skip = hasPg ? false : 'needs PostgreSQL server binaries (/usr/lib/postgresql/*/bin)';
+
+async function readyz(url: string): Promise<{ status: number; body: any }> {
+  try {
+    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) });
+    return { status: r.status, body: await r.json() };
+  } catch (e) {
+    return { status: 0, body: { error: (e as Error).message } };
+  }
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+function exited(p: BenchProc): Promise<{ code: number | null; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    if (p.child.exitCode !== null) return resolve({ code: p.child.exitCode, ms: 0 });
+    p.child.once('exit', (code) => resolve({ code, ms: Date.now() - t0 }));
+  });
+}
+
+describe('graceful stop and readiness, real processes', { skip, timeout: 300_000 }, () => {
+  let pgc: PgCluster;
+  let sim: BenchProc;
+  let proxy: Awaited<ReturnType<typeof startBankProxy>>;
+  const logDir = mkdtempSync(join(tmpdir(), 'tillpoint-ha-proc-'));
+  const dataDir = join(logDir, 'data');
+  const secret = randomBytes(16).toString('hex');
+  let env: Record<string, string>;
+  const procs: BenchProc[] = [];
+
+  before(async () => {
+    pgc = await startPgCluster();
+    const simPort = await freePort();
+    sim = await startTillpoint({ name: 'bank-sim', args: ['bank-sim', '--port', String(simPort), '--latency-ms', '0', '--approve', '1', '--decline', '0', '--pending', '0', '--timeout', '0'], env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' }, ready: /listening/, logDir });
+    procs.push(sim);
+    proxy = await startBankProxy(`http://127.0.0.1:${simPort}`);
+    env = {
+      NODE_ENV: 'development',
+      TILLPOINT_DATA_DIR: dataDir,
+      DATABASE_URL: pgc.url,
+      EMBEDDED_BANK_SIM: 'false',
+      BANK_SIM_URL: `${proxy.url}/sim`,
+      BANK_SIM_SECRET: secret,
+      MQTT_PORT: 'off',
+      MQTTS_PORT: 'off',
+      LOG_LEVEL: 'info',
+      WORKER_INTERVAL_MS: '200',
+    };
+  });
+  after(async () => {
+    killAll();
+    await proxy?.close();
+    pgc?.stop();
+  });
+
+  test('api: SIGTERM while payments are in flight: readyz says draining, every request in flight is answered, new connections are refused, exit 0 in bounded time', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const api = await startTillpoint({ name: 'api', args: ['serve', '--role', 'api'], env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '1', SHUTDOWN_TIMEOUT_SECONDS: '20' }, ready: /Demo:/, logDir });
+    procs.push(api);
+    const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_key: string; terminal_ids: string[] };
+    assert.equal((await readyz(base)).status, 200);
+    // A slow bank: each create waits ~2 s on the bank, so they are all in flight at the SIGTERM.
+    proxy.setDelay(2000);
+    const creates = Array.from({ length: 8 }, (_, i) =>
+      fetch(`${base}/v1/payments`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${demo.api_key}`, 'content-type': 'application/json', 'idempotency-key': `drain-${i}-${randomBytes(4).toString('hex')}` },
+        body: JSON.stringify({ terminal_id: demo.terminal_ids[0], amount: 5000 + i, currency: 'INR', method: 'upi_qr' }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as any })),
+    );
+    await sleep(500);
+    const gone = exited(api);
+    api.child.kill('SIGTERM');
+    // During SHUTDOWN_DELAY_SECONDS the API still answers, and says it is draining.
+    const r = await readyz(base);
+    assert.equal(r.status, 503);
+    assert.equal(r.body.status, 'draining');
+    const answers = await Promise.all(creates);
+    proxy.setDelay(0);
+    for (const a of answers) assert.equal(a.status, 201, JSON.stringify(a.body));
+    const { code, ms } = await gone;
+    assert.equal(code, 0, readFileSync(api.logFile, 'utf8').slice(-2000));
+    assert.ok(ms < 20_000, `took ${ms} ms`);
+    await assert.rejects(fetch(`${base}/healthz`), 'nothing listens after the stop');
+    const log = readFileSync(api.logFile, 'utf8');
+    assert.match(log, /"msg":"stopped"/);
+  });
+
+  test('worker: readyz on HEALTH_PORT follows the database (lost, then back by itself); SIGTERM hands the audit lease back and exits 0', async () => {
+    const healthPort = await freePort();
+    const base = `http://127.0.0.1:${healthPort}`;
+    const worker = await startTillpoint({ name: 'worker', args: ['serve', '--role', 'worker'], env: { ...env, HEALTH_PORT: String(healthPort) }, ready: /role: worker/, logDir });
+    procs.push(worker);
+    await until('worker ready', async () => (await readyz(base)).status === 200);
+    await until('the worker holds the audit lease', async () => {
+      const m = await (await fetch(`${base}/metrics`)).text();
+      return /tillpoint_worker_lease_held\{lease="audit.signer"\} 1/.test(m);
+    });
+    await pgc.down();
+    const lost = await until('not ready without the database', async () => {
+      const r = await readyz(base);
+      if (process.env.HA_DEBUG) console.log(r);
+      return r.status === 503 ? r : undefined;
+    });
+    assert.equal(lost.body.checks.database, 'failed');
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, 'alive all the same: no restart needed');
+    const downAt = Date.now();
+    await pgc.up();
+    const upAt = Date.now();
+    await until('ready again once the database is back', async () => (await readyz(base)).status === 200, 20_000);
+    const recoveredMs = Date.now() - upAt;
+    assert.ok(recoveredMs < 10_000, `recovered ${recoveredMs} ms after the database came back (down ${upAt - downAt} ms)`);
+    const gone = exited(worker);
+    worker.child.kill('SIGTERM');
+    const { code } = await gone;
+    assert.equal(code, 0, readFileSync(worker.logFile, 'utf8').slice(-2000));
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: pgc.url });
+    await c.connect();
+    const leases = await c.query(`SELECT holder FROM platform.leases WHERE name = 'audit.signer'`);
+    await c.end();
+    assert.equal(leases.rows.length, 0, 'the lease was handed back');
+  });
+
+  test('terminal-gateway on Mosquitto: not ready while the broker is down, ready again when it returns; SIGTERM exits 0', { skip: hasMosquitto ? false : 'no mosquitto' }, async () => {
+    const pkiDir = join(logDir, 'pki');
+    const { initPki } = await import('../src/modules/terminals/pki.ts');
+    const { issueGatewayCertificate } = await import('../src/modules/terminals/enrollment.ts');
+    const { pkiFiles, gatewayCertFiles } = await import('../src/modules/terminals/pki.ts');
+    await initPki(pkiDir, { hostnames: ['localhost', '127.0.0.1'] });
+    await issueGatewayCertificate(pkiDir);
+    let mq: Restartable | undefined;
+    try {
+      mq = await startMosquitto({ pkiDir, gateways: ['tillpoint-gateway'] });
+      const g = gatewayCertFiles(pkiDir, 'tillpoint-gateway');
+      const healthPort = await freePort();
+      const base = `http://127.0.0.1:${healthPort}`;
+      const gw = await startTillpoint({
+        name: 'gateway',
+        args: ['serve', '--role', 'terminal-gateway'],
+        env: { ...env, HEALTH_PORT: String(healthPort), MQTT_URL: mq.url, MQTT_CLIENT_CERT_FILE: g.cert, MQTT_CLIENT_KEY_FILE: g.key, MQTT_CA_FILE: pkiFiles(pkiDir).caCert, TERMINAL_PKI_DIR: pkiDir },
+        ready: /role: terminal-gateway/,
+        logDir,
+      });
+      procs.push(gw);
+      await until('gateway ready', async () => (await readyz(base)).status === 200);
+      await mq.stop();
+      const r = await until('not ready without the broker', async () => {
+        const x = await readyz(base);
+        return x.status === 503 ? x : undefined;
+      });
+      assert.equal(r.body.checks.mqtt_broker, 'failed');
+      assert.equal(r.body.checks.database, 'ok');
+      await mq.start();
+      await until('ready again once the broker is back', async () => (await readyz(base)).status === 200, 20_000);
+      const gone = exited(gw);
+      gw.child.kill('SIGTERM');
+      assert.equal((await gone).code, 0, readFileSync(gw.logFile, 'utf8').slice(-2000));
+    } finally {
+      await mq?.close();
+    }
+  });
+});
