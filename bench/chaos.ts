@@ -293,7 +293,7 @@ async function main() {
   const allReady = () => roles.every((r) => readyNow.get(r.name));
   async function recovery(f: Fault) {
     f.end = now();
-    const deadline = f.end + 60_000;
+    const deadline = f.end + 120_000;
     await sleep(600); // the probes see the fault's end
     while (!allReady() && now() < deadline) await sleep(100);
     f.recovered_ms = allReady() ? Math.round(now() - f.end) : null;
@@ -362,7 +362,9 @@ async function main() {
 
   // ---- run -----------------------------------------------------------------------------------
   const loadStart = now();
-  const loadEnd = loadStart + DURATION_S * 1000;
+  // The load runs for DURATION_S, and on until the last fault has ended and recovered.
+  let loadEnd = loadStart + DURATION_S * 1000;
+  let faultsDone = false;
   const inflight = new Set<Promise<void>>();
   const spawnLoad = (fn: () => Promise<void>) => {
     const p = fn().catch((e) => countError(`load ${(e as Error).message.slice(0, 80)}`)).finally(() => inflight.delete(p));
@@ -370,7 +372,7 @@ async function main() {
   };
   const loadLoop = (async () => {
     let k = 0;
-    while (now() < loadEnd) {
+    while (now() < loadEnd || !faultsDone) {
       k++;
       spawnLoad(() => httpPayment(false));
       if (k % 2 === 0) spawnLoad(mqttPayment);
@@ -383,14 +385,16 @@ async function main() {
     await sleep(SHORT ? 5000 : 10_000);
     const gap = Math.max(2000, (DURATION_S * 1000 - (SHORT ? 5000 : 10_000)) / (schedule.length + 1));
     for (const step of schedule) {
-      if (now() > loadEnd) break;
       const t = now();
       await step();
       const rest = gap - (now() - t);
       if (rest > 0) await sleep(rest + randomInt(0, 1000));
     }
+    loadEnd = Math.max(loadEnd, now() + 5000);
+    faultsDone = true;
   })();
   await Promise.all([loadLoop, faultLoop]);
+  const loadSeconds = round((now() - loadStart) / 1000, 1);
   await Promise.all(inflight);
   log(`load done: ${outcomes.length} requests`);
 
@@ -460,7 +464,7 @@ async function main() {
     at: new Date().toISOString(),
     commit,
     machine: { cores: cpus().length, cpu: cpus()[0]?.model, memory_gb: round(totalmem() / 2 ** 30, 1), load_avg_1m_before: round(loadBefore[0], 1), load_avg_1m_after: round(loadavg()[0], 1), node: process.version },
-    setup: { duration_s: DURATION_S, http_payments_per_s: RATE, processes: roles.map((r) => r.name), retry_budget_ms: RETRY_BUDGET_MS },
+    setup: { duration_s: DURATION_S, load_s: loadSeconds, faults_planned: schedule.length, http_payments_per_s: RATE, processes: roles.map((r) => r.name), retry_budget_ms: RETRY_BUDGET_MS },
     requests: {
       attempted: outcomes.length,
       answered: outcomes.filter((o) => o.ok).length,

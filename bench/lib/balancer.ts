@@ -18,7 +18,7 @@ function forward(target: URL, req: IncomingMessage, body: Buffer): Promise<{ sta
   return new Promise((resolve) => {
     let sent = false;
     const r = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host, connection: 'keep-alive' }, timeout: 30_000 },
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host, connection: 'keep-alive' }, timeout: 60_000 },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c) => chunks.push(c));

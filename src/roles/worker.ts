@@ -95,6 +95,7 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
   ];
 
   let timer: NodeJS.Timeout | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let ticks = 0;
   let stopping = false;
@@ -120,7 +121,8 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
     for (const job of jobs) {
       if (stopping) break; // a stop hands the rest of the tick back: the next worker does it
       if (tick % job.every !== 0) continue;
-      if (job.lease && !(await holds(job.lease))) continue;
+      // The lease is renewed on its own timer (a long tick must not lose it); taken here when not held.
+      if (job.lease && !job.lease.held() && !(await holds(job.lease))) continue;
       const end = metrics.duration.startTimer({ job: job.name });
       try {
         done[job.name] = await job.run();
@@ -155,6 +157,11 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
     start() {
       stopping = false;
       if (!timer) schedule();
+      // Renewed three times per lease period, whatever the jobs are doing; a holder that cannot
+      // reach the database lets it run out, and another worker takes over.
+      renewTimer ??= setInterval(() => {
+        if (auditLease.held() && !stopping) void holds(auditLease);
+      }, Math.max(500, (leaseSeconds * 1000) / 3));
     },
     /**
      * Stops taking new work: no new tick starts, the current one finishes the job it is in (each
@@ -164,7 +171,9 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
     async stop() {
       stopping = true;
       clearTimeout(timer);
+      clearInterval(renewTimer);
       timer = undefined;
+      renewTimer = undefined;
       await running;
       if (auditLease.held()) {
         await auditLease.release(db).catch((e) => logger.warn({ err: errInfo(e) }, 'could not release the audit lease; it expires by itself'));

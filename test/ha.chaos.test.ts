@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { findPgBinDir } from '../bench/lib/postgres.ts';
+
+// The chaos run's short version (bench/chaos.ts --short): PostgreSQL, Redis, Mosquitto, the bank
+// simulator and two of each role under load while a SIGKILL, an immediate PostgreSQL restart, a
+// bank answering 5xx after acting and a broker outage happen. What must hold whatever the
+// machine's speed: no acknowledged payment or refund lost, none duplicated, the ledger, rewards and
+// audit verifications clean, no payment stuck open past its expiry, every fault recovered from,
+// every process stopping cleanly. Availability and latency are reported, not asserted (they are
+// the full run's figures, in the README).
+
+const missing = [
+  !findPgBinDir() && 'PostgreSQL server binaries',
+  spawnSync('redis-server', ['--version']).error && 'redis-server',
+  spawnSync('mosquitto', ['-h']).error && 'mosquitto',
+].filter(Boolean);
+const skip = missing.length > 0 ? `needs ${missing.join(', ')}` : false;
+
+test('chaos run, short version: zero invariant violations', { skip, timeout: 900_000 }, async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'bench', 'chaos.ts'), '--short', '--no-save'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  const line = out.trim().split('\n').pop() ?? '';
+  assert.ok(line.startsWith('{'), `no result line (exit ${code}):\n${err.slice(-3000)}`);
+  const r = JSON.parse(line);
+  const inv = r.invariants;
+  assert.ok(inv.acknowledged_payments > 0, 'the load made payments');
+  assert.equal(inv.acknowledged_then_lost, 0);
+  assert.equal(inv.refunds_acknowledged_then_lost, 0);
+  assert.equal(inv.duplicated_payments, 0);
+  assert.equal(inv.over_refunded_payments, 0);
+  assert.equal(inv.stuck_open_past_expiry, 0);
+  assert.equal(inv.ledger_verify.ok, true, inv.ledger_verify.tail);
+  assert.equal(inv.rewards_verify.ok, true, inv.rewards_verify.tail);
+  assert.equal(inv.audit_verify.ok, true, inv.audit_verify.tail);
+  assert.equal(r.faults.length, r.setup.faults_planned, 'every planned fault ran');
+  for (const f of r.faults) assert.notEqual(f.recovered_ms, null, `${f.kind}: the processes were not all ready again`);
+  for (const [name, c] of Object.entries(r.stop_exit_codes)) assert.equal(c, 0, `${name} did not stop cleanly`);
+  assert.equal(r.invariant_violations, 0);
+  assert.equal(code, 0);
+});
