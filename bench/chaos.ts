@@ -63,6 +63,11 @@ const outcomes: Outcome[] = [];
 const acknowledged = { payments: new Set<string>(), refunds: new Set<string>() };
 const errorsByLabel: Record<string, number> = {};
 const countError = (label: string) => (errorsByLabel[label] = (errorsByLabel[label] ?? 0) + 1);
+const answeredWithError: Record<string, number> = {};
+const countAnswer = (code: string) => (answeredWithError[code] = (answeredWithError[code] ?? 0) + 1);
+/** Requests the load generator did not send because too many were already waiting (the system fell behind). */
+let dropped = 0;
+const MAX_INFLIGHT = 200;
 
 async function main() {
   const workDir = mkdtempSync(join(tmpdir(), 'tillpoint-chaos-'));
@@ -230,8 +235,13 @@ async function main() {
         acknowledged.payments.add(r.body.id);
         return { ok: true, retry: false };
       }
-      // A refusal with a stable code (not enough points, bank down and said so) is a correct answer.
+      // A refusal with a stable code (not enough points) is a correct answer; so is "the bank is
+      // unavailable" (503 bank_unavailable), the truth while the bank misbehaves.
       if (r.status >= 400 && r.status < 500 && r.status !== 429 && r.body?.error?.code) return { ok: true, retry: false, label: r.body.error.code };
+      if (r.status === 503 && r.body?.error?.code === 'bank_unavailable') {
+        countAnswer('bank_unavailable');
+        return { ok: true, retry: false };
+      }
       return { ok: false, retry: retryable(r.status), label: `${r.status} ${r.body?.error?.code ?? r.body?.balancer ?? ''}`.trim() };
     });
     if (!created) return;
@@ -266,7 +276,8 @@ async function main() {
       outcomes.push({ kind: 'mqtt_payment', start, end: now(), ok: true, attempts: 1, firstTryOk: true });
     } catch (e) {
       const code = (e as { code?: string }).code;
-      const ok = Boolean(code && !['rate_limited', 'internal_error', 'service_unavailable', 'bank_unavailable'].includes(code));
+      const ok = Boolean(code && !['rate_limited', 'internal_error', 'service_unavailable'].includes(code));
+      if (ok && code === 'bank_unavailable') countAnswer(code);
       if (!ok) countError(`mqtt_payment ${code ?? (e as Error).name}`);
       outcomes.push({ kind: 'mqtt_payment', start, end: now(), ok, attempts: 1, firstTryOk: ok, error: code });
     }
@@ -367,6 +378,10 @@ async function main() {
   let faultsDone = false;
   const inflight = new Set<Promise<void>>();
   const spawnLoad = (fn: () => Promise<void>) => {
+    if (inflight.size >= MAX_INFLIGHT) {
+      dropped++;
+      return;
+    }
     const p = fn().catch((e) => countError(`load ${(e as Error).message.slice(0, 80)}`)).finally(() => inflight.delete(p));
     inflight.add(p);
   };
@@ -469,6 +484,8 @@ async function main() {
       attempted: outcomes.length,
       answered: outcomes.filter((o) => o.ok).length,
       answered_first_try: outcomes.filter((o) => o.firstTryOk).length,
+      answered_with_bank_unavailable: answeredWithError.bank_unavailable ?? 0,
+      not_sent_load_generator_behind: dropped,
       by_kind: byKind,
     },
     availability_pct: share(outcomes),

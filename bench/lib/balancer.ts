@@ -26,8 +26,12 @@ function forward(target: URL, req: IncomingMessage, body: Buffer): Promise<{ sta
         res.on('error', () => resolve({ error: 'reset' }));
       },
     );
-    r.on('socket', (s) => s.once('connect', () => (sent = true)));
-    r.on('error', () => resolve({ error: sent ? 'reset' : 'connect' }));
+    r.on('socket', (s) => {
+      if (s.connecting) s.once('connect', () => (sent = true));
+      else sent = true;
+    });
+    // A kept-alive connection the replica had already closed: the request never reached it.
+    r.on('error', (e: Error & { code?: string }) => resolve({ error: !sent || (r.reusedSocket && e.code === 'ECONNRESET') ? 'connect' : 'reset' }));
     r.on('timeout', () => r.destroy());
     r.end(body);
   });

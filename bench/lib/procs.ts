@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 // Tillpoint processes for a benchmark, started as an operator would start them
@@ -37,6 +37,8 @@ export async function startTillpoint(opts: {
 }): Promise<BenchProc> {
   const logFile = join(opts.logDir, `${opts.name}.log`);
   const fd = openSync(logFile, 'a');
+  // A restarted process appends to its log: only what this start writes says it is ready.
+  const offset = statSync(logFile).size;
   const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), BIN, ...opts.args], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
@@ -62,7 +64,7 @@ export async function startTillpoint(opts: {
     },
   };
   running.add(proc);
-  const log = () => readFileSync(logFile, 'utf8');
+  const log = () => readFileSync(logFile).subarray(offset).toString('utf8');
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     if (opts.ready.test(log())) return proc;

@@ -82,7 +82,24 @@ export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
 export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 
 /** Maps driver errors to AppErrors in one place; anything unknown becomes a 500 that leaks nothing. */
+/**
+ * The database cannot be reached or is not accepting work for now (restart, crash recovery,
+ * failover, connection limit): the request did nothing and may be sent again, so 503, not 500.
+ * SQLSTATE class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, starting up),
+ * 53300 (too many connections); and the socket errors of a server that is gone.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code;
+  if (typeof code === 'string') {
+    return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code === 'ECONNREFUSED' || code === 'ECONNRESET';
+  }
+  // node-postgres' own errors when the server goes away carry no code.
+  const msg = (e as Error | null)?.message;
+  return typeof msg === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(msg);
+}
+
 export function fromDatabaseError(e: unknown): AppError | undefined {
+  if (isDatabaseUnavailable(e)) return new AppError('service_unavailable', 'The service is briefly unavailable; send the request again');
   const code = (e as { code?: string } | null)?.code;
   if (typeof code !== 'string') return undefined;
   switch (code) {
