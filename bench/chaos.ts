@@ -165,7 +165,7 @@ async function main() {
   const simHttp = new Http(`http://127.0.0.1:${simPort}`, 32);
   // MQTT terminals: the demo's two, enrolled with client certificates for Mosquitto.
   const { connectTerminal } = await import('../src/modules/terminals/sdk/index.ts');
-  const mqttTerminals = [];
+  const mqttTerminals: Awaited<ReturnType<typeof connectTerminal>>[] = [];
   for (const id of demo.terminal_ids) {
     const out = join(workDir, `terminal-${id}`);
     const r = runTillpoint(['terminals', 'enroll', id, '--out', out], baseEnv);
@@ -382,7 +382,9 @@ async function main() {
       dropped++;
       return;
     }
-    const p = fn().catch((e) => countError(`load ${(e as Error).message.slice(0, 80)}`)).finally(() => inflight.delete(p));
+    const p: Promise<void> = fn()
+      .catch((e) => void countError(`load ${(e as Error).message.slice(0, 80)}`))
+      .finally(() => inflight.delete(p));
     inflight.add(p);
   };
   const loadLoop = (async () => {
