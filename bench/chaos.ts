@@ -38,6 +38,8 @@ const RATE = Number(args.rate ?? (SHORT ? 4 : 8));
 const RETRY_BUDGET_MS = 20_000;
 const log = (s: string) => process.stderr.write(`[chaos ${((now() - T0) / 1000).toFixed(1)}s] ${s}\n`);
 const T0 = now();
+/** Outside services to stop if the run is interrupted. */
+const cleanups: (() => unknown)[] = [];
 
 // ---- what happened ---------------------------------------------------------------------------
 interface Fault {
@@ -79,7 +81,9 @@ async function main() {
 
   // ---- outside services ----------------------------------------------------------------------
   const pgc = await startPgCluster(log);
+  cleanups.push(() => pgc.stop());
   const redis = await startRedis();
+  cleanups.push(() => redis.close());
   const { initPki } = await import('../src/modules/terminals/pki.ts');
   const { issueGatewayCertificate } = await import('../src/modules/terminals/enrollment.ts');
   const { pkiFiles, gatewayCertFiles } = await import('../src/modules/terminals/pki.ts');
@@ -87,6 +91,7 @@ async function main() {
   const gatewayNames = ['tillpoint-gateway', 'tillpoint-gateway-2'];
   for (const n of gatewayNames) await issueGatewayCertificate(pkiDir, 30, n);
   const mq = await startMosquitto({ pkiDir, gateways: gatewayNames });
+  cleanups.push(() => mq.close());
   const secret = randomBytes(24).toString('hex');
   const simPort = await freePort();
   const simArgs = ['bank-sim', '--port', String(simPort), '--latency-ms', '0', '--approve', '0.9', '--decline', '0.1', '--pending', '0', '--timeout', '0'];
@@ -284,30 +289,33 @@ async function main() {
   }
 
   // ---- readiness watcher: when is everything ready again after a fault -----------------------
+  // Each process is probed on its own loop; for each, when the last probe that answered 200 was
+  // sent. A process has recovered from a fault once a probe sent after the fault's end said ready
+  // (on a loaded machine a single slow probe must not count as not ready for the whole fleet).
   const readyNow = new Map<string, boolean>();
+  const lastReadyProbeSent = new Map<string, number>();
   let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      await Promise.all(
-        roles.map(async (r) => {
-          try {
-            const res = await fetch(r.probe, { signal: AbortSignal.timeout(2000) });
-            readyNow.set(r.name, res.status === 200);
-          } catch {
-            readyNow.set(r.name, false);
-          }
-        }),
-      );
-      await sleep(250);
-    }
-  })();
-  const allReady = () => roles.every((r) => readyNow.get(r.name));
+  const watcher = Promise.all(
+    roles.map(async (r) => {
+      while (watching) {
+        const sent = now();
+        try {
+          const res = await fetch(r.probe, { signal: AbortSignal.timeout(5000) });
+          readyNow.set(r.name, res.status === 200);
+          if (res.status === 200) lastReadyProbeSent.set(r.name, sent);
+        } catch {
+          readyNow.set(r.name, false);
+        }
+        await sleep(200);
+      }
+    }),
+  );
+  const allReadySince = (t: number) => roles.every((r) => (lastReadyProbeSent.get(r.name) ?? -1) > t);
   async function recovery(f: Fault) {
     f.end = now();
     const deadline = f.end + 120_000;
-    await sleep(600); // the probes see the fault's end
-    while (!allReady() && now() < deadline) await sleep(100);
-    f.recovered_ms = allReady() ? Math.round(now() - f.end) : null;
+    while (!allReadySince(f.end) && now() < deadline) await sleep(50);
+    f.recovered_ms = allReadySince(f.end) ? Math.round(now() - f.end) : null;
     log(`${f.kind}${f.target ? ` ${f.target}` : ''}: all ready ${f.recovered_ms} ms after the fault ended`);
   }
 
@@ -328,7 +336,8 @@ async function main() {
       const code = await r.proc!.stop(30_000);
       if (code !== 0) countError(`rolling stop ${r.name} exit ${code}`);
       await startRole(r);
-      while (!readyNow.get(r.name)) await sleep(100);
+      const started = now();
+      while ((lastReadyProbeSent.get(r.name) ?? -1) <= started) await sleep(100);
     }
     await recovery(f);
   };
@@ -532,13 +541,15 @@ async function main() {
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
+  process.on(sig, async () => {
     killAll();
+    for (const c of cleanups) await Promise.resolve().then(c).catch(() => {});
     process.exit(130);
   });
 }
-main().catch((e) => {
+main().catch(async (e) => {
   process.stderr.write(`chaos: ${(e as Error).stack ?? e}\n`);
   killAll();
+  for (const c of cleanups) await Promise.resolve().then(c).catch(() => {});
   process.exit(2);
 });
