@@ -17,7 +17,7 @@ describe('platform surface', () => {
 
   test('health, readiness, metrics, OpenAPI and the docs page', async () => {
     assert.deepEqual((await (await fetch(`${t.url}/healthz`)).json()), { status: 'ok' });
-    assert.deepEqual((await (await fetch(`${t.url}/readyz`)).json()), { status: 'ready' });
+    assert.deepEqual((await (await fetch(`${t.url}/readyz`)).json()), { status: 'ready', checks: { database: 'ok' } });
     await t.request('GET', '/v1/payments');
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     assert.match(metrics, /tillpoint_http_requests_total\{method="GET",route="\/v1\/payments",status="200"\} \d+/);
