@@ -108,6 +108,23 @@ describe('worker jobs', () => {
     await w.stop();
   });
 
+  test('a stop lets the job in progress finish and hands the rest of the tick back', async () => {
+    await db.query(`DELETE FROM platform.leases`);
+    const ran: string[] = [];
+    const w = createWorker({
+      db, logger: silent, intervalMs: 1000,
+      audit: { runJobs: async () => { ran.push('audit started'); await sleep(300); ran.push('audit finished'); } },
+      payments: payments({ runStatusChecks: async () => (ran.push('status checks'), 0) }),
+    });
+    const tick = w.runOnce();
+    await sleep(100);
+    await w.stop();
+    assert.deepEqual(ran, ['audit started', 'audit finished'], 'stop() returned after the job in progress finished');
+    const done = await tick;
+    assert.equal(done.payment_status_checks, undefined, 'not started after the stop');
+    assert.equal((await db.query(`SELECT 1 FROM platform.leases`)).rows.length, 0, 'the lease was handed back');
+  });
+
   test('two workers: only the audit lease holder runs the audit jobs; a clean stop hands over at once, a dead holder within the lease', async () => {
     await db.query(`DELETE FROM platform.leases`);
     const runs = { a: 0, b: 0 };

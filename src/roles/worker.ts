@@ -114,13 +114,20 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
     return now;
   }
 
+  /** The tick running now, if any (a stop waits for it). */
+  let inTick: Promise<unknown> | undefined;
   /** One tick: every job due, each on its own. Returns what each job did (-1: failed, undefined: not run). */
-  async function runOnce(): Promise<Record<string, number | undefined>> {
-    const tick = ticks++;
+  function runOnce(): Promise<Record<string, number | undefined>> {
+    const p = runTick();
+    inTick = p.catch(() => {});
+    return p;
+  }
+  async function runTick(): Promise<Record<string, number | undefined>> {
+    const n = ticks++;
     const done: Record<string, number | undefined> = {};
     for (const job of jobs) {
       if (stopping) break; // a stop hands the rest of the tick back: the next worker does it
-      if (tick % job.every !== 0) continue;
+      if (n % job.every !== 0) continue;
       // The lease is renewed on its own timer (a long tick must not lose it); taken here when not held.
       if (job.lease && !job.lease.held() && !(await holds(job.lease))) continue;
       const end = metrics.duration.startTimer({ job: job.name });
@@ -175,6 +182,7 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
       timer = undefined;
       renewTimer = undefined;
       await running;
+      await inTick;
       if (auditLease.held()) {
         await auditLease.release(db).catch((e) => logger.warn({ err: errInfo(e) }, 'could not release the audit lease; it expires by itself'));
         metrics.leaseHeld.set({ lease: auditLease.name }, 0);
