@@ -112,6 +112,11 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
   });
   // An idle client that errors (server restart) must not crash the process.
   pool.on('error', () => {});
+  // Nor a checked-out one: pg-pool listens only while a client is idle, and a server that goes
+  // away while a client is out (between two statements, or between a statement's end and its
+  // release) would raise an unhandled 'error'. The client is marked unusable by pg itself, its
+  // pending and later queries fail, and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const query = async <T>(sql: string, params?: unknown[]) => {
     let r: pg.QueryResult;
     try {
