@@ -136,7 +136,12 @@ async function main() {
     ready: RegExp;
     probe: string;
     proc?: BenchProc;
+    /** Set while the run itself stops or kills the process. */
+    expectingExit?: boolean;
   }
+  /** Processes that exited when nobody asked them to (a crash): restarted, as Kubernetes would. */
+  const unexpectedExits: { name: string; code: number | null; signal: string | null; at_s: number }[] = [];
+  let finishing = false;
   const roles: Role[] = [];
   for (const [i, port] of apiPorts.entries()) {
     roles.push({ name: `api-${i + 1}`, args: ['serve', '--role', 'api'], env: { ...baseEnv, PORT: String(port) }, ready: /Demo:/, probe: `http://127.0.0.1:${port}/readyz` });
@@ -157,7 +162,15 @@ async function main() {
     });
   }
   const startRole = async (r: Role) => {
-    r.proc = await startTillpoint({ name: r.name, args: r.args, env: r.env, ready: r.ready, logDir: workDir, timeoutMs: 120_000 });
+    r.expectingExit = false;
+    const proc = await startTillpoint({ name: r.name, args: r.args, env: r.env, ready: r.ready, logDir: workDir, timeoutMs: 120_000 });
+    r.proc = proc;
+    proc.child.once('exit', (code, signal) => {
+      if (r.expectingExit || finishing || r.proc !== proc) return;
+      unexpectedExits.push({ name: r.name, code, signal, at_s: round((now() - T0) / 1000, 1) });
+      log(`${r.name} exited by itself (code ${code}, signal ${signal}); restarting it`);
+      setTimeout(() => void startRole(r).catch((e) => log(`restart of ${r.name} failed: ${(e as Error).message.slice(0, 200)}`)), 1000);
+    });
   };
   // The first api makes the demo data; the others find it.
   await startRole(roles[0]);
@@ -323,6 +336,7 @@ async function main() {
   const kill9 = async (r: Role) => {
     const f: Fault = { kind: 'sigkill_restart', target: r.name, start: now(), hard: true };
     faults.push(f);
+    r.expectingExit = true;
     r.proc!.child.kill('SIGKILL');
     await new Promise((res) => r.proc!.child.once('exit', res));
     await sleep(2000);
@@ -333,6 +347,7 @@ async function main() {
     const f: Fault = { kind: 'rolling_restart', start: now(), hard: false };
     faults.push(f);
     for (const r of roles) {
+      r.expectingExit = true;
       const code = await r.proc!.stop(30_000);
       if (code !== 0) countError(`rolling stop ${r.name} exit ${code}`);
       await startRole(r);
@@ -458,6 +473,7 @@ async function main() {
   await watcher;
   for (const t of mqttTerminals) await t.close().catch(() => {});
   const stopCodes: Record<string, number | null> = {};
+  finishing = true;
   await Promise.all(roles.map(async (r) => (stopCodes[r.name] = await r.proc!.stop(30_000))));
   await sim.stop();
   await api.close();
@@ -522,11 +538,12 @@ async function main() {
       stuck_open_past_expiry: stuck,
     },
     stop_exit_codes: stopCodes,
+    unexpected_exits: unexpectedExits,
     errors: errorsByLabel,
   };
   const violations =
     result.invariants.acknowledged_then_lost + result.invariants.refunds_acknowledged_then_lost + duplicated + overRefunded + stuck +
-    (ledgerVerify.ok ? 0 : 1) + (rewardsVerify.ok ? 0 : 1) + (auditVerify.ok ? 0 : 1) + (SHORT ? 0 : openLeft);
+    (ledgerVerify.ok ? 0 : 1) + (rewardsVerify.ok ? 0 : 1) + (auditVerify.ok ? 0 : 1) + (SHORT ? 0 : openLeft) + unexpectedExits.length;
   (result as Record<string, unknown>).invariant_violations = violations;
   const line = JSON.stringify(result);
   process.stdout.write(line + '\n');

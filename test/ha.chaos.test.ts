@@ -45,6 +45,7 @@ test('chaos run, short version: zero invariant violations', { skip, timeout: 900
   assert.equal(r.faults.length, r.setup.faults_planned, 'every planned fault ran');
   for (const f of r.faults) assert.notEqual(f.recovered_ms, null, `${f.kind}: the processes were not all ready again`);
   for (const [name, c] of Object.entries(r.stop_exit_codes)) assert.equal(c, 0, `${name} did not stop cleanly`);
+  assert.deepEqual(r.unexpected_exits, [], 'no process crashed');
   assert.equal(r.invariant_violations, 0);
   assert.equal(code, 0);
 });
