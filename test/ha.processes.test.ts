@@ -117,6 +117,28 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     assert.match(log, /"msg":"stopped"/);
   });
 
+  test('the database restarting while a connection is checked out (mid-transaction, or idle between statements) fails that work, never the process', async () => {
+    const { createPgDb } = await import('../src/platform/db.ts');
+    const db = createPgDb(pgc.url, 4);
+    try {
+      await db.query('SELECT 1');
+      // A transaction holding its connection while the server restarts.
+      const tx = db.tx(async (q) => {
+        await q.query('SELECT 1');
+        await sleep(1500);
+        await q.query('SELECT 1');
+      });
+      const txDone = tx.then(() => 'committed', (e) => `failed ${(e as { code?: string }).code ?? (e as Error).message.slice(0, 40)}`);
+      await sleep(300);
+      await pgc.restart('fast');
+      assert.match(await txDone, /^failed/);
+      // The pool recovers by itself: new connections once the server is back.
+      await until('queries work again', async () => (await db.query('SELECT 1').then(() => true, () => false)));
+    } finally {
+      await db.close();
+    }
+  });
+
   test('worker: readyz on HEALTH_PORT follows the database (lost, then back by itself); SIGTERM hands the audit lease back and exits 0', async () => {
     const healthPort = await freePort();
     const base = `http://127.0.0.1:${healthPort}`;
