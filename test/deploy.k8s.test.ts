@@ -137,11 +137,16 @@ for (const overlay of OVERLAYS) {
       const config = of('ConfigMap').find((c) => c.metadata.name.startsWith('tillpoint-config'))!;
       const requestTimeout = Number(config.data!.HTTP_REQUEST_TIMEOUT_MS ?? 30_000) / 1000;
       const bankTimeout = Number(config.data!.BANK_TIMEOUT_MS ?? 15_000) / 1000;
+      // The process's own bound on its stop (SIGTERM): long enough for the longest drain, short
+      // enough to exit before the kubelet's SIGKILL.
+      const shutdownTimeout = Number(config.data!.SHUTDOWN_TIMEOUT_SECONDS ?? 25);
+      assert.ok(shutdownTimeout >= Math.max(requestTimeout, bankTimeout), `SHUTDOWN_TIMEOUT_SECONDS ${shutdownTimeout} cuts a drain short`);
       for (const d of of('Deployment')) {
         const pod = d.spec.template.spec;
         const pause = pod.containers[0].lifecycle?.preStop?.sleep?.seconds ?? 0;
         assert.ok(pause >= 5, `${d.metadata.name}: a preStop pause lets endpoints and the load balancer let go first`);
         assert.ok(pod.terminationGracePeriodSeconds >= pause + Math.max(requestTimeout, bankTimeout) + 5, `${d.metadata.name}: grace ${pod.terminationGracePeriodSeconds}s < ${pause}s + drain`);
+        assert.ok(pod.terminationGracePeriodSeconds >= pause + shutdownTimeout + 5, `${d.metadata.name}: grace ${pod.terminationGracePeriodSeconds}s < ${pause}s + SHUTDOWN_TIMEOUT_SECONDS`);
       }
       const ingress = of('Ingress')[0];
       const dereg = /deregistration_delay\.timeout_seconds=(\d+)/.exec(ingress.metadata.annotations!['alb.ingress.kubernetes.io/target-group-attributes'])!;
