@@ -193,7 +193,7 @@ describe('two workers on one database, real payments', { timeout: 180_000 }, () 
 
   test('only one of two workers seals and signs the audit trail while both run', async () => {
     await t.db.query(`DELETE FROM platform.leases`);
-    const mk = () => createWorker({ db: t.db, payments: t.app.services.payments, audit: t.app.services.audit, logger: silent, intervalMs: 1000, leaseSeconds: 5 });
+    const mk = () => createWorker({ db: t.db, payments: t.app.services.payments, audit: t.app.services.audit, logger: silent, intervalMs: 1000, leaseSeconds: 120 }); // no expiry within the test, however slow the machine
     const [w1, w2] = [mk(), mk()];
     const ran = { w1: 0, w2: 0 };
     for (let i = 0; i < 3; i++) {
