@@ -94,15 +94,15 @@ describe('worker jobs', () => {
     });
     const done = await w.runOnce();
     assert.deepEqual(ran, ['audit', 'expiry', 'refunds', 'rewards', 'vault', 'vault_metrics']);
-    assert.equal(done.payment_status_checks, -1);
-    assert.equal(done.payment_expiry, 2);
+    assert.equal(done.status_checks, -1);
+    assert.equal(done.expiry, 2);
     const failures = await registry.getSingleMetric('tillpoint_worker_job_failures_total')!.get();
-    assert.deepEqual(failures.values.map((v) => [v.labels.job, v.value]), [['payment_status_checks', 1]]);
+    assert.deepEqual(failures.values.map((v) => [v.labels.task, v.value]), [['status_checks', 1]]);
     const durations = await registry.getSingleMetric('tillpoint_worker_job_duration_seconds')!.get();
-    const counted = new Set(durations.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).map((v) => v.labels.job));
-    for (const job of ['audit', 'payment_status_checks', 'payment_expiry', 'refund_status_checks', 'rewards', 'vault_reencryption']) assert.ok(counted.has(job), `no duration for ${job}`);
+    const counted = new Set(durations.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).map((v) => v.labels.task));
+    for (const job of ['audit', 'status_checks', 'expiry', 'refund_checks', 'rewards', 'vault_rewrap']) assert.ok(counted.has(job), `no duration for ${job}`);
     const failed = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'worker job failed; will retry next tick');
-    assert.equal(failed.job, 'payment_status_checks');
+    assert.equal(failed.job, 'status_checks');
     assert.equal(failed.err.code, 'ECONNRESET');
     assert.ok(!JSON.stringify(failed).includes('bank connection reset'), 'error messages (which can carry values) are not logged');
     await w.stop();
@@ -121,7 +121,7 @@ describe('worker jobs', () => {
     await w.stop();
     assert.deepEqual(ran, ['audit started', 'audit finished'], 'stop() returned after the job in progress finished');
     const done = await tick;
-    assert.equal(done.payment_status_checks, undefined, 'not started after the stop');
+    assert.equal(done.status_checks, undefined, 'not started after the stop');
     assert.equal((await db.query(`SELECT 1 FROM platform.leases`)).rows.length, 0, 'the lease was handed back');
   });
 
@@ -180,13 +180,13 @@ describe('two workers on one database, real payments', { timeout: 180_000 }, () 
     const [w1, w2] = [mk(), mk()];
     // Both at the same moment, twice over (PGlite serialises them; PostgreSQL runs them together).
     const rounds = await Promise.all([w1.runOnce(), w2.runOnce(), w1.runOnce(), w2.runOnce()]);
-    const checked = rounds.reduce((s, r) => s + (r.payment_status_checks ?? 0), 0);
+    const checked = rounds.reduce((s, r) => s + (r.status_checks ?? 0), 0);
     const rows = (await t.db.query<{ id: string; status_checks: number; status: string }>(
       `SELECT id, status_checks, status FROM payments.payments WHERE id = ANY($1::text[])`, [ids])).rows;
     assert.equal(rows.length, n);
     for (const r of rows) assert.equal(Number(r.status_checks), 1, `${r.id} was checked ${r.status_checks} times`);
     assert.equal(checked, n, 'the workers together report one check per payment');
-    if (usingRealPostgres()) assert.ok(rounds.every((r) => r.payment_status_checks !== -1), 'no job failed');
+    if (usingRealPostgres()) assert.ok(rounds.every((r) => r.status_checks !== -1), 'no job failed');
     await w1.stop();
     await w2.stop();
   });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { createWorkerMetrics, untimed } from './worker.metrics.ts';
 import type { Db } from '../platform/db.ts';
 import type { PaymentsService } from '../modules/payments/index.ts';
 import type { RewardsService } from '../modules/rewards/index.ts';
@@ -55,34 +56,28 @@ interface Job {
   run(): Promise<number>;
 }
 
-function workerMetrics(registry: Registry) {
-  return {
-    duration: new Histogram({
-      name: 'tillpoint_worker_job_duration_seconds',
-      help: 'Time one worker job took in a tick, by job',
-      labelNames: ['job'] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
-    }),
-    failures: new Counter({ name: 'tillpoint_worker_job_failures_total', help: 'Worker job runs that threw, by job', labelNames: ['job'] as const, registers: [registry] }),
-    leaseHeld: new Gauge({ name: 'tillpoint_worker_lease_held', help: '1 while this worker holds the lease (one writer per lease across replicas)', labelNames: ['lease'] as const, registers: [registry] }),
-  };
+function leaseGauge(registry: Registry | undefined) {
+  if (!registry) return undefined;
+  return (registry.getSingleMetric('tillpoint_worker_lease_held') as Gauge<'lease'> | undefined) ??
+    new Gauge({ name: 'tillpoint_worker_lease_held', help: '1 while this worker holds the lease (one writer per lease across replicas)', labelNames: ['lease'] as const, registers: [registry] });
 }
 
 const errInfo = (e: unknown) => ({ type: (e as Error)?.name, code: (e as { code?: string })?.code });
 
 export function createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs, leaseSeconds = 10, registry }: WorkerDeps) {
-  const metrics = workerMetrics(registry ?? new Registry());
+  // Durations and failures by task (worker.metrics.ts, the names the dashboards and alert rules use).
+  const timeJob = registry ? createWorkerMetrics(registry) : untimed;
+  const leaseHeld = leaseGauge(registry);
   const auditLease = createLease(AUDIT_SIGNER_LEASE, { ttlSeconds: leaseSeconds });
   const housekeepingEvery = Math.max(1, Math.round(60_000 / intervalMs));
   const jobs: Job[] = [
     // First, so a slow payment job cannot hold the trail back.
     ...(audit ? [{ name: 'audit', every: 1, lease: auditLease, run: async () => (await audit.runJobs(), 0) }] : []),
-    { name: 'payment_status_checks', every: 1, run: () => payments.runStatusChecks() },
-    { name: 'payment_expiry', every: 1, run: () => payments.runExpiry() },
-    { name: 'refund_status_checks', every: 1, run: () => payments.runRefundChecks() },
+    { name: 'status_checks', every: 1, run: () => payments.runStatusChecks() },
+    { name: 'expiry', every: 1, run: () => payments.runExpiry() },
+    { name: 'refund_checks', every: 1, run: () => payments.runRefundChecks() },
     ...(rewards ? [{ name: 'rewards', every: 1, run: async () => { const r = await rewards.runJobs(); return r.matured + r.expired; } }] : []),
-    ...(vault ? [{ name: 'vault_reencryption', every: 1, run: () => vault.runWorkerTick() }] : []),
+    ...(vault ? [{ name: 'vault_rewrap', every: 1, run: () => vault.runWorkerTick() }] : []),
     // Housekeeping, once a minute or so.
     {
       name: 'idempotency_keys_prune', every: housekeepingEvery,
@@ -110,7 +105,7 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
       logger.warn({ err: errInfo(e), lease: lease.name }, 'could not renew the lease');
     }
     if (now !== before) logger.info({ lease: lease.name, holder: lease.holder }, now ? 'took the lease' : 'lost the lease');
-    metrics.leaseHeld.set({ lease: lease.name }, now ? 1 : 0);
+    leaseHeld?.set({ lease: lease.name }, now ? 1 : 0);
     return now;
   }
 
@@ -130,15 +125,11 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
       if (n % job.every !== 0) continue;
       // The lease is renewed on its own timer (a long tick must not lose it); taken here when not held.
       if (job.lease && !job.lease.held() && !(await holds(job.lease))) continue;
-      const end = metrics.duration.startTimer({ job: job.name });
       try {
-        done[job.name] = await job.run();
+        done[job.name] = await timeJob(job.name, () => job.run()); // timed; a throw is counted
       } catch (e) {
         done[job.name] = -1;
-        metrics.failures.inc({ job: job.name });
         logger.error({ err: errInfo(e), job: job.name }, 'worker job failed; will retry next tick');
-      } finally {
-        end();
       }
     }
     const worked = Object.entries(done).filter(([, n]) => n !== undefined && n > 0);
@@ -185,7 +176,7 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
       await inTick;
       if (auditLease.held()) {
         await auditLease.release(db).catch((e) => logger.warn({ err: errInfo(e) }, 'could not release the audit lease; it expires by itself'));
-        metrics.leaseHeld.set({ lease: auditLease.name }, 0);
+        leaseHeld?.set({ lease: auditLease.name }, 0);
       }
     },
   };
