@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { freePort, startTestApp, type TestApp } from './helpers/harness.ts';
 import { signRequest } from '../src/platform/signing.ts';
 import { runLedgerVerify } from '../src/modules/ledger/index.ts';
 
@@ -180,10 +180,7 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
 
   test('create: a bank that cannot be reached (never sent) fails with 503 and nothing charged', async () => {
     // The same app with its bank pointing at a port nothing listens on.
-    const dead = createServer();
-    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await freePort(); // nothing listens there: the bank cannot be reached
     const t2 = await startTestApp({ env: { BANK_SIM_URL: `http://127.0.0.1:${port}/sim` } });
     try {
       const term = (await t2.seedMerchant()).terminal.id;
@@ -297,10 +294,7 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
   });
 
   test('an Idempotency-Key retry of a create that got 503 replays the 503', async () => {
-    const dead = createServer();
-    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await freePort(); // nothing listens there: the bank cannot be reached
     const t2 = await startTestApp({ env: { BANK_SIM_URL: `http://127.0.0.1:${port}/sim` } });
     try {
       const term = (await t2.seedMerchant()).terminal.id;

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
 import { freePort } from './helpers/harness.ts';
+import { spawnUntil } from './helpers/processes.ts';
 import { generateSelfSignedCertificate, hardenedServerOptions } from '../src/platform/tls.ts';
 import { bankSimulatorPlugin } from '../src/modules/banks/index.ts';
 import { mosquittoForTests, type TestMosquitto } from '../src/modules/terminals/testkit.ts';
@@ -58,26 +59,12 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
   const cli = (args: string[], extra: Record<string, string> = {}) =>
     spawnSync(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH!, ...env, ...extra }, encoding: 'utf8', timeout: 120_000 });
 
-  function start(role: string): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [BIN, 'serve', '--role', role], { env: { PATH: process.env.PATH!, ...env, ...(role === 'api' ? {} : { HEALTH_PORT: '0' }) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${role} did not start: ${out}`)), 120_000);
-      child.stdout!.on('data', () => {
-        if (/Tillpoint is running/.test(out)) {
-          clearTimeout(timer);
-          resolve(child);
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${role} exited ${code}: ${out}`));
-      });
-    });
+  async function start(role: string): Promise<ChildProcess> {
+    const env2 = { PATH: process.env.PATH!, ...env, ...(role === 'api' ? {} : { HEALTH_PORT: '0' }) };
+    const started = await spawnUntil(process.execPath, [BIN, 'serve', '--role', role], { env: env2, ready: /Tillpoint is running/, timeoutMs: 120_000, onSpawn: (c) => procs.push(c) });
+    return started.child;
   }
+
 
   before(async () => {
     mkdirSync(secrets, { mode: 0o700 });

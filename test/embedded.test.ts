@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './helpers/harness.ts';
+import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
 // The embedded database (PGlite) belongs to one process. `npm start` owns its data directory;
 // every `tillpoint` command run beside it works through the server's admin socket, never by
@@ -27,28 +28,9 @@ function baseEnv(dataDir: string, port: string): Record<string, string> {
   };
 }
 
-function serve(env: Record<string, string>): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`server did not start: ${out}`));
-    }, 240_000); // a fresh PGlite database takes a while on a loaded machine
-    child.stdout!.on('data', () => {
-      if (/Demo:/.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, out: () => out });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited ${code}: ${out}`));
-    });
-  });
+function serve(env: Record<string, string>): Promise<StartedProcess> {
+  // A fresh PGlite database takes a while on a loaded machine.
+  return spawnUntil(process.execPath, [BIN, 'serve'], { env, ready: /Demo:/, timeoutMs: 240_000, onSpawn: (c) => children.add(c) });
 }
 
 function run(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {

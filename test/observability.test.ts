@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort } from './helpers/harness.ts';
+import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
 // The observability kit, tested for real:
 // - `promtool check rules` and `promtool test rules` (a unit test per alert, in
@@ -29,29 +30,8 @@ const skip = missing.length > 0 && process.env.CI_REQUIRE_GATEWAY !== '1'
   ? `needs ${missing.join(' and ')} (Debian: apt-get install prometheus); CI installs it and sets CI_REQUIRE_GATEWAY=1`
   : false;
 
-function start(cmd: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(cmd, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`timed out waiting for ${ready}: ${out.slice(-2000)}`));
-    }, 120_000);
-    const check = () => {
-      if (ready.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, out: () => out });
-      }
-    };
-    child.stdout!.on('data', check);
-    child.stderr!.on('data', check);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} exited ${code}: ${out.slice(-2000)}`));
-    });
-  });
+function start(cmd: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<StartedProcess> {
+  return spawnUntil(cmd, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ready, timeoutMs: 120_000 });
 }
 
 async function stop(child: ChildProcess | undefined) {

@@ -1,12 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { freePort } from './helpers/harness.ts';
+import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
 // The platform as real processes: `npm start`'s command with demo data and restarts, the bank
 // simulator as its own process over HTTP, and the api and worker roles as separate services
@@ -14,25 +15,8 @@ import { freePort } from './helpers/harness.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
 
-function start(args: string[], env: Record<string, string>, readyText: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL'); // never leave a half-started server behind
-      reject(new Error(`timed out waiting for ${readyText}: ${out}`));
-    }, 180_000); // generous: a start on a loaded 2-core CI machine has taken ~60 s
-    const check = () => {
-      if (readyText.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, out: () => out });
-      }
-    };
-    child.stdout!.on('data', check);
-    child.on('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
+function start(args: string[], env: Record<string, string>, readyText: RegExp): Promise<StartedProcess> {
+  return spawnUntil(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ready: readyText });
 }
 
 async function stop(child: ChildProcess) {

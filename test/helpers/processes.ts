@@ -1,0 +1,47 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+// Starting a real process in a test and waiting for the line that says it is ready: one copy of
+// the bookkeeping (output kept for the failure message, a timeout that kills what half-started,
+// an early exit reported with the output) for every test that runs the platform as processes.
+
+export interface StartedProcess {
+  child: ChildProcess;
+  /** Everything the process wrote so far, stdout and stderr together. */
+  out: () => string;
+}
+
+export interface SpawnUntilOptions {
+  env: NodeJS.ProcessEnv;
+  /** The output that says the process is ready. */
+  ready: RegExp;
+  /** How long to wait; generous by default: a start on a loaded 2-core CI machine has taken ~60 s. */
+  timeoutMs?: number;
+  /** Called with the child at once, so the caller can register it for clean-up. */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+export function spawnUntil(cmd: string, args: string[], opts: SpawnUntilOptions): Promise<StartedProcess> {
+  const child = spawn(cmd, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  opts.onSpawn?.(child);
+  let out = '';
+  const tail = () => out.slice(-4000);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a half-started server behind
+      reject(new Error(`${cmd} ${args.join(' ')}: timed out waiting for ${opts.ready}: ${tail()}`));
+    }, opts.timeoutMs ?? 180_000);
+    const onData = (d: Buffer) => {
+      out += d;
+      if (opts.ready.test(out)) {
+        clearTimeout(timer);
+        resolve({ child, out: () => out });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${tail()}`));
+    });
+  });
+}
