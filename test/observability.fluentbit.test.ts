@@ -81,9 +81,9 @@ test('the tillpoint_json parser reads every line the app logs: JSON, with `time`
   const lines = await appLines();
   assert.equal(lines.length, 4, 'one line per call: a multi-line error message stays one JSON line');
   for (const line of lines) {
-    const record = JSON.parse(line);
+    const record: Record<string, unknown> = JSON.parse(line);
     assert.equal(typeof record, 'object');
-    const time = record[parser.keys.time_key];
+    const time = record[parser.keys.time_key] as string;
     assert.equal(typeof time, 'string', `Time_Key ${parser.keys.time_key} is in ${line}`);
     const parsed = strptime(time, parser.keys.time_format);
     assert.equal(parsed, Date.parse(time), 'the parser reads the instant the app wrote (milliseconds included)');
