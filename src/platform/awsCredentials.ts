@@ -47,12 +47,12 @@ export function awsCredentials(env: Env = process.env, o: AwsCredentialsOptions 
     if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined };
     if (env.AWS_WEB_IDENTITY_TOKEN_FILE && env.AWS_ROLE_ARN) {
       webIdentity ??= webIdentityCredentials({
+        ...o,
         tokenFile: env.AWS_WEB_IDENTITY_TOKEN_FILE,
         roleArn: env.AWS_ROLE_ARN,
         sessionName: env.AWS_ROLE_SESSION_NAME || undefined,
         stsEndpoint: o.stsEndpoint ?? (env.AWS_STS_ENDPOINT || undefined),
         region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
-        ...o,
       });
       return webIdentity();
     }
