@@ -183,7 +183,9 @@ test('S3: audit verify lists the bucket and reads every segment head back; a tra
   const db = await createTestDb();
   const clock = fixedClock('2025-02-01T00:00:00.000Z');
   try {
-    const store = s3Worm({ bucket: 'tp-audit', region: 'ap-south-1', endpoint, prefix: 'prod/audit/', credentials: CREDS, now: () => clock.now() });
+    // A credentials provider (as awsCredentials gives: env keys or IRSA), asked before each request.
+    let asked = 0;
+    const store = s3Worm({ bucket: 'tp-audit', region: 'ap-south-1', endpoint, prefix: 'prod/audit/', credentials: async () => (asked++, CREDS), now: () => clock.now() });
     const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-s3v-')) });
     const audit = createAuditService({ db, config, clock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)), store });
     // Five segments, so the listing takes three pages.
@@ -220,6 +222,7 @@ test('S3: audit verify lists the bucket and reads every segment head back; a tra
     const blind = await audit.verify();
     assert.equal(blind.ok, false);
     assert.ok(blind.problems.some((p) => p.kind === 'export_unreadable'));
+    assert.ok(asked > 0, 'the credentials provider was asked');
   } finally {
     await db.close();
     s3.server.close();

@@ -212,7 +212,11 @@ for (const overlay of OVERLAYS) {
       for (const [k, v] of Object.entries(config.data!)) env[k] = v.replace('/var/run/secrets/tillpoint', dir);
       for (const f of ['AUDIT_SIGNING_KEY', 'MFA_ENCRYPTION_KEY', 'REWARDS_CUSTOMER_KEY']) writeFileSync(join(dir, f), randomBytes(32).toString('base64'));
       writeFileSync(join(dir, 'REDIS_URL'), 'rediss://:token@redis.internal:6379');
-      const c = loadConfig({ ...env, AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example' });
+      // AWS credentials as EKS's pod identity webhook injects them for the annotated ServiceAccount (IRSA).
+      for (const sa of of('ServiceAccount').filter((s) => s.metadata.name !== 'tillpoint-external-secrets')) {
+        assert.match(sa.metadata.annotations?.['eks.amazonaws.com/role-arn'] ?? '', /^arn:aws:iam::\d{12}:role\//, `${sa.metadata.name} has an IRSA role`);
+      }
+      const c = loadConfig({ ...env, AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token', AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/tillpoint-prod-api' });
       assert.equal(c.mode, 'production');
       assert.equal(c.tls.mode, 'files');
       assert.match(c.mqtt.url!, /^mqtts:/);

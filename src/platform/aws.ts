@@ -182,12 +182,5 @@ export function createAwsJsonClient(o: AwsJsonClientOptions) {
   };
 }
 
-/** Credentials from the standard environment variables, read on each call so a refresh is seen. */
-export function envCredentials(env: Record<string, string | undefined> = process.env): () => AwsCredentials {
-  return () => {
-    const accessKeyId = env.AWS_ACCESS_KEY_ID;
-    const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-    if (!accessKeyId || !secretAccessKey) throw new Error('AWS credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
-    return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined };
-  };
-}
+// Where credentials come from (static environment keys, else IRSA web identity): awsCredentials.ts.
+export { awsCredentials, hasAwsCredentials, webIdentityCredentials, AwsCredentialsError, type AwsCredentialsProvider } from './awsCredentials.ts';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
+import { hasAwsCredentials } from './awsCredentials.ts';
 import { parseKeysConfig, type KeysConfig } from './keysConfig.ts';
 import { parseSecretsConfig, type SecretsConfig } from './secrets.ts';
 import { parseTlsConfig, tlsScheme, type TlsConfig } from './tls.ts';
@@ -107,7 +108,7 @@ export interface AuditConfig {
   /** Raw public keys (base64) of retired signing keys whose heads still verify. */
   trustedPublicKeys: string[];
   signIntervalSeconds: number;
-  export: { target: 'local' | 's3' | 'off'; dir: string; s3?: { bucket: string; region: string; endpoint?: string; prefix: string; accessKeyId: string; secretAccessKey: string; sessionToken?: string } };
+  export: { target: 'local' | 's3' | 'off'; dir: string; s3?: { bucket: string; region: string; endpoint?: string; prefix: string } };
   retentionMonths: number;
   onlineMonths: number;
 }
@@ -184,14 +185,16 @@ function parseAudit(env: Env, dataDir: string): AuditConfig {
   if (!['local', 's3', 'off'].includes(target)) throw new ConfigError('AUDIT_EXPORT', 'must be local, s3 or off');
   let s3: AuditConfig['export']['s3'];
   if (target === 's3') {
-    for (const k of ['AUDIT_S3_BUCKET', 'AUDIT_S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+    for (const k of ['AUDIT_S3_BUCKET', 'AUDIT_S3_REGION']) {
       if (!env[k]) throw new ConfigError(k, 'is required when AUDIT_EXPORT=s3');
+    }
+    if (!hasAwsCredentials(env)) {
+      throw new ConfigError('AWS_ACCESS_KEY_ID', 'AWS credentials are required when AUDIT_EXPORT=s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA)');
     }
     const endpoint = env.AUDIT_S3_ENDPOINT || undefined;
     if (endpoint && !/^https?:\/\//.test(endpoint)) throw new ConfigError('AUDIT_S3_ENDPOINT', 'must be an http(s) URL');
     s3 = {
       bucket: env.AUDIT_S3_BUCKET!, region: env.AUDIT_S3_REGION!, endpoint, prefix: str(env, 'AUDIT_S3_PREFIX', 'audit/'),
-      accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY!, sessionToken: env.AWS_SESSION_TOKEN || undefined,
     };
   }
   const retentionMonths = int(env, 'AUDIT_RETENTION_MONTHS', 12, 12, 120);

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { AwsError, createAwsJsonClient, envCredentials, type AwsCredentials } from './aws.ts';
+import { AwsError, createAwsJsonClient, awsCredentials, type AwsCredentials } from './aws.ts';
 import { ConfigError, type BankConfig } from './config.ts';
 
 // Secrets (database password, bank HMAC keys, the keyring, the Vault token) come from one
@@ -143,7 +143,7 @@ export function createAwsSecretsManager(o: {
     targetPrefix: 'secretsmanager',
     region: o.region,
     endpoint: o.endpoint,
-    credentials: o.credentials ?? envCredentials(),
+    credentials: o.credentials ?? awsCredentials(),
     fetch: o.fetch,
   });
   const prefix = o.prefix ?? 'tillpoint/';
@@ -175,7 +175,7 @@ export function createSecretsProvider(cfg: SecretsConfig, env: Env = process.env
     case 'files':
       return createFileSecrets(cfg.dir);
     case 'aws-secrets-manager':
-      return createAwsSecretsManager({ region: cfg.awsRegion!, endpoint: cfg.awsEndpoint, prefix: cfg.awsPrefix, credentials: envCredentials(env) });
+      return createAwsSecretsManager({ region: cfg.awsRegion!, endpoint: cfg.awsEndpoint, prefix: cfg.awsPrefix, credentials: awsCredentials(env) });
   }
 }
 

@@ -3,6 +3,7 @@ import type { Db } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Config } from '../../platform/config.ts';
 import { AppError } from '../../platform/errors.ts';
+import { awsCredentials } from '../../platform/aws.ts';
 import { isId } from '../../platform/ids.ts';
 import { loadAuditKeys, type AuditKeys } from './keys.ts';
 import { createAuditWriter, SYSTEM_ACTOR, type AuditInput, type AuditRecord } from './trail.ts';
@@ -21,6 +22,8 @@ export interface AuditDeps {
   keys?: AuditKeys;
   store?: WormStore | null;
   fetch?: typeof fetch;
+  /** Where AWS credentials for the S3 export come from (awsCredentials: env keys or IRSA); default process.env. */
+  awsEnv?: Record<string, string | undefined>;
 }
 
 export interface EventFilter {
@@ -42,7 +45,7 @@ export function createAuditService(deps: AuditDeps) {
   const store: WormStore | undefined = deps.store !== undefined
     ? deps.store ?? undefined
     : ex.target === 'local' ? localWorm(ex.dir)
-      : ex.target === 's3' ? s3Worm({ ...ex.s3!, credentials: { accessKeyId: ex.s3!.accessKeyId, secretAccessKey: ex.s3!.secretAccessKey, sessionToken: ex.s3!.sessionToken }, fetch: deps.fetch })
+      : ex.target === 's3' ? s3Worm({ ...ex.s3!, credentials: awsCredentials(deps.awsEnv), fetch: deps.fetch })
         : undefined;
   let lastRetention = 0;
 

@@ -41,3 +41,12 @@ test('identity and audit settings: PCI DSS limits can be tightened, never loosen
   assert.equal(c.identity.sessionIdleMinutes, 10);
   assert.equal(c.audit.onlineMonths, 6);
 });
+
+test('S3 audit export needs AWS credentials: static keys or web identity (IRSA)', () => {
+  const s3 = { NODE_ENV: 'test', AUDIT_EXPORT: 's3', AUDIT_S3_BUCKET: 'tp-audit', AUDIT_S3_REGION: 'ap-south-1' };
+  assert.throws(() => loadConfig(s3), (e: Error) => e instanceof ConfigError && /AWS_WEB_IDENTITY_TOKEN_FILE/.test(e.message));
+  assert.throws(() => loadConfig({ ...s3, AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/x' }), ConfigError);
+  assert.equal(loadConfig({ ...s3, AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'x' }).audit.export.target, 's3');
+  const irsa = loadConfig({ ...s3, AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token', AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/x' });
+  assert.deepEqual(irsa.audit.export.s3, { bucket: 'tp-audit', region: 'ap-south-1', endpoint: undefined, prefix: 'audit/' });
+});

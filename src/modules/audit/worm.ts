@@ -119,7 +119,8 @@ export interface S3WormOptions {
   /** Path-style endpoint (MinIO, a VPC endpoint, a test server); default: virtual-hosted AWS S3. */
   endpoint?: string;
   prefix: string;
-  credentials: AwsCredentials;
+  /** Fixed credentials, or a provider asked before each request (awsCredentials: env keys or IRSA). */
+  credentials: AwsCredentials | (() => AwsCredentials | Promise<AwsCredentials>);
   fetch?: typeof fetch;
   now?: () => Date;
 }
@@ -137,8 +138,9 @@ export function s3Worm(o: S3WormOptions): WormStore {
     ? `${o.endpoint.replace(/\/$/, '')}/${o.bucket}/`
     : `https://${o.bucket}.s3.${o.region}.amazonaws.com/`;
   const objectUrl = (key: string) => base + `${o.prefix}${key}`.split('/').map(encodeURIComponent).join('/');
-  const sign = (method: string, url: string, headers: Record<string, string> = {}) =>
-    signV4({ method, url, headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)), ...headers }, region: o.region, service: 's3', credentials: o.credentials, now: o.now?.() }).headers;
+  const credentials = async () => (typeof o.credentials === 'function' ? o.credentials() : o.credentials);
+  const sign = async (method: string, url: string, headers: Record<string, string> = {}) =>
+    signV4({ method, url, headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)), ...headers }, region: o.region, service: 's3', credentials: await credentials(), now: o.now?.() }).headers;
   const failure = async (what: string, res: Response) => {
     const code = /<Code>([^<]+)<\/Code>/.exec((await res.text()).slice(0, 300))?.[1] ?? 'UnknownError';
     return new Error(`S3 ${what} failed: ${res.status} ${code}`);
@@ -153,7 +155,7 @@ export function s3Worm(o: S3WormOptions): WormStore {
         const q = new URLSearchParams({ 'list-type': '2', prefix: `${o.prefix}${prefix}` });
         if (token) q.set('continuation-token', token);
         const url = `${base}?${q.toString().replace(/\+/g, '%20')}`;
-        const res = await doFetch(url, { method: 'GET', headers: sign('GET', url), signal: AbortSignal.timeout(30_000) });
+        const res = await doFetch(url, { method: 'GET', headers: await sign('GET', url), signal: AbortSignal.timeout(30_000) });
         if (!res.ok) throw await failure(`ListObjectsV2 ${o.bucket}/${o.prefix}${prefix}`, res);
         const xml = await res.text();
         for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(xmlText(m[1]).slice(o.prefix.length));
@@ -165,7 +167,7 @@ export function s3Worm(o: S3WormOptions): WormStore {
     async read(key, maxBytes) {
       const url = objectUrl(key);
       const res = await doFetch(url, {
-        method: 'GET', headers: sign('GET', url, maxBytes === undefined ? {} : { Range: `bytes=0-${maxBytes - 1}` }), signal: AbortSignal.timeout(30_000),
+        method: 'GET', headers: await sign('GET', url, maxBytes === undefined ? {} : { Range: `bytes=0-${maxBytes - 1}` }), signal: AbortSignal.timeout(30_000),
       });
       if (!res.ok) throw await failure(`GetObject ${o.bucket}/${o.prefix}${key}`, res);
       const body = Buffer.from(await res.arrayBuffer());
@@ -189,15 +191,14 @@ export function s3Worm(o: S3WormOptions): WormStore {
         body,
         region: o.region,
         service: 's3',
-        credentials: o.credentials,
+        credentials: await credentials(),
         now: o.now?.(),
       });
       const res = await doFetch(url, { method: 'PUT', headers: signed.headers, body: new Uint8Array(body), signal: AbortSignal.timeout(30_000) });
       if (res.ok) return url;
       if (res.status === 412) {
         // Already there: fine if it is the same bytes (a single-part ETag is the MD5).
-        const head = signV4({ method: 'HEAD', url, headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)) }, region: o.region, service: 's3', credentials: o.credentials, now: o.now?.() });
-        const h = await doFetch(url, { method: 'HEAD', headers: head.headers, signal: AbortSignal.timeout(30_000) });
+        const h = await doFetch(url, { method: 'HEAD', headers: await sign('HEAD', url), signal: AbortSignal.timeout(30_000) });
         if (h.ok && (h.headers.get('etag') ?? '').replace(/"/g, '') === md5.toString('hex')) return url;
         throw new WormConflictError(url);
       }

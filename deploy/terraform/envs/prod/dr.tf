@@ -33,6 +33,10 @@ module "eks_dr" {
   logs_kms_key_arn    = module.kms_dr.key_arns["logs"]
   admin_cidrs         = var.admin_cidrs
   secrets_prefix_arn  = module.secrets.prefix_arn
+  # After a failover the app uses the standby region's data key and exports the audit trail to
+  # the replica bucket (Object Lock in compliance mode there too).
+  data_kms_key_arn = module.kms_dr.key_arns["data"]
+  audit_bucket_arn = aws_s3_bucket.dr_logs.arn
   nodes_per_zone = {
     min     = 1
     desired = 1

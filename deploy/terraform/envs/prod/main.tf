@@ -54,6 +54,8 @@ module "eks" {
   logs_kms_key_arn    = module.kms.key_arns["logs"]
   admin_cidrs         = var.admin_cidrs
   secrets_prefix_arn  = module.secrets.prefix_arn
+  data_kms_key_arn    = module.kms.key_arns["data"]
+  audit_bucket_arn    = module.audit_logging.audit_bucket_arn
   tags                = local.tags
 }
 

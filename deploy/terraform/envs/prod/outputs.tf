@@ -2,6 +2,8 @@
 output "eks_cluster_name" { value = module.eks.cluster_name }
 output "external_secrets_role_arn" { value = module.eks.irsa_role_arns["external-secrets"] }
 output "cluster_autoscaler_role_arn" { value = module.eks.irsa_role_arns["cluster-autoscaler"] }
+# For the eks.amazonaws.com/role-arn annotations of the app's ServiceAccounts (deploy/k8s overlays).
+output "app_role_arns" { value = { for k in ["api", "worker", "terminal-gateway"] : k => module.eks.irsa_role_arns[k] } }
 output "ecr_repository_url" { value = module.ecr.repository_url }
 output "rds_endpoint" { value = module.rds.endpoint }
 output "redis_endpoint" { value = module.elasticache.primary_endpoint }

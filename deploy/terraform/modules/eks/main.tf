@@ -1,7 +1,7 @@
 # EKS: private API endpoint, Kubernetes secrets envelope-encrypted with a customer-managed KMS
 # key, control-plane logs, managed node groups (one per zone, so the cluster autoscaler scales
 # zones evenly) with IMDSv2 and encrypted volumes, and IRSA (an OIDC provider; roles for the
-# External Secrets Operator and the cluster autoscaler).
+# External Secrets Operator, the cluster autoscaler and the application's three service accounts).
 
 variable "name" { type = string }
 variable "kubernetes_version" {
@@ -32,6 +32,14 @@ variable "nodes_per_zone" {
 }
 variable "secrets_prefix_arn" {
   description = "ARN pattern of the secrets External Secrets may read (arn:...:secret:tillpoint/*)."
+  type        = string
+}
+variable "data_kms_key_arn" {
+  description = "The application's data key (KMS_PROVIDER=aws-kms): the app's roles may use it."
+  type        = string
+}
+variable "audit_bucket_arn" {
+  description = "The audit WORM bucket (AUDIT_EXPORT=s3); objects are encrypted with logs_kms_key_arn."
   type        = string
 }
 variable "namespace" {
@@ -186,7 +194,12 @@ locals {
   irsa = {
     external-secrets   = { namespace = var.namespace, service_account = "tillpoint-external-secrets" }
     cluster-autoscaler = { namespace = "kube-system", service_account = "cluster-autoscaler" }
+    # The application (src/platform/awsCredentials.ts reads the web identity EKS injects).
+    api              = { namespace = var.namespace, service_account = "tillpoint-api" }
+    worker           = { namespace = var.namespace, service_account = "tillpoint-worker" }
+    terminal-gateway = { namespace = var.namespace, service_account = "tillpoint-terminal-gateway" }
   }
+  app_roles = ["api", "worker", "terminal-gateway"]
 }
 
 resource "aws_iam_role" "irsa" {
@@ -236,6 +249,23 @@ resource "aws_iam_role_policy" "cluster_autoscaler" {
         Action   = ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities", "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"]
         Resource = "*"
       },
+    ]
+  })
+}
+
+# The application signs KMS (data keys) and S3 (audit export, Object Lock) requests. Each role
+# may run the audit export (the app decides which process does), so all three get the same
+# narrow policy; none may delete or shorten an object's retention.
+resource "aws_iam_role_policy" "app" {
+  for_each = toset(local.app_roles)
+  role     = aws_iam_role.irsa[each.key].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Effect = "Allow", Action = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey", "kms:DescribeKey"], Resource = var.data_kms_key_arn },
+      { Effect = "Allow", Action = ["s3:ListBucket"], Resource = var.audit_bucket_arn },
+      { Effect = "Allow", Action = ["s3:PutObject", "s3:PutObjectRetention", "s3:GetObject"], Resource = "${var.audit_bucket_arn}/*" },
+      { Effect = "Allow", Action = ["kms:GenerateDataKey", "kms:Decrypt"], Resource = var.logs_kms_key_arn, Condition = { StringEquals = { "kms:ViaService" = "s3.${data.aws_region.current.name}.amazonaws.com" } } },
     ]
   })
 }

@@ -41,7 +41,7 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  names = ["DATABASE", "AUDIT_SIGNING_KEY", "MFA_ENCRYPTION_KEY", "REWARDS_CUSTOMER_KEY", "REDIS_AUTH_TOKEN", "REDIS_URL", "BANK_PRIMARY_SECRET", "API_TLS", "MQTT_GATEWAY_CLIENT", "APP_AWS_CREDENTIALS"]
+  names = ["DATABASE", "AUDIT_SIGNING_KEY", "MFA_ENCRYPTION_KEY", "REWARDS_CUSTOMER_KEY", "REDIS_AUTH_TOKEN", "REDIS_URL", "BANK_PRIMARY_SECRET", "API_TLS", "MQTT_GATEWAY_CLIENT"]
 }
 
 resource "aws_secretsmanager_secret" "this" {

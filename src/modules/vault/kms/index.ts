@@ -1,4 +1,4 @@
-import { envCredentials } from '../../../platform/aws.ts';
+import { awsCredentials } from '../../../platform/aws.ts';
 import { ConfigError, type Mode } from '../../../platform/config.ts';
 import type { KeysConfig } from '../../../platform/keysConfig.ts';
 import type { SecretStore } from '../../../platform/secrets.ts';
@@ -45,7 +45,7 @@ export async function createKeyManagerFromConfig(
       return createLocalKeyManager({ kind: 'file', path: cfg.keyringFile, createIfMissing: true });
     }
     case 'aws-kms':
-      return createAwsKmsKeyManager({ ...cfg.aws!, credentials: envCredentials(o.env) });
+      return createAwsKmsKeyManager({ ...cfg.aws!, credentials: awsCredentials(o.env) });
     case 'vault-transit': {
       const token = await o.secrets.watch(cfg.vault!.tokenSecret, 'VAULT_TOKEN_SECRET');
       return createVaultTransitKeyManager({ ...cfg.vault!, token: () => token.current() });
