@@ -43,7 +43,10 @@ describe('terminal principal over MQTT', { timeout: 60_000 }, () => {
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards, audit: t.app.services.audit });
+    // No revocation sweep during these tests: they check what a disabled terminal is told on the
+    // connection it still has, before the sweep closes it (that closing is tested in
+    // terminals.test.ts); with the testkit's 100 ms sweep the session could vanish mid-test.
+    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards, audit: t.app.services.audit, revocationSweepMs: 3_600_000 });
     const a = await t.seedMerchant('Kirana A');
     const b = await t.seedMerchant('Kirana B');
     merchantA = a.merchant.id;
