@@ -17,12 +17,14 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function timed(label: string, seconds: number, clients: number, fn: () => Promise<void>) {
   const end = Date.now() + seconds * 1000;
   let n = 0;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < end) {
-      await fn();
-      n++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < end) {
+        await fn();
+        n++;
+      }
+    }),
+  );
   const rate = n / seconds;
   console.log(`${label.padEnd(48)} ${rate.toFixed(0).padStart(7)} /s  (${clients} clients, ${seconds} s)`);
   return rate;
@@ -30,7 +32,9 @@ async function timed(label: string, seconds: number, clients: number, fn: () => 
 
 const db = await createTestDb();
 try {
-  console.log(`database: ${usingRealPostgres() ? 'PostgreSQL (TEST_DATABASE_URL)' : 'PGlite (set TEST_DATABASE_URL for real numbers)'}`);
+  console.log(
+    `database: ${usingRealPostgres() ? 'PostgreSQL (TEST_DATABASE_URL)' : 'PGlite (set TEST_DATABASE_URL for real numbers)'}`,
+  );
   const cost = { memoryKib: 19_456, timeCost: 2 };
   const hashes: number[] = [];
   const verifies: number[] = [];
@@ -43,10 +47,19 @@ try {
     await verifyPassword(h, `bench-password-${i}x`);
     verifies.push(performance.now() - t);
   }
-  console.log(`argon2id 19 MiB, t=2: hash median ${median(hashes).toFixed(1)} ms, verify median ${median(verifies).toFixed(1)} ms (15 runs)`);
+  console.log(
+    `argon2id 19 MiB, t=2: hash median ${median(hashes).toFixed(1)} ms, verify median ${median(verifies).toFixed(1)} ms (15 runs)`,
+  );
 
   const config = loadConfig({ NODE_ENV: 'test', AUDIT_EXPORT: 'off' });
-  const audit = createAuditService({ db, config, clock: systemClock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)), store: null });
+  const audit = createAuditService({
+    db,
+    config,
+    clock: systemClock,
+    logger: createLogger({ level: 'silent' }),
+    keys: auditKeysFromSeed(randomBytes(32)),
+    store: null,
+  });
   await db.exec(`CREATE TABLE public.bench_changes (id bigserial PRIMARY KEY, v text NOT NULL)`);
   const clients = usingRealPostgres() ? 8 : 1;
   const plain = await timed('transactions, one change', 5, clients, async () => {
@@ -57,7 +70,11 @@ try {
   const withAudit = await timed('transactions, one change + its audit record', 5, clients, async () => {
     await db.tx(async (tx) => {
       await tx.query(`INSERT INTO public.bench_changes (v) VALUES ($1)`, ['x']);
-      await audit.record(tx, { action: 'merchant.updated', resource: { type: 'merchant', id: 'mer_bench', merchant_id: 'mer_bench' }, details: { fields: ['name'] } });
+      await audit.record(tx, {
+        action: 'merchant.updated',
+        resource: { type: 'merchant', id: 'mer_bench', merchant_id: 'mer_bench' },
+        details: { fields: ['name'] },
+      });
     });
   });
   console.log(`audit record overhead: ${((1 - withAudit / plain) * 100).toFixed(1)}% fewer transactions per second`);
@@ -72,11 +89,15 @@ try {
   }
   const sealMs = performance.now() - t;
   await audit.signHead(true);
-  console.log(`sealing: ${sealed} of ${total} records in ${(sealMs / 1000).toFixed(2)} s = ${(sealed / (sealMs / 1000)).toFixed(0)} records/s`);
+  console.log(
+    `sealing: ${sealed} of ${total} records in ${(sealMs / 1000).toFixed(2)} s = ${(sealed / (sealMs / 1000)).toFixed(0)} records/s`,
+  );
   t = performance.now();
   const v = await audit.verify();
   const vMs = performance.now() - t;
-  console.log(`audit verify: ${v.records_checked} records in ${(vMs / 1000).toFixed(2)} s = ${(v.records_checked / (vMs / 1000)).toFixed(0)} records/s, ok=${v.ok}`);
+  console.log(
+    `audit verify: ${v.records_checked} records in ${(vMs / 1000).toFixed(2)} s = ${(v.records_checked / (vMs / 1000)).toFixed(0)} records/s, ok=${v.ok}`,
+  );
 } finally {
   await db.close();
 }

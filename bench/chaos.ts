@@ -94,8 +94,28 @@ async function main() {
   cleanups.push(() => mq.close());
   const secret = randomBytes(24).toString('hex');
   const simPort = await freePort();
-  const simArgs = ['bank-sim', '--port', String(simPort), '--latency-ms', '0', '--approve', '0.9', '--decline', '0.1', '--pending', '0', '--timeout', '0'];
-  const sim = await startTillpoint({ name: 'bank-sim', args: simArgs, env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' }, ready: /listening/, logDir: workDir });
+  const simArgs = [
+    'bank-sim',
+    '--port',
+    String(simPort),
+    '--latency-ms',
+    '0',
+    '--approve',
+    '0.9',
+    '--decline',
+    '0.1',
+    '--pending',
+    '0',
+    '--timeout',
+    '0',
+  ];
+  const sim = await startTillpoint({
+    name: 'bank-sim',
+    args: simArgs,
+    env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
+    ready: /listening/,
+    logDir: workDir,
+  });
   const bank = await startBankProxy(`http://127.0.0.1:${simPort}`);
   const apiPorts = [await freePort(), await freePort()];
   const lb = await startBalancer(apiPorts.map((p) => `http://127.0.0.1:${p}`));
@@ -144,11 +164,23 @@ async function main() {
   let finishing = false;
   const roles: Role[] = [];
   for (const [i, port] of apiPorts.entries()) {
-    roles.push({ name: `api-${i + 1}`, args: ['serve', '--role', 'api'], env: { ...baseEnv, PORT: String(port) }, ready: /Demo:/, probe: `http://127.0.0.1:${port}/readyz` });
+    roles.push({
+      name: `api-${i + 1}`,
+      args: ['serve', '--role', 'api'],
+      env: { ...baseEnv, PORT: String(port) },
+      ready: /Demo:/,
+      probe: `http://127.0.0.1:${port}/readyz`,
+    });
   }
   for (const i of [1, 2]) {
     const hp = await freePort();
-    roles.push({ name: `worker-${i}`, args: ['serve', '--role', 'worker'], env: { ...baseEnv, HEALTH_PORT: String(hp) }, ready: /role: worker/, probe: `http://127.0.0.1:${hp}/readyz` });
+    roles.push({
+      name: `worker-${i}`,
+      args: ['serve', '--role', 'worker'],
+      env: { ...baseEnv, HEALTH_PORT: String(hp) },
+      ready: /role: worker/,
+      probe: `http://127.0.0.1:${hp}/readyz`,
+    });
   }
   for (const [i, name] of gatewayNames.entries()) {
     const hp = await freePort();
@@ -156,20 +188,38 @@ async function main() {
     roles.push({
       name: `gateway-${i + 1}`,
       args: ['serve', '--role', 'terminal-gateway'],
-      env: { ...baseEnv, HEALTH_PORT: String(hp), MQTT_URL: mq.url, MQTT_SHARE_GROUP: 'chaos', MQTT_CLIENT_CERT_FILE: g.cert, MQTT_CLIENT_KEY_FILE: g.key, MQTT_CA_FILE: pkiFiles(pkiDir).caCert },
+      env: {
+        ...baseEnv,
+        HEALTH_PORT: String(hp),
+        MQTT_URL: mq.url,
+        MQTT_SHARE_GROUP: 'chaos',
+        MQTT_CLIENT_CERT_FILE: g.cert,
+        MQTT_CLIENT_KEY_FILE: g.key,
+        MQTT_CA_FILE: pkiFiles(pkiDir).caCert,
+      },
       ready: /role: terminal-gateway/,
       probe: `http://127.0.0.1:${hp}/readyz`,
     });
   }
   const startRole = async (r: Role) => {
     r.expectingExit = false;
-    const proc = await startTillpoint({ name: r.name, args: r.args, env: r.env, ready: r.ready, logDir: workDir, timeoutMs: 120_000 });
+    const proc = await startTillpoint({
+      name: r.name,
+      args: r.args,
+      env: r.env,
+      ready: r.ready,
+      logDir: workDir,
+      timeoutMs: 120_000,
+    });
     r.proc = proc;
     proc.child.once('exit', (code, signal) => {
       if (r.expectingExit || finishing || r.proc !== proc) return;
       unexpectedExits.push({ name: r.name, code, signal, at_s: round((now() - T0) / 1000, 1) });
       log(`${r.name} exited by itself (code ${code}, signal ${signal}); restarting it`);
-      setTimeout(() => void startRole(r).catch((e) => log(`restart of ${r.name} failed: ${(e as Error).message.slice(0, 200)}`)), 1000);
+      setTimeout(
+        () => void startRole(r).catch((e) => log(`restart of ${r.name} failed: ${(e as Error).message.slice(0, 200)}`)),
+        1000,
+      );
     });
   };
   // The first api makes the demo data; the others find it.
@@ -178,7 +228,11 @@ async function main() {
   log(`started ${roles.map((r) => `${r.name} (${r.proc!.pid})`).join(', ')}`);
 
   // ---- what the load uses --------------------------------------------------------------------
-  const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_key: string; merchant_id: string; terminal_ids: string[] };
+  const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as {
+    api_key: string;
+    merchant_id: string;
+    terminal_ids: string[];
+  };
   const api = new Http(lb.url, 64, { authorization: `Bearer ${demo.api_key}` });
   const simHttp = new Http(`http://127.0.0.1:${simPort}`, 32);
   // MQTT terminals: the demo's two, enrolled with client certificates for Mosquitto.
@@ -190,15 +244,23 @@ async function main() {
     if (r.status !== 0) throw new Error(`terminals enroll: ${r.stderr || r.stdout}`);
     mqttTerminals.push(
       await connectTerminal({
-        url: mq.url, terminalId: id, cert: readFileSync(join(out, 'client.crt')), key: readFileSync(join(out, 'client.key')), ca: readFileSync(join(out, 'ca.crt')),
-        requestTimeoutMs: 3000, retries: 6,
+        url: mq.url,
+        terminalId: id,
+        cert: readFileSync(join(out, 'client.crt')),
+        key: readFileSync(join(out, 'client.key')),
+        ca: readFileSync(join(out, 'ca.crt')),
+        requestTimeoutMs: 3000,
+        retries: 6,
       }),
     );
   }
   const paid: { id: string; amount: number }[] = [];
   const customers = Array.from({ length: 20 }, (_, i) => `chaos.customer${i}@okaxis`);
 
-  async function withRetries(kind: Outcome['kind'], fn: () => Promise<{ ok: boolean; retry: boolean; label?: string }>) {
+  async function withRetries(
+    kind: Outcome['kind'],
+    fn: () => Promise<{ ok: boolean; retry: boolean; label?: string }>,
+  ) {
     const start = now();
     let attempts = 0;
     let firstTryOk = false;
@@ -242,7 +304,12 @@ async function main() {
   async function httpPayment(redeem = false) {
     const key = `chaos-${randomBytes(8).toString('hex')}`;
     const vpa = customers[randomInt(customers.length)];
-    const body: Record<string, unknown> = { terminal_id: demo.terminal_ids[randomInt(demo.terminal_ids.length)], amount: randomInt(10_000, 200_000), currency: 'INR', method: 'upi_qr' };
+    const body: Record<string, unknown> = {
+      terminal_id: demo.terminal_ids[randomInt(demo.terminal_ids.length)],
+      amount: randomInt(10_000, 200_000),
+      currency: 'INR',
+      method: 'upi_qr',
+    };
     if (redeem) body.rewards = { vpa, redeem_points: randomInt(1, 20) };
     else body.rewards = { vpa };
     let created: { id: string; upi_uri: string; amount: number } | undefined;
@@ -255,15 +322,22 @@ async function main() {
       }
       // A refusal with a stable code (not enough points) is a correct answer; so is "the bank is
       // unavailable" (503 bank_unavailable), the truth while the bank misbehaves.
-      if (r.status >= 400 && r.status < 500 && r.status !== 429 && r.body?.error?.code) return { ok: true, retry: false, label: r.body.error.code };
+      if (r.status >= 400 && r.status < 500 && r.status !== 429 && r.body?.error?.code)
+        return { ok: true, retry: false, label: r.body.error.code };
       if (r.status === 503 && r.body?.error?.code === 'bank_unavailable') {
         countAnswer('bank_unavailable');
         return { ok: true, retry: false };
       }
-      return { ok: false, retry: retryable(r.status), label: `${r.status} ${r.body?.error?.code ?? r.body?.balancer ?? ''}`.trim() };
+      return {
+        ok: false,
+        retry: retryable(r.status),
+        label: `${r.status} ${r.body?.error?.code ?? r.body?.balancer ?? ''}`.trim(),
+      };
     });
     if (!created) return;
-    const p = await simHttp.request('POST', '/sim/v1/customer-payments', { upi_uri: created.upi_uri, payer_vpa: vpa }).catch(() => undefined);
+    const p = await simHttp
+      .request('POST', '/sim/v1/customer-payments', { upi_uri: created.upi_uri, payer_vpa: vpa })
+      .catch(() => undefined);
     if (p?.status === 200 && p.body?.response_code === '00') paid.push({ id: created.id, amount: created.amount });
   }
 
@@ -280,8 +354,13 @@ async function main() {
         return { ok: true, retry: false };
       }
       // Not refundable (yet, or any more: fully refunded, payment still pending): a correct answer.
-      if (r.status >= 400 && r.status < 500 && r.status !== 429 && b?.error?.code) return { ok: true, retry: false, label: b.error.code };
-      return { ok: false, retry: retryable(r.status), label: `${r.status} ${b?.error?.code ?? b?.balancer ?? ''}`.trim() };
+      if (r.status >= 400 && r.status < 500 && r.status !== 429 && b?.error?.code)
+        return { ok: true, retry: false, label: b.error.code };
+      return {
+        ok: false,
+        retry: retryable(r.status),
+        label: `${r.status} ${b?.error?.code ?? b?.balancer ?? ''}`.trim(),
+      };
     });
   }
 
@@ -289,7 +368,10 @@ async function main() {
     const t = mqttTerminals[randomInt(mqttTerminals.length)];
     const start = now();
     try {
-      const p = await t.createPayment({ method: 'upi_qr', amount: randomInt(10_000, 100_000), currency: 'INR' }, { id: `chaos-${randomBytes(8).toString('hex')}` });
+      const p = await t.createPayment(
+        { method: 'upi_qr', amount: randomInt(10_000, 100_000), currency: 'INR' },
+        { id: `chaos-${randomBytes(8).toString('hex')}` },
+      );
       acknowledged.payments.add(p.id);
       outcomes.push({ kind: 'mqtt_payment', start, end: now(), ok: true, attempts: 1, firstTryOk: true });
     } catch (e) {
@@ -380,7 +462,12 @@ async function main() {
   };
   const randomRole = () => roles[randomInt(roles.length)];
   const schedule: (() => Promise<void>)[] = SHORT
-    ? [() => kill9(randomRole()), () => pgRestart('immediate'), () => bankMisbehaves('error_after', 4000), () => outage('broker_stopped', mq, 4000)]
+    ? [
+        () => kill9(randomRole()),
+        () => pgRestart('immediate'),
+        () => bankMisbehaves('error_after', 4000),
+        () => outage('broker_stopped', mq, 4000),
+      ]
     : [
         () => kill9(randomRole()),
         () => bankMisbehaves('error_after', 8000),
@@ -443,24 +530,65 @@ async function main() {
   // Wait for every open payment to reach a final state: QR expiry (60 s) plus a status check.
   const db = new pg.Client({ connectionString: pgc.url });
   await db.connect();
-  const open = async () => Number((await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE status IN ('created','pending') AND NOT needs_reconciliation`)).rows[0].n);
+  const open = async () =>
+    Number(
+      (
+        await db.query(
+          `SELECT count(*)::int AS n FROM payments.payments WHERE status IN ('created','pending') AND NOT needs_reconciliation`,
+        )
+      ).rows[0].n,
+    );
   const settleDeadline = now() + (SHORT ? 15_000 : 120_000);
   while ((await open()) > 0 && now() < settleDeadline) await sleep(1000);
   const openLeft = await open();
   // "Stuck": open, past expiry by more than a minute, and not flagged. Never acceptable.
-  const stuck = Number((await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE status IN ('created','pending') AND NOT needs_reconciliation AND expires_at < now() - interval '60 seconds'`)).rows[0].n);
+  const stuck = Number(
+    (
+      await db.query(
+        `SELECT count(*)::int AS n FROM payments.payments WHERE status IN ('created','pending') AND NOT needs_reconciliation AND expires_at < now() - interval '60 seconds'`,
+      )
+    ).rows[0].n,
+  );
   const ids = [...acknowledged.payments];
-  const found = Number((await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE id = ANY($1::text[])`, [ids])).rows[0].n);
+  const found = Number(
+    (await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE id = ANY($1::text[])`, [ids])).rows[0].n,
+  );
   const refundIds = [...acknowledged.refunds].filter(Boolean);
-  const refundsFound = Number((await db.query(`SELECT count(*)::int AS n FROM payments.refunds WHERE id = ANY($1::text[])`, [refundIds])).rows[0].n);
-  const duplicated = Number((await db.query(`SELECT count(*)::int AS n FROM (SELECT terminal_id, client_ref FROM payments.payments WHERE client_ref IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d`)).rows[0].n);
-  const overRefunded = Number((await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE refunded_amount > amount OR refund_reserved > amount`)).rows[0].n);
-  const flagged = Number((await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE needs_reconciliation`)).rows[0].n);
-  const byStatus = Object.fromEntries((await db.query(`SELECT status, count(*)::int AS n FROM payments.payments GROUP BY 1`)).rows.map((r) => [r.status, Number(r.n)]));
+  const refundsFound = Number(
+    (await db.query(`SELECT count(*)::int AS n FROM payments.refunds WHERE id = ANY($1::text[])`, [refundIds])).rows[0]
+      .n,
+  );
+  const duplicated = Number(
+    (
+      await db.query(
+        `SELECT count(*)::int AS n FROM (SELECT terminal_id, client_ref FROM payments.payments WHERE client_ref IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d`,
+      )
+    ).rows[0].n,
+  );
+  const overRefunded = Number(
+    (
+      await db.query(
+        `SELECT count(*)::int AS n FROM payments.payments WHERE refunded_amount > amount OR refund_reserved > amount`,
+      )
+    ).rows[0].n,
+  );
+  const flagged = Number(
+    (await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE needs_reconciliation`)).rows[0].n,
+  );
+  const byStatus = Object.fromEntries(
+    (await db.query(`SELECT status, count(*)::int AS n FROM payments.payments GROUP BY 1`)).rows.map((r) => [
+      r.status,
+      Number(r.n),
+    ]),
+  );
   await db.end();
   const verify = (what: string[]) => {
     const r = runTillpoint(what, baseEnv, 300_000);
-    return { ok: r.status === 0, exit: r.status, tail: (r.stdout + r.stderr).trim().split('\n').slice(-2).join(' | ').slice(0, 300) };
+    return {
+      ok: r.status === 0,
+      exit: r.status,
+      tail: (r.stdout + r.stderr).trim().split('\n').slice(-2).join(' | ').slice(0, 300),
+    };
   };
   const ledgerVerify = verify(['ledger', 'verify']);
   const rewardsVerify = verify(['rewards', 'verify']);
@@ -485,8 +613,10 @@ async function main() {
   pgc.stop();
 
   // ---- figures -------------------------------------------------------------------------------
-  const inFault = (o: Outcome, hardOnly = false) => faults.some((f) => (!hardOnly || f.hard) && o.start < (f.end ?? now()) + (f.recovered_ms ?? 0) && o.end > f.start);
-  const share = (xs: Outcome[]) => (xs.length === 0 ? null : round((xs.filter((o) => o.ok).length / xs.length) * 100, 3));
+  const inFault = (o: Outcome, hardOnly = false) =>
+    faults.some((f) => (!hardOnly || f.hard) && o.start < (f.end ?? now()) + (f.recovered_ms ?? 0) && o.end > f.start);
+  const share = (xs: Outcome[]) =>
+    xs.length === 0 ? null : round((xs.filter((o) => o.ok).length / xs.length) * 100, 3);
   const duringFaults = new Recorder();
   for (const o of outcomes) if (inFault(o)) duringFaults.add(o.end - o.start);
   const all = new Recorder();
@@ -505,8 +635,22 @@ async function main() {
     version: SHORT ? 'short' : 'full',
     at: new Date().toISOString(),
     commit,
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model, memory_gb: round(totalmem() / 2 ** 30, 1), load_avg_1m_before: round(loadBefore[0], 1), load_avg_1m_after: round(loadavg()[0], 1), node: process.version },
-    setup: { duration_s: DURATION_S, load_s: loadSeconds, faults_planned: schedule.length, http_payments_per_s: RATE, processes: roles.map((r) => r.name), retry_budget_ms: RETRY_BUDGET_MS },
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model,
+      memory_gb: round(totalmem() / 2 ** 30, 1),
+      load_avg_1m_before: round(loadBefore[0], 1),
+      load_avg_1m_after: round(loadavg()[0], 1),
+      node: process.version,
+    },
+    setup: {
+      duration_s: DURATION_S,
+      load_s: loadSeconds,
+      faults_planned: schedule.length,
+      http_payments_per_s: RATE,
+      processes: roles.map((r) => r.name),
+      retry_budget_ms: RETRY_BUDGET_MS,
+    },
     requests: {
       attempted: outcomes.length,
       answered: outcomes.filter((o) => o.ok).length,
@@ -519,7 +663,13 @@ async function main() {
     availability_without_hard_kills_pct: share(outcomes.filter((o) => !inFault(o, true))),
     availability_during_rolling_restart_pct: rollWindow ? share(duringRoll) : null,
     latency_ms: { all: all.summary(), during_faults: duringFaults.summary() },
-    faults: faults.map((f) => ({ kind: f.kind, target: f.target, duration_ms: Math.round((f.end ?? now()) - f.start), recovered_ms: f.recovered_ms, hard: f.hard })),
+    faults: faults.map((f) => ({
+      kind: f.kind,
+      target: f.target,
+      duration_ms: Math.round((f.end ?? now()) - f.start),
+      recovered_ms: f.recovered_ms,
+      hard: f.hard,
+    })),
     balancer: lb.stats,
     bank_proxy_calls: bank.counts,
     invariants: {
@@ -542,15 +692,26 @@ async function main() {
     errors: errorsByLabel,
   };
   const violations =
-    result.invariants.acknowledged_then_lost + result.invariants.refunds_acknowledged_then_lost + duplicated + overRefunded + stuck +
-    (ledgerVerify.ok ? 0 : 1) + (rewardsVerify.ok ? 0 : 1) + (auditVerify.ok ? 0 : 1) + (SHORT ? 0 : openLeft) + unexpectedExits.length;
+    result.invariants.acknowledged_then_lost +
+    result.invariants.refunds_acknowledged_then_lost +
+    duplicated +
+    overRefunded +
+    stuck +
+    (ledgerVerify.ok ? 0 : 1) +
+    (rewardsVerify.ok ? 0 : 1) +
+    (auditVerify.ok ? 0 : 1) +
+    (SHORT ? 0 : openLeft) +
+    unexpectedExits.length;
   (result as Record<string, unknown>).invariant_violations = violations;
   const line = JSON.stringify(result);
   process.stdout.write(line + '\n');
   if (!args['no-save']) {
     const dir = join(ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `chaos-${result.version}-${result.at.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(
+      join(dir, `chaos-${result.version}-${result.at.replace(/[:.]/g, '-')}.json`),
+      JSON.stringify(result, null, 2) + '\n',
+    );
     appendFileSync(join(dir, 'chaos.jsonl'), line + '\n');
   }
   if (!args['keep-logs']) log(`logs kept in ${workDir}`);
@@ -560,13 +721,19 @@ async function main() {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, async () => {
     killAll();
-    for (const c of cleanups) await Promise.resolve().then(c).catch(() => {});
+    for (const c of cleanups)
+      await Promise.resolve()
+        .then(c)
+        .catch(() => {});
     process.exit(130);
   });
 }
 main().catch(async (e) => {
   process.stderr.write(`chaos: ${(e as Error).stack ?? e}\n`);
   killAll();
-  for (const c of cleanups) await Promise.resolve().then(c).catch(() => {});
+  for (const c of cleanups)
+    await Promise.resolve()
+      .then(c)
+      .catch(() => {});
   process.exit(2);
 });

@@ -20,7 +20,13 @@ import { base32Decode, totp } from '../src/modules/identity/index.ts';
 import { ensureConsoleBuilt, distDir } from '../console/build.mjs';
 import { paymentStats } from '../src/modules/payments/index.ts';
 
-const { values } = parseArgs({ options: { payments: { type: 'string', default: '100000' }, 'spread-minutes': { type: 'string', default: '1440' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: {
+    payments: { type: 'string', default: '100000' },
+    'spread-minutes': { type: 'string', default: '1440' },
+    runs: { type: 'string', default: '5' },
+  },
+});
 const N = Number(values.payments);
 const SPREAD = Number(values['spread-minutes']);
 const RUNS = Number(values.runs);
@@ -59,7 +65,10 @@ for (let r = 0; r < RUNS; r++) {
 }
 
 // 3. Sign in once in the browser (TOTP enrolment), then time the overview's first chart.
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
 const times: number[] = [];
 const apiTimes: number[] = [];
 try {
@@ -80,7 +89,13 @@ try {
     await page.goto('about:blank');
     const started = Date.now();
     await page.goto(t.url + '/console/');
-    await page.waitForFunction(() => document.querySelector('.chart-box[data-drawn="1"] canvas') && document.querySelector('[data-testid="tile-payments"]'), undefined, { timeout: 60_000 });
+    await page.waitForFunction(
+      () =>
+        document.querySelector('.chart-box[data-drawn="1"] canvas') &&
+        document.querySelector('[data-testid="tile-payments"]'),
+      undefined,
+      { timeout: 60_000 },
+    );
     times.push(Date.now() - started);
     const s = Date.now();
     await page.evaluate(() => fetch('/v1/payments/stats?window_minutes=60').then((r) => r.json()));
@@ -92,10 +107,18 @@ try {
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const result = {
-  bench: 'console', at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, load1: os.loadavg()[0].toFixed(1),
+  bench: 'console',
+  at: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  load1: os.loadavg()[0].toFixed(1),
   database: process.env.TEST_DATABASE_URL ? 'postgresql' : 'pglite',
-  initial_js_gzip_bytes: js, initial_css_gzip_bytes: css, files,
-  payments: N, spread_minutes: SPREAD, seed_seconds: seedSeconds,
+  initial_js_gzip_bytes: js,
+  initial_css_gzip_bytes: css,
+  files,
+  payments: N,
+  spread_minutes: SPREAD,
+  seed_seconds: seedSeconds,
   first_chart_ms: { median: median(times), max: Math.max(...times), runs: times },
   stats_endpoint_ms: { median: median(apiTimes), runs: apiTimes },
   stats_query_ms: { median: median(queryTimes), runs: queryTimes },

@@ -27,7 +27,9 @@ const { values: args } = parseArgs({
   },
 });
 if (!args.testcases) {
-  process.stderr.write('usage: bench/gateway-gotestwaf.ts --testcases <gotestwaf>/testcases [--url http://127.0.0.1:8081] [--key API_KEY]\n');
+  process.stderr.write(
+    'usage: bench/gateway-gotestwaf.ts --testcases <gotestwaf>/testcases [--url http://127.0.0.1:8081] [--key API_KEY]\n',
+  );
   process.exit(2);
 }
 
@@ -38,7 +40,11 @@ function unquote(s: string): string {
     const body = s.slice(1, s.lastIndexOf('"'));
     return body.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/g, (_m, e: string) => {
       if (e[0] === 'x' || e[0] === 'u' || e[0] === 'U') return String.fromCodePoint(parseInt(e.slice(1), 16));
-      return ({ n: '\n', r: '\r', t: '\t', '0': '\0', '"': '"', '\\': '\\', '/': '/', ' ': ' ' } as Record<string, string>)[e] ?? e;
+      return (
+        ({ n: '\n', r: '\r', t: '\t', '0': '\0', '"': '"', '\\': '\\', '/': '/', ' ': ' ' } as Record<string, string>)[
+          e
+        ] ?? e
+      );
     });
   }
   return s.trim();
@@ -63,10 +69,22 @@ function parseCase(text: string): Record<string, string[]> {
 // ---- encoders (internal/payload/encoder in GoTestWAF)
 const ENCODERS: Record<string, (s: string) => string> = {
   Plain: (s) => s,
-  URL: (s) => encodeURIComponent(s).replace(/%20/g, '+').replace(/[!'()*~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()),
+  URL: (s) =>
+    encodeURIComponent(s)
+      .replace(/%20/g, '+')
+      .replace(/[!'()*~]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase()),
   Base64: (s) => Buffer.from(s).toString('base64'),
   Base64Flat: (s) => Buffer.from(s).toString('base64').replace(/=/g, ''),
-  JSUnicode: (s) => [...Buffer.from(s, 'utf16le')].reduce<string[]>((acc, _b, i, arr) => (i % 2 ? acc : [...acc, `\\u${arr[i + 1].toString(16).padStart(2, '0')}${arr[i].toString(16).padStart(2, '0')}`]), []).join(''),
+  JSUnicode: (s) =>
+    [...Buffer.from(s, 'utf16le')]
+      .reduce<string[]>(
+        (acc, _b, i, arr) =>
+          i % 2
+            ? acc
+            : [...acc, `\\u${arr[i + 1].toString(16).padStart(2, '0')}${arr[i].toString(16).padStart(2, '0')}`],
+        [],
+      )
+      .join(''),
   XMLEntity: (s) => [...s].map((c) => `&#x${c.codePointAt(0)!.toString(16)};`).join(''),
 };
 
@@ -84,24 +102,55 @@ interface Req {
 const PLACEHOLDERS: Record<string, (p: string) => Req | undefined> = {
   URLParam: (p) => ({ method: 'GET', path: `/v1/payments?${rnd()}=${rawUrl(p)}`, headers: {} }),
   URLPath: (p) => ({ method: 'GET', path: `/v1/payments/${rawUrl(p)}`, headers: {} }),
-  Header: (p) => (/^[\t\x20-\x7e\x80-\xff]*$/.test(p) ? { method: 'GET', path: '/v1/payments', headers: { [`x-${rnd()}`]: p } } : undefined),
-  UserAgent: (p) => (/^[\t\x20-\x7e\x80-\xff]*$/.test(p) ? { method: 'GET', path: '/v1/payments', headers: { 'user-agent': p } } : undefined),
+  Header: (p) =>
+    /^[\t\x20-\x7e\x80-\xff]*$/.test(p)
+      ? { method: 'GET', path: '/v1/payments', headers: { [`x-${rnd()}`]: p } }
+      : undefined,
+  UserAgent: (p) =>
+    /^[\t\x20-\x7e\x80-\xff]*$/.test(p)
+      ? { method: 'GET', path: '/v1/payments', headers: { 'user-agent': p } }
+      : undefined,
   JSONBody: (p) => ({ method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/json' }, body: p }),
-  JSONRequest: (p) => ({ method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/json' }, body: `{"test": true, "${rnd()}": "${p}"}` }),
-  HTMLForm: (p) => ({ method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `${rnd()}=${p}` }),
+  JSONRequest: (p) => ({
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'application/json' },
+    body: `{"test": true, "${rnd()}": "${p}"}`,
+  }),
+  HTMLForm: (p) => ({
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `${rnd()}=${p}`,
+  }),
   HTMLMultipartForm: (p) => {
     const b = `----gotestwaf${rnd()}`;
-    return { method: 'POST', path: '/v1/payments', headers: { 'content-type': `multipart/form-data; boundary=${b}` }, body: `--${b}\r\nContent-Disposition: form-data; name="${rnd()}"\r\n\r\n${p}\r\n--${b}--\r\n` };
+    return {
+      method: 'POST',
+      path: '/v1/payments',
+      headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+      body: `--${b}\r\nContent-Disposition: form-data; name="${rnd()}"\r\n\r\n${p}\r\n--${b}--\r\n`,
+    };
   },
   RequestBody: (p) => ({ method: 'POST', path: '/v1/payments', headers: {}, body: p }),
-  SOAPBody: (p) => ({ method: 'POST', path: '/v1/payments', headers: { 'content-type': 'text/xml', soapaction: 'urn:test' }, body: `<?xml version="1.0"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body><t>${p}</t></soap:Body></soap:Envelope>` }),
+  SOAPBody: (p) => ({
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'text/xml', soapaction: 'urn:test' },
+    body: `<?xml version="1.0"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body><t>${p}</t></soap:Body></soap:Envelope>`,
+  }),
   XMLBody: (p) => ({ method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/xml' }, body: p }),
 };
 
 function send(base: string, r: Req): Promise<{ status: number; code?: string }> {
   return new Promise((resolve) => {
     const u = new URL(base);
-    const headers: Record<string, string> = { authorization: `Bearer ${args.key}`, 'user-agent': 'gotestwaf-replay', accept: '*/*', ...r.headers };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${args.key}`,
+      'user-agent': 'gotestwaf-replay',
+      accept: '*/*',
+      ...r.headers,
+    };
     if (r.body !== undefined) headers['content-length'] = String(Buffer.byteLength(r.body));
     let req;
     try {
@@ -136,7 +185,14 @@ function walk(dir: string): string[] {
 
 async function main() {
   const files = walk(args.testcases!).sort();
-  type Tally = { requests: number; blocked: number; refused_400: number; passed: number; not_sent: number; skipped: number };
+  type Tally = {
+    requests: number;
+    blocked: number;
+    refused_400: number;
+    passed: number;
+    not_sent: number;
+    skipped: number;
+  };
   const blank = (): Tally => ({ requests: 0, blocked: 0, refused_400: 0, passed: 0, not_sent: 0, skipped: 0 });
   const attacks = blank();
   const falsePos = blank();
@@ -172,7 +228,12 @@ async function main() {
       while (next < jobs.length) {
         const j = jobs[next++];
         const r = await send(args.url!, j.req);
-        for (const x of [bySet[j.set], byPlaceholder[j.fp ? `false-pos ${j.ph}` : j.ph], byEncoder[j.fp ? `false-pos ${j.enc}` : j.enc], j.fp ? falsePos : attacks]) {
+        for (const x of [
+          bySet[j.set],
+          byPlaceholder[j.fp ? `false-pos ${j.ph}` : j.ph],
+          byEncoder[j.fp ? `false-pos ${j.enc}` : j.enc],
+          j.fp ? falsePos : attacks,
+        ]) {
           x.requests++;
           if (r.status === -1) x.not_sent++;
           else if (r.status === 403 && r.code === 'request_blocked') x.blocked++;
@@ -180,7 +241,8 @@ async function main() {
           else x.passed++;
         }
         const stopped = r.status === 403 || (r.status === 400 && r.code === 'malformed_json');
-        if (!j.fp && !stopped && r.status !== -1 && passedSamples.length < 200) passedSamples.push(`${r.status} ${j.desc}`);
+        if (!j.fp && !stopped && r.status !== -1 && passedSamples.length < 200)
+          passedSamples.push(`${r.status} ${j.desc}`);
         if (j.fp && stopped && args.verbose) process.stderr.write(`false positive: ${j.desc}\n`);
       }
     }),
@@ -193,12 +255,30 @@ async function main() {
   const accStopped = acc.reduce((a, t) => a + t.blocked + t.refused_400, 0);
   const accSent = acc.reduce((a, t) => a + sent(t), 0);
   const summary = {
-    attacks_in_placeholders_the_api_accepts: { placeholders: accepted, sent: accSent, stopped: accStopped, stopped_pct: pct(accStopped, accSent) },
-    attacks: { ...attacks, blocked_pct: pct(attacks.blocked + attacks.refused_400, sent(attacks)), blocked_403_only_pct: pct(attacks.blocked, sent(attacks)) },
+    attacks_in_placeholders_the_api_accepts: {
+      placeholders: accepted,
+      sent: accSent,
+      stopped: accStopped,
+      stopped_pct: pct(accStopped, accSent),
+    },
+    attacks: {
+      ...attacks,
+      blocked_pct: pct(attacks.blocked + attacks.refused_400, sent(attacks)),
+      blocked_403_only_pct: pct(attacks.blocked, sent(attacks)),
+    },
     false_positives: { ...falsePos, false_positive_pct: pct(falsePos.blocked + falsePos.refused_400, sent(falsePos)) },
-    by_placeholder: Object.fromEntries(Object.entries(byPlaceholder).map(([k, t]) => [k, { ...t, stopped_pct: pct(t.blocked + t.refused_400, sent(t)) }])),
-    by_encoder: Object.fromEntries(Object.entries(byEncoder).map(([k, t]) => [k, { ...t, stopped_pct: pct(t.blocked + t.refused_400, sent(t)) }])),
-    by_set: Object.fromEntries(Object.entries(bySet).map(([k, t]) => [k, { ...t, stopped_pct: pct(t.blocked + t.refused_400, sent(t)) }])),
+    by_placeholder: Object.fromEntries(
+      Object.entries(byPlaceholder).map(([k, t]) => [
+        k,
+        { ...t, stopped_pct: pct(t.blocked + t.refused_400, sent(t)) },
+      ]),
+    ),
+    by_encoder: Object.fromEntries(
+      Object.entries(byEncoder).map(([k, t]) => [k, { ...t, stopped_pct: pct(t.blocked + t.refused_400, sent(t)) }]),
+    ),
+    by_set: Object.fromEntries(
+      Object.entries(bySet).map(([k, t]) => [k, { ...t, stopped_pct: pct(t.blocked + t.refused_400, sent(t)) }]),
+    ),
   };
   process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   if (args.verbose) for (const s of passedSamples) process.stderr.write(`passed: ${s}\n`);

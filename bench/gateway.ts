@@ -65,13 +65,20 @@ interface Kind {
 
 interface PathResult {
   peak: { rps: number; p50_ms: number | null; p99_ms: number | null; errors: Record<string, number> };
-  fixed_rate: { rate: number; p50_ms: number | null; p99_ms: number | null; dropped: number; errors: Record<string, number> };
+  fixed_rate: {
+    rate: number;
+    p50_ms: number | null;
+    p99_ms: number | null;
+    dropped: number;
+    errors: Record<string, number>;
+  };
 }
 
 async function measure(http: Http, kind: Kind): Promise<PathResult> {
   const send = async (rec: Recorder | undefined, errors: Errors, start = now()) => {
     const r = await http.request(kind.method, kind.path(), kind.body?.());
-    if (r.status !== kind.ok) errors.add(`${r.status} ${(r.body as { error?: { code?: string } })?.error?.code ?? ''}`.trim());
+    if (r.status !== kind.ok)
+      errors.add(`${r.status} ${(r.body as { error?: { code?: string } })?.error?.code ?? ''}`.trim());
     else rec?.add(now() - start);
   };
   const warm = new Errors();
@@ -87,8 +94,19 @@ async function measure(http: Http, kind: Kind): Promise<PathResult> {
   await closedLoop(CLIENTS, t0 + DURATION, () => send(peakRec, peakErr));
   const secs = (now() - t0) / 1000;
   return {
-    peak: { rps: round(peakRec.count / secs, 0), p50_ms: peakRec.percentile(50), p99_ms: peakRec.percentile(99), errors: peakErr.counts },
-    fixed_rate: { rate: RATE, p50_ms: fixedRec.percentile(50), p99_ms: fixedRec.percentile(99), dropped: ol.dropped, errors: fixedErr.counts },
+    peak: {
+      rps: round(peakRec.count / secs, 0),
+      p50_ms: peakRec.percentile(50),
+      p99_ms: peakRec.percentile(99),
+      errors: peakErr.counts,
+    },
+    fixed_rate: {
+      rate: RATE,
+      p50_ms: fixedRec.percentile(50),
+      p99_ms: fixedRec.percentile(99),
+      dropped: ol.dropped,
+      errors: fixedErr.counts,
+    },
   };
 }
 
@@ -113,25 +131,52 @@ async function main() {
       MQTT_PORT: 'off',
       MQTTS_PORT: 'off',
     };
-    const api = await startTillpoint({ name: 'api', args: ['serve', '--role', 'api'], env, ready: /Demo:/, logDir: workDir });
+    const api = await startTillpoint({
+      name: 'api',
+      args: ['serve', '--role', 'api'],
+      env,
+      ready: /Demo:/,
+      logDir: workDir,
+    });
     procs.push(api);
     const gw = await startTillpoint({
       name: 'gateway',
-      args: ['gateway', 'start', '--listen', `127.0.0.1:${gwPort}`, '--upstream', `http://127.0.0.1:${apiPort}`, '--workers', args.workers!, '--paranoia', args.paranoia!, '--no-access-log'],
+      args: [
+        'gateway',
+        'start',
+        '--listen',
+        `127.0.0.1:${gwPort}`,
+        '--upstream',
+        `http://127.0.0.1:${apiPort}`,
+        '--workers',
+        args.workers!,
+        '--paranoia',
+        args.paranoia!,
+        '--no-access-log',
+      ],
       env,
       ready: /gateway is ready/,
       logDir: workDir,
     });
     procs.push(gw);
     const crs = /OWASP CRS ([0-9.]+)/.exec(readFileSync(gw.logFile, 'utf8'))?.[1] ?? 'unknown';
-    const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_key: string; terminal_ids: string[] };
+    const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as {
+      api_key: string;
+      terminal_ids: string[];
+    };
     log(`api pid ${api.pid} on :${apiPort}, gateway (nginx + ModSecurity + CRS ${crs}) on :${gwPort}`);
 
     const auth = { authorization: `Bearer ${demo.api_key}`, 'user-agent': 'tillpoint-bench/1' };
     const direct = new Http(`http://127.0.0.1:${apiPort}`, CLIENTS * 8, auth);
     const through = new Http(`http://127.0.0.1:${gwPort}`, CLIENTS * 8, auth);
-    const created = await direct.request('POST', '/v1/payments', { terminal_id: demo.terminal_ids[0], amount: 100, currency: 'INR', method: 'upi_qr' });
-    if (created.status !== 201) throw new Error(`could not create a payment to read: ${created.status} ${JSON.stringify(created.body)}`);
+    const created = await direct.request('POST', '/v1/payments', {
+      terminal_id: demo.terminal_ids[0],
+      amount: 100,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
+    if (created.status !== 201)
+      throw new Error(`could not create a payment to read: ${created.status} ${JSON.stringify(created.body)}`);
     let n = 0;
     const kinds: Kind[] = [
       { name: 'health', method: 'GET', path: () => '/healthz', ok: 200 },
@@ -140,7 +185,13 @@ async function main() {
         name: 'create_payment',
         method: 'POST',
         path: () => '/v1/payments',
-        body: () => ({ terminal_id: demo.terminal_ids[n++ % demo.terminal_ids.length], amount: 14900, currency: 'INR', method: 'upi_qr', note: 'Bill #42: rice & dal' }),
+        body: () => ({
+          terminal_id: demo.terminal_ids[n++ % demo.terminal_ids.length],
+          amount: 14900,
+          currency: 'INR',
+          method: 'upi_qr',
+          note: 'Bill #42: rice & dal',
+        }),
         ok: 201,
       },
     ];
@@ -170,8 +221,20 @@ async function main() {
     const line = {
       bench: 'gateway',
       at: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, mem_gb: round(totalmem() / 2 ** 30, 1), node: process.version },
-      settings: { duration_s: DURATION / 1000, clients: CLIENTS, fixed_rate: RATE, nginx_workers: args.workers, paranoia: Number(args.paranoia), crs },
+      machine: {
+        cpus: cpus().length,
+        cpu_model: cpus()[0]?.model,
+        mem_gb: round(totalmem() / 2 ** 30, 1),
+        node: process.version,
+      },
+      settings: {
+        duration_s: DURATION / 1000,
+        clients: CLIENTS,
+        fixed_rate: RATE,
+        nginx_workers: args.workers,
+        paranoia: Number(args.paranoia),
+        crs,
+      },
       results,
     };
     process.stdout.write(JSON.stringify(line) + '\n');

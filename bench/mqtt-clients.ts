@@ -5,7 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { connectTerminal, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
 
-const { url, terminals, concurrency = 100 } = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {
+const {
+  url,
+  terminals,
+  concurrency = 100,
+} = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {
   url: string;
   terminals: { id: string; password: string; cert?: string; key?: string; ca?: string }[];
   concurrency?: number;
@@ -29,7 +33,10 @@ await Promise.all(
       const t = terminals[next++];
       try {
         const c = await connectTerminal({
-          url, terminalId: t.id, reconnectPeriodMs: 0, connectTimeoutMs: 30_000,
+          url,
+          terminalId: t.id,
+          reconnectPeriodMs: 0,
+          connectTimeoutMs: 30_000,
           ...(t.cert ? { cert: t.cert, key: t.key, ca: t.ca } : { password: t.password }),
         });
         c.on('offline', () => dropped++);

@@ -32,7 +32,16 @@ import { newId } from '../src/platform/ids.ts';
 import { connectTerminal, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
 import { percentile } from '../src/modules/terminals/simulator/index.ts';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
-import { startTillpoint, killAll, cpuSeconds, machineCpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
+import {
+  startTillpoint,
+  killAll,
+  cpuSeconds,
+  machineCpuSeconds,
+  postmasterOf,
+  treeCpuSeconds,
+  ROOT,
+  type BenchProc,
+} from './lib/procs.ts';
 import { freePort } from '../src/platform/freePort.ts';
 
 const { values, positionals } = parseArgs({
@@ -54,18 +63,22 @@ const { values, positionals } = parseArgs({
 const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
 const what = positionals[0] ?? 'all';
-if (!['connections', 'roundtrip', 'all'].includes(what)) throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
+if (!['connections', 'roundtrip', 'all'].includes(what))
+  throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
 const log = (s: string) => process.stderr.write(`[bench:mqtt] ${s}\n`);
 const work = mkdtempSync(join(tmpdir(), 'tillpoint-bench-mqtt-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Soft and hard limits on open files, from /proc (Node has no getrlimit). */
 function fileLimit(): { soft: number; hard: number } {
-  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))!;
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'))!;
   const [soft, hard] = line.replace('Max open files', '').trim().split(/\s+/).map(Number);
   return { soft, hard };
 }
-const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const rssBytes = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 interface Setup {
   db: Db;
@@ -81,7 +94,13 @@ async function database(): Promise<Setup & { pg?: BenchPostgres }> {
       const pg = await startBenchPostgres({ databaseUrl: process.env.DATABASE_URL, log });
       const db = createPgDb(pg.url, 20);
       await migrate(db);
-      return { db, pg, env: { DATABASE_URL: pg.url, DATABASE_POOL_SIZE: '20' }, source: `PostgreSQL ${pg.settings.server_version} (${pg.source})`, close: () => db.close() };
+      return {
+        db,
+        pg,
+        env: { DATABASE_URL: pg.url, DATABASE_POOL_SIZE: '20' },
+        source: `PostgreSQL ${pg.settings.server_version} (${pg.source})`,
+        close: () => db.close(),
+      };
     } catch (e) {
       log(`no PostgreSQL (${(e as Error).message.split('\n')[0]}); using PGlite`);
     }
@@ -93,20 +112,35 @@ async function database(): Promise<Setup & { pg?: BenchPostgres }> {
 }
 
 /** A merchant, a store and `n` terminals with development MQTT secrets, written straight to the tables. */
-async function provision(db: Db, n: number): Promise<{ merchantId: string; terminals: { id: string; password: string }[] }> {
+async function provision(
+  db: Db,
+  n: number,
+): Promise<{ merchantId: string; terminals: { id: string; password: string }[] }> {
   const merchantId = newId('merchant');
   const storeId = newId('store');
-  await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Bench Kirana', $2, '5411', 'SIMBANK')`, [merchantId, `bench${randomBytes(4).toString('hex')}@simbank`]);
-  await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Bench store')`, [storeId, merchantId]);
+  await db.query(
+    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Bench Kirana', $2, '5411', 'SIMBANK')`,
+    [merchantId, `bench${randomBytes(4).toString('hex')}@simbank`],
+  );
+  await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Bench store')`, [
+    storeId,
+    merchantId,
+  ]);
   const terminals: { id: string; password: string }[] = [];
   for (let i = 0; i < n; i += 1000) {
-    const batch = Array.from({ length: Math.min(1000, n - i) }, () => ({ id: newId('terminal'), password: 'tpmq_' + randomBytes(32).toString('base64url') }));
+    const batch = Array.from({ length: Math.min(1000, n - i) }, () => ({
+      id: newId('terminal'),
+      password: 'tpmq_' + randomBytes(32).toString('base64url'),
+    }));
     await db.tx(async (tx) => {
-      await tx.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id, label) SELECT unnest($1::text[]), $2, $3, 'bench'`, [batch.map((t) => t.id), merchantId, storeId]);
-      await tx.query(`INSERT INTO terminals.mqtt_secrets (terminal_id, secret_hash) SELECT unnest($1::text[]), unnest($2::bytea[])`, [
-        batch.map((t) => t.id),
-        batch.map((t) => createHash('sha256').update(t.password).digest()),
-      ]);
+      await tx.query(
+        `INSERT INTO merchants.terminals (id, merchant_id, store_id, label) SELECT unnest($1::text[]), $2, $3, 'bench'`,
+        [batch.map((t) => t.id), merchantId, storeId],
+      );
+      await tx.query(
+        `INSERT INTO terminals.mqtt_secrets (terminal_id, secret_hash) SELECT unnest($1::text[]), unnest($2::bytea[])`,
+        [batch.map((t) => t.id), batch.map((t) => createHash('sha256').update(t.password).digest())],
+      );
     });
     terminals.push(...batch);
   }
@@ -114,12 +148,26 @@ async function provision(db: Db, n: number): Promise<{ merchantId: string; termi
 }
 
 let gateways = 0;
-async function gateway(role: 'terminal-gateway' | 'all', env: Record<string, string>, mqttPort: number, extra: Record<string, string> = {}): Promise<BenchProc> {
+async function gateway(
+  role: 'terminal-gateway' | 'all',
+  env: Record<string, string>,
+  mqttPort: number,
+  extra: Record<string, string> = {},
+): Promise<BenchProc> {
   return startTillpoint({
     // A log of its own per process: readiness is read from the log.
     name: `gateway-${role}-${++gateways}`,
     args: ['serve', '--role', role],
-    env: { NODE_ENV: 'development', LOG_LEVEL: 'warn', MQTT_PORT: String(mqttPort), MQTTS_PORT: 'off', TERMINAL_PKI_DIR: join(work, 'pki'), TILLPOINT_DATA_DIR: join(work, 'data'), ...env, ...extra },
+    env: {
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'warn',
+      MQTT_PORT: String(mqttPort),
+      MQTTS_PORT: 'off',
+      TERMINAL_PKI_DIR: join(work, 'pki'),
+      TILLPOINT_DATA_DIR: join(work, 'data'),
+      ...env,
+      ...extra,
+    },
     ready: /Tillpoint is running/,
     logDir: work,
     timeoutMs: 120_000,
@@ -132,7 +180,8 @@ async function benchConnections(setup: Setup) {
   const requested = Number(values.count);
   // The gateway needs a few dozen descriptors of its own (stdio, listeners, database, epoll).
   const count = Math.min(requested, limit.soft - 64);
-  if (count < requested) log(`open-file limit is ${limit.soft} (hard ${limit.hard}): holding ${count} instead of ${requested}`);
+  if (count < requested)
+    log(`open-file limit is ${limit.soft} (hard ${limit.hard}): holding ${count} instead of ${requested}`);
   log(`provisioning ${count} terminals`);
   const { terminals } = await provision(setup.db, count);
   let certs: { cert: string; key: string; ca: string }[] | undefined;
@@ -142,11 +191,19 @@ async function benchConnections(setup: Setup) {
     const ca = await loadCa(join(work, 'pki'));
     certs = [];
     for (let i = 0; i < terminals.length; i += 500) {
-      const batch = await Promise.all(terminals.slice(i, i + 500).map((t) => issueClientCertificate(ca, { commonName: t.id, days: 1 })));
+      const batch = await Promise.all(
+        terminals.slice(i, i + 500).map((t) => issueClientCertificate(ca, { commonName: t.id, days: 1 })),
+      );
       await setup.db.query(
         `INSERT INTO terminals.certificates (serial, terminal_id, fingerprint, not_before, not_after)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])`,
-        [batch.map((c) => c.serial), terminals.slice(i, i + 500).map((t) => t.id), batch.map((c) => c.fingerprint), batch.map((c) => c.notBefore), batch.map((c) => c.notAfter)],
+        [
+          batch.map((c) => c.serial),
+          terminals.slice(i, i + 500).map((t) => t.id),
+          batch.map((c) => c.fingerprint),
+          batch.map((c) => c.notBefore),
+          batch.map((c) => c.notAfter),
+        ],
       );
       certs.push(...batch.map((c) => ({ cert: c.certPem, key: c.keyPem!, ca: ca.certPem })));
       log(`enrolled ${certs.length}/${terminals.length}`);
@@ -154,18 +211,40 @@ async function benchConnections(setup: Setup) {
   }
   if (setup.source === 'PGlite') await setup.db.close(); // one process at a time on a PGlite directory
   const port = await freePort();
-  const gw = await gateway('terminal-gateway', setup.env, port, values.tls ? { MQTT_PORT: 'off', MQTTS_PORT: String(port) } : {});
+  const gw = await gateway(
+    'terminal-gateway',
+    setup.env,
+    port,
+    values.tls ? { MQTT_PORT: 'off', MQTTS_PORT: String(port) } : {},
+  );
   await sleep(2000);
   const baseline = rssBytes(gw.pid);
   const procs = Math.max(1, Number(values['client-procs']));
   const per = Math.ceil(terminals.length / procs);
-  const state = Array.from({ length: procs }, () => ({ connected: 0, failed: 0, dropped: 0, done: false, last_error: undefined as string | undefined }));
+  const state = Array.from({ length: procs }, () => ({
+    connected: 0,
+    failed: 0,
+    dropped: 0,
+    done: false,
+    last_error: undefined as string | undefined,
+  }));
   const started = performance.now();
   const children = Array.from({ length: procs }, (_, i) => {
     const file = join(work, `clients-${i}.json`);
     const mine = terminals.slice(i * per, (i + 1) * per).map((t, j) => ({ ...t, ...certs?.[i * per + j] }));
-    writeFileSync(file, JSON.stringify({ url: `${values.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, terminals: mine, concurrency: 100 }), { mode: 0o600 });
-    const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'mqtt-clients.ts'), file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    writeFileSync(
+      file,
+      JSON.stringify({
+        url: `${values.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+        terminals: mine,
+        concurrency: 100,
+      }),
+      { mode: 0o600 },
+    );
+    const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'mqtt-clients.ts'), file], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let buf = '';
     c.stdout!.on('data', (d) => {
       buf += d;
@@ -175,11 +254,17 @@ async function benchConnections(setup: Setup) {
     });
     return c;
   });
-  const total = () => state.reduce((a, s) => ({ connected: a.connected + s.connected, failed: a.failed + s.failed, dropped: a.dropped + s.dropped }), { connected: 0, failed: 0, dropped: 0 });
+  const total = () =>
+    state.reduce(
+      (a, s) => ({ connected: a.connected + s.connected, failed: a.failed + s.failed, dropped: a.dropped + s.dropped }),
+      { connected: 0, failed: 0, dropped: 0 },
+    );
   while (!state.every((s) => s.done)) {
     await sleep(1000);
     const t = total();
-    log(`connected ${t.connected}/${count} failed ${t.failed} gateway rss ${(rssBytes(gw.pid) / 1048576).toFixed(0)} MB`);
+    log(
+      `connected ${t.connected}/${count} failed ${t.failed} gateway rss ${(rssBytes(gw.pid) / 1048576).toFixed(0)} MB`,
+    );
   }
   const connectSeconds = (performance.now() - started) / 1000;
   const hold = Number(values.hold);
@@ -228,8 +313,18 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   if (split) {
     // The api process serves the bank simulator (and takes its callbacks); the gateway calls it as a bank.
     api = await startTillpoint({
-      name: 'api', args: ['serve', '--role', 'api'], logDir: work, ready: /Tillpoint is running/, timeoutMs: 120_000,
-      env: { NODE_ENV: 'development', LOG_LEVEL: 'warn', PORT: String(httpPort), TILLPOINT_DATA_DIR: join(work, 'data'), ...setup.env },
+      name: 'api',
+      args: ['serve', '--role', 'api'],
+      logDir: work,
+      ready: /Tillpoint is running/,
+      timeoutMs: 120_000,
+      env: {
+        NODE_ENV: 'development',
+        LOG_LEVEL: 'warn',
+        PORT: String(httpPort),
+        TILLPOINT_DATA_DIR: join(work, 'data'),
+        ...setup.env,
+      },
     });
     gw = await gateway('terminal-gateway', setup.env, port, { PUBLIC_URL: `http://127.0.0.1:${httpPort}` });
   } else {
@@ -248,11 +343,23 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
       })()
     : undefined;
   const cpuNow = () => ({
-    gateway: cpuSeconds(gw.pid), api: api ? cpuSeconds(api.pid) : undefined, postgres: postmaster === undefined ? undefined : treeCpuSeconds(postmaster),
-    machine: machineCpuSeconds(), self: process.cpuUsage(),
+    gateway: cpuSeconds(gw.pid),
+    api: api ? cpuSeconds(api.pid) : undefined,
+    postgres: postmaster === undefined ? undefined : treeCpuSeconds(postmaster),
+    machine: machineCpuSeconds(),
+    self: process.cpuUsage(),
   });
   const clients: TerminalClient[] = [];
-  for (const t of terminals) clients.push(await connectTerminal({ url: `mqtt://127.0.0.1:${port}`, terminalId: t.id, password: t.password, requestTimeoutMs: 10_000, retries: 0 }));
+  for (const t of terminals)
+    clients.push(
+      await connectTerminal({
+        url: `mqtt://127.0.0.1:${port}`,
+        terminalId: t.id,
+        password: t.password,
+        requestTimeoutMs: 10_000,
+        retries: 0,
+      }),
+    );
 
   async function run(kind: 'ping' | 'payment.create', seconds: number, measure: boolean) {
     const rtts: number[] = [];
@@ -270,9 +377,16 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
           sent++;
           const c = clients[rr++ % clients.length];
           const t0 = performance.now();
-          const p = (kind === 'ping' ? c.ping() : c.createPayment({ method: 'upi_qr', amount: 100 * (1 + (sent % 500)), currency: 'INR' }))
+          const p = (
+            kind === 'ping'
+              ? c.ping()
+              : c.createPayment({ method: 'upi_qr', amount: 100 * (1 + (sent % 500)), currency: 'INR' })
+          )
             .then(() => void rtts.push(performance.now() - t0))
-            .catch((e: { code?: string; name?: string }) => void (errors[e.code ?? e.name ?? 'error'] = (errors[e.code ?? e.name ?? 'error'] ?? 0) + 1))
+            .catch(
+              (e: { code?: string; name?: string }) =>
+                void (errors[e.code ?? e.name ?? 'error'] = (errors[e.code ?? e.name ?? 'error'] ?? 0) + 1),
+            )
             .finally(() => inflight.delete(p));
           inflight.add(p);
         }
@@ -286,10 +400,17 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     if (!measure) return undefined;
     const elapsed = (performance.now() - start) / 1000;
     const cpu1 = cpuNow();
-    const ms = (a?: number, b?: number) => (a === undefined || b === undefined || rtts.length === 0 ? null : Math.round(((b - a) * 1000 * 100) / rtts.length) / 100);
-    const pct = (a?: number, b?: number) => (a === undefined || b === undefined ? null : Math.round(((b - a) / elapsed) * 100));
+    const ms = (a?: number, b?: number) =>
+      a === undefined || b === undefined || rtts.length === 0
+        ? null
+        : Math.round(((b - a) * 1000 * 100) / rtts.length) / 100;
+    const pct = (a?: number, b?: number) =>
+      a === undefined || b === undefined ? null : Math.round(((b - a) / elapsed) * 100);
     const selfS = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
-    const machineBusy = cpu0.machine && cpu1.machine ? Math.round(((cpu1.machine.busy - cpu0.machine.busy) / (cpu1.machine.total - cpu0.machine.total)) * 100) : null;
+    const machineBusy =
+      cpu0.machine && cpu1.machine
+        ? Math.round(((cpu1.machine.busy - cpu0.machine.busy) / (cpu1.machine.total - cpu0.machine.total)) * 100)
+        : null;
     rtts.sort((a, b) => a - b);
     return {
       rate_target: rate,
@@ -312,7 +433,9 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
       },
     };
   }
-  log(`round trip: ${n} terminals, ${rate}/s, ${warmup} s warm-up then ${duration} s measured, ping then payment.create`);
+  log(
+    `round trip: ${n} terminals, ${rate}/s, ${warmup} s warm-up then ${duration} s measured, ping then payment.create`,
+  );
   await run('ping', warmup, false);
   const ping = await run('ping', duration, true);
   await run('payment.create', warmup, false);
@@ -322,7 +445,14 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw.stop();
   await api?.stop();
-  return { terminals: n, layout: split ? 'split' : 'all', ping, payment_create: create, gateway_rss_mb: Math.round(Math.max(rss, rssBefore) / 1048576), target_p99_ms: 100 };
+  return {
+    terminals: n,
+    layout: split ? 'split' : 'all',
+    ping,
+    payment_create: create,
+    gateway_rss_mb: Math.round(Math.max(rss, rssBefore) / 1048576),
+    target_p99_ms: 100,
+  };
 }
 
 process.on('SIGINT', () => {
@@ -344,7 +474,13 @@ try {
       }
     })(),
     // The load average says how much else ran on the machine: figures from a busy machine are not comparable.
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, load_average_1m_at_start: Math.round(loadavg()[0] * 10) / 10 },
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      memory_gb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      load_average_1m_at_start: Math.round(loadavg()[0] * 10) / 10,
+    },
     database: setup.source,
   };
   if (what === 'connections' || what === 'all') result.connections = await benchConnections(setup);

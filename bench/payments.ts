@@ -12,7 +12,18 @@ import { join, resolve } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { startBenchPostgres, checkpoint, withClient, type BenchPostgres } from './lib/postgres.ts';
-import { startTillpoint, runTillpoint, killAll, memoryMb, cpuSeconds, machineCpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
+import {
+  startTillpoint,
+  runTillpoint,
+  killAll,
+  memoryMb,
+  cpuSeconds,
+  machineCpuSeconds,
+  postmasterOf,
+  treeCpuSeconds,
+  ROOT,
+  type BenchProc,
+} from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, openLoop, now, round } from './lib/load.ts';
 import { findPgbench, pgbenchInit, pgbenchRun, type PgbenchResult } from './lib/pgbench.ts';
 import { freePort } from '../src/platform/freePort.ts';
@@ -111,7 +122,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 function gitCommit(): { commit: string; dirty: boolean } {
   const head = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
   const status = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' });
-  return { commit: head.status === 0 ? head.stdout.trim() : 'unknown', dirty: status.status === 0 ? status.stdout.trim() !== '' : false };
+  return {
+    commit: head.status === 0 ? head.stdout.trim() : 'unknown',
+    dirty: status.status === 0 ? status.stdout.trim() !== '' : false,
+  };
 }
 
 interface Terminal {
@@ -124,7 +138,12 @@ async function seedMerchants(api: Http, n: number): Promise<Terminal[]> {
   const out: Terminal[] = [];
   const tag = randomBytes(3).toString('hex');
   for (let i = 0; i < n; i++) {
-    const m = await api.request('POST', '/v1/merchants', { name: `Bench Store ${i}`, vpa: `bench${tag}${i}@simbank`, mcc: '5411', acquiring_bank: 'SIMBANK' });
+    const m = await api.request('POST', '/v1/merchants', {
+      name: `Bench Store ${i}`,
+      vpa: `bench${tag}${i}@simbank`,
+      mcc: '5411',
+      acquiring_bank: 'SIMBANK',
+    });
     if (m.status !== 201) throw new Error(`create merchant: ${m.status} ${JSON.stringify(m.body)}`);
     const s = await api.request('POST', `/v1/merchants/${m.body.id}/stores`, { name: 'Main', city: 'Pune' });
     if (s.status !== 201) throw new Error(`create store: ${s.status} ${JSON.stringify(s.body)}`);
@@ -147,15 +166,21 @@ async function main() {
   await new Promise((r) => setTimeout(r, 2000));
   const idleB = machineCpuSeconds();
   const busyBefore = idleA && idleB ? round(((idleB.busy - idleA.busy) / (idleB.total - idleA.total)) * 100, 0) : null;
-  log(`commit ${commit}${dirty ? ' (uncommitted changes)' : ''}; ${CLIENTS} clients, ${WARMUP}s warm-up + ${DURATION}s measured; logs in ${workDir}`);
+  log(
+    `commit ${commit}${dirty ? ' (uncommitted changes)' : ''}; ${CLIENTS} clients, ${WARMUP}s warm-up + ${DURATION}s measured; logs in ${workDir}`,
+  );
 
   // ---- PostgreSQL, and its own limit -------------------------------------------------------
   pgServer = await startBenchPostgres({ databaseUrl: process.env.DATABASE_URL || undefined, log });
   const dbUrl = pgServer.url;
-  const postmaster = await withClient(dbUrl, async (c) => postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+  const postmaster = await withClient(dbUrl, async (c) =>
+    postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid),
+  );
   const s = pgServer.settings;
   if (s.fsync !== 'on' || s.synchronous_commit !== 'on') {
-    log(`WARNING: fsync=${s.fsync}, synchronous_commit=${s.synchronous_commit}: results are not durable and not comparable`);
+    log(
+      `WARNING: fsync=${s.fsync}, synchronous_commit=${s.synchronous_commit}: results are not durable and not comparable`,
+    );
   }
   let pgbench: PgbenchResult | null = null;
   let pgbenchNote: string | undefined;
@@ -167,7 +192,12 @@ async function main() {
     pgbenchInit(pgbenchBin, dbUrl, SCALE);
     await checkpoint(dbUrl);
     log(`${elapsed()} pgbench -c ${CLIENTS} -T ${DURATION} (TPC-B-like)`);
-    pgbench = pgbenchRun(pgbenchBin, dbUrl, { clients: CLIENTS, threads: Math.min(CLIENTS, cpus().length), seconds: DURATION, scale: SCALE });
+    pgbench = pgbenchRun(pgbenchBin, dbUrl, {
+      clients: CLIENTS,
+      threads: Math.min(CLIENTS, cpus().length),
+      seconds: DURATION,
+      scale: SCALE,
+    });
     log(`${elapsed()} pgbench: ${pgbench.tps.toFixed(1)} tps`);
     await checkpoint(dbUrl);
   }
@@ -193,7 +223,21 @@ async function main() {
   };
   const sim = await startTillpoint({
     name: 'bank-sim',
-    args: ['bank-sim', '--port', String(simPort), '--latency-ms', '0', '--approve', '1', '--decline', '0', '--pending', '0', '--timeout', '0'],
+    args: [
+      'bank-sim',
+      '--port',
+      String(simPort),
+      '--latency-ms',
+      '0',
+      '--approve',
+      '1',
+      '--decline',
+      '0',
+      '--pending',
+      '0',
+      '--timeout',
+      '0',
+    ],
     env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
     ready: /listening/,
     logDir: workDir,
@@ -210,7 +254,13 @@ async function main() {
     nodeFlags: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
   });
   procs.push(api);
-  const worker = await startTillpoint({ name: 'worker', args: ['serve', '--role', 'worker'], env, ready: /role: worker/, logDir: workDir });
+  const worker = await startTillpoint({
+    name: 'worker',
+    args: ['serve', '--role', 'worker'],
+    env,
+    ready: /role: worker/,
+    logDir: workDir,
+  });
   procs.push(worker);
   const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_url: string; api_key: string };
   log(`${elapsed()} started bank-sim (pid ${sim.pid}), api (pid ${api.pid}), worker (pid ${worker.pid})`);
@@ -229,7 +279,12 @@ async function main() {
   async function payment(opts: { pay: boolean }) {
     const t = nextTerminal();
     const t0 = now();
-    const c = await apiHttp.request('POST', '/v1/payments', { terminal_id: t.terminal_id, amount: randomInt(100, 500_000), currency: 'INR', method: 'upi_qr' });
+    const c = await apiHttp.request('POST', '/v1/payments', {
+      terminal_id: t.terminal_id,
+      amount: randomInt(100, 500_000),
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     const t1 = now();
     if (c.status !== 201) {
       errors.add(errLabel('create', c));
@@ -239,7 +294,10 @@ async function main() {
     // The simulator answers after its signed callback to Tillpoint has been answered, i.e. after
     // the payment's success, ledger entry and outbox row have committed (or the callback failed).
     const t2 = now();
-    const p = await simHttp.request('POST', '/sim/v1/customer-payments', { upi_uri: c.body.upi_uri, payer_vpa: 'bench.payer@okaxis' });
+    const p = await simHttp.request('POST', '/sim/v1/customer-payments', {
+      upi_uri: c.body.upi_uri,
+      payer_vpa: 'bench.payer@okaxis',
+    });
     const t3 = now();
     if (p.status !== 200 || p.body?.response_code !== '00') {
       errors.add(errLabel('pay', p));
@@ -322,7 +380,9 @@ async function main() {
   const pgWaits = waits ? await (await waits).stop() : null;
   const peakErrors = diff(errors.counts, errorsBefore);
   const seenPerS = completedIds.length / DURATION;
-  log(`${elapsed()} peak: ${seenPerS.toFixed(1)} completed payments/s; create p99 ${create.percentile(99)} ms; completion p99 ${completion.percentile(99)} ms`);
+  log(
+    `${elapsed()} peak: ${seenPerS.toFixed(1)} completed payments/s; create p99 ${create.percentile(99)} ms; completion p99 ${completion.percentile(99)} ms`,
+  );
 
   // ---- 2. Latency at half the peak rate (open loop) ----------------------------------------
   const halfRate = Math.max(1, Math.floor(seenPerS / 2));
@@ -382,7 +442,11 @@ async function main() {
     errors.add(`completed but not succeeded+posted in the database: ${completedIds.length - verified}`);
   }
   log(`${elapsed()} ledger verify`);
-  const lv = runTillpoint(['ledger', 'verify'], { DATABASE_URL: dbUrl, TILLPOINT_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+  const lv = runTillpoint(['ledger', 'verify'], {
+    DATABASE_URL: dbUrl,
+    TILLPOINT_DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+  });
   const ledgerVerify = lv.status === 0 ? 'ok' : (lv.stderr || lv.stdout || `exit ${lv.status}`).trim();
 
   const completedPerS = round(verified / DURATION, 1);

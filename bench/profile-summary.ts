@@ -32,10 +32,17 @@ interface Profile {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '25' }, from: { type: 'string' }, to: { type: 'string' }, callers: { type: 'string' } },
+  options: {
+    top: { type: 'string', default: '25' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    callers: { type: 'string' },
+  },
 });
 if (positionals.length !== 1) {
-  process.stderr.write('usage: node --import tsx bench/profile-summary.ts <file.cpuprofile> [--top N] [--from S] [--to S] [--callers NAME]\n');
+  process.stderr.write(
+    'usage: node --import tsx bench/profile-summary.ts <file.cpuprofile> [--top N] [--from S] [--to S] [--callers NAME]\n',
+  );
   process.exit(2);
 }
 const top = Number(values.top);
@@ -100,6 +107,7 @@ function table(title: string, m: Map<string, number>, n: number) {
 table('Self time by package / file', selfPlace, top);
 table('Self time by function', self, top);
 table('Inclusive time by function', incl, top);
-if (values.callers) table(`Where the self time of ${values.callers} comes from (nearest caller in our code or a package)`, callers, top);
+if (values.callers)
+  table(`Where the self time of ${values.callers} comes from (nearest caller in our code or a package)`, callers, top);
 // One write, so piping into head does not end in EPIPE halfway.
 process.stdout.write(out.join('\n') + '\n');

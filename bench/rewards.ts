@@ -19,7 +19,16 @@ import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { startBenchPostgres, checkpoint, withClient, type BenchPostgres } from './lib/postgres.ts';
-import { startTillpoint, runTillpoint, killAll, cpuSeconds, postmasterOf, treeCpuSeconds, ROOT, type BenchProc } from './lib/procs.ts';
+import {
+  startTillpoint,
+  runTillpoint,
+  killAll,
+  cpuSeconds,
+  postmasterOf,
+  treeCpuSeconds,
+  ROOT,
+  type BenchProc,
+} from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, now, round } from './lib/load.ts';
 import { freePort } from '../src/platform/freePort.ts';
 
@@ -104,7 +113,12 @@ interface Till {
 async function seed(api: Http, n: number, tag: string): Promise<Till[]> {
   const out: Till[] = [];
   for (let i = 0; i < n; i++) {
-    const m = await api.request('POST', '/v1/merchants', { name: `Rewards Bench ${tag} ${i}`, vpa: `rb${tag}${i}@simbank`, mcc: '5411', acquiring_bank: 'SIMBANK' });
+    const m = await api.request('POST', '/v1/merchants', {
+      name: `Rewards Bench ${tag} ${i}`,
+      vpa: `rb${tag}${i}@simbank`,
+      mcc: '5411',
+      acquiring_bank: 'SIMBANK',
+    });
     if (m.status !== 201) throw new Error(`create merchant: ${m.status} ${JSON.stringify(m.body)}`);
     const s = await api.request('POST', `/v1/merchants/${m.body.id}/stores`, { name: 'Main' });
     const t = await api.request('POST', '/v1/terminals', { store_id: s.body.id });
@@ -136,23 +150,62 @@ async function main() {
   const dataDir = join(workDir, 'data');
   mkdirSync(dataDir);
   const env: Record<string, string> = {
-    NODE_ENV: 'development', HOST: '127.0.0.1', PORT: String(apiPort), TILLPOINT_DATA_DIR: dataDir, DATABASE_URL: dbUrl,
-    EMBEDDED_BANK_SIM: 'false', BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`, BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn',
-    REWARDS_CUSTOMER_KEY: randomBytes(32).toString('hex'), MQTT_PORT: 'off', MQTTS_PORT: 'off',
+    NODE_ENV: 'development',
+    HOST: '127.0.0.1',
+    PORT: String(apiPort),
+    TILLPOINT_DATA_DIR: dataDir,
+    DATABASE_URL: dbUrl,
+    EMBEDDED_BANK_SIM: 'false',
+    BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
+    BANK_SIM_SECRET: secret,
+    LOG_LEVEL: 'warn',
+    REWARDS_CUSTOMER_KEY: randomBytes(32).toString('hex'),
+    MQTT_PORT: 'off',
+    MQTTS_PORT: 'off',
   };
   const procs: BenchProc[] = [];
-  procs.push(await startTillpoint({
-    name: 'bank-sim',
-    args: ['bank-sim', '--port', String(simPort), '--latency-ms', '0', '--approve', '1', '--decline', '0', '--pending', '0', '--timeout', '0'],
-    env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' }, ready: /listening/, logDir: workDir,
-  }));
+  procs.push(
+    await startTillpoint({
+      name: 'bank-sim',
+      args: [
+        'bank-sim',
+        '--port',
+        String(simPort),
+        '--latency-ms',
+        '0',
+        '--approve',
+        '1',
+        '--decline',
+        '0',
+        '--pending',
+        '0',
+        '--timeout',
+        '0',
+      ],
+      env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
+      ready: /listening/,
+      logDir: workDir,
+    }),
+  );
   // LOG_LEVEL=warn: the "Demo:" line is on stdout, not the logger.
-  procs.push(await startTillpoint({ name: 'api', args: ['serve', '--role', 'api'], env, ready: /Demo:/, logDir: workDir }));
-  procs.push(await startTillpoint({ name: 'worker', args: ['serve', '--role', 'worker'], env, ready: /role: worker/, logDir: workDir }));
+  procs.push(
+    await startTillpoint({ name: 'api', args: ['serve', '--role', 'api'], env, ready: /Demo:/, logDir: workDir }),
+  );
+  procs.push(
+    await startTillpoint({
+      name: 'worker',
+      args: ['serve', '--role', 'worker'],
+      env,
+      ready: /role: worker/,
+      logDir: workDir,
+    }),
+  );
   const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_url: string; api_key: string };
   // CPU per completed payment is the steadier figure on a shared machine: throughput moves with
   // whatever else runs, the work each payment costs does not.
-  const postmaster = await withClient(dbUrl, async (c) => postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid));
+  const postmaster = await withClient(dbUrl, async (c) =>
+    postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid),
+  );
   const cpuNow = () => ({
     api: cpuSeconds(procs[1].pid) ?? 0,
     sim: cpuSeconds(procs[0].pid) ?? 0,
@@ -169,17 +222,25 @@ async function main() {
     if (p.status !== 201) throw new Error(`create program: ${p.status} ${JSON.stringify(p.body)}`);
     programIds.push(p.body.id);
     for (const t of withProgram) {
-      const r = await api.request('POST', `/v1/rewards/programs/${p.body.id}/merchants`, { merchant_id: t.merchant_id });
+      const r = await api.request('POST', `/v1/rewards/programs/${p.body.id}/merchants`, {
+        merchant_id: t.merchant_id,
+      });
       if (r.status !== 201) throw new Error(`join program: ${r.status} ${JSON.stringify(r.body)}`);
     }
   } else {
     for (const t of withProgram) {
-      const p = await api.request('POST', '/v1/rewards/programs', { merchant_id: t.merchant_id, name: 'Bench Points', ...PROGRAM });
+      const p = await api.request('POST', '/v1/rewards/programs', {
+        merchant_id: t.merchant_id,
+        name: 'Bench Points',
+        ...PROGRAM,
+      });
       if (p.status !== 201) throw new Error(`create program: ${p.status} ${JSON.stringify(p.body)}`);
       programIds.push(p.body.id);
     }
   }
-  log(`${MERCHANTS} merchants without a program, ${MERCHANTS} with ${args.coalition ? 'one coalition program' : 'a program each'}; ${CUSTOMERS} customers`);
+  log(
+    `${MERCHANTS} merchants without a program, ${MERCHANTS} with ${args.coalition ? 'one coalition program' : 'a program each'}; ${CUSTOMERS} customers`,
+  );
 
   const errors = new Errors();
   /** Rewards did something wrong (a payment that should have earned did not, or the reverse). */
@@ -190,10 +251,18 @@ async function main() {
   async function payment(tills: Till[], i: number) {
     const t = tills[i % tills.length];
     const t0 = now();
-    const c = await api.request('POST', '/v1/payments', { terminal_id: t.terminal_id, amount: randomInt(100, 500_000), currency: 'INR', method: 'upi_qr' });
+    const c = await api.request('POST', '/v1/payments', {
+      terminal_id: t.terminal_id,
+      amount: randomInt(100, 500_000),
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     const t1 = now();
     if (c.status !== 201) return void errors.add(`create ${c.status} ${c.body?.error?.code ?? ''}`);
-    const p = await sim.request('POST', '/sim/v1/customer-payments', { upi_uri: c.body.upi_uri, payer_vpa: `bench.customer${randomInt(CUSTOMERS)}@okaxis` });
+    const p = await sim.request('POST', '/sim/v1/customer-payments', {
+      upi_uri: c.body.upi_uri,
+      payer_vpa: `bench.customer${randomInt(CUSTOMERS)}@okaxis`,
+    });
     const t2 = now();
     if (p.status !== 200 || p.body?.response_code !== '00' || !p.body.callback?.delivered) {
       return void errors.add(`pay ${p.status} ${p.body?.response_code ?? ''} ${p.body?.callback?.status ?? ''}`);
@@ -225,10 +294,26 @@ async function main() {
     (kind === 'with' ? completedWith : completedWithout).push(...ids);
     const perS = round(ids.length / DURATION, 1);
     // Payments in flight at the window's edges make this approximate, alike for both sides.
-    const perPayment = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || ids.length === 0 ? null : round(((b - a) * 1000) / ids.length, 2));
-    const cpuMs = cpuA ? { api: perPayment(cpuA.api, cpuB.api), postgres: perPayment(cpuA.postgres, cpuB.postgres), bank_sim: perPayment(cpuA.sim, cpuB.sim) } : null;
-    log(`${kind} program: ${perS} completed payments/s (create p99 ${create.percentile(99)} ms, completion p99 ${completion.percentile(99)} ms)`);
-    return { kind, per_s: perS, cpu_ms_per_payment: cpuMs, create_p99_ms: create.percentile(99), completion_p50_ms: completion.percentile(50), completion_p99_ms: completion.percentile(99) };
+    const perPayment = (a: number | undefined, b: number | undefined) =>
+      a === undefined || b === undefined || ids.length === 0 ? null : round(((b - a) * 1000) / ids.length, 2);
+    const cpuMs = cpuA
+      ? {
+          api: perPayment(cpuA.api, cpuB.api),
+          postgres: perPayment(cpuA.postgres, cpuB.postgres),
+          bank_sim: perPayment(cpuA.sim, cpuB.sim),
+        }
+      : null;
+    log(
+      `${kind} program: ${perS} completed payments/s (create p99 ${create.percentile(99)} ms, completion p99 ${completion.percentile(99)} ms)`,
+    );
+    return {
+      kind,
+      per_s: perS,
+      cpu_ms_per_payment: cpuMs,
+      create_p99_ms: create.percentile(99),
+      completion_p50_ms: completion.percentile(50),
+      completion_p99_ms: completion.percentile(99),
+    };
   }
 
   if (PRIME > 0) {
@@ -251,18 +336,34 @@ async function main() {
   // What the "with" side earned, checked payment by payment; the "without" side earned nothing.
   const check = await withClient(dbUrl, async (c) => {
     const posted = async (ids: string[]) =>
-      (await c.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM payments.payments p JOIN ledger.entries e ON e.kind = 'payment.succeeded' AND e.reference = p.id
-          WHERE p.id = ANY($1) AND p.status = 'succeeded'`, [ids])).rows[0].n;
+      (
+        await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM payments.payments p JOIN ledger.entries e ON e.kind = 'payment.succeeded' AND e.reference = p.id
+          WHERE p.id = ANY($1) AND p.status = 'succeeded'`,
+          [ids],
+        )
+      ).rows[0].n;
     const earned = await c.query<{ n: number; points: string; pts_entries: number }>(
       `SELECT count(*)::int AS n, coalesce(sum(e.points), 0)::text AS points,
               (SELECT count(*)::int FROM ledger.entries l WHERE l.book = 'PTS' AND l.kind = 'rewards.earned' AND l.reference = ANY($1)) AS pts_entries
-         FROM rewards.earnings e WHERE e.payment_id = ANY($1)`, [completedWith]);
-    const stray = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM rewards.earnings WHERE payment_id = ANY($1)`, [completedWithout]);
-    return { postedWith: await posted(completedWith), postedWithout: await posted(completedWithout), earned: earned.rows[0], stray: stray.rows[0].n };
+         FROM rewards.earnings e WHERE e.payment_id = ANY($1)`,
+      [completedWith],
+    );
+    const stray = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM rewards.earnings WHERE payment_id = ANY($1)`,
+      [completedWithout],
+    );
+    return {
+      postedWith: await posted(completedWith),
+      postedWithout: await posted(completedWithout),
+      earned: earned.rows[0],
+      stray: stray.rows[0].n,
+    };
   });
-  if (check.postedWith !== completedWith.length || check.postedWithout !== completedWithout.length) consistency.add('completed but not succeeded+posted');
-  if (check.earned.n !== completedWith.length) consistency.add(`payments with a program that did not earn: ${completedWith.length - check.earned.n}`);
+  if (check.postedWith !== completedWith.length || check.postedWithout !== completedWithout.length)
+    consistency.add('completed but not succeeded+posted');
+  if (check.earned.n !== completedWith.length)
+    consistency.add(`payments with a program that did not earn: ${completedWith.length - check.earned.n}`);
   if (check.stray !== 0) consistency.add(`payments without a program that earned: ${check.stray}`);
   const cli = (cmd: string[]) => {
     const r = runTillpoint(cmd, { DATABASE_URL: dbUrl, TILLPOINT_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
@@ -278,7 +379,8 @@ async function main() {
   const ratio = round(mean('with') / mean('without'), 3);
   /** Mean CPU ms per payment of api + postgres on one side (null when PostgreSQL is not local). */
   const cpuCost = (k: 'with' | 'without') => {
-    const xs = phases.filter((p) => p.kind === k && p.cpu_ms_per_payment?.api != null && p.cpu_ms_per_payment.postgres != null)
+    const xs = phases
+      .filter((p) => p.kind === k && p.cpu_ms_per_payment?.api != null && p.cpu_ms_per_payment.postgres != null)
       .map((p) => p.cpu_ms_per_payment!.api! + p.cpu_ms_per_payment!.postgres!);
     return xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length, 2) : null;
   };
@@ -296,19 +398,43 @@ async function main() {
     ratio,
     throughput_drop_pct: dropPct,
     // api + postgres CPU per completed payment; the extra share is what earning costs in work.
-    cpu_ms_per_payment: { without: cpuWithout, with: cpuWith, extra_pct: cpuWith && cpuWithout ? round((cpuWith / cpuWithout - 1) * 100, 1) : null },
+    cpu_ms_per_payment: {
+      without: cpuWithout,
+      with: cpuWith,
+      extra_pct: cpuWith && cpuWithout ? round((cpuWith / cpuWithout - 1) * 100, 1) : null,
+    },
     max_drop_pct: MAX_DROP_PCT,
     pass: dropPct <= MAX_DROP_PCT && ledgerVerify === 'ok' && rewardsVerify === 'ok' && consistency.total === 0,
     phases,
-    points: { payments_earned: check.earned.n, points: Number(check.earned.points), pts_ledger_entries: check.earned.pts_entries },
+    points: {
+      payments_earned: check.earned.n,
+      points: Number(check.earned.points),
+      pts_ledger_entries: check.earned.pts_entries,
+    },
     ledger_verify: ledgerVerify,
     rewards_verify: rewardsVerify,
     // Payments that did not complete (either side), and rewards consistency failures.
     errors: errors.counts,
     consistency_errors: consistency.counts,
-    config: { clients: CLIENTS, duration_s: DURATION, warmup_s: WARMUP, prime_s: PRIME, rounds: ROUNDS, merchants_per_side: MERCHANTS, customers: CUSTOMERS, program: args.coalition ? 'coalition' : 'per merchant', rules: PROGRAM.rules.map((r) => r.kind) },
+    config: {
+      clients: CLIENTS,
+      duration_s: DURATION,
+      warmup_s: WARMUP,
+      prime_s: PRIME,
+      rounds: ROUNDS,
+      merchants_per_side: MERCHANTS,
+      customers: CUSTOMERS,
+      program: args.coalition ? 'coalition' : 'per merchant',
+      rules: PROGRAM.rules.map((r) => r.kind),
+    },
     postgres: { source: pgServer.source, ...pgServer.settings },
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gb: round(totalmem() / 2 ** 30, 1), os: `${platform()} ${release()}`, node: process.version },
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memory_gb: round(totalmem() / 2 ** 30, 1),
+      os: `${platform()} ${release()}`,
+      node: process.version,
+    },
   };
   const line = JSON.stringify(result);
   process.stdout.write(line + '\n');

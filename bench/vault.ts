@@ -129,22 +129,41 @@ try {
     const m = newId('merchant');
     const s = newId('store');
     const t = newId('terminal');
-    await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, $2, $3, '5411', 'SIMBANK')`, [m, `Bench ${i}`, `bench${i}@simbank`]);
+    await db.query(
+      `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, $2, $3, '5411', 'SIMBANK')`,
+      [m, `Bench ${i}`, `bench${i}@simbank`],
+    );
     await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Main')`, [s, m]);
     await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [t, m, s]);
     terminals.push(t);
   }
   const service = (cipher: PayerVpaCipher) =>
     createPaymentsService({
-      db, ledger: createLedgerService(), banks: { route: async () => bank, connector: () => bank }, config, metrics: createMetrics(),
-      clock: systemClock, logger: createLogger({ level: 'silent' }), payerVpa: cipher,
+      db,
+      ledger: createLedgerService(),
+      banks: { route: async () => bank, connector: () => bank },
+      config,
+      metrics: createMetrics(),
+      clock: systemClock,
+      logger: createLogger({ level: 'silent' }),
+      payerVpa: cipher,
     });
   const sides = { without: service(plaintextStandIn), with: service(vault.cipher) };
 
   async function onePayment(svc: ReturnType<typeof service>, i: number) {
     const vpa = `customer${i % 500}@okaxis`;
-    const p = await svc.create(principal, { terminal_id: terminals[i % terminals.length], amount: 10_000 + (i % 900), currency: 'INR', method: 'upi_collect', payer_vpa: vpa });
-    await svc.handleCallback('SIMBANK', { kind: 'payment', ref: p.txn_ref, result: { outcome: 'success', responseCode: '00', bankRef: '123456789012', payerVpa: vpa, amountPaise: p.amount } });
+    const p = await svc.create(principal, {
+      terminal_id: terminals[i % terminals.length],
+      amount: 10_000 + (i % 900),
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: vpa,
+    });
+    await svc.handleCallback('SIMBANK', {
+      kind: 'payment',
+      ref: p.txn_ref,
+      result: { outcome: 'success', responseCode: '00', bankRef: '123456789012', payerVpa: vpa, amountPaise: p.amount },
+    });
     const done = await svc.get(principal, p.id);
     if (done.status !== 'succeeded') throw new Error(`payment ${p.id} is ${done.status}`);
   }
@@ -168,14 +187,17 @@ try {
   const totals = { with: { payments: 0, seconds: 0, cpuMs: 0 }, without: { payments: 0, seconds: 0, cpuMs: 0 } };
   const latency = { with: new Recorder(), without: new Recorder() };
   const order: ('with' | 'without')[] = [];
-  for (let r = 0; r < ROUNDS; r++) order.push(...(r % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)));
+  for (let r = 0; r < ROUNDS; r++)
+    order.push(...(r % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const)));
   for (const side of order) {
     await phase(side, WARMUP);
     const res = await phase(side, DURATION, latency[side]);
     totals[side].payments += res.payments;
     totals[side].seconds += res.seconds;
     totals[side].cpuMs += res.cpuMs;
-    log(`${side.padEnd(7)} ${round(res.payments / res.seconds, 1)} payments/s, ${round(res.cpuMs / res.payments, 3)} ms CPU per payment`);
+    log(
+      `${side.padEnd(7)} ${round(res.payments / res.seconds, 1)} payments/s, ${round(res.cpuMs / res.payments, 3)} ms CPU per payment`,
+    );
   }
 
   // Single-thread crypto rates, for scale.
@@ -206,8 +228,14 @@ try {
     payments_per_s_without_encryption: round(withoutRate, 1),
     payments_per_s_with_encryption: round(withRate, 1),
     cost_pct: round((1 - withRate / withoutRate) * 100, 1),
-    cpu_ms_per_payment: { without: round(totals.without.cpuMs / totals.without.payments, 3), with: round(totals.with.cpuMs / totals.with.payments, 3) },
-    cpu_cost_pct: round((totals.with.cpuMs / totals.with.payments / (totals.without.cpuMs / totals.without.payments) - 1) * 100, 1),
+    cpu_ms_per_payment: {
+      without: round(totals.without.cpuMs / totals.without.payments, 3),
+      with: round(totals.with.cpuMs / totals.with.payments, 3),
+    },
+    cpu_cost_pct: round(
+      (totals.with.cpuMs / totals.with.payments / (totals.without.cpuMs / totals.without.payments) - 1) * 100,
+      1,
+    ),
     load_average_1m: round(loadavg()[0], 2),
     target_cost_pct: 10,
     p50_ms: { without: latency.without.percentile(50), with: latency.with.percentile(50) },

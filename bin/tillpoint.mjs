@@ -29,7 +29,9 @@ if (args[0] === 'serve' && (role === 'all' || role === 'api') && process.env.TIL
     const { ensureConsoleBuilt } = await import('../console/build.mjs');
     await ensureConsoleBuilt();
   } catch (err) {
-    process.stderr.write(`WARNING: the operator console could not be built (${err?.message ?? err}); /console will say so\n`);
+    process.stderr.write(
+      `WARNING: the operator console could not be built (${err?.message ?? err}); /console will say so\n`,
+    );
   }
 }
 

@@ -15,16 +15,23 @@ export const distDir = join(consoleDir, 'dist');
 const stampFile = join(distDir, '.build-hash');
 
 function files(dir) {
-  return readdirSync(dir).sort().flatMap((name) => {
-    const full = join(dir, name);
-    if (name === 'dist' || name === 'node_modules') return [];
-    return statSync(full).isDirectory() ? files(full) : [full];
-  });
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const full = join(dir, name);
+      if (name === 'dist' || name === 'node_modules') return [];
+      return statSync(full).isDirectory() ? files(full) : [full];
+    });
 }
 
 export function sourceHash() {
   const h = createHash('sha256');
-  const inputs = [...files(join(consoleDir, 'src')), join(consoleDir, 'index.html'), join(consoleDir, 'vite.config.mjs'), join(rootDir, 'package-lock.json')];
+  const inputs = [
+    ...files(join(consoleDir, 'src')),
+    join(consoleDir, 'index.html'),
+    join(consoleDir, 'vite.config.mjs'),
+    join(rootDir, 'package-lock.json'),
+  ];
   for (const f of inputs) {
     h.update(relative(rootDir, f)).update('\0').update(readFileSync(f)).update('\0');
   }
@@ -34,7 +41,13 @@ export function sourceHash() {
 /** Builds when stale; resolves to 'fresh' or 'built'. */
 export async function ensureConsoleBuilt({ log = (m) => process.stderr.write(m + '\n'), force = false } = {}) {
   const hash = sourceHash();
-  if (!force && existsSync(join(distDir, 'index.html')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === hash) return 'fresh';
+  if (
+    !force &&
+    existsSync(join(distDir, 'index.html')) &&
+    existsSync(stampFile) &&
+    readFileSync(stampFile, 'utf8') === hash
+  )
+    return 'fresh';
   const started = Date.now();
   log('Building the operator console (console/ → console/dist)…');
   const { build } = await import('vite');

@@ -20,17 +20,40 @@ function walk(dir, out) {
 }
 
 const files = roots
-  .flatMap((r) => { try { return walk(r, []); } catch { return []; } })
+  .flatMap((r) => {
+    try {
+      return walk(r, []);
+    } catch {
+      return [];
+    }
+  })
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// The whole suite starts with the lint and format check (Biome): a habit, not a separate step.
+if (filters.length === 0) {
+  const lint = spawnSync(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'check', '--max-diagnostics=20'], {
+    stdio: 'inherit',
+  });
+  if (lint.status !== 0) {
+    console.error('lint failed: run `npm run lint` (and `npm run format` for formatting)');
+    process.exit(lint.status ?? 1);
+  }
+}
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...passFlags, ...files.map((f) => relative('.', f))],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    ...passFlags,
+    ...files.map((f) => relative('.', f)),
+  ],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);

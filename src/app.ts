@@ -12,18 +12,42 @@ import { registerPaymentBacklogMetrics } from './modules/payments/index.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
 import { buildServer } from './http/server.ts';
 import { createReadiness, databaseCheck } from './platform/readiness.ts';
-import { createApiKeyAuthenticator, createApiKeysService, createAuthenticator, createIdentityService, registerIdentityRoutes } from './modules/identity/index.ts';
-import { auditPaymentHooks, createAuditService, registerAuditHooks, registerAuditRoutes, SYSTEM_ACTOR } from './modules/audit/index.ts';
+import {
+  createApiKeyAuthenticator,
+  createApiKeysService,
+  createAuthenticator,
+  createIdentityService,
+  registerIdentityRoutes,
+} from './modules/identity/index.ts';
+import {
+  auditPaymentHooks,
+  createAuditService,
+  registerAuditHooks,
+  registerAuditRoutes,
+  SYSTEM_ACTOR,
+} from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
 import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
-import { createPaymentsService, registerPaymentInsightRoutes, registerPaymentRoutes, type PaymentHooks } from './modules/payments/index.ts';
+import {
+  createPaymentsService,
+  registerPaymentInsightRoutes,
+  registerPaymentRoutes,
+  type PaymentHooks,
+} from './modules/payments/index.ts';
 import { registerConsole } from './http/console.ts';
 import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
 import { bindBankSecrets, createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
 import { databaseUrlVerifiesTls, loadApiTls } from './platform/tls.ts';
-import { createKeyManagerFromConfig, createVault, detokenizeAuditHook, registerSensitiveDataGuard, registerVaultRoutes, type KeyManager } from './modules/vault/index.ts';
+import {
+  createKeyManagerFromConfig,
+  createVault,
+  detokenizeAuditHook,
+  registerSensitiveDataGuard,
+  registerVaultRoutes,
+  type KeyManager,
+} from './modules/vault/index.ts';
 import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
 import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
 
@@ -63,16 +87,30 @@ export async function createApp(opts: AppOptions = {}) {
   // Secrets (bank HMAC keys, the database password, the keyring) are read now and kept fresh, so
   // a rotation reaches this process without a restart. A missing one stops the start, named.
   const secrets = createSecretStore(opts.secrets ?? createSecretsProvider(config.secrets), {
-    refreshMs: config.secrets.refreshSeconds * 1000, overlapMs: config.secrets.overlapSeconds * 1000, logger,
+    refreshMs: config.secrets.refreshSeconds * 1000,
+    overlapMs: config.secrets.overlapSeconds * 1000,
+    logger,
   });
   await bindBankSecrets(config.banks, secrets);
-  const dbPassword = !opts.db && config.databasePasswordSecret ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET') : undefined;
+  const dbPassword =
+    !opts.db && config.databasePasswordSecret
+      ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
+      : undefined;
   if (config.mode === 'production' && config.databaseUrl && !databaseUrlVerifiesTls(config.databaseUrl)) {
     logger.warn('DATABASE_URL does not ask for sslmode=verify-full: the connection to PostgreSQL is not verified TLS');
   }
-  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, password: dbPassword && (() => dbPassword.current()),
-    // Embedded: this process owns the data directory; `tillpoint` commands work through it (src/platform/embedded.ts).
-    embedded: 'serve', create: true, command: `serve --role ${role}` }));
+  const db =
+    opts.db ??
+    (await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+      password: dbPassword && (() => dbPassword.current()),
+      // Embedded: this process owns the data directory; `tillpoint` commands work through it (src/platform/embedded.ts).
+      embedded: 'serve',
+      create: true,
+      command: `serve --role ${role}`,
+    }));
   await migrate(db);
 
   // The audit trail first: every module below records into it (PCI DSS 10).
@@ -80,26 +118,55 @@ export async function createApp(opts: AppOptions = {}) {
   const identity = createIdentityService({ db, config, clock, audit: audit.writer, logger });
   // Field encryption, tokens and key rotation (src/modules/vault). Data keys exist before serving.
   const vault = createVault({
-    db, clock, logger, registry: metrics.registry, config: config.keys, fields: ENCRYPTED_FIELDS, vpaPattern: config.payments.vpaPattern,
+    db,
+    clock,
+    logger,
+    registry: metrics.registry,
+    config: config.keys,
+    fields: ENCRYPTED_FIELDS,
+    vpaPattern: config.payments.vpaPattern,
     kms: opts.kms ?? (await createKeyManagerFromConfig(config.keys, { mode: config.mode, secrets })),
     audit: detokenizeAuditHook(audit.writer),
   });
   await vault.init();
   const ledger = createLedgerService();
   const banks = createBanksService({ db, config, metrics, clock });
-  const merchants = createMerchantsService({ db, bankCodes: config.banks.map((b) => b.code), vpaPattern: config.payments.vpaPattern, audit: audit.writer, fields: vault.cipher });
+  const merchants = createMerchantsService({
+    db,
+    bankCodes: config.banks.map((b) => b.code),
+    vpaPattern: config.payments.vpaPattern,
+    audit: audit.writer,
+    fields: vault.cipher,
+  });
   // Modules that react to payment events (rewards, audit, …) add their hooks here.
   const paymentHooks: PaymentHooks[] = [auditPaymentHooks(audit.writer)];
-  const payments = createPaymentsService({ db, ledger, banks, config, metrics, clock, logger, hooks: paymentHooks, payerVpa: vault.cipher });
+  const payments = createPaymentsService({
+    db,
+    ledger,
+    banks,
+    config,
+    metrics,
+    clock,
+    logger,
+    hooks: paymentHooks,
+    payerVpa: vault.cipher,
+  });
   const rewards = createRewardsService({
-    db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, batchSize: config.worker.batchSize,
+    db,
+    ledger,
+    clock,
+    logger,
+    merchants,
+    vpaPattern: config.payments.vpaPattern,
+    batchSize: config.worker.batchSize,
     customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode),
   });
   paymentHooks.push(rewards.hooks);
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
   const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];
-  if (role === 'terminal-gateway' || role === 'all') certificates.push({ name: 'mqtt_server', file: config.mqtt.tlsCertFile });
+  if (role === 'terminal-gateway' || role === 'all')
+    certificates.push({ name: 'mqtt_server', file: config.mqtt.tlsCertFile });
   registerPlatformMetrics(metrics.registry, { db, certificates });
   registerAuditMetrics(metrics.registry, db);
   registerPaymentBacklogMetrics(metrics.registry, db);
@@ -116,7 +183,16 @@ export async function createApp(opts: AppOptions = {}) {
       logger.warn(tls.warning);
       process.stderr.write(`WARNING: ${tls.warning}\n`);
     }
-    http = await buildServer({ config, logger, metrics, db, authenticate: front.bearer, authenticateCookie: front.cookie, https: tls?.options, readiness });
+    http = await buildServer({
+      config,
+      logger,
+      metrics,
+      db,
+      authenticate: front.bearer,
+      authenticateCookie: front.cookie,
+      https: tls?.options,
+      readiness,
+    });
     // Card verification codes, PIN blocks and track data are refused before any route sees them (PCI DSS 3.3.1).
     registerSensitiveDataGuard(http, vault.onSensitiveDataRefused);
     registerAuditHooks(http, { db, audit: audit.writer, logger });
@@ -133,15 +209,40 @@ export async function createApp(opts: AppOptions = {}) {
     registerVaultRoutes(http, vault.tokens);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
-      if (sim) await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
+      if (sim)
+        await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
     }
   }
   // Role-specific code loads only in the roles that run it: the api process never loads the job
   // loop, nor the MQTT broker/client and the terminal protocol's validators (bench/PROFILE.md, memory).
-  const worker = role === 'worker' || role === 'all'
-    ? (await import('./roles/worker.ts')).createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs: config.worker.intervalMs, leaseSeconds: config.worker.leaseSeconds, registry: metrics.registry })
-    : undefined;
-  const gateway = role === 'terminal-gateway' || role === 'all' ? (await loadGateway()).createTerminalGateway({ db, config, logger, metrics, clock, payments, rewards, audit: audit.writer }) : undefined;
+  const worker =
+    role === 'worker' || role === 'all'
+      ? (await import('./roles/worker.ts')).createWorker({
+          db,
+          payments,
+          rewards,
+          audit,
+          identity,
+          vault,
+          logger,
+          intervalMs: config.worker.intervalMs,
+          leaseSeconds: config.worker.leaseSeconds,
+          registry: metrics.registry,
+        })
+      : undefined;
+  const gateway =
+    role === 'terminal-gateway' || role === 'all'
+      ? (await loadGateway()).createTerminalGateway({
+          db,
+          config,
+          logger,
+          metrics,
+          clock,
+          payments,
+          rewards,
+          audit: audit.writer,
+        })
+      : undefined;
   if (gateway) readiness.add({ name: 'mqtt_broker', check: () => gateway.brokerConnected() });
   let stopping: Promise<void> | undefined;
 
@@ -164,7 +265,12 @@ export async function createApp(opts: AppOptions = {}) {
         url = await http.listen({ port: config.port, host: config.host });
       }
       // Start and stop of the service, and of audit sealing and export (the worker), are recorded (10.2.1.6).
-      await audit.record(db, { action: 'service.started', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { audit_export: worker ? config.audit.export.target : 'off', pid: process.pid } });
+      await audit.record(db, {
+        action: 'service.started',
+        actor: SYSTEM_ACTOR(role),
+        resource: { type: 'service', id: role },
+        details: { audit_export: worker ? config.audit.export.target : 'off', pid: process.pid },
+      });
       worker?.start();
       await gateway?.start();
       secrets.start();
@@ -194,8 +300,19 @@ export async function createApp(opts: AppOptions = {}) {
             logger.warn({ part, err: { type: (e as Error)?.name } }, 'a part did not stop cleanly');
           }
         };
-        await Promise.all([timed('http', http && closeHttp(http)), timed('terminal-gateway', gateway?.stop({ drainMs })), timed('worker', worker?.stop())]);
-        await audit.record(db, { action: 'service.stopped', actor: SYSTEM_ACTOR(role), resource: { type: 'service', id: role }, details: { pid: process.pid } }).catch(() => {});
+        await Promise.all([
+          timed('http', http && closeHttp(http)),
+          timed('terminal-gateway', gateway?.stop({ drainMs })),
+          timed('worker', worker?.stop()),
+        ]);
+        await audit
+          .record(db, {
+            action: 'service.stopped',
+            actor: SYSTEM_ACTOR(role),
+            resource: { type: 'service', id: role },
+            details: { pid: process.pid },
+          })
+          .catch(() => {});
         vault.close();
         if (ownsDb) await db.close();
       })();

@@ -23,7 +23,8 @@ function staticGraph(entry: string): { files: Set<string>; packages: Set<string>
     for (const m of readFileSync(file, 'utf8').matchAll(STATIC_IMPORT)) {
       const spec = m[1];
       if (spec.startsWith('.')) visit(resolve(dirname(file), spec));
-      else if (!spec.startsWith('node:')) packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
+      else if (!spec.startsWith('node:'))
+        packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
     }
   };
   visit(join(ROOT, entry));
@@ -32,7 +33,8 @@ function staticGraph(entry: string): { files: Set<string>; packages: Set<string>
 
 test('the import graph walk sees what it should (a check of the check)', () => {
   const { files, packages } = staticGraph('src/app.ts');
-  for (const f of ['src/http/server.ts', 'src/modules/payments/index.ts', 'src/modules/terminals/terminals.routes.ts']) assert.ok(files.has(join(ROOT, f)), f);
+  for (const f of ['src/http/server.ts', 'src/modules/payments/index.ts', 'src/modules/terminals/terminals.routes.ts'])
+    assert.ok(files.has(join(ROOT, f)), f);
   for (const p of ['fastify', 'pg', 'prom-client']) assert.ok(packages.has(p), p);
 });
 
@@ -40,7 +42,13 @@ test('the api role does not load the worker, the MQTT gateway, or drivers it is 
   const { files, packages } = staticGraph('src/app.ts');
   const rel = [...files].map((f) => f.slice(ROOT.length + 1));
   // The job loop (worker role) and the terminal gateway with its broker/client and protocol validators.
-  for (const f of ['src/roles/worker.ts', 'src/modules/terminals/gateway.ts', 'src/modules/terminals/broker/embedded.ts', 'src/modules/terminals/broker/external.ts', 'src/modules/terminals/protocol/handlers.ts']) {
+  for (const f of [
+    'src/roles/worker.ts',
+    'src/modules/terminals/gateway.ts',
+    'src/modules/terminals/broker/embedded.ts',
+    'src/modules/terminals/broker/external.ts',
+    'src/modules/terminals/protocol/handlers.ts',
+  ]) {
     assert.ok(!rel.includes(f), `${f} is loaded by every role; import it where its role starts (src/app.ts)`);
   }
   // aedes/mqtt: terminal gateway only; ioredis: only with REDIS_URL; @peculiar/x509: certificate issuance only;
@@ -53,8 +61,16 @@ test('the api role does not load the worker, the MQTT gateway, or drivers it is 
 test('bin/tillpoint.mjs sets a V8 flag this Node.js knows (V8 names an unknown one on stderr and ignores it)', () => {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'tillpoint.mjs'), 'help'], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'tillpoint.mjs'), 'help'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /unrecognized flag/i);
-  assert.match(readFileSync(join(ROOT, 'bin', 'tillpoint.mjs'), 'utf8'), /setFlagsFromString\('--heap-growing-percent=\d+'\)/);
+  assert.match(
+    readFileSync(join(ROOT, 'bin', 'tillpoint.mjs'), 'utf8'),
+    /setFlagsFromString\('--heap-growing-percent=\d+'\)/,
+  );
 });

@@ -20,7 +20,14 @@ const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
 test('audit, access and operators commands', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tp-audit-cli-'));
   const seed = randomBytes(32);
-  const env: Record<string, string> = { NODE_ENV: 'development', TILLPOINT_DATA_DIR: dataDir, AUDIT_SIGNING_KEY: seed.toString('base64'), LOG_LEVEL: 'warn', PASSWORD_HASH_MEMORY_KIB: '1024', PASSWORD_HASH_TIME_COST: '1' };
+  const env: Record<string, string> = {
+    NODE_ENV: 'development',
+    TILLPOINT_DATA_DIR: dataDir,
+    AUDIT_SIGNING_KEY: seed.toString('base64'),
+    LOG_LEVEL: 'warn',
+    PASSWORD_HASH_MEMORY_KIB: '1024',
+    PASSWORD_HASH_TIME_COST: '1',
+  };
   // PGlite is one process's database: open it, write, close, then let the command have it.
   const real = process.env.TEST_DATABASE_URL ? await createTestDb() : undefined;
   if (real) env.DATABASE_URL = real.url!;
@@ -28,17 +35,32 @@ test('audit, access and operators commands', async () => {
   const done = async (db: Db) => {
     if (!real) await db.close();
   };
-  const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
 
   try {
     let db = await open();
     await migrate(db);
     const writer = createAuditWriter({ keys: auditKeysFromSeed(seed), clock: systemClock });
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await db.tx((tx) => writer.record(tx, { action: 'terminal.created', resource: { type: 'terminal', id: `trm_${i}` } })));
+    for (let i = 0; i < 5; i++)
+      ids.push(
+        await db.tx((tx) =>
+          writer.record(tx, { action: 'terminal.created', resource: { type: 'terminal', id: `trm_${i}` } }),
+        ),
+      );
     await done(db);
 
-    const created = cli('operators', 'create', '--email', 'first.admin@example.com', '--name', 'First Admin', '--roles', 'security-admin');
+    const created = cli(
+      'operators',
+      'create',
+      '--email',
+      'first.admin@example.com',
+      '--name',
+      'First Admin',
+      '--roles',
+      'security-admin',
+    );
     assert.equal(created.status, 0, created.stderr);
     const op = JSON.parse(created.stdout);
     assert.match(op.temporary_password, /^[A-Za-z0-9]{20}$/);
@@ -46,7 +68,7 @@ test('audit, access and operators commands', async () => {
 
     const sealed = cli('audit', 'seal');
     assert.equal(sealed.status, 0, sealed.stderr);
-    assert.ok(JSON.parse(sealed.stdout).tree_size >= 6, 'five records and the operator\'s creation');
+    assert.ok(JSON.parse(sealed.stdout).tree_size >= 6, "five records and the operator's creation");
 
     const ok = cli('audit', 'verify');
     assert.equal(ok.status, 0, ok.stderr);
@@ -65,7 +87,12 @@ test('audit, access and operators commands', async () => {
 
     const review = cli('access', 'review', '--json');
     assert.equal(review.status, 0, review.stderr);
-    assert.ok(JSON.parse(review.stdout).operators.some((o: { email: string; roles: string[] }) => o.email === 'first.admin@example.com' && o.roles.includes('security-admin')));
+    assert.ok(
+      JSON.parse(review.stdout).operators.some(
+        (o: { email: string; roles: string[] }) =>
+          o.email === 'first.admin@example.com' && o.roles.includes('security-admin'),
+      ),
+    );
     const table = cli('access', 'review');
     assert.match(table.stdout, /first\.admin@example\.com\s+platform\s+security-admin/);
 
@@ -81,8 +108,14 @@ test('audit, access and operators commands', async () => {
     assert.match(bad.stderr, new RegExp(`audit verify FAILED: record ${ids[3]} \\(leaf 3\\) was changed`));
 
     db = await open();
-    const verifications = await db.query<{ outcome: string }>(`SELECT outcome FROM audit.events WHERE action = 'audit.verified' ORDER BY seq`);
-    assert.deepEqual(verifications.rows.map((r) => r.outcome), ['success', 'failure'], 'each verification is itself recorded');
+    const verifications = await db.query<{ outcome: string }>(
+      `SELECT outcome FROM audit.events WHERE action = 'audit.verified' ORDER BY seq`,
+    );
+    assert.deepEqual(
+      verifications.rows.map((r) => r.outcome),
+      ['success', 'failure'],
+      'each verification is itself recorded',
+    );
     await done(db);
   } finally {
     await real?.close();

@@ -20,7 +20,11 @@ import { auditKeysFromSeed, createAuditService, s3Worm } from '../src/modules/au
 
 const CREDS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: randomBytes(20).toString('base64') };
 
-interface Put { path: string; headers: IncomingMessage['headers']; body: Buffer }
+interface Put {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
 
 function fakeS3() {
   const objects = new Map<string, Buffer>();
@@ -31,7 +35,10 @@ function fakeS3() {
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
     const auth = String(req.headers.authorization ?? '');
-    const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$/.exec(auth);
+    const m =
+      /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/s3\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$/.exec(
+        auth,
+      );
     if (!m) {
       problems.push(`bad Authorization: ${auth}`);
       res.writeHead(403).end('<Error><Code>AccessDenied</Code></Error>');
@@ -41,8 +48,19 @@ function fakeS3() {
     const signed: Record<string, string> = {};
     for (const h of m[4].split(';')) if (h !== 'host' && h !== 'x-amz-date') signed[h] = String(req.headers[h]);
     const again = signV4({
-      method: req.method!, url: `http://${req.headers.host}${req.url}`, headers: signed, body, region: m[3], service: 's3',
-      credentials: CREDS, now: new Date(String(req.headers['x-amz-date']).replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z')),
+      method: req.method!,
+      url: `http://${req.headers.host}${req.url}`,
+      headers: signed,
+      body,
+      region: m[3],
+      service: 's3',
+      credentials: CREDS,
+      now: new Date(
+        String(req.headers['x-amz-date']).replace(
+          /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/,
+          '$1-$2-$3T$4:$5:$6Z',
+        ),
+      ),
     });
     if (again.signature !== m[5]) {
       problems.push('signature mismatch');
@@ -54,14 +72,20 @@ function fakeS3() {
     if (req.method === 'GET' && url.searchParams.get('list-type') === '2') {
       // ListObjectsV2 (path-style): keys under the prefix, two a page, to exercise continuation.
       const bucket = url.pathname.replace(/\/$/, '');
-      const all = [...objects.keys()].filter((k) => k.startsWith(`${bucket}/${url.searchParams.get('prefix') ?? ''}`)).map((k) => k.slice(bucket.length + 1)).sort();
+      const all = [...objects.keys()]
+        .filter((k) => k.startsWith(`${bucket}/${url.searchParams.get('prefix') ?? ''}`))
+        .map((k) => k.slice(bucket.length + 1))
+        .sort();
       const from = Number(url.searchParams.get('continuation-token') ?? 0);
       const page = all.slice(from, from + 2);
       const more = from + 2 < all.length;
-      res.writeHead(200, { 'content-type': 'application/xml' }).end(
-        `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${bucket.slice(1)}</Name><KeyCount>${page.length}</KeyCount><MaxKeys>2</MaxKeys>` +
-        `<IsTruncated>${more}</IsTruncated>${page.map((k) => `<Contents><Key>${k}</Key><Size>${objects.get(`${bucket}/${k}`)!.length}</Size></Contents>`).join('')}` +
-        `${more ? `<NextContinuationToken>${from + 2}</NextContinuationToken>` : ''}</ListBucketResult>`);
+      res
+        .writeHead(200, { 'content-type': 'application/xml' })
+        .end(
+          `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${bucket.slice(1)}</Name><KeyCount>${page.length}</KeyCount><MaxKeys>2</MaxKeys>` +
+            `<IsTruncated>${more}</IsTruncated>${page.map((k) => `<Contents><Key>${k}</Key><Size>${objects.get(`${bucket}/${k}`)!.length}</Size></Contents>`).join('')}` +
+            `${more ? `<NextContinuationToken>${from + 2}</NextContinuationToken>` : ''}</ListBucketResult>`,
+        );
       return;
     }
     if (req.method === 'GET') {
@@ -81,7 +105,13 @@ function fakeS3() {
       return;
     }
     puts.push({ path, headers: req.headers, body });
-    for (const h of ['content-md5', 'x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date', 'if-none-match', 'x-amz-content-sha256']) {
+    for (const h of [
+      'content-md5',
+      'x-amz-object-lock-mode',
+      'x-amz-object-lock-retain-until-date',
+      'if-none-match',
+      'x-amz-content-sha256',
+    ]) {
       if (!m[4].split(';').includes(h)) problems.push(`${h} not signed`);
     }
     if (req.headers['content-md5'] !== createHash('md5').update(body).digest('base64')) {
@@ -105,10 +135,27 @@ test('S3 with Object Lock in compliance mode: the documented PutObject, signed, 
   const db = await createTestDb();
   const clock = fixedClock('2025-02-01T00:00:00.000Z');
   try {
-    const store = s3Worm({ bucket: 'tp-audit', region: 'ap-south-1', endpoint, prefix: 'prod/audit/', credentials: CREDS, now: () => clock.now() });
+    const store = s3Worm({
+      bucket: 'tp-audit',
+      region: 'ap-south-1',
+      endpoint,
+      prefix: 'prod/audit/',
+      credentials: CREDS,
+      now: () => clock.now(),
+    });
     const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-s3-')) });
-    const audit = createAuditService({ db, config, clock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)), store });
-    for (let i = 0; i < 3; i++) await db.tx((tx) => audit.record(tx, { action: 'api_key.created', resource: { type: 'api_key', id: `key_${i}` } }));
+    const audit = createAuditService({
+      db,
+      config,
+      clock,
+      logger: createLogger({ level: 'silent' }),
+      keys: auditKeysFromSeed(randomBytes(32)),
+      store,
+    });
+    for (let i = 0; i < 3; i++)
+      await db.tx((tx) =>
+        audit.record(tx, { action: 'api_key.created', resource: { type: 'api_key', id: `key_${i}` } }),
+      );
     await audit.seal();
     await audit.signHead(true);
     const out = await audit.exportSegments();
@@ -121,14 +168,28 @@ test('S3 with Object Lock in compliance mode: the documented PutObject, signed, 
     assert.equal(put.headers['if-none-match'], '*');
     assert.equal(put.headers['x-amz-content-sha256'], createHash('sha256').update(put.body).digest('hex'));
     assert.match(String(put.headers.authorization), /Credential=AKIDEXAMPLE\/20250201\/ap-south-1\/s3\/aws4_request/);
-    const lines = put.body.toString().trim().split('\n').map((l) => JSON.parse(l));
+    const lines = put.body
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines[0].head.tree_size, 3);
     assert.equal(lines.length, 4);
     // Exported once; the same bytes again are accepted as already there; other bytes are refused.
     assert.equal(await audit.exportSegments(), undefined);
-    assert.equal(await store.put('segments/000000000000-000000000003.jsonl', put.body, clock.now()), `${endpoint}/tp-audit/prod/audit/segments/000000000000-000000000003.jsonl`);
-    await assert.rejects(store.put('segments/000000000000-000000000003.jsonl', Buffer.from('forged\n'), clock.now()), /never overwritten/);
-    assert.equal(s3.objects.get('/tp-audit/prod/audit/segments/000000000000-000000000003.jsonl')!.equals(put.body), true, 'the stored object is unchanged');
+    assert.equal(
+      await store.put('segments/000000000000-000000000003.jsonl', put.body, clock.now()),
+      `${endpoint}/tp-audit/prod/audit/segments/000000000000-000000000003.jsonl`,
+    );
+    await assert.rejects(
+      store.put('segments/000000000000-000000000003.jsonl', Buffer.from('forged\n'), clock.now()),
+      /never overwritten/,
+    );
+    assert.equal(
+      s3.objects.get('/tp-audit/prod/audit/segments/000000000000-000000000003.jsonl')!.equals(put.body),
+      true,
+      'the stored object is unchanged',
+    );
   } finally {
     await db.close();
     s3.server.close();
@@ -141,9 +202,16 @@ test('retention: records older than the online period leave the database only af
   const clock = fixedClock('2025-01-01T00:00:00.000Z');
   try {
     const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dir });
-    const audit = createAuditService({ db, config, clock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)) });
+    const audit = createAuditService({
+      db,
+      config,
+      clock,
+      logger: createLogger({ level: 'silent' }),
+      keys: auditKeysFromSeed(randomBytes(32)),
+    });
     const old: string[] = [];
-    for (let i = 0; i < 4; i++) old.push(await db.tx((tx) => audit.record(tx, { action: 'merchant.created', details: { i } })));
+    for (let i = 0; i < 4; i++)
+      old.push(await db.tx((tx) => audit.record(tx, { action: 'merchant.created', details: { i } })));
     await audit.seal();
     await audit.signHead(true);
     clock.advance(100 * 86_400_000);
@@ -164,7 +232,9 @@ test('retention: records older than the online period leave the database only af
     await db.tx(async (tx) => {
       await tx.query(`UPDATE audit.state SET pruned_size = 6`);
       await tx.query(`ALTER TABLE audit.events DISABLE TRIGGER USER`);
-      await tx.query(`DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index IN (4, 5)`);
+      await tx.query(
+        `DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index IN (4, 5)`,
+      );
       await tx.query(`ALTER TABLE audit.events ENABLE TRIGGER USER`);
     });
     const bad = await audit.verify();
@@ -185,18 +255,38 @@ test('S3: audit verify lists the bucket and reads every segment head back; a tra
   try {
     // A credentials provider (as awsCredentials gives: env keys or IRSA), asked before each request.
     let asked = 0;
-    const store = s3Worm({ bucket: 'tp-audit', region: 'ap-south-1', endpoint, prefix: 'prod/audit/', credentials: async () => (asked++, CREDS), now: () => clock.now() });
+    const store = s3Worm({
+      bucket: 'tp-audit',
+      region: 'ap-south-1',
+      endpoint,
+      prefix: 'prod/audit/',
+      credentials: async () => (asked++, CREDS),
+      now: () => clock.now(),
+    });
     const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-s3v-')) });
-    const audit = createAuditService({ db, config, clock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)), store });
+    const audit = createAuditService({
+      db,
+      config,
+      clock,
+      logger: createLogger({ level: 'silent' }),
+      keys: auditKeysFromSeed(randomBytes(32)),
+      store,
+    });
     // Five segments, so the listing takes three pages.
     for (let seg = 0; seg < 5; seg++) {
-      for (let i = 0; i < 3; i++) await db.tx((tx) => audit.record(tx, { action: 'api_key.created', resource: { type: 'api_key', id: `key_${seg}_${i}` } }));
+      for (let i = 0; i < 3; i++)
+        await db.tx((tx) =>
+          audit.record(tx, { action: 'api_key.created', resource: { type: 'api_key', id: `key_${seg}_${i}` } }),
+        );
       clock.advance(120_000);
       await audit.seal();
       await audit.signHead(true);
       await audit.exportSegments();
     }
-    assert.deepEqual(await store.list('segments/'), [0, 3, 6, 9, 12].map((s) => `segments/${String(s).padStart(12, '0')}-${String(s + 3).padStart(12, '0')}.jsonl`));
+    assert.deepEqual(
+      await store.list('segments/'),
+      [0, 3, 6, 9, 12].map((s) => `segments/${String(s).padStart(12, '0')}-${String(s + 3).padStart(12, '0')}.jsonl`),
+    );
     const ok = await audit.verify();
     assert.equal(ok.ok, true, JSON.stringify(ok.first));
     assert.equal(ok.exported_heads_checked, 5);

@@ -12,7 +12,10 @@ import { checkInclusionProof, type AuditRecord } from '../src/modules/audit/inde
 const clock = fixedClock(new Date());
 
 async function recordsFor(t: TestApp, resourceId: string): Promise<AuditRecord[]> {
-  const r = await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE resource_id = $1 ORDER BY seq`, [resourceId]);
+  const r = await t.db.query<{ record: string }>(
+    `SELECT record FROM audit.events WHERE resource_id = $1 ORDER BY seq`,
+    [resourceId],
+  );
   return r.rows.map((x) => JSON.parse(x.record));
 }
 
@@ -28,7 +31,12 @@ describe('the audit trail of a running platform', () => {
   after(() => t.close());
 
   test('creating merchants, stores and terminals is recorded with who, what, when, where and the outcome', async () => {
-    const m = await support.req('POST', '/v1/merchants', { name: 'Chai Point', vpa: 'chai.point@simbank', mcc: '5812', acquiring_bank: 'SIMBANK' });
+    const m = await support.req('POST', '/v1/merchants', {
+      name: 'Chai Point',
+      vpa: 'chai.point@simbank',
+      mcc: '5812',
+      acquiring_bank: 'SIMBANK',
+    });
     assert.equal(m.status, 201);
     const [rec] = await recordsFor(t, m.body.id);
     assert.equal(rec.action, 'merchant.created');
@@ -44,18 +52,34 @@ describe('the audit trail of a running platform', () => {
     assert.ok(!JSON.stringify(rec).includes('chai.point@simbank'), 'no VPA in the trail');
     const s = await support.req('POST', `/v1/merchants/${m.body.id}/stores`, { name: 'Koramangala' });
     const tm = await support.req('POST', '/v1/terminals', { store_id: s.body.id });
-    assert.deepEqual((await recordsFor(t, tm.body.id)).map((r) => r.action), ['terminal.created']);
+    assert.deepEqual(
+      (await recordsFor(t, tm.body.id)).map((r) => r.action),
+      ['terminal.created'],
+    );
     await support.req('PATCH', `/v1/terminals/${tm.body.id}`, { status: 'disabled' });
-    assert.deepEqual((await recordsFor(t, tm.body.id)).map((r) => `${r.action}/${r.details.status ?? ''}`), ['terminal.created/', 'terminal.updated/disabled']);
+    assert.deepEqual(
+      (await recordsFor(t, tm.body.id)).map((r) => `${r.action}/${r.details.status ?? ''}`),
+      ['terminal.created/', 'terminal.updated/disabled'],
+    );
   });
 
   test('a change that fails leaves no success record, and the failure is recorded', async () => {
-    const before = (await t.db.query(`SELECT count(*)::int AS n FROM audit.events WHERE action = 'merchant.created'`)).rows[0] as { n: number };
-    const dup = await support.req('POST', '/v1/merchants', { name: 'Chai Point again', vpa: 'chai.point@simbank', mcc: '5812', acquiring_bank: 'SIMBANK' });
+    const before = (await t.db.query(`SELECT count(*)::int AS n FROM audit.events WHERE action = 'merchant.created'`))
+      .rows[0] as { n: number };
+    const dup = await support.req('POST', '/v1/merchants', {
+      name: 'Chai Point again',
+      vpa: 'chai.point@simbank',
+      mcc: '5812',
+      acquiring_bank: 'SIMBANK',
+    });
     assert.equal(dup.status, 409, 'the VPA is taken');
-    const after = (await t.db.query(`SELECT count(*)::int AS n FROM audit.events WHERE action = 'merchant.created'`)).rows[0] as { n: number };
+    const after = (await t.db.query(`SELECT count(*)::int AS n FROM audit.events WHERE action = 'merchant.created'`))
+      .rows[0] as { n: number };
     assert.equal(after.n, before.n, 'the record rolled back with the insert');
-    const fail = await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`, [dup.headers.get('x-request-id')]);
+    const fail = await t.db.query<{ record: string }>(
+      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`,
+      [dup.headers.get('x-request-id')],
+    );
     assert.equal(fail.rows.length, 1);
     const r = JSON.parse(fail.rows[0].record);
     assert.deepEqual([r.action, r.outcome, r.details.code], ['api.request', 'failure', 'conflict']);
@@ -63,13 +87,22 @@ describe('the audit trail of a running platform', () => {
 
   test('payments and refunds are recorded in their transactions; reading payments is recorded before the answer', async () => {
     const { terminal } = await t.seedMerchant();
-    const p = await t.request('POST', '/v1/payments', { terminal_id: terminal.id, amount: 5000, currency: 'INR', method: 'upi_collect', payer_vpa: 'meera.s@okicici' });
+    const p = await t.request('POST', '/v1/payments', {
+      terminal_id: terminal.id,
+      amount: 5000,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'meera.s@okicici',
+    });
     assert.equal(p.status, 201);
     await t.eventually(async () => (await t.request('GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded');
     const created = await recordsFor(t, p.body.id);
     assert.equal(created[0].action, 'payment.created');
     assert.equal(created[0].origin.terminal_id, terminal.id);
-    assert.ok(created.some((r) => r.action === 'data.read' && (r.details.ids as string[]).includes(p.body.id)), 'the reads were recorded');
+    assert.ok(
+      created.some((r) => r.action === 'data.read' && (r.details.ids as string[]).includes(p.body.id)),
+      'the reads were recorded',
+    );
     const rf = await support.req('POST', `/v1/payments/${p.body.id}/refunds`, { amount: 1000 });
     assert.equal(rf.status, 403, 'support reads payments but cannot refund');
     const refunder = await signIn(t, clock, await createOperator(t, { roles: ['refunds'] }));
@@ -80,12 +113,22 @@ describe('the audit trail of a running platform', () => {
     assert.equal(refundRecs[0].actor.id, refunder.operatorId);
     const list = await support.req('GET', '/v1/payments?limit=5');
     assert.equal(list.status, 200);
-    assert.equal(list.body.data[0].payer_vpa === null || list.body.data[0].payer_vpa.includes('****'), true, 'support sees payer VPAs masked');
-    const read = await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`, [list.headers.get('x-request-id')]);
+    assert.equal(
+      list.body.data[0].payer_vpa === null || list.body.data[0].payer_vpa.includes('****'),
+      true,
+      'support sees payer VPAs masked',
+    );
+    const read = await t.db.query<{ record: string }>(
+      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`,
+      [list.headers.get('x-request-id')],
+    );
     const r = JSON.parse(read.rows[0].record);
     assert.equal(r.action, 'data.read');
     assert.equal(r.details.permission, 'payments:read');
-    assert.deepEqual(r.details.ids, list.body.data.map((x: { id: string }) => x.id));
+    assert.deepEqual(
+      r.details.ids,
+      list.body.data.map((x: { id: string }) => x.id),
+    );
   });
 
   test('only auditors read the trail; every read of it is itself recorded; proofs check out', async () => {
@@ -95,7 +138,10 @@ describe('the audit trail of a running platform', () => {
     const page = await auditor.req('GET', `/v1/audit/events?actor_id=${support.operatorId}&limit=10`);
     assert.equal(page.status, 200);
     assert.ok(page.body.data.length > 0 && page.body.data.every((e: AuditRecord) => e.actor.id === support.operatorId));
-    const reads = await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`, [page.headers.get('x-request-id')]);
+    const reads = await t.db.query<{ record: string }>(
+      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`,
+      [page.headers.get('x-request-id')],
+    );
     const rr = JSON.parse(reads.rows[0].record);
     assert.deepEqual([rr.action, rr.actor.id, rr.details.permission], ['data.read', auditor.operatorId, 'audit:read']);
     // Seal and sign (the worker's job), then prove a record over the API and check it offline.
@@ -126,11 +172,20 @@ describe('the audit trail of a running platform', () => {
     const op = await createOperator(t, { roles: ['viewer'] });
     const bad = await call(t, 'POST', '/v1/auth/login', { email: op.email, password: 'not-the-password-1' });
     assert.equal(bad.status, 401);
-    const recs = await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`, [bad.headers.get('x-request-id')]);
+    const recs = await t.db.query<{ record: string }>(
+      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1`,
+      [bad.headers.get('x-request-id')],
+    );
     assert.equal(recs.rows.length, 1);
     const r = JSON.parse(recs.rows[0].record);
-    assert.deepEqual([r.action, r.outcome, r.resource.id, r.details.reason], ['auth.login', 'failure', op.id, 'bad_password']);
-    const unknown = await call(t, 'POST', '/v1/auth/login', { email: 'nobody@example.com', password: 'whatever-123456' });
+    assert.deepEqual(
+      [r.action, r.outcome, r.resource.id, r.details.reason],
+      ['auth.login', 'failure', op.id, 'bad_password'],
+    );
+    const unknown = await call(t, 'POST', '/v1/auth/login', {
+      email: 'nobody@example.com',
+      password: 'whatever-123456',
+    });
     assert.equal(unknown.status, 401);
     assert.equal(unknown.body.error.message, bad.body.error.message, 'an unknown account looks the same from outside');
   });

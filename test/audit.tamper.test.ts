@@ -9,7 +9,14 @@ import { loadConfig } from '../src/platform/config.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import type { Db } from '../src/platform/db.ts';
-import { createAuditService, auditKeysFromSeed, checkInclusionProof, localWorm, merkle, type AuditService } from '../src/modules/audit/index.ts';
+import {
+  createAuditService,
+  auditKeysFromSeed,
+  checkInclusionProof,
+  localWorm,
+  merkle,
+  type AuditService,
+} from '../src/modules/audit/index.ts';
 
 // Tamper tests: change, remove or add audit rows with plain SQL, as a DBA or an attacker with
 // database access could, and `audit verify` must fail, naming the first record concerned.
@@ -19,10 +26,25 @@ async function trail(opts: { records?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tp-audit-'));
   const clock = fixedClock('2025-01-10T10:00:00.000Z');
   const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dir });
-  const audit = createAuditService({ db, config, clock, logger: createLogger({ level: 'silent' }), keys: auditKeysFromSeed(randomBytes(32)), store: localWorm(join(dir, 'archive')) });
+  const audit = createAuditService({
+    db,
+    config,
+    clock,
+    logger: createLogger({ level: 'silent' }),
+    keys: auditKeysFromSeed(randomBytes(32)),
+    store: localWorm(join(dir, 'archive')),
+  });
   const ids: string[] = [];
   for (let i = 0; i < (opts.records ?? 12); i++) {
-    ids.push(await db.tx((tx) => audit.record(tx, { action: 'merchant.created', resource: { type: 'merchant', id: `mer_${i}`, merchant_id: `mer_${i}` }, details: { n: i } })));
+    ids.push(
+      await db.tx((tx) =>
+        audit.record(tx, {
+          action: 'merchant.created',
+          resource: { type: 'merchant', id: `mer_${i}`, merchant_id: `mer_${i}` },
+          details: { n: i },
+        }),
+      ),
+    );
     clock.advance(1000);
   }
   return { db, dir, clock, audit, ids };
@@ -54,7 +76,11 @@ describe('audit trail: seal, sign, verify, prove', () => {
   test('sealed records form the RFC 6962 tree of their canonical bytes; the head is signed', async () => {
     const head = await sealAndSign(t.audit);
     assert.equal(head?.tree_size, 12);
-    const rows = (await t.db.query<{ record: string }>(`SELECT e.record FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id ORDER BY l.leaf_index`)).rows;
+    const rows = (
+      await t.db.query<{ record: string }>(
+        `SELECT e.record FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id ORDER BY l.leaf_index`,
+      )
+    ).rows;
     assert.equal(head!.root_hash, merkle.rootOf(rows.map((r) => merkle.leafHash(r.record))).toString('hex'));
     const report = await t.audit.verify();
     assert.equal(report.ok, true, JSON.stringify(report.first));
@@ -74,12 +100,21 @@ describe('audit trail: seal, sign, verify, prove', () => {
   });
 
   test('consistency proofs between signed heads verify', async () => {
-    for (let i = 0; i < 5; i++) await t.db.tx((tx) => t.audit.record(tx, { action: 'operator.created', details: { i } }));
+    for (let i = 0; i < 5; i++)
+      await t.db.tx((tx) => t.audit.record(tx, { action: 'operator.created', details: { i } }));
     t.clock.advance(120_000);
     const h2 = await sealAndSign(t.audit);
     assert.equal(h2?.tree_size, 17);
     const c = await t.audit.consistency(12, 17);
-    assert.ok(merkle.verifyConsistency(12, 17, Buffer.from(c.first.root_hash, 'hex'), Buffer.from(c.second.root_hash, 'hex'), c.proof.map((h) => Buffer.from(h, 'hex'))));
+    assert.ok(
+      merkle.verifyConsistency(
+        12,
+        17,
+        Buffer.from(c.first.root_hash, 'hex'),
+        Buffer.from(c.second.root_hash, 'hex'),
+        c.proof.map((h) => Buffer.from(h, 'hex')),
+      ),
+    );
     assert.equal((await t.audit.verify()).ok, true);
   });
 
@@ -94,9 +129,13 @@ describe('audit trail: seal, sign, verify, prove', () => {
     assert.equal(lines.length, 18, 'a header and 17 records');
     assert.equal(JSON.parse(lines[0]).head.tree_size, 17);
     assert.equal(await t.audit.exportSegments(), undefined, 'nothing new to export');
-    await assert.rejects(localWorm(join(t.dir, 'archive')).put(`segments/${files[0]}`, Buffer.from('other'), new Date()), /never overwritten/);
+    await assert.rejects(
+      localWorm(join(t.dir, 'archive')).put(`segments/${files[0]}`, Buffer.from('other'), new Date()),
+      /never overwritten/,
+    );
     // Root ignores file modes, so this part only means something for an ordinary user.
-    if (process.getuid?.() !== 0) assert.throws(() => writeFileSync(path, 'x'), /EACCES|EPERM/, 'the file itself is read-only');
+    if (process.getuid?.() !== 0)
+      assert.throws(() => writeFileSync(path, 'x'), /EACCES|EPERM/, 'the file itself is read-only');
   });
 
   test('the database refuses UPDATE and DELETE on the trail', async () => {
@@ -111,14 +150,21 @@ describe('audit verify names the first record that was tampered with', () => {
     const t = await trail();
     try {
       await sealAndSign(t.audit);
-      await tamper(t.db, `UPDATE audit.events SET record = replace(record, '"n":4', '"n":40') WHERE id = $1`, [t.ids[4]]);
-      await tamper(t.db, `UPDATE audit.events SET record = replace(record, '"n":9', '"n":90') WHERE id = $1`, [t.ids[9]]);
+      await tamper(t.db, `UPDATE audit.events SET record = replace(record, '"n":4', '"n":40') WHERE id = $1`, [
+        t.ids[4],
+      ]);
+      await tamper(t.db, `UPDATE audit.events SET record = replace(record, '"n":9', '"n":90') WHERE id = $1`, [
+        t.ids[9],
+      ]);
       const r = await t.audit.verify();
       assert.equal(r.ok, false);
       assert.equal(r.first?.kind, 'changed');
       assert.equal(r.first?.record_id, t.ids[4]);
       assert.equal(r.first?.leaf_index, 4);
-      assert.ok(r.problems.some((p) => p.kind === 'head_mismatch'), 'the signed head no longer matches either');
+      assert.ok(
+        r.problems.some((p) => p.kind === 'head_mismatch'),
+        'the signed head no longer matches either',
+      );
     } finally {
       await t.db.close();
     }
@@ -140,10 +186,14 @@ describe('audit verify names the first record that was tampered with', () => {
     const t = await trail();
     try {
       await sealAndSign(t.audit);
-      const rec = (await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE id = $1`, [t.ids[3]])).rows[0].record;
+      const rec = (await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE id = $1`, [t.ids[3]]))
+        .rows[0].record;
       const forged = rec.replace('"n":3', '"n":33');
       await tamper(t.db, `UPDATE audit.events SET record = $2 WHERE id = $1`, [t.ids[3], forged]);
-      await tamper(t.db, `UPDATE audit.leaves SET leaf_hash = $2 WHERE event_id = $1`, [t.ids[3], merkle.leafHash(forged)]);
+      await tamper(t.db, `UPDATE audit.leaves SET leaf_hash = $2 WHERE event_id = $1`, [
+        t.ids[3],
+        merkle.leafHash(forged),
+      ]);
       const r = await t.audit.verify();
       assert.equal(r.first?.record_id, t.ids[3]);
       assert.ok(r.problems.some((p) => p.kind === 'head_mismatch'));
@@ -198,16 +248,29 @@ describe('audit verify names the first record that was tampered with', () => {
     const t = await trail();
     try {
       await sealAndSign(t.audit);
-      const rec = (await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE id = $1`, [t.ids[1]])).rows[0].record;
+      const rec = (await t.db.query<{ record: string }>(`SELECT record FROM audit.events WHERE id = $1`, [t.ids[1]]))
+        .rows[0].record;
       const fake = rec.replace(t.ids[1], 'aud_0000000000000000000000000000beef');
-      await tamper(t.db, `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
-                          SELECT 'aud_0000000000000000000000000000beef', $1, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id FROM audit.events WHERE id = $2`, [fake, t.ids[1]]);
+      await tamper(
+        t.db,
+        `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
+                          SELECT 'aud_0000000000000000000000000000beef', $1, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id FROM audit.events WHERE id = $2`,
+        [fake, t.ids[1]],
+      );
       let r = await t.audit.verify();
       assert.equal(r.first?.kind, 'inserted');
       assert.equal(r.first?.record_id, 'aud_0000000000000000000000000000beef');
       const sealed = await t.audit.seal();
-      assert.deepEqual(sealed.forged, ['aud_0000000000000000000000000000beef'], 'the sealer refuses to put it in the tree');
-      await tamper(t.db, `INSERT INTO audit.leaves (leaf_index, event_id, leaf_hash, sealed_at) VALUES (12, $1, $2, now())`, ['aud_0000000000000000000000000000beef', merkle.leafHash(fake)]);
+      assert.deepEqual(
+        sealed.forged,
+        ['aud_0000000000000000000000000000beef'],
+        'the sealer refuses to put it in the tree',
+      );
+      await tamper(
+        t.db,
+        `INSERT INTO audit.leaves (leaf_index, event_id, leaf_hash, sealed_at) VALUES (12, $1, $2, now())`,
+        ['aud_0000000000000000000000000000beef', merkle.leafHash(fake)],
+      );
       r = await t.audit.verify();
       assert.equal(r.first?.kind, 'inserted');
       assert.equal(r.first?.record_id, 'aud_0000000000000000000000000000beef');
@@ -243,7 +306,9 @@ describe('audit verify names the first record that was tampered with', () => {
 async function cutBack(db: Db, size: number) {
   await db.tx(async (tx) => {
     await tx.query(`SET LOCAL session_replication_role = replica`);
-    await tx.query(`DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= $1`, [size]);
+    await tx.query(`DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= $1`, [
+      size,
+    ]);
     await tx.query(`DELETE FROM audit.leaves WHERE leaf_index >= $1`, [size]);
     await tx.query(`DELETE FROM audit.nodes WHERE (idx + 1) * (1::bigint << level) > $1`, [size]);
     await tx.query(`DELETE FROM audit.tree_heads WHERE tree_size > $1`, [size]);
@@ -258,7 +323,8 @@ describe('audit verify holds the database against the heads exported to write-on
     const t = await trail();
     await sealAndSign(t.audit);
     assert.deepEqual(await t.audit.exportSegments().then((s) => [s?.start, s?.end]), [0, 12]);
-    for (let i = 0; i < 5; i++) t.ids.push(await t.db.tx((tx) => t.audit.record(tx, { action: 'operator.created', details: { i } })));
+    for (let i = 0; i < 5; i++)
+      t.ids.push(await t.db.tx((tx) => t.audit.record(tx, { action: 'operator.created', details: { i } })));
     t.clock.advance(120_000);
     await sealAndSign(t.audit);
     assert.deepEqual(await t.audit.exportSegments().then((s) => [s?.start, s?.end]), [12, 17]);
@@ -291,7 +357,8 @@ describe('audit verify holds the database against the heads exported to write-on
     const t = await exportedTwice();
     try {
       await cutBack(t.db, 10);
-      for (let i = 0; i < 9; i++) await t.db.tx((tx) => t.audit.record(tx, { action: 'merchant.updated', details: { i } }));
+      for (let i = 0; i < 9; i++)
+        await t.db.tx((tx) => t.audit.record(tx, { action: 'merchant.updated', details: { i } }));
       t.clock.advance(120_000);
       const h = await sealAndSign(t.audit);
       assert.equal(h?.tree_size, 19);
@@ -314,7 +381,11 @@ describe('audit verify holds the database against the heads exported to write-on
     try {
       await sealAndSign(t.audit);
       await t.audit.exportSegments();
-      await localWorm(join(t.dir, 'archive')).put('segments/000000000012-000000000020.jsonl', Buffer.from('not a segment\n'), new Date());
+      await localWorm(join(t.dir, 'archive')).put(
+        'segments/000000000012-000000000020.jsonl',
+        Buffer.from('not a segment\n'),
+        new Date(),
+      );
       const r = await t.audit.verify();
       assert.equal(r.ok, false);
       assert.equal(r.first?.kind, 'export_unreadable');

@@ -42,8 +42,13 @@ function scriptedBank(secret: () => string) {
       const raw = Buffer.concat(chunks);
       if (req.url?.startsWith('/cb?')) {
         // A callback from the simulator on its way to Tillpoint: passed on, or held.
-        const c = { to: new URL(req.url, 'http://x').searchParams.get('to')!, raw: raw.toString('utf8'), headers: {} as Record<string, string> };
-        for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('x-') || k === 'content-type') c.headers[k] = String(v);
+        const c = {
+          to: new URL(req.url, 'http://x').searchParams.get('to')!,
+          raw: raw.toString('utf8'),
+          headers: {} as Record<string, string>,
+        };
+        for (const [k, v] of Object.entries(req.headers))
+          if (k.startsWith('x-') || k === 'content-type') c.headers[k] = String(v);
         if (holding) {
           held.push(c);
           res.end();
@@ -56,7 +61,8 @@ function scriptedBank(secret: () => string) {
       }
       const path = (req.url ?? '').replace(/^\/sim/, '');
       const body = JSON.parse(raw.toString('utf8') || '{}');
-      if (typeof body.callback_url === 'string') body.callback_url = `${self}/cb?to=${encodeURIComponent(body.callback_url)}`;
+      if (typeof body.callback_url === 'string')
+        body.callback_url = `${self}/cb?to=${encodeURIComponent(body.callback_url)}`;
       const forward = () => {
         const out = JSON.stringify(body);
         return post(target + req.url, { 'content-type': 'application/json', ...signRequest(secret(), out) }, out);
@@ -66,7 +72,13 @@ function scriptedBank(secret: () => string) {
       calls.push({ path, ref, mode });
       if (mode === 'u48') {
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ...(body.refund_ref ? { refund_ref: ref } : { txn_ref: ref }), response_code: 'U48', message: 'not present' }));
+        res.end(
+          JSON.stringify({
+            ...(body.refund_ref ? { refund_ref: ref } : { txn_ref: ref }),
+            response_code: 'U48',
+            message: 'not present',
+          }),
+        );
         return;
       }
       if (mode === 'lost_then_502') {
@@ -160,11 +172,20 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
   test('create: a connection reset after sending a collect answers pending; the bank approves it', async () => {
     bank.script('/v1/collects', 'commit_then_reset');
     bank.hold();
-    const r = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 2500, currency: 'INR', method: 'upi_collect', payer_vpa: 'asha@okaxis' });
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 2500,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'asha@okaxis',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.status, 'pending');
     await bank.release();
-    assert.ok(await t.eventually(async () => (await get(r.body.id)).status === 'succeeded'), 'the collect the bank got is paid');
+    assert.ok(
+      await t.eventually(async () => (await get(r.body.id)).status === 'succeeded'),
+      'the collect the bank got is paid',
+    );
     assert.equal((await get(r.body.id)).needs_reconciliation, false);
   });
 
@@ -184,7 +205,12 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
     const t2 = await startTestApp({ env: { BANK_SIM_URL: `http://127.0.0.1:${port}/sim` } });
     try {
       const term = (await t2.seedMerchant()).terminal.id;
-      const r = await t2.request('POST', '/v1/payments', { terminal_id: term, amount: 1000, currency: 'INR', method: 'upi_qr' });
+      const r = await t2.request('POST', '/v1/payments', {
+        terminal_id: term,
+        amount: 1000,
+        currency: 'INR',
+        method: 'upi_qr',
+      });
       assert.equal(r.status, 503);
       assert.equal(r.body.error.code, 'bank_unavailable');
       assert.equal((await t2.request('GET', `/v1/payments/${r.body.error.details.payment_id}`)).body.status, 'failed');
@@ -195,13 +221,23 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
 
   test('status check: unanswered checks (502, reset, garbage) count; after the last one the worker stops asking', async () => {
     const p = (await qr(4000)).body;
-    bank.script('/v1/transactions/status', 'commit_then_502', 'commit_then_reset', 'commit_then_garbage', 'commit_then_502', 'commit_then_502');
+    bank.script(
+      '/v1/transactions/status',
+      'commit_then_502',
+      'commit_then_reset',
+      'commit_then_garbage',
+      'commit_then_502',
+      'commit_then_502',
+    );
     for (let i = 0; i < 5; i++) await payments().runStatusChecks();
     const max = t.config.payments.statusCheckMax;
     assert.equal(bank.callsFor(p.txn_ref, '/v1/transactions/status'), max, `asked ${max} times, then no more`);
     const g = await get(p.id);
     assert.equal(g.status, 'pending', 'an unanswered check never fails a payment');
-    const row = await t.db.query<{ next_check_at: Date | null; status_checks: number }>('SELECT next_check_at, status_checks FROM payments.payments WHERE id = $1', [p.id]);
+    const row = await t.db.query<{ next_check_at: Date | null; status_checks: number }>(
+      'SELECT next_check_at, status_checks FROM payments.payments WHERE id = $1',
+      [p.id],
+    );
     assert.equal(row.rows[0].next_check_at, null, 'left to the expiry job');
     bank.script('/v1/transactions/status');
   });
@@ -216,7 +252,10 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
     assert.equal((await get(p.id)).refundable_amount, 0, 'the amount stays reserved');
     await bank.release();
     // The bank's callback arrives (the simulator did refund): the refund succeeds.
-    assert.ok(await t.eventually(async () => (await refunds(p.id))[0].status === 'succeeded'), 'the late success is applied');
+    assert.ok(
+      await t.eventually(async () => (await refunds(p.id))[0].status === 'succeeded'),
+      'the late success is applied',
+    );
     const g = await get(p.id);
     assert.equal(g.status, 'refunded');
     assert.equal(g.refundable_amount, 0);
@@ -236,7 +275,10 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
       assert.equal(r.body.status, 'pending', mode);
       assert.equal((await get(p.id)).refundable_amount, 500, `${mode}: reserved`);
       await bank.release();
-      assert.ok(await t.eventually(async () => (await refunds(p.id))[0].status === 'succeeded'), `${mode}: settled by the callback`);
+      assert.ok(
+        await t.eventually(async () => (await refunds(p.id))[0].status === 'succeeded'),
+        `${mode}: settled by the callback`,
+      );
       assert.equal((await get(p.id)).refundable_amount, 500);
     }
   });
@@ -249,11 +291,26 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
     const declined = await t.request('POST', `/v1/payments/${p2.id}/refunds`, { amount: 1000 });
     assert.equal(declined.status, 201);
     assert.equal(declined.body.status, 'pending', 'U48 on the request itself is not a decline');
-    const ref2 = (await t.db.query<{ refund_ref: string }>('SELECT refund_ref FROM payments.refunds WHERE id = $1', [declined.body.id])).rows[0].refund_ref;
+    const ref2 = (
+      await t.db.query<{ refund_ref: string }>('SELECT refund_ref FROM payments.refunds WHERE id = $1', [
+        declined.body.id,
+      ])
+    ).rows[0].refund_ref;
     const secret = t.config.banks[0].secret;
     const send = async (code: string) => {
-      const raw = JSON.stringify({ type: 'refund', refund_ref: ref2, original_txn_ref: p2.txn_ref, amount: '10.00', response_code: code, bank_ref: '999988887777' });
-      const res = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(secret, raw) }, body: raw });
+      const raw = JSON.stringify({
+        type: 'refund',
+        refund_ref: ref2,
+        original_txn_ref: p2.txn_ref,
+        amount: '10.00',
+        response_code: code,
+        bank_ref: '999988887777',
+      });
+      const res = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...signRequest(secret, raw) },
+        body: raw,
+      });
       assert.equal(res.status, 200, await res.text());
     };
     await send('U30'); // declined: failed, the 1000 released
@@ -266,7 +323,9 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
     assert.equal(list[0].needs_reconciliation, true);
     const g = await get(p2.id);
     assert.equal(g.needs_reconciliation, true);
-    const flagged = (await t.request('GET', '/v1/payments?needs_reconciliation=true&limit=100')).body.data.map((x: any) => x.id);
+    const flagged = (await t.request('GET', '/v1/payments?needs_reconciliation=true&limit=100')).body.data.map(
+      (x: any) => x.id,
+    );
     assert.ok(flagged.includes(p2.id), 'listed for reconciliation');
     assert.ok(!flagged.includes(p.id));
   });
@@ -277,7 +336,9 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
     const r = await t.request('POST', `/v1/payments/${p.id}/refunds`, { amount: 2000 });
     assert.equal(r.status, 201);
     assert.equal(r.body.status, 'pending');
-    const ref = (await t.db.query<{ refund_ref: string }>('SELECT refund_ref FROM payments.refunds WHERE id = $1', [r.body.id])).rows[0].refund_ref;
+    const ref = (
+      await t.db.query<{ refund_ref: string }>('SELECT refund_ref FROM payments.refunds WHERE id = $1', [r.body.id])
+    ).rows[0].refund_ref;
     bank.script('/v1/refunds/status', ...Array<Mode>(20).fill('u48'));
     for (let i = 0; i < 8; i++) await payments().runRefundChecks();
     const max = t.config.payments.statusCheckMax;
@@ -288,7 +349,9 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
     const g = await get(p.id);
     assert.equal(g.refundable_amount, 3000, 'the 2000 stays reserved');
     assert.equal(g.needs_reconciliation, true);
-    const flagged = (await t.request('GET', '/v1/payments?needs_reconciliation=true&limit=100')).body.data.map((x: any) => x.id);
+    const flagged = (await t.request('GET', '/v1/payments?needs_reconciliation=true&limit=100')).body.data.map(
+      (x: any) => x.id,
+    );
     assert.ok(flagged.includes(p.id), 'listed for reconciliation');
     bank.script('/v1/refunds/status');
   });
@@ -306,7 +369,10 @@ describe('an uncertain bank answer leaves money pending, never failed', () => {
       assert.equal(again.status, 503, JSON.stringify(again.body));
       assert.equal(again.headers.get('idempotent-replayed'), 'true');
       assert.deepEqual(again.body, first.body);
-      const n = await t2.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE terminal_id = $1`, [term]);
+      const n = await t2.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM payments.payments WHERE terminal_id = $1`,
+        [term],
+      );
       assert.equal(n.rows[0].n, 1, 'one payment');
     } finally {
       await t2.close();

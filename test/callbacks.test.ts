@@ -19,17 +19,30 @@ describe('signed bank callbacks', () => {
   after(() => t.close());
 
   const newPayment = async (amount = 5000) =>
-    (await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' })).body;
+    (await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' }))
+      .body;
 
   async function send(body: object, opts: { secret?: string; at?: Date; headers?: Record<string, string> } = {}) {
     const raw = JSON.stringify(body);
-    const headers = { 'content-type': 'application/json', ...signRequest(opts.secret ?? secret, raw, opts.at), ...opts.headers };
+    const headers = {
+      'content-type': 'application/json',
+      ...signRequest(opts.secret ?? secret, raw, opts.at),
+      ...opts.headers,
+    };
     const r = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, { method: 'POST', headers, body: raw });
     return { status: r.status, body: (await r.json()) as any, headers, raw };
   }
-  const success = (p: any) => ({ type: 'payment', txn_ref: p.txn_ref, amount: (p.amount / 100).toFixed(2), response_code: '00', bank_ref: '123456789012', payer_vpa: 'forger@okaxis' });
+  const success = (p: any) => ({
+    type: 'payment',
+    txn_ref: p.txn_ref,
+    amount: (p.amount / 100).toFixed(2),
+    response_code: '00',
+    bank_ref: '123456789012',
+    payer_vpa: 'forger@okaxis',
+  });
   const status = async (id: string) => (await t.request('GET', `/v1/payments/${id}`)).body;
-  const rejected = async () => (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM platform.rejected_calls')).rows[0].n;
+  const rejected = async () =>
+    (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM platform.rejected_calls')).rows[0].n;
 
   test('a callback signed with the wrong secret is refused, recorded, and changes nothing', async () => {
     const p = await newPayment();
@@ -45,7 +58,11 @@ describe('signed bank callbacks', () => {
     const p = await newPayment();
     const raw = JSON.stringify(success(p));
     const headers = { 'content-type': 'application/json', ...signRequest(secret, raw) };
-    const r = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, { method: 'POST', headers, body: raw.replace('"00"', '"00" ') });
+    const r = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, {
+      method: 'POST',
+      headers,
+      body: raw.replace('"00"', '"00" '),
+    });
     assert.equal(r.status, 401);
     assert.equal((await status(p.id)).status, 'pending');
   });
@@ -59,7 +76,11 @@ describe('signed bank callbacks', () => {
 
   test('missing signature headers are refused', async () => {
     const p = await newPayment();
-    const r = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(success(p)) });
+    const r = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(success(p)),
+    });
     assert.equal(r.status, 401);
   });
 
@@ -70,7 +91,11 @@ describe('signed bank callbacks', () => {
     const after1 = await status(p.id);
     assert.equal(after1.status, 'succeeded');
     // The exact same request again (same nonce): a replay.
-    const replay = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, { method: 'POST', headers: first.headers, body: first.raw });
+    const replay = await fetch(`${t.url}/v1/banks/SIMBANK/callbacks`, {
+      method: 'POST',
+      headers: first.headers,
+      body: first.raw,
+    });
     assert.equal(replay.status, 409);
     assert.equal(((await replay.json()) as any).error.code, 'replayed_request');
     // The bank sending the same news again, freshly signed: accepted, changes nothing.
@@ -78,7 +103,10 @@ describe('signed bank callbacks', () => {
     assert.equal(dup.status, 200);
     const after2 = await status(p.id);
     assert.equal(after2.updated_at, after1.updated_at);
-    const entries = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger.entries WHERE reference = $1`, [p.id]);
+    const entries = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ledger.entries WHERE reference = $1`,
+      [p.id],
+    );
     assert.equal(entries.rows[0].n, 1, 'one ledger entry, however often the bank says so');
   });
 
@@ -116,7 +144,10 @@ describe('signed bank callbacks', () => {
   test('unknown bank and unknown reference are 404; malformed callback body is 4xx', async () => {
     const raw = JSON.stringify({ type: 'payment', txn_ref: 'TPNOSUCHREF', amount: '1.00', response_code: '00' });
     const h = { 'content-type': 'application/json', ...signRequest(secret, raw) };
-    assert.equal((await fetch(`${t.url}/v1/banks/NOSUCHBANK/callbacks`, { method: 'POST', headers: h, body: raw })).status, 404);
+    assert.equal(
+      (await fetch(`${t.url}/v1/banks/NOSUCHBANK/callbacks`, { method: 'POST', headers: h, body: raw })).status,
+      404,
+    );
     const unknownRef = await send({ type: 'payment', txn_ref: 'TPNOSUCHREF', amount: '1.00', response_code: '00' });
     assert.equal(unknownRef.status, 404);
     const garbage = await send({ hello: 'world' });

@@ -33,8 +33,14 @@ describe('compliance report', () => {
     await t.seedMerchant();
     // An operator with MFA enrolled, in use today.
     const identity = t.app.services.identity;
-    const op = await identity.createOperator(null, { email: 'asha@example.test', name: 'Asha', roles: ['security-admin'] });
-    await t.db.query(`UPDATE identity.operators SET totp_enrolled_at = now(), last_used_at = now() WHERE id = $1`, [op.operator.id]);
+    const op = await identity.createOperator(null, {
+      email: 'asha@example.test',
+      name: 'Asha',
+      roles: ['security-admin'],
+    });
+    await t.db.query(`UPDATE identity.operators SET totp_enrolled_at = now(), last_used_at = now() WHERE id = $1`, [
+      op.operator.id,
+    ]);
     await t.app.services.audit.runJobs();
     await t.app.services.audit.signHead(true);
     // Compliant settings: TLS on the API, bank secrets that are not the development default.
@@ -50,8 +56,23 @@ describe('compliance report', () => {
     const s = await report();
     const automated = s.report.results.filter((r) => r.kind === 'automated');
     const failing = automated.filter((r) => r.status === 'fail' || r.status === 'error');
-    assert.deepEqual(failing.map((r) => r.id), []);
-    for (const id of ['10.3.3-worm-export', '3.3.1-sad-refused', '3.7.4-key-cryptoperiod', '4.2.1-tls', '8.4.2-mfa', '8.2.6-inactive', '8.6.2-no-default-secrets', '10.3.4-audit-verified', '10.3.4-audit-head-age', '10.5.1-retention', '6.4.2-rate-limits']) {
+    assert.deepEqual(
+      failing.map((r) => r.id),
+      [],
+    );
+    for (const id of [
+      '10.3.3-worm-export',
+      '3.3.1-sad-refused',
+      '3.7.4-key-cryptoperiod',
+      '4.2.1-tls',
+      '8.4.2-mfa',
+      '8.2.6-inactive',
+      '8.6.2-no-default-secrets',
+      '10.3.4-audit-verified',
+      '10.3.4-audit-head-age',
+      '10.5.1-retention',
+      '6.4.2-rate-limits',
+    ]) {
       assert.equal(rowOf(s, id).status, 'pass', `${id}: ${rowOf(s, id).summary}`);
     }
     assert.equal(rowOf(s, '12.aws-evidence').status, 'not_configured');
@@ -61,7 +82,11 @@ describe('compliance report', () => {
   });
 
   test('an active operator without MFA fails 8.4.2', async () => {
-    const op = await t.app.services.identity.createOperator(null, { email: 'ravi@example.test', name: 'Ravi', roles: ['viewer'] });
+    const op = await t.app.services.identity.createOperator(null, {
+      email: 'ravi@example.test',
+      name: 'Ravi',
+      roles: ['viewer'],
+    });
     try {
       const r = rowOf(await report(), '8.4.2-mfa');
       assert.equal(r.status, 'fail');
@@ -73,8 +98,15 @@ describe('compliance report', () => {
   });
 
   test('an operator unused past the inactivity limit fails 8.2.6', async () => {
-    const op = await t.app.services.identity.createOperator(null, { email: 'old@example.test', name: 'Old', roles: ['viewer'] });
-    await t.db.query(`UPDATE identity.operators SET totp_enrolled_at = now(), last_used_at = now() - interval '120 days', created_at = now() - interval '200 days' WHERE id = $1`, [op.operator.id]);
+    const op = await t.app.services.identity.createOperator(null, {
+      email: 'old@example.test',
+      name: 'Old',
+      roles: ['viewer'],
+    });
+    await t.db.query(
+      `UPDATE identity.operators SET totp_enrolled_at = now(), last_used_at = now() - interval '120 days', created_at = now() - interval '200 days' WHERE id = $1`,
+      [op.operator.id],
+    );
     try {
       assert.equal(rowOf(await report(), '8.2.6-inactive').status, 'fail');
     } finally {
@@ -90,7 +122,10 @@ describe('compliance report', () => {
   });
 
   test('a default secret fails 8.6.2', async () => {
-    const r = rowOf(await report({ ...good, banks: t.config.banks.map((b) => ({ ...b, secret: 'dev-only-simulator-secret' })) }), '8.6.2-no-default-secrets');
+    const r = rowOf(
+      await report({ ...good, banks: t.config.banks.map((b) => ({ ...b, secret: 'dev-only-simulator-secret' })) }),
+      '8.6.2-no-default-secrets',
+    );
     assert.equal(r.status, 'fail');
     assert.match(r.summary, /BANKS\[SIMBANK\]\.secret/);
   });
@@ -110,7 +145,10 @@ describe('compliance report', () => {
     const evidence = structuredClone(s);
     (evidence.report.results[0] as { evidence: unknown }).evidence = { forged: true };
     assert.match(verifyReportText(JSON.stringify(evidence)).problems.join(' '), /signature|hash/);
-    assert.match(verifyReportText(JSON.stringify(s), Buffer.alloc(32, 1).toString('base64')).problems.join(' '), /not by the expected/);
+    assert.match(
+      verifyReportText(JSON.stringify(s), Buffer.alloc(32, 1).toString('base64')).problems.join(' '),
+      /not by the expected/,
+    );
     const html = renderHtml(s);
     assert.doesNotMatch(html, /(src|href)=["']?(https?:)?\/\//i, 'no external requests');
     assert.match(html, /Every automated check passed/);
@@ -120,10 +158,17 @@ describe('compliance report', () => {
 
   // Last: the tampering stays in the trail.
   test('the audit trail tampered fails 10.3.4', async () => {
-    const victim = (await t.db.query<{ id: string }>(`SELECT e.id FROM audit.events e JOIN audit.leaves l ON l.event_id = e.id ORDER BY l.leaf_index LIMIT 1`)).rows[0].id;
+    const victim = (
+      await t.db.query<{ id: string }>(
+        `SELECT e.id FROM audit.events e JOIN audit.leaves l ON l.event_id = e.id ORDER BY l.leaf_index LIMIT 1`,
+      )
+    ).rows[0].id;
     await t.db.tx(async (tx) => {
       await tx.query(`ALTER TABLE audit.events DISABLE TRIGGER USER`);
-      await tx.query(`UPDATE audit.events SET record = replace(record, '"success"', '"failure"'), outcome = 'failure' WHERE id = $1`, [victim]);
+      await tx.query(
+        `UPDATE audit.events SET record = replace(record, '"success"', '"failure"'), outcome = 'failure' WHERE id = $1`,
+        [victim],
+      );
       await tx.query(`ALTER TABLE audit.events ENABLE TRIGGER USER`);
     });
     const s = await report();
@@ -138,20 +183,38 @@ describe('tillpoint compliance (command line)', () => {
   test('report --format html --out DIR writes a signed page, exits 1 on a failed check; verify accepts it and refuses an edited copy', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-compliance-'));
     const out = join(dataDir, 'reports');
-    const env = { ...process.env, TILLPOINT_DATA_DIR: dataDir, DATABASE_URL: '', NODE_ENV: 'development', LOG_LEVEL: 'warn' };
+    const env = {
+      ...process.env,
+      TILLPOINT_DATA_DIR: dataDir,
+      DATABASE_URL: '',
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'warn',
+    };
     const migrated = spawnSync(process.execPath, [BIN, 'migrate'], { env, encoding: 'utf8', timeout: 120_000 });
     assert.equal(migrated.status, 0, migrated.stderr);
-    const r = spawnSync(process.execPath, [BIN, 'compliance', 'report', '--format', 'html', '--out', out], { env, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [BIN, 'compliance', 'report', '--format', 'html', '--out', out], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     // Development defaults: TLS off and the simulator's default secret, so automated checks fail.
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /failed/);
     const file = join(out, readdirSync(out).find((f) => f.endsWith('.html'))!);
-    const ok = spawnSync(process.execPath, [BIN, 'compliance', 'verify', file], { env, encoding: 'utf8', timeout: 60_000 });
+    const ok = spawnSync(process.execPath, [BIN, 'compliance', 'verify', file], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /report ok: signed by/);
     const edited = join(out, 'edited.html');
     writeFileSync(edited, readFileSync(file, 'utf8').replace('"status":"fail"', '"status":"pass"'));
-    const bad = spawnSync(process.execPath, [BIN, 'compliance', 'verify', edited], { env, encoding: 'utf8', timeout: 60_000 });
+    const bad = spawnSync(process.execPath, [BIN, 'compliance', 'verify', edited], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /NOT valid/);
   });

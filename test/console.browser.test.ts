@@ -17,11 +17,15 @@ import { ensureConsoleBuilt } from '../console/build.mjs';
 // CONSOLE_SCREENSHOTS=1 also writes docs/console/*.png at 1280×800 and at a phone's width.
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) && !process.env.CI && !process.env.CI_REQUIRE_CHROMIUM ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH` : false;
+const skip =
+  !existsSync(CHROMIUM) && !process.env.CI && !process.env.CI_REQUIRE_CHROMIUM
+    ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH`
+    : false;
 const SHOTS = process.env.CONSOLE_SCREENSHOTS === '1';
 const require = createRequire(import.meta.url);
 // jsqr is CommonJS: its function is module.exports (and, typed, its default export).
-const jsQR = ((jsQRModule as unknown as { default?: typeof jsQRModule.default }).default ?? jsQRModule) as typeof jsQRModule.default;
+const jsQR = ((jsQRModule as unknown as { default?: typeof jsQRModule.default }).default ??
+  jsQRModule) as typeof jsQRModule.default;
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 describe('the operator console in Chromium', { skip }, () => {
@@ -38,11 +42,16 @@ describe('the operator console in Chromium', { skip }, () => {
 
   async function openContext(width = 1280, height = 800) {
     const c = await browser.newContext({ viewport: { width, height }, serviceWorkers: 'block' });
-    c.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) foreignRequests.push(r.url()); });
+    c.on('request', (r) => {
+      if (!r.url().startsWith(origin) && !r.url().startsWith('data:') && !r.url().startsWith('blob:'))
+        foreignRequests.push(r.url());
+    });
     return c;
   }
   async function watch(p: Page) {
-    p.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+    p.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
     p.on('pageerror', (e) => cspViolations.push('page error: ' + e.message));
   }
   /** axe-core, run inside the page (evaluated, not injected as a script tag, so the CSP stays strict). */
@@ -50,7 +59,15 @@ describe('the operator console in Chromium', { skip }, () => {
     const violations = await p.evaluate(async (src) => {
       if (!(window as any).axe) (0, eval)(src);
       const r = await (window as any).axe.run(document, { resultTypes: ['violations'] });
-      return r.violations.filter((v: any) => v.impact === 'serious' || v.impact === 'critical').map((v: any) => `${v.id}: ${v.help} (${v.nodes.map((n: any) => n.target.join(' ')).slice(0, 3).join(', ')})`);
+      return r.violations
+        .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
+        .map(
+          (v: any) =>
+            `${v.id}: ${v.help} (${v.nodes
+              .map((n: any) => n.target.join(' '))
+              .slice(0, 3)
+              .join(', ')})`,
+        );
     }, AXE);
     assert.deepEqual(violations, [], `axe on ${name}`);
   }
@@ -88,7 +105,12 @@ describe('the operator console in Chromium', { skip }, () => {
     merchantId = seeded.merchant.id;
     // Some traffic for the overview: two paid payments through the simulator, one left pending.
     for (const amount of [14900, 9900, 5000]) {
-      const pay = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });
+      const pay = await t.request('POST', '/v1/payments', {
+        terminal_id: terminalId,
+        amount,
+        currency: 'INR',
+        method: 'upi_qr',
+      });
       if (amount !== 5000) await t.payQr(pay.body.upi_uri);
     }
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
@@ -102,7 +124,10 @@ describe('the operator console in Chromium', { skip }, () => {
   });
 
   test('an operator signs in with a password and enrols TOTP at first sign-in', async () => {
-    const op = await createOperator(t, { roles: ['support', 'cashier', 'refunds', 'merchant-admin', 'security-admin', 'auditor'], name: 'Asha Operator' });
+    const op = await createOperator(t, {
+      roles: ['support', 'cashier', 'refunds', 'merchant-admin', 'security-admin', 'auditor'],
+      name: 'Asha Operator',
+    });
     await signInAndEnrol(page, op.email, op.password);
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     const cookies = await ctx.cookies();
@@ -118,7 +143,10 @@ describe('the operator console in Chromium', { skip }, () => {
     assert.equal(await page.getByTestId('tile-payments').textContent(), '3');
     assert.equal(await page.getByTestId('tile-pending').textContent(), '1');
     assert.equal(await page.getByTestId('tile-terminals').textContent(), '1');
-    await page.getByText(/SIMBANK|[A-Z]{4,}/).first().waitFor();
+    await page
+      .getByText(/SIMBANK|[A-Z]{4,}/)
+      .first()
+      .waitFor();
     await axe(page, 'overview');
     await shoot(page, 'overview');
   });
@@ -130,7 +158,9 @@ describe('the operator console in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Show QR' }).click();
     const canvas = page.getByTestId('upi-qr');
     await canvas.waitFor();
-    await page.waitForFunction(() => (document.querySelector('[data-testid="upi-qr"]') as HTMLCanvasElement | null)?.width! > 100);
+    await page.waitForFunction(
+      () => ((document.querySelector('[data-testid="upi-qr"]') as HTMLCanvasElement | null)?.width ?? 0) > 100,
+    );
     const img = await canvas.evaluate((c: HTMLCanvasElement) => {
       const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height);
       return { w: d.width, h: d.height, data: Array.from(d.data) };
@@ -158,7 +188,9 @@ describe('the operator console in Chromium', { skip }, () => {
     await page.locator(`a[href="/console/payments/${paymentId}"]`).waitFor();
     await page.getByLabel('Status').selectOption('pending');
     await page.getByRole('button', { name: 'Search' }).click();
-    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1 && !document.body.textContent!.includes('Loading'));
+    await page.waitForFunction(
+      () => document.querySelectorAll('tbody tr').length === 1 && !document.body.textContent!.includes('Loading'),
+    );
     const download = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Export CSV' }).click();
     const file = await (await download).path();
@@ -178,7 +210,10 @@ describe('the operator console in Chromium', { skip }, () => {
     await goto(page, `/payments/${paymentId}`, /Payment ₹149\.50/);
     await page.getByText('pending → succeeded').waitFor();
     await page.getByText('payment.succeeded · INR').waitFor();
-    await page.getByRole('button', { name: /^Check proof of aud_/ }).first().click();
+    await page
+      .getByRole('button', { name: /^Check proof of aud_/ })
+      .first()
+      .click();
     const result = page.getByTestId('proof-result').first();
     await result.waitFor();
     assert.match((await result.textContent())!, /^✓ Included at position \d+ of \d+/);
@@ -236,16 +271,27 @@ describe('the operator console in Chromium', { skip }, () => {
     await page.locator(`a[href="/console/payments/${paymentId}"]`).waitFor();
   });
 
-  test('at a phone\'s width every page still fits', async () => {
+  test("at a phone's width every page still fits", async () => {
     const phone = await openContext(390, 844);
     try {
       await phone.addCookies((await ctx.cookies()).map((c) => ({ ...c })));
       const p = await phone.newPage();
       await watch(p);
-      for (const [path, h, name] of [['/', 'Overview', 'overview'], ['/payments', 'Payments', 'payments'], [`/payments/${paymentId}`, /Payment/, 'payment-detail'], ['/virtual-terminal', 'Virtual terminal', 'virtual-terminal'], ['/terminals', 'Terminals', 'terminals'], ['/access', 'Access', 'access'], ['/audit', 'Audit trail', 'audit'], ['/rewards', 'Rewards', 'rewards']] as const) {
+      for (const [path, h, name] of [
+        ['/', 'Overview', 'overview'],
+        ['/payments', 'Payments', 'payments'],
+        [`/payments/${paymentId}`, /Payment/, 'payment-detail'],
+        ['/virtual-terminal', 'Virtual terminal', 'virtual-terminal'],
+        ['/terminals', 'Terminals', 'terminals'],
+        ['/access', 'Access', 'access'],
+        ['/audit', 'Audit trail', 'audit'],
+        ['/rewards', 'Rewards', 'rewards'],
+      ] as const) {
         await goto(p, path, h);
         // Nothing wider than the screen except inside a scrolling table wrapper.
-        const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        const overflow = await p.evaluate(
+          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        );
         assert.ok(overflow <= 1, `${path} overflows the phone's width by ${overflow}px`);
         if (SHOTS) {
           await p.evaluate(() => window.scrollTo(0, 0));
@@ -275,7 +321,11 @@ describe('the operator console in Chromium', { skip }, () => {
       // The server enforces it too: the viewer's own session and CSRF token, straight at the API.
       const status = await p.evaluate(async (id) => {
         const s = await (await fetch('/v1/auth/session')).json();
-        const r = await fetch(`/v1/payments/${id}/refunds`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf_token }, body: JSON.stringify({ amount: 100 }) });
+        const r = await fetch(`/v1/payments/${id}/refunds`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf_token },
+          body: JSON.stringify({ amount: 100 }),
+        });
         return r.status;
       }, paymentId);
       assert.equal(status, 403);
@@ -287,6 +337,8 @@ describe('the operator console in Chromium', { skip }, () => {
   test('no request left the origin and the CSP was never violated', () => {
     assert.deepEqual(foreignRequests, []);
     assert.deepEqual(cspViolations, []);
-    void GOOD_PASSWORD; void call; void merchantId;
+    void GOOD_PASSWORD;
+    void call;
+    void merchantId;
   });
 });

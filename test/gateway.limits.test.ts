@@ -23,7 +23,11 @@ async function get(url: string, headers: Record<string, string> = {}, method = '
 }
 
 /** Writes `data` on a raw socket and resolves with everything the server sent until it closed. */
-function rawExchange(port: number, data: string, opts: { keepOpenMs?: number } = {}): Promise<{ text: string; closedAfterMs: number }> {
+function rawExchange(
+  port: number,
+  data: string,
+  opts: { keepOpenMs?: number } = {},
+): Promise<{ text: string; closedAfterMs: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const s = connect(port, '127.0.0.1', () => s.write(data));
@@ -61,17 +65,30 @@ describe('rate limits in the API (in-process token buckets)', () => {
     const s = await t.seedMerchant('Limits Store');
     terminalId = s.terminal.id;
     terminal2 = (await t.request('POST', '/v1/terminals', { store_id: s.store.id, label: 'Till 2' }, h)).body.id;
-    otherMerchant = (await t.request('POST', '/v1/merchants', { name: 'Other', vpa: 'other.shop@simbank', mcc: '5411', acquiring_bank: 'SIMBANK' }, { 'x-forwarded-for': '192.0.2.201' })).body.id;
+    otherMerchant = (
+      await t.request(
+        'POST',
+        '/v1/merchants',
+        { name: 'Other', vpa: 'other.shop@simbank', mcc: '5411', acquiring_bank: 'SIMBANK' },
+        { 'x-forwarded-for': '192.0.2.201' },
+      )
+    ).body.id;
   });
   after(() => t.close());
 
-  const newKey = async (merchantId: string | null = null) => (await createApiKey(t.db, { name: 'limits test', merchantId, permissions: PERMISSIONS })).key;
+  const newKey = async (merchantId: string | null = null) =>
+    (await createApiKey(t.db, { name: 'limits test', merchantId, permissions: PERMISSIONS })).key;
   let ipCounter = 0;
   const freshIp = () => `198.51.100.${++ipCounter}`;
 
   test('per client IP (from X-Forwarded-For set by a trusted proxy): 429 rate_limited with Retry-After; health probes are never limited', async () => {
     const ip = freshIp();
-    for (let i = 0; i < 5; i++) assert.equal((await get(`${t.url}/v1/payments`, { 'x-forwarded-for': ip })).status, 401, 'counted before authentication');
+    for (let i = 0; i < 5; i++)
+      assert.equal(
+        (await get(`${t.url}/v1/payments`, { 'x-forwarded-for': ip })).status,
+        401,
+        'counted before authentication',
+      );
     const r = await get(`${t.url}/v1/payments`, { 'x-forwarded-for': ip });
     assert.equal(r.status, 429);
     assert.equal(r.json.error.code, 'rate_limited');
@@ -80,31 +97,50 @@ describe('rate limits in the API (in-process token buckets)', () => {
     assert.equal(r.json.error.details.retry_after_seconds, 3600);
     assert.equal(r.headers.get('x-request-id'), r.json.error.request_id);
     assert.equal((await get(`${t.url}/healthz`, { 'x-forwarded-for': ip })).status, 200);
-    assert.equal((await get(`${t.url}/v1/payments`, { 'x-forwarded-for': freshIp() })).status, 401, 'another client has its own bucket');
+    assert.equal(
+      (await get(`${t.url}/v1/payments`, { 'x-forwarded-for': freshIp() })).status,
+      401,
+      'another client has its own bucket',
+    );
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     assert.ok(counterSum(metrics, 'tillpoint_rate_limited_total', { limit: 'ip' }) >= 1);
   });
 
   test('per API key, across client addresses; other keys unaffected', async () => {
     const k1 = await newKey();
-    for (let i = 0; i < 8; i++) assert.equal((await get(`${t.url}/v1/merchants`, { authorization: `Bearer ${k1}`, 'x-forwarded-for': freshIp() })).status, 200);
+    for (let i = 0; i < 8; i++)
+      assert.equal(
+        (await get(`${t.url}/v1/merchants`, { authorization: `Bearer ${k1}`, 'x-forwarded-for': freshIp() })).status,
+        200,
+      );
     const r = await get(`${t.url}/v1/merchants`, { authorization: `Bearer ${k1}`, 'x-forwarded-for': freshIp() });
     assert.equal(r.status, 429);
     assert.equal(r.json.error.details.limit, 'api_key');
     assert.ok(Number(r.headers.get('retry-after')) > 0);
     const k2 = await newKey();
-    assert.equal((await get(`${t.url}/v1/merchants`, { authorization: `Bearer ${k2}`, 'x-forwarded-for': freshIp() })).status, 200);
+    assert.equal(
+      (await get(`${t.url}/v1/merchants`, { authorization: `Bearer ${k2}`, 'x-forwarded-for': freshIp() })).status,
+      200,
+    );
   });
 
-  test('per terminal: refused before the payment is written or an idempotency key is claimed; a merchant key cannot drain another merchant\'s terminal', async () => {
+  test("per terminal: refused before the payment is written or an idempotency key is claimed; a merchant key cannot drain another merchant's terminal", async () => {
     const key = await newKey();
     const pay = (terminal: string, k: string, headers: Record<string, string> = {}) =>
-      get(`${t.url}/v1/payments`, { authorization: `Bearer ${k}`, 'content-type': 'application/json', 'x-forwarded-for': freshIp(), ...headers }, 'POST', JSON.stringify({ terminal_id: terminal, amount: 100, currency: 'INR', method: 'upi_qr' }));
+      get(
+        `${t.url}/v1/payments`,
+        { authorization: `Bearer ${k}`, 'content-type': 'application/json', 'x-forwarded-for': freshIp(), ...headers },
+        'POST',
+        JSON.stringify({ terminal_id: terminal, amount: 100, currency: 'INR', method: 'upi_qr' }),
+      );
     // Another merchant's key names our terminal: it is counted in its own namespace (and not found).
     const foreign = await newKey(otherMerchant);
-    for (let i = 0; i < 3; i++) assert.notEqual((await pay(terminalId, foreign)).json?.error?.details?.limit, 'terminal' as unknown);
-    for (let i = 0; i < 3; i++) assert.equal((await pay(terminalId, key)).status, 201, 'the foreign key drained nothing');
-    const count = async () => (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM payments.payments')).rows[0].n;
+    for (let i = 0; i < 3; i++)
+      assert.notEqual((await pay(terminalId, foreign)).json?.error?.details?.limit, 'terminal' as unknown);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await pay(terminalId, key)).status, 201, 'the foreign key drained nothing');
+    const count = async () =>
+      (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM payments.payments')).rows[0].n;
     const before = await count();
     const r = await pay(terminalId, key, { 'idempotency-key': 'limits-test-429' });
     assert.equal(r.status, 429);
@@ -139,7 +175,10 @@ describe('request limits, security headers, CORS, slow clients and the connectio
     for (const r of [await t.request('GET', '/v1/merchants'), await get(`${t.url}/v1/payments`)]) {
       assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
       assert.equal(r.headers.get('strict-transport-security'), 'max-age=31536000; includeSubDomains');
-      assert.equal(r.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+      assert.equal(
+        r.headers.get('content-security-policy'),
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      );
       assert.equal(r.headers.get('x-frame-options'), 'DENY');
       assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
       assert.equal(r.headers.get('cache-control'), 'no-store');
@@ -151,12 +190,23 @@ describe('request limits, security headers, CORS, slow clients and the connectio
     assert.match(csp, /script-src 'self'/);
     assert.match(csp, /frame-ancestors 'none'/);
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
-    assert.doesNotMatch(await docs.text(), /<script>(?!\s*<\/script>)/, 'the page has no inline script for the CSP to break');
+    assert.doesNotMatch(
+      await docs.text(),
+      /<script>(?!\s*<\/script>)/,
+      'the page has no inline script for the CSP to break',
+    );
   });
 
   test('CORS: closed to unknown origins, open (exactly, no wildcard) to the configured one', async () => {
     const preflight = (origin: string) =>
-      fetch(`${t.url}/v1/payments`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+      fetch(`${t.url}/v1/payments`, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization, content-type',
+        },
+      });
     const evil = await preflight('https://evil.example');
     assert.equal(evil.headers.get('access-control-allow-origin'), null);
     assert.notEqual(evil.status, 204);
@@ -171,7 +221,13 @@ describe('request limits, security headers, CORS, slow clients and the connectio
 
   test('strict content types: only application/json (UTF-8) bodies', async () => {
     const body = JSON.stringify({ name: 'X', vpa: 'x.y@simbank', mcc: '5411', acquiring_bank: 'SIMBANK' });
-    for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'application/jsonx', 'text/json']) {
+    for (const ct of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/json; charset=utf-16',
+      'application/jsonx',
+      'text/json',
+    ]) {
       const r = await t.request('POST', '/v1/merchants', body, { 'content-type': ct });
       assert.equal(r.status, 415, ct);
       assert.equal(r.body.error.code, 'unsupported_media_type', ct);
@@ -181,7 +237,7 @@ describe('request limits, security headers, CORS, slow clients and the connectio
   });
 
   test('JSON nested too deep or an array too long: 400 json_too_complex, nothing parsed', async () => {
-    const deep = await t.request('POST', '/v1/merchants', '{"a":' .repeat(9) + '1' + '}'.repeat(9));
+    const deep = await t.request('POST', '/v1/merchants', '{"a":'.repeat(9) + '1' + '}'.repeat(9));
     assert.equal(deep.status, 400);
     assert.equal(deep.body.error.code, 'json_too_complex');
     assert.equal(deep.body.error.details.limit, 'depth');
@@ -204,10 +260,16 @@ describe('request limits, security headers, CORS, slow clients and the connectio
     // Slowloris: a request line and one header, then nothing.
     const slowHeaders = await rawExchange(port, 'GET /v1/payments HTTP/1.1\r\nHost: x\r\n');
     assert.match(slowHeaders.text, /^HTTP\/1\.1 408 /);
-    assert.equal(JSON.parse(slowHeaders.text.slice(slowHeaders.text.indexOf('\r\n\r\n') + 4)).error.code, 'request_timeout');
+    assert.equal(
+      JSON.parse(slowHeaders.text.slice(slowHeaders.text.indexOf('\r\n\r\n') + 4)).error.code,
+      'request_timeout',
+    );
     assert.ok(slowHeaders.closedAfterMs < 3000, `closed after ${slowHeaders.closedAfterMs} ms`);
     // Slow POST: complete headers, then 10 of the 100 promised bytes.
-    const slowBody = await rawExchange(port, 'POST /v1/banks/SIMBANK/callbacks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":"a');
+    const slowBody = await rawExchange(
+      port,
+      'POST /v1/banks/SIMBANK/callbacks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name":"a',
+    );
     assert.match(slowBody.text, /^HTTP\/1\.1 408 /);
     assert.ok(slowBody.closedAfterMs < 4000, `closed after ${slowBody.closedAfterMs} ms`);
   });
@@ -216,10 +278,12 @@ describe('request limits, security headers, CORS, slow clients and the connectio
     const held: Socket[] = [];
     try {
       for (let i = 0; i < 20; i++) {
-        held.push(await new Promise<Socket>((resolve) => {
-          const s = connect(port, '127.0.0.1', () => resolve(s));
-          s.on('error', () => {});
-        }));
+        held.push(
+          await new Promise<Socket>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => resolve(s));
+            s.on('error', () => {});
+          }),
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
       const extra = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', { keepOpenMs: 3000 });

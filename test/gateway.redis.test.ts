@@ -14,7 +14,11 @@ import { freePort } from './helpers/harness.ts';
 // API processes draw from one shared limit, and a Redis outage falls back to in-process buckets.
 
 const url = process.env.REDIS_TEST_URL;
-const skip = url ? false : process.env.CI_REQUIRE_GATEWAY === '1' ? false : 'needs a Redis: set REDIS_TEST_URL (e.g. redis://127.0.0.1:6379); .ci/run starts one';
+const skip = url
+  ? false
+  : process.env.CI_REQUIRE_GATEWAY === '1'
+    ? false
+    : 'needs a Redis: set REDIS_TEST_URL (e.g. redis://127.0.0.1:6379); .ci/run starts one';
 
 describe('Redis-backed rate limits', { skip }, () => {
   const children: ChildProcess[] = [];
@@ -33,9 +37,21 @@ describe('Redis-backed rate limits', { skip }, () => {
   test('one bucket, 300 concurrent takes over 3 connections: exactly the burst is allowed', async () => {
     // Three stores, three connections, one prefix: one bucket.
     const prefix = `tp:test:${randomBytes(6).toString('hex')}:`;
-    const shared = await Promise.all([0, 1, 2].map(() => createRedisBucketStore({ url: url!, fallback: createMemoryBucketStore(), prefix, commandTimeoutMs: 10_000, onError: () => assert.fail('Redis error') })));
+    const shared = await Promise.all(
+      [0, 1, 2].map(() =>
+        createRedisBucketStore({
+          url: url!,
+          fallback: createMemoryBucketStore(),
+          prefix,
+          commandTimeoutMs: 10_000,
+          onError: () => assert.fail('Redis error'),
+        }),
+      ),
+    );
     const spec = { ratePerSecond: 0.001, burst: 50 };
-    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => shared[i % 3].take('ip:203.0.113.1', spec)));
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => shared[i % 3].take('ip:203.0.113.1', spec)),
+    );
     assert.equal(results.filter((r) => r.allowed).length, 50);
     const refused = results.find((r) => !r.allowed)!;
     assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 1000 / spec.ratePerSecond);
@@ -62,7 +78,10 @@ describe('Redis-backed rate limits', { skip }, () => {
       ports.map(
         (port) =>
           new Promise<void>((resolve, reject) => {
-            const c = spawn(process.execPath, ['bin/tillpoint.mjs', 'serve', '--role', 'api'], { env: env(port), stdio: ['ignore', 'pipe', 'pipe'] });
+            const c = spawn(process.execPath, ['bin/tillpoint.mjs', 'serve', '--role', 'api'], {
+              env: env(port),
+              stdio: ['ignore', 'pipe', 'pipe'],
+            });
             children.push(c);
             let out = '';
             const timer = setTimeout(() => reject(new Error(`API on ${port} did not start: ${out}`)), 60_000);
@@ -89,15 +108,27 @@ describe('Redis-backed rate limits', { skip }, () => {
     }
     assert.equal(statuses.filter((s) => s === 401).length, 10, `the burst of 10 is shared: ${statuses.join(' ')}`);
     assert.equal(statuses.filter((s) => s === 429).length, 6);
-    assert.deepEqual(statuses.slice(10), [429, 429, 429, 429, 429, 429], 'both processes refuse once the shared bucket is empty');
+    assert.deepEqual(
+      statuses.slice(10),
+      [429, 429, 429, 429, 429, 429],
+      'both processes refuse once the shared bucket is empty',
+    );
   });
 
   test('while Redis is unreachable, the in-process buckets keep limiting', async () => {
     let errors = 0;
-    const dead = await createRedisBucketStore({ url: `redis://127.0.0.1:${await freePort()}`, fallback: createMemoryBucketStore(), onError: () => errors++, commandTimeoutMs: 100 });
+    const dead = await createRedisBucketStore({
+      url: `redis://127.0.0.1:${await freePort()}`,
+      fallback: createMemoryBucketStore(),
+      onError: () => errors++,
+      commandTimeoutMs: 100,
+    });
     const spec = { ratePerSecond: 0.001, burst: 2 };
     const r = [await dead.take('k', spec), await dead.take('k', spec), await dead.take('k', spec)];
-    assert.deepEqual(r.map((x) => x.allowed), [true, true, false]);
+    assert.deepEqual(
+      r.map((x) => x.allowed),
+      [true, true, false],
+    );
     assert.ok(errors >= 3, 'every fallback is counted');
     await dead.close();
   });

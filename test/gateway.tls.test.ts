@@ -22,23 +22,32 @@ describe('WAF gateway terminating TLS', { skip: gatewaySkip() }, () => {
     writeFileSync(join(dir, 'cert.pem'), certPem, { mode: 0o644 });
     writeFileSync(join(dir, 'key.pem'), keyPem, { mode: 0o600 });
     ca = certPem;
-    g = await startAppBehindGateway({ gateway: { tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } } });
+    g = await startAppBehindGateway({
+      gateway: { tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } },
+    });
     port = Number(new URL(g.url).port);
   });
   after(() => g?.close());
 
   const get = (path: string, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; headers: Record<string, unknown>; body: any }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path, ca, headers: { authorization: `Bearer ${g.t.adminKey}`, ...headers } }, (res) => {
-        let t = '';
-        res.on('data', (d) => (t += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(t) }));
-      });
+      const req = request(
+        { host: '127.0.0.1', port, path, ca, headers: { authorization: `Bearer ${g.t.adminKey}`, ...headers } },
+        (res) => {
+          let t = '';
+          res.on('data', (d) => (t += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(t) }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
 
-  const handshake = (opts: { minVersion?: 'TLSv1' | 'TLSv1.2'; maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'; ciphers?: string }) =>
+  const handshake = (opts: {
+    minVersion?: 'TLSv1' | 'TLSv1.2';
+    maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+    ciphers?: string;
+  }) =>
     new Promise<{ protocol: string | null; cipher: string }>((resolve, reject) => {
       const s = connect({ host: '127.0.0.1', port, ca, servername: undefined, ...opts }, () => {
         const r = { protocol: s.getProtocol(), cipher: s.getCipher().name };
@@ -56,7 +65,10 @@ describe('WAF gateway terminating TLS', { skip: gatewaySkip() }, () => {
     assert.equal(t12.protocol, 'TLSv1.2');
     assert.match(t12.cipher, /^ECDHE-ECDSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
     await assert.rejects(handshake({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }));
-    await assert.rejects(handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:AES128-SHA' }), 'no CBC suites');
+    await assert.rejects(
+      handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:AES128-SHA' }),
+      'no CBC suites',
+    );
   });
 
   test('blocked over TLS: 403 with a request id and HSTS', async () => {

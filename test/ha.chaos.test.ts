@@ -20,10 +20,18 @@ const missing = [
 const needs = missing.length > 0 ? `needs ${missing.join(', ')}` : false;
 // It starts its own servers, so it runs once: in CI's PostgreSQL pass (TEST_DATABASE_URL set), or
 // whenever HA_TESTS=1.
-const skip = needs || (process.env.TEST_DATABASE_URL || process.env.HA_TESTS === '1' ? false : 'runs in the PostgreSQL pass: set TEST_DATABASE_URL or HA_TESTS=1');
+const skip =
+  needs ||
+  (process.env.TEST_DATABASE_URL || process.env.HA_TESTS === '1'
+    ? false
+    : 'runs in the PostgreSQL pass: set TEST_DATABASE_URL or HA_TESTS=1');
 
 test('chaos run, short version: zero invariant violations', { skip, timeout: 900_000 }, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'bench', 'chaos.ts'), '--short', '--no-save'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, '..', 'bench', 'chaos.ts'), '--short', '--no-save'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));

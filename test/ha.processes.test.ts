@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { freePort } from '../src/platform/freePort.ts';
 import { startTillpoint, killAll, type BenchProc } from '../bench/lib/procs.ts';
-import { startPgCluster, startMosquitto, startBankProxy, sleep, type PgCluster, type Restartable } from '../bench/lib/services.ts';
+import {
+  startPgCluster,
+  startMosquitto,
+  startBankProxy,
+  sleep,
+  type PgCluster,
+  type Restartable,
+} from '../bench/lib/services.ts';
 import { findPgBinDir } from '../bench/lib/postgres.ts';
 
 // Graceful stop and readiness with real processes: a PostgreSQL cluster of the test's own (it is
@@ -19,7 +26,11 @@ const hasMosquitto = !spawnSync('mosquitto', ['-h']).error;
 const needs = hasPg ? false : 'needs PostgreSQL server binaries (/usr/lib/postgresql/*/bin)';
 // It starts its own servers, so it runs once: in CI's PostgreSQL pass (TEST_DATABASE_URL set), or
 // whenever HA_TESTS=1.
-const skip = needs || (process.env.TEST_DATABASE_URL || process.env.HA_TESTS === '1' ? false : 'runs in the PostgreSQL pass: set TEST_DATABASE_URL or HA_TESTS=1');
+const skip =
+  needs ||
+  (process.env.TEST_DATABASE_URL || process.env.HA_TESTS === '1'
+    ? false
+    : 'runs in the PostgreSQL pass: set TEST_DATABASE_URL or HA_TESTS=1');
 
 async function readyz(url: string): Promise<{ status: number; body: any }> {
   try {
@@ -61,7 +72,27 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
   before(async () => {
     pgc = await startPgCluster();
     const simPort = await freePort();
-    sim = await startTillpoint({ name: 'bank-sim', args: ['bank-sim', '--port', String(simPort), '--latency-ms', '0', '--approve', '1', '--decline', '0', '--pending', '0', '--timeout', '0'], env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' }, ready: /listening/, logDir });
+    sim = await startTillpoint({
+      name: 'bank-sim',
+      args: [
+        'bank-sim',
+        '--port',
+        String(simPort),
+        '--latency-ms',
+        '0',
+        '--approve',
+        '1',
+        '--decline',
+        '0',
+        '--pending',
+        '0',
+        '--timeout',
+        '0',
+      ],
+      env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
+      ready: /listening/,
+      logDir,
+    });
     procs.push(sim);
     proxy = await startBankProxy(`http://127.0.0.1:${simPort}`);
     env = {
@@ -86,17 +117,35 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
   test('api: SIGTERM while payments are in flight: readyz says draining, every request in flight is answered, new connections are refused, exit 0 in bounded time', async () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const api = await startTillpoint({ name: 'api', args: ['serve', '--role', 'api'], env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '1', SHUTDOWN_TIMEOUT_SECONDS: '20' }, ready: /Demo:/, logDir });
+    const api = await startTillpoint({
+      name: 'api',
+      args: ['serve', '--role', 'api'],
+      env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '1', SHUTDOWN_TIMEOUT_SECONDS: '20' },
+      ready: /Demo:/,
+      logDir,
+    });
     procs.push(api);
-    const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_key: string; terminal_ids: string[] };
+    const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as {
+      api_key: string;
+      terminal_ids: string[];
+    };
     assert.equal((await readyz(base)).status, 200);
     // A slow bank: each create waits ~2 s on the bank, so they are all in flight at the SIGTERM.
     proxy.setDelay(2000);
     const creates = Array.from({ length: 8 }, (_, i) =>
       fetch(`${base}/v1/payments`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${demo.api_key}`, 'content-type': 'application/json', 'idempotency-key': `drain-${i}-${randomBytes(4).toString('hex')}` },
-        body: JSON.stringify({ terminal_id: demo.terminal_ids[0], amount: 5000 + i, currency: 'INR', method: 'upi_qr' }),
+        headers: {
+          authorization: `Bearer ${demo.api_key}`,
+          'content-type': 'application/json',
+          'idempotency-key': `drain-${i}-${randomBytes(4).toString('hex')}`,
+        },
+        body: JSON.stringify({
+          terminal_id: demo.terminal_ids[0],
+          amount: 5000 + i,
+          currency: 'INR',
+          method: 'upi_qr',
+        }),
       }).then(async (r) => ({ status: r.status, body: (await r.json()) as any })),
     );
     await sleep(500);
@@ -128,12 +177,22 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
         await sleep(1500);
         await q.query('SELECT 1');
       });
-      const txDone = tx.then(() => 'committed', (e) => `failed ${(e as { code?: string }).code ?? (e as Error).message.slice(0, 40)}`);
+      const txDone = tx.then(
+        () => 'committed',
+        (e) => `failed ${(e as { code?: string }).code ?? (e as Error).message.slice(0, 40)}`,
+      );
       await sleep(300);
       await pgc.restart('fast');
       assert.match(await txDone, /^failed/);
       // The pool recovers by itself: new connections once the server is back.
-      await until('queries work again', async () => (await db.query('SELECT 1').then(() => true, () => false)));
+      await until(
+        'queries work again',
+        async () =>
+          await db.query('SELECT 1').then(
+            () => true,
+            () => false,
+          ),
+      );
     } finally {
       await db.close();
     }
@@ -142,7 +201,13 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
   test('worker: readyz on HEALTH_PORT follows the database (lost, then back by itself); SIGTERM hands the audit lease back and exits 0', async () => {
     const healthPort = await freePort();
     const base = `http://127.0.0.1:${healthPort}`;
-    const worker = await startTillpoint({ name: 'worker', args: ['serve', '--role', 'worker'], env: { ...env, HEALTH_PORT: String(healthPort) }, ready: /role: worker/, logDir });
+    const worker = await startTillpoint({
+      name: 'worker',
+      args: ['serve', '--role', 'worker'],
+      env: { ...env, HEALTH_PORT: String(healthPort) },
+      ready: /role: worker/,
+      logDir,
+    });
     procs.push(worker);
     await until('worker ready', async () => (await readyz(base)).status === 200);
     await until('the worker holds the audit lease', async () => {
@@ -162,7 +227,10 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     const upAt = Date.now();
     await until('ready again once the database is back', async () => (await readyz(base)).status === 200, 20_000);
     const recoveredMs = Date.now() - upAt;
-    assert.ok(recoveredMs < 10_000, `recovered ${recoveredMs} ms after the database came back (down ${upAt - downAt} ms)`);
+    assert.ok(
+      recoveredMs < 10_000,
+      `recovered ${recoveredMs} ms after the database came back (down ${upAt - downAt} ms)`,
+    );
     const gone = exited(worker);
     worker.child.kill('SIGTERM');
     const { code } = await gone;
@@ -175,7 +243,9 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     assert.equal(leases.rows.length, 0, 'the lease was handed back');
   });
 
-  test('terminal-gateway on Mosquitto: not ready while the broker is down, ready again when it returns; SIGTERM exits 0', { skip: hasMosquitto ? false : 'no mosquitto' }, async () => {
+  test('terminal-gateway on Mosquitto: not ready while the broker is down, ready again when it returns; SIGTERM exits 0', {
+    skip: hasMosquitto ? false : 'no mosquitto',
+  }, async () => {
     const pkiDir = join(logDir, 'pki');
     const { initPki } = await import('../src/modules/terminals/pki.ts');
     const { issueGatewayCertificate } = await import('../src/modules/terminals/enrollment.ts');
@@ -191,7 +261,15 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
       const gw = await startTillpoint({
         name: 'gateway',
         args: ['serve', '--role', 'terminal-gateway'],
-        env: { ...env, HEALTH_PORT: String(healthPort), MQTT_URL: mq.url, MQTT_CLIENT_CERT_FILE: g.cert, MQTT_CLIENT_KEY_FILE: g.key, MQTT_CA_FILE: pkiFiles(pkiDir).caCert, TERMINAL_PKI_DIR: pkiDir },
+        env: {
+          ...env,
+          HEALTH_PORT: String(healthPort),
+          MQTT_URL: mq.url,
+          MQTT_CLIENT_CERT_FILE: g.cert,
+          MQTT_CLIENT_KEY_FILE: g.key,
+          MQTT_CA_FILE: pkiFiles(pkiDir).caCert,
+          TERMINAL_PKI_DIR: pkiDir,
+        },
         ready: /role: terminal-gateway/,
         logDir,
       });

@@ -45,7 +45,8 @@ describe('leases', () => {
     // A clean stop hands it over at once.
     await b.release(db);
     assert.equal(await a.acquire(db), true);
-    const row = (await db.query<{ holder: string }>(`SELECT holder FROM platform.leases WHERE name = 'test.one'`)).rows[0];
+    const row = (await db.query<{ holder: string }>(`SELECT holder FROM platform.leases WHERE name = 'test.one'`))
+      .rows[0];
     assert.equal(row.holder, 'a');
   });
 
@@ -63,7 +64,9 @@ describe('worker jobs', () => {
   });
   after(() => db.close());
 
-  const payments = (overrides: Partial<Record<'runStatusChecks' | 'runExpiry' | 'runRefundChecks', () => Promise<number>>> = {}) => ({
+  const payments = (
+    overrides: Partial<Record<'runStatusChecks' | 'runExpiry' | 'runRefundChecks', () => Promise<number>>> = {},
+  ) => ({
     runStatusChecks: async () => 0,
     runExpiry: async () => 0,
     runRefundChecks: async () => 0,
@@ -90,21 +93,35 @@ describe('worker jobs', () => {
         runRefundChecks: async () => (ran.push('refunds'), 0),
       }),
       rewards: { runJobs: async () => (ran.push('rewards'), { matured: 1, expired: 0 }) },
-      vault: { runWorkerTick: async () => (ran.push('vault'), 0), updateMetrics: async () => void ran.push('vault_metrics') },
+      vault: {
+        runWorkerTick: async () => (ran.push('vault'), 0),
+        updateMetrics: async () => void ran.push('vault_metrics'),
+      },
     });
     const done = await w.runOnce();
     assert.deepEqual(ran, ['audit', 'expiry', 'refunds', 'rewards', 'vault', 'vault_metrics']);
     assert.equal(done.status_checks, -1);
     assert.equal(done.expiry, 2);
     const failures = await registry.getSingleMetric('tillpoint_worker_job_failures_total')!.get();
-    assert.deepEqual(failures.values.map((v) => [v.labels.task, v.value]), [['status_checks', 1]]);
+    assert.deepEqual(
+      failures.values.map((v) => [v.labels.task, v.value]),
+      [['status_checks', 1]],
+    );
     const durations = await registry.getSingleMetric('tillpoint_worker_job_duration_seconds')!.get();
-    const counted = new Set(durations.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count')).map((v) => v.labels.task));
-    for (const job of ['audit', 'status_checks', 'expiry', 'refund_checks', 'rewards', 'vault_rewrap']) assert.ok(counted.has(job), `no duration for ${job}`);
+    const counted = new Set(
+      durations.values
+        .filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))
+        .map((v) => v.labels.task),
+    );
+    for (const job of ['audit', 'status_checks', 'expiry', 'refund_checks', 'rewards', 'vault_rewrap'])
+      assert.ok(counted.has(job), `no duration for ${job}`);
     const failed = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'worker job failed; will retry next tick');
     assert.equal(failed.job, 'status_checks');
     assert.equal(failed.err.code, 'ECONNRESET');
-    assert.ok(!JSON.stringify(failed).includes('bank connection reset'), 'error messages (which can carry values) are not logged');
+    assert.ok(
+      !JSON.stringify(failed).includes('bank connection reset'),
+      'error messages (which can carry values) are not logged',
+    );
     await w.stop();
   });
 
@@ -112,8 +129,16 @@ describe('worker jobs', () => {
     await db.query(`DELETE FROM platform.leases`);
     const ran: string[] = [];
     const w = createWorker({
-      db, logger: silent, intervalMs: 1000,
-      audit: { runJobs: async () => { ran.push('audit started'); await sleep(300); ran.push('audit finished'); } },
+      db,
+      logger: silent,
+      intervalMs: 1000,
+      audit: {
+        runJobs: async () => {
+          ran.push('audit started');
+          await sleep(300);
+          ran.push('audit finished');
+        },
+      },
       payments: payments({ runStatusChecks: async () => (ran.push('status checks'), 0) }),
     });
     const tick = w.runOnce();
@@ -129,7 +154,14 @@ describe('worker jobs', () => {
     await db.query(`DELETE FROM platform.leases`);
     const runs = { a: 0, b: 0 };
     const make = (who: 'a' | 'b') =>
-      createWorker({ db, logger: silent, intervalMs: 1000, leaseSeconds: 2, payments: payments(), audit: { runJobs: async () => void runs[who]++ } });
+      createWorker({
+        db,
+        logger: silent,
+        intervalMs: 1000,
+        leaseSeconds: 2,
+        payments: payments(),
+        audit: { runJobs: async () => void runs[who]++ },
+      });
     const a = make('a');
     const b = make('b');
     await a.runOnce();
@@ -143,7 +175,14 @@ describe('worker jobs', () => {
     await b.runOnce();
     assert.equal(runs.b, 1);
     // b "dies" (no stop, no more ticks): a third worker takes over within the lease's 2 s.
-    const c = createWorker({ db, logger: silent, intervalMs: 1000, leaseSeconds: 2, payments: payments(), audit: { runJobs: async () => void (runs.a += 100) } });
+    const c = createWorker({
+      db,
+      logger: silent,
+      intervalMs: 1000,
+      leaseSeconds: 2,
+      payments: payments(),
+      audit: { runJobs: async () => void (runs.a += 100) },
+    });
     const t0 = Date.now();
     for (;;) {
       const done = await c.runOnce();
@@ -172,7 +211,12 @@ describe('two workers on one database, real payments', { timeout: 180_000 }, () 
     const n = 40;
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
-      const r = await t.request('POST', '/v1/payments', { terminal_id: terminal.id, amount: 1000 + i, currency: 'INR', method: 'upi_qr' }, { 'idempotency-key': `ha-${i}` });
+      const r = await t.request(
+        'POST',
+        '/v1/payments',
+        { terminal_id: terminal.id, amount: 1000 + i, currency: 'INR', method: 'upi_qr' },
+        { 'idempotency-key': `ha-${i}` },
+      );
       assert.equal(r.status, 201, JSON.stringify(r.body));
       ids.push(r.body.id);
     }
@@ -181,19 +225,35 @@ describe('two workers on one database, real payments', { timeout: 180_000 }, () 
     // Both at the same moment, twice over (PGlite serialises them; PostgreSQL runs them together).
     const rounds = await Promise.all([w1.runOnce(), w2.runOnce(), w1.runOnce(), w2.runOnce()]);
     const checked = rounds.reduce((s, r) => s + (r.status_checks ?? 0), 0);
-    const rows = (await t.db.query<{ id: string; status_checks: number; status: string }>(
-      `SELECT id, status_checks, status FROM payments.payments WHERE id = ANY($1::text[])`, [ids])).rows;
+    const rows = (
+      await t.db.query<{ id: string; status_checks: number; status: string }>(
+        `SELECT id, status_checks, status FROM payments.payments WHERE id = ANY($1::text[])`,
+        [ids],
+      )
+    ).rows;
     assert.equal(rows.length, n);
     for (const r of rows) assert.equal(Number(r.status_checks), 1, `${r.id} was checked ${r.status_checks} times`);
     assert.equal(checked, n, 'the workers together report one check per payment');
-    if (usingRealPostgres()) assert.ok(rounds.every((r) => r.status_checks !== -1), 'no job failed');
+    if (usingRealPostgres())
+      assert.ok(
+        rounds.every((r) => r.status_checks !== -1),
+        'no job failed',
+      );
     await w1.stop();
     await w2.stop();
   });
 
   test('only one of two workers seals and signs the audit trail while both run', async () => {
     await t.db.query(`DELETE FROM platform.leases`);
-    const mk = () => createWorker({ db: t.db, payments: t.app.services.payments, audit: t.app.services.audit, logger: silent, intervalMs: 1000, leaseSeconds: 120 }); // no expiry within the test, however slow the machine
+    const mk = () =>
+      createWorker({
+        db: t.db,
+        payments: t.app.services.payments,
+        audit: t.app.services.audit,
+        logger: silent,
+        intervalMs: 1000,
+        leaseSeconds: 120,
+      }); // no expiry within the test, however slow the machine
     const [w1, w2] = [mk(), mk()];
     const ran = { w1: 0, w2: 0 };
     for (let i = 0; i < 3; i++) {
@@ -203,10 +263,16 @@ describe('two workers on one database, real payments', { timeout: 180_000 }, () 
     }
     assert.equal(ran.w1 + ran.w2, 3, 'every tick one of them ran the audit jobs');
     assert.ok(ran.w1 === 0 || ran.w2 === 0, `both ran the audit jobs: ${JSON.stringify(ran)}`);
-    const lease = (await t.db.query<{ holder: string }>(`SELECT holder FROM platform.leases WHERE name = $1`, [AUDIT_SIGNER_LEASE])).rows[0];
+    const lease = (
+      await t.db.query<{ holder: string }>(`SELECT holder FROM platform.leases WHERE name = $1`, [AUDIT_SIGNER_LEASE])
+    ).rows[0];
     assert.equal(lease.holder, (ran.w1 ? w1 : w2).auditLease.holder);
     await w1.stop();
     await w2.stop();
-    assert.equal((await t.db.query(`SELECT 1 FROM platform.leases WHERE name = $1`, [AUDIT_SIGNER_LEASE])).rows.length, 0, 'released on stop');
+    assert.equal(
+      (await t.db.query(`SELECT 1 FROM platform.leases WHERE name = $1`, [AUDIT_SIGNER_LEASE])).rows.length,
+      0,
+      'released on stop',
+    );
   });
 });

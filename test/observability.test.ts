@@ -26,9 +26,10 @@ const BIN = join(ROOT, 'bin', 'tillpoint.mjs');
 
 const has = (cmd: string) => spawnSync(cmd, ['--version'], { encoding: 'utf8' }).status === 0;
 const missing = ['promtool', 'prometheus'].filter((c) => !has(c));
-const skip = missing.length > 0 && process.env.CI_REQUIRE_GATEWAY !== '1'
-  ? `needs ${missing.join(' and ')} (Debian: apt-get install prometheus); CI installs it and sets CI_REQUIRE_GATEWAY=1`
-  : false;
+const skip =
+  missing.length > 0 && process.env.CI_REQUIRE_GATEWAY !== '1'
+    ? `needs ${missing.join(' and ')} (Debian: apt-get install prometheus); CI installs it and sets CI_REQUIRE_GATEWAY=1`
+    : false;
 
 function start(cmd: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<StartedProcess> {
   return spawnUntil(cmd, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ready, timeoutMs: 120_000 });
@@ -57,7 +58,12 @@ export function metricNamesIn(expr: string): string[] {
   const names = new Set<string>();
   for (const m of withoutStrings.matchAll(/\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)) {
     const name = m[1];
-    if (/^(by|without|on|ignoring|group_left|group_right|and|or|unless|offset|bool|inf|nan|sum|min|max|avg|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)$/i.test(name)) continue;
+    if (
+      /^(by|without|on|ignoring|group_left|group_right|and|or|unless|offset|bool|inf|nan|sum|min|max|avg|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)$/i.test(
+        name,
+      )
+    )
+      continue;
     const before = withoutStrings.slice(0, m.index);
     // Label names inside {…} or by (…) are not metrics.
     if ((before.match(/\{/g)?.length ?? 0) > (before.match(/\}/g)?.length ?? 0)) continue;
@@ -73,7 +79,9 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
   test('promtool check rules and promtool test rules (a unit test per alert)', () => {
     const check = spawnSync('promtool', ['check', 'rules', RULES], { encoding: 'utf8' });
     assert.equal(check.status, 0, check.stdout + check.stderr);
-    const tests = readdirSync(join(OBS, 'tests')).filter((f) => f.endsWith('.test.yml')).map((f) => join(OBS, 'tests', f));
+    const tests = readdirSync(join(OBS, 'tests'))
+      .filter((f) => f.endsWith('.test.yml'))
+      .map((f) => join(OBS, 'tests', f));
     assert.ok(tests.length > 0);
     const run = spawnSync('promtool', ['test', 'rules', ...tests], { encoding: 'utf8', timeout: 600_000 });
     assert.equal(run.status, 0, run.stdout + run.stderr);
@@ -81,7 +89,11 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
     const alerts = [...readFileSync(RULES, 'utf8').matchAll(/^\s*- alert: (\w+)/gm)].map((m) => m[1]);
     const testText = tests.map((f) => readFileSync(f, 'utf8')).join('\n');
     for (const a of alerts) {
-      assert.match(testText, new RegExp(`alertname: ${a}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `no test expects ${a} to fire`);
+      assert.match(
+        testText,
+        new RegExp(`alertname: ${a}\\n\\s+exp_alerts:\\n\\s+- exp_labels`),
+        `no test expects ${a} to fire`,
+      );
     }
   });
 
@@ -114,24 +126,77 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       const apiPort = String(await freePort());
       const promPort = String(await freePort());
       const secret = randomBytes(24).toString('hex');
-      sim = (await start(process.execPath, [BIN, 'bank-sim', '--port', simPort, '--latency-ms', '0', '--approve', '1', '--decline', '0', '--pending', '0', '--timeout', '0'], { BANK_SIM_SECRET: secret }, /listening/)).child;
-      app = (await start(process.execPath, [BIN, 'serve', '--role', 'all'], {
-        TILLPOINT_DATA_DIR: join(dir, 'data'), PORT: apiPort, NODE_ENV: 'development', DATABASE_URL: '',
-        BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`, BANK_SIM_SECRET: secret, EMBEDDED_BANK_SIM: 'false',
-        BANK_TIMEOUT_MS: '2000', WORKER_INTERVAL_MS: '500', MQTT_PORT: '0', MQTTS_PORT: '0',
-      }, /Demo:/)).child;
+      sim = (
+        await start(
+          process.execPath,
+          [
+            BIN,
+            'bank-sim',
+            '--port',
+            simPort,
+            '--latency-ms',
+            '0',
+            '--approve',
+            '1',
+            '--decline',
+            '0',
+            '--pending',
+            '0',
+            '--timeout',
+            '0',
+          ],
+          { BANK_SIM_SECRET: secret },
+          /listening/,
+        )
+      ).child;
+      app = (
+        await start(
+          process.execPath,
+          [BIN, 'serve', '--role', 'all'],
+          {
+            TILLPOINT_DATA_DIR: join(dir, 'data'),
+            PORT: apiPort,
+            NODE_ENV: 'development',
+            DATABASE_URL: '',
+            BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
+            BANK_SIM_SECRET: secret,
+            EMBEDDED_BANK_SIM: 'false',
+            BANK_TIMEOUT_MS: '2000',
+            WORKER_INTERVAL_MS: '500',
+            MQTT_PORT: '0',
+            MQTTS_PORT: '0',
+          },
+          /Demo:/,
+        )
+      ).child;
       demo = JSON.parse(readFileSync(join(dir, 'data', 'demo.json'), 'utf8'));
       api = demo.api_url;
       // Test-only Prometheus settings: scrape and evaluate every second, with the real rules file.
-      writeFileSync(join(dir, 'prometheus.yml'), [
-        'global:', '  scrape_interval: 1s', '  evaluation_interval: 1s',
-        'rule_files:', `  - ${RULES}`,
-        'scrape_configs:', '  - job_name: tillpoint', '    static_configs:', `      - targets: ['127.0.0.1:${apiPort}']`, '',
-      ].join('\n'));
-      prom = spawn('prometheus', [
-        `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn',
-      ], { stdio: ['ignore', 'ignore', 'inherit'] });
+      writeFileSync(
+        join(dir, 'prometheus.yml'),
+        [
+          'global:',
+          '  scrape_interval: 1s',
+          '  evaluation_interval: 1s',
+          'rule_files:',
+          `  - ${RULES}`,
+          'scrape_configs:',
+          '  - job_name: tillpoint',
+          '    static_configs:',
+          `      - targets: ['127.0.0.1:${apiPort}']`,
+          '',
+        ].join('\n'),
+      );
+      prom = spawn(
+        'prometheus',
+        [
+          `--config.file=${join(dir, 'prometheus.yml')}`,
+          `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+          `--web.listen-address=127.0.0.1:${promPort}`,
+          '--log.level=warn',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
       promUrl = `http://127.0.0.1:${promPort}`;
       await until('Prometheus ready', async () => (await fetch(`${promUrl}/-/ready`)).ok || undefined);
     });
@@ -150,15 +215,27 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       const rules = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as any;
       const loaded = rules.data.groups.flatMap((g: any) => g.rules.map((r: any) => r.name));
       assert.ok(loaded.includes('TillpointBankSuccessBudgetBurnFast'));
-      assert.ok(rules.data.groups.every((g: any) => g.rules.every((r: any) => r.health !== 'err')), JSON.stringify(rules.data.groups.flatMap((g: any) => g.rules.filter((r: any) => r.lastError))));
+      assert.ok(
+        rules.data.groups.every((g: any) => g.rules.every((r: any) => r.health !== 'err')),
+        JSON.stringify(rules.data.groups.flatMap((g: any) => g.rules.filter((r: any) => r.lastError))),
+      );
       ruleQueries = rules.data.groups.flatMap((g: any) => g.rules.map((r: any) => r.query as string));
     });
 
     test('payments succeed while the bank is up', async () => {
       for (let i = 0; i < 3; i++) {
-        const c = await call('POST', '/v1/payments', { terminal_id: demo.terminal_ids[1], amount: 1000 + i, currency: 'INR', method: 'upi_collect', payer_vpa: 'asha@oksbi' });
+        const c = await call('POST', '/v1/payments', {
+          terminal_id: demo.terminal_ids[1],
+          amount: 1000 + i,
+          currency: 'INR',
+          method: 'upi_collect',
+          payer_vpa: 'asha@oksbi',
+        });
         assert.equal(c.status, 201, JSON.stringify(c.body));
-        await until('collect succeeded', async () => (await call('GET', `/v1/payments/${c.body.id}`)).body.status === 'succeeded' || undefined);
+        await until(
+          'collect succeeded',
+          async () => (await call('GET', `/v1/payments/${c.body.id}`)).body.status === 'succeeded' || undefined,
+        );
       }
       await until('success counted', async () => {
         const r = await promQuery('sum(tillpoint_payments_completed_total{bank="SIMBANK",outcome="succeeded"})');
@@ -174,12 +251,20 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       // so the payment is failed U28, a technical decline.
       let failed = 0;
       const alert = await until('TillpointBankSuccessBudgetBurnFast pending', async () => {
-        const c = await call('POST', '/v1/payments', { terminal_id: demo.terminal_ids[1], amount: 700, currency: 'INR', method: 'upi_collect', payer_vpa: 'asha@oksbi' });
+        const c = await call('POST', '/v1/payments', {
+          terminal_id: demo.terminal_ids[1],
+          amount: 700,
+          currency: 'INR',
+          method: 'upi_collect',
+          payer_vpa: 'asha@oksbi',
+        });
         assert.equal(c.status, 503, JSON.stringify(c.body));
         assert.equal(c.body.error.code, 'bank_unavailable');
         failed++;
         const r = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as any;
-        return r.data.alerts.find((a: any) => a.labels.alertname === 'TillpointBankSuccessBudgetBurnFast' && a.labels.bank === 'SIMBANK');
+        return r.data.alerts.find(
+          (a: any) => a.labels.alertname === 'TillpointBankSuccessBudgetBurnFast' && a.labels.bank === 'SIMBANK',
+        );
       });
       assert.ok(failed >= 2);
       assert.equal(alert.state, 'pending'); // `for: 2m`: pending first, firing after two minutes
@@ -206,7 +291,13 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       }
       const dir = join(OBS, 'grafana', 'dashboards');
       const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
-      assert.deepEqual(files.sort(), ['overview.json', 'payments-by-bank.json', 'rewards.json', 'security.json', 'terminals.json']);
+      assert.deepEqual(files.sort(), [
+        'overview.json',
+        'payments-by-bank.json',
+        'rewards.json',
+        'security.json',
+        'terminals.json',
+      ]);
       let panels = 0;
       for (const f of files) {
         const d = JSON.parse(readFileSync(join(dir, f), 'utf8'));
@@ -218,7 +309,8 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
             const expr = String(t.expr).replaceAll('$bank', '.*');
             const r = await promQuery(expr);
             assert.equal(r.status, 200, `${f} "${p.title}": ${JSON.stringify(r.body)}`);
-            for (const name of metricNamesIn(expr)) assert.ok(exposed.has(name), `${f} "${p.title}" reads ${name}, which /metrics does not expose`);
+            for (const name of metricNamesIn(expr))
+              assert.ok(exposed.has(name), `${f} "${p.title}" reads ${name}, which /metrics does not expose`);
           }
         }
       }
@@ -226,7 +318,8 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       // The alert and recording rules (as Prometheus loaded them) read only exposed metrics too.
       assert.ok(ruleQueries.length > 20);
       for (const q of ruleQueries) {
-        for (const name of metricNamesIn(q)) assert.ok(exposed.has(name), `a rule reads ${name}, which /metrics does not expose: ${q}`);
+        for (const name of metricNamesIn(q))
+          assert.ok(exposed.has(name), `a rule reads ${name}, which /metrics does not expose: ${q}`);
       }
     });
   });

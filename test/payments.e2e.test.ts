@@ -20,10 +20,17 @@ describe('UPI payments end to end', () => {
   });
   after(() => t.close());
 
-  const countPayments = async () => (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM payments.payments')).rows[0].n;
+  const countPayments = async () =>
+    (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM payments.payments')).rows[0].n;
 
   test('a QR payment is created, paid by the customer, and posted to the ledger', async () => {
-    const r = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 14900, currency: 'INR', method: 'upi_qr', note: 'Bill #42: rice & dal' });
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 14900,
+      currency: 'INR',
+      method: 'upi_qr',
+      note: 'Bill #42: rice & dal',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.match(r.body.id, /^pay_[0-9a-f]{32}$/);
     assert.equal(r.body.status, 'pending');
@@ -79,7 +86,9 @@ describe('UPI payments end to end', () => {
 
   test('50 parallel refunds never refund more than was paid', async () => {
     const p = await paidPayment(1000);
-    const results = await Promise.all(Array.from({ length: 50 }, () => t.request('POST', `/v1/payments/${p}/refunds`, { amount: 30 })));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => t.request('POST', `/v1/payments/${p}/refunds`, { amount: 30 })),
+    );
     const ok = results.filter((r) => r.status === 201 && r.body.status === 'succeeded').length;
     assert.equal(ok, 33, 'floor(1000 / 30) refunds fit');
     for (const r of results.filter((r) => r.status !== 201)) assert.equal(r.body.error.code, 'refund_exceeds_payment');
@@ -89,38 +98,61 @@ describe('UPI payments end to end', () => {
   });
 
   test('a refund of a payment that did not succeed is refused', async () => {
-    const r = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 500, currency: 'INR', method: 'upi_qr' });
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 500,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     const f = await t.request('POST', `/v1/payments/${r.body.id}/refunds`, { amount: 100 });
     assert.equal(f.status, 409);
     assert.equal(f.body.error.code, 'payment_not_refundable');
   });
 
   test('a collect request is approved by the bank and the payment succeeds', async () => {
-    const r = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 2599, currency: 'INR', method: 'upi_collect', payer_vpa: 'Asha.M@oksbi' });
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 2599,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'Asha.M@oksbi',
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.upi_uri, null);
     assert.equal(r.body.payer_vpa, 'as****@oksbi');
-    const done = await t.eventually(async () => ((await t.request('GET', `/v1/payments/${r.body.id}`)).body.status === 'succeeded' ? true : undefined));
+    const done = await t.eventually(async () =>
+      (await t.request('GET', `/v1/payments/${r.body.id}`)).body.status === 'succeeded' ? true : undefined,
+    );
     assert.ok(done);
   });
 
   test('Idempotency-Key: same body replays, other body conflicts, 20 concurrent retries create one payment', async () => {
     const body = { terminal_id: terminalId, amount: 777, currency: 'INR', method: 'upi_qr' };
     const before = await countPayments();
-    const results = await Promise.all(Array.from({ length: 20 }, () => t.request('POST', '/v1/payments', body, { 'idempotency-key': 'order-9001' })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => t.request('POST', '/v1/payments', body, { 'idempotency-key': 'order-9001' })),
+    );
     const ids = new Set(results.map((r) => r.body.id));
-    assert.deepEqual(results.map((r) => r.status), Array(20).fill(201));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(20).fill(201),
+    );
     assert.equal(ids.size, 1, 'every retry got the same payment');
     assert.equal(await countPayments(), before + 1);
     const replay = await t.request('POST', '/v1/payments', body, { 'idempotency-key': 'order-9001' });
     assert.equal(replay.headers.get('idempotent-replayed'), 'true');
     assert.equal(replay.body.id, [...ids][0]);
-    const other = await t.request('POST', '/v1/payments', { ...body, amount: 778 }, { 'idempotency-key': 'order-9001' });
+    const other = await t.request(
+      'POST',
+      '/v1/payments',
+      { ...body, amount: 778 },
+      { 'idempotency-key': 'order-9001' },
+    );
     assert.equal(other.status, 409);
     assert.equal(other.body.error.code, 'idempotency_key_reused');
   });
 
-  test('Idempotency-Key: a retry after the key\'s stored answer is gone (crash, lapsed claim) finds the same payment', async () => {
+  test("Idempotency-Key: a retry after the key's stored answer is gone (crash, lapsed claim) finds the same payment", async () => {
     const body = { terminal_id: terminalId, amount: 779, currency: 'INR', method: 'upi_qr' };
     const first = await t.request('POST', '/v1/payments', body, { 'idempotency-key': 'order-9002' });
     assert.equal(first.status, 201);
@@ -132,7 +164,12 @@ describe('UPI payments end to end', () => {
     assert.equal(retry.body.id, first.body.id);
     assert.equal(await countPayments(), before, 'no second payment');
     await t.db.query(`DELETE FROM platform.idempotency_keys WHERE key = 'order-9002'`);
-    const changed = await t.request('POST', '/v1/payments', { ...body, amount: 780 }, { 'idempotency-key': 'order-9002' });
+    const changed = await t.request(
+      'POST',
+      '/v1/payments',
+      { ...body, amount: 780 },
+      { 'idempotency-key': 'order-9002' },
+    );
     assert.equal(changed.status, 409);
     assert.equal(changed.body.error.code, 'idempotency_key_reused');
     assert.equal(await countPayments(), before);
@@ -176,23 +213,42 @@ describe('UPI payments end to end', () => {
   });
 
   test('unknown ids and routes are 404 with stable codes; no key is 401', async () => {
-    assert.equal((await t.request('GET', '/v1/payments/pay_00000000000000000000000000000000')).body.error.code, 'payment_not_found');
+    assert.equal(
+      (await t.request('GET', '/v1/payments/pay_00000000000000000000000000000000')).body.error.code,
+      'payment_not_found',
+    );
     assert.equal((await t.request('GET', '/v1/payments/nonsense')).body.error.code, 'payment_not_found');
     assert.equal((await t.request('GET', '/v1/nothing-here')).body.error.code, 'route_not_found');
     const noKey = await t.request('GET', '/v1/payments', undefined, { authorization: '' });
     assert.equal(noKey.status, 401);
-    const badKey = await t.request('GET', '/v1/payments', undefined, { authorization: 'Bearer tp_notarealkeyatallnotarealkey' });
+    const badKey = await t.request('GET', '/v1/payments', undefined, {
+      authorization: 'Bearer tp_notarealkeyatallnotarealkey',
+    });
     assert.equal(badKey.status, 401);
     assert.equal(badKey.body.error.code, 'unauthenticated');
   });
 
   test("a merchant's key cannot see or use another merchant's terminals and payments", async () => {
     const other = await t.seedMerchant('Other Shop');
-    const k = await createApiKey(t.db, { name: 'other merchant', merchantId: other.merchant.id, permissions: ['payments:read', 'payments:write', 'refunds:write', 'terminals:read', 'merchants:read'] });
+    const k = await createApiKey(t.db, {
+      name: 'other merchant',
+      merchantId: other.merchant.id,
+      permissions: ['payments:read', 'payments:write', 'refunds:write', 'terminals:read', 'merchants:read'],
+    });
     const as = { authorization: `Bearer ${k.key}` };
-    const mine = await t.request('POST', '/v1/payments', { terminal_id: other.terminal.id, amount: 100, currency: 'INR', method: 'upi_qr' }, as);
+    const mine = await t.request(
+      'POST',
+      '/v1/payments',
+      { terminal_id: other.terminal.id, amount: 100, currency: 'INR', method: 'upi_qr' },
+      as,
+    );
     assert.equal(mine.status, 201);
-    const theirs = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_qr' }, as);
+    const theirs = await t.request(
+      'POST',
+      '/v1/payments',
+      { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_qr' },
+      as,
+    );
     assert.equal(theirs.status, 404);
     assert.equal(theirs.body.error.code, 'terminal_not_found');
     const list = await t.request('GET', '/v1/payments?limit=200', undefined, as);
@@ -205,9 +261,21 @@ describe('UPI payments end to end', () => {
     assert.equal((await t.request('GET', `/v1/merchants/${merchantId}`, undefined, as)).status, 404);
     assert.equal((await t.request('GET', `/v1/terminals/${terminalId}`, undefined, as)).status, 404);
     const ms = await t.request('GET', '/v1/merchants', undefined, as);
-    assert.deepEqual(ms.body.data.map((m: any) => m.id), [other.merchant.id]);
-    const readOnly = await createApiKey(t.db, { name: 'ro', merchantId: other.merchant.id, permissions: ['payments:read'] });
-    const denied = await t.request('POST', '/v1/payments', { terminal_id: other.terminal.id, amount: 100, currency: 'INR', method: 'upi_qr' }, { authorization: `Bearer ${readOnly.key}` });
+    assert.deepEqual(
+      ms.body.data.map((m: any) => m.id),
+      [other.merchant.id],
+    );
+    const readOnly = await createApiKey(t.db, {
+      name: 'ro',
+      merchantId: other.merchant.id,
+      permissions: ['payments:read'],
+    });
+    const denied = await t.request(
+      'POST',
+      '/v1/payments',
+      { terminal_id: other.terminal.id, amount: 100, currency: 'INR', method: 'upi_qr' },
+      { authorization: `Bearer ${readOnly.key}` },
+    );
     assert.equal(denied.status, 403);
     assert.equal(denied.body.error.code, 'forbidden');
   });
@@ -216,12 +284,24 @@ describe('UPI payments end to end', () => {
     const s = await t.seedMerchant('Paging Shop');
     const made: string[] = [];
     for (let i = 0; i < 5; i++) {
-      made.push((await t.request('POST', '/v1/payments', { terminal_id: s.terminal.id, amount: 100 + i, currency: 'INR', method: 'upi_qr' })).body.id);
+      made.push(
+        (
+          await t.request('POST', '/v1/payments', {
+            terminal_id: s.terminal.id,
+            amount: 100 + i,
+            currency: 'INR',
+            method: 'upi_qr',
+          })
+        ).body.id,
+      );
     }
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const r: any = await t.request('GET', `/v1/payments?terminal_id=${s.terminal.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: any = await t.request(
+        'GET',
+        `/v1/payments?terminal_id=${s.terminal.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       assert.equal(r.status, 200);
       assert.ok(r.body.data.length <= 2);
       seen.push(...r.body.data.map((p: any) => p.id));
@@ -230,7 +310,10 @@ describe('UPI payments end to end', () => {
     assert.deepEqual(seen, [...made].reverse(), 'newest first, each exactly once');
     const pending = await t.request('GET', `/v1/payments?terminal_id=${s.terminal.id}&status=pending`);
     assert.equal(pending.body.data.length, 5);
-    const future = await t.request('GET', `/v1/payments?terminal_id=${s.terminal.id}&created_from=${new Date(Date.now() + 60_000).toISOString()}`);
+    const future = await t.request(
+      'GET',
+      `/v1/payments?terminal_id=${s.terminal.id}&created_from=${new Date(Date.now() + 60_000).toISOString()}`,
+    );
     assert.equal(future.body.data.length, 0);
     assert.equal((await t.request('GET', '/v1/payments?cursor=garbage')).body.error.code, 'invalid_cursor');
     assert.equal((await t.request('GET', '/v1/payments?limit=0')).status, 400);
@@ -251,18 +334,40 @@ describe('UPI payments end to end', () => {
     assert.ok(terms.body.next_cursor);
     const disabled = await t.request('PATCH', `/v1/terminals/${t2.body.id}`, { status: 'disabled' });
     assert.equal(disabled.body.status, 'disabled');
-    const refused = await t.request('POST', '/v1/payments', { terminal_id: t2.body.id, amount: 100, currency: 'INR', method: 'upi_qr' });
+    const refused = await t.request('POST', '/v1/payments', {
+      terminal_id: t2.body.id,
+      amount: 100,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     assert.equal(refused.body.error.code, 'terminal_inactive');
-    const badBank = await t.request('POST', '/v1/merchants', { name: 'X', vpa: 'x1@simbank', mcc: '5411', acquiring_bank: 'NOPE' });
+    const badBank = await t.request('POST', '/v1/merchants', {
+      name: 'X',
+      vpa: 'x1@simbank',
+      mcc: '5411',
+      acquiring_bank: 'NOPE',
+    });
     assert.equal(badBank.status, 400);
-    const badMcc = await t.request('POST', '/v1/merchants', { name: 'X', vpa: 'x1@simbank', mcc: '54', acquiring_bank: 'SIMBANK' });
+    const badMcc = await t.request('POST', '/v1/merchants', {
+      name: 'X',
+      vpa: 'x1@simbank',
+      mcc: '54',
+      acquiring_bank: 'SIMBANK',
+    });
     assert.equal(badMcc.body.error.code, 'validation_failed');
   });
 
   async function paidPayment(amount: number): Promise<string> {
-    const r = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     await t.payQr(r.body.upi_uri, 'payer.one@okicici', 'success');
-    const ok = await t.eventually(async () => (await t.request('GET', `/v1/payments/${r.body.id}`)).body.status === 'succeeded');
+    const ok = await t.eventually(
+      async () => (await t.request('GET', `/v1/payments/${r.body.id}`)).body.status === 'succeeded',
+    );
     assert.ok(ok, 'payment succeeded');
     return r.body.id;
   }

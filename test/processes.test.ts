@@ -16,7 +16,10 @@ import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
 const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
 
 function start(args: string[], env: Record<string, string>, readyText: RegExp): Promise<StartedProcess> {
-  return spawnUntil(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ready: readyText });
+  return spawnUntil(process.execPath, [BIN, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    ready: readyText,
+  });
 }
 
 async function stop(child: ChildProcess) {
@@ -27,11 +30,19 @@ async function stop(child: ChildProcess) {
 }
 
 function cli(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [BIN, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 async function api(base: string, key: string, method: string, path: string, body?: unknown) {
-  const r = await fetch(base + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return { status: r.status, body: (await r.json()) as any };
 }
 
@@ -64,18 +75,38 @@ describe('processes', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-start-'));
     const port = String(await freePort());
     // MQTT on free ports: other test files run brokers of their own at the same time.
-    const env = { TILLPOINT_DATA_DIR: dataDir, PORT: port, NODE_ENV: 'development', DATABASE_URL: '', MQTT_PORT: '0', MQTTS_PORT: '0' };
+    const env = {
+      TILLPOINT_DATA_DIR: dataDir,
+      PORT: port,
+      NODE_ENV: 'development',
+      DATABASE_URL: '',
+      MQTT_PORT: '0',
+      MQTTS_PORT: '0',
+    };
     let s = await start(['serve'], env, /Demo:/);
     try {
       assert.match(s.out(), /API: +http:\/\/127\.0\.0\.1:\d+\/v1/);
       const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8'));
       for (const k of ['api_key', 'api_url', 'merchant_id', 'terminal_ids']) assert.ok(k in demo, `demo.json has ${k}`);
       assert.equal(demo.terminal_ids.length, 2);
-      const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', { terminal_id: demo.terminal_ids[0], amount: 14900, currency: 'INR', method: 'upi_qr' });
+      const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', {
+        terminal_id: demo.terminal_ids[0],
+        amount: 14900,
+        currency: 'INR',
+        method: 'upi_qr',
+      });
       assert.equal(p.status, 201);
-      const paid = await fetch(`${demo.api_url}/sim/v1/customer-payments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ upi_uri: p.body.upi_uri, payer_vpa: 'ravi@okaxis', outcome: 'success' }) });
+      const paid = await fetch(`${demo.api_url}/sim/v1/customer-payments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ upi_uri: p.body.upi_uri, payer_vpa: 'ravi@okaxis', outcome: 'success' }),
+      });
       assert.equal(paid.status, 200);
-      await until(async () => (await api(demo.api_url, demo.api_key, 'GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded' || undefined);
+      await until(
+        async () =>
+          (await api(demo.api_url, demo.api_key, 'GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded' ||
+          undefined,
+      );
       const r = await api(demo.api_url, demo.api_key, 'POST', `/v1/payments/${p.body.id}/refunds`, { amount: 4900 });
       assert.equal(r.body.status, 'succeeded');
       await stop(s.child);
@@ -103,11 +134,37 @@ describe('processes', () => {
     const simPort = String(await freePort());
     const apiPort = String(await freePort());
     const secret = randomBytes(24).toString('hex');
-    const sim = await start(['bank-sim', '--port', simPort, '--latency-ms', '0', '--approve', '1', '--decline', '0', '--pending', '0', '--timeout', '0'], { BANK_SIM_SECRET: secret }, /listening/);
+    const sim = await start(
+      [
+        'bank-sim',
+        '--port',
+        simPort,
+        '--latency-ms',
+        '0',
+        '--approve',
+        '1',
+        '--decline',
+        '0',
+        '--pending',
+        '0',
+        '--timeout',
+        '0',
+      ],
+      { BANK_SIM_SECRET: secret },
+      /listening/,
+    );
     const env = {
-      TILLPOINT_DATA_DIR: dataDir, PORT: apiPort, NODE_ENV: 'development', DATABASE_URL: databaseUrl ?? '',
-      BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`, BANK_SIM_SECRET: secret, EMBEDDED_BANK_SIM: 'false',
-      STATUS_CHECK_FIRST_AFTER_SECONDS: '0', WORKER_INTERVAL_MS: '200', MQTT_PORT: '0', MQTTS_PORT: '0',
+      TILLPOINT_DATA_DIR: dataDir,
+      PORT: apiPort,
+      NODE_ENV: 'development',
+      DATABASE_URL: databaseUrl ?? '',
+      BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
+      BANK_SIM_SECRET: secret,
+      EMBEDDED_BANK_SIM: 'false',
+      STATUS_CHECK_FIRST_AFTER_SECONDS: '0',
+      WORKER_INTERVAL_MS: '200',
+      MQTT_PORT: '0',
+      MQTTS_PORT: '0',
     };
     // PGlite is one process's database: separate roles need the real PostgreSQL.
     const procs: Awaited<ReturnType<typeof start>>[] = [];
@@ -119,16 +176,43 @@ describe('processes', () => {
         procs.push(await start(['serve', '--role', 'all'], env, /Demo:/));
       }
       const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8'));
-      assert.equal((await fetch(`${demo.api_url}/sim/v1/customer-payments`, { method: 'POST' })).status, 404, 'no embedded simulator');
-      const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', { terminal_id: demo.terminal_ids[1], amount: 2500, currency: 'INR', method: 'upi_qr' });
+      assert.equal(
+        (await fetch(`${demo.api_url}/sim/v1/customer-payments`, { method: 'POST' })).status,
+        404,
+        'no embedded simulator',
+      );
+      const p = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', {
+        terminal_id: demo.terminal_ids[1],
+        amount: 2500,
+        currency: 'INR',
+        method: 'upi_qr',
+      });
       assert.equal(p.status, 201, JSON.stringify(p.body));
-      const paid = await fetch(`http://127.0.0.1:${simPort}/sim/v1/customer-payments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ upi_uri: p.body.upi_uri, payer_vpa: 'asha@oksbi' }) });
+      const paid = await fetch(`http://127.0.0.1:${simPort}/sim/v1/customer-payments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ upi_uri: p.body.upi_uri, payer_vpa: 'asha@oksbi' }),
+      });
       assert.equal(paid.status, 200, await paid.text());
-      await until(async () => (await api(demo.api_url, demo.api_key, 'GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded' || undefined);
+      await until(
+        async () =>
+          (await api(demo.api_url, demo.api_key, 'GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded' ||
+          undefined,
+      );
       // A collect request: the simulator approves it on its own and calls back over HTTP.
-      const c = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', { terminal_id: demo.terminal_ids[1], amount: 999, currency: 'INR', method: 'upi_collect', payer_vpa: 'asha@oksbi' });
+      const c = await api(demo.api_url, demo.api_key, 'POST', '/v1/payments', {
+        terminal_id: demo.terminal_ids[1],
+        amount: 999,
+        currency: 'INR',
+        method: 'upi_collect',
+        payer_vpa: 'asha@oksbi',
+      });
       assert.equal(c.status, 201);
-      await until(async () => (await api(demo.api_url, demo.api_key, 'GET', `/v1/payments/${c.body.id}`)).body.status === 'succeeded' || undefined);
+      await until(
+        async () =>
+          (await api(demo.api_url, demo.api_key, 'GET', `/v1/payments/${c.body.id}`)).body.status === 'succeeded' ||
+          undefined,
+      );
     } finally {
       for (const p of procs) await stop(p.child);
       await stop(sim.child);
@@ -141,7 +225,11 @@ describe('processes', () => {
     const r = cli(['serve'], { PORT: 'eighty', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-bad-')) });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /PORT/);
-    const prod = cli(['serve'], { NODE_ENV: 'production', DATABASE_URL: '', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-bad-')) });
+    const prod = cli(['serve'], {
+      NODE_ENV: 'production',
+      DATABASE_URL: '',
+      TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-bad-')),
+    });
     assert.equal(prod.status, 2);
     assert.match(prod.stderr, /DATABASE_URL/);
     assert.ok(!existsSync(join(tmpdir(), 'never')));

@@ -17,18 +17,28 @@ after(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-  return new Promise((resolve) => child.on('close', (status) => {
-    clearTimeout(timer);
-    resolve({ status, stdout, stderr });
-  }));
+  return new Promise((resolve) =>
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    }),
+  );
 }
 
 /** The JSON values in a stream of concatenated output (curl prints no newline after a body). */
@@ -59,8 +69,19 @@ describe('the README, followed from a fresh clone', () => {
     assert.doesNotMatch(script, /\.\/data\/demo\.json'|require\('\.\/data/, 'no hard-coded data directory');
 
     const dataDir = mkdtempSync(join(tmpdir(), 'tp-readme-'));
-    const env = { NODE_ENV: 'development', TILLPOINT_DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: '', MQTT_PORT: '0', MQTTS_PORT: '0' };
-    const server = spawn(process.execPath, [BIN, 'serve'], { cwd: ROOT, env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = {
+      NODE_ENV: 'development',
+      TILLPOINT_DATA_DIR: dataDir,
+      PORT: String(await freePort()),
+      DATABASE_URL: '',
+      MQTT_PORT: '0',
+      MQTTS_PORT: '0',
+    };
+    const server = spawn(process.execPath, [BIN, 'serve'], {
+      cwd: ROOT,
+      env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(server);
     try {
       let out = '';
@@ -102,7 +123,15 @@ describe('the README, followed from a fresh clone', () => {
   test('read-only commands without a database refuse, create nothing, and never say ok', async () => {
     const missing = join(mkdtempSync(join(tmpdir(), 'tp-nodb-')), 'data');
     const env = { NODE_ENV: 'development', TILLPOINT_DATA_DIR: missing, DATABASE_URL: '' };
-    const commands = [['ledger', 'verify'], ['rewards', 'verify'], ['audit', 'verify'], ['banks', 'status'], ['keys', 'status'], ['access', 'review'], ['api-keys', 'create', '--name', 'x']];
+    const commands = [
+      ['ledger', 'verify'],
+      ['rewards', 'verify'],
+      ['audit', 'verify'],
+      ['banks', 'status'],
+      ['keys', 'status'],
+      ['access', 'review'],
+      ['api-keys', 'create', '--name', 'x'],
+    ];
     const results = await Promise.all(commands.map((c) => run(process.execPath, [BIN, ...c], env)));
     results.forEach((r, i) => {
       const name = commands[i].join(' ');
@@ -121,7 +150,10 @@ describe('the README, followed from a fresh clone', () => {
     const l = await run(process.execPath, [BIN, 'ledger'], {});
     assert.equal(l.status, 2);
     assert.equal(l.stderr, 'usage: tillpoint ledger verify\n');
-    const [a, k] = await Promise.all([run(process.execPath, [BIN, 'audit'], {}), run(process.execPath, [BIN, 'api-keys', 'create'], {})]);
+    const [a, k] = await Promise.all([
+      run(process.execPath, [BIN, 'audit'], {}),
+      run(process.execPath, [BIN, 'api-keys', 'create'], {}),
+    ]);
     assert.equal(a.status, 2);
     assert.match(a.stderr, /^usage:\n {2}tillpoint audit verify/);
     assert.equal(k.status, 2, 'a missing option is a usage mistake too');

@@ -29,11 +29,19 @@ describe('rewards over the terminal protocol', { timeout: 60_000 }, () => {
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards, audit: t.app.services.audit });
+    gw = await startTestGateway({
+      db: t.db,
+      payments: t.app.services.payments,
+      rewards: t.app.services.rewards,
+      audit: t.app.services.audit,
+    });
     const s = await t.seedMerchant('Rao Provisions');
     merchantId = s.merchant.id;
     const p = await t.request('POST', '/v1/rewards/programs', {
-      merchant_id: merchantId, name: 'Rao Points', point_value_paise: 25, earn: { points: 1, per_amount_paise: 1000, rounding: 'down' },
+      merchant_id: merchantId,
+      name: 'Rao Points',
+      point_value_paise: 25,
+      earn: { points: 1, per_amount_paise: 1000, rounding: 'down' },
     });
     assert.equal(p.status, 201, JSON.stringify(p.body));
     const { password } = await issueMqttSecret(t.db, s.terminal.id, 'test');
@@ -49,7 +57,12 @@ describe('rewards over the terminal protocol', { timeout: 60_000 }, () => {
     const empty = await term.request('rewards.balance', { vpa: customer });
     conforms('rewards.balance', empty);
     assert.deepEqual({ ...empty, program_id: '' }, { program_id: '', available: 0, pending: 0, expiring_30d: 0 });
-    const adj = await t.request('POST', '/v1/rewards/adjustments', { merchant_id: merchantId, vpa: customer, points: 300, reason: 'welcome bonus' });
+    const adj = await t.request('POST', '/v1/rewards/adjustments', {
+      merchant_id: merchantId,
+      vpa: customer,
+      points: 300,
+      reason: 'welcome bonus',
+    });
     assert.equal(adj.status, 201, JSON.stringify(adj.body));
 
     const quote = await term.request('rewards.quote', { amount: 50_000, vpa: customer });
@@ -61,7 +74,12 @@ describe('rewards over the terminal protocol', { timeout: 60_000 }, () => {
     assert.equal(withPoints.upi_amount, 42_500);
     assert.equal(withPoints.earn_points, 42);
 
-    const p = await term.createPayment({ method: 'upi_qr', amount: withPoints.upi_amount, currency: 'INR', rewards: { vpa: customer, redeem_points: 300 } });
+    const p = await term.createPayment({
+      method: 'upi_qr',
+      amount: withPoints.upi_amount,
+      currency: 'INR',
+      rewards: { vpa: customer, redeem_points: 300 },
+    });
     assert.equal(p.amount, 42_500, 'the QR asks for the UPI part only');
     assert.equal((await term.request('rewards.balance', { vpa: customer })).available, 0, 'reserved at creation');
     const paid = await t.payQr(p.upi_uri!, 'someone.else@okaxis', 'success');
@@ -76,10 +94,24 @@ describe('rewards over the terminal protocol', { timeout: 60_000 }, () => {
   });
 
   test('refusals come back as protocol errors with the API codes', async () => {
-    const tooMany = term.createPayment({ method: 'upi_qr', amount: 1000, currency: 'INR', rewards: { vpa: 'nobody@okaxis', redeem_points: 10 } });
-    await assert.rejects(tooMany, (e: unknown) => e instanceof TerminalRequestError && e.code === 'insufficient_points');
-    await assert.rejects(term.request('rewards.balance', { phone: '12345' }), (e: unknown) => e instanceof TerminalRequestError && e.code === 'validation_failed');
-    await assert.rejects(term.request('rewards.quote', { amount: 0, vpa: customer }), (e: unknown) => e instanceof TerminalRequestError && e.code === 'invalid_amount');
+    const tooMany = term.createPayment({
+      method: 'upi_qr',
+      amount: 1000,
+      currency: 'INR',
+      rewards: { vpa: 'nobody@okaxis', redeem_points: 10 },
+    });
+    await assert.rejects(
+      tooMany,
+      (e: unknown) => e instanceof TerminalRequestError && e.code === 'insufficient_points',
+    );
+    await assert.rejects(
+      term.request('rewards.balance', { phone: '12345' }),
+      (e: unknown) => e instanceof TerminalRequestError && e.code === 'validation_failed',
+    );
+    await assert.rejects(
+      term.request('rewards.quote', { amount: 0, vpa: customer }),
+      (e: unknown) => e instanceof TerminalRequestError && e.code === 'invalid_amount',
+    );
     await assert.rejects(
       term.request('rewards.quote', { amount: 1000, vpa: customer, colour: 'red' } as never),
       (e: unknown) => e instanceof TerminalRequestError && e.code === 'validation_failed',

@@ -4,7 +4,13 @@ import { httpJson, startTestApp, type TestApp, type Res } from './helpers/harnes
 import { call, createOperator, signIn, uniqueEmail, type Session } from './helpers/operators.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import { PERMISSIONS } from '../src/http/principal.ts';
-import { createApiKey, KEY_GRANTABLE_PERMISSIONS, ROLE_NAMES, MERCHANT_ROLES, SESSION_COOKIE } from '../src/modules/identity/index.ts';
+import {
+  createApiKey,
+  KEY_GRANTABLE_PERMISSIONS,
+  ROLE_NAMES,
+  MERCHANT_ROLES,
+  SESSION_COOKIE,
+} from '../src/modules/identity/index.ts';
 import type { RouteInfo } from '../src/http/server.ts';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
@@ -35,12 +41,27 @@ describe('security suite over every route', () => {
     routes = t.app.http!.routeTable;
     const a = await t.seedMerchant('Shop A');
     const b = await t.seedMerchant('Shop B');
-    const pay = await t.request('POST', '/v1/payments', { terminal_id: a.terminal.id, amount: 2500, currency: 'INR', method: 'upi_qr' });
+    const pay = await t.request('POST', '/v1/payments', {
+      terminal_id: a.terminal.id,
+      amount: 2500,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     assert.equal(pay.status, 201, JSON.stringify(pay.body));
     const staffA = await createOperator(t, { roles: ['viewer'], merchantId: a.merchant.id });
-    const keyA = await createApiKey(t.db, { name: 'A till', merchantId: a.merchant.id, permissions: ['payments:write'] });
+    const keyA = await createApiKey(t.db, {
+      name: 'A till',
+      merchantId: a.merchant.id,
+      permissions: ['payments:write'],
+    });
     Object.assign(fx, {
-      merchant: a.merchant.id, store: a.store.id, terminal: a.terminal.id, payment: pay.body.id, operator: staffA.id, apiKey: keyA.id, otherMerchant: b.merchant.id,
+      merchant: a.merchant.id,
+      store: a.store.id,
+      terminal: a.terminal.id,
+      payment: pay.body.id,
+      operator: staffA.id,
+      apiKey: keyA.id,
+      otherMerchant: b.merchant.id,
     });
     // A platform operator with every role, whose session then sits idle past 15 minutes.
     const everything = await createOperator(t, { roles: [...ROLE_NAMES] });
@@ -48,7 +69,9 @@ describe('security suite over every route', () => {
     // Merchant B's staff with every merchant role, and merchant B's key with every key permission.
     const sb = await createOperator(t, { roles: [...MERCHANT_ROLES], merchantId: b.merchant.id });
     staffB = await signIn(t, clock, sb);
-    keyB = (await createApiKey(t.db, { name: 'B all', merchantId: b.merchant.id, permissions: KEY_GRANTABLE_PERMISSIONS })).key;
+    keyB = (
+      await createApiKey(t.db, { name: 'B all', merchantId: b.merchant.id, permissions: KEY_GRANTABLE_PERMISSIONS })
+    ).key;
     clock.advance(16 * 60_000);
     staffB = await signIn(t, clock, { ...sb, secret: staffB.secret });
   });
@@ -56,15 +79,33 @@ describe('security suite over every route', () => {
 
   /** A concrete path for a route: this merchant's (A's) resources fill the parameters. */
   function pathOf(url: string): string {
-    const byParam: Record<string, string> = { store_id: fx.store, payment_id: fx.payment, merchant_id: fx.merchant, rule_id: 'rul_00000000000000000000000000000000', code: 'SIMBANK' };
+    const byParam: Record<string, string> = {
+      store_id: fx.store,
+      payment_id: fx.payment,
+      merchant_id: fx.merchant,
+      rule_id: 'rul_00000000000000000000000000000000',
+      code: 'SIMBANK',
+    };
     const seg = url.split('/');
-    return seg.map((s, i) => {
-      if (!s.startsWith(':')) return s;
-      const name = s.slice(1);
-      if (name !== 'id') return byParam[name] ?? 'x';
-      const parent = seg[i - 1];
-      return ({ merchants: fx.merchant, terminals: fx.terminal, payments: fx.payment, operators: fx.operator, 'api-keys': fx.apiKey } as Record<string, string>)[parent] ?? `${parent}_0`;
-    }).join('/');
+    return seg
+      .map((s, i) => {
+        if (!s.startsWith(':')) return s;
+        const name = s.slice(1);
+        if (name !== 'id') return byParam[name] ?? 'x';
+        const parent = seg[i - 1];
+        return (
+          (
+            {
+              merchants: fx.merchant,
+              terminals: fx.terminal,
+              payments: fx.payment,
+              operators: fx.operator,
+              'api-keys': fx.apiKey,
+            } as Record<string, string>
+          )[parent] ?? `${parent}_0`
+        );
+      })
+      .join('/');
   }
 
   async function deniedAndAudited(r: Res, status: number, what: string) {
@@ -72,7 +113,9 @@ describe('security suite over every route', () => {
     assert.equal(typeof r.body?.error?.code, 'string', `${what}: error body`);
     const requestId = r.headers.get('x-request-id');
     const rec = await t.db.query<{ record: string }>(
-      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1 AND outcome = 'failure'`, [requestId]);
+      `SELECT record FROM audit.events WHERE record::jsonb -> 'origin' ->> 'request_id' = $1 AND outcome = 'failure'`,
+      [requestId],
+    );
     assert.equal(rec.rows.length, 1, `${what}: one audit record for the refusal (request ${requestId})`);
     const e = JSON.parse(rec.rows[0].record);
     assert.equal(e.outcome, 'failure');
@@ -96,8 +139,16 @@ describe('security suite over every route', () => {
       const none = await deniedAndAudited(await call(t, r.method, path), 401, `${what} without credentials`);
       assert.equal(none.action, 'access.denied');
       assert.equal(none.details.permission, r.permission);
-      await deniedAndAudited(await call(t, r.method, path, undefined, { authorization: 'Bearer tp_' + 'x'.repeat(43) }), 401, `${what} with a wrong key`);
-      await deniedAndAudited(await call(t, r.method, path, undefined, { authorization: 'Bearer tps_' + 'y'.repeat(43) }), 401, `${what} with a wrong session token`);
+      await deniedAndAudited(
+        await call(t, r.method, path, undefined, { authorization: 'Bearer tp_' + 'x'.repeat(43) }),
+        401,
+        `${what} with a wrong key`,
+      );
+      await deniedAndAudited(
+        await call(t, r.method, path, undefined, { authorization: 'Bearer tps_' + 'y'.repeat(43) }),
+        401,
+        `${what} with a wrong session token`,
+      );
       const old = await expired.req(r.method, path);
       const e = await deniedAndAudited(old, 401, `${what} with an expired session`);
       assert.equal(old.body.error.code, 'session_expired');
@@ -135,7 +186,9 @@ describe('security suite over every route', () => {
       'GET /v1/operators/:id': {},
       'PATCH /v1/operators/:id': { body: { name: 'Renamed' } },
       'DELETE /v1/operators/:id': {},
-      'POST /v1/operators': { body: { email: uniqueEmail('x'), name: 'Intruder', roles: ['viewer'], merchant_id: fx.merchant } },
+      'POST /v1/operators': {
+        body: { email: uniqueEmail('x'), name: 'Intruder', roles: ['viewer'], merchant_id: fx.merchant },
+      },
       'POST /v1/operators/:id/disable': { body: {} },
       'POST /v1/operators/:id/enable': {},
       'POST /v1/operators/:id/unlock': {},
@@ -162,8 +215,11 @@ describe('security suite over every route', () => {
       checked++;
     }
     // Routes with a resource in the path that this table does not cover yet, listed for the record.
-    const uncovered = routes.filter((r) => r.permission && /:/.test(r.url) && !sample[`${r.method} ${r.url}`] && !r.url.startsWith('/v1/audit/'));
-    if (uncovered.length) ctx.diagnostic(`no cross-merchant sample yet: ${uncovered.map((r) => `${r.method} ${r.url}`).join(', ')}`);
+    const uncovered = routes.filter(
+      (r) => r.permission && /:/.test(r.url) && !sample[`${r.method} ${r.url}`] && !r.url.startsWith('/v1/audit/'),
+    );
+    if (uncovered.length)
+      ctx.diagnostic(`no cross-merchant sample yet: ${uncovered.map((r) => `${r.method} ${r.url}`).join(', ')}`);
     assert.ok(checked >= 29);
     // And the data is unchanged: merchant A's merchant still has its name.
     assert.equal((await t.request('GET', `/v1/merchants/${fx.merchant}`)).body.name, 'Shop A');
@@ -175,7 +231,10 @@ describe('security suite over every route', () => {
     const r = await httpJson(t.url + path, method, rawBody, { authorization: `Bearer ${t.adminKey}` });
     if (r.status !== 403) return r;
     root ??= await signIn(t, clock, await createOperator(t, { roles: [...ROLE_NAMES] }));
-    return httpJson(t.url + path, method, rawBody, { cookie: `${SESSION_COOKIE}=${root.token}`, 'x-csrf-token': root.csrf });
+    return httpJson(t.url + path, method, rawBody, {
+      cookie: `${SESSION_COOKIE}=${root.token}`,
+      'x-csrf-token': root.csrf,
+    });
   }
 
   // Hostile characters in every string the API reads: each string field of each body (filled
@@ -189,11 +248,34 @@ describe('security suite over every route', () => {
     const ajv = new Ajv.default({ strict: false });
     addFormats.default(ajv);
     const known: Record<string, () => unknown> = {
-      terminal_id: () => fx.terminal, store_id: () => fx.store, merchant_id: () => fx.merchant, payment_id: () => fx.payment,
-      email: () => uniqueEmail('fuzz'), vpa: () => 'asha.fuzz@simbank', payer_vpa: () => 'asha.fuzz@okaxis', currency: () => 'INR', mcc: () => '5411',
-      acquiring_bank: () => 'SIMBANK', amount: () => 100, password: () => 'correct-Horse-battery-9', name: () => 'Fuzz', label: () => 'Till', city: () => 'Pune',
+      terminal_id: () => fx.terminal,
+      store_id: () => fx.store,
+      merchant_id: () => fx.merchant,
+      payment_id: () => fx.payment,
+      email: () => uniqueEmail('fuzz'),
+      vpa: () => 'asha.fuzz@simbank',
+      payer_vpa: () => 'asha.fuzz@okaxis',
+      currency: () => 'INR',
+      mcc: () => '5411',
+      acquiring_bank: () => 'SIMBANK',
+      amount: () => 100,
+      password: () => 'correct-Horse-battery-9',
+      name: () => 'Fuzz',
+      label: () => 'Till',
+      city: () => 'Pune',
     };
-    const CANDIDATES = ['x', 'abc', 'Fuzz Name', 'SIMBANK', '5411', 'INR', '2025-01-01T00:00:00.000Z', 'https://example.com/x', 'asha.fuzz@okaxis', '123456'];
+    const CANDIDATES = [
+      'x',
+      'abc',
+      'Fuzz Name',
+      'SIMBANK',
+      '5411',
+      'INR',
+      '2025-01-01T00:00:00.000Z',
+      'https://example.com/x',
+      'asha.fuzz@okaxis',
+      '123456',
+    ];
     /** A value that satisfies `schema` as far as a generic walk can: known names first, then candidates. */
     function sample(schema: any, name = ''): unknown {
       if (!schema || typeof schema !== 'object') return undefined;
@@ -259,11 +341,19 @@ describe('security suite over every route', () => {
       const what = `${r.method} ${r.url}`;
       const body = r.schema?.body ? sample(r.schema.body) : undefined;
       for (const p of stringPaths(body)) {
-        for (const h of HOSTILE) await send(`${what} body.${p.join('.')}=${JSON.stringify(h)}`, r.method, path, setAt(body, p, h), h.includes('\u0000'));
+        for (const h of HOSTILE)
+          await send(
+            `${what} body.${p.join('.')}=${JSON.stringify(h)}`,
+            r.method,
+            path,
+            setAt(body, p, h),
+            h.includes('\u0000'),
+          );
       }
       const q = (r.schema?.querystring as any)?.properties ?? {};
       for (const name of Object.keys(q)) {
-        for (const h of HOSTILE_QUERY) await send(`${what} ?${name}=${h}`, r.method, `${path}?${name}=${h}`, body, h.includes('%00'));
+        for (const h of HOSTILE_QUERY)
+          await send(`${what} ?${name}=${h}`, r.method, `${path}?${name}=${h}`, body, h.includes('%00'));
       }
       const segments = path.split('/');
       for (const [i, seg] of r.url.split('/').entries()) {
@@ -301,9 +391,16 @@ describe('security suite over every route', () => {
     assert.ok(checked > 20, `${checked} routes`);
     // The issue's case: the last key does not win, no payment is made.
     const before = Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM payments.payments`)).rows[0].n);
-    const res = await t.request('POST', '/v1/payments', `{"terminal_id":"${fx.terminal}","amount":100,"currency":"INR","method":"upi_qr","amount":20000}`);
+    const res = await t.request(
+      'POST',
+      '/v1/payments',
+      `{"terminal_id":"${fx.terminal}","amount":100,"currency":"INR","method":"upi_qr","amount":20000}`,
+    );
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.equal(res.body.error.details.duplicate_key, '$.amount');
-    assert.equal(Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM payments.payments`)).rows[0].n), before);
+    assert.equal(
+      Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM payments.payments`)).rows[0].n),
+      before,
+    );
   });
 });

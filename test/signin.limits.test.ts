@@ -8,11 +8,19 @@ import { call, uniqueEmail } from './helpers/operators.ts';
 test('sign-in: the lockout after 10 failures comes before the rate limit, which then answers 429', async () => {
   const t = await startTestApp({ env: { RATE_LIMIT_SIGNIN_ACCOUNT: '20/h', RATE_LIMIT_SIGNIN_ACCOUNT_BURST: '12' } });
   try {
-    const { operator } = await t.app.services.identity.createOperator(null, { email: uniqueEmail('limits'), name: 'Ravi Iyer', roles: ['viewer'] });
+    const { operator } = await t.app.services.identity.createOperator(null, {
+      email: uniqueEmail('limits'),
+      name: 'Ravi Iyer',
+      roles: ['viewer'],
+    });
     const codes: string[] = [];
     for (let i = 0; i < 14; i++) {
       const r = await call(t, 'POST', '/v1/auth/login', { email: operator.email, password: `wrong-password-${i}x` });
-      codes.push(r.status === 429 ? `429:${r.headers.get('retry-after') ? 'retry-after' : 'none'}` : String(r.body?.error?.code ?? r.status));
+      codes.push(
+        r.status === 429
+          ? `429:${r.headers.get('retry-after') ? 'retry-after' : 'none'}`
+          : String(r.body?.error?.code ?? r.status),
+      );
     }
     const firstLocked = codes.indexOf('account_locked');
     const firstLimited = codes.findIndex((c) => c.startsWith('429'));

@@ -18,7 +18,11 @@ import { newId } from '../src/platform/ids.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
 const cli = (args: string[], env: Record<string, string>) =>
-  spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'development', ...env }, encoding: 'utf8', timeout: 60_000 });
+  spawnSync(process.execPath, [BIN, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'development', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
 async function database(dataDir: string): Promise<{ db: Db; env: Record<string, string>; drop(): Promise<void> }> {
   const base = process.env.TEST_DATABASE_URL;
@@ -53,9 +57,16 @@ test('pki init, terminals enroll, revoke and the CRL, from the command line', as
     await migrate(db);
     const m = newId('merchant');
     const s = newId('store');
-    await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'CLI Store', $2, '5411', 'SIMBANK')`, [m, `cli${randomBytes(3).toString('hex')}@simbank`]);
+    await db.query(
+      `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'CLI Store', $2, '5411', 'SIMBANK')`,
+      [m, `cli${randomBytes(3).toString('hex')}@simbank`],
+    );
     await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Main')`, [s, m]);
-    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [terminalId, m, s]);
+    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [
+      terminalId,
+      m,
+      s,
+    ]);
   } finally {
     await db.close(); // PGlite: one process at a time on a data directory
   }
@@ -88,7 +99,10 @@ test('pki init, terminals enroll, revoke and the CRL, from the command line', as
     const crl = cli(['pki', 'crl'], env);
     assert.equal(crl.status, 0, crl.stderr);
     const parsed = new X509Crl(crl.stdout);
-    assert.deepEqual(parsed.entries.map((e) => e.serialNumber.toLowerCase()), [result.serial]);
+    assert.deepEqual(
+      parsed.entries.map((e) => e.serialNumber.toLowerCase()),
+      [result.serial],
+    );
   } finally {
     await drop();
   }

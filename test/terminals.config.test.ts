@@ -33,7 +33,11 @@ test('MQTT defaults: plain 1883 and mutual-TLS 8883 in development, 16 KiB messa
 
 test('plain MQTT is refused in production, and an external broker must use TLS there', () => {
   const expectError = (env: Record<string, string>, setting: string, mode: 'production' | 'test' = 'test') =>
-    assert.throws(() => parseMqtt(env, mode, '127.0.0.1', '/data'), (e: unknown) => e instanceof ConfigError && e.setting === setting, setting);
+    assert.throws(
+      () => parseMqtt(env, mode, '127.0.0.1', '/data'),
+      (e: unknown) => e instanceof ConfigError && e.setting === setting,
+      setting,
+    );
   expectError({ MQTT_PORT: '1883' }, 'MQTT_PORT', 'production');
   expectError({ MQTT_URL: 'mqtt://broker:1883' }, 'MQTT_URL', 'production');
   expectError({ MQTT_URL: 'http://broker' }, 'MQTT_URL');
@@ -77,7 +81,10 @@ test('the terminal-gateway role runs the broker and the relay, and no HTTP serve
     assert.match(urls[0], /^mqtts:\/\/127\.0\.0\.1:\d+$/);
     assert.match(urls[1], /^mqtt:\/\/127\.0\.0\.1:\d+$/);
     // A development CA was made on first start, and the listener answers (and refuses a stranger).
-    await assert.rejects(mqtt.connectAsync(urls[1], { clientId: 'not-a-terminal', reconnectPeriod: 0, connectTimeout: 2000 }), /Identifier rejected|Not authorized|Bad username/);
+    await assert.rejects(
+      mqtt.connectAsync(urls[1], { clientId: 'not-a-terminal', reconnectPeriod: 0, connectTimeout: 2000 }),
+      /Identifier rejected|Not authorized|Bad username/,
+    );
   } finally {
     await app.stop();
     await db.close();
@@ -92,13 +99,21 @@ test('after a gateway restart the SDK reconnects and says its session (and any q
   const m = newId('merchant');
   const s = newId('store');
   const terminalId = newId('terminal');
-  await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Restart Store', 'restart@simbank', '5411', 'SIMBANK')`, [m]);
+  await db.query(
+    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Restart Store', 'restart@simbank', '5411', 'SIMBANK')`,
+    [m],
+  );
   await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'Main')`, [s, m]);
   await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [terminalId, m, s]);
   const { password } = await issueMqttSecret(db, terminalId, 'test');
   const dataDir = mkdtempSync(join(tmpdir(), 'tp-restart-'));
   const start = (port: string) => {
-    const gw = createTerminalGateway({ db, config: loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dataDir, MQTT_PORT: port, MQTTS_PORT: 'off' }), logger: createLogger({ level: 'silent' }), payments: {} as never });
+    const gw = createTerminalGateway({
+      db,
+      config: loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dataDir, MQTT_PORT: port, MQTTS_PORT: 'off' }),
+      logger: createLogger({ level: 'silent' }),
+      payments: {} as never,
+    });
     return gw.start().then(() => gw);
   };
   let gw = await start('0');

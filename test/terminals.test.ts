@@ -4,8 +4,19 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { startTestGateway, until } from '../src/modules/terminals/testkit.ts';
-import { connectTerminal, TerminalRequestError, type TerminalClient, type PaymentUpdated } from '../src/modules/terminals/sdk/index.ts';
-import { issueMqttSecret, revokeTerminalCredentials, topics, loadEnrollment, loadPki } from '../src/modules/terminals/index.ts';
+import {
+  connectTerminal,
+  type TerminalRequestError,
+  type TerminalClient,
+  type PaymentUpdated,
+} from '../src/modules/terminals/sdk/index.ts';
+import {
+  issueMqttSecret,
+  revokeTerminalCredentials,
+  topics,
+  loadEnrollment,
+  loadPki,
+} from '../src/modules/terminals/index.ts';
 import { runLedgerVerify } from '../src/modules/ledger/index.ts';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
@@ -33,7 +44,12 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({ db: t.db, payments: t.app.services.payments, rewards: t.app.services.rewards, audit: t.app.services.audit });
+    gw = await startTestGateway({
+      db: t.db,
+      payments: t.app.services.payments,
+      rewards: t.app.services.rewards,
+      audit: t.app.services.audit,
+    });
     const s = await t.seedMerchant('Kirana on Relay Road');
     merchantId = s.merchant.id;
     storeId = s.store.id;
@@ -57,7 +73,16 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   async function viaCert(terminalId: string, extra: Partial<Parameters<typeof connectTerminal>[0]> = {}) {
     const b = await enroll(terminalId);
-    const c = await connectTerminal({ url: gw.tlsUrl!, terminalId, cert: b.certPem, key: b.keyPem, ca: b.caPem, servername: 'localhost', requestTimeoutMs: 3000, ...extra });
+    const c = await connectTerminal({
+      url: gw.tlsUrl!,
+      terminalId,
+      cert: b.certPem,
+      key: b.keyPem,
+      ca: b.caPem,
+      servername: 'localhost',
+      requestTimeoutMs: 3000,
+      ...extra,
+    });
     clients.push(c);
     return c;
   }
@@ -71,7 +96,12 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
   /** A raw mqtt.js connection, for tests that must break the rules the SDK keeps. */
   async function raw(opts: mqtt.IClientOptions & { url?: string }) {
-    const c = await mqtt.connectAsync(opts.url ?? gw.plainUrl!, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 3000, ...opts });
+    const c = await mqtt.connectAsync(opts.url ?? gw.plainUrl!, {
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 3000,
+      ...opts,
+    });
     clients.push(c);
     return c;
   }
@@ -91,13 +121,19 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
   }
 
   const violations = async (terminalId: string | null, kind: string) =>
-    (await t.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM terminals.violations WHERE kind = $2 AND ($1::text IS NULL OR terminal_id = $1)`,
-      [terminalId, kind],
-    )).rows[0].n;
+    (
+      await t.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM terminals.violations WHERE kind = $2 AND ($1::text IS NULL OR terminal_id = $1)`,
+        [terminalId, kind],
+      )
+    ).rows[0].n;
   const flushViolations = () => gw.gateway.recorder.flush();
   const countPayments = async (terminalId: string) =>
-    (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE terminal_id = $1`, [terminalId])).rows[0].n;
+    (
+      await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE terminal_id = $1`, [
+        terminalId,
+      ])
+    ).rows[0].n;
 
   test('mutual TLS: an enrolled terminal takes a QR payment and is told the moment it is paid', async () => {
     const id = await newTerminal();
@@ -128,11 +164,17 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal((await runLedgerVerify(t.db)).ok, true);
   });
 
-  test('mutual TLS refusals: no certificate, a foreign CA, another terminal\'s certificate, a revoked one', async () => {
+  test("mutual TLS refusals: no certificate, a foreign CA, another terminal's certificate, a revoked one", async () => {
     const a = await newTerminal();
     const b = await newTerminal();
     const bundle = await enroll(a);
-    const base = { url: gw.tlsUrl!, ca: bundle.caPem, servername: 'localhost', reconnectPeriodMs: 0, connectTimeoutMs: 3000 };
+    const base = {
+      url: gw.tlsUrl!,
+      ca: bundle.caPem,
+      servername: 'localhost',
+      reconnectPeriodMs: 0,
+      connectTimeoutMs: 3000,
+    };
 
     await assert.rejects(connectTerminal({ ...base, terminalId: a }), 'no client certificate: the TLS handshake fails');
 
@@ -158,7 +200,10 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     await assert.rejects(connectTerminal({ ...base, terminalId: a, cert: bundle.certPem, key: bundle.keyPem }));
 
     await flushViolations();
-    assert.ok((await violations(a, 'client_id_mismatch')) >= 1, 'impersonation with A\'s certificate recorded against A');
+    assert.ok(
+      (await violations(a, 'client_id_mismatch')) >= 1,
+      "impersonation with A's certificate recorded against A",
+    );
     assert.ok((await violations(a, 'credential_revoked')) >= 1, 'closing the revoked session recorded');
     assert.ok((await violations(null, 'auth_failed')) >= 3, 'refused handshakes and logins recorded');
   });
@@ -166,7 +211,13 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
   test('disabling a terminal closes its live session, as revoking does', async () => {
     const id = await newTerminal();
     const { password } = await issueMqttSecret(t.db, id, 'test');
-    const c = await connectTerminal({ url: gw.plainUrl!, terminalId: id, password, reconnectPeriodMs: 0, requestTimeoutMs: 3000 });
+    const c = await connectTerminal({
+      url: gw.plainUrl!,
+      terminalId: id,
+      password,
+      reconnectPeriodMs: 0,
+      requestTimeoutMs: 3000,
+    });
     clients.push(c);
     assert.equal((await c.ping()).pong, true);
     let closed = false;
@@ -186,7 +237,17 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     const { password } = await issueMqttSecret(t.db, id, 'test');
     const r = await t.request('PATCH', `/v1/terminals/${id}`, { status: 'disabled' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    await assert.rejects(connectTerminal({ url: gw.tlsUrl!, terminalId: id, cert: bundle.certPem, key: bundle.keyPem, ca: bundle.caPem, servername: 'localhost', reconnectPeriodMs: 0 }));
+    await assert.rejects(
+      connectTerminal({
+        url: gw.tlsUrl!,
+        terminalId: id,
+        cert: bundle.certPem,
+        key: bundle.keyPem,
+        ca: bundle.caPem,
+        servername: 'localhost',
+        reconnectPeriodMs: 0,
+      }),
+    );
     await assert.rejects(connectTerminal({ url: gw.plainUrl!, terminalId: id, password, reconnectPeriodMs: 0 }));
   });
 
@@ -194,13 +255,25 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     const id = await newTerminal();
     const { client, password } = await viaSecret(id);
     assert.equal((await client.ping()).terminal_id, id);
-    const stored = await t.db.query<{ secret_hash: Buffer }>(`SELECT secret_hash FROM terminals.mqtt_secrets WHERE terminal_id = $1`, [id]);
+    const stored = await t.db.query<{ secret_hash: Buffer }>(
+      `SELECT secret_hash FROM terminals.mqtt_secrets WHERE terminal_id = $1`,
+      [id],
+    );
     assert.equal(stored.rows.length, 1);
-    assert.ok(!Buffer.from(stored.rows[0].secret_hash).toString('latin1').includes(password), 'the secret itself is not stored');
-    await assert.rejects(connectTerminal({ url: gw.plainUrl!, terminalId: id, password: password + 'x', reconnectPeriodMs: 0 }), 'wrong secret');
+    assert.ok(
+      !Buffer.from(stored.rows[0].secret_hash).toString('latin1').includes(password),
+      'the secret itself is not stored',
+    );
+    await assert.rejects(
+      connectTerminal({ url: gw.plainUrl!, terminalId: id, password: password + 'x', reconnectPeriodMs: 0 }),
+      'wrong secret',
+    );
     await assert.rejects(raw({ clientId: id, username: id }), 'no secret');
     const other = await newTerminal();
-    await assert.rejects(raw({ clientId: other, username: id, password }), 'secret of another terminal under its own client id');
+    await assert.rejects(
+      raw({ clientId: other, username: id, password }),
+      'secret of another terminal under its own client id',
+    );
     await assert.rejects(issueMqttSecret(t.db, id, 'production'), /development listener only/);
   });
 
@@ -211,18 +284,32 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     const c = await raw({ clientId: a, username: a, password, clean: true });
 
     // mqtt.js rejects when any filter is refused; the SUBACK it carries says which.
-    const refused = await c.subscribeAsync({
-      [topics.eventTopic(b)]: { qos: 1 },
-      'tillpoint/v1/terminals/+/evt': { qos: 1 },
-      '#': { qos: 1 },
-      [topics.requestTopic(a)]: { qos: 1 },
-      [topics.eventTopic(a)]: { qos: 1 },
-    }).then(() => undefined, (e: { packet?: { granted?: number[] } }) => e);
+    const refused = await c
+      .subscribeAsync({
+        [topics.eventTopic(b)]: { qos: 1 },
+        'tillpoint/v1/terminals/+/evt': { qos: 1 },
+        '#': { qos: 1 },
+        [topics.requestTopic(a)]: { qos: 1 },
+        [topics.eventTopic(a)]: { qos: 1 },
+      })
+      .then(
+        () => undefined,
+        (e: { packet?: { granted?: number[] } }) => e,
+      );
     assert.deepEqual(refused?.packet?.granted, [128, 128, 128, 128, 1], 'only its own /evt is granted');
 
     // Publishing to another terminal's request topic: MQTT 3.1.1 has no negative PUBACK, so the broker hangs up.
     const gone = new Promise<void>((r) => c.once('close', () => r()));
-    c.publish(topics.requestTopic(b), JSON.stringify({ v: 1, id: 'x1', type: 'payment.create', body: { method: 'upi_qr', amount: 100, currency: 'INR' } }), { qos: 1 });
+    c.publish(
+      topics.requestTopic(b),
+      JSON.stringify({
+        v: 1,
+        id: 'x1',
+        type: 'payment.create',
+        body: { method: 'upi_qr', amount: 100, currency: 'INR' },
+      }),
+      { qos: 1 },
+    );
     await gone;
     await flushViolations();
     assert.equal(await violations(a, 'acl_subscribe'), 4);
@@ -243,7 +330,10 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     await assert.rejects(tb.refundPayment(p.id, 100), (e: TerminalRequestError) => e.code === 'payment_not_found');
     assert.deepEqual(await tb.listRecentPayments(), []);
     const mine = await ta.listRecentPayments({ limit: 5 });
-    assert.deepEqual(mine.map((x) => x.id), [p.id]);
+    assert.deepEqual(
+      mine.map((x) => x.id),
+      [p.id],
+    );
     conforms('payment.list_recent', { data: mine });
 
     const refund = await ta.refundPayment(p.id, 1500, 'one item returned');
@@ -251,13 +341,21 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal(refund.amount, 1500);
     conforms('payment.refund', refund);
     assert.equal((await ta.getPayment(p.id)).status, 'partially_refunded');
-    await assert.rejects(ta.refundPayment(p.id, 4000), (e: TerminalRequestError) => e.code === 'refund_exceeds_payment');
+    await assert.rejects(
+      ta.refundPayment(p.id, 4000),
+      (e: TerminalRequestError) => e.code === 'refund_exceeds_payment',
+    );
   });
 
   test('a redelivered request id returns the original response and creates nothing new', async () => {
     const id = await newTerminal();
     const { c, texts: responses } = await bareTerminal(id);
-    const req = JSON.stringify({ v: 1, id: 'sale-0001', type: 'payment.create', body: { method: 'upi_qr', amount: 7300, currency: 'INR' } });
+    const req = JSON.stringify({
+      v: 1,
+      id: 'sale-0001',
+      type: 'payment.create',
+      body: { method: 'upi_qr', amount: 7300, currency: 'INR' },
+    });
     await c.publishAsync(topics.requestTopic(id), req, { qos: 1 });
     await until(() => responses.length === 1);
     // The same message again (as a terminal does when its PUBACK or our response got lost), twice, and once more with DUP set.
@@ -273,7 +371,16 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal(await countPayments(id), 1, 'one payment, not three');
 
     // Same id, different request: refused, nothing created.
-    await c.publishAsync(topics.requestTopic(id), JSON.stringify({ v: 1, id: 'sale-0001', type: 'payment.create', body: { method: 'upi_qr', amount: 9999, currency: 'INR' } }), { qos: 1 });
+    await c.publishAsync(
+      topics.requestTopic(id),
+      JSON.stringify({
+        v: 1,
+        id: 'sale-0001',
+        type: 'payment.create',
+        body: { method: 'upi_qr', amount: 9999, currency: 'INR' },
+      }),
+      { qos: 1 },
+    );
     await until(() => responses.length === 4);
     const reused = JSON.parse(responses[3]);
     assert.equal(reused.ok, false);
@@ -281,7 +388,12 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     assert.equal(await countPayments(id), 1);
 
     // Concurrent duplicates: one payment, and every answer carries the same payment.
-    const req2 = JSON.stringify({ v: 1, id: 'sale-0002', type: 'payment.create', body: { method: 'upi_qr', amount: 100, currency: 'INR' } });
+    const req2 = JSON.stringify({
+      v: 1,
+      id: 'sale-0002',
+      type: 'payment.create',
+      body: { method: 'upi_qr', amount: 100, currency: 'INR' },
+    });
     await Promise.all(Array.from({ length: 5 }, () => c.publishAsync(topics.requestTopic(id), req2, { qos: 1 })));
     await until(() => responses.filter((r) => r.includes('"sale-0002"')).length >= 1);
     await new Promise((r) => setTimeout(r, 200));
@@ -294,7 +406,12 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
   test('a gateway that died before storing a response: the retry that takes over the lapsed claim gets the same payment', async () => {
     const id = await newTerminal();
     const { c, json: responses } = await bareTerminal(id);
-    const req = JSON.stringify({ v: 1, id: 'sale-crash-1', type: 'payment.create', body: { method: 'upi_qr', amount: 6100, currency: 'INR' } });
+    const req = JSON.stringify({
+      v: 1,
+      id: 'sale-crash-1',
+      type: 'payment.create',
+      body: { method: 'upi_qr', amount: 6100, currency: 'INR' },
+    });
     await c.publishAsync(topics.requestTopic(id), req, { qos: 1 });
     await until(() => responses.length === 1);
     // What a crash between the payment and its stored response leaves, once the claim has lapsed.
@@ -327,8 +444,21 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
     await t.payQr(p.upi_uri!, 'meena.iyer@oksbi', 'success');
     // Let the relay publish while the terminal is away.
-    await until(async () => (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM platform.outbox WHERE key = $1 AND published_at IS NULL`, [id])).rows[0].n === 0 &&
-      (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM platform.outbox WHERE key = $1 AND payload->>'status' = 'succeeded'`, [id])).rows[0].n === 1);
+    await until(
+      async () =>
+        (
+          await t.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM platform.outbox WHERE key = $1 AND published_at IS NULL`,
+            [id],
+          )
+        ).rows[0].n === 0 &&
+        (
+          await t.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM platform.outbox WHERE key = $1 AND payload->>'status' = 'succeeded'`,
+            [id],
+          )
+        ).rows[0].n === 1,
+    );
 
     const events: PaymentUpdated[] = [];
     const back = await connectTerminal({ url: gw.plainUrl!, terminalId: id, password });
@@ -344,8 +474,12 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     const id = await newTerminal();
     const { c, json: responses } = await bareTerminal(id);
     const send = (payload: string) => c.publishAsync(topics.requestTopic(id), payload, { qos: 1 });
-    await send('{"v":1,"id":"d1","type":"payment.create","body":{"method":"upi_qr","amount":100,"currency":"INR","amount":20000}}');
-    await send('{"v":1,"id":"d2","type":"ping","type":"payment.create","body":{"method":"upi_qr","amount":100,"currency":"INR"}}');
+    await send(
+      '{"v":1,"id":"d1","type":"payment.create","body":{"method":"upi_qr","amount":100,"currency":"INR","amount":20000}}',
+    );
+    await send(
+      '{"v":1,"id":"d2","type":"ping","type":"payment.create","body":{"method":"upi_qr","amount":100,"currency":"INR"}}',
+    );
     await until(() => responses.length === 2);
     const d1 = responses.find((r) => r.id === 'd1');
     assert.equal(d1?.error.code, 'malformed_json', JSON.stringify(responses));
@@ -361,10 +495,31 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
 
     await send('{"v":1,"id":"a1","type":"ping",');
     await send(JSON.stringify({ v: 1, id: 'a2', type: 'payment.teleport', body: {} }));
-    await send(JSON.stringify({ v: 1, id: 'a3', type: 'payment.create', body: { method: 'upi_qr', amount: '100', currency: 'INR' } }));
+    await send(
+      JSON.stringify({
+        v: 1,
+        id: 'a3',
+        type: 'payment.create',
+        body: { method: 'upi_qr', amount: '100', currency: 'INR' },
+      }),
+    );
     await send(JSON.stringify({ v: 2, id: 'a4', type: 'ping' }));
-    await send(JSON.stringify({ v: 1, id: 'a5', type: 'payment.create', body: { method: 'upi_qr', amount: 100.5, currency: 'INR' } }));
-    await send(JSON.stringify({ v: 1, id: 'a6', type: 'payment.create', body: { method: 'upi_qr', amount: 100, currency: 'INR', note: 'x'.repeat(20_000) } }));
+    await send(
+      JSON.stringify({
+        v: 1,
+        id: 'a5',
+        type: 'payment.create',
+        body: { method: 'upi_qr', amount: 100.5, currency: 'INR' },
+      }),
+    );
+    await send(
+      JSON.stringify({
+        v: 1,
+        id: 'a6',
+        type: 'payment.create',
+        body: { method: 'upi_qr', amount: 100, currency: 'INR', note: 'x'.repeat(20_000) },
+      }),
+    );
     await send('{"v":1,"id":"a7","type":"ping","body":{"__proto__":{"polluted":true}}}');
     await until(() => responses.length === 7);
     const byId = (id: string | null) => responses.filter((r) => r.id === id);
@@ -402,7 +557,10 @@ describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
     for (let i = 0; i < 10; i++) c.publish(topics.requestTopic(id), `not json ${i}`, { qos: 0 });
     await gone;
     await flushViolations();
-    const abuse = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM terminals.violations WHERE terminal_id = $1 AND detail LIKE 'disconnected after%'`, [id]);
+    const abuse = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM terminals.violations WHERE terminal_id = $1 AND detail LIKE 'disconnected after%'`,
+      [id],
+    );
     assert.equal(abuse.rows[0].n, 1);
   });
 

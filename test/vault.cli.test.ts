@@ -15,7 +15,10 @@ import { ConfigError } from '../src/platform/config.ts';
 
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['bin/tillpoint.mjs', ...args], { env: { ...process.env, ...env, LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['bin/tillpoint.mjs', ...args], {
+      env: { ...process.env, ...env, LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
@@ -27,7 +30,11 @@ function cli(args: string[], env: Record<string, string>): Promise<{ code: numbe
 test('keys status, rotate and rotate --kek from the command line', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tp-keys-cli-'));
   const db = process.env.TEST_DATABASE_URL ? await createTestDb({ migrate: false }) : undefined;
-  const env: Record<string, string> = { NODE_ENV: 'development', TILLPOINT_DATA_DIR: dataDir, ...(db?.url ? { DATABASE_URL: db.url } : {}) };
+  const env: Record<string, string> = {
+    NODE_ENV: 'development',
+    TILLPOINT_DATA_DIR: dataDir,
+    ...(db?.url ? { DATABASE_URL: db.url } : {}),
+  };
   try {
     // Only `serve` and `migrate` create a database; the key commands refuse a data directory without one.
     const created = await cli(['migrate'], env);
@@ -58,14 +65,23 @@ test('keys status, rotate and rotate --kek from the command line', async () => {
 test('production never makes up a keyring: KEYRING_SECRET is required with the local provider, and read from the secret', async () => {
   const config = loadConfig({ NODE_ENV: 'development' }).keys;
   const secrets = createSecretStore(createEnvSecrets({}), { refreshMs: 60_000, overlapMs: 0 });
-  await assert.rejects(createKeyManagerFromConfig(config, { mode: 'production', secrets }), (e: Error) => e instanceof ConfigError && /KEYRING_SECRET/.test(e.message));
+  await assert.rejects(
+    createKeyManagerFromConfig(config, { mode: 'production', secrets }),
+    (e: Error) => e instanceof ConfigError && /KEYRING_SECRET/.test(e.message),
+  );
   const json = (await cli(['keys', 'keyring-new'], {})).out;
   assert.match(json, /"format": "tillpoint-keyring\/1"/);
-  const fromSecret = await createKeyManagerFromConfig({ ...config, keyringSecret: 'KEYRING' }, {
-    mode: 'production',
-    secrets: createSecretStore(createEnvSecrets({ KEYRING: json }), { refreshMs: 60_000, overlapMs: 0 }),
-  });
+  const fromSecret = await createKeyManagerFromConfig(
+    { ...config, keyringSecret: 'KEYRING' },
+    {
+      mode: 'production',
+      secrets: createSecretStore(createEnvSecrets({ KEYRING: json }), { refreshMs: 60_000, overlapMs: 0 }),
+    },
+  );
   assert.equal((await fromSecret.describe()).kekRef, 'local:v1');
-  const missing = await createKeyManagerFromConfig({ ...config, keyringSecret: 'KEYRING' }, { mode: 'production', secrets });
+  const missing = await createKeyManagerFromConfig(
+    { ...config, keyringSecret: 'KEYRING' },
+    { mode: 'production', secrets },
+  );
   await assert.rejects(missing.describe(), /secret KEYRING is not set/);
 });

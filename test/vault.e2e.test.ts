@@ -44,10 +44,21 @@ describe('sensitive data through the API', () => {
   after(() => t.close());
 
   test('payer VPA: masked in answers, only ciphertext and a blind index in the table, found by VPA', async () => {
-    const c = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 2599, currency: 'INR', method: 'upi_collect', payer_vpa: 'Lakshmi.Narayanan@okicici' });
+    const c = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 2599,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'Lakshmi.Narayanan@okicici',
+    });
     assert.equal(c.status, 201, JSON.stringify(c.body));
     assert.equal(c.body.payer_vpa, 'la****@okicici');
-    const q = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' });
+    const q = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 1500,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
     await t.payQr(q.body.upi_uri, VPA, 'success');
     const paid = await t.eventually(async () => {
       const g = await t.request('GET', `/v1/payments/${q.body.id}`);
@@ -55,9 +66,14 @@ describe('sensitive data through the API', () => {
     });
     assert.equal(paid!.body.payer_vpa, 'la****@okicici');
 
-    const rows = await t.db.query<{ id: string; payer_vpa: string | null; payer_vpa_ct: string; payer_vpa_bidx: string }>(
-      `SELECT id, payer_vpa, payer_vpa_ct, payer_vpa_bidx FROM payments.payments WHERE id = ANY($1)`, [[c.body.id, q.body.id]],
-    );
+    const rows = await t.db.query<{
+      id: string;
+      payer_vpa: string | null;
+      payer_vpa_ct: string;
+      payer_vpa_bidx: string;
+    }>(`SELECT id, payer_vpa, payer_vpa_ct, payer_vpa_bidx FROM payments.payments WHERE id = ANY($1)`, [
+      [c.body.id, q.body.id],
+    ]);
     for (const r of rows.rows) {
       assert.equal(r.payer_vpa, null, 'no plaintext column value');
       assert.match(r.payer_vpa_ct, /^tp1\.payer_vpa\.\d+\./);
@@ -71,14 +87,32 @@ describe('sensitive data through the API', () => {
   });
 
   test('a ciphertext moved to another payment fails loudly: 500, generic message, nothing secret', async () => {
-    const a = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_collect', payer_vpa: 'first.payer@okaxis' });
-    const b = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 100, currency: 'INR', method: 'upi_collect', payer_vpa: 'second.payer@okaxis' });
+    const a = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 100,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'first.payer@okaxis',
+    });
+    const b = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 100,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'second.payer@okaxis',
+    });
     // Let the simulator's approvals land first: a success re-seals the payer VPA, which would
     // overwrite the swapped ciphertext if it raced the UPDATE below.
     for (const id of [a.body.id, b.body.id]) {
-      assert.ok(await t.eventually(async () => (await t.request('GET', `/v1/payments/${id}`)).body.status === 'succeeded'), 'collect approved');
+      assert.ok(
+        await t.eventually(async () => (await t.request('GET', `/v1/payments/${id}`)).body.status === 'succeeded'),
+        'collect approved',
+      );
     }
-    await t.db.query(`UPDATE payments.payments SET payer_vpa_ct = (SELECT payer_vpa_ct FROM payments.payments WHERE id = $1) WHERE id = $2`, [a.body.id, b.body.id]);
+    await t.db.query(
+      `UPDATE payments.payments SET payer_vpa_ct = (SELECT payer_vpa_ct FROM payments.payments WHERE id = $1) WHERE id = $2`,
+      [a.body.id, b.body.id],
+    );
     const before = logLines.length;
     const g = await t.request('GET', `/v1/payments/${b.body.id}`);
     assert.equal(g.status, 500);
@@ -101,10 +135,29 @@ describe('sensitive data through the API', () => {
     const TRACK1 = `%B${PAN}^NARAYANAN/LAKSHMI^2812101000000000000000?`;
     const bodies: [string, string, unknown, Record<string, string>?][] = [
       ['POST', '/v1/payments', { terminal_id: terminalId, amount: 500, currency: 'INR', method: 'upi_qr', cvv: CVV }],
-      ['POST', '/v1/payments', { terminal_id: terminalId, amount: 500, currency: 'INR', method: 'upi_qr', card: { number: PAN, pin_block: PIN_BLOCK } }, { 'idempotency-key': 'sad-attempt-1' }],
-      ['POST', '/v1/payments', { terminal_id: terminalId, amount: 500, currency: 'INR', method: 'upi_qr', note: TRACK2.slice(0, 50) }],
+      [
+        'POST',
+        '/v1/payments',
+        {
+          terminal_id: terminalId,
+          amount: 500,
+          currency: 'INR',
+          method: 'upi_qr',
+          card: { number: PAN, pin_block: PIN_BLOCK },
+        },
+        { 'idempotency-key': 'sad-attempt-1' },
+      ],
+      [
+        'POST',
+        '/v1/payments',
+        { terminal_id: terminalId, amount: 500, currency: 'INR', method: 'upi_qr', note: TRACK2.slice(0, 50) },
+      ],
       ['POST', '/v1/vault/tokens', { purpose: 'pan', value: TRACK1 }],
-      ['POST', '/v1/merchants', { name: 'X', vpa: 'x@simbank', mcc: '5411', acquiring_bank: 'SIMBANK', extra: [{ CVV2: CVV }] }],
+      [
+        'POST',
+        '/v1/merchants',
+        { name: 'X', vpa: 'x@simbank', mcc: '5411', acquiring_bank: 'SIMBANK', extra: [{ CVV2: CVV }] },
+      ],
       ['GET', `/v1/payments?cvc=${CVV}`, undefined],
     ];
     const answers: string[] = [];
@@ -119,7 +172,8 @@ describe('sensitive data through the API', () => {
     const db = await dumpDatabase(t.db);
     const logs = logLines.join('');
     // A 3-digit CVV can occur inside ids or timestamps by chance; look for it standing alone.
-    const holds = (hay: string, secret: string) => (secret === CVV ? new RegExp(`(?<![0-9A-Za-z.:])${CVV}(?![0-9A-Za-z])`).test(hay) : hay.includes(secret));
+    const holds = (hay: string, secret: string) =>
+      secret === CVV ? new RegExp(`(?<![0-9A-Za-z.:])${CVV}(?![0-9A-Za-z])`).test(hay) : hay.includes(secret);
     for (const secret of [CVV, PIN_BLOCK, TRACK2.slice(1, 30), PAN, '^NARAYANAN/LAKSHMI^']) {
       assert.ok(!holds(db, secret), `the database holds ${secret}`);
       assert.ok(!holds(logs, secret), `the logs hold ${secret}`);
@@ -130,15 +184,29 @@ describe('sensitive data through the API', () => {
   });
 
   test('the whole payment and rewards flow leaves no VPA, phone or PAN in the logs', async () => {
-    const prog = await t.request('POST', '/v1/rewards/programs', { merchant_id: merchantId, name: 'Points', point_value_paise: 50, earn: { points: 1, per_amount_paise: 1000, rounding: 'down' } });
+    const prog = await t.request('POST', '/v1/rewards/programs', {
+      merchant_id: merchantId,
+      name: 'Points',
+      point_value_paise: 50,
+      earn: { points: 1, per_amount_paise: 1000, rounding: 'down' },
+    });
     assert.equal(prog.status, 201, JSON.stringify(prog.body));
-    const p = await t.request('POST', '/v1/payments', { terminal_id: terminalId, amount: 25_000, currency: 'INR', method: 'upi_qr', rewards: { phone: PHONE } });
+    const p = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount: 25_000,
+      currency: 'INR',
+      method: 'upi_qr',
+      rewards: { phone: PHONE },
+    });
     assert.equal(p.status, 201, JSON.stringify(p.body));
     await t.payQr(p.body.upi_uri, VPA, 'success');
     await t.eventually(async () => (await t.request('GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded');
     const bal = await t.request('GET', `/v1/rewards/balance?merchant_id=${merchantId}&phone=${PHONE}`);
     assert.equal(bal.body.available, 25, JSON.stringify(bal.body));
-    const refund = await t.request('POST', `/v1/payments/${p.body.id}/refunds`, { amount: 5000, reason: `customer ${VPA} asked` });
+    const refund = await t.request('POST', `/v1/payments/${p.body.id}/refunds`, {
+      amount: 5000,
+      reason: `customer ${VPA} asked`,
+    });
     assert.equal(refund.status, 201);
     const tok = await t.request('POST', '/v1/vault/tokens', { purpose: 'pan', value: PAN });
     assert.equal(tok.status, 201);
@@ -157,32 +225,73 @@ describe('sensitive data through the API', () => {
     const again = await t.request('POST', '/v1/vault/tokens', { purpose: 'bank_account', value: ACCOUNT });
     assert.equal(again.status, 200);
     assert.equal(again.body.token, t1.body.token);
-    const readOnly = await createApiKey(t.db, { name: 'no detokenize', merchantId: null, permissions: ['payments:read', 'vault:tokenize'] });
-    const denied = await t.request('POST', '/v1/vault/detokenize', { token: t1.body.token, reason: 'curious' }, { authorization: `Bearer ${readOnly.key}` });
+    const readOnly = await createApiKey(t.db, {
+      name: 'no detokenize',
+      merchantId: null,
+      permissions: ['payments:read', 'vault:tokenize'],
+    });
+    const denied = await t.request(
+      'POST',
+      '/v1/vault/detokenize',
+      { token: t1.body.token, reason: 'curious' },
+      { authorization: `Bearer ${readOnly.key}` },
+    );
     assert.equal(denied.status, 403);
-    const merchantKey = await createApiKey(t.db, { name: 'merchant', merchantId, permissions: ['vault:tokenize', 'vault:detokenize'] });
-    const notTheirs = await t.request('POST', '/v1/vault/detokenize', { token: t1.body.token, reason: 'curious' }, { authorization: `Bearer ${merchantKey.key}` });
+    const merchantKey = await createApiKey(t.db, {
+      name: 'merchant',
+      merchantId,
+      permissions: ['vault:tokenize', 'vault:detokenize'],
+    });
+    const notTheirs = await t.request(
+      'POST',
+      '/v1/vault/detokenize',
+      { token: t1.body.token, reason: 'curious' },
+      { authorization: `Bearer ${merchantKey.key}` },
+    );
     assert.equal(notTheirs.status, 404);
     assert.equal(notTheirs.body.error.code, 'token_not_found');
     const ok = await t.request('POST', '/v1/vault/detokenize', { token: t1.body.token, reason: 'settlement check' });
     assert.equal(ok.status, 200);
     assert.equal(ok.body.value, ACCOUNT);
-    const audit = await t.db.query<{ action: string; outcome: string }>(`SELECT action, outcome FROM audit.events WHERE action = 'vault.detokenize' ORDER BY occurred_at`);
+    const audit = await t.db.query<{ action: string; outcome: string }>(
+      `SELECT action, outcome FROM audit.events WHERE action = 'vault.detokenize' ORDER BY occurred_at`,
+    );
     assert.deepEqual(audit.rows.map((r) => r.outcome).slice(-2), ['failure', 'success']);
-    const local = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM vault.access_log WHERE token = $1`, [t1.body.token]);
+    const local = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM vault.access_log WHERE token = $1`, [
+      t1.body.token,
+    ]);
     assert.equal(local.rows[0].n, 2);
   });
 
   test('merchant settlement account: stored encrypted, shown masked, opened only by the settlement path', async () => {
-    const m = await t.request('POST', '/v1/merchants', { name: 'Bank Test', vpa: 'banktest@simbank', mcc: '5411', acquiring_bank: 'SIMBANK', settlement_account: { account_number: ACCOUNT, ifsc: 'HDFC0001234' } });
+    const m = await t.request('POST', '/v1/merchants', {
+      name: 'Bank Test',
+      vpa: 'banktest@simbank',
+      mcc: '5411',
+      acquiring_bank: 'SIMBANK',
+      settlement_account: { account_number: ACCOUNT, ifsc: 'HDFC0001234' },
+    });
     assert.equal(m.status, 201, JSON.stringify(m.body));
     assert.deepEqual(m.body.settlement_account, { account_number: '******0123', ifsc: 'HDFC*******' });
-    const bad = await t.request('POST', '/v1/merchants', { name: 'Bad', vpa: 'bad@simbank', mcc: '5411', acquiring_bank: 'SIMBANK', settlement_account: { account_number: '12', ifsc: 'nope' } });
+    const bad = await t.request('POST', '/v1/merchants', {
+      name: 'Bad',
+      vpa: 'bad@simbank',
+      mcc: '5411',
+      acquiring_bank: 'SIMBANK',
+      settlement_account: { account_number: '12', ifsc: 'nope' },
+    });
     assert.equal(bad.status, 400);
-    const row = (await t.db.query<Record<string, string>>(`SELECT * FROM merchants.merchants WHERE id = $1`, [m.body.id])).rows[0];
+    const row = (
+      await t.db.query<Record<string, string>>(`SELECT * FROM merchants.merchants WHERE id = $1`, [m.body.id])
+    ).rows[0];
     assert.ok(!JSON.stringify(row).includes(ACCOUNT) && !JSON.stringify(row).includes('HDFC0001234'));
-    assert.deepEqual(await t.app.services.merchants.getSettlementAccount(m.body.id, 'payout test'), { account_number: ACCOUNT, ifsc: 'HDFC0001234' });
-    const upd = await t.request('PATCH', `/v1/merchants/${m.body.id}`, { settlement_account: { account_number: '998877665544', ifsc: 'ICIC0000001' } });
+    assert.deepEqual(await t.app.services.merchants.getSettlementAccount(m.body.id, 'payout test'), {
+      account_number: ACCOUNT,
+      ifsc: 'HDFC0001234',
+    });
+    const upd = await t.request('PATCH', `/v1/merchants/${m.body.id}`, {
+      settlement_account: { account_number: '998877665544', ifsc: 'ICIC0000001' },
+    });
     assert.deepEqual(upd.body.settlement_account, { account_number: '******5544', ifsc: 'ICIC*******' });
   });
 });
@@ -202,7 +311,13 @@ describe('key rotation while payments run', () => {
     let rotated = false;
     async function payer(i: number) {
       const vpa = `payer${i}@okaxis`;
-      const r = await t.request('POST', '/v1/payments', { terminal_id: terminal.id, amount: 100 + i, currency: 'INR', method: i % 2 ? 'upi_collect' : 'upi_qr', ...(i % 2 ? { payer_vpa: vpa } : {}) });
+      const r = await t.request('POST', '/v1/payments', {
+        terminal_id: terminal.id,
+        amount: 100 + i,
+        currency: 'INR',
+        method: i % 2 ? 'upi_collect' : 'upi_qr',
+        ...(i % 2 ? { payer_vpa: vpa } : {}),
+      });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       if (!(i % 2)) assert.equal((await t.payQr(r.body.upi_uri, vpa, 'success')).status, 200);
       expected.set(r.body.id, vpa);
@@ -228,18 +343,29 @@ describe('key rotation while payments run', () => {
     await Promise.all(streams);
     assert.ok(rotated);
     await t.eventually(async () => {
-      const open = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE status IN ('created', 'pending') AND method = 'upi_qr'`);
+      const open = await t.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM payments.payments WHERE status IN ('created', 'pending') AND method = 'upi_qr'`,
+      );
       return open.rows[0].n === 0;
     });
     // Past the safe delay, the job finishes and the old versions retire.
-    await t.eventually(async () => (await vault.keys.list()).every((k) => k.purpose !== 'payer_vpa' || k.state !== 'decrypt_only'), 15_000);
+    await t.eventually(
+      async () => (await vault.keys.list()).every((k) => k.purpose !== 'payer_vpa' || k.state !== 'decrypt_only'),
+      15_000,
+    );
     stop = true;
     await worker;
 
     const keys = (await vault.keys.list()).filter((k) => k.purpose === 'payer_vpa');
-    assert.deepEqual(keys.map((k) => `${k.kind} v${k.version} ${k.state}`).sort(), ['aead v1 retired', 'aead v2 active', 'hmac v1 retired', 'hmac v2 active']);
+    assert.deepEqual(keys.map((k) => `${k.kind} v${k.version} ${k.state}`).sort(), [
+      'aead v1 retired',
+      'aead v2 active',
+      'hmac v1 retired',
+      'hmac v2 active',
+    ]);
     const rows = await t.db.query<{ id: string; payer_vpa_ct: string; payer_vpa_bidx: string }>(
-      `SELECT id, payer_vpa_ct, payer_vpa_bidx FROM payments.payments WHERE terminal_id = $1 ORDER BY id`, [terminal.id],
+      `SELECT id, payer_vpa_ct, payer_vpa_bidx FROM payments.payments WHERE terminal_id = $1 ORDER BY id`,
+      [terminal.id],
     );
     assert.equal(rows.rows.length, 40, 'every payment is there');
     for (const r of rows.rows) {
@@ -249,7 +375,10 @@ describe('key rotation while payments run', () => {
     }
     // And through the API: answers masked, lookups by VPA on the new index.
     const one = [...expected.entries()][7];
-    assert.deepEqual((await t.request('GET', `/v1/payments?payer_vpa=${one[1]}`)).body.data.map((p: { id: string }) => p.id), [one[0]]);
+    assert.deepEqual(
+      (await t.request('GET', `/v1/payments?payer_vpa=${one[1]}`)).body.data.map((p: { id: string }) => p.id),
+      [one[0]],
+    );
     const report = await runLedgerVerify(t.db);
     assert.equal(report.ok, true, JSON.stringify(report.violations?.[0]));
   });

@@ -14,15 +14,28 @@ export interface Balancer {
   close(): Promise<void>;
 }
 
-function forward(target: URL, req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer } | { error: 'connect' | 'reset' }> {
+function forward(
+  target: URL,
+  req: IncomingMessage,
+  body: Buffer,
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer } | { error: 'connect' | 'reset' }> {
   return new Promise((resolve) => {
     let sent = false;
     const r = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host, connection: 'keep-alive' }, timeout: 60_000 },
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host, connection: 'keep-alive' },
+        timeout: 60_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
         res.on('error', () => resolve({ error: 'reset' }));
       },
     );
@@ -31,14 +44,17 @@ function forward(target: URL, req: IncomingMessage, body: Buffer): Promise<{ sta
       else sent = true;
     });
     // A kept-alive connection the replica had already closed: the request never reached it.
-    r.on('error', (e: Error & { code?: string }) => resolve({ error: !sent || (r.reusedSocket && e.code === 'ECONNRESET') ? 'connect' : 'reset' }));
+    r.on('error', (e: Error & { code?: string }) =>
+      resolve({ error: !sent || (r.reusedSocket && e.code === 'ECONNRESET') ? 'connect' : 'reset' }),
+    );
     r.on('timeout', () => r.destroy());
     r.end(body);
   });
 }
 
 /** Fastify's answer while it closes (return503OnClosing): the request was not processed. */
-const closingRefusal = (status: number, body: Buffer) => status === 503 && !body.toString('utf8').includes('"error":{"code"');
+const closingRefusal = (status: number, body: Buffer) =>
+  status === 503 && !body.toString('utf8').includes('"error":{"code"');
 
 export async function startBalancer(backends: string[]): Promise<Balancer> {
   let targets = backends.map((u) => new URL(u));
@@ -58,7 +74,9 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
           if ('error' in out) {
             if (out.error === 'reset') {
               stats.failed++;
-              res.writeHead(502, { 'content-type': 'application/json' }).end('{"balancer":"replica died with the request in flight"}');
+              res
+                .writeHead(502, { 'content-type': 'application/json' })
+                .end('{"balancer":"replica died with the request in flight"}');
               return;
             }
             stats.retried++;

@@ -62,7 +62,8 @@ export class Http {
     private readonly headers: Record<string, string> = {},
   ) {
     const u = new URL(origin);
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) throw new Error(`benchmarks only target loopback, not ${u.hostname}`);
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname))
+      throw new Error(`benchmarks only target loopback, not ${u.hostname}`);
     this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   }
   async request<T = any>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpResult<T>> {
@@ -87,7 +88,11 @@ export class Http {
 }
 
 /** `clients` loops, each running `fn` back to back until `untilMs` (performance.now() time). */
-export async function closedLoop(clients: number, untilMs: number, fn: (client: number) => Promise<void>): Promise<void> {
+export async function closedLoop(
+  clients: number,
+  untilMs: number,
+  fn: (client: number) => Promise<void>,
+): Promise<void> {
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
       while (now() < untilMs) await fn(i);

@@ -27,7 +27,8 @@ export function findPgbench(binDir?: string): string | undefined {
 function run(bin: string, args: string[], url: string, timeoutMs: number) {
   const r = spawnSync(bin, [...args, url], { encoding: 'utf8', timeout: timeoutMs });
   if (r.error) throw new Error(`pgbench: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`pgbench ${args.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim().slice(-2000)}`);
+  if (r.status !== 0)
+    throw new Error(`pgbench ${args.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim().slice(-2000)}`);
   return r.stdout + r.stderr;
 }
 
@@ -43,10 +44,24 @@ export function parsePgbench(out: string) {
   const lat = /^latency average = ([\d.]+) ms/m.exec(out);
   const done = /^number of transactions actually processed: (\d+)/m.exec(out);
   const failed = /^number of failed transactions: (\d+)/m.exec(out);
-  return { tps: Number(tps[1]), latency_avg_ms: lat ? Number(lat[1]) : null, transactions: done ? Number(done[1]) : 0, failed: failed ? Number(failed[1]) : 0 };
+  return {
+    tps: Number(tps[1]),
+    latency_avg_ms: lat ? Number(lat[1]) : null,
+    transactions: done ? Number(done[1]) : 0,
+    failed: failed ? Number(failed[1]) : 0,
+  };
 }
 
-export function pgbenchRun(bin: string, url: string, o: { clients: number; threads: number; seconds: number; scale: number }): PgbenchResult {
-  const out = run(bin, ['-c', String(o.clients), '-j', String(o.threads), '-T', String(o.seconds)], url, (o.seconds + 120) * 1000);
+export function pgbenchRun(
+  bin: string,
+  url: string,
+  o: { clients: number; threads: number; seconds: number; scale: number },
+): PgbenchResult {
+  const out = run(
+    bin,
+    ['-c', String(o.clients), '-j', String(o.threads), '-T', String(o.seconds)],
+    url,
+    (o.seconds + 120) * 1000,
+  );
   return { ...parsePgbench(out), scale: o.scale, clients: o.clients, threads: o.threads, duration_s: o.seconds };
 }

@@ -24,7 +24,15 @@ export interface BenchPostgres {
 }
 
 /** Settings reported with every result: durability must be visibly on. */
-const REPORTED = ['server_version', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', 'max_connections'];
+const REPORTED = [
+  'server_version',
+  'fsync',
+  'synchronous_commit',
+  'full_page_writes',
+  'wal_sync_method',
+  'shared_buffers',
+  'max_connections',
+];
 
 /** The newest /usr/lib/postgresql/<version>/bin that has initdb, or undefined. */
 export function findPgBinDir(root = '/usr/lib/postgresql'): string | undefined {
@@ -37,7 +45,8 @@ export function findPgBinDir(root = '/usr/lib/postgresql'): string | undefined {
 
 function check(r: SpawnSyncReturns<string>, what: string): string {
   if (r.error) throw new Error(`${what}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${what} exited ${r.status}: ${(r.stderr || r.stdout || '').trim().slice(-2000)}`);
+  if (r.status !== 0)
+    throw new Error(`${what} exited ${r.status}: ${(r.stderr || r.stdout || '').trim().slice(-2000)}`);
   return r.stdout;
 }
 
@@ -47,9 +56,16 @@ function check(r: SpawnSyncReturns<string>, what: string): string {
  */
 export function asClusterOwner(dir: string): (cmd: string, args: string[]) => SpawnSyncReturns<string> {
   if (process.getuid?.() !== 0) return (cmd, args) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
-  const id = (flag: string) => Number(check(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }), 'id postgres (is the postgres user there?)').trim());
+  const id = (flag: string) =>
+    Number(
+      check(
+        spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }),
+        'id postgres (is the postgres user there?)',
+      ).trim(),
+    );
   chownSync(dir, id('-u'), id('-g'));
-  return (cmd, args) => spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return (cmd, args) =>
+    spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8', timeout: 120_000 });
 }
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -80,11 +96,15 @@ async function createBenchDatabase(serverUrl: string): Promise<{ url: string; dr
   u.pathname = `/${name}`;
   return {
     url: u.toString(),
-    drop: () => withClient(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+    drop: () =>
+      withClient(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
   };
 }
 
-export async function startBenchPostgres(opts: { databaseUrl?: string; log: (s: string) => void }): Promise<BenchPostgres> {
+export async function startBenchPostgres(opts: {
+  databaseUrl?: string;
+  log: (s: string) => void;
+}): Promise<BenchPostgres> {
   const binDir = findPgBinDir();
   if (opts.databaseUrl) {
     const db = await createBenchDatabase(opts.databaseUrl);
@@ -112,7 +132,10 @@ export async function startBenchPostgres(opts: { databaseUrl?: string; log: (s: 
   opts.log(`starting a throwaway PostgreSQL cluster in ${dir} (port ${port}, ${binDir})`);
   // --no-sync only skips initdb's own flush of the new files; the server below runs with
   // fsync and synchronous_commit on, as in production.
-  check(run(join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']), 'initdb');
+  check(
+    run(join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']),
+    'initdb',
+  );
   const serverOpts = [
     `-c port=${port}`,
     '-c listen_addresses=127.0.0.1',
@@ -122,7 +145,21 @@ export async function startBenchPostgres(opts: { databaseUrl?: string; log: (s: 
     '-c max_connections=300',
     '-c shared_buffers=256MB',
   ].join(' ');
-  check(run(join(binDir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', '-o', serverOpts, 'start']), 'pg_ctl start');
+  check(
+    run(join(binDir, 'pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'postgres.log'),
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      serverOpts,
+      'start',
+    ]),
+    'pg_ctl start',
+  );
   const serverUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const stopCluster = () => {
     run(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);

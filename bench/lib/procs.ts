@@ -68,7 +68,8 @@ export async function startTillpoint(opts: {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     if (opts.ready.test(log())) return proc;
-    if (child.exitCode !== null) throw new Error(`${opts.name} exited ${child.exitCode} before it was ready:\n${log().slice(-3000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`${opts.name} exited ${child.exitCode} before it was ready:\n${log().slice(-3000)}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`${opts.name} was not ready in time:\n${log().slice(-3000)}`);
@@ -79,7 +80,12 @@ export async function startTillpoint(opts: {
 
 /** Runs a tillpoint CLI command to completion. */
 export function runTillpoint(args: string[], env: Record<string, string>, timeoutMs = 120_000) {
-  return spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs });
+  return spawnSync(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
 }
 
 /** Resident memory of a process from /proc (Linux): current and peak (VmHWM), in MB. */

@@ -45,7 +45,8 @@ export interface PgCluster {
 
 export async function startPgCluster(log: (s: string) => void = () => {}): Promise<PgCluster> {
   const binDir = findPgBinDir();
-  if (!binDir) throw new Error('No PostgreSQL server binaries under /usr/lib/postgresql (apt-get install -y postgresql)');
+  if (!binDir)
+    throw new Error('No PostgreSQL server binaries under /usr/lib/postgresql (apt-get install -y postgresql)');
   const dir = mkdtempSync(join(tmpdir(), 'tillpoint-chaos-pg-'));
   const run = asClusterOwner(dir);
   const data = join(dir, 'data');
@@ -53,10 +54,20 @@ export async function startPgCluster(log: (s: string) => void = () => {}): Promi
   const check = (r: ReturnType<typeof run>, what: string) => {
     if (r.status !== 0) throw new Error(`${what} exited ${r.status}: ${(r.stderr || r.stdout || '').slice(-2000)}`);
   };
-  check(run(join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']), 'initdb');
+  check(
+    run(join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']),
+    'initdb',
+  );
   // Durable as in production (fsync, synchronous_commit on): an acknowledged payment must survive
   // an immediate restart.
-  const opts = [`-c port=${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories=${dir}`, '-c fsync=on', '-c synchronous_commit=on', '-c max_connections=300'].join(' ');
+  const opts = [
+    `-c port=${port}`,
+    '-c listen_addresses=127.0.0.1',
+    `-c unix_socket_directories=${dir}`,
+    '-c fsync=on',
+    '-c synchronous_commit=on',
+    '-c max_connections=300',
+  ].join(' ');
   const pgCtl = (args: string[]) => run(join(binDir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'postgres.log'), ...args]);
   check(pgCtl(['-w', '-t', '60', '-o', opts, 'start']), 'pg_ctl start');
   log(`PostgreSQL on port ${port} (${dir})`);
@@ -113,7 +124,13 @@ function restartable(o: { name: string; port: number; url: string; cmd: string; 
 export async function startRedis(): Promise<Restartable> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tillpoint-chaos-redis-'));
-  const r = restartable({ name: 'redis-server', port, url: `redis://127.0.0.1:${port}`, cmd: 'redis-server', args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir] });
+  const r = restartable({
+    name: 'redis-server',
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    cmd: 'redis-server',
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+  });
   await r.start();
   return r;
 }
@@ -121,11 +138,24 @@ export async function startRedis(): Promise<Restartable> {
 /** Mosquitto with the configuration `tillpoint pki mosquitto-config` writes (mutual TLS, the topic ACL). */
 export async function startMosquitto(o: { pkiDir: string; gateways: string[] }): Promise<Restartable> {
   const { writeMosquittoConfig } = await import('../../src/modules/terminals/mosquitto.ts');
-  if (spawnSync('mosquitto', ['-h']).error) throw new Error('no mosquitto on this machine (apt-get install -y mosquitto)');
+  if (spawnSync('mosquitto', ['-h']).error)
+    throw new Error('no mosquitto on this machine (apt-get install -y mosquitto)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tillpoint-chaos-mosquitto-'));
-  const { config } = writeMosquittoConfig({ port, pkiDir: o.pkiDir, outDir: dir, gateways: o.gateways, runAs: process.getuid?.() === 0 ? 'root' : undefined });
-  const m = restartable({ name: 'mosquitto', port, url: `mqtts://127.0.0.1:${port}`, cmd: 'mosquitto', args: ['-c', config] });
+  const { config } = writeMosquittoConfig({
+    port,
+    pkiDir: o.pkiDir,
+    outDir: dir,
+    gateways: o.gateways,
+    runAs: process.getuid?.() === 0 ? 'root' : undefined,
+  });
+  const m = restartable({
+    name: 'mosquitto',
+    port,
+    url: `mqtts://127.0.0.1:${port}`,
+    cmd: 'mosquitto',
+    args: ['-c', config],
+  });
   await m.start();
   return m;
 }
@@ -142,7 +172,13 @@ export async function startMosquitto(o: { pkiDir: string; gateways: string[] }):
  */
 export type BankMode = 'ok' | 'error_after' | 'timeout_after' | 'reset_after' | 'refuse';
 
-export async function startBankProxy(upstream: string): Promise<{ url: string; setMode(m: BankMode): void; setDelay(ms: number): void; counts: Record<BankMode, number>; close(): Promise<void> }> {
+export async function startBankProxy(upstream: string): Promise<{
+  url: string;
+  setMode(m: BankMode): void;
+  setDelay(ms: number): void;
+  counts: Record<BankMode, number>;
+  close(): Promise<void>;
+}> {
   const up = new URL(upstream);
   let mode: BankMode = 'ok';
   let delayMs = 0;
@@ -159,22 +195,25 @@ export async function startBankProxy(upstream: string): Promise<{ url: string; s
     req.on('data', (c) => chunks.push(c));
     req.on('end', async () => {
       if (delayMs > 0) await sleep(delayMs); // a slow bank: the call is in flight meanwhile
-      const fwd = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        const body: Buffer[] = [];
-        ur.on('data', (c) => body.push(c));
-        ur.on('end', () => {
-          if (m === 'ok') {
-            res.writeHead(ur.statusCode ?? 502, ur.headers).end(Buffer.concat(body));
-          } else if (m === 'error_after') {
-            res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"internal"}}');
-          } else if (m === 'reset_after') {
-            res.socket?.destroy();
-          } else {
-            held.add(res); // timeout_after: never answered; the caller's timeout ends it
-            res.on('close', () => held.delete(res));
-          }
-        });
-      });
+      const fwd = httpRequest(
+        { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
+        (ur) => {
+          const body: Buffer[] = [];
+          ur.on('data', (c) => body.push(c));
+          ur.on('end', () => {
+            if (m === 'ok') {
+              res.writeHead(ur.statusCode ?? 502, ur.headers).end(Buffer.concat(body));
+            } else if (m === 'error_after') {
+              res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"internal"}}');
+            } else if (m === 'reset_after') {
+              res.socket?.destroy();
+            } else {
+              held.add(res); // timeout_after: never answered; the caller's timeout ends it
+              res.on('close', () => held.delete(res));
+            }
+          });
+        },
+      );
       fwd.on('error', () => res.socket?.destroy());
       fwd.end(Buffer.concat(chunks));
     });

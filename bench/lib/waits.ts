@@ -35,7 +35,8 @@ export async function sampleWaits(url: string, everyMs = 100): Promise<WaitSampl
       await loop;
       await c.end();
       const out: Record<string, number> = {};
-      for (const [k, v] of [...sums].sort((a, b) => b[1] - a[1]).slice(0, 10)) out[k] = Math.round((v / Math.max(1, samples)) * 100) / 100;
+      for (const [k, v] of [...sums].sort((a, b) => b[1] - a[1]).slice(0, 10))
+        out[k] = Math.round((v / Math.max(1, samples)) * 100) / 100;
       return out;
     },
   };

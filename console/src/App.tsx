@@ -15,7 +15,11 @@ import { Rewards } from './pages/Rewards.tsx';
 const VirtualTerminal = lazy(() => import('./pages/VirtualTerminal.tsx'));
 const Audit = lazy(() => import('./pages/Audit.tsx'));
 
-interface Page { path: string; label: string; needs: string[] }
+interface Page {
+  path: string;
+  label: string;
+  needs: string[];
+}
 // A page is listed when the operator holds any of the permissions it needs.
 const PAGES: Page[] = [
   { path: '/', label: 'Overview', needs: ['payments:read'] },
@@ -32,24 +36,62 @@ export function App() {
   const session = useQuery({
     queryKey: ['session'],
     queryFn: async () => {
-      try { return await get<Session>('/v1/auth/session'); } catch (e) { if (e instanceof ApiError && e.status === 401) return null; throw e; }
+      try {
+        return await get<Session>('/v1/auth/session');
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) return null;
+        throw e;
+      }
     },
     staleTime: 60_000,
     retry: false,
   });
-  useEffect(() => setOnUnauthenticated(() => { setCsrfToken(undefined); qc.setQueryData(['session'], null); }), [qc]);
+  useEffect(
+    () =>
+      setOnUnauthenticated(() => {
+        setCsrfToken(undefined);
+        qc.setQueryData(['session'], null);
+      }),
+    [qc],
+  );
   const s = session.data;
   // Set while rendering, not in an effect: the pages below may send a change on their first render.
   setCsrfToken(s?.csrf_token);
 
-  if (session.isPending) return <p className="loading" role="status">Loading…</p>;
-  if (session.isError) return <main className="signin" id="main"><p role="alert" className="error">The server could not be reached: {String(session.error.message)}</p></main>;
+  if (session.isPending)
+    return (
+      <p className="loading" role="status">
+        Loading…
+      </p>
+    );
+  if (session.isError)
+    return (
+      <main className="signin" id="main">
+        <p role="alert" className="error">
+          The server could not be reached: {String(session.error.message)}
+        </p>
+      </main>
+    );
   // A new identity: drop every cached answer of the previous one, then ask who is signed in.
-  const refresh = () => { qc.removeQueries({ predicate: (q) => q.queryKey[0] !== 'session' }); void session.refetch(); };
+  const refresh = () => {
+    qc.removeQueries({ predicate: (q) => q.queryKey[0] !== 'session' });
+    void session.refetch();
+  };
   if (!s) return <SignIn onSignedIn={refresh} />;
-  if (s.operator.must_change_password) return <SessionContext.Provider value={s}><ChangePassword onDone={refresh} /></SessionContext.Provider>;
+  if (s.operator.must_change_password)
+    return (
+      <SessionContext.Provider value={s}>
+        <ChangePassword onDone={refresh} />
+      </SessionContext.Provider>
+    );
 
-  const signOut = async () => { await post('/v1/auth/logout').catch(() => undefined); setCsrfToken(undefined); qc.clear(); qc.setQueryData(['session'], null); navigate('/', { replace: true }); };
+  const signOut = async () => {
+    await post('/v1/auth/logout').catch(() => undefined);
+    setCsrfToken(undefined);
+    qc.clear();
+    qc.setQueryData(['session'], null);
+    navigate('/', { replace: true });
+  };
   return (
     <SessionContext.Provider value={s}>
       <Shell session={s} onSignOut={signOut} />
@@ -63,18 +105,32 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   const pages = PAGES.filter(can);
   const active = (p: Page) => (p.path === '/' ? path === '/' : path === p.path || path.startsWith(p.path + '/'));
   const current = PAGES.find(active);
-  useEffect(() => { document.title = `${current?.label ?? 'Tillpoint'} · Tillpoint console`; }, [current]);
+  useEffect(() => {
+    document.title = `${current?.label ?? 'Tillpoint'} · Tillpoint console`;
+  }, [current]);
   return (
     <div className="shell">
-      <a className="skip" href="#main">Skip to content</a>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
       <header className="top">
         <span className="brand">Tillpoint</span>
         <nav aria-label="Console">
-          <ul>{pages.map((p) => <li key={p.path}><Link to={p.path} aria-current={active(p) ? 'page' : undefined}>{p.label}</Link></li>)}</ul>
+          <ul>
+            {pages.map((p) => (
+              <li key={p.path}>
+                <Link to={p.path} aria-current={active(p) ? 'page' : undefined}>
+                  {p.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
         </nav>
         <div className="who">
           <span title={session.operator.email}>{session.operator.name}</span>
-          <button type="button" className="link" onClick={onSignOut}>Sign out</button>
+          <button type="button" className="link" onClick={onSignOut}>
+            Sign out
+          </button>
         </div>
       </header>
       <main id="main" tabIndex={-1}>
@@ -93,13 +149,20 @@ function route(path: string, session: Session, pages: Page[]) {
     return <NotAllowed />;
   }
   switch (path) {
-    case '/': return <Overview />;
-    case '/payments': return <Payments />;
-    case '/virtual-terminal': return <VirtualTerminal />;
-    case '/terminals': return <Terminals />;
-    case '/rewards': return <Rewards />;
-    case '/access': return <Access />;
-    case '/audit': return <Audit />;
+    case '/':
+      return <Overview />;
+    case '/payments':
+      return <Payments />;
+    case '/virtual-terminal':
+      return <VirtualTerminal />;
+    case '/terminals':
+      return <Terminals />;
+    case '/rewards':
+      return <Rewards />;
+    case '/access':
+      return <Access />;
+    case '/audit':
+      return <Audit />;
   }
   return <NotAllowed />;
 }
@@ -109,11 +172,22 @@ function Landing({ pages, name }: { pages: Page[]; name: string }) {
     <section>
       <h1>Welcome, {name}</h1>
       <p>Your roles give you these pages:</p>
-      <ul>{pages.map((p) => <li key={p.path}><Link to={p.path}>{p.label}</Link></li>)}</ul>
+      <ul>
+        {pages.map((p) => (
+          <li key={p.path}>
+            <Link to={p.path}>{p.label}</Link>
+          </li>
+        ))}
+      </ul>
     </section>
   );
 }
 
 function NotAllowed() {
-  return <section><h1>Not available</h1><p>This page does not exist, or your roles do not include it.</p></section>;
+  return (
+    <section>
+      <h1>Not available</h1>
+      <p>This page does not exist, or your roles do not include it.</p>
+    </section>
+  );
 }

@@ -19,7 +19,11 @@ const client = new QueryClient({
 // Opening the overview: ask for its figures while the session is still being checked, so the
 // first chart waits for one round trip, not two. Signed out, this fails quietly and is not used.
 if (/^\/console\/?$/.test(location.pathname)) {
-  void client.prefetchQuery({ queryKey: ['stats', 60], queryFn: () => get('/v1/payments/stats?window_minutes=60'), retry: false });
+  void client.prefetchQuery({
+    queryKey: ['stats', 60],
+    queryFn: () => get('/v1/payments/stats?window_minutes=60'),
+    retry: false,
+  });
 }
 
 createRoot(document.getElementById('root')!).render(

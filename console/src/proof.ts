@@ -4,11 +4,21 @@
 // server's answer is not trusted for any of it.
 
 export interface InclusionProof {
-  log: string; record: string; leaf_index: number; leaf_hash: string; audit_path: string[];
+  log: string;
+  record: string;
+  leaf_index: number;
+  leaf_hash: string;
+  audit_path: string[];
   tree_head: { tree_size: number; root_hash: string; timestamp: string; key_id: string; signature: string };
   public_key: string;
 }
-export interface ProofResult { ok: boolean; leafMatches: boolean; rootMatches: boolean; signature: 'valid' | 'invalid' | 'unsupported'; detail: string }
+export interface ProofResult {
+  ok: boolean;
+  leafMatches: boolean;
+  rootMatches: boolean;
+  signature: 'valid' | 'invalid' | 'unsupported';
+  detail: string;
+}
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const fromHex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((h) => parseInt(h, 16)));
@@ -16,13 +26,21 @@ const fromB64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 async function sha256(...parts: Uint8Array[]) {
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { all.set(p, o); o += p.length; }
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
   return new Uint8Array(await crypto.subtle.digest('SHA-256', all));
 }
 const leafHash = (record: string) => sha256(new Uint8Array([0]), new TextEncoder().encode(record));
 const nodeHash = (l: Uint8Array, r: Uint8Array) => sha256(new Uint8Array([1]), l, r);
 
-export async function rootFromPath(leaf: Uint8Array, index: number, size: number, path: Uint8Array[]): Promise<Uint8Array | undefined> {
+export async function rootFromPath(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  path: Uint8Array[],
+): Promise<Uint8Array | undefined> {
   if (!(index >= 0 && index < size)) return undefined;
   let fn = index;
   let sn = size - 1;
@@ -31,7 +49,11 @@ export async function rootFromPath(leaf: Uint8Array, index: number, size: number
     if (sn === 0) return undefined;
     if (fn % 2 === 1 || fn === sn) {
       r = await nodeHash(p, r);
-      if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      if (fn % 2 === 0)
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
     } else {
       r = await nodeHash(r, p);
     }
@@ -53,8 +75,17 @@ export async function checkProof(p: InclusionProof, trustedPublicKey: string): P
   let signature: ProofResult['signature'] = 'invalid';
   if (p.public_key === trustedPublicKey) {
     try {
-      const key = await crypto.subtle.importKey('raw', fromB64(trustedPublicKey), { name: 'Ed25519' }, false, ['verify']);
-      signature = (await crypto.subtle.verify({ name: 'Ed25519' }, key, fromB64(p.tree_head.signature), new TextEncoder().encode(headMessage(p.tree_head, p.log)))) ? 'valid' : 'invalid';
+      const key = await crypto.subtle.importKey('raw', fromB64(trustedPublicKey), { name: 'Ed25519' }, false, [
+        'verify',
+      ]);
+      signature = (await crypto.subtle.verify(
+        { name: 'Ed25519' },
+        key,
+        fromB64(p.tree_head.signature),
+        new TextEncoder().encode(headMessage(p.tree_head, p.log)),
+      ))
+        ? 'valid'
+        : 'invalid';
     } catch {
       signature = 'unsupported';
     }
@@ -62,9 +93,12 @@ export async function checkProof(p: InclusionProof, trustedPublicKey: string): P
   const ok = leafMatches && rootMatches && signature === 'valid';
   const detail = ok
     ? `Included at position ${p.leaf_index} of ${p.tree_head.tree_size}; the signed head checks out.`
-    : !leafMatches ? 'The record does not hash to the leaf in the proof.'
-    : !rootMatches ? 'The audit path does not lead to the signed root.'
-    : signature === 'unsupported' ? 'The path leads to the root, but this browser cannot check Ed25519 signatures: not verified.'
-    : 'The tree head signature does not verify with the trail\'s public key.';
+    : !leafMatches
+      ? 'The record does not hash to the leaf in the proof.'
+      : !rootMatches
+        ? 'The audit path does not lead to the signed root.'
+        : signature === 'unsupported'
+          ? 'The path leads to the root, but this browser cannot check Ed25519 signatures: not verified.'
+          : "The tree head signature does not verify with the trail's public key.";
   return { ok, leafMatches, rootMatches, signature, detail };
 }

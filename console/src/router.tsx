@@ -24,7 +24,10 @@ export function useLocation() {
     const update = () => setLoc(current());
     listeners.add(update);
     addEventListener('popstate', update);
-    return () => { listeners.delete(update); removeEventListener('popstate', update); };
+    return () => {
+      listeners.delete(update);
+      removeEventListener('popstate', update);
+    };
   }, []);
   return loc;
 }

@@ -41,7 +41,11 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const want = prometheusRule(readFileSync(RULES_FILE, 'utf8'));
   if (process.argv.includes('--check')) {
     let have = '';
-    try { have = readFileSync(OUTPUT_FILE, 'utf8'); } catch { /* missing counts as stale */ }
+    try {
+      have = readFileSync(OUTPUT_FILE, 'utf8');
+    } catch {
+      /* missing counts as stale */
+    }
     if (have !== want) {
       console.error(`${OUTPUT_FILE} is stale: run node deploy/k8s/gen-prometheusrule.mjs`);
       process.exit(1);

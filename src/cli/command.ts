@@ -52,7 +52,10 @@ export function onShutdown(stop: () => Promise<void>, opts: { timeoutMs?: number
     stopping = true;
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
-      stop().then(() => 'done' as const, () => 'failed' as const),
+      stop().then(
+        () => 'done' as const,
+        () => 'failed' as const,
+      ),
       new Promise<'timed_out'>((r) => {
         timer = setTimeout(() => r('timed_out'), opts.timeoutMs ?? 25_000);
       }),

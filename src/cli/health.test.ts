@@ -7,10 +7,15 @@ test('health port: liveness, readiness from the check, draining, metrics, nothin
   const registry = new Registry();
   new Counter({ name: 'tillpoint_probe_test_total', help: 'test', registers: [registry] }).inc(3);
   let ready = true;
-  const h = await startHealthServer({ host: '127.0.0.1', port: 0, registry, ready: async () => {
-    if (!ready) throw new Error('database down');
-    return true;
-  } });
+  const h = await startHealthServer({
+    host: '127.0.0.1',
+    port: 0,
+    registry,
+    ready: async () => {
+      if (!ready) throw new Error('database down');
+      return true;
+    },
+  });
   try {
     assert.equal((await fetch(`${h.url}/healthz`)).status, 200);
     assert.equal((await fetch(`${h.url}/readyz`)).status, 200);

@@ -20,7 +20,12 @@ export interface HealthServer {
 /** Ready or not, optionally with each check's result (named in the /readyz body). */
 export type ReadyAnswer = boolean | { ready: boolean; draining?: boolean; checks?: Record<string, string> };
 
-export async function startHealthServer(opts: { host: string; port: number; ready: () => Promise<ReadyAnswer>; registry: Registry }): Promise<HealthServer> {
+export async function startHealthServer(opts: {
+  host: string;
+  port: number;
+  ready: () => Promise<ReadyAnswer>;
+  registry: Registry;
+}): Promise<HealthServer> {
   let draining = false;
   const server = createServer((req, res) => {
     const send = (status: number, body: string, type = 'application/json') => {
@@ -43,7 +48,10 @@ export async function startHealthServer(opts: { host: string; port: number; read
       return;
     }
     if (path === '/metrics') {
-      opts.registry.metrics().then((m) => send(200, m, opts.registry.contentType), () => send(500, '{"status":"error"}'));
+      opts.registry.metrics().then(
+        (m) => send(200, m, opts.registry.contentType),
+        () => send(500, '{"status":"error"}'),
+      );
       return;
     }
     send(404, '{"status":"not_found"}');
@@ -58,9 +66,10 @@ export async function startHealthServer(opts: { host: string; port: number; read
   return {
     url: `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
     drain: () => void (draining = true),
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -7,7 +7,12 @@ import { COMMANDS } from './commands/index.ts';
 function help(): string {
   const lines = ['tillpoint <command> [options]', '', 'Commands:'];
   for (const c of COMMANDS) lines.push(`  ${c.usage}`, `      ${c.summary}`);
-  lines.push('  help', '      This text.', '', 'Configuration comes from the environment; README.md lists every setting.');
+  lines.push(
+    '  help',
+    '      This text.',
+    '',
+    'Configuration comes from the environment; README.md lists every setting.',
+  );
   return lines.join('\n');
 }
 
@@ -35,7 +40,10 @@ main(process.argv.slice(2)).then(
     const usage = e instanceof ConfigError || e instanceof UsageError;
     // A bad command-line option (the commands report them as ConfigErrors naming the flag) is a
     // usage mistake, not the configuration's.
-    const flag = e instanceof ConfigError && e.setting.startsWith('--') ? `tillpoint ${process.argv[2]}: ${e.message.replace(/^Invalid configuration: /, '')}` : undefined;
+    const flag =
+      e instanceof ConfigError && e.setting.startsWith('--')
+        ? `tillpoint ${process.argv[2]}: ${e.message.replace(/^Invalid configuration: /, '')}`
+        : undefined;
     process.stderr.write(flag ? `${flag}\n` : usage ? `${e.message}\n` : `tillpoint: ${(e as Error).message}\n`);
     process.exit(usage ? 2 : 1);
   },

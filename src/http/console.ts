@@ -12,11 +12,24 @@ import { CONSOLE_CSP } from '../modules/edge/index.ts';
 // Every page carries the strict CSP (scripts and calls from this origin only, no inline script).
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.woff2': 'font/woff2', '.txt': 'text/plain; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
 };
 
-interface Asset { body: Buffer; gzip?: Buffer; type: string; etag: string; immutable: boolean }
+interface Asset {
+  body: Buffer;
+  gzip?: Buffer;
+  type: string;
+  etag: string;
+  immutable: boolean;
+}
 
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -34,7 +47,8 @@ export function loadConsoleAssets(distDir: string): Map<string, Asset> | undefin
     const body = readFileSync(file);
     const path = relative(distDir, file).split(sep).join('/');
     assets.set(path, {
-      body, type,
+      body,
+      type,
       gzip: body.length > 1024 && !type.startsWith('image/png') ? gzipSync(body, { level: 9 }) : undefined,
       etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
       immutable: path.startsWith('assets/'),
@@ -68,14 +82,19 @@ export function registerConsole(app: FastifyInstance, opts: ConsoleOptions) {
   app.get<{ Params: { '*': string } }>('/console/*', hide, async (req, reply) => {
     if (!assets) {
       reply.header('content-type', 'text/plain; charset=utf-8');
-      return reply.status(503).send('The console is not built. `npm start` builds it; or run `node console/build.mjs`.\n');
+      return reply
+        .status(503)
+        .send('The console is not built. `npm start` builds it; or run `node console/build.mjs`.\n');
     }
     const path = req.params['*'];
     const asset = assets.get(path);
     if (asset) return send(req, reply, asset);
     // A missing file under assets/ is a 404 (a stale page asking for an old build's chunk);
     // any other path is a page of the single-page app, which the app's router draws.
-    if (path.startsWith('assets/') || extname(path) !== '') return reply.status(404).send({ error: { code: 'route_not_found', message: 'No such console file', request_id: req.id } });
+    if (path.startsWith('assets/') || extname(path) !== '')
+      return reply
+        .status(404)
+        .send({ error: { code: 'route_not_found', message: 'No such console file', request_id: req.id } });
     return send(req, reply, assets.get('index.html')!);
   });
   return { built: assets !== undefined };

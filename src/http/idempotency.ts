@@ -94,7 +94,10 @@ export function registerIdempotency(app: FastifyInstance, db: Db) {
         }
       }
       if (Date.now() > deadline) {
-        throw new AppError('idempotency_in_progress', 'A request with this Idempotency-Key is still being processed; retry shortly');
+        throw new AppError(
+          'idempotency_in_progress',
+          'A request with this Idempotency-Key is still being processed; retry shortly',
+        );
       }
       await sleep(25);
     }

@@ -35,7 +35,13 @@ export const SELF_PERMISSION = 'account:self';
  * details, the audit trail itself): every successful read is recorded in the audit trail
  * (PCI DSS 10.2.1.1, 10.2.1.3). A route can also opt in with `config: { audit: 'access' }`.
  */
-export const DATA_ACCESS_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'operators:read', 'api_keys:read', 'audit:read', 'vault:detokenize']);
+export const DATA_ACCESS_PERMISSIONS: ReadonlySet<string> = new Set([
+  'payments:read',
+  'operators:read',
+  'api_keys:read',
+  'audit:read',
+  'vault:detokenize',
+]);
 
 export interface Principal {
   /**
@@ -56,7 +62,12 @@ export interface Principal {
 export type TerminalPrincipal = Principal & { kind: 'terminal'; merchantId: string };
 
 /** What a terminal may do: take and look up its own payments, refund them, look up reward points. */
-const TERMINAL_PERMISSIONS: ReadonlySet<string> = new Set(['payments:read', 'payments:write', 'refunds:write', 'rewards:read']);
+const TERMINAL_PERMISSIONS: ReadonlySet<string> = new Set([
+  'payments:read',
+  'payments:write',
+  'refunds:write',
+  'rewards:read',
+]);
 
 /**
  * A terminal acting for its merchant. The merchant comes from the terminal's record, read when it

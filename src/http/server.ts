@@ -52,7 +52,10 @@ export interface HttpDeps {
   /** HTTPS: certificate, key and the hardened TLS settings (platform/tls.ts); plain HTTP when absent. */
   https?: import('node:https').ServerOptions;
   /** Operator sessions from the Cookie header (null when it holds none); checks CSRF on changes. */
-  authenticateCookie?(cookieHeader: string, req: { ip: string; changesState: boolean; csrfToken?: string }): Promise<Principal | null>;
+  authenticateCookie?(
+    cookieHeader: string,
+    req: { ip: string; changesState: boolean; csrfToken?: string },
+  ): Promise<Principal | null>;
   /** What /readyz answers from (draining, database, broker); default: the database alone. */
   readiness?: Readiness;
 }
@@ -68,7 +71,11 @@ function toAppError(err: FastifyError | Error): AppError {
   if (isAppError(err)) return err;
   const fe = err as FastifyError & { validation?: import('ajv').ErrorObject[]; validationContext?: string };
   if (fe.validation) {
-    return new AppError('validation_failed', 'The request does not match the schema', describeValidation(fe.validation, fe.validationContext ?? 'body'));
+    return new AppError(
+      'validation_failed',
+      'The request does not match the schema',
+      describeValidation(fe.validation, fe.validationContext ?? 'body'),
+    );
   }
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -131,9 +138,18 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   // Control characters (NUL above all, which PostgreSQL cannot store) in any string of the
   // body, the query or the path: one check for every route, before its schema and handler.
   app.addHook('preValidation', (req, _reply, done) => {
-    for (const [part, value] of [['body', req.body], ['query', req.query], ['params', req.params]] as const) {
+    for (const [part, value] of [
+      ['body', req.body],
+      ['query', req.query],
+      ['params', req.params],
+    ] as const) {
       const field = findForbiddenCharacter(value, part);
-      if (field) return done(new AppError('invalid_characters', 'A value contains a control character', [{ field, problem: 'contains a control character (NUL, C0 control, DEL) or an unpaired surrogate' }]));
+      if (field)
+        return done(
+          new AppError('invalid_characters', 'A value contains a control character', [
+            { field, problem: 'contains a control character (NUL, C0 control, DEL) or an unpaired surrogate' },
+          ]),
+        );
     }
     done();
   });
@@ -148,10 +164,14 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     }
     if (route.url.startsWith('/v1/')) {
       for (const method of [route.method].flat()) {
-        if (method !== 'HEAD') routeTable.push({
-          method, url: route.url, permission: route.config?.permission, public: route.config?.public === true,
-          schema: { body: route.schema?.body, querystring: route.schema?.querystring, params: route.schema?.params },
-        });
+        if (method !== 'HEAD')
+          routeTable.push({
+            method,
+            url: route.url,
+            permission: route.config?.permission,
+            public: route.config?.public === true,
+            schema: { body: route.schema?.body, querystring: route.schema?.querystring, params: route.schema?.params },
+          });
       }
     }
   });
@@ -161,7 +181,7 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   async function authenticateRequest(req: FastifyRequest): Promise<Principal> {
     const auth = req.headers.authorization;
     if (auth !== undefined) {
-      const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9_\-]{10,200})$/.exec(auth) : null;
+      const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9_-]{10,200})$/.exec(auth) : null;
       if (!m) throw new AppError('unauthenticated', 'Send an API key as "Authorization: Bearer <key>"');
       const principal = await deps.authenticate(m[1], req.ip);
       if (!principal) throw new AppError('unauthenticated', 'The API key is not valid');
@@ -182,13 +202,22 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    req.ctx = { requestId: req.id, ip: req.ip, method: req.method, route: req.routeOptions.url ?? 'unmatched', auditIds: [] };
+    req.ctx = {
+      requestId: req.id,
+      ip: req.ip,
+      method: req.method,
+      route: req.routeOptions.url ?? 'unmatched',
+      auditIds: [],
+    };
     const cfg = req.routeOptions.config;
     if (!cfg?.permission) return;
     const principal = await authenticateRequest(req);
     req.ctx.principal = principal;
     if (!principal.permissions.has(cfg.permission)) {
-      throw new AppError('forbidden', `This ${principal.kind === 'operator' ? 'account' : principal.kind === 'terminal' ? 'terminal' : 'key'} lacks the "${cfg.permission}" permission`);
+      throw new AppError(
+        'forbidden',
+        `This ${principal.kind === 'operator' ? 'account' : principal.kind === 'terminal' ? 'terminal' : 'key'} lacks the "${cfg.permission}" permission`,
+      );
     }
     req.principal = principal;
   });
@@ -203,7 +232,10 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     if (e.code === 'internal_error') {
       // Only the error's type, code and stack: driver messages can carry values from the query.
       const code = (err as { code?: string }).code;
-      req.log.error({ err: { type: err.name, code, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, request_id: req.id }, 'unhandled error');
+      req.log.error(
+        { err: { type: err.name, code, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, request_id: req.id },
+        'unhandled error',
+      );
     }
     reply.status(ERROR_STATUS[e.code]).send(errorBody(e.code, e.message, req.id, e.details));
   });
@@ -218,7 +250,14 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: req.method, route }, seconds);
     req.log.info(
-      { request_id: req.id, method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, principal: req.principal?.id },
+      {
+        request_id: req.id,
+        method: req.method,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        principal: req.principal?.id,
+      },
       'request',
     );
   });
@@ -226,7 +265,11 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Tillpoint API', version: '1', description: 'UPI payments and rewards for point-of-sale fleets. Amounts are integer paise.' },
+      info: {
+        title: 'Tillpoint API',
+        version: '1',
+        description: 'UPI payments and rewards for point-of-sale fleets. Amounts are integer paise.',
+      },
       servers: [{ url: config.publicUrl }],
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
       security: [{ apiKey: [] }],

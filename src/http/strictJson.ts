@@ -96,7 +96,8 @@ export function parseStrictJson(text: string): unknown {
 // door, in keys and values alike.
 // A quick screen first: almost every string has none of these code units at all.
 const SUSPECT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ud800-\udfff]/;
-const FORBIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const FORBIDDEN =
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The path of the first string (or object key) in `value` holding a forbidden character. */
 export function findForbiddenCharacter(value: unknown, path = '$', depth = 0): string | undefined {

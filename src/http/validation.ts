@@ -29,7 +29,8 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
 export function describeValidation(errors: ErrorObject[], part: string): { field: string; problem: string }[] {
   return errors.slice(0, 10).map((e) => {
     let field = `${part}${e.instancePath.replaceAll('/', '.')}`;
-    if (e.keyword === 'additionalProperties') field += `.${(e.params as { additionalProperty: string }).additionalProperty}`;
+    if (e.keyword === 'additionalProperties')
+      field += `.${(e.params as { additionalProperty: string }).additionalProperty}`;
     if (e.keyword === 'required') field += `.${(e.params as { missingProperty: string }).missingProperty}`;
     const problem = e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid');
     return { field, problem };

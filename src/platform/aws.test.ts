@@ -14,7 +14,14 @@ const SUITE = {
 };
 const cred = 'Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request';
 
-const vectors: { name: string; method: string; url: string; headers?: Record<string, string>; body?: string; authz: string }[] = [
+const vectors: {
+  name: string;
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  authz: string;
+}[] = [
   {
     name: 'get-vanilla',
     method: 'GET',
@@ -59,7 +66,14 @@ const vectors: { name: string; method: string; url: string; headers?: Record<str
 for (const v of vectors) {
   test(`SigV4 reproduces AWS's published test vector ${v.name}`, () => {
     // The suite's requests predate double encoding of non-S3 paths, so sign the path as given.
-    const s = signV4({ ...SUITE, method: v.method, url: v.url, headers: v.headers, body: v.body, doubleEncodePath: false });
+    const s = signV4({
+      ...SUITE,
+      method: v.method,
+      url: v.url,
+      headers: v.headers,
+      body: v.body,
+      doubleEncodePath: false,
+    });
     assert.equal(s.headers.Authorization, v.authz);
     assert.equal(s.headers['X-Amz-Date'], '20150830T123600Z');
   });
@@ -70,7 +84,10 @@ test("SigV4 reproduces the S3 GetObject example from AWS's documentation", () =>
   const s = signV4({
     method: 'GET',
     url: 'https://examplebucket.s3.amazonaws.com/test.txt',
-    headers: { Range: 'bytes=0-9', 'x-amz-content-sha256': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' },
+    headers: {
+      Range: 'bytes=0-9',
+      'x-amz-content-sha256': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    },
     region: 'us-east-1',
     service: 's3',
     credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
@@ -81,7 +98,12 @@ test("SigV4 reproduces the S3 GetObject example from AWS's documentation", () =>
 });
 
 test('SigV4: a session token is sent and signed', () => {
-  const s = signV4({ ...SUITE, method: 'GET', url: 'https://example.amazonaws.com/', credentials: { ...SUITE.credentials, sessionToken: 'tok' } });
+  const s = signV4({
+    ...SUITE,
+    method: 'GET',
+    url: 'https://example.amazonaws.com/',
+    credentials: { ...SUITE.credentials, sessionToken: 'tok' },
+  });
   assert.equal(s.headers['X-Amz-Security-Token'], 'tok');
   assert.match(s.headers.Authorization, /SignedHeaders=host;x-amz-date;x-amz-security-token,/);
 });
@@ -105,14 +127,26 @@ test('AWS JSON 1.1 client: target header, content type, signature, and error map
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
-    const call = createAwsJsonClient({ service: 'kms', targetPrefix: 'TrentService', region: 'ap-south-1', endpoint, credentials: () => SUITE.credentials });
+    const call = createAwsJsonClient({
+      service: 'kms',
+      targetPrefix: 'TrentService',
+      region: 'ap-south-1',
+      endpoint,
+      credentials: () => SUITE.credentials,
+    });
     const out = await call<{ Echo: unknown }>('Ping', { A: 1 });
     assert.deepEqual(out.Echo, { A: 1 });
     const h = seen[0].headers;
     assert.equal(h['x-amz-target'], 'TrentService.Ping');
     assert.equal(h['content-type'], 'application/x-amz-json-1.1');
-    assert.match(String(h.authorization), /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/ap-south-1\/kms\/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=[0-9a-f]{64}$/);
-    await assert.rejects(call('Fail', {}), (e: Error) => e instanceof AwsError && e.type === 'NotFoundException' && e.status === 400);
+    assert.match(
+      String(h.authorization),
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/ap-south-1\/kms\/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=[0-9a-f]{64}$/,
+    );
+    await assert.rejects(
+      call('Fail', {}),
+      (e: Error) => e instanceof AwsError && e.type === 'NotFoundException' && e.status === 400,
+    );
   } finally {
     server.close();
   }

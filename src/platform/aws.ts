@@ -37,7 +37,10 @@ export function uriEncode(s: string): string {
 
 /** 20150830T123600Z */
 export function amzDate(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 function canonicalPath(pathname: string, doubleEncode: boolean): string {
@@ -45,7 +48,12 @@ function canonicalPath(pathname: string, doubleEncode: boolean): string {
   // URL.pathname is already percent-encoded once; decode, then encode each segment as SigV4 says.
   const segments = pathname.split('/').map((seg) => uriEncode(decodeURIComponent(seg)));
   const once = segments.join('/');
-  return doubleEncode ? once.split('/').map((seg) => uriEncode(seg)).join('/') : once;
+  return doubleEncode
+    ? once
+        .split('/')
+        .map((seg) => uriEncode(seg))
+        .join('/')
+    : once;
 }
 
 function canonicalQuery(search: URLSearchParams): string {
@@ -106,11 +114,13 @@ export function signV4(input: SignInput): Signed {
   ].join('\n');
   const scope = `${day}/${input.region}/${input.service}/aws4_request`;
   const stringToSign = ['AWS4-HMAC-SHA256', date, scope, sha256Hex(canonicalRequest)].join('\n');
-  const signature = createHmac('sha256', signingKey(input.credentials.secretAccessKey, day, input.region, input.service))
+  const signature = createHmac(
+    'sha256',
+    signingKey(input.credentials.secretAccessKey, day, input.region, input.service),
+  )
     .update(stringToSign, 'utf8')
     .digest('hex');
-  headers.Authorization =
-    `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  headers.Authorization = `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return { headers, canonicalRequest, stringToSign, signature };
 }
 
@@ -159,9 +169,20 @@ export function createAwsJsonClient(o: AwsJsonClientOptions) {
     });
     let res: Response;
     try {
-      res = await doFetch(endpoint, { method: 'POST', headers: signed.headers, body, signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
+      res = await doFetch(endpoint, {
+        method: 'POST',
+        headers: signed.headers,
+        body,
+        signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
+      });
     } catch (e) {
-      throw new AwsError(o.service, operation, (e as Error).name === 'TimeoutError' ? 'Timeout' : 'NetworkError', 0, '');
+      throw new AwsError(
+        o.service,
+        operation,
+        (e as Error).name === 'TimeoutError' ? 'Timeout' : 'NetworkError',
+        0,
+        '',
+      );
     }
     const text = await res.text();
     let parsed: Record<string, unknown> = {};
@@ -183,4 +204,10 @@ export function createAwsJsonClient(o: AwsJsonClientOptions) {
 }
 
 // Where credentials come from (static environment keys, else IRSA web identity): awsCredentials.ts.
-export { awsCredentials, hasAwsCredentials, webIdentityCredentials, AwsCredentialsError, type AwsCredentialsProvider } from './awsCredentials.ts';
+export {
+  awsCredentials,
+  hasAwsCredentials,
+  webIdentityCredentials,
+  AwsCredentialsError,
+  type AwsCredentialsProvider,
+} from './awsCredentials.ts';

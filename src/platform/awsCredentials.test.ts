@@ -16,7 +16,12 @@ const ROLE = 'arn:aws:iam::111122223333:role/tillpoint-prod-api';
 const dir = mkdtempSync(join(tmpdir(), 'tp-irsa-'));
 const tokenFile = join(dir, 'token');
 
-interface Seen { params: URLSearchParams; headers: Record<string, string | string[] | undefined>; method: string; url: string }
+interface Seen {
+  params: URLSearchParams;
+  headers: Record<string, string | string[] | undefined>;
+  method: string;
+  url: string;
+}
 const seen: Seen[] = [];
 let nextExpiration = () => new Date(Date.now() + 3600_000);
 let refuse: { status: number; code: string; message: string } | undefined;
@@ -36,7 +41,9 @@ before(async () => {
     await release;
     if (refuse) {
       res.writeHead(refuse.status, { 'Content-Type': 'text/xml' });
-      res.end(`<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${refuse.code}</Code><Message>${xmlEscape(refuse.message)}</Message></Error><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>`);
+      res.end(
+        `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${refuse.code}</Code><Message>${xmlEscape(refuse.message)}</Message></Error><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>`,
+      );
       return;
     }
     issued++;
@@ -52,7 +59,9 @@ before(async () => {
     <Credentials>
       <SessionToken>session-token-${issued}+/&amp;=</SessionToken>
       <SecretAccessKey>secret-${issued}</SecretAccessKey>
-      <Expiration>${nextExpiration().toISOString().replace(/\.\d{3}Z$/, 'Z')}</Expiration>
+      <Expiration>${nextExpiration()
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z')}</Expiration>
       <AccessKeyId>ASIAEXAMPLE${issued}</AccessKeyId>
     </Credentials>
     <Provider>arn:aws:iam::111122223333:oidc-provider/oidc.eks.ap-south-1.amazonaws.com/id/EXAMPLE</Provider>
@@ -79,11 +88,18 @@ function reset() {
 test('static environment keys come first, read on each call, and STS is not asked', async () => {
   reset();
   const env: Record<string, string | undefined> = {
-    AWS_ACCESS_KEY_ID: 'AKIDSTATIC', AWS_SECRET_ACCESS_KEY: 'static-secret',
-    AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile, AWS_ROLE_ARN: ROLE, AWS_STS_ENDPOINT: endpoint,
+    AWS_ACCESS_KEY_ID: 'AKIDSTATIC',
+    AWS_SECRET_ACCESS_KEY: 'static-secret',
+    AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+    AWS_ROLE_ARN: ROLE,
+    AWS_STS_ENDPOINT: endpoint,
   };
   const creds = awsCredentials(env);
-  assert.deepEqual(await creds(), { accessKeyId: 'AKIDSTATIC', secretAccessKey: 'static-secret', sessionToken: undefined });
+  assert.deepEqual(await creds(), {
+    accessKeyId: 'AKIDSTATIC',
+    secretAccessKey: 'static-secret',
+    sessionToken: undefined,
+  });
   env.AWS_SESSION_TOKEN = 'tok';
   assert.equal((await creds()).sessionToken, 'tok');
   assert.equal(seen.length, 0);
@@ -92,14 +108,25 @@ test('static environment keys come first, read on each call, and STS is not aske
 
 test('no keys and no web identity: a clear error', async () => {
   assert.equal(hasAwsCredentials({}), false);
-  await assert.rejects(awsCredentials({})(), (e: unknown) => e instanceof AwsCredentialsError && e.code === 'CredentialsMissing' && /AWS_WEB_IDENTITY_TOKEN_FILE/.test(e.message));
+  await assert.rejects(
+    awsCredentials({})(),
+    (e: unknown) =>
+      e instanceof AwsCredentialsError &&
+      e.code === 'CredentialsMissing' &&
+      /AWS_WEB_IDENTITY_TOKEN_FILE/.test(e.message),
+  );
 });
 
 test('web identity: the documented AssumeRoleWithWebIdentity request, credentials cached until shortly before expiry', async () => {
   reset();
   const token = `eyJ${randomBytes(24).toString('base64url')}.payload.sig`;
   writeFileSync(tokenFile, token + '\n');
-  const env = { AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile, AWS_ROLE_ARN: ROLE, AWS_ROLE_SESSION_NAME: 'api-pod-1', AWS_STS_ENDPOINT: endpoint };
+  const env = {
+    AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+    AWS_ROLE_ARN: ROLE,
+    AWS_ROLE_SESSION_NAME: 'api-pod-1',
+    AWS_STS_ENDPOINT: endpoint,
+  };
   assert.equal(hasAwsCredentials(env), true);
   const creds = awsCredentials(env);
   const first = await creds();
@@ -200,7 +227,11 @@ test('a failed early refresh keeps the still-valid credentials; once expired the
 test('missing token file, unreachable STS and an unreadable answer are clear errors', async () => {
   reset();
   const missing = webIdentityCredentials({ tokenFile: join(dir, 'absent'), roleArn: ROLE, stsEndpoint: endpoint });
-  await assert.rejects(missing(), (e: unknown) => e instanceof AwsCredentialsError && e.code === 'TokenFileUnreadable' && /absent.*ENOENT/.test(e.message));
+  await assert.rejects(
+    missing(),
+    (e: unknown) =>
+      e instanceof AwsCredentialsError && e.code === 'TokenFileUnreadable' && /absent.*ENOENT/.test(e.message),
+  );
   assert.equal(seen.length, 0);
 
   writeFileSync(tokenFile, 'token-net');
@@ -209,21 +240,34 @@ test('missing token file, unreachable STS and an unreadable answer are clear err
   const port = (closed.address() as { port: number }).port;
   await new Promise<void>((r) => closed.close(() => r()));
   const unreachable = webIdentityCredentials({ tokenFile, roleArn: ROLE, stsEndpoint: `http://127.0.0.1:${port}` });
-  await assert.rejects(unreachable(), (e: unknown) => e instanceof AwsCredentialsError && e.code === 'StsUnreachable' && !e.message.includes('token-net'));
+  await assert.rejects(
+    unreachable(),
+    (e: unknown) => e instanceof AwsCredentialsError && e.code === 'StsUnreachable' && !e.message.includes('token-net'),
+  );
 
-  const garbled = webIdentityCredentials({ tokenFile, roleArn: ROLE, fetch: async () => new Response('<html>proxy</html>', { status: 200 }) });
+  const garbled = webIdentityCredentials({
+    tokenFile,
+    roleArn: ROLE,
+    fetch: async () => new Response('<html>proxy</html>', { status: 200 }),
+  });
   await assert.rejects(garbled(), (e: unknown) => e instanceof AwsCredentialsError && e.code === 'UnreadableResponse');
 });
 
 test('the regional STS endpoint by default', async () => {
   writeFileSync(tokenFile, 'token-region');
   let asked = '';
-  const creds = awsCredentials({ AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile, AWS_ROLE_ARN: ROLE, AWS_REGION: 'ap-south-1' }, {
-    fetch: async (url) => {
-      asked = String(url);
-      return new Response('<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>', { status: 403 });
+  const creds = awsCredentials(
+    { AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile, AWS_ROLE_ARN: ROLE, AWS_REGION: 'ap-south-1' },
+    {
+      fetch: async (url) => {
+        asked = String(url);
+        return new Response(
+          '<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>',
+          { status: 403 },
+        );
+      },
     },
-  });
+  );
   await assert.rejects(creds());
   assert.equal(asked, 'https://sts.ap-south-1.amazonaws.com/');
 });

@@ -35,7 +35,9 @@ export interface AwsCredentialsOptions {
 
 /** True if the environment names a way to obtain AWS credentials (static keys or web identity). */
 export function hasAwsCredentials(env: Env = process.env): boolean {
-  return Boolean((env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) || (env.AWS_WEB_IDENTITY_TOKEN_FILE && env.AWS_ROLE_ARN));
+  return Boolean(
+    (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) || (env.AWS_WEB_IDENTITY_TOKEN_FILE && env.AWS_ROLE_ARN),
+  );
 }
 
 /** The provider chain: static environment keys, else web identity. */
@@ -44,7 +46,8 @@ export function awsCredentials(env: Env = process.env, o: AwsCredentialsOptions 
   return async () => {
     const accessKeyId = env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-    if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined };
+    if (accessKeyId && secretAccessKey)
+      return { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN || undefined };
     if (env.AWS_WEB_IDENTITY_TOKEN_FILE && env.AWS_ROLE_ARN) {
       webIdentity ??= webIdentityCredentials({
         ...o,
@@ -80,7 +83,11 @@ export interface WebIdentityOptions extends AwsCredentialsOptions {
  * and errors are <ErrorResponse><Error><Type/><Code/><Message/></Error></ErrorResponse>.
  */
 export function webIdentityCredentials(o: WebIdentityOptions): AwsCredentialsProvider {
-  const endpoint = (o.stsEndpoint ?? (o.region ? `https://sts.${o.region}.amazonaws.com` : 'https://sts.amazonaws.com')).replace(/\/$/, '') + '/';
+  const endpoint =
+    (o.stsEndpoint ?? (o.region ? `https://sts.${o.region}.amazonaws.com` : 'https://sts.amazonaws.com')).replace(
+      /\/$/,
+      '',
+    ) + '/';
   const now = o.now ?? (() => new Date());
   const refreshBeforeMs = o.refreshBeforeMs ?? 5 * 60_000;
   const doFetch = o.fetch ?? fetch;
@@ -93,7 +100,10 @@ export function webIdentityCredentials(o: WebIdentityOptions): AwsCredentialsPro
       // Re-read every time: the kubelet rotates the projected token (by default hourly).
       token = (await readFile(o.tokenFile, 'utf8')).trim();
     } catch (e) {
-      throw new AwsCredentialsError(`web identity token file ${o.tokenFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`, 'TokenFileUnreadable');
+      throw new AwsCredentialsError(
+        `web identity token file ${o.tokenFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+        'TokenFileUnreadable',
+      );
     }
     if (!token) throw new AwsCredentialsError(`web identity token file ${o.tokenFile} is empty`, 'TokenFileUnreadable');
     const body = new URLSearchParams({
@@ -113,14 +123,20 @@ export function webIdentityCredentials(o: WebIdentityOptions): AwsCredentialsPro
       });
     } catch (e) {
       // The request carried the token; report only what kind of failure it was.
-      throw new AwsCredentialsError(`STS AssumeRoleWithWebIdentity for ${o.roleArn} unreachable at ${endpoint} (${(e as Error).name === 'TimeoutError' ? 'timeout' : 'network error'})`, 'StsUnreachable');
+      throw new AwsCredentialsError(
+        `STS AssumeRoleWithWebIdentity for ${o.roleArn} unreachable at ${endpoint} (${(e as Error).name === 'TimeoutError' ? 'timeout' : 'network error'})`,
+        'StsUnreachable',
+      );
     }
     const xml = (await res.text()).slice(0, 64_000);
     if (!res.ok) {
       const code = tag(xml, 'Code') ?? 'UnknownError';
       // STS messages describe the request (audience, issuer, role), not the token itself.
       const message = (tag(xml, 'Message') ?? '').slice(0, 300);
-      throw new AwsCredentialsError(`STS AssumeRoleWithWebIdentity for ${o.roleArn} refused: ${res.status} ${code}${message ? `: ${message}` : ''}`, code);
+      throw new AwsCredentialsError(
+        `STS AssumeRoleWithWebIdentity for ${o.roleArn} refused: ${res.status} ${code}${message ? `: ${message}` : ''}`,
+        code,
+      );
     }
     const creds = tag(xml, 'Credentials') ?? '';
     const accessKeyId = tag(creds, 'AccessKeyId');
@@ -128,7 +144,10 @@ export function webIdentityCredentials(o: WebIdentityOptions): AwsCredentialsPro
     const sessionToken = tag(creds, 'SessionToken');
     const expiration = Date.parse(tag(creds, 'Expiration') ?? '');
     if (!accessKeyId || !secretAccessKey || !sessionToken || Number.isNaN(expiration)) {
-      throw new AwsCredentialsError(`STS AssumeRoleWithWebIdentity for ${o.roleArn}: unreadable response`, 'UnreadableResponse');
+      throw new AwsCredentialsError(
+        `STS AssumeRoleWithWebIdentity for ${o.roleArn}: unreadable response`,
+        'UnreadableResponse',
+      );
     }
     const credentials = { accessKeyId, secretAccessKey, sessionToken };
     cached = { credentials, expiresAt: expiration };

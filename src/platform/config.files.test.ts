@@ -17,7 +17,8 @@ const file = (name: string, content: string) => {
 test('NAME_FILE reads the setting from a file, without its trailing newline', () => {
   const key = randomBytes(32).toString('base64');
   const c = loadConfig({
-    NODE_ENV: 'test', TILLPOINT_DATA_DIR: dir,
+    NODE_ENV: 'test',
+    TILLPOINT_DATA_DIR: dir,
     AUDIT_SIGNING_KEY_FILE: file('audit', `${key}\n`),
     DATABASE_URL_FILE: file('db', 'postgres://u:p@db.internal:5432/tillpoint?sslmode=verify-full\n'),
     REDIS_URL_FILE: file('redis', 'rediss://:token@redis.internal:6379'),
@@ -29,8 +30,21 @@ test('NAME_FILE reads the setting from a file, without its trailing newline', ()
 
 test('a missing, empty or doubly given secret file stops the start, named', () => {
   const base = { NODE_ENV: 'test', TILLPOINT_DATA_DIR: dir };
-  assert.throws(() => loadConfig({ ...base, MFA_ENCRYPTION_KEY_FILE: join(dir, 'absent') }), (e: Error) => e instanceof ConfigError && /MFA_ENCRYPTION_KEY_FILE: cannot read .*ENOENT/.test(e.message));
-  assert.throws(() => loadConfig({ ...base, REWARDS_CUSTOMER_KEY_FILE: file('empty', '\n') }), /REWARDS_CUSTOMER_KEY_FILE: .* is empty/);
-  assert.throws(() => loadConfig({ ...base, DATABASE_URL: 'postgres://x/y', DATABASE_URL_FILE: file('db2', 'postgres://x/z') }), /DATABASE_URL_FILE: and DATABASE_URL are both set/);
-  assert.throws(() => loadConfig({ ...base, DATABASE_URL_FILE: file('db3', 'mysql://x') }), /DATABASE_URL: must start with postgres/, 'the value is checked like the setting itself');
+  assert.throws(
+    () => loadConfig({ ...base, MFA_ENCRYPTION_KEY_FILE: join(dir, 'absent') }),
+    (e: Error) => e instanceof ConfigError && /MFA_ENCRYPTION_KEY_FILE: cannot read .*ENOENT/.test(e.message),
+  );
+  assert.throws(
+    () => loadConfig({ ...base, REWARDS_CUSTOMER_KEY_FILE: file('empty', '\n') }),
+    /REWARDS_CUSTOMER_KEY_FILE: .* is empty/,
+  );
+  assert.throws(
+    () => loadConfig({ ...base, DATABASE_URL: 'postgres://x/y', DATABASE_URL_FILE: file('db2', 'postgres://x/z') }),
+    /DATABASE_URL_FILE: and DATABASE_URL are both set/,
+  );
+  assert.throws(
+    () => loadConfig({ ...base, DATABASE_URL_FILE: file('db3', 'mysql://x') }),
+    /DATABASE_URL: must start with postgres/,
+    'the value is checked like the setting itself',
+  );
 });

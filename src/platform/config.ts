@@ -108,7 +108,11 @@ export interface AuditConfig {
   /** Raw public keys (base64) of retired signing keys whose heads still verify. */
   trustedPublicKeys: string[];
   signIntervalSeconds: number;
-  export: { target: 'local' | 's3' | 'off'; dir: string; s3?: { bucket: string; region: string; endpoint?: string; prefix: string } };
+  export: {
+    target: 'local' | 's3' | 'off';
+    dir: string;
+    s3?: { bucket: string; region: string; endpoint?: string; prefix: string };
+  };
   retentionMonths: number;
   onlineMonths: number;
 }
@@ -140,7 +144,10 @@ export interface MqttConfig {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly setting: string, message: string) {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
     super(`Invalid configuration: ${setting}: ${message}`);
     this.name = 'ConfigError';
   }
@@ -173,7 +180,13 @@ function parseIdentity(env: Env, mode: Mode): IdentityConfig {
     inactiveDays: int(env, 'OPERATOR_INACTIVE_DAYS', 90, 1, 90),
     // OWASP's argon2id floor (19 MiB, 2 passes) in production; tests may go cheaper to stay quick.
     passwordHash: {
-      memoryKib: int(env, 'PASSWORD_HASH_MEMORY_KIB', mode === 'test' ? 1024 : 19_456, prod ? 19_456 : 64, 4 * 1024 * 1024),
+      memoryKib: int(
+        env,
+        'PASSWORD_HASH_MEMORY_KIB',
+        mode === 'test' ? 1024 : 19_456,
+        prod ? 19_456 : 64,
+        4 * 1024 * 1024,
+      ),
       timeCost: int(env, 'PASSWORD_HASH_TIME_COST', mode === 'test' ? 1 : 2, prod ? 2 : 1, 20),
     },
     mfaKey: env.MFA_ENCRYPTION_KEY || undefined,
@@ -189,20 +202,34 @@ function parseAudit(env: Env, dataDir: string): AuditConfig {
       if (!env[k]) throw new ConfigError(k, 'is required when AUDIT_EXPORT=s3');
     }
     if (!hasAwsCredentials(env)) {
-      throw new ConfigError('AWS_ACCESS_KEY_ID', 'AWS credentials are required when AUDIT_EXPORT=s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA)');
+      throw new ConfigError(
+        'AWS_ACCESS_KEY_ID',
+        'AWS credentials are required when AUDIT_EXPORT=s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA)',
+      );
     }
     const endpoint = env.AUDIT_S3_ENDPOINT || undefined;
-    if (endpoint && !/^https?:\/\//.test(endpoint)) throw new ConfigError('AUDIT_S3_ENDPOINT', 'must be an http(s) URL');
+    if (endpoint && !/^https?:\/\//.test(endpoint))
+      throw new ConfigError('AUDIT_S3_ENDPOINT', 'must be an http(s) URL');
     s3 = {
-      bucket: env.AUDIT_S3_BUCKET!, region: env.AUDIT_S3_REGION!, endpoint, prefix: str(env, 'AUDIT_S3_PREFIX', 'audit/'),
+      bucket: env.AUDIT_S3_BUCKET!,
+      region: env.AUDIT_S3_REGION!,
+      endpoint,
+      prefix: str(env, 'AUDIT_S3_PREFIX', 'audit/'),
     };
   }
   const retentionMonths = int(env, 'AUDIT_RETENTION_MONTHS', 12, 12, 120);
   return {
     signingKey: env.AUDIT_SIGNING_KEY || undefined,
-    trustedPublicKeys: str(env, 'AUDIT_TRUSTED_PUBLIC_KEYS', '').split(',').map((k) => k.trim()).filter(Boolean),
+    trustedPublicKeys: str(env, 'AUDIT_TRUSTED_PUBLIC_KEYS', '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
     signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 10, 1, 3600),
-    export: { target: target as 'local' | 's3' | 'off', dir: resolve(str(env, 'AUDIT_EXPORT_DIR', resolve(dataDir, 'audit-archive'))), s3 },
+    export: {
+      target: target as 'local' | 's3' | 'off',
+      dir: resolve(str(env, 'AUDIT_EXPORT_DIR', resolve(dataDir, 'audit-archive'))),
+      s3,
+    },
     retentionMonths,
     // PCI DSS 10.5.1: at least the last three months immediately available.
     onlineMonths: int(env, 'AUDIT_ONLINE_MONTHS', 3, 3, retentionMonths),
@@ -227,16 +254,22 @@ export function parseMqtt(env: Env, mode: Mode, host: string, dataDir: string): 
     } catch {
       throw new ConfigError('MQTT_URL', 'is not a URL');
     }
-    if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(u.protocol)) throw new ConfigError('MQTT_URL', 'must start with mqtt://, mqtts://, ws:// or wss://');
+    if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(u.protocol))
+      throw new ConfigError('MQTT_URL', 'must start with mqtt://, mqtts://, ws:// or wss://');
     // PCI DSS 4.2.1: terminal traffic is encrypted in transit in production.
-    if (mode === 'production' && !['mqtts:', 'wss:'].includes(u.protocol)) throw new ConfigError('MQTT_URL', 'must use TLS (mqtts:// or wss://) in production');
+    if (mode === 'production' && !['mqtts:', 'wss:'].includes(u.protocol))
+      throw new ConfigError('MQTT_URL', 'must use TLS (mqtts:// or wss://) in production');
   }
   // Plain MQTT authenticates with a shared secret over cleartext: development and tests only.
   if (mode === 'production' && env.MQTT_PORT && env.MQTT_PORT !== 'off') {
-    throw new ConfigError('MQTT_PORT', 'plain MQTT is refused in production; terminals connect with mutual TLS on MQTTS_PORT');
+    throw new ConfigError(
+      'MQTT_PORT',
+      'plain MQTT is refused in production; terminals connect with mutual TLS on MQTTS_PORT',
+    );
   }
   const shareGroup = str(env, 'MQTT_SHARE_GROUP', 'tillpoint');
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(shareGroup)) throw new ConfigError('MQTT_SHARE_GROUP', 'must be 1-64 letters, digits, _ or -');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(shareGroup))
+    throw new ConfigError('MQTT_SHARE_GROUP', 'must be 1-64 letters, digits, _ or -');
   const pkiDir = resolve(str(env, 'TERMINAL_PKI_DIR', resolve(dataDir, 'pki')));
   const file = (name: string) => (env[name] ? resolve(env[name]!) : undefined);
   return {
@@ -322,11 +355,17 @@ function parseRateLimits(env: Env): RateLimitConfig {
   const limits = {} as Record<RateLimitName, RateLimitSpec>;
   for (const n of RATE_LIMIT_NAMES) {
     const v = `RATE_LIMIT_${n.toUpperCase()}`;
-    limits[n] = { ratePerSecond: parseRate(v, str(env, v, RATE_LIMIT_DEFAULTS[n].rate)), burst: int(env, `${v}_BURST`, RATE_LIMIT_DEFAULTS[n].burst, 1) };
+    limits[n] = {
+      ratePerSecond: parseRate(v, str(env, v, RATE_LIMIT_DEFAULTS[n].rate)),
+      burst: int(env, `${v}_BURST`, RATE_LIMIT_DEFAULTS[n].burst, 1),
+    };
   }
   for (const n of ['signin_account', 'mfa_account'] as const) {
     if (limits[n].burst <= ACCOUNT_LOCKOUT_MAX_ATTEMPTS) {
-      throw new ConfigError(`RATE_LIMIT_${n.toUpperCase()}_BURST`, `must be above ${ACCOUNT_LOCKOUT_MAX_ATTEMPTS}, so the account lockout (PCI DSS 8.3.4) acts before the rate limit`);
+      throw new ConfigError(
+        `RATE_LIMIT_${n.toUpperCase()}_BURST`,
+        `must be above ${ACCOUNT_LOCKOUT_MAX_ATTEMPTS}, so the account lockout (PCI DSS 8.3.4) acts before the rate limit`,
+      );
     }
   }
   return { enabled: enabled === 'true', limits };
@@ -342,11 +381,15 @@ function list(env: Env, name: string): string[] {
 export function parseHttp(env: Env): HttpConfig {
   const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1_000);
   const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100);
-  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS');
+  if (headersTimeoutMs > requestTimeoutMs)
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS');
   const trustProxy = list(env, 'HTTP_TRUST_PROXY');
   for (const p of trustProxy) {
     if (!['loopback', 'linklocal', 'uniquelocal'].includes(p) && isIP(p.split('/')[0]) === 0) {
-      throw new ConfigError('HTTP_TRUST_PROXY', `"${p}" is not an IP address, a CIDR range, or loopback/linklocal/uniquelocal`);
+      throw new ConfigError(
+        'HTTP_TRUST_PROXY',
+        `"${p}" is not an IP address, a CIDR range, or loopback/linklocal/uniquelocal`,
+      );
     }
   }
   const corsAllowedOrigins = list(env, 'CORS_ALLOWED_ORIGINS');
@@ -357,7 +400,11 @@ export function parseHttp(env: Env): HttpConfig {
     } catch {
       /* reported below */
     }
-    if (!u || u.origin !== o) throw new ConfigError('CORS_ALLOWED_ORIGINS', `"${o}" is not an origin like https://console.example.com (no path, no wildcard)`);
+    if (!u || u.origin !== o)
+      throw new ConfigError(
+        'CORS_ALLOWED_ORIGINS',
+        `"${o}" is not an origin like https://console.example.com (no path, no wildcard)`,
+      );
   }
   return {
     bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024),
@@ -393,7 +440,8 @@ export const DEFAULT_VPA_PATTERN = '^[A-Za-z0-9._-]{2,256}@[A-Za-z][A-Za-z0-9]{1
 function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): BankConfig[] {
   const raw = env.BANKS;
   if (raw === undefined || raw === '') {
-    if (mode === 'production') throw new ConfigError('BANKS', 'required in production (a JSON array of bank connectors)');
+    if (mode === 'production')
+      throw new ConfigError('BANKS', 'required in production (a JSON array of bank connectors)');
     // Development and test: two simulated acquiring banks, so routing fallback has somewhere to go.
     // The embedded simulator is served by this very process: call it on our own listener, never
     // through PUBLIC_URL. That is the address clients use, often a WAF gateway in front of us,
@@ -416,12 +464,19 @@ function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): B
   return parsed.map((b, i) => {
     const o = b as Record<string, unknown>;
     for (const k of ['code', 'connector', 'url', ...(typeof o.secret_name === 'string' ? [] : ['secret'])]) {
-      if (typeof o[k] !== 'string' || o[k] === '') throw new ConfigError('BANKS', `entry ${i} needs a string "${k}"${k === 'secret' ? ' (or "secret_name")' : ''}`);
+      if (typeof o[k] !== 'string' || o[k] === '')
+        throw new ConfigError(
+          'BANKS',
+          `entry ${i} needs a string "${k}"${k === 'secret' ? ' (or "secret_name")' : ''}`,
+        );
     }
-    if (typeof o.secret_name === 'string' && !/^[A-Z][A-Z0-9_]{0,127}$/.test(o.secret_name)) throw new ConfigError('BANKS', `entry ${i}: secret_name must be A-Z, 0-9, _`);
+    if (typeof o.secret_name === 'string' && !/^[A-Z][A-Z0-9_]{0,127}$/.test(o.secret_name))
+      throw new ConfigError('BANKS', `entry ${i}: secret_name must be A-Z, 0-9, _`);
     // PCI DSS 4.2.1: bank traffic crosses public networks; certificates are always verified.
-    if (mode === 'production' && !/^https:\/\//.test(o.url as string)) throw new ConfigError('BANKS', `entry ${i}: url must be https:// in production`);
-    if (!/^[A-Z0-9_]{2,20}$/.test(o.code as string)) throw new ConfigError('BANKS', `entry ${i}: code must be A-Z, 0-9, _`);
+    if (mode === 'production' && !/^https:\/\//.test(o.url as string))
+      throw new ConfigError('BANKS', `entry ${i}: url must be https:// in production`);
+    if (!/^[A-Z0-9_]{2,20}$/.test(o.code as string))
+      throw new ConfigError('BANKS', `entry ${i}: code must be A-Z, 0-9, _`);
     try {
       new URL(o.url as string);
     } catch {
@@ -446,13 +501,24 @@ function parseKeyBytes(env: Env, name: string): Buffer | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const v = raw.trim();
-  const key = /^(?:[0-9a-fA-F]{2})+$/.test(v) ? Buffer.from(v, 'hex') : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) ? Buffer.from(v, 'base64') : undefined;
+  const key = /^(?:[0-9a-fA-F]{2})+$/.test(v)
+    ? Buffer.from(v, 'hex')
+    : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v)
+      ? Buffer.from(v, 'base64')
+      : undefined;
   if (!key || key.length < 32) throw new ConfigError(name, 'must be 32 or more random bytes, hex or base64');
   return key;
 }
 
 /** Settings that hold a secret and may instead be read from a file: NAME_FILE=/path (a Kubernetes Secret volume). */
-export const FILE_SETTINGS = ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'MFA_ENCRYPTION_KEY', 'REWARDS_CUSTOMER_KEY', 'BANKS'] as const;
+export const FILE_SETTINGS = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'AUDIT_SIGNING_KEY',
+  'MFA_ENCRYPTION_KEY',
+  'REWARDS_CUSTOMER_KEY',
+  'BANKS',
+] as const;
 
 /** env with every NAME_FILE of FILE_SETTINGS replaced by the file's content (trailing newline dropped). */
 export function readSettingFiles(env: Env): Env {
@@ -464,7 +530,10 @@ export function readSettingFiles(env: Env): Env {
     try {
       out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (e) {
-      throw new ConfigError(`${name}_FILE`, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new ConfigError(
+        `${name}_FILE`,
+        `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
     if (!out[name]) throw new ConfigError(`${name}_FILE`, `${file} is empty`);
   }
@@ -496,7 +565,8 @@ export function loadConfig(rawEnv: Env = process.env): Config {
   const embeddedBankSim = mode !== 'production' && str(env, 'EMBEDDED_BANK_SIM', 'true') !== 'false';
   // The dev secret is not a secret: it only ever signs traffic between Tillpoint and its own simulator.
   // Where this process itself listens (a wildcard address is reached on loopback).
-  const selfHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const selfHost =
+    host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const banks = parseBanks(env, mode, `${tlsScheme(env)}://${selfHost}:${port}`, 'dev-only-simulator-secret');
   const fallback = str(env, 'BANK_FALLBACK_ORDER', banks.map((b) => b.code).join(','))
     .split(',')
@@ -536,7 +606,11 @@ export function loadConfig(rawEnv: Env = process.env): Config {
       vpaPattern,
     },
     callbacks: { maxAgeSeconds: int(env, 'CALLBACK_MAX_AGE_SECONDS', 300, 1, 3600) },
-    worker: { intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10), batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000), leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 10, 2, 300) },
+    worker: {
+      intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10),
+      batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000),
+      leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 10, 2, 300),
+    },
     lifecycle: {
       shutdownTimeoutSeconds: int(env, 'SHUTDOWN_TIMEOUT_SECONDS', 25, 1, 600),
       shutdownDelaySeconds: int(env, 'SHUTDOWN_DELAY_SECONDS', 0, 0, 120),

@@ -24,8 +24,14 @@ test('parameterised statements are prepared once per connection', async (t) => {
   try {
     const sql = 'SELECT $1::int + 1 AS v';
     for (let i = 0; i < 3; i++) assert.equal((await db.query<{ v: number }>(sql, [i])).rows[0].v, i + 1);
-    const r = await db.query<{ statement: string }>(`SELECT statement FROM pg_prepared_statements WHERE name LIKE 'tp\\_%'`);
-    assert.deepEqual(r.rows.map((x) => x.statement), [sql], 'prepared once, under one name');
+    const r = await db.query<{ statement: string }>(
+      `SELECT statement FROM pg_prepared_statements WHERE name LIKE 'tp\\_%'`,
+    );
+    assert.deepEqual(
+      r.rows.map((x) => x.statement),
+      [sql],
+      'prepared once, under one name',
+    );
   } finally {
     await db.close();
     await base.close();
@@ -48,7 +54,10 @@ test('a column added under a prepared SELECT * is survived, outside and inside a
     await raw.query({ name: 'raw_widgets', text: sql, values: [1] });
 
     await base.exec('ALTER TABLE widgets ADD COLUMN colour text');
-    await assert.rejects(raw.query({ name: 'raw_widgets', text: sql, values: [1] }), /cached plan must not change result type/);
+    await assert.rejects(
+      raw.query({ name: 'raw_widgets', text: sql, values: [1] }),
+      /cached plan must not change result type/,
+    );
     await raw.end();
 
     assert.deepEqual((await db.query(sql, [1])).rows, [{ id: 1, name: 'one', colour: null }]);

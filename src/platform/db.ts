@@ -246,7 +246,8 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     lock = await embedded.acquireLock(opts.dataDir, command, mode === 'serve');
   } catch (e) {
     // A server took the directory between the look above and now: work through it.
-    if (mode === 'use' && e instanceof embedded.EmbeddedDbBusyError && e.holder.server) return embedded.connectToOwner(opts.dataDir, e.holder);
+    if (mode === 'use' && e instanceof embedded.EmbeddedDbBusyError && e.holder.server)
+      return embedded.connectToOwner(opts.dataDir, e.holder);
     throw e;
   }
   let db: Db;
@@ -256,11 +257,14 @@ export async function openDb(opts: OpenDbOptions): Promise<Db> {
     lock.release();
     throw e;
   }
-  const admin = mode === 'serve' ? await embedded.serveAdminSocket(db, opts.dataDir).catch(async (e) => {
-    await db.close();
-    lock.release();
-    throw e;
-  }) : undefined;
+  const admin =
+    mode === 'serve'
+      ? await embedded.serveAdminSocket(db, opts.dataDir).catch(async (e) => {
+          await db.close();
+          lock.release();
+          throw e;
+        })
+      : undefined;
   if (admin) lock.setSocket(admin.socket);
   return {
     ...db,

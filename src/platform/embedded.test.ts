@@ -4,21 +4,44 @@ import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPgliteDb } from './db.ts';
-import { acquireLock, connectToOwner, EmbeddedDbBusyError, LOCK_FILE, lockHolderAlive, readLock, serveAdminSocket, type LockInfo } from './embedded.ts';
+import {
+  acquireLock,
+  connectToOwner,
+  EmbeddedDbBusyError,
+  LOCK_FILE,
+  lockHolderAlive,
+  readLock,
+  serveAdminSocket,
+  type LockInfo,
+} from './embedded.ts';
 
 // The lock that gives an embedded data directory one owner, and the admin socket through which
 // other processes use the owner's database (src/platform/embedded.ts). Across real processes:
 // test/embedded.test.ts.
 
 const dir = () => mkdtempSync(join(tmpdir(), 'tp-lock-'));
-const lockOf = (pid: number, extra: Partial<LockInfo> = {}): LockInfo => ({ pid, proc_start: null, command: 'serve --role all', started_at: new Date().toISOString(), server: true, socket: null, ...extra });
+const lockOf = (pid: number, extra: Partial<LockInfo> = {}): LockInfo => ({
+  pid,
+  proc_start: null,
+  command: 'serve --role all',
+  started_at: new Date().toISOString(),
+  server: true,
+  socket: null,
+  ...extra,
+});
 
 describe('the data directory lock', () => {
   test('refuses while the owner lives, naming its PID; released on close', async () => {
     const d = dir();
     writeFileSync(join(d, LOCK_FILE), JSON.stringify(lockOf(process.ppid))); // our parent: alive, not us
-    await assert.rejects(acquireLock(d, 'ledger verify', false), (e: unknown) => e instanceof EmbeddedDbBusyError && e.message.includes(`in use by process ${process.ppid}`) && /Only one server/.test(e.message));
-    assert.equal(readLock(d)!.pid, process.ppid, 'the live owner\'s lock is untouched');
+    await assert.rejects(
+      acquireLock(d, 'ledger verify', false),
+      (e: unknown) =>
+        e instanceof EmbeddedDbBusyError &&
+        e.message.includes(`in use by process ${process.ppid}`) &&
+        /Only one server/.test(e.message),
+    );
+    assert.equal(readLock(d)!.pid, process.ppid, "the live owner's lock is untouched");
   });
 
   test('a lock whose process is gone, or whose PID now belongs to another process, is taken over', async () => {
@@ -51,7 +74,7 @@ describe('the data directory lock', () => {
 });
 
 describe('the admin socket', () => {
-  test('statements and transactions run on the owner\'s database; values keep their types; errors keep their SQLSTATE', async () => {
+  test("statements and transactions run on the owner's database; values keep their types; errors keep their SQLSTATE", async () => {
     const d = dir();
     const owner = await createPgliteDb();
     const lock = await acquireLock(d, 'serve --role all', true);
@@ -61,7 +84,12 @@ describe('the admin socket', () => {
     try {
       await client.exec(`CREATE TABLE t (id int PRIMARY KEY, b bytea, at timestamptz, j jsonb, n bigint)`);
       const at = new Date('2026-01-02T03:04:05.678Z');
-      await client.query(`INSERT INTO t VALUES (1, $1, $2, $3, $4)`, [Buffer.from([0, 1, 255]), at, JSON.stringify({ a: [1, 'x'] }), 9_007_199_254_740_991]);
+      await client.query(`INSERT INTO t VALUES (1, $1, $2, $3, $4)`, [
+        Buffer.from([0, 1, 255]),
+        at,
+        JSON.stringify({ a: [1, 'x'] }),
+        9_007_199_254_740_991,
+      ]);
       const row = (await owner.query<any>(`SELECT * FROM t`)).rows[0];
       assert.deepEqual([...row.b], [0, 1, 255]);
       const back = (await client.query<any>(`SELECT * FROM t`)).rows[0];
@@ -70,15 +98,24 @@ describe('the admin socket', () => {
       assert.deepEqual(back.j, { a: [1, 'x'] });
       assert.equal(back.n, 9_007_199_254_740_991);
 
-      await assert.rejects(client.query(`INSERT INTO t (id) VALUES (1)`), (e: any) => e.code === '23505' && e.constraint === 't_pkey');
+      await assert.rejects(
+        client.query(`INSERT INTO t (id) VALUES (1)`),
+        (e: any) => e.code === '23505' && e.constraint === 't_pkey',
+      );
 
       // Committed work is the owner's at once; a failed transaction leaves nothing.
       assert.equal(await client.tx(async (tx) => (await tx.query(`INSERT INTO t (id) VALUES (2)`)).rowCount), 1);
-      await assert.rejects(client.tx(async (tx) => {
-        await tx.query(`INSERT INTO t (id) VALUES (3)`);
-        throw new Error('changed my mind');
-      }), /changed my mind/);
-      assert.deepEqual((await owner.query<{ id: number }>(`SELECT id FROM t ORDER BY id`)).rows.map((r) => r.id), [1, 2]);
+      await assert.rejects(
+        client.tx(async (tx) => {
+          await tx.query(`INSERT INTO t (id) VALUES (3)`);
+          throw new Error('changed my mind');
+        }),
+        /changed my mind/,
+      );
+      assert.deepEqual(
+        (await owner.query<{ id: number }>(`SELECT id FROM t ORDER BY id`)).rows.map((r) => r.id),
+        [1, 2],
+      );
 
       // The owner's own work waits for a command's open transaction, and goes on after it.
       let release!: () => void;
@@ -91,7 +128,10 @@ describe('the admin socket', () => {
       release();
       await held;
       await ownerWrite;
-      assert.deepEqual((await owner.query<{ id: number }>(`SELECT id FROM t ORDER BY id`)).rows.map((r) => r.id), [1, 2, 4, 5]);
+      assert.deepEqual(
+        (await owner.query<{ id: number }>(`SELECT id FROM t ORDER BY id`)).rows.map((r) => r.id),
+        [1, 2, 4, 5],
+      );
     } finally {
       await client.close();
       await admin.close();

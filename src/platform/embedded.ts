@@ -1,4 +1,18 @@
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -55,7 +69,9 @@ export class EmbeddedDbBusyError extends Error {
     super(
       `the embedded database in ${dataDir} is in use by process ${holder.pid} (tillpoint ${holder.command}, since ${holder.started_at}). ` +
         (server
-          ? 'Only one server may run on a data directory: stop that one first (kill ' + holder.pid + '), or give this one another TILLPOINT_DATA_DIR, or use PostgreSQL (DATABASE_URL).'
+          ? 'Only one server may run on a data directory: stop that one first (kill ' +
+            holder.pid +
+            '), or give this one another TILLPOINT_DATA_DIR, or use PostgreSQL (DATABASE_URL).'
           : 'Wait for that command to finish, then run this again.'),
     );
     this.name = 'EmbeddedDbBusyError';
@@ -128,12 +144,23 @@ function writeLockFile(path: string, info: LockInfo, exclusive: boolean) {
  * owner. Returns a release function (also run at process exit; a SIGKILLed owner leaves a stale
  * lock, which the next process takes over).
  */
-export async function acquireLock(dataDir: string, command: string, server: boolean): Promise<{ info: LockInfo; release(): void; setSocket(socket: string): void }> {
+export async function acquireLock(
+  dataDir: string,
+  command: string,
+  server: boolean,
+): Promise<{ info: LockInfo; release(): void; setSocket(socket: string): void }> {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
   const key = resolve(path);
   if (heldHere.has(key)) throw new EmbeddedDbBusyError(dataDir, { ...readLock(dataDir)!, pid: process.pid });
-  const info: LockInfo = { pid: process.pid, proc_start: procStart(process.pid), command, started_at: new Date().toISOString(), server, socket: null };
+  const info: LockInfo = {
+    pid: process.pid,
+    proc_start: procStart(process.pid),
+    command,
+    started_at: new Date().toISOString(),
+    server,
+    socket: null,
+  };
   for (let attempt = 0; ; attempt++) {
     try {
       writeLockFile(path, info, true);
@@ -350,8 +377,14 @@ export async function serveAdminSocket(db: Db, dataDir: string): Promise<AdminSe
             begun(t);
             if (!(await decided)) throw new RemoteRollback();
           });
-          const failed = done.then(() => null, (e) => e);
-          const t = await Promise.race([started, failed.then((e) => Promise.reject(e ?? new Error('transaction ended')))]);
+          const failed = done.then(
+            () => null,
+            (e) => e,
+          );
+          const t = await Promise.race([
+            started,
+            failed.then((e) => Promise.reject(e ?? new Error('transaction ended'))),
+          ]);
           tx = { t, finish, done: done.catch((e) => (e instanceof RemoteRollback ? undefined : Promise.reject(e))) };
           armIdle();
           return { ok: true };
@@ -486,8 +519,14 @@ export async function connectToOwner(dataDir: string, owner: LockInfo): Promise<
   const deadline = Date.now() + CONNECT_WAIT_MS;
   let lock = owner;
   while (!lock.socket || !(await reachable(lock.socket))) {
-    if (!lockHolderAlive(lock)) throw new Error(`the tillpoint server (process ${lock.pid}) that owned ${dataDir} has stopped; run the command again`);
-    if (Date.now() > deadline) throw new Error(`the tillpoint server (process ${lock.pid}) does not answer on ${lock.socket}; is it still starting?`);
+    if (!lockHolderAlive(lock))
+      throw new Error(
+        `the tillpoint server (process ${lock.pid}) that owned ${dataDir} has stopped; run the command again`,
+      );
+    if (Date.now() > deadline)
+      throw new Error(
+        `the tillpoint server (process ${lock.pid}) does not answer on ${lock.socket}; is it still starting?`,
+      );
     await sleep(200);
     const now = readLock(dataDir);
     if (now && now.pid === owner.pid) lock = now; // the socket is written into the lock once it listens
@@ -497,7 +536,9 @@ export async function connectToOwner(dataDir: string, owner: LockInfo): Promise<
   try {
     token = readFileSync(tokenFile, 'utf8').trim();
   } catch (e) {
-    throw new Error(`cannot read ${tokenFile} (${(e as NodeJS.ErrnoException).code}): run this command as the user that runs the server`);
+    throw new Error(
+      `cannot read ${tokenFile} (${(e as NodeJS.ErrnoException).code}): run this command as the user that runs the server`,
+    );
   }
   const socketPath = lock.socket;
   const main = new Session(socketPath, token);
@@ -542,4 +583,8 @@ export async function connectToOwner(dataDir: string, owner: LockInfo): Promise<
 }
 
 /** Where a server's admin socket and token live (for docs and tests). */
-export const adminPaths = (dataDir: string) => ({ dir: join(dataDir, ADMIN_DIR), token: join(dataDir, ADMIN_DIR, TOKEN_FILE), socket: join(dataDir, ADMIN_DIR, SOCKET_FILE) });
+export const adminPaths = (dataDir: string) => ({
+  dir: join(dataDir, ADMIN_DIR),
+  token: join(dataDir, ADMIN_DIR, TOKEN_FILE),
+  socket: join(dataDir, ADMIN_DIR, SOCKET_FILE),
+});

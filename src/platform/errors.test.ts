@@ -8,10 +8,20 @@ import { fromDatabaseError } from './errors.ts';
 test('PostgreSQL refusing a NUL (22021 in text, 22P05 in jsonb) maps to invalid_characters', async () => {
   const db = await createTestDb();
   try {
-    for (const [sql, param] of [[`SELECT $1::text AS v`, 'a\u0000b'], [`SELECT $1::jsonb AS v`, '{"a":"x\\u0000y"}']] as const) {
-      const e = await db.query(sql, [param]).then(() => undefined, (err: unknown) => err);
+    for (const [sql, param] of [
+      [`SELECT $1::text AS v`, 'a\u0000b'],
+      [`SELECT $1::jsonb AS v`, '{"a":"x\\u0000y"}'],
+    ] as const) {
+      const e = await db.query(sql, [param]).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       assert.ok(e, `${sql} refused`);
-      assert.equal(fromDatabaseError(e)?.code, 'invalid_characters', `${sql}: SQLSTATE ${(e as { code?: string }).code}`);
+      assert.equal(
+        fromDatabaseError(e)?.code,
+        'invalid_characters',
+        `${sql}: SQLSTATE ${(e as { code?: string }).code}`,
+      );
     }
   } finally {
     await db.close();

@@ -91,15 +91,29 @@ export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 export function isDatabaseUnavailable(e: unknown): boolean {
   const code = (e as { code?: string } | null)?.code;
   if (typeof code === 'string') {
-    return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code === 'ECONNREFUSED' || code === 'ECONNRESET';
+    return (
+      code.startsWith('08') ||
+      code === '57P01' ||
+      code === '57P02' ||
+      code === '57P03' ||
+      code === '53300' ||
+      code === 'ECONNREFUSED' ||
+      code === 'ECONNRESET'
+    );
   }
   // node-postgres' own errors when the server goes away carry no code.
   const msg = (e as Error | null)?.message;
-  return typeof msg === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(msg);
+  return (
+    typeof msg === 'string' &&
+    /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(
+      msg,
+    )
+  );
 }
 
 export function fromDatabaseError(e: unknown): AppError | undefined {
-  if (isDatabaseUnavailable(e)) return new AppError('service_unavailable', 'The service is briefly unavailable; send the request again');
+  if (isDatabaseUnavailable(e))
+    return new AppError('service_unavailable', 'The service is briefly unavailable; send the request again');
   const code = (e as { code?: string } | null)?.code;
   if (typeof code !== 'string') return undefined;
   switch (code) {

@@ -27,7 +27,10 @@ function num(env: Env, name: string, dflt: number, min: number, max: number, int
   if (raw === undefined || raw === '') return dflt;
   const v = Number(raw);
   if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    throw new ConfigError(name, `must be ${integer ? 'an integer' : 'a number'} between ${min} and ${max}, got "${raw}"`);
+    throw new ConfigError(
+      name,
+      `must be ${integer ? 'an integer' : 'a number'} between ${min} and ${max}, got "${raw}"`,
+    );
   }
   return v;
 }
@@ -52,7 +55,8 @@ export function parseKeysConfig(env: Env, mode: Mode, dataDir: string): KeysConf
   if (provider === 'aws-kms') {
     const keyId = env.AWS_KMS_KEY_ID;
     const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-    if (!keyId) throw new ConfigError('AWS_KMS_KEY_ID', 'required with KMS_PROVIDER=aws-kms (key id, key ARN or alias)');
+    if (!keyId)
+      throw new ConfigError('AWS_KMS_KEY_ID', 'required with KMS_PROVIDER=aws-kms (key id, key ARN or alias)');
     if (!region) throw new ConfigError('AWS_REGION', 'required with KMS_PROVIDER=aws-kms');
     cfg.aws = { keyId, region, endpoint: env.AWS_KMS_ENDPOINT || undefined };
   }
@@ -65,7 +69,8 @@ export function parseKeysConfig(env: Env, mode: Mode, dataDir: string): KeysConf
     } catch {
       throw new ConfigError('VAULT_ADDR', 'is not a URL');
     }
-    if (mode === 'production' && u.protocol !== 'https:') throw new ConfigError('VAULT_ADDR', 'must be https:// in production');
+    if (mode === 'production' && u.protocol !== 'https:')
+      throw new ConfigError('VAULT_ADDR', 'must be https:// in production');
     cfg.vault = {
       address,
       keyName: env.VAULT_TRANSIT_KEY || 'tillpoint',

@@ -9,11 +9,24 @@ const PHONE = '9876543210';
 test('redaction: sensitive keys at any depth, sensitive values inside free text and error messages', () => {
   const lines: string[] = [];
   const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
-  log.info({ a: { b: { c: { payer_vpa: VPA, account_number: '000123456789', nested: [{ card_number: PAN, cvv: '123' }] } } } }, 'deep');
-  log.info({ note: `customer ${VPA} paid with ${PAN.replace(/(\d{4})/g, '$1 ').trim()} and called from +91 ${PHONE}` }, 'values in text');
+  log.info(
+    { a: { b: { c: { payer_vpa: VPA, account_number: '000123456789', nested: [{ card_number: PAN, cvv: '123' }] } } } },
+    'deep',
+  );
+  log.info(
+    { note: `customer ${VPA} paid with ${PAN.replace(/(\d{4})/g, '$1 ').trim()} and called from +91 ${PHONE}` },
+    'values in text',
+  );
   log.warn(`late success for ${VPA}, card ${PAN}`);
   log.error({ err: new Error(`bank refused ${VPA}`) }, 'error objects');
-  log.info({ headers: { 'x-vault-token': 'hvs.secret', authorization: 'Bearer tp_abc' }, keyring: '{"keys":[]}', plaintext: 'x' }, 'secrets');
+  log.info(
+    {
+      headers: { 'x-vault-token': 'hvs.secret', authorization: 'Bearer tp_abc' },
+      keyring: '{"keys":[]}',
+      plaintext: 'x',
+    },
+    'secrets',
+  );
   const all = lines.join('');
   for (const raw of [VPA, PAN, '4111 1111 1111 1111', PHONE, '000123456789', 'hvs.secret', 'tp_abc', '"cvv":"123"']) {
     assert.ok(!all.includes(raw), `log output carries ${raw}:\n${all}`);
@@ -23,7 +36,7 @@ test('redaction: sensitive keys at any depth, sensitive values inside free text 
   assert.match(all, /\*{6}3210/);
 });
 
-test('redaction covers sensitive keys in a child logger\'s bindings as well as in each line', () => {
+test("redaction covers sensitive keys in a child logger's bindings as well as in each line", () => {
   const lines: string[] = [];
   const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
   log.child({ payer_vpa: VPA, phone: PHONE, request_id: 'req_1' }).info({ session: { token: 'tok_secret' } }, 'child');

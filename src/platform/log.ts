@@ -112,7 +112,12 @@ export function redactDeep(v: unknown, depth = 0): unknown {
   if (v === null || typeof v !== 'object' || depth > MAX_DEPTH) return v;
   if (v instanceof Error) {
     const e = v as Error & { code?: unknown };
-    return { type: e.name, message: scrubText(e.message), ...(e.code !== undefined ? { code: e.code } : {}), ...(e.stack ? { stack: scrubText(e.stack) } : {}) };
+    return {
+      type: e.name,
+      message: scrubText(e.message),
+      ...(e.code !== undefined ? { code: e.code } : {}),
+      ...(e.stack ? { stack: scrubText(e.stack) } : {}),
+    };
   }
   if (Array.isArray(v)) return v.map((x) => redactDeep(x, depth + 1));
   if (v instanceof Date || Buffer.isBuffer(v)) return v;
@@ -141,7 +146,10 @@ export function createLogger(opts: { level?: string; destination?: pino.Destinat
       level: opts.level ?? 'info',
       base: { service: 'tillpoint' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACTED_KEYS.map((k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`)), censor: '[redacted]' },
+      redact: {
+        paths: REDACTED_KEYS.map((k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`)),
+        censor: '[redacted]',
+      },
       formatters: {
         level: (label) => ({ level: label }),
         log: (obj) => redactDeep(obj) as Record<string, unknown>,

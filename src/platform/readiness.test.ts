@@ -5,7 +5,18 @@ import { fromDatabaseError, isDatabaseUnavailable } from './errors.ts';
 
 test('readiness: every check must pass; draining wins; a hung check counts as failed; nothing is latched', async () => {
   let dbUp = true;
-  const r = createReadiness({ timeoutMs: 100, checks: [{ name: 'database', check: async () => { if (!dbUp) throw new Error('ECONNREFUSED'); return true; } }] });
+  const r = createReadiness({
+    timeoutMs: 100,
+    checks: [
+      {
+        name: 'database',
+        check: async () => {
+          if (!dbUp) throw new Error('ECONNREFUSED');
+          return true;
+        },
+      },
+    ],
+  });
   assert.deepEqual(await r.status(), { ready: true, draining: false, checks: { database: 'ok' } });
   dbUp = false;
   assert.deepEqual(await r.status(), { ready: false, draining: false, checks: { database: 'failed' } });

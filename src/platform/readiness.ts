@@ -51,7 +51,18 @@ export function createReadiness(opts: { checks?: ReadinessCheck[]; timeoutMs?: n
     },
     async status() {
       const results = await Promise.all(
-        checks.map(async (c) => [c.name, (await within(Promise.resolve().then(() => c.check()), timeoutMs).catch(() => false)) ? 'ok' : 'failed'] as const),
+        checks.map(
+          async (c) =>
+            [
+              c.name,
+              (await within(
+                Promise.resolve().then(() => c.check()),
+                timeoutMs,
+              ).catch(() => false))
+                ? 'ok'
+                : 'failed',
+            ] as const,
+        ),
       );
       const byName = Object.fromEntries(results) as Record<string, 'ok' | 'failed'>;
       return { ready: !draining && results.every(([, r]) => r === 'ok'), draining, checks: byName };

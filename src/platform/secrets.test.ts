@@ -6,7 +6,14 @@ import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, renameSync, utimesS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createAwsSecretsManager, createEnvSecrets, createFileSecrets, createSecretStore, bindBankSecrets, parseSecretsConfig } from './secrets.ts';
+import {
+  createAwsSecretsManager,
+  createEnvSecrets,
+  createFileSecrets,
+  createSecretStore,
+  bindBankSecrets,
+  parseSecretsConfig,
+} from './secrets.ts';
 import { ConfigError, type BankConfig } from './config.ts';
 import { checkSignature, signRequest } from './signing.ts';
 
@@ -49,7 +56,10 @@ test('Kubernetes-mounted secrets: read through the ..data symlink, a swapped vol
   utimesSync(join(v2, 'DATABASE_PASSWORD'), old, old);
   await store.refresh();
   assert.deepEqual(s.verifying(), ['pw-2']);
-  await assert.rejects(store.watch('NOT_THERE', 'SOME_SETTING'), (e: Error) => e instanceof ConfigError && /SOME_SETTING/.test(e.message) && /NOT_THERE is not set/.test(e.message));
+  await assert.rejects(
+    store.watch('NOT_THERE', 'SOME_SETTING'),
+    (e: Error) => e instanceof ConfigError && /SOME_SETTING/.test(e.message) && /NOT_THERE is not set/.test(e.message),
+  );
 });
 
 // AWS Secrets Manager cannot run here: a local server that answers GetSecretValue in the
@@ -70,13 +80,21 @@ function fakeSecretsManager(secrets: Record<string, { stages: Record<string, { v
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify(b));
       };
-      if (req.headers['content-type'] !== 'application/x-amz-json-1.1' || !/\/secretsmanager\/aws4_request, SignedHeaders=[a-z;-]*x-amz-target/.test(auth)) {
+      if (
+        req.headers['content-type'] !== 'application/x-amz-json-1.1' ||
+        !/\/secretsmanager\/aws4_request, SignedHeaders=[a-z;-]*x-amz-target/.test(auth)
+      ) {
         return reply(400, { __type: 'InvalidSignatureException', message: 'signature' });
       }
-      if (target !== 'secretsmanager.GetSecretValue') return reply(400, { __type: 'UnknownOperationException', message: target });
+      if (target !== 'secretsmanager.GetSecretValue')
+        return reply(400, { __type: 'UnknownOperationException', message: target });
       const s = secrets[String(body.SecretId)];
       const stage = s?.stages[String(body.VersionStage ?? 'AWSCURRENT')];
-      if (!stage) return reply(400, { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." });
+      if (!stage)
+        return reply(400, {
+          __type: 'ResourceNotFoundException',
+          message: "Secrets Manager can't find the specified secret.",
+        });
       return reply(200, {
         ARN: `arn:aws:secretsmanager:ap-south-1:111122223333:secret:${body.SecretId}-AbCdEf`,
         Name: body.SecretId,
@@ -105,9 +123,20 @@ test('AWS Secrets Manager adapter: AWSCURRENT and AWSPREVIOUS in the documented 
   });
   const endpoint = await sm.listen();
   try {
-    const provider = createAwsSecretsManager({ region: 'ap-south-1', endpoint, prefix: 'tillpoint/', credentials: () => ({ accessKeyId: 'AKID', secretAccessKey: 'x' }) });
+    const provider = createAwsSecretsManager({
+      region: 'ap-south-1',
+      endpoint,
+      prefix: 'tillpoint/',
+      credentials: () => ({ accessKeyId: 'AKID', secretAccessKey: 'x' }),
+    });
     const store = createSecretStore(provider, { refreshMs: 60_000, overlapMs: 3_600_000 });
-    const bank: BankConfig = { code: 'AXIS', connector: 'simbank', url: 'https://psp.example', secret: '', secretName: 'BANK_AXIS_SECRET' };
+    const bank: BankConfig = {
+      code: 'AXIS',
+      connector: 'simbank',
+      url: 'https://psp.example',
+      secret: '',
+      secretName: 'BANK_AXIS_SECRET',
+    };
     await bindBankSecrets([bank], store);
     assert.equal(bank.secret, 'axis-secret-1');
     assert.equal(bank.previousSecret, undefined);
@@ -125,15 +154,25 @@ test('AWS Secrets Manager adapter: AWSCURRENT and AWSPREVIOUS in the documented 
     assert.equal(bank.previousSecret, 'axis-secret-1');
     // During the overlap a callback the bank signed with the old secret still verifies…
     const secrets = bank.previousSecret ? [bank.secret, bank.previousSecret] : [bank.secret];
-    assert.equal(checkSignature({ secrets, headers: signedByBankWithOld, rawBody: '{"a":1}', maxAgeSeconds: 300 }).ok, true);
+    assert.equal(
+      checkSignature({ secrets, headers: signedByBankWithOld, rawBody: '{"a":1}', maxAgeSeconds: 300 }).ok,
+      true,
+    );
     // …and once the overlap is over it does not.
     sm.secrets['tillpoint/BANK_AXIS_SECRET'].stages.AWSCURRENT.created = now - 7200;
     await store.refresh();
     assert.equal(bank.previousSecret, undefined);
-    assert.equal(checkSignature({ secrets: [bank.secret], headers: signedByBankWithOld, rawBody: '{"a":1}', maxAgeSeconds: 300 }).ok, false);
+    assert.equal(
+      checkSignature({ secrets: [bank.secret], headers: signedByBankWithOld, rawBody: '{"a":1}', maxAgeSeconds: 300 })
+        .ok,
+      false,
+    );
 
     const missing = createSecretStore(provider, { refreshMs: 60_000, overlapMs: 0 });
-    await assert.rejects(bindBankSecrets([{ ...bank, secretName: 'BANK_NOPE_SECRET' }], missing), /BANKS\[AXIS\]\.secret_name: secret BANK_NOPE_SECRET is not set in aws-secrets-manager/);
+    await assert.rejects(
+      bindBankSecrets([{ ...bank, secretName: 'BANK_NOPE_SECRET' }], missing),
+      /BANKS\[AXIS\]\.secret_name: secret BANK_NOPE_SECRET is not set in aws-secrets-manager/,
+    );
   } finally {
     sm.server.close();
   }

@@ -43,7 +43,8 @@ type Env = Record<string, string | undefined>;
 const NAME_RE = /^[A-Z][A-Z0-9_]{0,127}$/;
 
 export function checkSecretName(setting: string, name: string): string {
-  if (!NAME_RE.test(name)) throw new ConfigError(setting, `"${name}" is not a secret name (A-Z, 0-9, _; starting with a letter)`);
+  if (!NAME_RE.test(name))
+    throw new ConfigError(setting, `"${name}" is not a secret name (A-Z, 0-9, _; starting with a letter)`);
   return name;
 }
 
@@ -56,11 +57,13 @@ export function parseSecretsConfig(env: Env): SecretsConfig {
     const raw = env[name];
     if (raw === undefined || raw === '') return dflt;
     const v = Number(raw);
-    if (!/^\d+$/.test(raw) || v < min || v > max) throw new ConfigError(name, `must be an integer between ${min} and ${max}, got "${raw}"`);
+    if (!/^\d+$/.test(raw) || v < min || v > max)
+      throw new ConfigError(name, `must be an integer between ${min} and ${max}, got "${raw}"`);
     return v;
   };
   const awsRegion = env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined;
-  if (provider === 'aws-secrets-manager' && !awsRegion) throw new ConfigError('AWS_REGION', 'required with SECRETS_PROVIDER=aws-secrets-manager');
+  if (provider === 'aws-secrets-manager' && !awsRegion)
+    throw new ConfigError('AWS_REGION', 'required with SECRETS_PROVIDER=aws-secrets-manager');
   const awsEndpoint = env.AWS_SECRETS_MANAGER_ENDPOINT || undefined;
   if (awsEndpoint) {
     try {
@@ -155,7 +158,8 @@ export function createAwsSecretsManager(o: {
       throw new Error(`secrets manager: ${e instanceof AwsError ? `${e.type} for ${id}` : 'unreachable'}`);
     }
   }
-  const text = (r: GetSecretValueResponse) => r.SecretString ?? (r.SecretBinary ? Buffer.from(r.SecretBinary, 'base64').toString('utf8') : '');
+  const text = (r: GetSecretValueResponse) =>
+    r.SecretString ?? (r.SecretBinary ? Buffer.from(r.SecretBinary, 'base64').toString('utf8') : '');
   return {
     kind: 'aws-secrets-manager',
     async get(name) {
@@ -163,7 +167,11 @@ export function createAwsSecretsManager(o: {
       const cur = await stage(id, 'AWSCURRENT');
       if (!cur || !text(cur)) return undefined;
       const prev = await stage(id, 'AWSPREVIOUS');
-      return { current: text(cur), previous: prev && prev.VersionId !== cur.VersionId ? text(prev) || undefined : undefined, rotatedAt: new Date(cur.CreatedDate * 1000) };
+      return {
+        current: text(cur),
+        previous: prev && prev.VersionId !== cur.VersionId ? text(prev) || undefined : undefined,
+        rotatedAt: new Date(cur.CreatedDate * 1000),
+      };
     },
   };
 }
@@ -175,7 +183,12 @@ export function createSecretsProvider(cfg: SecretsConfig, env: Env = process.env
     case 'files':
       return createFileSecrets(cfg.dir);
     case 'aws-secrets-manager':
-      return createAwsSecretsManager({ region: cfg.awsRegion!, endpoint: cfg.awsEndpoint, prefix: cfg.awsPrefix, credentials: awsCredentials(env) });
+      return createAwsSecretsManager({
+        region: cfg.awsRegion!,
+        endpoint: cfg.awsEndpoint,
+        prefix: cfg.awsPrefix,
+        credentials: awsCredentials(env),
+      });
   }
 }
 
@@ -190,12 +203,16 @@ export interface RotatingSecret {
   onChange(fn: () => void): void;
 }
 
-export function createSecretStore(provider: SecretsProvider, opts: { refreshMs: number; overlapMs: number; now?: () => Date; logger?: Logger }) {
+export function createSecretStore(
+  provider: SecretsProvider,
+  opts: { refreshMs: number; overlapMs: number; now?: () => Date; logger?: Logger },
+) {
   const now = opts.now ?? (() => new Date());
   const watched = new Map<string, { value: SecretValue; listeners: (() => void)[] }>();
   let timer: NodeJS.Timeout | undefined;
 
-  const inOverlap = (v: SecretValue) => v.previous !== undefined && (v.rotatedAt === undefined || now().getTime() - v.rotatedAt.getTime() < opts.overlapMs);
+  const inOverlap = (v: SecretValue) =>
+    v.previous !== undefined && (v.rotatedAt === undefined || now().getTime() - v.rotatedAt.getTime() < opts.overlapMs);
 
   async function refresh(): Promise<void> {
     for (const [name, w] of watched) {
@@ -204,7 +221,10 @@ export function createSecretStore(provider: SecretsProvider, opts: { refreshMs: 
         v = await provider.get(name);
       } catch (e) {
         // Keep serving the value we have; a source outage must not stop payments.
-        opts.logger?.warn({ secret: name, err: { type: (e as Error).name } }, 'secret refresh failed; keeping the current value');
+        opts.logger?.warn(
+          { secret: name, err: { type: (e as Error).name } },
+          'secret refresh failed; keeping the current value',
+        );
         continue;
       }
       if (!v) {
@@ -230,7 +250,10 @@ export function createSecretStore(provider: SecretsProvider, opts: { refreshMs: 
         try {
           v = await provider.get(name);
         } catch (e) {
-          throw new ConfigError(setting, `secret ${name} could not be read from ${provider.kind}: ${(e as Error).message}`);
+          throw new ConfigError(
+            setting,
+            `secret ${name} could not be read from ${provider.kind}: ${(e as Error).message}`,
+          );
         }
         if (!v) throw new ConfigError(setting, `secret ${name} is not set in ${provider.kind}`);
         w = { value: v, listeners: [] };
@@ -240,7 +263,8 @@ export function createSecretStore(provider: SecretsProvider, opts: { refreshMs: 
       return {
         name,
         current: () => entry.value.current,
-        verifying: () => (inOverlap(entry.value) ? [entry.value.current, entry.value.previous!] : [entry.value.current]),
+        verifying: () =>
+          inOverlap(entry.value) ? [entry.value.current, entry.value.previous!] : [entry.value.current],
         onChange: (fn) => entry.listeners.push(fn),
       };
     },

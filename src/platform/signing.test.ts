@@ -36,7 +36,11 @@ async function rejectedReasons(db: Db): Promise<string[]> {
   return r.rows.map((x) => x.reason);
 }
 
-async function assertRejected(p: Promise<unknown>, code: 'invalid_signature' | 'replayed_request', reason: RejectReason) {
+async function assertRejected(
+  p: Promise<unknown>,
+  code: 'invalid_signature' | 'replayed_request',
+  reason: RejectReason,
+) {
   await assert.rejects(p, (e: unknown) => {
     assert.ok(e instanceof AppError);
     assert.equal(e.code, code);
@@ -50,7 +54,11 @@ test('signRequest produces the documented header format', () => {
   assert.equal(h['X-Tillpoint-Timestamp'], String(NOW.getTime() / 1000));
   assert.match(h['X-Tillpoint-Nonce'], /^[0-9a-f]{32}$/);
   assert.match(h['X-Tillpoint-Signature'], /^v1=[0-9a-f]{64}$/);
-  assert.notEqual(signRequest('s3cret', BODY, NOW)['X-Tillpoint-Nonce'], h['X-Tillpoint-Nonce'], 'fresh nonce each time');
+  assert.notEqual(
+    signRequest('s3cret', BODY, NOW)['X-Tillpoint-Nonce'],
+    h['X-Tillpoint-Nonce'],
+    'fresh nonce each time',
+  );
 });
 
 test('a good request verifies, with lower-case (Node) header names and Buffer bodies', async () => {
@@ -67,8 +75,14 @@ test('a good request verifies, with lower-case (Node) header names and Buffer bo
 
 test('tampered body is refused and recorded', async () => {
   await withDb(async (db) => {
-    await assertRejected(verifySignedRequest(base(db, { rawBody: BODY.replace('149', '1') })), 'invalid_signature', 'bad_signature');
-    const r = await db.query<{ scope: string; remote_addr: string }>('SELECT scope, remote_addr FROM platform.rejected_calls');
+    await assertRejected(
+      verifySignedRequest(base(db, { rawBody: BODY.replace('149', '1') })),
+      'invalid_signature',
+      'bad_signature',
+    );
+    const r = await db.query<{ scope: string; remote_addr: string }>(
+      'SELECT scope, remote_addr FROM platform.rejected_calls',
+    );
     assert.deepEqual(r.rows, [{ scope: 'bank:TEST', remote_addr: '10.0.0.9' }]);
   });
 });
@@ -91,7 +105,11 @@ test('previous secret is accepted during a rotation overlap, and reported as suc
     assert.equal(r.secretIndex, 1);
     // Once the overlap ends the old secret is refused.
     const again = signRequest('old-secret', BODY, NOW);
-    await assertRejected(verifySignedRequest(base(db, { headers: again, secrets: ['new-secret'] })), 'invalid_signature', 'bad_signature');
+    await assertRejected(
+      verifySignedRequest(base(db, { headers: again, secrets: ['new-secret'] })),
+      'invalid_signature',
+      'bad_signature',
+    );
   });
 });
 
@@ -120,7 +138,9 @@ test('a replayed nonce is refused as replayed_request, per scope', async () => {
 test('concurrent deliveries of one request: exactly one is accepted', async () => {
   await withDb(async (db) => {
     const headers = signRequest('current-secret', BODY, NOW);
-    const results = await Promise.allSettled(Array.from({ length: 5 }, () => verifySignedRequest(base(db, { headers }))));
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => verifySignedRequest(base(db, { headers }))),
+    );
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
   });
 });
@@ -141,11 +161,17 @@ test('missing and malformed headers are refused', async () => {
       { 'X-Tillpoint-Timestamp': '2026-03-01T10:00:00Z' },
     ];
     for (const over of bad) {
-      await assertRejected(verifySignedRequest(base(db, { headers: { ...good, ...over } })), 'invalid_signature', 'malformed_headers');
+      await assertRejected(
+        verifySignedRequest(base(db, { headers: { ...good, ...over } })),
+        'invalid_signature',
+        'malformed_headers',
+      );
     }
     // A header sent twice is ambiguous.
     await assertRejected(
-      verifySignedRequest(base(db, { headers: { ...good, 'X-Tillpoint-Nonce': [good['X-Tillpoint-Nonce'], good['X-Tillpoint-Nonce']] } })),
+      verifySignedRequest(
+        base(db, { headers: { ...good, 'X-Tillpoint-Nonce': [good['X-Tillpoint-Nonce'], good['X-Tillpoint-Nonce']] } }),
+      ),
       'invalid_signature',
       'malformed_headers',
     );

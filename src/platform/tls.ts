@@ -42,21 +42,33 @@ export function parseTlsConfig(env: Env, mode: Mode): TlsConfig {
   const certFile = env.TLS_CERT_FILE ? resolve(env.TLS_CERT_FILE) : undefined;
   const keyFile = env.TLS_KEY_FILE ? resolve(env.TLS_KEY_FILE) : undefined;
   const tlsMode = (env.TLS_MODE || (certFile || keyFile ? 'files' : 'off')) as TlsConfig['mode'];
-  if (!['off', 'files', 'self-signed'].includes(tlsMode)) throw new ConfigError('TLS_MODE', `must be off, files or self-signed, got "${tlsMode}"`);
+  if (!['off', 'files', 'self-signed'].includes(tlsMode))
+    throw new ConfigError('TLS_MODE', `must be off, files or self-signed, got "${tlsMode}"`);
   if (tlsMode === 'files') {
     if (!certFile) throw new ConfigError('TLS_CERT_FILE', 'required with TLS_MODE=files (PEM certificate chain)');
     if (!keyFile) throw new ConfigError('TLS_KEY_FILE', 'required with TLS_MODE=files (PEM private key)');
   }
   if (tlsMode === 'self-signed' && mode === 'production') {
-    throw new ConfigError('TLS_MODE', 'self-signed is for development; in production give TLS_CERT_FILE and TLS_KEY_FILE');
+    throw new ConfigError(
+      'TLS_MODE',
+      'self-signed is for development; in production give TLS_CERT_FILE and TLS_KEY_FILE',
+    );
   }
   const minVersion = (env.TLS_MIN_VERSION || 'TLSv1.2') as TlsConfig['minVersion'];
-  if (!['TLSv1.2', 'TLSv1.3'].includes(minVersion)) throw new ConfigError('TLS_MIN_VERSION', 'must be TLSv1.2 or TLSv1.3 (older versions are refused)');
-  return { mode: tlsMode, certFile, keyFile, minVersion, redisCaFile: env.REDIS_TLS_CA_FILE ? resolve(env.REDIS_TLS_CA_FILE) : undefined };
+  if (!['TLSv1.2', 'TLSv1.3'].includes(minVersion))
+    throw new ConfigError('TLS_MIN_VERSION', 'must be TLSv1.2 or TLSv1.3 (older versions are refused)');
+  return {
+    mode: tlsMode,
+    certFile,
+    keyFile,
+    minVersion,
+    redisCaFile: env.REDIS_TLS_CA_FILE ? resolve(env.REDIS_TLS_CA_FILE) : undefined,
+  };
 }
 
 /** The scheme the API is reached with, for PUBLIC_URL's default. */
-export const tlsScheme = (env: Env) => ((env.TLS_MODE || (env.TLS_CERT_FILE ? 'files' : 'off')) === 'off' ? 'http' : 'https');
+export const tlsScheme = (env: Env) =>
+  (env.TLS_MODE || (env.TLS_CERT_FILE ? 'files' : 'off')) === 'off' ? 'http' : 'https';
 
 /** Options for Node's TLS server that hold whatever the certificate. */
 export function hardenedServerOptions(minVersion: TlsConfig['minVersion'] = 'TLSv1.2') {
@@ -83,7 +95,10 @@ export interface ApiTls {
  * The HTTPS options of the API, or undefined for plain HTTP. Files are checked now (the key
  * matches the certificate, it is valid) so a bad pair stops the start instead of the first client.
  */
-export async function loadApiTls(cfg: TlsConfig, o: { dataDir: string; hostnames?: string[]; now?: Date }): Promise<ApiTls | undefined> {
+export async function loadApiTls(
+  cfg: TlsConfig,
+  o: { dataDir: string; hostnames?: string[]; now?: Date },
+): Promise<ApiTls | undefined> {
   if (cfg.mode === 'off') return undefined;
   let certPem: string;
   let keyPem: string;
@@ -116,8 +131,14 @@ export async function loadApiTls(cfg: TlsConfig, o: { dataDir: string; hostnames
     throw new ConfigError('TLS_KEY_FILE', 'is not the private key of the certificate in TLS_CERT_FILE');
   }
   const notAfter = new Date(cert.validTo);
-  if (notAfter.getTime() <= (o.now ?? new Date()).getTime()) throw new ConfigError('TLS_CERT_FILE', `the certificate expired on ${notAfter.toISOString()}`);
-  return { options: { ...hardenedServerOptions(cfg.minVersion), cert: certPem, key: keyPem }, notAfter, warning, certificatePem: certPem };
+  if (notAfter.getTime() <= (o.now ?? new Date()).getTime())
+    throw new ConfigError('TLS_CERT_FILE', `the certificate expired on ${notAfter.toISOString()}`);
+  return {
+    options: { ...hardenedServerOptions(cfg.minVersion), cert: certPem, key: keyPem },
+    notAfter,
+    warning,
+    certificatePem: certPem,
+  };
 }
 
 /**
@@ -125,7 +146,11 @@ export async function loadApiTls(cfg: TlsConfig, o: { dataDir: string; hostnames
  * project's X.509 library, for the terminal PKI): node:crypto parses certificates but cannot
  * issue them.
  */
-export async function generateSelfSignedCertificate(hostnames: string[], days = 30, now = new Date()): Promise<{ certPem: string; keyPem: string }> {
+export async function generateSelfSignedCertificate(
+  hostnames: string[],
+  days = 30,
+  now = new Date(),
+): Promise<{ certPem: string; keyPem: string }> {
   await import('reflect-metadata');
   const x509 = await import('@peculiar/x509');
   x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -145,7 +170,9 @@ export async function generateSelfSignedCertificate(hostnames: string[], days = 
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(hostnames.map((h) => ({ type: isIP(h) ? 'ip' : 'dns', value: h }) as const)),
+      new x509.SubjectAlternativeNameExtension(
+        hostnames.map((h) => ({ type: isIP(h) ? 'ip' : 'dns', value: h }) as const),
+      ),
     ],
   });
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
@@ -176,7 +203,10 @@ async function devCertificate(dataDir: string, hostnames: string[], now = new Da
  * the bank connectors use: method, headers, string body, AbortSignal; network errors are a
  * TypeError with the socket error as `cause`.
  */
-export function createCaPinnedFetch(ca: string | Buffer, o: { minVersion?: TlsConfig['minVersion'] } = {}): typeof fetch {
+export function createCaPinnedFetch(
+  ca: string | Buffer,
+  o: { minVersion?: TlsConfig['minVersion'] } = {},
+): typeof fetch {
   return createKeepAliveFetch({ ...o, ca });
 }
 
@@ -186,30 +216,60 @@ export function createCaPinnedFetch(ca: string | Buffer, o: { minVersion?: TlsCo
  * CPU per call here (measured against a local server, client side), on every payment's bank call.
  * Without `ca`, https:// is checked against the system's CAs, TLS 1.2 at least.
  */
-export function createKeepAliveFetch(o: { ca?: string | Buffer; minVersion?: TlsConfig['minVersion'] } = {}): typeof fetch {
-  const httpsAgent = new HttpsAgent({ ...(o.ca ? { ca: o.ca } : {}), minVersion: o.minVersion ?? 'TLSv1.2', keepAlive: true, rejectUnauthorized: true });
+export function createKeepAliveFetch(
+  o: { ca?: string | Buffer; minVersion?: TlsConfig['minVersion'] } = {},
+): typeof fetch {
+  const httpsAgent = new HttpsAgent({
+    ...(o.ca ? { ca: o.ca } : {}),
+    minVersion: o.minVersion ?? 'TLSv1.2',
+    keepAlive: true,
+    rejectUnauthorized: true,
+  });
   const httpAgent = new HttpAgent({ keepAlive: true });
   return (async (input: string | URL | Request, init: RequestInit = {}) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const https = url.protocol === 'https:';
-    if (o.ca && !https) throw new TypeError('fetch failed', { cause: Object.assign(new Error('a pinned CA needs an https:// URL'), { code: 'ERR_INVALID_PROTOCOL' }) });
-    if (!https && url.protocol !== 'http:') throw new TypeError('fetch failed', { cause: Object.assign(new Error(`unsupported protocol ${url.protocol}`), { code: 'ERR_INVALID_PROTOCOL' }) });
+    if (o.ca && !https)
+      throw new TypeError('fetch failed', {
+        cause: Object.assign(new Error('a pinned CA needs an https:// URL'), { code: 'ERR_INVALID_PROTOCOL' }),
+      });
+    if (!https && url.protocol !== 'http:')
+      throw new TypeError('fetch failed', {
+        cause: Object.assign(new Error(`unsupported protocol ${url.protocol}`), { code: 'ERR_INVALID_PROTOCOL' }),
+      });
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((v, k) => (headers[k] = v));
-    const body = init.body === undefined || init.body === null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(init.body as ArrayBuffer);
+    const body =
+      init.body === undefined || init.body === null
+        ? undefined
+        : typeof init.body === 'string'
+          ? init.body
+          : Buffer.from(init.body as ArrayBuffer);
     const send = https ? httpsRequest : httpRequest;
     return new Promise<Response>((resolvePromise, reject) => {
-      const req = send(url, { method: init.method ?? 'GET', headers, agent: https ? httpsAgent : httpAgent, signal: init.signal ?? undefined }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => reject(new TypeError('fetch failed', { cause: e })));
-        res.on('end', () => {
-          const h = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
-          const status = res.statusCode ?? 500;
-          resolvePromise(new Response([204, 205, 304].includes(status) ? null : Buffer.concat(chunks), { status, headers: h }));
-        });
-      });
+      const req = send(
+        url,
+        {
+          method: init.method ?? 'GET',
+          headers,
+          agent: https ? httpsAgent : httpAgent,
+          signal: init.signal ?? undefined,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) => reject(new TypeError('fetch failed', { cause: e })));
+          res.on('end', () => {
+            const h = new Headers();
+            for (const [k, v] of Object.entries(res.headers))
+              if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+            const status = res.statusCode ?? 500;
+            resolvePromise(
+              new Response([204, 205, 304].includes(status) ? null : Buffer.concat(chunks), { status, headers: h }),
+            );
+          });
+        },
+      );
       req.on('error', (e) => {
         // An abort keeps its own name (the connectors tell timeouts from other failures by it).
         if (e.name === 'AbortError') reject(init.signal?.reason instanceof Error ? init.signal.reason : e);
@@ -222,7 +282,10 @@ export function createKeepAliveFetch(o: { ca?: string | Buffer; minVersion?: Tls
 }
 
 /** ioredis options for a rediss:// URL: certificate checks on, TLS 1.2+, and the CA when one is configured. */
-export function redisTlsOptions(url: string, cfg: Pick<TlsConfig, 'redisCaFile'>): { tls?: { ca?: Buffer; minVersion: 'TLSv1.2'; rejectUnauthorized: true; servername?: string } } {
+export function redisTlsOptions(
+  url: string,
+  cfg: Pick<TlsConfig, 'redisCaFile'>,
+): { tls?: { ca?: Buffer; minVersion: 'TLSv1.2'; rejectUnauthorized: true; servername?: string } } {
   if (!url.startsWith('rediss://')) return {};
   const host = new URL(url).hostname;
   return {

@@ -28,7 +28,12 @@ export interface DemoInfo {
 
 /** What loadDemo needs to make the demo operator (the identity service, in development mode only). */
 export interface DemoOperatorMaker {
-  createDemoOperator(input: { email: string; name: string; roles: string[]; password: string }): Promise<{ id: string; totpSecret: Buffer }>;
+  createDemoOperator(input: {
+    email: string;
+    name: string;
+    roles: string[];
+    password: string;
+  }): Promise<{ id: string; totpSecret: Buffer }>;
 }
 
 async function demoOperator(maker: DemoOperatorMaker): Promise<NonNullable<DemoInfo['operator']>> {
@@ -39,13 +44,22 @@ async function demoOperator(maker: DemoOperatorMaker): Promise<NonNullable<DemoI
   return { email, password, totp_secret: base32Encode(made.totpSecret) };
 }
 
-export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; mqttUrl?: string | null; operator?: DemoOperatorMaker }): Promise<{ info: DemoInfo; created: boolean; file: string }> {
+export async function loadDemo(
+  db: Db,
+  opts: { dataDir: string; apiUrl: string; mqttUrl?: string | null; operator?: DemoOperatorMaker },
+): Promise<{ info: DemoInfo; created: boolean; file: string }> {
   const file = join(opts.dataDir, 'demo.json');
-  const existing = await db.query<{ id: string }>(`SELECT id FROM merchants.merchants WHERE vpa = $1`, [DEMO_MERCHANT_VPA]);
+  const existing = await db.query<{ id: string }>(`SELECT id FROM merchants.merchants WHERE vpa = $1`, [
+    DEMO_MERCHANT_VPA,
+  ]);
   if (existing.rows[0] && existsSync(file)) {
     // Rewards: 1 point per full ₹10, no pending period (also for demo data made before rewards existed).
     await ensureDemoProgram(db, { id: existing.rows[0].id, mcc: '5411' });
-    const info = { ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo), api_url: opts.apiUrl, mqtt_url: opts.mqttUrl ?? null };
+    const info = {
+      ...(JSON.parse(readFileSync(file, 'utf8')) as DemoInfo),
+      api_url: opts.apiUrl,
+      mqtt_url: opts.mqttUrl ?? null,
+    };
     // Secrets are shown once: a demo.json from before the terminal gateway gets them now.
     info.terminals ??= await issueDemoTerminalSecrets(db, info.terminal_ids);
     if (opts.operator && !info.operator) info.operator = await demoOperator(opts.operator);
@@ -57,22 +71,39 @@ export async function loadDemo(db: Db, opts: { dataDir: string; apiUrl: string; 
     let terminalIds: string[];
     if (!merchantId) {
       merchantId = newId('merchant');
-      await tx.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Demo Kirana Store', $2, '5411', 'SIMBANK')`, [merchantId, DEMO_MERCHANT_VPA]);
+      await tx.query(
+        `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Demo Kirana Store', $2, '5411', 'SIMBANK')`,
+        [merchantId, DEMO_MERCHANT_VPA],
+      );
       const storeId = newId('store');
-      await tx.query(`INSERT INTO merchants.stores (id, merchant_id, name, city) VALUES ($1, $2, 'MG Road', 'Bengaluru')`, [storeId, merchantId]);
+      await tx.query(
+        `INSERT INTO merchants.stores (id, merchant_id, name, city) VALUES ($1, $2, 'MG Road', 'Bengaluru')`,
+        [storeId, merchantId],
+      );
       terminalIds = [newId('terminal'), newId('terminal')];
       for (const [i, id] of terminalIds.entries()) {
-        await tx.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id, label) VALUES ($1, $2, $3, $4)`, [id, merchantId, storeId, `Till ${i + 1}`]);
+        await tx.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id, label) VALUES ($1, $2, $3, $4)`, [
+          id,
+          merchantId,
+          storeId,
+          `Till ${i + 1}`,
+        ]);
       }
     } else {
-      const t = await tx.query<{ id: string }>(`SELECT id FROM merchants.terminals WHERE merchant_id = $1 ORDER BY id`, [merchantId]);
+      const t = await tx.query<{ id: string }>(
+        `SELECT id FROM merchants.terminals WHERE merchant_id = $1 ORDER BY id`,
+        [merchantId],
+      );
       terminalIds = t.rows.map((r) => r.id);
     }
     const key = await createApiKey(tx, { name: 'demo partner key', merchantId: null, permissions: PERMISSIONS });
     return { api_url: opts.apiUrl, api_key: key.key, merchant_id: merchantId, terminal_ids: terminalIds };
   });
   await ensureDemoProgram(db, { id: info.merchant_id, mcc: '5411' });
-  Object.assign(info, { mqtt_url: opts.mqttUrl ?? null, terminals: await issueDemoTerminalSecrets(db, info.terminal_ids) });
+  Object.assign(info, {
+    mqtt_url: opts.mqttUrl ?? null,
+    terminals: await issueDemoTerminalSecrets(db, info.terminal_ids),
+  });
   if (opts.operator) (info as DemoInfo).operator = await demoOperator(opts.operator);
   mkdirSync(opts.dataDir, { recursive: true });
   writeFileSync(file, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });

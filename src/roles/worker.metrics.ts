@@ -5,19 +5,23 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 // every scraped series a `job` label of its own).
 export function createWorkerMetrics(registry: Registry) {
   const existing = registry.getSingleMetric('tillpoint_worker_job_duration_seconds');
-  const duration = (existing as Histogram<'task'> | undefined) ?? new Histogram({
-    name: 'tillpoint_worker_job_duration_seconds',
-    help: 'Duration of one run of a worker job (one tick), by task',
-    labelNames: ['task'] as const,
-    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-  });
-  const failures = (registry.getSingleMetric('tillpoint_worker_job_failures_total') as Counter<'task'> | undefined) ?? new Counter({
-    name: 'tillpoint_worker_job_failures_total',
-    help: 'Worker job runs that threw, by task (the tick stops there and the next tick retries)',
-    labelNames: ['task'] as const,
-    registers: [registry],
-  });
+  const duration =
+    (existing as Histogram<'task'> | undefined) ??
+    new Histogram({
+      name: 'tillpoint_worker_job_duration_seconds',
+      help: 'Duration of one run of a worker job (one tick), by task',
+      labelNames: ['task'] as const,
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+  const failures =
+    (registry.getSingleMetric('tillpoint_worker_job_failures_total') as Counter<'task'> | undefined) ??
+    new Counter({
+      name: 'tillpoint_worker_job_failures_total',
+      help: 'Worker job runs that threw, by task (the tick stops there and the next tick retries)',
+      labelNames: ['task'] as const,
+      registers: [registry],
+    });
   /** Runs one job, timing it and counting a throw (which it passes on). */
   return async function timeJob<T>(job: string, fn: () => Promise<T>): Promise<T> {
     const end = duration.startTimer({ task: job });

@@ -58,13 +58,31 @@ interface Job {
 
 function leaseGauge(registry: Registry | undefined) {
   if (!registry) return undefined;
-  return (registry.getSingleMetric('tillpoint_worker_lease_held') as Gauge<'lease'> | undefined) ??
-    new Gauge({ name: 'tillpoint_worker_lease_held', help: '1 while this worker holds the lease (one writer per lease across replicas)', labelNames: ['lease'] as const, registers: [registry] });
+  return (
+    (registry.getSingleMetric('tillpoint_worker_lease_held') as Gauge<'lease'> | undefined) ??
+    new Gauge({
+      name: 'tillpoint_worker_lease_held',
+      help: '1 while this worker holds the lease (one writer per lease across replicas)',
+      labelNames: ['lease'] as const,
+      registers: [registry],
+    })
+  );
 }
 
 const errInfo = (e: unknown) => ({ type: (e as Error)?.name, code: (e as { code?: string })?.code });
 
-export function createWorker({ db, payments, rewards, audit, identity, vault, logger, intervalMs, leaseSeconds = 10, registry }: WorkerDeps) {
+export function createWorker({
+  db,
+  payments,
+  rewards,
+  audit,
+  identity,
+  vault,
+  logger,
+  intervalMs,
+  leaseSeconds = 10,
+  registry,
+}: WorkerDeps) {
   // Durations and failures by task (worker.metrics.ts, the names the dashboards and alert rules use).
   const timeJob = registry ? createWorkerMetrics(registry) : untimed;
   const leaseHeld = leaseGauge(registry);
@@ -76,17 +94,47 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
     { name: 'status_checks', every: 1, run: () => payments.runStatusChecks() },
     { name: 'expiry', every: 1, run: () => payments.runExpiry() },
     { name: 'refund_checks', every: 1, run: () => payments.runRefundChecks() },
-    ...(rewards ? [{ name: 'rewards', every: 1, run: async () => { const r = await rewards.runJobs(); return r.matured + r.expired; } }] : []),
+    ...(rewards
+      ? [
+          {
+            name: 'rewards',
+            every: 1,
+            run: async () => {
+              const r = await rewards.runJobs();
+              return r.matured + r.expired;
+            },
+          },
+        ]
+      : []),
     ...(vault ? [{ name: 'vault_rewrap', every: 1, run: () => vault.runWorkerTick() }] : []),
     // Housekeeping, once a minute or so.
     {
-      name: 'idempotency_keys_prune', every: housekeepingEvery,
-      run: async () => (await db.query(`DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [IDEMPOTENCY_RETENTION_HOURS])).rowCount,
+      name: 'idempotency_keys_prune',
+      every: housekeepingEvery,
+      run: async () =>
+        (
+          await db.query(
+            `DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`,
+            [IDEMPOTENCY_RETENTION_HOURS],
+          )
+        ).rowCount,
     },
-    { name: 'nonces_prune', every: housekeepingEvery, run: async () => (await pruneNonces(db, NONCE_RETENTION_SECONDS), 0) },
-    { name: 'reconciliation_gauge', every: housekeepingEvery, run: async () => (await payments.updateReconciliationGauge(), 0) },
-    ...(vault ? [{ name: 'vault_metrics', every: housekeepingEvery, run: async () => (await vault.updateMetrics(), 0) }] : []),
-    ...(identity ? [{ name: 'inactive_operators', every: housekeepingEvery, run: () => identity.disableInactive() }] : []),
+    {
+      name: 'nonces_prune',
+      every: housekeepingEvery,
+      run: async () => (await pruneNonces(db, NONCE_RETENTION_SECONDS), 0),
+    },
+    {
+      name: 'reconciliation_gauge',
+      every: housekeepingEvery,
+      run: async () => (await payments.updateReconciliationGauge(), 0),
+    },
+    ...(vault
+      ? [{ name: 'vault_metrics', every: housekeepingEvery, run: async () => (await vault.updateMetrics(), 0) }]
+      : []),
+    ...(identity
+      ? [{ name: 'inactive_operators', every: housekeepingEvery, run: () => identity.disableInactive() }]
+      : []),
   ];
 
   let timer: NodeJS.Timeout | undefined;
@@ -104,7 +152,8 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
     } catch (e) {
       logger.warn({ err: errInfo(e), lease: lease.name }, 'could not renew the lease');
     }
-    if (now !== before) logger.info({ lease: lease.name, holder: lease.holder }, now ? 'took the lease' : 'lost the lease');
+    if (now !== before)
+      logger.info({ lease: lease.name, holder: lease.holder }, now ? 'took the lease' : 'lost the lease');
     leaseHeld?.set({ lease: lease.name }, now ? 1 : 0);
     return now;
   }
@@ -157,9 +206,12 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
       if (!timer) schedule();
       // Renewed three times per lease period, whatever the jobs are doing; a holder that cannot
       // reach the database lets it run out, and another worker takes over.
-      renewTimer ??= setInterval(() => {
-        if (auditLease.held() && !stopping) void holds(auditLease);
-      }, Math.max(500, (leaseSeconds * 1000) / 3));
+      renewTimer ??= setInterval(
+        () => {
+          if (auditLease.held() && !stopping) void holds(auditLease);
+        },
+        Math.max(500, (leaseSeconds * 1000) / 3),
+      );
     },
     /**
      * Stops taking new work: no new tick starts, the current one finishes the job it is in (each
@@ -175,7 +227,9 @@ export function createWorker({ db, payments, rewards, audit, identity, vault, lo
       await running;
       await inTick;
       if (auditLease.held()) {
-        await auditLease.release(db).catch((e) => logger.warn({ err: errInfo(e) }, 'could not release the audit lease; it expires by itself'));
+        await auditLease
+          .release(db)
+          .catch((e) => logger.warn({ err: errInfo(e) }, 'could not release the audit lease; it expires by itself'));
         leaseHeld?.set({ lease: auditLease.name }, 0);
       }
     },

@@ -2,7 +2,13 @@ import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestApp, freePort, type TestApp } from './harness.ts';
-import { GATEWAY_DEFAULTS, locatePrerequisites, startGateway, type GatewaySettings, type RunningGateway } from '../../src/modules/edge/index.ts';
+import {
+  GATEWAY_DEFAULTS,
+  locatePrerequisites,
+  startGateway,
+  type GatewaySettings,
+  type RunningGateway,
+} from '../../src/modules/edge/index.ts';
 
 // A real Tillpoint API behind a real WAF gateway (nginx + ModSecurity v3 + OWASP CRS), both on
 // loopback ports, wired as deploy/gateway/README.md says: the bank's callbacks come in through

@@ -23,7 +23,12 @@ export interface Res<T = any> {
 }
 
 /** One HTTP call: a body that is not a string is sent as JSON; the answer is parsed as JSON when it is JSON. */
-export async function httpJson<T = any>(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Res<T>> {
+export async function httpJson<T = any>(
+  url: string,
+  method: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Res<T>> {
   const h: Record<string, string> = { ...headers };
   let payload: string | undefined;
   if (body !== undefined) {
@@ -41,7 +46,9 @@ export async function httpJson<T = any>(url: string, method: string, body?: unkn
   return { status: r.status, body: parsed as T, headers: r.headers };
 }
 
-export async function startTestApp(opts: { env?: Record<string, string>; simulator?: Record<string, unknown>; clock?: Clock; logLines?: string[] } = {}) {
+export async function startTestApp(
+  opts: { env?: Record<string, string>; simulator?: Record<string, unknown>; clock?: Clock; logLines?: string[] } = {},
+) {
   const db = await createTestDb();
   const port = await freePort();
   const config = loadConfig({

@@ -2,7 +2,17 @@ import { flexRender, getCoreRowModel, useReactTable, type ColumnDef } from '@tan
 
 // Lists: TanStack Table for column definitions and rendering; paging is the API's cursor.
 
-export function DataTable<T>({ data, columns, caption, empty = 'Nothing to show.' }: { data: T[]; columns: ColumnDef<T, any>[]; caption: string; empty?: string }) {
+export function DataTable<T>({
+  data,
+  columns,
+  caption,
+  empty = 'Nothing to show.',
+}: {
+  data: T[];
+  columns: ColumnDef<T, any>[];
+  caption: string;
+  empty?: string;
+}) {
   const table = useReactTable({ data, columns, getCoreRowModel: getCoreRowModel() });
   return (
     <div className="table-wrap" tabIndex={0} role="region" aria-label={caption}>
@@ -10,14 +20,33 @@ export function DataTable<T>({ data, columns, caption, empty = 'Nothing to show.
         <caption className="sr-only">{caption}</caption>
         <thead>
           {table.getHeaderGroups().map((hg) => (
-            <tr key={hg.id}>{hg.headers.map((h) => <th key={h.id} scope="col">{flexRender(h.column.columnDef.header, h.getContext())}</th>)}</tr>
+            <tr key={hg.id}>
+              {hg.headers.map((h) => (
+                <th key={h.id} scope="col">
+                  {flexRender(h.column.columnDef.header, h.getContext())}
+                </th>
+              ))}
+            </tr>
           ))}
         </thead>
         <tbody>
-          {table.getRowModel().rows.length === 0 ? <tr><td colSpan={columns.length} className="muted">{empty}</td></tr> :
+          {table.getRowModel().rows.length === 0 ? (
+            <tr>
+              <td colSpan={columns.length} className="muted">
+                {empty}
+              </td>
+            </tr>
+          ) : (
             table.getRowModel().rows.map((r) => (
-              <tr key={r.id}>{r.getVisibleCells().map((c) => <td key={c.id} data-label={String(c.column.columnDef.header ?? '')}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>)}</tr>
-            ))}
+              <tr key={r.id}>
+                {r.getVisibleCells().map((c) => (
+                  <td key={c.id} data-label={String(c.column.columnDef.header ?? '')}>
+                    {flexRender(c.column.columnDef.cell, c.getContext())}
+                  </td>
+                ))}
+              </tr>
+            ))
+          )}
         </tbody>
       </table>
     </div>
@@ -26,5 +55,9 @@ export function DataTable<T>({ data, columns, caption, empty = 'Nothing to show.
 
 export function ErrorNote({ error }: { error: unknown }) {
   if (!error) return null;
-  return <p role="alert" className="error">{error instanceof Error ? error.message : String(error)}</p>;
+  return (
+    <p role="alert" className="error">
+      {error instanceof Error ? error.message : String(error)}
+    </p>
+  );
 }

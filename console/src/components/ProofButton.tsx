@@ -24,8 +24,21 @@ export function ProofButton({ id }: { id: string }) {
   }
   return (
     <span className="proof">
-      <button type="button" className="secondary small-btn" onClick={check} disabled={busy} aria-label={`Check proof of ${id}`}>Check proof</button>
-      {state && <span role="status" className={state.ok ? 'ok' : 'error'} data-testid="proof-result">{state.ok ? '✓ ' : '✗ '}{state.text}</span>}
+      <button
+        type="button"
+        className="secondary small-btn"
+        onClick={check}
+        disabled={busy}
+        aria-label={`Check proof of ${id}`}
+      >
+        Check proof
+      </button>
+      {state && (
+        <span role="status" className={state.ok ? 'ok' : 'error'} data-testid="proof-result">
+          {state.ok ? '✓ ' : '✗ '}
+          {state.text}
+        </span>
+      )}
     </span>
   );
 }

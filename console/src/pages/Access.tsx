@@ -9,9 +9,30 @@ import { useCan, useSession } from '../session.tsx';
 // Operators and their roles, and API keys. Secrets (a new operator's temporary password, a new
 // key) are shown once, right after creation, and never again: the server keeps only digests.
 
-interface ApiKey { id: string; name: string; prefix: string; merchant_id: string | null; permissions: string[]; status: string; expires_at: string | null; last_used_at: string | null; created_at: string }
+interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  merchant_id: string | null;
+  permissions: string[];
+  status: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  created_at: string;
+}
 const ROLES = ['viewer', 'support', 'cashier', 'refunds', 'merchant-admin', 'security-admin', 'auditor'];
-const KEY_PERMISSIONS = ['merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'payments:read', 'payments:write', 'refunds:write', 'rewards:read', 'rewards:write', 'vault:tokenize'];
+const KEY_PERMISSIONS = [
+  'merchants:read',
+  'merchants:write',
+  'terminals:read',
+  'terminals:write',
+  'payments:read',
+  'payments:write',
+  'refunds:write',
+  'rewards:read',
+  'rewards:write',
+  'vault:tokenize',
+];
 
 const opCol = createColumnHelper<Operator>();
 const keyCol = createColumnHelper<ApiKey>();
@@ -36,18 +57,39 @@ function Operators() {
   const [name, setName] = useState('');
   const [roles, setRoles] = useState<string[]>(['viewer']);
   const create = useMutation({
-    mutationFn: () => post<{ operator: Operator; temporary_password?: string }>('/v1/operators', { email, name, roles, ...(me.merchant_id ? { merchant_id: me.merchant_id } : {}) }),
-    onSuccess: () => { setEmail(''); setName(''); void qc.invalidateQueries({ queryKey: ['operators'] }); },
+    mutationFn: () =>
+      post<{ operator: Operator; temporary_password?: string }>('/v1/operators', {
+        email,
+        name,
+        roles,
+        ...(me.merchant_id ? { merchant_id: me.merchant_id } : {}),
+      }),
+    onSuccess: () => {
+      setEmail('');
+      setName('');
+      void qc.invalidateQueries({ queryKey: ['operators'] });
+    },
   });
   const columns = [
     opCol.accessor('name', { header: 'Name' }),
     opCol.accessor('email', { header: 'Email' }),
     opCol.accessor('roles', { header: 'Roles', cell: (c) => c.getValue().join(', ') }),
-    opCol.accessor('status', { header: 'Status', cell: (c) => <>{c.getValue()}{c.row.original.locked_until ? ' (locked)' : ''}</> }),
+    opCol.accessor('status', {
+      header: 'Status',
+      cell: (c) => (
+        <>
+          {c.getValue()}
+          {c.row.original.locked_until ? ' (locked)' : ''}
+        </>
+      ),
+    }),
     opCol.accessor('mfa_enrolled', { header: 'MFA', cell: (c) => (c.getValue() ? 'enrolled' : 'not yet') }),
     opCol.accessor('last_login_at', { header: 'Last sign-in', cell: (c) => when(c.getValue()) }),
   ];
-  const submit = (e: FormEvent) => { e.preventDefault(); create.mutate(); };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    create.mutate();
+  };
   return (
     <>
       <h2>Operators</h2>
@@ -56,15 +98,36 @@ function Operators() {
       {can('operators:write') && (
         <form className="card" onSubmit={submit} aria-label="New operator">
           <h3>New operator</h3>
-          <label>Email<input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} /></label>
-          <label>Name<input required value={name} onChange={(e) => setName(e.target.value)} /></label>
-          <fieldset><legend>Roles</legend>{ROLES.map((r) => (
-            <label key={r} className="check"><input type="checkbox" checked={roles.includes(r)} onChange={(e) => setRoles(e.target.checked ? [...roles, r] : roles.filter((x) => x !== r))} />{r}</label>
-          ))}</fieldset>
-          <button type="submit" disabled={create.isPending || roles.length === 0}>Create</button>
+          <label>
+            Email
+            <input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+          </label>
+          <label>
+            Name
+            <input required value={name} onChange={(e) => setName(e.target.value)} />
+          </label>
+          <fieldset>
+            <legend>Roles</legend>
+            {ROLES.map((r) => (
+              <label key={r} className="check">
+                <input
+                  type="checkbox"
+                  checked={roles.includes(r)}
+                  onChange={(e) => setRoles(e.target.checked ? [...roles, r] : roles.filter((x) => x !== r))}
+                />
+                {r}
+              </label>
+            ))}
+          </fieldset>
+          <button type="submit" disabled={create.isPending || roles.length === 0}>
+            Create
+          </button>
           <ErrorNote error={create.error} />
           {create.data?.temporary_password && (
-            <p role="status" className="secret">Temporary password for {create.data.operator.email} (shown once; they must change it at first sign-in): <code data-testid="temp-password">{create.data.temporary_password}</code></p>
+            <p role="status" className="secret">
+              Temporary password for {create.data.operator.email} (shown once; they must change it at first sign-in):{' '}
+              <code data-testid="temp-password">{create.data.temporary_password}</code>
+            </p>
           )}
         </form>
       )}
@@ -80,8 +143,16 @@ function ApiKeys() {
   const [name, setName] = useState('');
   const [perms, setPerms] = useState<string[]>(['payments:read']);
   const create = useMutation({
-    mutationFn: () => post<ApiKey & { key: string }>('/v1/api-keys', { name, permissions: perms, ...(me.merchant_id ? { merchant_id: me.merchant_id } : {}) }),
-    onSuccess: () => { setName(''); void qc.invalidateQueries({ queryKey: ['api-keys'] }); },
+    mutationFn: () =>
+      post<ApiKey & { key: string }>('/v1/api-keys', {
+        name,
+        permissions: perms,
+        ...(me.merchant_id ? { merchant_id: me.merchant_id } : {}),
+      }),
+    onSuccess: () => {
+      setName('');
+      void qc.invalidateQueries({ queryKey: ['api-keys'] });
+    },
   });
   const revoke = useMutation({
     mutationFn: (id: string) => post(`/v1/api-keys/${id}/revoke`, { reason: 'revoked from the console' }),
@@ -95,7 +166,20 @@ function ApiKeys() {
     keyCol.accessor('status', { header: 'Status' }),
     keyCol.accessor('expires_at', { header: 'Expires', cell: (c) => when(c.getValue()) }),
     keyCol.accessor('last_used_at', { header: 'Last used', cell: (c) => when(c.getValue()) }),
-    ...(can('api_keys:write') ? [keyCol.display({ id: 'revoke', header: 'Actions', cell: (c) => (c.row.original.status === 'active' ? <button type="button" className="secondary small-btn" onClick={() => revoke.mutate(c.row.original.id)}>Revoke</button> : null) })] : []),
+    ...(can('api_keys:write')
+      ? [
+          keyCol.display({
+            id: 'revoke',
+            header: 'Actions',
+            cell: (c) =>
+              c.row.original.status === 'active' ? (
+                <button type="button" className="secondary small-btn" onClick={() => revoke.mutate(c.row.original.id)}>
+                  Revoke
+                </button>
+              ) : null,
+          }),
+        ]
+      : []),
   ];
   return (
     <>
@@ -103,15 +187,41 @@ function ApiKeys() {
       <ErrorNote error={list.error ?? revoke.error} />
       <DataTable data={list.data?.data ?? []} columns={columns} caption="API keys" />
       {can('api_keys:write') && (
-        <form className="card" onSubmit={(e) => { e.preventDefault(); create.mutate(); }} aria-label="New API key">
+        <form
+          className="card"
+          onSubmit={(e) => {
+            e.preventDefault();
+            create.mutate();
+          }}
+          aria-label="New API key"
+        >
           <h3>New API key</h3>
-          <label>Name<input required value={name} onChange={(e) => setName(e.target.value)} /></label>
-          <fieldset><legend>Permissions</legend>{KEY_PERMISSIONS.map((p) => (
-            <label key={p} className="check"><input type="checkbox" checked={perms.includes(p)} onChange={(e) => setPerms(e.target.checked ? [...perms, p] : perms.filter((x) => x !== p))} />{p}</label>
-          ))}</fieldset>
-          <button type="submit" disabled={create.isPending || perms.length === 0}>Create key</button>
+          <label>
+            Name
+            <input required value={name} onChange={(e) => setName(e.target.value)} />
+          </label>
+          <fieldset>
+            <legend>Permissions</legend>
+            {KEY_PERMISSIONS.map((p) => (
+              <label key={p} className="check">
+                <input
+                  type="checkbox"
+                  checked={perms.includes(p)}
+                  onChange={(e) => setPerms(e.target.checked ? [...perms, p] : perms.filter((x) => x !== p))}
+                />
+                {p}
+              </label>
+            ))}
+          </fieldset>
+          <button type="submit" disabled={create.isPending || perms.length === 0}>
+            Create key
+          </button>
           <ErrorNote error={create.error} />
-          {create.data && <p role="status" className="secret">The key (shown once; only its digest is kept): <code data-testid="new-key">{create.data.key}</code></p>}
+          {create.data && (
+            <p role="status" className="secret">
+              The key (shown once; only its digest is kept): <code data-testid="new-key">{create.data.key}</code>
+            </p>
+          )}
         </form>
       )}
     </>

@@ -10,7 +10,8 @@ import { when } from '../format.ts';
 // aggregates over the last hour, scoped to the operator's merchant when they have one).
 
 interface Stats {
-  window_minutes: number; generated_at: string;
+  window_minutes: number;
+  generated_at: string;
   per_minute: { minute: string; created: number; succeeded: number; failed: number }[];
   by_bank: { bank_code: string; completed: number; succeeded: number; success_rate: number | null }[];
   completion_ms: { p50: number | null; p95: number | null; count: number };
@@ -22,7 +23,11 @@ const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
 const ms = (v: number | null) => (v === null ? '—' : v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(1)} s`);
 
 export function Overview() {
-  const stats = useQuery({ queryKey: ['stats', 60], queryFn: () => get<Stats>('/v1/payments/stats?window_minutes=60'), refetchInterval: 10_000 });
+  const stats = useQuery({
+    queryKey: ['stats', 60],
+    queryFn: () => get<Stats>('/v1/payments/stats?window_minutes=60'),
+    refetchInterval: 10_000,
+  });
   const series = useMemo<AlignedData>(() => {
     const s = stats.data;
     if (!s) return [[], [], [], []];
@@ -31,7 +36,12 @@ export function Overview() {
     const end = Math.floor(Date.parse(s.generated_at) / 60_000) * 60;
     const xs: number[] = [];
     for (let t = end - (s.window_minutes - 1) * 60; t <= end; t += 60) xs.push(t);
-    return [xs, xs.map((t) => byMinute.get(t)?.created ?? 0), xs.map((t) => byMinute.get(t)?.succeeded ?? 0), xs.map((t) => byMinute.get(t)?.failed ?? 0)];
+    return [
+      xs,
+      xs.map((t) => byMinute.get(t)?.created ?? 0),
+      xs.map((t) => byMinute.get(t)?.succeeded ?? 0),
+      xs.map((t) => byMinute.get(t)?.failed ?? 0),
+    ];
   }, [stats.data]);
   const s = stats.data;
   return (
@@ -41,18 +51,57 @@ export function Overview() {
       {s && (
         <>
           <div className="tiles">
-            <div className="tile"><span className="tile-label">Payments, last hour</span><span className="tile-value" data-testid="tile-payments">{s.per_minute.reduce((a, m) => a + m.created, 0)}</span></div>
-            <div className="tile"><span className="tile-label">p95 completion</span><span className="tile-value" data-testid="tile-p95">{ms(s.completion_ms.p95)}</span><span className="small muted">p50 {ms(s.completion_ms.p50)} · {s.completion_ms.count} paid</span></div>
-            <div className="tile"><span className="tile-label">Pending backlog</span><span className="tile-value" data-testid="tile-pending">{s.pending.count}</span><span className="small muted">oldest {when(s.pending.oldest_created_at)}</span></div>
-            <div className="tile"><span className="tile-label">Terminals taking payments</span><span className="tile-value" data-testid="tile-terminals">{s.active_terminals}</span><span className="small muted">at least one payment in the last hour</span></div>
-            <div className="tile"><span className="tile-label">Need reconciliation</span><span className="tile-value">{s.pending.needs_reconciliation}</span></div>
+            <div className="tile">
+              <span className="tile-label">Payments, last hour</span>
+              <span className="tile-value" data-testid="tile-payments">
+                {s.per_minute.reduce((a, m) => a + m.created, 0)}
+              </span>
+            </div>
+            <div className="tile">
+              <span className="tile-label">p95 completion</span>
+              <span className="tile-value" data-testid="tile-p95">
+                {ms(s.completion_ms.p95)}
+              </span>
+              <span className="small muted">
+                p50 {ms(s.completion_ms.p50)} · {s.completion_ms.count} paid
+              </span>
+            </div>
+            <div className="tile">
+              <span className="tile-label">Pending backlog</span>
+              <span className="tile-value" data-testid="tile-pending">
+                {s.pending.count}
+              </span>
+              <span className="small muted">oldest {when(s.pending.oldest_created_at)}</span>
+            </div>
+            <div className="tile">
+              <span className="tile-label">Terminals taking payments</span>
+              <span className="tile-value" data-testid="tile-terminals">
+                {s.active_terminals}
+              </span>
+              <span className="small muted">at least one payment in the last hour</span>
+            </div>
+            <div className="tile">
+              <span className="tile-label">Need reconciliation</span>
+              <span className="tile-value">{s.pending.needs_reconciliation}</span>
+            </div>
           </div>
           <div className="grid2">
-            <TimeChart title="Payments per minute (last hour)" data={series} series={[
-              { label: 'Created', stroke: '#1f5fbf' }, { label: 'Succeeded', stroke: '#17803d' }, { label: 'Failed or expired', stroke: '#b3261e' },
-            ]} />
-            <Bars title="Success rate by bank (completed payments, last hour)" format={pct}
-              rows={s.by_bank.filter((b) => b.success_rate !== null).map((b) => ({ label: b.bank_code, value: b.success_rate!, note: `${b.succeeded}/${b.completed}` }))} />
+            <TimeChart
+              title="Payments per minute (last hour)"
+              data={series}
+              series={[
+                { label: 'Created', stroke: '#1f5fbf' },
+                { label: 'Succeeded', stroke: '#17803d' },
+                { label: 'Failed or expired', stroke: '#b3261e' },
+              ]}
+            />
+            <Bars
+              title="Success rate by bank (completed payments, last hour)"
+              format={pct}
+              rows={s.by_bank
+                .filter((b) => b.success_rate !== null)
+                .map((b) => ({ label: b.bank_code, value: b.success_rate!, note: `${b.succeeded}/${b.completed}` }))}
+            />
           </div>
           <p className="small muted">Updated {when(s.generated_at)}; refreshes every 10 s.</p>
         </>

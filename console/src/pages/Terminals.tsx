@@ -18,12 +18,14 @@ export function Terminals() {
   const [open, setOpen] = useState<string>();
   const list = useInfiniteQuery({
     queryKey: ['terminals', status, store],
-    queryFn: ({ pageParam }) => get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, limit: 100, cursor: pageParam })),
+    queryFn: ({ pageParam }) =>
+      get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, limit: 100, cursor: pageParam })),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (l) => l.next_cursor ?? undefined,
   });
   const toggle = useMutation({
-    mutationFn: (t: Terminal) => api<Terminal>('PATCH', `/v1/terminals/${t.id}`, { status: t.status === 'active' ? 'disabled' : 'active' }),
+    mutationFn: (t: Terminal) =>
+      api<Terminal>('PATCH', `/v1/terminals/${t.id}`, { status: t.status === 'active' ? 'disabled' : 'active' }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['terminals'] }),
   });
   const rows = list.data?.pages.flatMap((p) => p.data) ?? [];
@@ -31,49 +33,137 @@ export function Terminals() {
     col.accessor('id', { header: 'Terminal', cell: (c) => <span className="mono">{c.getValue()}</span> }),
     col.accessor('label', { header: 'Label', cell: (c) => (c.getValue() as string | null) ?? '—' }),
     col.accessor('store_id', { header: 'Store', cell: (c) => <span className="mono">{c.getValue()}</span> }),
-    col.accessor('status', { header: 'Status', cell: (c) => <span className={`status s-${c.getValue()}`}>{c.getValue()}</span> }),
+    col.accessor('status', {
+      header: 'Status',
+      cell: (c) => <span className={`status s-${c.getValue()}`}>{c.getValue()}</span>,
+    }),
     col.accessor('created_at', { header: 'Created', cell: (c) => when(c.getValue()) }),
-    col.display({ id: 'security', header: 'Security', cell: (c) => <button type="button" className="secondary small-btn" aria-expanded={open === c.row.original.id} onClick={() => setOpen(open === c.row.original.id ? undefined : c.row.original.id)}>Certificates and violations</button> }),
-    ...(can('terminals:write') ? [col.display({
-      id: 'actions', header: 'Actions',
-      cell: (c) => <button type="button" className="secondary small-btn" onClick={() => toggle.mutate(c.row.original)} disabled={toggle.isPending}>{c.row.original.status === 'active' ? 'Disable' : 'Enable'}</button>,
-    })] : []),
+    col.display({
+      id: 'security',
+      header: 'Security',
+      cell: (c) => (
+        <button
+          type="button"
+          className="secondary small-btn"
+          aria-expanded={open === c.row.original.id}
+          onClick={() => setOpen(open === c.row.original.id ? undefined : c.row.original.id)}
+        >
+          Certificates and violations
+        </button>
+      ),
+    }),
+    ...(can('terminals:write')
+      ? [
+          col.display({
+            id: 'actions',
+            header: 'Actions',
+            cell: (c) => (
+              <button
+                type="button"
+                className="secondary small-btn"
+                onClick={() => toggle.mutate(c.row.original)}
+                disabled={toggle.isPending}
+              >
+                {c.row.original.status === 'active' ? 'Disable' : 'Enable'}
+              </button>
+            ),
+          }),
+        ]
+      : []),
   ];
   return (
     <section aria-labelledby="tm">
       <h1 id="tm">Terminals</h1>
       <div className="filters" role="group" aria-label="Filter terminals">
-        <label>Status<select value={status} onChange={(e) => setStatus(e.target.value)}><option value="">any</option><option>active</option><option>disabled</option></select></label>
-        <label>Store<input placeholder="sto_…" value={store} onChange={(e) => setStore(e.target.value.trim())} /></label>
+        <label>
+          Status
+          <select value={status} onChange={(e) => setStatus(e.target.value)}>
+            <option value="">any</option>
+            <option>active</option>
+            <option>disabled</option>
+          </select>
+        </label>
+        <label>
+          Store
+          <input placeholder="sto_…" value={store} onChange={(e) => setStore(e.target.value.trim())} />
+        </label>
       </div>
       <ErrorNote error={list.error ?? toggle.error} />
-      <DataTable data={rows} columns={columns} caption="Terminals" empty={list.isPending ? 'Loading…' : 'No terminals.'} />
-      {list.hasNextPage && <button type="button" className="secondary" onClick={() => list.fetchNextPage()}>Load more</button>}
+      <DataTable
+        data={rows}
+        columns={columns}
+        caption="Terminals"
+        empty={list.isPending ? 'Loading…' : 'No terminals.'}
+      />
+      {list.hasNextPage && (
+        <button type="button" className="secondary" onClick={() => list.fetchNextPage()}>
+          Load more
+        </button>
+      )}
       {open && <TerminalSecurity id={open} />}
     </section>
   );
 }
 
 interface Security {
-  certificates: { serial: string; not_before: string; not_after: string; revoked_at: string | null; revoke_reason: string | null }[];
+  certificates: {
+    serial: string;
+    not_before: string;
+    not_after: string;
+    revoked_at: string | null;
+    revoke_reason: string | null;
+  }[];
   violations: { kind: string; detail: string | null; at: string }[];
 }
 
 /** A terminal's client certificates and its latest refused access (enrol and revoke are CLI commands, where the CA key lives). */
 function TerminalSecurity({ id }: { id: string }) {
-  const sec = useQuery({ queryKey: ['terminal', id, 'security'], queryFn: () => get<Security>(`/v1/terminals/${id}/security`) });
+  const sec = useQuery({
+    queryKey: ['terminal', id, 'security'],
+    queryFn: () => get<Security>(`/v1/terminals/${id}/security`),
+  });
   return (
     <div className="card" role="region" aria-label={`Security of ${id}`} data-testid="terminal-security">
-      <h2>Terminal <span className="mono">{id}</span></h2>
+      <h2>
+        Terminal <span className="mono">{id}</span>
+      </h2>
       <ErrorNote error={sec.error} />
       <h3>Certificates</h3>
       {sec.data?.certificates.length ? (
-        <ul>{sec.data.certificates.map((c) => <li key={c.serial}><span className="mono">{c.serial}</span> valid {when(c.not_before)} – {when(c.not_after)}{c.revoked_at ? <strong className="error"> revoked {when(c.revoked_at)}{c.revoke_reason ? ` (${c.revoke_reason})` : ''}</strong> : ''}</li>)}</ul>
-      ) : <p className="muted">No client certificate (enrol with <code>tillpoint terminals enroll {id}</code>).</p>}
+        <ul>
+          {sec.data.certificates.map((c) => (
+            <li key={c.serial}>
+              <span className="mono">{c.serial}</span> valid {when(c.not_before)} – {when(c.not_after)}
+              {c.revoked_at ? (
+                <strong className="error">
+                  {' '}
+                  revoked {when(c.revoked_at)}
+                  {c.revoke_reason ? ` (${c.revoke_reason})` : ''}
+                </strong>
+              ) : (
+                ''
+              )}
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="muted">
+          No client certificate (enrol with <code>tillpoint terminals enroll {id}</code>).
+        </p>
+      )}
       <h3>Recent protocol violations</h3>
       {sec.data?.violations.length ? (
-        <ul>{sec.data.violations.map((v, i) => <li key={i}>{when(v.at)} <strong>{v.kind}</strong>{v.detail ? ` — ${v.detail}` : ''}</li>)}</ul>
-      ) : <p className="muted">None recorded.</p>}
+        <ul>
+          {sec.data.violations.map((v, i) => (
+            <li key={i}>
+              {when(v.at)} <strong>{v.kind}</strong>
+              {v.detail ? ` — ${v.detail}` : ''}
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="muted">None recorded.</p>
+      )}
     </div>
   );
 }

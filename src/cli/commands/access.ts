@@ -8,7 +8,8 @@ import { withDb, type Command, UsageError } from '../command.ts';
 export const access: Command = {
   name: 'access',
   usage: 'access review [--json]',
-  summary: 'List every operator account and active API key with its roles or permissions and last use (the six-monthly access review).',
+  summary:
+    'List every operator account and active API key with its roles or permissions and last use (the six-monthly access review).',
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'review') throw new UsageError('usage: tillpoint access review [--json]');
@@ -18,11 +19,22 @@ export const access: Command = {
     const { createLogger } = await import('../../platform/log.ts');
     const { systemClock } = await import('../../platform/clock.ts');
     const review = await withDb(async (db, config) => {
-      const writer = createAuditWriter({ keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey }), clock: systemClock });
-      const identity = createIdentityService({ db, config, clock: systemClock, audit: writer, logger: createLogger({ level: 'warn' }) });
+      const writer = createAuditWriter({
+        keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey }),
+        clock: systemClock,
+      });
+      const identity = createIdentityService({
+        db,
+        config,
+        clock: systemClock,
+        audit: writer,
+        logger: createLogger({ level: 'warn' }),
+      });
       const r = await identity.accessReview();
       await writer.record(db, {
-        action: 'access.reviewed', actor: { type: 'cli', id: userInfo().username, merchant_id: null }, resource: { type: 'access_review' },
+        action: 'access.reviewed',
+        actor: { type: 'cli', id: userInfo().username, merchant_id: null },
+        resource: { type: 'access_review' },
         details: { operators: r.operators.length, api_keys: r.api_keys.length },
       });
       return r;
@@ -33,14 +45,38 @@ export const access: Command = {
     }
     const rows: string[][] = [['ACCOUNT', 'SCOPE', 'ROLES / PERMISSIONS', 'STATUS', 'MFA', 'LAST USED', 'DAYS']];
     for (const o of review.operators) {
-      rows.push([o.email, o.merchant_id ?? 'platform', o.roles.join(','), o.locked_until ? 'locked' : o.status, o.mfa_enrolled ? 'yes' : 'no', o.last_used_at ?? 'never', String(o.days_since_use ?? '')]);
+      rows.push([
+        o.email,
+        o.merchant_id ?? 'platform',
+        o.roles.join(','),
+        o.locked_until ? 'locked' : o.status,
+        o.mfa_enrolled ? 'yes' : 'no',
+        o.last_used_at ?? 'never',
+        String(o.days_since_use ?? ''),
+      ]);
     }
     for (const k of review.api_keys) {
-      rows.push([`key ${k.id} (${k.name})`, k.merchant_id ?? 'platform', k.permissions.join(','), k.expires_at ? `expires ${k.expires_at.slice(0, 10)}` : 'active', '-', k.last_used_at ?? 'never', String(k.days_since_use ?? '')]);
+      rows.push([
+        `key ${k.id} (${k.name})`,
+        k.merchant_id ?? 'platform',
+        k.permissions.join(','),
+        k.expires_at ? `expires ${k.expires_at.slice(0, 10)}` : 'active',
+        '-',
+        k.last_used_at ?? 'never',
+        String(k.days_since_use ?? ''),
+      ]);
     }
     const widths = rows[0].map((_, i) => Math.min(48, Math.max(...rows.map((r) => r[i].length))));
-    for (const r of rows) process.stdout.write(r.map((c, i) => c.slice(0, 48).padEnd(widths[i])).join('  ').trimEnd() + '\n');
-    process.stdout.write(`\n${review.operators.length} operator accounts, ${review.api_keys.length} active API keys, generated ${review.generated_at}\n`);
+    for (const r of rows)
+      process.stdout.write(
+        r
+          .map((c, i) => c.slice(0, 48).padEnd(widths[i]))
+          .join('  ')
+          .trimEnd() + '\n',
+      );
+    process.stdout.write(
+      `\n${review.operators.length} operator accounts, ${review.api_keys.length} active API keys, generated ${review.generated_at}\n`,
+    );
     return 0;
   },
 };

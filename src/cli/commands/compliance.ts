@@ -18,14 +18,25 @@ const USAGE = `usage:
   tillpoint compliance verify FILE [--public-key BASE64]`;
 
 /** Gathers, builds and signs the report for the installation `config` describes. */
-export async function complianceReport(o: { config: Config; db: Db; clock?: Clock; npmAudit?: boolean; tlsAtGateway?: boolean }) {
+export async function complianceReport(o: {
+  config: Config;
+  db: Db;
+  clock?: Clock;
+  npmAudit?: boolean;
+  tlsAtGateway?: boolean;
+}) {
   const { config, db } = o;
   const clock = o.clock ?? systemClock;
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
   const { createAuditService, createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');
   const { createIdentityService } = await import('../../modules/identity/index.ts');
   const { gatherFacts, buildReport, signReport } = await import('../../modules/compliance/index.ts');
-  const keys = loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey, trustedPublicKeys: config.audit.trustedPublicKeys });
+  const keys = loadAuditKeys({
+    mode: config.mode,
+    dataDir: config.dataDir,
+    signingKey: config.audit.signingKey,
+    trustedPublicKeys: config.audit.trustedPublicKeys,
+  });
   const audit = createAuditService({ db, config, clock, logger, keys });
   const identity = createIdentityService({ db, config, clock, audit: createAuditWriter({ keys, clock }), logger });
   // The vault's key status needs the key manager (KMS); if it cannot be reached the row says so.
@@ -34,9 +45,18 @@ export async function complianceReport(o: { config: Config; db: Db; clock?: Cloc
   try {
     const { createVault, createKeyManagerFromConfig } = await import('../../modules/vault/index.ts');
     const { ENCRYPTED_FIELDS } = await import('../../app.ts');
-    const secrets = createSecretStore(createSecretsProvider(config.secrets), { refreshMs: 60_000, overlapMs: config.secrets.overlapSeconds * 1000, logger });
+    const secrets = createSecretStore(createSecretsProvider(config.secrets), {
+      refreshMs: 60_000,
+      overlapMs: config.secrets.overlapSeconds * 1000,
+      logger,
+    });
     const v = createVault({
-      db, clock, logger, config: config.keys, fields: ENCRYPTED_FIELDS, vpaPattern: config.payments.vpaPattern,
+      db,
+      clock,
+      logger,
+      config: config.keys,
+      fields: ENCRYPTED_FIELDS,
+      vpaPattern: config.payments.vpaPattern,
       kms: await createKeyManagerFromConfig(config.keys, { mode: config.mode, secrets }),
     });
     vault = v;
@@ -46,8 +66,14 @@ export async function complianceReport(o: { config: Config; db: Db; clock?: Cloc
   }
   try {
     const facts = await gatherFacts({
-      config, db, clock, identity, vault, audit,
-      npmAudit: o.npmAudit, tlsAtGateway: o.tlsAtGateway,
+      config,
+      db,
+      clock,
+      identity,
+      vault,
+      audit,
+      npmAudit: o.npmAudit,
+      tlsAtGateway: o.tlsAtGateway,
       keysFromDataDir: config.audit.signingKey ? [] : ['AUDIT_SIGNING_KEY (a key file under the data dir)'],
     });
     return signReport(buildReport(facts, { now: clock.now(), publicUrl: config.publicUrl }), keys);
@@ -58,22 +84,40 @@ export async function complianceReport(o: { config: Config; db: Db; clock?: Cloc
 
 export const compliance: Command = {
   name: 'compliance',
-  usage: 'compliance report [--format json|html] [--out DIR] [--npm-audit] [--tls-at-gateway] | verify FILE [--public-key B64]',
-  summary: 'PCI DSS v4.0.1 evidence report: automated checks against this installation, signed with the audit key; verify a report file.',
+  usage:
+    'compliance report [--format json|html] [--out DIR] [--npm-audit] [--tls-at-gateway] | verify FILE [--public-key B64]',
+  summary:
+    'PCI DSS v4.0.1 evidence report: automated checks against this installation, signed with the audit key; verify a report file.',
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'report') {
       const { values } = parseArgs({
         args: rest,
-        options: { format: { type: 'string', default: 'json' }, out: { type: 'string' }, 'npm-audit': { type: 'boolean', default: false }, 'tls-at-gateway': { type: 'boolean', default: false } },
+        options: {
+          format: { type: 'string', default: 'json' },
+          out: { type: 'string' },
+          'npm-audit': { type: 'boolean', default: false },
+          'tls-at-gateway': { type: 'boolean', default: false },
+        },
       });
-      if (values.format !== 'json' && values.format !== 'html') throw new ConfigError('--format', `must be json or html\n${USAGE}`);
+      if (values.format !== 'json' && values.format !== 'html')
+        throw new ConfigError('--format', `must be json or html\n${USAGE}`);
       const config = loadConfig();
-      const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, command: 'compliance report' });
+      const db = await openDb({
+        databaseUrl: config.databaseUrl,
+        dataDir: config.dataDir,
+        poolSize: 2,
+        command: 'compliance report',
+      });
       let signed;
       try {
         await migrate(db);
-        signed = await complianceReport({ config, db, npmAudit: values['npm-audit'], tlsAtGateway: values['tls-at-gateway'] });
+        signed = await complianceReport({
+          config,
+          db,
+          npmAudit: values['npm-audit'],
+          tlsAtGateway: values['tls-at-gateway'],
+        });
       } finally {
         await db.close();
       }
@@ -82,17 +126,26 @@ export const compliance: Command = {
       if (values.out) {
         const dir = resolve(values.out);
         mkdirSync(dir, { recursive: true });
-        const file = join(dir, `tillpoint-pci-dss-${signed.report.generated_at.replace(/[:.]/g, '-')}.${values.format}`);
+        const file = join(
+          dir,
+          `tillpoint-pci-dss-${signed.report.generated_at.replace(/[:.]/g, '-')}.${values.format}`,
+        );
         writeFileSync(file, text);
         const s = signed.report.summary;
-        process.stderr.write(`${file}\n${s.passed} passed, ${s.failed} failed, ${s.errors} errors, ${s.manual} manual, ${s.not_configured} not configured, ${s.not_applicable} not applicable\n`);
+        process.stderr.write(
+          `${file}\n${s.passed} passed, ${s.failed} failed, ${s.errors} errors, ${s.manual} manual, ${s.not_configured} not configured, ${s.not_applicable} not applicable\n`,
+        );
       } else {
         process.stdout.write(text);
       }
       return signed.report.summary.ok ? 0 : 1;
     }
     if (sub === 'verify') {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { 'public-key': { type: 'string' } } });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { 'public-key': { type: 'string' } },
+      });
       if (positionals.length !== 1) throw new ConfigError('compliance verify', USAGE);
       const { verifyReportText } = await import('../../modules/compliance/index.ts');
       const r = verifyReportText(readFileSync(positionals[0], 'utf8'), values['public-key']);
@@ -101,8 +154,10 @@ export const compliance: Command = {
         return 1;
       }
       const s = r.signed!;
-      process.stdout.write(`report ok: signed by ${s.signature.key_id} (public key ${s.signature.public_key}), generated ${s.report.generated_at}; ` +
-        `${s.report.summary.passed} passed, ${s.report.summary.failed} failed${values['public-key'] ? '' : '; compare the public key with the one the installation publishes (tillpoint audit head)'}\n`);
+      process.stdout.write(
+        `report ok: signed by ${s.signature.key_id} (public key ${s.signature.public_key}), generated ${s.report.generated_at}; ` +
+          `${s.report.summary.passed} passed, ${s.report.summary.failed} failed${values['public-key'] ? '' : '; compare the public key with the one the installation publishes (tillpoint audit head)'}\n`,
+      );
       return 0;
     }
     throw new ConfigError('compliance', USAGE);

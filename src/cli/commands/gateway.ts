@@ -42,7 +42,8 @@ function upstream(v: string): { host: string; port: number } {
 
 function intFlag(flag: string, v: string | undefined, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(flag, `must be an integer from ${min} to ${max}, got "${v}"`);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new ConfigError(flag, `must be an integer from ${min} to ${max}, got "${v}"`);
   return Number(v);
 }
 
@@ -62,7 +63,9 @@ export const gateway: Command = {
     if (sub === 'check') {
       try {
         const p = edge.locatePrerequisites();
-        process.stdout.write(`nginx: ${p.nginxBin}\nModSecurity module: ${p.modsecurityModule}\nOWASP CRS ${p.crsVersion}: ${p.crsRulesDir}\nunicode mapping: ${p.unicodeMapping}\n`);
+        process.stdout.write(
+          `nginx: ${p.nginxBin}\nModSecurity module: ${p.modsecurityModule}\nOWASP CRS ${p.crsVersion}: ${p.crsRulesDir}\nunicode mapping: ${p.unicodeMapping}\n`,
+        );
         return 0;
       } catch (e) {
         process.stderr.write(`${(e as Error).message}\n`);
@@ -101,10 +104,14 @@ export const gateway: Command = {
         'crs-dir': { type: 'string' },
       },
     });
-    if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) throw new ConfigError('--tls-cert', 'give both --tls-cert and --tls-key, or neither');
+    if (Boolean(values['tls-cert']) !== Boolean(values['tls-key']))
+      throw new ConfigError('--tls-cert', 'give both --tls-cert and --tls-key, or neither');
     const http = parseHttp(process.env);
     const d = edge.GATEWAY_DEFAULTS;
-    const workers = values.workers === undefined || values.workers === 'auto' ? 'auto' : intFlag('--workers', values.workers, 1, 1, 256);
+    const workers =
+      values.workers === undefined || values.workers === 'auto'
+        ? 'auto'
+        : intFlag('--workers', values.workers, 1, 1, 256);
 
     let gw;
     try {
@@ -112,7 +119,9 @@ export const gateway: Command = {
         dir: join(dataDir(), 'gateway'),
         listen: hostPort('--listen', values.listen!),
         upstreams: (values.upstream?.length ? values.upstream : ['http://127.0.0.1:8080']).map(upstream),
-        tls: values['tls-cert'] ? { certFile: resolve(values['tls-cert']), keyFile: resolve(values['tls-key']!) } : undefined,
+        tls: values['tls-cert']
+          ? { certFile: resolve(values['tls-cert']), keyFile: resolve(values['tls-key']!) }
+          : undefined,
         paranoia: intFlag('--paranoia', values.paranoia, d.paranoia, 1, 4) as 1 | 2 | 3 | 4,
         anomalyThreshold: intFlag('--anomaly-threshold', values['anomaly-threshold'], d.anomalyThreshold, 1, 1000),
         detectionOnly: values['detection-only']!,
@@ -123,13 +132,23 @@ export const gateway: Command = {
         upstreamTimeoutSeconds: Math.max(d.upstreamTimeoutSeconds, Math.ceil(http.requestTimeoutMs / 1000) + 5),
         ratePerIp: intFlag('--rate-per-ip', values['rate-per-ip'], d.ratePerIp, 1, 10_000_000),
         burstPerIp: intFlag('--burst-per-ip', values['burst-per-ip'], d.burstPerIp, 0, 10_000_000),
-        connectionsPerIp: intFlag('--connections-per-ip', values['connections-per-ip'], d.connectionsPerIp, 1, 10_000_000),
+        connectionsPerIp: intFlag(
+          '--connections-per-ip',
+          values['connections-per-ip'],
+          d.connectionsPerIp,
+          1,
+          10_000_000,
+        ),
         workerProcesses: workers,
         workerConnections: d.workerConnections,
         workerUser: values.user,
         accessLog: !values['no-access-log'],
         hstsMaxAgeSeconds: http.hstsMaxAgeSeconds,
-        prerequisites: { nginxBin: values.nginx, modsecurityModule: values['modsecurity-module'], crsRulesDir: values['crs-dir'] },
+        prerequisites: {
+          nginxBin: values.nginx,
+          modsecurityModule: values['modsecurity-module'],
+          crsRulesDir: values['crs-dir'],
+        },
       });
     } catch (e) {
       if (e instanceof edge.GatewayPrerequisiteError) {
@@ -149,7 +168,7 @@ export const gateway: Command = {
         `  Audit log:  ${gw.auditLog}`,
         `  Events:     ${gw.eventsFile}`,
         `  nginx:      pid ${gw.pid}${gw.workerUser ? `, workers as ${gw.workerUser.split(' ')[0]}` : ''}`,
-        '  The API should set HTTP_TRUST_PROXY to this gateway\'s address (e.g. 127.0.0.1) so its per-IP limits see the client.',
+        "  The API should set HTTP_TRUST_PROXY to this gateway's address (e.g. 127.0.0.1) so its per-IP limits see the client.",
       ].join('\n') + '\n',
     );
 
@@ -160,7 +179,9 @@ export const gateway: Command = {
     });
     void gw.exited.then((code) => {
       if (stopping) return;
-      process.stderr.write(`tillpoint gateway: nginx exited (code ${code}); see ${join(gw.dir, edge.GATEWAY_FILES.errorLog)}\n`);
+      process.stderr.write(
+        `tillpoint gateway: nginx exited (code ${code}); see ${join(gw.dir, edge.GATEWAY_FILES.errorLog)}\n`,
+      );
       process.exit(1);
     });
     return undefined;

@@ -16,4 +16,20 @@ import { keys } from './keys.ts';
 import { compliance } from './compliance.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
-export const COMMANDS: Command[] = [serve, migrate, ledger, rewards, bankSim, banks, apiKeys, gateway, pki, terminals, keys, audit, access, operators, compliance];
+export const COMMANDS: Command[] = [
+  serve,
+  migrate,
+  ledger,
+  rewards,
+  bankSim,
+  banks,
+  apiKeys,
+  gateway,
+  pki,
+  terminals,
+  keys,
+  audit,
+  access,
+  operators,
+  compliance,
+];

@@ -21,15 +21,31 @@ const USAGE = `usage:
 async function withVault<T>(fn: (vault: import('../../modules/vault/index.ts').Vault) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const secrets = createSecretStore(createSecretsProvider(config.secrets), { refreshMs: 60_000, overlapMs: config.secrets.overlapSeconds * 1000, logger });
-  const dbPassword = config.databasePasswordSecret ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET') : undefined;
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2, password: dbPassword && (() => dbPassword.current()) });
+  const secrets = createSecretStore(createSecretsProvider(config.secrets), {
+    refreshMs: 60_000,
+    overlapMs: config.secrets.overlapSeconds * 1000,
+    logger,
+  });
+  const dbPassword = config.databasePasswordSecret
+    ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
+    : undefined;
+  const db = await openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: 2,
+    password: dbPassword && (() => dbPassword.current()),
+  });
   try {
     await migrate(db);
     const { createVault, createKeyManagerFromConfig } = await import('../../modules/vault/index.ts');
     const { ENCRYPTED_FIELDS } = await import('../../app.ts');
     const vault = createVault({
-      db, clock: systemClock, logger, config: config.keys, fields: ENCRYPTED_FIELDS, vpaPattern: config.payments.vpaPattern,
+      db,
+      clock: systemClock,
+      logger,
+      config: config.keys,
+      fields: ENCRYPTED_FIELDS,
+      vpaPattern: config.payments.vpaPattern,
       kms: await createKeyManagerFromConfig(config.keys, { mode: config.mode, secrets }),
     });
     try {
@@ -53,15 +69,23 @@ async function readStdin(): Promise<string> {
 
 export const keys: Command = {
   name: 'keys',
-  usage: 'keys status | rotate [--purpose P] [--kind aead|hmac] | rotate --kek | rewrap | rewrap-deks | keyring-new | keyring-add-version',
-  summary: 'Data-encryption keys: age and rows per version, rotation (the worker re-encrypts and retires old versions), KEK rotation, keyrings for a secret.',
+  usage:
+    'keys status | rotate [--purpose P] [--kind aead|hmac] | rotate --kek | rewrap | rewrap-deks | keyring-new | keyring-add-version',
+  summary:
+    'Data-encryption keys: age and rows per version, rotation (the worker re-encrypts and retires old versions), KEK rotation, keyrings for a secret.',
   async run(argv) {
     const [sub, ...rest] = argv;
     const { values } = parseArgs({
       args: rest,
-      options: { purpose: { type: 'string' }, kind: { type: 'string' }, kek: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+      options: {
+        purpose: { type: 'string' },
+        kind: { type: 'string' },
+        kek: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+      },
     });
-    if (values.kind !== undefined && values.kind !== 'aead' && values.kind !== 'hmac') throw new ConfigError('--kind', 'must be aead or hmac');
+    if (values.kind !== undefined && values.kind !== 'aead' && values.kind !== 'hmac')
+      throw new ConfigError('--kind', 'must be aead or hmac');
 
     switch (sub) {
       case 'status': {
@@ -71,7 +95,9 @@ export const keys: Command = {
           return 0;
         }
         const out: string[] = [];
-        out.push(`key-encrypting key: ${s.kek.kekRef} (${s.kek.provider}), age ${days(s.kek.ageDays)} of ${s.kek.cryptoperiodDays}d${s.kek.overdue ? '  OVERDUE: rotate with "keys rotate --kek"' : ''}`);
+        out.push(
+          `key-encrypting key: ${s.kek.kekRef} (${s.kek.provider}), age ${days(s.kek.ageDays)} of ${s.kek.cryptoperiodDays}d${s.kek.overdue ? '  OVERDUE: rotate with "keys rotate --kek"' : ''}`,
+        );
         out.push('', 'purpose          kind  ver  state         age     period  rows');
         for (const k of s.keys) {
           const rows = k.rows.length ? k.rows.map((r) => `${r.rows} in ${r.field}`).join(', ') : '-';
@@ -79,27 +105,35 @@ export const keys: Command = {
             `${k.purpose.padEnd(16)} ${k.kind.padEnd(5)} ${String(k.version).padStart(3)}  ${k.state.padEnd(12)}  ${days(k.ageDays).padStart(6)}  ${`${k.cryptoperiodDays}d`.padStart(6)}  ${rows}${k.overdue ? '  OVERDUE' : ''}`,
           );
         }
-        for (const p of s.plaintextRows) out.push(`not yet encrypted: ${p.rows} rows in ${p.field} (the worker encrypts them)`);
+        for (const p of s.plaintextRows)
+          out.push(`not yet encrypted: ${p.rows} rows in ${p.field} (the worker encrypts them)`);
         const busy = s.jobs.filter((j) => j.cursor !== null);
         for (const j of busy) out.push(`re-encrypting ${j.field}: at ${j.cursor}, ${j.pass_rewritten} rows so far`);
-        for (const j of s.jobs.filter((x) => Number(x.pass_failures) > 0)) out.push(`WARNING ${j.field}: ${j.pass_failures} rows did not decrypt in the last pass (see the worker log)`);
+        for (const j of s.jobs.filter((x) => Number(x.pass_failures) > 0))
+          out.push(`WARNING ${j.field}: ${j.pass_failures} rows did not decrypt in the last pass (see the worker log)`);
         process.stdout.write(out.join('\n') + '\n');
         return 0;
       }
       case 'rotate': {
         if (values.kek) {
           const r = await withVault((v) => v.rotateKek());
-          process.stdout.write(`KEK rotated: now ${r.kek.kekRef}; ${r.rewrapped} data keys re-wrapped; ${r.retired} old KEK versions retired\n`);
+          process.stdout.write(
+            `KEK rotated: now ${r.kek.kekRef}; ${r.rewrapped} data keys re-wrapped; ${r.retired} old KEK versions retired\n`,
+          );
           return 0;
         }
-        const rotated = await withVault((v) => v.rotate({ purpose: values.purpose, kind: values.kind as 'aead' | 'hmac' | undefined }));
+        const rotated = await withVault((v) =>
+          v.rotate({ purpose: values.purpose, kind: values.kind as 'aead' | 'hmac' | undefined }),
+        );
         if (rotated.length === 0) {
           process.stderr.write(`no key to rotate${values.purpose ? ` for purpose "${values.purpose}"` : ''}\n`);
           return 1;
         }
         for (const r of rotated) process.stdout.write(`${r.purpose} ${r.kind}: version ${r.from ?? '-'} -> ${r.to}\n`);
         const wait = Math.ceil((2 * loadConfig().keys.cacheTtlMs + 1000) / 1000);
-        process.stdout.write(`New data is encrypted with the new versions within ${Math.ceil(loadConfig().keys.cacheTtlMs / 1000)}s. The worker starts re-encrypting old rows after ${wait}s and retires the old versions when no row uses them ("keys status" shows progress).\n`);
+        process.stdout.write(
+          `New data is encrypted with the new versions within ${Math.ceil(loadConfig().keys.cacheTtlMs / 1000)}s. The worker starts re-encrypting old rows after ${wait}s and retires the old versions when no row uses them ("keys status" shows progress).\n`,
+        );
         return 0;
       }
       case 'rewrap': {
@@ -109,7 +143,9 @@ export const keys: Command = {
         });
         process.stdout.write(`${n.done} rows re-encrypted\n`);
         if (n.left.length > 0) {
-          process.stdout.write(`still decrypt-only (wait until every process has seen the rotation, then run again): ${n.left.map((k) => `${k.purpose}/${k.kind} v${k.version}`).join(', ')}\n`);
+          process.stdout.write(
+            `still decrypt-only (wait until every process has seen the rotation, then run again): ${n.left.map((k) => `${k.purpose}/${k.kind} v${k.version}`).join(', ')}\n`,
+          );
         }
         return 0;
       }

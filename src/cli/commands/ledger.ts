@@ -9,7 +9,9 @@ export const ledger: Command = {
     const { runLedgerVerify, formatViolation } = await import('../../modules/ledger/index.ts');
     const report = await withDb((db) => runLedgerVerify(db));
     if (report.ok) {
-      process.stdout.write(`ledger ok: ${report.checked.entries} entries, ${report.checked.accounts} accounts, every invariant holds\n`);
+      process.stdout.write(
+        `ledger ok: ${report.checked.entries} entries, ${report.checked.accounts} accounts, every invariant holds\n`,
+      );
       return 0;
     }
     process.stderr.write(`ledger verify FAILED: ${formatViolation(report.violations[0])}\n`);

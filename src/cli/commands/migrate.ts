@@ -9,7 +9,13 @@ export const migrate: Command = {
   summary: 'Apply database migrations and exit (safe to run from several processes at once).',
   async run() {
     const config = loadConfig();
-    const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1, create: true, command: 'migrate' });
+    const db = await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: 1,
+      create: true,
+      command: 'migrate',
+    });
     try {
       const applied = await applyMigrations(db);
       process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'migrations up to date\n');

@@ -15,7 +15,8 @@ const USAGE = [
 export const operators: Command = {
   name: 'operators',
   usage: USAGE,
-  summary: 'Create operator accounts (a temporary password is printed once; TOTP is enrolled at first sign-in) and unlock, disable, enable or reset them.',
+  summary:
+    'Create operator accounts (a temporary password is printed once; TOTP is enrolled at first sign-in) and unlock, disable, enable or reset them.',
   async run(argv) {
     const [sub, ...rest] = argv;
     const { createIdentityService, ROLE_NAMES } = await import('../../modules/identity/index.ts');
@@ -24,19 +25,53 @@ export const operators: Command = {
     const { systemClock } = await import('../../platform/clock.ts');
     const run = <T>(fn: (identity: ReturnType<typeof createIdentityService>) => Promise<T>) =>
       withDb(async (db, config) => {
-        const writer = createAuditWriter({ keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey }), clock: systemClock });
-        return fn(createIdentityService({ db, config, clock: systemClock, audit: writer, logger: createLogger({ level: 'warn' }) }));
+        const writer = createAuditWriter({
+          keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey }),
+          clock: systemClock,
+        });
+        return fn(
+          createIdentityService({
+            db,
+            config,
+            clock: systemClock,
+            audit: writer,
+            logger: createLogger({ level: 'warn' }),
+          }),
+        );
       });
     const print = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
     switch (sub) {
       case 'create': {
-        const { values } = parseArgs({ args: rest, options: { email: { type: 'string' }, name: { type: 'string' }, roles: { type: 'string' }, merchant: { type: 'string' } } });
-        for (const k of ['email', 'name', 'roles'] as const) if (!values[k]) throw new ConfigError(`--${k}`, 'is required');
-        const roles = values.roles!.split(',').map((r) => r.trim()).filter(Boolean);
-        for (const r of roles) if (!(ROLE_NAMES as string[]).includes(r)) throw new ConfigError('--roles', `unknown role "${r}"; roles: ${ROLE_NAMES.join(', ')}`);
-        const r = await run((i) => i.createOperator(null, { email: values.email!, name: values.name!, roles, merchant_id: values.merchant ?? null }));
+        const { values } = parseArgs({
+          args: rest,
+          options: {
+            email: { type: 'string' },
+            name: { type: 'string' },
+            roles: { type: 'string' },
+            merchant: { type: 'string' },
+          },
+        });
+        for (const k of ['email', 'name', 'roles'] as const)
+          if (!values[k]) throw new ConfigError(`--${k}`, 'is required');
+        const roles = values
+          .roles!.split(',')
+          .map((r) => r.trim())
+          .filter(Boolean);
+        for (const r of roles)
+          if (!(ROLE_NAMES as string[]).includes(r))
+            throw new ConfigError('--roles', `unknown role "${r}"; roles: ${ROLE_NAMES.join(', ')}`);
+        const r = await run((i) =>
+          i.createOperator(null, {
+            email: values.email!,
+            name: values.name!,
+            roles,
+            merchant_id: values.merchant ?? null,
+          }),
+        );
         print(r);
-        process.stderr.write('Hand the temporary password over in person or by a separate channel: it is not shown again, and must be changed at first sign-in.\n');
+        process.stderr.write(
+          'Hand the temporary password over in person or by a separate channel: it is not shown again, and must be changed at first sign-in.\n',
+        );
         return 0;
       }
       case 'list': {
@@ -53,11 +88,16 @@ export const operators: Command = {
         if (!id) throw new UsageError(`usage: tillpoint operators ${sub} <operator id>`);
         const r = await run((i): Promise<unknown> => {
           switch (sub) {
-            case 'unlock': return i.unlock(null, id);
-            case 'disable': return i.setStatus(null, id, 'disabled', 'from the command line');
-            case 'enable': return i.setStatus(null, id, 'active');
-            case 'reset-password': return i.resetPassword(null, id);
-            default: return i.resetMfa(null, id);
+            case 'unlock':
+              return i.unlock(null, id);
+            case 'disable':
+              return i.setStatus(null, id, 'disabled', 'from the command line');
+            case 'enable':
+              return i.setStatus(null, id, 'active');
+            case 'reset-password':
+              return i.resetPassword(null, id);
+            default:
+              return i.resetMfa(null, id);
           }
         });
         print(r);

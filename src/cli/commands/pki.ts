@@ -22,8 +22,18 @@ export const pki: Command = {
     const { values } = parseArgs({
       args: rest,
       options: {
-        hostnames: { type: 'string' }, organization: { type: 'string' }, force: { type: 'boolean', default: false }, days: { type: 'string' }, out: { type: 'string' },
-        port: { type: 'string' }, host: { type: 'string' }, name: { type: 'string' }, gateways: { type: 'string' }, crl: { type: 'string' }, persistence: { type: 'string' }, 'run-as': { type: 'string' },
+        hostnames: { type: 'string' },
+        organization: { type: 'string' },
+        force: { type: 'boolean', default: false },
+        days: { type: 'string' },
+        out: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        name: { type: 'string' },
+        gateways: { type: 'string' },
+        crl: { type: 'string' },
+        persistence: { type: 'string' },
+        'run-as': { type: 'string' },
       },
     });
     const config = loadConfig();
@@ -32,23 +42,34 @@ export const pki: Command = {
     switch (sub) {
       case 'init': {
         const { initPki, pkiFiles } = await loadPki();
-        const hostnames = values.hostnames?.split(',').map((h) => h.trim()).filter(Boolean);
-        if (hostnames && hostnames.length === 0) throw new ConfigError('--hostnames', 'needs at least one name or address');
+        const hostnames = values.hostnames
+          ?.split(',')
+          .map((h) => h.trim())
+          .filter(Boolean);
+        if (hostnames && hostnames.length === 0)
+          throw new ConfigError('--hostnames', 'needs at least one name or address');
         const written = await initPki(dir, { hostnames, force: values.force, organization: values.organization });
-        if (written.length === 0) process.stdout.write(`terminal CA already in ${dir} (use --force to replace it: every enrolled terminal would need a new certificate)\n`);
+        if (written.length === 0)
+          process.stdout.write(
+            `terminal CA already in ${dir} (use --force to replace it: every enrolled terminal would need a new certificate)\n`,
+          );
         for (const f of written) process.stdout.write(`wrote ${f}\n`);
-        if (written.includes(pkiFiles(dir).caKey)) process.stderr.write(`Keep ${pkiFiles(dir).caKey} secret: whoever holds it can mint terminal identities.\n`);
+        if (written.includes(pkiFiles(dir).caKey))
+          process.stderr.write(`Keep ${pkiFiles(dir).caKey} secret: whoever holds it can mint terminal identities.\n`);
         return 0;
       }
       case 'gateway-cert': {
         const days = values.days === undefined ? 825 : Number(values.days);
-        if (!Number.isInteger(days) || days < 1 || days > 3650) throw new ConfigError('--days', 'must be an integer from 1 to 3650');
+        if (!Number.isInteger(days) || days < 1 || days > 3650)
+          throw new ConfigError('--days', 'must be an integer from 1 to 3650');
         const { issueGatewayCertificate } = await loadEnrollment();
         const name = values.name ?? 'tillpoint-gateway';
         const f = await issueGatewayCertificate(dir, days, name).catch((e: Error) => {
           throw new ConfigError('--name', e.message);
         });
-        process.stdout.write(`wrote ${f.cert}\nwrote ${f.key}\nSet MQTT_CLIENT_CERT_FILE=${f.cert} MQTT_CLIENT_KEY_FILE=${f.key} for this gateway replica (CN ${name}); each replica gets its own name.\n`);
+        process.stdout.write(
+          `wrote ${f.cert}\nwrote ${f.key}\nSet MQTT_CLIENT_CERT_FILE=${f.cert} MQTT_CLIENT_KEY_FILE=${f.key} for this gateway replica (CN ${name}); each replica gets its own name.\n`,
+        );
         return 0;
       }
       case 'crl': {
@@ -62,17 +83,28 @@ export const pki: Command = {
       }
       case 'mosquitto-config': {
         const port = Number(values.port);
-        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('--port', 'is required: the port Mosquitto listens on (mutual TLS)');
+        if (!Number.isInteger(port) || port < 1 || port > 65535)
+          throw new ConfigError('--port', 'is required: the port Mosquitto listens on (mutual TLS)');
         if (!values.out) throw new ConfigError('--out', 'is required: the directory for mosquitto.conf and acl');
         const { writeMosquittoConfig } = await import('../../modules/terminals/mosquitto.ts');
         const { resolve } = await import('node:path');
         const files = writeMosquittoConfig({
-          port, host: values.host, pkiDir: dir, outDir: resolve(values.out), crlFile: values.crl && resolve(values.crl),
-          persistenceDir: values.persistence && resolve(values.persistence), runAs: values['run-as'],
+          port,
+          host: values.host,
+          pkiDir: dir,
+          outDir: resolve(values.out),
+          crlFile: values.crl && resolve(values.crl),
+          persistenceDir: values.persistence && resolve(values.persistence),
+          runAs: values['run-as'],
           maxPacketBytes: 4 * config.mqtt.maxPayloadBytes + 1024,
-          gateways: values.gateways?.split(',').map((g) => g.trim()).filter(Boolean),
+          gateways: values.gateways
+            ?.split(',')
+            .map((g) => g.trim())
+            .filter(Boolean),
         });
-        process.stdout.write(`wrote ${files.config}\nwrote ${files.acl}\nStart it with: mosquitto -c ${files.config}\n`);
+        process.stdout.write(
+          `wrote ${files.config}\nwrote ${files.acl}\nStart it with: mosquitto -c ${files.config}\n`,
+        );
         return 0;
       }
       default:

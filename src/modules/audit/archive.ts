@@ -24,25 +24,50 @@ export function segmentKey(start: number, end: number) {
   return `segments/${pad(start)}-${pad(end)}.jsonl`;
 }
 
-export function buildSegment(start: number, end: number, head: TreeHead, publicKey: Buffer, rows: { leaf_index: number; leaf_hash: Buffer; record: string | null }[]): Buffer {
+export function buildSegment(
+  start: number,
+  end: number,
+  head: TreeHead,
+  publicKey: Buffer,
+  rows: { leaf_index: number; leaf_hash: Buffer; record: string | null }[],
+): Buffer {
   const lines = [
-    canonicalJson({ type: 'segment', log: LOG_ID, start, end, head: { ...head }, public_key: publicKey.toString('base64') }),
-    ...rows.map((r) => canonicalJson({ leaf_index: Number(r.leaf_index), leaf_hash: Buffer.from(r.leaf_hash).toString('hex'), record: r.record })),
+    canonicalJson({
+      type: 'segment',
+      log: LOG_ID,
+      start,
+      end,
+      head: { ...head },
+      public_key: publicKey.toString('base64'),
+    }),
+    ...rows.map((r) =>
+      canonicalJson({
+        leaf_index: Number(r.leaf_index),
+        leaf_hash: Buffer.from(r.leaf_hash).toString('hex'),
+        record: r.record,
+      }),
+    ),
   ];
   return Buffer.from(lines.join('\n') + '\n', 'utf8');
 }
 
 /** Exports every sealed leaf up to the latest signed head that is not yet in `store`. */
-export async function exportSegments(db: Db, deps: { store: WormStore; clock: Clock; retentionMonths: number; publicKey: (keyId: string) => Buffer | undefined }) {
+export async function exportSegments(
+  db: Db,
+  deps: { store: WormStore; clock: Clock; retentionMonths: number; publicKey: (keyId: string) => Buffer | undefined },
+) {
   const head = await latestHead(db);
   const st = (await db.query<{ exported_size: number }>(`SELECT exported_size FROM audit.state WHERE id = 1`)).rows[0];
   const start = Number(st.exported_size);
   if (!head || head.tree_size <= start) return undefined;
   const end = head.tree_size;
-  const rows = (await db.query<{ leaf_index: number; leaf_hash: Buffer; record: string | null }>(
-    `SELECT l.leaf_index, l.leaf_hash, e.record FROM audit.leaves l LEFT JOIN audit.events e ON e.id = l.event_id
+  const rows = (
+    await db.query<{ leaf_index: number; leaf_hash: Buffer; record: string | null }>(
+      `SELECT l.leaf_index, l.leaf_hash, e.record FROM audit.leaves l LEFT JOIN audit.events e ON e.id = l.event_id
       WHERE l.leaf_index >= $1 AND l.leaf_index < $2 ORDER BY l.leaf_index`,
-    [start, end])).rows;
+      [start, end],
+    )
+  ).rows;
   const body = buildSegment(start, end, head, deps.publicKey(head.key_id) ?? Buffer.alloc(0), rows);
   const now = deps.clock.now();
   const location = await deps.store.put(segmentKey(start, end), body, addMonths(now, deps.retentionMonths));
@@ -50,7 +75,8 @@ export async function exportSegments(db: Db, deps: { store: WormStore; clock: Cl
     await tx.query(
       `INSERT INTO audit.exports (segment_start, segment_end, target, location, sha256, exported_at) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT DO NOTHING`,
-      [start, end, deps.store.target, location, createHash('sha256').update(body).digest('hex'), now.toISOString()]);
+      [start, end, deps.store.target, location, createHash('sha256').update(body).digest('hex'), now.toISOString()],
+    );
     // Only forwards: a slower replica that exported the same segment changes nothing.
     await tx.query(`UPDATE audit.state SET exported_size = greatest(exported_size, $1) WHERE id = 1`, [end]);
   });
@@ -66,21 +92,32 @@ export async function exportSegments(db: Db, deps: { store: WormStore; clock: Cl
 export async function pruneOnline(db: Db, deps: { clock: Clock; onlineMonths: number; audit: AuditWriter }) {
   const cutoff = addMonths(deps.clock.now(), -deps.onlineMonths);
   return db.tx(async (tx) => {
-    const st = (await tx.query<{ tree_size: number; exported_size: number; pruned_size: number }>(
-      `SELECT tree_size, exported_size, pruned_size FROM audit.state WHERE id = 1 FOR UPDATE`)).rows[0];
+    const st = (
+      await tx.query<{ tree_size: number; exported_size: number; pruned_size: number }>(
+        `SELECT tree_size, exported_size, pruned_size FROM audit.state WHERE id = 1 FOR UPDATE`,
+      )
+    ).rows[0];
     const from = Number(st.pruned_size);
-    const young = (await tx.query<{ first: number | null }>(
-      `SELECT min(l.leaf_index) AS first FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id
-        WHERE l.leaf_index >= $1 AND e.occurred_at >= $2`, [from, cutoff.toISOString()])).rows[0].first;
+    const young = (
+      await tx.query<{ first: number | null }>(
+        `SELECT min(l.leaf_index) AS first FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id
+        WHERE l.leaf_index >= $1 AND e.occurred_at >= $2`,
+        [from, cutoff.toISOString()],
+      )
+    ).rows[0].first;
     const to = Math.min(young === null ? Number(st.tree_size) : Number(young), Number(st.exported_size));
     if (to <= from) return undefined;
     await tx.query(`SELECT set_config('tillpoint.audit_prune', 'on', true)`);
     const del = await tx.query(
-      `DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= $1 AND l.leaf_index < $2`, [from, to]);
+      `DELETE FROM audit.events e USING audit.leaves l WHERE l.event_id = e.id AND l.leaf_index >= $1 AND l.leaf_index < $2`,
+      [from, to],
+    );
     await tx.query(`SELECT set_config('tillpoint.audit_prune', 'off', true)`);
     await tx.query(`UPDATE audit.state SET pruned_size = $1 WHERE id = 1`, [to]);
     await deps.audit.record(tx, {
-      action: 'audit.pruned', actor: SYSTEM_ACTOR('worker'), resource: { type: 'audit_trail' },
+      action: 'audit.pruned',
+      actor: SYSTEM_ACTOR('worker'),
+      resource: { type: 'audit_trail' },
       details: { from, to, records: del.rowCount, cutoff: cutoff.toISOString() },
     });
     return { from, to, records: del.rowCount };
@@ -104,12 +141,17 @@ const HEADER_BYTES = 4096;
  * database owner cannot move. `audit verify` holds the database's tree against each of them.
  * A segment whose header cannot be read is reported, never skipped in silence.
  */
-export async function readExportedHeads(store: WormStore): Promise<{ heads: ExportedHead[]; unreadable: { key: string; reason: string }[] }> {
+export async function readExportedHeads(
+  store: WormStore,
+): Promise<{ heads: ExportedHead[]; unreadable: { key: string; reason: string }[] }> {
   let keys: string[];
   try {
     keys = (await store.list('segments/')).filter((k) => SEGMENT_KEY.test(k));
   } catch (e) {
-    return { heads: [], unreadable: [{ key: 'segments/', reason: `the store cannot be listed: ${(e as Error).message.slice(0, 200)}` }] };
+    return {
+      heads: [],
+      unreadable: [{ key: 'segments/', reason: `the store cannot be listed: ${(e as Error).message.slice(0, 200)}` }],
+    };
   }
   const heads: ExportedHead[] = [];
   const unreadable: { key: string; reason: string }[] = [];
@@ -123,14 +165,39 @@ export async function readExportedHeads(store: WormStore): Promise<{ heads: Expo
         let bytes = await store.read(key, HEADER_BYTES);
         if (!bytes.includes(0x0a)) bytes = await store.read(key);
         const nl = bytes.indexOf(0x0a);
-        const header = JSON.parse(bytes.subarray(0, nl === -1 ? bytes.length : nl).toString('utf8')) as { type?: string; start?: number; end?: number; head?: TreeHead };
+        const header = JSON.parse(bytes.subarray(0, nl === -1 ? bytes.length : nl).toString('utf8')) as {
+          type?: string;
+          start?: number;
+          end?: number;
+          head?: TreeHead;
+        };
         const h = header.head;
-        if (header.type !== 'segment' || header.start !== start || header.end !== end || !h || h.tree_size !== end
-          || typeof h.root_hash !== 'string' || typeof h.signature !== 'string' || typeof h.key_id !== 'string' || typeof h.timestamp !== 'string') {
+        if (
+          header.type !== 'segment' ||
+          header.start !== start ||
+          header.end !== end ||
+          !h ||
+          h.tree_size !== end ||
+          typeof h.root_hash !== 'string' ||
+          typeof h.signature !== 'string' ||
+          typeof h.key_id !== 'string' ||
+          typeof h.timestamp !== 'string'
+        ) {
           unreadable.push({ key, reason: 'its header is not the signed head of the leaves its name covers' });
           continue;
         }
-        heads.push({ key, start, end, head: { tree_size: h.tree_size, root_hash: h.root_hash, timestamp: h.timestamp, key_id: h.key_id, signature: h.signature } });
+        heads.push({
+          key,
+          start,
+          end,
+          head: {
+            tree_size: h.tree_size,
+            root_hash: h.root_hash,
+            timestamp: h.timestamp,
+            key_id: h.key_id,
+            signature: h.signature,
+          },
+        });
       } catch (e) {
         unreadable.push({ key, reason: (e as Error).message.slice(0, 200) });
       }

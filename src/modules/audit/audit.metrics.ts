@@ -24,7 +24,11 @@ export function registerAuditMetrics(registry: Registry, db: Queryable) {
                       AND NOT EXISTS (SELECT 1 FROM audit.leaves l WHERE l.event_id = audit.events.id)))::float8 AS unsealed_age`,
         );
         const row = r.rows[0];
-        last = { headAge: row.head_age === null ? null : Number(row.head_age), unsigned: Number(row.unsigned), unsealedAge: Number(row.unsealed_age ?? 0) };
+        last = {
+          headAge: row.head_age === null ? null : Number(row.head_age),
+          unsigned: Number(row.unsigned),
+          unsealedAge: Number(row.unsealed_age ?? 0),
+        };
       } catch {
         // database unavailable: keep the last values
       } finally {

@@ -39,17 +39,31 @@ export interface EventFilter {
 
 export function createAuditService(deps: AuditDeps) {
   const { db, config, clock, logger } = deps;
-  const keys = deps.keys ?? loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey, trustedPublicKeys: config.audit.trustedPublicKeys });
+  const keys =
+    deps.keys ??
+    loadAuditKeys({
+      mode: config.mode,
+      dataDir: config.dataDir,
+      signingKey: config.audit.signingKey,
+      trustedPublicKeys: config.audit.trustedPublicKeys,
+    });
   const writer = createAuditWriter({ keys, clock });
   const ex = config.audit.export;
-  const store: WormStore | undefined = deps.store !== undefined
-    ? deps.store ?? undefined
-    : ex.target === 'local' ? localWorm(ex.dir)
-      : ex.target === 's3' ? s3Worm({ ...ex.s3!, credentials: awsCredentials(deps.awsEnv), fetch: deps.fetch })
-        : undefined;
+  const store: WormStore | undefined =
+    deps.store !== undefined
+      ? (deps.store ?? undefined)
+      : ex.target === 'local'
+        ? localWorm(ex.dir)
+        : ex.target === 's3'
+          ? s3Worm({ ...ex.s3!, credentials: awsCredentials(deps.awsEnv), fetch: deps.fetch })
+          : undefined;
   let lastRetention = 0;
 
-  const errInfo = (e: unknown) => ({ type: (e as Error).name, code: (e as { code?: string }).code, message: (e as Error).message?.slice(0, 200) });
+  const errInfo = (e: unknown) => ({
+    type: (e as Error).name,
+    code: (e as { code?: string }).code,
+    message: (e as Error).message?.slice(0, 200),
+  });
 
   return {
     keys,
@@ -59,8 +73,17 @@ export function createAuditService(deps: AuditDeps) {
     record: (q: Queryable, input: AuditInput) => writer.record(q, input),
 
     seal: () => seal(db, { keys, clock }),
-    signHead: (force = false) => signHead(db, { keys, clock, intervalSeconds: config.audit.signIntervalSeconds, force }),
-    exportSegments: () => (store ? exportSegments(db, { store, clock, retentionMonths: config.audit.retentionMonths, publicKey: (id) => keys.trusted.get(id) }) : Promise.resolve(undefined)),
+    signHead: (force = false) =>
+      signHead(db, { keys, clock, intervalSeconds: config.audit.signIntervalSeconds, force }),
+    exportSegments: () =>
+      store
+        ? exportSegments(db, {
+            store,
+            clock,
+            retentionMonths: config.audit.retentionMonths,
+            publicKey: (id) => keys.trusted.get(id),
+          })
+        : Promise.resolve(undefined),
     /** Recomputes the trail and holds it against every head exported to write-once storage. */
     verify: async () => verifyTrail(db, keys, store ? await readExportedHeads(store) : undefined),
     prove: (eventId: string, treeSize?: number) => proveRecord(db, eventId, keys.trusted, treeSize),
@@ -70,9 +93,17 @@ export function createAuditService(deps: AuditDeps) {
     /** Removes records past the online period (already exported) and archive files past retention. */
     async runRetention() {
       const pruned = await pruneOnline(db, { clock, onlineMonths: config.audit.onlineMonths, audit: writer });
-      const expired = store && 'expire' in store ? (store as ReturnType<typeof localWorm>).expire(addMonths(clock.now(), -config.audit.retentionMonths)) : [];
+      const expired =
+        store && 'expire' in store
+          ? (store as ReturnType<typeof localWorm>).expire(addMonths(clock.now(), -config.audit.retentionMonths))
+          : [];
       if (expired.length > 0) {
-        await writer.record(db, { action: 'audit.archive_expired', actor: SYSTEM_ACTOR('worker'), resource: { type: 'audit_trail' }, details: { files: expired.length } });
+        await writer.record(db, {
+          action: 'audit.archive_expired',
+          actor: SYSTEM_ACTOR('worker'),
+          resource: { type: 'audit_trail' },
+          details: { files: expired.length },
+        });
       }
       return { pruned, expired: expired.length };
     },
@@ -85,14 +116,23 @@ export function createAuditService(deps: AuditDeps) {
         const r = await seal(db, { keys, clock });
         sealed = r.sealed;
         if (r.forged.length > 0) {
-          logger.error({ records: r.forged.slice(0, 10), count: r.forged.length }, 'audit records with an invalid MAC were found and left unsealed');
+          logger.error(
+            { records: r.forged.slice(0, 10), count: r.forged.length },
+            'audit records with an invalid MAC were found and left unsealed',
+          );
         }
         signed = (await signHead(db, { keys, clock, intervalSeconds: config.audit.signIntervalSeconds }))?.tree_size;
       } catch (e) {
         logger.error({ err: errInfo(e) }, 'audit sealing failed; will retry');
       }
       try {
-        if (store) await exportSegments(db, { store, clock, retentionMonths: config.audit.retentionMonths, publicKey: (id) => keys.trusted.get(id) });
+        if (store)
+          await exportSegments(db, {
+            store,
+            clock,
+            retentionMonths: config.audit.retentionMonths,
+            publicKey: (id) => keys.trusted.get(id),
+          });
       } catch (e) {
         logger.error({ err: errInfo(e) }, 'audit export failed; will retry');
       }
@@ -115,16 +155,34 @@ export function createAuditService(deps: AuditDeps) {
             AND ($5::timestamptz IS NULL OR e.occurred_at >= $5) AND ($6::timestamptz IS NULL OR e.occurred_at < $6)
             AND ($7::text IS NULL OR e.id < $7)
           ORDER BY e.id DESC LIMIT $8`,
-        [f.actorId ?? null, f.resourceId ?? null, f.merchantId ?? null, f.action ?? null, f.from?.toISOString() ?? null, f.to?.toISOString() ?? null, f.before ?? null, f.limit + 1]);
-      return r.rows.map((row) => ({ ...(JSON.parse(row.record) as AuditRecord), leaf_index: row.leaf_index === null ? null : Number(row.leaf_index) }));
+        [
+          f.actorId ?? null,
+          f.resourceId ?? null,
+          f.merchantId ?? null,
+          f.action ?? null,
+          f.from?.toISOString() ?? null,
+          f.to?.toISOString() ?? null,
+          f.before ?? null,
+          f.limit + 1,
+        ],
+      );
+      return r.rows.map((row) => ({
+        ...(JSON.parse(row.record) as AuditRecord),
+        leaf_index: row.leaf_index === null ? null : Number(row.leaf_index),
+      }));
     },
 
     async getEvent(id: string) {
       if (!isId('auditEvent', id)) throw new AppError('not_found', 'No audit record with this id');
       const r = await db.query<{ record: string; leaf_index: number | null }>(
-        `SELECT e.record, l.leaf_index FROM audit.events e LEFT JOIN audit.leaves l ON l.event_id = e.id WHERE e.id = $1`, [id]);
+        `SELECT e.record, l.leaf_index FROM audit.events e LEFT JOIN audit.leaves l ON l.event_id = e.id WHERE e.id = $1`,
+        [id],
+      );
       if (!r.rows[0]) throw new AppError('not_found', 'No audit record with this id');
-      return { ...(JSON.parse(r.rows[0].record) as AuditRecord), leaf_index: r.rows[0].leaf_index === null ? null : Number(r.rows[0].leaf_index) };
+      return {
+        ...(JSON.parse(r.rows[0].record) as AuditRecord),
+        leaf_index: r.rows[0].leaf_index === null ? null : Number(r.rows[0].leaf_index),
+      };
     },
   };
 }

@@ -13,18 +13,31 @@ export function idsRead(result: unknown): string[] {
   const b = result as { id?: unknown; data?: { id?: unknown }[] } | null;
   if (!b || typeof b !== 'object') return [];
   if (typeof b.id === 'string') return [b.id];
-  if (Array.isArray(b.data)) return b.data.map((d) => d?.id).filter((x): x is string => typeof x === 'string').slice(0, MAX_IDS);
+  if (Array.isArray(b.data))
+    return b.data
+      .map((d) => d?.id)
+      .filter((x): x is string => typeof x === 'string')
+      .slice(0, MAX_IDS);
   return [];
 }
 
 export function recordDataRead(
   audit: Pick<AuditWriter, 'record'>,
   q: Queryable,
-  r: Pick<AuditInput, 'ctx' | 'actor' | 'origin'> & { resource: NonNullable<AuditInput['resource']>; permission: string; result: unknown; query: string[] },
+  r: Pick<AuditInput, 'ctx' | 'actor' | 'origin'> & {
+    resource: NonNullable<AuditInput['resource']>;
+    permission: string;
+    result: unknown;
+    query: string[];
+  },
 ): Promise<string> {
   const ids = idsRead(r.result);
   return audit.record(q, {
-    ctx: r.ctx, actor: r.actor, origin: r.origin, action: 'data.read', resource: r.resource,
+    ctx: r.ctx,
+    actor: r.actor,
+    origin: r.origin,
+    action: 'data.read',
+    resource: r.resource,
     details: { permission: r.permission, ids: ids as Json[], count: ids.length, query: [...r.query].sort() as Json[] },
   });
 }

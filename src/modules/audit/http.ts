@@ -54,7 +54,7 @@ export function registerAuditHooks(app: FastifyInstance, deps: { db: Db; audit: 
   app.addHook('onSend', async (req, reply, payload) => {
     const ctx = req.ctx;
     const route = req.routeOptions.url;
-    if (!ctx || !route || !route.startsWith('/v1/')) return payload;
+    if (!ctx || !route?.startsWith('/v1/')) return payload;
     const cfg = req.routeOptions.config;
     const status = reply.statusCode;
     const resource = { type: resourceType(route), id: resourceId(req), merchant_id: null };
@@ -64,30 +64,52 @@ export function registerAuditHooks(app: FastifyInstance, deps: { db: Db; audit: 
       if (await anyCommitted(db, ctx.auditIds)) return payload;
       try {
         await audit.record(db, {
-          ctx, action: 'access.denied', outcome: 'failure', resource,
+          ctx,
+          action: 'access.denied',
+          outcome: 'failure',
+          resource,
           details: {
-            status, code: errorCode(payload) ?? null, permission: cfg?.permission ?? null,
+            status,
+            code: errorCode(payload) ?? null,
+            permission: cfg?.permission ?? null,
             other_merchant_id: ctx.crossMerchant?.merchantId,
           },
         });
       } catch (e) {
         // The refusal stands either way; a lost record is an alarm for operations.
-        logger.error({ err: { type: (e as Error).name, code: (e as { code?: string }).code }, request_id: req.id }, 'could not record a denied request');
+        logger.error(
+          { err: { type: (e as Error).name, code: (e as { code?: string }).code }, request_id: req.id },
+          'could not record a denied request',
+        );
       }
       return payload;
     }
     if (!cfg?.permission) return payload;
     if (READS.has(req.method)) {
       if (status < 400 && (DATA_ACCESS_PERMISSIONS.has(cfg.permission) || cfg.audit === 'access')) {
-        await recordDataRead(audit, db, { ctx, resource, permission: cfg.permission, result: parsed(payload), query: Object.keys((req.query as object) ?? {}) });
+        await recordDataRead(audit, db, {
+          ctx,
+          resource,
+          permission: cfg.permission,
+          result: parsed(payload),
+          query: Object.keys((req.query as object) ?? {}),
+        });
       }
       return payload;
     }
     const recorded = status < 400 ? ctx.auditIds.length > 0 : await anyCommitted(db, ctx.auditIds);
     if (!recorded) {
       await audit.record(db, {
-        ctx, action: 'api.request', outcome: status < 400 ? 'success' : 'failure', resource,
-        details: { status, code: status < 400 ? null : (errorCode(payload) ?? null), permission: cfg.permission, replayed: reply.getHeader('idempotent-replayed') === 'true' },
+        ctx,
+        action: 'api.request',
+        outcome: status < 400 ? 'success' : 'failure',
+        resource,
+        details: {
+          status,
+          code: status < 400 ? null : (errorCode(payload) ?? null),
+          permission: cfg.permission,
+          replayed: reply.getHeader('idempotent-replayed') === 'true',
+        },
       });
     }
     return payload;

@@ -2,7 +2,17 @@ export { createAuditService, type AuditService, type AuditDeps } from './audit.s
 export { registerAuditRoutes } from './audit.routes.ts';
 export { registerAuditHooks } from './http.ts';
 export { recordDataRead } from './dataReads.ts';
-export { createAuditWriter, actorOf, SYSTEM_ACTOR, insertAuditEventsSql, type AuditWriter, type AuditInput, type AuditRecord, type Actor, type PreparedAuditEvent } from './trail.ts';
+export {
+  createAuditWriter,
+  actorOf,
+  SYSTEM_ACTOR,
+  insertAuditEventsSql,
+  type AuditWriter,
+  type AuditInput,
+  type AuditRecord,
+  type Actor,
+  type PreparedAuditEvent,
+} from './trail.ts';
 export { loadAuditKeys, auditKeysFromSeed, secretFromConfigOrFile, type AuditKeys } from './keys.ts';
 export { checkInclusionProof, verifyTrail, type VerifyReport, type Problem } from './verify.ts';
 export { HOW_TO_CHECK, type InclusionProof, type ConsistencyProof, type TreeHead } from './tree.ts';

@@ -1,4 +1,13 @@
-import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, type Mode } from '../../platform/config.ts';
@@ -20,10 +29,12 @@ const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 export function secretFromConfigOrFile(opts: { value?: string; setting: string; mode: Mode; file: string }): Buffer {
   if (opts.value) {
     const b = Buffer.from(opts.value, 'base64');
-    if (b.length !== 32) throw new ConfigError(opts.setting, 'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
+    if (b.length !== 32)
+      throw new ConfigError(opts.setting, 'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
     return b;
   }
-  if (opts.mode === 'production') throw new ConfigError(opts.setting, 'is required in production (32 random bytes, base64)');
+  if (opts.mode === 'production')
+    throw new ConfigError(opts.setting, 'is required in production (32 random bytes, base64)');
   if (existsSync(opts.file)) {
     const b = Buffer.from(readFileSync(opts.file, 'utf8').trim(), 'base64');
     if (b.length !== 32) throw new ConfigError(opts.setting, `the key file ${opts.file} does not hold 32 bytes`);
@@ -54,7 +65,8 @@ export interface AuditKeys {
   trusted: Map<string, Buffer>;
 }
 
-export const keyIdOf = (rawPublicKey: Uint8Array) => createHash('sha256').update(rawPublicKey).digest('hex').slice(0, 16);
+export const keyIdOf = (rawPublicKey: Uint8Array) =>
+  createHash('sha256').update(rawPublicKey).digest('hex').slice(0, 16);
 
 export function publicKeyObject(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
@@ -62,7 +74,11 @@ export function publicKeyObject(raw: Uint8Array): KeyObject {
 
 export function verifySignature(rawPublicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   try {
-    return rawPublicKey.length === 32 && signature.length === 64 && verify(null, message, publicKeyObject(rawPublicKey), signature);
+    return (
+      rawPublicKey.length === 32 &&
+      signature.length === 64 &&
+      verify(null, message, publicKeyObject(rawPublicKey), signature)
+    );
   } catch {
     return false;
   }
@@ -76,7 +92,8 @@ export function auditKeysFromSeed(seed: Buffer, retiredPublicKeys: readonly stri
   const trusted = new Map<string, Buffer>([[keyIdOf(publicKey), publicKey]]);
   for (const k of retiredPublicKeys) {
     const raw = Buffer.from(k, 'base64');
-    if (raw.length !== 32) throw new ConfigError('AUDIT_TRUSTED_PUBLIC_KEYS', 'each key must be a raw 32-byte Ed25519 public key, base64');
+    if (raw.length !== 32)
+      throw new ConfigError('AUDIT_TRUSTED_PUBLIC_KEYS', 'each key must be a raw 32-byte Ed25519 public key, base64');
     trusted.set(keyIdOf(raw), raw);
   }
   return {
@@ -88,9 +105,17 @@ export function auditKeysFromSeed(seed: Buffer, retiredPublicKeys: readonly stri
   };
 }
 
-export function loadAuditKeys(opts: { mode: Mode; dataDir: string; signingKey?: string; trustedPublicKeys?: readonly string[] }): AuditKeys {
+export function loadAuditKeys(opts: {
+  mode: Mode;
+  dataDir: string;
+  signingKey?: string;
+  trustedPublicKeys?: readonly string[];
+}): AuditKeys {
   const seed = secretFromConfigOrFile({
-    value: opts.signingKey, setting: 'AUDIT_SIGNING_KEY', mode: opts.mode, file: join(opts.dataDir, 'keys', 'audit-signing.key'),
+    value: opts.signingKey,
+    setting: 'AUDIT_SIGNING_KEY',
+    mode: opts.mode,
+    file: join(opts.dataDir, 'keys', 'audit-signing.key'),
   });
   return auditKeysFromSeed(seed, opts.trustedPublicKeys);
 }

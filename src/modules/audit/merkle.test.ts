@@ -2,14 +2,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  CompactRange, EMPTY_ROOT, consistencyProof, inclusionProof, leafHash, nodeHash, rootOf, verifyConsistency, verifyInclusion,
+  CompactRange,
+  EMPTY_ROOT,
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  nodeHash,
+  rootOf,
+  verifyConsistency,
+  verifyInclusion,
 } from './merkle.ts';
 
 // The Certificate Transparency reference data (the inputs and tree heads every RFC 6962
 // implementation is checked against): leaves 0..7 and the root of each prefix.
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const unhex = (s: string) => Buffer.from(s, 'hex');
-const INPUTS = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(unhex);
+const INPUTS = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(
+  unhex,
+);
 const LEAVES = INPUTS.map((d) => leafHash(d));
 const ROOTS = [
   'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
@@ -44,7 +54,11 @@ test('the compact range grows to the same heads, and reports every perfect subtr
     assert.equal(hex(cr.root()), ROOTS[n], `size ${n}`);
   }
   assert.deepEqual(nodes, ['1/0', '1/1', '2/0', '1/2', '1/3', '2/1', '3/0']);
-  assert.deepEqual(CompactRange.decomposition(7), [{ level: 2, index: 0 }, { level: 1, index: 2 }, { level: 0, index: 6 }]);
+  assert.deepEqual(CompactRange.decomposition(7), [
+    { level: 2, index: 0 },
+    { level: 1, index: 2 },
+    { level: 0, index: 6 },
+  ]);
 });
 
 test('reference audit paths', () => {

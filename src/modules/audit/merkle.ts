@@ -98,7 +98,13 @@ export const consistencyProof = (leaves: readonly Buffer[], first: number, secon
 const okHash = (h: unknown): h is Uint8Array => h instanceof Uint8Array && h.length === HASH_BYTES;
 
 /** RFC 9162 2.1.3.2: does `proof` show leaf `index` (hash `leaf`) in the tree of `size` with `root`? */
-export function verifyInclusion(leaf: Uint8Array, index: number, size: number, proof: readonly Uint8Array[], root: Uint8Array): boolean {
+export function verifyInclusion(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  proof: readonly Uint8Array[],
+  root: Uint8Array,
+): boolean {
   if (!okHash(leaf) || !okHash(root) || !Array.isArray(proof) || !proof.every(okHash)) return false;
   if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 && index < size)) return false;
   let fn = index;
@@ -124,7 +130,13 @@ export function verifyInclusion(leaf: Uint8Array, index: number, size: number, p
 }
 
 /** RFC 9162 2.1.4.2: is the tree of `second` leaves (root2) an append-only extension of the one of `first` (root1)? */
-export function verifyConsistency(first: number, second: number, root1: Uint8Array, root2: Uint8Array, proof: readonly Uint8Array[]): boolean {
+export function verifyConsistency(
+  first: number,
+  second: number,
+  root1: Uint8Array,
+  root2: Uint8Array,
+  proof: readonly Uint8Array[],
+): boolean {
   if (!okHash(root1) || !okHash(root2) || !Array.isArray(proof) || !proof.every(okHash)) return false;
   if (!(Number.isSafeInteger(first) && Number.isSafeInteger(second) && first >= 0 && first <= second)) return false;
   if (first === second) return proof.length === 0 && Buffer.from(root1).equals(root2);

@@ -12,20 +12,28 @@ export function auditPaymentHooks(audit: AuditWriter): PaymentHooks {
     // is whoever asked: an API key or operator over HTTP, a terminal over MQTT (which has no
     // request context of its own).
     createdAuditEvents(payment, by) {
-      return [audit.prepare({
-        action: 'payment.created', actor: actorOf(by), resource: { type: 'payment', id: payment.id, merchant_id: payment.merchant_id },
-        origin: { terminal_id: payment.terminal_id }, details: { method: payment.method, amount: payment.amount, currency: payment.currency },
-      })];
+      return [
+        audit.prepare({
+          action: 'payment.created',
+          actor: actorOf(by),
+          resource: { type: 'payment', id: payment.id, merchant_id: payment.merchant_id },
+          origin: { terminal_id: payment.terminal_id },
+          details: { method: payment.method, amount: payment.amount, currency: payment.currency },
+        }),
+      ];
     },
     async onRefundRequested(tx, payment, refund) {
       await audit.record(tx, {
-        action: 'refund.requested', resource: { type: 'refund', id: refund.id, merchant_id: payment.merchant_id },
-        origin: { terminal_id: payment.terminal_id }, details: { payment_id: payment.id, amount: refund.amount },
+        action: 'refund.requested',
+        resource: { type: 'refund', id: refund.id, merchant_id: payment.merchant_id },
+        origin: { terminal_id: payment.terminal_id },
+        details: { payment_id: payment.id, amount: refund.amount },
       });
     },
     async onRefunded(tx, payment, refund) {
       await audit.record(tx, {
-        action: 'refund.succeeded', resource: { type: 'refund', id: refund.id, merchant_id: payment.merchant_id },
+        action: 'refund.succeeded',
+        resource: { type: 'refund', id: refund.id, merchant_id: payment.merchant_id },
         details: { payment_id: payment.id, amount: refund.amount },
       });
     },

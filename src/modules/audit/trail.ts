@@ -62,7 +62,13 @@ export interface AuditRecord {
 
 export function actorOf(p: Principal | undefined): Actor {
   if (!p) return { type: 'anonymous', id: null, merchant_id: null };
-  if (p.kind === 'operator') return { type: 'operator', id: p.id, merchant_id: p.merchantId, ...(p.sessionId ? { session_id: p.sessionId } : {}) };
+  if (p.kind === 'operator')
+    return {
+      type: 'operator',
+      id: p.id,
+      merchant_id: p.merchantId,
+      ...(p.sessionId ? { session_id: p.sessionId } : {}),
+    };
   return { type: p.kind === 'terminal' ? 'terminal' : 'api_key', id: p.id, merchant_id: p.merchantId };
 }
 
@@ -128,14 +134,26 @@ export function createAuditWriter(deps: { keys: Pick<AuditKeys, 'mac'>; clock: C
         route: ctx?.route ?? null,
         ...input.origin,
       },
-      resource: { type: input.resource?.type ?? null, id: input.resource?.id ?? null, merchant_id: input.resource?.merchant_id ?? null },
+      resource: {
+        type: input.resource?.type ?? null,
+        id: input.resource?.id ?? null,
+        merchant_id: input.resource?.merchant_id ?? null,
+      },
       details,
       host,
     };
     const text = canonicalJson(rec);
     return {
-      ctx, id, record: text, mac: deps.keys.mac(text).toString('hex'), occurred_at: rec.at, action: rec.action, outcome: rec.outcome,
-      actor_id: actor.id, merchant_id: rec.resource.merchant_id ?? actor.merchant_id, resource_id: rec.resource.id,
+      ctx,
+      id,
+      record: text,
+      mac: deps.keys.mac(text).toString('hex'),
+      occurred_at: rec.at,
+      action: rec.action,
+      outcome: rec.outcome,
+      actor_id: actor.id,
+      merchant_id: rec.resource.merchant_id ?? actor.merchant_id,
+      resource_id: rec.resource.id,
     };
   }
   return {

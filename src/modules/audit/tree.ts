@@ -4,7 +4,14 @@ import { AppError } from '../../platform/errors.ts';
 import { canonicalJson } from './canonical.ts';
 import type { AuditKeys } from './keys.ts';
 import { verifySignature } from './keys.ts';
-import { CompactRange, consistencyProofFrom, inclusionProofFrom, leafHash, rangeHash, type HashSource } from './merkle.ts';
+import {
+  CompactRange,
+  consistencyProofFrom,
+  inclusionProofFrom,
+  leafHash,
+  rangeHash,
+  type HashSource,
+} from './merkle.ts';
 
 // The tree in the database: sealing records into leaves, signing tree heads, and reading
 // proofs. The sealer is the only writer of audit.leaves and audit.nodes; it holds the row
@@ -22,7 +29,10 @@ export interface TreeHead {
 
 /** The exact bytes a tree head signature covers. */
 export const headMessage = (h: { tree_size: number; root_hash: string; timestamp: string }) =>
-  Buffer.from(canonicalJson({ log: LOG_ID, v: 1, tree_size: h.tree_size, root_hash: h.root_hash, timestamp: h.timestamp }), 'utf8');
+  Buffer.from(
+    canonicalJson({ log: LOG_ID, v: 1, tree_size: h.tree_size, root_hash: h.root_hash, timestamp: h.timestamp }),
+    'utf8',
+  );
 
 export function checkHeadSignature(h: TreeHead, trusted: Map<string, Buffer>): boolean {
   const key = trusted.get(h.key_id);
@@ -38,14 +48,17 @@ async function fetchNodes(q: Queryable, wanted: { level: number; index: number }
   const inner = wanted.filter((w) => w.level > 0);
   if (leaves.length > 0) {
     const r = await q.query<{ leaf_index: number; leaf_hash: Buffer }>(
-      `SELECT leaf_index, leaf_hash FROM audit.leaves WHERE leaf_index = ANY($1::bigint[])`, [leaves]);
+      `SELECT leaf_index, leaf_hash FROM audit.leaves WHERE leaf_index = ANY($1::bigint[])`,
+      [leaves],
+    );
     for (const row of r.rows) out.set(key(0, Number(row.leaf_index)), Buffer.from(row.leaf_hash));
   }
   if (inner.length > 0) {
     const r = await q.query<{ level: number; idx: number; hash: Buffer }>(
       `SELECT n.level, n.idx, n.hash FROM audit.nodes n
          JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON w.level = n.level AND w.idx = n.idx`,
-      [inner.map((w) => w.level), inner.map((w) => w.index)]);
+      [inner.map((w) => w.level), inner.map((w) => w.index)],
+    );
     for (const row of r.rows) out.set(key(row.level, Number(row.idx)), Buffer.from(row.hash));
   }
   return out;
@@ -72,11 +85,14 @@ export async function withStoredTree<T>(q: Queryable, fn: (src: HashSource) => T
 async function compactRangeAt(q: Queryable, size: number): Promise<CompactRange> {
   const parts = CompactRange.decomposition(size);
   const got = await fetchNodes(q, parts);
-  return new CompactRange(size, parts.map((p) => {
-    const h = got.get(key(p.level, p.index));
-    if (!h) throw new AppError('internal_error', `audit tree node ${p.level}/${p.index} is missing`);
-    return [p.level, h];
-  }));
+  return new CompactRange(
+    size,
+    parts.map((p) => {
+      const h = got.get(key(p.level, p.index));
+      if (!h) throw new AppError('internal_error', `audit tree node ${p.level}/${p.index} is missing`);
+      return [p.level, h];
+    }),
+  );
 }
 
 export const storedRoot = (q: Queryable, size: number) => withStoredTree(q, (src) => rangeHash(src, 0, size));
@@ -93,17 +109,27 @@ export interface SealResult {
  * transactions are visible, and the xid horizon (see migrations/0013_audit.sql) makes sure a
  * record committed late by a long transaction is still found.
  */
-export async function seal(db: Db, deps: { keys: Pick<AuditKeys, 'mac'>; clock: Clock; batchSize?: number }): Promise<SealResult> {
+export async function seal(
+  db: Db,
+  deps: { keys: Pick<AuditKeys, 'mac'>; clock: Clock; batchSize?: number },
+): Promise<SealResult> {
   const batch = deps.batchSize ?? 1000;
   return db.tx(async (tx) => {
-    const st = (await tx.query<{ tree_size: number; sealed_xmin: string }>(
-      `SELECT tree_size, sealed_xmin::text AS sealed_xmin FROM audit.state WHERE id = 1 FOR UPDATE`)).rows[0];
-    const horizon = (await tx.query<{ x: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`)).rows[0].x;
-    const cands = (await tx.query<{ id: string; record: string; mac: Buffer }>(
-      `SELECT e.id, e.record, e.mac FROM audit.events e
+    const st = (
+      await tx.query<{ tree_size: number; sealed_xmin: string }>(
+        `SELECT tree_size, sealed_xmin::text AS sealed_xmin FROM audit.state WHERE id = 1 FOR UPDATE`,
+      )
+    ).rows[0];
+    const horizon = (await tx.query<{ x: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`)).rows[0]
+      .x;
+    const cands = (
+      await tx.query<{ id: string; record: string; mac: Buffer }>(
+        `SELECT e.id, e.record, e.mac FROM audit.events e
         WHERE e.xid >= $1::xid8 AND NOT EXISTS (SELECT 1 FROM audit.leaves l WHERE l.event_id = e.id)
         ORDER BY e.seq LIMIT $2`,
-      [st.sealed_xmin, batch])).rows;
+        [st.sealed_xmin, batch],
+      )
+    ).rows;
     const size0 = Number(st.tree_size);
     const forged: string[] = [];
     const good = cands.filter((c) => {
@@ -135,22 +161,32 @@ export async function seal(db: Db, deps: { keys: Pick<AuditKeys, 'mac'>; clock: 
       await tx.query(
         `INSERT INTO audit.leaves (leaf_index, event_id, leaf_hash, sealed_at)
          SELECT i, e, decode(h, 'hex'), $4 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(i, e, h)`,
-        [idx, ids, hashes, now]);
+        [idx, ids, hashes, now],
+      );
       if (nl.length > 0) {
         await tx.query(
           `INSERT INTO audit.nodes (level, idx, hash) SELECT l, i, decode(h, 'hex') FROM unnest($1::smallint[], $2::bigint[], $3::text[]) AS t(l, i, h)`,
-          [nl, ni, nh]);
+          [nl, ni, nh],
+        );
       }
       size = cr.size;
     }
     // Move the horizon only when this pass saw everything it could; else the next pass goes on.
-    await tx.query(`UPDATE audit.state SET tree_size = $1, sealed_xmin = CASE WHEN $2 THEN $3::xid8 ELSE sealed_xmin END WHERE id = 1`,
-      [size, cands.length < batch, horizon]);
+    await tx.query(
+      `UPDATE audit.state SET tree_size = $1, sealed_xmin = CASE WHEN $2 THEN $3::xid8 ELSE sealed_xmin END WHERE id = 1`,
+      [size, cands.length < batch, horizon],
+    );
     return { sealed: good.length, treeSize: size, forged };
   });
 }
 
-function headOf(r: { tree_size: number; root_hash: Buffer; signed_at: Date; key_id: string; signature: Buffer }): TreeHead {
+function headOf(r: {
+  tree_size: number;
+  root_hash: Buffer;
+  signed_at: Date;
+  key_id: string;
+  signature: Buffer;
+}): TreeHead {
   return {
     tree_size: Number(r.tree_size),
     root_hash: Buffer.from(r.root_hash).toString('hex'),
@@ -161,7 +197,9 @@ function headOf(r: { tree_size: number; root_hash: Buffer; signed_at: Date; key_
 }
 
 export async function latestHead(q: Queryable): Promise<TreeHead | undefined> {
-  const r = await q.query<Parameters<typeof headOf>[0]>(`SELECT * FROM audit.tree_heads ORDER BY tree_size DESC LIMIT 1`);
+  const r = await q.query<Parameters<typeof headOf>[0]>(
+    `SELECT * FROM audit.tree_heads ORDER BY tree_size DESC LIMIT 1`,
+  );
   return r.rows[0] ? headOf(r.rows[0]) : undefined;
 }
 
@@ -179,19 +217,26 @@ export async function allHeads(q: Queryable): Promise<TreeHead[]> {
  * Signs the current tree head when the tree grew and `intervalSeconds` passed since the last
  * one (or always, with `force`). Returns the new head, or undefined when none was due.
  */
-export async function signHead(db: Db, deps: { keys: Pick<AuditKeys, 'sign' | 'keyId'>; clock: Clock; intervalSeconds: number; force?: boolean }): Promise<TreeHead | undefined> {
+export async function signHead(
+  db: Db,
+  deps: { keys: Pick<AuditKeys, 'sign' | 'keyId'>; clock: Clock; intervalSeconds: number; force?: boolean },
+): Promise<TreeHead | undefined> {
   return db.tx(async (tx) => {
-    const st = (await tx.query<{ tree_size: number }>(`SELECT tree_size FROM audit.state WHERE id = 1 FOR UPDATE`)).rows[0];
+    const st = (await tx.query<{ tree_size: number }>(`SELECT tree_size FROM audit.state WHERE id = 1 FOR UPDATE`))
+      .rows[0];
     const size = Number(st.tree_size);
     const last = await latestHead(tx);
     const now = deps.clock.now();
     if (size === 0 || (last && last.tree_size >= size)) return undefined;
-    if (!deps.force && last && now.getTime() - Date.parse(last.timestamp) < deps.intervalSeconds * 1000) return undefined;
+    if (!deps.force && last && now.getTime() - Date.parse(last.timestamp) < deps.intervalSeconds * 1000)
+      return undefined;
     const root = (await compactRangeAt(tx, size)).root();
     const unsigned = { tree_size: size, root_hash: root.toString('hex'), timestamp: now.toISOString() };
     const signature = deps.keys.sign(headMessage(unsigned));
-    await tx.query(`INSERT INTO audit.tree_heads (tree_size, root_hash, signed_at, key_id, signature) VALUES ($1, $2, $3, $4, $5)`,
-      [size, root, unsigned.timestamp, deps.keys.keyId, signature]);
+    await tx.query(
+      `INSERT INTO audit.tree_heads (tree_size, root_hash, signed_at, key_id, signature) VALUES ($1, $2, $3, $4, $5)`,
+      [size, root, unsigned.timestamp, deps.keys.keyId, signature],
+    );
     return { ...unsigned, key_id: deps.keys.keyId, signature: signature.toString('base64') };
   });
 }
@@ -216,15 +261,32 @@ export const HOW_TO_CHECK =
   '(keys sorted, no spaces). `tillpoint audit check-proof <file>` does exactly this without a database.';
 
 /** An inclusion proof of one record in a signed tree head (the latest, or the one of `treeSize`). */
-export async function proveRecord(q: Queryable, eventId: string, trusted: Map<string, Buffer>, treeSize?: number): Promise<InclusionProof> {
-  const leaf = (await q.query<{ leaf_index: number; leaf_hash: Buffer; record: string | null }>(
-    `SELECT l.leaf_index, l.leaf_hash, e.record FROM audit.leaves l LEFT JOIN audit.events e ON e.id = l.event_id WHERE l.event_id = $1`,
-    [eventId])).rows[0];
-  if (!leaf) throw new AppError('not_found', 'No sealed audit record with this id (records are sealed within seconds of being written)');
-  if (leaf.record === null) throw new AppError('not_found', 'This record has been moved to the archive; prove it from the exported segment');
+export async function proveRecord(
+  q: Queryable,
+  eventId: string,
+  trusted: Map<string, Buffer>,
+  treeSize?: number,
+): Promise<InclusionProof> {
+  const leaf = (
+    await q.query<{ leaf_index: number; leaf_hash: Buffer; record: string | null }>(
+      `SELECT l.leaf_index, l.leaf_hash, e.record FROM audit.leaves l LEFT JOIN audit.events e ON e.id = l.event_id WHERE l.event_id = $1`,
+      [eventId],
+    )
+  ).rows[0];
+  if (!leaf)
+    throw new AppError(
+      'not_found',
+      'No sealed audit record with this id (records are sealed within seconds of being written)',
+    );
+  if (leaf.record === null)
+    throw new AppError('not_found', 'This record has been moved to the archive; prove it from the exported segment');
   const head = treeSize === undefined ? await latestHead(q) : await headAt(q, treeSize);
   const index = Number(leaf.leaf_index);
-  if (!head || head.tree_size <= index) throw new AppError('conflict', 'The record is not yet covered by a signed tree head; try again after the next signing interval');
+  if (!head || head.tree_size <= index)
+    throw new AppError(
+      'conflict',
+      'The record is not yet covered by a signed tree head; try again after the next signing interval',
+    );
   const path = await withStoredTree(q, (src) => inclusionProofFrom(src, index, head.tree_size));
   return {
     log: LOG_ID,

@@ -1,5 +1,19 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { signV4, type AwsCredentials } from '../../platform/aws.ts';
 
@@ -140,7 +154,15 @@ export function s3Worm(o: S3WormOptions): WormStore {
   const objectUrl = (key: string) => base + `${o.prefix}${key}`.split('/').map(encodeURIComponent).join('/');
   const credentials = async () => (typeof o.credentials === 'function' ? o.credentials() : o.credentials);
   const sign = async (method: string, url: string, headers: Record<string, string> = {}) =>
-    signV4({ method, url, headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)), ...headers }, region: o.region, service: 's3', credentials: await credentials(), now: o.now?.() }).headers;
+    signV4({
+      method,
+      url,
+      headers: { 'x-amz-content-sha256': sha256(Buffer.alloc(0)), ...headers },
+      region: o.region,
+      service: 's3',
+      credentials: await credentials(),
+      now: o.now?.(),
+    }).headers;
   const failure = async (what: string, res: Response) => {
     const code = /<Code>([^<]+)<\/Code>/.exec((await res.text()).slice(0, 300))?.[1] ?? 'UnknownError';
     return new Error(`S3 ${what} failed: ${res.status} ${code}`);
@@ -155,11 +177,17 @@ export function s3Worm(o: S3WormOptions): WormStore {
         const q = new URLSearchParams({ 'list-type': '2', prefix: `${o.prefix}${prefix}` });
         if (token) q.set('continuation-token', token);
         const url = `${base}?${q.toString().replace(/\+/g, '%20')}`;
-        const res = await doFetch(url, { method: 'GET', headers: await sign('GET', url), signal: AbortSignal.timeout(30_000) });
+        const res = await doFetch(url, {
+          method: 'GET',
+          headers: await sign('GET', url),
+          signal: AbortSignal.timeout(30_000),
+        });
         if (!res.ok) throw await failure(`ListObjectsV2 ${o.bucket}/${o.prefix}${prefix}`, res);
         const xml = await res.text();
         for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(xmlText(m[1]).slice(o.prefix.length));
-        token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? xmlText(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') : undefined;
+        token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
+          ? xmlText(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '')
+          : undefined;
       } while (token);
       return keys.sort();
     },
@@ -167,7 +195,9 @@ export function s3Worm(o: S3WormOptions): WormStore {
     async read(key, maxBytes) {
       const url = objectUrl(key);
       const res = await doFetch(url, {
-        method: 'GET', headers: await sign('GET', url, maxBytes === undefined ? {} : { Range: `bytes=0-${maxBytes - 1}` }), signal: AbortSignal.timeout(30_000),
+        method: 'GET',
+        headers: await sign('GET', url, maxBytes === undefined ? {} : { Range: `bytes=0-${maxBytes - 1}` }),
+        signal: AbortSignal.timeout(30_000),
       });
       if (!res.ok) throw await failure(`GetObject ${o.bucket}/${o.prefix}${key}`, res);
       const body = Buffer.from(await res.arrayBuffer());
@@ -194,11 +224,20 @@ export function s3Worm(o: S3WormOptions): WormStore {
         credentials: await credentials(),
         now: o.now?.(),
       });
-      const res = await doFetch(url, { method: 'PUT', headers: signed.headers, body: new Uint8Array(body), signal: AbortSignal.timeout(30_000) });
+      const res = await doFetch(url, {
+        method: 'PUT',
+        headers: signed.headers,
+        body: new Uint8Array(body),
+        signal: AbortSignal.timeout(30_000),
+      });
       if (res.ok) return url;
       if (res.status === 412) {
         // Already there: fine if it is the same bytes (a single-part ETag is the MD5).
-        const h = await doFetch(url, { method: 'HEAD', headers: await sign('HEAD', url), signal: AbortSignal.timeout(30_000) });
+        const h = await doFetch(url, {
+          method: 'HEAD',
+          headers: await sign('HEAD', url),
+          signal: AbortSignal.timeout(30_000),
+        });
         if (h.ok && (h.headers.get('etag') ?? '').replace(/"/g, '') === md5.toString('hex')) return url;
         throw new WormConflictError(url);
       }

@@ -12,7 +12,9 @@ export async function callBank<T>(fn: () => Promise<T>): Promise<BankCallOutcome
     return { kind: 'ok', value: await fn() };
   } catch (e) {
     if (e instanceof BankCallError) return { kind: e.delivery, error: e };
-    const error = isAppError(e) ? e : new AppError('bank_unavailable', 'The bank call failed', { cause: (e as Error)?.name ?? typeof e });
+    const error = isAppError(e)
+      ? e
+      : new AppError('bank_unavailable', 'The bank call failed', { cause: (e as Error)?.name ?? typeof e });
     return { kind: 'uncertain', error };
   }
 }

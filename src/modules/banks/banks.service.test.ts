@@ -14,7 +14,9 @@ const BANKS = JSON.stringify([
 ]);
 const config = loadConfig({ NODE_ENV: 'test', BANKS, BANK_FALLBACK_ORDER: 'AXISX,HDFCX,ICICX' });
 
-async function withService(fn: (s: ReturnType<typeof createBanksService>, db: Awaited<ReturnType<typeof createTestDb>>) => Promise<void>) {
+async function withService(
+  fn: (s: ReturnType<typeof createBanksService>, db: Awaited<ReturnType<typeof createTestDb>>) => Promise<void>,
+) {
   const db = await createTestDb();
   try {
     await fn(createBanksService({ db, config }), db);
@@ -68,11 +70,25 @@ test('unknown bank codes are not_found everywhere', async () => {
 });
 
 test('an unknown connector name stops start-up', () => {
-  const bad = loadConfig({ NODE_ENV: 'test', BANKS: JSON.stringify([{ code: 'X1', connector: 'nosuch', url: 'http://x', secret: 's' }]) });
-  assert.throws(() => createBanksService({ db: { query: async () => ({ rows: [], rowCount: 0 }), exec: async () => {} }, config: bad }), /unknown connector/);
+  const bad = loadConfig({
+    NODE_ENV: 'test',
+    BANKS: JSON.stringify([{ code: 'X1', connector: 'nosuch', url: 'http://x', secret: 's' }]),
+  });
+  assert.throws(
+    () =>
+      createBanksService({ db: { query: async () => ({ rows: [], rowCount: 0 }), exec: async () => {} }, config: bad }),
+    /unknown connector/,
+  );
 });
 
-const callback = JSON.stringify({ type: 'payment', txn_ref: 'TP0001', amount: '149.00', response_code: '00', bank_ref: '123456789012', payer_vpa: 'ravi@okbank' });
+const callback = JSON.stringify({
+  type: 'payment',
+  txn_ref: 'TP0001',
+  amount: '149.00',
+  response_code: '00',
+  bank_ref: '123456789012',
+  payer_vpa: 'ravi@okbank',
+});
 
 test('verifyCallback: current and previous secret accepted, replay and wrong secret refused', async () => {
   await withService(async (banks, db) => {
@@ -80,16 +96,28 @@ test('verifyCallback: current and previous secret accepted, replay and wrong sec
     assert.deepEqual(cb, {
       kind: 'payment',
       ref: 'TP0001',
-      result: { outcome: 'success', responseCode: '00', bankRef: '123456789012', payerVpa: 'ravi@okbank', message: 'success', amountPaise: 14900 },
+      result: {
+        outcome: 'success',
+        responseCode: '00',
+        bankRef: '123456789012',
+        payerVpa: 'ravi@okbank',
+        message: 'success',
+        amountPaise: 14900,
+      },
     });
     // Rotation overlap: the bank still signs with the old secret.
     await banks.verifyCallback('HDFCX', signRequest('h-old', callback), callback);
     // Another bank's secret does not work for this bank.
-    await assert.rejects(banks.verifyCallback('HDFCX', signRequest('i-secret', callback), callback), isCode('invalid_signature'));
+    await assert.rejects(
+      banks.verifyCallback('HDFCX', signRequest('i-secret', callback), callback),
+      isCode('invalid_signature'),
+    );
     const replay = signRequest('i-secret', callback);
     await banks.verifyCallback('ICICX', replay, callback);
     await assert.rejects(banks.verifyCallback('ICICX', replay, callback), isCode('replayed_request'));
-    const r = await db.query<{ scope: string; reason: string }>('SELECT scope, reason FROM platform.rejected_calls ORDER BY id');
+    const r = await db.query<{ scope: string; reason: string }>(
+      'SELECT scope, reason FROM platform.rejected_calls ORDER BY id',
+    );
     assert.deepEqual(r.rows, [
       { scope: 'bank:HDFCX', reason: 'bad_signature' },
       { scope: 'bank:ICICX', reason: 'replayed_nonce' },
@@ -99,9 +127,15 @@ test('verifyCallback: current and previous secret accepted, replay and wrong sec
 
 test('verifyCallback: a signed but malformed body is refused after verification', async () => {
   await withService(async (banks) => {
-    await assert.rejects(banks.verifyCallback('ICICX', signRequest('i-secret', 'not json'), 'not json'), isCode('malformed_json'));
+    await assert.rejects(
+      banks.verifyCallback('ICICX', signRequest('i-secret', 'not json'), 'not json'),
+      isCode('malformed_json'),
+    );
     const junk = JSON.stringify({ type: 'payment' });
-    await assert.rejects(banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk), isCode('validation_failed'));
+    await assert.rejects(
+      banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk),
+      isCode('validation_failed'),
+    );
   });
 });
 

@@ -35,7 +35,12 @@ export interface BanksService {
    * Verifies a bank's signed callback (signature, freshness, nonce never seen) and parses it.
    * `rawBody` must be the body exactly as received.
    */
-  verifyCallback(bankCode: string, headers: HeaderSource, rawBody: string | Uint8Array, remoteAddr?: string): Promise<BankCallback>;
+  verifyCallback(
+    bankCode: string,
+    headers: HeaderSource,
+    rawBody: string | Uint8Array,
+    remoteAddr?: string,
+  ): Promise<BankCallback>;
   /** Forgets callback nonces old enough that their timestamps would be refused anyway. */
   pruneNonces(): Promise<number>;
 }
@@ -59,7 +64,12 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
     connectors.set(
       b.code,
       deps.connectors?.[b.code] ??
-        createConnector(b, { publicUrl: config.publicUrl, timeoutMs: config.bankTimeoutMs, metrics: deps.metrics, clock }),
+        createConnector(b, {
+          publicUrl: config.publicUrl,
+          timeoutMs: config.bankTimeoutMs,
+          metrics: deps.metrics,
+          clock,
+        }),
     );
   }
 

@@ -30,7 +30,11 @@ test('every code in UPI.md maps to its final state', () => {
     '96': 'success',
   };
   for (const [code, outcome] of Object.entries(expected)) assert.equal(outcomeForCode(code), outcome, code);
-  assert.deepEqual(Object.keys(RESPONSE_CODES).sort(), Object.keys(expected).sort(), 'table and doc list the same codes');
+  assert.deepEqual(
+    Object.keys(RESPONSE_CODES).sort(),
+    Object.keys(expected).sort(),
+    'table and doc list the same codes',
+  );
 });
 
 test('codes are matched case- and space-insensitively', () => {

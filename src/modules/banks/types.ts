@@ -100,7 +100,12 @@ export type BankCallFailureKind = Exclude<BankCallOutcome<unknown>['kind'], 'ok'
  */
 export class BankCallError extends AppError {
   readonly delivery: BankCallFailureKind;
-  constructor(delivery: BankCallFailureKind, message: string, details: Record<string, unknown>, code: ErrorCode = 'bank_unavailable') {
+  constructor(
+    delivery: BankCallFailureKind,
+    message: string,
+    details: Record<string, unknown>,
+    code: ErrorCode = 'bank_unavailable',
+  ) {
     super(code, message, { ...details, delivery });
     this.name = 'BankCallError';
     this.delivery = delivery;

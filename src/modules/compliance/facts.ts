@@ -26,10 +26,42 @@ export interface FactSources {
   config: Config;
   db: Db;
   clock: Clock;
-  identity: { accessReview(): Promise<{ operators: Array<{ id: string; email: string; status: string; mfa_enrolled: boolean; days_since_use: number | null; roles: string[] }> }> };
-  vault: { status(): Promise<{ kek: { ageDays: number | null; cryptoperiodDays: number; overdue: boolean }; keys: Array<{ purpose: string; kind: string; version: number; state: string; ageDays: number; cryptoperiodDays: number; overdue: boolean }> }> } | { error: string };
+  identity: {
+    accessReview(): Promise<{
+      operators: Array<{
+        id: string;
+        email: string;
+        status: string;
+        mfa_enrolled: boolean;
+        days_since_use: number | null;
+        roles: string[];
+      }>;
+    }>;
+  };
+  vault:
+    | {
+        status(): Promise<{
+          kek: { ageDays: number | null; cryptoperiodDays: number; overdue: boolean };
+          keys: Array<{
+            purpose: string;
+            kind: string;
+            version: number;
+            state: string;
+            ageDays: number;
+            cryptoperiodDays: number;
+            overdue: boolean;
+          }>;
+        }>;
+      }
+    | { error: string };
   audit: {
-    verify(): Promise<{ ok: boolean; records_checked: number; heads_checked: number; unsealed: number; first?: { message: string } }>;
+    verify(): Promise<{
+      ok: boolean;
+      records_checked: number;
+      heads_checked: number;
+      unsealed: number;
+      first?: { message: string };
+    }>;
     latestHead(): Promise<{ tree_size: number; timestamp: string; key_id: string } | undefined>;
   };
   /** Whether the API is reached only through a TLS-terminating gateway (COMPLIANCE_TLS_AT_GATEWAY=true). */
@@ -48,7 +80,12 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
 
   const review = await s.identity.accessReview();
   const operators: OperatorFact[] = review.operators.map((o) => ({
-    id: o.id, email_domain: o.email.split('@')[1] ?? '', status: o.status, mfa_enrolled: o.mfa_enrolled, days_since_use: o.days_since_use, roles: o.roles,
+    id: o.id,
+    email_domain: o.email.split('@')[1] ?? '',
+    status: o.status,
+    mfa_enrolled: o.mfa_enrolled,
+    days_since_use: o.days_since_use,
+    roles: o.roles,
   }));
 
   let keys: ComplianceFacts['keys'];
@@ -57,8 +94,22 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
     try {
       const st = await s.vault.status();
       keys = {
-        kek: { age_days: st.kek.ageDays === null ? null : Math.floor(st.kek.ageDays), cryptoperiod_days: st.kek.cryptoperiodDays, overdue: st.kek.overdue },
-        versions: st.keys.map((k): KeyFact => ({ purpose: k.purpose, kind: k.kind, version: k.version, state: k.state, age_days: Math.floor(k.ageDays), cryptoperiod_days: k.cryptoperiodDays, overdue: k.overdue })),
+        kek: {
+          age_days: st.kek.ageDays === null ? null : Math.floor(st.kek.ageDays),
+          cryptoperiod_days: st.kek.cryptoperiodDays,
+          overdue: st.kek.overdue,
+        },
+        versions: st.keys.map(
+          (k): KeyFact => ({
+            purpose: k.purpose,
+            kind: k.kind,
+            version: k.version,
+            state: k.state,
+            age_days: Math.floor(k.ageDays),
+            cryptoperiod_days: k.cryptoperiodDays,
+            overdue: k.overdue,
+          }),
+        ),
       };
     } catch (e) {
       keys = { error: (e as Error).message };
@@ -68,22 +119,35 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
   let verify: ComplianceFacts['audit']['verify'];
   try {
     const v = await s.audit.verify();
-    verify = { ok: v.ok, records_checked: v.records_checked, heads_checked: v.heads_checked, unsealed: v.unsealed, ...(v.first ? { first_problem: v.first.message } : {}) };
+    verify = {
+      ok: v.ok,
+      records_checked: v.records_checked,
+      heads_checked: v.heads_checked,
+      unsealed: v.unsealed,
+      ...(v.first ? { first_problem: v.first.message } : {}),
+    };
   } catch (e) {
     verify = { error: (e as Error).message };
   }
   const head = (await s.audit.latestHead()) ?? null;
-  const exports = (await db.query<{ n: number; last: Date | null }>(`SELECT count(*)::int AS n, max(exported_at) AS last FROM audit.exports`)).rows[0];
+  const exports = (
+    await db.query<{ n: number; last: Date | null }>(
+      `SELECT count(*)::int AS n, max(exported_at) AS last FROM audit.exports`,
+    )
+  ).rows[0];
 
   // Columns whose names say they hold sensitive authentication data: there must be none.
-  const suspicious = (await db.query<{ c: string }>(
-    `SELECT table_schema || '.' || table_name || '.' || column_name AS c FROM information_schema.columns
+  const suspicious = (
+    await db.query<{ c: string }>(
+      `SELECT table_schema || '.' || table_name || '.' || column_name AS c FROM information_schema.columns
       WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
         AND (column_name ~* '(^|_)(cvv|cvc|cvc2|cvv2|cid|pin|pin_block|pinblock|track1|track2|track_data|magstripe)($|_)')`,
-  )).rows.map((r) => r.c);
+    )
+  ).rows.map((r) => r.c);
   const refused: string[] = [];
   const missed: string[] = [];
-  for (const [kind, sample] of Object.entries(SAD_SAMPLES)) (findSensitiveAuthData(sample) ? refused : missed).push(kind);
+  for (const [kind, sample] of Object.entries(SAD_SAMPLES))
+    (findSensitiveAuthData(sample) ? refused : missed).push(kind);
 
   const defaults = config.banks.filter((b) => b.secret === DEV_BANK_SECRET).map((b) => `BANKS[${b.code}].secret`);
 
@@ -100,7 +164,10 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
     waf = { events_file: config.securityEventsFile, blocked, detected };
   }
 
-  let npmAudit: ComplianceFacts['npm_audit'] = { ran: false, reason: 'not run: pass --npm-audit (it asks the npm registry)' };
+  let npmAudit: ComplianceFacts['npm_audit'] = {
+    ran: false,
+    reason: 'not run: pass --npm-audit (it asks the npm registry)',
+  };
   if (s.npmAudit) {
     const r = spawnSync('npm', ['audit', '--json', '--omit=dev'], { encoding: 'utf8', timeout: 120_000 });
     try {
@@ -120,7 +187,11 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
     keys_from_data_dir: s.keysFromDataDir ?? [],
     operators,
     inactive_days_limit: config.identity.inactiveDays,
-    identity: { session_idle_minutes: config.identity.sessionIdleMinutes, lockout_threshold: config.identity.lockoutThreshold, lockout_minutes: config.identity.lockoutMinutes },
+    identity: {
+      session_idle_minutes: config.identity.sessionIdleMinutes,
+      lockout_threshold: config.identity.lockoutThreshold,
+      lockout_minutes: config.identity.lockoutMinutes,
+    },
     keys,
     audit: {
       verify,
@@ -134,7 +205,11 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
       online_months: config.audit.onlineMonths,
     },
     sensitive_data: { samples_refused: refused, samples_missed: missed, suspicious_columns: suspicious },
-    rate_limits: { enabled: rl.enabled, signin: `${perHour(rl.limits.signin_ip.ratePerSecond)}/h per IP, ${perHour(rl.limits.signin_account.ratePerSecond)}/h per account`, mfa: `${perHour(rl.limits.mfa_account.ratePerSecond)}/h per account` },
+    rate_limits: {
+      enabled: rl.enabled,
+      signin: `${perHour(rl.limits.signin_ip.ratePerSecond)}/h per IP, ${perHour(rl.limits.signin_account.ratePerSecond)}/h per account`,
+      mfa: `${perHour(rl.limits.mfa_account.ratePerSecond)}/h per account`,
+    },
     waf,
     npm_audit: npmAudit,
     aws: { configured: false },

@@ -13,7 +13,16 @@ export interface ComplianceReport {
   standard: 'PCI DSS v4.0.1';
   generated_at: string;
   installation: { mode: string; public_url: string };
-  summary: { automated: number; passed: number; failed: number; errors: number; manual: number; not_applicable: number; not_configured: number; ok: boolean };
+  summary: {
+    automated: number;
+    passed: number;
+    failed: number;
+    errors: number;
+    manual: number;
+    not_applicable: number;
+    not_configured: number;
+    ok: boolean;
+  };
   results: CheckResult[];
 }
 
@@ -46,9 +55,20 @@ export function buildReport(facts: ComplianceFacts, o: { now: Date; publicUrl: s
   };
 }
 
-export function signReport(report: ComplianceReport, keys: Pick<AuditKeys, 'sign' | 'keyId' | 'publicKey'>): SignedReport {
+export function signReport(
+  report: ComplianceReport,
+  keys: Pick<AuditKeys, 'sign' | 'keyId' | 'publicKey'>,
+): SignedReport {
   const value = keys.sign(Buffer.from(canonicalJson(report)));
-  return { report, signature: { alg: 'Ed25519', key_id: keys.keyId, public_key: Buffer.from(keys.publicKey).toString('base64'), value: Buffer.from(value).toString('base64') } };
+  return {
+    report,
+    signature: {
+      alg: 'Ed25519',
+      key_id: keys.keyId,
+      public_key: Buffer.from(keys.publicKey).toString('base64'),
+      value: Buffer.from(value).toString('base64'),
+    },
+  };
 }
 
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -57,7 +77,10 @@ const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
  * Checks a report file (JSON, or the HTML that embeds it): the signature over the canonical
  * report, each evidence hash, and, when given, that the signing key is the one expected.
  */
-export function verifyReportText(text: string, expectedPublicKey?: string): { ok: boolean; problems: string[]; signed?: SignedReport } {
+export function verifyReportText(
+  text: string,
+  expectedPublicKey?: string,
+): { ok: boolean; problems: string[]; signed?: SignedReport } {
   const problems: string[] = [];
   let signed: SignedReport;
   let isHtml = false;
@@ -68,32 +91,44 @@ export function verifyReportText(text: string, expectedPublicKey?: string): { ok
   } catch {
     return { ok: false, problems: ['not a Tillpoint compliance report (no signed JSON found)'] };
   }
-  if (signed?.report?.format !== REPORT_FORMAT || !signed.signature) return { ok: false, problems: ['not a Tillpoint compliance report'] };
+  if (signed?.report?.format !== REPORT_FORMAT || !signed.signature)
+    return { ok: false, problems: ['not a Tillpoint compliance report'] };
   const raw = Buffer.from(signed.signature.public_key, 'base64');
   let good = false;
   try {
     const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
-    good = raw.length === 32 && verifySig(null, Buffer.from(canonicalJson(signed.report)), key, Buffer.from(signed.signature.value, 'base64'));
+    good =
+      raw.length === 32 &&
+      verifySig(null, Buffer.from(canonicalJson(signed.report)), key, Buffer.from(signed.signature.value, 'base64'));
   } catch {
     good = false;
   }
   if (!good) problems.push('the signature does not match the report (changed after signing, or signed by another key)');
-  if (expectedPublicKey && expectedPublicKey !== signed.signature.public_key) problems.push(`signed by key ${signed.signature.key_id}, not by the expected audit signing key`);
+  if (expectedPublicKey && expectedPublicKey !== signed.signature.public_key)
+    problems.push(`signed by key ${signed.signature.key_id}, not by the expected audit signing key`);
   // Evidence hashes are inside the signed report; recomputing them shows the evidence is what was hashed.
-  for (const r of signed.report.results) if (evidenceHash(r.evidence) !== r.evidence_sha256) problems.push(`evidence of ${r.id} does not match its hash`);
+  for (const r of signed.report.results)
+    if (evidenceHash(r.evidence) !== r.evidence_sha256) problems.push(`evidence of ${r.id} does not match its hash`);
   // An HTML page must be exactly what the signed report renders to: what the assessor reads is signed too.
-  if (isHtml && renderHtml(signed) !== text) problems.push('the page differs from the signed report it carries (the visible table was edited)');
+  if (isHtml && renderHtml(signed) !== text)
+    problems.push('the page differs from the signed report it carries (the visible table was edited)');
   return { ok: problems.length === 0, problems, signed };
 }
 
-const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: unknown) =>
+  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** A self-contained HTML page (no external requests): summary first, then one row per check. */
 export function renderHtml(signed: SignedReport): string {
   const r = signed.report;
   const s = r.summary;
   const badge = (st: string) => `<span class="b ${esc(st)}">${esc(st.replace('_', ' '))}</span>`;
-  const rows = r.results.map((c) => `<tr class="${esc(c.status)}"><td>${esc(c.requirement)}</td><td>${esc(c.title)}<div class="id">${esc(c.id)}</div></td><td>${esc(c.kind)}</td><td>${badge(c.status)}</td><td>${esc(c.summary)}${c.evidence === null ? '' : `<details><summary>evidence</summary><pre>${esc(JSON.stringify(c.evidence, null, 2))}</pre></details>`}<div class="h">sha256 ${esc(c.evidence_sha256)}</div></td></tr>`).join('\n');
+  const rows = r.results
+    .map(
+      (c) =>
+        `<tr class="${esc(c.status)}"><td>${esc(c.requirement)}</td><td>${esc(c.title)}<div class="id">${esc(c.id)}</div></td><td>${esc(c.kind)}</td><td>${badge(c.status)}</td><td>${esc(c.summary)}${c.evidence === null ? '' : `<details><summary>evidence</summary><pre>${esc(JSON.stringify(c.evidence, null, 2))}</pre></details>`}<div class="h">sha256 ${esc(c.evidence_sha256)}</div></td></tr>`,
+    )
+    .join('\n');
   const embedded = JSON.stringify(signed).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -69,14 +69,18 @@ function markElement(counts: number[]) {
   const top = counts.length - 1;
   if (top < 0) return;
   const v = counts[top];
-  if (v === 0) counts[top] = 1; // first element of an array
+  if (v === 0)
+    counts[top] = 1; // first element of an array
   else if (v <= -2) counts[top] = -v - 2 + 1; // element after a comma
 }
 
 export function assertJsonWithinLimits(text: string, limits: JsonLimits): void {
   const m = measureJson(text, limits);
   if (m.depth > limits.maxDepth) {
-    throw new AppError('json_too_complex', `The JSON body is nested more than ${limits.maxDepth} levels deep`, { limit: 'depth', max: limits.maxDepth });
+    throw new AppError('json_too_complex', `The JSON body is nested more than ${limits.maxDepth} levels deep`, {
+      limit: 'depth',
+      max: limits.maxDepth,
+    });
   }
   if (m.longestArray > limits.maxArrayLength) {
     throw new AppError('json_too_complex', `A JSON array in the body has more than ${limits.maxArrayLength} elements`, {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../platform/config.ts';
 import type { Metrics } from '../../platform/metrics.ts';
-import { AppError } from '../../platform/errors.ts';
+import type { AppError } from '../../platform/errors.ts';
 import { createEdgeMetrics } from './metrics.ts';
 import { createMemoryBucketStore, type BucketStore } from './tokenBucket.ts';
 import { createRedisBucketStore } from './redisBucketStore.ts';
@@ -47,14 +47,27 @@ export function createEdgeProtection({ config, logger, metrics }: EdgeDeps) {
 
     async register(app: FastifyInstance) {
       applyConnectionCap(app.server, http.maxConnections, edgeMetrics);
-      registerSecurityHeaders(app, { hstsMaxAgeSeconds: http.hstsMaxAgeSeconds, corsAllowedOrigins: http.corsAllowedOrigins });
+      registerSecurityHeaders(app, {
+        hstsMaxAgeSeconds: http.hstsMaxAgeSeconds,
+        corsAllowedOrigins: http.corsAllowedOrigins,
+      });
       registerContentTypePolicy(app, edgeMetrics);
 
       const memory = createMemoryBucketStore();
       const store: BucketStore = config.redisUrl
-        ? await createRedisBucketStore({ url: config.redisUrl, fallback: memory, logger, onError: () => edgeMetrics.rateLimitStoreErrors.inc(), caFile: config.tls.redisCaFile })
+        ? await createRedisBucketStore({
+            url: config.redisUrl,
+            fallback: memory,
+            logger,
+            onError: () => edgeMetrics.rateLimitStoreErrors.inc(),
+            caFile: config.tls.redisCaFile,
+          })
         : memory;
-      registerRateLimits(app, config.rateLimits, createRateLimiter({ config: config.rateLimits, store, metrics: edgeMetrics }));
+      registerRateLimits(
+        app,
+        config.rateLimits,
+        createRateLimiter({ config: config.rateLimits, store, metrics: edgeMetrics }),
+      );
 
       // Counts what the gateway records from now on (a counter starts at zero with the process).
       const follower = config.securityEventsFile

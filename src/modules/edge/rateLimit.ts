@@ -86,14 +86,21 @@ export interface RateLimiter {
   take(limit: RateLimitName, id: string): Promise<Refusal | undefined>;
 }
 
-export function createRateLimiter(deps: { config: RateLimitConfig; store: BucketStore; metrics: EdgeMetrics }): RateLimiter {
+export function createRateLimiter(deps: {
+  config: RateLimitConfig;
+  store: BucketStore;
+  metrics: EdgeMetrics;
+}): RateLimiter {
   const { config, store, metrics } = deps;
   return {
     async take(limit, id) {
       const r = await store.take(`${limit}:${id}`, config.limits[limit]);
       if (r.allowed) return undefined;
       metrics.rateLimited.inc({ limit });
-      return { limit, retryAfterSeconds: Number.isFinite(r.retryAfterMs) ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : 3600 };
+      return {
+        limit,
+        retryAfterSeconds: Number.isFinite(r.retryAfterMs) ? Math.max(1, Math.ceil(r.retryAfterMs / 1000)) : 3600,
+      };
     },
   };
 }
@@ -101,27 +108,40 @@ export function createRateLimiter(deps: { config: RateLimitConfig; store: Bucket
 /** 429 `rate_limited` with Retry-After, through the API's error handler. */
 function refuse(reply: FastifyReply, r: Refusal): never {
   reply.header('retry-after', String(r.retryAfterSeconds));
-  throw new AppError('rate_limited', `Too many requests (${r.limit.replace('_', ' ')} limit); retry after ${r.retryAfterSeconds} s`, {
-    limit: r.limit,
-    retry_after_seconds: r.retryAfterSeconds,
-  });
+  throw new AppError(
+    'rate_limited',
+    `Too many requests (${r.limit.replace('_', ' ')} limit); retry after ${r.retryAfterSeconds} s`,
+    {
+      limit: r.limit,
+      retry_after_seconds: r.retryAfterSeconds,
+    },
+  );
 }
 
 /** Registers the hooks. Call before the authentication hook so per-IP limits run first. */
 export function registerRateLimits(app: FastifyInstance, config: RateLimitConfig, limiter: RateLimiter) {
   app.addHook('onRoute', (route) => {
     for (const rl of route.config?.rateLimits ?? []) {
-      if (!(rl.limit in config.limits)) throw new Error(`Route ${route.method} ${route.url} attaches an unknown rate limit "${rl.limit}"`);
+      if (!(rl.limit in config.limits))
+        throw new Error(`Route ${route.method} ${route.url} attaches an unknown rate limit "${rl.limit}"`);
     }
   });
   if (!config.enabled) return;
 
   app.addHook('onRequest', async (req, reply) => {
     const cfg = req.routeOptions.config;
-    if (cfg?.rateLimit === false || UNLIMITED_ROUTES.has(req.routeOptions.url ?? '') || req.url.startsWith(EMBEDDED_BANK_SIM)) return;
+    if (
+      cfg?.rateLimit === false ||
+      UNLIMITED_ROUTES.has(req.routeOptions.url ?? '') ||
+      req.url.startsWith(EMBEDDED_BANK_SIM)
+    )
+      return;
     const key = apiKeyBucketId(req.headers.authorization);
     // Both buckets at once: with Redis that is one round trip of waiting, not two.
-    const [byIp, byKey] = await Promise.all([limiter.take('ip', req.ip), key ? limiter.take('api_key', key) : undefined]);
+    const [byIp, byKey] = await Promise.all([
+      limiter.take('ip', req.ip),
+      key ? limiter.take('api_key', key) : undefined,
+    ]);
     const refusal = byIp ?? byKey;
     if (refusal) refuse(reply, refusal);
   });
@@ -132,7 +152,9 @@ export function registerRateLimits(app: FastifyInstance, config: RateLimitConfig
       const terminal = terminalIdOf(req);
       // A merchant's key counts only against its own terminals' buckets: it cannot drain
       // another merchant's terminal by naming its id.
-      const refusal = terminal ? await limiter.take('terminal', `${req.principal.merchantId ?? '*'}:${terminal}`) : undefined;
+      const refusal = terminal
+        ? await limiter.take('terminal', `${req.principal.merchantId ?? '*'}:${terminal}`)
+        : undefined;
       if (refusal) refuse(reply, refusal);
     }
     for (const rl of cfg?.rateLimits ?? []) {

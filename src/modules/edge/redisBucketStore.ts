@@ -44,7 +44,12 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return { allowed, math.floor(tokens), retry }
 `;
 
-type TakeTokenCommand = (key: string, ratePerMs: string, burst: string, cost: string) => Promise<[number, number, number]>;
+type TakeTokenCommand = (
+  key: string,
+  ratePerMs: string,
+  burst: string,
+  cost: string,
+) => Promise<[number, number, number]>;
 
 export interface RedisBucketStoreOptions {
   url: string;
@@ -88,7 +93,10 @@ export async function createRedisBucketStore(opts: RedisBucketStoreOptions): Pro
     if (Date.now() - lastWarn < 10_000) return;
     lastWarn = Date.now();
     const e = err as { name?: string; code?: string };
-    opts.logger?.warn({ err: { type: e.name, code: e.code } }, 'rate limit store: Redis unavailable, using in-process buckets');
+    opts.logger?.warn(
+      { err: { type: e.name, code: e.code } },
+      'rate limit store: Redis unavailable, using in-process buckets',
+    );
   }
 
   try {
@@ -103,7 +111,12 @@ export async function createRedisBucketStore(opts: RedisBucketStoreOptions): Pro
     client,
     async take(key: string, spec: BucketSpec, cost = 1): Promise<TakeResult> {
       try {
-        const [allowed, remaining, retry] = await takeToken(prefix + key, String(spec.ratePerSecond / 1000), String(spec.burst), String(cost));
+        const [allowed, remaining, retry] = await takeToken(
+          prefix + key,
+          String(spec.ratePerSecond / 1000),
+          String(spec.burst),
+          String(cost),
+        );
         return { allowed: allowed === 1, remaining, retryAfterMs: retry < 0 ? Number.POSITIVE_INFINITY : retry };
       } catch (err) {
         warn(err);

@@ -24,7 +24,12 @@ function auditLine(opts: { code: number; value: string; withBlock: boolean }) {
       ? [
           {
             message: 'Inbound Anomaly Score Exceeded (Total Score: 10)',
-            details: { match: "Matched \"Operator `Ge' with parameter `5' against variable `TX:ANOMALY_SCORE' (Value: `10' )", ruleId: '949110', severity: '2', tags: ['attack-generic'] },
+            details: {
+              match: "Matched \"Operator `Ge' with parameter `5' against variable `TX:ANOMALY_SCORE' (Value: `10' )",
+              ruleId: '949110',
+              severity: '2',
+              tags: ['attack-generic'],
+            },
           },
         ]
       : []),
@@ -48,7 +53,11 @@ test('a blocked request becomes a "blocked" event under its request id, with rul
   assert.equal(e.status, 403, 'the status the client saw, not the private one');
   assert.equal(e.category, 'sqli', 'from the rule id when ModSecurity gives no tags');
   assert.equal(e.anomaly_score, 10);
-  assert.deepEqual(e.rules.map((r) => r.id), ['942100'], 'the blocking evaluation is not a detection');
+  assert.deepEqual(
+    e.rules.map((r) => r.id),
+    ['942100'],
+    'the blocking evaluation is not a detection',
+  );
   assert.deepEqual(e.rules[0].targets, ['ARGS:json.note']);
   assert.equal(e.path, '/v1/payments', 'no query string');
   assert.equal(e.client_ip, '203.0.113.9');

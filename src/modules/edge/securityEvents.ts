@@ -88,7 +88,12 @@ export function eventFromAuditLine(line: string, now: () => Date = () => new Dat
     }
     if (BOOKKEEPING_RULES.has(id)) continue;
     const severity = Number(m.details?.severity ?? 5);
-    rules.push({ id, message: message.slice(0, 200), severity, targets: targetsOf(m.details?.match, (m.details as { data?: string })?.data) });
+    rules.push({
+      id,
+      message: message.slice(0, 200),
+      severity,
+      targets: targetsOf(m.details?.match, (m.details as { data?: string })?.data),
+    });
     const c = categoryOf(m.details?.tags ?? []) ?? CRS_CATEGORIES[id.slice(0, 3)];
     if (c && severity < bestSeverity) {
       bestSeverity = severity;
@@ -187,7 +192,12 @@ export function readSecurityEvents(file: string, opts: { limit?: number } = {}):
 export function followLines(
   file: string,
   onLine: (line: string) => void,
-  opts: { startAt: 'start' | 'end' | number; intervalMs?: number; onOffset?: (ino: number, offset: number) => void; ino?: number },
+  opts: {
+    startAt: 'start' | 'end' | number;
+    intervalMs?: number;
+    onOffset?: (ino: number, offset: number) => void;
+    ino?: number;
+  },
 ) {
   let offset = 0;
   let ino: number | undefined;
@@ -198,7 +208,12 @@ export function followLines(
     const st = statSync(file);
     ino = st.ino;
     if (opts.startAt === 'end') offset = st.size;
-    else if (typeof opts.startAt === 'number' && (opts.ino === undefined || opts.ino === st.ino) && opts.startAt <= st.size) offset = opts.startAt;
+    else if (
+      typeof opts.startAt === 'number' &&
+      (opts.ino === undefined || opts.ino === st.ino) &&
+      opts.startAt <= st.size
+    )
+      offset = opts.startAt;
   }
 
   function poll() {

@@ -61,7 +61,8 @@ test('memory stays bounded: past maxKeys, full buckets go first, then the least 
   // A flood of one-off keys: a key in active use keeps its (empty) bucket all along.
   for (let i = 0; i < 2000; i++) {
     await store.take(`k${i}`, spec);
-    if (i % 50 === 0) assert.equal((await store.take('hot', spec)).allowed, false, `hot still refused after ${i} other keys`);
+    if (i % 50 === 0)
+      assert.equal((await store.take('hot', spec)).allowed, false, `hot still refused after ${i} other keys`);
   }
   now += 10_000;
   assert.equal((await store.take('hot', spec)).allowed, true, 'and refills with time');

@@ -32,7 +32,12 @@ interface BucketState {
  * One step of the bucket, shared by the in-process store and (as Lua) the Redis store: refill
  * for the time elapsed, then take `cost` tokens if there are enough. Pure, so it is tested alone.
  */
-export function step(state: BucketState | undefined, spec: BucketSpec, cost: number, nowMs: number): { state: BucketState; result: TakeResult } {
+export function step(
+  state: BucketState | undefined,
+  spec: BucketSpec,
+  cost: number,
+  nowMs: number,
+): { state: BucketState; result: TakeResult } {
   const ratePerMs = spec.ratePerSecond / 1000;
   let tokens = state ? state.tokens : spec.burst;
   let ts = state ? state.ts : nowMs;

@@ -50,15 +50,33 @@ export function ipAllowed(list: BlockList | null, ip: string): boolean {
 
 export async function createApiKey(
   q: Queryable,
-  opts: { name: string; merchantId: string | null; permissions: readonly string[]; expiresAt?: Date | null; ipAllowlist?: readonly string[]; createdBy?: string | null; rotatedFrom?: string | null },
+  opts: {
+    name: string;
+    merchantId: string | null;
+    permissions: readonly string[];
+    expiresAt?: Date | null;
+    ipAllowlist?: readonly string[];
+    createdBy?: string | null;
+    rotatedFrom?: string | null;
+  },
 ): Promise<CreatedApiKey> {
   const key = `tp_${randomBytes(32).toString('base64url')}`;
   const id = newId('apiKey');
   await q.query(
     `INSERT INTO identity.api_keys (id, name, key_hash, key_prefix, merchant_id, permissions, expires_at, ip_allowlist, created_by, rotated_from)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8::cidr[], $9, $10)`,
-    [id, opts.name, digest(key), key.slice(0, 10), opts.merchantId, [...opts.permissions], opts.expiresAt ?? null,
-      [...(opts.ipAllowlist ?? [])], opts.createdBy ?? null, opts.rotatedFrom ?? null],
+    [
+      id,
+      opts.name,
+      digest(key),
+      key.slice(0, 10),
+      opts.merchantId,
+      [...opts.permissions],
+      opts.expiresAt ?? null,
+      [...(opts.ipAllowlist ?? [])],
+      opts.createdBy ?? null,
+      opts.rotatedFrom ?? null,
+    ],
   );
   return { id, key, merchantId: opts.merchantId, permissions: [...opts.permissions] };
 }
@@ -77,13 +95,22 @@ export interface ApiKeyAuthenticator {
  * A key with an IP allowlist is refused from any other address.
  */
 export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Date()): ApiKeyAuthenticator {
-  const cache = new Map<string, { principal: Principal | null; allow: BlockList | null; expiresAt: number; until: number }>();
+  const cache = new Map<
+    string,
+    { principal: Principal | null; allow: BlockList | null; expiresAt: number; until: number }
+  >();
   const authenticate = async function authenticate(key: string, remoteAddr?: string): Promise<Principal | null> {
     const d = digest(key);
     const ck = d.toString('base64');
     let hit = cache.get(ck);
     if (!hit || hit.until <= Date.now()) {
-      const { rows } = await db.query<{ id: string; merchant_id: string | null; permissions: string[]; ip_allowlist: string[]; expires_at: Date | null }>(
+      const { rows } = await db.query<{
+        id: string;
+        merchant_id: string | null;
+        permissions: string[];
+        ip_allowlist: string[];
+        expires_at: Date | null;
+      }>(
         `UPDATE identity.api_keys SET last_used_at = $2
           WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
           RETURNING id, merchant_id, permissions, ip_allowlist::text[] AS ip_allowlist, expires_at`,
@@ -91,7 +118,9 @@ export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Da
       );
       const r = rows[0];
       hit = {
-        principal: r ? { kind: 'api_key', id: r.id, merchantId: r.merchant_id, permissions: new Set(r.permissions) } : null,
+        principal: r
+          ? { kind: 'api_key', id: r.id, merchantId: r.merchant_id, permissions: new Set(r.permissions) }
+          : null,
         allow: r ? allowlistOf(r.ip_allowlist) : null,
         expiresAt: r?.expires_at ? new Date(r.expires_at).getTime() : Infinity,
         until: Date.now() + CACHE_TTL_MS,

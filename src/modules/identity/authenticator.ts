@@ -21,13 +21,20 @@ export function sessionCookie(token: string, maxAgeSeconds: number) {
 }
 export const clearedSessionCookie = () => `${SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`;
 
-export function createAuthenticator(apiKeys: ApiKeyAuthenticator, identity: Pick<IdentityService, 'authenticateSession'>) {
+export function createAuthenticator(
+  apiKeys: ApiKeyAuthenticator,
+  identity: Pick<IdentityService, 'authenticateSession'>,
+) {
   return {
     bearer(token: string, remoteAddr: string): Promise<Principal | null> {
-      if (token.startsWith('tps_')) return identity.authenticateSession(token, { ip: remoteAddr, changesState: false, viaCookie: false });
+      if (token.startsWith('tps_'))
+        return identity.authenticateSession(token, { ip: remoteAddr, changesState: false, viaCookie: false });
       return apiKeys(token, remoteAddr);
     },
-    async cookie(header: string, req: { ip: string; changesState: boolean; csrfToken?: string }): Promise<Principal | null> {
+    async cookie(
+      header: string,
+      req: { ip: string; changesState: boolean; csrfToken?: string },
+    ): Promise<Principal | null> {
       const token = readCookie(header, SESSION_COOKIE);
       if (!token) return null;
       return identity.authenticateSession(token, { ...req, viaCookie: true });

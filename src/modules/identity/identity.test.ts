@@ -1,7 +1,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from '../../../test/helpers/harness.ts';
-import { call, createOperator, signIn, sessionTokenFrom, GOOD_PASSWORD, uniqueEmail } from '../../../test/helpers/operators.ts';
+import {
+  call,
+  createOperator,
+  signIn,
+  sessionTokenFrom,
+  GOOD_PASSWORD,
+  uniqueEmail,
+} from '../../../test/helpers/operators.ts';
 import { fixedClock } from '../../platform/clock.ts';
 import { base32Decode, totp } from './totp.ts';
 import { passwordProblem } from './passwords.ts';
@@ -13,7 +20,10 @@ const clock = fixedClock('2025-03-03T09:00:00.000Z');
 const step = () => clock.advance(30_000); // a new TOTP time step
 
 async function auditActions(t: TestApp, resourceId: string): Promise<string[]> {
-  const r = await t.db.query<{ action: string; outcome: string }>(`SELECT action, outcome FROM audit.events WHERE resource_id = $1 ORDER BY seq`, [resourceId]);
+  const r = await t.db.query<{ action: string; outcome: string }>(
+    `SELECT action, outcome FROM audit.events WHERE resource_id = $1 ORDER BY seq`,
+    [resourceId],
+  );
   return r.rows.map((x) => `${x.action}:${x.outcome}`);
 }
 
@@ -37,7 +47,11 @@ describe('operators', () => {
 
   test('first sign-in: temporary password, TOTP enrollment with URI and QR, recovery codes, then a forced password change', async () => {
     // Created the way an administrator does it: no password given, a temporary one comes back.
-    const created = await t.app.services.identity.createOperator(null, { email: uniqueEmail('first'), name: 'Asha Rao', roles: ['viewer'] });
+    const created = await t.app.services.identity.createOperator(null, {
+      email: uniqueEmail('first'),
+      name: 'Asha Rao',
+      roles: ['viewer'],
+    });
     const { id, email } = created.operator;
     const temporaryPassword = created.temporary_password!;
     assert.match(temporaryPassword, /^[A-Za-z0-9]{20}$/);
@@ -51,31 +65,70 @@ describe('operators', () => {
     const bad = await call(t, 'POST', '/v1/auth/mfa', { challenge: login.body.challenge, code: '000000' });
     assert.equal(bad.status, 401);
     assert.equal(bad.body.error.code, 'invalid_credentials');
-    const mfa = await call(t, 'POST', '/v1/auth/mfa', { challenge: login.body.challenge, code: totp(secret, clock.now()) });
+    const mfa = await call(t, 'POST', '/v1/auth/mfa', {
+      challenge: login.body.challenge,
+      code: totp(secret, clock.now()),
+    });
     assert.equal(mfa.status, 200);
     const cookie = mfa.headers.get('set-cookie')!;
-    assert.match(cookie, /^__Host-tp_session=tps_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Strict; Max-Age=43200$/);
+    assert.match(
+      cookie,
+      /^__Host-tp_session=tps_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Strict; Max-Age=43200$/,
+    );
     assert.ok(!JSON.stringify(mfa.body).includes(sessionTokenFrom(mfa)!), 'the session token is in the cookie only');
     assert.equal(mfa.body.recovery_codes.length, 10);
     assert.equal(mfa.body.operator.must_change_password, true);
-    const stored = await t.db.query<{ totp_secret_sealed: Buffer }>(`SELECT totp_secret_sealed FROM identity.operators WHERE id = $1`, [id]);
+    const stored = await t.db.query<{ totp_secret_sealed: Buffer }>(
+      `SELECT totp_secret_sealed FROM identity.operators WHERE id = $1`,
+      [id],
+    );
     assert.ok(!stored.rows[0].totp_secret_sealed.includes(secret), 'the TOTP secret is stored sealed');
-    const codes = await t.db.query<{ code_hash: Buffer }>(`SELECT code_hash FROM identity.recovery_codes WHERE operator_id = $1`, [id]);
+    const codes = await t.db.query<{ code_hash: Buffer }>(
+      `SELECT code_hash FROM identity.recovery_codes WHERE operator_id = $1`,
+      [id],
+    );
     assert.equal(codes.rows.length, 10);
-    assert.ok(!codes.rows.some((c) => c.code_hash.toString().includes(mfa.body.recovery_codes[0])), 'recovery codes are stored hashed');
+    assert.ok(
+      !codes.rows.some((c) => c.code_hash.toString().includes(mfa.body.recovery_codes[0])),
+      'recovery codes are stored hashed',
+    );
 
-    const s = { req: (m: string, p: string, b?: unknown) => call(t, m, p, b, { cookie: `__Host-tp_session=${sessionTokenFrom(mfa)}`, 'x-csrf-token': mfa.body.csrf_token }) };
-    assert.equal((await s.req('GET', '/v1/merchants')).status, 403, 'nothing but a password change until the temporary password is replaced');
-    const weak = await s.req('POST', '/v1/auth/password', { current_password: temporaryPassword, new_password: 'password2024' });
+    const s = {
+      req: (m: string, p: string, b?: unknown) =>
+        call(t, m, p, b, { cookie: `__Host-tp_session=${sessionTokenFrom(mfa)}`, 'x-csrf-token': mfa.body.csrf_token }),
+    };
+    assert.equal(
+      (await s.req('GET', '/v1/merchants')).status,
+      403,
+      'nothing but a password change until the temporary password is replaced',
+    );
+    const weak = await s.req('POST', '/v1/auth/password', {
+      current_password: temporaryPassword,
+      new_password: 'password2024',
+    });
     assert.equal(weak.status, 422);
     assert.equal(weak.body.error.code, 'password_rejected');
-    const same = await s.req('POST', '/v1/auth/password', { current_password: temporaryPassword, new_password: temporaryPassword });
+    const same = await s.req('POST', '/v1/auth/password', {
+      current_password: temporaryPassword,
+      new_password: temporaryPassword,
+    });
     assert.equal(same.status, 422, 'not the current one either');
-    assert.equal((await s.req('POST', '/v1/auth/password', { current_password: temporaryPassword, new_password: GOOD_PASSWORD })).status, 204);
+    assert.equal(
+      (await s.req('POST', '/v1/auth/password', { current_password: temporaryPassword, new_password: GOOD_PASSWORD }))
+        .status,
+      204,
+    );
     assert.equal((await s.req('GET', '/v1/merchants')).status, 200, 'a viewer reads merchants');
     assert.equal((await s.req('GET', '/v1/payments')).status, 403, 'but not payments');
     const acts = await auditActions(t, id);
-    for (const a of ['operator.created:success', 'auth.password_verified:success', 'auth.mfa:failure', 'operator.mfa_enrolled:success', 'auth.login:success', 'operator.password_changed:success']) {
+    for (const a of [
+      'operator.created:success',
+      'auth.password_verified:success',
+      'auth.mfa:failure',
+      'operator.mfa_enrolled:success',
+      'auth.login:success',
+      'operator.password_changed:success',
+    ]) {
       assert.ok(acts.includes(a), `audit has ${a}: ${acts.join(', ')}`);
     }
   });
@@ -85,15 +138,30 @@ describe('operators', () => {
     step();
     const first = await signIn(t, clock, op);
     const login = await call(t, 'POST', '/v1/auth/login', { email: op.email, password: op.password });
-    const replay = await call(t, 'POST', '/v1/auth/mfa', { challenge: login.body.challenge, code: totp(first.secret, clock.now()) });
+    const replay = await call(t, 'POST', '/v1/auth/mfa', {
+      challenge: login.body.challenge,
+      code: totp(first.secret, clock.now()),
+    });
     assert.equal(replay.status, 401, 'the same code in the same time step is refused');
     const recovery = first.body.recovery_codes[0];
     const withRecovery = await call(t, 'POST', '/v1/auth/mfa', { challenge: login.body.challenge, code: recovery });
     assert.equal(withRecovery.status, 200);
     const again = await call(t, 'POST', '/v1/auth/login', { email: op.email, password: op.password });
-    assert.equal((await call(t, 'POST', '/v1/auth/mfa', { challenge: again.body.challenge, code: recovery })).status, 401, 'a recovery code is spent');
+    assert.equal(
+      (await call(t, 'POST', '/v1/auth/mfa', { challenge: again.body.challenge, code: recovery })).status,
+      401,
+      'a recovery code is spent',
+    );
     step();
-    assert.equal((await call(t, 'POST', '/v1/auth/mfa', { challenge: again.body.challenge, code: totp(first.secret, clock.now()) })).status, 200);
+    assert.equal(
+      (
+        await call(t, 'POST', '/v1/auth/mfa', {
+          challenge: again.body.challenge,
+          code: totp(first.secret, clock.now()),
+        })
+      ).status,
+      200,
+    );
     assert.ok((await auditActions(t, op.id)).includes('auth.login:success'));
   });
 
@@ -150,7 +218,10 @@ describe('operators', () => {
     const noToken = await s.req('POST', '/v1/operators', body, { csrf: false });
     assert.equal(noToken.status, 403);
     assert.equal(noToken.body.error.code, 'csrf_token_invalid');
-    const wrong = await call(t, 'POST', '/v1/operators', body, { cookie: `__Host-tp_session=${s.token}`, 'x-csrf-token': 'x'.repeat(43) });
+    const wrong = await call(t, 'POST', '/v1/operators', body, {
+      cookie: `__Host-tp_session=${s.token}`,
+      'x-csrf-token': 'x'.repeat(43),
+    });
     assert.equal(wrong.status, 403);
     assert.equal((await s.req('GET', '/v1/operators', undefined, { csrf: false })).status, 200, 'reads need no token');
     const ok = await s.req('POST', '/v1/operators', body);
@@ -169,7 +240,10 @@ describe('operators', () => {
     let current = op.password;
     for (let i = 1; i <= 4; i++) {
       clock.advance(1000);
-      assert.equal((await s.req('POST', '/v1/auth/password', { current_password: current, new_password: pw(i) })).status, 204);
+      assert.equal(
+        (await s.req('POST', '/v1/auth/password', { current_password: current, new_password: pw(i) })).status,
+        204,
+      );
       current = pw(i);
     }
     // The last four: pw(4) (current), pw(3), pw(2), pw(1). The first one is old enough again.
@@ -179,9 +253,18 @@ describe('operators', () => {
       assert.match(r.body.error.message, /last 4/);
     }
     clock.advance(1000);
-    assert.equal((await s.req('POST', '/v1/auth/password', { current_password: current, new_password: op.password })).status, 204);
-    const hashes = await t.db.query<{ password_hash: string }>(`SELECT password_hash FROM identity.password_history WHERE operator_id = $1`, [op.id]);
-    assert.ok(hashes.rows.every((h) => h.password_hash.startsWith('$argon2id$')), 'argon2id, also in the history');
+    assert.equal(
+      (await s.req('POST', '/v1/auth/password', { current_password: current, new_password: op.password })).status,
+      204,
+    );
+    const hashes = await t.db.query<{ password_hash: string }>(
+      `SELECT password_hash FROM identity.password_history WHERE operator_id = $1`,
+      [op.id],
+    );
+    assert.ok(
+      hashes.rows.every((h) => h.password_hash.startsWith('$argon2id$')),
+      'argon2id, also in the history',
+    );
   });
 
   test('accounts unused for 90 days are disabled by the worker job', async () => {
@@ -196,7 +279,10 @@ describe('operators', () => {
     const fresh = await signIn(t, clock, { ...op, secret: s.secret });
     clock.advance(91 * 86_400_000);
     assert.ok((await t.app.services.identity.disableInactive()) >= 1);
-    const row = await t.db.query<{ status: string; disabled_reason: string }>(`SELECT status, disabled_reason FROM identity.operators WHERE id = $1`, [op.id]);
+    const row = await t.db.query<{ status: string; disabled_reason: string }>(
+      `SELECT status, disabled_reason FROM identity.operators WHERE id = $1`,
+      [op.id],
+    );
     assert.deepEqual(row.rows[0], { status: 'disabled', disabled_reason: 'inactive' });
     assert.equal((await fresh.req('GET', '/v1/auth/session')).status, 401);
     assert.equal((await call(t, 'POST', '/v1/auth/login', { email: op.email, password: op.password })).status, 401);
@@ -227,7 +313,8 @@ describe('API keys', () => {
   });
   after(() => t.close());
 
-  const use = (key: string, path = '/v1/merchants') => call(t, 'GET', path, undefined, { authorization: `Bearer ${key}` });
+  const use = (key: string, path = '/v1/merchants') =>
+    call(t, 'GET', path, undefined, { authorization: `Bearer ${key}` });
 
   test('shown once, stored hashed, scoped, listed without the secret, revoked at once', async () => {
     const c = await admin.req('POST', '/v1/api-keys', { name: 'partner A', permissions: ['merchants:read'] });
@@ -235,7 +322,9 @@ describe('API keys', () => {
     assert.match(c.body.key, /^tp_[A-Za-z0-9_-]{43}$/);
     assert.equal(c.body.status, 'active');
     assert.ok(c.body.expires_at, 'keys expire (a year by default)');
-    const row = await t.db.query<{ key_hash: Buffer }>(`SELECT key_hash FROM identity.api_keys WHERE id = $1`, [c.body.id]);
+    const row = await t.db.query<{ key_hash: Buffer }>(`SELECT key_hash FROM identity.api_keys WHERE id = $1`, [
+      c.body.id,
+    ]);
     assert.ok(!row.rows[0].key_hash.toString('utf8').includes(c.body.key.slice(3)), 'only a digest is stored');
     const list = await admin.req('GET', '/v1/api-keys');
     assert.ok(list.body.data.some((k: any) => k.id === c.body.id));
@@ -266,15 +355,32 @@ describe('API keys', () => {
   });
 
   test('IP allowlist per key (CIDR)', async () => {
-    const far = await admin.req('POST', '/v1/api-keys', { name: 'office only', permissions: ['merchants:read'], ip_allowlist: ['10.20.0.0/16'] });
-    const here = await admin.req('POST', '/v1/api-keys', { name: 'loopback', permissions: ['merchants:read'], ip_allowlist: ['127.0.0.0/8', '::1'] });
+    const far = await admin.req('POST', '/v1/api-keys', {
+      name: 'office only',
+      permissions: ['merchants:read'],
+      ip_allowlist: ['10.20.0.0/16'],
+    });
+    const here = await admin.req('POST', '/v1/api-keys', {
+      name: 'loopback',
+      permissions: ['merchants:read'],
+      ip_allowlist: ['127.0.0.0/8', '::1'],
+    });
     assert.equal(far.status, 201);
     const refused = await use(far.body.key);
     assert.equal(refused.status, 401);
     assert.match(refused.body.error.message, /address/);
     assert.equal((await use(here.body.key)).status, 200);
     assert.deepEqual(here.body.ip_allowlist, ['127.0.0.0/8', '::1']);
-    assert.equal((await admin.req('POST', '/v1/api-keys', { name: 'bad', permissions: ['merchants:read'], ip_allowlist: ['10.0.0.0/33'] })).status, 400);
+    assert.equal(
+      (
+        await admin.req('POST', '/v1/api-keys', {
+          name: 'bad',
+          permissions: ['merchants:read'],
+          ip_allowlist: ['10.0.0.0/33'],
+        })
+      ).status,
+      400,
+    );
   });
 
   test('merchant staff manage keys of their own merchant only', async () => {
@@ -286,10 +392,18 @@ describe('API keys', () => {
     const own = await s.req('POST', '/v1/api-keys', { name: 'till app', permissions: ['payments:write'] });
     assert.equal(own.status, 201);
     assert.equal(own.body.merchant_id, a.merchant.id, 'scoped to their merchant without asking');
-    const other = await s.req('POST', '/v1/api-keys', { name: 'x', merchant_id: b.merchant.id, permissions: ['payments:write'] });
+    const other = await s.req('POST', '/v1/api-keys', {
+      name: 'x',
+      merchant_id: b.merchant.id,
+      permissions: ['payments:write'],
+    });
     assert.equal(other.status, 404);
     const partner = await admin.req('POST', '/v1/api-keys', { name: 'partner', permissions: ['merchants:read'] });
-    assert.equal((await s.req('GET', `/v1/api-keys/${partner.body.id}`)).status, 404, 'platform keys are invisible to merchant staff');
+    assert.equal(
+      (await s.req('GET', `/v1/api-keys/${partner.body.id}`)).status,
+      404,
+      'platform keys are invisible to merchant staff',
+    );
     const list = await s.req('GET', '/v1/api-keys');
     assert.ok(list.body.data.every((k: any) => k.merchant_id === a.merchant.id));
     const acts = await auditActions(t, own.body.id);

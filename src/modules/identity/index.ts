@@ -1,4 +1,10 @@
-export { createApiKey, createApiKeyAuthenticator, parseCidr, type CreatedApiKey, type ApiKeyAuthenticator } from './apiKeys.ts';
+export {
+  createApiKey,
+  createApiKeyAuthenticator,
+  parseCidr,
+  type CreatedApiKey,
+  type ApiKeyAuthenticator,
+} from './apiKeys.ts';
 export { createApiKeysService, type ApiKeysService } from './apiKeys.service.ts';
 export { createIdentityService, operatorView, type IdentityService, type OperatorView } from './operators.service.ts';
 export { createAuthenticator, SESSION_COOKIE, readCookie } from './authenticator.ts';

@@ -25,16 +25,34 @@ export interface OperatorRow {
 }
 
 export async function getOperator(q: Queryable, id: string, lock = false): Promise<OperatorRow | undefined> {
-  const r = await q.query<OperatorRow>(`SELECT * FROM identity.operators WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+  const r = await q.query<OperatorRow>(`SELECT * FROM identity.operators WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [
+    id,
+  ]);
   return r.rows[0];
 }
 
 export async function getOperatorByEmail(q: Queryable, email: string): Promise<OperatorRow | undefined> {
-  const r = await q.query<OperatorRow>(`SELECT * FROM identity.operators WHERE lower(email) = lower($1) AND status <> 'deleted'`, [email]);
+  const r = await q.query<OperatorRow>(
+    `SELECT * FROM identity.operators WHERE lower(email) = lower($1) AND status <> 'deleted'`,
+    [email],
+  );
   return r.rows[0];
 }
 
-export async function insertOperator(q: Queryable, o: { id: string; email: string; name: string; merchant_id: string | null; roles: string[]; password_hash: string; now: Date; created_by: string | null; must_change_password: boolean }) {
+export async function insertOperator(
+  q: Queryable,
+  o: {
+    id: string;
+    email: string;
+    name: string;
+    merchant_id: string | null;
+    roles: string[];
+    password_hash: string;
+    now: Date;
+    created_by: string | null;
+    must_change_password: boolean;
+  },
+) {
   await q.query(
     `INSERT INTO identity.operators (id, email, name, merchant_id, roles, password_hash, password_changed_at, must_change_password, created_at, created_by)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9)`,
@@ -52,7 +70,13 @@ export async function listOperators(q: Queryable, f: { merchantId?: string; befo
 }
 
 /** Ends every open session of an operator (disabled, password changed, MFA reset). */
-export async function revokeSessions(q: Queryable, operatorId: string, reason: string, now: Date, exceptSessionId?: string) {
+export async function revokeSessions(
+  q: Queryable,
+  operatorId: string,
+  reason: string,
+  now: Date,
+  exceptSessionId?: string,
+) {
   const r = await q.query(
     `UPDATE identity.sessions SET revoked_at = $2, revoked_reason = $3 WHERE operator_id = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR id <> $4)`,
     [operatorId, now, reason, exceptSessionId ?? null],
@@ -62,18 +86,29 @@ export async function revokeSessions(q: Queryable, operatorId: string, reason: s
 
 export async function passwordHistory(q: Queryable, operatorId: string, depth: number): Promise<string[]> {
   const r = await q.query<{ password_hash: string }>(
-    `SELECT password_hash FROM identity.password_history WHERE operator_id = $1 ORDER BY created_at DESC LIMIT $2`, [operatorId, depth]);
+    `SELECT password_hash FROM identity.password_history WHERE operator_id = $1 ORDER BY created_at DESC LIMIT $2`,
+    [operatorId, depth],
+  );
   return r.rows.map((x) => x.password_hash);
 }
 
 /** Sets a new password hash, keeping the old one in the history (only the newest few are kept). */
-export async function setPassword(q: Queryable, o: { id: string; oldHash: string; newHash: string; now: Date; mustChange: boolean; keep: number }) {
-  await q.query(`INSERT INTO identity.password_history (operator_id, password_hash, created_at) VALUES ($1, $2, $3)`, [o.id, o.oldHash, o.now]);
+export async function setPassword(
+  q: Queryable,
+  o: { id: string; oldHash: string; newHash: string; now: Date; mustChange: boolean; keep: number },
+) {
+  await q.query(`INSERT INTO identity.password_history (operator_id, password_hash, created_at) VALUES ($1, $2, $3)`, [
+    o.id,
+    o.oldHash,
+    o.now,
+  ]);
   await q.query(
     `DELETE FROM identity.password_history WHERE operator_id = $1 AND created_at < (
        SELECT min(created_at) FROM (SELECT created_at FROM identity.password_history WHERE operator_id = $1 ORDER BY created_at DESC LIMIT $2) k)`,
-    [o.id, o.keep]);
+    [o.id, o.keep],
+  );
   await q.query(
     `UPDATE identity.operators SET password_hash = $2, password_changed_at = $3, must_change_password = $4 WHERE id = $1`,
-    [o.id, o.newHash, o.now, o.mustChange]);
+    [o.id, o.newHash, o.now, o.mustChange],
+  );
 }

@@ -12,7 +12,15 @@ import { page } from '../../http/pagination.ts';
 import { SYSTEM_ACTOR, secretFromConfigOrFile, type Actor, type AuditWriter } from '../audit/index.ts';
 import * as repo from './operators.repo.ts';
 import type { OperatorRow } from './operators.repo.ts';
-import { HISTORY_DEPTH, assertAcceptablePassword, hashPassword, matchesAny, temporaryPassword, verifyNothing, verifyPassword } from './passwords.ts';
+import {
+  HISTORY_DEPTH,
+  assertAcceptablePassword,
+  hashPassword,
+  matchesAny,
+  temporaryPassword,
+  verifyNothing,
+  verifyPassword,
+} from './passwords.ts';
 import { MERCHANT_ROLES, ROLES, isRole, permissionsFor, type RoleDef } from './roles.ts';
 import { createSecretBox, type SecretBox } from './secretBox.ts';
 import { matchTotp, newTotpSecret, otpauthUri } from './totp.ts';
@@ -90,23 +98,43 @@ export interface OpenedSession {
 export function createIdentityService(deps: IdentityDeps) {
   const { db, clock, audit } = deps;
   const cfg = deps.config.identity;
-  const box = deps.secretBox ?? createSecretBox(secretFromConfigOrFile({
-    value: cfg.mfaKey, setting: 'MFA_ENCRYPTION_KEY', mode: deps.config.mode, file: join(deps.config.dataDir, 'keys', 'identity-mfa.key'),
-  }));
+  const box =
+    deps.secretBox ??
+    createSecretBox(
+      secretFromConfigOrFile({
+        value: cfg.mfaKey,
+        setting: 'MFA_ENCRYPTION_KEY',
+        mode: deps.config.mode,
+        file: join(deps.config.dataDir, 'keys', 'identity-mfa.key'),
+      }),
+    );
   const cost = cfg.passwordHash;
   const idleMs = cfg.sessionIdleMinutes * 60_000;
   const absoluteMs = cfg.sessionAbsoluteHours * 3_600_000;
   const csrfFor = (sessionId: string) => box.mac('csrf', sessionId).toString('base64url');
   const opActor = (o: OperatorRow): Actor => ({ type: 'operator', id: o.id, merchant_id: o.merchant_id });
-  const actorFor = (p: Principal | null): Actor | undefined => (p ? undefined : { type: 'cli', id: process.env.USER ?? 'cli', merchant_id: null });
-  const res = (o: Pick<OperatorRow, 'id' | 'merchant_id'>) => ({ type: 'operator', id: o.id, merchant_id: o.merchant_id });
+  const actorFor = (p: Principal | null): Actor | undefined =>
+    p ? undefined : { type: 'cli', id: process.env.USER ?? 'cli', merchant_id: null };
+  const res = (o: Pick<OperatorRow, 'id' | 'merchant_id'>) => ({
+    type: 'operator',
+    id: o.id,
+    merchant_id: o.merchant_id,
+  });
 
   function checkRoles(roles: readonly string[], merchantId: string | null) {
-    if (roles.length === 0) throw new AppError('validation_failed', 'An operator needs at least one role', [{ field: 'body.roles', problem: 'must not be empty' }]);
+    if (roles.length === 0)
+      throw new AppError('validation_failed', 'An operator needs at least one role', [
+        { field: 'body.roles', problem: 'must not be empty' },
+      ]);
     for (const r of roles) {
-      if (!isRole(r)) throw new AppError('validation_failed', `Unknown role "${r}"`, [{ field: 'body.roles', problem: `must be among ${Object.keys(ROLES).join(', ')}` }]);
+      if (!isRole(r))
+        throw new AppError('validation_failed', `Unknown role "${r}"`, [
+          { field: 'body.roles', problem: `must be among ${Object.keys(ROLES).join(', ')}` },
+        ]);
       if ((ROLES[r] as RoleDef).platformOnly && merchantId !== null) {
-        throw new AppError('validation_failed', `The role "${r}" is for platform staff only`, [{ field: 'body.roles', problem: `${r} cannot be scoped to a merchant` }]);
+        throw new AppError('validation_failed', `The role "${r}" is for platform staff only`, [
+          { field: 'body.roles', problem: `${r} cannot be scoped to a merchant` },
+        ]);
       }
     }
   }
@@ -118,7 +146,8 @@ export function createIdentityService(deps: IdentityDeps) {
       canAccessMerchant(p, merchantId ?? 'platform');
       throw new AppError('not_found', 'Operator not found');
     }
-    if (roles?.some((r) => !MERCHANT_ROLES.includes(r as never))) throw new AppError('forbidden', 'Merchant staff can only grant merchant roles');
+    if (roles?.some((r) => !MERCHANT_ROLES.includes(r as never)))
+      throw new AppError('forbidden', 'Merchant staff can only grant merchant roles');
   }
 
   async function visible(q: Queryable, p: Principal | null, id: string, lock = false): Promise<OperatorRow> {
@@ -138,52 +167,100 @@ export function createIdentityService(deps: IdentityDeps) {
     const id = newId('mfaChallenge');
     const expires = new Date(now.getTime() + CHALLENGE_TTL_MS);
     if (o.totp_enrolled_at) {
-      await tx.query(`INSERT INTO identity.mfa_challenges (id, token_hash, operator_id, kind, expires_at, created_at) VALUES ($1, $2, $3, 'totp', $4, $5)`,
-        [id, sha256(t), o.id, expires, now]);
+      await tx.query(
+        `INSERT INTO identity.mfa_challenges (id, token_hash, operator_id, kind, expires_at, created_at) VALUES ($1, $2, $3, 'totp', $4, $5)`,
+        [id, sha256(t), o.id, expires, now],
+      );
       return { challenge: t, mfa: 'totp', expires_at: expires.toISOString() };
     }
     // First sign-in: a new secret, kept sealed with the challenge until a first code confirms it.
     const secret = newTotpSecret();
-    await tx.query(`INSERT INTO identity.mfa_challenges (id, token_hash, operator_id, kind, pending_secret, expires_at, created_at) VALUES ($1, $2, $3, 'enroll', $4, $5, $6)`,
-      [id, sha256(t), o.id, box.seal(secret, `challenge:${id}`), expires, now]);
+    await tx.query(
+      `INSERT INTO identity.mfa_challenges (id, token_hash, operator_id, kind, pending_secret, expires_at, created_at) VALUES ($1, $2, $3, 'enroll', $4, $5, $6)`,
+      [id, sha256(t), o.id, box.seal(secret, `challenge:${id}`), expires, now],
+    );
     const uri = otpauthUri(secret, o.email);
-    return { challenge: t, mfa: 'enroll', expires_at: expires.toISOString(), otpauth_uri: uri, qr_svg: await QRCode.toString(uri, { type: 'svg', margin: 2 }) };
+    return {
+      challenge: t,
+      mfa: 'enroll',
+      expires_at: expires.toISOString(),
+      otpauth_uri: uri,
+      qr_svg: await QRCode.toString(uri, { type: 'svg', margin: 2 }),
+    };
   }
 
   /** Counts a failed password or code; locks the account at the threshold (PCI DSS 8.3.4). */
-  async function countFailure(tx: Queryable, o: OperatorRow, now: Date, action: string, reason: string): Promise<boolean> {
+  async function countFailure(
+    tx: Queryable,
+    o: OperatorRow,
+    now: Date,
+    action: string,
+    reason: string,
+  ): Promise<boolean> {
     const failures = o.failed_attempts + 1;
     const lock = failures >= cfg.lockoutThreshold;
-    await tx.query(`UPDATE identity.operators SET failed_attempts = $2, locked_until = $3 WHERE id = $1`,
-      [o.id, lock ? 0 : failures, lock ? new Date(now.getTime() + cfg.lockoutMinutes * 60_000) : o.locked_until]);
-    await audit.record(tx, { action, outcome: 'failure', actor: opActor(o), resource: res(o), details: { reason, failures } });
+    await tx.query(`UPDATE identity.operators SET failed_attempts = $2, locked_until = $3 WHERE id = $1`, [
+      o.id,
+      lock ? 0 : failures,
+      lock ? new Date(now.getTime() + cfg.lockoutMinutes * 60_000) : o.locked_until,
+    ]);
+    await audit.record(tx, {
+      action,
+      outcome: 'failure',
+      actor: opActor(o),
+      resource: res(o),
+      details: { reason, failures },
+    });
     if (lock) {
-      await audit.record(tx, { action: 'operator.locked', actor: SYSTEM_ACTOR('identity'), resource: res(o), details: { failures, minutes: cfg.lockoutMinutes } });
+      await audit.record(tx, {
+        action: 'operator.locked',
+        actor: SYSTEM_ACTOR('identity'),
+        resource: res(o),
+        details: { failures, minutes: cfg.lockoutMinutes },
+      });
       await repo.revokeSessions(tx, o.id, 'locked', now);
     }
     return lock;
   }
 
   const lockedError = (o: Pick<OperatorRow, 'locked_until'>) =>
-    new AppError('account_locked', 'Too many failed attempts: the account is locked for now; try again later or ask an administrator to unlock it', { locked_until: new Date(o.locked_until!).toISOString() });
+    new AppError(
+      'account_locked',
+      'Too many failed attempts: the account is locked for now; try again later or ask an administrator to unlock it',
+      { locked_until: new Date(o.locked_until!).toISOString() },
+    );
   const isLocked = (o: OperatorRow, now: Date) => o.locked_until !== null && new Date(o.locked_until) > now;
 
-  async function openSession(tx: Queryable, o: OperatorRow, now: Date, ip: string | null): Promise<Omit<OpenedSession, 'operator' | 'recovery_codes'>> {
+  async function openSession(
+    tx: Queryable,
+    o: OperatorRow,
+    now: Date,
+    ip: string | null,
+  ): Promise<Omit<OpenedSession, 'operator' | 'recovery_codes'>> {
     const t = token('tps');
     const id = newId('session');
     const expires = new Date(now.getTime() + absoluteMs);
     const csrf = csrfFor(id);
     await tx.query(
       `INSERT INTO identity.sessions (id, token_hash, csrf_hash, operator_id, created_at, last_seen_at, expires_at, ip) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)`,
-      [id, sha256(t), sha256(csrf), o.id, now, expires, ip]);
-    return { token: t, csrf_token: csrf, session: { id, expires_at: expires.toISOString(), idle_timeout_seconds: idleMs / 1000 } };
+      [id, sha256(t), sha256(csrf), o.id, now, expires, ip],
+    );
+    return {
+      token: t,
+      csrf_token: csrf,
+      session: { id, expires_at: expires.toISOString(), idle_timeout_seconds: idleMs / 1000 },
+    };
   }
 
   async function newRecoveryCodes(tx: Queryable, operatorId: string, now: Date): Promise<string[]> {
     await tx.query(`DELETE FROM identity.recovery_codes WHERE operator_id = $1`, [operatorId]);
     const codes = Array.from({ length: RECOVERY_CODES }, recoveryCode);
     for (const c of codes) {
-      await tx.query(`INSERT INTO identity.recovery_codes (operator_id, code_hash, created_at) VALUES ($1, $2, $3)`, [operatorId, sha256(normalizeRecovery(c)), now]);
+      await tx.query(`INSERT INTO identity.recovery_codes (operator_id, code_hash, created_at) VALUES ($1, $2, $3)`, [
+        operatorId,
+        sha256(normalizeRecovery(c)),
+        now,
+      ]);
     }
     return codes;
   }
@@ -193,9 +270,15 @@ export function createIdentityService(deps: IdentityDeps) {
 
     // ---- administration ----
 
-    async createOperator(p: Principal | null, input: { email: string; name: string; roles: string[]; merchant_id?: string | null; password?: string }) {
-      const merchantId = input.merchant_id ?? (p?.merchantId ?? null);
-      if (!EMAIL_RE.test(input.email)) throw new AppError('validation_failed', 'The email address is not valid', [{ field: 'body.email', problem: 'is not an email address' }]);
+    async createOperator(
+      p: Principal | null,
+      input: { email: string; name: string; roles: string[]; merchant_id?: string | null; password?: string },
+    ) {
+      const merchantId = input.merchant_id ?? p?.merchantId ?? null;
+      if (!EMAIL_RE.test(input.email))
+        throw new AppError('validation_failed', 'The email address is not valid', [
+          { field: 'body.email', problem: 'is not an email address' },
+        ]);
       checkRoles(input.roles, merchantId);
       checkScope(p, merchantId, input.roles);
       if (merchantId !== null) {
@@ -210,19 +293,41 @@ export function createIdentityService(deps: IdentityDeps) {
       const id = newId('operator');
       const row = await db.tx(async (tx) => {
         await repo.insertOperator(tx, {
-          id, email: input.email, name: input.name, merchant_id: merchantId, roles: [...new Set(input.roles)], password_hash: hash, now,
-          created_by: p?.id ?? null, must_change_password: input.password === undefined,
+          id,
+          email: input.email,
+          name: input.name,
+          merchant_id: merchantId,
+          roles: [...new Set(input.roles)],
+          password_hash: hash,
+          now,
+          created_by: p?.id ?? null,
+          must_change_password: input.password === undefined,
         });
-        await audit.record(tx, { action: 'operator.created', actor: actorFor(p), resource: res({ id, merchant_id: merchantId }), details: { roles: [...new Set(input.roles)] } });
+        await audit.record(tx, {
+          action: 'operator.created',
+          actor: actorFor(p),
+          resource: res({ id, merchant_id: merchantId }),
+          details: { roles: [...new Set(input.roles)] },
+        });
         return (await repo.getOperator(tx, id))!;
       });
-      return { operator: operatorView(row, now), temporary_password: input.password === undefined ? password : undefined };
+      return {
+        operator: operatorView(row, now),
+        temporary_password: input.password === undefined ? password : undefined,
+      };
     },
 
     async listOperators(p: Principal, q: { limit: number; before?: string }) {
       const now = clock.now();
-      const rows = await repo.listOperators(db, { merchantId: p.merchantId ?? undefined, before: q.before, limit: q.limit });
-      return page(rows.map((r) => operatorView(r, now)), q.limit);
+      const rows = await repo.listOperators(db, {
+        merchantId: p.merchantId ?? undefined,
+        before: q.before,
+        limit: q.limit,
+      });
+      return page(
+        rows.map((r) => operatorView(r, now)),
+        q.limit,
+      );
     },
 
     async getOperator(p: Principal, id: string) {
@@ -237,10 +342,14 @@ export function createIdentityService(deps: IdentityDeps) {
           checkRoles(patch.roles, o.merchant_id);
           checkScope(p, o.merchant_id, patch.roles);
         }
-        await tx.query(`UPDATE identity.operators SET name = coalesce($2, name), roles = coalesce($3, roles) WHERE id = $1`,
-          [id, patch.name ?? null, patch.roles ? [...new Set(patch.roles)] : null]);
+        await tx.query(
+          `UPDATE identity.operators SET name = coalesce($2, name), roles = coalesce($3, roles) WHERE id = $1`,
+          [id, patch.name ?? null, patch.roles ? [...new Set(patch.roles)] : null],
+        );
         await audit.record(tx, {
-          action: patch.roles ? 'operator.roles_changed' : 'operator.updated', actor: actorFor(p), resource: res(o),
+          action: patch.roles ? 'operator.roles_changed' : 'operator.updated',
+          actor: actorFor(p),
+          resource: res(o),
           details: patch.roles ? { from: o.roles, to: [...new Set(patch.roles)] } : { fields: Object.keys(patch) },
         });
         return operatorView((await repo.getOperator(tx, id))!, clock.now());
@@ -253,10 +362,17 @@ export function createIdentityService(deps: IdentityDeps) {
         notSelf(p, id, status === 'active' ? 're-enable' : status === 'disabled' ? 'disable' : 'delete');
         const now = clock.now();
         // Re-enabling counts as use, or the inactivity job would disable the account again at once.
-        await tx.query(`UPDATE identity.operators SET status = $2, disabled_reason = $3, last_used_at = CASE WHEN $2 = 'active' THEN $4 ELSE last_used_at END WHERE id = $1`,
-          [id, status, status === 'active' ? null : (reason ?? 'by an administrator'), now]);
+        await tx.query(
+          `UPDATE identity.operators SET status = $2, disabled_reason = $3, last_used_at = CASE WHEN $2 = 'active' THEN $4 ELSE last_used_at END WHERE id = $1`,
+          [id, status, status === 'active' ? null : (reason ?? 'by an administrator'), now],
+        );
         if (status !== 'active') await repo.revokeSessions(tx, id, status, now);
-        await audit.record(tx, { action: { active: 'operator.enabled', disabled: 'operator.disabled', deleted: 'operator.deleted' }[status], actor: actorFor(p), resource: res(o), details: { reason: reason ?? null } });
+        await audit.record(tx, {
+          action: { active: 'operator.enabled', disabled: 'operator.disabled', deleted: 'operator.deleted' }[status],
+          actor: actorFor(p),
+          resource: res(o),
+          details: { reason: reason ?? null },
+        });
         return operatorView((await repo.getOperator(tx, id))!, now);
       });
     },
@@ -279,7 +395,14 @@ export function createIdentityService(deps: IdentityDeps) {
         const o = await visible(tx, p, id, true);
         notSelf(p, id, 'reset the password of');
         const now = clock.now();
-        await repo.setPassword(tx, { id, oldHash: o.password_hash, newHash: hash, now, mustChange: true, keep: HISTORY_DEPTH });
+        await repo.setPassword(tx, {
+          id,
+          oldHash: o.password_hash,
+          newHash: hash,
+          now,
+          mustChange: true,
+          keep: HISTORY_DEPTH,
+        });
         await repo.revokeSessions(tx, id, 'password_reset', now);
         await audit.record(tx, { action: 'operator.password_reset', actor: actorFor(p), resource: res(o) });
         return { operator: operatorView((await repo.getOperator(tx, id))!, now), temporary_password: password };
@@ -292,7 +415,10 @@ export function createIdentityService(deps: IdentityDeps) {
         const o = await visible(tx, p, id, true);
         notSelf(p, id, 'reset the second factor of');
         const now = clock.now();
-        await tx.query(`UPDATE identity.operators SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, totp_last_step = 0 WHERE id = $1`, [id]);
+        await tx.query(
+          `UPDATE identity.operators SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, totp_last_step = 0 WHERE id = $1`,
+          [id],
+        );
         await tx.query(`DELETE FROM identity.recovery_codes WHERE operator_id = $1`, [id]);
         await repo.revokeSessions(tx, id, 'mfa_reset', now);
         await audit.record(tx, { action: 'operator.mfa_reset', actor: actorFor(p), resource: res(o) });
@@ -306,29 +432,47 @@ export function createIdentityService(deps: IdentityDeps) {
     async login(input: { email: string; password: string }): Promise<LoginChallenge> {
       const now = clock.now();
       const o = typeof input.email === 'string' ? await repo.getOperatorByEmail(db, input.email) : undefined;
-      if (!o || o.status !== 'active') {
+      if (o?.status !== 'active') {
         await verifyNothing(String(input.password), cost);
         await audit.record(db, {
-          action: 'auth.login', outcome: 'failure', actor: o ? opActor(o) : { type: 'anonymous', id: null, merchant_id: null },
+          action: 'auth.login',
+          outcome: 'failure',
+          actor: o ? opActor(o) : { type: 'anonymous', id: null, merchant_id: null },
           resource: o ? res(o) : { type: 'operator' },
           // Which address was tried, without keeping the address itself.
-          details: { reason: o ? `account_${o.status}` : 'unknown_account', email_sha256: o ? undefined : sha256(String(input.email).toLowerCase()).toString('hex').slice(0, 16) },
+          details: {
+            reason: o ? `account_${o.status}` : 'unknown_account',
+            email_sha256: o ? undefined : sha256(String(input.email).toLowerCase()).toString('hex').slice(0, 16),
+          },
         });
         throw new AppError('invalid_credentials', 'The email or password is not correct');
       }
       if (isLocked(o, now)) {
-        await audit.record(db, { action: 'auth.login', outcome: 'failure', actor: opActor(o), resource: res(o), details: { reason: 'locked' } });
+        await audit.record(db, {
+          action: 'auth.login',
+          outcome: 'failure',
+          actor: opActor(o),
+          resource: res(o),
+          details: { reason: 'locked' },
+        });
         throw lockedError(o);
       }
       const ok = await verifyPassword(o.password_hash, String(input.password));
       if (!ok) {
-        const locked = await db.tx(async (tx) => countFailure(tx, (await repo.getOperator(tx, o.id, true))!, now, 'auth.login', 'bad_password'));
+        const locked = await db.tx(async (tx) =>
+          countFailure(tx, (await repo.getOperator(tx, o.id, true))!, now, 'auth.login', 'bad_password'),
+        );
         if (locked) throw lockedError({ locked_until: new Date(now.getTime() + cfg.lockoutMinutes * 60_000) });
         throw new AppError('invalid_credentials', 'The email or password is not correct');
       }
       return db.tx(async (tx) => {
         const c = await newChallenge(tx, o, now);
-        await audit.record(tx, { action: 'auth.password_verified', actor: opActor(o), resource: res(o), details: { next: c.mfa } });
+        await audit.record(tx, {
+          action: 'auth.password_verified',
+          actor: opActor(o),
+          resource: res(o),
+          details: { next: c.mfa },
+        });
         return c;
       });
     },
@@ -339,46 +483,103 @@ export function createIdentityService(deps: IdentityDeps) {
       const code = String(input.code ?? '').trim();
       type Outcome = { ok: true; value: OpenedSession } | { ok: false; error: AppError };
       const outcome: Outcome = await db.tx(async (tx): Promise<Outcome> => {
-        const ch = (await tx.query<{ id: string; operator_id: string; kind: 'totp' | 'enroll'; pending_secret: Buffer | null; attempts: number; expires_at: Date; used_at: Date | null }>(
-          `SELECT * FROM identity.mfa_challenges WHERE token_hash = $1 FOR UPDATE`, [sha256(String(input.challenge ?? ''))])).rows[0];
+        const ch = (
+          await tx.query<{
+            id: string;
+            operator_id: string;
+            kind: 'totp' | 'enroll';
+            pending_secret: Buffer | null;
+            attempts: number;
+            expires_at: Date;
+            used_at: Date | null;
+          }>(`SELECT * FROM identity.mfa_challenges WHERE token_hash = $1 FOR UPDATE`, [
+            sha256(String(input.challenge ?? '')),
+          ])
+        ).rows[0];
         if (!ch || ch.used_at || new Date(ch.expires_at) <= now || ch.attempts >= CHALLENGE_MAX_ATTEMPTS) {
-          await audit.record(tx, { action: 'auth.mfa', outcome: 'failure', actor: { type: 'anonymous', id: null, merchant_id: null }, resource: { type: 'operator', id: ch?.operator_id ?? null }, details: { reason: ch ? 'challenge_spent' : 'unknown_challenge' } });
-          return { ok: false, error: new AppError('invalid_credentials', 'This sign-in has expired or is unknown; start again with your password') };
+          await audit.record(tx, {
+            action: 'auth.mfa',
+            outcome: 'failure',
+            actor: { type: 'anonymous', id: null, merchant_id: null },
+            resource: { type: 'operator', id: ch?.operator_id ?? null },
+            details: { reason: ch ? 'challenge_spent' : 'unknown_challenge' },
+          });
+          return {
+            ok: false,
+            error: new AppError(
+              'invalid_credentials',
+              'This sign-in has expired or is unknown; start again with your password',
+            ),
+          };
         }
         const o = (await repo.getOperator(tx, ch.operator_id, true))!;
         if (o.status !== 'active') {
-          await audit.record(tx, { action: 'auth.mfa', outcome: 'failure', actor: opActor(o), resource: res(o), details: { reason: `account_${o.status}` } });
-          return { ok: false, error: new AppError('invalid_credentials', 'This sign-in has expired or is unknown; start again with your password') };
+          await audit.record(tx, {
+            action: 'auth.mfa',
+            outcome: 'failure',
+            actor: opActor(o),
+            resource: res(o),
+            details: { reason: `account_${o.status}` },
+          });
+          return {
+            ok: false,
+            error: new AppError(
+              'invalid_credentials',
+              'This sign-in has expired or is unknown; start again with your password',
+            ),
+          };
         }
         if (isLocked(o, now)) return { ok: false, error: lockedError(o) };
-        const secret = ch.kind === 'enroll' ? box.open(ch.pending_secret!, `challenge:${ch.id}`) : box.open(o.totp_secret_sealed!, `operator:${o.id}`);
+        const secret =
+          ch.kind === 'enroll'
+            ? box.open(ch.pending_secret!, `challenge:${ch.id}`)
+            : box.open(o.totp_secret_sealed!, `operator:${o.id}`);
         let step = matchTotp(secret, code, now);
         let usedRecovery = false;
         if (step !== undefined && step <= Number(o.totp_last_step)) step = undefined; // a code works once
         if (step === undefined && ch.kind === 'totp' && RECOVERY_RE.test(code)) {
-          const r = await tx.query(`UPDATE identity.recovery_codes SET used_at = $3 WHERE operator_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING 1`,
-            [o.id, sha256(normalizeRecovery(code)), now]);
+          const r = await tx.query(
+            `UPDATE identity.recovery_codes SET used_at = $3 WHERE operator_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING 1`,
+            [o.id, sha256(normalizeRecovery(code)), now],
+          );
           usedRecovery = r.rows.length === 1;
         }
         if (step === undefined && !usedRecovery) {
           await tx.query(`UPDATE identity.mfa_challenges SET attempts = attempts + 1 WHERE id = $1`, [ch.id]);
           const locked = await countFailure(tx, o, now, 'auth.mfa', 'bad_code');
-          return { ok: false, error: locked ? lockedError({ locked_until: new Date(now.getTime() + cfg.lockoutMinutes * 60_000) }) : new AppError('invalid_credentials', 'The code is not correct') };
+          return {
+            ok: false,
+            error: locked
+              ? lockedError({ locked_until: new Date(now.getTime() + cfg.lockoutMinutes * 60_000) })
+              : new AppError('invalid_credentials', 'The code is not correct'),
+          };
         }
         await tx.query(`UPDATE identity.mfa_challenges SET used_at = $2 WHERE id = $1`, [ch.id, now]);
         await tx.query(
           `UPDATE identity.operators SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, last_used_at = $2,
                   totp_last_step = greatest(totp_last_step, $3) WHERE id = $1`,
-          [o.id, now, step ?? 0]);
+          [o.id, now, step ?? 0],
+        );
         let recovery: string[] | undefined;
         if (ch.kind === 'enroll') {
-          await tx.query(`UPDATE identity.operators SET totp_secret_sealed = $2, totp_enrolled_at = $3 WHERE id = $1`, [o.id, box.seal(secret, `operator:${o.id}`), now]);
+          await tx.query(`UPDATE identity.operators SET totp_secret_sealed = $2, totp_enrolled_at = $3 WHERE id = $1`, [
+            o.id,
+            box.seal(secret, `operator:${o.id}`),
+            now,
+          ]);
           recovery = await newRecoveryCodes(tx, o.id, now);
-          await audit.record(tx, { action: 'operator.mfa_enrolled', actor: opActor(o), resource: res(o), details: { recovery_codes: RECOVERY_CODES } });
+          await audit.record(tx, {
+            action: 'operator.mfa_enrolled',
+            actor: opActor(o),
+            resource: res(o),
+            details: { recovery_codes: RECOVERY_CODES },
+          });
         }
         const s = await openSession(tx, o, now, ip);
         await audit.record(tx, {
-          action: 'auth.login', actor: { ...opActor(o), session_id: s.session.id }, resource: res(o),
+          action: 'auth.login',
+          actor: { ...opActor(o), session_id: s.session.id },
+          resource: res(o),
           details: { factor: usedRecovery ? 'recovery_code' : 'totp', session_id: s.session.id },
         });
         const fresh = (await repo.getOperator(tx, o.id))!;
@@ -393,24 +594,59 @@ export function createIdentityService(deps: IdentityDeps) {
      * The principal of a session token, or null when the token is unknown. A known session past
      * its idle (15 min) or absolute (12 h) limit is ended and answered with session_expired.
      */
-    async authenticateSession(t: string, opts: { ip: string; changesState: boolean; csrfToken?: string; viaCookie: boolean }): Promise<Principal | null> {
+    async authenticateSession(
+      t: string,
+      opts: { ip: string; changesState: boolean; csrfToken?: string; viaCookie: boolean },
+    ): Promise<Principal | null> {
       if (!/^tps_[A-Za-z0-9_-]{43}$/.test(t)) return null;
       const now = clock.now();
-      const r = (await db.query<{ id: string; operator_id: string; last_seen_at: Date; expires_at: Date; revoked_at: Date | null; status: string; roles: string[]; merchant_id: string | null; must_change_password: boolean; last_used_at: Date | null }>(
-        `SELECT s.id, s.operator_id, s.last_seen_at, s.expires_at, s.revoked_at, o.status, o.roles, o.merchant_id, o.must_change_password, o.last_used_at
-           FROM identity.sessions s JOIN identity.operators o ON o.id = s.operator_id WHERE s.token_hash = $1`, [sha256(t)])).rows[0];
+      const r = (
+        await db.query<{
+          id: string;
+          operator_id: string;
+          last_seen_at: Date;
+          expires_at: Date;
+          revoked_at: Date | null;
+          status: string;
+          roles: string[];
+          merchant_id: string | null;
+          must_change_password: boolean;
+          last_used_at: Date | null;
+        }>(
+          `SELECT s.id, s.operator_id, s.last_seen_at, s.expires_at, s.revoked_at, o.status, o.roles, o.merchant_id, o.must_change_password, o.last_used_at
+           FROM identity.sessions s JOIN identity.operators o ON o.id = s.operator_id WHERE s.token_hash = $1`,
+          [sha256(t)],
+        )
+      ).rows[0];
       if (!r) return null;
-      const ended = r.revoked_at ? 'ended' : r.status !== 'active' ? 'account_inactive' : now.getTime() - new Date(r.last_seen_at).getTime() > idleMs ? 'idle'
-        : now >= new Date(r.expires_at) ? 'absolute' : undefined;
+      const ended = r.revoked_at
+        ? 'ended'
+        : r.status !== 'active'
+          ? 'account_inactive'
+          : now.getTime() - new Date(r.last_seen_at).getTime() > idleMs
+            ? 'idle'
+            : now >= new Date(r.expires_at)
+              ? 'absolute'
+              : undefined;
       if (ended) {
-        if (!r.revoked_at) await db.query(`UPDATE identity.sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL`, [r.id, now, ended]);
-        throw new AppError('session_expired', ended === 'idle' ? 'The session ended after 15 minutes without use; sign in again' : 'The session has ended; sign in again', { reason: ended });
+        if (!r.revoked_at)
+          await db.query(
+            `UPDATE identity.sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL`,
+            [r.id, now, ended],
+          );
+        throw new AppError(
+          'session_expired',
+          ended === 'idle'
+            ? 'The session ended after 15 minutes without use; sign in again'
+            : 'The session has ended; sign in again',
+          { reason: ended },
+        );
       }
       if (opts.viaCookie && opts.changesState) {
         const want = Buffer.from(csrfFor(r.id));
         const got = Buffer.from(opts.csrfToken ?? '');
         if (got.length !== want.length || !timingSafeEqual(got, want)) {
-          throw new AppError('csrf_token_invalid', 'Send the session\'s CSRF token in the X-CSRF-Token header');
+          throw new AppError('csrf_token_invalid', "Send the session's CSRF token in the X-CSRF-Token header");
         }
       }
       await db.query(`UPDATE identity.sessions SET last_seen_at = $2 WHERE id = $1`, [r.id, now]);
@@ -425,38 +661,72 @@ export function createIdentityService(deps: IdentityDeps) {
 
     async session(p: Principal) {
       const o = (await repo.getOperator(db, p.id))!;
-      const s = (await db.query<{ expires_at: Date; created_at: Date }>(`SELECT expires_at, created_at FROM identity.sessions WHERE id = $1`, [p.sessionId])).rows[0];
+      const s = (
+        await db.query<{ expires_at: Date; created_at: Date }>(
+          `SELECT expires_at, created_at FROM identity.sessions WHERE id = $1`,
+          [p.sessionId],
+        )
+      ).rows[0];
       return {
         operator: operatorView(o, clock.now()),
         permissions: [...p.permissions].sort(),
-        session: { id: p.sessionId!, created_at: new Date(s.created_at).toISOString(), expires_at: new Date(s.expires_at).toISOString(), idle_timeout_seconds: idleMs / 1000 },
+        session: {
+          id: p.sessionId!,
+          created_at: new Date(s.created_at).toISOString(),
+          expires_at: new Date(s.expires_at).toISOString(),
+          idle_timeout_seconds: idleMs / 1000,
+        },
         csrf_token: csrfFor(p.sessionId!),
       };
     },
 
     async logout(p: Principal) {
       await db.tx(async (tx) => {
-        await tx.query(`UPDATE identity.sessions SET revoked_at = $2, revoked_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL`, [p.sessionId, clock.now()]);
-        await audit.record(tx, { action: 'auth.logout', resource: { type: 'operator', id: p.id, merchant_id: p.merchantId }, details: { session_id: p.sessionId ?? null } });
+        await tx.query(
+          `UPDATE identity.sessions SET revoked_at = $2, revoked_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL`,
+          [p.sessionId, clock.now()],
+        );
+        await audit.record(tx, {
+          action: 'auth.logout',
+          resource: { type: 'operator', id: p.id, merchant_id: p.merchantId },
+          details: { session_id: p.sessionId ?? null },
+        });
       });
     },
 
     async changePassword(p: Principal, input: { current_password: string; new_password: string }) {
       const o = (await repo.getOperator(db, p.id))!;
       if (!(await verifyPassword(o.password_hash, input.current_password))) {
-        const locked = await db.tx(async (tx) => countFailure(tx, (await repo.getOperator(tx, o.id, true))!, clock.now(), 'operator.password_changed', 'bad_current_password'));
+        const locked = await db.tx(async (tx) =>
+          countFailure(
+            tx,
+            (await repo.getOperator(tx, o.id, true))!,
+            clock.now(),
+            'operator.password_changed',
+            'bad_current_password',
+          ),
+        );
         if (locked) throw lockedError({ locked_until: new Date(clock.now().getTime() + cfg.lockoutMinutes * 60_000) });
         throw new AppError('invalid_credentials', 'The current password is not correct');
       }
       assertAcceptablePassword(input.new_password, { email: o.email, name: o.name });
       const history = [o.password_hash, ...(await repo.passwordHistory(db, o.id, HISTORY_DEPTH - 1))];
       if (await matchesAny(input.new_password, history)) {
-        throw new AppError('password_rejected', `The password must differ from your last ${HISTORY_DEPTH}`, [{ field: 'body.new_password', problem: `is one of the last ${HISTORY_DEPTH} passwords` }]);
+        throw new AppError('password_rejected', `The password must differ from your last ${HISTORY_DEPTH}`, [
+          { field: 'body.new_password', problem: `is one of the last ${HISTORY_DEPTH} passwords` },
+        ]);
       }
       const hash = await hashPassword(input.new_password, cost);
       await db.tx(async (tx) => {
         const now = clock.now();
-        await repo.setPassword(tx, { id: o.id, oldHash: o.password_hash, newHash: hash, now, mustChange: false, keep: HISTORY_DEPTH });
+        await repo.setPassword(tx, {
+          id: o.id,
+          oldHash: o.password_hash,
+          newHash: hash,
+          now,
+          mustChange: false,
+          keep: HISTORY_DEPTH,
+        });
         // Other sessions end: whoever knew the old password is out.
         await repo.revokeSessions(tx, o.id, 'password_changed', now, p.sessionId);
         await audit.record(tx, { action: 'operator.password_changed', resource: res(o) });
@@ -468,10 +738,16 @@ export function createIdentityService(deps: IdentityDeps) {
       const now = clock.now();
       const outcome = await db.tx(async (tx) => {
         const o = (await repo.getOperator(tx, p.id, true))!;
-        const step = o.totp_secret_sealed ? matchTotp(box.open(o.totp_secret_sealed, `operator:${o.id}`), String(code), now) : undefined;
+        const step = o.totp_secret_sealed
+          ? matchTotp(box.open(o.totp_secret_sealed, `operator:${o.id}`), String(code), now)
+          : undefined;
         if (step === undefined || step <= Number(o.totp_last_step)) {
           const locked = await countFailure(tx, o, now, 'operator.recovery_codes_regenerated', 'bad_code');
-          return { error: locked ? lockedError({ locked_until: new Date(now.getTime() + cfg.lockoutMinutes * 60_000) }) : new AppError('invalid_credentials', 'The code is not correct') };
+          return {
+            error: locked
+              ? lockedError({ locked_until: new Date(now.getTime() + cfg.lockoutMinutes * 60_000) })
+              : new AppError('invalid_credentials', 'The code is not correct'),
+          };
         }
         await tx.query(`UPDATE identity.operators SET totp_last_step = $2 WHERE id = $1`, [o.id, step]);
         const codes = await newRecoveryCodes(tx, o.id, now);
@@ -492,12 +768,20 @@ export function createIdentityService(deps: IdentityDeps) {
         const r = await tx.query<{ id: string; merchant_id: string | null; last_used_at: Date | null }>(
           `UPDATE identity.operators SET status = 'disabled', disabled_reason = 'inactive'
             WHERE status = 'active' AND coalesce(last_used_at, created_at) < $1
-            RETURNING id, merchant_id, last_used_at`, [cutoff]);
+            RETURNING id, merchant_id, last_used_at`,
+          [cutoff],
+        );
         for (const o of r.rows) {
           await repo.revokeSessions(tx, o.id, 'inactive', now);
           await audit.record(tx, {
-            action: 'operator.disabled', actor: SYSTEM_ACTOR('worker'), resource: res(o),
-            details: { reason: 'inactive', days: cfg.inactiveDays, last_used_at: o.last_used_at ? new Date(o.last_used_at).toISOString() : null },
+            action: 'operator.disabled',
+            actor: SYSTEM_ACTOR('worker'),
+            resource: res(o),
+            details: {
+              reason: 'inactive',
+              days: cfg.inactiveDays,
+              last_used_at: o.last_used_at ? new Date(o.last_used_at).toISOString() : null,
+            },
           });
         }
         return r.rows.length;
@@ -507,18 +791,48 @@ export function createIdentityService(deps: IdentityDeps) {
     /** Every account with its roles and last use, for the six-monthly review (PCI DSS 7.2.4). */
     async accessReview() {
       const now = clock.now();
-      const ops = (await db.query<OperatorRow>(`SELECT * FROM identity.operators WHERE status <> 'deleted' ORDER BY merchant_id NULLS FIRST, email`)).rows;
-      const keys = (await db.query<{ id: string; name: string; merchant_id: string | null; permissions: string[]; created_at: Date; expires_at: Date | null; last_used_at: Date | null; revoked_at: Date | null; ip_allowlist: string[] }>(
-        `SELECT id, name, merchant_id, permissions, created_at, expires_at, last_used_at, revoked_at, ip_allowlist::text[] AS ip_allowlist
-           FROM identity.api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) ORDER BY merchant_id NULLS FIRST, name`, [now])).rows;
+      const ops = (
+        await db.query<OperatorRow>(
+          `SELECT * FROM identity.operators WHERE status <> 'deleted' ORDER BY merchant_id NULLS FIRST, email`,
+        )
+      ).rows;
+      const keys = (
+        await db.query<{
+          id: string;
+          name: string;
+          merchant_id: string | null;
+          permissions: string[];
+          created_at: Date;
+          expires_at: Date | null;
+          last_used_at: Date | null;
+          revoked_at: Date | null;
+          ip_allowlist: string[];
+        }>(
+          `SELECT id, name, merchant_id, permissions, created_at, expires_at, last_used_at, revoked_at, ip_allowlist::text[] AS ip_allowlist
+           FROM identity.api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) ORDER BY merchant_id NULLS FIRST, name`,
+          [now],
+        )
+      ).rows;
       const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-      const daysSince = (d: Date | null) => (d ? Math.floor((now.getTime() - new Date(d).getTime()) / 86_400_000) : null);
+      const daysSince = (d: Date | null) =>
+        d ? Math.floor((now.getTime() - new Date(d).getTime()) / 86_400_000) : null;
       return {
         generated_at: now.toISOString(),
-        operators: ops.map((o) => ({ ...operatorView(o, now), days_since_use: daysSince(o.last_used_at ?? o.created_at), permissions: [...permissionsFor(o.roles, o.merchant_id)].sort() })),
+        operators: ops.map((o) => ({
+          ...operatorView(o, now),
+          days_since_use: daysSince(o.last_used_at ?? o.created_at),
+          permissions: [...permissionsFor(o.roles, o.merchant_id)].sort(),
+        })),
         api_keys: keys.map((k) => ({
-          id: k.id, name: k.name, merchant_id: k.merchant_id, permissions: k.permissions, ip_allowlist: k.ip_allowlist,
-          created_at: iso(k.created_at), expires_at: iso(k.expires_at), last_used_at: iso(k.last_used_at), days_since_use: daysSince(k.last_used_at ?? k.created_at),
+          id: k.id,
+          name: k.name,
+          merchant_id: k.merchant_id,
+          permissions: k.permissions,
+          ip_allowlist: k.ip_allowlist,
+          created_at: iso(k.created_at),
+          expires_at: iso(k.expires_at),
+          last_used_at: iso(k.last_used_at),
+          days_since_use: daysSince(k.last_used_at ?? k.created_at),
         })),
       };
     },
@@ -531,9 +845,27 @@ export function createIdentityService(deps: IdentityDeps) {
       const now = clock.now();
       const id = newId('operator');
       await db.tx(async (tx) => {
-        await repo.insertOperator(tx, { id, email: input.email, name: input.name, merchant_id: null, roles: input.roles, password_hash: hash, now, created_by: 'demo', must_change_password: false });
-        await tx.query(`UPDATE identity.operators SET totp_secret_sealed = $2, totp_enrolled_at = $3, last_used_at = $3 WHERE id = $1`, [id, box.seal(secret, `operator:${id}`), now]);
-        await audit.record(tx, { action: 'operator.created', actor: SYSTEM_ACTOR('demo'), resource: { type: 'operator', id, merchant_id: null }, details: { roles: input.roles, demo: true } });
+        await repo.insertOperator(tx, {
+          id,
+          email: input.email,
+          name: input.name,
+          merchant_id: null,
+          roles: input.roles,
+          password_hash: hash,
+          now,
+          created_by: 'demo',
+          must_change_password: false,
+        });
+        await tx.query(
+          `UPDATE identity.operators SET totp_secret_sealed = $2, totp_enrolled_at = $3, last_used_at = $3 WHERE id = $1`,
+          [id, box.seal(secret, `operator:${id}`), now],
+        );
+        await audit.record(tx, {
+          action: 'operator.created',
+          actor: SYSTEM_ACTOR('demo'),
+          resource: { type: 'operator', id, merchant_id: null },
+          details: { roles: input.roles, demo: true },
+        });
       });
       return { id, totpSecret: secret };
     },

@@ -17,7 +17,12 @@ export interface HashCost {
 }
 
 export function hashPassword(password: string, cost: HashCost): Promise<string> {
-  return argon2.hash(password, { type: argon2.argon2id, memoryCost: cost.memoryKib, timeCost: cost.timeCost, parallelism: 1 });
+  return argon2.hash(password, {
+    type: argon2.argon2id,
+    memoryCost: cost.memoryKib,
+    timeCost: cost.timeCost,
+    parallelism: 1,
+  });
 }
 
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
@@ -58,7 +63,8 @@ export function passwordProblem(password: string, context: { email?: string; nam
 
 export function assertAcceptablePassword(password: string, context: { email?: string; name?: string } = {}) {
   const problem = passwordProblem(password, context);
-  if (problem) throw new AppError('password_rejected', `The password ${problem}`, [{ field: 'body.new_password', problem }]);
+  if (problem)
+    throw new AppError('password_rejected', `The password ${problem}`, [{ field: 'body.new_password', problem }]);
 }
 
 /** True when `password` matches any of `hashes` (the current one and the history). */

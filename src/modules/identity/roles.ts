@@ -23,7 +23,7 @@ export const ROLES = {
     permissions: ['merchants:read', 'terminals:read', 'payments:read', 'rewards:read'],
   },
   cashier: {
-    description: 'Takes payments at a terminal from the console\'s virtual terminal, and sees them.',
+    description: "Takes payments at a terminal from the console's virtual terminal, and sees them.",
     permissions: ['terminals:read', 'payments:read', 'payments:write'],
   },
   refunds: {
@@ -31,8 +31,16 @@ export const ROLES = {
     permissions: ['payments:read', 'refunds:write'],
   },
   'merchant-admin': {
-    description: 'Manages merchants, stores, terminals and reward programs; for a merchant\'s own staff, also that merchant\'s staff accounts and API keys.',
-    permissions: ['merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'rewards:read', 'rewards:write'],
+    description:
+      "Manages merchants, stores, terminals and reward programs; for a merchant's own staff, also that merchant's staff accounts and API keys.",
+    permissions: [
+      'merchants:read',
+      'merchants:write',
+      'terminals:read',
+      'terminals:write',
+      'rewards:read',
+      'rewards:write',
+    ],
     merchantExtra: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
   },
   'security-admin': {
@@ -68,6 +76,13 @@ export function permissionsFor(roles: readonly string[], merchantId: string | nu
 
 /** Permissions an API key may carry: machine work only. Operators, roles and the audit trail are for people (8.2.2). */
 export const KEY_GRANTABLE_PERMISSIONS: readonly string[] = [
-  'merchants:read', 'merchants:write', 'terminals:read', 'terminals:write', 'payments:read', 'payments:write', 'refunds:write',
-  'rewards:read', 'rewards:write',
+  'merchants:read',
+  'merchants:write',
+  'terminals:read',
+  'terminals:write',
+  'payments:read',
+  'payments:write',
+  'refunds:write',
+  'rewards:read',
+  'rewards:write',
 ];

@@ -23,7 +23,8 @@ export function hotp(secret: Uint8Array, counter: number, digits = 6, algorithm:
   return String(bin % 10 ** digits).padStart(digits, '0');
 }
 
-export const timeStep = (at: Date, periodSeconds = DEFAULTS.periodSeconds) => Math.floor(at.getTime() / 1000 / periodSeconds);
+export const timeStep = (at: Date, periodSeconds = DEFAULTS.periodSeconds) =>
+  Math.floor(at.getTime() / 1000 / periodSeconds);
 
 export function totp(secret: Uint8Array, at: Date, opts: TotpOptions = {}): string {
   const o = { ...DEFAULTS, ...opts };
@@ -35,7 +36,12 @@ export function totp(secret: Uint8Array, at: Date, opts: TotpOptions = {}): stri
  * typed as it rolled over), or undefined. The caller refuses a step it has already accepted,
  * so a code works once (PCI DSS 8.5.1: resists replay).
  */
-export function matchTotp(secret: Uint8Array, code: string, at: Date, opts: TotpOptions & { window?: number } = {}): number | undefined {
+export function matchTotp(
+  secret: Uint8Array,
+  code: string,
+  at: Date,
+  opts: TotpOptions & { window?: number } = {},
+): number | undefined {
   const o = { ...DEFAULTS, ...opts };
   if (!new RegExp(`^\\d{${o.digits}}$`).test(code)) return undefined;
   const now = timeStep(at, o.periodSeconds);

@@ -35,7 +35,9 @@ describe('ledger hot accounts', () => {
     const clearing = hot('h1:clearing');
     const amounts = Array.from({ length: 60 }, (_, i) => 100 + i);
     await Promise.all(
-      amounts.map((a, i) => db.tx((tx) => ledger.post(tx, entry([dr(clearing, a), cr(acct(`h1:merchant:${i % 6}`, 'liability'), a)])))),
+      amounts.map((a, i) =>
+        db.tx((tx) => ledger.post(tx, entry([dr(clearing, a), cr(acct(`h1:merchant:${i % 6}`, 'liability'), a)]))),
+      ),
     );
     const total = amounts.reduce((x, y) => x + y, 0);
     assert.equal(await ledger.balance(db, 'h1:clearing'), total);
@@ -75,7 +77,9 @@ describe('ledger hot accounts', () => {
 
   test('a tampered shard row is reported by verify', async () => {
     await ledger.post(db, entry([dr(hot('h4:clearing'), 70), cr(acct('h4:shop', 'liability'), 70)]));
-    await db.query(`UPDATE ledger.balance_shards SET balance = balance + 5 WHERE account_id = (SELECT id FROM ledger.accounts WHERE code = 'h4:clearing')`);
+    await db.query(
+      `UPDATE ledger.balance_shards SET balance = balance + 5 WHERE account_id = (SELECT id FROM ledger.accounts WHERE code = 'h4:clearing')`,
+    );
     try {
       const v = await ledger.verify(db);
       assert.equal(v.length, 1);
@@ -83,13 +87,18 @@ describe('ledger hot accounts', () => {
       assert.equal(v[0].subject, 'INR/h4:clearing');
       assert.match(v[0].message, /stored balance 75 but postings give 70/);
     } finally {
-      await db.query(`UPDATE ledger.balance_shards SET balance = balance - 5 WHERE account_id = (SELECT id FROM ledger.accounts WHERE code = 'h4:clearing')`);
+      await db.query(
+        `UPDATE ledger.balance_shards SET balance = balance - 5 WHERE account_id = (SELECT id FROM ledger.accounts WHERE code = 'h4:clearing')`,
+      );
     }
   });
 
   test('a hot account cannot have a floor, and shards must be 1-256', async () => {
     const bad = (spec: AccountSpec) =>
-      assert.rejects(ledger.post(db, entry([dr(spec, 1), cr(acct('h5:shop', 'liability'), 1)])), (e: unknown) => e instanceof AppError && e.code === 'validation_failed');
+      assert.rejects(
+        ledger.post(db, entry([dr(spec, 1), cr(acct('h5:shop', 'liability'), 1)])),
+        (e: unknown) => e instanceof AppError && e.code === 'validation_failed',
+      );
     await bad({ code: 'h5:a', type: 'asset', shards: 4, floor: 0 });
     await bad({ code: 'h5:a', type: 'asset', shards: 0 });
     await bad({ code: 'h5:a', type: 'asset', shards: 257 });

@@ -38,7 +38,10 @@ const side = fc.array(fc.tuple(fc.nat({ max: ACCOUNTS.length - 1 }), fc.integer(
 const postOp = fc.record({ debits: side, credits: side }).map((s) => ({ op: 'post' as const, ...s }));
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: postOp },
-  { weight: 1, arbitrary: fc.record({ debits: side, credits: side }).map((s) => ({ op: 'unbalanced' as const, ...s })) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ debits: side, credits: side }).map((s) => ({ op: 'unbalanced' as const, ...s })),
+  },
   { weight: 1, arbitrary: fc.nat({ max: 50 }).map((pick) => ({ op: 'repeat' as const, pick })) },
   { weight: 1, arbitrary: fc.record({ a: postOp, b: postOp }).map((p) => ({ op: 'pair' as const, ...p })) },
 );
@@ -60,14 +63,19 @@ describe('ledger properties', () => {
         const prefix = `p${run++}_${process.pid}`;
         const spec = (i: number): AccountSpec => {
           const a = ACCOUNTS[i];
-          return a.floor === undefined ? { code: `${prefix}:${a.key}`, type: a.type } : { code: `${prefix}:${a.key}`, type: a.type, floor: a.floor };
+          return a.floor === undefined
+            ? { code: `${prefix}:${a.key}`, type: a.type }
+            : { code: `${prefix}:${a.key}`, type: a.type, floor: a.floor };
         };
         const model = new Map<string, number>();
         const posted: EntryInput[] = [];
         let n = 0;
 
         // Balanced: the credits are rescaled to the debits' total (each credit line keeps >= 1).
-        const build = (o: { debits: [number, number][]; credits: [number, number][] }, balanced: boolean): EntryInput => {
+        const build = (
+          o: { debits: [number, number][]; credits: [number, number][] },
+          balanced: boolean,
+        ): EntryInput => {
           const lines: EntryLine[] = o.debits.map(([i, v]) => ({ account: spec(i), debit: v }));
           const total = o.debits.reduce((s, [, v]) => s + v, 0);
           let credits = o.credits.slice(0, Math.min(o.credits.length, total));
@@ -75,7 +83,10 @@ describe('ledger properties', () => {
             const weight = credits.reduce((s, [, v]) => s + v, 0);
             let left = total;
             credits = credits.map(([i, v], k) => {
-              const share = k === credits.length - 1 ? left : Math.max(1, Math.min(left - (credits.length - 1 - k), Math.floor((total * v) / weight)));
+              const share =
+                k === credits.length - 1
+                  ? left
+                  : Math.max(1, Math.min(left - (credits.length - 1 - k), Math.floor((total * v) / weight)));
               left -= share;
               return [i, share];
             });
@@ -140,7 +151,9 @@ describe('ledger properties', () => {
           const floor = ACCOUNTS[i].floor;
           if (floor !== undefined) assert.ok(stored >= floor, `${code} below its floor`);
         }
-        const total = await db.query<{ total: string }>('SELECT COALESCE(sum(amount), 0)::text AS total FROM ledger.postings');
+        const total = await db.query<{ total: string }>(
+          'SELECT COALESCE(sum(amount), 0)::text AS total FROM ledger.postings',
+        );
         assert.equal(total.rows[0].total, '0');
       }),
       { numRuns: 25 },

@@ -29,7 +29,13 @@ export interface EntryWriteResult {
  * written. Refusals raise SQLSTATE TPL01-TPL04 with a JSON detail and abort the transaction.
  */
 export async function writeEntry(tx: Queryable, w: EntryWrite): Promise<EntryWriteResult> {
-  const accounts = w.accounts.map((a) => ({ code: a.code, type: a.type, floor: a.floor ?? null, floor_given: a.floor !== undefined, shards: a.shards }));
+  const accounts = w.accounts.map((a) => ({
+    code: a.code,
+    type: a.type,
+    floor: a.floor ?? null,
+    floor_given: a.floor !== undefined,
+    shards: a.shards,
+  }));
   const lines = w.lines.map((l, line) => ({ line, code: l.code, amount: l.amount }));
   const r = await tx.query<EntryWriteResult>(
     'SELECT journal_id, duplicate FROM ledger.post_entry($1::text, $2::text, $3::text, $4::text, $5::text, $6::jsonb, $7::jsonb)',

@@ -5,7 +5,7 @@ import { AppError, ERROR_STATUS } from '../../platform/errors.ts';
 import { isId } from '../../platform/ids.ts';
 import { createTestDb } from '../../platform/testing.ts';
 import { createLedgerService, type EntryInput, type EntryLine } from './index.ts';
-import { acct, count, cr, dr, entry, postedBalance, ref } from './testkit.ts';
+import { acct, count, cr, dr, entry, ref } from './testkit.ts';
 
 const ledger = createLedgerService();
 
@@ -42,9 +42,10 @@ describe('ledger.post', () => {
       [r.journalId],
     );
     assert.deepEqual(e.rows[0], { book: 'INR', kind: 'test.entry', memo: 'first sale' });
-    const p = await db.query<{ amount: number }>('SELECT amount FROM ledger.postings WHERE entry_id = $1 ORDER BY line', [
-      r.journalId,
-    ]);
+    const p = await db.query<{ amount: number }>(
+      'SELECT amount FROM ledger.postings WHERE entry_id = $1 ORDER BY line',
+      [r.journalId],
+    );
     assert.deepEqual(
       p.rows.map((x) => x.amount),
       [10_000, -9_800, -200],
@@ -93,7 +94,12 @@ describe('ledger.post', () => {
       ['no lines', entry([]), 'validation_failed', /at least 2 lines/],
       ['one line', entry([dr(a, 1)]), 'validation_failed', /at least 2 lines/],
       ['lines not an array', { kind: 'k', reference: 'r', lines: {} as unknown as EntryLine[] }, 'validation_failed'],
-      ['both debit and credit', entry([{ account: a, debit: 5, credit: 5 }, cr(b, 0 + 5)]), 'validation_failed', /exactly one/],
+      [
+        'both debit and credit',
+        entry([{ account: a, debit: 5, credit: 5 }, cr(b, 0 + 5)]),
+        'validation_failed',
+        /exactly one/,
+      ],
       ['neither debit nor credit', entry([{ account: a }, cr(b, 5)]), 'validation_failed', /exactly one/],
       ['zero amount', entry([dr(a, 0), cr(b, 0)]), 'invalid_amount', /greater than zero/],
       ['negative debit', entry([dr(a, -5), cr(b, -5)]), 'invalid_amount', /greater than zero/],
@@ -218,7 +224,9 @@ describe('ledger.post', () => {
       await ledger.post(db, entry([dr(acct('ty:cash', 'asset'), 10), cr(acct('ty:payable', 'liability'), 10)]));
       const before = await count(db, 'entries');
       await assert.rejects(
-        db.tx((tx) => ledger.post(tx, entry([dr(acct('ty:cash', 'expense'), 10), cr(acct('ty:payable', 'liability'), 10)]))),
+        db.tx((tx) =>
+          ledger.post(tx, entry([dr(acct('ty:cash', 'expense'), 10), cr(acct('ty:payable', 'liability'), 10)])),
+        ),
         isAppError('conflict', /ty:cash is a asset account, not expense/),
       );
       assert.equal(await count(db, 'entries'), before);
@@ -302,7 +310,10 @@ describe('ledger.post', () => {
       const sales = acct('f3:sales', 'revenue');
       await ledger.post(db, entry([dr(sales, 100), cr(till, 100)]));
       assert.equal(await ledger.balance(db, 'f3:till'), -100);
-      await assert.rejects(ledger.post(db, entry([dr(sales, 1), cr(till, 1)])), isAppError('insufficient_funds', /f3:till/));
+      await assert.rejects(
+        ledger.post(db, entry([dr(sales, 1), cr(till, 1)])),
+        isAppError('insufficient_funds', /f3:till/),
+      );
       // A credit-normal account with a floor is breached by debits.
       const points = acct('f3:points', 'liability', 0);
       await assert.rejects(

@@ -47,7 +47,11 @@ function refusal(e: unknown, entry: NormalizedEntry): AppError | undefined {
   const code = err?.code;
   if (code !== FLOOR_BREACH && code !== TYPE_CONFLICT && code !== FLOOR_CONFLICT && code !== LINES_CONFLICT) {
     if (code === '23514' && err?.constraint === FLOOR_CHECK_CONSTRAINT) {
-      return new AppError('insufficient_funds', 'a ledger account would fall below its floor', { book: entry.book, kind: entry.kind, reference: entry.reference });
+      return new AppError('insufficient_funds', 'a ledger account would fall below its floor', {
+        book: entry.book,
+        kind: entry.kind,
+        reference: entry.reference,
+      });
     }
     return undefined;
   }
@@ -62,19 +66,31 @@ function refusal(e: unknown, entry: NormalizedEntry): AppError | undefined {
     case FLOOR_BREACH:
       return new AppError(
         'insufficient_funds',
-        account ? `ledger account ${entry.book}/${account} would fall below its floor` : 'a ledger account would fall below its floor',
+        account
+          ? `ledger account ${entry.book}/${account} would fall below its floor`
+          : 'a ledger account would fall below its floor',
         { book: entry.book, account, kind: entry.kind, reference: entry.reference },
       );
     case TYPE_CONFLICT:
-      return new AppError('conflict', `ledger account ${entry.book}/${account} is a ${d.have} account, not ${d.want}`, { book: entry.book, account });
-    case FLOOR_CONFLICT:
-      return new AppError('conflict', `ledger account ${entry.book}/${account} has floor ${d.have}, not ${d.want}`, { book: entry.book, account });
-    default:
-      return new AppError('conflict', `ledger entry ${entry.kind} ${entry.reference} was already posted with different lines`, {
+      return new AppError('conflict', `ledger account ${entry.book}/${account} is a ${d.have} account, not ${d.want}`, {
         book: entry.book,
-        kind: entry.kind,
-        reference: entry.reference,
-        journalId: d.journal_id,
+        account,
       });
+    case FLOOR_CONFLICT:
+      return new AppError('conflict', `ledger account ${entry.book}/${account} has floor ${d.have}, not ${d.want}`, {
+        book: entry.book,
+        account,
+      });
+    default:
+      return new AppError(
+        'conflict',
+        `ledger entry ${entry.kind} ${entry.reference} was already posted with different lines`,
+        {
+          book: entry.book,
+          kind: entry.kind,
+          reference: entry.reference,
+          journalId: d.journal_id,
+        },
+      );
   }
 }

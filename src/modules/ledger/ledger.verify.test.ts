@@ -25,11 +25,14 @@ describe('ledger.verify', () => {
 
   before(async () => {
     db = await createTestDb();
-    ids.topup = (await ledger.post(db, entry([dr(cash, 1_000), cr(wallet, 1_000)], { kind: 'wallet.topup' }))).journalId;
+    ids.topup = (
+      await ledger.post(db, entry([dr(cash, 1_000), cr(wallet, 1_000)], { kind: 'wallet.topup' }))
+    ).journalId;
     ids.spend = (await ledger.post(db, entry([dr(wallet, 300), cr(shop, 300)], { kind: 'wallet.spend' }))).journalId;
     ids.till = (await ledger.post(db, entry([dr(shop, 100), cr(till, 100)], { kind: 'till.payout' }))).journalId;
-    ids.earn = (await ledger.post(db, entry([dr(issued, 50), cr(points, 50)], { book: 'PTS', kind: 'points.earn' })))
-      .journalId;
+    ids.earn = (
+      await ledger.post(db, entry([dr(issued, 50), cr(points, 50)], { book: 'PTS', kind: 'points.earn' }))
+    ).journalId;
   });
   after(async () => {
     await db?.close();
@@ -51,7 +54,8 @@ describe('ledger.verify', () => {
   }
   const brief = (vs: LedgerViolation[]) => vs.map((v) => [v.invariant, v.subject]);
   const accountId = async (tx: Queryable, code: string, book = 'INR') =>
-    (await tx.query<{ id: number }>('SELECT id FROM ledger.accounts WHERE book = $1 AND code = $2', [book, code])).rows[0].id;
+    (await tx.query<{ id: number }>('SELECT id FROM ledger.accounts WHERE book = $1 AND code = $2', [book, code]))
+      .rows[0].id;
 
   test('a clean ledger has no violations', async () => {
     assert.deepEqual(await ledger.verify(db), []);
@@ -63,13 +67,17 @@ describe('ledger.verify', () => {
   });
 
   test('an UPDATE of an account balance breaks account_balance_matches_postings for that account', async () => {
-    const vs = await verifyAfter((tx) => tx.query(`UPDATE ledger.accounts SET balance = balance + 1 WHERE code = 'v:cash'`));
+    const vs = await verifyAfter((tx) =>
+      tx.query(`UPDATE ledger.accounts SET balance = balance + 1 WHERE code = 'v:cash'`),
+    );
     assert.deepEqual(brief(vs), [['account_balance_matches_postings', 'INR/v:cash']]);
     assert.match(vs[0].message, /stored balance 1001 but postings give 1000/);
   });
 
   test('a DELETE of a posting unbalances its entry and its account', async () => {
-    const vs = await verifyAfter((tx) => tx.query('DELETE FROM ledger.postings WHERE entry_id = $1 AND line = 1', [ids.spend]));
+    const vs = await verifyAfter((tx) =>
+      tx.query('DELETE FROM ledger.postings WHERE entry_id = $1 AND line = 1', [ids.spend]),
+    );
     assert.deepEqual(brief(vs), [
       ['entry_balances', ids.spend],
       ['account_balance_matches_postings', 'INR/v:shop'],
@@ -113,9 +121,9 @@ describe('ledger.verify', () => {
 
   test('an account below its floor breaks account_above_floor (with the CHECK backstop dropped)', async () => {
     // The floor is also a CHECK constraint, so plain SQL must first remove it.
-    const check = await verifyAfter((tx) => tx.query(`UPDATE ledger.accounts SET floor = 0 WHERE code = 'v:till'`)).catch(
-      (e: { code?: string }) => e.code,
-    );
+    const check = await verifyAfter((tx) =>
+      tx.query(`UPDATE ledger.accounts SET floor = 0 WHERE code = 'v:till'`),
+    ).catch((e: { code?: string }) => e.code);
     assert.equal(check, '23514', 'the CHECK constraint refuses the tamper');
 
     const vs = await verifyAfter(async (tx) => {

@@ -71,7 +71,8 @@ export function normalizeEntry(input: EntryInput): NormalizedEntry {
   const reference = token(input.reference, 'reference', 200);
   let memo: string | null = null;
   if (input.memo !== undefined && input.memo !== null) {
-    if (typeof input.memo !== 'string' || input.memo.length > 500) throw invalid('memo', 'memo must be a string of at most 500 characters');
+    if (typeof input.memo !== 'string' || input.memo.length > 500)
+      throw invalid('memo', 'memo must be a string of at most 500 characters');
     memo = input.memo;
   }
   if (!Array.isArray(input.lines) || input.lines.length < 2) {

@@ -5,8 +5,18 @@ import type { EncryptedField } from '../vault/index.ts';
 // IFSC), kept in their own columns. Only the settlement process reads the full values, through
 // getSettlementAccount.
 
-export const SETTLEMENT_ACCOUNT_FIELD: EncryptedField = { table: 'merchants.merchants', idColumn: 'id', column: 'settlement_account_ct', purpose: 'merchant_bank' };
-export const SETTLEMENT_IFSC_FIELD: EncryptedField = { table: 'merchants.merchants', idColumn: 'id', column: 'settlement_ifsc_ct', purpose: 'merchant_bank' };
+export const SETTLEMENT_ACCOUNT_FIELD: EncryptedField = {
+  table: 'merchants.merchants',
+  idColumn: 'id',
+  column: 'settlement_account_ct',
+  purpose: 'merchant_bank',
+};
+export const SETTLEMENT_IFSC_FIELD: EncryptedField = {
+  table: 'merchants.merchants',
+  idColumn: 'id',
+  column: 'settlement_ifsc_ct',
+  purpose: 'merchant_bank',
+};
 export const MERCHANT_ENCRYPTED_FIELDS = [SETTLEMENT_ACCOUNT_FIELD, SETTLEMENT_IFSC_FIELD];
 
 export const ACCOUNT_NUMBER_RE = /^[0-9]{9,18}$/;

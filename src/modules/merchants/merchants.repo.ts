@@ -16,21 +16,41 @@ export interface SealedSettlement {
   last4: string;
   bank_code: string;
 }
-type MerchantRow = WithDate<Omit<MerchantT, 'settlement_account'>> & { settlement_account_last4: string | null; settlement_bank_code: string | null };
+type MerchantRow = WithDate<Omit<MerchantT, 'settlement_account'>> & {
+  settlement_account_last4: string | null;
+  settlement_bank_code: string | null;
+};
 /** API shape: the account shows only its last 4 digits and the bank code of its IFSC. */
-const merchantOut = ({ settlement_account_last4: last4, settlement_bank_code: bank, ...r }: MerchantRow): MerchantT => ({
+const merchantOut = ({
+  settlement_account_last4: last4,
+  settlement_bank_code: bank,
+  ...r
+}: MerchantRow): MerchantT => ({
   ...out<Omit<MerchantT, 'settlement_account'>>(r),
   settlement_account: last4 && bank ? { account_number: `******${last4}`, ifsc: `${bank}*******` } : null,
 });
 const S_COLS = 'id, merchant_id, name, city, status, created_at';
 const T_COLS = 'id, merchant_id, store_id, label, serial, status, created_at';
 
-export async function insertMerchant(q: Queryable, m: Omit<MerchantT, 'created_at' | 'status' | 'settlement_account'> & { settlement?: SealedSettlement }) {
+export async function insertMerchant(
+  q: Queryable,
+  m: Omit<MerchantT, 'created_at' | 'status' | 'settlement_account'> & { settlement?: SealedSettlement },
+) {
   const s = m.settlement;
   const { rows } = await q.query<MerchantRow>(
     `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank, settlement_account_ct, settlement_ifsc_ct, settlement_account_last4, settlement_bank_code)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${M_COLS}`,
-    [m.id, m.name, m.vpa, m.mcc, m.acquiring_bank, s?.account_ct ?? null, s?.ifsc_ct ?? null, s?.last4 ?? null, s?.bank_code ?? null],
+    [
+      m.id,
+      m.name,
+      m.vpa,
+      m.mcc,
+      m.acquiring_bank,
+      s?.account_ct ?? null,
+      s?.ifsc_ct ?? null,
+      s?.last4 ?? null,
+      s?.bank_code ?? null,
+    ],
   );
   return merchantOut(rows[0]);
 }
@@ -49,7 +69,11 @@ export async function getMerchant(q: Queryable, id: string) {
   return rows[0] ? merchantOut(rows[0]) : undefined;
 }
 
-export async function updateMerchant(q: Queryable, id: string, patch: { name?: string; acquiring_bank?: string; status?: string; settlement?: SealedSettlement }) {
+export async function updateMerchant(
+  q: Queryable,
+  id: string,
+  patch: { name?: string; acquiring_bank?: string; status?: string; settlement?: SealedSettlement },
+) {
   const s = patch.settlement;
   const { rows } = await q.query<MerchantRow>(
     `UPDATE merchants.merchants SET name = coalesce($2, name), acquiring_bank = coalesce($3, acquiring_bank),
@@ -57,7 +81,16 @@ export async function updateMerchant(q: Queryable, id: string, patch: { name?: s
             settlement_account_ct = coalesce($5, settlement_account_ct), settlement_ifsc_ct = coalesce($6, settlement_ifsc_ct),
             settlement_account_last4 = coalesce($7, settlement_account_last4), settlement_bank_code = coalesce($8, settlement_bank_code)
       WHERE id = $1 RETURNING ${M_COLS}`,
-    [id, patch.name ?? null, patch.acquiring_bank ?? null, patch.status ?? null, s?.account_ct ?? null, s?.ifsc_ct ?? null, s?.last4 ?? null, s?.bank_code ?? null],
+    [
+      id,
+      patch.name ?? null,
+      patch.acquiring_bank ?? null,
+      patch.status ?? null,
+      s?.account_ct ?? null,
+      s?.ifsc_ct ?? null,
+      s?.last4 ?? null,
+      s?.bank_code ?? null,
+    ],
   );
   return rows[0] ? merchantOut(rows[0]) : undefined;
 }
@@ -93,7 +126,10 @@ export async function listStores(q: Queryable, f: { merchantId: string; before?:
   return rows.map((r) => out<StoreT>(r));
 }
 
-export async function insertTerminal(q: Queryable, t: { id: string; merchant_id: string; store_id: string; label?: string; serial?: string }) {
+export async function insertTerminal(
+  q: Queryable,
+  t: { id: string; merchant_id: string; store_id: string; label?: string; serial?: string },
+) {
   const { rows } = await q.query<WithDate<TerminalT>>(
     `INSERT INTO merchants.terminals (id, merchant_id, store_id, label, serial) VALUES ($1, $2, $3, $4, $5) RETURNING ${T_COLS}`,
     [t.id, t.merchant_id, t.store_id, t.label ?? null, t.serial ?? null],
@@ -129,8 +165,15 @@ export async function listTerminals(
 }
 
 export interface TerminalContext {
-  terminal_id: string; terminal_status: string; store_id: string; merchant_id: string;
-  merchant_status: string; merchant_name: string; merchant_vpa: string; mcc: string; acquiring_bank: string;
+  terminal_id: string;
+  terminal_status: string;
+  store_id: string;
+  merchant_id: string;
+  merchant_status: string;
+  merchant_name: string;
+  merchant_vpa: string;
+  mcc: string;
+  acquiring_bank: string;
 }
 
 /**

@@ -63,7 +63,10 @@ export const Store = Type.Object({
 });
 export type StoreT = Static<typeof Store>;
 export const CreateStore = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 120 }), city: Type.Optional(Type.String({ minLength: 1, maxLength: 80 })) },
+  {
+    name: Type.String({ minLength: 1, maxLength: 120 }),
+    city: Type.Optional(Type.String({ minLength: 1, maxLength: 80 })),
+  },
   { additionalProperties: false },
 );
 

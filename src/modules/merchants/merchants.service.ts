@@ -25,7 +25,10 @@ type SettlementIn = { account_number: string; ifsc: string };
 
 export function createMerchantsService({ db, bankCodes, vpaPattern, audit, fields }: MerchantsDeps) {
   /** Encrypts the account for this merchant's row (outside any transaction: it may read keys). */
-  async function sealSettlement(merchantId: string, s: SettlementIn | undefined): Promise<repo.SealedSettlement | undefined> {
+  async function sealSettlement(
+    merchantId: string,
+    s: SettlementIn | undefined,
+  ): Promise<repo.SealedSettlement | undefined> {
     if (!s) return undefined;
     return {
       account_ct: (await fields.seal(SETTLEMENT_ACCOUNT_FIELD, merchantId, s.account_number)).ciphertext,
@@ -37,7 +40,9 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
 
   const checkBank = (code: string | undefined) => {
     if (code !== undefined && !bankCodes.includes(code)) {
-      throw new AppError('validation_failed', `Unknown acquiring bank "${code}"`, [{ field: 'body.acquiring_bank', problem: `must be one of ${bankCodes.join(', ')}` }]);
+      throw new AppError('validation_failed', `Unknown acquiring bank "${code}"`, [
+        { field: 'body.acquiring_bank', problem: `must be one of ${bankCodes.join(', ')}` },
+      ]);
     }
   };
 
@@ -55,7 +60,13 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
   }
 
   return {
-    async createMerchant(p: Principal, { settlement_account, ...input }: { name: string; vpa: string; mcc: string; acquiring_bank: string; settlement_account?: SettlementIn }) {
+    async createMerchant(
+      p: Principal,
+      {
+        settlement_account,
+        ...input
+      }: { name: string; vpa: string; mcc: string; acquiring_bank: string; settlement_account?: SettlementIn },
+    ) {
       if (p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can create merchants');
       if (!vpaPattern.test(input.vpa)) throw new AppError('invalid_vpa', 'The merchant VPA is not a valid UPI address');
       checkBank(input.acquiring_bank);
@@ -63,7 +74,10 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
       const settlement = await sealSettlement(id, settlement_account);
       return db.tx(async (tx) => {
         const m = await repo.insertMerchant(tx, { id, ...input, vpa: input.vpa.toLowerCase(), settlement });
-        await audit?.record(tx, { action: 'merchant.created', resource: { type: 'merchant', id: m.id, merchant_id: m.id } });
+        await audit?.record(tx, {
+          action: 'merchant.created',
+          resource: { type: 'merchant', id: m.id, merchant_id: m.id },
+        });
         return m;
       });
     },
@@ -75,33 +89,52 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
     async getSettlementAccount(merchantId: string, reason: string): Promise<SettlementIn | null> {
       const ct = await repo.getSettlementCiphertexts(db, merchantId);
       if (!ct?.account_ct || !ct.ifsc_ct) return null;
-      await audit?.record(db, { action: 'merchant.settlement_account.read', resource: { type: 'merchant', id: merchantId, merchant_id: merchantId }, details: { reason: reason.slice(0, 60) } });
+      await audit?.record(db, {
+        action: 'merchant.settlement_account.read',
+        resource: { type: 'merchant', id: merchantId, merchant_id: merchantId },
+        details: { reason: reason.slice(0, 60) },
+      });
       return {
         account_number: await fields.open(SETTLEMENT_ACCOUNT_FIELD, merchantId, ct.account_ct),
         ifsc: await fields.open(SETTLEMENT_IFSC_FIELD, merchantId, ct.ifsc_ct),
       };
     },
-    async updateMerchant(p: Principal, id: string, patch: { name?: string; acquiring_bank?: string; status?: string; settlement_account?: SettlementIn }) {
+    async updateMerchant(
+      p: Principal,
+      id: string,
+      patch: { name?: string; acquiring_bank?: string; status?: string; settlement_account?: SettlementIn },
+    ) {
       await visibleMerchant(p, id);
-      if (patch.status !== undefined && p.merchantId !== null) throw new AppError('forbidden', 'Only a platform key can change a merchant status');
+      if (patch.status !== undefined && p.merchantId !== null)
+        throw new AppError('forbidden', 'Only a platform key can change a merchant status');
       checkBank(patch.acquiring_bank);
       const { settlement_account, ...rest } = patch;
       const settlement = await sealSettlement(id, settlement_account);
       return db.tx(async (tx) => {
         const m = (await repo.updateMerchant(tx, id, { ...rest, settlement }))!;
-        await audit?.record(tx, { action: 'merchant.updated', resource: { type: 'merchant', id, merchant_id: id }, details: { fields: Object.keys(patch), status: patch.status } });
+        await audit?.record(tx, {
+          action: 'merchant.updated',
+          resource: { type: 'merchant', id, merchant_id: id },
+          details: { fields: Object.keys(patch), status: patch.status },
+        });
         return m;
       });
     },
     async listMerchants(p: Principal, q: { limit: number; before?: string }) {
-      return page(await repo.listMerchants(db, { onlyId: merchantScope(p), before: q.before, limit: q.limit }), q.limit);
+      return page(
+        await repo.listMerchants(db, { onlyId: merchantScope(p), before: q.before, limit: q.limit }),
+        q.limit,
+      );
     },
 
     async createStore(p: Principal, merchantId: string, input: { name: string; city?: string }): Promise<StoreT> {
       await visibleMerchant(p, merchantId);
       return db.tx(async (tx) => {
         const st = await repo.insertStore(tx, { id: newId('store'), merchant_id: merchantId, ...input });
-        await audit?.record(tx, { action: 'store.created', resource: { type: 'store', id: st.id, merchant_id: merchantId } });
+        await audit?.record(tx, {
+          action: 'store.created',
+          resource: { type: 'store', id: st.id, merchant_id: merchantId },
+        });
         return st;
       });
     },
@@ -116,13 +149,20 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
       return page(await repo.listStores(db, { merchantId, before: q.before, limit: q.limit }), q.limit);
     },
 
-    async createTerminal(p: Principal, input: { store_id: string; label?: string; serial?: string }): Promise<TerminalT> {
+    async createTerminal(
+      p: Principal,
+      input: { store_id: string; label?: string; serial?: string },
+    ): Promise<TerminalT> {
       const s = await repo.getStore(db, input.store_id);
       if (!s || !canAccessMerchant(p, s.merchant_id)) throw new AppError('store_not_found', 'Store not found');
       if (s.status !== 'active') throw new AppError('conflict', 'The store is closed');
       return db.tx(async (tx) => {
         const t = await repo.insertTerminal(tx, { id: newId('terminal'), merchant_id: s.merchant_id, ...input });
-        await audit?.record(tx, { action: 'terminal.created', resource: { type: 'terminal', id: t.id, merchant_id: t.merchant_id }, origin: { terminal_id: t.id } });
+        await audit?.record(tx, {
+          action: 'terminal.created',
+          resource: { type: 'terminal', id: t.id, merchant_id: t.merchant_id },
+          origin: { terminal_id: t.id },
+        });
         return t;
       });
     },
@@ -131,13 +171,29 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
       await visibleTerminal(p, id);
       return db.tx(async (tx) => {
         const t = (await repo.updateTerminal(tx, id, patch))!;
-        await audit?.record(tx, { action: 'terminal.updated', resource: { type: 'terminal', id, merchant_id: t.merchant_id }, details: { fields: Object.keys(patch), status: patch.status } });
+        await audit?.record(tx, {
+          action: 'terminal.updated',
+          resource: { type: 'terminal', id, merchant_id: t.merchant_id },
+          details: { fields: Object.keys(patch), status: patch.status },
+        });
         return t;
       });
     },
-    async listTerminals(p: Principal, q: { merchant_id?: string; store_id?: string; status?: string; limit: number; before?: string }) {
+    async listTerminals(
+      p: Principal,
+      q: { merchant_id?: string; store_id?: string; status?: string; limit: number; before?: string },
+    ) {
       const merchantId = merchantScope(p, q.merchant_id);
-      return page(await repo.listTerminals(db, { merchantId, storeId: q.store_id, status: q.status, before: q.before, limit: q.limit }), q.limit);
+      return page(
+        await repo.listTerminals(db, {
+          merchantId,
+          storeId: q.store_id,
+          status: q.status,
+          before: q.before,
+          limit: q.limit,
+        }),
+        q.limit,
+      );
     },
   };
 }

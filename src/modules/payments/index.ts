@@ -1,4 +1,13 @@
-export { createPaymentsService, paymentView, refundView, type PaymentsService, type PaymentHooks, type CreatePaymentInput, type PaymentView, type RefundView } from './payments.service.ts';
+export {
+  createPaymentsService,
+  paymentView,
+  refundView,
+  type PaymentsService,
+  type PaymentHooks,
+  type CreatePaymentInput,
+  type PaymentView,
+  type RefundView,
+} from './payments.service.ts';
 export { registerPaymentRoutes } from './payments.routes.ts';
 export { buildUpiUri } from './upiUri.ts';
 export * from './payments.state.ts';

@@ -29,7 +29,12 @@ export async function sealPayerVpa(cipher: PayerVpaCipher, paymentId: string, vp
  * Puts the decrypted VPA on the row (in memory). Pass the transaction when inside one. A value
  * that does not decrypt throws: it was tampered with, and a wrong payer is worse than an error.
  */
-export async function withPayerVpa<T extends PaymentRow | undefined>(cipher: PayerVpaCipher, row: T, q?: Queryable): Promise<T> {
-  if (row?.payer_vpa_ct && row.payer_vpa == null) row.payer_vpa = await cipher.open(PAYER_VPA_FIELD, row.id, row.payer_vpa_ct, q);
+export async function withPayerVpa<T extends PaymentRow | undefined>(
+  cipher: PayerVpaCipher,
+  row: T,
+  q?: Queryable,
+): Promise<T> {
+  if (row?.payer_vpa_ct && row.payer_vpa == null)
+    row.payer_vpa = await cipher.open(PAYER_VPA_FIELD, row.id, row.payer_vpa_ct, q);
   return row;
 }

@@ -29,6 +29,9 @@ test('create is timed with ok or its error code; anything else is internal_error
   await assert.rejects(odd(null, { method: 'card' }));
   const text = await registry.metrics();
   assert.match(text, /tillpoint_payment_create_duration_seconds_count\{method="upi_qr",outcome="ok"\} 1/);
-  assert.match(text, /tillpoint_payment_create_duration_seconds_count\{method="upi_collect",outcome="bank_unavailable"\} 1/);
+  assert.match(
+    text,
+    /tillpoint_payment_create_duration_seconds_count\{method="upi_collect",outcome="bank_unavailable"\} 1/,
+  );
   assert.match(text, /tillpoint_payment_create_duration_seconds_count\{method="invalid",outcome="internal_error"\} 1/);
 });

@@ -10,10 +10,13 @@ import type { PaymentRow } from './payments.repo.ts';
 const TECHNICAL_DECLINE_CODES = new Set(['U28', 'U30', 'U31']);
 
 /** The outcome label of a payment that reached a final state. */
-export function completionOutcome(p: Pick<PaymentRow, 'status' | 'response_code'>): 'succeeded' | 'declined' | 'technical_decline' | 'expired' | undefined {
+export function completionOutcome(
+  p: Pick<PaymentRow, 'status' | 'response_code'>,
+): 'succeeded' | 'declined' | 'technical_decline' | 'expired' | undefined {
   if (p.status === 'succeeded') return 'succeeded';
   if (p.status === 'expired') return 'expired';
-  if (p.status === 'failed') return TECHNICAL_DECLINE_CODES.has(String(p.response_code ?? '').toUpperCase()) ? 'technical_decline' : 'declined';
+  if (p.status === 'failed')
+    return TECHNICAL_DECLINE_CODES.has(String(p.response_code ?? '').toUpperCase()) ? 'technical_decline' : 'declined';
   return undefined;
 }
 
@@ -68,7 +71,8 @@ export function recordCompletion(m: PaymentsMetrics, p: PaymentRow) {
   const labels = { bank: p.bank_code, method: p.method, outcome };
   m.completed.inc(labels);
   const end = p.completed_at ?? p.updated_at;
-  if (end && p.created_at) m.completionDuration.observe(labels, Math.max(0, (end.getTime() - p.created_at.getTime()) / 1000));
+  if (end && p.created_at)
+    m.completionDuration.observe(labels, Math.max(0, (end.getTime() - p.created_at.getTime()) / 1000));
 }
 
 /**
@@ -90,7 +94,10 @@ export function registerPaymentBacklogMetrics(registry: Registry, db: Queryable)
         );
         const row = r.rows[0];
         const cumulative = PENDING_AGE_BANDS.map((_, i) => Number(row[`b${i}`]));
-        const bands = [...cumulative.map((c, i) => c - (i ? cumulative[i - 1] : 0)), Number(row.total) - cumulative[cumulative.length - 1]];
+        const bands = [
+          ...cumulative.map((c, i) => c - (i ? cumulative[i - 1] : 0)),
+          Number(row.total) - cumulative[cumulative.length - 1],
+        ];
         last = { bands, oldest: row.oldest === null ? null : Number(row.oldest) };
       } catch {
         // The database did not answer: keep the last values; /readyz and the DB alerts say why.
@@ -98,7 +105,10 @@ export function registerPaymentBacklogMetrics(registry: Registry, db: Queryable)
         inflight = undefined;
       }
     })());
-  const bandNames = [...PENDING_AGE_BANDS.map((s) => `le_${s}s`), `gt_${PENDING_AGE_BANDS[PENDING_AGE_BANDS.length - 1]}s`];
+  const bandNames = [
+    ...PENDING_AGE_BANDS.map((s) => `le_${s}s`),
+    `gt_${PENDING_AGE_BANDS[PENDING_AGE_BANDS.length - 1]}s`,
+  ];
   new Gauge({
     name: 'tillpoint_payments_open',
     help: 'Payments not yet final (created or pending), by age band since creation (le_60s, le_300s, le_900s, le_3600s, gt_3600s)',
@@ -121,7 +131,10 @@ export function registerPaymentBacklogMetrics(registry: Registry, db: Queryable)
 }
 
 /** Wraps the service's create so every call is timed, labelled ok or with its error code. */
-export function timedCreate<A extends [unknown, { method: string }, ...unknown[]], R>(m: PaymentsMetrics, create: (...args: A) => Promise<R>) {
+export function timedCreate<A extends [unknown, { method: string }, ...unknown[]], R>(
+  m: PaymentsMetrics,
+  create: (...args: A) => Promise<R>,
+) {
   return async (...args: A): Promise<R> => {
     const end = m.createDuration.startTimer();
     const method = args[1]?.method === 'upi_qr' || args[1]?.method === 'upi_collect' ? args[1].method : 'invalid';

@@ -60,7 +60,20 @@ export interface RefundRow {
 /** A payment about to be written. */
 export type NewPayment = Pick<
   PaymentRow,
-  'id' | 'txn_ref' | 'merchant_id' | 'store_id' | 'terminal_id' | 'method' | 'amount' | 'currency' | 'payer_vpa_ct' | 'payer_vpa_bidx' | 'note' | 'upi_uri' | 'bank_code' | 'expires_at'
+  | 'id'
+  | 'txn_ref'
+  | 'merchant_id'
+  | 'store_id'
+  | 'terminal_id'
+  | 'method'
+  | 'amount'
+  | 'currency'
+  | 'payer_vpa_ct'
+  | 'payer_vpa_bidx'
+  | 'note'
+  | 'upi_uri'
+  | 'bank_code'
+  | 'expires_at'
 > & { now: Date; client_ref?: string | null };
 
 /**
@@ -68,7 +81,11 @@ export type NewPayment = Pick<
  * statement: one round trip, and atomic on its own. undefined when the terminal already has a
  * payment with this client_ref (nothing is written then).
  */
-export async function insertPayment(q: Queryable, p: NewPayment, audit: PreparedAuditEvent[] = []): Promise<PaymentRow | undefined> {
+export async function insertPayment(
+  q: Queryable,
+  p: NewPayment,
+  audit: PreparedAuditEvent[] = [],
+): Promise<PaymentRow | undefined> {
   const { rows } = await q.query<PaymentRow>(
     `WITH p AS (
        INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
@@ -82,8 +99,25 @@ export async function insertPayment(q: Queryable, p: NewPayment, audit: Prepared
        SELECT id, NULL, 'created', 'api', $14 FROM p
      )
      SELECT * FROM p`,
-    [p.id, p.txn_ref, p.merchant_id, p.store_id, p.terminal_id, p.method, p.amount, p.currency, p.payer_vpa_ct, p.note, p.upi_uri, p.bank_code, p.expires_at, p.now, p.payer_vpa_bidx,
-     JSON.stringify(audit), p.client_ref ?? null],
+    [
+      p.id,
+      p.txn_ref,
+      p.merchant_id,
+      p.store_id,
+      p.terminal_id,
+      p.method,
+      p.amount,
+      p.currency,
+      p.payer_vpa_ct,
+      p.note,
+      p.upi_uri,
+      p.bank_code,
+      p.expires_at,
+      p.now,
+      p.payer_vpa_bidx,
+      JSON.stringify(audit),
+      p.client_ref ?? null,
+    ],
   );
   return rows[0];
 }
@@ -97,18 +131,35 @@ export async function failedAtCreate(q: Queryable, id: string): Promise<boolean>
   return rows[0].yes;
 }
 
-export async function getPaymentByClientRef(q: Queryable, terminalId: string, clientRef: string): Promise<PaymentRow | undefined> {
-  const { rows } = await q.query<PaymentRow>('SELECT * FROM payments.payments WHERE terminal_id = $1 AND client_ref = $2', [terminalId, clientRef]);
+export async function getPaymentByClientRef(
+  q: Queryable,
+  terminalId: string,
+  clientRef: string,
+): Promise<PaymentRow | undefined> {
+  const { rows } = await q.query<PaymentRow>(
+    'SELECT * FROM payments.payments WHERE terminal_id = $1 AND client_ref = $2',
+    [terminalId, clientRef],
+  );
   return rows[0];
 }
 
 export async function getPayment(q: Queryable, id: string, forUpdate = false): Promise<PaymentRow | undefined> {
-  const { rows } = await q.query<PaymentRow>(`SELECT * FROM payments.payments WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  const { rows } = await q.query<PaymentRow>(
+    `SELECT * FROM payments.payments WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 
-export async function getPaymentByTxnRef(q: Queryable, txnRef: string, forUpdate = false): Promise<PaymentRow | undefined> {
-  const { rows } = await q.query<PaymentRow>(`SELECT * FROM payments.payments WHERE txn_ref = $1${forUpdate ? ' FOR UPDATE' : ''}`, [txnRef]);
+export async function getPaymentByTxnRef(
+  q: Queryable,
+  txnRef: string,
+  forUpdate = false,
+): Promise<PaymentRow | undefined> {
+  const { rows } = await q.query<PaymentRow>(
+    `SELECT * FROM payments.payments WHERE txn_ref = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [txnRef],
+  );
   return rows[0];
 }
 
@@ -135,14 +186,33 @@ export async function listPayments(q: Queryable, f: PaymentFilter): Promise<Paym
         AND ($7::text IS NULL OR id < $7) AND ($9::boolean IS NULL OR needs_reconciliation = $9)
         AND ($10::text[] IS NULL OR payer_vpa_bidx = ANY($10::text[]))
       ORDER BY id DESC LIMIT $8`,
-    [f.merchantId ?? null, f.terminalId ?? null, f.storeId ?? null, f.status ?? null, f.createdFrom ?? null, f.createdTo ?? null, f.before ?? null, f.limit + 1, f.needsReconciliation ?? null, f.payerVpaIndexes ?? null],
+    [
+      f.merchantId ?? null,
+      f.terminalId ?? null,
+      f.storeId ?? null,
+      f.status ?? null,
+      f.createdFrom ?? null,
+      f.createdTo ?? null,
+      f.before ?? null,
+      f.limit + 1,
+      f.needsReconciliation ?? null,
+      f.payerVpaIndexes ?? null,
+    ],
   );
   return rows;
 }
 
 export async function insertEvent(
   q: Queryable,
-  e: { paymentId: string; from: PaymentStatus | null; to: PaymentStatus; source: string; responseCode?: string | null; detail?: string | null; at: Date },
+  e: {
+    paymentId: string;
+    from: PaymentStatus | null;
+    to: PaymentStatus;
+    source: string;
+    responseCode?: string | null;
+    detail?: string | null;
+    at: Date;
+  },
 ) {
   await q.query(
     `INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
@@ -173,7 +243,13 @@ export interface PaymentUpdate {
 export async function transitionStatus(
   q: Queryable,
   t: {
-    id: string; from: PaymentStatus; to: PaymentStatus; u: PaymentUpdate; now: Date; source: string; detail?: string | null;
+    id: string;
+    from: PaymentStatus;
+    to: PaymentStatus;
+    u: PaymentUpdate;
+    now: Date;
+    source: string;
+    detail?: string | null;
     /** Further conditions: the move happens only for this txnRef at this bank, for this amount. */
     only?: { txnRef: string; bankCode: string; amount?: number };
   },
@@ -201,14 +277,37 @@ export async function transitionStatus(
          FROM p
      )
      SELECT * FROM p`,
-    [id, from, to, now, u.bank_ref ?? null, u.response_code ?? null, u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null, 'next_check_at' in u, u.next_check_at ?? null,
-     u.completed_at ?? null, u.needs_reconciliation ?? null, u.reconciliation_reason ?? null, t.source, t.detail ?? null, now.toISOString(),
-     t.only?.txnRef ?? null, t.only?.bankCode ?? null, t.only?.amount ?? null],
+    [
+      id,
+      from,
+      to,
+      now,
+      u.bank_ref ?? null,
+      u.response_code ?? null,
+      u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null,
+      'next_check_at' in u,
+      u.next_check_at ?? null,
+      u.completed_at ?? null,
+      u.needs_reconciliation ?? null,
+      u.reconciliation_reason ?? null,
+      t.source,
+      t.detail ?? null,
+      now.toISOString(),
+      t.only?.txnRef ?? null,
+      t.only?.bankCode ?? null,
+      t.only?.amount ?? null,
+    ],
   );
   return rows[0];
 }
 
-export async function flagReconciliation(q: Queryable, id: string, reason: string, responseCode: string | null, now: Date) {
+export async function flagReconciliation(
+  q: Queryable,
+  id: string,
+  reason: string,
+  responseCode: string | null,
+  now: Date,
+) {
   await q.query(
     `UPDATE payments.payments SET needs_reconciliation = true, reconciliation_reason = $2,
             response_code = coalesce($3, response_code), next_check_at = NULL, updated_at = $4 WHERE id = $1`,
@@ -220,7 +319,13 @@ export async function flagReconciliation(q: Queryable, id: string, reason: strin
  * Flags a refund for reconciliation: no more status checks. Its amount stays reserved on the
  * payment (a pending refund's reservation is released only by a definitive failure).
  */
-export async function flagRefundReconciliation(q: Queryable, id: string, reason: string, responseCode: string | null, now: Date): Promise<RefundRow> {
+export async function flagRefundReconciliation(
+  q: Queryable,
+  id: string,
+  reason: string,
+  responseCode: string | null,
+  now: Date,
+): Promise<RefundRow> {
   const { rows } = await q.query<RefundRow>(
     `UPDATE payments.refunds SET needs_reconciliation = true, reconciliation_reason = $2,
             response_code = coalesce($3, response_code), next_check_at = NULL, flagged_at = $4
@@ -287,7 +392,10 @@ export async function reserveRefund(q: Queryable, paymentId: string, amount: num
   return rows[0];
 }
 
-export async function insertRefund(q: Queryable, r: Pick<RefundRow, 'id' | 'payment_id' | 'refund_ref' | 'amount' | 'reason'> & { now: Date; nextCheckAt: Date }) {
+export async function insertRefund(
+  q: Queryable,
+  r: Pick<RefundRow, 'id' | 'payment_id' | 'refund_ref' | 'amount' | 'reason'> & { now: Date; nextCheckAt: Date },
+) {
   const { rows } = await q.query<RefundRow>(
     `INSERT INTO payments.refunds (id, payment_id, refund_ref, amount, status, reason, created_at, next_check_at)
      VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING *`,
@@ -297,7 +405,10 @@ export async function insertRefund(q: Queryable, r: Pick<RefundRow, 'id' | 'paym
 }
 
 export async function getRefund(q: Queryable, id: string, forUpdate = false): Promise<RefundRow | undefined> {
-  const { rows } = await q.query<RefundRow>(`SELECT * FROM payments.refunds WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  const { rows } = await q.query<RefundRow>(
+    `SELECT * FROM payments.refunds WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 
@@ -307,11 +418,20 @@ export async function getRefundByRef(q: Queryable, ref: string): Promise<RefundR
 }
 
 export async function listRefunds(q: Queryable, paymentId: string): Promise<RefundRow[]> {
-  const { rows } = await q.query<RefundRow>(`SELECT * FROM payments.refunds WHERE payment_id = $1 ORDER BY id`, [paymentId]);
+  const { rows } = await q.query<RefundRow>(`SELECT * FROM payments.refunds WHERE payment_id = $1 ORDER BY id`, [
+    paymentId,
+  ]);
   return rows;
 }
 
-export async function completeRefund(q: Queryable, id: string, status: 'succeeded' | 'failed', bankRef: string | null, code: string | null, now: Date) {
+export async function completeRefund(
+  q: Queryable,
+  id: string,
+  status: 'succeeded' | 'failed',
+  bankRef: string | null,
+  code: string | null,
+  now: Date,
+) {
   const { rows } = await q.query<RefundRow>(
     `UPDATE payments.refunds SET status = $2, bank_ref = coalesce($3, bank_ref), response_code = $4, completed_at = $5, next_check_at = NULL
       WHERE id = $1 AND status = 'pending' RETURNING *`,
@@ -321,7 +441,13 @@ export async function completeRefund(q: Queryable, id: string, status: 'succeede
 }
 
 /** Moves the payment's refund totals after a refund settles: success counts it, failure releases it. */
-export async function settleRefundOnPayment(q: Queryable, paymentId: string, amount: number, succeeded: boolean, now: Date) {
+export async function settleRefundOnPayment(
+  q: Queryable,
+  paymentId: string,
+  amount: number,
+  succeeded: boolean,
+  now: Date,
+) {
   const { rows } = await q.query<PaymentRow>(
     succeeded
       ? `UPDATE payments.payments SET refunded_amount = refunded_amount + $2, updated_at = $3 WHERE id = $1 RETURNING *`
@@ -343,11 +469,17 @@ export async function claimDueRefundChecks(q: Queryable, now: Date, nextCheckAt:
 }
 
 export async function enqueueOutbox(q: Queryable, topic: string, key: string, payload: unknown) {
-  await q.query(`INSERT INTO platform.outbox (topic, key, payload) VALUES ($1, $2, $3)`, [topic, key, JSON.stringify(payload)]);
+  await q.query(`INSERT INTO platform.outbox (topic, key, payload) VALUES ($1, $2, $3)`, [
+    topic,
+    key,
+    JSON.stringify(payload),
+  ]);
 }
 
 export async function countNeedingReconciliation(q: Queryable): Promise<number> {
-  const { rows } = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE needs_reconciliation`);
+  const { rows } = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM payments.payments WHERE needs_reconciliation`,
+  );
   return rows[0].n;
 }
 

@@ -12,73 +12,121 @@ const IdParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
 const BankParam = Type.Object({ code: Type.String({ pattern: '^[A-Z0-9_]{2,20}$' }) });
 
 export interface CallbackVerifier {
-  verifyCallback(bankCode: string, headers: Record<string, string | string[] | undefined>, rawBody: string, remoteAddr: string): Promise<BankCallback>;
+  verifyCallback(
+    bankCode: string,
+    headers: Record<string, string | string[] | undefined>,
+    rawBody: string,
+    remoteAddr: string,
+  ): Promise<BankCallback>;
 }
 
 export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService, verifier: CallbackVerifier) {
   const p = (req: { principal?: Principal }) => req.principal!;
   const tags = ['payments'];
 
-  app.post<{ Body: Static<typeof S.CreatePayment> }>('/v1/payments', {
-    config: { permission: 'payments:write' },
-    schema: {
-      tags, summary: 'Create a UPI payment (dynamic QR or collect request) for a terminal',
-      headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ maxLength: 255 })) }),
-      body: S.CreatePayment, response: { 201: S.Payment },
+  app.post<{ Body: Static<typeof S.CreatePayment> }>(
+    '/v1/payments',
+    {
+      config: { permission: 'payments:write' },
+      schema: {
+        tags,
+        summary: 'Create a UPI payment (dynamic QR or collect request) for a terminal',
+        headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ maxLength: 255 })) }),
+        body: S.CreatePayment,
+        response: { 201: S.Payment },
+      },
     },
-  }, async (req, reply) => {
-    // The Idempotency-Key also goes on the payment itself: a retry after the key's claim lapsed
-    // (a crash before the response was stored) finds the payment instead of making a second.
-    const clientRef = req.idempotency ? `${req.idempotency.scope}:${req.idempotency.key}` : undefined;
-    try {
-      return reply.status(201).send(await svc.create(p(req), req.body as Parameters<PaymentsService['create']>[1], { clientRef }));
-    } catch (e) {
-      // A failure that names the payment it wrote (the bank could not take it) is this key's
-      // final answer: a retry replays it rather than getting the failed payment as a 201.
-      if (isAppError(e) && (e.details as { payment_id?: unknown } | undefined)?.payment_id !== undefined) keepIdempotentAnswer(req);
-      throw e;
-    }
-  });
-
-  app.get<{ Querystring: Static<typeof S.PaymentListQuery> }>('/v1/payments', {
-    config: { permission: 'payments:read' },
-    schema: { tags, summary: 'List payments, newest first', querystring: S.PaymentListQuery, response: { 200: pageOf(S.Payment) } },
-  }, async (req) => {
-    const q = req.query;
-    return svc.list(p(req), {
-      merchantId: q.merchant_id, terminalId: q.terminal_id, storeId: q.store_id, status: q.status,
-      createdFrom: q.created_from ? new Date(q.created_from) : undefined, createdTo: q.created_to ? new Date(q.created_to) : undefined, payerVpa: q.payer_vpa,
-      needsReconciliation: q.needs_reconciliation,
-      before: decodeCursor(q.cursor), limit: q.limit,
-    });
-  });
-
-  app.get<{ Params: Static<typeof IdParam> }>('/v1/payments/:id', {
-    config: { permission: 'payments:read' },
-    schema: { tags, params: IdParam, response: { 200: S.Payment } },
-  }, async (req) => svc.get(p(req), req.params.id));
-
-  app.post<{ Params: Static<typeof IdParam>; Body: Static<typeof S.CreateRefund> }>('/v1/payments/:id/refunds', {
-    config: { permission: 'refunds:write' },
-    schema: {
-      tags, summary: 'Refund all or part of a successful payment',
-      headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ maxLength: 255 })) }),
-      params: IdParam, body: S.CreateRefund, response: { 201: S.Refund },
+    async (req, reply) => {
+      // The Idempotency-Key also goes on the payment itself: a retry after the key's claim lapsed
+      // (a crash before the response was stored) finds the payment instead of making a second.
+      const clientRef = req.idempotency ? `${req.idempotency.scope}:${req.idempotency.key}` : undefined;
+      try {
+        return reply
+          .status(201)
+          .send(await svc.create(p(req), req.body as Parameters<PaymentsService['create']>[1], { clientRef }));
+      } catch (e) {
+        // A failure that names the payment it wrote (the bank could not take it) is this key's
+        // final answer: a retry replays it rather than getting the failed payment as a 201.
+        if (isAppError(e) && (e.details as { payment_id?: unknown } | undefined)?.payment_id !== undefined)
+          keepIdempotentAnswer(req);
+        throw e;
+      }
     },
-  }, async (req, reply) => reply.status(201).send(await svc.refund(p(req), req.params.id, req.body)));
+  );
 
-  app.get<{ Params: Static<typeof IdParam> }>('/v1/payments/:id/refunds', {
-    config: { permission: 'payments:read' },
-    schema: { tags, params: IdParam, response: { 200: pageOf(S.Refund) } },
-  }, async (req) => svc.listRefunds(p(req), req.params.id));
+  app.get<{ Querystring: Static<typeof S.PaymentListQuery> }>(
+    '/v1/payments',
+    {
+      config: { permission: 'payments:read' },
+      schema: {
+        tags,
+        summary: 'List payments, newest first',
+        querystring: S.PaymentListQuery,
+        response: { 200: pageOf(S.Payment) },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      return svc.list(p(req), {
+        merchantId: q.merchant_id,
+        terminalId: q.terminal_id,
+        storeId: q.store_id,
+        status: q.status,
+        createdFrom: q.created_from ? new Date(q.created_from) : undefined,
+        createdTo: q.created_to ? new Date(q.created_to) : undefined,
+        payerVpa: q.payer_vpa,
+        needsReconciliation: q.needs_reconciliation,
+        before: decodeCursor(q.cursor),
+        limit: q.limit,
+      });
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParam> }>(
+    '/v1/payments/:id',
+    {
+      config: { permission: 'payments:read' },
+      schema: { tags, params: IdParam, response: { 200: S.Payment } },
+    },
+    async (req) => svc.get(p(req), req.params.id),
+  );
+
+  app.post<{ Params: Static<typeof IdParam>; Body: Static<typeof S.CreateRefund> }>(
+    '/v1/payments/:id/refunds',
+    {
+      config: { permission: 'refunds:write' },
+      schema: {
+        tags,
+        summary: 'Refund all or part of a successful payment',
+        headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ maxLength: 255 })) }),
+        params: IdParam,
+        body: S.CreateRefund,
+        response: { 201: S.Refund },
+      },
+    },
+    async (req, reply) => reply.status(201).send(await svc.refund(p(req), req.params.id, req.body)),
+  );
+
+  app.get<{ Params: Static<typeof IdParam> }>(
+    '/v1/payments/:id/refunds',
+    {
+      config: { permission: 'payments:read' },
+      schema: { tags, params: IdParam, response: { 200: pageOf(S.Refund) } },
+    },
+    async (req) => svc.listRefunds(p(req), req.params.id),
+  );
 
   // Bank callbacks carry no API key: they prove themselves with an HMAC signature, a fresh
   // timestamp and a single-use nonce, checked before anything is parsed or changed.
-  app.post<{ Params: Static<typeof BankParam> }>('/v1/banks/:code/callbacks', {
-    config: { public: true },
-    schema: { tags: ['banks'], summary: 'Signed callback from an acquiring bank', params: BankParam },
-  }, async (req) => {
-    const cb = await verifier.verifyCallback(req.params.code, req.headers, req.rawBody ?? '', req.ip);
-    return svc.handleCallback(req.params.code, cb);
-  });
+  app.post<{ Params: Static<typeof BankParam> }>(
+    '/v1/banks/:code/callbacks',
+    {
+      config: { public: true },
+      schema: { tags: ['banks'], summary: 'Signed callback from an acquiring bank', params: BankParam },
+    },
+    async (req) => {
+      const cb = await verifier.verifyCallback(req.params.code, req.headers, req.rawBody ?? '', req.ip);
+      return svc.handleCallback(req.params.code, cb);
+    },
+  );
 }

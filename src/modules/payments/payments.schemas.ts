@@ -53,8 +53,15 @@ export const PaymentListQuery = Type.Object(
     status: Type.Optional(Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s)))),
     created_from: Type.Optional(Type.String({ format: 'date-time' })),
     created_to: Type.Optional(Type.String({ format: 'date-time' })),
-    payer_vpa: Type.Optional(Type.String({ maxLength: 255, description: "Payments by this payer (matched through the VPA's blind index)" })),
-    needs_reconciliation: Type.Optional(Type.Boolean({ description: 'Only payments flagged for reconciliation (deemed, unknown at the bank, success after close, or a refund of theirs flagged)' })),
+    payer_vpa: Type.Optional(
+      Type.String({ maxLength: 255, description: "Payments by this payer (matched through the VPA's blind index)" }),
+    ),
+    needs_reconciliation: Type.Optional(
+      Type.Boolean({
+        description:
+          'Only payments flagged for reconciliation (deemed, unknown at the bank, success after close, or a refund of theirs flagged)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -74,7 +81,9 @@ export const Refund = Type.Object({
   status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')]),
   reason: Nullable(Type.String()),
   bank: Type.Object({ ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
-  needs_reconciliation: Type.Boolean({ description: "The bank's answers left this refund for reconciliation (its amount stays reserved)" }),
+  needs_reconciliation: Type.Boolean({
+    description: "The bank's answers left this refund for reconciliation (its amount stays reserved)",
+  }),
   created_at: Type.String({ format: 'date-time' }),
   completed_at: Nullable(Type.String({ format: 'date-time' })),
 });

@@ -55,7 +55,10 @@ const CLEARING_SHARDS = 32;
 export interface PaymentsDeps {
   db: Db;
   ledger: Pick<LedgerService, 'post'>;
-  banks: { route(acquiringBank: string, down?: ReadonlySet<string>): Promise<BankConnector>; connector(code: string): BankConnector };
+  banks: {
+    route(acquiringBank: string, down?: ReadonlySet<string>): Promise<BankConnector>;
+    connector(code: string): BankConnector;
+  };
   config: Pick<Config, 'payments' | 'publicUrl'>;
   metrics: Metrics;
   clock: Clock;
@@ -80,7 +83,9 @@ type Source = 'api' | 'callback' | 'worker';
 
 /** A create whose bank call was never sent or was refused: the payment is recorded as failed. */
 const createFailedAtBank = (paymentId: string) =>
-  new AppError('bank_unavailable', 'The bank could not take the payment; nothing was charged', { payment_id: paymentId });
+  new AppError('bank_unavailable', 'The bank could not take the payment; nothing was charged', {
+    payment_id: paymentId,
+  });
 
 const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
 const NOTE_RE = /^[^\u0000-\u001f\u007f]{1,50}$/;
@@ -135,19 +140,28 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
 
   function validateCreate(input: CreatePaymentInput) {
-    if (!isValidPaise(input.amount)) throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
+    if (!isValidPaise(input.amount))
+      throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
     if (input.amount > cfg.maxAmountPaise) {
-      throw new AppError('amount_above_limit', `amount exceeds the per-transaction limit of ${cfg.maxAmountPaise} paise`);
+      throw new AppError(
+        'amount_above_limit',
+        `amount exceeds the per-transaction limit of ${cfg.maxAmountPaise} paise`,
+      );
     }
     if (input.currency !== 'INR') throw new AppError('validation_failed', 'currency must be INR');
     if (input.method === 'upi_collect') {
-      if (!input.payer_vpa) throw new AppError('validation_failed', 'payer_vpa is required for upi_collect', [{ field: 'body.payer_vpa', problem: 'is required for upi_collect' }]);
+      if (!input.payer_vpa)
+        throw new AppError('validation_failed', 'payer_vpa is required for upi_collect', [
+          { field: 'body.payer_vpa', problem: 'is required for upi_collect' },
+        ]);
     }
     if (input.payer_vpa !== undefined && !cfg.vpaPattern.test(input.payer_vpa)) {
       throw new AppError('invalid_vpa', 'payer_vpa is not a valid UPI address');
     }
     if (input.note !== undefined && !NOTE_RE.test(input.note)) {
-      throw new AppError('validation_failed', 'note must be 1-50 printable characters', [{ field: 'body.note', problem: 'must be 1-50 printable characters' }]);
+      throw new AppError('validation_failed', 'note must be 1-50 printable characters', [
+        { field: 'body.note', problem: 'must be 1-50 printable characters' },
+      ]);
     }
   }
 
@@ -181,8 +195,16 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * ledger entry when money arrived, outbox event for the terminal. Returns undefined when the
    * payment was no longer in `from` (someone else moved it first).
    */
-  async function transition(tx: Queryable, p: PaymentRow, to: PaymentStatus, u: repo.PaymentUpdate, source: Source, detail?: string) {
-    if (!canTransition(p.status, to)) throw new AppError('invalid_state_transition', `A ${p.status} payment cannot become ${to}`);
+  async function transition(
+    tx: Queryable,
+    p: PaymentRow,
+    to: PaymentStatus,
+    u: repo.PaymentUpdate,
+    source: Source,
+    detail?: string,
+  ) {
+    if (!canTransition(p.status, to))
+      throw new AppError('invalid_state_transition', `A ${p.status} payment cannot become ${to}`);
     // Status, history row and outbox event in one statement; the ledger entry (which locks the
     // bank's clearing account, shared by every payment at that bank) comes last, so that lock
     // is held for as few round trips as possible before the commit.
@@ -194,7 +216,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
   async function afterTransition(tx: Queryable, next: PaymentRow) {
     const to = next.status;
     // The hooks see the payer's VPA in clear (rewards keys customers by it): decrypted for them only.
-    if (hooks.length > 0 && (to === 'succeeded' || to === 'failed' || to === 'expired')) await withPayerVpa(deps.payerVpa, next, tx);
+    if (hooks.length > 0 && (to === 'succeeded' || to === 'failed' || to === 'expired'))
+      await withPayerVpa(deps.payerVpa, next, tx);
     if (to === 'succeeded') {
       for (const h of hooks) await h.onSucceeded?.(tx, next);
       await postPaymentLedger(tx, next);
@@ -210,17 +233,35 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * undefined when anything is unusual (another state, another amount, not ours): the caller
    * then takes the long way, in the same transaction.
    */
-  async function succeedPendingByRef(tx: Queryable, target: { txnRef: string; bankCode: string }, result: BankResult, source: Source) {
+  async function succeedPendingByRef(
+    tx: Queryable,
+    target: { txnRef: string; bankCode: string },
+    result: BankResult,
+    source: Source,
+  ) {
     const id = paymentIdFromTxnRef(target.txnRef);
     if (!id || result.outcome !== 'success') return undefined;
     const now = clock.now();
     const u = { ...completion(result, now), ...(await sealedPayer(tx, id, result)) };
-    const next = await repo.transitionStatus(tx, { id, from: 'pending', to: 'succeeded', u, now, source, only: { ...target, amount: result.amountPaise } });
+    const next = await repo.transitionStatus(tx, {
+      id,
+      from: 'pending',
+      to: 'succeeded',
+      u,
+      now,
+      source,
+      only: { ...target, amount: result.amountPaise },
+    });
     return next && afterTransition(tx, next);
   }
 
   /** What a bank's final answer writes on the payment, whatever the answer. */
-  const completion = (result: BankResult, now: Date) => ({ completed_at: now, response_code: result.responseCode, bank_ref: result.bankRef ?? null, next_check_at: null });
+  const completion = (result: BankResult, now: Date) => ({
+    completed_at: now,
+    response_code: result.responseCode,
+    bank_ref: result.bankRef ?? null,
+    next_check_at: null,
+  });
 
   function count(p: PaymentRow) {
     metrics.payments.inc({ method: p.method, status: p.status });
@@ -232,14 +273,22 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * Legal moves happen; anything else is recorded and, where money may have moved, flagged for
    * reconciliation — never forced through.
    */
-  async function applyPaymentResult(target: string | { txnRef: string; bankCode: string }, result: BankResult, source: Source, opts: { expireIfOpen?: boolean } = {}) {
+  async function applyPaymentResult(
+    target: string | { txnRef: string; bankCode: string },
+    result: BankResult,
+    source: Source,
+    opts: { expireIfOpen?: boolean } = {},
+  ) {
     const updated = await db.tx(async (tx) => {
       if (typeof target !== 'string') {
         const paid = await succeedPendingByRef(tx, target, result, source);
         if (paid) return paid;
       }
       // A callback names the payment by our txnRef: locked by it directly, with no read before.
-      const p = typeof target === 'string' ? await repo.getPayment(tx, target, true) : await repo.getPaymentByTxnRef(tx, target.txnRef, true);
+      const p =
+        typeof target === 'string'
+          ? await repo.getPayment(tx, target, true)
+          : await repo.getPaymentByTxnRef(tx, target.txnRef, true);
       if (typeof target !== 'string' && (!p || p.bank_code !== target.bankCode)) {
         throw new AppError('payment_not_found', 'No payment with this reference at this bank');
       }
@@ -247,7 +296,15 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const now = clock.now();
       const done = completion(result, now);
       const note = async (detail: string) =>
-        repo.insertEvent(tx, { paymentId: p.id, from: p.status, to: p.status, source, responseCode: result.responseCode, detail, at: now });
+        repo.insertEvent(tx, {
+          paymentId: p.id,
+          from: p.status,
+          to: p.status,
+          source,
+          responseCode: result.responseCode,
+          detail,
+          at: now,
+        });
 
       if (result.outcome === 'success' && result.amountPaise !== undefined && result.amountPaise !== p.amount) {
         // The bank says a different amount moved: never book it as paid; people decide.
@@ -261,27 +318,53 @@ export function createPaymentsService(deps: PaymentsDeps) {
           case 'success':
             if (p.status === 'created') {
               const pend = await transition(tx, p, 'pending', {}, source);
-              return pend && transition(tx, pend, 'succeeded', { ...done, ...(await sealedPayer(tx, p.id, result)) }, source);
+              return (
+                pend && transition(tx, pend, 'succeeded', { ...done, ...(await sealedPayer(tx, p.id, result)) }, source)
+              );
             }
             return transition(tx, p, 'succeeded', { ...done, ...(await sealedPayer(tx, p.id, result)) }, source);
           case 'failed':
           case 'reversed':
             return transition(tx, p, 'failed', done, source);
           case 'expired':
-            return p.status === 'pending' ? transition(tx, p, 'expired', done, source) : transition(tx, p, 'failed', done, source);
+            return p.status === 'pending'
+              ? transition(tx, p, 'expired', done, source)
+              : transition(tx, p, 'failed', done, source);
           case 'deemed':
           case 'unknown':
             if (opts.expireIfOpen && p.status === 'created' && result.outcome === 'unknown') {
               // Written, but its bank never heard of it (the process died around the bank call):
               // nothing can have been paid, so it ends here.
-              return transition(tx, p, 'failed', { ...done, response_code: 'U69' }, source, 'never reached the bank; closed at expiry');
+              return transition(
+                tx,
+                p,
+                'failed',
+                { ...done, response_code: 'U69' },
+                source,
+                'never reached the bank; closed at expiry',
+              );
             }
-            await repo.flagReconciliation(tx, p.id, result.outcome === 'deemed' ? 'deemed' : 'unknown_at_bank', result.responseCode, now);
+            await repo.flagReconciliation(
+              tx,
+              p.id,
+              result.outcome === 'deemed' ? 'deemed' : 'unknown_at_bank',
+              result.responseCode,
+              now,
+            );
             await note(`bank answered ${result.outcome}; flagged for reconciliation`);
             return repo.getPayment(tx, p.id);
           case 'pending':
-            if (opts.expireIfOpen && p.status === 'pending') return transition(tx, p, 'expired', { ...done, response_code: 'U69' }, source, 'expired unpaid');
-            if (opts.expireIfOpen && p.status === 'created') return transition(tx, p, 'failed', { ...done, response_code: 'U69' }, source, 'never confirmed by the bank; closed at expiry');
+            if (opts.expireIfOpen && p.status === 'pending')
+              return transition(tx, p, 'expired', { ...done, response_code: 'U69' }, source, 'expired unpaid');
+            if (opts.expireIfOpen && p.status === 'created')
+              return transition(
+                tx,
+                p,
+                'failed',
+                { ...done, response_code: 'U69' },
+                source,
+                'never confirmed by the bank; closed at expiry',
+              );
             if (p.status === 'pending' && p.status_checks >= cfg.statusCheckMax) {
               // No more status checks: the expiry job gives it its final check.
               await repo.endStatusChecks(tx, p.id);
@@ -359,7 +442,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
       // Deemed: the switch does not know the outcome; reconciliation decides, as for payments.
       if (result.outcome === 'deemed') return flagRefund(tx, r, 'deemed', result.responseCode, now, source);
       // Pending or unknown (U48): asked again, statusCheckMax times at most.
-      if (source === 'worker' && r.status_checks >= cfg.statusCheckMax) return flagRefund(tx, r, 'unresolved_at_bank', result.responseCode, now, source);
+      if (source === 'worker' && r.status_checks >= cfg.statusCheckMax)
+        return flagRefund(tx, r, 'unresolved_at_bank', result.responseCode, now, source);
       return r;
     });
   }
@@ -369,22 +453,40 @@ export function createPaymentsService(deps: PaymentsDeps) {
    * and its payment is flagged too, so it shows where flagged payments do (the reconciliation
    * list, the gauge).
    */
-  async function flagRefund(tx: Queryable, r: RefundRow, reason: string, responseCode: string | null, now: Date, source: Source) {
+  async function flagRefund(
+    tx: Queryable,
+    r: RefundRow,
+    reason: string,
+    responseCode: string | null,
+    now: Date,
+    source: Source,
+  ) {
     const flagged = await repo.flagRefundReconciliation(tx, r.id, reason, responseCode, now);
     const p = await repo.flagPaymentForRefund(tx, r.payment_id, `refund_${reason}`, now);
     await repo.insertEvent(tx, {
-      paymentId: p.id, from: p.status, to: p.status, source, responseCode,
-      detail: `refund ${r.id}: ${reason.replaceAll('_', ' ')}; flagged for reconciliation`, at: now,
+      paymentId: p.id,
+      from: p.status,
+      to: p.status,
+      source,
+      responseCode,
+      detail: `refund ${r.id}: ${reason.replaceAll('_', ' ')}; flagged for reconciliation`,
+      at: now,
     });
     return flagged;
   }
 
   /** A create whose clientRef the terminal has used already: the first payment, if it is the same request. */
-  async function sameCreateAgain(terminalId: string, clientRef: string, input: CreatePaymentInput): Promise<PaymentView> {
+  async function sameCreateAgain(
+    terminalId: string,
+    clientRef: string,
+    input: CreatePaymentInput,
+  ): Promise<PaymentView> {
     const first = (await repo.getPaymentByClientRef(db, terminalId, clientRef))!;
     const same = first.method === input.method && first.amount === input.amount && first.note === (input.note ?? null);
     if (!same) {
-      throw new AppError('idempotency_key_reused', 'This request reference was used for another payment', { payment_id: first.id });
+      throw new AppError('idempotency_key_reused', 'This request reference was used for another payment', {
+        payment_id: first.id,
+      });
     }
     // The first one failed at its bank call (never sent, or refused): the retry gets that same
     // answer, not a 201 for a failed payment.
@@ -401,10 +503,15 @@ export function createPaymentsService(deps: PaymentsDeps) {
      * does nothing else (the same request retried after a crash); with other details it is an
      * `idempotency_key_reused`.
      */
-    async create(principal: Principal, input: CreatePaymentInput, opts: { clientRef?: string } = {}): Promise<PaymentView> {
+    async create(
+      principal: Principal,
+      input: CreatePaymentInput,
+      opts: { clientRef?: string } = {},
+    ): Promise<PaymentView> {
       validateCreate(input);
       const ctx = isId('terminal', input.terminal_id) ? await repo.paymentContext(db, input.terminal_id) : undefined;
-      if (!ctx || !canAccessMerchant(principal, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+      if (!ctx || !canAccessMerchant(principal, ctx.merchant_id))
+        throw new AppError('terminal_not_found', 'Terminal not found');
       if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
       if (ctx.merchant_status !== 'active') throw new AppError('merchant_inactive', 'The merchant is suspended');
       const bank = await banks.route(ctx.acquiring_bank, new Set(ctx.down_banks));
@@ -412,16 +519,38 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const id = newId('payment');
       const txnRef = txnRefFromPaymentId(id);
       const expiresAt = addSeconds(now, input.method === 'upi_qr' ? cfg.qrExpirySeconds : cfg.collectExpirySeconds);
-      const upiUri = input.method === 'upi_qr'
-        ? buildUpiUri({ payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc, txnRef, amountPaise: input.amount, note: input.note })
-        : null;
+      const upiUri =
+        input.method === 'upi_qr'
+          ? buildUpiUri({
+              payeeVpa: ctx.merchant_vpa,
+              payeeName: ctx.merchant_name,
+              mcc: ctx.mcc,
+              txnRef,
+              amountPaise: input.amount,
+              note: input.note,
+            })
+          : null;
       // The payer's VPA is encrypted (bound to this payment's id) before anything is written.
-      const payer = input.payer_vpa ? await sealPayerVpa(deps.payerVpa, id, input.payer_vpa) : { payer_vpa_ct: null, payer_vpa_bidx: null };
+      const payer = input.payer_vpa
+        ? await sealPayerVpa(deps.payerVpa, id, input.payer_vpa)
+        : { payer_vpa_ct: null, payer_vpa_bidx: null };
       // 1. Record the intent before talking to the bank, so nothing the bank knows is unknown to us.
       const draft: repo.NewPayment = {
-        id, txn_ref: txnRef, merchant_id: ctx.merchant_id, store_id: ctx.store_id, terminal_id: ctx.terminal_id,
-        method: input.method, amount: input.amount, currency: 'INR', ...payer,
-        note: input.note ?? null, upi_uri: upiUri, bank_code: bank.code, expires_at: expiresAt, now, client_ref: opts.clientRef ?? null,
+        id,
+        txn_ref: txnRef,
+        merchant_id: ctx.merchant_id,
+        store_id: ctx.store_id,
+        terminal_id: ctx.terminal_id,
+        method: input.method,
+        amount: input.amount,
+        currency: 'INR',
+        ...payer,
+        note: input.note ?? null,
+        upi_uri: upiUri,
+        bank_code: bank.code,
+        expires_at: expiresAt,
+        now,
+        client_ref: opts.clientRef ?? null,
       };
       const audit = hooks.flatMap((h) => h.createdAuditEvents?.(draft, principal) ?? []);
       const insert = async (q: Queryable) => {
@@ -431,24 +560,43 @@ export function createPaymentsService(deps: PaymentsDeps) {
       };
       const inserted = hooks.some((h) => h.onCreated && (h.createNeedsTransaction?.(input) ?? true))
         ? await db.tx(async (tx) => {
-          const row = await insert(tx);
-          if (row) for (const h of hooks) await h.onCreated?.(tx, row, input);
-          return row;
-        })
+            const row = await insert(tx);
+            if (row) for (const h of hooks) await h.onCreated?.(tx, row, input);
+            return row;
+          })
         : await insert(db);
       if (!inserted) return sameCreateAgain(ctx.terminal_id, opts.clientRef!, input);
       let payment = inserted;
       // 2. The bank call, outside any transaction, with our txnRef as the idempotent reference.
       const req = {
-        txnRef, amountPaise: input.amount, payeeVpa: ctx.merchant_vpa, payeeName: ctx.merchant_name, mcc: ctx.mcc,
-        note: input.note, expiresAt, callbackUrl: callbackUrl(bank.code),
+        txnRef,
+        amountPaise: input.amount,
+        payeeVpa: ctx.merchant_vpa,
+        payeeName: ctx.merchant_name,
+        mcc: ctx.mcc,
+        note: input.note,
+        expiresAt,
+        callbackUrl: callbackUrl(bank.code),
       };
       const call = await callBank(async () =>
-        input.method === 'upi_qr' ? { bankRef: (await bank.registerIntent(req)).bankRef } : { result: await bank.sendCollect({ ...req, payerVpa: input.payer_vpa! }) });
+        input.method === 'upi_qr'
+          ? { bankRef: (await bank.registerIntent(req)).bankRef }
+          : { result: await bank.sendCollect({ ...req, payerVpa: input.payer_vpa! }) },
+      );
       // 3. Record what happened.
       if (call.kind === 'not_sent' || call.kind === 'rejected') {
         // The bank never got the request, or refused it as such: nothing can have been charged.
-        payment = (await db.tx((tx) => transition(tx, payment, 'failed', { response_code: 'U28', completed_at: clock.now(), next_check_at: null }, 'api', call.error.message))) ?? payment;
+        payment =
+          (await db.tx((tx) =>
+            transition(
+              tx,
+              payment,
+              'failed',
+              { response_code: 'U28', completed_at: clock.now(), next_check_at: null },
+              'api',
+              call.error.message,
+            ),
+          )) ?? payment;
         count(payment);
         throw createFailedAtBank(payment.id);
       }
@@ -457,15 +605,26 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const bankRef = call.kind === 'ok' ? (call.value.bankRef ?? result?.bankRef) : undefined;
       // Uncertain (timeout, 5xx, reset after sending, unreadable answer): the bank may have taken
       // it, so the payment is pending like any other and its status checks find out.
-      const detail = call.kind === 'uncertain' ? `bank answer uncertain (${call.error.message}); status check scheduled` : undefined;
+      const detail =
+        call.kind === 'uncertain' ? `bank answer uncertain (${call.error.message}); status check scheduled` : undefined;
       // Moving to pending is one statement (status, history row, outbox event) and runs no hooks,
       // so it is atomic without a transaction of its own: no BEGIN and COMMIT round trips.
       // undefined: the bank's callback got here first and moved it on; answer with what it is now.
-      payment = (await transition(db, payment, 'pending', { bank_ref: bankRef ?? null, next_check_at: firstCheck }, 'api', detail)) ?? (await repo.getPayment(db, payment.id))!;
+      payment =
+        (await transition(
+          db,
+          payment,
+          'pending',
+          { bank_ref: bankRef ?? null, next_check_at: firstCheck },
+          'api',
+          detail,
+        )) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
-      if (result && result.outcome !== 'pending') payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
+      if (result && result.outcome !== 'pending')
+        payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
       // The VPA sealed above is known here: no need to decrypt it for the answer.
-      if (payment.payer_vpa == null && payer.payer_vpa_ct !== null && payment.payer_vpa_ct === payer.payer_vpa_ct) payment.payer_vpa = input.payer_vpa!.toLowerCase();
+      if (payment.payer_vpa == null && payer.payer_vpa_ct !== null && payment.payer_vpa_ct === payer.payer_vpa_ct)
+        payment.payer_vpa = input.payer_vpa!.toLowerCase();
       return paymentView(await withPayerVpa(deps.payerVpa, payment));
     },
 
@@ -473,18 +632,27 @@ export function createPaymentsService(deps: PaymentsDeps) {
       return paymentView(await visiblePayment(principal, id));
     },
 
-    async list(principal: Principal, f: Omit<repo.PaymentFilter, 'merchantId' | 'payerVpaIndexes'> & { merchantId?: string; payerVpa?: string }) {
+    async list(
+      principal: Principal,
+      f: Omit<repo.PaymentFilter, 'merchantId' | 'payerVpaIndexes'> & { merchantId?: string; payerVpa?: string },
+    ) {
       const merchantId = merchantScope(principal, f.merchantId);
       // By payer: the blind index under each live key version (no plaintext VPA in the query).
-      const payerVpaIndexes = f.payerVpa !== undefined ? await deps.payerVpa.lookupIndexes(PAYER_VPA_FIELD, f.payerVpa) : undefined;
+      const payerVpaIndexes =
+        f.payerVpa !== undefined ? await deps.payerVpa.lookupIndexes(PAYER_VPA_FIELD, f.payerVpa) : undefined;
       const rows = await repo.listPayments(db, { ...f, merchantId, payerVpaIndexes });
       const pg = page(rows, f.limit);
       const data = await Promise.all(pg.data.map((r) => withPayerVpa(deps.payerVpa, r)));
       return { data: data.map(paymentView), next_cursor: pg.next_cursor };
     },
 
-    async refund(principal: Principal, paymentId: string, input: { amount: number; reason?: string }): Promise<RefundView> {
-      if (!isValidPaise(input.amount)) throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
+    async refund(
+      principal: Principal,
+      paymentId: string,
+      input: { amount: number; reason?: string },
+    ): Promise<RefundView> {
+      if (!isValidPaise(input.amount))
+        throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
       const p = await visiblePayment(principal, paymentId);
       const now = clock.now();
       if (!['succeeded', 'partially_refunded'].includes(p.status)) {
@@ -498,28 +666,47 @@ export function createPaymentsService(deps: PaymentsDeps) {
         const reserved = await repo.reserveRefund(tx, p.id, input.amount, now);
         if (!reserved) {
           const cur = (await repo.getPayment(tx, p.id))!;
-          if (!['succeeded', 'partially_refunded'].includes(cur.status)) throw new AppError('payment_not_refundable', `A ${cur.status} payment cannot be refunded`);
-          throw new AppError('refund_exceeds_payment', `Only ${cur.amount - cur.refund_reserved} paise are left to refund`, { refundable_amount: cur.amount - cur.refund_reserved });
+          if (!['succeeded', 'partially_refunded'].includes(cur.status))
+            throw new AppError('payment_not_refundable', `A ${cur.status} payment cannot be refunded`);
+          throw new AppError(
+            'refund_exceeds_payment',
+            `Only ${cur.amount - cur.refund_reserved} paise are left to refund`,
+            { refundable_amount: cur.amount - cur.refund_reserved },
+          );
         }
         const rid = newId('refund');
         const row = await repo.insertRefund(tx, {
-          id: rid, payment_id: p.id, refund_ref: 'TR' + rid.slice(4).toUpperCase(), amount: input.amount, reason: input.reason ?? null,
-          now, nextCheckAt: addSeconds(now, cfg.statusCheckFirstAfterSeconds),
+          id: rid,
+          payment_id: p.id,
+          refund_ref: 'TR' + rid.slice(4).toUpperCase(),
+          amount: input.amount,
+          reason: input.reason ?? null,
+          now,
+          nextCheckAt: addSeconds(now, cfg.statusCheckFirstAfterSeconds),
         });
         for (const h of hooks) await h.onRefundRequested?.(tx, p, row);
         return row;
       });
       const call = await callBank(() =>
         banks.connector(p.bank_code).refund({
-          refundRef: refund.refund_ref, originalTxnRef: p.txn_ref, amountPaise: refund.amount, note: input.reason, callbackUrl: callbackUrl(p.bank_code),
-        }));
+          refundRef: refund.refund_ref,
+          originalTxnRef: p.txn_ref,
+          amountPaise: refund.amount,
+          note: input.reason,
+          callbackUrl: callbackUrl(p.bank_code),
+        }),
+      );
       // Never sent or refused as such: the reservation is released. Uncertain: the refund stays
       // pending with its amount reserved, and the refund status checks find out what the bank did.
       if (call.kind === 'uncertain') {
-        logger.warn({ refund_id: refund.id, code: call.error.code }, 'refund: bank answer uncertain; left pending for status checks');
+        logger.warn(
+          { refund_id: refund.id, code: call.error.code },
+          'refund: bank answer uncertain; left pending for status checks',
+        );
         return refundView((await repo.getRefund(db, refund.id))!);
       }
-      const result: BankResult = call.kind === 'ok' ? call.value : { outcome: 'failed', responseCode: 'U28', message: call.error.message };
+      const result: BankResult =
+        call.kind === 'ok' ? call.value : { outcome: 'failed', responseCode: 'U28', message: call.error.message };
       return refundView((await settleRefund(refund.id, result, 'api'))!);
     },
 
@@ -549,7 +736,9 @@ export function createPaymentsService(deps: PaymentsDeps) {
      */
     async runStatusChecks(): Promise<number> {
       const now = clock.now();
-      const claimed = await db.tx((tx) => repo.claimDueStatusChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100));
+      const claimed = await db.tx((tx) =>
+        repo.claimDueStatusChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100),
+      );
       for (const p of claimed) {
         const call = await callBank(() => banks.connector(p.bank_code).checkStatus(p.txn_ref));
         try {
@@ -558,10 +747,16 @@ export function createPaymentsService(deps: PaymentsDeps) {
             await applyPaymentResult(p.id, call.value, 'worker');
             continue;
           }
-          logger.warn({ payment_id: p.id, code: call.error.code, delivery: call.kind }, 'status check unanswered; counted as a check');
+          logger.warn(
+            { payment_id: p.id, code: call.error.code, delivery: call.kind },
+            'status check unanswered; counted as a check',
+          );
           if (p.status_checks >= cfg.statusCheckMax) await repo.endStatusChecks(db, p.id);
         } catch (e) {
-          logger.warn({ payment_id: p.id, code: (e as AppError).code }, 'status check could not be applied; will retry');
+          logger.warn(
+            { payment_id: p.id, code: (e as AppError).code },
+            'status check could not be applied; will retry',
+          );
         }
       }
       return claimed.length;
@@ -587,16 +782,25 @@ export function createPaymentsService(deps: PaymentsDeps) {
      */
     async runRefundChecks(): Promise<number> {
       const now = clock.now();
-      const claimed = await db.tx((tx) => repo.claimDueRefundChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100));
+      const claimed = await db.tx((tx) =>
+        repo.claimDueRefundChecks(tx, now, addSeconds(now, cfg.statusCheckIntervalSeconds), 100),
+      );
       for (const r of claimed) {
         try {
           const p = (await repo.getPayment(db, r.payment_id))!;
           const call = await callBank(() => banks.connector(p.bank_code).checkRefundStatus(r.refund_ref));
-          if (call.kind !== 'ok') logger.warn({ refund_id: r.id, code: call.error.code, delivery: call.kind }, 'refund status check unanswered; counted as a check');
+          if (call.kind !== 'ok')
+            logger.warn(
+              { refund_id: r.id, code: call.error.code, delivery: call.kind },
+              'refund status check unanswered; counted as a check',
+            );
           // An unanswered check is a check that learned nothing: counted, like "still pending".
           await settleRefund(r.id, call.kind === 'ok' ? call.value : undefined, 'worker');
         } catch (e) {
-          logger.warn({ refund_id: r.id, code: (e as AppError).code }, 'refund status check could not be applied; will retry');
+          logger.warn(
+            { refund_id: r.id, code: (e as AppError).code },
+            'refund status check could not be applied; will retry',
+          );
         }
       }
       return claimed.length;

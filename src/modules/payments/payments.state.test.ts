@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { TRANSITIONS, PAYMENT_STATUSES, canTransition, statusAfterRefund, type PaymentStatus } from './payments.state.ts';
+import {
+  TRANSITIONS,
+  PAYMENT_STATUSES,
+  canTransition,
+  statusAfterRefund,
+  type PaymentStatus,
+} from './payments.state.ts';
 import { createTestDb } from '../../platform/testing.ts';
 import { fixedClock } from '../../platform/clock.ts';
 import { loadConfig } from '../../platform/config.ts';
@@ -19,7 +25,8 @@ import type { Principal } from '../../http/principal.ts';
 test('final states have no way out, and nothing leads back to created', () => {
   for (const s of ['failed', 'expired', 'refunded'] as PaymentStatus[]) assert.deepEqual(TRANSITIONS[s], []);
   for (const s of PAYMENT_STATUSES) assert.equal(canTransition(s, 'created'), false);
-  for (const s of ['failed', 'expired'] as PaymentStatus[]) for (const t of PAYMENT_STATUSES) assert.equal(canTransition(s, t), false);
+  for (const s of ['failed', 'expired'] as PaymentStatus[])
+    for (const t of PAYMENT_STATUSES) assert.equal(canTransition(s, t), false);
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 1e9 }), fc.integer({ min: 0, max: 1e9 }), (amount, refunded) => {
       const s = statusAfterRefund(amount, Math.min(refunded, amount));
@@ -37,31 +44,69 @@ test('property: random bank answers and refunds only ever take legal transitions
     const m = newId('merchant');
     const s = newId('store');
     const terminalId = newId('terminal');
-    await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'P', 'p@simbank', '5411', 'SIMBANK')`, [m]);
+    await db.query(
+      `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'P', 'p@simbank', '5411', 'SIMBANK')`,
+      [m],
+    );
     await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'S')`, [s, m]);
-    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [terminalId, m, s]);
+    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [
+      terminalId,
+      m,
+      s,
+    ]);
     let refundAnswer: BankOutcome = 'success';
     const connector: BankConnector = {
       code: 'SIMBANK',
       registerIntent: async () => ({ bankRef: 'X' }),
       sendCollect: async () => ({ outcome: 'pending', responseCode: '01' }),
       checkStatus: async () => ({ outcome: 'pending', responseCode: '01' }),
-      refund: async () => ({ outcome: refundAnswer, responseCode: refundAnswer === 'success' ? '00' : refundAnswer === 'pending' ? '01' : 'U30' }),
+      refund: async () => ({
+        outcome: refundAnswer,
+        responseCode: refundAnswer === 'success' ? '00' : refundAnswer === 'pending' ? '01' : 'U30',
+      }),
       checkRefundStatus: async () => ({ outcome: 'pending', responseCode: '01' }),
       parseCallback: () => {
         throw new Error('unused');
       },
     };
     const svc = createPaymentsService({
-      db, ledger: createLedgerService(), banks: { route: async () => connector, connector: () => connector },
-      config: loadConfig({ NODE_ENV: 'test' }), metrics: createMetrics(), clock: fixedClock('2026-01-01T00:00:00Z'), logger: createLogger({ level: 'silent' }),
+      db,
+      ledger: createLedgerService(),
+      banks: { route: async () => connector, connector: () => connector },
+      config: loadConfig({ NODE_ENV: 'test' }),
+      metrics: createMetrics(),
+      clock: fixedClock('2026-01-01T00:00:00Z'),
+      logger: createLogger({ level: 'silent' }),
       payerVpa: (await createTestVault(db, { fields: [PAYER_VPA_FIELD] })).cipher,
     });
     const principal: Principal = { kind: 'api_key', id: 'key_p', merchantId: null, permissions: new Set() };
-    const codeFor: Record<string, string> = { success: '00', failed: 'ZA', expired: 'U69', deemed: 'U67', unknown: 'U48', pending: '01', reversed: '32' };
+    const codeFor: Record<string, string> = {
+      success: '00',
+      failed: 'ZA',
+      expired: 'U69',
+      deemed: 'U67',
+      unknown: 'U48',
+      pending: '01',
+      reversed: '32',
+    };
     const step = fc.oneof(
-      fc.record({ kind: fc.constant('bank' as const), outcome: fc.constantFrom<BankOutcome>('success', 'failed', 'expired', 'deemed', 'pending', 'reversed', 'unknown') }),
-      fc.record({ kind: fc.constant('refund' as const), amount: fc.integer({ min: -5, max: 1200 }), answer: fc.constantFrom<BankOutcome>('success', 'failed', 'pending') }),
+      fc.record({
+        kind: fc.constant('bank' as const),
+        outcome: fc.constantFrom<BankOutcome>(
+          'success',
+          'failed',
+          'expired',
+          'deemed',
+          'pending',
+          'reversed',
+          'unknown',
+        ),
+      }),
+      fc.record({
+        kind: fc.constant('refund' as const),
+        amount: fc.integer({ min: -5, max: 1200 }),
+        answer: fc.constantFrom<BankOutcome>('success', 'failed', 'pending'),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 1000 }), fc.array(step, { maxLength: 8 }), async (amount, steps) => {
@@ -69,7 +114,11 @@ test('property: random bank answers and refunds only ever take legal transitions
         const seen: PaymentStatus[] = [p.status];
         for (const st of steps) {
           if (st.kind === 'bank') {
-            const cb: BankCallback = { kind: 'payment', ref: p.txn_ref, result: { outcome: st.outcome, responseCode: codeFor[st.outcome] } };
+            const cb: BankCallback = {
+              kind: 'payment',
+              ref: p.txn_ref,
+              result: { outcome: st.outcome, responseCode: codeFor[st.outcome] },
+            };
             await svc.handleCallback('SIMBANK', cb);
           } else {
             refundAnswer = st.answer;

@@ -2,7 +2,15 @@
 // status goes through `canTransition`; a late or forged callback can therefore never turn a
 // failed or expired payment into a success.
 
-export const PAYMENT_STATUSES = ['created', 'pending', 'succeeded', 'failed', 'expired', 'partially_refunded', 'refunded'] as const;
+export const PAYMENT_STATUSES = [
+  'created',
+  'pending',
+  'succeeded',
+  'failed',
+  'expired',
+  'partially_refunded',
+  'refunded',
+] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
 export const TRANSITIONS: Readonly<Record<PaymentStatus, readonly PaymentStatus[]>> = {

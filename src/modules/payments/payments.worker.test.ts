@@ -19,10 +19,19 @@ import type { Principal } from '../../http/principal.ts';
 // The worker's jobs against a scripted bank: each test says what the bank will answer and
 // checks where the payment ends up. Real database, fake bank (the bank's side is what varies).
 
-const ok = (responseCode: string, outcome: BankResult['outcome'], extra: Partial<BankResult> = {}): BankResult => ({ responseCode, outcome, ...extra });
+const ok = (responseCode: string, outcome: BankResult['outcome'], extra: Partial<BankResult> = {}): BankResult => ({
+  responseCode,
+  outcome,
+  ...extra,
+});
 
 function scriptedBank() {
-  const script = { intent: [] as (() => Promise<{ bankRef?: string }>)[], status: [] as BankResult[], refund: [] as BankResult[], refundStatus: [] as BankResult[] };
+  const script = {
+    intent: [] as (() => Promise<{ bankRef?: string }>)[],
+    status: [] as BankResult[],
+    refund: [] as BankResult[],
+    refundStatus: [] as BankResult[],
+  };
   const calls: string[] = [];
   const connector: BankConnector = {
     code: 'SIMBANK',
@@ -71,17 +80,34 @@ describe('payment worker jobs', () => {
     const m = newId('merchant');
     const s = newId('store');
     terminalId = newId('terminal');
-    await db.query(`INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'W', 'w@simbank', '5411', 'SIMBANK')`, [m]);
+    await db.query(
+      `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'W', 'w@simbank', '5411', 'SIMBANK')`,
+      [m],
+    );
     await db.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'S')`, [s, m]);
-    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [terminalId, m, s]);
+    await db.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [
+      terminalId,
+      m,
+      s,
+    ]);
   });
   after(() => db.close());
   beforeEach(() => {
     bank = scriptedBank();
-    svc = createPaymentsService({ db, ledger: createLedgerService(), banks: bank.banks, config, metrics: createMetrics(), clock, logger: createLogger({ level: 'silent' }), payerVpa: vault.cipher });
+    svc = createPaymentsService({
+      db,
+      ledger: createLedgerService(),
+      banks: bank.banks,
+      config,
+      metrics: createMetrics(),
+      clock,
+      logger: createLogger({ level: 'silent' }),
+      payerVpa: vault.cipher,
+    });
   });
 
-  const create = (amount = 1000) => svc.create(principal, { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });
+  const create = (amount = 1000) =>
+    svc.create(principal, { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });
   const get = (id: string) => svc.get(principal, id);
 
   test('no status check before 90 s; a check that finds the payment paid completes it', async () => {
@@ -155,7 +181,10 @@ describe('payment worker jobs', () => {
     bank.script.intent.push(async () => {
       throw new BankCallError('not_sent', 'connection refused', {});
     });
-    await assert.rejects(create(), (e: AppError) => e.code === 'bank_unavailable' && typeof (e.details as any)?.payment_id === 'string');
+    await assert.rejects(
+      create(),
+      (e: AppError) => e.code === 'bank_unavailable' && typeof (e.details as any)?.payment_id === 'string',
+    );
   });
 
   test('a refund the bank leaves pending is settled by the refund status job', async () => {
@@ -216,7 +245,11 @@ describe('payment worker jobs', () => {
     clock.advance(700_000);
     const before = bank.calls.length;
     await svc.runRefundChecks();
-    assert.equal(bank.calls.filter((c, i) => i >= before && c === 'refund_status').length, 0, 'reconciliation decides, not the worker');
+    assert.equal(
+      bank.calls.filter((c, i) => i >= before && c === 'refund_status').length,
+      0,
+      'reconciliation decides, not the worker',
+    );
   });
 
   test('a refund the bank declines releases the reserved amount', async () => {
@@ -233,15 +266,29 @@ describe('payment worker jobs', () => {
   });
 
   test('a create retried with the same client reference returns the first payment and asks the bank once', async () => {
-    const first = await svc.create(principal, { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-1' });
-    const again = await svc.create(principal, { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-1' });
+    const first = await svc.create(
+      principal,
+      { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' },
+      { clientRef: 'mqtt:req-1' },
+    );
+    const again = await svc.create(
+      principal,
+      { terminal_id: terminalId, amount: 1500, currency: 'INR', method: 'upi_qr' },
+      { clientRef: 'mqtt:req-1' },
+    );
     assert.equal(again.id, first.id);
     assert.equal(again.status, 'pending');
     assert.deepEqual(bank.calls, ['intent'], 'one bank call');
-    const n = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE client_ref = 'mqtt:req-1'`);
+    const n = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM payments.payments WHERE client_ref = 'mqtt:req-1'`,
+    );
     assert.equal(n.rows[0].n, 1);
     await assert.rejects(
-      svc.create(principal, { terminal_id: terminalId, amount: 1600, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-1' }),
+      svc.create(
+        principal,
+        { terminal_id: terminalId, amount: 1600, currency: 'INR', method: 'upi_qr' },
+        { clientRef: 'mqtt:req-1' },
+      ),
       (e: unknown) => e instanceof AppError && e.code === 'idempotency_key_reused',
     );
   });
@@ -250,12 +297,34 @@ describe('payment worker jobs', () => {
     // What create() writes before the bank call, left as a process that died right then leaves it.
     const id = newId('payment');
     await repo.insertPayment(db, {
-      id, txn_ref: txnRefFromPaymentId(id), merchant_id: (await db.query<{ merchant_id: string }>('SELECT merchant_id FROM merchants.terminals WHERE id = $1', [terminalId])).rows[0].merchant_id,
-      store_id: (await db.query<{ store_id: string }>('SELECT store_id FROM merchants.terminals WHERE id = $1', [terminalId])).rows[0].store_id,
-      terminal_id: terminalId, method: 'upi_qr', amount: 700, currency: 'INR', payer_vpa_ct: null, payer_vpa_bidx: null, note: null,
-      upi_uri: null, bank_code: 'SIMBANK', expires_at: new Date(clock.now().getTime() + 300_000), now: clock.now(), client_ref: 'mqtt:req-crash',
+      id,
+      txn_ref: txnRefFromPaymentId(id),
+      merchant_id: (
+        await db.query<{ merchant_id: string }>('SELECT merchant_id FROM merchants.terminals WHERE id = $1', [
+          terminalId,
+        ])
+      ).rows[0].merchant_id,
+      store_id: (
+        await db.query<{ store_id: string }>('SELECT store_id FROM merchants.terminals WHERE id = $1', [terminalId])
+      ).rows[0].store_id,
+      terminal_id: terminalId,
+      method: 'upi_qr',
+      amount: 700,
+      currency: 'INR',
+      payer_vpa_ct: null,
+      payer_vpa_bidx: null,
+      note: null,
+      upi_uri: null,
+      bank_code: 'SIMBANK',
+      expires_at: new Date(clock.now().getTime() + 300_000),
+      now: clock.now(),
+      client_ref: 'mqtt:req-crash',
     });
-    const retried = await svc.create(principal, { terminal_id: terminalId, amount: 700, currency: 'INR', method: 'upi_qr' }, { clientRef: 'mqtt:req-crash' });
+    const retried = await svc.create(
+      principal,
+      { terminal_id: terminalId, amount: 700, currency: 'INR', method: 'upi_qr' },
+      { clientRef: 'mqtt:req-crash' },
+    );
     assert.equal(retried.id, id);
     assert.equal(retried.status, 'created');
     assert.deepEqual(bank.calls, [], 'the retry does not start a second payment at the bank');

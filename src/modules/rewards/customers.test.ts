@@ -12,10 +12,14 @@ const vpaRe = new RegExp(DEFAULT_VPA_PATTERN);
 
 test('a VPA or an Indian mobile number, normalised before hashing', () => {
   assert.equal(canonicalCustomer({ vpa: 'Ravi.Kumar@OkAxis' }, vpaRe), 'vpa:ravi.kumar@okaxis');
-  for (const p of ['9876543210', '+91 98765 43210', '09876543210', '91-98765-43210']) assert.equal(normalizePhone(p), '+919876543210', p);
-  for (const p of ['12345', '5876543210', '+1 415 555 0100', '98765432101']) assert.throws(() => normalizePhone(p), { code: 'validation_failed' }, p);
+  for (const p of ['9876543210', '+91 98765 43210', '09876543210', '91-98765-43210'])
+    assert.equal(normalizePhone(p), '+919876543210', p);
+  for (const p of ['12345', '5876543210', '+1 415 555 0100', '98765432101'])
+    assert.throws(() => normalizePhone(p), { code: 'validation_failed' }, p);
   assert.throws(() => canonicalCustomer({}, vpaRe), { code: 'validation_failed' });
-  assert.throws(() => canonicalCustomer({ vpa: 'a@okaxis', phone: '9876543210' }, vpaRe), { code: 'validation_failed' });
+  assert.throws(() => canonicalCustomer({ vpa: 'a@okaxis', phone: '9876543210' }, vpaRe), {
+    code: 'validation_failed',
+  });
   assert.throws(() => canonicalCustomer({ vpa: 'no-at-sign' }, vpaRe), { code: 'invalid_vpa' });
 });
 
@@ -31,7 +35,10 @@ test('the hash is keyed: the same VPA under another key is another customer', ()
 test('the key: configured, required in production, else a 0600 file in the data dir', () => {
   const key = Buffer.alloc(32, 9);
   assert.equal(loadCustomerKey(key, '/nonexistent', 'production'), key);
-  assert.throws(() => loadCustomerKey(undefined, '/nonexistent', 'production'), (e: Error) => e instanceof ConfigError && /REWARDS_CUSTOMER_KEY/.test(e.message));
+  assert.throws(
+    () => loadCustomerKey(undefined, '/nonexistent', 'production'),
+    (e: Error) => e instanceof ConfigError && /REWARDS_CUSTOMER_KEY/.test(e.message),
+  );
   const dir = mkdtempSync(join(tmpdir(), 'tp-rewards-key-'));
   const first = loadCustomerKey(undefined, dir, 'development');
   assert.equal(first.length, 32);
@@ -39,9 +46,20 @@ test('the key: configured, required in production, else a 0600 file in the data 
   assert.deepEqual(loadCustomerKey(undefined, dir, 'development'), first, 'the same key next time');
   assert.deepEqual(Buffer.from(readFileSync(join(dir, 'rewards-customer.key'), 'utf8').trim(), 'base64'), first);
   // Hex or base64 from the environment; too short or not a key is refused, naming the setting.
-  assert.deepEqual(loadConfig({ NODE_ENV: 'test', REWARDS_CUSTOMER_KEY: 'ab'.repeat(32) }).rewards.customerKey, Buffer.alloc(32, 0xab));
-  assert.equal(loadConfig({ NODE_ENV: 'test', REWARDS_CUSTOMER_KEY: Buffer.alloc(40, 5).toString('base64') }).rewards.customerKey?.length, 40);
+  assert.deepEqual(
+    loadConfig({ NODE_ENV: 'test', REWARDS_CUSTOMER_KEY: 'ab'.repeat(32) }).rewards.customerKey,
+    Buffer.alloc(32, 0xab),
+  );
+  assert.equal(
+    loadConfig({ NODE_ENV: 'test', REWARDS_CUSTOMER_KEY: Buffer.alloc(40, 5).toString('base64') }).rewards.customerKey
+      ?.length,
+    40,
+  );
   for (const bad of ['ab'.repeat(16), 'not a key!', Buffer.alloc(16).toString('base64')]) {
-    assert.throws(() => loadConfig({ NODE_ENV: 'test', REWARDS_CUSTOMER_KEY: bad }), (e: Error) => e instanceof ConfigError && /REWARDS_CUSTOMER_KEY/.test(e.message), bad);
+    assert.throws(
+      () => loadConfig({ NODE_ENV: 'test', REWARDS_CUSTOMER_KEY: bad }),
+      (e: Error) => e instanceof ConfigError && /REWARDS_CUSTOMER_KEY/.test(e.message),
+      bad,
+    );
   }
 });

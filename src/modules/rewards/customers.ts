@@ -20,7 +20,10 @@ const PHONE_RE = /^(?:\+?91|0)?([6-9][0-9]{9})$/;
 /** "+91 98765-43210", "09876543210", "9876543210" -> "+919876543210"; anything else is refused. */
 export function normalizePhone(raw: string): string {
   const m = PHONE_RE.exec(raw.replace(/[\s-]/g, ''));
-  if (!m) throw new AppError('validation_failed', 'phone must be an Indian mobile number', [{ field: 'phone', problem: 'must be a 10-digit Indian mobile number, optionally with +91' }]);
+  if (!m)
+    throw new AppError('validation_failed', 'phone must be an Indian mobile number', [
+      { field: 'phone', problem: 'must be a 10-digit Indian mobile number, optionally with +91' },
+    ]);
   return `+91${m[1]}`;
 }
 
@@ -29,10 +32,13 @@ export function canonicalCustomer(id: CustomerIdentity, vpaPattern: RegExp): str
   const hasVpa = typeof id.vpa === 'string' && id.vpa !== '';
   const hasPhone = typeof id.phone === 'string' && id.phone !== '';
   if (hasVpa === hasPhone) {
-    throw new AppError('validation_failed', 'Name the customer by exactly one of vpa or phone', [{ field: 'vpa', problem: 'give exactly one of vpa or phone' }]);
+    throw new AppError('validation_failed', 'Name the customer by exactly one of vpa or phone', [
+      { field: 'vpa', problem: 'give exactly one of vpa or phone' },
+    ]);
   }
   if (hasVpa) {
-    if (id.vpa!.length > 255 || !vpaPattern.test(id.vpa!)) throw new AppError('invalid_vpa', 'vpa is not a valid UPI address');
+    if (id.vpa!.length > 255 || !vpaPattern.test(id.vpa!))
+      throw new AppError('invalid_vpa', 'vpa is not a valid UPI address');
     return `vpa:${id.vpa!.toLowerCase()}`;
   }
   return `phone:${normalizePhone(id.phone!)}`;

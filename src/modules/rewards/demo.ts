@@ -22,8 +22,15 @@ export async function ensureDemoProgram(db: Db, merchant: { id: string; mcc: str
     if (existing) return existing.id;
     const now = new Date();
     const p = await repo.insertProgram(tx, {
-      id: rewardsId('program'), owner_merchant_id: merchant.id, ...DEMO_PROGRAM, timezone: 'Asia/Kolkata', allow_negative_balance: false,
-      budget_points: null, redeem_min_points: 1, redeem_max_basket_bp: 10_000, created_at: now,
+      id: rewardsId('program'),
+      owner_merchant_id: merchant.id,
+      ...DEMO_PROGRAM,
+      timezone: 'Asia/Kolkata',
+      allow_negative_balance: false,
+      budget_points: null,
+      redeem_min_points: 1,
+      redeem_max_basket_bp: 10_000,
+      created_at: now,
     });
     await repo.addMember(tx, p.id, merchant.id, merchant.mcc, now);
     return p.id;

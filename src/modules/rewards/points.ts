@@ -23,16 +23,30 @@ const DAY_MS = 86_400_000;
 /** Ledger accounts. Customer accounts never go below 0 unless the program allows it. */
 export const accounts = {
   available: (p: Pick<ProgramRow, 'allow_negative_balance'>, customerId: string): AccountSpec => ({
-    code: `customer_available:${customerId}`, type: 'liability', floor: p.allow_negative_balance ? null : 0,
+    code: `customer_available:${customerId}`,
+    type: 'liability',
+    floor: p.allow_negative_balance ? null : 0,
   }),
-  pending: (customerId: string): AccountSpec => ({ code: `customer_pending:${customerId}`, type: 'liability', floor: 0 }),
-  reserved: (customerId: string): AccountSpec => ({ code: `customer_reserved:${customerId}`, type: 'liability', floor: 0 }),
+  pending: (customerId: string): AccountSpec => ({
+    code: `customer_pending:${customerId}`,
+    type: 'liability',
+    floor: 0,
+  }),
+  reserved: (customerId: string): AccountSpec => ({
+    code: `customer_reserved:${customerId}`,
+    type: 'liability',
+    floor: 0,
+  }),
   /**
    * Points the program has granted (earned and credited, net of clawbacks and debits). Every earn
    * in the program posts to it (in a coalition, every earn at every member), so it is a hot
    * account: kept in several rows, no floor (ledger README, "Hot accounts").
    */
-  issued: (programId: string): AccountSpec => ({ code: `program_issued:${programId}`, type: 'expense', shards: ISSUED_SHARDS }),
+  issued: (programId: string): AccountSpec => ({
+    code: `program_issued:${programId}`,
+    type: 'expense',
+    shards: ISSUED_SHARDS,
+  }),
   redeemed: (programId: string): AccountSpec => ({ code: `program_redeemed:${programId}`, type: 'revenue', floor: 0 }),
   expired: (programId: string): AccountSpec => ({ code: `program_expired:${programId}`, type: 'revenue', floor: 0 }),
   // INR book, for split tender: what the program's owner owes the merchant the points paid.
@@ -47,7 +61,15 @@ export interface PointsDeps {
 type Side = [AccountSpec, number];
 
 /** Posts a PTS entry, leaving out zero lines; nothing at all when nothing moves. */
-async function post(deps: PointsDeps, tx: Queryable, kind: string, reference: string, debits: Side[], credits: Side[], book = PTS) {
+async function post(
+  deps: PointsDeps,
+  tx: Queryable,
+  kind: string,
+  reference: string,
+  debits: Side[],
+  credits: Side[],
+  book = PTS,
+) {
   const lines = [
     ...debits.filter(([, n]) => n > 0).map(([account, n]) => ({ account, debit: n })),
     ...credits.filter(([, n]) => n > 0).map(([account, n]) => ({ account, credit: n })),
@@ -56,8 +78,15 @@ async function post(deps: PointsDeps, tx: Queryable, kind: string, reference: st
   await deps.ledger.post(tx, { book, kind, reference, lines });
 }
 
-const movement = (p: ProgramRow, c: CustomerRow, m: Omit<NewMovement, 'id' | 'program_id' | 'customer_id'>): NewMovement => ({
-  id: rewardsId('movement'), program_id: p.id, customer_id: c.id, ...m,
+const movement = (
+  p: ProgramRow,
+  c: CustomerRow,
+  m: Omit<NewMovement, 'id' | 'program_id' | 'customer_id'>,
+): NewMovement => ({
+  id: rewardsId('movement'),
+  program_id: p.id,
+  customer_id: c.id,
+  ...m,
 });
 
 /** Points entering the available bucket repay any debt first; returns what is left for the lot. */
@@ -71,7 +100,8 @@ export const expiryFor = (p: ProgramRow, from: Date): Date | null =>
   p.validity_days === null ? null : new Date(from.getTime() + p.validity_days * DAY_MS);
 
 /** A lot can be spent when it is available, holds points and has not passed its expiry. */
-const spendable = (l: LotRow, now: Date) => l.status === 'available' && l.remaining > 0 && (l.expires_at === null || l.expires_at > now);
+const spendable = (l: LotRow, now: Date) =>
+  l.status === 'available' && l.remaining > 0 && (l.expires_at === null || l.expires_at > now);
 
 // ---- earn ----
 
@@ -95,23 +125,60 @@ export async function earn(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: Cu
   if (e.points > 0) {
     const remaining = pending ? e.points : repayDebt(c, e.points);
     lot = {
-      id: rewardsId('lot'), program_id: p.id, customer_id: c.id, source: 'earn', source_id: e.paymentId, points: e.points, remaining,
-      status: pending ? 'pending' : 'available', available_at: new Date(now.getTime() + p.pending_seconds * 1000), expires_at: expiryFor(p, now), created_at: now,
+      id: rewardsId('lot'),
+      program_id: p.id,
+      customer_id: c.id,
+      source: 'earn',
+      source_id: e.paymentId,
+      points: e.points,
+      remaining,
+      status: pending ? 'pending' : 'available',
+      available_at: new Date(now.getTime() + p.pending_seconds * 1000),
+      expires_at: expiryFor(p, now),
+      created_at: now,
     };
-    mv = movement(p, c, { kind: 'earn', available_delta: pending ? 0 : e.points, pending_delta: pending ? e.points : 0, payment_id: e.paymentId, reference: null, detail: null });
+    mv = movement(p, c, {
+      kind: 'earn',
+      available_delta: pending ? 0 : e.points,
+      pending_delta: pending ? e.points : 0,
+      payment_id: e.paymentId,
+      reference: null,
+      detail: null,
+    });
   }
   c.earn_day = e.day;
   c.day_earned = dayEarned;
   await repo.writeEarn(tx, {
-    customer: c, programId: p.id, budgetDelta: e.budgetDelta, lot,
-    earning: { payment_id: e.paymentId, program_id: p.id, customer_id: c.id, merchant_id: e.merchantId, lot_id: lot?.id ?? null, amount: e.amount, points: e.points, breakdown: e.breakdown, created_at: now },
+    customer: c,
+    programId: p.id,
+    budgetDelta: e.budgetDelta,
+    lot,
+    earning: {
+      payment_id: e.paymentId,
+      program_id: p.id,
+      customer_id: c.id,
+      merchant_id: e.merchantId,
+      lot_id: lot?.id ?? null,
+      amount: e.amount,
+      points: e.points,
+      breakdown: e.breakdown,
+      created_at: now,
+    },
     movement: mv,
   });
   if (e.points > 0) await postEarned(deps, tx, p, c.id, e.paymentId, e.points, pending);
 }
 
 /** The ledger side of an earn (the rows are written by earn() or by rewards.earn_payment()). */
-export async function postEarned(deps: PointsDeps, tx: Queryable, p: Pick<ProgramRow, 'id' | 'allow_negative_balance'>, customerId: string, paymentId: string, points: number, pending: boolean) {
+export async function postEarned(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: Pick<ProgramRow, 'id' | 'allow_negative_balance'>,
+  customerId: string,
+  paymentId: string,
+  points: number,
+  pending: boolean,
+) {
   const to = pending ? accounts.pending(customerId) : accounts.available(p, customerId);
   await post(deps, tx, 'rewards.earned', paymentId, [[accounts.issued(p.id), points]], [[to, points]]);
 }
@@ -119,7 +186,13 @@ export async function postEarned(deps: PointsDeps, tx: Queryable, p: Pick<Progra
 // ---- pending -> available ----
 
 /** Moves the customer's lots whose pending period is over into available. */
-export async function mature(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, now: Date): Promise<number> {
+export async function mature(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  now: Date,
+): Promise<number> {
   const due = await repo.duePendingLots(tx, c.id, now);
   if (due.length === 0) return 0;
   const debtBefore = c.debt;
@@ -129,7 +202,16 @@ export async function mature(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: 
     l.status = 'available';
     l.remaining = repayDebt(c, r);
     if (r > 0) {
-      moves.push(movement(p, c, { kind: 'mature', available_delta: r, pending_delta: -r, payment_id: l.source === 'earn' ? l.source_id : null, reference: l.id, detail: null }));
+      moves.push(
+        movement(p, c, {
+          kind: 'mature',
+          available_delta: r,
+          pending_delta: -r,
+          payment_id: l.source === 'earn' ? l.source_id : null,
+          reference: l.id,
+          detail: null,
+        }),
+      );
       await post(deps, tx, 'rewards.matured', l.id, [[accounts.pending(c.id), r]], [[accounts.available(p, c.id), r]]);
     }
   }
@@ -142,7 +224,13 @@ export async function mature(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: 
 // ---- expiry ----
 
 /** Expires what is left in the customer's lots past their expiry. */
-export async function expire(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, now: Date): Promise<number> {
+export async function expire(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  now: Date,
+): Promise<number> {
   const due = await repo.dueExpiryLots(tx, c.id, now);
   const moves: NewMovement[] = [];
   for (const l of due) {
@@ -153,10 +241,16 @@ export async function expire(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: 
     // A lot can expire more than once (a refund may put redeemed points back into it), so the
     // reference carries the lot's running expired total, which only grows.
     await post(deps, tx, 'rewards.expired', `${l.id}:${l.expired}`, [[from, r]], [[accounts.expired(p.id), r]]);
-    moves.push(movement(p, c, {
-      kind: 'expire', available_delta: l.status === 'pending' ? 0 : -r, pending_delta: l.status === 'pending' ? -r : 0,
-      payment_id: null, reference: l.id, detail: null,
-    }));
+    moves.push(
+      movement(p, c, {
+        kind: 'expire',
+        available_delta: l.status === 'pending' ? 0 : -r,
+        pending_delta: l.status === 'pending' ? -r : 0,
+        payment_id: null,
+        reference: l.id,
+        detail: null,
+      }),
+    );
   }
   await repo.updateLots(tx, due);
   await repo.insertMovements(tx, moves, now);
@@ -166,7 +260,11 @@ export async function expire(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: 
 // ---- spending: redemption and debits ----
 
 /** Points the customer can spend now (after mature()), net of any debt. */
-export async function spendableBalance(tx: Queryable, c: CustomerRow, now: Date): Promise<{ total: number; lots: LotRow[] }> {
+export async function spendableBalance(
+  tx: Queryable,
+  c: CustomerRow,
+  now: Date,
+): Promise<{ total: number; lots: LotRow[] }> {
   const lots = (await repo.openLots(tx, c.id)).filter((l) => spendable(l, now));
   return { total: lots.reduce((s, l) => s + l.remaining, 0) - c.debt, lots };
 }
@@ -196,30 +294,99 @@ export interface ReserveInput {
 }
 
 /** Holds points for a payment being created: available -> reserved, lots consumed oldest first. */
-export async function reserve(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, r: ReserveInput, now: Date): Promise<string> {
+export async function reserve(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  r: ReserveInput,
+  now: Date,
+): Promise<string> {
   await mature(deps, tx, p, c, now);
   const bal = await spendableBalance(tx, c, now);
   if (bal.total < r.points) {
-    throw new AppError('insufficient_points', `The customer has ${Math.max(0, bal.total)} points available, fewer than ${r.points}`, { available: Math.max(0, bal.total), requested: r.points });
+    throw new AppError(
+      'insufficient_points',
+      `The customer has ${Math.max(0, bal.total)} points available, fewer than ${r.points}`,
+      { available: Math.max(0, bal.total), requested: r.points },
+    );
   }
   const taken = takeOldestFirst(bal.lots, r.points);
   const id = rewardsId('redemption');
-  await repo.insertRedemption(tx, { id, payment_id: r.paymentId, program_id: p.id, customer_id: c.id, merchant_id: r.merchantId, points: r.points, value_paise: r.valuePaise, mode: r.mode, created_at: now });
-  await repo.updateLots(tx, taken.map((t) => t.lot));
-  await repo.insertConsumptions(tx, id, taken.map((t) => ({ lot_id: t.lot.id, points: t.take })));
-  await repo.insertMovements(tx, [movement(p, c, { kind: 'redeem', available_delta: -r.points, pending_delta: 0, payment_id: r.paymentId, reference: id, detail: r.mode })], now);
-  await post(deps, tx, 'rewards.redemption.reserved', id, [[accounts.available(p, c.id), r.points]], [[accounts.reserved(c.id), r.points]]);
+  await repo.insertRedemption(tx, {
+    id,
+    payment_id: r.paymentId,
+    program_id: p.id,
+    customer_id: c.id,
+    merchant_id: r.merchantId,
+    points: r.points,
+    value_paise: r.valuePaise,
+    mode: r.mode,
+    created_at: now,
+  });
+  await repo.updateLots(
+    tx,
+    taken.map((t) => t.lot),
+  );
+  await repo.insertConsumptions(
+    tx,
+    id,
+    taken.map((t) => ({ lot_id: t.lot.id, points: t.take })),
+  );
+  await repo.insertMovements(
+    tx,
+    [
+      movement(p, c, {
+        kind: 'redeem',
+        available_delta: -r.points,
+        pending_delta: 0,
+        payment_id: r.paymentId,
+        reference: id,
+        detail: r.mode,
+      }),
+    ],
+    now,
+  );
+  await post(
+    deps,
+    tx,
+    'rewards.redemption.reserved',
+    id,
+    [[accounts.available(p, c.id), r.points]],
+    [[accounts.reserved(c.id), r.points]],
+  );
   return id;
 }
 
 /** The payment succeeded: reserved points are spent. Split tender also records the money owed. */
-export async function commit(deps: PointsDeps, tx: Queryable, p: Pick<ProgramRow, 'id'>, d: RedemptionRow, now: Date): Promise<boolean> {
+export async function commit(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: Pick<ProgramRow, 'id'>,
+  d: RedemptionRow,
+  now: Date,
+): Promise<boolean> {
   const done = await repo.settleRedemption(tx, d.id, 'reserved', 'committed', now);
   if (!done) return false;
-  await post(deps, tx, 'rewards.redemption.committed', d.id, [[accounts.reserved(d.customer_id), d.points]], [[accounts.redeemed(p.id), d.points]]);
+  await post(
+    deps,
+    tx,
+    'rewards.redemption.committed',
+    d.id,
+    [[accounts.reserved(d.customer_id), d.points]],
+    [[accounts.redeemed(p.id), d.points]],
+  );
   if (d.mode === 'split_tender') {
     // The points paid part of the basket: the program's owner owes the merchant their value.
-    await post(deps, tx, 'rewards.redemption.funded', d.id, [[accounts.funding(p.id), d.value_paise]], [[accounts.merchantPayable(d.merchant_id), d.value_paise]], 'INR');
+    await post(
+      deps,
+      tx,
+      'rewards.redemption.funded',
+      d.id,
+      [[accounts.funding(p.id), d.value_paise]],
+      [[accounts.merchantPayable(d.merchant_id), d.value_paise]],
+      'INR',
+    );
   }
   return true;
 }
@@ -230,7 +397,14 @@ export async function commit(deps: PointsDeps, tx: Queryable, p: Pick<ProgramRow
  */
 async function restore(tx: Queryable, c: CustomerRow, redemptionId: string, points: number) {
   const cons = (await repo.consumptions(tx, redemptionId)).reverse();
-  const lots = new Map((await repo.getLots(tx, cons.map((x) => x.lot_id))).map((l) => [l.id, l]));
+  const lots = new Map(
+    (
+      await repo.getLots(
+        tx,
+        cons.map((x) => x.lot_id),
+      )
+    ).map((l) => [l.id, l]),
+  );
   let need = points;
   const changed: { lot_id: string; returned: number }[] = [];
   for (const x of cons) {
@@ -249,19 +423,47 @@ async function restore(tx: Queryable, c: CustomerRow, redemptionId: string, poin
 }
 
 /** The payment failed or expired: reserved points go back to the lots they came from. */
-export async function release(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, d: RedemptionRow, now: Date): Promise<boolean> {
+export async function release(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  d: RedemptionRow,
+  now: Date,
+): Promise<boolean> {
   const done = await repo.settleRedemption(tx, d.id, 'reserved', 'released', now);
   if (!done) return false;
   const debtBefore = c.debt;
   await restore(tx, c, d.id, d.points);
   if (c.debt !== debtBefore) await repo.setCustomerCounters(tx, c);
-  await repo.insertMovements(tx, [movement(p, c, { kind: 'release', available_delta: d.points, pending_delta: 0, payment_id: d.payment_id, reference: d.id, detail: null })], now);
-  await post(deps, tx, 'rewards.redemption.released', d.id, [[accounts.reserved(c.id), d.points]], [[accounts.available(p, c.id), d.points]]);
+  await repo.insertMovements(
+    tx,
+    [
+      movement(p, c, {
+        kind: 'release',
+        available_delta: d.points,
+        pending_delta: 0,
+        payment_id: d.payment_id,
+        reference: d.id,
+        detail: null,
+      }),
+    ],
+    now,
+  );
+  await post(
+    deps,
+    tx,
+    'rewards.redemption.released',
+    d.id,
+    [[accounts.reserved(c.id), d.points]],
+    [[accounts.available(p, c.id), d.points]],
+  );
   return true;
 }
 
 /** floor(total × part / whole), exact for any safe integers. */
-export const proRata = (total: number, part: number, whole: number) => Number((BigInt(total) * BigInt(Math.min(part, whole))) / BigInt(whole));
+export const proRata = (total: number, part: number, whole: number) =>
+  Number((BigInt(total) * BigInt(Math.min(part, whole))) / BigInt(whole));
 
 // ---- refunds ----
 
@@ -272,7 +474,17 @@ export const proRata = (total: number, part: number, whole: number) => Number((B
  * still missing becomes debt where the program allows a negative balance, else a recorded
  * shortfall.
  */
-export async function clawback(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, refundId: string, paymentId: string, refunded: number, amount: number, now: Date) {
+export async function clawback(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  refundId: string,
+  paymentId: string,
+  refunded: number,
+  amount: number,
+  now: Date,
+) {
   const e = await repo.getEarning(tx, paymentId, true);
   if (!e || e.points === 0) return;
   const need0 = proRata(e.points, refunded, amount) - e.clawed_back - e.shortfall;
@@ -280,7 +492,11 @@ export async function clawback(deps: PointsDeps, tx: Queryable, p: ProgramRow, c
   let need = need0;
   const lots = await repo.openLots(tx, c.id);
   const own = lots.filter((l) => l.id === e.lot_id);
-  const order = [...own, ...lots.filter((l) => l.id !== e.lot_id && l.status === 'available'), ...lots.filter((l) => l.id !== e.lot_id && l.status === 'pending')];
+  const order = [
+    ...own,
+    ...lots.filter((l) => l.id !== e.lot_id && l.status === 'available'),
+    ...lots.filter((l) => l.id !== e.lot_id && l.status === 'pending'),
+  ];
   let fromAvailable = 0;
   let fromPending = 0;
   const touched: LotRow[] = [];
@@ -308,21 +524,57 @@ export async function clawback(deps: PointsDeps, tx: Queryable, p: ProgramRow, c
   if (debt > 0 || shortfall > 0) await repo.setCustomerCounters(tx, c);
   const moves: NewMovement[] = [];
   if (fromAvailable + fromPending + debt > 0) {
-    moves.push(movement(p, c, { kind: 'clawback', available_delta: -(fromAvailable + debt), pending_delta: -fromPending, payment_id: paymentId, reference: refundId, detail: debt > 0 ? `balance went ${debt} below zero` : null }));
+    moves.push(
+      movement(p, c, {
+        kind: 'clawback',
+        available_delta: -(fromAvailable + debt),
+        pending_delta: -fromPending,
+        payment_id: paymentId,
+        reference: refundId,
+        detail: debt > 0 ? `balance went ${debt} below zero` : null,
+      }),
+    );
   }
   if (shortfall > 0) {
-    moves.push(movement(p, c, { kind: 'shortfall', available_delta: 0, pending_delta: 0, payment_id: paymentId, reference: refundId, detail: `${shortfall} points could not be clawed back` }));
+    moves.push(
+      movement(p, c, {
+        kind: 'shortfall',
+        available_delta: 0,
+        pending_delta: 0,
+        payment_id: paymentId,
+        reference: refundId,
+        detail: `${shortfall} points could not be clawed back`,
+      }),
+    );
   }
   await repo.insertMovements(tx, moves, now);
-  await post(deps, tx, 'rewards.clawback', refundId,
-    [[accounts.available(p, c.id), fromAvailable + debt], [accounts.pending(c.id), fromPending]],
-    [[accounts.issued(p.id), fromAvailable + fromPending + debt]]);
+  await post(
+    deps,
+    tx,
+    'rewards.clawback',
+    refundId,
+    [
+      [accounts.available(p, c.id), fromAvailable + debt],
+      [accounts.pending(c.id), fromPending],
+    ],
+    [[accounts.issued(p.id), fromAvailable + fromPending + debt]],
+  );
 }
 
 /** A refund of a payment that redeemed points gives them back pro rata (cumulative, rounded down). */
-export async function giveBack(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, refundId: string, paymentId: string, refunded: number, amount: number, now: Date) {
+export async function giveBack(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  refundId: string,
+  paymentId: string,
+  refunded: number,
+  amount: number,
+  now: Date,
+) {
   const d = await repo.getRedemptionByPayment(tx, paymentId, true);
-  if (!d || d.status !== 'committed') return;
+  if (d?.status !== 'committed') return;
   const target = proRata(d.points, refunded, amount);
   const give = target - d.points_returned;
   if (give <= 0) return;
@@ -330,27 +582,86 @@ export async function giveBack(deps: PointsDeps, tx: Queryable, p: ProgramRow, c
   await restore(tx, c, d.id, give);
   if (c.debt !== debtBefore) await repo.setCustomerCounters(tx, c);
   await repo.setPointsReturned(tx, d.id, target);
-  await repo.insertMovements(tx, [movement(p, c, { kind: 'return', available_delta: give, pending_delta: 0, payment_id: paymentId, reference: refundId, detail: null })], now);
-  await post(deps, tx, 'rewards.redemption.returned', refundId, [[accounts.redeemed(p.id), give]], [[accounts.available(p, c.id), give]]);
+  await repo.insertMovements(
+    tx,
+    [
+      movement(p, c, {
+        kind: 'return',
+        available_delta: give,
+        pending_delta: 0,
+        payment_id: paymentId,
+        reference: refundId,
+        detail: null,
+      }),
+    ],
+    now,
+  );
+  await post(
+    deps,
+    tx,
+    'rewards.redemption.returned',
+    refundId,
+    [[accounts.redeemed(p.id), give]],
+    [[accounts.available(p, c.id), give]],
+  );
   if (d.mode === 'split_tender') {
     const value = proRata(d.value_paise, target, d.points) - proRata(d.value_paise, d.points_returned, d.points);
-    await post(deps, tx, 'rewards.redemption.unfunded', refundId, [[accounts.merchantPayable(d.merchant_id), value]], [[accounts.funding(p.id), value]], 'INR');
+    await post(
+      deps,
+      tx,
+      'rewards.redemption.unfunded',
+      refundId,
+      [[accounts.merchantPayable(d.merchant_id), value]],
+      [[accounts.funding(p.id), value]],
+      'INR',
+    );
   }
 }
 
 // ---- manual adjustments ----
 
-export async function adjust(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: CustomerRow, a: { points: number; reason: string; actor: string }, now: Date): Promise<string> {
+export async function adjust(
+  deps: PointsDeps,
+  tx: Queryable,
+  p: ProgramRow,
+  c: CustomerRow,
+  a: { points: number; reason: string; actor: string },
+  now: Date,
+): Promise<string> {
   const id = rewardsId('adjustment');
-  await repo.insertAdjustment(tx, { id, program_id: p.id, customer_id: c.id, points: a.points, reason: a.reason, actor: a.actor, now });
+  await repo.insertAdjustment(tx, {
+    id,
+    program_id: p.id,
+    customer_id: c.id,
+    points: a.points,
+    reason: a.reason,
+    actor: a.actor,
+    now,
+  });
   const debtBefore = c.debt;
   if (a.points > 0) {
     const remaining = repayDebt(c, a.points);
     await repo.insertLot(tx, {
-      id: rewardsId('lot'), program_id: p.id, customer_id: c.id, source: 'adjustment', source_id: id, points: a.points, remaining,
-      status: 'available', available_at: now, expires_at: expiryFor(p, now), created_at: now,
+      id: rewardsId('lot'),
+      program_id: p.id,
+      customer_id: c.id,
+      source: 'adjustment',
+      source_id: id,
+      points: a.points,
+      remaining,
+      status: 'available',
+      available_at: now,
+      expires_at: expiryFor(p, now),
+      created_at: now,
     });
-    await post(deps, tx, 'rewards.adjustment', id, [[accounts.issued(p.id), a.points]], [[accounts.available(p, c.id), a.points]]);
+    await post(
+      deps,
+      tx,
+      'rewards.adjustment',
+      id,
+      [[accounts.issued(p.id), a.points]],
+      [[accounts.available(p, c.id), a.points]],
+    );
   } else {
     const debit = -a.points;
     await mature(deps, tx, p, c, now);
@@ -358,14 +669,41 @@ export async function adjust(deps: PointsDeps, tx: Queryable, p: ProgramRow, c: 
     const fromLots = Math.min(Math.max(bal.total + c.debt, 0), debit);
     const rest = debit - fromLots;
     if (rest > 0 && !p.allow_negative_balance) {
-      throw new AppError('insufficient_points', `The customer has ${Math.max(0, bal.total)} points available, fewer than ${debit}`, { available: Math.max(0, bal.total), requested: debit });
+      throw new AppError(
+        'insufficient_points',
+        `The customer has ${Math.max(0, bal.total)} points available, fewer than ${debit}`,
+        { available: Math.max(0, bal.total), requested: debit },
+      );
     }
     const taken = takeOldestFirst(bal.lots, fromLots);
-    await repo.updateLots(tx, taken.map((t) => t.lot));
+    await repo.updateLots(
+      tx,
+      taken.map((t) => t.lot),
+    );
     c.debt += rest;
-    await post(deps, tx, 'rewards.adjustment', id, [[accounts.available(p, c.id), debit]], [[accounts.issued(p.id), debit]]);
+    await post(
+      deps,
+      tx,
+      'rewards.adjustment',
+      id,
+      [[accounts.available(p, c.id), debit]],
+      [[accounts.issued(p.id), debit]],
+    );
   }
   if (c.debt !== debtBefore) await repo.setCustomerCounters(tx, c);
-  await repo.insertMovements(tx, [movement(p, c, { kind: 'adjustment', available_delta: a.points, pending_delta: 0, payment_id: null, reference: id, detail: a.reason })], now);
+  await repo.insertMovements(
+    tx,
+    [
+      movement(p, c, {
+        kind: 'adjustment',
+        available_delta: a.points,
+        pending_delta: 0,
+        payment_id: null,
+        reference: id,
+        detail: a.reason,
+      }),
+    ],
+    now,
+  );
   return id;
 }

@@ -19,7 +19,9 @@ describe(`rewards under concurrency (${usingRealPostgres() ? 'PostgreSQL' : 'PGl
     const who = 'racer@okaxis';
     await w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: 100, reason: 'seed balance' });
     const results = await Promise.allSettled(
-      Array.from({ length: 50 }, () => w.createPayment(m.terminalId, 5_000, { rewards: { vpa: who, redeem_points: 10 } })),
+      Array.from({ length: 50 }, () =>
+        w.createPayment(m.terminalId, 5_000, { rewards: { vpa: who, redeem_points: 10 } }),
+      ),
     );
     const ok = results.filter((r) => r.status === 'fulfilled');
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -32,12 +34,19 @@ describe(`rewards under concurrency (${usingRealPostgres() ? 'PostgreSQL' : 'PGl
       [b.program_id],
     );
     assert.deepEqual(reserved.rows[0], { n: 10, points: '100' });
-    const payments = await w.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments WHERE merchant_id = $1`, [m.merchantId]);
+    const payments = await w.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM payments.payments WHERE merchant_id = $1`,
+      [m.merchantId],
+    );
     assert.equal(payments.rows[0].n, 10, 'a refused redemption leaves no payment behind');
     // Half of them fail at the bank, half succeed: the failed ones' points come back.
     const ids = ok.map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id);
     await Promise.all(ids.map((id, i) => (i % 2 ? w.fail(id) : w.succeed(id, who))));
-    assert.equal((await w.balance(m.merchantId, who)).available, 50 + 5 * 5, '5 released × 10, plus 5 earns of 5 points');
+    assert.equal(
+      (await w.balance(m.merchantId, who)).available,
+      50 + 5 * 5,
+      '5 released × 10, plus 5 earns of 5 points',
+    );
     const c = await w.check();
     assert.deepEqual([c.ledger, c.ptsSum, c.negativeLots, c.rewards], [[], '0', 0, []]);
   });
@@ -50,7 +59,10 @@ describe(`rewards under concurrency (${usingRealPostgres() ? 'PostgreSQL' : 'PGl
     await Promise.all(created.map((p) => w.succeed(p.id, who)));
     const b = await w.balance(m.merchantId, who);
     assert.equal(b.available, 200);
-    const customers = await w.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM rewards.customers WHERE program_id = $1`, [b.program_id]);
+    const customers = await w.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM rewards.customers WHERE program_id = $1`,
+      [b.program_id],
+    );
     assert.equal(customers.rows[0].n, 1);
     const c = await w.check();
     assert.deepEqual([c.ledger, c.ptsSum, c.rewards], [[], '0', []]);
@@ -64,7 +76,9 @@ describe(`rewards under concurrency (${usingRealPostgres() ? 'PostgreSQL' : 'PGl
     for (let i = 0; i < 6; i++) paid.push(await w.pay(m.terminalId, 10_000, who));
     w.clock.advance(86_400_000 - 1000); // just before the first lots expire
     const racers = [
-      ...Array.from({ length: 10 }, () => w.createPayment(m.terminalId, 1_000, { rewards: { vpa: who, redeem_points: 7 } })),
+      ...Array.from({ length: 10 }, () =>
+        w.createPayment(m.terminalId, 1_000, { rewards: { vpa: who, redeem_points: 7 } }),
+      ),
       ...paid.slice(0, 3).map((p) => w.payments.refund(platform, p.id, { amount: 5_000 })),
       (async () => {
         w.clock.advance(2000);
@@ -73,7 +87,8 @@ describe(`rewards under concurrency (${usingRealPostgres() ? 'PostgreSQL' : 'PGl
     ];
     const settled = await Promise.allSettled(racers);
     for (const r of settled) {
-      if (r.status === 'rejected') assert.equal((r.reason as { code: string }).code, 'insufficient_points', String(r.reason));
+      if (r.status === 'rejected')
+        assert.equal((r.reason as { code: string }).code, 'insufficient_points', String(r.reason));
     }
     await w.rewards.runJobs();
     const c = await w.check();

@@ -25,22 +25,31 @@ interface HookDeps {
   hasher: CustomerHasher;
 }
 
-const bad = (field: string, problem: string) => new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
+const bad = (field: string, problem: string) =>
+  new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
 
 export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps): PaymentHooks {
   async function onCreated(tx: Queryable, payment: PaymentRow, input: CreatePaymentInput) {
     const r = input.rewards;
     if (!r) return;
     const named = (r.vpa !== undefined && r.vpa !== '') || (r.phone !== undefined && r.phone !== '');
-    const identity: CustomerIdentity | undefined = named ? { vpa: r.vpa, phone: r.phone } : payment.payer_vpa ? { vpa: payment.payer_vpa } : undefined;
-    if (!identity) throw bad('body.rewards.vpa', 'or body.rewards.phone is needed to name the customer (or give payer_vpa)');
+    const identity: CustomerIdentity | undefined = named
+      ? { vpa: r.vpa, phone: r.phone }
+      : payment.payer_vpa
+        ? { vpa: payment.payer_vpa }
+        : undefined;
+    if (!identity)
+      throw bad('body.rewards.vpa', 'or body.rewards.phone is needed to name the customer (or give payer_vpa)');
     const hash = hashOf(identity);
     const redeem = r.redeem_points;
-    if (redeem !== undefined && (typeof redeem !== 'number' || !Number.isSafeInteger(redeem) || redeem < 1 || redeem > 1_000_000_000)) {
+    if (
+      redeem !== undefined &&
+      (typeof redeem !== 'number' || !Number.isSafeInteger(redeem) || redeem < 1 || redeem > 1_000_000_000)
+    ) {
       throw bad('body.rewards.redeem_points', 'must be an integer from 1 to 1,000,000,000');
     }
     const program = await repo.programForMerchant(tx, payment.merchant_id);
-    if (!program || program.status !== 'active') {
+    if (program?.status !== 'active') {
       // Naming a customer where there is nothing to earn is harmless; burning points is not.
       if (redeem === undefined) return;
       throw new AppError('redemption_not_allowed', 'The merchant has no active rewards program');
@@ -50,17 +59,41 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     await repo.insertLink(tx, { payment_id: payment.id, program_id: program.id, customer_id: c.id, now });
     if (redeem === undefined) return;
     if (redeem < program.redeem_min_points) {
-      throw new AppError('redemption_not_allowed', `At least ${program.redeem_min_points} points must be redeemed at once`, { min_points: program.redeem_min_points });
+      throw new AppError(
+        'redemption_not_allowed',
+        `At least ${program.redeem_min_points} points must be redeemed at once`,
+        { min_points: program.redeem_min_points },
+      );
     }
     const value = redeem * program.point_value_paise;
     if (!Number.isSafeInteger(value)) throw bad('body.rewards.redeem_points', 'is too large');
     // value / basket <= max share, in integers: value × 10000 <= (amount + value) × bp. (Never
     // reached when bp = 10000, so the divisor below is not 0.)
     if (BigInt(value) * 10_000n > BigInt(payment.amount + value) * BigInt(program.redeem_max_basket_bp)) {
-      const maxPoints = Number((BigInt(payment.amount) * BigInt(program.redeem_max_basket_bp)) / (BigInt(10_000 - program.redeem_max_basket_bp) * BigInt(program.point_value_paise)));
-      throw new AppError('redemption_not_allowed', `Points may pay at most ${program.redeem_max_basket_bp / 100}% of the basket`, { max_basket_bp: program.redeem_max_basket_bp, max_redeem_points: maxPoints });
+      const maxPoints = Number(
+        (BigInt(payment.amount) * BigInt(program.redeem_max_basket_bp)) /
+          (BigInt(10_000 - program.redeem_max_basket_bp) * BigInt(program.point_value_paise)),
+      );
+      throw new AppError(
+        'redemption_not_allowed',
+        `Points may pay at most ${program.redeem_max_basket_bp / 100}% of the basket`,
+        { max_basket_bp: program.redeem_max_basket_bp, max_redeem_points: maxPoints },
+      );
     }
-    await points.reserve(engine, tx, program, c, { paymentId: payment.id, merchantId: payment.merchant_id, points: redeem, valuePaise: value, mode: r.mode ?? 'split_tender' }, now);
+    await points.reserve(
+      engine,
+      tx,
+      program,
+      c,
+      {
+        paymentId: payment.id,
+        merchantId: payment.merchant_id,
+        points: redeem,
+        valuePaise: value,
+        mode: r.mode ?? 'split_tender',
+      },
+      now,
+    );
   }
 
   /**
@@ -88,21 +121,39 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     if (cached && cached.program.status === 'active') {
       // Nothing earned today and no budget yet: earn_payment() applies those under the row locks.
       const b = computeEarn(cached.program, cached.rules, {
-        amount: payment.amount, mcc: cached.mcc, storeId: payment.store_id, at, timezone: cached.program.timezone, earnedToday: 0, budgetLeft: null,
+        amount: payment.amount,
+        mcc: cached.mcc,
+        storeId: payment.store_id,
+        at,
+        timezone: cached.program.timezone,
+        earnedToday: 0,
+        budgetLeft: null,
       });
       plan = { points: b.points, day: localTime(at, cached.program.timezone).day, dayCap: b.day_cap, breakdown: b };
     }
     // One round trip in the common case; it also says whether there is anything to do at all.
     const r = await repo.earnPayment(tx, {
-      merchantId: payment.merchant_id, paymentId: payment.id, payerHash, programId: cached?.program.id ?? null, version: cached?.program.version ?? null,
-      points: plan?.points ?? 0, day: plan?.day ?? null, dayCap: plan?.dayCap ?? null, amount: payment.amount, breakdown: plan?.breakdown ?? {},
-      customerId: rewardsId('customer'), lotId: rewardsId('lot'), movementId: rewardsId('movement'), now,
+      merchantId: payment.merchant_id,
+      paymentId: payment.id,
+      payerHash,
+      programId: cached?.program.id ?? null,
+      version: cached?.program.version ?? null,
+      points: plan?.points ?? 0,
+      day: plan?.day ?? null,
+      dayCap: plan?.dayCap ?? null,
+      amount: payment.amount,
+      breakdown: plan?.breakdown ?? {},
+      customerId: rewardsId('customer'),
+      lotId: rewardsId('lot'),
+      movementId: rewardsId('movement'),
+      now,
     });
     if (r.state === 'none') return;
     if (r.state === 'inactive') return settle(tx, cached!.program, r.redemption, now);
     if (r.state === 'earned') {
       await settle(tx, cached!.program, r.redemption, now);
-      if (r.points > 0) await points.postEarned(engine, tx, cached!.program, r.customer_id, payment.id, r.points, r.pending);
+      if (r.points > 0)
+        await points.postEarned(engine, tx, cached!.program, r.customer_id, payment.id, r.points, r.pending);
       return;
     }
     // Stale or not cached: the context is loaded and locked; earn the long way, and remember.
@@ -120,18 +171,35 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     const day = localTime(at, p.timezone).day;
     const budgetLeft = p.budget_points === null ? null : p.budget_points - (ctx.lockedBudgetUsed ?? p.budget_used);
     const b = computeEarn(p, ctx.rules, {
-      amount: payment.amount, mcc: ctx.mcc, storeId: payment.store_id, at, timezone: p.timezone,
-      earnedToday: c.earn_day === day ? c.day_earned : 0, budgetLeft,
+      amount: payment.amount,
+      mcc: ctx.mcc,
+      storeId: payment.store_id,
+      at,
+      timezone: p.timezone,
+      earnedToday: c.earn_day === day ? c.day_earned : 0,
+      budgetLeft,
     });
-    await points.earn(engine, tx, p, c, {
-      paymentId: payment.id, merchantId: payment.merchant_id, amount: payment.amount, points: b.points, breakdown: b, day,
-      budgetDelta: p.budget_points === null ? 0 : b.points,
-    }, now);
+    await points.earn(
+      engine,
+      tx,
+      p,
+      c,
+      {
+        paymentId: payment.id,
+        merchantId: payment.merchant_id,
+        amount: payment.amount,
+        points: b.points,
+        breakdown: b,
+        day,
+        budgetDelta: p.budget_points === null ? 0 : b.points,
+      },
+      now,
+    );
   }
 
   async function onClosedUnpaid(tx: Queryable, payment: PaymentRow) {
     const d = await repo.getRedemptionByPayment(tx, payment.id);
-    if (!d || d.status !== 'reserved') return;
+    if (d?.status !== 'reserved') return;
     const c = (await repo.lockCustomer(tx, d.customer_id))!;
     const p = (await repo.getProgram(tx, d.program_id))!;
     await points.release(engine, tx, p, c, d, clock.now());

@@ -18,14 +18,49 @@ type Op =
   | { kind: 'adjust'; who: number; points: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('earn' as const), who: fc.nat(2), amount: fc.integer({ min: 1, max: 200_000 }) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('redeem' as const), who: fc.nat(2), points: fc.integer({ min: 1, max: 30 }), upi: fc.integer({ min: 1, max: 20_000 }), succeed: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('refund' as const), pick: fc.nat(50), permille: fc.integer({ min: 1, max: 1000 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('earn' as const),
+      who: fc.nat(2),
+      amount: fc.integer({ min: 1, max: 200_000 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('redeem' as const),
+      who: fc.nat(2),
+      points: fc.integer({ min: 1, max: 30 }),
+      upi: fc.integer({ min: 1, max: 20_000 }),
+      succeed: fc.boolean(),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('refund' as const),
+      pick: fc.nat(50),
+      permille: fc.integer({ min: 1, max: 1000 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('advance' as const), days: fc.integer({ min: 1, max: 40 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('adjust' as const), who: fc.nat(2), points: fc.integer({ min: -40, max: 40 }).filter((x) => x !== 0) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('adjust' as const),
+      who: fc.nat(2),
+      points: fc.integer({ min: -40, max: 40 }).filter((x) => x !== 0),
+    }),
+  },
 );
 
-const EXPECTED = new Set(['insufficient_points', 'redemption_not_allowed', 'refund_exceeds_payment', 'payment_not_refundable']);
+const EXPECTED = new Set([
+  'insufficient_points',
+  'redemption_not_allowed',
+  'refund_exceeds_payment',
+  'payment_not_refundable',
+]);
 
 describe('points ledger invariants under random sequences', () => {
   let w: RewardsWorld;
@@ -41,13 +76,20 @@ describe('points ledger invariants under random sequences', () => {
   test('earn / redeem / refund / expire / adjust keep every invariant', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.record({ pending: fc.constantFrom(0, 3 * 3600), negative: fc.boolean(), validity: fc.constantFrom(null, 30) }),
+        fc.record({
+          pending: fc.constantFrom(0, 3 * 3600),
+          negative: fc.boolean(),
+          validity: fc.constantFrom(null, 30),
+        }),
         fc.array(op, { minLength: 1, maxLength: 24, size: 'medium' }),
         async (settings, ops) => {
           await w.reset(); // each run (and each shrink step) starts from an empty ledger
           const m = await w.seedMerchant();
           await w.program(m.merchantId, {
-            point_value_paise: 10, pending_period_seconds: settings.pending, allow_negative_balance: settings.negative, validity_days: settings.validity,
+            point_value_paise: 10,
+            pending_period_seconds: settings.pending,
+            allow_negative_balance: settings.negative,
+            validity_days: settings.validity,
           });
           const customers = [0, 1, 2].map((i) => `prop${process.pid}r${run}c${i}@okicici`);
           run++;
@@ -60,7 +102,9 @@ describe('points ledger invariants under random sequences', () => {
                   did('earn');
                   break;
                 case 'redeem': {
-                  const p = await w.createPayment(m.terminalId, o.upi, { rewards: { vpa: customers[o.who], redeem_points: o.points } });
+                  const p = await w.createPayment(m.terminalId, o.upi, {
+                    rewards: { vpa: customers[o.who], redeem_points: o.points },
+                  });
                   if (o.succeed) paid.push((await w.succeed(p.id, customers[o.who])).id);
                   else await w.fail(p.id);
                   did(o.succeed ? 'redeem' : 'release');
@@ -71,7 +115,9 @@ describe('points ledger invariants under random sequences', () => {
                   const id = paid[o.pick % paid.length];
                   const p = await w.payments.get(platform, id);
                   if (p.refundable_amount === 0) break;
-                  await w.payments.refund(platform, id, { amount: Math.max(1, Math.floor((p.refundable_amount * o.permille) / 1000)) });
+                  await w.payments.refund(platform, id, {
+                    amount: Math.max(1, Math.floor((p.refundable_amount * o.permille) / 1000)),
+                  });
                   did('refund');
                   break;
                 }
@@ -80,7 +126,12 @@ describe('points ledger invariants under random sequences', () => {
                   if ((await w.rewards.runJobs()).expired > 0) did('expire');
                   break;
                 case 'adjust':
-                  await w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: customers[o.who], points: o.points, reason: 'property test' });
+                  await w.rewards.adjust(platform, {
+                    merchant_id: m.merchantId,
+                    vpa: customers[o.who],
+                    points: o.points,
+                    reason: 'property test',
+                  });
                   did('adjust');
                   break;
               }
@@ -105,10 +156,17 @@ describe('points ledger invariants under random sequences', () => {
                  FROM rewards.lots WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
               [cid ?? '', w.clock.now(), new Date(w.clock.now().getTime() + 30 * DAY)],
             );
-            const debt = cid ? (await w.db.query<{ debt: number }>(`SELECT debt FROM rewards.customers WHERE id = $1`, [cid])).rows[0].debt : 0;
+            const debt = cid
+              ? (await w.db.query<{ debt: number }>(`SELECT debt FROM rewards.customers WHERE id = $1`, [cid])).rows[0]
+                  .debt
+              : 0;
             assert.deepEqual(
               { available: b.available, pending: b.pending, expiring: b.expiring_30d },
-              { available: lots.rows[0].available - debt, pending: lots.rows[0].pending, expiring: lots.rows[0].expiring },
+              {
+                available: lots.rows[0].available - debt,
+                pending: lots.rows[0].pending,
+                expiring: lots.rows[0].expiring,
+              },
               'the balance is the sum of the live lots, less any debt',
             );
             assert.ok(Number.isSafeInteger(b.available) && b.pending >= 0 && b.expiring_30d >= 0);

@@ -94,7 +94,16 @@ export interface ConsumptionRow {
   returned: number;
 }
 
-export type MovementKind = 'earn' | 'mature' | 'redeem' | 'release' | 'clawback' | 'return' | 'expire' | 'adjustment' | 'shortfall';
+export type MovementKind =
+  | 'earn'
+  | 'mature'
+  | 'redeem'
+  | 'release'
+  | 'clawback'
+  | 'return'
+  | 'expire'
+  | 'adjustment'
+  | 'shortfall';
 
 export interface MovementRow {
   id: string;
@@ -112,29 +121,54 @@ export interface MovementRow {
 export type NewMovement = Omit<MovementRow, 'created_at'>;
 
 const CUSTOMER_COLS = 'id, program_id, debt, shortfall, earn_day::text AS earn_day, day_earned';
-const LOT_COLS = 'id, program_id, customer_id, source, source_id, points, remaining, expired, status, available_at, expires_at, created_at';
+const LOT_COLS =
+  'id, program_id, customer_id, source, source_id, points, remaining, expired, status, available_at, expires_at, created_at';
 
 // ---- programs ----
 
-export async function insertProgram(q: Queryable, p: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status' | 'version'>): Promise<ProgramRow> {
+export async function insertProgram(
+  q: Queryable,
+  p: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status' | 'version'>,
+): Promise<ProgramRow> {
   const { rows } = await q.query<ProgramRow>(
     `INSERT INTO rewards.programs (id, owner_merchant_id, name, point_value_paise, earn_points, earn_per_paise, rounding, timezone,
                                    pending_seconds, validity_days, allow_negative_balance, budget_points, redeem_min_points,
                                    redeem_max_basket_bp, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING *`,
-    [p.id, p.owner_merchant_id, p.name, p.point_value_paise, p.earn_points, p.earn_per_paise, p.rounding, p.timezone, p.pending_seconds,
-     p.validity_days, p.allow_negative_balance, p.budget_points, p.redeem_min_points, p.redeem_max_basket_bp, p.created_at],
+    [
+      p.id,
+      p.owner_merchant_id,
+      p.name,
+      p.point_value_paise,
+      p.earn_points,
+      p.earn_per_paise,
+      p.rounding,
+      p.timezone,
+      p.pending_seconds,
+      p.validity_days,
+      p.allow_negative_balance,
+      p.budget_points,
+      p.redeem_min_points,
+      p.redeem_max_basket_bp,
+      p.created_at,
+    ],
   );
   return rows[0];
 }
 
 export async function getProgram(q: Queryable, id: string, lock = false): Promise<ProgramRow | undefined> {
-  const { rows } = await q.query<ProgramRow>(`SELECT * FROM rewards.programs WHERE id = $1${lock ? ' FOR NO KEY UPDATE' : ''}`, [id]);
+  const { rows } = await q.query<ProgramRow>(
+    `SELECT * FROM rewards.programs WHERE id = $1${lock ? ' FOR NO KEY UPDATE' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 
 /** The program a merchant's customers earn and burn in, with the merchant's MCC. */
-export async function programForMerchant(q: Queryable, merchantId: string): Promise<(ProgramRow & { mcc: string }) | undefined> {
+export async function programForMerchant(
+  q: Queryable,
+  merchantId: string,
+): Promise<(ProgramRow & { mcc: string }) | undefined> {
   const { rows } = await q.query<ProgramRow & { mcc: string }>(
     `SELECT p.*, pm.mcc FROM rewards.program_merchants pm JOIN rewards.programs p ON p.id = pm.program_id WHERE pm.merchant_id = $1`,
     [merchantId],
@@ -158,7 +192,12 @@ export interface ProgramPatch {
   redeem_max_basket_bp?: number;
 }
 
-export async function updateProgram(q: Queryable, id: string, patch: ProgramPatch, now: Date): Promise<ProgramRow | undefined> {
+export async function updateProgram(
+  q: Queryable,
+  id: string,
+  patch: ProgramPatch,
+  now: Date,
+): Promise<ProgramRow | undefined> {
   const { rows } = await q.query<ProgramRow>(
     `UPDATE rewards.programs SET
        name = coalesce($2, name), status = coalesce($3, status), point_value_paise = coalesce($4, point_value_paise),
@@ -169,15 +208,33 @@ export async function updateProgram(q: Queryable, id: string, patch: ProgramPatc
        redeem_min_points = coalesce($14, redeem_min_points), redeem_max_basket_bp = coalesce($15, redeem_max_basket_bp),
        version = version + 1, updated_at = $16
      WHERE id = $1 RETURNING *`,
-    [id, patch.name ?? null, patch.status ?? null, patch.point_value_paise ?? null, patch.earn_points ?? null, patch.earn_per_paise ?? null,
-     patch.rounding ?? null, patch.timezone ?? null, patch.pending_seconds ?? null, patch.validity_days !== undefined, patch.validity_days ?? null,
-     patch.budget_points !== undefined, patch.budget_points ?? null, patch.redeem_min_points ?? null, patch.redeem_max_basket_bp ?? null, now],
+    [
+      id,
+      patch.name ?? null,
+      patch.status ?? null,
+      patch.point_value_paise ?? null,
+      patch.earn_points ?? null,
+      patch.earn_per_paise ?? null,
+      patch.rounding ?? null,
+      patch.timezone ?? null,
+      patch.pending_seconds ?? null,
+      patch.validity_days !== undefined,
+      patch.validity_days ?? null,
+      patch.budget_points !== undefined,
+      patch.budget_points ?? null,
+      patch.redeem_min_points ?? null,
+      patch.redeem_max_basket_bp ?? null,
+      now,
+    ],
   );
   return rows[0];
 }
 
 /** Programs a caller may see: all (platform), or the merchant's own and the coalition it is in. */
-export async function listPrograms(q: Queryable, f: { merchantId?: string; before?: string; limit: number }): Promise<ProgramRow[]> {
+export async function listPrograms(
+  q: Queryable,
+  f: { merchantId?: string; before?: string; limit: number },
+): Promise<ProgramRow[]> {
   const { rows } = await q.query<ProgramRow>(
     `SELECT * FROM rewards.programs p
       WHERE ($1::text IS NULL OR p.owner_merchant_id = $1
@@ -190,12 +247,21 @@ export async function listPrograms(q: Queryable, f: { merchantId?: string; befor
 }
 
 export async function isMember(q: Queryable, programId: string, merchantId: string): Promise<boolean> {
-  const { rows } = await q.query(`SELECT 1 FROM rewards.program_merchants WHERE program_id = $1 AND merchant_id = $2`, [programId, merchantId]);
+  const { rows } = await q.query(`SELECT 1 FROM rewards.program_merchants WHERE program_id = $1 AND merchant_id = $2`, [
+    programId,
+    merchantId,
+  ]);
   return rows.length > 0;
 }
 
 /** Adds a merchant to a program; false when the merchant is already in one. */
-export async function addMember(q: Queryable, programId: string, merchantId: string, mcc: string, now: Date): Promise<boolean> {
+export async function addMember(
+  q: Queryable,
+  programId: string,
+  merchantId: string,
+  mcc: string,
+  now: Date,
+): Promise<boolean> {
   const r = await q.query(
     `INSERT INTO rewards.program_merchants (merchant_id, program_id, mcc, joined_at) VALUES ($1, $2, $3, $4)
      ON CONFLICT (merchant_id) DO NOTHING RETURNING merchant_id`,
@@ -205,11 +271,17 @@ export async function addMember(q: Queryable, programId: string, merchantId: str
 }
 
 export async function removeMember(q: Queryable, programId: string, merchantId: string): Promise<boolean> {
-  const r = await q.query(`DELETE FROM rewards.program_merchants WHERE program_id = $1 AND merchant_id = $2 RETURNING merchant_id`, [programId, merchantId]);
+  const r = await q.query(
+    `DELETE FROM rewards.program_merchants WHERE program_id = $1 AND merchant_id = $2 RETURNING merchant_id`,
+    [programId, merchantId],
+  );
   return r.rowCount === 1;
 }
 
-export async function listMembers(q: Queryable, programId: string): Promise<{ merchant_id: string; mcc: string; joined_at: Date }[]> {
+export async function listMembers(
+  q: Queryable,
+  programId: string,
+): Promise<{ merchant_id: string; mcc: string; joined_at: Date }[]> {
   const { rows } = await q.query<{ merchant_id: string; mcc: string; joined_at: Date }>(
     `SELECT merchant_id, mcc, joined_at FROM rewards.program_merchants WHERE program_id = $1 ORDER BY merchant_id`,
     [programId],
@@ -220,7 +292,18 @@ export async function listMembers(q: Queryable, programId: string): Promise<{ me
 // ---- rules ----
 
 /** Adds a rule and raises the program's version (so cached copies of its rules go stale). */
-export async function insertRule(q: Queryable, r: { id: string; program_id: string; kind: RuleKind; value: number; conditions: RuleConditions; description: string | null; now: Date }): Promise<RuleRow> {
+export async function insertRule(
+  q: Queryable,
+  r: {
+    id: string;
+    program_id: string;
+    kind: RuleKind;
+    value: number;
+    conditions: RuleConditions;
+    description: string | null;
+    now: Date;
+  },
+): Promise<RuleRow> {
   const { rows } = await q.query<RuleRow>(
     `WITH v AS (UPDATE rewards.programs SET version = version + 1, updated_at = $7 WHERE id = $2)
      INSERT INTO rewards.earn_rules (id, program_id, kind, value, conditions, description, created_at)
@@ -231,12 +314,17 @@ export async function insertRule(q: Queryable, r: { id: string; program_id: stri
 }
 
 export async function listRules(q: Queryable, programId: string): Promise<RuleRow[]> {
-  const { rows } = await q.query<RuleRow>(`SELECT * FROM rewards.earn_rules WHERE program_id = $1 ORDER BY id`, [programId]);
+  const { rows } = await q.query<RuleRow>(`SELECT * FROM rewards.earn_rules WHERE program_id = $1 ORDER BY id`, [
+    programId,
+  ]);
   return rows;
 }
 
 export async function countRules(q: Queryable, programId: string): Promise<number> {
-  const { rows } = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM rewards.earn_rules WHERE program_id = $1`, [programId]);
+  const { rows } = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM rewards.earn_rules WHERE program_id = $1`,
+    [programId],
+  );
   return rows[0].n;
 }
 
@@ -270,8 +358,16 @@ export interface PaymentContext {
  * row locked, the budget locked when there is one, and any redemption. undefined: the merchant
  * is in no program.
  */
-export async function loadPaymentContext(q: Queryable, merchantId: string, paymentId: string, payerHash: Buffer | null): Promise<PaymentContext | undefined> {
-  const { rows } = await q.query<{ ctx: RawContext | null }>('SELECT rewards.payment_context($1::text, $2::text, $3::bytea) AS ctx', [merchantId, paymentId, payerHash]);
+export async function loadPaymentContext(
+  q: Queryable,
+  merchantId: string,
+  paymentId: string,
+  payerHash: Buffer | null,
+): Promise<PaymentContext | undefined> {
+  const { rows } = await q.query<{ ctx: RawContext | null }>(
+    'SELECT rewards.payment_context($1::text, $2::text, $3::bytea) AS ctx',
+    [merchantId, paymentId, payerHash],
+  );
   return contextFromJson(rows[0]?.ctx ?? null);
 }
 
@@ -310,15 +406,50 @@ export type EarnPaymentResult =
 export async function earnPayment(
   q: Queryable,
   a: {
-    merchantId: string; paymentId: string; payerHash: Buffer | null; programId: string | null; version: number | null; points: number;
-    day: string | null; dayCap: number | null; amount: number; breakdown: unknown; customerId: string; lotId: string; movementId: string; now: Date;
+    merchantId: string;
+    paymentId: string;
+    payerHash: Buffer | null;
+    programId: string | null;
+    version: number | null;
+    points: number;
+    day: string | null;
+    dayCap: number | null;
+    amount: number;
+    breakdown: unknown;
+    customerId: string;
+    lotId: string;
+    movementId: string;
+    now: Date;
   },
 ): Promise<EarnPaymentResult> {
-  const { rows } = await q.query<{ r: { state: string; ctx?: RawContext | null; redemption?: RedemptionRow | null; customer_id?: string; points?: number; pending?: boolean } }>(
+  const { rows } = await q.query<{
+    r: {
+      state: string;
+      ctx?: RawContext | null;
+      redemption?: RedemptionRow | null;
+      customer_id?: string;
+      points?: number;
+      pending?: boolean;
+    };
+  }>(
     `SELECT rewards.earn_payment($1::text, $2::text, $3::bytea, $4::text, $5::bigint, $6::bigint, $7::date, $8::bigint, $9::bigint, $10::jsonb,
                                  $11::text, $12::text, $13::text, $14::timestamptz) AS r`,
-    [a.merchantId, a.paymentId, a.payerHash, a.programId, a.version, a.points, a.day, a.dayCap, a.amount, JSON.stringify(a.breakdown),
-     a.customerId, a.lotId, a.movementId, a.now],
+    [
+      a.merchantId,
+      a.paymentId,
+      a.payerHash,
+      a.programId,
+      a.version,
+      a.points,
+      a.day,
+      a.dayCap,
+      a.amount,
+      JSON.stringify(a.breakdown),
+      a.customerId,
+      a.lotId,
+      a.movementId,
+      a.now,
+    ],
   );
   const r = rows[0].r;
   const redemption = r.redemption ? redemptionFromJson(r.redemption) : undefined;
@@ -346,7 +477,14 @@ function redemptionFromJson(d: RedemptionRow): RedemptionRow {
  * The customer row, locked; created first if needed. The lock serializes all work on their lots.
  * `knownMissing`: the caller just looked and found none, so go straight to the insert.
  */
-export async function lockOrCreateCustomer(q: Queryable, id: string, programId: string, hash: Buffer, now: Date, knownMissing = false): Promise<CustomerRow> {
+export async function lockOrCreateCustomer(
+  q: Queryable,
+  id: string,
+  programId: string,
+  hash: Buffer,
+  now: Date,
+  knownMissing = false,
+): Promise<CustomerRow> {
   const sel = `SELECT ${CUSTOMER_COLS} FROM rewards.customers WHERE program_id = $1 AND customer_hash = $2 FOR UPDATE`;
   if (!knownMissing) {
     const found = await q.query<CustomerRow>(sel, [programId, hash]);
@@ -362,7 +500,12 @@ export async function lockOrCreateCustomer(q: Queryable, id: string, programId: 
   return (await q.query<CustomerRow>(sel, [programId, hash])).rows[0];
 }
 
-export async function findCustomer(q: Queryable, programId: string, hash: Buffer, lock = false): Promise<CustomerRow | undefined> {
+export async function findCustomer(
+  q: Queryable,
+  programId: string,
+  hash: Buffer,
+  lock = false,
+): Promise<CustomerRow | undefined> {
   const { rows } = await q.query<CustomerRow>(
     `SELECT ${CUSTOMER_COLS} FROM rewards.customers WHERE program_id = $1 AND customer_hash = $2${lock ? ' FOR UPDATE' : ''}`,
     [programId, hash],
@@ -371,12 +514,21 @@ export async function findCustomer(q: Queryable, programId: string, hash: Buffer
 }
 
 export async function lockCustomer(q: Queryable, id: string, skipLocked = false): Promise<CustomerRow | undefined> {
-  const { rows } = await q.query<CustomerRow>(`SELECT ${CUSTOMER_COLS} FROM rewards.customers WHERE id = $1 FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`, [id]);
+  const { rows } = await q.query<CustomerRow>(
+    `SELECT ${CUSTOMER_COLS} FROM rewards.customers WHERE id = $1 FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 
-export async function setCustomerCounters(q: Queryable, c: Pick<CustomerRow, 'id' | 'debt' | 'shortfall' | 'earn_day' | 'day_earned'>) {
-  await q.query(`UPDATE rewards.customers SET debt = $2, shortfall = $3, earn_day = $4::date, day_earned = $5 WHERE id = $1`, [c.id, c.debt, c.shortfall, c.earn_day, c.day_earned]);
+export async function setCustomerCounters(
+  q: Queryable,
+  c: Pick<CustomerRow, 'id' | 'debt' | 'shortfall' | 'earn_day' | 'day_earned'>,
+) {
+  await q.query(
+    `UPDATE rewards.customers SET debt = $2, shortfall = $3, earn_day = $4::date, day_earned = $5 WHERE id = $1`,
+    [c.id, c.debt, c.shortfall, c.earn_day, c.day_earned],
+  );
 }
 
 /** Writes one earn in one round trip (rewards.write_earn): counters, budget, lot, earning, statement line. */
@@ -396,9 +548,28 @@ export async function writeEarn(
     `SELECT rewards.write_earn($1::text, $2::bigint, $3::date, $4::bigint, $5::text, $6::bigint, $7::text, $8::text, $9::text, $10::bigint,
                                $11::bigint, $12::text, $13::timestamptz, $14::timestamptz, $15::timestamptz, $16::bigint, $17::jsonb,
                                $18::text, $19::bigint, $20::bigint)`,
-    [c.id, c.debt, c.earn_day, c.day_earned, w.programId, w.budgetDelta, l?.id ?? null, e.payment_id, e.merchant_id, e.points,
-     l?.remaining ?? null, l?.status ?? null, l?.available_at ?? null, l?.expires_at ?? null, e.created_at, e.amount,
-     JSON.stringify(e.breakdown), m?.id ?? null, m?.available_delta ?? null, m?.pending_delta ?? null],
+    [
+      c.id,
+      c.debt,
+      c.earn_day,
+      c.day_earned,
+      w.programId,
+      w.budgetDelta,
+      l?.id ?? null,
+      e.payment_id,
+      e.merchant_id,
+      e.points,
+      l?.remaining ?? null,
+      l?.status ?? null,
+      l?.available_at ?? null,
+      l?.expires_at ?? null,
+      e.created_at,
+      e.amount,
+      JSON.stringify(e.breakdown),
+      m?.id ?? null,
+      m?.available_delta ?? null,
+      m?.pending_delta ?? null,
+    ],
   );
 }
 
@@ -408,18 +579,36 @@ export async function insertLot(q: Queryable, l: Omit<LotRow, 'expired'>) {
   await q.query(
     `INSERT INTO rewards.lots (id, program_id, customer_id, source, source_id, points, remaining, status, available_at, expires_at, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-    [l.id, l.program_id, l.customer_id, l.source, l.source_id, l.points, l.remaining, l.status, l.available_at, l.expires_at, l.created_at],
+    [
+      l.id,
+      l.program_id,
+      l.customer_id,
+      l.source,
+      l.source_id,
+      l.points,
+      l.remaining,
+      l.status,
+      l.available_at,
+      l.expires_at,
+      l.created_at,
+    ],
   );
 }
 
 /** The customer's lots that still hold points, oldest first. */
 export async function openLots(q: Queryable, customerId: string): Promise<LotRow[]> {
-  const { rows } = await q.query<LotRow>(`SELECT ${LOT_COLS} FROM rewards.lots WHERE customer_id = $1 AND remaining > 0 ORDER BY id`, [customerId]);
+  const { rows } = await q.query<LotRow>(
+    `SELECT ${LOT_COLS} FROM rewards.lots WHERE customer_id = $1 AND remaining > 0 ORDER BY id`,
+    [customerId],
+  );
   return rows;
 }
 
 export async function getLots(q: Queryable, ids: string[]): Promise<LotRow[]> {
-  const { rows } = await q.query<LotRow>(`SELECT ${LOT_COLS} FROM rewards.lots WHERE id = ANY($1::text[]) ORDER BY id`, [ids]);
+  const { rows } = await q.query<LotRow>(
+    `SELECT ${LOT_COLS} FROM rewards.lots WHERE id = ANY($1::text[]) ORDER BY id`,
+    [ids],
+  );
   return rows;
 }
 
@@ -467,15 +656,25 @@ export async function customersWithDueLots(q: Queryable, now: Date, limit: numbe
 // ---- earnings, redemptions ----
 
 export async function getEarning(q: Queryable, paymentId: string, lock = false): Promise<EarningRow | undefined> {
-  const { rows } = await q.query<EarningRow>(`SELECT * FROM rewards.earnings WHERE payment_id = $1${lock ? ' FOR UPDATE' : ''}`, [paymentId]);
+  const { rows } = await q.query<EarningRow>(
+    `SELECT * FROM rewards.earnings WHERE payment_id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [paymentId],
+  );
   return rows[0];
 }
 
 export async function updateEarning(q: Queryable, paymentId: string, clawedBack: number, shortfall: number) {
-  await q.query(`UPDATE rewards.earnings SET clawed_back = $2, shortfall = $3 WHERE payment_id = $1`, [paymentId, clawedBack, shortfall]);
+  await q.query(`UPDATE rewards.earnings SET clawed_back = $2, shortfall = $3 WHERE payment_id = $1`, [
+    paymentId,
+    clawedBack,
+    shortfall,
+  ]);
 }
 
-export async function insertRedemption(q: Queryable, d: Omit<RedemptionRow, 'points_returned' | 'settled_at' | 'status'>) {
+export async function insertRedemption(
+  q: Queryable,
+  d: Omit<RedemptionRow, 'points_returned' | 'settled_at' | 'status'>,
+) {
   await q.query(
     `INSERT INTO rewards.redemptions (id, payment_id, program_id, customer_id, merchant_id, points, value_paise, mode, status, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'reserved', $9)`,
@@ -483,13 +682,26 @@ export async function insertRedemption(q: Queryable, d: Omit<RedemptionRow, 'poi
   );
 }
 
-export async function getRedemptionByPayment(q: Queryable, paymentId: string, lock = false): Promise<RedemptionRow | undefined> {
-  const { rows } = await q.query<RedemptionRow>(`SELECT * FROM rewards.redemptions WHERE payment_id = $1${lock ? ' FOR UPDATE' : ''}`, [paymentId]);
+export async function getRedemptionByPayment(
+  q: Queryable,
+  paymentId: string,
+  lock = false,
+): Promise<RedemptionRow | undefined> {
+  const { rows } = await q.query<RedemptionRow>(
+    `SELECT * FROM rewards.redemptions WHERE payment_id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [paymentId],
+  );
   return rows[0];
 }
 
 /** Compare-and-set on a redemption's status; undefined when it was not `from`. */
-export async function settleRedemption(q: Queryable, id: string, from: RedemptionRow['status'], to: RedemptionRow['status'], now: Date) {
+export async function settleRedemption(
+  q: Queryable,
+  id: string,
+  from: RedemptionRow['status'],
+  to: RedemptionRow['status'],
+  now: Date,
+) {
   const { rows } = await q.query<RedemptionRow>(
     `UPDATE rewards.redemptions SET status = $3, settled_at = $4 WHERE id = $1 AND status = $2 RETURNING *`,
     [id, from, to, now],
@@ -510,11 +722,18 @@ export async function insertConsumptions(q: Queryable, redemptionId: string, c: 
 }
 
 export async function consumptions(q: Queryable, redemptionId: string): Promise<ConsumptionRow[]> {
-  const { rows } = await q.query<ConsumptionRow>(`SELECT * FROM rewards.lot_consumptions WHERE redemption_id = $1 ORDER BY lot_id`, [redemptionId]);
+  const { rows } = await q.query<ConsumptionRow>(
+    `SELECT * FROM rewards.lot_consumptions WHERE redemption_id = $1 ORDER BY lot_id`,
+    [redemptionId],
+  );
   return rows;
 }
 
-export async function setConsumptionReturned(q: Queryable, redemptionId: string, c: { lot_id: string; returned: number }[]) {
+export async function setConsumptionReturned(
+  q: Queryable,
+  redemptionId: string,
+  c: { lot_id: string; returned: number }[],
+) {
   await q.query(
     `UPDATE rewards.lot_consumptions lc SET returned = x.returned
        FROM jsonb_to_recordset($2::jsonb) AS x(lot_id text, returned bigint)
@@ -523,16 +742,31 @@ export async function setConsumptionReturned(q: Queryable, redemptionId: string,
   );
 }
 
-export async function insertLink(q: Queryable, l: { payment_id: string; program_id: string; customer_id: string; now: Date }) {
-  await q.query(`INSERT INTO rewards.payment_links (payment_id, program_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`, [l.payment_id, l.program_id, l.customer_id, l.now]);
+export async function insertLink(
+  q: Queryable,
+  l: { payment_id: string; program_id: string; customer_id: string; now: Date },
+) {
+  await q.query(
+    `INSERT INTO rewards.payment_links (payment_id, program_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
+    [l.payment_id, l.program_id, l.customer_id, l.now],
+  );
 }
 
-export async function getLink(q: Queryable, paymentId: string): Promise<{ program_id: string; customer_id: string } | undefined> {
-  const { rows } = await q.query<{ program_id: string; customer_id: string }>(`SELECT program_id, customer_id FROM rewards.payment_links WHERE payment_id = $1`, [paymentId]);
+export async function getLink(
+  q: Queryable,
+  paymentId: string,
+): Promise<{ program_id: string; customer_id: string } | undefined> {
+  const { rows } = await q.query<{ program_id: string; customer_id: string }>(
+    `SELECT program_id, customer_id FROM rewards.payment_links WHERE payment_id = $1`,
+    [paymentId],
+  );
   return rows[0];
 }
 
-export async function insertAdjustment(q: Queryable, a: { id: string; program_id: string; customer_id: string; points: number; reason: string; actor: string; now: Date }) {
+export async function insertAdjustment(
+  q: Queryable,
+  a: { id: string; program_id: string; customer_id: string; points: number; reason: string; actor: string; now: Date },
+) {
   await q.query(
     `INSERT INTO rewards.adjustments (id, program_id, customer_id, points, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
     [a.id, a.program_id, a.customer_id, a.points, a.reason, a.actor, a.now],
@@ -552,7 +786,12 @@ export async function insertMovements(q: Queryable, ms: NewMovement[], now: Date
   );
 }
 
-export async function listMovements(q: Queryable, customerId: string, before: string | undefined, limit: number): Promise<MovementRow[]> {
+export async function listMovements(
+  q: Queryable,
+  customerId: string,
+  before: string | undefined,
+  limit: number,
+): Promise<MovementRow[]> {
   const { rows } = await q.query<MovementRow>(
     `SELECT * FROM rewards.movements WHERE customer_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
     [customerId, before ?? null, limit + 1],
@@ -561,7 +800,12 @@ export async function listMovements(q: Queryable, customerId: string, before: st
 }
 
 /** The balance as of `now`, from the lots: due pending lots count as available, expired lots not at all. */
-export async function balanceAt(q: Queryable, customerId: string, now: Date, expiringBy: Date): Promise<{ available: number; pending: number; expiring: number }> {
+export async function balanceAt(
+  q: Queryable,
+  customerId: string,
+  now: Date,
+  expiringBy: Date,
+): Promise<{ available: number; pending: number; expiring: number }> {
   const { rows } = await q.query<{ available: number; pending: number; expiring: number }>(
     `SELECT coalesce(sum(remaining) FILTER (WHERE live AND (status = 'available' OR available_at <= $2)), 0)::bigint
               - (SELECT debt FROM rewards.customers WHERE id = $1) AS available,

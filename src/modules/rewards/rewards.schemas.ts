@@ -20,15 +20,21 @@ export const PaymentRewardsRequest = Type.Object(
   {
     vpa: Type.Optional(Vpa),
     phone: Type.Optional(Phone),
-    redeem_points: Type.Optional(Type.Number({ description: 'Points to burn on this payment (integer ≥ the program minimum)' })),
-    mode: Type.Optional(Type.Union([Type.Literal('split_tender'), Type.Literal('discount')], {
-      description: 'split_tender (default): the points pay part of the basket and the program owes the merchant their value; ' +
-        'discount: the merchant takes the value off the price',
-    })),
+    redeem_points: Type.Optional(
+      Type.Number({ description: 'Points to burn on this payment (integer ≥ the program minimum)' }),
+    ),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('split_tender'), Type.Literal('discount')], {
+        description:
+          'split_tender (default): the points pay part of the basket and the program owes the merchant their value; ' +
+          'discount: the merchant takes the value off the price',
+      }),
+    ),
   },
   {
     additionalProperties: false,
-    description: 'Reward points on this payment. Names the customer (vpa or phone; default: payer_vpa) so the payment earns to them, and ' +
+    description:
+      'Reward points on this payment. Names the customer (vpa or phone; default: payer_vpa) so the payment earns to them, and ' +
       'optionally redeems points: they are reserved now and spent when the payment succeeds, or released when it fails or expires. ' +
       '`amount` is what the customer pays by UPI after the points; the basket is amount + redeem_points × point_value_paise.',
   },
@@ -46,7 +52,11 @@ const Earn = Type.Object(
 const Redemption = Type.Object(
   {
     min_points: Type.Optional(Type.Number({ description: 'Fewest points a redemption may burn (default 1)' })),
-    max_basket_bp: Type.Optional(Type.Number({ description: 'Largest share of the basket points may pay, in basis points (default 10000 = 100%)' })),
+    max_basket_bp: Type.Optional(
+      Type.Number({
+        description: 'Largest share of the basket points may pay, in basis points (default 10000 = 100%)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -55,7 +65,9 @@ export const Conditions = Type.Object(
   {
     mcc: Type.Optional(Type.Array(Type.String(), { description: 'Merchant category codes' })),
     store_ids: Type.Optional(Type.Array(Type.String())),
-    days_of_week: Type.Optional(Type.Array(Type.Integer(), { description: 'ISO weekdays, 1 = Monday … 7 = Sunday (program timezone)' })),
+    days_of_week: Type.Optional(
+      Type.Array(Type.Integer(), { description: 'ISO weekdays, 1 = Monday … 7 = Sunday (program timezone)' }),
+    ),
     time_from: Type.Optional(Type.String({ description: 'HH:MM local, inclusive' })),
     time_to: Type.Optional(Type.String({ description: 'HH:MM local, exclusive; before time_from = wraps midnight' })),
     starts_at: Type.Optional(Type.String({ description: 'Campaign start (ISO 8601), inclusive' })),
@@ -66,7 +78,12 @@ export const Conditions = Type.Object(
 
 export const CreateRule = Type.Object(
   {
-    kind: Type.Union([Type.Literal('multiplier'), Type.Literal('minimum_spend'), Type.Literal('cap_per_transaction'), Type.Literal('cap_per_customer_day')]),
+    kind: Type.Union([
+      Type.Literal('multiplier'),
+      Type.Literal('minimum_spend'),
+      Type.Literal('cap_per_transaction'),
+      Type.Literal('cap_per_customer_day'),
+    ]),
     multiplier_bp: Type.Optional(Type.Number({ description: 'multiplier: basis points, 20000 = 2x' })),
     amount_paise: Type.Optional(Type.Number({ description: 'minimum_spend: paise' })),
     points: Type.Optional(Type.Number({ description: 'cap_per_transaction / cap_per_customer_day: points' })),
@@ -89,15 +106,35 @@ export const Rule = Type.Object({
 
 export const CreateProgram = Type.Object(
   {
-    merchant_id: Type.Optional(Type.String({ maxLength: 100, description: 'Owner. Omit (platform keys only) for a coalition program run by the platform' })),
+    merchant_id: Type.Optional(
+      Type.String({
+        maxLength: 100,
+        description: 'Owner. Omit (platform keys only) for a coalition program run by the platform',
+      }),
+    ),
     name: Type.String({ minLength: 1, maxLength: 99 }),
     point_value_paise: Type.Number({ description: 'What one point is worth at the till, in paise' }),
     earn: Earn,
-    pending_period_seconds: Type.Optional(Type.Number({ description: 'How long earned points stay pending before they can be spent (default 0)' })),
-    validity_days: Type.Optional(Nullable(Type.Number({ description: 'Days a lot of points lives after it is earned; null (default) = never expires' }))),
-    allow_negative_balance: Type.Optional(Type.Boolean({ description: 'May a clawback take a balance below zero? Fixed at creation (default false)' })),
-    budget_points: Type.Optional(Nullable(Type.Number({ description: 'Most points the program will ever grant by earning; null = no budget' }))),
-    timezone: Type.Optional(Type.String({ maxLength: 64, description: 'IANA timezone for time windows and the daily cap (default Asia/Kolkata)' })),
+    pending_period_seconds: Type.Optional(
+      Type.Number({ description: 'How long earned points stay pending before they can be spent (default 0)' }),
+    ),
+    validity_days: Type.Optional(
+      Nullable(
+        Type.Number({ description: 'Days a lot of points lives after it is earned; null (default) = never expires' }),
+      ),
+    ),
+    allow_negative_balance: Type.Optional(
+      Type.Boolean({ description: 'May a clawback take a balance below zero? Fixed at creation (default false)' }),
+    ),
+    budget_points: Type.Optional(
+      Nullable(Type.Number({ description: 'Most points the program will ever grant by earning; null = no budget' })),
+    ),
+    timezone: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description: 'IANA timezone for time windows and the daily cap (default Asia/Kolkata)',
+      }),
+    ),
     redemption: Type.Optional(Redemption),
     rules: Type.Optional(Type.Array(CreateRule, { maxItems: 50 })),
   },
@@ -143,11 +180,18 @@ export const ProgramListQuery = Type.Object(
 );
 
 export const AddMember = Type.Object({ merchant_id: MerchantId }, { additionalProperties: false });
-export const Member = Type.Object({ program_id: Type.String(), merchant_id: Type.String(), mcc: Type.String(), joined_at: Type.String({ format: 'date-time' }) });
+export const Member = Type.Object({
+  program_id: Type.String(),
+  merchant_id: Type.String(),
+  mcc: Type.String(),
+  joined_at: Type.String({ format: 'date-time' }),
+});
 
 /** Who: the merchant (whose program) and the customer, by vpa or phone. */
 const CustomerQueryFields = {
-  merchant_id: Type.Optional(Type.String({ maxLength: 100, description: 'Required for platform keys; a merchant key is its own merchant' })),
+  merchant_id: Type.Optional(
+    Type.String({ maxLength: 100, description: 'Required for platform keys; a merchant key is its own merchant' }),
+  ),
   vpa: Type.Optional(Vpa),
   phone: Type.Optional(Phone),
 };
@@ -163,7 +207,9 @@ export const Balance = Type.Object({
 export const StatementQuery = Type.Object({ ...PageQuery, ...CustomerQueryFields }, { additionalProperties: false });
 export const Movement = Type.Object({
   id: Type.String(),
-  kind: Type.String({ description: 'earn, mature, redeem, release, clawback, return, expire, adjustment or shortfall' }),
+  kind: Type.String({
+    description: 'earn, mature, redeem, release, clawback, return, expire, adjustment or shortfall',
+  }),
   points: Type.Integer({ description: 'Change of available + pending' }),
   available_delta: Type.Integer(),
   pending_delta: Type.Integer(),
@@ -206,7 +252,9 @@ export const Quote = Type.Object({
   program_id: Type.String(),
   point_value_paise: Type.Integer(),
   available: Type.Integer(),
-  max_redeem_points: Type.Integer({ description: 'Most points this basket can burn (balance, program share limit, at least 1 paisa left for UPI)' }),
+  max_redeem_points: Type.Integer({
+    description: 'Most points this basket can burn (balance, program share limit, at least 1 paisa left for UPI)',
+  }),
   redeem_points: Type.Integer(),
   redeem_value_paise: Type.Integer(),
   upi_amount: Type.Integer({ description: 'What the customer pays by UPI after redeem_points' }),
@@ -216,8 +264,22 @@ export const Quote = Type.Object({
 export const PaymentRewards = Type.Object({
   payment_id: Type.String(),
   program_id: Type.String(),
-  earned: Nullable(Type.Object({ points: Type.Integer(), clawed_back: Type.Integer(), shortfall: Type.Integer(), breakdown: Type.Unknown() })),
-  redemption: Nullable(Type.Object({
-    id: Type.String(), points: Type.Integer(), value_paise: Type.Integer(), mode: Type.String(), status: Type.String(), points_returned: Type.Integer(),
-  })),
+  earned: Nullable(
+    Type.Object({
+      points: Type.Integer(),
+      clawed_back: Type.Integer(),
+      shortfall: Type.Integer(),
+      breakdown: Type.Unknown(),
+    }),
+  ),
+  redemption: Nullable(
+    Type.Object({
+      id: Type.String(),
+      points: Type.Integer(),
+      value_paise: Type.Integer(),
+      mode: Type.String(),
+      status: Type.String(),
+      points_returned: Type.Integer(),
+    }),
+  ),
 });

@@ -30,15 +30,28 @@ describe('rewards on payments', () => {
     const who = vpa();
     const p = await w.pay(m.terminalId, 14_999, who);
     assert.equal(p.status, 'succeeded');
-    assert.deepEqual(await w.balance(m.merchantId, who), { program_id: (await w.balance(m.merchantId, who)).program_id, available: 14, pending: 0, expiring_30d: 0 });
+    assert.deepEqual(await w.balance(m.merchantId, who), {
+      program_id: (await w.balance(m.merchantId, who)).program_id,
+      available: 14,
+      pending: 0,
+      expiring_30d: 0,
+    });
     const pr = await w.rewards.paymentRewards(platform, p.id);
     assert.equal(pr.earned?.points, 14);
     // The points entry and the payment entry were committed together.
-    const entries = await w.db.query<{ book: string; kind: string }>(`SELECT book, kind FROM ledger.entries WHERE reference = $1 ORDER BY book`, [p.id]);
-    assert.deepEqual(entries.rows, [{ book: 'INR', kind: 'payment.succeeded' }, { book: 'PTS', kind: 'rewards.earned' }]);
+    const entries = await w.db.query<{ book: string; kind: string }>(
+      `SELECT book, kind FROM ledger.entries WHERE reference = $1 ORDER BY book`,
+      [p.id],
+    );
+    assert.deepEqual(entries.rows, [
+      { book: 'INR', kind: 'payment.succeeded' },
+      { book: 'PTS', kind: 'rewards.earned' },
+    ]);
     // A payer VPA is matched case-insensitively; the raw VPA is nowhere in the rewards schema.
     assert.equal((await w.balance(m.merchantId, who.toUpperCase())).available, 14);
-    const leaks = await w.db.query(`SELECT 1 FROM rewards.movements WHERE detail LIKE $1 OR reference LIKE $1`, [`%${who}%`]);
+    const leaks = await w.db.query(`SELECT 1 FROM rewards.movements WHERE detail LIKE $1 OR reference LIKE $1`, [
+      `%${who}%`,
+    ]);
     assert.equal(leaks.rows.length, 0);
     await assertInvariants();
   });
@@ -109,12 +122,22 @@ describe('rewards on payments', () => {
     const who = vpa();
     await w.pay(m.terminalId, 50_000, who); // 50 points
     const before = await w.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments`);
-    await assert.rejects(w.createPayment(m.terminalId, 10_000, { rewards: { vpa: who, redeem_points: 51 } }), { code: 'insufficient_points' });
+    await assert.rejects(w.createPayment(m.terminalId, 10_000, { rewards: { vpa: who, redeem_points: 51 } }), {
+      code: 'insufficient_points',
+    });
     // 30 points = ₹30 of a ₹50 basket: 60% > 50%
-    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { vpa: who, redeem_points: 30 } }), { code: 'redemption_not_allowed' });
-    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { vpa: who, redeem_points: 4 } }), { code: 'redemption_not_allowed' });
-    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { vpa: who, redeem_points: 2.5 } }), { code: 'validation_failed' });
-    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { redeem_points: 5 } }), { code: 'validation_failed' });
+    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { vpa: who, redeem_points: 30 } }), {
+      code: 'redemption_not_allowed',
+    });
+    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { vpa: who, redeem_points: 4 } }), {
+      code: 'redemption_not_allowed',
+    });
+    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { vpa: who, redeem_points: 2.5 } }), {
+      code: 'validation_failed',
+    });
+    await assert.rejects(w.createPayment(m.terminalId, 2000, { rewards: { redeem_points: 5 } }), {
+      code: 'validation_failed',
+    });
     const after = await w.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments.payments`);
     assert.equal(after.rows[0].n, before.rows[0].n, 'no payment row for a refused redemption');
     assert.equal((await w.balance(m.merchantId, who)).available, 50);
@@ -122,7 +145,9 @@ describe('rewards on payments', () => {
     const ok = await w.createPayment(m.terminalId, 2500, { rewards: { vpa: who, redeem_points: 25 } });
     assert.equal(ok.status, 'pending');
     const noProgram = await w.seedMerchant();
-    await assert.rejects(w.createPayment(noProgram.terminalId, 2000, { rewards: { vpa: who, redeem_points: 5 } }), { code: 'redemption_not_allowed' });
+    await assert.rejects(w.createPayment(noProgram.terminalId, 2000, { rewards: { vpa: who, redeem_points: 5 } }), {
+      code: 'redemption_not_allowed',
+    });
     // Naming a customer where there is no program is harmless.
     assert.equal((await w.createPayment(noProgram.terminalId, 2000, { rewards: { vpa: who } })).status, 'pending');
     await assertInvariants();
@@ -134,10 +159,17 @@ describe('rewards on payments', () => {
     const payer = vpa();
     const p = await w.createPayment(m.terminalId, 20_000, { rewards: { phone: '+91 98765 43210' } });
     await w.succeed(p.id, payer);
-    assert.equal((await w.rewards.balance(platform, { merchant_id: m.merchantId, phone: '09876543210' })).available, 20);
+    assert.equal(
+      (await w.rewards.balance(platform, { merchant_id: m.merchantId, phone: '09876543210' })).available,
+      20,
+    );
     assert.equal((await w.balance(m.merchantId, payer)).available, 0);
-    await assert.rejects(w.rewards.balance(platform, { merchant_id: m.merchantId, phone: '12345' }), { code: 'validation_failed' });
-    await assert.rejects(w.rewards.balance(platform, { merchant_id: m.merchantId, vpa: 'not a vpa' }), { code: 'invalid_vpa' });
+    await assert.rejects(w.rewards.balance(platform, { merchant_id: m.merchantId, phone: '12345' }), {
+      code: 'validation_failed',
+    });
+    await assert.rejects(w.rewards.balance(platform, { merchant_id: m.merchantId, vpa: 'not a vpa' }), {
+      code: 'invalid_vpa',
+    });
     await assert.rejects(w.rewards.balance(platform, { merchant_id: m.merchantId }), { code: 'validation_failed' });
   });
 
@@ -193,19 +225,30 @@ describe('rewards on payments', () => {
 
   test('debt is repaid by points as they leave their pending period', async () => {
     const m = await w.seedMerchant();
-    await w.program(m.merchantId, { point_value_paise: 100, allow_negative_balance: true, pending_period_seconds: 60, validity_days: 30 });
+    await w.program(m.merchantId, {
+      point_value_paise: 100,
+      allow_negative_balance: true,
+      pending_period_seconds: 60,
+      validity_days: 30,
+    });
     const who = vpa();
     const earned = await w.pay(m.terminalId, 10_000, who); // 10 pending
     w.clock.advance(60_000);
     await w.rewards.runJobs();
     await w.pay(m.terminalId, 1_000, who, { rewards: { vpa: who, redeem_points: 10 } }); // spends them; 1 pending
     await w.payments.refund(platform, earned.id, { amount: 10_000 }); // 1 from pending, 9 become debt
-    assert.deepEqual({ ...(await w.balance(m.merchantId, who)), program_id: '' }, { program_id: '', available: -9, pending: 0, expiring_30d: 0 });
+    assert.deepEqual(
+      { ...(await w.balance(m.merchantId, who)), program_id: '' },
+      { program_id: '', available: -9, pending: 0, expiring_30d: 0 },
+    );
     await w.pay(m.terminalId, 15_000, who); // 15 pending
     assert.equal((await w.balance(m.merchantId, who)).pending, 15);
     w.clock.advance(60_000);
     await w.rewards.runJobs();
-    assert.deepEqual({ ...(await w.balance(m.merchantId, who)), program_id: '' }, { program_id: '', available: 6, pending: 0, expiring_30d: 6 });
+    assert.deepEqual(
+      { ...(await w.balance(m.merchantId, who)), program_id: '' },
+      { program_id: '', available: 6, pending: 0, expiring_30d: 6 },
+    );
     w.clock.advance(31 * DAY);
     await w.rewards.runJobs();
     // The debt was repaid out of the lot, so only what was left of it expires: nothing is owed twice.
@@ -220,17 +263,30 @@ describe('rewards on payments', () => {
     await w.pay(m.terminalId, 10_000, who); // lot A: 10
     w.clock.advance(10 * DAY);
     await w.pay(m.terminalId, 20_000, who); // lot B: 20
-    assert.deepEqual({ ...(await w.balance(m.merchantId, who)), program_id: '' }, { program_id: '', available: 30, pending: 0, expiring_30d: 30 });
+    assert.deepEqual(
+      { ...(await w.balance(m.merchantId, who)), program_id: '' },
+      { program_id: '', available: 30, pending: 0, expiring_30d: 30 },
+    );
     // Spend 15: all of A (10) and 5 of B.
     await w.pay(m.terminalId, 100, who, { rewards: { vpa: who, redeem_points: 15 } });
     const lots = await w.db.query<{ points: number; remaining: number }>(
       `SELECT points, remaining FROM rewards.lots WHERE customer_id = (SELECT customer_id FROM rewards.redemptions ORDER BY id DESC LIMIT 1) ORDER BY id`,
     );
-    assert.deepEqual(lots.rows.map((l) => [l.points, l.remaining]), [[10, 0], [20, 15]]);
+    assert.deepEqual(
+      lots.rows.map((l) => [l.points, l.remaining]),
+      [
+        [10, 0],
+        [20, 15],
+      ],
+    );
     w.clock.advance(21 * DAY); // B is 21 days old, A 31
     assert.equal((await w.balance(m.merchantId, who)).available, 15);
     w.clock.advance(10 * DAY); // B is 31 days old
-    assert.equal((await w.balance(m.merchantId, who)).available, 0, 'expired points are not available even before the job');
+    assert.equal(
+      (await w.balance(m.merchantId, who)).available,
+      0,
+      'expired points are not available even before the job',
+    );
     const r = await w.rewards.runJobs();
     assert.ok(r.expired >= 1);
     const st = await w.rewards.statement(platform, { merchant_id: m.merchantId, vpa: who, limit: 1 });
@@ -251,7 +307,11 @@ describe('rewards on payments', () => {
     const payable = await w.ledger.balance(w.db, `merchant_payable:${m.merchantId}`, 'INR');
     assert.equal(payable, 100_000 + 10_000 + 1000 + 10_000);
     await w.payments.refund(platform, split.id, { amount: 10_000 });
-    assert.equal(await w.ledger.balance(w.db, `rewards_funding:${prog.id}`, 'INR'), 0, 'a full refund reverses the funding');
+    assert.equal(
+      await w.ledger.balance(w.db, `rewards_funding:${prog.id}`, 'INR'),
+      0,
+      'a full refund reverses the funding',
+    );
     assert.equal((await w.rewards.paymentRewards(platform, disc.id)).redemption?.mode, 'discount');
     await assertInvariants();
   });
@@ -260,16 +320,41 @@ describe('rewards on payments', () => {
     const m = await w.seedMerchant();
     await w.program(m.merchantId);
     const who = vpa();
-    const a = await w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: 50, reason: 'goodwill: late delivery' });
+    const a = await w.rewards.adjust(platform, {
+      merchant_id: m.merchantId,
+      vpa: who,
+      points: 50,
+      reason: 'goodwill: late delivery',
+    });
     assert.equal(a.balance.available, 50);
-    const b = await w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: -20, reason: 'correction' });
+    const b = await w.rewards.adjust(platform, {
+      merchant_id: m.merchantId,
+      vpa: who,
+      points: -20,
+      reason: 'correction',
+    });
     assert.equal(b.balance.available, 30);
-    await assert.rejects(w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: -31, reason: 'too much' }), { code: 'insufficient_points' });
-    await assert.rejects(w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: 0, reason: 'zero' }), { code: 'validation_failed' });
-    await assert.rejects(w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: 5, reason: '   ' }), { code: 'validation_failed' });
+    await assert.rejects(
+      w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: -31, reason: 'too much' }),
+      { code: 'insufficient_points' },
+    );
+    await assert.rejects(
+      w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: 0, reason: 'zero' }),
+      { code: 'validation_failed' },
+    );
+    await assert.rejects(
+      w.rewards.adjust(platform, { merchant_id: m.merchantId, vpa: who, points: 5, reason: '   ' }),
+      { code: 'validation_failed' },
+    );
     assert.equal((await w.balance(m.merchantId, who)).available, 30, 'a refused adjustment changed nothing');
     const st = await w.rewards.statement(platform, { merchant_id: m.merchantId, vpa: who, limit: 10 });
-    assert.deepEqual(st.data.map((x) => [x.kind, x.points, x.detail]), [['adjustment', -20, 'correction'], ['adjustment', 50, 'goodwill: late delivery']]);
+    assert.deepEqual(
+      st.data.map((x) => [x.kind, x.points, x.detail]),
+      [
+        ['adjustment', -20, 'correction'],
+        ['adjustment', 50, 'goodwill: late delivery'],
+      ],
+    );
     await assertInvariants();
   });
 
@@ -282,7 +367,12 @@ describe('rewards on payments', () => {
     let cursor: string | undefined;
     for (;;) {
       const { decodeCursor } = await import('../../http/pagination.ts');
-      const pg = await w.rewards.statement(platform, { merchant_id: m.merchantId, vpa: who, limit: 2, before: decodeCursor(cursor) });
+      const pg = await w.rewards.statement(platform, {
+        merchant_id: m.merchantId,
+        vpa: who,
+        limit: 2,
+        before: decodeCursor(cursor),
+      });
       seen.push(...pg.data.map((x) => x.points));
       if (!pg.next_cursor) break;
       cursor = pg.next_cursor;
@@ -298,7 +388,11 @@ describe('rewards on payments', () => {
     const prog = await w.program(undefined, { name: 'City Coalition', point_value_paise: 100 });
     await w.rewards.addMerchant(platform, prog.id, a.merchantId);
     await w.rewards.addMerchant(platform, prog.id, b.merchantId);
-    await w.rewards.addRule(platform, prog.id, { kind: 'multiplier', multiplier_bp: 30_000, conditions: { mcc: ['5812'] } });
+    await w.rewards.addRule(platform, prog.id, {
+      kind: 'multiplier',
+      multiplier_bp: 30_000,
+      conditions: { mcc: ['5812'] },
+    });
     const who = vpa();
     await w.pay(a.terminalId, 10_000, who); // 10
     await w.pay(b.terminalId, 10_000, who); // 10 × 3 at restaurants
@@ -307,10 +401,18 @@ describe('rewards on payments', () => {
     const q = await w.rewards.quote(platform, { terminal_id: b.terminalId, amount: 5_000, vpa: who });
     assert.equal(q.max_redeem_points, 40);
     assert.equal(q.earn_points, 15);
-    const q2 = await w.rewards.quote(platform, { terminal_id: b.terminalId, amount: 5_000, vpa: who, redeem_points: 40 });
+    const q2 = await w.rewards.quote(platform, {
+      terminal_id: b.terminalId,
+      amount: 5_000,
+      vpa: who,
+      redeem_points: 40,
+    });
     assert.equal(q2.upi_amount, 1_000);
     assert.equal(q2.earn_points, 3);
-    await assert.rejects(w.rewards.quote(platform, { terminal_id: b.terminalId, amount: 5_000, vpa: who, redeem_points: 41 }), { code: 'redemption_not_allowed' });
+    await assert.rejects(
+      w.rewards.quote(platform, { terminal_id: b.terminalId, amount: 5_000, vpa: who, redeem_points: 41 }),
+      { code: 'redemption_not_allowed' },
+    );
     await w.pay(b.terminalId, 1_000, who, { rewards: { vpa: who, redeem_points: 40 } });
     assert.equal((await w.balance(a.merchantId, who)).available, 3);
     // A merchant-scoped key sees the coalition but cannot change it.
@@ -318,7 +420,9 @@ describe('rewards on payments', () => {
     assert.equal((await w.rewards.getProgram(mk, prog.id)).name, 'City Coalition');
     await assert.rejects(w.rewards.updateProgram(mk, prog.id, { status: 'paused' }), { code: 'forbidden' });
     await assert.rejects(w.rewards.adjust(mk, { vpa: who, points: 5, reason: 'x' }), { code: 'forbidden' });
-    await assert.rejects(w.rewards.balance(mk, { merchant_id: b.merchantId, vpa: who }), { code: 'merchant_not_found' });
+    await assert.rejects(w.rewards.balance(mk, { merchant_id: b.merchantId, vpa: who }), {
+      code: 'merchant_not_found',
+    });
     await assert.rejects(w.rewards.addMerchant(platform, prog.id, a.merchantId), { code: 'conflict' });
     await assertInvariants();
   });
@@ -326,10 +430,14 @@ describe('rewards on payments', () => {
   test('through payments: the daily cap counts the local day, the per-payment cap and multipliers apply', async () => {
     const m = await w.seedMerchant();
     const prog = await w.program(m.merchantId, {
-      rules: [{ kind: 'cap_per_customer_day', points: 15 }, { kind: 'cap_per_transaction', points: 12 }],
+      rules: [
+        { kind: 'cap_per_customer_day', points: 15 },
+        { kind: 'cap_per_transaction', points: 12 },
+      ],
     });
     const who = vpa();
-    const earned = async (amount: number) => (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, amount, who)).id)).earned?.points;
+    const earned = async (amount: number) =>
+      (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, amount, who)).id)).earned?.points;
     assert.equal(await earned(20_000), 12, 'per-payment cap');
     assert.equal(await earned(10_000), 3, 'what is left of the day');
     assert.equal(await earned(10_000), 0);
@@ -338,22 +446,32 @@ describe('rewards on payments', () => {
     await w.rewards.addRule(platform, prog.id, { kind: 'multiplier', multiplier_bp: 15_000 });
     assert.equal(await earned(2_000), 3, 'a rule added just now applies to the next payment');
     const other = vpa();
-    assert.equal((await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 100_000, other)).id)).earned?.points, 12, 'caps are per customer');
+    assert.equal(
+      (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 100_000, other)).id)).earned?.points,
+      12,
+      'caps are per customer',
+    );
   });
 
   test('a change made by another process reaches this one on its next earn (the cache is only a hint)', async () => {
     const m = await w.seedMerchant();
     const prog = await w.program(m.merchantId);
     const who = vpa();
-    const earned = async (amount: number) => (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, amount, who)).id)).earned?.points;
+    const earned = async (amount: number) =>
+      (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, amount, who)).id)).earned?.points;
     assert.equal(await earned(10_000), 10); // now cached in this process
     // Another replica: its own service over the same database.
     const { createRewardsService } = await import('./rewards.service.ts');
     const { createLedgerService } = await import('../ledger/index.ts');
     const { createLogger } = await import('../../platform/log.ts');
     const other = createRewardsService({
-      db: w.db, ledger: createLedgerService(), clock: w.clock, logger: createLogger({ level: 'silent' }), merchants: w.merchants,
-      vpaPattern: w.config.payments.vpaPattern, customerKey: Buffer.alloc(32, 7),
+      db: w.db,
+      ledger: createLedgerService(),
+      clock: w.clock,
+      logger: createLogger({ level: 'silent' }),
+      merchants: w.merchants,
+      vpaPattern: w.config.payments.vpaPattern,
+      customerKey: Buffer.alloc(32, 7),
     });
     await other.updateProgram(platform, prog.id, { earn: { points: 3, per_amount_paise: 1000, rounding: 'down' } });
     assert.equal(await earned(10_000), 30, 'the new rate');
@@ -362,7 +480,11 @@ describe('rewards on payments', () => {
     await other.updateProgram(platform, prog.id, { status: 'paused' });
     const before = (await w.balance(m.merchantId, who)).available;
     const p = await w.pay(m.terminalId, 10_000, who);
-    await assert.rejects(w.rewards.paymentRewards(platform, p.id), { code: 'payment_not_found' }, 'paused elsewhere: no earn here');
+    await assert.rejects(
+      w.rewards.paymentRewards(platform, p.id),
+      { code: 'payment_not_found' },
+      'paused elsewhere: no earn here',
+    );
     assert.equal((await w.balance(m.merchantId, who)).available, before);
     await assertInvariants();
   });
@@ -371,13 +493,19 @@ describe('rewards on payments', () => {
     const m = await w.seedMerchant();
     const prog = await w.program(m.merchantId, { budget_points: 25 });
     const got: (number | undefined)[] = [];
-    for (let i = 0; i < 4; i++) got.push((await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 10_000, vpa())).id)).earned?.points);
+    for (let i = 0; i < 4; i++)
+      got.push(
+        (await w.rewards.paymentRewards(platform, (await w.pay(m.terminalId, 10_000, vpa())).id)).earned?.points,
+      );
     assert.deepEqual(got, [10, 10, 5, 0]);
     assert.equal((await w.rewards.getProgram(platform, prog.id)).budget_used, 25);
     await assert.rejects(w.rewards.updateProgram(platform, prog.id, { budget_points: 20 }), { code: 'conflict' });
     await w.rewards.updateProgram(platform, prog.id, { budget_points: 40 });
     const more = await Promise.all(Array.from({ length: 6 }, async () => w.pay(m.terminalId, 10_000, vpa())));
-    const total = (await Promise.all(more.map((p) => w.rewards.paymentRewards(platform, p.id)))).reduce((s, r) => s + (r.earned?.points ?? 0), 0);
+    const total = (await Promise.all(more.map((p) => w.rewards.paymentRewards(platform, p.id)))).reduce(
+      (s, r) => s + (r.earned?.points ?? 0),
+      0,
+    );
     assert.equal(total, 15, 'concurrent earns share what is left of the budget exactly');
     assert.equal((await w.rewards.getProgram(platform, prog.id)).budget_used, 40);
     await assertInvariants();
@@ -393,7 +521,9 @@ describe('rewards on payments', () => {
     await w.succeed(p.id, who);
     assert.equal((await w.rewards.paymentRewards(platform, p.id)).redemption?.status, 'committed');
     assert.equal((await w.rewards.paymentRewards(platform, p.id)).earned, null, 'no earn while paused');
-    await assert.rejects(w.createPayment(m.terminalId, 1_000, { rewards: { vpa: who, redeem_points: 1 } }), { code: 'redemption_not_allowed' });
+    await assert.rejects(w.createPayment(m.terminalId, 1_000, { rewards: { vpa: who, redeem_points: 1 } }), {
+      code: 'redemption_not_allowed',
+    });
     await w.rewards.updateProgram(platform, prog.id, { status: 'active' });
     assert.equal((await w.balance(m.merchantId, who)).available, 5);
     await assertInvariants();

@@ -14,7 +14,17 @@ import { isRewardsId, rewardsId } from './ids.ts';
 import * as points from './points.ts';
 import * as repo from './rewards.repo.ts';
 import type { ProgramPatch, ProgramRow } from './rewards.repo.ts';
-import { computeEarn, isValidTimezone, localTime, MAX_RULES_PER_PROGRAM, normalizeRule, ROUNDING_MODES, ruleView, type Rounding, type RuleInput } from './rules.ts';
+import {
+  computeEarn,
+  isValidTimezone,
+  localTime,
+  MAX_RULES_PER_PROGRAM,
+  normalizeRule,
+  ROUNDING_MODES,
+  ruleView,
+  type Rounding,
+  type RuleInput,
+} from './rules.ts';
 import { createRewardsHooks } from './rewards.hooks.ts';
 
 // Programs, rules, membership, balances, statements, adjustments and quotes; the payment hooks
@@ -71,12 +81,16 @@ export interface ProgramInput {
   rules?: RuleInput[];
 }
 
-export type ProgramUpdate = Partial<Omit<ProgramInput, 'merchant_id' | 'allow_negative_balance' | 'rules'>> & { status?: 'active' | 'paused' };
+export type ProgramUpdate = Partial<Omit<ProgramInput, 'merchant_id' | 'allow_negative_balance' | 'rules'>> & {
+  status?: 'active' | 'paused';
+};
 
-const invalid = (field: string, problem: string) => new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
+const invalid = (field: string, problem: string) =>
+  new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
 
 function int(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw invalid(field, `must be an integer from ${min} to ${max}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    throw invalid(field, `must be an integer from ${min} to ${max}`);
   return v;
 }
 
@@ -85,22 +99,30 @@ function normalizeSettings(i: ProgramUpdate, prefix = 'body'): ProgramPatch {
   const out: ProgramPatch = {};
   if (i.name !== undefined) out.name = i.name;
   if (i.status !== undefined) out.status = i.status;
-  if (i.point_value_paise !== undefined) out.point_value_paise = int(i.point_value_paise, `${prefix}.point_value_paise`, 1, 100_000);
+  if (i.point_value_paise !== undefined)
+    out.point_value_paise = int(i.point_value_paise, `${prefix}.point_value_paise`, 1, 100_000);
   if (i.earn !== undefined) {
     out.earn_points = int(i.earn.points, `${prefix}.earn.points`, 0, 1_000_000);
     out.earn_per_paise = int(i.earn.per_amount_paise, `${prefix}.earn.per_amount_paise`, 1, 1_000_000_000);
-    if (!(ROUNDING_MODES as readonly string[]).includes(i.earn.rounding)) throw invalid(`${prefix}.earn.rounding`, `must be one of ${ROUNDING_MODES.join(', ')}`);
+    if (!(ROUNDING_MODES as readonly string[]).includes(i.earn.rounding))
+      throw invalid(`${prefix}.earn.rounding`, `must be one of ${ROUNDING_MODES.join(', ')}`);
     out.rounding = i.earn.rounding as Rounding;
   }
-  if (i.pending_period_seconds !== undefined) out.pending_seconds = int(i.pending_period_seconds, `${prefix}.pending_period_seconds`, 0, 365 * 86_400);
-  if (i.validity_days !== undefined) out.validity_days = i.validity_days === null ? null : int(i.validity_days, `${prefix}.validity_days`, 1, 36_500);
-  if (i.budget_points !== undefined) out.budget_points = i.budget_points === null ? null : int(i.budget_points, `${prefix}.budget_points`, 0, Number.MAX_SAFE_INTEGER);
+  if (i.pending_period_seconds !== undefined)
+    out.pending_seconds = int(i.pending_period_seconds, `${prefix}.pending_period_seconds`, 0, 365 * 86_400);
+  if (i.validity_days !== undefined)
+    out.validity_days = i.validity_days === null ? null : int(i.validity_days, `${prefix}.validity_days`, 1, 36_500);
+  if (i.budget_points !== undefined)
+    out.budget_points =
+      i.budget_points === null ? null : int(i.budget_points, `${prefix}.budget_points`, 0, Number.MAX_SAFE_INTEGER);
   if (i.timezone !== undefined) {
     if (!isValidTimezone(i.timezone)) throw invalid(`${prefix}.timezone`, 'is not a known IANA timezone');
     out.timezone = i.timezone;
   }
-  if (i.redemption?.min_points !== undefined) out.redeem_min_points = int(i.redemption.min_points, `${prefix}.redemption.min_points`, 1, 1_000_000_000);
-  if (i.redemption?.max_basket_bp !== undefined) out.redeem_max_basket_bp = int(i.redemption.max_basket_bp, `${prefix}.redemption.max_basket_bp`, 1, 10_000);
+  if (i.redemption?.min_points !== undefined)
+    out.redeem_min_points = int(i.redemption.min_points, `${prefix}.redemption.min_points`, 1, 1_000_000_000);
+  if (i.redemption?.max_basket_bp !== undefined)
+    out.redeem_max_basket_bp = int(i.redemption.max_basket_bp, `${prefix}.redemption.max_basket_bp`, 1, 10_000);
   return out;
 }
 
@@ -120,7 +142,11 @@ export function createRewardsService(deps: RewardsDeps) {
   /** A program the caller may see: its own, the coalition it is in, or any for a platform key. */
   async function visibleProgram(p: Principal, id: string, q: Queryable = db): Promise<ProgramRow> {
     const prog = isRewardsId('program', id) ? await repo.getProgram(q, id) : undefined;
-    if (prog && (p.merchantId === null || prog.owner_merchant_id === p.merchantId || (await repo.isMember(q, id, p.merchantId)))) return prog;
+    if (
+      prog &&
+      (p.merchantId === null || prog.owner_merchant_id === p.merchantId || (await repo.isMember(q, id, p.merchantId)))
+    )
+      return prog;
     throw new AppError('program_not_found', 'Program not found');
   }
 
@@ -152,7 +178,8 @@ export function createRewardsService(deps: RewardsDeps) {
 
   async function createProgramTx(tx: Queryable, owner: { id: string; mcc: string } | null, input: ProgramInput) {
     const s = normalizeSettings({ ...input, status: undefined });
-    if (s.point_value_paise === undefined || s.earn_points === undefined) throw invalid('body', 'point_value_paise and earn are required');
+    if (s.point_value_paise === undefined || s.earn_points === undefined)
+      throw invalid('body', 'point_value_paise and earn are required');
     const rules = (input.rules ?? []).map((r) => normalizeRule(r));
     const now = clock.now();
     const prog: Omit<ProgramRow, 'budget_used' | 'updated_at' | 'status' | 'version'> = {
@@ -203,22 +230,39 @@ export function createRewardsService(deps: RewardsDeps) {
     },
 
     async listPrograms(p: Principal, q: { merchantId?: string; before?: string; limit: number }) {
-      const rows = await repo.listPrograms(db, { merchantId: merchantScope(p, q.merchantId), before: q.before, limit: q.limit });
+      const rows = await repo.listPrograms(db, {
+        merchantId: merchantScope(p, q.merchantId),
+        before: q.before,
+        limit: q.limit,
+      });
       const pg = page(rows, q.limit);
       return { data: pg.data.map(programView), next_cursor: pg.next_cursor };
     },
 
     async updateProgram(p: Principal, id: string, input: ProgramUpdate): Promise<ProgramView> {
       const patch = normalizeSettings(input);
-      return programView(await db.tx(async (tx) => {
-        await ownedProgram(p, id, tx);
-        const locked = (await repo.getProgram(tx, id, true))!;
-        checkPendingWithinValidity(patch.pending_seconds ?? locked.pending_seconds, patch.validity_days !== undefined ? patch.validity_days : locked.validity_days);
-        if (patch.budget_points !== undefined && patch.budget_points !== null && patch.budget_points < locked.budget_used) {
-          throw new AppError('conflict', `The program has already granted ${locked.budget_used} points; the budget cannot be lower`, { budget_used: locked.budget_used });
-        }
-        return (await repo.updateProgram(tx, id, patch, clock.now()))!;
-      }));
+      return programView(
+        await db.tx(async (tx) => {
+          await ownedProgram(p, id, tx);
+          const locked = (await repo.getProgram(tx, id, true))!;
+          checkPendingWithinValidity(
+            patch.pending_seconds ?? locked.pending_seconds,
+            patch.validity_days !== undefined ? patch.validity_days : locked.validity_days,
+          );
+          if (
+            patch.budget_points !== undefined &&
+            patch.budget_points !== null &&
+            patch.budget_points < locked.budget_used
+          ) {
+            throw new AppError(
+              'conflict',
+              `The program has already granted ${locked.budget_used} points; the budget cannot be lower`,
+              { budget_used: locked.budget_used },
+            );
+          }
+          return (await repo.updateProgram(tx, id, patch, clock.now()))!;
+        }),
+      );
     },
 
     // ---- rules ----
@@ -231,7 +275,9 @@ export function createRewardsService(deps: RewardsDeps) {
         if ((await repo.countRules(tx, programId)) >= MAX_RULES_PER_PROGRAM) {
           throw new AppError('conflict', `A program has at most ${MAX_RULES_PER_PROGRAM} rules`);
         }
-        return ruleView(await repo.insertRule(tx, { id: rewardsId('rule'), program_id: programId, ...r, now: clock.now() }));
+        return ruleView(
+          await repo.insertRule(tx, { id: rewardsId('rule'), program_id: programId, ...r, now: clock.now() }),
+        );
       });
     },
 
@@ -242,7 +288,8 @@ export function createRewardsService(deps: RewardsDeps) {
 
     async deleteRule(p: Principal, programId: string, ruleId: string) {
       await ownedProgram(p, programId);
-      if (!isRewardsId('rule', ruleId) || !(await repo.deleteRule(db, programId, ruleId, clock.now()))) throw new AppError('not_found', 'Rule not found');
+      if (!isRewardsId('rule', ruleId) || !(await repo.deleteRule(db, programId, ruleId, clock.now())))
+        throw new AppError('not_found', 'Rule not found');
     },
 
     // ---- membership (coalitions) ----
@@ -264,14 +311,22 @@ export function createRewardsService(deps: RewardsDeps) {
       if (p.merchantId !== null) throw new AppError('forbidden', 'Only the platform manages program membership');
       const prog = await visibleProgram(p, programId);
       if (prog.owner_merchant_id === merchantId) throw new AppError('conflict', "A program's owner cannot leave it");
-      if (!(await repo.removeMember(db, programId, merchantId))) throw new AppError('merchant_not_found', 'The merchant is not in this program');
+      if (!(await repo.removeMember(db, programId, merchantId)))
+        throw new AppError('merchant_not_found', 'The merchant is not in this program');
     },
 
     async listMerchants(p: Principal, programId: string) {
       await visibleProgram(p, programId);
       const rows = await repo.listMembers(db, programId);
       return {
-        data: rows.filter((r) => canAccessMerchant(p, r.merchant_id)).map((r) => ({ program_id: programId, merchant_id: r.merchant_id, mcc: r.mcc, joined_at: r.joined_at.toISOString() })),
+        data: rows
+          .filter((r) => canAccessMerchant(p, r.merchant_id))
+          .map((r) => ({
+            program_id: programId,
+            merchant_id: r.merchant_id,
+            mcc: r.mcc,
+            joined_at: r.joined_at.toISOString(),
+          })),
         next_cursor: null,
       };
     },
@@ -293,8 +348,15 @@ export function createRewardsService(deps: RewardsDeps) {
       const pg = page(rows, q.limit);
       return {
         data: pg.data.map((m) => ({
-          id: m.id, kind: m.kind, points: m.available_delta + m.pending_delta, available_delta: m.available_delta, pending_delta: m.pending_delta,
-          payment_id: m.payment_id, reference: m.reference, detail: m.detail, created_at: m.created_at.toISOString(),
+          id: m.id,
+          kind: m.kind,
+          points: m.available_delta + m.pending_delta,
+          available_delta: m.available_delta,
+          pending_delta: m.pending_delta,
+          payment_id: m.payment_id,
+          reference: m.reference,
+          detail: m.detail,
+          created_at: m.created_at.toISOString(),
         })),
         next_cursor: pg.next_cursor,
       };
@@ -316,20 +378,32 @@ export function createRewardsService(deps: RewardsDeps) {
         const now = clock.now();
         const c = await repo.lockOrCreateCustomer(tx, rewardsId('customer'), program.id, hash, now);
         const id = await points.adjust(engine, tx, program, c, { points: input.points, reason, actor: p.id }, now);
-        return { id, program_id: program.id, points: input.points, reason, balance: await balanceOf(tx, program.id, c.id) };
+        return {
+          id,
+          program_id: program.id,
+          points: input.points,
+          reason,
+          balance: await balanceOf(tx, program.id, c.id),
+        };
       });
     },
 
     /** What a basket earns and how much of it points can pay, for the till. Changes nothing. */
-    async quote(p: Principal, q: { terminal_id?: string; merchant_id?: string; amount: number; redeem_points?: number } & CustomerIdentity) {
-      if (!Number.isSafeInteger(q.amount) || q.amount < 1) throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
-      if (q.redeem_points !== undefined && (!Number.isSafeInteger(q.redeem_points) || q.redeem_points < 1)) throw invalid('redeem_points', 'must be a positive integer');
+    async quote(
+      p: Principal,
+      q: { terminal_id?: string; merchant_id?: string; amount: number; redeem_points?: number } & CustomerIdentity,
+    ) {
+      if (!Number.isSafeInteger(q.amount) || q.amount < 1)
+        throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
+      if (q.redeem_points !== undefined && (!Number.isSafeInteger(q.redeem_points) || q.redeem_points < 1))
+        throw invalid('redeem_points', 'must be a positive integer');
       const hash = hashOf(q);
       let merchantId = q.merchant_id;
       let storeId: string | null = null;
       if (q.terminal_id !== undefined) {
         const t = isId('terminal', q.terminal_id) ? await getTerminalContext(db, q.terminal_id) : undefined;
-        if (!t || !canAccessMerchant(p, t.merchant_id) || (merchantId !== undefined && merchantId !== t.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+        if (!t || !canAccessMerchant(p, t.merchant_id) || (merchantId !== undefined && merchantId !== t.merchant_id))
+          throw new AppError('terminal_not_found', 'Terminal not found');
         merchantId = t.merchant_id;
         storeId = t.store_id;
       }
@@ -345,22 +419,35 @@ export function createRewardsService(deps: RewardsDeps) {
       if (maxRedeem < program.redeem_min_points) maxRedeem = 0;
       const redeem = q.redeem_points ?? 0;
       if (redeem > 0 && redeem > maxRedeem) {
-        throw new AppError('redemption_not_allowed', `At most ${maxRedeem} points can be redeemed on this basket`, { max_redeem_points: maxRedeem });
+        throw new AppError('redemption_not_allowed', `At most ${maxRedeem} points can be redeemed on this basket`, {
+          max_redeem_points: maxRedeem,
+        });
       }
       const upiAmount = q.amount - redeem * pv;
       const now = clock.now();
       const rules = await repo.listRules(db, program.id);
       const day = localTime(now, program.timezone).day;
-      const earn = program.status === 'active'
-        ? computeEarn(program, rules, {
-          amount: upiAmount, mcc: program.mcc, storeId, at: now, timezone: program.timezone,
-          earnedToday: c && c.earn_day === day ? c.day_earned : 0,
-          budgetLeft: program.budget_points === null ? null : program.budget_points - program.budget_used,
-        }).points
-        : 0;
+      const earn =
+        program.status === 'active'
+          ? computeEarn(program, rules, {
+              amount: upiAmount,
+              mcc: program.mcc,
+              storeId,
+              at: now,
+              timezone: program.timezone,
+              earnedToday: c && c.earn_day === day ? c.day_earned : 0,
+              budgetLeft: program.budget_points === null ? null : program.budget_points - program.budget_used,
+            }).points
+          : 0;
       return {
-        program_id: program.id, point_value_paise: pv, available: bal.available, max_redeem_points: program.status === 'active' ? maxRedeem : 0,
-        redeem_points: redeem, redeem_value_paise: redeem * pv, upi_amount: upiAmount, earn_points: earn,
+        program_id: program.id,
+        point_value_paise: pv,
+        available: bal.available,
+        max_redeem_points: program.status === 'active' ? maxRedeem : 0,
+        redeem_points: redeem,
+        redeem_value_paise: redeem * pv,
+        upi_amount: upiAmount,
+        earn_points: earn,
       };
     },
 
@@ -369,12 +456,24 @@ export function createRewardsService(deps: RewardsDeps) {
       const e = isId('payment', paymentId) ? await repo.getEarning(db, paymentId) : undefined;
       const d = isId('payment', paymentId) ? await repo.getRedemptionByPayment(db, paymentId) : undefined;
       const merchantId = e?.merchant_id ?? d?.merchant_id;
-      if (!merchantId || !canAccessMerchant(p, merchantId)) throw new AppError('payment_not_found', 'No rewards on this payment');
+      if (!merchantId || !canAccessMerchant(p, merchantId))
+        throw new AppError('payment_not_found', 'No rewards on this payment');
       return {
         payment_id: paymentId,
         program_id: (e?.program_id ?? d?.program_id)!,
-        earned: e ? { points: e.points, clawed_back: e.clawed_back, shortfall: e.shortfall, breakdown: e.breakdown } : null,
-        redemption: d ? { id: d.id, points: d.points, value_paise: d.value_paise, mode: d.mode, status: d.status, points_returned: d.points_returned } : null,
+        earned: e
+          ? { points: e.points, clawed_back: e.clawed_back, shortfall: e.shortfall, breakdown: e.breakdown }
+          : null,
+        redemption: d
+          ? {
+              id: d.id,
+              points: d.points,
+              value_paise: d.value_paise,
+              mode: d.mode,
+              status: d.status,
+              points_returned: d.points_returned,
+            }
+          : null,
       };
     },
 
@@ -396,7 +495,10 @@ export function createRewardsService(deps: RewardsDeps) {
             expired += await points.expire(engine, tx, prog, c, now);
           });
         } catch (e) {
-          logger.warn({ customer_id: id, code: (e as { code?: string }).code }, 'rewards job failed for a customer; will retry');
+          logger.warn(
+            { customer_id: id, code: (e as { code?: string }).code },
+            'rewards job failed for a customer; will retry',
+          );
         }
       }
       return { matured, expired };
@@ -404,7 +506,9 @@ export function createRewardsService(deps: RewardsDeps) {
 
     /** Creates the merchant's own program unless it is already in one (demo data). */
     async ensureMerchantProgram(merchant: { id: string; mcc: string }, input: ProgramInput) {
-      return db.tx(async (tx) => (await repo.programForMerchant(tx, merchant.id)) ?? createProgramTx(tx, merchant, input));
+      return db.tx(
+        async (tx) => (await repo.programForMerchant(tx, merchant.id)) ?? createProgramTx(tx, merchant, input),
+      );
     },
   };
 }

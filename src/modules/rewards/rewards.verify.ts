@@ -24,8 +24,16 @@ const bal = (prefix: string) =>
 export async function verifyRewards(q: Queryable): Promise<RewardsViolation[]> {
   const out: RewardsViolation[] = [];
   const perCustomer = await q.query<{
-    id: string; available: number; pending: number; reserved: number; lots_available: number; lots_pending: number; debt: number;
-    reserved_points: number; st_available: number; st_pending: number;
+    id: string;
+    available: number;
+    pending: number;
+    reserved: number;
+    lots_available: number;
+    lots_pending: number;
+    debt: number;
+    reserved_points: number;
+    st_available: number;
+    st_pending: number;
   }>(
     `SELECT c.id, c.debt,
             ${bal('customer_available')} AS available, ${bal('customer_pending')} AS pending, ${bal('customer_reserved')} AS reserved,
@@ -39,16 +47,32 @@ export async function verifyRewards(q: Queryable): Promise<RewardsViolation[]> {
   for (const r of perCustomer.rows) {
     if (out.length >= LIMIT) break;
     if (r.available !== r.lots_available - r.debt) {
-      out.push({ invariant: 'available_matches_lots', subject: r.id, message: `ledger available ${r.available}, lots ${r.lots_available} - debt ${r.debt}` });
+      out.push({
+        invariant: 'available_matches_lots',
+        subject: r.id,
+        message: `ledger available ${r.available}, lots ${r.lots_available} - debt ${r.debt}`,
+      });
     }
     if (r.pending !== r.lots_pending) {
-      out.push({ invariant: 'pending_matches_lots', subject: r.id, message: `ledger pending ${r.pending}, pending lots ${r.lots_pending}` });
+      out.push({
+        invariant: 'pending_matches_lots',
+        subject: r.id,
+        message: `ledger pending ${r.pending}, pending lots ${r.lots_pending}`,
+      });
     }
     if (r.reserved !== r.reserved_points) {
-      out.push({ invariant: 'reserved_matches_redemptions', subject: r.id, message: `ledger reserved ${r.reserved}, reserved redemptions ${r.reserved_points}` });
+      out.push({
+        invariant: 'reserved_matches_redemptions',
+        subject: r.id,
+        message: `ledger reserved ${r.reserved}, reserved redemptions ${r.reserved_points}`,
+      });
     }
     if (r.st_available !== r.available || r.st_pending !== r.pending) {
-      out.push({ invariant: 'statement_matches_ledger', subject: r.id, message: `statement ${r.st_available}/${r.st_pending}, ledger ${r.available}/${r.pending} (available/pending)` });
+      out.push({
+        invariant: 'statement_matches_ledger',
+        subject: r.id,
+        message: `statement ${r.st_available}/${r.st_pending}, ledger ${r.available}/${r.pending} (available/pending)`,
+      });
     }
   }
   // Points a redemption still holds must sit in its lot consumptions: all of them while it is
@@ -62,7 +86,11 @@ export async function verifyRewards(q: Queryable): Promise<RewardsViolation[]> {
       ORDER BY d.id LIMIT ${LIMIT}`,
   );
   for (const r of cons.rows) {
-    out.push({ invariant: 'consumptions_match_redemption', subject: r.id, message: `redemption holds ${r.held} points, its lot consumptions ${r.taken}` });
+    out.push({
+      invariant: 'consumptions_match_redemption',
+      subject: r.id,
+      message: `redemption holds ${r.held} points, its lot consumptions ${r.taken}`,
+    });
   }
   return out;
 }

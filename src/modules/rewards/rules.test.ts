@@ -1,18 +1,42 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { computeEarn, normalizeRule, normalizeConditions, localTime, roundPoints, type EarnContext, type EarnRate, type EarnRule } from './rules.ts';
+import {
+  computeEarn,
+  normalizeRule,
+  normalizeConditions,
+  localTime,
+  roundPoints,
+  type EarnContext,
+  type EarnRate,
+  type EarnRule,
+} from './rules.ts';
 
 // The earn rules as pure functions: each rule kind, each rounding mode, caps and the budget.
 
-const rate = (earn_points: number, earn_per_paise: number, rounding: EarnRate['rounding'] = 'down'): EarnRate => ({ earn_points, earn_per_paise, rounding });
+const rate = (earn_points: number, earn_per_paise: number, rounding: EarnRate['rounding'] = 'down'): EarnRate => ({
+  earn_points,
+  earn_per_paise,
+  rounding,
+});
 // 2026-03-02 is a Monday; 06:30Z is 12:00 in Kolkata (UTC+05:30).
 const ctx = (over: Partial<EarnContext> = {}): EarnContext => ({
-  amount: 10_000, mcc: '5411', storeId: 'sto_' + 'a'.repeat(32), at: new Date('2026-03-02T06:30:00Z'), timezone: 'Asia/Kolkata',
-  earnedToday: 0, budgetLeft: null, ...over,
+  amount: 10_000,
+  mcc: '5411',
+  storeId: 'sto_' + 'a'.repeat(32),
+  at: new Date('2026-03-02T06:30:00Z'),
+  timezone: 'Asia/Kolkata',
+  earnedToday: 0,
+  budgetLeft: null,
+  ...over,
 });
 let n = 0;
-const rule = (kind: EarnRule['kind'], value: number, conditions: EarnRule['conditions'] = {}): EarnRule => ({ id: `rul_${n++}`, kind, value, conditions });
+const rule = (kind: EarnRule['kind'], value: number, conditions: EarnRule['conditions'] = {}): EarnRule => ({
+  id: `rul_${n++}`,
+  kind,
+  value,
+  conditions,
+});
 const ONE_PER_10 = rate(1, 1000);
 
 describe('base rate and rounding', () => {
@@ -65,20 +89,52 @@ describe('multipliers', () => {
   });
 
   test('by time window and weekday, in the program timezone', () => {
-    const happyHour = [rule('multiplier', 30_000, { days_of_week: [1, 2, 3, 4, 5], time_from: '11:00', time_to: '13:00' })];
+    const happyHour = [
+      rule('multiplier', 30_000, { days_of_week: [1, 2, 3, 4, 5], time_from: '11:00', time_to: '13:00' }),
+    ];
     assert.equal(computeEarn(ONE_PER_10, happyHour, ctx()).points, 30, 'Monday 12:00 IST');
-    assert.equal(computeEarn(ONE_PER_10, happyHour, ctx({ at: new Date('2026-03-02T07:30:00Z') })).points, 10, '13:00 IST: the end is exclusive');
-    assert.equal(computeEarn(ONE_PER_10, happyHour, ctx({ at: new Date('2026-03-02T05:30:00Z') })).points, 30, '11:00 IST: the start is inclusive');
-    assert.equal(computeEarn(ONE_PER_10, happyHour, ctx({ at: new Date('2026-03-07T06:30:00Z') })).points, 10, 'Saturday');
-    assert.equal(computeEarn(ONE_PER_10, happyHour, ctx({ timezone: 'UTC' })).points, 10, '06:30 in UTC is outside the window');
+    assert.equal(
+      computeEarn(ONE_PER_10, happyHour, ctx({ at: new Date('2026-03-02T07:30:00Z') })).points,
+      10,
+      '13:00 IST: the end is exclusive',
+    );
+    assert.equal(
+      computeEarn(ONE_PER_10, happyHour, ctx({ at: new Date('2026-03-02T05:30:00Z') })).points,
+      30,
+      '11:00 IST: the start is inclusive',
+    );
+    assert.equal(
+      computeEarn(ONE_PER_10, happyHour, ctx({ at: new Date('2026-03-07T06:30:00Z') })).points,
+      10,
+      'Saturday',
+    );
+    assert.equal(
+      computeEarn(ONE_PER_10, happyHour, ctx({ timezone: 'UTC' })).points,
+      10,
+      '06:30 in UTC is outside the window',
+    );
     const lateNight = [rule('multiplier', 20_000, { time_from: '22:00', time_to: '02:00' })];
-    assert.equal(computeEarn(ONE_PER_10, lateNight, ctx({ at: new Date('2026-03-02T17:00:00Z') })).points, 20, '22:30 IST');
-    assert.equal(computeEarn(ONE_PER_10, lateNight, ctx({ at: new Date('2026-03-02T20:00:00Z') })).points, 20, '01:30 IST');
-    assert.equal(computeEarn(ONE_PER_10, lateNight, ctx({ at: new Date('2026-03-02T21:00:00Z') })).points, 10, '02:30 IST');
+    assert.equal(
+      computeEarn(ONE_PER_10, lateNight, ctx({ at: new Date('2026-03-02T17:00:00Z') })).points,
+      20,
+      '22:30 IST',
+    );
+    assert.equal(
+      computeEarn(ONE_PER_10, lateNight, ctx({ at: new Date('2026-03-02T20:00:00Z') })).points,
+      20,
+      '01:30 IST',
+    );
+    assert.equal(
+      computeEarn(ONE_PER_10, lateNight, ctx({ at: new Date('2026-03-02T21:00:00Z') })).points,
+      10,
+      '02:30 IST',
+    );
   });
 
   test('by campaign dates: start inclusive, end exclusive', () => {
-    const diwali = [rule('multiplier', 50_000, { starts_at: '2026-03-02T00:00:00+05:30', ends_at: '2026-03-03T00:00:00+05:30' })];
+    const diwali = [
+      rule('multiplier', 50_000, { starts_at: '2026-03-02T00:00:00+05:30', ends_at: '2026-03-03T00:00:00+05:30' }),
+    ];
     assert.equal(computeEarn(ONE_PER_10, diwali, ctx()).points, 50);
     assert.equal(computeEarn(ONE_PER_10, diwali, ctx({ at: new Date('2026-03-01T18:30:00Z') })).points, 50);
     assert.equal(computeEarn(ONE_PER_10, diwali, ctx({ at: new Date('2026-03-02T18:30:00Z') })).points, 10);
@@ -86,7 +142,11 @@ describe('multipliers', () => {
   });
 
   test('matching multipliers stack by multiplying, and the result is rounded once', () => {
-    const rules = [rule('multiplier', 15_000), rule('multiplier', 15_000, { mcc: ['5411'] }), rule('multiplier', 90_000, { mcc: ['0000'] })];
+    const rules = [
+      rule('multiplier', 15_000),
+      rule('multiplier', 15_000, { mcc: ['5411'] }),
+      rule('multiplier', 90_000, { mcc: ['0000'] }),
+    ];
     // ₹15: 1.5 × 1.5 × 1.5 points = 3.375 -> 3 (not 1 × 1.5 × 1.5 rounded twice)
     const b = computeEarn(ONE_PER_10, rules, ctx({ amount: 1_500 }));
     assert.equal(b.points, 3);
@@ -127,7 +187,10 @@ describe('minimum spend, caps and budget', () => {
   test('the budget caps the grant, after the other caps', () => {
     assert.equal(computeEarn(ONE_PER_10, [], ctx({ amount: 100_000, budgetLeft: 40 })).points, 40);
     assert.equal(computeEarn(ONE_PER_10, [], ctx({ amount: 100_000, budgetLeft: 0 })).points, 0);
-    assert.equal(computeEarn(ONE_PER_10, [rule('cap_per_transaction', 20)], ctx({ amount: 100_000, budgetLeft: 40 })).points, 20);
+    assert.equal(
+      computeEarn(ONE_PER_10, [rule('cap_per_transaction', 20)], ctx({ amount: 100_000, budgetLeft: 40 })).points,
+      20,
+    );
   });
 
   test('a runaway stack of multipliers is bounded, never a float or an overflow', () => {
@@ -139,7 +202,12 @@ describe('minimum spend, caps and budget', () => {
 
 describe('rules are validated data', () => {
   test('each kind takes its own value field', () => {
-    assert.deepEqual(normalizeRule({ kind: 'multiplier', multiplier_bp: 20_000 }), { kind: 'multiplier', value: 20_000, conditions: {}, description: null });
+    assert.deepEqual(normalizeRule({ kind: 'multiplier', multiplier_bp: 20_000 }), {
+      kind: 'multiplier',
+      value: 20_000,
+      conditions: {},
+      description: null,
+    });
     assert.equal(normalizeRule({ kind: 'minimum_spend', amount_paise: 10_000 }).value, 10_000);
     assert.equal(normalizeRule({ kind: 'cap_per_transaction', points: 0 }).value, 0);
     assert.throws(() => normalizeRule({ kind: 'multiplier', points: 2 }), { code: 'validation_failed' });
@@ -150,30 +218,64 @@ describe('rules are validated data', () => {
   });
 
   test('conditions are checked field by field', () => {
-    assert.deepEqual(normalizeConditions({ mcc: ['5411', '5411'], days_of_week: [7, 1] }), { mcc: ['5411'], days_of_week: [1, 7] });
+    assert.deepEqual(normalizeConditions({ mcc: ['5411', '5411'], days_of_week: [7, 1] }), {
+      mcc: ['5411'],
+      days_of_week: [1, 7],
+    });
     assert.equal(normalizeConditions({ starts_at: '2026-03-02T00:00:00+05:30' }).starts_at, '2026-03-01T18:30:00.000Z');
     for (const bad of [
-      { mcc: ['541'] }, { mcc: [] }, { store_ids: ['mer_x'] }, { days_of_week: [0] }, { time_from: '10:00' }, { time_from: '25:00', time_to: '10:00' },
-      { time_from: '10:00', time_to: '10:00' }, { starts_at: 'tomorrow' }, { starts_at: '2026-03-02T00:00:00Z', ends_at: '2026-03-01T00:00:00Z' },
-      { colour: 'red' }, [],
+      { mcc: ['541'] },
+      { mcc: [] },
+      { store_ids: ['mer_x'] },
+      { days_of_week: [0] },
+      { time_from: '10:00' },
+      { time_from: '25:00', time_to: '10:00' },
+      { time_from: '10:00', time_to: '10:00' },
+      { starts_at: 'tomorrow' },
+      { starts_at: '2026-03-02T00:00:00Z', ends_at: '2026-03-01T00:00:00Z' },
+      { colour: 'red' },
+      [],
     ]) {
       assert.throws(() => normalizeConditions(bad), { code: 'validation_failed' }, JSON.stringify(bad));
     }
   });
 
   test('local time matches Intl for any instant and zone, across DST changes (property)', () => {
-    const zones = ['Asia/Kolkata', 'UTC', 'America/New_York', 'Europe/London', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'America/St_Johns'];
+    const zones = [
+      'Asia/Kolkata',
+      'UTC',
+      'America/New_York',
+      'Europe/London',
+      'Australia/Lord_Howe',
+      'Asia/Kathmandu',
+      'America/St_Johns',
+    ];
     const days = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
     fc.assert(
-      fc.property(fc.integer({ min: Date.parse('2020-01-01T00:00:00Z'), max: Date.parse('2035-12-31T23:59:59Z') }), fc.constantFrom(...zones), (ms, tz) => {
-        const at = new Date(ms);
-        const parts: Record<string, string> = {};
-        const f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
-        for (const p of f.formatToParts(at)) parts[p.type] = p.value;
-        assert.deepEqual(localTime(at, tz), {
-          day: `${parts.year}-${parts.month}-${parts.day}`, weekday: days.indexOf(parts.weekday) + 1, minute: Number(parts.hour) * 60 + Number(parts.minute),
-        });
-      }),
+      fc.property(
+        fc.integer({ min: Date.parse('2020-01-01T00:00:00Z'), max: Date.parse('2035-12-31T23:59:59Z') }),
+        fc.constantFrom(...zones),
+        (ms, tz) => {
+          const at = new Date(ms);
+          const parts: Record<string, string> = {};
+          const f = new Intl.DateTimeFormat('en-US', {
+            timeZone: tz,
+            hourCycle: 'h23',
+            weekday: 'short',
+            year: 'numeric',
+            month: '2-digit',
+            day: '2-digit',
+            hour: '2-digit',
+            minute: '2-digit',
+          });
+          for (const p of f.formatToParts(at)) parts[p.type] = p.value;
+          assert.deepEqual(localTime(at, tz), {
+            day: `${parts.year}-${parts.month}-${parts.day}`,
+            weekday: days.indexOf(parts.weekday) + 1,
+            minute: Number(parts.hour) * 60 + Number(parts.minute),
+          });
+        },
+      ),
       { numRuns: 2000 },
     );
     // Around a DST change, within one minute bucket and across it.
@@ -183,7 +285,15 @@ describe('rules are validated data', () => {
   });
 
   test('local time follows the timezone, day and weekday included', () => {
-    assert.deepEqual(localTime(new Date('2026-03-01T19:00:00Z'), 'Asia/Kolkata'), { day: '2026-03-02', weekday: 1, minute: 30 });
-    assert.deepEqual(localTime(new Date('2026-03-01T19:00:00Z'), 'UTC'), { day: '2026-03-01', weekday: 7, minute: 19 * 60 });
+    assert.deepEqual(localTime(new Date('2026-03-01T19:00:00Z'), 'Asia/Kolkata'), {
+      day: '2026-03-02',
+      weekday: 1,
+      minute: 30,
+    });
+    assert.deepEqual(localTime(new Date('2026-03-01T19:00:00Z'), 'UTC'), {
+      day: '2026-03-01',
+      weekday: 7,
+      minute: 19 * 60,
+    });
   });
 });

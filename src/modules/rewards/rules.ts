@@ -77,7 +77,13 @@ function formatter(tz: string): Intl.DateTimeFormat {
   let f = formatters.get(tz);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
-      timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+      timeZone: tz,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
     });
     formatters.set(tz, f);
   }
@@ -103,7 +109,13 @@ function offsetMs(at: Date, tz: string): number {
   if (hit && hit.minute === minute) return hit.offsetMs;
   const parts: Record<string, string> = {};
   for (const p of formatter(tz).formatToParts(at)) parts[p.type] = p.value;
-  const asUtc = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
+  const asUtc = Date.UTC(
+    Number(parts.year),
+    Number(parts.month) - 1,
+    Number(parts.day),
+    Number(parts.hour),
+    Number(parts.minute),
+  );
   const offset = asUtc - minute * 60_000;
   if (offsets.size > 1000) offsets.clear();
   offsets.set(tz, { minute, offsetMs: offset });
@@ -132,7 +144,11 @@ export function isValidTimezone(tz: unknown): tz is string {
 
 const hhmm = (s: string) => Number(s.slice(0, 2)) * 60 + Number(s.slice(3, 5));
 
-export function conditionsHold(c: RuleConditions, ctx: Pick<EarnContext, 'mcc' | 'storeId' | 'at' | 'timezone'>, local?: LocalTime): boolean {
+export function conditionsHold(
+  c: RuleConditions,
+  ctx: Pick<EarnContext, 'mcc' | 'storeId' | 'at' | 'timezone'>,
+  local?: LocalTime,
+): boolean {
   if (c.mcc && (ctx.mcc === null || !c.mcc.includes(ctx.mcc))) return false;
   if (c.store_ids && (ctx.storeId === null || !c.store_ids.includes(ctx.storeId))) return false;
   if (c.starts_at && ctx.at.getTime() < Date.parse(c.starts_at)) return false;
@@ -252,7 +268,8 @@ const VALUE_RANGE: Record<RuleKind, [number, number]> = {
   cap_per_customer_day: [0, MAX_POINTS_PER_EARN],
 };
 
-const bad = (field: string, problem: string) => new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
+const bad = (field: string, problem: string) =>
+  new AppError('validation_failed', `${field} ${problem}`, [{ field, problem }]);
 
 function stringList(v: unknown, field: string, re: RegExp, max: number): string[] {
   if (!Array.isArray(v) || v.length === 0 || v.length > max) throw bad(field, `must be a list of 1-${max} values`);
@@ -268,7 +285,8 @@ export function normalizeConditions(raw: unknown, field = 'body.conditions'): Ru
   for (const k of Object.keys(c)) if (!known.has(k)) throw bad(`${field}.${k}`, 'is not a known condition');
   const out: RuleConditions = {};
   if (c.mcc !== undefined) out.mcc = stringList(c.mcc, `${field}.mcc`, /^[0-9]{4}$/, 100);
-  if (c.store_ids !== undefined) out.store_ids = stringList(c.store_ids, `${field}.store_ids`, /^sto_[0-9a-f]{32}$/, 500);
+  if (c.store_ids !== undefined)
+    out.store_ids = stringList(c.store_ids, `${field}.store_ids`, /^sto_[0-9a-f]{32}$/, 500);
   if (c.days_of_week !== undefined) {
     const d = c.days_of_week;
     if (!Array.isArray(d) || d.length === 0 || d.length > 7 || d.some((x) => !Number.isInteger(x) || x < 1 || x > 7)) {
@@ -276,10 +294,12 @@ export function normalizeConditions(raw: unknown, field = 'body.conditions'): Ru
     }
     out.days_of_week = [...new Set(d as number[])].sort();
   }
-  if ((c.time_from === undefined) !== (c.time_to === undefined)) throw bad(`${field}.time_from`, 'and time_to go together');
+  if ((c.time_from === undefined) !== (c.time_to === undefined))
+    throw bad(`${field}.time_from`, 'and time_to go together');
   if (c.time_from !== undefined) {
     const re = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
-    if (typeof c.time_from !== 'string' || !re.test(c.time_from)) throw bad(`${field}.time_from`, 'must be HH:MM (24 h)');
+    if (typeof c.time_from !== 'string' || !re.test(c.time_from))
+      throw bad(`${field}.time_from`, 'must be HH:MM (24 h)');
     if (typeof c.time_to !== 'string' || !re.test(c.time_to)) throw bad(`${field}.time_to`, 'must be HH:MM (24 h)');
     if (c.time_from === c.time_to) throw bad(`${field}.time_to`, 'must differ from time_from');
     out.time_from = c.time_from;
@@ -300,11 +320,13 @@ export function normalizeConditions(raw: unknown, field = 'body.conditions'): Ru
 }
 
 export function normalizeRule(input: RuleInput): NormalizedRule {
-  if (!(RULE_KINDS as readonly string[]).includes(input.kind)) throw bad('body.kind', `must be one of ${RULE_KINDS.join(', ')}`);
+  if (!(RULE_KINDS as readonly string[]).includes(input.kind))
+    throw bad('body.kind', `must be one of ${RULE_KINDS.join(', ')}`);
   const kind = input.kind as RuleKind;
   const field = VALUE_FIELD[kind];
   for (const f of ['multiplier_bp', 'amount_paise', 'points'] as const) {
-    if (f !== field && input[f] !== undefined) throw bad(`body.${f}`, `is not used by a ${kind} rule (it takes ${field})`);
+    if (f !== field && input[f] !== undefined)
+      throw bad(`body.${f}`, `is not used by a ${kind} rule (it takes ${field})`);
   }
   const v = input[field];
   const [min, max] = VALUE_RANGE[kind];
@@ -326,5 +348,14 @@ export function ruleView(r: EarnRule & { description: string | null; created_at:
     conditions: r.conditions,
     description: r.description,
     created_at: r.created_at.toISOString(),
-  } as { id: string; kind: RuleKind; multiplier_bp?: number; amount_paise?: number; points?: number; conditions: RuleConditions; description: string | null; created_at: string };
+  } as {
+    id: string;
+    kind: RuleKind;
+    multiplier_bp?: number;
+    amount_paise?: number;
+    points?: number;
+    conditions: RuleConditions;
+    description: string | null;
+    created_at: string;
+  };
 }

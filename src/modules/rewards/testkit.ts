@@ -44,19 +44,46 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
   const logger = createLogger({ level: 'silent' });
   const ledger = createLedgerService();
   const vault = await createTestVault(db, { fields: [PAYER_VPA_FIELD] });
-  const merchants = createMerchantsService({ db, bankCodes: ['SIMBANK'], vpaPattern: config.payments.vpaPattern, fields: vault.cipher });
+  const merchants = createMerchantsService({
+    db,
+    bankCodes: ['SIMBANK'],
+    vpaPattern: config.payments.vpaPattern,
+    fields: vault.cipher,
+  });
   const hooks: NonNullable<Parameters<typeof createPaymentsService>[0]['hooks']> = [];
   const { banks } = acceptingBank();
-  const payments = createPaymentsService({ db, ledger, banks, config, metrics: createMetrics(), clock, logger, hooks, payerVpa: vault.cipher });
+  const payments = createPaymentsService({
+    db,
+    ledger,
+    banks,
+    config,
+    metrics: createMetrics(),
+    clock,
+    logger,
+    hooks,
+    payerVpa: vault.cipher,
+  });
   const customerKey = randomBytes(32);
   const rewards = createRewardsService({
-    db, ledger, clock, logger, merchants, vpaPattern: config.payments.vpaPattern, customerKey, batchSize: 1000,
+    db,
+    ledger,
+    clock,
+    logger,
+    merchants,
+    vpaPattern: config.payments.vpaPattern,
+    customerKey,
+    batchSize: 1000,
   });
   const hasher = createCustomerHasher(customerKey);
   hooks.push(rewards.hooks);
 
   async function seedMerchant(mcc = '5411') {
-    const m = await merchants.createMerchant(platform, { name: 'Shop', vpa: `shop${randomBytes(4).toString('hex')}@simbank`, mcc, acquiring_bank: 'SIMBANK' });
+    const m = await merchants.createMerchant(platform, {
+      name: 'Shop',
+      vpa: `shop${randomBytes(4).toString('hex')}@simbank`,
+      mcc,
+      acquiring_bank: 'SIMBANK',
+    });
     const s = await merchants.createStore(platform, m.id, { name: 'Main' });
     const t = await merchants.createTerminal(platform, { store_id: s.id });
     return { merchantId: m.id, storeId: s.id, terminalId: t.id };
@@ -69,13 +96,21 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
   /** The bank confirms the payment, naming the payer. */
   async function succeed(paymentId: string, payerVpa?: string) {
     const p = await payments.get(platform, paymentId);
-    await payments.handleCallback('SIMBANK', { kind: 'payment', ref: p.txn_ref, result: { outcome: 'success', responseCode: '00', payerVpa, amountPaise: p.amount } });
+    await payments.handleCallback('SIMBANK', {
+      kind: 'payment',
+      ref: p.txn_ref,
+      result: { outcome: 'success', responseCode: '00', payerVpa, amountPaise: p.amount },
+    });
     return payments.get(platform, paymentId);
   }
 
   async function fail(paymentId: string) {
     const p = await payments.get(platform, paymentId);
-    await payments.handleCallback('SIMBANK', { kind: 'payment', ref: p.txn_ref, result: { outcome: 'failed', responseCode: 'ZA' } });
+    await payments.handleCallback('SIMBANK', {
+      kind: 'payment',
+      ref: p.txn_ref,
+      result: { outcome: 'failed', responseCode: 'ZA' },
+    });
     return payments.get(platform, paymentId);
   }
 
@@ -86,7 +121,11 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
 
   async function program(merchantId: string | undefined, over: Partial<ProgramInput> = {}) {
     return rewards.createProgram(platform, {
-      merchant_id: merchantId, name: 'Points', point_value_paise: 25, earn: { points: 1, per_amount_paise: 1000, rounding: 'down' }, ...over,
+      merchant_id: merchantId,
+      name: 'Points',
+      point_value_paise: 25,
+      earn: { points: 1, per_amount_paise: 1000, rounding: 'down' },
+      ...over,
     });
   }
 
@@ -94,7 +133,10 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
 
   /** The customer's id in a program (tests only: they hold the HMAC key). */
   async function customerId(programId: string, vpa: string): Promise<string | undefined> {
-    const r = await db.query<{ id: string }>(`SELECT id FROM rewards.customers WHERE program_id = $1 AND customer_hash = $2`, [programId, hasher(`vpa:${vpa.toLowerCase()}`)]);
+    const r = await db.query<{ id: string }>(
+      `SELECT id FROM rewards.customers WHERE program_id = $1 AND customer_hash = $2`,
+      [programId, hasher(`vpa:${vpa.toLowerCase()}`)],
+    );
     return r.rows[0]?.id;
   }
 
@@ -104,8 +146,15 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
     const pts = await db.query<{ total: string }>(
       `SELECT coalesce(sum(p.amount), 0)::text AS total FROM ledger.postings p JOIN ledger.entries e ON e.id = p.entry_id WHERE e.book = 'PTS'`,
     );
-    const negative = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM rewards.lots WHERE remaining < 0 OR remaining > points`);
-    return { ledger: ledgerReport.violations, ptsSum: pts.rows[0].total, negativeLots: negative.rows[0].n, rewards: await verifyRewards(db) };
+    const negative = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM rewards.lots WHERE remaining < 0 OR remaining > points`,
+    );
+    return {
+      ledger: ledgerReport.violations,
+      ptsSum: pts.rows[0].total,
+      negativeLots: negative.rows[0].n,
+      rewards: await verifyRewards(db),
+    };
   }
 
   /** Empties the rewards, ledger and payment tables, so a property run starts from nothing. */
@@ -115,7 +164,26 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
                              ledger.postings, ledger.entries, ledger.accounts, payments.payment_events, payments.refunds, payments.payments CASCADE`);
   }
 
-  return { db, clock, reset, config, ledger, merchants, payments, rewards, seedMerchant, createPayment, succeed, fail, pay, program, balance, customerId, check, newPaymentId: () => newId('payment') };
+  return {
+    db,
+    clock,
+    reset,
+    config,
+    ledger,
+    merchants,
+    payments,
+    rewards,
+    seedMerchant,
+    createPayment,
+    succeed,
+    fail,
+    pay,
+    program,
+    balance,
+    customerId,
+    check,
+    newPaymentId: () => newId('payment'),
+  };
 }
 
 export type RewardsWorld = Awaited<ReturnType<typeof rewardsWorld>>;

@@ -48,5 +48,9 @@ export function certificateFingerprint(pemOrDer: string | Buffer): string {
 export function describePeerCertificate(der: Buffer): { commonName?: string; serial: string; fingerprint: string } {
   const c = new NodeX509(der);
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(c.subject)?.[1];
-  return { commonName: cn, serial: c.serialNumber.toLowerCase(), fingerprint: createHash('sha256').update(der).digest('hex') };
+  return {
+    commonName: cn,
+    serial: c.serialNumber.toLowerCase(),
+    fingerprint: createHash('sha256').update(der).digest('hex'),
+  };
 }

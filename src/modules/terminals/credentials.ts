@@ -25,9 +25,16 @@ async function activeTerminal(q: Queryable, terminalId: string) {
 }
 
 /** Issues (or rotates) the terminal's development MQTT secret. Shown once; only its digest is kept. */
-export async function issueMqttSecret(db: Db, terminalId: string, mode: Mode): Promise<{ username: string; password: string }> {
+export async function issueMqttSecret(
+  db: Db,
+  terminalId: string,
+  mode: Mode,
+): Promise<{ username: string; password: string }> {
   if (mode === 'production') {
-    throw new AppError('forbidden', 'MQTT secrets are for the development listener only; in production terminals use client certificates');
+    throw new AppError(
+      'forbidden',
+      'MQTT secrets are for the development listener only; in production terminals use client certificates',
+    );
   }
   const password = SECRET_PREFIX + randomBytes(32).toString('base64url');
   await db.tx(async (tx) => {
@@ -48,7 +55,11 @@ export type AuthResult =
   | { ok: false; reason: string };
 
 /** Username/password login on the development listener. */
-export async function verifyMqttSecret(q: Queryable, username: string | undefined, password: Buffer | undefined): Promise<AuthResult> {
+export async function verifyMqttSecret(
+  q: Queryable,
+  username: string | undefined,
+  password: Buffer | undefined,
+): Promise<AuthResult> {
   if (!username || !isTerminalId(username)) return { ok: false, reason: 'username is not a terminal id' };
   if (!password || password.length === 0 || password.length > 256) return { ok: false, reason: 'no password' };
   const [live, ctx] = await Promise.all([repo.getLiveMqttSecret(q, username), getTerminalContext(q, username)]);
@@ -70,16 +81,27 @@ export async function verifyClientCertificate(
 ): Promise<AuthResult> {
   const row = await repo.getCertificateByFingerprint(q, peer.fingerprint);
   if (!row) return { ok: false, reason: 'certificate not issued by this platform' };
-  if (row.terminal_id !== peer.commonName) return { ok: false, reason: 'certificate subject does not match its record' };
+  if (row.terminal_id !== peer.commonName)
+    return { ok: false, reason: 'certificate subject does not match its record' };
   if (row.revoked_at) return { ok: false, reason: 'certificate revoked' };
-  if (row.not_after <= now || row.not_before > now) return { ok: false, reason: 'certificate outside its validity period' };
+  if (row.not_after <= now || row.not_before > now)
+    return { ok: false, reason: 'certificate outside its validity period' };
   const ctx = await getTerminalContext(q, row.terminal_id);
-  if (!ctx || ctx.terminal_status !== 'active') return { ok: false, reason: 'terminal disabled' };
-  return { ok: true, terminalId: row.terminal_id, merchantId: ctx.merchant_id, credential: { kind: 'certificate', fingerprint: row.fingerprint, serial: row.serial } };
+  if (ctx?.terminal_status !== 'active') return { ok: false, reason: 'terminal disabled' };
+  return {
+    ok: true,
+    terminalId: row.terminal_id,
+    merchantId: ctx.merchant_id,
+    credential: { kind: 'certificate', fingerprint: row.fingerprint, serial: row.serial },
+  };
 }
 
 /** Records a certificate the CA just issued for `terminalId`. */
-export async function recordCertificate(db: Db, terminalId: string, c: { serial: string; fingerprint: string; notBefore: Date; notAfter: Date }) {
+export async function recordCertificate(
+  db: Db,
+  terminalId: string,
+  c: { serial: string; fingerprint: string; notBefore: Date; notAfter: Date },
+) {
   await db.tx(async (tx) => {
     await activeTerminal(tx, terminalId);
     await repo.insertCertificate(tx, { terminalId, ...c });
@@ -87,10 +109,19 @@ export async function recordCertificate(db: Db, terminalId: string, c: { serial:
 }
 
 /** Revokes the terminal's certificates (one, by serial, or all) and its MQTT secret. */
-export async function revokeTerminalCredentials(db: Db, terminalId: string, opts: { serial?: string; reason?: string } = {}) {
+export async function revokeTerminalCredentials(
+  db: Db,
+  terminalId: string,
+  opts: { serial?: string; reason?: string } = {},
+) {
   if (!isTerminalId(terminalId)) throw new AppError('terminal_not_found', `No terminal ${terminalId}`);
   return db.tx(async (tx) => {
-    const serials = await repo.revokeCertificates(tx, terminalId, opts.reason ?? 'unspecified', opts.serial?.toLowerCase());
+    const serials = await repo.revokeCertificates(
+      tx,
+      terminalId,
+      opts.reason ?? 'unspecified',
+      opts.serial?.toLowerCase(),
+    );
     const secrets = opts.serial ? 0 : await repo.revokeMqttSecrets(tx, terminalId);
     return { certificates: serials, secrets };
   });

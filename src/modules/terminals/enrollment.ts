@@ -24,7 +24,10 @@ export interface EnrollmentBundle {
   notAfter: Date;
 }
 
-export async function enrollTerminal(db: Db, o: { pkiDir: string; terminalId: string; days?: number; csrPem?: string }): Promise<EnrollmentBundle> {
+export async function enrollTerminal(
+  db: Db,
+  o: { pkiDir: string; terminalId: string; days?: number; csrPem?: string },
+): Promise<EnrollmentBundle> {
   const ctx = isTerminalId(o.terminalId) ? await getTerminalContext(db, o.terminalId) : undefined;
   if (!ctx) throw new AppError('terminal_not_found', `No terminal ${o.terminalId}`);
   if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', `Terminal ${o.terminalId} is disabled`);
@@ -36,7 +39,15 @@ export async function enrollTerminal(db: Db, o: { pkiDir: string; terminalId: st
     csrPem: o.csrPem,
   });
   await recordCertificate(db, o.terminalId, cert);
-  return { terminalId: o.terminalId, certPem: cert.certPem, keyPem: cert.keyPem, caPem: ca.certPem, serial: cert.serial, fingerprint: cert.fingerprint, notAfter: cert.notAfter };
+  return {
+    terminalId: o.terminalId,
+    certPem: cert.certPem,
+    keyPem: cert.keyPem,
+    caPem: ca.certPem,
+    serial: cert.serial,
+    fingerprint: cert.fingerprint,
+    notAfter: cert.notAfter,
+  };
 }
 
 /** Writes a device bundle: <dir>/client.crt, client.key (0600, if generated here), ca.crt. */
@@ -51,7 +62,19 @@ export function writeBundle(dir: string, b: EnrollmentBundle): string[] {
     chmodSync(key, 0o600);
     files.push(key);
   }
-  writeFileSync(join(dir, 'terminal.json'), JSON.stringify({ terminal_id: b.terminalId, serial: b.serial, fingerprint_sha256: b.fingerprint, not_after: b.notAfter.toISOString() }, null, 2) + '\n');
+  writeFileSync(
+    join(dir, 'terminal.json'),
+    JSON.stringify(
+      {
+        terminal_id: b.terminalId,
+        serial: b.serial,
+        fingerprint_sha256: b.fingerprint,
+        not_after: b.notAfter.toISOString(),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   files.push(join(dir, 'terminal.json'));
   return files;
 }
@@ -61,8 +84,13 @@ export function writeBundle(dir: string, b: EnrollmentBundle): string[] {
  * directory. One name per replica (tillpoint-gateway, tillpoint-gateway-2, …): brokers that pin
  * the client id to the certificate name (as our Mosquitto config does) allow one connection per name.
  */
-export async function issueGatewayCertificate(pkiDir: string, days = 825, name = GATEWAY_COMMON_NAME): Promise<{ cert: string; key: string }> {
-  if (!isGatewayName(name)) throw new Error(`a gateway name is tillpoint-gateway or tillpoint-gateway-<suffix>, not "${name}"`);
+export async function issueGatewayCertificate(
+  pkiDir: string,
+  days = 825,
+  name = GATEWAY_COMMON_NAME,
+): Promise<{ cert: string; key: string }> {
+  if (!isGatewayName(name))
+    throw new Error(`a gateway name is tillpoint-gateway or tillpoint-gateway-<suffix>, not "${name}"`);
   const ca = await loadCa(pkiDir);
   const c = await issueClientCertificate(ca, { commonName: name, days });
   const f = gatewayCertFiles(pkiDir, name);
@@ -76,5 +104,8 @@ export async function issueGatewayCertificate(pkiDir: string, days = 825, name =
 export async function currentCrl(db: Db, pkiDir: string): Promise<string> {
   const ca = await loadCa(pkiDir);
   const revoked = await listRevokedCertificates(db);
-  return buildCrl(ca, revoked.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at })));
+  return buildCrl(
+    ca,
+    revoked.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at })),
+  );
 }

@@ -6,7 +6,14 @@ import { ConfigError, type Config } from '../../platform/config.ts';
 import { systemClock, type Clock } from '../../platform/clock.ts';
 import type { Metrics } from '../../platform/metrics.ts';
 import { createAuditWriter, loadAuditKeys, type AuditWriter } from '../audit/index.ts';
-import { createRequestHandler, errorResponse, peekRequestId, type HandlerOutcome, type PaymentsForTerminals, type RewardsForTerminals } from './protocol/handlers.ts';
+import {
+  createRequestHandler,
+  errorResponse,
+  peekRequestId,
+  type HandlerOutcome,
+  type PaymentsForTerminals,
+  type RewardsForTerminals,
+} from './protocol/handlers.ts';
 import { createOutboxRelay } from './outboxRelay.ts';
 import { createViolationRecorder } from './violations.ts';
 import { credentialsRevokedSince, inactiveTerminals, pruneRequests } from './terminals.repo.ts';
@@ -56,7 +63,12 @@ const HOUSEKEEPING_MS = 10 * 60_000;
 
 function gatewayMetrics(registry: Registry) {
   return {
-    requests: new Counter({ name: 'tillpoint_terminal_requests_total', help: 'Terminal requests by type and outcome (ok or error code)', labelNames: ['type', 'outcome'] as const, registers: [registry] }),
+    requests: new Counter({
+      name: 'tillpoint_terminal_requests_total',
+      help: 'Terminal requests by type and outcome (ok or error code)',
+      labelNames: ['type', 'outcome'] as const,
+      registers: [registry],
+    }),
     duration: new Histogram({
       name: 'tillpoint_terminal_request_duration_seconds',
       help: 'Time from a request reaching the gateway to its response being handed to the broker',
@@ -64,9 +76,22 @@ function gatewayMetrics(registry: Registry) {
       buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
-    violations: new Counter({ name: 'tillpoint_terminal_violations_total', help: 'Refused connects, publishes, subscriptions and bad messages, by kind', labelNames: ['kind'] as const, registers: [registry] }),
-    events: new Counter({ name: 'tillpoint_terminal_events_published_total', help: 'Outbox events published to terminals', registers: [registry] }),
-    connections: new Gauge({ name: 'tillpoint_terminal_connections', help: 'Terminals connected to the embedded broker', registers: [registry] }),
+    violations: new Counter({
+      name: 'tillpoint_terminal_violations_total',
+      help: 'Refused connects, publishes, subscriptions and bad messages, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    events: new Counter({
+      name: 'tillpoint_terminal_events_published_total',
+      help: 'Outbox events published to terminals',
+      registers: [registry],
+    }),
+    connections: new Gauge({
+      name: 'tillpoint_terminal_connections',
+      help: 'Terminals connected to the embedded broker',
+      registers: [registry],
+    }),
   };
 }
 
@@ -82,13 +107,25 @@ export function createTerminalGateway(deps: GatewayDeps) {
   const audit: Pick<AuditWriter, 'record'> = deps.audit ?? {
     record(q, input) {
       ownAudit ??= createAuditWriter({
-        keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey, trustedPublicKeys: config.audit.trustedPublicKeys }),
+        keys: loadAuditKeys({
+          mode: config.mode,
+          dataDir: config.dataDir,
+          signingKey: config.audit.signingKey,
+          trustedPublicKeys: config.audit.trustedPublicKeys,
+        }),
         clock,
       });
       return ownAudit.record(q, input);
     },
   };
-  const handler = createRequestHandler({ db, payments: deps.payments, rewards: deps.rewards, audit, logger, maxPayloadBytes: mq.maxPayloadBytes });
+  const handler = createRequestHandler({
+    db,
+    payments: deps.payments,
+    rewards: deps.rewards,
+    audit,
+    logger,
+    maxPayloadBytes: mq.maxPayloadBytes,
+  });
   const pending = new Set<Promise<void>>();
   let handled = 0;
   let running = 0;
@@ -130,22 +167,43 @@ export function createTerminalGateway(deps: GatewayDeps) {
 
   const onRequest: RequestSink = (terminalId, payload, ctx) => {
     if (ctx.inFlight && ctx.inFlight.count >= MAX_IN_FLIGHT_PER_CONNECTION) {
-      recorder.record({ kind: 'too_many_in_flight', terminalId, detail: `more than ${MAX_IN_FLIGHT_PER_CONNECTION} requests in flight` });
+      recorder.record({
+        kind: 'too_many_in_flight',
+        terminalId,
+        detail: `more than ${MAX_IN_FLIGHT_PER_CONNECTION} requests in flight`,
+      });
       metrics.requests.inc({ type: 'unknown', outcome: 'rate_limited' });
-      publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', `At most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight per connection`)).catch(() => {});
+      publish(
+        responseTopic(terminalId),
+        errorResponse(
+          peekRequestId(payload),
+          'rate_limited',
+          `At most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight per connection`,
+        ),
+      ).catch(() => {});
       return;
     }
     const admitted = admit();
     if (!admitted) {
       // Shed load rather than queue without bound.
       metrics.requests.inc({ type: 'unknown', outcome: 'rate_limited' });
-      publish(responseTopic(terminalId), errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly')).catch(() => {});
+      publish(
+        responseTopic(terminalId),
+        errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly'),
+      ).catch(() => {});
       return;
     }
     if (ctx.inFlight) ctx.inFlight.count++;
     handled++;
     const end = metrics.duration.startTimer();
-    const busy = (): HandlerOutcome => ({ outcome: 'rate_limited', response: errorResponse(peekRequestId(payload), 'rate_limited', 'The gateway is busy; send the request again shortly') });
+    const busy = (): HandlerOutcome => ({
+      outcome: 'rate_limited',
+      response: errorResponse(
+        peekRequestId(payload),
+        'rate_limited',
+        'The gateway is busy; send the request again shortly',
+      ),
+    });
     let ran = false;
     const work = admitted
       .then((ok) => ((ran = ok) ? handler.handle(terminalId, payload, ctx) : busy()))
@@ -162,7 +220,10 @@ export function createTerminalGateway(deps: GatewayDeps) {
       .catch((e: Error & { code?: string }) => {
         // The handler answers every request itself; reaching here means the database or the
         // broker failed. The terminal times out and retries with the same id.
-        logger.error({ err: { type: e.name, code: e.code, message: e.message.slice(0, 200) }, terminal_id: terminalId }, 'terminal request not answered');
+        logger.error(
+          { err: { type: e.name, code: e.code, message: e.message.slice(0, 200) }, terminal_id: terminalId },
+          'terminal request not answered',
+        );
       })
       .finally(() => {
         if (ran) release();
@@ -180,7 +241,11 @@ export function createTerminalGateway(deps: GatewayDeps) {
         ['TERMINAL_CA_FILE', mq.caFile],
       ] as const
     ).find(([, f]) => !existsSync(f));
-    if (missing) throw new ConfigError(missing[0], `${missing[1]} does not exist (create the terminal CA with "tillpoint pki init", or set MQTTS_PORT=off)`);
+    if (missing)
+      throw new ConfigError(
+        missing[0],
+        `${missing[1]} does not exist (create the terminal CA with "tillpoint pki init", or set MQTTS_PORT=off)`,
+      );
     return { key: readFileSync(mq.tlsKeyFile), cert: readFileSync(mq.tlsCertFile), ca: readFileSync(mq.caFile) };
   }
 
@@ -189,7 +254,11 @@ export function createTerminalGateway(deps: GatewayDeps) {
     if (mq.tlsPort !== undefined) {
       const f = pkiFiles(mq.pkiDir);
       const usesPkiDir = mq.tlsCertFile === f.serverCert && mq.tlsKeyFile === f.serverKey && mq.caFile === f.caCert;
-      if (config.mode !== 'production' && usesPkiDir && !(existsSync(f.caCert) && existsSync(f.serverCert) && existsSync(f.serverKey))) {
+      if (
+        config.mode !== 'production' &&
+        usesPkiDir &&
+        !(existsSync(f.caCert) && existsSync(f.serverCert) && existsSync(f.serverKey))
+      ) {
         // Development convenience: a fresh checkout gets its own terminal CA on first start.
         const { initPki } = await import('./pki.ts');
         await initPki(mq.pkiDir);
@@ -262,7 +331,9 @@ export function createTerminalGateway(deps: GatewayDeps) {
         timers[0] = sweep();
       }
       timers[1] = setInterval(() => {
-        pruneRequests(db, mq.requestRetentionHours).catch((e) => logger.warn({ err: { type: (e as Error).name } }, 'pruning terminal request ids failed'));
+        pruneRequests(db, mq.requestRetentionHours).catch((e) =>
+          logger.warn({ err: { type: (e as Error).name } }, 'pruning terminal request ids failed'),
+        );
       }, HOUSEKEEPING_MS);
       timers[1].unref();
       relay.start();
@@ -286,11 +357,16 @@ export function createTerminalGateway(deps: GatewayDeps) {
      */
     async stop(opts: { drainMs?: number } = {}) {
       for (const t of timers) clearTimeout(t);
-      await Promise.race([transport?.stopConsuming?.(), new Promise((r) => setTimeout(r, 2000).unref())]).catch(() => {});
+      await Promise.race([transport?.stopConsuming?.(), new Promise((r) => setTimeout(r, 2000).unref())]).catch(
+        () => {},
+      );
       await relay.stop();
       const t = transport;
       // Let requests already being handled finish and answer before the broker goes away.
-      await Promise.race([Promise.allSettled([...pending]), new Promise((r) => setTimeout(r, opts.drainMs ?? 5000).unref())]);
+      await Promise.race([
+        Promise.allSettled([...pending]),
+        new Promise((r) => setTimeout(r, opts.drainMs ?? 5000).unref()),
+      ]);
       transport = undefined;
       embedded = undefined;
       await t?.close();

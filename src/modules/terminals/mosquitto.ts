@@ -63,7 +63,9 @@ export function writeMosquittoConfig(o: MosquittoConfigOptions): { config: strin
     `max_packet_size ${o.maxPacketBytes ?? 4 * 16 * 1024 + 1024}`,
     // QoS 1 messages kept for an offline terminal's persistent session.
     'max_queued_messages 1000',
-    o.persistenceDir ? `persistence true\npersistence_location ${o.persistenceDir.replace(/\/?$/, '/')}` : 'persistence false',
+    o.persistenceDir
+      ? `persistence true\npersistence_location ${o.persistenceDir.replace(/\/?$/, '/')}`
+      : 'persistence false',
     'log_dest stderr',
     'log_type error',
     'log_type warning',

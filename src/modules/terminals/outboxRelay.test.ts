@@ -23,35 +23,63 @@ describe('outbox relay', () => {
     await db.tx(async (tx) => {
       for (let i = 0; i < n; i++) {
         await tx.query(`INSERT INTO platform.outbox (topic, key, payload) VALUES ($1, $2, $3)`, [
-          topic, term(i % 7), JSON.stringify({ payment_id: `pay_${i}`, status: 'succeeded', amount: 100 + i, at: new Date().toISOString() }),
+          topic,
+          term(i % 7),
+          JSON.stringify({
+            payment_id: `pay_${i}`,
+            status: 'succeeded',
+            amount: 100 + i,
+            at: new Date().toISOString(),
+          }),
         ]);
       }
     });
   }
-  const unpublished = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM platform.outbox WHERE published_at IS NULL AND topic = 'payment.updated'`)).rows[0].n;
+  const unpublished = async () =>
+    (
+      await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM platform.outbox WHERE published_at IS NULL AND topic = 'payment.updated'`,
+      )
+    ).rows[0].n;
 
-  test('publishes committed payment.updated rows to the terminal\'s /evt in order, marks them, leaves other topics alone', async () => {
+  test("publishes committed payment.updated rows to the terminal's /evt in order, marks them, leaves other topics alone", async () => {
     await enqueue(5);
     await enqueue(2, 'rewards.earned');
     const sent: { topic: string; msg: any }[] = [];
-    const relay = createOutboxRelay({ db, logger, batchSize: 100, pollMs: 10, publish: async (topic, payload) => void sent.push({ topic, msg: JSON.parse(payload) }) });
+    const relay = createOutboxRelay({
+      db,
+      logger,
+      batchSize: 100,
+      pollMs: 10,
+      publish: async (topic, payload) => void sent.push({ topic, msg: JSON.parse(payload) }),
+    });
     assert.equal(await relay.runOnce(), 5);
     assert.equal(sent.length, 5);
-    assert.deepEqual(sent.map((s) => s.msg.body.amount), [100, 101, 102, 103, 104]);
+    assert.deepEqual(
+      sent.map((s) => s.msg.body.amount),
+      [100, 101, 102, 103, 104],
+    );
     assert.equal(sent[0].topic, eventTopic(term(0)));
     assert.equal(sent[0].msg.type, 'payment.updated');
     assert.equal(sent[0].msg.v, 1);
-    assert.ok(sent.every((s, i) => i === 0 || s.msg.seq > sent[i - 1].msg.seq), 'seq increases');
+    assert.ok(
+      sent.every((s, i) => i === 0 || s.msg.seq > sent[i - 1].msg.seq),
+      'seq increases',
+    );
     assert.equal(await unpublished(), 0);
     assert.equal(await relay.runOnce(), 0, 'nothing twice');
-    const other = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM platform.outbox WHERE topic = 'rewards.earned' AND published_at IS NULL`);
+    const other = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM platform.outbox WHERE topic = 'rewards.earned' AND published_at IS NULL`,
+    );
     assert.equal(other.rows[0].n, 2);
   });
 
   test('a rolled-back change leaves no event; a broker failure leaves the rows for the next attempt', async () => {
     await assert.rejects(
       db.tx(async (tx) => {
-        await tx.query(`INSERT INTO platform.outbox (topic, key, payload) VALUES ('payment.updated', $1, '{}')`, [term(1)]);
+        await tx.query(`INSERT INTO platform.outbox (topic, key, payload) VALUES ('payment.updated', $1, '{}')`, [
+          term(1),
+        ]);
         throw new Error('the payment change failed');
       }),
     );
@@ -61,7 +89,10 @@ describe('outbox relay', () => {
     let fail = true;
     const sent: string[] = [];
     const relay = createOutboxRelay({
-      db, logger, batchSize: 100, pollMs: 10,
+      db,
+      logger,
+      batchSize: 100,
+      pollMs: 10,
       publish: async (_t, payload) => {
         if (fail) throw new Error('broker down');
         sent.push(payload);
@@ -76,7 +107,14 @@ describe('outbox relay', () => {
 
   test('a broker that never answers times the batch out instead of holding the rows forever', async () => {
     await enqueue(1);
-    const relay = createOutboxRelay({ db, logger, batchSize: 10, pollMs: 10, publishTimeoutMs: 50, publish: () => new Promise(() => {}) });
+    const relay = createOutboxRelay({
+      db,
+      logger,
+      batchSize: 10,
+      pollMs: 10,
+      publishTimeoutMs: 50,
+      publish: () => new Promise(() => {}),
+    });
     await assert.rejects(relay.runOnce(), /within 50 ms/);
     assert.equal(await unpublished(), 1);
     const ok = createOutboxRelay({ db, logger, batchSize: 10, pollMs: 10, publish: async () => {} });
@@ -88,7 +126,10 @@ describe('outbox relay', () => {
     const seen = new Map<number, number>();
     const replicas = [0, 1, 2].map(() =>
       createOutboxRelay({
-        db, logger, batchSize: 25, pollMs: 5,
+        db,
+        logger,
+        batchSize: 25,
+        pollMs: 5,
         publish: async (_t, payload) => {
           const seq = JSON.parse(payload).seq as number;
           seen.set(seq, (seen.get(seq) ?? 0) + 1);
@@ -102,6 +143,9 @@ describe('outbox relay', () => {
     await Promise.all(replicas.map((r) => r.stop()));
     assert.equal(await unpublished(), 0);
     assert.equal(seen.size, 300);
-    assert.ok([...seen.values()].every((n) => n === 1), 'no row published twice');
+    assert.ok(
+      [...seen.values()].every((n) => n === 1),
+      'no row published twice',
+    );
   });
 });

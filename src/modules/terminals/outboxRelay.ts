@@ -70,11 +70,20 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
       );
       if (rows.length === 0) return 0;
       const deliverable = rows.filter((r) => isTerminalId(r.key));
-      if (deliverable.length < rows.length) logger.warn({ skipped: rows.length - deliverable.length }, 'outbox rows with no terminal id; marked published without sending');
+      if (deliverable.length < rows.length)
+        logger.warn(
+          { skipped: rows.length - deliverable.length },
+          'outbox rows with no terminal id; marked published without sending',
+        );
       // Published in id order on one connection: a terminal sees its events in commit order
       // within a batch. Across replicas, `seq` lets it put them back in order.
-      await withTimeout(Promise.all(deliverable.map((r) => deps.publish(eventTopic(r.key), paymentUpdatedEvent(r)))), timeoutMs);
-      await tx.query(`UPDATE platform.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      await withTimeout(
+        Promise.all(deliverable.map((r) => deps.publish(eventTopic(r.key), paymentUpdatedEvent(r)))),
+        timeoutMs,
+      );
+      await tx.query(`UPDATE platform.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`, [
+        rows.map((r) => r.id),
+      ]);
       return rows.length;
     });
   }
@@ -91,7 +100,10 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
     } catch (e) {
       // Broker or database down: back off (up to 5 s) rather than hammer it and flood the log.
       if (failures++ === 0 || failures % 10 === 0) {
-        logger.warn({ err: { type: (e as Error).name, message: (e as Error).message }, failures }, 'outbox relay batch failed; will retry');
+        logger.warn(
+          { err: { type: (e as Error).name, message: (e as Error).message }, failures },
+          'outbox relay batch failed; will retry',
+        );
       }
     }
     if (stopped) return;

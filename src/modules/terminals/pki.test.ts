@@ -38,7 +38,12 @@ test('a client certificate names its terminal, is valid from a little before now
   await initPki(d, { caDays: 30 });
   const authority = await loadCa(d);
   const now = new Date();
-  const c = await issueClientCertificate(authority, { commonName: 'trm_0123456789abcdef0123456789abcdef', uri: 'urn:tillpoint:terminal:trm_0123456789abcdef0123456789abcdef', days: 365, now });
+  const c = await issueClientCertificate(authority, {
+    commonName: 'trm_0123456789abcdef0123456789abcdef',
+    uri: 'urn:tillpoint:terminal:trm_0123456789abcdef0123456789abcdef',
+    days: 365,
+    now,
+  });
   const cert = new X509Certificate(c.certPem);
   assert.equal(cert.subject, 'CN=trm_0123456789abcdef0123456789abcdef');
   assert.ok(new Date(cert.validFrom) < now);
@@ -60,8 +65,16 @@ test('with a CSR the device keeps its key: only its public key is certified, und
   const authority = await loadCa(d);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=somebody-else', keys, signingAlgorithm: alg });
-  const c = await issueClientCertificate(authority, { commonName: 'trm_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', days: 30, csrPem: csr.toString('pem') });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=somebody-else',
+    keys,
+    signingAlgorithm: alg,
+  });
+  const c = await issueClientCertificate(authority, {
+    commonName: 'trm_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    days: 30,
+    csrPem: csr.toString('pem'),
+  });
   assert.equal(c.keyPem, undefined);
   const cert = new X509Certificate(c.certPem);
   assert.equal(cert.subject, 'CN=trm_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa');
@@ -70,11 +83,30 @@ test('with a CSR the device keeps its key: only its public key is certified, und
 
   const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
   const weakKeys = {
-    privateKey: await webcrypto.subtle.importKey('pkcs8', weak.privateKey.export({ type: 'pkcs8', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['sign']),
-    publicKey: await webcrypto.subtle.importKey('spki', weak.publicKey.export({ type: 'spki', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']),
+    privateKey: await webcrypto.subtle.importKey(
+      'pkcs8',
+      weak.privateKey.export({ type: 'pkcs8', format: 'der' }),
+      { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      true,
+      ['sign'],
+    ),
+    publicKey: await webcrypto.subtle.importKey(
+      'spki',
+      weak.publicKey.export({ type: 'spki', format: 'der' }),
+      { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      true,
+      ['verify'],
+    ),
   };
-  const weakCsr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys: weakKeys, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as Algorithm });
-  await assert.rejects(issueClientCertificate(authority, { commonName: 'x', days: 1, csrPem: weakCsr.toString('pem') }), /at least 2048/);
+  const weakCsr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=x',
+    keys: weakKeys,
+    signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as Algorithm,
+  });
+  await assert.rejects(
+    issueClientCertificate(authority, { commonName: 'x', days: 1, csrPem: weakCsr.toString('pem') }),
+    /at least 2048/,
+  );
   await assert.rejects(issueClientCertificate(authority, { commonName: 'x', days: 1, csrPem: 'not a csr' }), /PKCS#10/);
 });
 
@@ -86,5 +118,8 @@ test('the CRL lists revoked serials and is signed by the CA', async () => {
   const pem = await buildCrl(authority, [{ serial: c.serial, revokedAt: new Date() }]);
   const crl = new x509.X509Crl(pem);
   assert.ok(await crl.verify({ publicKey: authority.cert.publicKey }));
-  assert.deepEqual(crl.entries.map((e) => e.serialNumber.toLowerCase()), [c.serial]);
+  assert.deepEqual(
+    crl.entries.map((e) => e.serialNumber.toLowerCase()),
+    [c.serial],
+  );
 });

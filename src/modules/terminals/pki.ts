@@ -6,7 +6,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'n
 import { isIP } from 'node:net';
 import { pkiFiles } from './certs.ts';
 
-export { pkiFiles, gatewayCertFiles, certificateFingerprint, TERMINAL_URI_PREFIX, GATEWAY_COMMON_NAME, type PkiFiles } from './certs.ts';
+export {
+  pkiFiles,
+  gatewayCertFiles,
+  certificateFingerprint,
+  TERMINAL_URI_PREFIX,
+  GATEWAY_COMMON_NAME,
+  type PkiFiles,
+} from './certs.ts';
 
 // The terminal CA: a private certificate authority that issues one client certificate per
 // terminal, the embedded broker's server certificate and the gateway's own client certificate.
@@ -131,7 +138,11 @@ export async function initPki(
   }
   if (written.length > 0 || !existsSync(f.serverCert) || !existsSync(f.serverKey)) {
     const ca = await loadCa(dir);
-    const server = await issueServerCertificate(ca, opts.hostnames ?? ['localhost', '127.0.0.1', '::1'], opts.serverDays ?? 825);
+    const server = await issueServerCertificate(
+      ca,
+      opts.hostnames ?? ['localhost', '127.0.0.1', '::1'],
+      opts.serverDays ?? 825,
+    );
     writeSecret(f.serverKey, server.keyPem!);
     writeFileSync(f.serverCert, server.certPem + '\n');
     written.push(f.serverCert, f.serverKey);
@@ -151,7 +162,11 @@ export async function loadCa(dir: string): Promise<CertificateAuthority> {
   return { certPem: certPem.trim(), cert, privateKey };
 }
 
-export async function issueServerCertificate(ca: CertificateAuthority, hostnames: string[], days = 825): Promise<IssuedCertificate> {
+export async function issueServerCertificate(
+  ca: CertificateAuthority,
+  hostnames: string[],
+  days = 825,
+): Promise<IssuedCertificate> {
   if (hostnames.length === 0) throw new Error('a server certificate needs at least one host name or address');
   const keys = await generateKeys();
   const names = hostnames.map((h) => ({ type: isIP(h) ? 'ip' : 'dns', value: h }) as x509.JsonGeneralName);
@@ -214,7 +229,11 @@ export async function issueClientCertificate(
 }
 
 /** A CRL of the given revoked serials, signed by the CA, for brokers that check one (Mosquitto's crlfile). */
-export async function buildCrl(ca: CertificateAuthority, revoked: { serial: string; revokedAt: Date }[], nextUpdateDays = 7): Promise<string> {
+export async function buildCrl(
+  ca: CertificateAuthority,
+  revoked: { serial: string; revokedAt: Date }[],
+  nextUpdateDays = 7,
+): Promise<string> {
   const now = new Date();
   const crl = await x509.X509CrlGenerator.create({
     issuer: ca.cert.subject,

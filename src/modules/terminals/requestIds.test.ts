@@ -10,7 +10,8 @@ test('claims and responses asked for together share statements, and each keeps i
   const db = await createTestDb();
   try {
     const store = createRequestIdStore(db, 60);
-    const claim = (terminalId: string, requestId: string, hash = 'h') => store.claim({ terminalId, requestId, type: 'payment.create', hash });
+    const claim = (terminalId: string, requestId: string, hash = 'h') =>
+      store.claim({ terminalId, requestId, type: 'payment.create', hash });
     // 40 distinct ids and the same id 5 times at once: every distinct one is claimed, the repeated one once.
     const distinct = await Promise.all(Array.from({ length: 40 }, (_, i) => claim(`trm_${i % 4}`, `r${i}`)));
     assert.ok(distinct.every(Boolean));
@@ -22,7 +23,10 @@ test('claims and responses asked for together share statements, and each keeps i
     assert.ok(s.statements < s.claims, `batched: ${s.statements} statements for ${s.claims} claims`);
 
     // A response stored together with new claims.
-    const [, won] = await Promise.all([store.complete({ terminalId: 'trm_1', requestId: 'r1', response: '{"ok":true}' }), claim('trm_9', 'new')]);
+    const [, won] = await Promise.all([
+      store.complete({ terminalId: 'trm_1', requestId: 'r1', response: '{"ok":true}' }),
+      claim('trm_9', 'new'),
+    ]);
     assert.equal(won, true);
     const done = await getRequest(db, 'trm_1', 'r1');
     assert.equal(done?.state, 'completed');
@@ -39,7 +43,9 @@ test('a write that fails takes only itself down, not the writes batched with it'
     const store = createRequestIdStore(db, 60);
     const good = store.claim({ terminalId: 'trm_a', requestId: 'ok-1', type: 'payment.create', hash: 'h' });
     // NOT NULL violation. Its rejection is taken at once: it may settle before the good ones.
-    const bad = assert.rejects(store.claim({ terminalId: 'trm_a', requestId: 'bad-1', type: null as unknown as string, hash: 'h' }));
+    const bad = assert.rejects(
+      store.claim({ terminalId: 'trm_a', requestId: 'bad-1', type: null as unknown as string, hash: 'h' }),
+    );
     const good2 = store.claim({ terminalId: 'trm_b', requestId: 'ok-2', type: 'payment.refund', hash: 'h' });
     assert.equal(await good, true);
     assert.equal(await good2, true);

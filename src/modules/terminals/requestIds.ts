@@ -36,15 +36,23 @@ const keyOf = (terminalId: string, requestId: string) => `${terminalId}\n${reque
 
 export function createRequestIdStore(q: Queryable, claimSeconds: number): RequestIdStore {
   let claims: Pending<repo.RequestClaim, boolean>[] = [];
-  let completions: Pending<repo.RequestCompletion, void>[] = [];
+  const completions: Pending<repo.RequestCompletion, void>[] = [];
   let running = false;
   const stats = { statements: 0, claims: 0, completions: 0 };
 
-  async function write(cs: Pending<repo.RequestClaim, boolean>[], ds: Pending<repo.RequestCompletion, void>[]): Promise<void> {
+  async function write(
+    cs: Pending<repo.RequestClaim, boolean>[],
+    ds: Pending<repo.RequestCompletion, void>[],
+  ): Promise<void> {
     stats.statements++;
     stats.claims += cs.length;
     stats.completions += ds.length;
-    const won = await repo.claimAndCompleteRequests(q, cs.map((c) => c.item), ds.map((d) => d.item), claimSeconds);
+    const won = await repo.claimAndCompleteRequests(
+      q,
+      cs.map((c) => c.item),
+      ds.map((d) => d.item),
+      claimSeconds,
+    );
     for (const c of cs) c.resolve(won.has(keyOf(c.item.terminalId, c.item.requestId)));
     for (const d of ds) d.resolve();
   }

@@ -25,18 +25,31 @@ export async function insertCertificate(
   );
 }
 
-export async function getCertificateByFingerprint(q: Queryable, fingerprint: string): Promise<CertificateRow | undefined> {
-  const { rows } = await q.query<CertificateRow>(`SELECT * FROM terminals.certificates WHERE fingerprint = $1`, [fingerprint]);
+export async function getCertificateByFingerprint(
+  q: Queryable,
+  fingerprint: string,
+): Promise<CertificateRow | undefined> {
+  const { rows } = await q.query<CertificateRow>(`SELECT * FROM terminals.certificates WHERE fingerprint = $1`, [
+    fingerprint,
+  ]);
   return rows[0];
 }
 
 export async function listCertificates(q: Queryable, terminalId: string): Promise<CertificateRow[]> {
-  const { rows } = await q.query<CertificateRow>(`SELECT * FROM terminals.certificates WHERE terminal_id = $1 ORDER BY created_at, serial`, [terminalId]);
+  const { rows } = await q.query<CertificateRow>(
+    `SELECT * FROM terminals.certificates WHERE terminal_id = $1 ORDER BY created_at, serial`,
+    [terminalId],
+  );
   return rows;
 }
 
 /** Revokes one certificate (by serial) or every live one of the terminal. Returns the serials revoked. */
-export async function revokeCertificates(q: Queryable, terminalId: string, reason: string, serial?: string): Promise<string[]> {
+export async function revokeCertificates(
+  q: Queryable,
+  terminalId: string,
+  reason: string,
+  serial?: string,
+): Promise<string[]> {
   const { rows } = await q.query<{ serial: string }>(
     `UPDATE terminals.certificates SET revoked_at = now(), revoke_reason = $3
       WHERE terminal_id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR serial = $2) RETURNING serial`,
@@ -55,7 +68,9 @@ export async function listRevokedCertificates(q: Queryable): Promise<{ serial: s
 // ---- development MQTT secrets ----
 
 export async function replaceMqttSecret(q: Queryable, terminalId: string, secretHash: Buffer): Promise<number> {
-  await q.query(`UPDATE terminals.mqtt_secrets SET revoked_at = now() WHERE terminal_id = $1 AND revoked_at IS NULL`, [terminalId]);
+  await q.query(`UPDATE terminals.mqtt_secrets SET revoked_at = now() WHERE terminal_id = $1 AND revoked_at IS NULL`, [
+    terminalId,
+  ]);
   const { rows } = await q.query<{ id: number }>(
     `INSERT INTO terminals.mqtt_secrets (terminal_id, secret_hash) VALUES ($1, $2) RETURNING id`,
     [terminalId, secretHash],
@@ -63,7 +78,10 @@ export async function replaceMqttSecret(q: Queryable, terminalId: string, secret
   return rows[0].id;
 }
 
-export async function getLiveMqttSecret(q: Queryable, terminalId: string): Promise<{ id: number; secret_hash: Buffer } | undefined> {
+export async function getLiveMqttSecret(
+  q: Queryable,
+  terminalId: string,
+): Promise<{ id: number; secret_hash: Buffer } | undefined> {
   const { rows } = await q.query<{ id: number; secret_hash: Buffer | Uint8Array }>(
     `SELECT id, secret_hash FROM terminals.mqtt_secrets WHERE terminal_id = $1 AND revoked_at IS NULL`,
     [terminalId],
@@ -72,19 +90,29 @@ export async function getLiveMqttSecret(q: Queryable, terminalId: string): Promi
 }
 
 export async function revokeMqttSecrets(q: Queryable, terminalId: string): Promise<number> {
-  const r = await q.query(`UPDATE terminals.mqtt_secrets SET revoked_at = now() WHERE terminal_id = $1 AND revoked_at IS NULL`, [terminalId]);
+  const r = await q.query(
+    `UPDATE terminals.mqtt_secrets SET revoked_at = now() WHERE terminal_id = $1 AND revoked_at IS NULL`,
+    [terminalId],
+  );
   return r.rowCount;
 }
 
 // ---- revocations since a point in time (the gateway closes live sessions that lost their credential) ----
 
-export async function credentialsRevokedSince(q: Queryable, since: Date): Promise<{ now: Date; fingerprints: string[]; secretIds: number[] }> {
+export async function credentialsRevokedSince(
+  q: Queryable,
+  since: Date,
+): Promise<{ now: Date; fingerprints: string[]; secretIds: number[] }> {
   const [nowRow, certs, secrets] = await Promise.all([
     q.query<{ now: Date }>(`SELECT now() AS now`),
     q.query<{ fingerprint: string }>(`SELECT fingerprint FROM terminals.certificates WHERE revoked_at >= $1`, [since]),
     q.query<{ id: number }>(`SELECT id FROM terminals.mqtt_secrets WHERE revoked_at >= $1`, [since]),
   ]);
-  return { now: nowRow.rows[0].now, fingerprints: certs.rows.map((r) => r.fingerprint), secretIds: secrets.rows.map((r) => r.id) };
+  return {
+    now: nowRow.rows[0].now,
+    fingerprints: certs.rows.map((r) => r.fingerprint),
+    secretIds: secrets.rows.map((r) => r.id),
+  };
 }
 
 /**
@@ -93,7 +121,10 @@ export async function credentialsRevokedSince(q: Queryable, since: Date): Promis
  */
 export async function inactiveTerminals(q: Queryable, ids: string[]): Promise<string[]> {
   if (ids.length === 0) return [];
-  const { rows } = await q.query<{ id: string }>(`SELECT id FROM merchants.terminals WHERE id = ANY($1::text[]) AND status <> 'active'`, [ids]);
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT id FROM merchants.terminals WHERE id = ANY($1::text[]) AND status <> 'active'`,
+    [ids],
+  );
   return rows.map((r) => r.id);
 }
 
@@ -107,7 +138,14 @@ export interface RequestRow {
   claimable: boolean;
 }
 
-export async function claimRequest(q: Queryable, terminalId: string, requestId: string, type: string, hash: string, claimSeconds: number): Promise<boolean> {
+export async function claimRequest(
+  q: Queryable,
+  terminalId: string,
+  requestId: string,
+  type: string,
+  hash: string,
+  claimSeconds: number,
+): Promise<boolean> {
   const r = await q.query(
     `INSERT INTO terminals.requests (terminal_id, request_id, type, request_hash, state, locked_until)
      VALUES ($1, $2, $3, $4, 'in_progress', now() + make_interval(secs => $5))
@@ -136,8 +174,15 @@ export interface RequestCompletion {
  * of the claims that were won; a claim not returned lost to a row already there. Claims go in key
  * order, so two replicas claiming overlapping ids cannot deadlock.
  */
-export async function claimAndCompleteRequests(q: Queryable, claims: RequestClaim[], completions: RequestCompletion[], claimSeconds: number): Promise<Set<string>> {
-  const c = [...claims].sort((a, b) => (a.terminalId === b.terminalId ? (a.requestId < b.requestId ? -1 : 1) : a.terminalId < b.terminalId ? -1 : 1));
+export async function claimAndCompleteRequests(
+  q: Queryable,
+  claims: RequestClaim[],
+  completions: RequestCompletion[],
+  claimSeconds: number,
+): Promise<Set<string>> {
+  const c = [...claims].sort((a, b) =>
+    a.terminalId === b.terminalId ? (a.requestId < b.requestId ? -1 : 1) : a.terminalId < b.terminalId ? -1 : 1,
+  );
   const { rows } = await q.query<{ terminal_id: string; request_id: string }>(
     `WITH completed AS (
        UPDATE terminals.requests r SET state = 'completed', response = d.response
@@ -152,8 +197,14 @@ export async function claimAndCompleteRequests(q: Queryable, claims: RequestClai
      )
      SELECT terminal_id, request_id FROM claimed`,
     [
-      c.map((x) => x.terminalId), c.map((x) => x.requestId), c.map((x) => x.type), c.map((x) => x.hash), claimSeconds,
-      completions.map((x) => x.terminalId), completions.map((x) => x.requestId), completions.map((x) => x.response),
+      c.map((x) => x.terminalId),
+      c.map((x) => x.requestId),
+      c.map((x) => x.type),
+      c.map((x) => x.hash),
+      claimSeconds,
+      completions.map((x) => x.terminalId),
+      completions.map((x) => x.requestId),
+      completions.map((x) => x.response),
     ],
   );
   return new Set(rows.map((r) => `${r.terminal_id}\n${r.request_id}`));
@@ -168,7 +219,12 @@ export async function getRequest(q: Queryable, terminalId: string, requestId: st
 }
 
 /** Takes over a claim whose holder died (its lease ran out). Only one taker wins. */
-export async function takeOverRequest(q: Queryable, terminalId: string, requestId: string, claimSeconds: number): Promise<boolean> {
+export async function takeOverRequest(
+  q: Queryable,
+  terminalId: string,
+  requestId: string,
+  claimSeconds: number,
+): Promise<boolean> {
   const r = await q.query(
     `UPDATE terminals.requests SET locked_until = now() + make_interval(secs => $3)
       WHERE terminal_id = $1 AND request_id = $2 AND state = 'in_progress' AND locked_until < now() RETURNING request_id`,
@@ -178,11 +234,16 @@ export async function takeOverRequest(q: Queryable, terminalId: string, requestI
 }
 
 export async function releaseRequest(q: Queryable, terminalId: string, requestId: string): Promise<void> {
-  await q.query(`DELETE FROM terminals.requests WHERE terminal_id = $1 AND request_id = $2 AND state = 'in_progress'`, [terminalId, requestId]);
+  await q.query(`DELETE FROM terminals.requests WHERE terminal_id = $1 AND request_id = $2 AND state = 'in_progress'`, [
+    terminalId,
+    requestId,
+  ]);
 }
 
 export async function pruneRequests(q: Queryable, olderThanHours: number): Promise<number> {
-  const r = await q.query(`DELETE FROM terminals.requests WHERE created_at < now() - make_interval(hours => $1)`, [olderThanHours]);
+  const r = await q.query(`DELETE FROM terminals.requests WHERE created_at < now() - make_interval(hours => $1)`, [
+    olderThanHours,
+  ]);
   return r.rowCount;
 }
 
@@ -215,17 +276,34 @@ export async function insertViolations(q: Queryable, vs: Violation[]): Promise<v
   if (vs.length === 0) return;
   const params: unknown[] = [];
   const values = vs.map((v, i) => {
-    params.push(v.terminalId ?? null, v.clientId?.slice(0, 128) ?? null, v.kind, v.detail?.slice(0, 500) ?? null, v.remoteAddr ?? null);
+    params.push(
+      v.terminalId ?? null,
+      v.clientId?.slice(0, 128) ?? null,
+      v.kind,
+      v.detail?.slice(0, 500) ?? null,
+      v.remoteAddr ?? null,
+    );
     const b = i * 5;
     return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5})`;
   });
-  await q.query(`INSERT INTO terminals.violations (terminal_id, client_id, kind, detail, remote_addr) VALUES ${values.join(', ')}`, params);
+  await q.query(
+    `INSERT INTO terminals.violations (terminal_id, client_id, kind, detail, remote_addr) VALUES ${values.join(', ')}`,
+    params,
+  );
 }
 
 export async function listViolations(q: Queryable, f: { terminalId?: string; limit: number }) {
-  const { rows } = await q.query<{ id: number; terminal_id: string | null; client_id: string | null; kind: string; detail: string | null; remote_addr: string | null; at: Date }>(
-    `SELECT * FROM terminals.violations WHERE ($1::text IS NULL OR terminal_id = $1) ORDER BY id DESC LIMIT $2`,
-    [f.terminalId ?? null, f.limit],
-  );
+  const { rows } = await q.query<{
+    id: number;
+    terminal_id: string | null;
+    client_id: string | null;
+    kind: string;
+    detail: string | null;
+    remote_addr: string | null;
+    at: Date;
+  }>(`SELECT * FROM terminals.violations WHERE ($1::text IS NULL OR terminal_id = $1) ORDER BY id DESC LIMIT $2`, [
+    f.terminalId ?? null,
+    f.limit,
+  ]);
   return rows;
 }

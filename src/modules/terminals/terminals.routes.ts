@@ -18,46 +18,84 @@ const MqttCredentials = Type.Object({
   terminal_id: Type.String(),
   mqtt_username: Type.String(),
   mqtt_password: Type.String({ description: 'Shown once; issuing again revokes the previous one' }),
-  mqtt_url: Type.Union([Type.String(), Type.Null()], { description: 'The plain development listener, when this process runs one' }),
+  mqtt_url: Type.Union([Type.String(), Type.Null()], {
+    description: 'The plain development listener, when this process runs one',
+  }),
 });
 
 export function registerTerminalRoutes(app: FastifyInstance, deps: { db: Db; config: Pick<Config, 'mode' | 'mqtt'> }) {
-  app.post<{ Params: Static<typeof IdParam> }>('/v1/terminals/:id/mqtt-credentials', {
-    config: { permission: 'terminals:write' },
-    schema: {
-      tags: ['terminals'],
-      summary: 'Issue (or rotate) a terminal\'s MQTT secret for the development listener (refused in production)',
-      params: IdParam,
-      response: { 201: MqttCredentials },
+  app.post<{ Params: Static<typeof IdParam> }>(
+    '/v1/terminals/:id/mqtt-credentials',
+    {
+      config: { permission: 'terminals:write' },
+      schema: {
+        tags: ['terminals'],
+        summary: "Issue (or rotate) a terminal's MQTT secret for the development listener (refused in production)",
+        params: IdParam,
+        response: { 201: MqttCredentials },
+      },
     },
-  }, async (req, reply) => {
-    const id = req.params.id;
-    const ctx = isTerminalId(id) ? await getTerminalContext(deps.db, id) : undefined;
-    if (!ctx || !canAccessMerchant(req.principal!, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
-    const c = await issueMqttSecret(deps.db, id, deps.config.mode);
-    const mq = deps.config.mqtt;
-    const url = mq.url ?? (mq.port ? `mqtt://${mq.host === '0.0.0.0' ? '127.0.0.1' : mq.host}:${mq.port}` : null);
-    return reply.status(201).send({ terminal_id: id, mqtt_username: c.username, mqtt_password: c.password, mqtt_url: url });
-  });
+    async (req, reply) => {
+      const id = req.params.id;
+      const ctx = isTerminalId(id) ? await getTerminalContext(deps.db, id) : undefined;
+      if (!ctx || !canAccessMerchant(req.principal!, ctx.merchant_id))
+        throw new AppError('terminal_not_found', 'Terminal not found');
+      const c = await issueMqttSecret(deps.db, id, deps.config.mode);
+      const mq = deps.config.mqtt;
+      const url = mq.url ?? (mq.port ? `mqtt://${mq.host === '0.0.0.0' ? '127.0.0.1' : mq.host}:${mq.port}` : null);
+      return reply
+        .status(201)
+        .send({ terminal_id: id, mqtt_username: c.username, mqtt_password: c.password, mqtt_url: url });
+    },
+  );
 
   // A terminal's credentials and refused access, for the console's terminal page: certificates
   // (serials and validity only; fingerprints and keys stay out) and its latest protocol violations.
   const Security = Type.Object({
-    certificates: Type.Array(Type.Object({ serial: Type.String(), not_before: Type.String(), not_after: Type.String(), revoked_at: Type.Union([Type.String(), Type.Null()]), revoke_reason: Type.Union([Type.String(), Type.Null()]) })),
-    violations: Type.Array(Type.Object({ kind: Type.String(), detail: Type.Union([Type.String(), Type.Null()]), at: Type.String() })),
+    certificates: Type.Array(
+      Type.Object({
+        serial: Type.String(),
+        not_before: Type.String(),
+        not_after: Type.String(),
+        revoked_at: Type.Union([Type.String(), Type.Null()]),
+        revoke_reason: Type.Union([Type.String(), Type.Null()]),
+      }),
+    ),
+    violations: Type.Array(
+      Type.Object({ kind: Type.String(), detail: Type.Union([Type.String(), Type.Null()]), at: Type.String() }),
+    ),
   });
-  app.get<{ Params: Static<typeof IdParam> }>('/v1/terminals/:id/security', {
-    config: { permission: 'terminals:read' },
-    schema: { tags: ['terminals'], summary: "A terminal's certificates and its latest refused connects, publishes and malformed messages", params: IdParam, response: { 200: Security } },
-  }, async (req) => {
-    const id = req.params.id;
-    const ctx = isTerminalId(id) ? await getTerminalContext(deps.db, id) : undefined;
-    if (!ctx || !canAccessMerchant(req.principal!, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
-    const [certs, violations] = await Promise.all([listCertificates(deps.db, id), listViolations(deps.db, { terminalId: id, limit: 20 })]);
-    const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-    return {
-      certificates: certs.map((c) => ({ serial: c.serial, not_before: iso(c.not_before)!, not_after: iso(c.not_after)!, revoked_at: iso(c.revoked_at), revoke_reason: c.revoke_reason })),
-      violations: violations.map((v) => ({ kind: v.kind, detail: v.detail, at: iso(v.at)! })),
-    };
-  });
+  app.get<{ Params: Static<typeof IdParam> }>(
+    '/v1/terminals/:id/security',
+    {
+      config: { permission: 'terminals:read' },
+      schema: {
+        tags: ['terminals'],
+        summary: "A terminal's certificates and its latest refused connects, publishes and malformed messages",
+        params: IdParam,
+        response: { 200: Security },
+      },
+    },
+    async (req) => {
+      const id = req.params.id;
+      const ctx = isTerminalId(id) ? await getTerminalContext(deps.db, id) : undefined;
+      if (!ctx || !canAccessMerchant(req.principal!, ctx.merchant_id))
+        throw new AppError('terminal_not_found', 'Terminal not found');
+      const [certs, violations] = await Promise.all([
+        listCertificates(deps.db, id),
+        listViolations(deps.db, { terminalId: id, limit: 20 }),
+      ]);
+      const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+      return {
+        certificates: certs.map((c) => ({
+          serial: c.serial,
+          not_before: iso(c.not_before)!,
+          not_after: iso(c.not_after)!,
+          revoked_at: iso(c.revoked_at),
+          revoke_reason: c.revoke_reason,
+        })),
+        violations: violations.map((v) => ({ kind: v.kind, detail: v.detail, at: iso(v.at)! })),
+      };
+    },
+  );
 }

@@ -87,7 +87,8 @@ export async function mosquittoForTests(): Promise<TestMosquitto | { skip: strin
   const found = spawnSync(bin, ['-h'], { encoding: 'utf8' });
   if (found.error) {
     const reason = `no Mosquitto (${bin}) on this machine; install Debian's mosquitto package to run the external-broker tests`;
-    if (process.env.TILLPOINT_REQUIRE_MOSQUITTO === '1') throw new Error(`${reason} (TILLPOINT_REQUIRE_MOSQUITTO=1: CI must run them)`);
+    if (process.env.TILLPOINT_REQUIRE_MOSQUITTO === '1')
+      throw new Error(`${reason} (TILLPOINT_REQUIRE_MOSQUITTO=1: CI must run them)`);
     return { skip: reason };
   }
   const { initPki } = await import('./pki.ts');
@@ -105,7 +106,13 @@ export async function mosquittoForTests(): Promise<TestMosquitto | { skip: strin
       s.close(() => resolve(p));
     });
   });
-  const { config } = writeMosquittoConfig({ port, pkiDir, outDir: dir, gateways: ['tillpoint-gateway', 'tillpoint-gateway-2'], runAs: process.getuid?.() === 0 ? 'root' : undefined });
+  const { config } = writeMosquittoConfig({
+    port,
+    pkiDir,
+    outDir: dir,
+    gateways: ['tillpoint-gateway', 'tillpoint-gateway-2'],
+    runAs: process.getuid?.() === 0 ? 'root' : undefined,
+  });
   const child = spawn(bin, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));

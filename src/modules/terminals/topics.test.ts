@@ -1,13 +1,33 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mayPublish, maySubscribe, mayReceive, terminalOfRequestTopic, requestTopic, responseTopic, eventTopic, sharedRequestFilter, isTerminalId } from './topics.ts';
+import {
+  mayPublish,
+  maySubscribe,
+  mayReceive,
+  terminalOfRequestTopic,
+  requestTopic,
+  responseTopic,
+  eventTopic,
+  sharedRequestFilter,
+  isTerminalId,
+} from './topics.ts';
 
 const A = 'trm_0123456789abcdef0123456789abcdef';
 const B = 'trm_fedcba9876543210fedcba9876543210';
 
 test('a terminal publishes only to its own request topic', () => {
   assert.equal(mayPublish(A, requestTopic(A)), true);
-  for (const t of [requestTopic(B), responseTopic(A), eventTopic(A), 'tillpoint/v1/terminals/+/req', 'tillpoint/v1/terminals/#', `${requestTopic(A)}/x`, `/${requestTopic(A)}`, '$SYS/broker/x', '']) {
+  for (const t of [
+    requestTopic(B),
+    responseTopic(A),
+    eventTopic(A),
+    'tillpoint/v1/terminals/+/req',
+    'tillpoint/v1/terminals/#',
+    `${requestTopic(A)}/x`,
+    `/${requestTopic(A)}`,
+    '$SYS/broker/x',
+    '',
+  ]) {
     assert.equal(mayPublish(A, t), false, t);
   }
 });
@@ -15,7 +35,17 @@ test('a terminal publishes only to its own request topic', () => {
 test('a terminal subscribes only to its own /res and /evt, never with wildcards', () => {
   assert.equal(maySubscribe(A, responseTopic(A)), true);
   assert.equal(maySubscribe(A, eventTopic(A)), true);
-  for (const f of [requestTopic(A), eventTopic(B), responseTopic(B), 'tillpoint/v1/terminals/+/evt', `tillpoint/v1/terminals/${A}/#`, `tillpoint/v1/terminals/${A}/+`, '#', '+/+/+/+/+', `$share/x/${eventTopic(A)}`]) {
+  for (const f of [
+    requestTopic(A),
+    eventTopic(B),
+    responseTopic(B),
+    'tillpoint/v1/terminals/+/evt',
+    `tillpoint/v1/terminals/${A}/#`,
+    `tillpoint/v1/terminals/${A}/+`,
+    '#',
+    '+/+/+/+/+',
+    `$share/x/${eventTopic(A)}`,
+  ]) {
     assert.equal(maySubscribe(A, f), false, f);
   }
   assert.equal(mayReceive(A, eventTopic(A)), true);

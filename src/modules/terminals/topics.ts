@@ -21,7 +21,8 @@ export const sharedRequestFilter = (group: string) => `$share/${group}/${REQUEST
 /** The terminal id a request topic belongs to, or undefined if `topic` is not a request topic. */
 export function terminalOfRequestTopic(topic: string): string | undefined {
   const parts = topic.split('/');
-  if (parts.length !== 5 || `${parts[0]}/${parts[1]}/${parts[2]}` !== TOPIC_ROOT || parts[4] !== 'req') return undefined;
+  if (parts.length !== 5 || `${parts[0]}/${parts[1]}/${parts[2]}` !== TOPIC_ROOT || parts[4] !== 'req')
+    return undefined;
   return isTerminalId(parts[3]) ? parts[3] : undefined;
 }
 
@@ -29,7 +30,9 @@ export function terminalOfRequestTopic(topic: string): string | undefined {
 export const mayPublish = (terminalId: string, topic: string) => topic === requestTopic(terminalId);
 
 /** A terminal may subscribe to exactly its own response and event topics: no wildcards, no one else's. */
-export const maySubscribe = (terminalId: string, filter: string) => filter === responseTopic(terminalId) || filter === eventTopic(terminalId);
+export const maySubscribe = (terminalId: string, filter: string) =>
+  filter === responseTopic(terminalId) || filter === eventTopic(terminalId);
 
 /** Defence in depth: the broker forwards a message to a terminal only on that terminal's own topics. */
-export const mayReceive = (terminalId: string, topic: string) => topic === responseTopic(terminalId) || topic === eventTopic(terminalId);
+export const mayReceive = (terminalId: string, topic: string) =>
+  topic === responseTopic(terminalId) || topic === eventTopic(terminalId);

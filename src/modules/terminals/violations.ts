@@ -7,7 +7,13 @@ import { insertViolations, type Violation } from './terminals.repo.ts';
 // of bad packets costs one INSERT a second, not one per packet; beyond `maxBuffered` waiting
 // rows, further ones are counted and logged but not stored until the buffer drains.
 
-export function createViolationRecorder(o: { db: Db; logger: Logger; onRecord?(kind: string): void; flushMs?: number; maxBuffered?: number }) {
+export function createViolationRecorder(o: {
+  db: Db;
+  logger: Logger;
+  onRecord?(kind: string): void;
+  flushMs?: number;
+  maxBuffered?: number;
+}) {
   const flushMs = o.flushMs ?? 1000;
   const maxBuffered = o.maxBuffered ?? 5000;
   let buffer: Violation[] = [];
@@ -28,7 +34,10 @@ export function createViolationRecorder(o: { db: Db; logger: Logger; onRecord?(k
           dropped = 0;
         }
       } catch (e) {
-        o.logger.error({ err: { type: (e as Error).name, code: (e as { code?: string }).code }, lost: batch.length }, 'could not store terminal violations');
+        o.logger.error(
+          { err: { type: (e as Error).name, code: (e as { code?: string }).code }, lost: batch.length },
+          'could not store terminal violations',
+        );
       } finally {
         flushing = undefined;
       }
@@ -39,7 +48,15 @@ export function createViolationRecorder(o: { db: Db; logger: Logger; onRecord?(k
   return {
     record(v: Violation) {
       o.onRecord?.(v.kind);
-      o.logger.warn({ terminal_id: v.terminalId ?? undefined, kind: v.kind, detail: v.detail, remote_addr: v.remoteAddr ?? undefined }, 'terminal access refused or protocol violated');
+      o.logger.warn(
+        {
+          terminal_id: v.terminalId ?? undefined,
+          kind: v.kind,
+          detail: v.detail,
+          remote_addr: v.remoteAddr ?? undefined,
+        },
+        'terminal access refused or protocol violated',
+      );
       if (buffer.length >= maxBuffered) {
         dropped++;
         return;

@@ -36,9 +36,14 @@ const where = (b: Binding) => `${b.table}.${b.column} row ${b.rowId}`;
 
 export function parseCiphertext(ciphertext: string, b: Binding): ParsedCiphertext {
   const m = typeof ciphertext === 'string' ? CT_RE.exec(ciphertext) : null;
-  if (!m) throw new VaultError('malformed_ciphertext', `${where(b)}: not a Tillpoint ciphertext (tp1.<purpose>.<version>.<payload>)`);
+  if (!m)
+    throw new VaultError(
+      'malformed_ciphertext',
+      `${where(b)}: not a Tillpoint ciphertext (tp1.<purpose>.<version>.<payload>)`,
+    );
   const payload = Buffer.from(m[3], 'base64url');
-  if (payload.length < IV_BYTES + TAG_BYTES) throw new VaultError('malformed_ciphertext', `${where(b)}: ciphertext is truncated`);
+  if (payload.length < IV_BYTES + TAG_BYTES)
+    throw new VaultError('malformed_ciphertext', `${where(b)}: ciphertext is truncated`);
   return { purpose: m[1], version: Number(m[2]), payload };
 }
 
@@ -66,7 +71,9 @@ export function openValue(key: Buffer, parsed: ParsedCiphertext, b: Binding): st
     const d = createDecipheriv('aes-256-gcm', key, payload.subarray(0, IV_BYTES));
     d.setAAD(aad(parsed.purpose, parsed.version, b));
     d.setAuthTag(payload.subarray(payload.length - TAG_BYTES));
-    return Buffer.concat([d.update(payload.subarray(IV_BYTES, payload.length - TAG_BYTES)), d.final()]).toString('utf8');
+    return Buffer.concat([d.update(payload.subarray(IV_BYTES, payload.length - TAG_BYTES)), d.final()]).toString(
+      'utf8',
+    );
   } catch {
     throw new VaultError(
       'decrypt_failed',

@@ -57,7 +57,8 @@ export interface FieldCipherHooks {
 
 export function createFieldCipher(keys: KeyStore, hooks: FieldCipherHooks = {}) {
   const binding = (f: EncryptedField, rowId: string): Binding => {
-    if (typeof rowId !== 'string' || rowId.length === 0) throw new VaultError('invalid_field', `${fieldName(f)}: a row id is required`);
+    if (typeof rowId !== 'string' || rowId.length === 0)
+      throw new VaultError('invalid_field', `${fieldName(f)}: a row id is required`);
     return { table: f.table, column: f.column, rowId };
   };
   const normalize = (f: EncryptedField, v: string) => (f.blindIndex?.normalize ? f.blindIndex.normalize(v) : v);
@@ -83,7 +84,10 @@ export function createFieldCipher(keys: KeyStore, hooks: FieldCipherHooks = {}) 
       try {
         const parsed = parseCiphertext(ciphertext, b);
         if (parsed.purpose !== f.purpose) {
-          throw new VaultError('wrong_purpose', `${b.table}.${b.column} row ${b.rowId}: ciphertext is for purpose ${parsed.purpose}, not ${f.purpose}`);
+          throw new VaultError(
+            'wrong_purpose',
+            `${b.table}.${b.column} row ${b.rowId}: ciphertext is for purpose ${parsed.purpose}, not ${f.purpose}`,
+          );
         }
         return openValue(await keys.version(parsed.purpose, 'aead', parsed.version, q), parsed, b);
       } catch (e) {

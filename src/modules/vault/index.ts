@@ -5,8 +5,22 @@ export { type EncryptedField, type FieldCipher, type SealedField, fieldName } fr
 export { VaultError, isVaultError, type VaultErrorCode } from './errors.ts';
 export { registerVaultRoutes } from './vault.routes.ts';
 export { registerSensitiveDataGuard, assertNoSensitiveAuthData, findSensitiveAuthData } from './sensitiveData.ts';
-export { TOKEN_PURPOSES, type TokenPurpose, type TokenService, type DetokenizeAuditHook, type DetokenizeEvent } from './tokens.ts';
+export {
+  TOKEN_PURPOSES,
+  type TokenPurpose,
+  type TokenService,
+  type DetokenizeAuditHook,
+  type DetokenizeEvent,
+} from './tokens.ts';
 export { detokenizeAuditHook } from './auditHook.ts';
 export { createTestVault } from './testing.ts';
-export { createKeyManagerFromConfig, createLocalKeyManager, newKeyringJson, addKeyringVersion, type KeyManager, type KekInfo, KmsError } from './kms/index.ts';
-export { type KeyKind } from './keystore.ts';
+export {
+  createKeyManagerFromConfig,
+  createLocalKeyManager,
+  newKeyringJson,
+  addKeyringVersion,
+  type KeyManager,
+  type KekInfo,
+  KmsError,
+} from './kms/index.ts';
+export type { KeyKind } from './keystore.ts';

@@ -67,11 +67,15 @@ export function createKeyStore(deps: KeyStoreDeps) {
   const id = (purpose: string, kind: KeyKind) => `${purpose}/${kind}`;
 
   function checkPurpose(purpose: string) {
-    if (!isPurpose(purpose)) throw new VaultError('invalid_field', `"${purpose}" is not a key purpose (a-z, 0-9, _; up to 40)`);
+    if (!isPurpose(purpose))
+      throw new VaultError('invalid_field', `"${purpose}" is not a key purpose (a-z, 0-9, _; up to 40)`);
   }
 
   async function loadRows(q: Queryable, purpose: string, kind: KeyKind): Promise<DataKeyRow[]> {
-    const { rows } = await q.query<DataKeyRow>(`SELECT ${COLS} FROM vault.data_keys WHERE purpose = $1 AND kind = $2 ORDER BY version`, [purpose, kind]);
+    const { rows } = await q.query<DataKeyRow>(
+      `SELECT ${COLS} FROM vault.data_keys WHERE purpose = $1 AND kind = $2 ORDER BY version`,
+      [purpose, kind],
+    );
     return rows;
   }
 
@@ -92,11 +96,19 @@ export function createKeyStore(deps: KeyStoreDeps) {
    * wait for that very transaction. Keys are only ever created outside a caller's transaction
    * (`create`), so a rolled-back transaction can never take a key that encrypted data with it.
    */
-  async function entry(purpose: string, kind: KeyKind, opts: { force?: boolean; create?: boolean; q?: Queryable } = {}): Promise<Entry> {
+  async function entry(
+    purpose: string,
+    kind: KeyKind,
+    opts: { force?: boolean; create?: boolean; q?: Queryable } = {},
+  ): Promise<Entry> {
     checkPurpose(purpose);
     const k = id(purpose, kind);
     const e = entries.get(k);
-    const stale = !e || opts.force || Date.now() - e.loadedAt >= deps.cacheTtlMs || (opts.create && !e.rows.some((r) => r.state === 'active'));
+    const stale =
+      !e ||
+      opts.force ||
+      Date.now() - e.loadedAt >= deps.cacheTtlMs ||
+      (opts.create && !e.rows.some((r) => r.state === 'active'));
     if (!stale) return e!;
     const q = opts.q ?? db;
     // Join a load already under way only if it reads through the same handle (see above).
@@ -174,7 +186,11 @@ export function createKeyStore(deps: KeyStoreDeps) {
     async active(purpose: string, kind: KeyKind, q?: Queryable): Promise<UsableKey> {
       const e = await entry(purpose, kind, { create: true, q });
       const row = e.rows.find((r) => r.state === 'active');
-      if (!row) throw new VaultError('unknown_key_version', `${describe(purpose, kind)} has no active version (create it outside a transaction first)`);
+      if (!row)
+        throw new VaultError(
+          'unknown_key_version',
+          `${describe(purpose, kind)} has no active version (create it outside a transaction first)`,
+        );
       return { version: row.version, key: await unwrap(row) };
     },
 
@@ -187,15 +203,22 @@ export function createKeyStore(deps: KeyStoreDeps) {
         e = await entry(purpose, kind, { force: true, q });
         row = e.rows.find((r) => r.version === version);
       }
-      if (!row) throw new VaultError('unknown_key_version', `${describe(purpose, kind)} version ${version} does not exist`);
-      if (row.state === 'retired') throw new VaultError('key_retired', `${describe(purpose, kind)} version ${version} is retired and can no longer decrypt`);
+      if (!row)
+        throw new VaultError('unknown_key_version', `${describe(purpose, kind)} version ${version} does not exist`);
+      if (row.state === 'retired')
+        throw new VaultError(
+          'key_retired',
+          `${describe(purpose, kind)} version ${version} is retired and can no longer decrypt`,
+        );
       return unwrap(row);
     },
 
     /** Every version that can still match (active first): blind-index lookups try each. */
     async live(purpose: string, kind: KeyKind, q?: Queryable): Promise<UsableKey[]> {
       const e = await entry(purpose, kind, { create: true, q });
-      const rows = e.rows.filter((r) => r.state !== 'retired').sort((a, b) => (a.state === 'active' ? -1 : b.state === 'active' ? 1 : b.version - a.version));
+      const rows = e.rows
+        .filter((r) => r.state !== 'retired')
+        .sort((a, b) => (a.state === 'active' ? -1 : b.state === 'active' ? 1 : b.version - a.version));
       return Promise.all(rows.map(async (r) => ({ version: r.version, key: await unwrap(r) })));
     },
 
@@ -203,9 +226,15 @@ export function createKeyStore(deps: KeyStoreDeps) {
      * Makes a new version active; the old one keeps decrypting until the worker has moved every
      * row off it. The new key is generated before the transaction so the row locks are short.
      */
-    async rotate(purpose: string, kind: KeyKind): Promise<{ purpose: string; kind: KeyKind; from: number | null; to: number }> {
+    async rotate(
+      purpose: string,
+      kind: KeyKind,
+    ): Promise<{ purpose: string; kind: KeyKind; from: number | null; to: number }> {
       checkPurpose(purpose);
-      const current = await db.query<{ v: number }>(`SELECT coalesce(max(version), 0)::int AS v FROM vault.data_keys WHERE purpose = $1 AND kind = $2`, [purpose, kind]);
+      const current = await db.query<{ v: number }>(
+        `SELECT coalesce(max(version), 0)::int AS v FROM vault.data_keys WHERE purpose = $1 AND kind = $2`,
+        [purpose, kind],
+      );
       const to = current.rows[0].v + 1;
       const dek = await kmsCall(() => kms.generateDataKey(keyContext(purpose, kind, to)));
       dek.plaintext.fill(0);
@@ -216,13 +245,18 @@ export function createKeyStore(deps: KeyStoreDeps) {
         );
         const max = rows.rows.reduce((m, r) => Math.max(m, r.version), 0);
         // Someone rotated between our read and the lock: one rotation is what was asked for.
-        if (max + 1 !== to) throw new VaultError('invalid_field', `${describe(purpose, kind)} was rotated concurrently; run the command again`);
+        if (max + 1 !== to)
+          throw new VaultError(
+            'invalid_field',
+            `${describe(purpose, kind)} was rotated concurrently; run the command again`,
+          );
         const active = rows.rows.find((r) => r.state === 'active');
         const now = clock.now();
         if (active) {
-          await tx.query(`UPDATE vault.data_keys SET state = 'decrypt_only', rotated_at = $4 WHERE purpose = $1 AND kind = $2 AND version = $3`, [
-            purpose, kind, active.version, now,
-          ]);
+          await tx.query(
+            `UPDATE vault.data_keys SET state = 'decrypt_only', rotated_at = $4 WHERE purpose = $1 AND kind = $2 AND version = $3`,
+            [purpose, kind, active.version, now],
+          );
         }
         await tx.query(
           `INSERT INTO vault.data_keys (purpose, kind, version, state, wrapped_key, kek_ref, created_at) VALUES ($1, $2, $3, 'active', $4, $5, $6)`,
@@ -248,7 +282,9 @@ export function createKeyStore(deps: KeyStoreDeps) {
     },
 
     async list(): Promise<Omit<DataKeyRow, 'wrapped_key'>[]> {
-      const { rows } = await db.query<DataKeyRow>(`SELECT ${COLS} FROM vault.data_keys ORDER BY purpose, kind, version`);
+      const { rows } = await db.query<DataKeyRow>(
+        `SELECT ${COLS} FROM vault.data_keys ORDER BY purpose, kind, version`,
+      );
       return rows.map(({ wrapped_key: _w, ...r }) => r);
     },
 
@@ -258,12 +294,15 @@ export function createKeyStore(deps: KeyStoreDeps) {
      * so no field needs re-encrypting.
      */
     async rewrapAll(): Promise<number> {
-      const { rows } = await db.query<DataKeyRow>(`SELECT ${COLS} FROM vault.data_keys WHERE state <> 'retired' ORDER BY purpose, kind, version`);
+      const { rows } = await db.query<DataKeyRow>(
+        `SELECT ${COLS} FROM vault.data_keys WHERE state <> 'retired' ORDER BY purpose, kind, version`,
+      );
       for (const r of rows) {
         const out = await kmsCall(() => kms.rewrap(r.wrapped_key!, keyContext(r.purpose, r.kind, r.version)));
-        await db.query(`UPDATE vault.data_keys SET wrapped_key = $4, kek_ref = $5 WHERE purpose = $1 AND kind = $2 AND version = $3 AND wrapped_key = $6`, [
-          r.purpose, r.kind, r.version, out.wrapped, out.kekRef, r.wrapped_key,
-        ]);
+        await db.query(
+          `UPDATE vault.data_keys SET wrapped_key = $4, kek_ref = $5 WHERE purpose = $1 AND kind = $2 AND version = $3 AND wrapped_key = $6`,
+          [r.purpose, r.kind, r.version, out.wrapped, out.kekRef, r.wrapped_key],
+        );
       }
       entries.clear();
       return rows.length;

@@ -50,7 +50,11 @@ class LeaseLost extends Error {}
 /** A pass that met rows it could not decrypt is not retried before this (an operator must look). */
 const FAILED_PASS_BACKOFF_MS = 10 * 60_000;
 
-const q = (ident: string) => ident.split('.').map((p) => `"${p}"`).join('.');
+const q = (ident: string) =>
+  ident
+    .split('.')
+    .map((p) => `"${p}"`)
+    .join('.');
 
 export function createRewrapJob(deps: RewrapDeps) {
   const { db, keys, cipher, fields, clock, logger } = deps;
@@ -59,14 +63,18 @@ export function createRewrapJob(deps: RewrapDeps) {
 
   async function ensureJobs() {
     if (jobsCreated) return;
-    for (const f of fields) await db.query(`INSERT INTO vault.rewrap_jobs (field) VALUES ($1) ON CONFLICT DO NOTHING`, [fieldName(f)]);
+    for (const f of fields)
+      await db.query(`INSERT INTO vault.rewrap_jobs (field) VALUES ($1) ON CONFLICT DO NOTHING`, [fieldName(f)]);
     jobsCreated = true;
   }
 
   /** Decrypt-only versions of the keys a field uses. */
   function pendingFor(f: EncryptedField, keyRows: DataKeyRow[]): DataKeyRow[] {
     return keyRows.filter(
-      (k) => k.state === 'decrypt_only' && ((k.kind === 'aead' && k.purpose === f.purpose) || (k.kind === 'hmac' && f.blindIndex && k.purpose === indexPurpose(f))),
+      (k) =>
+        k.state === 'decrypt_only' &&
+        ((k.kind === 'aead' && k.purpose === f.purpose) ||
+          (k.kind === 'hmac' && f.blindIndex && k.purpose === indexPurpose(f))),
     );
   }
 
@@ -95,7 +103,11 @@ export function createRewrapJob(deps: RewrapDeps) {
     );
     const job = claimed.rows[0];
     if (!job) return -1;
-    const release = () => db.query(`UPDATE vault.rewrap_jobs SET lease_until = NULL WHERE field = $1 AND lease_until = $2`, [fieldName(f), lease]);
+    const release = () =>
+      db.query(`UPDATE vault.rewrap_jobs SET lease_until = NULL WHERE field = $1 AND lease_until = $2`, [
+        fieldName(f),
+        lease,
+      ]);
     try {
       if (!needsWork(f, job, await allKeys(db), now.getTime())) {
         await release();
@@ -122,7 +134,8 @@ export function createRewrapJob(deps: RewrapDeps) {
       const aead = await keys.active(f.purpose, 'aead');
       const hmac = f.blindIndex ? await keys.active(indexPurpose(f), 'hmac') : undefined;
 
-      const updates: { id: string; oldCt: string | null; oldLegacy: string | null; ct: string; bidx: string | null }[] = [];
+      const updates: { id: string; oldCt: string | null; oldLegacy: string | null; ct: string; bidx: string | null }[] =
+        [];
       for (const r of page.rows) {
         const legacy = r.legacy ?? null;
         if (r.ct === null && legacy === null) continue;
@@ -135,11 +148,20 @@ export function createRewrapJob(deps: RewrapDeps) {
         } catch (e) {
           passFailures++;
           deps.onFailure?.(fieldName(f));
-          logger?.error({ field: fieldName(f), row_id: r.id, code: (e as { code?: string }).code }, 'vault: a value does not decrypt; its key version will not be retired');
+          logger?.error(
+            { field: fieldName(f), row_id: r.id, code: (e as { code?: string }).code },
+            'vault: a value does not decrypt; its key version will not be retired',
+          );
           continue;
         }
         const sealed = await cipher.seal(f, r.id, plaintext);
-        updates.push({ id: r.id, oldCt: r.ct, oldLegacy: legacy, ct: ctStale ? sealed.ciphertext : r.ct!, bidx: sealed.blindIndex ?? null });
+        updates.push({
+          id: r.id,
+          oldCt: r.ct,
+          oldLegacy: legacy,
+          ct: ctStale ? sealed.ciphertext : r.ct!,
+          bidx: sealed.blindIndex ?? null,
+        });
       }
 
       const done = page.rows.length < deps.batchSize;
@@ -172,11 +194,25 @@ export function createRewrapJob(deps: RewrapDeps) {
                   verified_at = CASE WHEN $6::boolean THEN $3 ELSE verified_at END,
                   rows_rewritten = rows_rewritten + $7, updated_at = $8, lease_until = NULL
             WHERE field = $1 AND lease_until = $9`,
-          [fieldName(f), done ? null : last, passStarted, passRewritten + rewritten, passFailures, done && passFailures === 0, rewritten, clock.now(), lease],
+          [
+            fieldName(f),
+            done ? null : last,
+            passStarted,
+            passRewritten + rewritten,
+            passFailures,
+            done && passFailures === 0,
+            rewritten,
+            clock.now(),
+            lease,
+          ],
         );
         // Our lease ran out and another worker took over: undo, it redoes this batch.
         if (saved.rowCount !== 1) throw new LeaseLost();
-        if (done) logger?.info({ field: fieldName(f), rewritten: passRewritten + rewritten, failures: passFailures }, 'vault: re-encryption pass complete');
+        if (done)
+          logger?.info(
+            { field: fieldName(f), rewritten: passRewritten + rewritten, failures: passFailures },
+            'vault: re-encryption pass complete',
+          );
         return rewritten;
       });
     } catch (e) {
@@ -187,14 +223,21 @@ export function createRewrapJob(deps: RewrapDeps) {
   }
 
   async function allKeys(qq: Queryable): Promise<DataKeyRow[]> {
-    return (await qq.query<DataKeyRow>(`SELECT purpose, kind, version, state, kek_ref, created_at, rotated_at, retired_at FROM vault.data_keys WHERE state <> 'retired'`)).rows;
+    return (
+      await qq.query<DataKeyRow>(
+        `SELECT purpose, kind, version, state, kek_ref, created_at, rotated_at, retired_at FROM vault.data_keys WHERE state <> 'retired'`,
+      )
+    ).rows;
   }
 
   /** Rows of a field still on a given version (ciphertext for aead, blind index for hmac). */
   async function countOnVersion(f: EncryptedField, kind: KeyKind, version: number): Promise<number> {
     const col = kind === 'aead' ? f.column : f.blindIndex!.column;
     const pattern = kind === 'aead' ? `tp1.${f.purpose}.${version}.%` : `v${version}.%`;
-    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q(f.table)} WHERE ${q(col)} LIKE $1`, [pattern]);
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${q(f.table)} WHERE ${q(col)} LIKE $1`,
+      [pattern],
+    );
     return rows[0].n;
   }
 
@@ -204,7 +247,9 @@ export function createRewrapJob(deps: RewrapDeps) {
     const jobs = new Map((await db.query<JobRow>(`SELECT * FROM vault.rewrap_jobs`)).rows.map((j) => [j.field, j]));
     const retired: { purpose: string; kind: KeyKind; version: number }[] = [];
     for (const k of keyRows.filter((r) => r.state === 'decrypt_only')) {
-      const users = fields.filter((f) => (k.kind === 'aead' ? f.purpose === k.purpose : f.blindIndex && indexPurpose(f) === k.purpose));
+      const users = fields.filter((f) =>
+        k.kind === 'aead' ? f.purpose === k.purpose : f.blindIndex && indexPurpose(f) === k.purpose,
+      );
       // A purpose nobody here declared may be used by code we do not know: never retire it blind.
       if (users.length === 0) continue;
       const readyAt = new Date(k.rotated_at!).getTime() + safeDelayMs;
@@ -216,7 +261,10 @@ export function createRewrapJob(deps: RewrapDeps) {
       let left = 0;
       for (const f of users) left += await countOnVersion(f, k.kind, k.version);
       if (left > 0) {
-        logger?.warn({ purpose: k.purpose, kind: k.kind, version: k.version, rows: left }, 'vault: rows still on a rotated key version; not retiring it');
+        logger?.warn(
+          { purpose: k.purpose, kind: k.kind, version: k.version, rows: left },
+          'vault: rows still on a rotated key version; not retiring it',
+        );
         continue;
       }
       for (const v of await keys.retire(k.purpose, k.kind, [k.version])) {
@@ -263,22 +311,47 @@ export function createRewrapJob(deps: RewrapDeps) {
     },
 
     /** Rows per key version of every declared field, and legacy plaintext still waiting. */
-    async rowsPerVersion(): Promise<{ field: string; kind: KeyKind | 'plaintext'; purpose: string; version: number | null; rows: number }[]> {
-      const out: { field: string; kind: KeyKind | 'plaintext'; purpose: string; version: number | null; rows: number }[] = [];
+    async rowsPerVersion(): Promise<
+      { field: string; kind: KeyKind | 'plaintext'; purpose: string; version: number | null; rows: number }[]
+    > {
+      const out: {
+        field: string;
+        kind: KeyKind | 'plaintext';
+        purpose: string;
+        version: number | null;
+        rows: number;
+      }[] = [];
       for (const f of fields) {
         const ct = await db.query<{ v: string; n: number }>(
           `SELECT split_part(${q(f.column)}, '.', 3) AS v, count(*)::int AS n FROM ${q(f.table)} WHERE ${q(f.column)} IS NOT NULL GROUP BY 1 ORDER BY 1`,
         );
-        for (const r of ct.rows) out.push({ field: fieldName(f), kind: 'aead', purpose: f.purpose, version: Number(r.v) || null, rows: r.n });
+        for (const r of ct.rows)
+          out.push({ field: fieldName(f), kind: 'aead', purpose: f.purpose, version: Number(r.v) || null, rows: r.n });
         if (f.blindIndex) {
           const bx = await db.query<{ v: string; n: number }>(
             `SELECT split_part(substr(${q(f.blindIndex.column)}, 2), '.', 1) AS v, count(*)::int AS n FROM ${q(f.table)} WHERE ${q(f.blindIndex.column)} IS NOT NULL GROUP BY 1 ORDER BY 1`,
           );
-          for (const r of bx.rows) out.push({ field: `${f.table}.${f.blindIndex.column}`, kind: 'hmac', purpose: indexPurpose(f), version: Number(r.v) || null, rows: r.n });
+          for (const r of bx.rows)
+            out.push({
+              field: `${f.table}.${f.blindIndex.column}`,
+              kind: 'hmac',
+              purpose: indexPurpose(f),
+              version: Number(r.v) || null,
+              rows: r.n,
+            });
         }
         if (f.legacyPlaintextColumn) {
-          const lg = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q(f.table)} WHERE ${q(f.legacyPlaintextColumn)} IS NOT NULL`);
-          if (lg.rows[0].n > 0) out.push({ field: `${f.table}.${f.legacyPlaintextColumn}`, kind: 'plaintext', purpose: f.purpose, version: null, rows: lg.rows[0].n });
+          const lg = await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ${q(f.table)} WHERE ${q(f.legacyPlaintextColumn)} IS NOT NULL`,
+          );
+          if (lg.rows[0].n > 0)
+            out.push({
+              field: `${f.table}.${f.legacyPlaintextColumn}`,
+              kind: 'plaintext',
+              purpose: f.purpose,
+              version: null,
+              rows: lg.rows[0].n,
+            });
         }
       }
       return out;

@@ -12,13 +12,20 @@ import type { EncryptedField } from './fields.ts';
  * A real vault for tests that build services by hand: a local keyring in a fresh temporary
  * directory (generated now, never committed), data keys created.
  */
-export async function createTestVault(db: Db, o: { fields?: EncryptedField[]; clock?: Clock; cacheTtlMs?: number } = {}) {
+export async function createTestVault(
+  db: Db,
+  o: { fields?: EncryptedField[]; clock?: Clock; cacheTtlMs?: number } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'tp-test-keyring-'));
   const vault = createVault({
     db,
     kms: createLocalKeyManager({ kind: 'file', path: join(dir, 'keyring.json'), createIfMissing: true }),
     clock: o.clock ?? systemClock,
-    config: { cacheTtlMs: o.cacheTtlMs ?? 60_000, rewrapBatchSize: 500, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
+    config: {
+      cacheTtlMs: o.cacheTtlMs ?? 60_000,
+      rewrapBatchSize: 500,
+      cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 },
+    },
     fields: o.fields ?? [],
     vpaPattern: new RegExp(DEFAULT_VPA_PATTERN),
   });

@@ -43,7 +43,8 @@ function luhn(digits: string): boolean {
 
 /** Validates and normalizes a value for its purpose: one spelling, one token. */
 export function normalizeTokenValue(purpose: TokenPurpose, raw: string, vpaPattern: RegExp): string {
-  const bad = (problem: string) => new AppError('validation_failed', `value is not a valid ${purpose}`, [{ field: 'body.value', problem }]);
+  const bad = (problem: string) =>
+    new AppError('validation_failed', `value is not a valid ${purpose}`, [{ field: 'body.value', problem }]);
   const v = raw.trim();
   switch (purpose) {
     case 'vpa':
@@ -129,7 +130,16 @@ export function createTokenService(deps: TokensDeps) {
       await tx.query(
         `INSERT INTO vault.access_log (at, actor, action, token, purpose, reason, outcome, request_id, remote_addr)
          VALUES ($1, $2, 'detokenize', $3, $4, $5, $6, $7, $8)`,
-        [e.at, `${e.actor.type}:${e.actor.id}`, e.token, e.purpose, e.reason, e.outcome, e.requestId ?? null, e.remoteAddr ?? null],
+        [
+          e.at,
+          `${e.actor.type}:${e.actor.id}`,
+          e.token,
+          e.purpose,
+          e.reason,
+          e.outcome,
+          e.requestId ?? null,
+          e.remoteAddr ?? null,
+        ],
       );
       await deps.audit?.recordDetokenize(tx, e);
     });
@@ -139,7 +149,10 @@ export function createTokenService(deps: TokensDeps) {
   return {
     /** Returns the owner's token for this value, creating it the first time. */
     async tokenize(principal: Principal, input: { purpose: TokenPurpose; value: string }) {
-      if (!TOKEN_PURPOSES.includes(input.purpose)) throw new AppError('validation_failed', 'unknown token purpose', [{ field: 'body.purpose', problem: `must be one of ${TOKEN_PURPOSES.join(', ')}` }]);
+      if (!TOKEN_PURPOSES.includes(input.purpose))
+        throw new AppError('validation_failed', 'unknown token purpose', [
+          { field: 'body.purpose', problem: `must be one of ${TOKEN_PURPOSES.join(', ')}` },
+        ]);
       const value = normalizeTokenValue(input.purpose, input.value, deps.vpaPattern);
       const owner = ownerOf(principal);
       const masked = maskTokenValue(input.purpose, value);
@@ -163,7 +176,10 @@ export function createTokenService(deps: TokensDeps) {
       );
       if (ins.rows[0]) return { token, purpose: input.purpose, masked, created: true };
       // Another request tokenized the same value at the same moment: theirs is the token.
-      const again = await db.query<{ token: string }>(`SELECT token FROM vault.tokens WHERE owner = $1 AND purpose = $2 AND value_bidx = $3`, [owner, input.purpose, bidx]);
+      const again = await db.query<{ token: string }>(
+        `SELECT token FROM vault.tokens WHERE owner = $1 AND purpose = $2 AND value_bidx = $3`,
+        [owner, input.purpose, bidx],
+      );
       return { token: again.rows[0].token, purpose: input.purpose, masked, created: false };
     },
 
@@ -171,11 +187,26 @@ export function createTokenService(deps: TokensDeps) {
      * The value behind a token. The caller's route demands `vault:detokenize`; here a merchant
      * key reaches only its own tokens. The attempt is recorded before the value is read.
      */
-    async detokenize(principal: Principal | { kind: 'system'; id: string; merchantId: null }, input: { token: string; reason: string }, ctx: { requestId?: string; remoteAddr?: string } = {}) {
+    async detokenize(
+      principal: Principal | { kind: 'system'; id: string; merchantId: null },
+      input: { token: string; reason: string },
+      ctx: { requestId?: string; remoteAddr?: string } = {},
+    ) {
       const actor = { type: principal.kind, id: principal.id, merchantId: principal.merchantId };
-      const base = { actor, token: TOKEN_RE.test(input.token) ? input.token : '(malformed)', reason: input.reason, requestId: ctx.requestId, remoteAddr: ctx.remoteAddr };
+      const base = {
+        actor,
+        token: TOKEN_RE.test(input.token) ? input.token : '(malformed)',
+        reason: input.reason,
+        requestId: ctx.requestId,
+        remoteAddr: ctx.remoteAddr,
+      };
       const row = TOKEN_RE.test(input.token)
-        ? (await db.query<{ token: string; owner: string; purpose: TokenPurpose; value_ct: string }>(`SELECT token, owner, purpose, value_ct FROM vault.tokens WHERE token = $1`, [input.token])).rows[0]
+        ? (
+            await db.query<{ token: string; owner: string; purpose: TokenPurpose; value_ct: string }>(
+              `SELECT token, owner, purpose, value_ct FROM vault.tokens WHERE token = $1`,
+              [input.token],
+            )
+          ).rows[0]
         : undefined;
       if (!row) {
         await record({ ...base, purpose: null, outcome: 'not_found', at: clock.now() });
@@ -189,7 +220,11 @@ export function createTokenService(deps: TokensDeps) {
       await record({ ...base, purpose: row.purpose, outcome: 'allowed', at: clock.now() });
       const stored = await cipher.open(TOKENS_FIELD, row.token, row.value_ct);
       const sep = stored.indexOf(':');
-      if (stored.slice(0, sep) !== row.purpose) throw new VaultError('wrong_purpose', `vault.tokens row ${row.token}: the value does not belong to purpose ${row.purpose}`);
+      if (stored.slice(0, sep) !== row.purpose)
+        throw new VaultError(
+          'wrong_purpose',
+          `vault.tokens row ${row.token}: the value does not belong to purpose ${row.purpose}`,
+        );
       return { token: row.token, purpose: row.purpose, value: stored.slice(sep + 1) };
     },
 

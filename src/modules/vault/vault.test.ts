@@ -27,7 +27,9 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'tp-vault-'));
 
 async function setup(opts: { cacheTtlMs?: number; batchSize?: number } = {}) {
   const db = await createTestDb();
-  await db.exec(`CREATE SCHEMA vt; CREATE TABLE vt.items (id text PRIMARY KEY, secret_ct text, secret_bidx text, secret_plain text)`);
+  await db.exec(
+    `CREATE SCHEMA vt; CREATE TABLE vt.items (id text PRIMARY KEY, secret_ct text, secret_bidx text, secret_plain text)`,
+  );
   const dir = tmp();
   const kms = createLocalKeyManager({ kind: 'file', path: join(dir, 'keyring.json'), createIfMissing: true });
   const clock = fixedClock('2026-01-01T00:00:00Z');
@@ -35,17 +37,31 @@ async function setup(opts: { cacheTtlMs?: number; batchSize?: number } = {}) {
     db,
     kms,
     clock,
-    config: { cacheTtlMs: opts.cacheTtlMs ?? 0, rewrapBatchSize: opts.batchSize ?? 7, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
+    config: {
+      cacheTtlMs: opts.cacheTtlMs ?? 0,
+      rewrapBatchSize: opts.batchSize ?? 7,
+      cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 },
+    },
     fields: [ITEMS],
     vpaPattern: new RegExp(DEFAULT_VPA_PATTERN),
   });
   await vault.init();
   async function insert(id: string, value: string) {
     const s = await vault.cipher.seal(ITEMS, id, value);
-    await db.query(`INSERT INTO vt.items (id, secret_ct, secret_bidx) VALUES ($1, $2, $3)`, [id, s.ciphertext, s.blindIndex]);
+    await db.query(`INSERT INTO vt.items (id, secret_ct, secret_bidx) VALUES ($1, $2, $3)`, [
+      id,
+      s.ciphertext,
+      s.blindIndex,
+    ]);
     return s;
   }
-  const row = async (id: string) => (await db.query<{ secret_ct: string; secret_bidx: string; secret_plain: string | null }>(`SELECT * FROM vt.items WHERE id = $1`, [id])).rows[0];
+  const row = async (id: string) =>
+    (
+      await db.query<{ secret_ct: string; secret_bidx: string; secret_plain: string | null }>(
+        `SELECT * FROM vt.items WHERE id = $1`,
+        [id],
+      )
+    ).rows[0];
   return { db, vault, kms, clock, dir, insert, row, close: () => db.close() };
 }
 
@@ -54,7 +70,11 @@ async function rejectsCleanly(p: Promise<unknown>, code: string, secrets: string
   await assert.rejects(p, (e: Error) => {
     assert.ok(e instanceof VaultError, `expected VaultError, got ${e.name}: ${e.message}`);
     assert.equal((e as VaultError).code, code, e.message);
-    for (const s of secrets) assert.ok(!e.message.includes(s) && !String(e.stack).includes(s), `error text carries secret material: ${e.message}`);
+    for (const s of secrets)
+      assert.ok(
+        !e.message.includes(s) && !String(e.stack).includes(s),
+        `error text carries secret material: ${e.message}`,
+      );
     return true;
   });
 }
@@ -94,20 +114,52 @@ test('tamper: flipped byte, truncation, moved row, moved column, altered header 
     for (const i of [0, 11, 12, raw.length - 17, raw.length - 1]) {
       const b = Buffer.from(raw);
       b[i] ^= 0x01;
-      await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_1', `tp1.test_secret.1.${b.toString('base64url')}`), 'decrypt_failed', secrets);
+      await rejectsCleanly(
+        t.vault.cipher.open(ITEMS, 'it_1', `tp1.test_secret.1.${b.toString('base64url')}`),
+        'decrypt_failed',
+        secrets,
+      );
     }
     // Truncated: a few bytes short, and cut below the IV + tag size.
-    await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_1', `tp1.test_secret.1.${raw.subarray(0, raw.length - 3).toString('base64url')}`), 'decrypt_failed', secrets);
-    await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_1', `tp1.test_secret.1.${raw.subarray(0, 20).toString('base64url')}`), 'malformed_ciphertext', secrets);
-    await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext.slice(0, 20)), 'malformed_ciphertext', secrets);
+    await rejectsCleanly(
+      t.vault.cipher.open(ITEMS, 'it_1', `tp1.test_secret.1.${raw.subarray(0, raw.length - 3).toString('base64url')}`),
+      'decrypt_failed',
+      secrets,
+    );
+    await rejectsCleanly(
+      t.vault.cipher.open(ITEMS, 'it_1', `tp1.test_secret.1.${raw.subarray(0, 20).toString('base64url')}`),
+      'malformed_ciphertext',
+      secrets,
+    );
+    await rejectsCleanly(
+      t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext.slice(0, 20)),
+      'malformed_ciphertext',
+      secrets,
+    );
     // Copied into another row, through the database: the other row's value does not open as it.
     await t.db.query(`UPDATE vt.items SET secret_ct = $1 WHERE id = 'it_2'`, [s.ciphertext]);
-    await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_2', (await t.row('it_2')).secret_ct), 'decrypt_failed', secrets);
+    await rejectsCleanly(
+      t.vault.cipher.open(ITEMS, 'it_2', (await t.row('it_2')).secret_ct),
+      'decrypt_failed',
+      secrets,
+    );
     // Another column or table with the same purpose.
-    await rejectsCleanly(t.vault.cipher.open({ ...ITEMS, column: 'other_ct' }, 'it_1', s.ciphertext), 'decrypt_failed', secrets);
+    await rejectsCleanly(
+      t.vault.cipher.open({ ...ITEMS, column: 'other_ct' }, 'it_1', s.ciphertext),
+      'decrypt_failed',
+      secrets,
+    );
     // Header edited to claim another version or purpose.
-    await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext.replace('.1.', '.2.')), 'unknown_key_version', secrets);
-    await rejectsCleanly(t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext.replace('test_secret', 'other')), 'wrong_purpose', secrets);
+    await rejectsCleanly(
+      t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext.replace('.1.', '.2.')),
+      'unknown_key_version',
+      secrets,
+    );
+    await rejectsCleanly(
+      t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext.replace('test_secret', 'other')),
+      'wrong_purpose',
+      secrets,
+    );
     // And the original still opens.
     assert.equal(await t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext), 'ravi.kumar@okaxis');
   } finally {
@@ -125,7 +177,9 @@ test('rotation: the worker re-encrypts in resumable batches, lookups work throug
       await t.insert(id, `user${i}@okaxis`);
     }
     // Two rows from before encryption existed: plaintext only.
-    await t.db.query(`INSERT INTO vt.items (id, secret_plain) VALUES ('it_900', 'legacy.one@oksbi'), ('it_901', 'legacy.two@oksbi')`);
+    await t.db.query(
+      `INSERT INTO vt.items (id, secret_plain) VALUES ('it_900', 'legacy.one@oksbi'), ('it_901', 'legacy.two@oksbi')`,
+    );
     values.set('it_900', 'legacy.one@oksbi').set('it_901', 'legacy.two@oksbi');
     // The first pass moves them into ciphertext (no rotation needed for that).
     assert.equal(await t.vault.rewrap.runToCompletion(), 2);
@@ -140,8 +194,14 @@ test('rotation: the worker re-encrypts in resumable batches, lookups work throug
     assert.match(fresh.ciphertext, /^tp1\.test_secret\.2\./);
     const candidates = await t.vault.cipher.lookupIndexes(ITEMS, 'USER7@okaxis');
     assert.equal(candidates.length, 2);
-    const found = await t.db.query<{ id: string }>(`SELECT id FROM vt.items WHERE secret_bidx = ANY($1::text[]) ORDER BY id`, [candidates]);
-    assert.deepEqual(found.rows.map((r) => r.id), ['it_007', 'it_500']);
+    const found = await t.db.query<{ id: string }>(
+      `SELECT id FROM vt.items WHERE secret_bidx = ANY($1::text[]) ORDER BY id`,
+      [candidates],
+    );
+    assert.deepEqual(
+      found.rows.map((r) => r.id),
+      ['it_007', 'it_500'],
+    );
     values.set('it_500', 'user7@okaxis');
 
     // The worker waits until every process has seen the rotation (2 x cache TTL + 1 s).
@@ -150,10 +210,19 @@ test('rotation: the worker re-encrypts in resumable batches, lookups work throug
     // One batch per tick, resumable: the cursor is in the database.
     const first = await t.vault.runWorkerTick();
     assert.ok(first > 0 && first <= 7, `first batch rewrote ${first}`);
-    const job = (await t.db.query<{ cursor: string }>(`SELECT cursor FROM vault.rewrap_jobs WHERE field = 'vt.items.secret_ct'`)).rows[0];
+    const job = (
+      await t.db.query<{ cursor: string }>(`SELECT cursor FROM vault.rewrap_jobs WHERE field = 'vt.items.secret_ct'`)
+    ).rows[0];
     assert.equal(job.cursor, 'it_006');
     // A second "worker" (a new vault on the same database) carries on from there.
-    const other = createVault({ db: t.db, kms: t.kms, clock: t.clock, config: { cacheTtlMs: 0, rewrapBatchSize: 7, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } }, fields: [ITEMS], vpaPattern: /./ });
+    const other = createVault({
+      db: t.db,
+      kms: t.kms,
+      clock: t.clock,
+      config: { cacheTtlMs: 0, rewrapBatchSize: 7, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
+      fields: [ITEMS],
+      vpaPattern: /./,
+    });
     await other.rewrap.runToCompletion();
 
     const status = await t.vault.status();
@@ -163,11 +232,17 @@ test('rotation: the worker re-encrypts in resumable batches, lookups work throug
     assert.equal(v2.state, 'active');
     assert.deepEqual(v2.rows, [{ field: 'vt.items.secret_ct', rows: values.size }]);
     assert.equal(status.plaintextRows.length, 0, 'legacy plaintext moved into ciphertext');
-    const retiredRow = (await t.db.query<{ wrapped_key: string | null }>(`SELECT wrapped_key FROM vault.data_keys WHERE purpose = 'test_secret' AND version = 1 AND kind = 'aead'`)).rows[0];
+    const retiredRow = (
+      await t.db.query<{ wrapped_key: string | null }>(
+        `SELECT wrapped_key FROM vault.data_keys WHERE purpose = 'test_secret' AND version = 1 AND kind = 'aead'`,
+      )
+    ).rows[0];
     assert.equal(retiredRow.wrapped_key, null, 'a retired key is erased, not just flagged');
 
     // Every row decrypts to what was written; nothing lost.
-    const all = await t.db.query<{ id: string; secret_ct: string; secret_bidx: string; secret_plain: string | null }>(`SELECT * FROM vt.items ORDER BY id`);
+    const all = await t.db.query<{ id: string; secret_ct: string; secret_bidx: string; secret_plain: string | null }>(
+      `SELECT * FROM vt.items ORDER BY id`,
+    );
     assert.equal(all.rows.length, values.size);
     for (const r of all.rows) {
       assert.equal(r.secret_plain, null);
@@ -196,9 +271,16 @@ test('rotation: a row that does not decrypt is reported, kept, and keeps its key
     t.clock.advance(1_500);
     await t.vault.rewrap.runToCompletion();
     const keys = await t.vault.keys.list();
-    assert.equal(keys.find((k) => k.purpose === 'test_secret' && k.kind === 'aead' && k.version === 1)!.state, 'decrypt_only');
+    assert.equal(
+      keys.find((k) => k.purpose === 'test_secret' && k.kind === 'aead' && k.version === 1)!.state,
+      'decrypt_only',
+    );
     assert.equal((await t.row('it_2')).secret_ct, bad, 'the undecryptable value is left as it was');
-    const job = (await t.db.query<{ pass_failures: number }>(`SELECT pass_failures FROM vault.rewrap_jobs WHERE field = 'vt.items.secret_ct'`)).rows[0];
+    const job = (
+      await t.db.query<{ pass_failures: number }>(
+        `SELECT pass_failures FROM vault.rewrap_jobs WHERE field = 'vt.items.secret_ct'`,
+      )
+    ).rows[0];
     assert.equal(Number(job.pass_failures), 1);
   } finally {
     await t.close();
@@ -213,13 +295,19 @@ test('KEK rotation: data keys are re-wrapped under the new KEK version, the old 
     assert.equal(out.kek.kekRef, 'local:v2');
     assert.ok(out.rewrapped >= 2);
     assert.equal(out.retired, 1);
-    const wrapped = await t.db.query<{ wrapped_key: string; kek_ref: string }>(`SELECT wrapped_key, kek_ref FROM vault.data_keys`);
+    const wrapped = await t.db.query<{ wrapped_key: string; kek_ref: string }>(
+      `SELECT wrapped_key, kek_ref FROM vault.data_keys`,
+    );
     for (const w of wrapped.rows) {
       assert.match(w.wrapped_key, /^lk1:2:/);
       assert.equal(w.kek_ref, 'local:v2');
     }
     const ring = JSON.parse(readFileSync(join(t.dir, 'keyring.json'), 'utf8'));
-    assert.equal(ring.keys.find((k: { version: number }) => k.version === 1).key, undefined, 'retired KEK material is erased');
+    assert.equal(
+      ring.keys.find((k: { version: number }) => k.version === 1).key,
+      undefined,
+      'retired KEK material is erased',
+    );
     // A fresh process (empty cache) unwraps under v2 and decrypts.
     t.vault.keys.wipe();
     assert.equal(await t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext), 'ravi@okaxis');
@@ -233,11 +321,20 @@ test('a replaced keyring stops the start with a clear message instead of failing
   try {
     await t.insert('it_1', 'a@okaxis');
     const other = createVault({
-      db: t.db, clock: t.clock, fields: [ITEMS], vpaPattern: /./,
+      db: t.db,
+      clock: t.clock,
+      fields: [ITEMS],
+      vpaPattern: /./,
       kms: createLocalKeyManager({ kind: 'file', path: join(tmp(), 'keyring.json'), createIfMissing: true }),
       config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
     });
-    await assert.rejects(other.init(), (e: Error) => e instanceof VaultError && /cannot be unwrapped by the configured key manager/.test(e.message) && /replaced/.test(e.message));
+    await assert.rejects(
+      other.init(),
+      (e: Error) =>
+        e instanceof VaultError &&
+        /cannot be unwrapped by the configured key manager/.test(e.message) &&
+        /replaced/.test(e.message),
+    );
   } finally {
     await t.close();
   }
@@ -250,7 +347,10 @@ test('local keyring: created with mode 0600, refused when others can read it, bo
   const dk = await kms.generateDataKey({ purpose: 'p', version: '1' });
   assert.equal(statSync(path).mode & 0o777, 0o600);
   assert.deepEqual(await kms.unwrap(dk.wrapped, { purpose: 'p', version: '1' }), dk.plaintext);
-  await assert.rejects(kms.unwrap(dk.wrapped, { purpose: 'p', version: '2' }), (e: Error) => e instanceof KmsError && /authentication/.test(e.message));
+  await assert.rejects(
+    kms.unwrap(dk.wrapped, { purpose: 'p', version: '2' }),
+    (e: Error) => e instanceof KmsError && /authentication/.test(e.message),
+  );
   chmodSync(path, 0o644);
   const again = createLocalKeyManager({ kind: 'file', path, createIfMissing: false });
   await assert.rejects(again.describe(), /accessible by other users/);
@@ -258,7 +358,10 @@ test('local keyring: created with mode 0600, refused when others can read it, bo
   const fromSecret = createLocalKeyManager({ kind: 'secret', name: 'KEYRING', load: async () => newKeyringJson() });
   assert.equal((await fromSecret.describe()).kekRef, 'local:v1');
   await assert.rejects(fromSecret.rotate(), /comes from the secret "KEYRING"/);
-  await assert.rejects(createLocalKeyManager({ kind: 'file', path: join(dir, 'missing.json'), createIfMissing: false }).describe(), /no keyring/);
+  await assert.rejects(
+    createLocalKeyManager({ kind: 'file', path: join(dir, 'missing.json'), createIfMissing: false }).describe(),
+    /no keyring/,
+  );
 });
 
 test('tokens: same value and owner give the same token; detokenize is per owner and always recorded', async () => {
@@ -276,21 +379,47 @@ test('tokens: same value and owner give the same token; detokenize is per owner 
     assert.equal(t1.masked, 'ra****@okaxis');
     const pan = await t.vault.tokens.tokenize(platform, { purpose: 'pan', value: '4111 1111 1111 1111' });
     assert.equal(pan.masked, '411111******1111');
-    await assert.rejects(t.vault.tokens.tokenize(platform, { purpose: 'pan', value: '4111111111111112' }), /not a valid pan/);
+    await assert.rejects(
+      t.vault.tokens.tokenize(platform, { purpose: 'pan', value: '4111111111111112' }),
+      /not a valid pan/,
+    );
 
-    assert.deepEqual(await t.vault.tokens.detokenize(merchantA, { token: t1.token, reason: 'refund to customer' }, { requestId: 'req_1' }), {
-      token: t1.token, purpose: 'vpa', value: 'ravi.kumar@okaxis',
-    });
-    await assert.rejects(t.vault.tokens.detokenize(merchantB, { token: t1.token, reason: 'curious' }), /Token not found/);
-    await assert.rejects(t.vault.tokens.detokenize(merchantA, { token: 'tok_' + 'x'.repeat(24), reason: 'guess' }), /Token not found/);
-    assert.equal((await t.vault.tokens.detokenize(platform, { token: pan.token, reason: 'chargeback' })).value, '4111111111111111');
-    const log = await t.db.query<{ actor: string; outcome: string; reason: string; request_id: string | null }>(`SELECT actor, outcome, reason, request_id FROM vault.access_log ORDER BY id`);
-    assert.deepEqual(log.rows.map((r) => `${r.actor} ${r.outcome} ${r.reason}`), [
-      'api_key:key_a allowed refund to customer',
-      'api_key:key_b denied curious',
-      'api_key:key_a not_found guess',
-      'api_key:key_platform allowed chargeback',
-    ]);
+    assert.deepEqual(
+      await t.vault.tokens.detokenize(
+        merchantA,
+        { token: t1.token, reason: 'refund to customer' },
+        { requestId: 'req_1' },
+      ),
+      {
+        token: t1.token,
+        purpose: 'vpa',
+        value: 'ravi.kumar@okaxis',
+      },
+    );
+    await assert.rejects(
+      t.vault.tokens.detokenize(merchantB, { token: t1.token, reason: 'curious' }),
+      /Token not found/,
+    );
+    await assert.rejects(
+      t.vault.tokens.detokenize(merchantA, { token: 'tok_' + 'x'.repeat(24), reason: 'guess' }),
+      /Token not found/,
+    );
+    assert.equal(
+      (await t.vault.tokens.detokenize(platform, { token: pan.token, reason: 'chargeback' })).value,
+      '4111111111111111',
+    );
+    const log = await t.db.query<{ actor: string; outcome: string; reason: string; request_id: string | null }>(
+      `SELECT actor, outcome, reason, request_id FROM vault.access_log ORDER BY id`,
+    );
+    assert.deepEqual(
+      log.rows.map((r) => `${r.actor} ${r.outcome} ${r.reason}`),
+      [
+        'api_key:key_a allowed refund to customer',
+        'api_key:key_b denied curious',
+        'api_key:key_a not_found guess',
+        'api_key:key_platform allowed chargeback',
+      ],
+    );
     assert.equal(log.rows[0].request_id, 'req_1');
     // Nothing in the token table is readable.
     const stored = await t.db.query<{ value_ct: string }>(`SELECT value_ct FROM vault.tokens`);
@@ -305,15 +434,27 @@ test('tokens: a failing audit hook refuses the detokenization (fail closed)', as
   try {
     const events: string[] = [];
     const vault = createVault({
-      db: t.db, kms: t.kms, clock: t.clock, fields: [ITEMS], vpaPattern: new RegExp(DEFAULT_VPA_PATTERN),
+      db: t.db,
+      kms: t.kms,
+      clock: t.clock,
+      fields: [ITEMS],
+      vpaPattern: new RegExp(DEFAULT_VPA_PATTERN),
       config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
-      audit: { async recordDetokenize(_tx, e) { events.push(e.outcome); if (e.reason === 'audit down') throw new Error('audit store unavailable'); } },
+      audit: {
+        async recordDetokenize(_tx, e) {
+          events.push(e.outcome);
+          if (e.reason === 'audit down') throw new Error('audit store unavailable');
+        },
+      },
     });
     const p: Principal = { kind: 'api_key', id: 'key_p', merchantId: null, permissions: new Set() };
     const tok = await vault.tokens.tokenize(p, { purpose: 'phone', value: '98765 43210' });
     assert.equal(tok.masked, '******3210');
     assert.equal((await vault.tokens.detokenize(p, { token: tok.token, reason: 'callback' })).value, '+919876543210');
-    await assert.rejects(vault.tokens.detokenize(p, { token: tok.token, reason: 'audit down' }), /audit store unavailable/);
+    await assert.rejects(
+      vault.tokens.detokenize(p, { token: tok.token, reason: 'audit down' }),
+      /audit store unavailable/,
+    );
     assert.deepEqual(events, ['allowed', 'allowed']);
   } finally {
     await t.close();
@@ -326,16 +467,31 @@ test('status reports key age against the cryptoperiod, and the alarm metric foll
   try {
     const registry = new Registry();
     const vault = createVault({
-      db: t.db, kms: t.kms, clock: t.clock, fields: [ITEMS], vpaPattern: /./, registry,
+      db: t.db,
+      kms: t.kms,
+      clock: t.clock,
+      fields: [ITEMS],
+      vpaPattern: /./,
+      registry,
       config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 30, hmac: 730 } },
     });
     await vault.updateMetrics();
-    const metric = async () => (await registry.getSingleMetric('tillpoint_vault_key_cryptoperiod_exceeded')!.get()).values;
-    assert.equal((await metric()).find((v) => v.labels.purpose === 'test_secret' && v.labels.kind === 'aead')!.value, 0);
+    const metric = async () =>
+      (await registry.getSingleMetric('tillpoint_vault_key_cryptoperiod_exceeded')!.get()).values;
+    assert.equal(
+      (await metric()).find((v) => v.labels.purpose === 'test_secret' && v.labels.kind === 'aead')!.value,
+      0,
+    );
     t.clock.advance(31 * 86_400_000);
     await vault.updateMetrics();
-    assert.equal((await metric()).find((v) => v.labels.purpose === 'test_secret' && v.labels.kind === 'aead')!.value, 1);
-    assert.equal((await metric()).find((v) => v.labels.purpose === 'test_secret' && v.labels.kind === 'hmac')!.value, 0);
+    assert.equal(
+      (await metric()).find((v) => v.labels.purpose === 'test_secret' && v.labels.kind === 'aead')!.value,
+      1,
+    );
+    assert.equal(
+      (await metric()).find((v) => v.labels.purpose === 'test_secret' && v.labels.kind === 'hmac')!.value,
+      0,
+    );
     const s = await vault.status();
     assert.ok(s.keys.find((k) => k.kind === 'aead' && k.purpose === 'test_secret')!.overdue);
   } finally {

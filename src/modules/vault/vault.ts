@@ -75,7 +75,12 @@ export function createVault(deps: VaultDeps) {
     const list = await keys.list();
     const kekAgeDays = kek.createdAt ? (now - kek.createdAt.getTime()) / DAY_MS : null;
     return {
-      kek: { ...kek, ageDays: kekAgeDays, cryptoperiodDays: period('kek'), overdue: kekAgeDays !== null && kekAgeDays > period('kek') },
+      kek: {
+        ...kek,
+        ageDays: kekAgeDays,
+        cryptoperiodDays: period('kek'),
+        overdue: kekAgeDays !== null && kekAgeDays > period('kek'),
+      },
       keys: list.map((k) => {
         const ageDays = (now - new Date(k.created_at).getTime()) / DAY_MS;
         return {
@@ -83,7 +88,9 @@ export function createVault(deps: VaultDeps) {
           ageDays,
           cryptoperiodDays: period(k.kind),
           overdue: k.state === 'active' && ageDays > period(k.kind),
-          rows: rows.filter((r) => r.kind === k.kind && r.purpose === k.purpose && r.version === k.version).map((r) => ({ field: r.field, rows: r.rows })),
+          rows: rows
+            .filter((r) => r.kind === k.kind && r.purpose === k.purpose && r.version === k.version)
+            .map((r) => ({ field: r.field, rows: r.rows })),
         };
       }),
       plaintextRows: rows.filter((r) => r.kind === 'plaintext'),
@@ -122,9 +129,13 @@ export function createVault(deps: VaultDeps) {
      * The worker then re-encrypts rows and retires the old versions.
      */
     async rotate(opts: { purpose?: string; kind?: KeyKind } = {}) {
-      const existing = (await keys.list()).filter((k) => k.state === 'active').map((k) => ({ purpose: k.purpose, kind: k.kind }));
+      const existing = (await keys.list())
+        .filter((k) => k.state === 'active')
+        .map((k) => ({ purpose: k.purpose, kind: k.kind }));
       const pairs = new Map([...keyPairs(), ...existing].map((p) => [`${p.purpose}/${p.kind}`, p]));
-      const chosen = [...pairs.values()].filter((p) => (!opts.purpose || p.purpose === opts.purpose) && (!opts.kind || p.kind === opts.kind));
+      const chosen = [...pairs.values()].filter(
+        (p) => (!opts.purpose || p.purpose === opts.purpose) && (!opts.kind || p.kind === opts.kind),
+      );
       if (chosen.length === 0) return [];
       const out = [];
       for (const p of chosen) out.push(await keys.rotate(p.purpose, p.kind));

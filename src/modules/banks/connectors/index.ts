@@ -26,7 +26,10 @@ export function createConnector(bank: BankConfig, opts: ConnectorOptions): BankC
   // CAs. Certificates are always verified either way. Calls go over keep-alive node:http(s)
   // agents rather than the global fetch (cheaper per call; platform/tls.ts).
   if (opts.fetch) return factory(bank, opts);
-  return factory(bank, { ...opts, fetch: bank.caFile ? createCaPinnedFetch(readFileSync(bank.caFile)) : createKeepAliveFetch() });
+  return factory(bank, {
+    ...opts,
+    fetch: bank.caFile ? createCaPinnedFetch(readFileSync(bank.caFile)) : createKeepAliveFetch(),
+  });
 }
 
 export type { ConnectorOptions };

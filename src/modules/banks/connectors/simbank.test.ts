@@ -14,7 +14,13 @@ const bank = (url: string) => ({ code: 'SIMBANK', connector: 'simbank', url, sec
 async function server(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void) {
   const s = createServer(handler);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); }));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        s.closeAllConnections();
+        s.close(() => r());
+      }),
+  );
   return `http://127.0.0.1:${(s.address() as AddressInfo).port}/sim`;
 }
 
@@ -46,7 +52,10 @@ test('a bank that never answers: every operation fails as bank_unavailable with 
   const c = createConnector(bank(url), { publicUrl: 'http://x', timeoutMs: 100, metrics });
   await assert.rejects(c.registerIntent(intent), unavailable(true));
   await assert.rejects(c.sendCollect({ ...intent, payerVpa: 'a.b@okbank' }), unavailable(true));
-  await assert.rejects(c.refund({ refundRef: 'r1', originalTxnRef: 'TP1', amountPaise: 1, callbackUrl: 'http://x/cb' }), unavailable(true));
+  await assert.rejects(
+    c.refund({ refundRef: 'r1', originalTxnRef: 'TP1', amountPaise: 1, callbackUrl: 'http://x/cb' }),
+    unavailable(true),
+  );
   await assert.rejects(c.checkStatus('TP1'), unavailable(true));
   await assert.rejects(c.checkRefundStatus('r1'), unavailable(true));
   const text = await metrics.registry.getSingleMetricAsString('tillpoint_bank_call_duration_seconds');
@@ -89,9 +98,15 @@ test('5xx and unreadable answers are uncertain bank_unavailable; 409 and 400 are
   mode = 1;
   await assert.rejects(c.checkStatus('TP1'), unavailable(false));
   mode = 409;
-  await assert.rejects(c.registerIntent(intent), (e: unknown) => e instanceof BankCallError && e.code === 'conflict' && e.delivery === 'rejected');
+  await assert.rejects(
+    c.registerIntent(intent),
+    (e: unknown) => e instanceof BankCallError && e.code === 'conflict' && e.delivery === 'rejected',
+  );
   mode = 400;
-  await assert.rejects(c.registerIntent(intent), (e: unknown) => e instanceof BankCallError && e.code === 'internal_error' && e.delivery === 'rejected');
+  await assert.rejects(
+    c.registerIntent(intent),
+    (e: unknown) => e instanceof BankCallError && e.code === 'internal_error' && e.delivery === 'rejected',
+  );
 });
 
 test('a connection reset after the request was read is uncertain: the bank may have acted', async (t) => {
@@ -104,7 +119,10 @@ test('a connection reset after the request was read is uncertain: the bank may h
     });
   });
   const c = createConnector(bank(url), { publicUrl: 'http://x', timeoutMs: 2000 });
-  await assert.rejects(c.refund({ refundRef: 'r1', originalTxnRef: 'TP1', amountPaise: 1, callbackUrl: 'http://x/cb' }), unavailable(false));
+  await assert.rejects(
+    c.refund({ refundRef: 'r1', originalTxnRef: 'TP1', amountPaise: 1, callbackUrl: 'http://x/cb' }),
+    unavailable(false),
+  );
   assert.equal(read, 1, 'the bank read the whole request before the reset');
 });
 
@@ -129,16 +147,39 @@ test('requests are signed, JSON, with rupee amounts', async (t) => {
 
 test('parseCallback accepts the two callback kinds and refuses garbage', () => {
   const c = createConnector(bank('http://127.0.0.1:1/sim'), { publicUrl: 'http://x', timeoutMs: 100 });
-  assert.deepEqual(c.parseCallback({ type: 'refund', refund_ref: 'rfd_1', original_txn_ref: 'TP1', amount: '1.00', response_code: '00' }), {
-    kind: 'refund',
-    ref: 'rfd_1',
-    result: { outcome: 'success', responseCode: '00', message: 'success', amountPaise: 100 },
-  });
-  for (const junk of [null, 'x', {}, { type: 'payment', response_code: '00' }, { type: 'other', txn_ref: 'a', response_code: '00' }, { type: 'payment', txn_ref: 'TP1', response_code: '<script>' }, { type: 'payment', txn_ref: 'TP1', amount: '-1', response_code: '00' }]) {
-    assert.throws(() => c.parseCallback(junk), (e: unknown) => e instanceof AppError && e.code === 'validation_failed');
+  assert.deepEqual(
+    c.parseCallback({
+      type: 'refund',
+      refund_ref: 'rfd_1',
+      original_txn_ref: 'TP1',
+      amount: '1.00',
+      response_code: '00',
+    }),
+    {
+      kind: 'refund',
+      ref: 'rfd_1',
+      result: { outcome: 'success', responseCode: '00', message: 'success', amountPaise: 100 },
+    },
+  );
+  for (const junk of [
+    null,
+    'x',
+    {},
+    { type: 'payment', response_code: '00' },
+    { type: 'other', txn_ref: 'a', response_code: '00' },
+    { type: 'payment', txn_ref: 'TP1', response_code: '<script>' },
+    { type: 'payment', txn_ref: 'TP1', amount: '-1', response_code: '00' },
+  ]) {
+    assert.throws(
+      () => c.parseCallback(junk),
+      (e: unknown) => e instanceof AppError && e.code === 'validation_failed',
+    );
   }
 });
 
 test('unknown connector names are refused', () => {
-  assert.throws(() => createConnector({ ...bank('http://x'), connector: 'toString' }, { publicUrl: 'http://x', timeoutMs: 1 }), /unknown connector/);
+  assert.throws(
+    () => createConnector({ ...bank('http://x'), connector: 'toString' }, { publicUrl: 'http://x', timeoutMs: 1 }),
+    /unknown connector/,
+  );
 });

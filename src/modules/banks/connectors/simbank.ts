@@ -62,8 +62,12 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
     const raw = JSON.stringify(body);
     const started = performance.now();
     let outcome = 'ok';
-    const fail = (delivery: BankCallFailureKind, message: string, extra: Record<string, unknown> = {}, code?: ErrorCode) =>
-      new BankCallError(delivery, `Bank ${bank.code} ${message}`, { bank: bank.code, op, ...extra }, code);
+    const fail = (
+      delivery: BankCallFailureKind,
+      message: string,
+      extra: Record<string, unknown> = {},
+      code?: ErrorCode,
+    ) => new BankCallError(delivery, `Bank ${bank.code} ${message}`, { bank: bank.code, op, ...extra }, code);
     try {
       let res: Response;
       let text: string;
@@ -87,7 +91,10 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
         // Refused or unroutable: never sent. Anything else (a reset or a hang-up after the
         // request was written, a TLS failure mid-way) may have reached the bank.
         const code = causeCode(e);
-        throw fail(code && NOT_SENT_CODES.has(code) ? 'not_sent' : 'uncertain', 'could not be reached', { timeout: false, ...(code ? { cause: code } : {}) });
+        throw fail(code && NOT_SENT_CODES.has(code) ? 'not_sent' : 'uncertain', 'could not be reached', {
+          timeout: false,
+          ...(code ? { cause: code } : {}),
+        });
       }
       if (res.status >= 500) {
         // A 5xx says nothing about whether the bank acted before it failed (a gateway's 502
@@ -118,9 +125,17 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
 
   function result(op: Op, r: WireTxnResponse): BankResult {
     if (!r || typeof r.response_code !== 'string' || r.response_code === '') {
-      throw new BankCallError('uncertain', `Bank ${bank.code} sent an answer without a response code`, { bank: bank.code, op, timeout: false });
+      throw new BankCallError('uncertain', `Bank ${bank.code} sent an answer without a response code`, {
+        bank: bank.code,
+        op,
+        timeout: false,
+      });
     }
-    return toBankResult(r.response_code, { bankRef: str(r.bank_ref), payerVpa: str(r.payer_vpa), message: str(r.message) });
+    return toBankResult(r.response_code, {
+      bankRef: str(r.bank_ref),
+      payerVpa: str(r.payer_vpa),
+      message: str(r.message),
+    });
   }
 
   const intentBody = (req: IntentRequest): WireIntentRequest => ({
@@ -149,7 +164,10 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
     },
 
     async checkStatus(txnRef) {
-      return result('check_status', await call<WireTxnResponse>('check_status', SIM_PATHS.txnStatus, { txn_ref: txnRef }));
+      return result(
+        'check_status',
+        await call<WireTxnResponse>('check_status', SIM_PATHS.txnStatus, { txn_ref: txnRef }),
+      );
     },
 
     async refund(req: RefundRequest) {
@@ -189,7 +207,10 @@ export function createSimbankConnector(bank: BankConfig, opts: ConnectorOptions)
       return {
         kind: o.type as 'payment' | 'refund',
         ref,
-        result: { ...toBankResult(code, { bankRef: str(o.bank_ref), payerVpa: str(o.payer_vpa), message: str(o.message) }), ...(amountPaise === undefined ? {} : { amountPaise }) },
+        result: {
+          ...toBankResult(code, { bankRef: str(o.bank_ref), payerVpa: str(o.payer_vpa), message: str(o.message) }),
+          ...(amountPaise === undefined ? {} : { amountPaise }),
+        },
       };
     },
   };

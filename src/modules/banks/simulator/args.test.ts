@@ -5,7 +5,10 @@ import { parseBankSimArgs, DEV_SIM_SECRET } from './standalone.ts';
 import { parseUpiUri } from './upiUri.ts';
 
 test('parseBankSimArgs: flags, both --x N and --x=N forms, env secret', () => {
-  const a = parseBankSimArgs(['--port', '9191', '--host=0.0.0.0', '--latency-ms', '0', '--approve', '0.5', '--decline=0.5'], { BANK_SIM_SECRET: 'abc' });
+  const a = parseBankSimArgs(
+    ['--port', '9191', '--host=0.0.0.0', '--latency-ms', '0', '--approve', '0.5', '--decline=0.5'],
+    { BANK_SIM_SECRET: 'abc' },
+  );
   assert.deepEqual(a, {
     port: 9191,
     host: '0.0.0.0',
@@ -21,7 +24,10 @@ test('parseBankSimArgs: flags, both --x N and --x=N forms, env secret', () => {
 });
 
 test('parseBankSimArgs: the secret is required unless --dev', () => {
-  assert.throws(() => parseBankSimArgs([], {}), (e: unknown) => e instanceof ConfigError && e.setting === 'BANK_SIM_SECRET');
+  assert.throws(
+    () => parseBankSimArgs([], {}),
+    (e: unknown) => e instanceof ConfigError && e.setting === 'BANK_SIM_SECRET',
+  );
   assert.equal(parseBankSimArgs(['--dev'], {}).secret, DEV_SIM_SECRET);
   assert.equal(parseBankSimArgs(['--dev'], { BANK_SIM_SECRET: 'real' }).secret, 'real');
 });

@@ -290,7 +290,11 @@ export function createSimEngine(opts: SimEngineOptions) {
     return { txnRef, amountPaise, payeeVpa, expiresAt, callbackUrl };
   }
 
-  function sameRegistration(t: Txn, f: { amountPaise: number; payeeVpa: string; payerVpa?: string }, kind: Txn['kind']) {
+  function sameRegistration(
+    t: Txn,
+    f: { amountPaise: number; payeeVpa: string; payerVpa?: string },
+    kind: Txn['kind'],
+  ) {
     return t.kind === kind && t.amountPaise === f.amountPaise && t.payeeVpa === f.payeeVpa && t.payerVpa === f.payerVpa;
   }
 
@@ -300,23 +304,53 @@ export function createSimEngine(opts: SimEngineOptions) {
       const existing = txns.get(f.txnRef);
       if (existing) {
         // A retried registration is answered as the first one was; a different one is refused.
-        if (!sameRegistration(existing, f, 'intent')) throw new SimError(409, 'duplicate_txn_ref', 'txn_ref already used');
-        return { txn_ref: existing.txnRef, bank_ref: existing.bankRef, status: 'registered', expires_at: new Date(existing.expiresAt).toISOString() };
+        if (!sameRegistration(existing, f, 'intent'))
+          throw new SimError(409, 'duplicate_txn_ref', 'txn_ref already used');
+        return {
+          txn_ref: existing.txnRef,
+          bank_ref: existing.bankRef,
+          status: 'registered',
+          expires_at: new Date(existing.expiresAt).toISOString(),
+        };
       }
-      const t: Txn = { kind: 'intent', ...f, bankRef: newBankRef(), state: 'awaiting', responseCode: '01', refundedPaise: 0 };
+      const t: Txn = {
+        kind: 'intent',
+        ...f,
+        bankRef: newBankRef(),
+        state: 'awaiting',
+        responseCode: '01',
+        refundedPaise: 0,
+      };
       txns.set(t.txnRef, t);
       log.info({ txn_ref: t.txnRef }, 'bank sim: intent registered');
-      return { txn_ref: t.txnRef, bank_ref: t.bankRef, status: 'registered', expires_at: new Date(t.expiresAt).toISOString() };
+      return {
+        txn_ref: t.txnRef,
+        bank_ref: t.bankRef,
+        status: 'registered',
+        expires_at: new Date(t.expiresAt).toISOString(),
+      };
     },
 
     sendCollect(body: Record<string, unknown>): WireTxnResponse {
-      const f = { ...intentFields(body as Partial<WireCollectRequest> as Record<string, unknown>), payerVpa: field(body, 'payer_vpa', VPA_RE) };
+      const f = {
+        ...intentFields(body as Partial<WireCollectRequest> as Record<string, unknown>),
+        payerVpa: field(body, 'payer_vpa', VPA_RE),
+      };
       const existing = txns.get(f.txnRef);
       if (existing) {
-        if (!sameRegistration(existing, f, 'collect')) throw new SimError(409, 'duplicate_txn_ref', 'txn_ref already used');
+        if (!sameRegistration(existing, f, 'collect'))
+          throw new SimError(409, 'duplicate_txn_ref', 'txn_ref already used');
         return txnResponse(current(existing));
       }
-      const t: Txn = { kind: 'collect', ...f, bankRef: newBankRef(), state: 'awaiting', responseCode: '01', message: 'collect request sent', refundedPaise: 0 };
+      const t: Txn = {
+        kind: 'collect',
+        ...f,
+        bankRef: newBankRef(),
+        state: 'awaiting',
+        responseCode: '01',
+        message: 'collect request sent',
+        refundedPaise: 0,
+      };
       txns.set(t.txnRef, t);
       const magic = MAGIC_VPA_RE.exec(f.payerVpa)?.[1] as SimOutcome | undefined;
       // The payer "answers" on their phone after the configured latency.
@@ -352,7 +386,7 @@ export function createSimEngine(opts: SimEngineOptions) {
       }
       if (!parsed.tr) bad('upi_uri has no tr (transaction reference)');
       const t = txns.get(parsed.tr);
-      if (!t || t.kind !== 'intent') throw new SimError(404, 'unknown_txn_ref', 'no intent is registered for this tr');
+      if (t?.kind !== 'intent') throw new SimError(404, 'unknown_txn_ref', 'no intent is registered for this tr');
       current(t);
       // Expired without anyone paying: 410. Paid (whatever the result, or still pending): 409.
       if (t.responseCode === 'U69' && !t.payerVpa) throw new SimError(410, 'expired', 'this QR has expired');
@@ -394,11 +428,29 @@ export function createSimEngine(opts: SimEngineOptions) {
       const t = txns.get(originalTxnRef);
       let r: Refund;
       if (!t) {
-        r = { refundRef, originalTxnRef, amountPaise, responseCode: 'U48', message: 'original transaction id not present' };
+        r = {
+          refundRef,
+          originalTxnRef,
+          amountPaise,
+          responseCode: 'U48',
+          message: 'original transaction id not present',
+        };
       } else if (current(t).responseCode !== '00') {
-        r = { refundRef, originalTxnRef, amountPaise, responseCode: 'U30', message: 'original transaction was not successful' };
+        r = {
+          refundRef,
+          originalTxnRef,
+          amountPaise,
+          responseCode: 'U30',
+          message: 'original transaction was not successful',
+        };
       } else if (amountPaise > t.amountPaise - t.refundedPaise) {
-        r = { refundRef, originalTxnRef, amountPaise, responseCode: 'U30', message: 'refund exceeds the refundable amount' };
+        r = {
+          refundRef,
+          originalTxnRef,
+          amountPaise,
+          responseCode: 'U30',
+          message: 'refund exceeds the refundable amount',
+        };
       } else {
         t.refundedPaise += amountPaise;
         r = { refundRef, originalTxnRef, amountPaise, responseCode: '00', bankRef: newBankRef(), message: 'refunded' };
@@ -449,7 +501,8 @@ export function normaliseRatios(o?: Partial<OutcomeRatios>): OutcomeRatios {
   if (!o || Object.values(o).every((v) => v === undefined)) return { ...DEFAULT_OUTCOMES };
   const r = { approve: o.approve ?? 0, decline: o.decline ?? 0, pending: o.pending ?? 0, timeout: o.timeout ?? 0 };
   for (const [k, v] of Object.entries(r)) {
-    if (!Number.isFinite(v) || v < 0) throw new Error(`bank simulator: outcome ratio "${k}" must be a non-negative number`);
+    if (!Number.isFinite(v) || v < 0)
+      throw new Error(`bank simulator: outcome ratio "${k}" must be a non-negative number`);
   }
   const sum = r.approve + r.decline + r.pending + r.timeout;
   if (sum <= 0) throw new Error('bank simulator: outcome ratios must not all be zero');

@@ -49,19 +49,31 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    if (err instanceof SimError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof SimError)
+      return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    return reply
-      .code(status)
-      .send({ error: { code: status === 500 ? 'internal_error' : 'invalid_request', message: status === 500 ? 'simulator error' : err.message } });
+    return reply.code(status).send({
+      error: {
+        code: status === 500 ? 'internal_error' : 'invalid_request',
+        message: status === 500 ? 'simulator error' : err.message,
+      },
+    });
   });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'route_not_found', message: 'no such simulator route' } }));
+  app.setNotFoundHandler((_req, reply) =>
+    reply.code(404).send({ error: { code: 'route_not_found', message: 'no such simulator route' } }),
+  );
 
   // Nonces of accepted requests, kept until their timestamps would be refused anyway (2×maxAge).
   const nonces = new Map<string, number>();
   let sinceSweep = 0;
   function verify(req: FastifyRequest) {
-    const r = checkSignature({ secrets: [opts.secret], headers: req.headers, rawBody: rawBodies.get(req) ?? '', maxAgeSeconds: maxAge, now: now() });
+    const r = checkSignature({
+      secrets: [opts.secret],
+      headers: req.headers,
+      rawBody: rawBodies.get(req) ?? '',
+      maxAgeSeconds: maxAge,
+      now: now(),
+    });
     if (!r.ok) throw new SimError(401, 'invalid_signature', `request signature refused (${r.reason})`);
     const t = now().getTime();
     if (++sinceSweep >= NONCE_SWEEP_EVERY) {
@@ -75,22 +87,36 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   type Body = Record<string, unknown>;
   const body = (req: FastifyRequest): Body => {
     const b = req.body;
-    if (!b || typeof b !== 'object' || Array.isArray(b)) throw new SimError(400, 'invalid_request', 'body must be a JSON object');
+    if (!b || typeof b !== 'object' || Array.isArray(b))
+      throw new SimError(400, 'invalid_request', 'body must be a JSON object');
     return b as Body;
   };
-  const signed =
-    (fn: (b: Body) => unknown) =>
-    async (req: FastifyRequest, reply: FastifyReply) => {
-      verify(req);
-      return reply.send(await fn(body(req)));
-    };
+  const signed = (fn: (b: Body) => unknown) => async (req: FastifyRequest, reply: FastifyReply) => {
+    verify(req);
+    return reply.send(await fn(body(req)));
+  };
 
   app.get(SIM_PATHS.health, async () => ({ status: 'ok' }));
-  app.post(SIM_PATHS.intents, signed((b) => engine.registerIntent(b)));
-  app.post(SIM_PATHS.collects, signed((b) => engine.sendCollect(b)));
-  app.post(SIM_PATHS.txnStatus, signed((b) => engine.status(b)));
-  app.post(SIM_PATHS.refunds, signed((b) => engine.refund(b)));
-  app.post(SIM_PATHS.refundStatus, signed((b) => engine.refundStatus(b)));
+  app.post(
+    SIM_PATHS.intents,
+    signed((b) => engine.registerIntent(b)),
+  );
+  app.post(
+    SIM_PATHS.collects,
+    signed((b) => engine.sendCollect(b)),
+  );
+  app.post(
+    SIM_PATHS.txnStatus,
+    signed((b) => engine.status(b)),
+  );
+  app.post(
+    SIM_PATHS.refunds,
+    signed((b) => engine.refund(b)),
+  );
+  app.post(
+    SIM_PATHS.refundStatus,
+    signed((b) => engine.refundStatus(b)),
+  );
   // The customer's side: unsigned, as it stands for a person with a UPI app, not for Tillpoint.
   app.post(SIM_PATHS.customerPayments, async (req, reply) => reply.send(await engine.customerPayment(body(req))));
 };

@@ -32,7 +32,12 @@ async function rig(
   t.after(() => db.close());
   const sim = await startBankSimulator({ port: 0, secret: SECRET, latencyMs: 0, outcomes: { approve: 1 }, ...simOpts });
   t.after(() => sim.close());
-  const config = loadConfig({ NODE_ENV: 'test', BANK_SIM_URL: sim.bankUrl, BANK_SIM_SECRET: SECRET, BANK_TIMEOUT_MS: '2000' });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    BANK_SIM_URL: sim.bankUrl,
+    BANK_SIM_SECRET: SECRET,
+    BANK_TIMEOUT_MS: '2000',
+  });
   const banks = createBanksService({ db, config, clock: simOpts.clock });
   // Tillpoint's callback endpoint: /<BANK CODE>, verified exactly as the API will verify it.
   const receiver = await startCallbackReceiver<BankCallback>(
@@ -89,7 +94,14 @@ test('dynamic QR: register, customer pays, signed callback verified, status and 
   assert.deepEqual(cb.result, {
     kind: 'payment',
     ref: req.txnRef,
-    result: { outcome: 'success', responseCode: '00', bankRef: reg.bankRef, payerVpa: 'ravi.k@okbank', message: 'success', amountPaise: req.amountPaise },
+    result: {
+      outcome: 'success',
+      responseCode: '00',
+      bankRef: reg.bankRef,
+      payerVpa: 'ravi.k@okbank',
+      message: 'success',
+      amountPaise: req.amountPaise,
+    },
   });
 
   const st = await bank.checkStatus(req.txnRef);
@@ -106,11 +118,20 @@ test('dynamic QR: register, customer pays, signed callback verified, status and 
   assert.match(wrong.body.error.message, /am does not match/);
 
   // Refunds: partial succeeds, more than what is left fails, a retry is answered the same.
-  const refund = { refundRef: 'rfd_' + randomBytes(8).toString('hex'), originalTxnRef: req.txnRef, amountPaise: 5_000, callbackUrl: `${r.receiver.url}/SIMBANK` };
+  const refund = {
+    refundRef: 'rfd_' + randomBytes(8).toString('hex'),
+    originalTxnRef: req.txnRef,
+    amountPaise: 5_000,
+    callbackUrl: `${r.receiver.url}/SIMBANK`,
+  };
   const rf = await bank.refund(refund);
   assert.equal(rf.outcome, 'success');
   const rcb = await r.receiver.next();
-  assert.deepEqual(rcb.result, { kind: 'refund', ref: refund.refundRef, result: { ...rf, amountPaise: refund.amountPaise } });
+  assert.deepEqual(rcb.result, {
+    kind: 'refund',
+    ref: refund.refundRef,
+    result: { ...rf, amountPaise: refund.amountPaise },
+  });
   assert.deepEqual(await bank.refund(refund), rf, 'refund is idempotent on refundRef');
   assert.equal((await bank.checkRefundStatus(refund.refundRef)).outcome, 'success');
   const tooMuch = await bank.refund({ ...refund, refundRef: 'rfd_big', amountPaise: 9_901 });
@@ -121,7 +142,11 @@ test('dynamic QR: register, customer pays, signed callback verified, status and 
   await r.receiver.next();
 
   // Nothing known under these references.
-  assert.deepEqual(await bank.checkStatus(ref()), { outcome: 'unknown', responseCode: 'U48', message: 'transaction id not present' });
+  assert.deepEqual(await bank.checkStatus(ref()), {
+    outcome: 'unknown',
+    responseCode: 'U48',
+    message: 'transaction id not present',
+  });
   assert.equal((await bank.checkRefundStatus('rfd_none')).outcome, 'unknown');
   assert.equal(r.receiver.calls.filter((c) => c.error).length, 0, 'every callback verified');
 });
@@ -166,14 +191,18 @@ test('collect requests are decided after the latency and called back; magic VPAs
     assert.equal(cb.result?.ref, req.txnRef);
     assert.equal(cb.result?.result.outcome, outcome, payerVpa);
     assert.equal((await bank.checkStatus(req.txnRef)).outcome, outcome);
-    if (outcome === 'failed') assert.equal(cb.result?.result.responseCode, 'U30', 'rng near 1 picks the last decline code');
+    if (outcome === 'failed')
+      assert.equal(cb.result?.result.responseCode, 'U30', 'rng near 1 picks the last decline code');
     if (outcome === 'deemed') assert.equal(cb.result?.result.responseCode, 'BT');
   }
   // Resending the same collect (a retry after a timeout) is answered, not duplicated.
   const req = { ...intent(r), payerVpa: 'sim-pending@okbank' };
   await bank.sendCollect(req);
   assert.equal((await bank.sendCollect(req)).outcome, 'pending');
-  await assert.rejects(bank.sendCollect({ ...req, amountPaise: 1 }), (e: unknown) => e instanceof AppError && e.code === 'conflict');
+  await assert.rejects(
+    bank.sendCollect({ ...req, amountPaise: 1 }),
+    (e: unknown) => e instanceof AppError && e.code === 'conflict',
+  );
 });
 
 test('expiry: an unpaid QR answers 410 and U69; a pending collect turns U69', async (t) => {
@@ -203,7 +232,14 @@ test('callbacks are retried with a fresh signature when Tillpoint answers non-2x
   assert.deepEqual(paid.body.callback, { sent: true, delivered: false, status: 500 });
   const attempts = [await r.receiver.next(), await r.receiver.next(), await r.receiver.next()];
   // All three verified: each attempt carried its own nonce, so none looked like a replay.
-  assert.deepEqual(attempts.map((a) => [a.error, a.result?.ref]), [[undefined, q.txnRef], [undefined, q.txnRef], [undefined, q.txnRef]]);
+  assert.deepEqual(
+    attempts.map((a) => [a.error, a.result?.ref]),
+    [
+      [undefined, q.txnRef],
+      [undefined, q.txnRef],
+      [undefined, q.txnRef],
+    ],
+  );
 });
 
 test('callbacks to an unreachable Tillpoint are retried until it comes back', async (t) => {
@@ -216,7 +252,13 @@ test('callbacks to an unreachable Tillpoint are retried until it comes back', as
   const port = (probe.address() as { port: number }).port;
   await new Promise<void>((res) => probe.close(() => res()));
 
-  const sim = await startBankSimulator({ port: 0, secret: SECRET, latencyMs: 0, outcomes: { approve: 1 }, callbackRetryDelaysMs: [50, 100, 200, 400, 800] });
+  const sim = await startBankSimulator({
+    port: 0,
+    secret: SECRET,
+    latencyMs: 0,
+    outcomes: { approve: 1 },
+    callbackRetryDelaysMs: [50, 100, 200, 400, 800],
+  });
   t.after(() => sim.close());
   const config = loadConfig({ NODE_ENV: 'test', BANK_SIM_URL: sim.bankUrl, BANK_SIM_SECRET: SECRET });
   const banks = createBanksService({ db, config });
@@ -233,7 +275,10 @@ test('callbacks to an unreachable Tillpoint are retried until it comes back', as
   const res = await fetch(`${sim.bankUrl}/v1/customer-payments`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ upi_uri: `upi://pay?pa=corner.store%40simbank&pn=C&tr=${txnRef}&am=1.00&cu=INR`, payer_vpa: 'a.b@okbank' }),
+    body: JSON.stringify({
+      upi_uri: `upi://pay?pa=corner.store%40simbank&pn=C&tr=${txnRef}&am=1.00&cu=INR`,
+      payer_vpa: 'a.b@okbank',
+    }),
   });
   assert.equal((await res.json()).callback.delivered, false);
   // Now Tillpoint comes up, verifying with verifySignedRequest directly.
@@ -244,7 +289,14 @@ test('callbacks to an unreachable Tillpoint are retried until it comes back', as
       req.on('end', async () => {
         const raw = Buffer.concat(chunks).toString();
         try {
-          await verifySignedRequest({ scope: 'bank:SIMBANK', secrets: [SECRET], headers: req.headers, rawBody: raw, maxAgeSeconds: 300, db });
+          await verifySignedRequest({
+            scope: 'bank:SIMBANK',
+            secrets: [SECRET],
+            headers: req.headers,
+            rawBody: raw,
+            maxAgeSeconds: 300,
+            db,
+          });
           resp.statusCode = 204;
           resp.end();
           resolve(JSON.parse(raw).txn_ref);
@@ -256,7 +308,13 @@ test('callbacks to an unreachable Tillpoint are retried until it comes back', as
       });
     });
     srv.listen(port, '127.0.0.1');
-    t.after(() => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }));
+    t.after(
+      () =>
+        new Promise<void>((r) => {
+          srv.closeAllConnections();
+          srv.close(() => r());
+        }),
+    );
   });
   assert.equal(await got, txnRef);
 });
@@ -280,7 +338,11 @@ test('the simulator refuses unsigned, wrongly signed and replayed requests', asy
   const db = await createTestDb();
   t.after(() => db.close());
   const wrong = createBanksService({ db, config }).connector('SIMBANK');
-  await assert.rejects(wrong.checkStatus('TP1'), (e: unknown) => e instanceof AppError && e.code === 'internal_error' && (e.details as { status: number }).status === 401);
+  await assert.rejects(
+    wrong.checkStatus('TP1'),
+    (e: unknown) =>
+      e instanceof AppError && e.code === 'internal_error' && (e.details as { status: number }).status === 401,
+  );
 });
 
 test('health endpoint answers without a signature', async (t) => {

@@ -104,7 +104,8 @@ export function parseBankSimArgs(argv: string[], env: Record<string, string | un
   const int = (name: string, dflt: number, max: number) => {
     const v = values.get(name);
     if (v === undefined) return dflt;
-    if (!/^\d+$/.test(v) || Number(v) > max) throw new ConfigError(`--${name}`, `expected an integer 0..${max}, got "${v}"`);
+    if (!/^\d+$/.test(v) || Number(v) > max)
+      throw new ConfigError(`--${name}`, `expected an integer 0..${max}, got "${v}"`);
     return Number(v);
   };
   const ratio = (name: string) => {
@@ -113,17 +114,26 @@ export function parseBankSimArgs(argv: string[], env: Record<string, string | un
     if (!/^\d+(\.\d+)?$/.test(v)) throw new ConfigError(`--${name}`, `expected a non-negative number, got "${v}"`);
     return Number(v);
   };
-  const given = { approve: ratio('approve'), decline: ratio('decline'), pending: ratio('pending'), timeout: ratio('timeout') };
+  const given = {
+    approve: ratio('approve'),
+    decline: ratio('decline'),
+    pending: ratio('pending'),
+    timeout: ratio('timeout'),
+  };
   const anyRatio = Object.values(given).some((v) => v !== undefined);
   if (anyRatio) {
     try {
       normaliseRatios(given);
     } catch (e) {
-      throw new ConfigError('--approve/--decline/--pending/--timeout', (e as Error).message.replace(/^bank simulator: /, ''));
+      throw new ConfigError(
+        '--approve/--decline/--pending/--timeout',
+        (e as Error).message.replace(/^bank simulator: /, ''),
+      );
     }
   }
   const secret = env.BANK_SIM_SECRET || (dev ? DEV_SIM_SECRET : '');
-  if (!secret && !help) throw new ConfigError('BANK_SIM_SECRET', 'required (or pass --dev to use the development secret)');
+  if (!secret && !help)
+    throw new ConfigError('BANK_SIM_SECRET', 'required (or pass --dev to use the development secret)');
   return {
     port: int('port', 9090, 65535),
     host: values.get('host') ?? '127.0.0.1',

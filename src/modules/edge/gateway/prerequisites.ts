@@ -48,32 +48,59 @@ function findNginx(): string | undefined {
   return undefined;
 }
 
-const MODULE_CANDIDATES = ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so', '/usr/lib64/nginx/modules/ngx_http_modsecurity_module.so', '/usr/local/nginx/modules/ngx_http_modsecurity_module.so'];
-const CRS_CANDIDATES = ['/usr/share/modsecurity-crs/rules', '/usr/share/owasp-modsecurity-crs/rules', '/etc/nginx/modsec/coreruleset/rules'];
-const UNICODE_CANDIDATES = ['/etc/nginx/unicode.mapping', '/usr/share/nginx/docs/modsecurity/unicode.mapping', '/etc/modsecurity/unicode.mapping'];
+const MODULE_CANDIDATES = [
+  '/usr/lib/nginx/modules/ngx_http_modsecurity_module.so',
+  '/usr/lib64/nginx/modules/ngx_http_modsecurity_module.so',
+  '/usr/local/nginx/modules/ngx_http_modsecurity_module.so',
+];
+const CRS_CANDIDATES = [
+  '/usr/share/modsecurity-crs/rules',
+  '/usr/share/owasp-modsecurity-crs/rules',
+  '/etc/nginx/modsec/coreruleset/rules',
+];
+const UNICODE_CANDIDATES = [
+  '/etc/nginx/unicode.mapping',
+  '/usr/share/nginx/docs/modsecurity/unicode.mapping',
+  '/etc/modsecurity/unicode.mapping',
+];
 
 export function locatePrerequisites(o: PrerequisiteOverrides = {}): GatewayPrerequisites {
   const nginxBin = o.nginxBin ?? findNginx();
   if (!nginxBin || !executable(nginxBin)) {
-    throw new GatewayPrerequisiteError(o.nginxBin ? `nginx is not executable at ${o.nginxBin}.` : 'nginx is not installed (looked on PATH and in /usr/sbin).');
+    throw new GatewayPrerequisiteError(
+      o.nginxBin
+        ? `nginx is not executable at ${o.nginxBin}.`
+        : 'nginx is not installed (looked on PATH and in /usr/sbin).',
+    );
   }
   const modsecurityModule = o.modsecurityModule ?? MODULE_CANDIDATES.find((p) => existsSync(p));
   if (!modsecurityModule || !existsSync(modsecurityModule)) {
-    throw new GatewayPrerequisiteError(`The ModSecurity v3 module for nginx is not installed (looked for ${o.modsecurityModule ?? MODULE_CANDIDATES[0]}).`);
+    throw new GatewayPrerequisiteError(
+      `The ModSecurity v3 module for nginx is not installed (looked for ${o.modsecurityModule ?? MODULE_CANDIDATES[0]}).`,
+    );
   }
-  const crsRulesDir = o.crsRulesDir ?? CRS_CANDIDATES.find((p) => existsSync(join(p, 'REQUEST-949-BLOCKING-EVALUATION.conf')));
+  const crsRulesDir =
+    o.crsRulesDir ?? CRS_CANDIDATES.find((p) => existsSync(join(p, 'REQUEST-949-BLOCKING-EVALUATION.conf')));
   if (!crsRulesDir || !existsSync(join(crsRulesDir, 'REQUEST-949-BLOCKING-EVALUATION.conf'))) {
-    throw new GatewayPrerequisiteError(`The OWASP Core Rule Set is not installed (looked for ${o.crsRulesDir ?? CRS_CANDIDATES[0]}).`);
+    throw new GatewayPrerequisiteError(
+      `The OWASP Core Rule Set is not installed (looked for ${o.crsRulesDir ?? CRS_CANDIDATES[0]}).`,
+    );
   }
   const unicodeMapping = o.unicodeMapping ?? UNICODE_CANDIDATES.find((p) => existsSync(p));
   if (!unicodeMapping || !existsSync(unicodeMapping)) {
-    throw new GatewayPrerequisiteError(`ModSecurity's unicode.mapping is missing (looked for ${o.unicodeMapping ?? UNICODE_CANDIDATES[0]}).`);
+    throw new GatewayPrerequisiteError(
+      `ModSecurity's unicode.mapping is missing (looked for ${o.unicodeMapping ?? UNICODE_CANDIDATES[0]}).`,
+    );
   }
-  const ver = /ver:'OWASP_CRS\/([0-9.]+)'/.exec(readFileSync(join(crsRulesDir, 'REQUEST-949-BLOCKING-EVALUATION.conf'), 'utf8'));
+  const ver = /ver:'OWASP_CRS\/([0-9.]+)'/.exec(
+    readFileSync(join(crsRulesDir, 'REQUEST-949-BLOCKING-EVALUATION.conf'), 'utf8'),
+  );
   const crsVersion = ver ? ver[1] : 'unknown';
   if (!crsVersion.startsWith('3.')) {
     // The setup file and exclusions are written for CRS 3.x variable and rule names.
-    throw new GatewayPrerequisiteError(`OWASP CRS ${crsVersion} found in ${crsRulesDir}; this gateway's configuration is written for CRS 3.x.`);
+    throw new GatewayPrerequisiteError(
+      `OWASP CRS ${crsVersion} found in ${crsRulesDir}; this gateway's configuration is written for CRS 3.x.`,
+    );
   }
   return { nginxBin, modsecurityModule, crsRulesDir, crsVersion, unicodeMapping };
 }
@@ -86,5 +113,9 @@ export function crsRuleFiles(rulesDir: string): { request: string[]; blocking: s
   const blocking = files.filter((f) => f.startsWith('REQUEST-949-'));
   const request = files.filter((f) => f.startsWith('REQUEST-') && !blocking.includes(f));
   const response = files.filter((f) => f.startsWith('RESPONSE-'));
-  return { request: request.map((f) => join(rulesDir, f)), blocking: blocking.map((f) => join(rulesDir, f)), response: response.map((f) => join(rulesDir, f)) };
+  return {
+    request: request.map((f) => join(rulesDir, f)),
+    blocking: blocking.map((f) => join(rulesDir, f)),
+    response: response.map((f) => join(rulesDir, f)),
+  };
 }

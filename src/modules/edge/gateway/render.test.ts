@@ -10,10 +10,22 @@ import type { GatewayPrerequisites } from './prerequisites.ts';
 
 function fakeCrs(): GatewayPrerequisites {
   const dir = mkdtempSync(join(tmpdir(), 'tp-crs-'));
-  for (const f of ['REQUEST-901-INITIALIZATION.conf', 'REQUEST-942-APPLICATION-ATTACK-SQLI.conf', 'REQUEST-949-BLOCKING-EVALUATION.conf', 'RESPONSE-959-BLOCKING-EVALUATION.conf', 'unix-shell.data']) {
+  for (const f of [
+    'REQUEST-901-INITIALIZATION.conf',
+    'REQUEST-942-APPLICATION-ATTACK-SQLI.conf',
+    'REQUEST-949-BLOCKING-EVALUATION.conf',
+    'RESPONSE-959-BLOCKING-EVALUATION.conf',
+    'unix-shell.data',
+  ]) {
     writeFileSync(join(dir, f), '');
   }
-  return { nginxBin: '/usr/sbin/nginx', modsecurityModule: '/usr/lib/nginx/modules/ngx_http_modsecurity_module.so', crsRulesDir: dir, crsVersion: '3.3.4', unicodeMapping: '/etc/nginx/unicode.mapping' };
+  return {
+    nginxBin: '/usr/sbin/nginx',
+    modsecurityModule: '/usr/lib/nginx/modules/ngx_http_modsecurity_module.so',
+    crsRulesDir: dir,
+    crsVersion: '3.3.4',
+    unicodeMapping: '/etc/nginx/unicode.mapping',
+  };
 }
 
 const settings = (over: Partial<GatewaySettings> = {}): GatewaySettings => ({
@@ -40,15 +52,29 @@ test('every placeholder is filled; upstreams, limits and CRS files land where th
   assert.doesNotMatch(nginx, /ssl_certificate/);
   const main = files.get('modsecurity/main.conf')!;
   // Tillpoint's rules run after the CRS detections and before the blocking evaluation.
-  const order = ['REQUEST-901', 'REQUEST-942', 'tillpoint-rules.conf', 'REQUEST-949', 'RESPONSE-959', 'tillpoint-after-crs.conf'].map((s) => main.indexOf(s));
-  assert.deepEqual([...order].sort((a, b) => a - b), order, main);
+  const order = [
+    'REQUEST-901',
+    'REQUEST-942',
+    'tillpoint-rules.conf',
+    'REQUEST-949',
+    'RESPONSE-959',
+    'tillpoint-after-crs.conf',
+  ].map((s) => main.indexOf(s));
+  assert.deepEqual(
+    [...order].sort((a, b) => a - b),
+    order,
+    main,
+  );
   assert.ok(!main.includes('.data'), 'data files are not rule files');
   assert.match(files.get('modsecurity/crs-setup.conf')!, /setvar:tx\.paranoia_level=2/);
   assert.match(files.get('modsecurity/modsecurity.conf')!, /^SecRuleEngine On$/m);
 });
 
-test('TLS: 1.2 and 1.3 only, HSTS on the gateway\'s own answers; detection-only mode', () => {
-  const files = renderGatewayConfig(settings({ tls: { certFile: '/etc/tp/cert.pem', keyFile: '/etc/tp/key.pem' }, detectionOnly: true }), fakeCrs());
+test("TLS: 1.2 and 1.3 only, HSTS on the gateway's own answers; detection-only mode", () => {
+  const files = renderGatewayConfig(
+    settings({ tls: { certFile: '/etc/tp/cert.pem', keyFile: '/etc/tp/key.pem' }, detectionOnly: true }),
+    fakeCrs(),
+  );
   const nginx = files.get('nginx.conf')!;
   assert.match(nginx, /listen 127\.0\.0\.1:8081 ssl http2;/);
   assert.match(nginx, /ssl_protocols TLSv1\.2 TLSv1\.3;/);
@@ -57,9 +83,18 @@ test('TLS: 1.2 and 1.3 only, HSTS on the gateway\'s own answers; detection-only 
 });
 
 test('values that could inject configuration are refused', () => {
-  assert.throws(() => renderGatewayConfig(settings({ dir: '/tmp/x"; include /etc/passwd; "' }), fakeCrs()), /not allowed/);
-  assert.throws(() => renderGatewayConfig(settings({ upstreams: [{ host: 'a;b', port: 1 }] }), fakeCrs()), /not allowed|bad host/);
-  assert.throws(() => renderGatewayConfig(settings({ tls: { certFile: '/x/$host', keyFile: '/k' } }), fakeCrs()), /not allowed/);
+  assert.throws(
+    () => renderGatewayConfig(settings({ dir: '/tmp/x"; include /etc/passwd; "' }), fakeCrs()),
+    /not allowed/,
+  );
+  assert.throws(
+    () => renderGatewayConfig(settings({ upstreams: [{ host: 'a;b', port: 1 }] }), fakeCrs()),
+    /not allowed|bad host/,
+  );
+  assert.throws(
+    () => renderGatewayConfig(settings({ tls: { certFile: '/x/$host', keyFile: '/k' } }), fakeCrs()),
+    /not allowed/,
+  );
   assert.throws(() => renderGatewayConfig(settings({ paranoia: 5 as 1 }), fakeCrs()), /paranoia/);
   assert.throws(() => renderGatewayConfig(settings({ upstreams: [] }), fakeCrs()), /upstream/);
 });

@@ -79,7 +79,10 @@ const TLS_CIPHERS = [
 
 /** A value going into nginx or ModSecurity syntax: no quotes, no variables, no statement ends. */
 function safe(name: string, v: string): string {
-  if (!/^[^"'`$;{}\\\r\n\t]+$/.test(v)) throw new Error(`gateway: ${name} contains characters that are not allowed in the configuration: ${JSON.stringify(v)}`);
+  if (!/^[^"'`$;{}\\\r\n\t]+$/.test(v))
+    throw new Error(
+      `gateway: ${name} contains characters that are not allowed in the configuration: ${JSON.stringify(v)}`,
+    );
   return v;
 }
 
@@ -115,12 +118,15 @@ export function renderGatewayConfig(s: GatewaySettings, pre: GatewayPrerequisite
       ].join('\n')
     : '';
   const int = (name: string, v: number, min: number, max: number) => {
-    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`gateway: ${name} must be an integer from ${min} to ${max}, got ${v}`);
+    if (!Number.isInteger(v) || v < min || v > max)
+      throw new Error(`gateway: ${name} must be an integer from ${min} to ${max}, got ${v}`);
     return String(v);
   };
   const values: Record<string, string> = {
     DIR: dir,
-    USER_DIRECTIVE: s.workerUser ? `user ${safe('worker user', s.workerUser)};` : '# (no `user`: the workers run as the user that started nginx)',
+    USER_DIRECTIVE: s.workerUser
+      ? `user ${safe('worker user', s.workerUser)};`
+      : '# (no `user`: the workers run as the user that started nginx)',
     WORKER_PROCESSES: s.workerProcesses === 'auto' ? 'auto' : int('worker processes', s.workerProcesses, 1, 256),
     WORKER_CONNECTIONS: int('worker connections', s.workerConnections, 16, 1_000_000),
     MODSECURITY_MODULE: safe('ModSecurity module', pre.modsecurityModule),
@@ -156,7 +162,10 @@ export function renderGatewayConfig(s: GatewaySettings, pre: GatewayPrerequisite
     CRS_RESPONSE_RULES: include(crs.response),
   };
   const headersValues: Record<string, string> = {
-    HSTS: s.tls && s.hstsMaxAgeSeconds > 0 ? `add_header Strict-Transport-Security "max-age=${int('HSTS max-age', s.hstsMaxAgeSeconds, 1, 1e9)}; includeSubDomains" always;` : '',
+    HSTS:
+      s.tls && s.hstsMaxAgeSeconds > 0
+        ? `add_header Strict-Transport-Security "max-age=${int('HSTS max-age', s.hstsMaxAgeSeconds, 1, 1e9)}; includeSubDomains" always;`
+        : '',
   };
 
   const files = new Map<string, string>();
@@ -176,7 +185,18 @@ export function renderGatewayConfig(s: GatewaySettings, pre: GatewayPrerequisite
  */
 export function writeGatewayFiles(dir: string, files: Map<string, string>, workerIds?: { uid: number; gid: number }) {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  for (const d of ['logs', 'run', 'modsecurity', 'tmp', 'tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi', 'tmp/modsecurity']) {
+  for (const d of [
+    'logs',
+    'run',
+    'modsecurity',
+    'tmp',
+    'tmp/body',
+    'tmp/proxy',
+    'tmp/fastcgi',
+    'tmp/uwsgi',
+    'tmp/scgi',
+    'tmp/modsecurity',
+  ]) {
     const p = join(dir, d);
     mkdirSync(p, { recursive: true, mode: d === 'logs' ? 0o700 : 0o755 });
     if (workerIds && d.startsWith('tmp')) chownSync(p, workerIds.uid, workerIds.gid);

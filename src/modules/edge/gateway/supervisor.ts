@@ -49,7 +49,9 @@ function refuseIfRunning(dir: string) {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-    throw new Error(`A gateway is already running from ${dir} (nginx pid ${pid}). Stop it first (kill -QUIT ${pid}) or use another data directory.`);
+    throw new Error(
+      `A gateway is already running from ${dir} (nginx pid ${pid}). Stop it first (kill -QUIT ${pid}) or use another data directory.`,
+    );
   }
 }
 
@@ -100,7 +102,11 @@ function searchableByOthers(dir: string): boolean {
  * long as that account can reach the gateway directory; otherwise they keep root, with a
  * warning (give --user or a world-searchable data directory to avoid it).
  */
-function chooseWorkerAccount(dir: string, requested: string | undefined, log: (l: string) => void): WorkerAccount | undefined {
+function chooseWorkerAccount(
+  dir: string,
+  requested: string | undefined,
+  log: (l: string) => void,
+): WorkerAccount | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
   if (requested) {
     const a = lookupAccount(requested);
@@ -109,7 +115,9 @@ function chooseWorkerAccount(dir: string, requested: string | undefined, log: (l
   }
   const a = lookupAccount('www-data') ?? lookupAccount('nobody');
   if (a && searchableByOthers(dir)) return a;
-  log(`warning: nginx workers run as root because ${dir} is not reachable by an unprivileged user; pass --user or use a world-searchable data directory`);
+  log(
+    `warning: nginx workers run as root because ${dir} is not reachable by an unprivileged user; pass --user or use a world-searchable data directory`,
+  );
   return { name: 'root', uid: 0, gid: 0 };
 }
 
@@ -156,7 +164,9 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
   const prefixArgs = ['-p', dir + '/', '-c', conf];
   const check = spawnSync(pre.nginxBin, ['-t', '-q', ...prefixArgs], { encoding: 'utf8' });
   if (check.status !== 0) {
-    throw new Error(`nginx refused the generated configuration (${conf}):\n${(check.stderr || check.stdout || '').trim()}`);
+    throw new Error(
+      `nginx refused the generated configuration (${conf}):\n${(check.stderr || check.stdout || '').trim()}`,
+    );
   }
 
   // Audit log -> security events. Resumes where the previous run stopped, so nothing is lost
@@ -202,13 +212,17 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
   for (;;) {
     if (hasExited) {
       follower.stop();
-      throw new Error(`nginx exited during start-up:\n${stderrTail.trim() || '(no output; see ' + join(dir, GATEWAY_FILES.errorLog) + ')'}`);
+      throw new Error(
+        `nginx exited during start-up:\n${stderrTail.trim() || '(no output; see ' + join(dir, GATEWAY_FILES.errorLog) + ')'}`,
+      );
     }
     if ((await probe(url, 1000)) === 200) break;
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
       follower.stop();
-      throw new Error(`the gateway did not answer on ${url} within ${(opts.readyTimeoutMs ?? 15_000) / 1000} s; see ${join(dir, GATEWAY_FILES.errorLog)}`);
+      throw new Error(
+        `the gateway did not answer on ${url} within ${(opts.readyTimeoutMs ?? 15_000) / 1000} s; see ${join(dir, GATEWAY_FILES.errorLog)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }

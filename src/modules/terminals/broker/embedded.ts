@@ -57,7 +57,8 @@ export interface EmbeddedBroker extends Transport {
   ports(): { plain?: number; tls?: number };
 }
 
-const authError = (code: number, message: string) => Object.assign(new Error(message), { returnCode: code }) as Error & { returnCode: never };
+const authError = (code: number, message: string) =>
+  Object.assign(new Error(message), { returnCode: code }) as Error & { returnCode: never };
 const RC_IDENTIFIER_REJECTED = 2;
 const RC_SERVER_UNAVAILABLE = 3;
 const RC_BAD_CREDENTIALS = 4;
@@ -93,10 +94,17 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
       const isTls = conn instanceof tls.TLSSocket;
       const clientId = client.id;
       const refuse = (code: number, kind: Violation['kind'], reason: string, terminalId?: string) => {
-        o.record({ kind, terminalId: terminalId ?? null, clientId, detail: `${isTls ? 'mqtts' : 'mqtt'}: ${reason}`, remoteAddr: conn.remoteAddress });
+        o.record({
+          kind,
+          terminalId: terminalId ?? null,
+          clientId,
+          detail: `${isTls ? 'mqtts' : 'mqtt'}: ${reason}`,
+          remoteAddr: conn.remoteAddress,
+        });
         done(authError(code, reason), false);
       };
-      if (!isTerminalId(clientId)) return refuse(RC_IDENTIFIER_REJECTED, 'client_id_mismatch', 'client id is not a terminal id');
+      if (!isTerminalId(clientId))
+        return refuse(RC_IDENTIFIER_REJECTED, 'client_id_mismatch', 'client id is not a terminal id');
       let check: Promise<AuthResult>;
       if (isTls) {
         const peer = (conn as tls.TLSSocket).getPeerCertificate();
@@ -107,9 +115,28 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
       }
       check.then(
         (r) => {
-          if (!r.ok) return refuse(isTls ? RC_NOT_AUTHORIZED : RC_BAD_CREDENTIALS, 'auth_failed', r.reason, isTerminalId(username) ? username : undefined);
-          if (r.terminalId !== clientId) return refuse(RC_IDENTIFIER_REJECTED, 'client_id_mismatch', 'client id is not the authenticated terminal', r.terminalId);
-          sessions.set(client, { terminalId: r.terminalId, merchantId: r.merchantId, remoteAddr: conn.remoteAddress ?? null, credential: r.credential, inFlight: { count: 0 }, strikes: 0 });
+          if (!r.ok)
+            return refuse(
+              isTls ? RC_NOT_AUTHORIZED : RC_BAD_CREDENTIALS,
+              'auth_failed',
+              r.reason,
+              isTerminalId(username) ? username : undefined,
+            );
+          if (r.terminalId !== clientId)
+            return refuse(
+              RC_IDENTIFIER_REJECTED,
+              'client_id_mismatch',
+              'client id is not the authenticated terminal',
+              r.terminalId,
+            );
+          sessions.set(client, {
+            terminalId: r.terminalId,
+            merchantId: r.merchantId,
+            remoteAddr: conn.remoteAddress ?? null,
+            credential: r.credential,
+            inFlight: { count: 0 },
+            strikes: 0,
+          });
           done(null, true);
         },
         (e: Error & { code?: string }) => {
@@ -123,7 +150,13 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
       const s = client ? sessions.get(client) : undefined;
       if (!client || !s) return callback(new Error('not authenticated'));
       if (!mayPublish(s.terminalId, packet.topic)) {
-        o.record({ kind: 'acl_publish', terminalId: s.terminalId, clientId: client.id, detail: packet.topic.slice(0, 200), remoteAddr: remote(client) });
+        o.record({
+          kind: 'acl_publish',
+          terminalId: s.terminalId,
+          clientId: client.id,
+          detail: packet.topic.slice(0, 200),
+          remoteAddr: remote(client),
+        });
         // MQTT 3.1.1 has no negative PUBACK: a refused publish closes the connection (MQTT-3.3.5-2).
         return callback(new Error('publish not allowed on this topic'));
       }
@@ -136,7 +169,13 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
         inFlight: s.inFlight,
         strike: () => {
           if (++s.strikes < maxStrikes) return;
-          o.record({ kind: 'malformed', terminalId: s.terminalId, clientId: client.id, detail: `disconnected after ${s.strikes} protocol violations`, remoteAddr: remote(client) });
+          o.record({
+            kind: 'malformed',
+            terminalId: s.terminalId,
+            clientId: client.id,
+            detail: `disconnected after ${s.strikes} protocol violations`,
+            remoteAddr: remote(client),
+          });
           client.close();
         },
       });
@@ -145,7 +184,13 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     authorizeSubscribe(client, sub, callback) {
       const s = sessions.get(client);
       if (!s || !maySubscribe(s.terminalId, sub.topic)) {
-        o.record({ kind: 'acl_subscribe', terminalId: s?.terminalId ?? null, clientId: client.id, detail: sub.topic.slice(0, 200), remoteAddr: remote(client) });
+        o.record({
+          kind: 'acl_subscribe',
+          terminalId: s?.terminalId ?? null,
+          clientId: client.id,
+          detail: sub.topic.slice(0, 200),
+          remoteAddr: remote(client),
+        });
         return callback(null, null); // SUBACK 0x80 for this filter; the connection stays
       }
       callback(null, { ...sub, qos: Math.min(sub.qos, 1) as 0 | 1 });
@@ -166,8 +211,10 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     if (s && live.get(s.terminalId) === client) live.delete(s.terminalId);
   });
   // Client and connection errors are the client's problem (reset sockets, bad packets): log, never throw.
-  broker.on('clientError', (client, err) => logger.debug({ client_id: client?.id, err: err.message }, 'mqtt client error'));
-  broker.on('connectionError', (client, err) => logger.debug({ err: err.message }, 'mqtt connection error'));
+  broker.on('clientError', (client, err) =>
+    logger.debug({ client_id: client?.id, err: err.message }, 'mqtt client error'),
+  );
+  broker.on('connectionError', (_client, err) => logger.debug({ err: err.message }, 'mqtt connection error'));
 
   const onConnection = (socket: net.Socket) => {
     // Responses are small and must leave at once: Nagle's algorithm with the peer's delayed ACK
@@ -176,7 +223,13 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     const client = broker.handle(socket);
     guardFrames(socket, o.maxFrameBytes, (announced) => {
       const s = sessions.get(client);
-      o.record({ kind: 'frame_too_large', terminalId: s?.terminalId ?? null, clientId: client.id ?? null, detail: announced < 0 ? 'malformed length' : `${announced} bytes announced`, remoteAddr: socket.remoteAddress });
+      o.record({
+        kind: 'frame_too_large',
+        terminalId: s?.terminalId ?? null,
+        clientId: client.id ?? null,
+        detail: announced < 0 ? 'malformed length' : `${announced} bytes announced`,
+        remoteAddr: socket.remoteAddress,
+      });
     });
   };
 
@@ -190,11 +243,23 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     }
     if (o.tls) {
       const secure = tls.createServer(
-        { key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 },
+        {
+          key: o.tls.key,
+          cert: o.tls.cert,
+          ca: o.tls.ca,
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: 10_000,
+        },
         onConnection,
       );
       secure.on('tlsClientError', (err: Error & { code?: string }, socket) => {
-        o.record({ kind: 'auth_failed', detail: `mqtts: TLS handshake refused (${err.code ?? err.message.slice(0, 80)})`, remoteAddr: socket.remoteAddress });
+        o.record({
+          kind: 'auth_failed',
+          detail: `mqtts: TLS handshake refused (${err.code ?? err.message.slice(0, 80)})`,
+          remoteAddr: socket.remoteAddress,
+        });
       });
       servers.push(secure);
       ports.tls = await listen(secure, o.tls.port, o.host);
@@ -209,7 +274,10 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
   return {
     publish(topic, payload) {
       return new Promise((resolve, reject) =>
-        broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+        broker.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        ),
       );
     },
     urls() {
@@ -227,8 +295,17 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
         const s = sessions.get(client);
         if (!s) continue;
         const c = s.credential;
-        if ((c.kind === 'certificate' && fingerprints.has(c.fingerprint)) || (c.kind === 'secret' && secretIds.has(c.id))) {
-          o.record({ kind: 'credential_revoked', terminalId, clientId: client.id, detail: `live session closed: ${c.kind} revoked`, remoteAddr: remote(client) });
+        if (
+          (c.kind === 'certificate' && fingerprints.has(c.fingerprint)) ||
+          (c.kind === 'secret' && secretIds.has(c.id))
+        ) {
+          o.record({
+            kind: 'credential_revoked',
+            terminalId,
+            clientId: client.id,
+            detail: `live session closed: ${c.kind} revoked`,
+            remoteAddr: remote(client),
+          });
           live.delete(terminalId);
           client.close();
           n++;
@@ -242,7 +319,13 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
       for (const terminalId of terminalIds) {
         const client = live.get(terminalId);
         if (!client) continue;
-        o.record({ kind: 'terminal_disabled', terminalId, clientId: client.id, detail: 'live session closed: terminal disabled', remoteAddr: remote(client) });
+        o.record({
+          kind: 'terminal_disabled',
+          terminalId,
+          clientId: client.id,
+          detail: 'live session closed: terminal disabled',
+          remoteAddr: remote(client),
+        });
         live.delete(terminalId);
         client.close();
         n++;

@@ -27,7 +27,9 @@ export interface ExternalBrokerOptions {
 }
 
 export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<Transport> {
-  const clientId = `tillpoint-gateway-${hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 20)}-${randomBytes(4).toString('hex')}`;
+  const clientId = `tillpoint-gateway-${hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '')
+    .slice(0, 20)}-${randomBytes(4).toString('hex')}`;
   const client: MqttClient = mqtt.connect(o.url, {
     clientId,
     // Version 5: a refused publish comes back as a PUBACK reason code instead of silence.
@@ -72,7 +74,9 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
   const granted = await client.subscribeAsync(filter, { qos: 1 });
   if (granted.some((g) => g.qos > 1)) {
     await client.endAsync(true);
-    throw new Error(`the broker refused the shared subscription ${filter} (is the gateway allowed to read tillpoint/v1/terminals/+/req?)`);
+    throw new Error(
+      `the broker refused the shared subscription ${filter} (is the gateway allowed to read tillpoint/v1/terminals/+/req?)`,
+    );
   }
   o.logger.info({ filter }, 'consuming terminal requests from the external broker');
 

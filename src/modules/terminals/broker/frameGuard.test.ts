@@ -8,13 +8,28 @@ import { createFrameScanner } from './frameGuard.ts';
 // frames here, so the test speaks real MQTT rather than our idea of it.
 
 const publish = (bytes: number) =>
-  generate({ cmd: 'publish', topic: 'tillpoint/v1/terminals/trm_0123456789abcdef0123456789abcdef/req', payload: Buffer.alloc(bytes, 0x61), qos: 1, messageId: 7, dup: false, retain: false });
+  generate({
+    cmd: 'publish',
+    topic: 'tillpoint/v1/terminals/trm_0123456789abcdef0123456789abcdef/req',
+    payload: Buffer.alloc(bytes, 0x61),
+    qos: 1,
+    messageId: 7,
+    dup: false,
+    retain: false,
+  });
 
 test('frames within the limit pass, whatever the chunking', () => {
-  const frames = Buffer.concat([generate({ cmd: 'pingreq' }), publish(10), publish(1000), publish(5000), generate({ cmd: 'pingreq' })]);
+  const frames = Buffer.concat([
+    generate({ cmd: 'pingreq' }),
+    publish(10),
+    publish(1000),
+    publish(5000),
+    generate({ cmd: 'pingreq' }),
+  ]);
   for (const size of [1, 2, 3, 7, 64, frames.length]) {
     const s = createFrameScanner(6000);
-    for (let i = 0; i < frames.length; i += size) assert.equal(s.push(frames.subarray(i, i + size)), undefined, `chunk size ${size}`);
+    for (let i = 0; i < frames.length; i += size)
+      assert.equal(s.push(frames.subarray(i, i + size)), undefined, `chunk size ${size}`);
   }
 });
 
@@ -42,12 +57,17 @@ test('a fifth length byte is malformed', () => {
 
 test('random streams of valid frames never trip a generous limit', () => {
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 0, max: 3000 }), { maxLength: 20 }), fc.integer({ min: 1, max: 500 }), (sizes, chunk) => {
-      const stream = Buffer.concat(sizes.map(publish));
-      const s = createFrameScanner(4000);
-      for (let i = 0; i < stream.length; i += chunk) if (s.push(stream.subarray(i, i + chunk)) !== undefined) return false;
-      return true;
-    }),
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 3000 }), { maxLength: 20 }),
+      fc.integer({ min: 1, max: 500 }),
+      (sizes, chunk) => {
+        const stream = Buffer.concat(sizes.map(publish));
+        const s = createFrameScanner(4000);
+        for (let i = 0; i < stream.length; i += chunk)
+          if (s.push(stream.subarray(i, i + chunk)) !== undefined) return false;
+        return true;
+      },
+    ),
     { numRuns: 100 },
   );
 });

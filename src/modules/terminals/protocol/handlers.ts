@@ -81,26 +81,40 @@ const DATA_READS: Partial<Record<RequestType, { resource: string; permission: st
 /** Terminal -> merchant for requests whose connection did not bring it (external broker). */
 const MAX_CACHED_MERCHANTS = 100_000;
 
-const ajv = new Ajv.default({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+const ajv = new Ajv.default({
+  coerceTypes: false,
+  useDefaults: true,
+  removeAdditional: false,
+  allErrors: false,
+  strict: false,
+});
 addFormats.default(ajv);
 const validateEnvelope = ajv.compile(RequestEnvelope);
-const bodyValidators = Object.fromEntries(Object.entries(REQUEST_TYPES).map(([t, s]) => [t, ajv.compile(s.request)])) as Record<RequestType, ValidateFunction>;
+const bodyValidators = Object.fromEntries(
+  Object.entries(REQUEST_TYPES).map(([t, s]) => [t, ajv.compile(s.request)]),
+) as Record<RequestType, ValidateFunction>;
 
 /** For a request too big to parse: its id, if it leads the message as the SDK writes it. */
 const LEADING_ID_RE = /^\s*\{\s*(?:"v"\s*:\s*\d+\s*,\s*)?"id"\s*:\s*"([A-Za-z0-9._:-]{1,64})"/;
 
 /** The request id of a message the gateway will not parse (too big, too many in flight), or null. */
-export const peekRequestId = (payload: Buffer): string | null => LEADING_ID_RE.exec(payload.subarray(0, 256).toString('latin1'))?.[1] ?? null;
+export const peekRequestId = (payload: Buffer): string | null =>
+  LEADING_ID_RE.exec(payload.subarray(0, 256).toString('latin1'))?.[1] ?? null;
 
 export function okResponse(id: string, body: unknown): string {
   return JSON.stringify({ v: PROTOCOL_VERSION, id, ok: true, body });
 }
 
 export function errorResponse(id: string | null, code: ErrorCode, message: string, details?: unknown): string {
-  return JSON.stringify({ v: PROTOCOL_VERSION, id, ok: false, error: { code, message, ...(details === undefined ? {} : { details }) } });
+  return JSON.stringify({
+    v: PROTOCOL_VERSION,
+    id,
+    ok: false,
+    error: { code, message, ...(details === undefined ? {} : { details }) },
+  });
 }
 
-const isRequestType = (t: string): t is RequestType => Object.prototype.hasOwnProperty.call(REQUEST_TYPES, t);
+const isRequestType = (t: string): t is RequestType => Object.hasOwn(REQUEST_TYPES, t);
 
 export function createRequestHandler(deps: HandlerDeps) {
   const { db, payments, audit, logger, maxPayloadBytes } = deps;
@@ -147,7 +161,12 @@ export function createRequestHandler(deps: HandlerDeps) {
     return deps.rewards;
   }
 
-  async function dispatch(principal: TerminalPrincipal, requestId: string, type: RequestType, body: Record<string, unknown>): Promise<unknown> {
+  async function dispatch(
+    principal: TerminalPrincipal,
+    requestId: string,
+    type: RequestType,
+    body: Record<string, unknown>,
+  ): Promise<unknown> {
     const terminalId = principal.id;
     switch (type) {
       case 'ping':
@@ -161,30 +180,53 @@ export function createRequestHandler(deps: HandlerDeps) {
         // same payment back instead of a second one ("mqtt:" keeps it apart from HTTP keys).
         return payments.create(
           principal,
-          { ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }), terminal_id: terminalId },
+          {
+            ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }),
+            terminal_id: terminalId,
+          },
           { clientRef: `mqtt:${requestId}` },
         );
       case 'payment.get':
         return whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
       case 'payment.refund': {
         await whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
-        return payments.refund(principal, body.payment_id as string, { amount: body.amount as number, reason: body.reason as string | undefined });
+        return payments.refund(principal, body.payment_id as string, {
+          amount: body.amount as number,
+          reason: body.reason as string | undefined,
+        });
       }
       case 'payment.list_recent': {
-        const page = await whileActive(terminalId, () => payments.list(principal, { terminalId, status: body.status as string | undefined, limit: (body.limit as number) ?? 10 }));
+        const page = await whileActive(terminalId, () =>
+          payments.list(principal, {
+            terminalId,
+            status: body.status as string | undefined,
+            limit: (body.limit as number) ?? 10,
+          }),
+        );
         return { data: page.data };
       }
       case 'rewards.balance': {
         // The program of the terminal's merchant (or the coalition it belongs to).
         const rewards = rewardsService();
-        return whileActive(terminalId, () => rewards.balance(principal, { merchant_id: principal.merchantId, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined }));
+        return whileActive(terminalId, () =>
+          rewards.balance(principal, {
+            merchant_id: principal.merchantId,
+            vpa: body.vpa as string | undefined,
+            phone: body.phone as string | undefined,
+          }),
+        );
       }
       case 'rewards.quote': {
         const rewards = rewardsService();
-        return whileActive(terminalId, () => rewards.quote(principal, {
-          terminal_id: terminalId, amount: body.amount as number, vpa: body.vpa as string | undefined, phone: body.phone as string | undefined,
-          redeem_points: body.redeem_points as number | undefined,
-        }));
+        return whileActive(terminalId, () =>
+          rewards.quote(principal, {
+            terminal_id: terminalId,
+            amount: body.amount as number,
+            vpa: body.vpa as string | undefined,
+            phone: body.phone as string | undefined,
+            redeem_points: body.redeem_points as number | undefined,
+          }),
+        );
       }
     }
   }
@@ -193,14 +235,33 @@ export function createRequestHandler(deps: HandlerDeps) {
    * A read of personal data goes into the audit trail before its answer leaves, as the API's GETs
    * do (PCI DSS 10.2.1.1): if the record cannot be written, the terminal gets an error instead.
    */
-  async function recordRead(principal: TerminalPrincipal, conn: TerminalConnection, requestId: string, type: RequestType, body: Record<string, unknown>, result: unknown) {
+  async function recordRead(
+    principal: TerminalPrincipal,
+    conn: TerminalConnection,
+    requestId: string,
+    type: RequestType,
+    body: Record<string, unknown>,
+    result: unknown,
+  ) {
     const read = DATA_READS[type];
     if (!read) return;
     await recordDataRead(audit, db, {
       actor: actorOf(principal),
-      resource: { type: read.resource, id: typeof body.payment_id === 'string' ? body.payment_id : null, merchant_id: null },
-      origin: { ip: conn.remoteAddr ?? null, request_id: requestId, terminal_id: principal.id, method: 'MQTT', route: type },
-      permission: read.permission, result, query: Object.keys(body).filter((k) => k !== 'payment_id'),
+      resource: {
+        type: read.resource,
+        id: typeof body.payment_id === 'string' ? body.payment_id : null,
+        merchant_id: null,
+      },
+      origin: {
+        ip: conn.remoteAddr ?? null,
+        request_id: requestId,
+        terminal_id: principal.id,
+        method: 'MQTT',
+        route: type,
+      },
+      permission: read.permission,
+      result,
+      query: Object.keys(body).filter((k) => k !== 'payment_id'),
     });
   }
 
@@ -208,10 +269,17 @@ export function createRequestHandler(deps: HandlerDeps) {
     let err: AppError;
     if (isAppError(e)) err = e;
     else {
-      err = fromDatabaseError(e) ?? new AppError('internal_error', 'Something went wrong on our side; it has been logged');
+      err =
+        fromDatabaseError(e) ?? new AppError('internal_error', 'Something went wrong on our side; it has been logged');
       if (err.code === 'internal_error') {
         const x = e as Error & { code?: string };
-        logger.error({ err: { type: x?.name, code: x?.code, stack: x?.stack?.split('\n').slice(0, 6).join('\n') }, request_type: type }, 'terminal request failed');
+        logger.error(
+          {
+            err: { type: x?.name, code: x?.code, stack: x?.stack?.split('\n').slice(0, 6).join('\n') },
+            request_type: type,
+          },
+          'terminal request failed',
+        );
       }
     }
     return { code: err.code, response: errorResponse(id, err.code, err.message, err.details) };
@@ -234,15 +302,29 @@ export function createRequestHandler(deps: HandlerDeps) {
       } catch (e) {
         const dup = (e as AppError).details as { duplicate_key?: string } | undefined;
         return dup?.duplicate_key
-          ? { outcome: 'malformed_json', response: errorResponse(peekRequestId(payload), 'malformed_json', (e as AppError).message, dup), violation: { kind: 'malformed', detail: 'duplicate key' } }
-          : { outcome: 'malformed_json', response: errorResponse(null, 'malformed_json', 'The request is not valid JSON'), violation: { kind: 'malformed', detail: 'invalid JSON' } };
+          ? {
+              outcome: 'malformed_json',
+              response: errorResponse(peekRequestId(payload), 'malformed_json', (e as AppError).message, dup),
+              violation: { kind: 'malformed', detail: 'duplicate key' },
+            }
+          : {
+              outcome: 'malformed_json',
+              response: errorResponse(null, 'malformed_json', 'The request is not valid JSON'),
+              violation: { kind: 'malformed', detail: 'invalid JSON' },
+            };
       }
       if (!validateEnvelope(msg)) {
         const m = msg as { id?: unknown } | null;
-        const id = m && typeof m === 'object' && typeof m.id === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(m.id) ? m.id : null;
+        const id =
+          m && typeof m === 'object' && typeof m.id === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(m.id) ? m.id : null;
         return {
           outcome: 'validation_failed',
-          response: errorResponse(id, 'validation_failed', `The request is not a protocol v${PROTOCOL_VERSION} request`, describeValidation(validateEnvelope.errors ?? [], 'request')),
+          response: errorResponse(
+            id,
+            'validation_failed',
+            `The request is not a protocol v${PROTOCOL_VERSION} request`,
+            describeValidation(validateEnvelope.errors ?? [], 'request'),
+          ),
           violation: { kind: 'schema', detail: 'envelope' },
         };
       }
@@ -250,7 +332,9 @@ export function createRequestHandler(deps: HandlerDeps) {
       if (!isRequestType(type)) {
         return {
           outcome: 'unknown_message_type',
-          response: errorResponse(id, 'unknown_message_type', `Unknown request type "${type.slice(0, 64)}"`, { known: Object.keys(REQUEST_TYPES) }),
+          response: errorResponse(id, 'unknown_message_type', `Unknown request type "${type.slice(0, 64)}"`, {
+            known: Object.keys(REQUEST_TYPES),
+          }),
           violation: { kind: 'unknown_type', detail: type.slice(0, 64) },
         };
       }
@@ -260,7 +344,12 @@ export function createRequestHandler(deps: HandlerDeps) {
         return {
           type,
           outcome: 'validation_failed',
-          response: errorResponse(id, 'validation_failed', 'The request body does not match the schema', describeValidation(validateBody.errors ?? [], 'body')),
+          response: errorResponse(
+            id,
+            'validation_failed',
+            'The request body does not match the schema',
+            describeValidation(validateBody.errors ?? [], 'body'),
+          ),
           violation: { kind: 'schema', detail: type },
         };
       }
@@ -289,13 +378,18 @@ export function createRequestHandler(deps: HandlerDeps) {
       let claimed = await requestIds.claim({ terminalId, requestId: id, type, hash });
       if (!claimed) {
         const prior = await repo.getRequest(db, terminalId, id);
-        if (!prior) claimed = await repo.claimRequest(db, terminalId, id, type, hash, CLAIM_SECONDS); // released in between
+        if (!prior)
+          claimed = await repo.claimRequest(db, terminalId, id, type, hash, CLAIM_SECONDS); // released in between
         else if (prior.request_hash !== hash) {
           return {
             type,
             outcome: 'idempotency_key_reused',
             replayed: true,
-            response: errorResponse(id, 'idempotency_key_reused', 'This request id was already used for a different request'),
+            response: errorResponse(
+              id,
+              'idempotency_key_reused',
+              'This request id was already used for a different request',
+            ),
             violation: { kind: 'request_id_reused', detail: type },
           };
         } else if (prior.state === 'completed') {
@@ -325,7 +419,14 @@ export function createRequestHandler(deps: HandlerDeps) {
       } catch (e) {
         // The work is done: answer anyway. Until the claim lapses a redelivery gets no answer of
         // its own; after that it would run again, so this is logged loudly.
-        logger.error({ err: { type: (e as Error).name, code: (e as { code?: string }).code }, terminal_id: terminalId, request_type: type }, 'could not store a terminal response');
+        logger.error(
+          {
+            err: { type: (e as Error).name, code: (e as { code?: string }).code },
+            terminal_id: terminalId,
+            request_type: type,
+          },
+          'could not store a terminal response',
+        );
       }
       return { type, outcome, response };
     },

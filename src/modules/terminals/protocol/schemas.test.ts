@@ -4,7 +4,16 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
-import { allSchemas, schemaJson, RequestEnvelope, ResponseOk, ResponseError, PaymentUpdatedEvent, REQUEST_TYPES, type RequestType } from './schemas.ts';
+import {
+  allSchemas,
+  schemaJson,
+  RequestEnvelope,
+  ResponseOk,
+  ResponseError,
+  PaymentUpdatedEvent,
+  REQUEST_TYPES,
+  type RequestType,
+} from './schemas.ts';
 import { SCHEMA_DIR } from './writeSchemas.ts';
 
 const ajv = new Ajv.default({ strict: false });
@@ -12,7 +21,9 @@ addFormats.default(ajv);
 
 test('docs/terminal-protocol/*.schema.json are what the code validates with (npm run docs:terminal-protocol)', () => {
   const expected = allSchemas();
-  const onDisk = readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.schema.json')).sort();
+  const onDisk = readdirSync(SCHEMA_DIR)
+    .filter((f) => f.endsWith('.schema.json'))
+    .sort();
   assert.deepEqual(onDisk, Object.keys(expected).sort());
   for (const [name, s] of Object.entries(expected)) {
     assert.equal(readFileSync(join(SCHEMA_DIR, name), 'utf8'), schemaJson(name, s), `${name} is stale`);

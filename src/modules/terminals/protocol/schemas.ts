@@ -11,7 +11,15 @@ export const PROTOCOL_VERSION = 1;
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const PaymentId = Type.String({ minLength: 1, maxLength: 100, description: 'A payment id, pay_…' });
 
-export const PAYMENT_STATUS_VALUES = ['created', 'pending', 'succeeded', 'failed', 'expired', 'partially_refunded', 'refunded'] as const;
+export const PAYMENT_STATUS_VALUES = [
+  'created',
+  'pending',
+  'succeeded',
+  'failed',
+  'expired',
+  'partially_refunded',
+  'refunded',
+] as const;
 const PaymentStatus = Type.Union(PAYMENT_STATUS_VALUES.map((s) => Type.Literal(s)));
 
 /** Client message id: unique per terminal; a redelivery with the same id gets the original response. */
@@ -49,10 +57,15 @@ export const PaymentCreateRequest = Type.Object(
 // Reward points: the customer is named by their UPI address or mobile number, as at the till.
 const CustomerFields = {
   vpa: Type.Optional(Type.String({ maxLength: 255, description: "The customer's UPI address" })),
-  phone: Type.Optional(Type.String({ maxLength: 20, description: "The customer's mobile number (+91…); give vpa or phone" })),
+  phone: Type.Optional(
+    Type.String({ maxLength: 20, description: "The customer's mobile number (+91…); give vpa or phone" }),
+  ),
 };
 
-export const RewardsBalanceRequest = Type.Object(CustomerFields, { additionalProperties: false, title: 'rewards.balance request body' });
+export const RewardsBalanceRequest = Type.Object(CustomerFields, {
+  additionalProperties: false,
+  title: 'rewards.balance request body',
+});
 
 export const RewardsQuoteRequest = Type.Object(
   {
@@ -88,11 +101,19 @@ export const PaymentListRecentRequest = Type.Object(
 // ---- response bodies ----
 
 // The same bodies the HTTP API answers with: one definition, in the payments module.
-export const Payment = Type.Object(paymentSchemas.Payment.properties, { title: 'Payment (body of payment.create and payment.get responses)' });
-export const Refund = Type.Object(paymentSchemas.Refund.properties, { title: 'Refund (body of the payment.refund response)' });
+export const Payment = Type.Object(paymentSchemas.Payment.properties, {
+  title: 'Payment (body of payment.create and payment.get responses)',
+});
+export const Refund = Type.Object(paymentSchemas.Refund.properties, {
+  title: 'Refund (body of the payment.refund response)',
+});
 
-export const RewardsBalanceResponse = Type.Object(rewardsSchemas.Balance.properties, { title: 'rewards.balance response body' });
-export const RewardsQuoteResponse = Type.Object(rewardsSchemas.Quote.properties, { title: 'rewards.quote response body' });
+export const RewardsBalanceResponse = Type.Object(rewardsSchemas.Balance.properties, {
+  title: 'rewards.balance response body',
+});
+export const RewardsQuoteResponse = Type.Object(rewardsSchemas.Quote.properties, {
+  title: 'rewards.quote response body',
+});
 
 export const PingResponse = Type.Object(
   { pong: Type.Literal(true), terminal_id: Type.String(), server_time: Type.String({ format: 'date-time' }) },
@@ -182,5 +203,11 @@ export function allSchemas(): Record<string, TSchema> {
 
 /** A schema as standalone JSON Schema text, stable for diffing. */
 export function schemaJson(name: string, s: TSchema): string {
-  return JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', $id: name, ...JSON.parse(JSON.stringify(s)) }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      { $schema: 'https://json-schema.org/draft/2020-12/schema', $id: name, ...JSON.parse(JSON.stringify(s)) },
+      null,
+      2,
+    ) + '\n'
+  );
 }

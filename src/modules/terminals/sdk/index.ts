@@ -1,7 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
-import type { RequestType, RequestBody, ResponseBody, PaymentUpdated, PaymentMessage, RefundMessage } from '../protocol/schemas.ts';
+import type {
+  RequestType,
+  RequestBody,
+  ResponseBody,
+  PaymentUpdated,
+  PaymentMessage,
+  RefundMessage,
+} from '../protocol/schemas.ts';
 import { requestTopic, responseTopic, eventTopic } from '../topics.ts';
 
 // The terminal SDK: what an application on a POS terminal uses to talk to Tillpoint over MQTT.
@@ -58,7 +65,10 @@ export class TerminalRequestError extends Error {
 
 /** No response after every attempt. The request may or may not have been carried out: send it again with the same id to find out. */
 export class TerminalTimeoutError extends Error {
-  constructor(readonly requestId: string, readonly attempts: number) {
+  constructor(
+    readonly requestId: string,
+    readonly attempts: number,
+  ) {
     super(`no response to request ${requestId} after ${attempts} attempt(s)`);
     this.name = 'TerminalTimeoutError';
   }
@@ -151,7 +161,9 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
     const id = opts.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
     const message = JSON.stringify({ v: 1, id, type, body });
     if (Buffer.byteLength(message) > this.maxPayloadBytes) {
-      return Promise.reject(new TerminalRequestError('payload_too_large', `the request is larger than ${this.maxPayloadBytes} bytes`, id));
+      return Promise.reject(
+        new TerminalRequestError('payload_too_large', `the request is larger than ${this.maxPayloadBytes} bytes`, id),
+      );
     }
     if (this.pending.has(id)) return Promise.reject(new Error(`request ${id} is already waiting for its response`));
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
@@ -203,10 +215,17 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
   }
 
   refundPayment(paymentId: string, amount: number, reason?: string, opts?: RequestOptions): Promise<RefundMessage> {
-    return this.request('payment.refund', { payment_id: paymentId, amount, ...(reason === undefined ? {} : { reason }) }, opts);
+    return this.request(
+      'payment.refund',
+      { payment_id: paymentId, amount, ...(reason === undefined ? {} : { reason }) },
+      opts,
+    );
   }
 
-  async listRecentPayments(body: RequestBody<'payment.list_recent'> = {}, opts?: RequestOptions): Promise<PaymentMessage[]> {
+  async listRecentPayments(
+    body: RequestBody<'payment.list_recent'> = {},
+    opts?: RequestOptions,
+  ): Promise<PaymentMessage[]> {
     return (await this.request('payment.list_recent', body, opts)).data;
   }
 
@@ -219,7 +238,12 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
   }
 
   private onResponse(payload: Buffer) {
-    let msg: { id?: unknown; ok?: unknown; body?: unknown; error?: { code?: string; message?: string; details?: unknown } };
+    let msg: {
+      id?: unknown;
+      ok?: unknown;
+      body?: unknown;
+      error?: { code?: string; message?: string; details?: unknown };
+    };
     try {
       msg = JSON.parse(payload.toString('utf8'));
     } catch {
@@ -232,7 +256,15 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
       return;
     }
     if (msg.ok === true) p.resolve(msg.body);
-    else p.reject(new TerminalRequestError(msg.error?.code ?? 'unknown', msg.error?.message ?? 'request failed', msg.id as string, msg.error?.details));
+    else
+      p.reject(
+        new TerminalRequestError(
+          msg.error?.code ?? 'unknown',
+          msg.error?.message ?? 'request failed',
+          msg.id as string,
+          msg.error?.details,
+        ),
+      );
   }
 
   private onEvent(payload: Buffer) {
@@ -242,7 +274,8 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
     } catch {
       return this.emit('protocol_error', payload.toString('utf8').slice(0, 200));
     }
-    if (e?.type !== 'payment.updated' || typeof e.seq !== 'number' || typeof e.body?.payment_id !== 'string') return this.emit('protocol_error', e);
+    if (e?.type !== 'payment.updated' || typeof e.seq !== 'number' || typeof e.body?.payment_id !== 'string')
+      return this.emit('protocol_error', e);
     // At-least-once delivery and replicas relaying in parallel: drop duplicates and anything
     // older than what this payment already showed.
     const last = this.lastSeq.get(e.body.payment_id);
@@ -311,7 +344,9 @@ export async function connectTerminal(opts: TerminalClientOptions): Promise<Term
   });
   // With a session present the broker kept our subscriptions; subscribing again is harmless and
   // covers brokers that expired the session's subscriptions but not the session.
-  const granted = await client.subscribeAsync([responseTopic(opts.terminalId), eventTopic(opts.terminalId)], { qos: 1 });
+  const granted = await client.subscribeAsync([responseTopic(opts.terminalId), eventTopic(opts.terminalId)], {
+    qos: 1,
+  });
   if (granted.some((g) => g.qos !== 1)) {
     await client.endAsync(true);
     throw new Error('the broker refused the terminal subscriptions');

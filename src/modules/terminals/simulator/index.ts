@@ -65,26 +65,38 @@ export function percentile(sorted: number[], p: number): number | null {
 async function api(o: SimulationOptions, method: string, path: string, body?: unknown) {
   const r = await fetch(o.apiUrl.replace(/\/$/, '') + path, {
     method,
-    headers: { authorization: `Bearer ${o.apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${o.apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
   const json = text ? JSON.parse(text) : undefined;
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${json?.error?.code ?? ''} ${json?.error?.message ?? text.slice(0, 200)}`);
+  if (!r.ok)
+    throw new Error(
+      `${method} ${path}: ${r.status} ${json?.error?.code ?? ''} ${json?.error?.message ?? text.slice(0, 200)}`,
+    );
   return json;
 }
 
 /** Finds or creates the simulated terminals and issues each a development MQTT secret. */
-async function provision(o: SimulationOptions, progress: (n: number) => void): Promise<{ id: string; password: string }[]> {
+async function provision(
+  o: SimulationOptions,
+  progress: (n: number) => void,
+): Promise<{ id: string; password: string }[]> {
   const stores = await api(o, 'GET', `/v1/merchants/${o.merchantId}/stores?limit=1`);
   const storeId: string | undefined = stores.data?.[0]?.id;
   if (!storeId) throw new Error(`merchant ${o.merchantId} has no store to put simulated terminals in`);
   const existing = new Map<string, string>();
   let cursor: string | null = null;
   do {
-    const page: { data: { id: string; label: string | null; status: string }[]; next_cursor: string | null } = await api(
-      o, 'GET', `/v1/terminals?merchant_id=${o.merchantId}&store_id=${storeId}&status=active&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-    );
+    const page: { data: { id: string; label: string | null; status: string }[]; next_cursor: string | null } =
+      await api(
+        o,
+        'GET',
+        `/v1/terminals?merchant_id=${o.merchantId}&store_id=${storeId}&status=active&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
     for (const t of page.data) if (t.label && /^sim-\d{4,}$/.test(t.label)) existing.set(t.label, t.id);
     cursor = page.next_cursor;
   } while (cursor && existing.size < o.count);
@@ -111,7 +123,17 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
 }
 
 export async function runSimulation(o: SimulationOptions): Promise<SimulationSummary> {
-  const p: SimulationProgress = { phase: 'provisioning', elapsedSeconds: 0, durationSeconds: o.durationSeconds, provisioned: 0, connected: 0, sent: 0, ok: 0, failed: 0, events: 0 };
+  const p: SimulationProgress = {
+    phase: 'provisioning',
+    elapsedSeconds: 0,
+    durationSeconds: o.durationSeconds,
+    provisioned: 0,
+    connected: 0,
+    sent: 0,
+    ok: 0,
+    failed: 0,
+    events: 0,
+  };
   const report = () => o.onProgress?.({ ...p });
   const ticker = setInterval(report, 250);
   const clients: TerminalClient[] = [];
@@ -127,7 +149,13 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationSum
     p.phase = 'connecting';
     await pool(creds, o.connectConcurrency ?? 50, async (c) => {
       try {
-        const t = await connectTerminal({ url: o.mqttUrl, terminalId: c.id, password: c.password, requestTimeoutMs: o.requestTimeoutMs ?? 5000, retries: 1 });
+        const t = await connectTerminal({
+          url: o.mqttUrl,
+          terminalId: c.id,
+          password: c.password,
+          requestTimeoutMs: o.requestTimeoutMs ?? 5000,
+          retries: 1,
+        });
         t.on('payment.updated', (e) => {
           p.events++;
           if (e.body.status === 'succeeded' && ours.has(e.body.payment_id)) paidEvents.add(e.body.payment_id);
@@ -155,13 +183,22 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationSum
         const r = await fetch(`${bankSim}/v1/customer-payments`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ upi_uri: payment.upi_uri, payer_vpa: o.payerVpa ?? 'sim.customer@okaxis', outcome: 'success' }),
+          body: JSON.stringify({
+            upi_uri: payment.upi_uri,
+            payer_vpa: o.payerVpa ?? 'sim.customer@okaxis',
+            outcome: 'success',
+          }),
         });
         await r.body?.cancel();
         if (r.ok) paid++;
       } catch (e) {
         p.failed++;
-        const code = e instanceof TerminalRequestError ? e.code : (e as Error).name === 'TerminalTimeoutError' ? 'timeout' : 'error';
+        const code =
+          e instanceof TerminalRequestError
+            ? e.code
+            : (e as Error).name === 'TerminalTimeoutError'
+              ? 'timeout'
+              : 'error';
         errors[code] = (errors[code] ?? 0) + 1;
       }
     };
@@ -203,7 +240,12 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationSum
       ok: p.ok,
       failed: p.failed,
       errors,
-      round_trip_ms: { p50: percentile(rtts, 50), p95: percentile(rtts, 95), p99: percentile(rtts, 99), max: percentile(rtts, 100) },
+      round_trip_ms: {
+        p50: percentile(rtts, 50),
+        p95: percentile(rtts, 95),
+        p99: percentile(rtts, 99),
+        max: percentile(rtts, 100),
+      },
       events_received: p.events,
       paid,
       paid_event_received: paidEvents.size,
@@ -222,7 +264,12 @@ export function progressLine(p: SimulationProgress, width = 30): string {
   const frac = p.phase === 'running' || p.phase === 'draining' ? Math.min(1, p.elapsedSeconds / p.durationSeconds) : 0;
   const filled = Math.round(frac * width);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
-  const head = p.phase === 'provisioning' ? `provisioning ${p.provisioned}` : p.phase === 'connecting' ? `connecting ${p.connected}` : `${bar} ${Math.round(frac * 100)}% ${p.elapsedSeconds.toFixed(1)}s`;
+  const head =
+    p.phase === 'provisioning'
+      ? `provisioning ${p.provisioned}`
+      : p.phase === 'connecting'
+        ? `connecting ${p.connected}`
+        : `${bar} ${Math.round(frac * 100)}% ${p.elapsedSeconds.toFixed(1)}s`;
   return `${head}  connected ${p.connected}  sent ${p.sent}  ok ${p.ok}  failed ${p.failed}  events ${p.events}`;
 }
 
@@ -231,7 +278,13 @@ export function formatSummary(s: SimulationSummary): string {
   const lines = [
     `terminals        ${s.terminals} (connected ${s.connected}, failed to connect ${s.connect_failed})`,
     `payments sent    ${s.sent} in ${s.duration_s} s (${s.achieved_rate}/s)`,
-    `ok / failed      ${s.ok} / ${s.failed}${Object.keys(s.errors).length ? `  (${Object.entries(s.errors).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
+    `ok / failed      ${s.ok} / ${s.failed}${
+      Object.keys(s.errors).length
+        ? `  (${Object.entries(s.errors)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ')})`
+        : ''
+    }`,
     `round trip       p50 ${ms(s.round_trip_ms.p50)}  p95 ${ms(s.round_trip_ms.p95)}  p99 ${ms(s.round_trip_ms.p99)}  max ${ms(s.round_trip_ms.max)}`,
     `events received  ${s.events_received} (paid ${s.paid}, "payment received" seen for ${s.paid_event_received})`,
   ];

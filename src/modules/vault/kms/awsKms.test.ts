@@ -24,7 +24,9 @@ const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
 const ARN = `arn:aws:kms:${REGION}:111122223333:key/${KEY_ID}`;
 
 function fakeKms() {
-  const materials: { id: string; key: Buffer; at: number }[] = [{ id: randomBytes(32).toString('hex'), key: randomBytes(32), at: 1_700_000_000 }];
+  const materials: { id: string; key: Buffer; at: number }[] = [
+    { id: randomBytes(32).toString('hex'), key: randomBytes(32), at: 1_700_000_000 },
+  ];
   const calls: { target: string; body: Record<string, unknown> }[] = [];
   let throttleNext = false;
   const ctxText = (c: unknown) => JSON.stringify(Object.entries((c ?? {}) as Record<string, string>).sort());
@@ -67,19 +69,37 @@ function fakeKms() {
       // Transport: POST / with the JSON 1.1 content type and a TrentService target.
       const target = String(req.headers['x-amz-target'] ?? '');
       if (req.method !== 'POST' || req.url !== '/') return fail(404, 'UnknownOperationException', 'POST / only');
-      if (req.headers['content-type'] !== 'application/x-amz-json-1.1') return fail(400, 'SerializationException', 'content type');
+      if (req.headers['content-type'] !== 'application/x-amz-json-1.1')
+        return fail(400, 'SerializationException', 'content type');
       if (!target.startsWith('TrentService.')) return fail(400, 'UnknownOperationException', 'target');
       // SigV4: recompute over the signed headers as received and compare.
       const auth = String(req.headers.authorization ?? '');
-      const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/kms\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$/.exec(auth);
-      if (!m || m[1] !== CREDS.accessKeyId || m[3] !== REGION) return fail(400, 'IncompleteSignatureException', 'bad authorization header');
+      const m =
+        /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/kms\/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$/.exec(
+          auth,
+        );
+      if (!m || m[1] !== CREDS.accessKeyId || m[3] !== REGION)
+        return fail(400, 'IncompleteSignatureException', 'bad authorization header');
       const signed: Record<string, string> = {};
       // X-Amz-Date is added by signV4 itself from `now`.
       for (const h of m[4].split(';')) if (h !== 'x-amz-date') signed[h] = String(req.headers[h]);
       const amz = String(req.headers['x-amz-date']);
-      const check = signV4({ method: 'POST', url: `http://${req.headers.host}/`, headers: signed, body: text, region: REGION, service: 'kms', credentials: CREDS, now: new Date(`${amz.slice(0, 4)}-${amz.slice(4, 6)}-${amz.slice(6, 8)}T${amz.slice(9, 11)}:${amz.slice(11, 13)}:${amz.slice(13, 15)}Z`) });
-      if (check.signature !== m[5]) return fail(400, 'InvalidSignatureException', 'The request signature we calculated does not match');
-      if (!m[4].split(';').includes('x-amz-target')) return fail(400, 'InvalidSignatureException', 'target must be signed');
+      const check = signV4({
+        method: 'POST',
+        url: `http://${req.headers.host}/`,
+        headers: signed,
+        body: text,
+        region: REGION,
+        service: 'kms',
+        credentials: CREDS,
+        now: new Date(
+          `${amz.slice(0, 4)}-${amz.slice(4, 6)}-${amz.slice(6, 8)}T${amz.slice(9, 11)}:${amz.slice(11, 13)}:${amz.slice(13, 15)}Z`,
+        ),
+      });
+      if (check.signature !== m[5])
+        return fail(400, 'InvalidSignatureException', 'The request signature we calculated does not match');
+      if (!m[4].split(';').includes('x-amz-target'))
+        return fail(400, 'InvalidSignatureException', 'target must be signed');
 
       const body = JSON.parse(text || '{}');
       const op = target.slice('TrentService.'.length);
@@ -88,14 +108,23 @@ function fakeKms() {
         throttleNext = false;
         return fail(400, 'ThrottlingException', 'Rate exceeded');
       }
-      const ctxOk = (c: unknown) => c === undefined || (typeof c === 'object' && c !== null && Object.values(c).every((v) => typeof v === 'string'));
+      const ctxOk = (c: unknown) =>
+        c === undefined ||
+        (typeof c === 'object' && c !== null && Object.values(c).every((v) => typeof v === 'string'));
       switch (op) {
         case 'GenerateDataKey': {
           if (!keyMatches(body.KeyId)) return fail(400, 'NotFoundException', 'key');
-          if (body.KeySpec !== 'AES_256' && body.NumberOfBytes !== 32) return fail(400, 'ValidationException', 'KeySpec');
-          if (!ctxOk(body.EncryptionContext)) return fail(400, 'ValidationException', 'EncryptionContext values must be strings');
+          if (body.KeySpec !== 'AES_256' && body.NumberOfBytes !== 32)
+            return fail(400, 'ValidationException', 'KeySpec');
+          if (!ctxOk(body.EncryptionContext))
+            return fail(400, 'ValidationException', 'EncryptionContext values must be strings');
           const pt = randomBytes(32);
-          return ok({ CiphertextBlob: seal(pt, body.EncryptionContext), Plaintext: pt.toString('base64'), KeyId: ARN, KeyMaterialId: materials[materials.length - 1].id });
+          return ok({
+            CiphertextBlob: seal(pt, body.EncryptionContext),
+            Plaintext: pt.toString('base64'),
+            KeyId: ARN,
+            KeyMaterialId: materials[materials.length - 1].id,
+          });
         }
         case 'Decrypt': {
           if (typeof body.CiphertextBlob !== 'string') return fail(400, 'ValidationException', 'CiphertextBlob');
@@ -108,16 +137,40 @@ function fakeKms() {
           if (!keyMatches(body.DestinationKeyId)) return fail(400, 'NotFoundException', 'destination key');
           const pt = open(String(body.CiphertextBlob), body.SourceEncryptionContext);
           if (!pt) return fail(400, 'InvalidCiphertextException', '');
-          return ok({ CiphertextBlob: seal(pt, body.DestinationEncryptionContext), KeyId: ARN, SourceKeyId: ARN, SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT', DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT' });
+          return ok({
+            CiphertextBlob: seal(pt, body.DestinationEncryptionContext),
+            KeyId: ARN,
+            SourceKeyId: ARN,
+            SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+            DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+          });
         }
         case 'DescribeKey':
           if (!keyMatches(body.KeyId)) return fail(400, 'NotFoundException', 'key');
-          return ok({ KeyMetadata: { AWSAccountId: '111122223333', Arn: ARN, KeyId: KEY_ID, CreationDate: materials[0].at, Enabled: true, KeyState: 'Enabled', KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' } });
+          return ok({
+            KeyMetadata: {
+              AWSAccountId: '111122223333',
+              Arn: ARN,
+              KeyId: KEY_ID,
+              CreationDate: materials[0].at,
+              Enabled: true,
+              KeyState: 'Enabled',
+              KeySpec: 'SYMMETRIC_DEFAULT',
+              KeyUsage: 'ENCRYPT_DECRYPT',
+            },
+          });
         case 'ListKeyRotations':
-          return ok({ Rotations: materials.slice(1).map((x) => ({ KeyId: ARN, RotationDate: x.at, RotationType: 'ON_DEMAND' })), Truncated: false });
+          return ok({
+            Rotations: materials.slice(1).map((x) => ({ KeyId: ARN, RotationDate: x.at, RotationType: 'ON_DEMAND' })),
+            Truncated: false,
+          });
         case 'RotateKeyOnDemand':
           if (!keyMatches(body.KeyId)) return fail(400, 'NotFoundException', 'key');
-          materials.push({ id: randomBytes(32).toString('hex'), key: randomBytes(32), at: Math.floor(Date.now() / 1000) });
+          materials.push({
+            id: randomBytes(32).toString('hex'),
+            key: randomBytes(32),
+            at: Math.floor(Date.now() / 1000),
+          });
           return ok({ KeyId: KEY_ID });
         default:
           return fail(400, 'UnknownOperationException', op);
@@ -150,26 +203,49 @@ test('AWS KMS adapter speaks the documented wire format: GenerateDataKey, Decryp
 
     assert.deepEqual(await km.unwrap(dk.wrapped, ctx), dk.plaintext);
     const dec = kms.calls.find((c) => c.target === 'Decrypt')!;
-    assert.deepEqual(dec.body, { CiphertextBlob: dk.wrapped.slice(5), EncryptionContext: ctx, KeyId: 'alias/tillpoint' });
+    assert.deepEqual(dec.body, {
+      CiphertextBlob: dk.wrapped.slice(5),
+      EncryptionContext: ctx,
+      KeyId: 'alias/tillpoint',
+    });
     // Another context: KMS refuses; the error says which exception, nothing more.
-    await assert.rejects(km.unwrap(dk.wrapped, { ...ctx, version: '2' }), (e: Error) => e instanceof KmsError && e.reason === 'InvalidCiphertextException' && !e.retryable);
+    await assert.rejects(
+      km.unwrap(dk.wrapped, { ...ctx, version: '2' }),
+      (e: Error) => e instanceof KmsError && e.reason === 'InvalidCiphertextException' && !e.retryable,
+    );
 
     // Rotate the KEK (new key material), ReEncrypt under it, the data key itself is unchanged.
     await km.rotate();
     const re = await km.rewrap(dk.wrapped, ctx);
     assert.notEqual(re.wrapped, dk.wrapped);
     const reCall = kms.calls.find((c) => c.target === 'ReEncrypt')!;
-    assert.deepEqual(Object.keys(reCall.body).sort(), ['CiphertextBlob', 'DestinationEncryptionContext', 'DestinationKeyId', 'SourceEncryptionContext']);
+    assert.deepEqual(Object.keys(reCall.body).sort(), [
+      'CiphertextBlob',
+      'DestinationEncryptionContext',
+      'DestinationKeyId',
+      'SourceEncryptionContext',
+    ]);
     assert.deepEqual(await km.unwrap(re.wrapped, ctx), dk.plaintext);
     const info = await km.describe();
     assert.equal(info.kekRef, `aws-kms:${ARN}`);
     assert.ok(info.createdAt!.getTime() > 1_700_000_000_000, 'age counts from the last rotation');
 
     kms.throttle();
-    await assert.rejects(km.unwrap(dk.wrapped, ctx), (e: Error) => e instanceof KmsError && e.reason === 'ThrottlingException' && e.retryable);
+    await assert.rejects(
+      km.unwrap(dk.wrapped, ctx),
+      (e: Error) => e instanceof KmsError && e.reason === 'ThrottlingException' && e.retryable,
+    );
     // Wrong credentials are refused by the signature check.
-    const bad = createAwsKmsKeyManager({ keyId: KEY_ID, region: REGION, endpoint, credentials: () => ({ ...CREDS, secretAccessKey: 'wrong' }) });
-    await assert.rejects(bad.generateDataKey(ctx), (e: Error) => e instanceof KmsError && e.reason === 'InvalidSignatureException');
+    const bad = createAwsKmsKeyManager({
+      keyId: KEY_ID,
+      region: REGION,
+      endpoint,
+      credentials: () => ({ ...CREDS, secretAccessKey: 'wrong' }),
+    });
+    await assert.rejects(
+      bad.generateDataKey(ctx),
+      (e: Error) => e instanceof KmsError && e.reason === 'InvalidSignatureException',
+    );
   } finally {
     kms.server.close();
   }
@@ -183,7 +259,10 @@ test('the vault runs on the AWS KMS adapter end to end: fields, rotation of the 
     await db.exec(`CREATE SCHEMA vt; CREATE TABLE vt.items (id text PRIMARY KEY, v_ct text)`);
     const field = { table: 'vt.items', idColumn: 'id', column: 'v_ct', purpose: 'aws_test' };
     const vault = createVault({
-      db, clock: fixedClock('2026-01-01T00:00:00Z'), fields: [field], vpaPattern: /./,
+      db,
+      clock: fixedClock('2026-01-01T00:00:00Z'),
+      fields: [field],
+      vpaPattern: /./,
       kms: createAwsKmsKeyManager({ keyId: KEY_ID, region: REGION, endpoint, credentials: () => CREDS }),
       config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
     });
@@ -194,9 +273,13 @@ test('the vault runs on the AWS KMS adapter end to end: fields, rotation of the 
     vault.keys.wipe();
     assert.equal(await vault.cipher.open(field, 'row1', s.ciphertext), '4111111111111111');
     // Every data key is stored wrapped by KMS, with its context.
-    const rows = await db.query<{ wrapped_key: string; purpose: string }>(`SELECT wrapped_key, purpose FROM vault.data_keys`);
+    const rows = await db.query<{ wrapped_key: string; purpose: string }>(
+      `SELECT wrapped_key, purpose FROM vault.data_keys`,
+    );
     for (const r of rows.rows) assert.match(r.wrapped_key, /^aws1:/);
-    const ctxs = kms.calls.filter((c) => c.target === 'Decrypt').map((c) => (c.body.EncryptionContext as Record<string, string>).purpose);
+    const ctxs = kms.calls
+      .filter((c) => c.target === 'Decrypt')
+      .map((c) => (c.body.EncryptionContext as Record<string, string>).purpose);
     assert.ok(ctxs.includes('aws_test'));
   } finally {
     kms.server.close();

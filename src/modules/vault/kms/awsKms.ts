@@ -44,7 +44,14 @@ interface ListKeyRotationsResponse {
 
 const PREFIX = 'aws1:';
 // Errors worth retrying: throttling and KMS-side trouble. Everything else is a refusal.
-const RETRYABLE = new Set(['ThrottlingException', 'KMSInternalException', 'DependencyTimeoutException', 'Timeout', 'NetworkError', 'UnreadableResponse']);
+const RETRYABLE = new Set([
+  'ThrottlingException',
+  'KMSInternalException',
+  'DependencyTimeoutException',
+  'Timeout',
+  'NetworkError',
+  'UnreadableResponse',
+]);
 
 export function createAwsKmsKeyManager(o: AwsKmsOptions): KeyManager {
   const call = createAwsJsonClient({
@@ -65,22 +72,33 @@ export function createAwsKmsKeyManager(o: AwsKmsOptions): KeyManager {
     }
   }
   const blob = (wrapped: string) => {
-    if (!wrapped.startsWith(PREFIX) || wrapped.length <= PREFIX.length) throw new KmsError('aws-kms', 'Decrypt', 'not an AWS KMS wrapped key', false);
+    if (!wrapped.startsWith(PREFIX) || wrapped.length <= PREFIX.length)
+      throw new KmsError('aws-kms', 'Decrypt', 'not an AWS KMS wrapped key', false);
     return wrapped.slice(PREFIX.length);
   };
-  const ref = (r: { KeyId: string; KeyMaterialId?: string }) => `aws-kms:${r.KeyId}${r.KeyMaterialId ? `#${r.KeyMaterialId.slice(0, 16)}` : ''}`;
+  const ref = (r: { KeyId: string; KeyMaterialId?: string }) =>
+    `aws-kms:${r.KeyId}${r.KeyMaterialId ? `#${r.KeyMaterialId.slice(0, 16)}` : ''}`;
 
   return {
     provider: 'aws-kms',
     async generateDataKey(context) {
-      const r = await kms<GenerateDataKeyResponse>('GenerateDataKey', { KeyId: o.keyId, KeySpec: 'AES_256', EncryptionContext: context });
+      const r = await kms<GenerateDataKeyResponse>('GenerateDataKey', {
+        KeyId: o.keyId,
+        KeySpec: 'AES_256',
+        EncryptionContext: context,
+      });
       const plaintext = Buffer.from(r.Plaintext ?? '', 'base64');
-      if (plaintext.length !== 32 || !r.CiphertextBlob) throw new KmsError('aws-kms', 'GenerateDataKey', 'unexpected response', false);
+      if (plaintext.length !== 32 || !r.CiphertextBlob)
+        throw new KmsError('aws-kms', 'GenerateDataKey', 'unexpected response', false);
       return { plaintext, wrapped: PREFIX + r.CiphertextBlob, kekRef: ref(r) };
     },
     async unwrap(wrapped: string, context: KeyContext) {
       // KeyId pins the key: a blob made under any other KMS key is refused, not decrypted.
-      const r = await kms<DecryptResponse>('Decrypt', { CiphertextBlob: blob(wrapped), EncryptionContext: context, KeyId: o.keyId });
+      const r = await kms<DecryptResponse>('Decrypt', {
+        CiphertextBlob: blob(wrapped),
+        EncryptionContext: context,
+        KeyId: o.keyId,
+      });
       const plaintext = Buffer.from(r.Plaintext ?? '', 'base64');
       if (plaintext.length !== 32) throw new KmsError('aws-kms', 'Decrypt', 'unexpected response', false);
       return plaintext;
@@ -111,7 +129,8 @@ export function createAwsKmsKeyManager(o: AwsKmsOptions): KeyManager {
       let latest = new Date(d.KeyMetadata.CreationDate * 1000);
       try {
         const rot = await kms<ListKeyRotationsResponse>('ListKeyRotations', { KeyId: d.KeyMetadata.KeyId });
-        for (const r of rot.Rotations ?? []) if (r.RotationDate * 1000 > latest.getTime()) latest = new Date(r.RotationDate * 1000);
+        for (const r of rot.Rotations ?? [])
+          if (r.RotationDate * 1000 > latest.getTime()) latest = new Date(r.RotationDate * 1000);
       } catch {
         // Older key policies may not allow kms:ListKeyRotations: the key's creation date stands in.
       }

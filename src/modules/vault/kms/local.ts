@@ -1,7 +1,24 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
-import { KmsError, contextBytes, type KekInfo, type KeyContext, type KeyManager, type WrappedDataKey } from './types.ts';
+import {
+  KmsError,
+  contextBytes,
+  type KekInfo,
+  type KeyContext,
+  type KeyManager,
+  type WrappedDataKey,
+} from './types.ts';
 
 // The embedded key manager: key-encrypting keys in a small JSON keyring, either a file under the
 // data directory (mode 0600, created on first start in development) or the value of a secret in
@@ -31,7 +48,10 @@ export type KeyringSource =
 
 /** A new keyring with one KEK, as JSON (what `tillpoint keys init-keyring` prints for a secret). */
 export function newKeyringJson(now = new Date()): string {
-  const ring: KeyringFile = { format: KEYRING_FORMAT, keys: [{ version: 1, key: randomBytes(32).toString('base64'), created_at: now.toISOString() }] };
+  const ring: KeyringFile = {
+    format: KEYRING_FORMAT,
+    keys: [{ version: 1, key: randomBytes(32).toString('base64'), created_at: now.toISOString() }],
+  };
   return JSON.stringify(ring, null, 2) + '\n';
 }
 
@@ -47,7 +67,8 @@ function parseKeyring(text: string, where: string): KeyringFile {
     throw new KmsError('local', 'load', `${where} is not a ${KEYRING_FORMAT} keyring`, false);
   }
   for (const k of ring.keys) {
-    if (!Number.isInteger(k.version) || k.version < 1) throw new KmsError('local', 'load', `${where}: a key has no valid version`, false);
+    if (!Number.isInteger(k.version) || k.version < 1)
+      throw new KmsError('local', 'load', `${where}: a key has no valid version`, false);
     if (!k.retired && (typeof k.key !== 'string' || Buffer.from(k.key, 'base64').length !== 32)) {
       throw new KmsError('local', 'load', `${where}: key version ${k.version} is not 32 bytes of base64`, false);
     }
@@ -87,7 +108,12 @@ function readKeyringFile(path: string): KeyringFile {
   const st = statSync(path);
   // Like ssh with a private key: a keyring others can read is refused, not used.
   if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-    throw new KmsError('local', 'load', `keyring file ${path} is accessible by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`, false);
+    throw new KmsError(
+      'local',
+      'load',
+      `keyring file ${path} is accessible by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`,
+      false,
+    );
   }
   return parseKeyring(readFileSync(path, 'utf8'), `keyring file ${path}`);
 }
@@ -165,7 +191,12 @@ export function createLocalKeyManager(source: KeyringSource, opts: { now?: () =>
 
   function mustBeWritable(op: string): string {
     if (source.kind !== 'file') {
-      throw new KmsError('local', op, `the keyring comes from the secret "${source.name}": change the secret instead (add a version with "tillpoint keys keyring-add-version", update the secret, then run "tillpoint keys rewrap-deks")`, false);
+      throw new KmsError(
+        'local',
+        op,
+        `the keyring comes from the secret "${source.name}": change the secret instead (add a version with "tillpoint keys keyring-add-version", update the secret, then run "tillpoint keys rewrap-deks")`,
+        false,
+      );
     }
     return source.path;
   }
@@ -222,6 +253,10 @@ export function createLocalKeyManager(source: KeyringSource, opts: { now?: () =>
 /** Adds a KEK version to keyring JSON (for keyrings kept in a secret). */
 export function addKeyringVersion(json: string, now = new Date()): string {
   const r = parseKeyring(json, 'keyring');
-  r.keys.push({ version: Math.max(...r.keys.map((k) => k.version)) + 1, key: randomBytes(32).toString('base64'), created_at: now.toISOString() });
+  r.keys.push({
+    version: Math.max(...r.keys.map((k) => k.version)) + 1,
+    key: randomBytes(32).toString('base64'),
+    created_at: now.toISOString(),
+  });
   return JSON.stringify(r, null, 2) + '\n';
 }

@@ -56,5 +56,12 @@ export class KmsError extends Error {
 
 /** Canonical text of a context, for providers that take bytes (sorted keys, length-prefixed). */
 export function contextBytes(context: KeyContext): Buffer {
-  return Buffer.from(JSON.stringify(Object.keys(context).sort().map((k) => [k, context[k]])), 'utf8');
+  return Buffer.from(
+    JSON.stringify(
+      Object.keys(context)
+        .sort()
+        .map((k) => [k, context[k]]),
+    ),
+    'utf8',
+  );
 }

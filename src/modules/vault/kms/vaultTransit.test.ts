@@ -22,7 +22,10 @@ function fakeVault(opts: { derived?: boolean } = {}) {
   const versions: { key: Buffer; at: string }[] = [{ key: randomBytes(32), at: '2025-06-01T00:00:00Z' }];
   let minDecrypt = 1;
   const calls: { path: string; body: Record<string, unknown>; headers: Record<string, unknown> }[] = [];
-  const derive = (v: number, ctx: string) => createHmac('sha256', versions[v - 1].key).update(Buffer.from(ctx, 'base64')).digest();
+  const derive = (v: number, ctx: string) =>
+    createHmac('sha256', versions[v - 1].key)
+      .update(Buffer.from(ctx, 'base64'))
+      .digest();
   const enc = (pt: Buffer, ctx: string) => {
     const v = versions.length;
     const iv = randomBytes(12);
@@ -53,24 +56,39 @@ function fakeVault(opts: { derived?: boolean } = {}) {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(body === undefined ? '' : JSON.stringify(body));
       };
-      const data = (d: unknown) => send(200, { request_id: randomUUID(), lease_id: '', renewable: false, lease_duration: 0, data: d, wrap_info: null, warnings: null, auth: null });
+      const data = (d: unknown) =>
+        send(200, {
+          request_id: randomUUID(),
+          lease_id: '',
+          renewable: false,
+          lease_duration: 0,
+          data: d,
+          wrap_info: null,
+          warnings: null,
+          auth: null,
+        });
       const errors = (status: number, msg: string) => send(status, { errors: [msg] });
       if (req.headers['x-vault-token'] !== TOKEN) return errors(403, 'permission denied');
       const body = text ? JSON.parse(text) : {};
       const path = req.url ?? '';
       calls.push({ path: `${req.method} ${path}`, body, headers: req.headers });
-      if (req.method === 'POST' && text && req.headers['content-type'] !== 'application/json') return errors(400, 'content type');
+      if (req.method === 'POST' && text && req.headers['content-type'] !== 'application/json')
+        return errors(400, 'content type');
       const needCtx = () => opts.derived !== false && (typeof body.context !== 'string' || body.context === '');
       let m: RegExpExecArray | null;
       if (req.method === 'POST' && (m = /^\/v1\/transit\/datakey\/(plaintext|wrapped)\/tillpoint$/.exec(path))) {
-        if (needCtx()) return errors(400, 'missing \'context\' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key');
+        if (needCtx())
+          return errors(
+            400,
+            "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key",
+          );
         if (body.bits !== undefined && ![128, 256, 512].includes(body.bits)) return errors(400, 'invalid bits');
         const pt = randomBytes((body.bits ?? 256) / 8);
         const out = enc(pt, body.context ?? '');
         return data(m[1] === 'plaintext' ? { plaintext: pt.toString('base64'), ...out } : out);
       }
       if (req.method === 'POST' && path === '/v1/transit/decrypt/tillpoint') {
-        if (needCtx()) return errors(400, 'missing \'context\' for key derivation');
+        if (needCtx()) return errors(400, "missing 'context' for key derivation");
         const r = dec(String(body.ciphertext), body.context ?? '');
         return typeof r === 'string' ? errors(400, r) : data({ plaintext: r.toString('base64') });
       }
@@ -90,7 +108,17 @@ function fakeVault(opts: { derived?: boolean } = {}) {
       if (req.method === 'GET' && path === '/v1/transit/keys/tillpoint') {
         const keys: Record<string, number> = {};
         versions.forEach((v, i) => (keys[String(i + 1)] = Math.floor(new Date(v.at).getTime() / 1000)));
-        return data({ name: 'tillpoint', type: 'aes256-gcm96', derived: opts.derived !== false, latest_version: versions.length, min_decryption_version: minDecrypt, min_encryption_version: 0, keys, deletion_allowed: false, exportable: false });
+        return data({
+          name: 'tillpoint',
+          type: 'aes256-gcm96',
+          derived: opts.derived !== false,
+          latest_version: versions.length,
+          min_decryption_version: minDecrypt,
+          min_encryption_version: 0,
+          keys,
+          deletion_allowed: false,
+          exportable: false,
+        });
       }
       return errors(404, `no handler for route "${path}"`);
     });
@@ -109,7 +137,12 @@ test('Vault transit adapter follows the documented API: datakey, decrypt, rewrap
   const vault = fakeVault();
   const address = await vault.listen();
   try {
-    const km = createVaultTransitKeyManager({ address, token: () => TOKEN, keyName: 'tillpoint', namespace: 'payments' });
+    const km = createVaultTransitKeyManager({
+      address,
+      token: () => TOKEN,
+      keyName: 'tillpoint',
+      namespace: 'payments',
+    });
     const ctx = { app: 'tillpoint', purpose: 'payer_vpa', kind: 'aead', version: '1' };
     const dk = await km.generateDataKey(ctx);
     assert.match(dk.wrapped, /^vault:v1:/);
@@ -120,7 +153,10 @@ test('Vault transit adapter follows the documented API: datakey, decrypt, rewrap
     assert.equal(typeof call.body.context, 'string');
     assert.equal(call.headers['x-vault-namespace'], 'payments');
     assert.deepEqual(await km.unwrap(dk.wrapped, ctx), dk.plaintext);
-    await assert.rejects(km.unwrap(dk.wrapped, { ...ctx, purpose: 'other' }), (e: Error) => e instanceof KmsError && /message authentication failed/.test(e.message));
+    await assert.rejects(
+      km.unwrap(dk.wrapped, { ...ctx, purpose: 'other' }),
+      (e: Error) => e instanceof KmsError && /message authentication failed/.test(e.message),
+    );
 
     const after = await km.rotate();
     assert.equal(after.kekRef, 'vault-transit:tillpoint:v2');
@@ -128,13 +164,27 @@ test('Vault transit adapter follows the documented API: datakey, decrypt, rewrap
     assert.match(re.wrapped, /^vault:v2:/);
     assert.equal(re.kekRef, 'vault-transit:tillpoint:v2');
     assert.equal(await km.retireOldVersions(), 1);
-    await assert.rejects(km.unwrap(dk.wrapped, ctx), (e: Error) => e instanceof KmsError && /too old/.test(e.message), 'v1 no longer decrypts');
+    await assert.rejects(
+      km.unwrap(dk.wrapped, ctx),
+      (e: Error) => e instanceof KmsError && /too old/.test(e.message),
+      'v1 no longer decrypts',
+    );
     assert.deepEqual(await km.unwrap(re.wrapped, ctx), dk.plaintext);
     const info = await km.describe();
-    assert.deepEqual(info.versions!.map((v) => [v.version, v.usable]), [[1, false], [2, true]]);
+    assert.deepEqual(
+      info.versions!.map((v) => [v.version, v.usable]),
+      [
+        [1, false],
+        [2, true],
+      ],
+    );
 
     const wrongToken = createVaultTransitKeyManager({ address, token: () => 'nope', keyName: 'tillpoint' });
-    await assert.rejects(wrongToken.generateDataKey(ctx), (e: Error) => e instanceof KmsError && /HTTP 403: permission denied/.test(e.message) && !e.message.includes('nope'));
+    await assert.rejects(
+      wrongToken.generateDataKey(ctx),
+      (e: Error) =>
+        e instanceof KmsError && /HTTP 403: permission denied/.test(e.message) && !e.message.includes('nope'),
+    );
   } finally {
     vault.server.close();
   }
@@ -144,7 +194,10 @@ test('Vault transit: a key without derivation is refused at start', async () => 
   const vault = fakeVault({ derived: false });
   const address = await vault.listen();
   try {
-    await assert.rejects(createVaultTransitKeyManager({ address, token: () => TOKEN, keyName: 'tillpoint' }).describe(), /derived=true/);
+    await assert.rejects(
+      createVaultTransitKeyManager({ address, token: () => TOKEN, keyName: 'tillpoint' }).describe(),
+      /derived=true/,
+    );
   } finally {
     vault.server.close();
   }
@@ -158,7 +211,10 @@ test('the vault runs on Vault transit end to end, including KEK rotation and ret
     await db.exec(`CREATE SCHEMA vt; CREATE TABLE vt.items (id text PRIMARY KEY, v_ct text)`);
     const field = { table: 'vt.items', idColumn: 'id', column: 'v_ct', purpose: 'vault_test' };
     const vault = createVault({
-      db, clock: fixedClock('2026-01-01T00:00:00Z'), fields: [field], vpaPattern: /./,
+      db,
+      clock: fixedClock('2026-01-01T00:00:00Z'),
+      fields: [field],
+      vpaPattern: /./,
       kms: createVaultTransitKeyManager({ address, token: () => TOKEN, keyName: 'tillpoint' }),
       config: { cacheTtlMs: 0, rewrapBatchSize: 10, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
     });

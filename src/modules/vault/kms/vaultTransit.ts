@@ -47,7 +47,12 @@ export function createVaultTransitKeyManager(o: VaultTransitOptions): KeyManager
         signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
       });
     } catch (e) {
-      throw new KmsError('vault-transit', operation, (e as Error).name === 'TimeoutError' ? 'timeout' : 'unreachable', true);
+      throw new KmsError(
+        'vault-transit',
+        operation,
+        (e as Error).name === 'TimeoutError' ? 'timeout' : 'unreachable',
+        true,
+      );
     }
     if (res.status === 204) return undefined as T;
     const text = await res.text();
@@ -61,7 +66,12 @@ export function createVaultTransitKeyManager(o: VaultTransitOptions): KeyManager
       // Vault's messages name the failure ("permission denied", "cipher: message authentication
       // failed"); they carry no key material. Keep the first, shortened.
       const msg = (parsed.errors ?? [])[0]?.slice(0, 160) ?? '';
-      throw new KmsError('vault-transit', operation, `HTTP ${res.status}${msg ? `: ${msg}` : ''}`, res.status >= 500 || res.status === 429);
+      throw new KmsError(
+        'vault-transit',
+        operation,
+        `HTTP ${res.status}${msg ? `: ${msg}` : ''}`,
+        res.status >= 500 || res.status === 429,
+      );
     }
     return parsed.data as T;
   }
@@ -72,27 +82,41 @@ export function createVaultTransitKeyManager(o: VaultTransitOptions): KeyManager
   };
 
   async function readKey() {
-    return vault<{ latest_version: number; min_decryption_version: number; derived: boolean; type: string; keys: Record<string, number | string> }>(
-      'read key', 'GET', `/keys/${name}`,
-    );
+    return vault<{
+      latest_version: number;
+      min_decryption_version: number;
+      derived: boolean;
+      type: string;
+      keys: Record<string, number | string>;
+    }>('read key', 'GET', `/keys/${name}`);
   }
-  const asDate = (v: number | string | undefined) => (v === undefined ? null : typeof v === 'number' ? new Date(v * 1000) : new Date(v));
+  const asDate = (v: number | string | undefined) =>
+    v === undefined ? null : typeof v === 'number' ? new Date(v * 1000) : new Date(v);
 
   return {
     provider: 'vault-transit',
     async generateDataKey(context) {
-      const d = await vault<{ plaintext: string; ciphertext: string; key_version: number }>('datakey', 'POST', `/datakey/plaintext/${name}`, {
-        bits: 256,
-        context: ctx(context),
-      });
+      const d = await vault<{ plaintext: string; ciphertext: string; key_version: number }>(
+        'datakey',
+        'POST',
+        `/datakey/plaintext/${name}`,
+        {
+          bits: 256,
+          context: ctx(context),
+        },
+      );
       const plaintext = Buffer.from(d?.plaintext ?? '', 'base64');
-      if (plaintext.length !== 32 || !d?.ciphertext) throw new KmsError('vault-transit', 'datakey', 'unexpected response', false);
+      if (plaintext.length !== 32 || !d?.ciphertext)
+        throw new KmsError('vault-transit', 'datakey', 'unexpected response', false);
       checkWrapped(d.ciphertext, 'datakey');
       return { plaintext, wrapped: d.ciphertext, kekRef: ref(d.key_version) };
     },
     async unwrap(wrapped, context) {
       checkWrapped(wrapped, 'decrypt');
-      const d = await vault<{ plaintext: string }>('decrypt', 'POST', `/decrypt/${name}`, { ciphertext: wrapped, context: ctx(context) });
+      const d = await vault<{ plaintext: string }>('decrypt', 'POST', `/decrypt/${name}`, {
+        ciphertext: wrapped,
+        context: ctx(context),
+      });
       const plaintext = Buffer.from(d?.plaintext ?? '', 'base64');
       if (plaintext.length !== 32) throw new KmsError('vault-transit', 'decrypt', 'unexpected response', false);
       return plaintext;
@@ -100,7 +124,10 @@ export function createVaultTransitKeyManager(o: VaultTransitOptions): KeyManager
     async rewrap(wrapped, context) {
       checkWrapped(wrapped, 'rewrap');
       // Vault decrypts and encrypts under the latest key version itself; no plaintext comes back.
-      const d = await vault<{ ciphertext: string; key_version: number }>('rewrap', 'POST', `/rewrap/${name}`, { ciphertext: wrapped, context: ctx(context) });
+      const d = await vault<{ ciphertext: string; key_version: number }>('rewrap', 'POST', `/rewrap/${name}`, {
+        ciphertext: wrapped,
+        context: ctx(context),
+      });
       checkWrapped(d?.ciphertext ?? '', 'rewrap');
       return { wrapped: d.ciphertext, kekRef: ref(d.key_version) };
     },
@@ -117,10 +144,24 @@ export function createVaultTransitKeyManager(o: VaultTransitOptions): KeyManager
     async describe(): Promise<KekInfo> {
       const k = await readKey();
       if (!k.derived) {
-        throw new KmsError('vault-transit', 'read key', `transit key "${o.keyName}" must be created with derived=true, so each data key is bound to its purpose`, false);
+        throw new KmsError(
+          'vault-transit',
+          'read key',
+          `transit key "${o.keyName}" must be created with derived=true, so each data key is bound to its purpose`,
+          false,
+        );
       }
-      const versions = Object.entries(k.keys ?? {}).map(([v, t]) => ({ version: Number(v), createdAt: asDate(t), usable: Number(v) >= k.min_decryption_version }));
-      return { provider: 'vault-transit', kekRef: ref(k.latest_version), createdAt: asDate(k.keys?.[String(k.latest_version)]), versions };
+      const versions = Object.entries(k.keys ?? {}).map(([v, t]) => ({
+        version: Number(v),
+        createdAt: asDate(t),
+        usable: Number(v) >= k.min_decryption_version,
+      }));
+      return {
+        provider: 'vault-transit',
+        kekRef: ref(k.latest_version),
+        createdAt: asDate(k.keys?.[String(k.latest_version)]),
+        versions,
+      };
     },
   };
 }
