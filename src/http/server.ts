@@ -14,6 +14,7 @@ import type { Principal } from './principal.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { runWithRequestContext } from './requestContext.ts';
 import { createEdgeProtection } from '../modules/edge/index.ts';
+import { registerTracing } from './tracing.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -117,6 +118,8 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 200 },
   });
   app.setValidatorCompiler(validatorCompiler);
+  // Server spans for every route registered after this point (off unless tracing is configured).
+  await registerTracing(app);
 
   // JSON with the raw text kept: signed inbound calls are verified over the exact bytes sent.
   // strictJson refuses __proto__ / constructor pollution and duplicate keys.

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { traceFields } from './tracing.ts';
 
 // JSON logs. Redaction is configured here, once: any field with one of these names is
 // censored wherever it appears, so a handler cannot leak a VPA or a key by logging an object.
@@ -146,6 +147,8 @@ export function createLogger(opts: { level?: string; destination?: pino.Destinat
       level: opts.level ?? 'info',
       base: { service: 'tillpoint' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // The active trace's ids on every line written inside a span (nothing while tracing is off).
+      mixin: traceFields,
       redact: {
         paths: REDACTED_KEYS.map((k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`)),
         censor: '[redacted]',

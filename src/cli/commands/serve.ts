@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../../platform/config.ts';
 import { onShutdown, type Command } from '../command.ts';
 import { startHealthServer } from '../health.ts';
+import { readFileSync } from 'node:fs';
+import { startTracing, tracingSettings } from '../../platform/tracing.ts';
 
 export const serve: Command = {
   name: 'serve',
@@ -13,6 +15,9 @@ export const serve: Command = {
     const role = values.role as string;
     if (!['api', 'worker', 'terminal-gateway', 'all'].includes(role))
       throw new ConfigError('--role', 'must be api, worker, terminal-gateway or all');
+    // Tracing starts before the app so every span of its start-up and requests has a provider.
+    const traceSettings = tracingSettings(process.env, `tillpoint-${role}`);
+    const tracing = traceSettings ? await startTracing(traceSettings, packageVersion()) : undefined;
     const { createApp } = await import('../../app.ts');
     const app = await createApp({ role: role as 'api' | 'worker' | 'terminal-gateway' | 'all' });
     const url = await app.start();
@@ -33,6 +38,8 @@ export const serve: Command = {
         `  OpenAPI:  ${c.publicUrl}/openapi.json`,
         `  Metrics:  ${c.publicUrl}/metrics`,
       );
+      if (traceSettings)
+        lines.push(`  Traces:   OTLP to ${traceSettings.endpoint} (sampling ${traceSettings.sampleRatio})`);
       if (c.embeddedBankSim) lines.push(`  Bank sim: ${c.publicUrl}/sim (development only)`);
       if (c.mode !== 'production') {
         const { loadDemo } = await import('../../roles/demo.ts');
@@ -65,6 +72,7 @@ export const serve: Command = {
         health?.drain();
         await app.stop();
         await health?.close();
+        await tracing?.shutdown();
         app.logger.info('stopped');
       },
       {
@@ -79,3 +87,8 @@ export const serve: Command = {
     return undefined;
   },
 };
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
+}

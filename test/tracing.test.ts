@@ -1,0 +1,122 @@
+// Tracing: a payment's trace from the HTTP call through the bank call and the bank's callback,
+// exported over OTLP/HTTP. No OpenTelemetry Collector is packaged for this machine, so the
+// receiver here is a plain HTTP server that decodes the OTLP/HTTP JSON body as the
+// specification defines it (opentelemetry-proto's ExportTraceServiceRequest, ids in hex).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { startTracing, tracingSettings, withSpan, currentTraceparent, type Tracing } from '../src/platform/tracing.ts';
+import { freePort } from '../src/platform/freePort.ts';
+import { startTestApp, type TestApp } from './helpers/harness.ts';
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  attributes?: { key: string; value: Record<string, unknown> }[];
+}
+
+function attr(span: OtlpSpan, key: string): unknown {
+  const v = span.attributes?.find((a) => a.key === key)?.value;
+  return v ? Object.values(v)[0] : undefined;
+}
+
+describe('tracing off (the default)', () => {
+  test('no endpoint, no tracing; a bad endpoint or ratio is refused at start', () => {
+    assert.equal(tracingSettings({}, 'tillpoint'), undefined);
+    assert.equal(
+      tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }, 'x'),
+      undefined,
+    );
+    assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }, 'tillpoint-api'), {
+      endpoint: 'http://collector:4318/v1/traces',
+      serviceName: 'tillpoint-api',
+      sampleRatio: 1,
+    });
+    assert.throws(
+      () => tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector:4318' }, 'x'),
+      /http\(s\) URL/,
+    );
+    assert.throws(
+      () => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER_ARG: '2' }, 'x'),
+      /0 to 1/,
+    );
+  });
+
+  test('spans are no-ops and nothing is propagated', async () => {
+    const r = await withSpan('noop', {}, async (span) => {
+      assert.equal(span.isRecording(), false);
+      return currentTraceparent();
+    });
+    assert.equal(r, null);
+  });
+});
+
+describe('tracing on, exported over OTLP/HTTP', () => {
+  let receiver: Server;
+  let tracing: Tracing;
+  let t: TestApp;
+  const spans: OtlpSpan[] = [];
+  const bodies: string[] = [];
+  const logLines: string[] = [];
+
+  before(async () => {
+    const port = await freePort();
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        bodies.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+        const body = JSON.parse(text) as {
+          resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[];
+        };
+        for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(port, '127.0.0.1', r));
+    const settings = tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }, 'tillpoint-test');
+    tracing = await startTracing(settings!, '0.0.0-test');
+    t = await startTestApp({ logLines });
+  });
+
+  after(async () => {
+    await t?.close();
+    await tracing?.shutdown();
+    receiver?.close();
+  });
+
+  test("a payment's HTTP call continues the caller's trace, and its log lines carry the trace id", async () => {
+    const { terminal } = await t.seedMerchant();
+    const traceId = randomBytes(16).toString('hex');
+    const parentSpanId = randomBytes(8).toString('hex');
+    const p = await t.request(
+      'POST',
+      '/v1/payments',
+      { terminal_id: terminal.id, amount: 4200, currency: 'INR', method: 'upi_collect', payer_vpa: 'meera.s@okicici' },
+      { traceparent: `00-${traceId}-${parentSpanId}-01` },
+    );
+    assert.equal(p.status, 201);
+    await t.eventually(async () => (await t.request('GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded');
+
+    await tracing.shutdown(); // flushes every buffered span to the receiver
+    assert.ok(
+      bodies.every((b) => b.startsWith('POST /v1/traces application/json')),
+      bodies.join('\n'),
+    );
+    const ours = spans.filter((s) => s.traceId === traceId);
+    const server = ours.find((s) => s.parentSpanId === parentSpanId);
+    assert.ok(server, `a server span whose parent is the caller's span: ${JSON.stringify(ours.map((s) => s.name))}`);
+    assert.equal(server.name, 'POST /v1/payments');
+    assert.equal(server.kind, 2, 'SPAN_KIND_SERVER');
+    assert.match(String(attr(server, 'tillpoint.request_id')), /^req_/);
+
+    const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.trace_id === traceId);
+    assert.ok(lines.length >= 1, 'the request log line carries the trace id');
+    assert.ok(lines.every((l) => typeof l.span_id === 'string' && /^[0-9a-f]{16}$/.test(l.span_id as string)));
+  });
+});
