@@ -14,7 +14,7 @@ import type { Command } from '../command.ts';
 // signed with the audit signing key. Exit 1 when an automated check failed or could not run.
 
 const USAGE = `usage:
-  tillpoint compliance report [--format json|html] [--out DIR] [--npm-audit] [--tls-at-gateway]
+  tillpoint compliance report [--format json|html] [--out DIR] [--npm-audit] [--aws] [--tls-at-gateway]
   tillpoint compliance verify FILE [--public-key BASE64]`;
 
 /** Gathers, builds and signs the report for the installation `config` describes. */
@@ -24,6 +24,9 @@ export async function complianceReport(o: {
   clock?: Clock;
   npmAudit?: boolean;
   tlsAtGateway?: boolean;
+  /** Read AWS Config, CloudTrail, S3 Object Lock and Inspector (AWS_REGION and credentials). */
+  aws?: boolean;
+  env?: Record<string, string | undefined>;
 }) {
   const { config, db } = o;
   const clock = o.clock ?? systemClock;
@@ -75,6 +78,7 @@ export async function complianceReport(o: {
       npmAudit: o.npmAudit,
       tlsAtGateway: o.tlsAtGateway,
       keysFromDataDir: config.audit.signingKey ? [] : ['AUDIT_SIGNING_KEY (a key file under the data dir)'],
+      aws: o.aws ? await readAws(config, o.env ?? process.env) : undefined,
     });
     return signReport(buildReport(facts, { now: clock.now(), publicUrl: config.publicUrl }), keys);
   } finally {
@@ -82,10 +86,25 @@ export async function complianceReport(o: {
   }
 }
 
+/** The AWS evidence, or why it could not be read (no region, no credentials). */
+async function readAws(config: Config, env: Record<string, string | undefined>) {
+  const { awsCredentials, hasAwsCredentials } = await import('../../platform/aws.ts');
+  const { gatherAwsEvidence } = await import('../../modules/compliance/index.ts');
+  const s3 = config.audit.export.target === 's3' ? config.audit.export.s3 : undefined;
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? s3?.region;
+  if (!region) return { configured: false as const, reason: '--aws was given but AWS_REGION is not set' };
+  if (!hasAwsCredentials(env))
+    return {
+      configured: false as const,
+      reason: '--aws was given but no AWS credentials (keys or web identity) are set',
+    };
+  return gatherAwsEvidence({ region, credentials: awsCredentials(env), auditBucket: s3?.bucket, env });
+}
+
 export const compliance: Command = {
   name: 'compliance',
   usage:
-    'compliance report [--format json|html] [--out DIR] [--npm-audit] [--tls-at-gateway] | verify FILE [--public-key B64]',
+    'compliance report [--format json|html] [--out DIR] [--npm-audit] [--aws] [--tls-at-gateway] | verify FILE [--public-key B64]',
   summary:
     'PCI DSS v4.0.1 evidence report: automated checks against this installation, signed with the audit key; verify a report file.',
   async run(argv) {
@@ -97,6 +116,7 @@ export const compliance: Command = {
           format: { type: 'string', default: 'json' },
           out: { type: 'string' },
           'npm-audit': { type: 'boolean', default: false },
+          aws: { type: 'boolean', default: false },
           'tls-at-gateway': { type: 'boolean', default: false },
         },
       });
@@ -116,6 +136,7 @@ export const compliance: Command = {
           config,
           db,
           npmAudit: values['npm-audit'],
+          aws: values.aws,
           tlsAtGateway: values['tls-at-gateway'],
         });
       } finally {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AwsEvidence } from './awsEvidence.ts';
 import { canonicalJson } from '../audit/index.ts';
 
 // PCI DSS v4.0.1 checks as pure functions of facts gathered from the live system (facts.ts):
@@ -71,7 +72,7 @@ export interface ComplianceFacts {
   rate_limits: { enabled: boolean; signin: string; mfa: string };
   waf: { events_file: string | null; blocked: number | null; detected: number | null };
   npm_audit: { ran: false; reason: string } | { ran: true; counts: Record<string, number> };
-  aws: { configured: boolean };
+  aws: { configured: false; reason?: string } | AwsEvidence;
 }
 
 export const evidenceHash = (evidence: unknown) =>
@@ -103,6 +104,118 @@ const auto = (id: string, req: string, title: string, ok: boolean, pass: string,
   row(id, req, title, 'automated', ok ? 'pass' : 'fail', ok ? pass : fail, evidence);
 const manual = (id: string, req: string, title: string, attach: string) =>
   row(id, req, title, 'manual', 'manual', `Attach: ${attach}`, null);
+
+const AWS_TITLE = 'Cloud evidence (AWS Config rules, CloudTrail, S3 Object Lock, Inspector findings)';
+/** The audit trail's retention (10.5.1): 12 months, the WORM bucket's default retention at least that. */
+const MIN_LOCK_DAYS = 365;
+
+/** The rows read from AWS (awsEvidence.ts); one "not configured" row when the report did not read AWS. */
+export function awsChecks(aws: ComplianceFacts['aws']): CheckResult[] {
+  if (!aws.configured)
+    return [
+      row(
+        '12.aws-evidence',
+        '10.3.3 / 11.3 / 12',
+        AWS_TITLE,
+        'automated',
+        'not_configured',
+        `not configured: ${aws.reason ?? 'pass --aws (with AWS_REGION and credentials) to read them'}; otherwise attach their exports`,
+        { configured: false },
+      ),
+    ];
+  const failed = (e: { error: string }) => ({ status: 'error' as const, summary: `could not read: ${e.error}` });
+  const rows: CheckResult[] = [];
+
+  const cr = aws.config_rules;
+  if ('error' in cr) rows.push(errorRow('12.aws-config', '12.4 / 2.2', 'AWS Config rules', failed(cr).summary, cr));
+  else {
+    const bad = cr.rules.filter((r) => r.compliance === 'NON_COMPLIANT').map((r) => r.name);
+    rows.push(
+      auto(
+        '12.aws-config',
+        '12.4 / 2.2',
+        'AWS Config rules all compliant',
+        cr.rules.length > 0 && bad.length === 0,
+        `${cr.rules.length} rules evaluated, none non-compliant`,
+        cr.rules.length === 0
+          ? 'no AWS Config rules are evaluated in this account and region'
+          : `non-compliant: ${bad.join(', ')}`,
+        cr,
+      ),
+    );
+  }
+
+  const ct = aws.cloudtrail;
+  if ('error' in ct) rows.push(errorRow('10.aws-cloudtrail', '10.2.1 / 10.3.4', 'CloudTrail', failed(ct).summary, ct));
+  else {
+    const good = ct.trails.filter((t) => t.multi_region && t.is_logging && t.log_file_validation);
+    rows.push(
+      auto(
+        '10.aws-cloudtrail',
+        '10.2.1 / 10.3.4',
+        'CloudTrail: a multi-region trail logging, with log file validation',
+        good.length > 0,
+        `logging: ${good.map((t) => t.name).join(', ')}`,
+        ct.trails.length === 0
+          ? 'no CloudTrail trail'
+          : `no trail is multi-region, logging and validated: ${ct.trails.map((t) => `${t.name} (multi-region ${t.multi_region}, logging ${t.is_logging}, validation ${t.log_file_validation})`).join('; ')}`,
+        ct,
+      ),
+    );
+  }
+
+  const ol = aws.object_lock;
+  if (ol === null)
+    rows.push(
+      row(
+        '10.aws-object-lock',
+        '10.3.3 / 10.5.1',
+        'Audit trail WORM bucket (S3 Object Lock)',
+        'automated',
+        'not_applicable',
+        'the audit trail is not exported to S3 (AUDIT_EXPORT_TARGET): see the audit export row',
+        null,
+      ),
+    );
+  else if ('error' in ol)
+    rows.push(errorRow('10.aws-object-lock', '10.3.3 / 10.5.1', 'S3 Object Lock', failed(ol).summary, ol));
+  else {
+    const ok = ol.enabled && ol.mode === 'COMPLIANCE' && (ol.retention_days ?? 0) >= MIN_LOCK_DAYS;
+    rows.push(
+      auto(
+        '10.aws-object-lock',
+        '10.3.3 / 10.5.1',
+        'Audit trail WORM bucket: Object Lock in compliance mode for 12 months or more',
+        ok,
+        `${ol.bucket}: ${ol.mode} for ${ol.retention_days} days`,
+        `${ol.bucket}: Object Lock ${ol.enabled ? 'enabled' : 'not enabled'}, mode ${ol.mode ?? 'none'}, default retention ${ol.retention_days ?? 'none'} days (needs COMPLIANCE, ${MIN_LOCK_DAYS}+)`,
+        ol,
+      ),
+    );
+  }
+
+  const ins = aws.inspector;
+  if ('error' in ins)
+    rows.push(errorRow('6.aws-inspector', '6.3.3 / 11.3.1', 'Amazon Inspector', failed(ins).summary, ins));
+  else {
+    const n = ins.active_critical + ins.active_high;
+    rows.push(
+      auto(
+        '6.aws-inspector',
+        '6.3.3 / 11.3.1',
+        'Amazon Inspector: no active critical or high findings',
+        n === 0,
+        'no active critical or high findings',
+        `${ins.active_critical} critical and ${ins.active_high} high findings active${ins.capped ? ' (at least; the count stopped at its page limit)' : ''}`,
+        ins,
+      ),
+    );
+  }
+  return rows;
+}
+
+const errorRow = (id: string, req: string, title: string, summary: string, evidence: unknown) =>
+  row(id, req, title, 'automated', 'error', summary, evidence);
 
 export function runChecks(f: ComplianceFacts, now: Date): CheckResult[] {
   const out: CheckResult[] = [];
@@ -419,17 +532,7 @@ export function runChecks(f: ComplianceFacts, now: Date): CheckResult[] {
       'the plan; README "where to look at 3 a.m." and the alert rules are its technical part',
     ),
   );
-  out.push(
-    row(
-      '12.aws-evidence',
-      '10.3.3 / 11.3 / 12',
-      'Cloud evidence (AWS Config rules, CloudTrail, S3 Object Lock, Inspector findings)',
-      'automated',
-      'not_configured',
-      'not configured: this report does not read AWS services; attach their exports',
-      { configured: f.aws.configured },
-    ),
-  );
+  out.push(...awsChecks(f.aws));
   out.push(
     row(
       '1-network',

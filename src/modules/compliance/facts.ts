@@ -70,6 +70,8 @@ export interface FactSources {
   npmAudit?: boolean;
   /** Whether the secrets named in the config came from files under the data dir (development). */
   keysFromDataDir?: string[];
+  /** Evidence read from AWS (awsEvidence.ts), when the report was asked to read it. */
+  aws?: ComplianceFacts['aws'];
 }
 
 const perHour = (perSecond: number) => Math.round(perSecond * 3600);
@@ -212,6 +214,6 @@ export async function gatherFacts(s: FactSources): Promise<ComplianceFacts> {
     },
     waf,
     npm_audit: npmAudit,
-    aws: { configured: false },
+    aws: s.aws ?? { configured: false },
   };
 }

@@ -1,5 +1,6 @@
 export {
   runChecks,
+  awsChecks,
   evidenceHash,
   type CheckResult,
   type CheckKind,
@@ -16,3 +17,4 @@ export {
   type ComplianceReport,
   type SignedReport,
 } from './report.ts';
+export { gatherAwsEvidence, type AwsEvidence, type AwsEvidenceOptions } from './awsEvidence.ts';
