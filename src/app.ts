@@ -36,6 +36,7 @@ import {
   type PaymentHooks,
 } from './modules/payments/index.ts';
 import { registerConsole } from './http/console.ts';
+import { generateComplianceReport, registerComplianceRoutes } from './modules/compliance/index.ts';
 import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
 import { bindBankSecrets, createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
@@ -207,6 +208,23 @@ export async function createApp(opts: AppOptions = {}) {
     registerTerminalRoutes(http, { db, config });
     registerRewardsRoutes(http, rewards);
     registerVaultRoutes(http, vault.tokens);
+    registerComplianceRoutes(http, {
+      keys: vault,
+      report: () =>
+        generateComplianceReport(
+          {
+            config,
+            db,
+            clock,
+            identity,
+            vault,
+            audit,
+            keysFromDataDir: config.audit.signingKey ? [] : ['AUDIT_SIGNING_KEY (a key file under the data dir)'],
+          },
+          audit.keys,
+          config.publicUrl,
+        ),
+    });
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim)

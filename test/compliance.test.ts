@@ -136,6 +136,31 @@ describe('compliance report', () => {
     assert.match(r.summary, /plain HTTP/);
   });
 
+  test('over the API: key status without key material, and the live report, signed and verifiable', async () => {
+    const keys = await t.request('GET', '/v1/keys');
+    assert.equal(keys.status, 200);
+    assert.equal(keys.body.kek.provider, 'local');
+    assert.ok(keys.body.keys.length > 0);
+    for (const k of keys.body.keys) {
+      assert.deepEqual(Object.keys(k).sort(), [
+        'age_days',
+        'created_at',
+        'cryptoperiod_days',
+        'encrypted_rows',
+        'kind',
+        'overdue',
+        'purpose',
+        'state',
+        'version',
+      ]);
+    }
+    const r = await t.request('GET', '/v1/compliance/report');
+    assert.equal(r.status, 200);
+    const verified = verifyReportText(JSON.stringify(r.body));
+    assert.equal(verified.ok, true, verified.problems.join('; '));
+    assert.ok(r.body.report.results.some((x: { id: string }) => x.id === '8.4.2-mfa'));
+  });
+
   test('a signed report verifies; a changed one, or one signed by another key, does not; the HTML is self-contained', async () => {
     const s = await report();
     const changed = structuredClone(s);

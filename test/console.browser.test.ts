@@ -226,7 +226,7 @@ describe('the operator console in Chromium', { skip }, () => {
     await shoot(page, 'payment-detail');
   });
 
-  test('terminals, rewards, access and audit pages work and pass axe', async () => {
+  test('terminals, rewards, access, audit, keys and compliance pages work and pass axe', async () => {
     await goto(page, '/terminals', 'Terminals');
     await page.getByText(terminalId).waitFor();
     await page.getByRole('button', { name: 'Certificates and violations' }).first().click();
@@ -253,6 +253,15 @@ describe('the operator console in Chromium', { skip }, () => {
     await page.getByTestId('tree-head').waitFor();
     await axe(page, 'audit');
     await shoot(page, 'audit');
+
+    await goto(page, '/keys', 'Keys and compliance');
+    await page.getByTestId('kek').waitFor();
+    await page.getByRole('button', { name: 'Generate report' }).click();
+    const summary = await page.getByTestId('report-summary').textContent({ timeout: 30_000 });
+    assert.match(summary!, /\d+ passed, \d+ failed/);
+    await page.getByRole('link', { name: /Download the signed report/ }).waitFor();
+    await axe(page, 'keys');
+    await shoot(page, 'keys');
   });
 
   test('from the keyboard: the skip link, the navigation and a search work without a mouse', async () => {

@@ -14,6 +14,7 @@ import { Rewards } from './pages/Rewards.tsx';
 // Pages that pull in their own libraries (the QR encoder, WebCrypto proof checks) load on first visit.
 const VirtualTerminal = lazy(() => import('./pages/VirtualTerminal.tsx'));
 const Audit = lazy(() => import('./pages/Audit.tsx'));
+const Keys = lazy(() => import('./pages/Keys.tsx'));
 
 interface Page {
   path: string;
@@ -29,6 +30,7 @@ const PAGES: Page[] = [
   { path: '/rewards', label: 'Rewards', needs: ['rewards:read'] },
   { path: '/access', label: 'Access', needs: ['operators:read', 'api_keys:read'] },
   { path: '/audit', label: 'Audit', needs: ['audit:read'] },
+  { path: '/keys', label: 'Keys and compliance', needs: ['compliance:read'] },
 ];
 
 export function App() {
@@ -163,6 +165,8 @@ function route(path: string, session: Session, pages: Page[]) {
       return <Access />;
     case '/audit':
       return <Audit />;
+    case '/keys':
+      return <Keys />;
   }
   return <NotAllowed />;
 }

@@ -19,6 +19,7 @@ export const PERMISSIONS = [
   'api_keys:read',
   'api_keys:write',
   'audit:read',
+  'compliance:read',
   'vault:tokenize',
   'vault:detokenize',
 ] as const;

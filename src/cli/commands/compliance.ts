@@ -33,7 +33,7 @@ export async function complianceReport(o: {
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
   const { createAuditService, createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');
   const { createIdentityService } = await import('../../modules/identity/index.ts');
-  const { gatherFacts, buildReport, signReport } = await import('../../modules/compliance/index.ts');
+  const { generateComplianceReport } = await import('../../modules/compliance/index.ts');
   const keys = loadAuditKeys({
     mode: config.mode,
     dataDir: config.dataDir,
@@ -43,7 +43,7 @@ export async function complianceReport(o: {
   const audit = createAuditService({ db, config, clock, logger, keys });
   const identity = createIdentityService({ db, config, clock, audit: createAuditWriter({ keys, clock }), logger });
   // The vault's key status needs the key manager (KMS); if it cannot be reached the row says so.
-  let vault: Parameters<typeof gatherFacts>[0]['vault'];
+  let vault: import('../../modules/compliance/index.ts').FactSources['vault'];
   let closeVault = () => {};
   try {
     const { createVault, createKeyManagerFromConfig } = await import('../../modules/vault/index.ts');
@@ -68,19 +68,22 @@ export async function complianceReport(o: {
     vault = { error: (e as Error).message };
   }
   try {
-    const facts = await gatherFacts({
-      config,
-      db,
-      clock,
-      identity,
-      vault,
-      audit,
-      npmAudit: o.npmAudit,
-      tlsAtGateway: o.tlsAtGateway,
-      keysFromDataDir: config.audit.signingKey ? [] : ['AUDIT_SIGNING_KEY (a key file under the data dir)'],
-      aws: o.aws ? await readAws(config, o.env ?? process.env) : undefined,
-    });
-    return signReport(buildReport(facts, { now: clock.now(), publicUrl: config.publicUrl }), keys);
+    return await generateComplianceReport(
+      {
+        config,
+        db,
+        clock,
+        identity,
+        vault,
+        audit,
+        npmAudit: o.npmAudit,
+        tlsAtGateway: o.tlsAtGateway,
+        keysFromDataDir: config.audit.signingKey ? [] : ['AUDIT_SIGNING_KEY (a key file under the data dir)'],
+        aws: o.aws ? await readAws(config, o.env ?? process.env) : undefined,
+      },
+      keys,
+      config.publicUrl,
+    );
   } finally {
     closeVault();
   }

@@ -18,3 +18,5 @@ export {
   type SignedReport,
 } from './report.ts';
 export { gatherAwsEvidence, type AwsEvidence, type AwsEvidenceOptions } from './awsEvidence.ts';
+export { generateComplianceReport } from './generate.ts';
+export { registerComplianceRoutes, type ComplianceRouteDeps } from './compliance.routes.ts';

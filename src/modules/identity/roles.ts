@@ -44,13 +44,13 @@ export const ROLES = {
     merchantExtra: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
   },
   'security-admin': {
-    description: 'Manages operator accounts, roles and API keys. Sees no payment data.',
-    permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
+    description: 'Manages operator accounts, roles and API keys; reads key status and the compliance report. Sees no payment data.',
+    permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write', 'compliance:read'],
     platformOnly: true,
   },
   auditor: {
-    description: 'Reads the audit trail, and nothing else.',
-    permissions: ['audit:read'],
+    description: 'Reads the audit trail, key status and the compliance report, and nothing else.',
+    permissions: ['audit:read', 'compliance:read'],
     platformOnly: true,
   },
 } as const satisfies Record<string, RoleDef>;
