@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { createOperator, signIn } from './helpers/operators.ts';
+import { systemClock } from '../src/platform/clock.ts';
 import { complianceReport } from '../src/cli/commands/compliance.ts';
 import { verifyReportText, renderHtml, type SignedReport } from '../src/modules/compliance/index.ts';
 import type { Config } from '../src/platform/config.ts';
@@ -159,6 +161,22 @@ describe('compliance report', () => {
     const verified = verifyReportText(JSON.stringify(r.body));
     assert.equal(verified.ok, true, verified.problems.join('; '));
     assert.ok(r.body.report.results.some((x: { id: string }) => x.id === '8.4.2-mfa'));
+  });
+
+  test('the access review over the API: platform operators only, every account with its last use', async () => {
+    const r = await t.request('GET', '/v1/access-review');
+    assert.equal(r.status, 200);
+    assert.ok(r.body.operators.some((o: { email: string }) => o.email === 'asha@example.test'));
+    assert.ok(r.body.api_keys.length >= 1);
+    for (const k of r.body.api_keys) assert.equal(k.key, undefined, 'no key secret or digest');
+    // A merchant's admin may read that merchant's operators, not the platform-wide review.
+    const { merchant } = await t.seedMerchant();
+    const admin = await createOperator(t, { roles: ['merchant-admin'], merchantId: merchant.id });
+    const session = await signIn(t, systemClock, admin);
+    assert.equal((await session.req('GET', `/v1/operators`)).status, 200);
+    const refused = await session.req('GET', '/v1/access-review');
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.code, 'forbidden');
   });
 
   test('a signed report verifies; a changed one, or one signed by another key, does not; the HTML is self-contained', async () => {

@@ -246,6 +246,11 @@ describe('the operator console in Chromium', { skip }, () => {
     assert.match(key!, /^tp_/);
     const withKey = await fetch(t.url + '/v1/payments?limit=1', { headers: { authorization: `Bearer ${key}` } });
     assert.equal(withKey.status, 200, 'the key shown once works');
+    await page.getByRole('heading', { name: 'Access review' }).waitFor();
+    assert.match(
+      (await page.getByTestId('access-review-summary').textContent())!,
+      /\d+ operator accounts, \d+ active API keys/,
+    );
     await axe(page, 'access');
     await shoot(page, 'access');
 

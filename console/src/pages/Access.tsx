@@ -39,11 +39,13 @@ const keyCol = createColumnHelper<ApiKey>();
 
 export function Access() {
   const can = useCan();
+  const me = useSession().operator;
   return (
     <section aria-labelledby="ac">
       <h1 id="ac">Access</h1>
       {can('operators:read') && <Operators />}
       {can('api_keys:read') && <ApiKeys />}
+      {can('operators:read') && me.merchant_id === null && <AccessReview />}
     </section>
   );
 }
@@ -224,6 +226,85 @@ function ApiKeys() {
           )}
         </form>
       )}
+    </>
+  );
+}
+
+interface ReviewRow {
+  account: string;
+  scope: string;
+  grants: string;
+  status: string;
+  mfa: string;
+  last_used_at: string | null;
+  days_since_use: number | null;
+}
+interface Review {
+  generated_at: string;
+  operators: (Operator & { last_used_at: string | null; days_since_use: number | null; permissions: string[] })[];
+  api_keys: (Omit<ApiKey, 'prefix' | 'status'> & { days_since_use: number | null })[];
+}
+/** Accounts unused this long are disabled by the worker (PCI DSS 8.2.6); the review flags them first. */
+const STALE_DAYS = 90;
+const reviewCol = createColumnHelper<ReviewRow>();
+const reviewColumns = [
+  reviewCol.accessor('account', { header: 'Account' }),
+  reviewCol.accessor('scope', { header: 'Scope' }),
+  reviewCol.accessor('grants', { header: 'Roles / permissions' }),
+  reviewCol.accessor('status', { header: 'Status' }),
+  reviewCol.accessor('mfa', { header: 'MFA' }),
+  reviewCol.accessor('last_used_at', { header: 'Last used', cell: (c) => when(c.getValue()) }),
+  reviewCol.accessor('days_since_use', {
+    header: 'Days unused',
+    cell: (c) => {
+      const d = c.getValue();
+      return d !== null && d >= STALE_DAYS ? <strong className="error">{d} (stale)</strong> : (d ?? '—');
+    },
+  }),
+];
+
+/** The six-monthly access review (PCI DSS 7.2.4): every account and key, with last use. */
+function AccessReview() {
+  const review = useQuery({ queryKey: ['access-review'], queryFn: () => get<Review>('/v1/access-review') });
+  const r = review.data;
+  const rows: ReviewRow[] = r
+    ? [
+        ...r.operators.map((o) => ({
+          account: o.email,
+          scope: o.merchant_id ?? 'platform',
+          grants: o.roles.join(', '),
+          status: o.locked_until ? 'locked' : o.status,
+          mfa: o.mfa_enrolled ? 'yes' : 'no',
+          last_used_at: o.last_used_at,
+          days_since_use: o.days_since_use,
+        })),
+        ...r.api_keys.map((k) => ({
+          account: `API key ${k.name}`,
+          scope: k.merchant_id ?? 'platform',
+          grants: k.permissions.join(', '),
+          status: k.expires_at ? `expires ${k.expires_at.slice(0, 10)}` : 'active',
+          mfa: '—',
+          last_used_at: k.last_used_at,
+          days_since_use: k.days_since_use,
+        })),
+      ]
+    : [];
+  return (
+    <>
+      <h2>Access review</h2>
+      <p className="muted small">
+        Every account and active API key with what it may do and when it was last used, for the six-monthly review (PCI
+        DSS 7.2.4). Reading it is recorded in the audit trail.
+      </p>
+      <ErrorNote error={review.error} />
+      {r && (
+        <p className="small" data-testid="access-review-summary">
+          {r.operators.length} operator accounts, {r.api_keys.length} active API keys, generated {when(r.generated_at)}.
+        </p>
+      )}
+      <div className="wrap-cells">
+        <DataTable data={rows} columns={reviewColumns} caption="Access review" />
+      </div>
     </>
   );
 }

@@ -6,6 +6,7 @@ import { SELF_PERMISSION } from '../../http/principal.ts';
 import type { IdentityService } from './operators.service.ts';
 import type { ApiKeysService } from './apiKeys.service.ts';
 import { ROLE_NAMES } from './roles.ts';
+import { AppError } from '../../platform/errors.ts';
 import { clearedSessionCookie, sessionCookie } from './authenticator.ts';
 import { signInRateLimits, mfaRateLimits } from '../edge/index.ts';
 
@@ -288,6 +289,50 @@ export function registerIdentityRoutes(
       schema: { tags: ops, querystring: ListQuery, response: { 200: pageOf(Operator) } },
     },
     async (req) => identity.listOperators(p(req), { limit: req.query.limit, before: decodeCursor(req.query.cursor) }),
+  );
+
+  // The six-monthly access review (PCI DSS 7.2.4), as `tillpoint access review` prints it: every
+  // account and active API key with roles or permissions and last use. Platform-wide, so only a
+  // platform operator may read it; the read is recorded (who looked at the review, and when).
+  app.get(
+    '/v1/access-review',
+    {
+      config: { permission: 'operators:read', audit: 'access' },
+      schema: {
+        tags: ops,
+        summary: 'Every operator account and active API key with roles or permissions and last use',
+        response: {
+          200: Type.Object({
+            generated_at: ts,
+            operators: Type.Array(
+              Type.Object({
+                ...Operator.properties,
+                days_since_use: Type.Union([Type.Integer(), Type.Null()]),
+                permissions: Type.Array(Type.String()),
+              }),
+            ),
+            api_keys: Type.Array(
+              Type.Object({
+                id: Type.String(),
+                name: Type.String(),
+                merchant_id: Type.Union([Type.String(), Type.Null()]),
+                permissions: Type.Array(Type.String()),
+                ip_allowlist: Type.Array(Type.String()),
+                created_at: nts,
+                expires_at: nts,
+                last_used_at: nts,
+                days_since_use: Type.Union([Type.Integer(), Type.Null()]),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async (req) => {
+      if (p(req).merchantId !== null)
+        throw new AppError('forbidden', 'The access review covers every merchant: platform operators only');
+      return identity.accessReview();
+    },
   );
 
   app.get<{ Params: Static<typeof IdParam> }>(
