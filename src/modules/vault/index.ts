@@ -24,3 +24,4 @@ export {
   KmsError,
 } from './kms/index.ts';
 export type { KeyKind } from './keystore.ts';
+export { vaultSettings, type KeysConfig } from './vault.settings.ts';

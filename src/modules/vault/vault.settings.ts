@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { ConfigError, type Mode } from './config.ts';
+import { Type } from '@sinclair/typebox';
+import { ConfigError, defineSettings, type Mode } from '../../platform/settings.ts';
 
 // Settings of the key hierarchy (the vault module, src/modules/vault/README.md): which key
 // manager holds the key-encrypting key, how long processes cache data keys, and the cryptoperiod
@@ -80,4 +81,74 @@ export function parseKeysConfig(env: Env, mode: Mode, dataDir: string): KeysConf
     };
   }
   return cfg;
+}
+
+/** The vault's settings: KMS_PROVIDER and its key manager, data-key cache, cryptoperiods. */
+export const vaultSettings = defineSettings({
+  title: 'Vault (keys)',
+  source: 'src/modules/vault/vault.settings.ts',
+  schema: Type.Object({
+    KMS_PROVIDER: Type.Union([Type.Literal('local'), Type.Literal('aws-kms'), Type.Literal('vault-transit')], {
+      default: 'local',
+      description:
+        'Where the key-encrypting key lives: `local` (a keyring file, or `KEYRING_SECRET` in production), `aws-kms`, or `vault-transit` (HashiCorp Vault).',
+    }),
+    KEYRING_FILE: Type.String({
+      defaultText: '`<data dir>/keyring.json`',
+      description: 'The local keyring file (mode 0600), development.',
+    }),
+    KEYRING_SECRET: Type.String({
+      description: 'Name of the secret holding the keyring JSON (required in production with the local provider).',
+    }),
+    KEY_CACHE_SECONDS: Type.Number({
+      minimum: 0,
+      maximum: 3600,
+      default: 60,
+      description: 'How long a process trusts its cached data keys; a rotation waits twice this.',
+    }),
+    KEY_REWRAP_BATCH_SIZE: Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      default: 500,
+      description: 'Rows re-encrypted per batch after a rotation.',
+    }),
+    KEY_CRYPTOPERIOD_DAYS_KEK: Type.Integer({
+      minimum: 1,
+      maximum: 3650,
+      default: 365,
+      description: 'Age of the key-encrypting key at which the cryptoperiod alarm fires (PCI DSS 3.6.1, 3.7.4).',
+    }),
+    KEY_CRYPTOPERIOD_DAYS_DEK: Type.Integer({
+      minimum: 1,
+      maximum: 3650,
+      default: 365,
+      description: 'The same for the field-encryption data keys.',
+    }),
+    KEY_CRYPTOPERIOD_DAYS_HMAC: Type.Integer({
+      minimum: 1,
+      maximum: 3650,
+      default: 730,
+      description: 'The same for the token HMAC keys.',
+    }),
+    AWS_KMS_KEY_ID: Type.String({
+      description: 'Key id, key ARN or alias of the KMS key (`KMS_PROVIDER=aws-kms`; `AWS_REGION` required).',
+    }),
+    AWS_KMS_ENDPOINT: Type.String({ defaultText: 'the regional endpoint', description: 'KMS endpoint URL.' }),
+    VAULT_ADDR: Type.String({ description: 'Vault address (`KMS_PROVIDER=vault-transit`; https:// in production).' }),
+    VAULT_TRANSIT_KEY: Type.String({ default: 'tillpoint', description: 'Name of the transit key.' }),
+    VAULT_TRANSIT_MOUNT: Type.String({ default: 'transit', description: 'Mount path of the transit engine.' }),
+    VAULT_NAMESPACE: Type.String({ description: 'Vault Enterprise namespace.' }),
+    VAULT_TOKEN_SECRET: Type.String({
+      default: 'VAULT_TOKEN',
+      description: 'Name of the secret holding the Vault token (see `SECRETS_PROVIDER`).',
+    }),
+  }),
+  load: (env, ctx) => ({ keys: parseKeysConfig(env, ctx.mode, ctx.dataDir) }),
+});
+
+declare module '../../platform/config.ts' {
+  interface Config {
+    /** Key hierarchy for field encryption and tokens (src/modules/vault). */
+    keys: KeysConfig;
+  }
 }
