@@ -57,9 +57,12 @@ export const DECLARED_SETTINGS: ReadonlySet<string> = new Set(
 /** Settings that hold a secret and may instead be read from a file: NAME_FILE=/path (a Kubernetes Secret volume). */
 export const FILE_SETTINGS: readonly string[] = fileSettings(SETTINGS);
 
-/** Reads the whole configuration once, at start. A bad or missing setting throws a ConfigError naming it. */
-export function loadConfig(rawEnv: Env = process.env): Config {
-  const env = declaredOnly(readSettingFiles(rawEnv, FILE_SETTINGS), DECLARED_SETTINGS);
+/**
+ * Reads the whole configuration once, at start. A bad or missing setting throws a ConfigError
+ * naming it. `onRead` sees every variable read (tests check that each declared one is).
+ */
+export function loadConfig(rawEnv: Env = process.env, o: { onRead?: (name: string) => void } = {}): Config {
+  const env = declaredOnly(readSettingFiles(rawEnv, FILE_SETTINGS), DECLARED_SETTINGS, o.onRead);
   const platform = loadPlatform(env);
   const ctx = settingsContext(platform, env);
   const config = { ...platform };

@@ -98,11 +98,14 @@ export function readSettingFiles(env: Env, names: readonly string[]): Env {
  * `env` that refuses to be read for a name no section declares: a setting read but not declared
  * would be missing from the reference and from the deployment manifests' review.
  */
-export function declaredOnly(env: Env, declared: ReadonlySet<string>): Env {
+export function declaredOnly(env: Env, declared: ReadonlySet<string>, onRead?: (name: string) => void): Env {
   return new Proxy(env, {
     get(target, name) {
-      if (typeof name === 'string' && !declared.has(name))
-        throw new Error(`setting ${name} is read but no settings schema declares it (add it to a *.settings.ts)`);
+      if (typeof name === 'string') {
+        if (!declared.has(name))
+          throw new Error(`setting ${name} is read but no settings schema declares it (add it to a *.settings.ts)`);
+        onRead?.(name);
+      }
       return Reflect.get(target, name);
     },
   });
@@ -166,4 +169,45 @@ export function keyBytes(env: Env, name: string): Buffer | undefined {
       : undefined;
   if (!key || key.length < 32) throw new ConfigError(name, 'must be 32 or more random bytes, hex or base64');
   return key;
+}
+
+/** A setting's type and bounds in words, from its schema. */
+function constraints(s: TSchema): string {
+  const parts: string[] = [];
+  if (s.anyOf?.every((x: TSchema) => 'const' in x))
+    parts.push(`One of ${s.anyOf.map((x: TSchema) => `\`${x.const}\``).join(', ')}.`);
+  else if (s.type === 'boolean') parts.push('`true` or `false`.');
+  else if (s.type === 'integer' || s.type === 'number') {
+    const kind = s.type === 'integer' ? 'An integer' : 'A number';
+    if (s.minimum !== undefined && s.maximum !== undefined) parts.push(`${kind}, ${s.minimum} to ${s.maximum}.`);
+    else if (s.minimum !== undefined) parts.push(`${kind}, at least ${s.minimum}.`);
+    else parts.push(`${kind}.`);
+  }
+  if ((s as Partial<SettingDoc>).fromFile) parts.push('May be read from a file instead (`_FILE`).');
+  return parts.join(' ');
+}
+
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/**
+ * The configuration reference in Markdown: one table per section, every variable with its
+ * default and meaning, generated from the schemas (the README's "Configuration" section).
+ */
+export function settingsReference(sections: readonly SettingsSection[]): string {
+  const out: string[] = [];
+  const files = fileSettings(sections);
+  out.push(
+    `Settings that hold a secret may instead be read from a file, \`NAME_FILE=/path\` (a mounted Kubernetes Secret): ${files.map((f) => `\`${f}\``).join(', ')}. Giving both is refused.`,
+  );
+  for (const section of sections) {
+    out.push('', `### ${section.title}`, '', `Declared in \`${section.source}\`.`, '');
+    out.push('| variable | default | meaning |', '|---|---|---|');
+    for (const [name, raw] of Object.entries(section.schema.properties)) {
+      const s = raw as TSchema & SettingDoc;
+      const dflt = s.defaultText ?? (s.default !== undefined ? `\`${String(s.default)}\`` : '—');
+      const meaning = [s.description, constraints(s)].filter(Boolean).join(' ');
+      out.push(`| \`${name}\` | ${cell(dflt)} | ${cell(meaning)} |`);
+    }
+  }
+  return `${out.join('\n')}\n`;
 }
