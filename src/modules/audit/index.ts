@@ -21,4 +21,3 @@ export * as merkle from './merkle.ts';
 export { auditPaymentHooks } from './paymentHooks.ts';
 export { registerAuditMetrics } from './audit.metrics.ts';
 export { canonicalJson } from './canonical.ts';
-export { auditSettings, type AuditConfig } from './audit.settings.ts';

@@ -7,10 +7,3 @@ export { measureJson, assertJsonWithinLimits, type JsonLimits } from './jsonLimi
 export { API_CSP, CONSOLE_CSP } from './securityHeaders.ts';
 export { readSecurityEvents, eventFromAuditLine, type SecurityEvent } from './securityEvents.ts';
 export * from './gateway/index.ts';
-export {
-  edgeSettings,
-  RATE_LIMIT_NAMES,
-  type EdgeConfig,
-  type RateLimitConfig,
-  type RateLimitName,
-} from './edge.settings.ts';

@@ -12,4 +12,3 @@ export { registerIdentityRoutes } from './identity.routes.ts';
 export { ROLES, ROLE_NAMES, MERCHANT_ROLES, KEY_GRANTABLE_PERMISSIONS, permissionsFor, type Role } from './roles.ts';
 export { passwordProblem, hashPassword, verifyPassword, temporaryPassword } from './passwords.ts';
 export { totp, matchTotp, base32Encode, base32Decode, otpauthUri } from './totp.ts';
-export { identitySettings, type IdentityConfig } from './identity.settings.ts';

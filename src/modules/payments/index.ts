@@ -16,5 +16,3 @@ export { PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
 export * as paymentSchemas from './payments.schemas.ts';
 export { registerPaymentInsightRoutes, paymentStats, paymentIdFloor, type PaymentStats } from './payments.insights.ts';
 export { registerPaymentBacklogMetrics, paymentsMetrics, completionOutcome } from './payments.metrics.ts';
-export { createPaymentCounters, type PaymentCounters } from './payments.metrics.ts';
-export { paymentsSettings, type PaymentsConfig } from './payments.settings.ts';

@@ -28,4 +28,3 @@ export {
 } from './customers.ts';
 export { verifyRewards, runRewardsVerify, type RewardsViolation } from './rewards.verify.ts';
 export { ensureDemoProgram, DEMO_PROGRAM } from './demo.ts';
-export { rewardsSettings, type RewardsConfig } from './rewards.settings.ts';

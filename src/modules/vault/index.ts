@@ -24,4 +24,3 @@ export {
   KmsError,
 } from './kms/index.ts';
 export type { KeyKind } from './keystore.ts';
-export { vaultSettings, type KeysConfig } from './vault.settings.ts';
