@@ -1,5 +1,6 @@
 import type { Config } from './platform/config.ts';
 import { httpSettings, loadPlatform, platformSettings, settingsContext } from './platform/config.ts';
+import { launcherSettings } from './cli/launcher.settings.ts';
 import { awsSettings } from './platform/awsCredentials.ts';
 import { secretsSettings } from './platform/secrets.ts';
 import { declaredOnly, fileSettings, readSettingFiles, type Env, type SettingsSection } from './platform/settings.ts';
@@ -40,6 +41,7 @@ export const SETTINGS = [
   auditSettings,
   vaultSettings,
   edgeSettings,
+  launcherSettings,
 ] as const satisfies readonly SettingsSection[];
 
 // Compile-time check that the sections, together, give every field of Config (the modules add

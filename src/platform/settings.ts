@@ -12,6 +12,11 @@ import type { TObject, TSchema } from '@sinclair/typebox';
 // configuration reference is generated from (scripts/config-reference.ts) and what the composed
 // loader checks every read against (src/config.ts): a variable read but not declared stops the
 // start, so the reference cannot miss one.
+//
+// A module's settings, step by step: write src/modules/<m>/<m>.settings.ts exporting
+// `<m>Settings = defineSettings({ title, source, schema, load })`; add its part to the Config
+// interface there (`declare module '../../platform/config.ts' { interface Config extends MConfig {} }`);
+// list it in SETTINGS in src/config.ts; run `npm run docs:config`. src/config.test.ts checks each step.
 
 export type Mode = 'development' | 'test' | 'production';
 export type Env = Record<string, string | undefined>;
