@@ -54,7 +54,17 @@ export function parseSecretsConfig(env: Env): SecretsConfig {
   if (!['env', 'files', 'aws-secrets-manager'].includes(provider)) {
     throw new ConfigError('SECRETS_PROVIDER', `must be env, files or aws-secrets-manager, got "${provider}"`);
   }
-  const num = (name: string, dflt: number, min: number, max: number) => {
+  // Default and bounds from the schema (secretsSettings below).
+  const num = (name: 'SECRETS_REFRESH_SECONDS' | 'SECRETS_OVERLAP_SECONDS') => {
+    const {
+      default: dflt,
+      minimum: min,
+      maximum: max,
+    } = secretsSettings.schema.properties[name] as unknown as {
+      default: number;
+      minimum: number;
+      maximum: number;
+    };
     const raw = env[name];
     if (raw === undefined || raw === '') return dflt;
     const v = Number(raw);
@@ -79,8 +89,8 @@ export function parseSecretsConfig(env: Env): SecretsConfig {
     awsPrefix: env.SECRETS_AWS_PREFIX ?? 'tillpoint/',
     awsRegion,
     awsEndpoint,
-    refreshSeconds: num('SECRETS_REFRESH_SECONDS', 60, 1, 86_400),
-    overlapSeconds: num('SECRETS_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
+    refreshSeconds: num('SECRETS_REFRESH_SECONDS'),
+    overlapSeconds: num('SECRETS_OVERLAP_SECONDS'),
   };
 }
 

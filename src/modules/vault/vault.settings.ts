@@ -23,9 +23,69 @@ export interface KeysConfig {
 
 type Env = Record<string, string | undefined>;
 
-function num(env: Env, name: string, dflt: number, min: number, max: number, integer = true): number {
+const schema = Type.Object({
+  KMS_PROVIDER: Type.Union([Type.Literal('local'), Type.Literal('aws-kms'), Type.Literal('vault-transit')], {
+    default: 'local',
+    description:
+      'Where the key-encrypting key lives: `local` (a keyring file, or `KEYRING_SECRET` in production), `aws-kms`, or `vault-transit` (HashiCorp Vault).',
+  }),
+  KEYRING_FILE: Type.String({
+    defaultText: '`<data dir>/keyring.json`',
+    description: 'The local keyring file (mode 0600), development.',
+  }),
+  KEYRING_SECRET: Type.String({
+    description: 'Name of the secret holding the keyring JSON (required in production with the local provider).',
+  }),
+  KEY_CACHE_SECONDS: Type.Number({
+    minimum: 0,
+    maximum: 3600,
+    default: 60,
+    description: 'How long a process trusts its cached data keys; a rotation waits twice this.',
+  }),
+  KEY_REWRAP_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 500,
+    description: 'Rows re-encrypted per batch after a rotation.',
+  }),
+  KEY_CRYPTOPERIOD_DAYS_KEK: Type.Integer({
+    minimum: 1,
+    maximum: 3650,
+    default: 365,
+    description: 'Age of the key-encrypting key at which the cryptoperiod alarm fires (PCI DSS 3.6.1, 3.7.4).',
+  }),
+  KEY_CRYPTOPERIOD_DAYS_DEK: Type.Integer({
+    minimum: 1,
+    maximum: 3650,
+    default: 365,
+    description: 'The same for the field-encryption data keys.',
+  }),
+  KEY_CRYPTOPERIOD_DAYS_HMAC: Type.Integer({
+    minimum: 1,
+    maximum: 3650,
+    default: 730,
+    description: 'The same for the token HMAC keys.',
+  }),
+  AWS_KMS_KEY_ID: Type.String({
+    description: 'Key id, key ARN or alias of the KMS key (`KMS_PROVIDER=aws-kms`; `AWS_REGION` required).',
+  }),
+  AWS_KMS_ENDPOINT: Type.String({ defaultText: 'the regional endpoint', description: 'KMS endpoint URL.' }),
+  VAULT_ADDR: Type.String({ description: 'Vault address (`KMS_PROVIDER=vault-transit`; https:// in production).' }),
+  VAULT_TRANSIT_KEY: Type.String({ default: 'tillpoint', description: 'Name of the transit key.' }),
+  VAULT_TRANSIT_MOUNT: Type.String({ default: 'transit', description: 'Mount path of the transit engine.' }),
+  VAULT_NAMESPACE: Type.String({ description: 'Vault Enterprise namespace.' }),
+  VAULT_TOKEN_SECRET: Type.String({
+    default: 'VAULT_TOKEN',
+    description: 'Name of the secret holding the Vault token (see `SECRETS_PROVIDER`).',
+  }),
+});
+
+/** A number setting; its default, bounds and whether it must be an integer come from the schema. */
+function num(env: Env, name: keyof typeof schema.properties): number {
+  const s = schema.properties[name] as unknown as { default: number; minimum: number; maximum: number; type: string };
+  const [min, max, integer] = [s.minimum, s.maximum, s.type === 'integer'];
   const raw = env[name];
-  if (raw === undefined || raw === '') return dflt;
+  if (raw === undefined || raw === '') return s.default;
   const v = Number(raw);
   if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
     throw new ConfigError(
@@ -45,12 +105,12 @@ export function parseKeysConfig(env: Env, mode: Mode, dataDir: string): KeysConf
     provider,
     keyringFile: resolve(env.KEYRING_FILE || resolve(dataDir, 'keyring.json')),
     keyringSecret: env.KEYRING_SECRET || undefined,
-    cacheTtlMs: Math.round(num(env, 'KEY_CACHE_SECONDS', 60, 0, 3600, false) * 1000),
-    rewrapBatchSize: num(env, 'KEY_REWRAP_BATCH_SIZE', 500, 1, 10_000),
+    cacheTtlMs: Math.round(num(env, 'KEY_CACHE_SECONDS') * 1000),
+    rewrapBatchSize: num(env, 'KEY_REWRAP_BATCH_SIZE'),
     cryptoperiodDays: {
-      kek: num(env, 'KEY_CRYPTOPERIOD_DAYS_KEK', 365, 1, 3650),
-      aead: num(env, 'KEY_CRYPTOPERIOD_DAYS_DEK', 365, 1, 3650),
-      hmac: num(env, 'KEY_CRYPTOPERIOD_DAYS_HMAC', 730, 1, 3650),
+      kek: num(env, 'KEY_CRYPTOPERIOD_DAYS_KEK'),
+      aead: num(env, 'KEY_CRYPTOPERIOD_DAYS_DEK'),
+      hmac: num(env, 'KEY_CRYPTOPERIOD_DAYS_HMAC'),
     },
   };
   if (provider === 'aws-kms') {
@@ -87,62 +147,7 @@ export function parseKeysConfig(env: Env, mode: Mode, dataDir: string): KeysConf
 export const vaultSettings = defineSettings({
   title: 'Vault (keys)',
   source: 'src/modules/vault/vault.settings.ts',
-  schema: Type.Object({
-    KMS_PROVIDER: Type.Union([Type.Literal('local'), Type.Literal('aws-kms'), Type.Literal('vault-transit')], {
-      default: 'local',
-      description:
-        'Where the key-encrypting key lives: `local` (a keyring file, or `KEYRING_SECRET` in production), `aws-kms`, or `vault-transit` (HashiCorp Vault).',
-    }),
-    KEYRING_FILE: Type.String({
-      defaultText: '`<data dir>/keyring.json`',
-      description: 'The local keyring file (mode 0600), development.',
-    }),
-    KEYRING_SECRET: Type.String({
-      description: 'Name of the secret holding the keyring JSON (required in production with the local provider).',
-    }),
-    KEY_CACHE_SECONDS: Type.Number({
-      minimum: 0,
-      maximum: 3600,
-      default: 60,
-      description: 'How long a process trusts its cached data keys; a rotation waits twice this.',
-    }),
-    KEY_REWRAP_BATCH_SIZE: Type.Integer({
-      minimum: 1,
-      maximum: 10_000,
-      default: 500,
-      description: 'Rows re-encrypted per batch after a rotation.',
-    }),
-    KEY_CRYPTOPERIOD_DAYS_KEK: Type.Integer({
-      minimum: 1,
-      maximum: 3650,
-      default: 365,
-      description: 'Age of the key-encrypting key at which the cryptoperiod alarm fires (PCI DSS 3.6.1, 3.7.4).',
-    }),
-    KEY_CRYPTOPERIOD_DAYS_DEK: Type.Integer({
-      minimum: 1,
-      maximum: 3650,
-      default: 365,
-      description: 'The same for the field-encryption data keys.',
-    }),
-    KEY_CRYPTOPERIOD_DAYS_HMAC: Type.Integer({
-      minimum: 1,
-      maximum: 3650,
-      default: 730,
-      description: 'The same for the token HMAC keys.',
-    }),
-    AWS_KMS_KEY_ID: Type.String({
-      description: 'Key id, key ARN or alias of the KMS key (`KMS_PROVIDER=aws-kms`; `AWS_REGION` required).',
-    }),
-    AWS_KMS_ENDPOINT: Type.String({ defaultText: 'the regional endpoint', description: 'KMS endpoint URL.' }),
-    VAULT_ADDR: Type.String({ description: 'Vault address (`KMS_PROVIDER=vault-transit`; https:// in production).' }),
-    VAULT_TRANSIT_KEY: Type.String({ default: 'tillpoint', description: 'Name of the transit key.' }),
-    VAULT_TRANSIT_MOUNT: Type.String({ default: 'transit', description: 'Mount path of the transit engine.' }),
-    VAULT_NAMESPACE: Type.String({ description: 'Vault Enterprise namespace.' }),
-    VAULT_TOKEN_SECRET: Type.String({
-      default: 'VAULT_TOKEN',
-      description: 'Name of the secret holding the Vault token (see `SECRETS_PROVIDER`).',
-    }),
-  }),
+  schema,
   load: (env, ctx) => ({ keys: parseKeysConfig(env, ctx.mode, ctx.dataDir) }),
 });
 
