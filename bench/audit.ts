@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { createTestDb, usingRealPostgres } from '../src/platform/testing.ts';
 import { systemClock } from '../src/platform/clock.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { auditKeysFromSeed, createAuditService } from '../src/modules/audit/index.ts';
 import { hashPassword, verifyPassword } from '../src/modules/identity/index.ts';

@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { loadConfig, type Config } from './platform/config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { openDb, type Db } from './platform/db.ts';
 import { migrate } from './platform/migrate.ts';
 import { createLogger } from './platform/log.ts';
-import { createMetrics, type Metrics } from './platform/metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { registerPlatformMetrics, type CertificateFile } from './platform/platform.metrics.ts';
 import { registerAuditMetrics } from './modules/audit/index.ts';
 import { registerPaymentBacklogMetrics } from './modules/payments/index.ts';
@@ -27,7 +27,7 @@ import {
   SYSTEM_ACTOR,
 } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
-import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
+import { bindBankSecrets, createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import {
   createPaymentsService,
@@ -39,7 +39,7 @@ import { registerConsole } from './http/console.ts';
 import { generateComplianceReport, registerComplianceRoutes } from './modules/compliance/index.ts';
 import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
-import { bindBankSecrets, createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
+import { createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
 import { databaseUrlVerifiesTls, loadApiTls } from './platform/tls.ts';
 import {
   createKeyManagerFromConfig,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { signV4 } from '../src/platform/aws.ts';
 import { createTestDb } from '../src/platform/testing.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import { auditKeysFromSeed, createAuditService, s3Worm } from '../src/modules/audit/index.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, statSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDb } from '../src/platform/testing.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import type { Db } from '../src/platform/db.ts';

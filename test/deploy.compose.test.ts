@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parse } from 'yaml';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig } from '../src/config.ts';
 
 // docker-compose.yml: the Compose CLI is not on this machine, so the file is parsed (YAML merge
 // keys resolved as Compose does) and checked: the whole stack is there, the Tillpoint containers

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 // @ts-expect-error: a plain .mjs script without type declarations
 import { prometheusRule, RULES_FILE, OUTPUT_FILE } from '../deploy/k8s/gen-prometheusrule.mjs';
-import { FILE_SETTINGS, loadConfig } from '../src/platform/config.ts';
+import { FILE_SETTINGS, loadConfig } from '../src/config.ts';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 
 // deploy/k8s: every overlay is rendered with `kubectl kustomize`, every object is validated

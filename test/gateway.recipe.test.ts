@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, httpJson } from './helpers/harness.ts';
 import { gatewaySkip } from './helpers/gateway.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig } from '../src/config.ts';
 
 // deploy/gateway/README.md, "Run it", followed as written: `npm start` with HTTP_TRUST_PROXY and
 // PUBLIC_URL pointing at the gateway, then `tillpoint gateway start --listen … --upstream …`,

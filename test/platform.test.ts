@@ -2,9 +2,9 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { buildServer } from '../src/http/server.ts';
-import { loadConfig, ConfigError } from '../src/platform/config.ts';
+import { loadConfig, ConfigError } from '../src/config.ts';
 import { createLogger } from '../src/platform/log.ts';
-import { createMetrics } from '../src/platform/metrics.ts';
+import { createMetrics } from '../src/metrics.ts';
 import { createTestDb } from '../src/platform/testing.ts';
 
 describe('platform surface', () => {

@@ -17,7 +17,8 @@ import {
   TLS12_CIPHERS,
   TLS13_CIPHERS,
 } from '../src/platform/tls.ts';
-import { ConfigError, type BankConfig } from '../src/platform/config.ts';
+import { ConfigError } from '../src/platform/config.ts';
+import type { BankConfig } from '../src/modules/banks/index.ts';
 import { createConnector } from '../src/modules/banks/connectors/index.ts';
 import { bankSimulatorPlugin } from '../src/modules/banks/index.ts';
 import { AppError } from '../src/platform/errors.ts';

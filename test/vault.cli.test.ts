@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDb } from '../src/platform/testing.ts';
-import { loadConfig } from '../src/platform/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { createSecretStore, createEnvSecrets } from '../src/platform/secrets.ts';
 import { createKeyManagerFromConfig } from '../src/modules/vault/index.ts';
 import { ConfigError } from '../src/platform/config.ts';

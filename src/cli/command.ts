@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from '../platform/config.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { openDb, type Db } from '../platform/db.ts';
 import { migrate } from '../platform/migrate.ts';
 

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { Type } from '@sinclair/typebox';
 import type { AwsCredentials } from './aws.ts';
+import { defineSettings } from './settings.ts';
 
 // Where the app's AWS credentials come from, in the order the AWS SDKs use:
 //   1. static keys in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]),
@@ -32,6 +34,33 @@ export interface AwsCredentialsOptions {
   now?: () => Date;
   timeoutMs?: number;
 }
+
+/**
+ * AWS credentials and region, for KMS, Secrets Manager and the S3 audit export. Read where they
+ * are used (credentials on each call, so a changed environment is seen); nothing to load here.
+ */
+export const awsSettings = defineSettings({
+  title: 'AWS',
+  source: 'src/platform/awsCredentials.ts',
+  schema: Type.Object({
+    AWS_REGION: Type.String({ description: 'Region of KMS, Secrets Manager and STS.' }),
+    AWS_DEFAULT_REGION: Type.String({ description: 'Used when `AWS_REGION` is unset.' }),
+    AWS_ACCESS_KEY_ID: Type.String({ description: 'Static AWS credentials (with `AWS_SECRET_ACCESS_KEY`).' }),
+    AWS_SECRET_ACCESS_KEY: Type.String({ description: 'Static AWS credentials (with `AWS_ACCESS_KEY_ID`).' }),
+    AWS_SESSION_TOKEN: Type.String({ description: 'Session token of temporary static credentials.' }),
+    AWS_WEB_IDENTITY_TOKEN_FILE: Type.String({
+      description:
+        'Without static keys: web identity (IRSA on EKS), this token file and `AWS_ROLE_ARN` are exchanged with STS for temporary credentials, refreshed before they expire.',
+    }),
+    AWS_ROLE_ARN: Type.String({ description: 'The role assumed with the web identity token.' }),
+    AWS_ROLE_SESSION_NAME: Type.String({ defaultText: 'generated', description: 'Session name of the assumed role.' }),
+    AWS_STS_ENDPOINT: Type.String({
+      defaultText: '`https://sts.<AWS_REGION>.amazonaws.com`',
+      description: 'STS endpoint for the web identity exchange.',
+    }),
+  }),
+  load: () => ({}),
+});
 
 /** True if the environment names a way to obtain AWS credentials (static keys or web identity). */
 export function hasAwsCredentials(env: Env = process.env): boolean {

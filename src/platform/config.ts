@@ -1,36 +1,30 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { hasAwsCredentials } from './awsCredentials.ts';
-import { parseKeysConfig, type KeysConfig } from './keysConfig.ts';
-import { parseSecretsConfig, type SecretsConfig } from './secrets.ts';
-import { parseTlsConfig, tlsScheme, type TlsConfig } from './tls.ts';
+import { Type } from '@sinclair/typebox';
+import type { SecretsConfig } from './secrets.ts';
+import { tlsScheme, type TlsConfig } from './tls.ts';
+import {
+  ConfigError,
+  defineSettings,
+  intOf,
+  list,
+  listenPort,
+  str,
+  type Env,
+  type Mode,
+  type SettingsContext,
+} from './settings.ts';
 
-// One config schema, read once at start. A bad or missing setting stops the process with a
-// message naming it. Secrets have defaults only in development mode.
+// The platform's own settings: the process (mode, listener, data directory, log), the database,
+// the worker tick, graceful stops, Redis and the HTTP server's limits. Secrets, TLS and AWS
+// credentials declare theirs beside their code (secrets.ts, tls.ts, awsCredentials.ts), and each
+// module in its *.settings.ts. src/config.ts composes them all into one Config, read once at
+// start: a bad or missing setting stops the process with a message naming it. Secrets have
+// defaults only in development mode.
 
-export type Mode = 'development' | 'test' | 'production';
+export { ConfigError, type Mode } from './settings.ts';
 
-export interface BankConfig {
-  /** Short code used in routing and in callback URLs, e.g. "SIMBANK". */
-  code: string;
-  /** Which connector file speaks to this bank. */
-  connector: string;
-  /** Base URL of the bank's PSP API. For the in-process simulator: `<api url>/sim`. */
-  url: string;
-  /** HMAC secret the bank signs callbacks with (and we sign requests with). */
-  secret: string;
-  /** Previous secret, still accepted during a rotation overlap; never used to sign. */
-  previousSecret?: string;
-  /** Name of the secret (secrets provider) holding `secret`; kept fresh, rotates without restart. */
-  secretName?: string;
-  /** PEM file of the CA this bank's TLS certificate must chain to (pins it; default: system CAs). */
-  caFile?: string;
-  /** Merchant VPA handle this bank issues, e.g. "simbank". */
-  vpaHandle?: string;
-}
-
-export interface Config {
+export interface PlatformConfig {
   mode: Mode;
   host: string;
   port: number;
@@ -41,22 +35,6 @@ export interface Config {
   databaseUrl?: string;
   databasePoolSize: number;
   logLevel: string;
-  /** Serve the in-process bank simulator under /sim (development only). */
-  embeddedBankSim: boolean;
-  banks: BankConfig[];
-  /** Ordered fallback when a merchant's acquiring bank is marked down. */
-  bankFallbackOrder: string[];
-  payments: {
-    maxAmountPaise: number;
-    qrExpirySeconds: number;
-    collectExpirySeconds: number;
-    statusCheckFirstAfterSeconds: number;
-    statusCheckIntervalSeconds: number;
-    statusCheckMax: number;
-    refundWindowDays: number;
-    vpaPattern: RegExp;
-  };
-  callbacks: { maxAgeSeconds: number };
   worker: { intervalMs: number; batchSize: number; leaseSeconds: number };
   /** Graceful stop on SIGTERM (src/app.ts stop(), src/cli/command.ts onShutdown()). */
   lifecycle: {
@@ -68,20 +46,6 @@ export interface Config {
   http: HttpConfig;
   /** Redis for state shared by replicas (rate limits). undefined = in-process. */
   redisUrl?: string;
-  rateLimits: RateLimitConfig;
-  /** The WAF gateway's security events (JSON lines) the API counts in its metrics; undefined = off. */
-  securityEventsFile?: string;
-  bankTimeoutMs: number;
-  /** Terminal gateway: embedded MQTT broker or an external one, device PKI, outbox relay. */
-  mqtt: MqttConfig;
-  /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); required in production (checked at start), else a key file in the data dir. */
-  rewards: { customerKey?: Buffer };
-  /** Operators, sessions, MFA and API keys (PCI DSS 7, 8). */
-  identity: IdentityConfig;
-  /** The tamper-evident audit trail (PCI DSS 10). */
-  audit: AuditConfig;
-  /** Key hierarchy for field encryption and tokens (src/modules/vault). */
-  keys: KeysConfig;
   /** Where secrets come from (env, Kubernetes-mounted files, AWS Secrets Manager). */
   secrets: SecretsConfig;
   /** DATABASE_PASSWORD_SECRET: the database password comes from this secret instead of DATABASE_URL. */
@@ -90,207 +54,13 @@ export interface Config {
   tls: TlsConfig;
 }
 
-export interface IdentityConfig {
-  sessionIdleMinutes: number;
-  sessionAbsoluteHours: number;
-  lockoutThreshold: number;
-  lockoutMinutes: number;
-  inactiveDays: number;
-  /** argon2id cost. */
-  passwordHash: { memoryKib: number; timeCost: number };
-  /** MFA_ENCRYPTION_KEY: 32 bytes base64 sealing TOTP secrets; required in production, else a key file in the data dir. */
-  mfaKey?: string;
-}
-
-export interface AuditConfig {
-  /** AUDIT_SIGNING_KEY: 32-byte Ed25519 seed, base64; required in production, else a key file in the data dir. */
-  signingKey?: string;
-  /** Raw public keys (base64) of retired signing keys whose heads still verify. */
-  trustedPublicKeys: string[];
-  signIntervalSeconds: number;
-  export: {
-    target: 'local' | 's3' | 'off';
-    dir: string;
-    s3?: { bucket: string; region: string; endpoint?: string; prefix: string };
-  };
-  retentionMonths: number;
-  onlineMonths: number;
-}
-
-export interface MqttConfig {
-  /** Embedded broker, plain MQTT with per-terminal secrets (development only). undefined = off; 0 = any free port. */
-  port?: number;
-  /** Embedded broker, MQTT over TLS with client certificates (mutual TLS). undefined = off; 0 = any free port. */
-  tlsPort?: number;
-  host: string;
-  /** External broker (Mosquitto, EMQX, AWS IoT Core). When set, no embedded broker is started. */
-  url?: string;
-  /** Shared-subscription group the gateway replicas join on the external broker. */
-  shareGroup: string;
-  /** Terminal CA and the embedded broker's server certificate (`tillpoint pki init`). */
-  pkiDir: string;
-  tlsCertFile: string;
-  tlsKeyFile: string;
-  caFile: string;
-  /** The gateway's own identity towards an external broker (optional; mqtts with client certificate). */
-  clientCertFile?: string;
-  clientKeyFile?: string;
-  /** CA that signed the external broker's server certificate; default: the system's trust store. */
-  brokerCaFile?: string;
-  maxPayloadBytes: number;
-  outboxPollMs: number;
-  outboxBatchSize: number;
-  requestRetentionHours: number;
-}
-
-export class ConfigError extends Error {
-  constructor(
-    readonly setting: string,
-    message: string,
-  ) {
-    super(`Invalid configuration: ${setting}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
-
-type Env = Record<string, string | undefined>;
-
-function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return dflt;
-  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
-  const v = Number(raw);
-  if (v < min || v > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${v}`);
-  return v;
-}
-
-function str(env: Env, name: string, dflt: string): string {
-  const raw = env[name];
-  return raw === undefined || raw === '' ? dflt : raw;
-}
-
-function parseIdentity(env: Env, mode: Mode): IdentityConfig {
-  // Each PCI DSS limit may be made stricter, never looser (8.2.8, 8.3.4, 8.2.6).
-  const prod = mode === 'production';
-  return {
-    sessionIdleMinutes: int(env, 'SESSION_IDLE_MINUTES', 15, 1, 15),
-    sessionAbsoluteHours: int(env, 'SESSION_ABSOLUTE_HOURS', 12, 1, 24),
-    lockoutThreshold: int(env, 'LOCKOUT_THRESHOLD', 10, 1, 10),
-    lockoutMinutes: int(env, 'LOCKOUT_MINUTES', 30, 30, 24 * 60),
-    inactiveDays: int(env, 'OPERATOR_INACTIVE_DAYS', 90, 1, 90),
-    // OWASP's argon2id floor (19 MiB, 2 passes) in production; tests may go cheaper to stay quick.
-    passwordHash: {
-      memoryKib: int(
-        env,
-        'PASSWORD_HASH_MEMORY_KIB',
-        mode === 'test' ? 1024 : 19_456,
-        prod ? 19_456 : 64,
-        4 * 1024 * 1024,
-      ),
-      timeCost: int(env, 'PASSWORD_HASH_TIME_COST', mode === 'test' ? 1 : 2, prod ? 2 : 1, 20),
-    },
-    mfaKey: env.MFA_ENCRYPTION_KEY || undefined,
-  };
-}
-
-function parseAudit(env: Env, dataDir: string): AuditConfig {
-  const target = str(env, 'AUDIT_EXPORT', 'local');
-  if (!['local', 's3', 'off'].includes(target)) throw new ConfigError('AUDIT_EXPORT', 'must be local, s3 or off');
-  let s3: AuditConfig['export']['s3'];
-  if (target === 's3') {
-    for (const k of ['AUDIT_S3_BUCKET', 'AUDIT_S3_REGION']) {
-      if (!env[k]) throw new ConfigError(k, 'is required when AUDIT_EXPORT=s3');
-    }
-    if (!hasAwsCredentials(env)) {
-      throw new ConfigError(
-        'AWS_ACCESS_KEY_ID',
-        'AWS credentials are required when AUDIT_EXPORT=s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA)',
-      );
-    }
-    const endpoint = env.AUDIT_S3_ENDPOINT || undefined;
-    if (endpoint && !/^https?:\/\//.test(endpoint))
-      throw new ConfigError('AUDIT_S3_ENDPOINT', 'must be an http(s) URL');
-    s3 = {
-      bucket: env.AUDIT_S3_BUCKET!,
-      region: env.AUDIT_S3_REGION!,
-      endpoint,
-      prefix: str(env, 'AUDIT_S3_PREFIX', 'audit/'),
-    };
-  }
-  const retentionMonths = int(env, 'AUDIT_RETENTION_MONTHS', 12, 12, 120);
-  return {
-    signingKey: env.AUDIT_SIGNING_KEY || undefined,
-    trustedPublicKeys: str(env, 'AUDIT_TRUSTED_PUBLIC_KEYS', '')
-      .split(',')
-      .map((k) => k.trim())
-      .filter(Boolean),
-    signIntervalSeconds: int(env, 'AUDIT_SIGN_INTERVAL_SECONDS', 10, 1, 3600),
-    export: {
-      target: target as 'local' | 's3' | 'off',
-      dir: resolve(str(env, 'AUDIT_EXPORT_DIR', resolve(dataDir, 'audit-archive'))),
-      s3,
-    },
-    retentionMonths,
-    // PCI DSS 10.5.1: at least the last three months immediately available.
-    onlineMonths: int(env, 'AUDIT_ONLINE_MONTHS', 3, 3, retentionMonths),
-  };
-}
-
-/** A listener port: unset = `dflt`, "off" = no listener, 0 = any free port. */
-function listenPort(env: Env, name: string, dflt: number | undefined): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return dflt;
-  if (raw === 'off') return undefined;
-  return int(env, name, 0, 0, 65535);
-}
-
-/** The MQTT settings alone (loadConfig calls it; tests of the production rules call it directly). */
-export function parseMqtt(env: Env, mode: Mode, host: string, dataDir: string): MqttConfig {
-  const url = env.MQTT_URL || undefined;
-  if (url) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new ConfigError('MQTT_URL', 'is not a URL');
-    }
-    if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(u.protocol))
-      throw new ConfigError('MQTT_URL', 'must start with mqtt://, mqtts://, ws:// or wss://');
-    // PCI DSS 4.2.1: terminal traffic is encrypted in transit in production.
-    if (mode === 'production' && !['mqtts:', 'wss:'].includes(u.protocol))
-      throw new ConfigError('MQTT_URL', 'must use TLS (mqtts:// or wss://) in production');
-  }
-  // Plain MQTT authenticates with a shared secret over cleartext: development and tests only.
-  if (mode === 'production' && env.MQTT_PORT && env.MQTT_PORT !== 'off') {
-    throw new ConfigError(
-      'MQTT_PORT',
-      'plain MQTT is refused in production; terminals connect with mutual TLS on MQTTS_PORT',
-    );
-  }
-  const shareGroup = str(env, 'MQTT_SHARE_GROUP', 'tillpoint');
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(shareGroup))
-    throw new ConfigError('MQTT_SHARE_GROUP', 'must be 1-64 letters, digits, _ or -');
-  const pkiDir = resolve(str(env, 'TERMINAL_PKI_DIR', resolve(dataDir, 'pki')));
-  const file = (name: string) => (env[name] ? resolve(env[name]!) : undefined);
-  return {
-    port: mode === 'production' ? undefined : listenPort(env, 'MQTT_PORT', 1883),
-    tlsPort: listenPort(env, 'MQTTS_PORT', 8883),
-    host: str(env, 'MQTT_HOST', host),
-    url,
-    shareGroup,
-    pkiDir,
-    tlsCertFile: file('MQTTS_CERT_FILE') ?? resolve(pkiDir, 'server.crt'),
-    tlsKeyFile: file('MQTTS_KEY_FILE') ?? resolve(pkiDir, 'server.key'),
-    caFile: file('TERMINAL_CA_FILE') ?? resolve(pkiDir, 'ca.crt'),
-    clientCertFile: file('MQTT_CLIENT_CERT_FILE'),
-    clientKeyFile: file('MQTT_CLIENT_KEY_FILE'),
-    brokerCaFile: file('MQTT_CA_FILE'),
-    maxPayloadBytes: int(env, 'MQTT_MAX_PAYLOAD_BYTES', 16 * 1024, 1024, 1024 * 1024),
-    outboxPollMs: int(env, 'TERMINAL_OUTBOX_POLL_MS', 100, 10, 60_000),
-    outboxBatchSize: int(env, 'TERMINAL_OUTBOX_BATCH_SIZE', 100, 1, 10_000),
-    requestRetentionHours: int(env, 'TERMINAL_REQUEST_RETENTION_HOURS', 24, 1, 24 * 90),
-  };
-}
+/**
+ * The whole configuration. Platform declares its part here; each module adds its own section
+ * to this interface from its *.settings.ts (declaration merging, as Fastify's decorators do), so
+ * code that takes a Config sees every section while platform names none of them. The values are
+ * composed by loadConfig in src/config.ts.
+ */
+export interface Config extends PlatformConfig {}
 
 /** Request limits, slow-client timeouts, proxies, browser policy. See src/modules/edge/README.md. */
 export interface HttpConfig {
@@ -311,76 +81,208 @@ export interface HttpConfig {
   hstsMaxAgeSeconds: number;
 }
 
-/** A token bucket: refills `ratePerSecond`, holds at most `burst`. */
-export interface RateLimitSpec {
-  ratePerSecond: number;
-  burst: number;
-}
+const core = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
+    default: 'development',
+    description:
+      'Production refuses PGlite, the embedded bank simulator, plain MQTT and default secrets; test makes logs silent and password hashing cheap.',
+  }),
+  PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 8080,
+    description: 'HTTP listen port (0: any free port).',
+  }),
+  HOST: Type.String({
+    defaultText: '`127.0.0.1` (`0.0.0.0` in production)',
+    description: 'HTTP listen address.',
+  }),
+  HEALTH_PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    defaultText: 'off (`9464` in the image)',
+    description:
+      'Plain-HTTP `/healthz`, `/readyz`, `/metrics` for probes and scrapes, in every role (the worker and terminal gateway have no other HTTP port); `off` or unset: none. See deploy/README.md.',
+  }),
+  PUBLIC_URL: Type.String({
+    defaultText: '`http(s)://127.0.0.1:$PORT`',
+    description: "How banks reach us (callback URLs); the WAF gateway's URL when one is in front.",
+  }),
+  TILLPOINT_DATA_DIR: Type.String({
+    default: './data',
+    description: 'PGlite database, `demo.json`, development keys, the terminal CA and the audit archive.',
+  }),
+  DATABASE_URL: Type.String({
+    defaultText: '— (PGlite in the data dir)',
+    fromFile: true,
+    description:
+      '`postgres://…` switches to PostgreSQL 15+; add `sslmode=verify-full&sslrootcert=…` for TLS. Required in production.',
+  }),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Connections per process.' }),
+  DATABASE_PASSWORD_SECRET: Type.String({
+    description:
+      'Name of a secret (see `SECRETS_PROVIDER`) holding the database password, used instead of the one in `DATABASE_URL`; it rotates without a restart.',
+  }),
+  LOG_LEVEL: Type.String({
+    defaultText: '`info` (`silent` in test)',
+    description: 'pino level; logs are JSON with PII and secrets redacted at any depth.',
+  }),
+  WORKER_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'Worker tick.' }),
+  WORKER_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 100,
+    description: 'Rows a worker job takes per tick.',
+  }),
+  WORKER_LEASE_SECONDS: Type.Integer({
+    minimum: 2,
+    maximum: 300,
+    default: 10,
+    description:
+      'Lease of singleton work (the audit signer): the longest another worker waits to take over when its holder dies.',
+  }),
+  SHUTDOWN_TIMEOUT_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 600,
+    default: 25,
+    description:
+      'The longest a graceful stop (SIGTERM) may take before the process exits anyway (exit 1). Keep `terminationGracePeriodSeconds` ≥ delay + timeout + 5 (30 with the defaults).',
+  }),
+  SHUTDOWN_DELAY_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: 120,
+    default: 0,
+    description: 'How long `/readyz` says `draining` before work stops (set 5 behind a Kubernetes Service).',
+  }),
+  REDIS_URL: Type.String({
+    defaultText: '— (in-process)',
+    fromFile: true,
+    description: 'Shared rate limits across replicas (`redis://` or `rediss://`, CA in `REDIS_TLS_CA_FILE`).',
+  }),
+});
 
-/** ip, api_key, terminal: every request. signin_*, mfa_account: routes that attach them. */
-export const RATE_LIMIT_NAMES = ['ip', 'api_key', 'terminal', 'signin_ip', 'signin_account', 'mfa_account'] as const;
-export type RateLimitName = (typeof RATE_LIMIT_NAMES)[number];
+/** The process, database, worker, graceful stop and Redis. Its result gives the other sections their context. */
+export const platformSettings = defineSettings({
+  title: 'Process and database',
+  source: 'src/platform/config.ts',
+  schema: core,
+  load: (env: Env) => loadPlatform(env),
+});
 
-export interface RateLimitConfig {
-  enabled: boolean;
-  limits: Record<RateLimitName, RateLimitSpec>;
-}
-
-/** PCI DSS 8.3.4: lock out after at most 10 failed attempts. Per-account limits must let it act first. */
-export const ACCOUNT_LOCKOUT_MAX_ATTEMPTS = 10;
-
-// High for API traffic (a flood guard, not a quota: tests and benchmarks run under it); strict
-// for sign-in and MFA. Rates read "<count>/<s|m|h>".
-const RATE_LIMIT_DEFAULTS: Record<RateLimitName, { rate: string; burst: number }> = {
-  ip: { rate: '5000/s', burst: 10_000 },
-  api_key: { rate: '2000/s', burst: 4_000 },
-  terminal: { rate: '500/s', burst: 1_000 },
-  signin_ip: { rate: '60/h', burst: 30 },
-  signin_account: { rate: '20/h', burst: 20 },
-  mfa_account: { rate: '20/h', burst: 20 },
-};
-
-function parseRate(name: string, raw: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(s|m|h)\s*$/.exec(raw);
-  if (!m) throw new ConfigError(name, `expected "<count>/<s|m|h>" (e.g. 100/s, 20/h), got "${raw}"`);
-  const per = { s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'];
-  const v = Number(m[1]) / per;
-  if (!(v > 0)) throw new ConfigError(name, 'must be more than 0');
-  return v;
-}
-
-function parseRateLimits(env: Env): RateLimitConfig {
-  const enabled = str(env, 'RATE_LIMIT_ENABLED', 'true');
-  if (enabled !== 'true' && enabled !== 'false') throw new ConfigError('RATE_LIMIT_ENABLED', 'must be true or false');
-  const limits = {} as Record<RateLimitName, RateLimitSpec>;
-  for (const n of RATE_LIMIT_NAMES) {
-    const v = `RATE_LIMIT_${n.toUpperCase()}`;
-    limits[n] = {
-      ratePerSecond: parseRate(v, str(env, v, RATE_LIMIT_DEFAULTS[n].rate)),
-      burst: int(env, `${v}_BURST`, RATE_LIMIT_DEFAULTS[n].burst, 1),
-    };
+/** The platform's own part of the Config (its other parts: httpSettings, tlsSettings, secretsSettings). */
+export function loadPlatform(env: Env) {
+  const modeRaw = str(env, 'NODE_ENV', 'development');
+  if (!['development', 'test', 'production'].includes(modeRaw)) {
+    throw new ConfigError('NODE_ENV', `must be development, test or production, got "${modeRaw}"`);
   }
-  for (const n of ['signin_account', 'mfa_account'] as const) {
-    if (limits[n].burst <= ACCOUNT_LOCKOUT_MAX_ATTEMPTS) {
-      throw new ConfigError(
-        `RATE_LIMIT_${n.toUpperCase()}_BURST`,
-        `must be above ${ACCOUNT_LOCKOUT_MAX_ATTEMPTS}, so the account lockout (PCI DSS 8.3.4) acts before the rate limit`,
-      );
-    }
+  const mode = modeRaw as Mode;
+  const port = intOf(core, env, 'PORT');
+  const host = str(env, 'HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1');
+  const publicUrl = str(env, 'PUBLIC_URL', `${tlsScheme(env)}://127.0.0.1:${port}`).replace(/\/$/, '');
+  try {
+    new URL(publicUrl);
+  } catch {
+    throw new ConfigError('PUBLIC_URL', `is not a URL: "${publicUrl}"`);
   }
-  return { enabled: enabled === 'true', limits };
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must start with postgres:// or postgresql://');
+  }
+  if (mode === 'production' && !databaseUrl) {
+    throw new ConfigError('DATABASE_URL', 'required in production (PGlite is for development)');
+  }
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl))
+    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://');
+  return {
+    mode,
+    host,
+    port,
+    healthPort: listenPort(env, 'HEALTH_PORT', undefined),
+    publicUrl,
+    dataDir: resolve(str(env, 'TILLPOINT_DATA_DIR', core.properties.TILLPOINT_DATA_DIR.default)),
+    databaseUrl,
+    databasePoolSize: intOf(core, env, 'DATABASE_POOL_SIZE'),
+    databasePasswordSecret: env.DATABASE_PASSWORD_SECRET || undefined,
+    logLevel: str(env, 'LOG_LEVEL', mode === 'test' ? 'silent' : 'info'),
+    worker: {
+      intervalMs: intOf(core, env, 'WORKER_INTERVAL_MS'),
+      batchSize: intOf(core, env, 'WORKER_BATCH_SIZE'),
+      leaseSeconds: intOf(core, env, 'WORKER_LEASE_SECONDS'),
+    },
+    lifecycle: {
+      shutdownTimeoutSeconds: intOf(core, env, 'SHUTDOWN_TIMEOUT_SECONDS'),
+      shutdownDelaySeconds: intOf(core, env, 'SHUTDOWN_DELAY_SECONDS'),
+    },
+    redisUrl,
+  };
 }
 
-function list(env: Env, name: string): string[] {
-  return str(env, name, '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
+const httpSchema = Type.Object({
+  HTTP_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 64 * 1024, description: 'Largest request body.' }),
+  HTTP_MAX_HEADER_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 1024 * 1024,
+    default: 16 * 1024,
+    description: 'Largest request line and headers.',
+  }),
+  HTTP_JSON_MAX_DEPTH: Type.Integer({
+    minimum: 2,
+    maximum: 512,
+    default: 32,
+    description: 'Deepest JSON nesting accepted.',
+  }),
+  HTTP_JSON_MAX_ARRAY_LENGTH: Type.Integer({ minimum: 1, default: 1000, description: 'Longest JSON array accepted.' }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    default: 10_000,
+    description: 'Slow-client protection: time to receive the headers; at most `HTTP_REQUEST_TIMEOUT_MS`.',
+  }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 1000,
+    default: 30_000,
+    description: 'Time to receive a whole request.',
+  }),
+  HTTP_IDLE_TIMEOUT_MS: Type.Integer({
+    minimum: 1000,
+    default: 60_000,
+    description: 'An idle connection is closed after this.',
+  }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({
+    minimum: 1000,
+    default: 72_000,
+    description: "Keep-alive between requests (above the load balancer's idle timeout).",
+  }),
+  HTTP_MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 10_000, description: 'Open connections per process.' }),
+  HTTP_TRUST_PROXY: Type.String({
+    defaultText: 'none',
+    description:
+      'Comma-separated addresses or CIDR ranges (or `loopback`, `linklocal`, `uniquelocal`) whose `X-Forwarded-For` to believe: set it to the gateway.',
+  }),
+  CORS_ALLOWED_ORIGINS: Type.String({
+    defaultText: 'closed',
+    description:
+      'Comma-separated browser origins (`https://console.example.com`, no path, no wildcard) allowed by CORS.',
+  }),
+  HSTS_MAX_AGE_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 31_536_000,
+    description: 'Strict-Transport-Security max-age (one year).',
+  }),
+});
+
+/** The HTTP server's request limits, slow-client timeouts, proxies and browser policy. */
+export const httpSettings = defineSettings({
+  title: 'HTTP server',
+  source: 'src/platform/config.ts',
+  schema: httpSchema,
+  load: (env: Env) => ({ http: parseHttp(env) }),
+});
 
 export function parseHttp(env: Env): HttpConfig {
-  const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1_000);
-  const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100);
+  const n = (name: keyof typeof httpSchema.properties) => intOf(httpSchema, env, name);
+  const requestTimeoutMs = n('HTTP_REQUEST_TIMEOUT_MS');
+  const headersTimeoutMs = n('HTTP_HEADERS_TIMEOUT_MS');
   if (headersTimeoutMs > requestTimeoutMs)
     throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS');
   const trustProxy = list(env, 'HTTP_TRUST_PROXY');
@@ -407,226 +309,34 @@ export function parseHttp(env: Env): HttpConfig {
       );
   }
   return {
-    bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 64 * 1024, 1024),
-    maxHeaderBytes: int(env, 'HTTP_MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
-    jsonMaxDepth: int(env, 'HTTP_JSON_MAX_DEPTH', 32, 2, 512),
-    jsonMaxArrayLength: int(env, 'HTTP_JSON_MAX_ARRAY_LENGTH', 1000, 1),
+    bodyLimitBytes: n('HTTP_BODY_LIMIT_BYTES'),
+    maxHeaderBytes: n('HTTP_MAX_HEADER_BYTES'),
+    jsonMaxDepth: n('HTTP_JSON_MAX_DEPTH'),
+    jsonMaxArrayLength: n('HTTP_JSON_MAX_ARRAY_LENGTH'),
     headersTimeoutMs,
     requestTimeoutMs,
-    idleTimeoutMs: int(env, 'HTTP_IDLE_TIMEOUT_MS', 60_000, 1_000),
-    keepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 1_000),
-    maxConnections: int(env, 'HTTP_MAX_CONNECTIONS', 10_000, 1),
+    idleTimeoutMs: n('HTTP_IDLE_TIMEOUT_MS'),
+    keepAliveTimeoutMs: n('HTTP_KEEP_ALIVE_TIMEOUT_MS'),
+    maxConnections: n('HTTP_MAX_CONNECTIONS'),
     trustProxy,
     corsAllowedOrigins,
-    hstsMaxAgeSeconds: int(env, 'HSTS_MAX_AGE_SECONDS', 31_536_000, 0),
+    hstsMaxAgeSeconds: n('HSTS_MAX_AGE_SECONDS'),
   };
 }
 
-function parseRedisUrl(env: Env): string | undefined {
-  const url = env.REDIS_URL || undefined;
-  if (url && !/^rediss?:\/\//.test(url)) throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://');
-  return url;
-}
-
-function parseSecurityEventsFile(env: Env): string | undefined {
-  const raw = str(env, 'SECURITY_EVENTS_FILE', '');
-  if (raw === 'off') return undefined;
-  return raw ? resolve(raw) : resolve(str(env, 'TILLPOINT_DATA_DIR', './data'), 'gateway', 'security-events.jsonl');
-}
-
-/** Default VPA syntax: common practice (letters, digits, . - _ before @, letters after); NPCI caps length at 255. */
-export const DEFAULT_VPA_PATTERN = '^[A-Za-z0-9._-]{2,256}@[A-Za-z][A-Za-z0-9]{1,63}$';
-
-function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): BankConfig[] {
-  const raw = env.BANKS;
-  if (raw === undefined || raw === '') {
-    if (mode === 'production')
-      throw new ConfigError('BANKS', 'required in production (a JSON array of bank connectors)');
-    // Development and test: two simulated acquiring banks, so routing fallback has somewhere to go.
-    // The embedded simulator is served by this very process: call it on our own listener, never
-    // through PUBLIC_URL. That is the address clients use, often a WAF gateway in front of us,
-    // and our outbound bank calls must not go through our own inbound edge (the gateway's
-    // rules read a callback_url in a body as an attack, and refuse every payment).
-    const url = env.BANK_SIM_URL || `${selfUrl}/sim`;
-    const secret = env.BANK_SIM_SECRET || devSecret;
-    return [
-      { code: 'SIMBANK', connector: 'simbank', url, secret, vpaHandle: 'simbank' },
-      { code: 'SIMBANK2', connector: 'simbank', url, secret, vpaHandle: 'simbank2' },
-    ];
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new ConfigError('BANKS', 'is not valid JSON');
-  }
-  if (!Array.isArray(parsed) || parsed.length === 0) throw new ConfigError('BANKS', 'must be a non-empty JSON array');
-  return parsed.map((b, i) => {
-    const o = b as Record<string, unknown>;
-    for (const k of ['code', 'connector', 'url', ...(typeof o.secret_name === 'string' ? [] : ['secret'])]) {
-      if (typeof o[k] !== 'string' || o[k] === '')
-        throw new ConfigError(
-          'BANKS',
-          `entry ${i} needs a string "${k}"${k === 'secret' ? ' (or "secret_name")' : ''}`,
-        );
-    }
-    if (typeof o.secret_name === 'string' && !/^[A-Z][A-Z0-9_]{0,127}$/.test(o.secret_name))
-      throw new ConfigError('BANKS', `entry ${i}: secret_name must be A-Z, 0-9, _`);
-    // PCI DSS 4.2.1: bank traffic crosses public networks; certificates are always verified.
-    if (mode === 'production' && !/^https:\/\//.test(o.url as string))
-      throw new ConfigError('BANKS', `entry ${i}: url must be https:// in production`);
-    if (!/^[A-Z0-9_]{2,20}$/.test(o.code as string))
-      throw new ConfigError('BANKS', `entry ${i}: code must be A-Z, 0-9, _`);
-    try {
-      new URL(o.url as string);
-    } catch {
-      throw new ConfigError('BANKS', `entry ${i}: url is not a URL`);
-    }
-    return {
-      code: o.code as string,
-      connector: o.connector as string,
-      url: (o.url as string).replace(/\/$/, ''),
-      // Filled from the secrets provider at start when secret_name is given (secrets.ts bindBankSecrets).
-      secret: typeof o.secret === 'string' ? o.secret : '',
-      previousSecret: typeof o.previous_secret === 'string' ? o.previous_secret : undefined,
-      secretName: typeof o.secret_name === 'string' ? o.secret_name : undefined,
-      caFile: typeof o.ca_file === 'string' ? resolve(o.ca_file) : undefined,
-      vpaHandle: typeof o.vpa_handle === 'string' ? o.vpa_handle : undefined,
-    };
-  });
-}
-
-/** A secret key of 32+ bytes, given as hex or base64; undefined when unset (its user decides if that is allowed). */
-function parseKeyBytes(env: Env, name: string): Buffer | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const v = raw.trim();
-  const key = /^(?:[0-9a-fA-F]{2})+$/.test(v)
-    ? Buffer.from(v, 'hex')
-    : /^[A-Za-z0-9+/_-]+={0,2}$/.test(v)
-      ? Buffer.from(v, 'base64')
-      : undefined;
-  if (!key || key.length < 32) throw new ConfigError(name, 'must be 32 or more random bytes, hex or base64');
-  return key;
-}
-
-/** Settings that hold a secret and may instead be read from a file: NAME_FILE=/path (a Kubernetes Secret volume). */
-export const FILE_SETTINGS = [
-  'DATABASE_URL',
-  'REDIS_URL',
-  'AUDIT_SIGNING_KEY',
-  'MFA_ENCRYPTION_KEY',
-  'REWARDS_CUSTOMER_KEY',
-  'BANKS',
-] as const;
-
-/** env with every NAME_FILE of FILE_SETTINGS replaced by the file's content (trailing newline dropped). */
-export function readSettingFiles(env: Env): Env {
-  const out = { ...env };
-  for (const name of FILE_SETTINGS) {
-    const file = env[`${name}_FILE`];
-    if (!file) continue;
-    if (env[name]) throw new ConfigError(`${name}_FILE`, `and ${name} are both set; give one`);
-    try {
-      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (e) {
-      throw new ConfigError(
-        `${name}_FILE`,
-        `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      );
-    }
-    if (!out[name]) throw new ConfigError(`${name}_FILE`, `${file} is empty`);
-  }
-  return out;
-}
-
-export function loadConfig(rawEnv: Env = process.env): Config {
-  const env = readSettingFiles(rawEnv);
-  const modeRaw = str(env, 'NODE_ENV', 'development');
-  if (!['development', 'test', 'production'].includes(modeRaw)) {
-    throw new ConfigError('NODE_ENV', `must be development, test or production, got "${modeRaw}"`);
-  }
-  const mode = modeRaw as Mode;
-  const port = int(env, 'PORT', 8080, 0, 65535);
-  const host = str(env, 'HOST', mode === 'production' ? '0.0.0.0' : '127.0.0.1');
-  const publicUrl = str(env, 'PUBLIC_URL', `${tlsScheme(env)}://127.0.0.1:${port}`).replace(/\/$/, '');
-  try {
-    new URL(publicUrl);
-  } catch {
-    throw new ConfigError('PUBLIC_URL', `is not a URL: "${publicUrl}"`);
-  }
-  const databaseUrl = env.DATABASE_URL || undefined;
-  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError('DATABASE_URL', 'must start with postgres:// or postgresql://');
-  }
-  if (mode === 'production' && !databaseUrl) {
-    throw new ConfigError('DATABASE_URL', 'required in production (PGlite is for development)');
-  }
-  const embeddedBankSim = mode !== 'production' && str(env, 'EMBEDDED_BANK_SIM', 'true') !== 'false';
-  // The dev secret is not a secret: it only ever signs traffic between Tillpoint and its own simulator.
+/** What the modules' settings may depend on, from the platform's. */
+export function settingsContext(
+  c: Pick<PlatformConfig, 'mode' | 'host' | 'port' | 'dataDir'>,
+  env: Env,
+): SettingsContext {
   // Where this process itself listens (a wildcard address is reached on loopback).
-  const selfHost =
-    host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const banks = parseBanks(env, mode, `${tlsScheme(env)}://${selfHost}:${port}`, 'dev-only-simulator-secret');
-  const fallback = str(env, 'BANK_FALLBACK_ORDER', banks.map((b) => b.code).join(','))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const code of fallback) {
-    if (!banks.some((b) => b.code === code)) throw new ConfigError('BANK_FALLBACK_ORDER', `unknown bank "${code}"`);
-  }
-  let vpaPattern: RegExp;
-  try {
-    vpaPattern = new RegExp(str(env, 'VPA_PATTERN', DEFAULT_VPA_PATTERN));
-  } catch {
-    throw new ConfigError('VPA_PATTERN', 'is not a valid regular expression');
-  }
+  const h = c.host;
+  const selfHost = h === '0.0.0.0' || h === '::' || h === '' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
   return {
-    mode,
-    host,
-    port,
-    healthPort: listenPort(env, 'HEALTH_PORT', undefined),
-    publicUrl,
-    dataDir: resolve(str(env, 'TILLPOINT_DATA_DIR', './data')),
-    databaseUrl,
-    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
-    logLevel: str(env, 'LOG_LEVEL', mode === 'test' ? 'silent' : 'info'),
-    embeddedBankSim,
-    banks,
-    bankFallbackOrder: fallback,
-    payments: {
-      // ₹1,00,000: NPCI's default per-transaction limit.
-      maxAmountPaise: int(env, 'PAYMENT_MAX_AMOUNT_PAISE', 10_000_000, 1),
-      qrExpirySeconds: int(env, 'QR_EXPIRY_SECONDS', 300, 30, 86_400),
-      collectExpirySeconds: int(env, 'COLLECT_EXPIRY_SECONDS', 480, 60, 7 * 86_400),
-      statusCheckFirstAfterSeconds: int(env, 'STATUS_CHECK_FIRST_AFTER_SECONDS', 90, 0),
-      statusCheckIntervalSeconds: int(env, 'STATUS_CHECK_INTERVAL_SECONDS', 600, 0),
-      statusCheckMax: int(env, 'STATUS_CHECK_MAX', 3, 0, 10),
-      refundWindowDays: int(env, 'REFUND_WINDOW_DAYS', 180, 1),
-      vpaPattern,
-    },
-    callbacks: { maxAgeSeconds: int(env, 'CALLBACK_MAX_AGE_SECONDS', 300, 1, 3600) },
-    worker: {
-      intervalMs: int(env, 'WORKER_INTERVAL_MS', 1000, 10),
-      batchSize: int(env, 'WORKER_BATCH_SIZE', 100, 1, 10_000),
-      leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 10, 2, 300),
-    },
-    lifecycle: {
-      shutdownTimeoutSeconds: int(env, 'SHUTDOWN_TIMEOUT_SECONDS', 25, 1, 600),
-      shutdownDelaySeconds: int(env, 'SHUTDOWN_DELAY_SECONDS', 0, 0, 120),
-    },
-    http: parseHttp(env),
-    redisUrl: parseRedisUrl(env),
-    rateLimits: parseRateLimits(env),
-    securityEventsFile: parseSecurityEventsFile(env),
-    bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
-    identity: parseIdentity(env, mode),
-    audit: parseAudit(env, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
-    keys: parseKeysConfig(env, mode, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
-    secrets: parseSecretsConfig(env),
-    databasePasswordSecret: env.DATABASE_PASSWORD_SECRET || undefined,
-    tls: parseTlsConfig(env, mode),
-    mqtt: parseMqtt(env, mode, host, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
-    rewards: { customerKey: parseKeyBytes(env, 'REWARDS_CUSTOMER_KEY') },
+    mode: c.mode,
+    host: c.host,
+    port: c.port,
+    dataDir: c.dataDir,
+    selfUrl: `${tlsScheme(env)}://${selfHost}:${c.port}`,
   };
 }

@@ -50,3 +50,9 @@ export function maskName(name: string | null | undefined): string | null {
     .map((w) => (w.length <= 1 ? '*' : w[0] + '*'.repeat(Math.min(w.length - 1, 8))))
     .join(' ');
 }
+
+/**
+ * Default VPA syntax: common practice (letters, digits, . - _ before @, letters after); NPCI caps
+ * length at 255. A deployment may set its own (VPA_PATTERN, the payments settings).
+ */
+export const DEFAULT_VPA_PATTERN = '^[A-Za-z0-9._-]{2,256}@[A-Za-z][A-Za-z0-9]{1,63}$';

@@ -11,10 +11,9 @@ import {
   createEnvSecrets,
   createFileSecrets,
   createSecretStore,
-  bindBankSecrets,
   parseSecretsConfig,
 } from './secrets.ts';
-import { ConfigError, type BankConfig } from './config.ts';
+import { ConfigError } from './settings.ts';
 import { checkSignature, signRequest } from './signing.ts';
 
 test('env secrets: NAME and NAME_PREVIOUS', async () => {
@@ -116,7 +115,7 @@ function fakeSecretsManager(secrets: Record<string, { stages: Record<string, { v
   };
 }
 
-test('AWS Secrets Manager adapter: AWSCURRENT and AWSPREVIOUS in the documented format; bank secrets rotate without restart', async () => {
+test('AWS Secrets Manager adapter: AWSCURRENT and AWSPREVIOUS in the documented format; a watched secret rotates without restart', async () => {
   const now = Math.floor(Date.now() / 1000);
   const sm = fakeSecretsManager({
     'tillpoint/BANK_AXIS_SECRET': { stages: { AWSCURRENT: { value: 'axis-secret-1', created: now - 86_400 * 30 } } },
@@ -130,16 +129,10 @@ test('AWS Secrets Manager adapter: AWSCURRENT and AWSPREVIOUS in the documented 
       credentials: () => ({ accessKeyId: 'AKID', secretAccessKey: 'x' }),
     });
     const store = createSecretStore(provider, { refreshMs: 60_000, overlapMs: 3_600_000 });
-    const bank: BankConfig = {
-      code: 'AXIS',
-      connector: 'simbank',
-      url: 'https://psp.example',
-      secret: '',
-      secretName: 'BANK_AXIS_SECRET',
-    };
-    await bindBankSecrets([bank], store);
-    assert.equal(bank.secret, 'axis-secret-1');
-    assert.equal(bank.previousSecret, undefined);
+    // (How the banks module binds a bank's secret to such a watch: src/modules/banks/bankSecrets.test.ts.)
+    const secret = await store.watch('BANK_AXIS_SECRET', 'BANKS[AXIS].secret_name');
+    assert.equal(secret.current(), 'axis-secret-1');
+    assert.deepEqual(secret.verifying(), ['axis-secret-1']);
     assert.deepEqual(sm.requests[0].body, { SecretId: 'tillpoint/BANK_AXIS_SECRET', VersionStage: 'AWSCURRENT' });
     assert.deepEqual(sm.requests[1].body, { SecretId: 'tillpoint/BANK_AXIS_SECRET', VersionStage: 'AWSPREVIOUS' });
 
@@ -150,27 +143,35 @@ test('AWS Secrets Manager adapter: AWSCURRENT and AWSPREVIOUS in the documented 
     };
     const signedByBankWithOld = signRequest('axis-secret-1', '{"a":1}');
     await store.refresh();
-    assert.equal(bank.secret, 'axis-secret-2', 'only the current value signs');
-    assert.equal(bank.previousSecret, 'axis-secret-1');
+    assert.equal(secret.current(), 'axis-secret-2', 'only the current value signs');
     // During the overlap a callback the bank signed with the old secret still verifies…
-    const secrets = bank.previousSecret ? [bank.secret, bank.previousSecret] : [bank.secret];
+    assert.deepEqual(secret.verifying(), ['axis-secret-2', 'axis-secret-1']);
     assert.equal(
-      checkSignature({ secrets, headers: signedByBankWithOld, rawBody: '{"a":1}', maxAgeSeconds: 300 }).ok,
+      checkSignature({
+        secrets: secret.verifying(),
+        headers: signedByBankWithOld,
+        rawBody: '{"a":1}',
+        maxAgeSeconds: 300,
+      }).ok,
       true,
     );
     // …and once the overlap is over it does not.
     sm.secrets['tillpoint/BANK_AXIS_SECRET'].stages.AWSCURRENT.created = now - 7200;
     await store.refresh();
-    assert.equal(bank.previousSecret, undefined);
+    assert.deepEqual(secret.verifying(), ['axis-secret-2']);
     assert.equal(
-      checkSignature({ secrets: [bank.secret], headers: signedByBankWithOld, rawBody: '{"a":1}', maxAgeSeconds: 300 })
-        .ok,
+      checkSignature({
+        secrets: secret.verifying(),
+        headers: signedByBankWithOld,
+        rawBody: '{"a":1}',
+        maxAgeSeconds: 300,
+      }).ok,
       false,
     );
 
     const missing = createSecretStore(provider, { refreshMs: 60_000, overlapMs: 0 });
     await assert.rejects(
-      bindBankSecrets([{ ...bank, secretName: 'BANK_NOPE_SECRET' }], missing),
+      missing.watch('BANK_NOPE_SECRET', 'BANKS[AXIS].secret_name'),
       /BANKS\[AXIS\]\.secret_name: secret BANK_NOPE_SECRET is not set in aws-secrets-manager/,
     );
   } finally {

@@ -2,7 +2,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { AwsError, createAwsJsonClient, awsCredentials, type AwsCredentials } from './aws.ts';
-import { ConfigError, type BankConfig } from './config.ts';
+import { Type } from '@sinclair/typebox';
+import { ConfigError, defineSettings } from './settings.ts';
 
 // Secrets (database password, bank HMAC keys, the keyring, the Vault token) come from one
 // interface with three sources: environment variables, files mounted by Kubernetes, or AWS
@@ -53,7 +54,17 @@ export function parseSecretsConfig(env: Env): SecretsConfig {
   if (!['env', 'files', 'aws-secrets-manager'].includes(provider)) {
     throw new ConfigError('SECRETS_PROVIDER', `must be env, files or aws-secrets-manager, got "${provider}"`);
   }
-  const num = (name: string, dflt: number, min: number, max: number) => {
+  // Default and bounds from the schema (secretsSettings below).
+  const num = (name: 'SECRETS_REFRESH_SECONDS' | 'SECRETS_OVERLAP_SECONDS') => {
+    const {
+      default: dflt,
+      minimum: min,
+      maximum: max,
+    } = secretsSettings.schema.properties[name] as unknown as {
+      default: number;
+      minimum: number;
+      maximum: number;
+    };
     const raw = env[name];
     if (raw === undefined || raw === '') return dflt;
     const v = Number(raw);
@@ -78,10 +89,48 @@ export function parseSecretsConfig(env: Env): SecretsConfig {
     awsPrefix: env.SECRETS_AWS_PREFIX ?? 'tillpoint/',
     awsRegion,
     awsEndpoint,
-    refreshSeconds: num('SECRETS_REFRESH_SECONDS', 60, 1, 86_400),
-    overlapSeconds: num('SECRETS_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
+    refreshSeconds: num('SECRETS_REFRESH_SECONDS'),
+    overlapSeconds: num('SECRETS_OVERLAP_SECONDS'),
   };
 }
+
+/** Where secrets come from, and how often they are re-read. */
+export const secretsSettings = defineSettings({
+  title: 'Secrets',
+  source: 'src/platform/secrets.ts',
+  schema: Type.Object({
+    SECRETS_PROVIDER: Type.Union([Type.Literal('env'), Type.Literal('files'), Type.Literal('aws-secrets-manager')], {
+      default: 'env',
+      description:
+        'Where named secrets (bank keys, the database password, the keyring, the Vault token) come from: environment variables (`NAME`, `NAME_PREVIOUS`), files in `SECRETS_DIR`, or AWS Secrets Manager (`AWS_REGION` required).',
+    }),
+    SECRETS_DIR: Type.String({
+      default: '/var/run/secrets/tillpoint',
+      description: 'Directory of secret files (`SECRETS_PROVIDER=files`, a Kubernetes Secret volume).',
+    }),
+    SECRETS_AWS_PREFIX: Type.String({
+      default: 'tillpoint/',
+      description: 'Prefix of secret names in AWS Secrets Manager.',
+    }),
+    AWS_SECRETS_MANAGER_ENDPOINT: Type.String({
+      defaultText: 'the regional endpoint',
+      description: 'Secrets Manager endpoint URL (a VPC endpoint or a local emulator).',
+    }),
+    SECRETS_REFRESH_SECONDS: Type.Integer({
+      minimum: 1,
+      maximum: 86_400,
+      default: 60,
+      description: 'How often secrets are re-read, so a rotation reaches a running process without a restart.',
+    }),
+    SECRETS_OVERLAP_SECONDS: Type.Integer({
+      minimum: 0,
+      maximum: 30 * 86_400,
+      default: 86_400,
+      description: 'How long after a rotation the previous value still verifies (where the source dates rotations).',
+    }),
+  }),
+  load: (env) => ({ secrets: parseSecretsConfig(env) }),
+});
 
 export function createEnvSecrets(env: Env = process.env): SecretsProvider {
   return {
@@ -285,22 +334,3 @@ export function createSecretStore(
 }
 
 export type SecretStore = ReturnType<typeof createSecretStore>;
-
-/**
- * Binds banks whose BANKS entry names a secret (`secret_name`) to it. The banks module reads
- * `secret` and `previousSecret` from these same objects on every call, so a rotation picked up
- * by the store applies to the next request signed or callback verified.
- */
-export async function bindBankSecrets(banks: BankConfig[], store: SecretStore): Promise<void> {
-  for (const b of banks) {
-    if (!b.secretName) continue;
-    const s = await store.watch(b.secretName, `BANKS[${b.code}].secret_name`);
-    const apply = () => {
-      const [current, previous] = s.verifying();
-      b.secret = current;
-      b.previousSecret = previous;
-    };
-    apply();
-    s.onChange(apply);
-  }
-}

@@ -4,7 +4,8 @@ import { request as httpsRequest, Agent as HttpsAgent, type ServerOptions as Htt
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { join, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { ConfigError, type Mode } from './config.ts';
+import { Type } from '@sinclair/typebox';
+import { ConfigError, defineSettings, type Mode } from './settings.ts';
 
 // TLS in one place: the API's HTTPS listener (TLS 1.2 at least, 1.3 preferred, only ECDHE +
 // AEAD suites), a self-signed pair for development, and the client side for outbound calls that
@@ -65,6 +66,30 @@ export function parseTlsConfig(env: Env, mode: Mode): TlsConfig {
     redisCaFile: env.REDIS_TLS_CA_FILE ? resolve(env.REDIS_TLS_CA_FILE) : undefined,
   };
 }
+
+/** HTTPS on the API, and the CA for Redis over TLS. */
+export const tlsSettings = defineSettings({
+  title: 'TLS',
+  source: 'src/platform/tls.ts',
+  schema: Type.Object({
+    TLS_MODE: Type.Union([Type.Literal('off'), Type.Literal('files'), Type.Literal('self-signed')], {
+      defaultText: '`off` (`files` when `TLS_CERT_FILE` or `TLS_KEY_FILE` is set)',
+      description:
+        'HTTPS on the API: `off` (plain HTTP behind a TLS-terminating proxy), `files`, or `self-signed` (development only).',
+    }),
+    TLS_CERT_FILE: Type.String({ description: 'PEM certificate chain of the API (`TLS_MODE=files`).' }),
+    TLS_KEY_FILE: Type.String({ description: 'PEM private key of the API (`TLS_MODE=files`).' }),
+    TLS_MIN_VERSION: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], {
+      default: 'TLSv1.2',
+      description: 'Lowest TLS version the API accepts; older versions are refused.',
+    }),
+    REDIS_TLS_CA_FILE: Type.String({
+      defaultText: 'system CAs',
+      description: "CA the Redis server's certificate must chain to, for `rediss://` URLs.",
+    }),
+  }),
+  load: (env, ctx) => ({ tls: parseTlsConfig(env, ctx.mode) }),
+});
 
 /** The scheme the API is reached with, for PUBLIC_URL's default. */
 export const tlsScheme = (env: Env) =>

@@ -2,7 +2,7 @@ import { freePort } from '../../src/platform/freePort.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/platform/config.ts';
+import { loadConfig } from '../../src/config.ts';
 import { createTestDb } from '../../src/platform/testing.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import type { Clock } from '../../src/platform/clock.ts';

@@ -7,7 +7,7 @@ export const banks: Command = {
   summary: 'Show each configured bank, or route new payments around a bank (and back).',
   async run(argv) {
     const { createBanksService } = await import('../../modules/banks/index.ts');
-    const { createMetrics } = await import('../../platform/metrics.ts');
+    const { createMetrics } = await import('../../metrics.ts');
     return withDb(async (db, config) => {
       const svc = createBanksService({ db, config, metrics: createMetrics() });
       const [sub, code, ...rest] = argv;

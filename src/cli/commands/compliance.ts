@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../../platform/config.ts';
+import { ConfigError, loadConfig, type Config } from '../../config.ts';
 import { openDb, type Db } from '../../platform/db.ts';
 import { migrate } from '../../platform/migrate.ts';
 import { createLogger } from '../../platform/log.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../../platform/config.ts';
+import { ConfigError, loadConfig } from '../../config.ts';
 import { openDb } from '../../platform/db.ts';
 import { migrate } from '../../platform/migrate.ts';
 import { createLogger } from '../../platform/log.ts';

@@ -1,5 +1,5 @@
 import { migrate as applyMigrations } from '../../platform/migrate.ts';
-import { loadConfig } from '../../platform/config.ts';
+import { loadConfig } from '../../config.ts';
 import { openDb } from '../../platform/db.ts';
 import type { Command } from '../command.ts';
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../../platform/config.ts';
+import { ConfigError, loadConfig } from '../../config.ts';
 import { withDb, type Command, UsageError } from '../command.ts';
 
 // The terminal CA. Lives in TERMINAL_PKI_DIR (default <data dir>/pki); ca.key never leaves it.

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig } from '../../platform/config.ts';
+import { ConfigError, loadConfig } from '../../config.ts';
 import { withDb, type Command, UsageError } from '../command.ts';
 
 // Terminal identity (enrol, revoke, development secrets), the violations log, and the simulator.

@@ -4,7 +4,7 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig } from '../../platform/config.ts';
+import { ConfigError, loadConfig } from '../../config.ts';
 import { auditKeysFromSeed, loadAuditKeys, verifySignature } from './keys.ts';
 
 test('the signing key: required in production, a 0600 file elsewhere, reused', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDb } from '../../platform/testing.ts';
-import { loadConfig } from '../../platform/config.ts';
+import { loadConfig } from '../../config.ts';
 import { AppError } from '../../platform/errors.ts';
 import { fixedClock } from '../../platform/clock.ts';
 import { signRequest } from '../../platform/signing.ts';

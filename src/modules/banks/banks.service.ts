@@ -1,4 +1,5 @@
-import type { Config, BankConfig } from '../../platform/config.ts';
+import type { Config } from '../../platform/config.ts';
+import type { BankConfig } from './banks.settings.ts';
 import type { Db, Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { systemClock, type Clock } from '../../platform/clock.ts';

@@ -17,3 +17,5 @@ export { DOWN_BANK_CODES_SQL } from './banks.repo.ts';
 export { createConnector, CONNECTOR_NAMES, type ConnectorOptions } from './connectors/index.ts';
 export { RESPONSE_CODES, outcomeForCode, toBankResult, isKnownCode, type ResponseCodeInfo } from './responseCodes.ts';
 export * from './simulator/index.ts';
+export type { BankConfig } from './banks.settings.ts';
+export { bindBankSecrets } from './bankSecrets.ts';

@@ -11,7 +11,7 @@ import type { ComplianceFacts, KeyFact, OperatorFact } from './checks.ts';
 // through their public faces). Numbers are whole (days, seconds): the report's canonical JSON
 // (the signed bytes) allows integers only.
 
-/** The development default of the simulated banks' HMAC secret (platform/config.ts). */
+/** The development default of the simulated banks' HMAC secret (modules/banks/banks.settings.ts). */
 const DEV_BANK_SECRET = 'dev-only-simulator-secret';
 
 /** One sample of each kind of sensitive authentication data the guard must refuse (PCI DSS 3.3.1). */

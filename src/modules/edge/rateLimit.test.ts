@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import { AppError, ERROR_STATUS, isAppError } from '../../platform/errors.ts';
-import { ConfigError, loadConfig } from '../../platform/config.ts';
+import { ConfigError, loadConfig } from '../../config.ts';
 import { createMemoryBucketStore } from './tokenBucket.ts';
 import { createEdgeMetrics } from './metrics.ts';
 import { createRateLimiter, registerRateLimits, signInRateLimits, apiKeyBucketId } from './rateLimit.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../platform/errors.ts';
-import type { RateLimitConfig, RateLimitName } from '../../platform/config.ts';
+import type { RateLimitConfig, RateLimitName } from './edge.settings.ts';
 import type { BucketStore } from './tokenBucket.ts';
 import type { EdgeMetrics } from './metrics.ts';
 

@@ -149,3 +149,36 @@ export function timedCreate<A extends [unknown, { method: string }, ...unknown[]
     }
   };
 }
+
+/**
+ * The payment and refund transition counters and the reconciliation gauge, created once per
+ * process registry by src/metrics.ts and reached as `metrics.payments`, `metrics.refunds`,
+ * `metrics.reconciliationPending` (the Metrics interface below).
+ */
+export function createPaymentCounters(registry: Registry) {
+  return {
+    payments: new Counter({
+      name: 'tillpoint_payments_total',
+      help: 'Payment state transitions by method and resulting status',
+      labelNames: ['method', 'status'] as const,
+      registers: [registry],
+    }),
+    refunds: new Counter({
+      name: 'tillpoint_refunds_total',
+      help: 'Refunds by resulting status',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    reconciliationPending: new Gauge({
+      name: 'tillpoint_payments_needing_reconciliation',
+      help: 'Payments flagged for reconciliation (deemed or unknown at the bank)',
+      registers: [registry],
+    }),
+  };
+}
+
+export type PaymentCounters = ReturnType<typeof createPaymentCounters>;
+
+declare module '../../platform/metrics.ts' {
+  interface Metrics extends PaymentCounters {}
+}

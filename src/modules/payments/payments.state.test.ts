@@ -10,8 +10,8 @@ import {
 } from './payments.state.ts';
 import { createTestDb } from '../../platform/testing.ts';
 import { fixedClock } from '../../platform/clock.ts';
-import { loadConfig } from '../../platform/config.ts';
-import { createMetrics } from '../../platform/metrics.ts';
+import { loadConfig } from '../../config.ts';
+import { createMetrics } from '../../metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import { isAppError } from '../../platform/errors.ts';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, DEFAULT_VPA_PATTERN, loadConfig } from '../../platform/config.ts';
+import { ConfigError, loadConfig } from '../../config.ts';
+import { DEFAULT_VPA_PATTERN } from '../../platform/mask.ts';
 import { canonicalCustomer, createCustomerHasher, loadCustomerKey, normalizePhone } from './customers.ts';
 
 // Customer identity: what is hashed, with which key, and where the key comes from.

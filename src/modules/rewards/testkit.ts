@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { createTestDb } from '../../platform/testing.ts';
 import { fixedClock } from '../../platform/clock.ts';
-import { loadConfig } from '../../platform/config.ts';
-import { createMetrics } from '../../platform/metrics.ts';
+import { loadConfig } from '../../config.ts';
+import { createMetrics } from '../../metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Db } from '../../platform/db.ts';

@@ -23,3 +23,4 @@ export const loadGateway = () => import('./gateway.ts');
 /** Certificate issuance loads @peculiar/x509; only the commands that issue need it, so it loads on demand. */
 export const loadPki = () => import('./pki.ts');
 export const loadEnrollment = () => import('./enrollment.ts');
+export { parseMqtt, type MqttConfig } from './terminals.settings.ts';

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../platform/log.ts';
-import { loadConfig } from '../../platform/config.ts';
+import { loadConfig } from '../../config.ts';
 import type { Db } from '../../platform/db.ts';
 import type { AuditWriter } from '../audit/index.ts';
 import { createTerminalGateway } from './gateway.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Db } from '../../platform/db.ts';
 import { systemClock, type Clock } from '../../platform/clock.ts';
-import { DEFAULT_VPA_PATTERN } from '../../platform/config.ts';
+import { DEFAULT_VPA_PATTERN } from '../../platform/mask.ts';
 import { createVault } from './vault.ts';
 import { createLocalKeyManager } from './kms/local.ts';
 import type { EncryptedField } from './fields.ts';

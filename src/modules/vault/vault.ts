@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Db } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
-import type { KeysConfig } from '../../platform/keysConfig.ts';
+import type { KeysConfig } from './vault.settings.ts';
 import { checkField, createFieldCipher, fieldName, indexPurpose, type EncryptedField } from './fields.ts';
 import { createKeyStore, type KeyKind } from './keystore.ts';
 import type { KekInfo, KeyManager } from './kms/types.ts';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { BankConfig } from '../../../platform/config.ts';
+import type { BankConfig } from '../banks.settings.ts';
 import { createCaPinnedFetch, createKeepAliveFetch } from '../../../platform/tls.ts';
 import { AppError } from '../../../platform/errors.ts';
 import type { BankConnector } from '../types.ts';

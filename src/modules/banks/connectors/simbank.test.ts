@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../../../platform/errors.ts';
-import { createMetrics } from '../../../platform/metrics.ts';
+import { createMetrics } from '../../../metrics.ts';
 import { createConnector } from './index.ts';
 import { BankCallError, type BankCallFailureKind } from '../types.ts';
 

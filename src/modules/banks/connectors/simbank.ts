@@ -1,4 +1,4 @@
-import type { BankConfig } from '../../../platform/config.ts';
+import type { BankConfig } from '../banks.settings.ts';
 import { AppError, type ErrorCode } from '../../../platform/errors.ts';
 import { formatRupees, parseRupees } from '../../../platform/money.ts';
 import { systemClock, type Clock } from '../../../platform/clock.ts';

@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createTestDb } from '../../../platform/testing.ts';
-import { loadConfig } from '../../../platform/config.ts';
+import { loadConfig } from '../../../config.ts';
 import { fixedClock, type Clock } from '../../../platform/clock.ts';
 import { AppError } from '../../../platform/errors.ts';
 import { signRequest, verifySignedRequest } from '../../../platform/signing.ts';

@@ -8,7 +8,7 @@ import { normaliseRatios, type OutcomeRatios } from './engine.ts';
 // The simulator as its own process (`npx tillpoint bank-sim`), so Tillpoint can be run
 // against a bank across a real network hop, as in production.
 
-/** Matches the development default in platform/config.ts, so `--dev` works with `npm start`. */
+/** Matches the development default in banks/banks.settings.ts, so `--dev` works with `npm start`. */
 export const DEV_SIM_SECRET = 'dev-only-simulator-secret';
 
 export interface StartBankSimulatorOptions {

@@ -1,6 +1,6 @@
 import { awsCredentials } from '../../../platform/aws.ts';
 import { ConfigError, type Mode } from '../../../platform/config.ts';
-import type { KeysConfig } from '../../../platform/keysConfig.ts';
+import type { KeysConfig } from '../vault.settings.ts';
 import type { SecretStore } from '../../../platform/secrets.ts';
 import { createAwsKmsKeyManager } from './awsKms.ts';
 import { createLocalKeyManager } from './local.ts';
