@@ -11,9 +11,9 @@ import type { PaymentsService } from '../../payments/index.ts';
 import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
 import { actorOf, recordDataRead, type AuditWriter } from '../../audit/index.ts';
-import * as repo from '../terminals.repo.ts';
 import type { ViolationKind } from '../terminals.repo.ts';
-import { createRequestIdStore, type RequestIdStore } from '../requestIds.ts';
+import { createTerminalRequestLedger } from '../requestIds.ts';
+import type { RequestLedger } from '../../../platform/requestLedger.ts';
 import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } from './schemas.ts';
 
 // One terminal request in, one response out. The order of checks is the order of cost: size,
@@ -39,8 +39,8 @@ export interface HandlerDeps {
   audit: Pick<AuditWriter, 'record'>;
   logger: Logger;
   maxPayloadBytes: number;
-  /** Claims and responses of request ids; default: batched writes on `db`. */
-  requestIds?: RequestIdStore;
+  /** Claims and responses of request ids (the request ledger); default: batched writes on `db`. */
+  requestIds?: RequestLedger;
 }
 
 /** What the broker knows about the connection a request came in on. */
@@ -118,7 +118,7 @@ const isRequestType = (t: string): t is RequestType => Object.hasOwn(REQUEST_TYP
 
 export function createRequestHandler(deps: HandlerDeps) {
   const { db, payments, audit, logger, maxPayloadBytes } = deps;
-  const requestIds = deps.requestIds ?? createRequestIdStore(db, CLAIM_SECONDS);
+  const requestIds = deps.requestIds ?? createTerminalRequestLedger(db, CLAIM_SECONDS);
   const merchants = new Map<string, string>();
 
   /** The terminal acting for its merchant; only on its own payments (checked per request below). */
@@ -373,14 +373,13 @@ export function createRequestHandler(deps: HandlerDeps) {
         }
       }
 
-      // State-changing: claim the id first. The hash binds the id to this exact request.
+      // State-changing: claim the id first, in the request ledger (scope: this terminal). The hash
+      // binds the id to this exact request. No waiting for a duplicate still in progress: its
+      // response (same id) is on its way, and answering twice would only race it.
       const hash = createHash('sha256').update(`${type}\n`).update(JSON.stringify(body)).digest('hex');
-      let claimed = await requestIds.claim({ terminalId, requestId: id, type, hash });
-      if (!claimed) {
-        const prior = await repo.getRequest(db, terminalId, id);
-        if (!prior)
-          claimed = await repo.claimRequest(db, terminalId, id, type, hash, CLAIM_SECONDS); // released in between
-        else if (prior.request_hash !== hash) {
+      const begun = await requestIds.begin({ scope: terminalId, key: id, hash, label: type });
+      switch (begun.outcome) {
+        case 'conflict':
           return {
             type,
             outcome: 'idempotency_key_reused',
@@ -392,14 +391,12 @@ export function createRequestHandler(deps: HandlerDeps) {
             ),
             violation: { kind: 'request_id_reused', detail: type },
           };
-        } else if (prior.state === 'completed') {
-          return { type, outcome: 'replayed', replayed: true, response: prior.response ?? undefined };
-        } else if (prior.claimable) {
-          claimed = await repo.takeOverRequest(db, terminalId, id, CLAIM_SECONDS);
-        }
-        // Still in progress elsewhere: its response (same id) is on its way; answering twice would
-        // only race it.
-        if (!claimed) return { type, outcome: 'in_progress', replayed: true };
+        case 'replay':
+          return { type, outcome: 'replayed', replayed: true, response: begun.response ?? undefined };
+        case 'in_progress':
+          return { type, outcome: 'in_progress', replayed: true };
+        case 'claimed':
+          break;
       }
       let response: string;
       let outcome = 'ok';
@@ -410,12 +407,12 @@ export function createRequestHandler(deps: HandlerDeps) {
         response = err.response;
         outcome = err.code;
         if (RETRYABLE.has(err.code)) {
-          await repo.releaseRequest(db, terminalId, id).catch(() => {});
+          await requestIds.release(terminalId, id).catch(() => {});
           return { type, outcome, response };
         }
       }
       try {
-        await requestIds.complete({ terminalId, requestId: id, response });
+        await requestIds.complete({ scope: terminalId, key: id, response });
       } catch (e) {
         // The work is done: answer anyway. Until the claim lapses a redelivery gets no answer of
         // its own; after that it would run again, so this is logged loudly.
