@@ -3,7 +3,8 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { Logger } from 'pino';
 import type { Db } from '../../../platform/db.ts';
-import { AppError, fromDatabaseError, isAppError, type ErrorCode } from '../../../platform/errors.ts';
+import { AppError, type ErrorCode } from '../../../platform/errors.ts';
+import { errorReply } from '../../../platform/errorReply.ts';
 import { terminalPrincipal, type TerminalPrincipal } from '../../../http/principal.ts';
 import { describeValidation } from '../../../http/validation.ts';
 import { parseStrictJson } from '../../../http/strictJson.ts';
@@ -265,24 +266,10 @@ export function createRequestHandler(deps: HandlerDeps) {
     });
   }
 
+  /** The shared mapping (platform/errorReply.ts, as the HTTP API's), as a protocol error response. */
   function toError(id: string, e: unknown, type: string): { code: ErrorCode; response: string } {
-    let err: AppError;
-    if (isAppError(e)) err = e;
-    else {
-      err =
-        fromDatabaseError(e) ?? new AppError('internal_error', 'Something went wrong on our side; it has been logged');
-      if (err.code === 'internal_error') {
-        const x = e as Error & { code?: string };
-        logger.error(
-          {
-            err: { type: x?.name, code: x?.code, stack: x?.stack?.split('\n').slice(0, 6).join('\n') },
-            request_type: type,
-          },
-          'terminal request failed',
-        );
-      }
-    }
-    return { code: err.code, response: errorResponse(id, err.code, err.message, err.details) };
+    const r = errorReply(e, { log: logger, msg: 'terminal request failed', context: { request_type: type } });
+    return { code: r.code, response: errorResponse(id, r.code, r.message, r.details) };
   }
 
   return {
