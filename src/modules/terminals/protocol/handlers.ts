@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import Ajv, { type ValidateFunction } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Static } from '@sinclair/typebox';
 import addFormats from 'ajv-formats';
 import type { Logger } from 'pino';
 import type { Db } from '../../../platform/db.ts';
@@ -15,7 +16,7 @@ import { actorOf, recordDataRead, type AuditWriter } from '../../audit/index.ts'
 import type { ViolationKind } from '../terminals.repo.ts';
 import { createTerminalRequestLedger } from '../requestIds.ts';
 import type { RequestLedger } from '../../../platform/requestLedger.ts';
-import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } from './schemas.ts';
+import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestBody, type RequestType } from './schemas.ts';
 
 // One terminal request in, one response out. The order of checks is the order of cost: size,
 // JSON, envelope, type, body schema, then the database. Nothing is written before a request has
@@ -90,10 +91,22 @@ const ajv = new Ajv.default({
   strict: false,
 });
 addFormats.default(ajv);
-const validateEnvelope = ajv.compile(RequestEnvelope);
+const validateEnvelope = ajv.compile<Static<typeof RequestEnvelope>>(RequestEnvelope);
+/** Each type's validator guards that type's static body (compiled from the same TypeBox schema). */
 const bodyValidators = Object.fromEntries(
   Object.entries(REQUEST_TYPES).map(([t, s]) => [t, ajv.compile(s.request)]),
-) as Record<RequestType, ValidateFunction>;
+) as { [T in RequestType]: ValidateFunction<RequestBody<T>> };
+
+/** A request whose body its type's schema accepted: the body has that schema's static type. */
+type TerminalRequest = { [T in RequestType]: { type: T; body: RequestBody<T> } }[RequestType];
+
+/** The typed request, or why its body does not match its type's schema. */
+function checkRequest(type: RequestType, body: unknown): { request: TerminalRequest } | { errors: ErrorObject[] } {
+  const validate: ValidateFunction<RequestBody<RequestType>> = bodyValidators[type];
+  if (!validate(body)) return { errors: validate.errors ?? [] };
+  // TypeScript cannot tie `type` to the body's type through the union; the validator just did.
+  return { request: { type, body } as TerminalRequest };
+}
 
 /** For a request too big to parse: its id, if it leads the message as the SDK writes it. */
 const LEADING_ID_RE = /^\s*\{\s*(?:"v"\s*:\s*\d+\s*,\s*)?"id"\s*:\s*"([A-Za-z0-9._:-]{1,64})"/;
@@ -162,14 +175,9 @@ export function createRequestHandler(deps: HandlerDeps) {
     return deps.rewards;
   }
 
-  async function dispatch(
-    principal: TerminalPrincipal,
-    requestId: string,
-    type: RequestType,
-    body: Record<string, unknown>,
-  ): Promise<unknown> {
+  async function dispatch(principal: TerminalPrincipal, requestId: string, req: TerminalRequest): Promise<unknown> {
     const terminalId = principal.id;
-    switch (type) {
+    switch (req.type) {
       case 'ping':
         await assertActive(terminalId);
         return { pong: true, terminal_id: terminalId, server_time: new Date().toISOString() };
@@ -179,54 +187,32 @@ export function createRequestHandler(deps: HandlerDeps) {
         // request id goes on the payment too: if this process dies after the payment is written
         // and before the response is stored, the retry that takes over the lapsed claim gets the
         // same payment back instead of a second one ("mqtt:" keeps it apart from HTTP keys).
-        return payments.create(
-          principal,
-          {
-            ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }),
-            terminal_id: terminalId,
-          },
-          { clientRef: `mqtt:${requestId}` },
-        );
+        return payments.create(principal, { ...req.body, terminal_id: terminalId }, { clientRef: `mqtt:${requestId}` });
       case 'payment.get':
-        return whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
+        return whileActive(terminalId, () => ownPayment(principal, terminalId, req.body.payment_id));
       case 'payment.refund': {
-        await whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
-        return payments.refund(principal, body.payment_id as string, {
-          amount: body.amount as number,
-          reason: body.reason as string | undefined,
-        });
+        const { payment_id, amount, reason } = req.body;
+        await whileActive(terminalId, () => ownPayment(principal, terminalId, payment_id));
+        return payments.refund(principal, payment_id, { amount, reason });
       }
       case 'payment.list_recent': {
-        const page = await whileActive(terminalId, () =>
-          payments.list(principal, {
-            terminalId,
-            status: body.status as string | undefined,
-            limit: (body.limit as number) ?? 10,
-          }),
-        );
+        const { status, limit = 10 } = req.body;
+        const page = await whileActive(terminalId, () => payments.list(principal, { terminalId, status, limit }));
         return { data: page.data };
       }
       case 'rewards.balance': {
         // The program of the terminal's merchant (or the coalition it belongs to).
         const rewards = rewardsService();
+        const { vpa, phone } = req.body;
         return whileActive(terminalId, () =>
-          rewards.balance(principal, {
-            merchant_id: principal.merchantId,
-            vpa: body.vpa as string | undefined,
-            phone: body.phone as string | undefined,
-          }),
+          rewards.balance(principal, { merchant_id: principal.merchantId, vpa, phone }),
         );
       }
       case 'rewards.quote': {
         const rewards = rewardsService();
+        const { amount, vpa, phone, redeem_points } = req.body;
         return whileActive(terminalId, () =>
-          rewards.quote(principal, {
-            terminal_id: terminalId,
-            amount: body.amount as number,
-            vpa: body.vpa as string | undefined,
-            phone: body.phone as string | undefined,
-            redeem_points: body.redeem_points as number | undefined,
-          }),
+          rewards.quote(principal, { terminal_id: terminalId, amount, vpa, phone, redeem_points }),
         );
       }
     }
@@ -240,11 +226,12 @@ export function createRequestHandler(deps: HandlerDeps) {
     principal: TerminalPrincipal,
     conn: TerminalConnection,
     requestId: string,
-    type: RequestType,
-    body: Record<string, unknown>,
+    req: TerminalRequest,
     result: unknown,
   ) {
-    const read = DATA_READS[type];
+    const read = DATA_READS[req.type];
+    const body: Record<string, unknown> = req.body;
+    const type = req.type;
     if (!read) return;
     await recordDataRead(audit, db, {
       actor: actorOf(principal),
@@ -315,7 +302,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           violation: { kind: 'schema', detail: 'envelope' },
         };
       }
-      const { id, type } = msg as { id: string; type: string };
+      const { id, type } = msg;
       if (!isRequestType(type)) {
         return {
           outcome: 'unknown_message_type',
@@ -325,9 +312,8 @@ export function createRequestHandler(deps: HandlerDeps) {
           violation: { kind: 'unknown_type', detail: type.slice(0, 64) },
         };
       }
-      const body = ((msg as { body?: Record<string, unknown> }).body ?? {}) as Record<string, unknown>;
-      const validateBody = bodyValidators[type];
-      if (!validateBody(body)) {
+      const checked = checkRequest(type, msg.body ?? {});
+      if ('errors' in checked) {
         return {
           type,
           outcome: 'validation_failed',
@@ -335,7 +321,7 @@ export function createRequestHandler(deps: HandlerDeps) {
             id,
             'validation_failed',
             'The request body does not match the schema',
-            describeValidation(validateBody.errors ?? [], 'body'),
+            describeValidation(checked.errors, 'body'),
           ),
           violation: { kind: 'schema', detail: type },
         };
@@ -351,8 +337,8 @@ export function createRequestHandler(deps: HandlerDeps) {
 
       if (!MUTATING.has(type)) {
         try {
-          const result = await dispatch(principal, id, type, body);
-          await recordRead(principal, conn, id, type, body, result);
+          const result = await dispatch(principal, id, checked.request);
+          await recordRead(principal, conn, id, checked.request, result);
           return { type, outcome: 'ok', response: okResponse(id, result) };
         } catch (e) {
           const { code, response } = toError(id, e, type);
@@ -363,7 +349,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       // State-changing: claim the id first, in the request ledger (scope: this terminal). The hash
       // binds the id to this exact request. No waiting for a duplicate still in progress: its
       // response (same id) is on its way, and answering twice would only race it.
-      const hash = createHash('sha256').update(`${type}\n`).update(JSON.stringify(body)).digest('hex');
+      const hash = createHash('sha256').update(`${type}\n`).update(JSON.stringify(checked.request.body)).digest('hex');
       const begun = await requestIds.begin({ scope: terminalId, key: id, hash, label: type });
       switch (begun.outcome) {
         case 'conflict':
@@ -388,7 +374,7 @@ export function createRequestHandler(deps: HandlerDeps) {
       let response: string;
       let outcome = 'ok';
       try {
-        response = okResponse(id, await dispatch(principal, id, type, body));
+        response = okResponse(id, await dispatch(principal, id, checked.request));
       } catch (e) {
         const err = toError(id, e, type);
         response = err.response;
