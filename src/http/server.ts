@@ -2,7 +2,8 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { AppError, ERROR_STATUS, fromDatabaseError, isAppError, type ErrorCode } from '../platform/errors.ts';
+import { AppError, fromDatabaseError, type ErrorCode } from '../platform/errors.ts';
+import { errorReply } from '../platform/errorReply.ts';
 import { newId } from '../platform/ids.ts';
 import type { Config } from '../platform/config.ts';
 import type { Db } from '../platform/db.ts';
@@ -67,9 +68,11 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
   return { error: { code, message, request_id: requestId, ...(details === undefined ? {} : { details }) } };
 }
 
-/** Maps anything thrown in a request to our one error shape. Unknown errors leak nothing. */
-function toAppError(err: FastifyError | Error): AppError {
-  if (isAppError(err)) return err;
+/**
+ * Fastify's own errors (schema validation, body parsing, malformed requests) as AppErrors; the
+ * rest of the mapping is the one every transport shares (platform/errorReply.ts).
+ */
+function fastifyError(err: unknown): AppError | undefined {
   const fe = err as FastifyError & { validation?: import('ajv').ErrorObject[]; validationContext?: string };
   if (fe.validation) {
     return new AppError(
@@ -90,12 +93,11 @@ function toAppError(err: FastifyError | Error): AppError {
     case 'FST_ERR_ASYNC_CONSTRAINT':
       return new AppError('invalid_request', 'The request is malformed');
   }
-  const db = fromDatabaseError(err);
-  if (db) return db;
-  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+  // Any other client error Fastify raises (a database error never carries a status).
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 && !fromDatabaseError(err)) {
     return new AppError('invalid_request', 'The request is malformed');
   }
-  return new AppError('internal_error', 'Something went wrong on our side; it has been logged');
+  return undefined;
 }
 
 export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
@@ -230,17 +232,13 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   registerIdempotency(app, deps.db);
 
   app.setErrorHandler((thrown, req, reply) => {
-    const err = thrown as Error;
-    const e = toAppError(err);
-    if (e.code === 'internal_error') {
-      // Only the error's type, code and stack: driver messages can carry values from the query.
-      const code = (err as { code?: string }).code;
-      req.log.error(
-        { err: { type: err.name, code, stack: err.stack?.split('\n').slice(0, 6).join('\n') }, request_id: req.id },
-        'unhandled error',
-      );
-    }
-    reply.status(ERROR_STATUS[e.code]).send(errorBody(e.code, e.message, req.id, e.details));
+    const e = errorReply(thrown, {
+      log: req.log,
+      msg: 'unhandled error',
+      context: { request_id: req.id },
+      translate: fastifyError,
+    });
+    reply.status(e.status).send(errorBody(e.code, e.message, req.id, e.details));
   });
 
   app.setNotFoundHandler((req, reply) => {

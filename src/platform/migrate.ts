@@ -3,9 +3,10 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from './db.ts';
 
-// Numbered SQL files in migrations/, one module per file, applied in order, each in its own
-// transaction. An advisory lock makes two processes starting at once take turns: the second
-// finds the work done and applies nothing.
+// Numbered SQL files in migrations/, one module per file, applied in order, all pending ones in
+// one transaction (a failure leaves the database at the version it had). An advisory lock makes
+// two processes starting at once take turns: the second finds the work done and applies nothing.
+// Versions are looked up one by one, so gaps in the numbering are harmless (migrations/README.md).
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../migrations');
 const LOCK_KEY = 7_341_922_001; // arbitrary, fixed: "tillpoint migrations"

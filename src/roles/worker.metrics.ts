@@ -18,7 +18,7 @@ export function createWorkerMetrics(registry: Registry) {
     (registry.getSingleMetric('tillpoint_worker_job_failures_total') as Counter<'task'> | undefined) ??
     new Counter({
       name: 'tillpoint_worker_job_failures_total',
-      help: 'Worker job runs that threw, by task (the tick stops there and the next tick retries)',
+      help: 'Worker job runs that threw, by task (the other jobs of the tick still run; this one runs again next tick)',
       labelNames: ['task'] as const,
       registers: [registry],
     });

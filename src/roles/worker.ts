@@ -6,6 +6,7 @@ import type { PaymentsService } from '../modules/payments/index.ts';
 import type { RewardsService } from '../modules/rewards/index.ts';
 import { pruneNonces } from '../platform/signing.ts';
 import { createLease, type Lease } from '../platform/leases.ts';
+import { IDEMPOTENCY_KEYS, pruneRequestLedger } from '../platform/requestLedger.ts';
 
 // The worker role: background jobs on a fixed tick. Any number of worker replicas run side by
 // side, and none does a piece of work another is doing:
@@ -111,13 +112,7 @@ export function createWorker({
     {
       name: 'idempotency_keys_prune',
       every: housekeepingEvery,
-      run: async () =>
-        (
-          await db.query(
-            `DELETE FROM platform.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`,
-            [IDEMPOTENCY_RETENTION_HOURS],
-          )
-        ).rowCount,
+      run: () => pruneRequestLedger(db, IDEMPOTENCY_KEYS, IDEMPOTENCY_RETENTION_HOURS),
     },
     {
       name: 'nonces_prune',

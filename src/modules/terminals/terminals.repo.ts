@@ -1,4 +1,5 @@
 import type { Queryable } from '../../platform/db.ts';
+import { type LedgerRow, type LedgerTable, ledgerStatements } from '../../platform/requestLedger.repo.ts';
 
 // SQL for the terminals schema. Only this module writes these tables.
 
@@ -130,121 +131,27 @@ export async function inactiveTerminals(q: Queryable, ids: string[]): Promise<st
 
 // ---- request ids ----
 
-export interface RequestRow {
-  request_hash: string;
-  type: string;
-  state: 'in_progress' | 'completed';
-  response: string | null;
-  claimable: boolean;
-}
-
-export async function claimRequest(
-  q: Queryable,
-  terminalId: string,
-  requestId: string,
-  type: string,
-  hash: string,
-  claimSeconds: number,
-): Promise<boolean> {
-  const r = await q.query(
-    `INSERT INTO terminals.requests (terminal_id, request_id, type, request_hash, state, locked_until)
-     VALUES ($1, $2, $3, $4, 'in_progress', now() + make_interval(secs => $5))
-     ON CONFLICT (terminal_id, request_id) DO NOTHING RETURNING request_id`,
-    [terminalId, requestId, type, hash, claimSeconds],
-  );
-  return r.rowCount === 1;
-}
-
-export interface RequestClaim {
-  terminalId: string;
-  requestId: string;
-  type: string;
-  hash: string;
-}
-
-export interface RequestCompletion {
-  terminalId: string;
-  requestId: string;
-  response: string;
-}
-
 /**
- * Stores finished requests' responses and claims new request ids, in one statement (the gateway
- * batches what arrives while the previous statement runs). Returns the keys (`terminal\nrequest`)
- * of the claims that were won; a claim not returned lost to a row already there. Claims go in key
- * order, so two replicas claiming overlapping ids cannot deadlock.
+ * Request ids of state-changing requests (migration 0008): the terminal protocol's part of the
+ * request ledger (platform/requestLedger.ts), whose statements are built from these names. The
+ * stored response is the exact JSON published on /res; `type` is the request type.
  */
-export async function claimAndCompleteRequests(
-  q: Queryable,
-  claims: RequestClaim[],
-  completions: RequestCompletion[],
-  claimSeconds: number,
-): Promise<Set<string>> {
-  const c = [...claims].sort((a, b) =>
-    a.terminalId === b.terminalId ? (a.requestId < b.requestId ? -1 : 1) : a.terminalId < b.terminalId ? -1 : 1,
-  );
-  const { rows } = await q.query<{ terminal_id: string; request_id: string }>(
-    `WITH completed AS (
-       UPDATE terminals.requests r SET state = 'completed', response = d.response
-         FROM unnest($6::text[], $7::text[], $8::text[]) AS d(terminal_id, request_id, response)
-        WHERE r.terminal_id = d.terminal_id AND r.request_id = d.request_id
-     ), claimed AS (
-       INSERT INTO terminals.requests (terminal_id, request_id, type, request_hash, state, locked_until)
-       SELECT c.terminal_id, c.request_id, c.type, c.request_hash, 'in_progress', now() + make_interval(secs => $5)
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS c(terminal_id, request_id, type, request_hash, n)
-        ORDER BY c.n
-       ON CONFLICT (terminal_id, request_id) DO NOTHING RETURNING terminal_id, request_id
-     )
-     SELECT terminal_id, request_id FROM claimed`,
-    [
-      c.map((x) => x.terminalId),
-      c.map((x) => x.requestId),
-      c.map((x) => x.type),
-      c.map((x) => x.hash),
-      claimSeconds,
-      completions.map((x) => x.terminalId),
-      completions.map((x) => x.requestId),
-      completions.map((x) => x.response),
-    ],
-  );
-  return new Set(rows.map((r) => `${r.terminal_id}\n${r.request_id}`));
+export const REQUESTS_TABLE: LedgerTable = {
+  table: 'terminals.requests',
+  scope: 'terminal_id',
+  key: 'request_id',
+  response: 'response',
+  label: 'type',
+};
+const requests = ledgerStatements(REQUESTS_TABLE);
+
+export function getRequest(q: Queryable, terminalId: string, requestId: string): Promise<LedgerRow | undefined> {
+  return requests.get(q, terminalId, requestId);
 }
 
-export async function getRequest(q: Queryable, terminalId: string, requestId: string): Promise<RequestRow | undefined> {
-  const { rows } = await q.query<RequestRow>(
-    `SELECT request_hash, type, state, response, locked_until < now() AS claimable FROM terminals.requests WHERE terminal_id = $1 AND request_id = $2`,
-    [terminalId, requestId],
-  );
-  return rows[0];
-}
-
-/** Takes over a claim whose holder died (its lease ran out). Only one taker wins. */
-export async function takeOverRequest(
-  q: Queryable,
-  terminalId: string,
-  requestId: string,
-  claimSeconds: number,
-): Promise<boolean> {
-  const r = await q.query(
-    `UPDATE terminals.requests SET locked_until = now() + make_interval(secs => $3)
-      WHERE terminal_id = $1 AND request_id = $2 AND state = 'in_progress' AND locked_until < now() RETURNING request_id`,
-    [terminalId, requestId, claimSeconds],
-  );
-  return r.rowCount === 1;
-}
-
-export async function releaseRequest(q: Queryable, terminalId: string, requestId: string): Promise<void> {
-  await q.query(`DELETE FROM terminals.requests WHERE terminal_id = $1 AND request_id = $2 AND state = 'in_progress'`, [
-    terminalId,
-    requestId,
-  ]);
-}
-
-export async function pruneRequests(q: Queryable, olderThanHours: number): Promise<number> {
-  const r = await q.query(`DELETE FROM terminals.requests WHERE created_at < now() - make_interval(hours => $1)`, [
-    olderThanHours,
-  ]);
-  return r.rowCount;
+/** Retention (TERMINAL_REQUEST_RETENTION_HOURS), run by the gateway's housekeeping. */
+export function pruneRequests(q: Queryable, olderThanHours: number): Promise<number> {
+  return requests.prune(q, olderThanHours);
 }
 
 // ---- violations ----

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import Ajv, { type ValidateFunction } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Static } from '@sinclair/typebox';
 import addFormats from 'ajv-formats';
 import type { Logger } from 'pino';
 import type { Db } from '../../../platform/db.ts';
-import { AppError, fromDatabaseError, isAppError, type ErrorCode } from '../../../platform/errors.ts';
+import { AppError, type ErrorCode } from '../../../platform/errors.ts';
+import { errorReply } from '../../../platform/errorReply.ts';
 import { terminalPrincipal, type TerminalPrincipal } from '../../../http/principal.ts';
 import { describeValidation } from '../../../http/validation.ts';
 import { parseStrictJson } from '../../../http/strictJson.ts';
@@ -11,10 +13,10 @@ import type { PaymentsService } from '../../payments/index.ts';
 import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
 import { actorOf, recordDataRead, type AuditWriter } from '../../audit/index.ts';
-import * as repo from '../terminals.repo.ts';
 import type { ViolationKind } from '../terminals.repo.ts';
-import { createRequestIdStore, type RequestIdStore } from '../requestIds.ts';
-import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestType } from './schemas.ts';
+import { createTerminalRequestLedger } from '../requestIds.ts';
+import type { RequestLedger } from '../../../platform/requestLedger.ts';
+import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestBody, type RequestType } from './schemas.ts';
 
 // One terminal request in, one response out. The order of checks is the order of cost: size,
 // JSON, envelope, type, body schema, then the database. Nothing is written before a request has
@@ -39,8 +41,8 @@ export interface HandlerDeps {
   audit: Pick<AuditWriter, 'record'>;
   logger: Logger;
   maxPayloadBytes: number;
-  /** Claims and responses of request ids; default: batched writes on `db`. */
-  requestIds?: RequestIdStore;
+  /** Claims and responses of request ids (the request ledger); default: batched writes on `db`. */
+  requestIds?: RequestLedger;
 }
 
 /** What the broker knows about the connection a request came in on. */
@@ -89,10 +91,22 @@ const ajv = new Ajv.default({
   strict: false,
 });
 addFormats.default(ajv);
-const validateEnvelope = ajv.compile(RequestEnvelope);
+const validateEnvelope = ajv.compile<Static<typeof RequestEnvelope>>(RequestEnvelope);
+/** Each type's validator guards that type's static body (compiled from the same TypeBox schema). */
 const bodyValidators = Object.fromEntries(
   Object.entries(REQUEST_TYPES).map(([t, s]) => [t, ajv.compile(s.request)]),
-) as Record<RequestType, ValidateFunction>;
+) as { [T in RequestType]: ValidateFunction<RequestBody<T>> };
+
+/** A request whose body its type's schema accepted: the body has that schema's static type. */
+type TerminalRequest = { [T in RequestType]: { type: T; body: RequestBody<T> } }[RequestType];
+
+/** The typed request, or why its body does not match its type's schema. */
+function checkRequest(type: RequestType, body: unknown): { request: TerminalRequest } | { errors: ErrorObject[] } {
+  const validate: ValidateFunction<RequestBody<RequestType>> = bodyValidators[type];
+  if (!validate(body)) return { errors: validate.errors ?? [] };
+  // TypeScript cannot tie `type` to the body's type through the union; the validator just did.
+  return { request: { type, body } as TerminalRequest };
+}
 
 /** For a request too big to parse: its id, if it leads the message as the SDK writes it. */
 const LEADING_ID_RE = /^\s*\{\s*(?:"v"\s*:\s*\d+\s*,\s*)?"id"\s*:\s*"([A-Za-z0-9._:-]{1,64})"/;
@@ -118,7 +132,7 @@ const isRequestType = (t: string): t is RequestType => Object.hasOwn(REQUEST_TYP
 
 export function createRequestHandler(deps: HandlerDeps) {
   const { db, payments, audit, logger, maxPayloadBytes } = deps;
-  const requestIds = deps.requestIds ?? createRequestIdStore(db, CLAIM_SECONDS);
+  const requestIds = deps.requestIds ?? createTerminalRequestLedger(db, CLAIM_SECONDS);
   const merchants = new Map<string, string>();
 
   /** The terminal acting for its merchant; only on its own payments (checked per request below). */
@@ -161,14 +175,9 @@ export function createRequestHandler(deps: HandlerDeps) {
     return deps.rewards;
   }
 
-  async function dispatch(
-    principal: TerminalPrincipal,
-    requestId: string,
-    type: RequestType,
-    body: Record<string, unknown>,
-  ): Promise<unknown> {
+  async function dispatch(principal: TerminalPrincipal, requestId: string, req: TerminalRequest): Promise<unknown> {
     const terminalId = principal.id;
-    switch (type) {
+    switch (req.type) {
       case 'ping':
         await assertActive(terminalId);
         return { pong: true, terminal_id: terminalId, server_time: new Date().toISOString() };
@@ -178,54 +187,32 @@ export function createRequestHandler(deps: HandlerDeps) {
         // request id goes on the payment too: if this process dies after the payment is written
         // and before the response is stored, the retry that takes over the lapsed claim gets the
         // same payment back instead of a second one ("mqtt:" keeps it apart from HTTP keys).
-        return payments.create(
-          principal,
-          {
-            ...(body as { method: 'upi_qr' | 'upi_collect'; amount: number; currency: string }),
-            terminal_id: terminalId,
-          },
-          { clientRef: `mqtt:${requestId}` },
-        );
+        return payments.create(principal, { ...req.body, terminal_id: terminalId }, { clientRef: `mqtt:${requestId}` });
       case 'payment.get':
-        return whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
+        return whileActive(terminalId, () => ownPayment(principal, terminalId, req.body.payment_id));
       case 'payment.refund': {
-        await whileActive(terminalId, () => ownPayment(principal, terminalId, body.payment_id as string));
-        return payments.refund(principal, body.payment_id as string, {
-          amount: body.amount as number,
-          reason: body.reason as string | undefined,
-        });
+        const { payment_id, amount, reason } = req.body;
+        await whileActive(terminalId, () => ownPayment(principal, terminalId, payment_id));
+        return payments.refund(principal, payment_id, { amount, reason });
       }
       case 'payment.list_recent': {
-        const page = await whileActive(terminalId, () =>
-          payments.list(principal, {
-            terminalId,
-            status: body.status as string | undefined,
-            limit: (body.limit as number) ?? 10,
-          }),
-        );
+        const { status, limit = 10 } = req.body;
+        const page = await whileActive(terminalId, () => payments.list(principal, { terminalId, status, limit }));
         return { data: page.data };
       }
       case 'rewards.balance': {
         // The program of the terminal's merchant (or the coalition it belongs to).
         const rewards = rewardsService();
+        const { vpa, phone } = req.body;
         return whileActive(terminalId, () =>
-          rewards.balance(principal, {
-            merchant_id: principal.merchantId,
-            vpa: body.vpa as string | undefined,
-            phone: body.phone as string | undefined,
-          }),
+          rewards.balance(principal, { merchant_id: principal.merchantId, vpa, phone }),
         );
       }
       case 'rewards.quote': {
         const rewards = rewardsService();
+        const { amount, vpa, phone, redeem_points } = req.body;
         return whileActive(terminalId, () =>
-          rewards.quote(principal, {
-            terminal_id: terminalId,
-            amount: body.amount as number,
-            vpa: body.vpa as string | undefined,
-            phone: body.phone as string | undefined,
-            redeem_points: body.redeem_points as number | undefined,
-          }),
+          rewards.quote(principal, { terminal_id: terminalId, amount, vpa, phone, redeem_points }),
         );
       }
     }
@@ -239,11 +226,12 @@ export function createRequestHandler(deps: HandlerDeps) {
     principal: TerminalPrincipal,
     conn: TerminalConnection,
     requestId: string,
-    type: RequestType,
-    body: Record<string, unknown>,
+    req: TerminalRequest,
     result: unknown,
   ) {
-    const read = DATA_READS[type];
+    const read = DATA_READS[req.type];
+    const body: Record<string, unknown> = req.body;
+    const type = req.type;
     if (!read) return;
     await recordDataRead(audit, db, {
       actor: actorOf(principal),
@@ -265,24 +253,10 @@ export function createRequestHandler(deps: HandlerDeps) {
     });
   }
 
+  /** The shared mapping (platform/errorReply.ts, as the HTTP API's), as a protocol error response. */
   function toError(id: string, e: unknown, type: string): { code: ErrorCode; response: string } {
-    let err: AppError;
-    if (isAppError(e)) err = e;
-    else {
-      err =
-        fromDatabaseError(e) ?? new AppError('internal_error', 'Something went wrong on our side; it has been logged');
-      if (err.code === 'internal_error') {
-        const x = e as Error & { code?: string };
-        logger.error(
-          {
-            err: { type: x?.name, code: x?.code, stack: x?.stack?.split('\n').slice(0, 6).join('\n') },
-            request_type: type,
-          },
-          'terminal request failed',
-        );
-      }
-    }
-    return { code: err.code, response: errorResponse(id, err.code, err.message, err.details) };
+    const r = errorReply(e, { log: logger, msg: 'terminal request failed', context: { request_type: type } });
+    return { code: r.code, response: errorResponse(id, r.code, r.message, r.details) };
   }
 
   return {
@@ -328,7 +302,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           violation: { kind: 'schema', detail: 'envelope' },
         };
       }
-      const { id, type } = msg as { id: string; type: string };
+      const { id, type } = msg;
       if (!isRequestType(type)) {
         return {
           outcome: 'unknown_message_type',
@@ -338,9 +312,8 @@ export function createRequestHandler(deps: HandlerDeps) {
           violation: { kind: 'unknown_type', detail: type.slice(0, 64) },
         };
       }
-      const body = ((msg as { body?: Record<string, unknown> }).body ?? {}) as Record<string, unknown>;
-      const validateBody = bodyValidators[type];
-      if (!validateBody(body)) {
+      const checked = checkRequest(type, msg.body ?? {});
+      if ('errors' in checked) {
         return {
           type,
           outcome: 'validation_failed',
@@ -348,7 +321,7 @@ export function createRequestHandler(deps: HandlerDeps) {
             id,
             'validation_failed',
             'The request body does not match the schema',
-            describeValidation(validateBody.errors ?? [], 'body'),
+            describeValidation(checked.errors, 'body'),
           ),
           violation: { kind: 'schema', detail: type },
         };
@@ -364,8 +337,8 @@ export function createRequestHandler(deps: HandlerDeps) {
 
       if (!MUTATING.has(type)) {
         try {
-          const result = await dispatch(principal, id, type, body);
-          await recordRead(principal, conn, id, type, body, result);
+          const result = await dispatch(principal, id, checked.request);
+          await recordRead(principal, conn, id, checked.request, result);
           return { type, outcome: 'ok', response: okResponse(id, result) };
         } catch (e) {
           const { code, response } = toError(id, e, type);
@@ -373,14 +346,13 @@ export function createRequestHandler(deps: HandlerDeps) {
         }
       }
 
-      // State-changing: claim the id first. The hash binds the id to this exact request.
-      const hash = createHash('sha256').update(`${type}\n`).update(JSON.stringify(body)).digest('hex');
-      let claimed = await requestIds.claim({ terminalId, requestId: id, type, hash });
-      if (!claimed) {
-        const prior = await repo.getRequest(db, terminalId, id);
-        if (!prior)
-          claimed = await repo.claimRequest(db, terminalId, id, type, hash, CLAIM_SECONDS); // released in between
-        else if (prior.request_hash !== hash) {
+      // State-changing: claim the id first, in the request ledger (scope: this terminal). The hash
+      // binds the id to this exact request. No waiting for a duplicate still in progress: its
+      // response (same id) is on its way, and answering twice would only race it.
+      const hash = createHash('sha256').update(`${type}\n`).update(JSON.stringify(checked.request.body)).digest('hex');
+      const begun = await requestIds.begin({ scope: terminalId, key: id, hash, label: type });
+      switch (begun.outcome) {
+        case 'conflict':
           return {
             type,
             outcome: 'idempotency_key_reused',
@@ -392,30 +364,28 @@ export function createRequestHandler(deps: HandlerDeps) {
             ),
             violation: { kind: 'request_id_reused', detail: type },
           };
-        } else if (prior.state === 'completed') {
-          return { type, outcome: 'replayed', replayed: true, response: prior.response ?? undefined };
-        } else if (prior.claimable) {
-          claimed = await repo.takeOverRequest(db, terminalId, id, CLAIM_SECONDS);
-        }
-        // Still in progress elsewhere: its response (same id) is on its way; answering twice would
-        // only race it.
-        if (!claimed) return { type, outcome: 'in_progress', replayed: true };
+        case 'replay':
+          return { type, outcome: 'replayed', replayed: true, response: begun.response ?? undefined };
+        case 'in_progress':
+          return { type, outcome: 'in_progress', replayed: true };
+        case 'claimed':
+          break;
       }
       let response: string;
       let outcome = 'ok';
       try {
-        response = okResponse(id, await dispatch(principal, id, type, body));
+        response = okResponse(id, await dispatch(principal, id, checked.request));
       } catch (e) {
         const err = toError(id, e, type);
         response = err.response;
         outcome = err.code;
         if (RETRYABLE.has(err.code)) {
-          await repo.releaseRequest(db, terminalId, id).catch(() => {});
+          await requestIds.release(terminalId, id).catch(() => {});
           return { type, outcome, response };
         }
       }
       try {
-        await requestIds.complete({ terminalId, requestId: id, response });
+        await requestIds.complete({ scope: terminalId, key: id, response });
       } catch (e) {
         // The work is done: answer anyway. Until the claim lapses a redelivery gets no answer of
         // its own; after that it would run again, so this is logged loudly.
