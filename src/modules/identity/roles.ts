@@ -44,7 +44,8 @@ export const ROLES = {
     merchantExtra: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
   },
   'security-admin': {
-    description: 'Manages operator accounts, roles and API keys; reads key status and the compliance report. Sees no payment data.',
+    description:
+      'Manages operator accounts, roles and API keys; reads key status and the compliance report. Sees no payment data.',
     permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write', 'compliance:read'],
     platformOnly: true,
   },
