@@ -5,6 +5,7 @@ import { awsSettings } from './platform/awsCredentials.ts';
 import { secretsSettings } from './platform/secrets.ts';
 import { declaredOnly, fileSettings, readSettingFiles, type Env, type SettingsSection } from './platform/settings.ts';
 import { tlsSettings } from './platform/tls.ts';
+import { tracingSettingsSection } from './platform/tracing.ts';
 import { auditSettings } from './modules/audit/audit.settings.ts';
 import { banksSettings } from './modules/banks/banks.settings.ts';
 import { edgeSettings } from './modules/edge/edge.settings.ts';
@@ -33,6 +34,7 @@ export const SETTINGS = [
   tlsSettings,
   secretsSettings,
   awsSettings,
+  tracingSettingsSection,
   banksSettings,
   paymentsSettings,
   terminalsSettings,

@@ -38,11 +38,11 @@ describe('tracing off (the default)', () => {
     });
     assert.throws(
       () => tracingSettings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector:4318' }, 'x'),
-      /http\(s\) URL/,
+      /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http\(s\) URL/,
     );
     assert.throws(
       () => tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER_ARG: '2' }, 'x'),
-      /0 to 1/,
+      /OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1/,
     );
   });
 

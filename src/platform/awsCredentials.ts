@@ -58,6 +58,19 @@ export const awsSettings = defineSettings({
       defaultText: '`https://sts.<AWS_REGION>.amazonaws.com`',
       description: 'STS endpoint for the web identity exchange.',
     }),
+    AWS_ENDPOINT_URL: Type.String({
+      defaultText: "each service's public endpoint",
+      description:
+        "The AWS SDKs' own override, for every service the compliance report reads with `--aws` (a VPC endpoint, a test server).",
+    }),
+    AWS_ENDPOINT_URL_CONFIG_SERVICE: Type.String({ description: 'AWS Config endpoint for `compliance report --aws`.' }),
+    AWS_ENDPOINT_URL_CLOUDTRAIL: Type.String({ description: 'CloudTrail endpoint for `compliance report --aws`.' }),
+    AWS_ENDPOINT_URL_S3: Type.String({
+      description: "S3 endpoint (path style) for the audit bucket's Object Lock check of `compliance report --aws`.",
+    }),
+    AWS_ENDPOINT_URL_INSPECTOR2: Type.String({
+      description: 'Amazon Inspector endpoint for `compliance report --aws`.',
+    }),
   }),
   load: () => ({}),
 });

@@ -28,6 +28,9 @@ import {
   type Span,
 } from '@opentelemetry/api';
 
+import { Type } from '@sinclair/typebox';
+import { ConfigError, defineSettings, type Env } from './settings.ts';
+
 export { SpanKind };
 
 const TRACER = 'tillpoint';
@@ -40,20 +43,63 @@ export interface TracingSettings {
   sampleRatio: number;
 }
 
+interface TracingConfig {
+  /** Null when tracing is off (no OTLP endpoint). */
+  tracing: TracingSettings | null;
+}
+declare module './config.ts' {
+  interface Config extends TracingConfig {}
+}
+
+/** OpenTelemetry's own variables (the SDK reads the same names). */
+export const tracingSettingsSection = defineSettings({
+  title: 'Tracing (OpenTelemetry)',
+  source: 'src/platform/tracing.ts',
+  schema: Type.Object({
+    OTEL_EXPORTER_OTLP_ENDPOINT: Type.String({
+      defaultText: 'unset: tracing off',
+      description:
+        'OTLP/HTTP collector base URL; spans go to `<url>/v1/traces`. Tracing is on when this or the next is set.',
+    }),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.String({
+      description: 'Full OTLP/HTTP traces URL (overrides `OTEL_EXPORTER_OTLP_ENDPOINT`).',
+    }),
+    OTEL_SERVICE_NAME: Type.String({
+      defaultText: '`tillpoint-<role>`',
+      description: 'The service name on every span.',
+    }),
+    OTEL_TRACES_SAMPLER_ARG: Type.Number({
+      default: 1,
+      minimum: 0,
+      maximum: 1,
+      description: "Share of new traces recorded (a caller's sampling decision is always followed).",
+    }),
+    OTEL_SDK_DISABLED: Type.Boolean({ default: false, description: '`true` turns tracing off whatever else is set.' }),
+  }),
+  load: (env: Env): TracingConfig => ({ tracing: tracingSettings(env, 'tillpoint') ?? null }),
+});
+
 /** Reads the standard OTEL_* variables. Returns undefined when tracing is off. */
-export function tracingSettings(env: NodeJS.ProcessEnv, defaultServiceName: string): TracingSettings | undefined {
-  if (env.OTEL_SDK_DISABLED === 'true') return undefined;
+export function tracingSettings(env: Env, defaultServiceName: string): TracingSettings | undefined {
+  // Every value is checked whether or not tracing is on, so a bad one is found at the first start.
+  const disabled = env.OTEL_SDK_DISABLED;
+  if (disabled !== undefined && disabled !== 'true' && disabled !== 'false')
+    throw new ConfigError('OTEL_SDK_DISABLED', 'must be true or false');
+  const ratio = env.OTEL_TRACES_SAMPLER_ARG === undefined ? 1 : Number(env.OTEL_TRACES_SAMPLER_ARG);
+  if (env.OTEL_TRACES_SAMPLER_ARG?.trim() === '' || !Number.isFinite(ratio) || ratio < 0 || ratio > 1)
+    throw new ConfigError(
+      'OTEL_TRACES_SAMPLER_ARG',
+      `must be a number from 0 to 1, got ${env.OTEL_TRACES_SAMPLER_ARG}`,
+    );
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const endpoint =
     env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
-  if (!endpoint) return undefined;
-  if (!/^https?:\/\//.test(endpoint)) {
-    throw new Error(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
-  }
-  const ratio = env.OTEL_TRACES_SAMPLER_ARG === undefined ? 1 : Number(env.OTEL_TRACES_SAMPLER_ARG);
-  if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
-    throw new Error(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, got ${env.OTEL_TRACES_SAMPLER_ARG}`);
-  }
+  if (endpoint && !/^https?:\/\/[^/]/.test(endpoint))
+    throw new ConfigError(
+      env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT',
+      `must be an http(s) URL, got ${JSON.stringify(endpoint)}`,
+    );
+  if (!endpoint || disabled === 'true') return undefined;
   return { endpoint, serviceName: env.OTEL_SERVICE_NAME?.trim() || defaultServiceName, sampleRatio: ratio };
 }
 

@@ -44,8 +44,9 @@ export interface AwsEvidence {
 /** How many pages a list is followed for (a report is evidence, not an inventory). */
 const MAX_PAGES = 20;
 
-function endpointFor(env: Record<string, string | undefined>, envName: string, fallback: string): string {
-  return (env[`AWS_ENDPOINT_URL_${envName}`] ?? env.AWS_ENDPOINT_URL ?? fallback).replace(/\/+$/, '');
+/** A service's endpoint: its own AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else AWS's. */
+function endpointFor(env: Record<string, string | undefined>, own: string | undefined, fallback: string): string {
+  return (own ?? env.AWS_ENDPOINT_URL ?? fallback).replace(/\/+$/, '');
 }
 
 async function read<T>(what: () => Promise<T>): Promise<Read<T>> {
@@ -63,13 +64,13 @@ export async function gatherAwsEvidence(o: AwsEvidenceOptions): Promise<AwsEvide
     ...common,
     service: 'config',
     targetPrefix: 'StarlingDoveService',
-    endpoint: endpointFor(env, 'CONFIG_SERVICE', `https://config.${o.region}.amazonaws.com`),
+    endpoint: endpointFor(env, env.AWS_ENDPOINT_URL_CONFIG_SERVICE, `https://config.${o.region}.amazonaws.com`),
   });
   const cloudtrail = createAwsJsonClient({
     ...common,
     service: 'cloudtrail',
     targetPrefix: 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101',
-    endpoint: endpointFor(env, 'CLOUDTRAIL', `https://cloudtrail.${o.region}.amazonaws.com`),
+    endpoint: endpointFor(env, env.AWS_ENDPOINT_URL_CLOUDTRAIL, `https://cloudtrail.${o.region}.amazonaws.com`),
   });
 
   const [config_rules, trails, object_lock, inspector] = await Promise.all([
@@ -176,7 +177,7 @@ async function objectLockConfiguration(o: AwsEvidenceOptions, env: Record<string
 }
 
 async function inspectorCounts(o: AwsEvidenceOptions, env: Record<string, string | undefined>) {
-  const url = `${endpointFor(env, 'INSPECTOR2', `https://inspector2.${o.region}.amazonaws.com`)}/findings/list`;
+  const url = `${endpointFor(env, env.AWS_ENDPOINT_URL_INSPECTOR2, `https://inspector2.${o.region}.amazonaws.com`)}/findings/list`;
   const count = async (severity: 'CRITICAL' | 'HIGH') => {
     let n = 0;
     let token: string | undefined;

@@ -22,6 +22,7 @@ import { pkiFiles } from './certs.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.ts';
 import { connectExternalBroker } from './broker/external.ts';
 import type { RequestSink, Transport } from './broker/transport.ts';
+import { SpanKind, tracingEnabled, withSpan } from '../../platform/tracing.ts';
 
 // The terminal gateway: a broker (embedded Aedes, or a client of an external broker), the
 // request handler that turns terminal messages into payments-service calls, and the outbox
@@ -165,6 +166,31 @@ export function createTerminalGateway(deps: GatewayDeps) {
     onPublished: (n) => metrics.events.inc(n),
   });
 
+  /**
+   * A terminal request's span (tracing on only): its request id is how a trace is found from the
+   * terminal's side (MQTT has no W3C headers), and the payment, bank call and ledger work it
+   * causes are its children.
+   */
+  function traced(terminalId: string, payload: Buffer, run: () => Promise<HandlerOutcome>): Promise<HandlerOutcome> {
+    if (!tracingEnabled()) return run();
+    const attributes = {
+      'messaging.system': 'mqtt',
+      'tillpoint.terminal_id': terminalId,
+      'tillpoint.request_id': peekRequestId(payload) ?? '',
+    };
+    return withSpan(
+      'terminal request',
+      attributes,
+      async (span) => {
+        const out = await run();
+        span.updateName(`terminal ${out.type ?? 'unknown'}`);
+        span.setAttribute('tillpoint.outcome', out.outcome);
+        return out;
+      },
+      { kind: SpanKind.SERVER },
+    );
+  }
+
   const onRequest: RequestSink = (terminalId, payload, ctx) => {
     if (ctx.inFlight && ctx.inFlight.count >= MAX_IN_FLIGHT_PER_CONNECTION) {
       recorder.record({
@@ -206,7 +232,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
     });
     let ran = false;
     const work = admitted
-      .then((ok) => ((ran = ok) ? handler.handle(terminalId, payload, ctx) : busy()))
+      .then((ok) => ((ran = ok) ? traced(terminalId, payload, () => handler.handle(terminalId, payload, ctx)) : busy()))
       .then(async (out) => {
         const type = out.type ?? 'unknown';
         metrics.requests.inc({ type, outcome: out.outcome });
