@@ -14,5 +14,6 @@ export * from './payments.state.ts';
 export type { PaymentRow, RefundRow } from './payments.repo.ts';
 export { PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
 export * as paymentSchemas from './payments.schemas.ts';
+export { PaymentRewardsRequest, type PaymentRewardsInput } from './payments.schemas.ts';
 export { registerPaymentInsightRoutes, paymentStats, paymentIdFloor, type PaymentStats } from './payments.insights.ts';
 export { registerPaymentBacklogMetrics, paymentsMetrics, completionOutcome } from './payments.metrics.ts';
