@@ -9,6 +9,7 @@ export {
   type RefundView,
 } from './payments.service.ts';
 export { registerPaymentRoutes } from './payments.routes.ts';
+export { auditPaymentHooks } from './payments.audit.ts';
 export { buildUpiUri } from './upiUri.ts';
 export * from './payments.state.ts';
 export type { PaymentRow, RefundRow } from './payments.repo.ts';
