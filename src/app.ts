@@ -19,18 +19,13 @@ import {
   createIdentityService,
   registerIdentityRoutes,
 } from './modules/identity/index.ts';
-import {
-  auditPaymentHooks,
-  createAuditService,
-  registerAuditHooks,
-  registerAuditRoutes,
-  SYSTEM_ACTOR,
-} from './modules/audit/index.ts';
+import { createAuditService, registerAuditHooks, registerAuditRoutes, SYSTEM_ACTOR } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
 import { bindBankSecrets, createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import {
   createPaymentsService,
+  auditPaymentHooks,
   registerPaymentInsightRoutes,
   registerPaymentRoutes,
   type PaymentHooks,

@@ -18,6 +18,5 @@ export { checkInclusionProof, verifyTrail, type VerifyReport, type Problem } fro
 export { HOW_TO_CHECK, type InclusionProof, type ConsistencyProof, type TreeHead } from './tree.ts';
 export { localWorm, s3Worm, type WormStore } from './worm.ts';
 export * as merkle from './merkle.ts';
-export { auditPaymentHooks } from './paymentHooks.ts';
 export { registerAuditMetrics } from './audit.metrics.ts';
 export { canonicalJson } from './canonical.ts';

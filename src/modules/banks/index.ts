@@ -13,7 +13,7 @@ export type {
 export { BankCallError } from './types.ts';
 export { callBank } from './bankCall.ts';
 export { createBanksService, type BanksService, type BanksServiceDeps, type BankStatus } from './banks.service.ts';
-export { DOWN_BANK_CODES_SQL } from './banks.repo.ts';
+export { downBankCodesSql } from './banks.repo.ts';
 export { createConnector, CONNECTOR_NAMES, type ConnectorOptions } from './connectors/index.ts';
 export { RESPONSE_CODES, outcomeForCode, toBankResult, isKnownCode, type ResponseCodeInfo } from './responseCodes.ts';
 export * from './simulator/index.ts';

@@ -10,6 +10,7 @@ import { newId, isId } from '../../platform/ids.ts';
 import { canAccessMerchant, type Principal } from '../../http/principal.ts';
 import { page } from '../../http/pagination.ts';
 import { SYSTEM_ACTOR, secretFromConfigOrFile, type Actor, type AuditWriter } from '../audit/index.ts';
+import { merchantExists } from '../merchants/index.ts';
 import * as repo from './operators.repo.ts';
 import type { OperatorRow } from './operators.repo.ts';
 import {
@@ -167,18 +168,28 @@ export function createIdentityService(deps: IdentityDeps) {
     const id = newId('mfaChallenge');
     const expires = new Date(now.getTime() + CHALLENGE_TTL_MS);
     if (o.totp_enrolled_at) {
-      await tx.query(
-        `INSERT INTO identity.mfa_challenges (id, token_hash, operator_id, kind, expires_at, created_at) VALUES ($1, $2, $3, 'totp', $4, $5)`,
-        [id, sha256(t), o.id, expires, now],
-      );
+      await repo.insertMfaChallenge(tx, {
+        id,
+        tokenHash: sha256(t),
+        operatorId: o.id,
+        kind: 'totp',
+        pendingSecret: null,
+        expiresAt: expires,
+        now,
+      });
       return { challenge: t, mfa: 'totp', expires_at: expires.toISOString() };
     }
     // First sign-in: a new secret, kept sealed with the challenge until a first code confirms it.
     const secret = newTotpSecret();
-    await tx.query(
-      `INSERT INTO identity.mfa_challenges (id, token_hash, operator_id, kind, pending_secret, expires_at, created_at) VALUES ($1, $2, $3, 'enroll', $4, $5, $6)`,
-      [id, sha256(t), o.id, box.seal(secret, `challenge:${id}`), expires, now],
-    );
+    await repo.insertMfaChallenge(tx, {
+      id,
+      tokenHash: sha256(t),
+      operatorId: o.id,
+      kind: 'enroll',
+      pendingSecret: box.seal(secret, `challenge:${id}`),
+      expiresAt: expires,
+      now,
+    });
     const uri = otpauthUri(secret, o.email);
     return {
       challenge: t,
@@ -199,11 +210,12 @@ export function createIdentityService(deps: IdentityDeps) {
   ): Promise<boolean> {
     const failures = o.failed_attempts + 1;
     const lock = failures >= cfg.lockoutThreshold;
-    await tx.query(`UPDATE identity.operators SET failed_attempts = $2, locked_until = $3 WHERE id = $1`, [
+    await repo.setFailedAttempts(
+      tx,
       o.id,
       lock ? 0 : failures,
       lock ? new Date(now.getTime() + cfg.lockoutMinutes * 60_000) : o.locked_until,
-    ]);
+    );
     await audit.record(tx, {
       action,
       outcome: 'failure',
@@ -241,10 +253,15 @@ export function createIdentityService(deps: IdentityDeps) {
     const id = newId('session');
     const expires = new Date(now.getTime() + absoluteMs);
     const csrf = csrfFor(id);
-    await tx.query(
-      `INSERT INTO identity.sessions (id, token_hash, csrf_hash, operator_id, created_at, last_seen_at, expires_at, ip) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)`,
-      [id, sha256(t), sha256(csrf), o.id, now, expires, ip],
-    );
+    await repo.insertSession(tx, {
+      id,
+      tokenHash: sha256(t),
+      csrfHash: sha256(csrf),
+      operatorId: o.id,
+      now,
+      expiresAt: expires,
+      ip,
+    });
     return {
       token: t,
       csrf_token: csrf,
@@ -253,15 +270,9 @@ export function createIdentityService(deps: IdentityDeps) {
   }
 
   async function newRecoveryCodes(tx: Queryable, operatorId: string, now: Date): Promise<string[]> {
-    await tx.query(`DELETE FROM identity.recovery_codes WHERE operator_id = $1`, [operatorId]);
+    await repo.deleteRecoveryCodes(tx, operatorId);
     const codes = Array.from({ length: RECOVERY_CODES }, recoveryCode);
-    for (const c of codes) {
-      await tx.query(`INSERT INTO identity.recovery_codes (operator_id, code_hash, created_at) VALUES ($1, $2, $3)`, [
-        operatorId,
-        sha256(normalizeRecovery(c)),
-        now,
-      ]);
-    }
+    for (const c of codes) await repo.insertRecoveryCode(tx, operatorId, sha256(normalizeRecovery(c)), now);
     return codes;
   }
 
@@ -281,10 +292,8 @@ export function createIdentityService(deps: IdentityDeps) {
         ]);
       checkRoles(input.roles, merchantId);
       checkScope(p, merchantId, input.roles);
-      if (merchantId !== null) {
-        const m = await db.query(`SELECT 1 FROM merchants.merchants WHERE id = $1`, [merchantId]);
-        if (!m.rows[0]) throw new AppError('merchant_not_found', 'Merchant not found');
-      }
+      if (merchantId !== null && !(await merchantExists(db, merchantId)))
+        throw new AppError('merchant_not_found', 'Merchant not found');
       // A password set by someone else is temporary: it must be changed at first use (8.3.5).
       const password = input.password ?? temporaryPassword();
       if (input.password) assertAcceptablePassword(password, { email: input.email, name: input.name });
@@ -342,10 +351,7 @@ export function createIdentityService(deps: IdentityDeps) {
           checkRoles(patch.roles, o.merchant_id);
           checkScope(p, o.merchant_id, patch.roles);
         }
-        await tx.query(
-          `UPDATE identity.operators SET name = coalesce($2, name), roles = coalesce($3, roles) WHERE id = $1`,
-          [id, patch.name ?? null, patch.roles ? [...new Set(patch.roles)] : null],
-        );
+        await repo.updateOperator(tx, id, patch.name ?? null, patch.roles ? [...new Set(patch.roles)] : null);
         await audit.record(tx, {
           action: patch.roles ? 'operator.roles_changed' : 'operator.updated',
           actor: actorFor(p),
@@ -362,9 +368,12 @@ export function createIdentityService(deps: IdentityDeps) {
         notSelf(p, id, status === 'active' ? 're-enable' : status === 'disabled' ? 'disable' : 'delete');
         const now = clock.now();
         // Re-enabling counts as use, or the inactivity job would disable the account again at once.
-        await tx.query(
-          `UPDATE identity.operators SET status = $2, disabled_reason = $3, last_used_at = CASE WHEN $2 = 'active' THEN $4 ELSE last_used_at END WHERE id = $1`,
-          [id, status, status === 'active' ? null : (reason ?? 'by an administrator'), now],
+        await repo.setOperatorStatus(
+          tx,
+          id,
+          status,
+          status === 'active' ? null : (reason ?? 'by an administrator'),
+          now,
         );
         if (status !== 'active') await repo.revokeSessions(tx, id, status, now);
         await audit.record(tx, {
@@ -381,7 +390,7 @@ export function createIdentityService(deps: IdentityDeps) {
       return db.tx(async (tx) => {
         const o = await visible(tx, p, id, true);
         notSelf(p, id, 'unlock');
-        await tx.query(`UPDATE identity.operators SET locked_until = NULL, failed_attempts = 0 WHERE id = $1`, [id]);
+        await repo.unlockOperator(tx, id);
         await audit.record(tx, { action: 'operator.unlocked', actor: actorFor(p), resource: res(o) });
         return operatorView((await repo.getOperator(tx, id))!, clock.now());
       });
@@ -415,11 +424,8 @@ export function createIdentityService(deps: IdentityDeps) {
         const o = await visible(tx, p, id, true);
         notSelf(p, id, 'reset the second factor of');
         const now = clock.now();
-        await tx.query(
-          `UPDATE identity.operators SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, totp_last_step = 0 WHERE id = $1`,
-          [id],
-        );
-        await tx.query(`DELETE FROM identity.recovery_codes WHERE operator_id = $1`, [id]);
+        await repo.clearTotp(tx, id);
+        await repo.deleteRecoveryCodes(tx, id);
         await repo.revokeSessions(tx, id, 'mfa_reset', now);
         await audit.record(tx, { action: 'operator.mfa_reset', actor: actorFor(p), resource: res(o) });
         return operatorView((await repo.getOperator(tx, id))!, now);
@@ -483,19 +489,7 @@ export function createIdentityService(deps: IdentityDeps) {
       const code = String(input.code ?? '').trim();
       type Outcome = { ok: true; value: OpenedSession } | { ok: false; error: AppError };
       const outcome: Outcome = await db.tx(async (tx): Promise<Outcome> => {
-        const ch = (
-          await tx.query<{
-            id: string;
-            operator_id: string;
-            kind: 'totp' | 'enroll';
-            pending_secret: Buffer | null;
-            attempts: number;
-            expires_at: Date;
-            used_at: Date | null;
-          }>(`SELECT * FROM identity.mfa_challenges WHERE token_hash = $1 FOR UPDATE`, [
-            sha256(String(input.challenge ?? '')),
-          ])
-        ).rows[0];
+        const ch = await repo.getMfaChallengeForUpdate(tx, sha256(String(input.challenge ?? '')));
         if (!ch || ch.used_at || new Date(ch.expires_at) <= now || ch.attempts >= CHALLENGE_MAX_ATTEMPTS) {
           await audit.record(tx, {
             action: 'auth.mfa',
@@ -538,14 +532,10 @@ export function createIdentityService(deps: IdentityDeps) {
         let usedRecovery = false;
         if (step !== undefined && step <= Number(o.totp_last_step)) step = undefined; // a code works once
         if (step === undefined && ch.kind === 'totp' && RECOVERY_RE.test(code)) {
-          const r = await tx.query(
-            `UPDATE identity.recovery_codes SET used_at = $3 WHERE operator_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING 1`,
-            [o.id, sha256(normalizeRecovery(code)), now],
-          );
-          usedRecovery = r.rows.length === 1;
+          usedRecovery = await repo.spendRecoveryCode(tx, o.id, sha256(normalizeRecovery(code)), now);
         }
         if (step === undefined && !usedRecovery) {
-          await tx.query(`UPDATE identity.mfa_challenges SET attempts = attempts + 1 WHERE id = $1`, [ch.id]);
+          await repo.countMfaChallengeAttempt(tx, ch.id);
           const locked = await countFailure(tx, o, now, 'auth.mfa', 'bad_code');
           return {
             ok: false,
@@ -554,19 +544,11 @@ export function createIdentityService(deps: IdentityDeps) {
               : new AppError('invalid_credentials', 'The code is not correct'),
           };
         }
-        await tx.query(`UPDATE identity.mfa_challenges SET used_at = $2 WHERE id = $1`, [ch.id, now]);
-        await tx.query(
-          `UPDATE identity.operators SET failed_attempts = 0, locked_until = NULL, last_login_at = $2, last_used_at = $2,
-                  totp_last_step = greatest(totp_last_step, $3) WHERE id = $1`,
-          [o.id, now, step ?? 0],
-        );
+        await repo.markMfaChallengeUsed(tx, ch.id, now);
+        await repo.recordLogin(tx, o.id, now, step ?? 0);
         let recovery: string[] | undefined;
         if (ch.kind === 'enroll') {
-          await tx.query(`UPDATE identity.operators SET totp_secret_sealed = $2, totp_enrolled_at = $3 WHERE id = $1`, [
-            o.id,
-            box.seal(secret, `operator:${o.id}`),
-            now,
-          ]);
+          await repo.setTotpSecret(tx, o.id, box.seal(secret, `operator:${o.id}`), now);
           recovery = await newRecoveryCodes(tx, o.id, now);
           await audit.record(tx, {
             action: 'operator.mfa_enrolled',
@@ -600,24 +582,7 @@ export function createIdentityService(deps: IdentityDeps) {
     ): Promise<Principal | null> {
       if (!/^tps_[A-Za-z0-9_-]{43}$/.test(t)) return null;
       const now = clock.now();
-      const r = (
-        await db.query<{
-          id: string;
-          operator_id: string;
-          last_seen_at: Date;
-          expires_at: Date;
-          revoked_at: Date | null;
-          status: string;
-          roles: string[];
-          merchant_id: string | null;
-          must_change_password: boolean;
-          last_used_at: Date | null;
-        }>(
-          `SELECT s.id, s.operator_id, s.last_seen_at, s.expires_at, s.revoked_at, o.status, o.roles, o.merchant_id, o.must_change_password, o.last_used_at
-           FROM identity.sessions s JOIN identity.operators o ON o.id = s.operator_id WHERE s.token_hash = $1`,
-          [sha256(t)],
-        )
-      ).rows[0];
+      const r = await repo.getSessionByTokenHash(db, sha256(t));
       if (!r) return null;
       const ended = r.revoked_at
         ? 'ended'
@@ -629,11 +594,7 @@ export function createIdentityService(deps: IdentityDeps) {
               ? 'absolute'
               : undefined;
       if (ended) {
-        if (!r.revoked_at)
-          await db.query(
-            `UPDATE identity.sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL`,
-            [r.id, now, ended],
-          );
+        if (!r.revoked_at) await repo.endSession(db, r.id, now, ended);
         throw new AppError(
           'session_expired',
           ended === 'idle'
@@ -649,10 +610,10 @@ export function createIdentityService(deps: IdentityDeps) {
           throw new AppError('csrf_token_invalid', "Send the session's CSRF token in the X-CSRF-Token header");
         }
       }
-      await db.query(`UPDATE identity.sessions SET last_seen_at = $2 WHERE id = $1`, [r.id, now]);
+      await repo.touchSession(db, r.id, now);
       // Last use, for the 90-day inactivity rule; written at most once a minute.
       if (!r.last_used_at || now.getTime() - new Date(r.last_used_at).getTime() > 60_000) {
-        await db.query(`UPDATE identity.operators SET last_used_at = $2 WHERE id = $1`, [r.operator_id, now]);
+        await repo.touchOperator(db, r.operator_id, now);
       }
       // Until a temporary password is changed, the session can do nothing else.
       const permissions = r.must_change_password ? new Set(['account:self']) : permissionsFor(r.roles, r.merchant_id);
@@ -661,12 +622,7 @@ export function createIdentityService(deps: IdentityDeps) {
 
     async session(p: Principal) {
       const o = (await repo.getOperator(db, p.id))!;
-      const s = (
-        await db.query<{ expires_at: Date; created_at: Date }>(
-          `SELECT expires_at, created_at FROM identity.sessions WHERE id = $1`,
-          [p.sessionId],
-        )
-      ).rows[0];
+      const s = (await repo.getSessionTimes(db, p.sessionId!))!;
       return {
         operator: operatorView(o, clock.now()),
         permissions: [...p.permissions].sort(),
@@ -682,10 +638,7 @@ export function createIdentityService(deps: IdentityDeps) {
 
     async logout(p: Principal) {
       await db.tx(async (tx) => {
-        await tx.query(
-          `UPDATE identity.sessions SET revoked_at = $2, revoked_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL`,
-          [p.sessionId, clock.now()],
-        );
+        await repo.endSession(tx, p.sessionId!, clock.now(), 'logout');
         await audit.record(tx, {
           action: 'auth.logout',
           resource: { type: 'operator', id: p.id, merchant_id: p.merchantId },
@@ -749,7 +702,7 @@ export function createIdentityService(deps: IdentityDeps) {
               : new AppError('invalid_credentials', 'The code is not correct'),
           };
         }
-        await tx.query(`UPDATE identity.operators SET totp_last_step = $2 WHERE id = $1`, [o.id, step]);
+        await repo.setTotpLastStep(tx, o.id, step);
         const codes = await newRecoveryCodes(tx, o.id, now);
         await audit.record(tx, { action: 'operator.recovery_codes_regenerated', resource: res(o) });
         return { codes };
@@ -765,13 +718,8 @@ export function createIdentityService(deps: IdentityDeps) {
       const now = clock.now();
       const cutoff = new Date(now.getTime() - cfg.inactiveDays * 86_400_000);
       return db.tx(async (tx) => {
-        const r = await tx.query<{ id: string; merchant_id: string | null; last_used_at: Date | null }>(
-          `UPDATE identity.operators SET status = 'disabled', disabled_reason = 'inactive'
-            WHERE status = 'active' AND coalesce(last_used_at, created_at) < $1
-            RETURNING id, merchant_id, last_used_at`,
-          [cutoff],
-        );
-        for (const o of r.rows) {
+        const disabled = await repo.disableInactiveOperators(tx, cutoff);
+        for (const o of disabled) {
           await repo.revokeSessions(tx, o.id, 'inactive', now);
           await audit.record(tx, {
             action: 'operator.disabled',
@@ -784,35 +732,15 @@ export function createIdentityService(deps: IdentityDeps) {
             },
           });
         }
-        return r.rows.length;
+        return disabled.length;
       });
     },
 
     /** Every account with its roles and last use, for the six-monthly review (PCI DSS 7.2.4). */
     async accessReview() {
       const now = clock.now();
-      const ops = (
-        await db.query<OperatorRow>(
-          `SELECT * FROM identity.operators WHERE status <> 'deleted' ORDER BY merchant_id NULLS FIRST, email`,
-        )
-      ).rows;
-      const keys = (
-        await db.query<{
-          id: string;
-          name: string;
-          merchant_id: string | null;
-          permissions: string[];
-          created_at: Date;
-          expires_at: Date | null;
-          last_used_at: Date | null;
-          revoked_at: Date | null;
-          ip_allowlist: string[];
-        }>(
-          `SELECT id, name, merchant_id, permissions, created_at, expires_at, last_used_at, revoked_at, ip_allowlist::text[] AS ip_allowlist
-           FROM identity.api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) ORDER BY merchant_id NULLS FIRST, name`,
-          [now],
-        )
-      ).rows;
+      const ops = await repo.listOperatorsForReview(db);
+      const keys = await repo.listLiveApiKeysForReview(db, now);
       const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
       const daysSince = (d: Date | null) =>
         d ? Math.floor((now.getTime() - new Date(d).getTime()) / 86_400_000) : null;
@@ -856,10 +784,7 @@ export function createIdentityService(deps: IdentityDeps) {
           created_by: 'demo',
           must_change_password: false,
         });
-        await tx.query(
-          `UPDATE identity.operators SET totp_secret_sealed = $2, totp_enrolled_at = $3, last_used_at = $3 WHERE id = $1`,
-          [id, box.seal(secret, `operator:${id}`), now],
-        );
+        await repo.setDemoTotpSecret(tx, id, box.seal(secret, `operator:${id}`), now);
         await audit.record(tx, {
           action: 'operator.created',
           actor: SYSTEM_ACTOR('demo'),

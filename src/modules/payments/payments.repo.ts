@@ -1,5 +1,5 @@
-import { TERMINAL_CONTEXT_SQL, type TerminalContext } from '../merchants/index.ts';
-import { DOWN_BANK_CODES_SQL } from '../banks/index.ts';
+import { terminalContextSql, type TerminalContext } from '../merchants/index.ts';
+import { downBankCodesSql } from '../banks/index.ts';
 import { insertAuditEventsSql, type PreparedAuditEvent } from '../audit/index.ts';
 import type { Queryable } from '../../platform/db.ts';
 import type { PaymentStatus } from './payments.state.ts';
@@ -78,7 +78,8 @@ export type NewPayment = Pick<
 
 /**
  * Writes a new payment, its first history row and the audit records of its creation in one
- * statement: one round trip, and atomic on its own. undefined when the terminal already has a
+ * statement: one round trip, and atomic on its own. The audit records are inserted by the audit
+ * module's insertAuditEventsSql(), a deliberate exception (docs/architecture.md). undefined when the terminal already has a
  * payment with this client_ref (nothing is written then).
  */
 export async function insertPayment(
@@ -486,12 +487,13 @@ export async function countNeedingReconciliation(q: Queryable): Promise<number> 
 /**
  * What creating a payment needs to know, in one round trip: the terminal, its store and merchant
  * (as merchants' getTerminalContext() reads them) and the banks marked down right now (as the
- * banks module's route() would read them). A read of the other modules' tables, kept to this one
- * statement because it runs before every payment.
+ * banks module's route() would read them). A read of the other modules' tables, through the
+ * queries they export for it, kept to this one statement because it runs before every payment:
+ * a deliberate exception (docs/architecture.md, "Deliberate exceptions").
  */
 export async function paymentContext(q: Queryable, terminalId: string) {
   const { rows } = await q.query<TerminalContext & { down_banks: string[] }>(
-    `SELECT ctx.*, ARRAY(${DOWN_BANK_CODES_SQL}) AS down_banks FROM (${TERMINAL_CONTEXT_SQL}) ctx`,
+    `SELECT ctx.*, ARRAY(${downBankCodesSql()}) AS down_banks FROM (${terminalContextSql('$1')}) ctx`,
     [terminalId],
   );
   return rows[0];

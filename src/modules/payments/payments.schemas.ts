@@ -1,9 +1,39 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { PageQuery } from '../../http/pagination.ts';
 import { PAYMENT_STATUSES } from './payments.state.ts';
-import { PaymentRewardsRequest } from '../rewards/index.ts';
 
 const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/**
+ * The optional `rewards` field of POST /v1/payments (and of the terminals' payment.create), read
+ * by the rewards module's hooks: defined here, with the request it is part of, so that payments
+ * does not depend on rewards. `amount` stays the UPI amount the customer pays; points redeemed
+ * pay the rest of the basket: basket = amount + redeem_points × point value.
+ */
+export const PaymentRewardsRequest = Type.Object(
+  {
+    vpa: Type.Optional(Type.String({ maxLength: 255, description: "The customer's UPI address" })),
+    phone: Type.Optional(Type.String({ maxLength: 20, description: "The customer's Indian mobile number (+91…)" })),
+    redeem_points: Type.Optional(
+      Type.Number({ description: 'Points to burn on this payment (integer ≥ the program minimum)' }),
+    ),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('split_tender'), Type.Literal('discount')], {
+        description:
+          'split_tender (default): the points pay part of the basket and the program owes the merchant their value; ' +
+          'discount: the merchant takes the value off the price',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Reward points on this payment. Names the customer (vpa or phone; default: payer_vpa) so the payment earns to them, and ' +
+      'optionally redeems points: they are reserved now and spent when the payment succeeds, or released when it fails or expires. ' +
+      '`amount` is what the customer pays by UPI after the points; the basket is amount + redeem_points × point_value_paise.',
+  },
+);
+export type PaymentRewardsInput = Static<typeof PaymentRewardsRequest>;
 
 export const CreatePayment = Type.Object(
   {

@@ -16,7 +16,7 @@ import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import { isAppError } from '../../platform/errors.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
-import type { BankCallback, BankConnector, BankOutcome } from '../banks/types.ts';
+import type { BankCallback, BankConnector, BankOutcome } from '../banks/index.ts';
 import { createPaymentsService } from './payments.service.ts';
 import { createTestVault } from '../vault/index.ts';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';

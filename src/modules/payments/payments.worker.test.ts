@@ -109,6 +109,15 @@ describe('payment worker jobs', () => {
   const create = (amount = 1000) =>
     svc.create(principal, { terminal_id: terminalId, amount, currency: 'INR', method: 'upi_qr' });
   const get = (id: string) => svc.get(principal, id);
+  /** The payment's status changes that refunds caused, in order. */
+  const refundMoves = async (id: string) =>
+    (
+      await db.query<{ from_status: string; to_status: string; source: string; detail: string }>(
+        `SELECT from_status, to_status, source, detail FROM payments.payment_events
+          WHERE payment_id = $1 AND detail LIKE 'refund %' AND from_status <> to_status ORDER BY id`,
+        [id],
+      )
+    ).rows;
 
   test('no status check before 90 s; a check that finds the payment paid completes it', async () => {
     const p = await create();
@@ -203,6 +212,32 @@ describe('payment worker jobs', () => {
     assert.equal(g.status, 'partially_refunded');
     assert.equal(g.refunded_amount, 500);
     assert.equal((await runLedgerVerify(db)).ok, true);
+    // The payment's change is recorded as the worker's doing: it brought the bank's answer.
+    assert.deepEqual(await refundMoves(p.id), [
+      { from_status: 'succeeded', to_status: 'partially_refunded', source: 'worker', detail: `refund ${r.id}` },
+    ]);
+    // A refund settled by the bank's callback: the change is the callback's.
+    bank.script.refund.push(ok('01', 'pending'));
+    const r2 = await svc.refund(principal, p.id, { amount: 1500 });
+    const row = (await repo.getRefund(db, r2.id))!;
+    await svc.handleCallback('SIMBANK', { kind: 'refund', ref: row.refund_ref, result: ok('00', 'success') });
+    assert.equal((await get(p.id)).status, 'refunded');
+    assert.deepEqual((await refundMoves(p.id))[1], {
+      from_status: 'partially_refunded',
+      to_status: 'refunded',
+      source: 'callback',
+      detail: `refund ${r2.id}`,
+    });
+    // And one the bank settles in its answer to the request: the API call's.
+    const p2 = await create(800);
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await svc.runStatusChecks();
+    await svc.refund(principal, p2.id, { amount: 800 });
+    assert.deepEqual(
+      (await refundMoves(p2.id)).map((e) => [e.to_status, e.source]),
+      [['refunded', 'api']],
+    );
   });
 
   test('a refund the bank leaves pending is asked at most 3 times, then flagged with its amount still reserved', async () => {

@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { PageQuery } from '../../http/pagination.ts';
 
 // Request and response schemas for the rewards API. Numbers that the service checks in detail
@@ -12,34 +12,10 @@ const Rounding = Type.Union([Type.Literal('down'), Type.Literal('nearest'), Type
 const Vpa = Type.String({ maxLength: 255, description: "The customer's UPI address" });
 const Phone = Type.String({ maxLength: 20, description: "The customer's Indian mobile number (+91…)" });
 
-/**
- * The optional `rewards` field of POST /v1/payments. `amount` stays the UPI amount the customer
- * pays; points redeemed pay the rest of the basket: basket = amount + redeem_points × point value.
- */
-export const PaymentRewardsRequest = Type.Object(
-  {
-    vpa: Type.Optional(Vpa),
-    phone: Type.Optional(Phone),
-    redeem_points: Type.Optional(
-      Type.Number({ description: 'Points to burn on this payment (integer ≥ the program minimum)' }),
-    ),
-    mode: Type.Optional(
-      Type.Union([Type.Literal('split_tender'), Type.Literal('discount')], {
-        description:
-          'split_tender (default): the points pay part of the basket and the program owes the merchant their value; ' +
-          'discount: the merchant takes the value off the price',
-      }),
-    ),
-  },
-  {
-    additionalProperties: false,
-    description:
-      'Reward points on this payment. Names the customer (vpa or phone; default: payer_vpa) so the payment earns to them, and ' +
-      'optionally redeems points: they are reserved now and spent when the payment succeeds, or released when it fails or expires. ' +
-      '`amount` is what the customer pays by UPI after the points; the basket is amount + redeem_points × point_value_paise.',
-  },
-);
-export type PaymentRewardsInput = Static<typeof PaymentRewardsRequest>;
+// The optional `rewards` field of POST /v1/payments is the payments module's request
+// (payments.schemas.ts): rewards implements payments' hooks and reads it, so rewards depends on
+// payments and never the reverse. Re-exported here for the rewards API's own documentation.
+export { PaymentRewardsRequest, type PaymentRewardsInput } from '../payments/index.ts';
 
 const Earn = Type.Object(
   {

@@ -1,10 +1,12 @@
-import type { PaymentHooks } from '../payments/index.ts';
-import { actorOf, type AuditWriter } from './trail.ts';
+import { actorOf, type AuditWriter } from '../audit/index.ts';
+import type { PaymentHooks } from './payments.types.ts';
 
 // Payment events the audit trail records, each in the payment's own transaction: a payment
 // holds personal data (the payer's VPA), and a refund moves money back on someone's say-so.
 // Successes and expiries driven by the bank are not people's actions; the payment's own
-// event history keeps them.
+// event history keeps them. They live here, with the events they describe, as identity's and
+// merchants' audit records live with theirs: payments depends on the audit module, never the
+// reverse.
 
 export function auditPaymentHooks(audit: AuditWriter): PaymentHooks {
   return {

@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import type { Db, Queryable } from '../../platform/db.ts';
+import type { Clock } from '../../platform/clock.ts';
+import type { Config } from '../../platform/config.ts';
+import type { Metrics } from '../../platform/metrics.ts';
+import type { Principal } from '../../http/principal.ts';
+import type { LedgerService } from '../ledger/index.ts';
+import type { BankConnector } from '../banks/index.ts';
+import type { PreparedAuditEvent } from '../audit/index.ts';
+import type { NewPayment, PaymentRow, RefundRow } from './payments.repo.ts';
+import type { PayerVpaCipher } from './payments.fields.ts';
+import type { PaymentRewardsInput } from './payments.schemas.ts';
+
+/**
+ * Extension points for other modules (rewards, audit, …). Each runs inside the transaction of
+ * the event it names, so what it writes commits or rolls back with the payment itself.
+ */
+export interface PaymentHooks {
+  onCreated?(tx: Queryable, payment: PaymentRow, input: CreatePaymentInput): Promise<void>;
+  /**
+   * Whether onCreated has anything to do for this input. A hook that has onCreated but not this
+   * always gets the create transaction; when no hook has work, the payment, its history and its
+   * audit records are written by one statement, with no BEGIN and COMMIT round trips.
+   * A deliberate exception for throughput (docs/architecture.md, "Deliberate exceptions").
+   */
+  createNeedsTransaction?(input: CreatePaymentInput): boolean;
+  /**
+   * Audit records of the creation, written by the payment's own insert statement; `by`: who asked.
+   * A deliberate exception for throughput (docs/architecture.md, "Deliberate exceptions").
+   */
+  createdAuditEvents?(payment: NewPayment, by: Principal): PreparedAuditEvent[];
+  /**
+   * In the transaction that posts the payment's ledger entry, just before the entry: the entry
+   * locks the bank's clearing account, which every payment at that bank shares, so it is
+   * written last and held only until the commit (bench/PROFILE.md).
+   */
+  onSucceeded?(tx: Queryable, payment: PaymentRow): Promise<void>;
+  /** A payment closed without money: failed or expired. */
+  onClosedUnpaid?(tx: Queryable, payment: PaymentRow): Promise<void>;
+  /** After a refund's ledger entry, in the same transaction. */
+  onRefunded?(tx: Queryable, payment: PaymentRow, refund: RefundRow): Promise<void>;
+  /** A refund was asked for (by whoever is calling), in the transaction that reserves it. */
+  onRefundRequested?(tx: Queryable, payment: PaymentRow, refund: RefundRow): Promise<void>;
+}
+
+export interface PaymentsDeps {
+  db: Db;
+  ledger: Pick<LedgerService, 'post'>;
+  banks: {
+    route(acquiringBank: string, down?: ReadonlySet<string>): Promise<BankConnector>;
+    connector(code: string): BankConnector;
+  };
+  config: Pick<Config, 'payments' | 'publicUrl'>;
+  metrics: Metrics;
+  clock: Clock;
+  logger: Logger;
+  hooks?: PaymentHooks[];
+  /** The vault's field cipher: the payer's VPA is stored only encrypted (payments.fields.ts). */
+  payerVpa: PayerVpaCipher;
+}
+
+export interface CreatePaymentInput {
+  terminal_id: string;
+  amount: number;
+  currency: string;
+  method: 'upi_qr' | 'upi_collect';
+  payer_vpa?: string;
+  note?: string;
+  /** Reward points (handled by the rewards hooks): the customer to earn to, and points to redeem. */
+  rewards?: PaymentRewardsInput;
+}
+
+export const addSeconds = (d: Date, s: number) => new Date(d.getTime() + s * 1000);
