@@ -5,12 +5,8 @@ import { createHash, createHmac } from 'node:crypto';
 // rather than pulling in the AWS SDK: two services, four operations, and the signature is the
 // only subtle part. aws.test.ts checks it against AWS's own SigV4 test-suite vectors.
 
-export interface AwsCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  /** Temporary credentials (STS, IRSA) carry a session token, sent as X-Amz-Security-Token. */
-  sessionToken?: string;
-}
+import type { AwsCredentials } from './awsCredentials.ts';
+export type { AwsCredentials };
 
 export interface SignInput {
   method: string;

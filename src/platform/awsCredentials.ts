@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Type } from '@sinclair/typebox';
-import type { AwsCredentials } from './aws.ts';
 import { defineSettings } from './settings.ts';
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Temporary credentials (STS, IRSA) carry a session token, sent as X-Amz-Security-Token. */
+  sessionToken?: string;
+}
 
 // Where the app's AWS credentials come from, in the order the AWS SDKs use:
 //   1. static keys in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]),

@@ -6,30 +6,9 @@ import { RETRYABLE_SQLSTATES } from './errors.ts';
 // One database interface, two drivers: a pg pool against PostgreSQL, or PGlite (PostgreSQL
 // compiled to WASM) in-process for the embedded default. The SQL is the same for both.
 
-export interface QueryResult<T> {
-  rows: T[];
-  rowCount: number;
-}
-
-/** Anything you can run SQL on: the database itself or an open transaction. */
-export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
-  /** Runs a script of several statements without parameters (migrations). */
-  exec(sql: string): Promise<void>;
-}
-
-export interface Db extends Queryable {
-  readonly driver: 'pg' | 'pglite';
-  /**
-   * Runs `fn` in one transaction. The service owns the transaction: everything a business
-   * event changes commits together or not at all. Serialization failures and deadlocks are
-   * retried a few times, so `fn` must be safe to run again (no calls to a bank inside).
-   */
-  tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  close(): Promise<void>;
-  /** Connection pool occupancy, for /metrics (pg only; PGlite is one in-process connection). */
-  poolStats?(): { max: number; total: number; idle: number; waiting: number };
-}
+// The interface every module codes against lives in queryable.ts (embedded.ts needs it too).
+export type { Db, Queryable, QueryResult } from './queryable.ts';
+import type { Db, Queryable, QueryResult } from './queryable.ts';
 
 const INT8_OID = 20;
 // int8 comes back as a JS number. Amounts are paise: Number.MAX_SAFE_INTEGER paise is

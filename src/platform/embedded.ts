@@ -18,7 +18,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import v8 from 'node:v8';
-import type { Db, Queryable, QueryResult } from './db.ts';
+import type { Db, Queryable, QueryResult } from './queryable.ts';
 
 // One process owns an embedded (PGlite) data directory. PGlite is PostgreSQL running inside one
 // process: a second process that opened the same files would read a stale copy, and whatever it

@@ -3,6 +3,7 @@ import { downBankCodesSql } from '../banks/index.ts';
 import { insertAuditEventsSql, type PreparedAuditEvent } from '../audit/index.ts';
 import type { Queryable } from '../../platform/db.ts';
 import type { PaymentStatus } from './payments.state.ts';
+import { currentTraceparent } from '../../platform/tracing.ts';
 
 // SQL for payments and refunds. The service owns the transactions; these take the handle.
 
@@ -275,6 +276,7 @@ export async function transitionStatus(
        INSERT INTO platform.outbox (topic, key, payload)
        SELECT 'payment.updated', p.terminal_id,
               jsonb_build_object('payment_id', p.id, 'status', $3::text, 'amount', p.amount, 'at', $15::text)
+                || CASE WHEN $19::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', $19::text) END
          FROM p
      )
      SELECT * FROM p`,
@@ -297,6 +299,8 @@ export async function transitionStatus(
       t.only?.txnRef ?? null,
       t.only?.bankCode ?? null,
       t.only?.amount ?? null,
+      // The terminal's push continues this trace (null while tracing is off).
+      currentTraceparent(),
     ],
   );
   return rows[0];

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../platform/db.ts';
 import { PROTOCOL_VERSION } from './protocol/schemas.ts';
 import { isTerminalId, eventTopic } from './topics.ts';
+import { SpanKind, extractTraceContext, tracingEnabled, withSpan } from '../../platform/tracing.ts';
 
 // The outbox relay: payments write a `payment.updated` row into platform.outbox in the same
 // transaction as each state change (key = terminal id). This publishes those rows to the
@@ -28,7 +29,8 @@ export interface OutboxRelayDeps {
 interface OutboxRow {
   id: number;
   key: string;
-  payload: { payment_id?: string; status?: string; amount?: number; at?: string };
+  /** `traceparent`: the trace of the change that wrote the row, while tracing is on (platform/tracing.ts). */
+  payload: { payment_id?: string; status?: string; amount?: number; at?: string; traceparent?: string };
 }
 
 /** The event a terminal receives for an outbox row. */
@@ -50,6 +52,24 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       timer = setTimeout(() => reject(new Error(`broker did not accept the batch within ${ms} ms`)), ms);
     }),
   ]);
+}
+
+/**
+ * The push to the terminal, as a span of the trace that changed the payment (the callback's or
+ * the worker's): the outbox row carries that trace's context across the commit.
+ */
+function publishTraced(row: OutboxRow, publish: () => Promise<void>): Promise<void> {
+  if (!tracingEnabled() || !row.payload.traceparent) return publish();
+  return withSpan(
+    'terminal push payment.updated',
+    {
+      'messaging.system': 'mqtt',
+      'tillpoint.terminal_id': row.key,
+      'tillpoint.payment_id': row.payload.payment_id ?? '',
+    },
+    publish,
+    { kind: SpanKind.PRODUCER, parent: extractTraceContext({ traceparent: row.payload.traceparent }) },
+  );
 }
 
 export function createOutboxRelay(deps: OutboxRelayDeps) {
@@ -78,7 +98,9 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
       // Published in id order on one connection: a terminal sees its events in commit order
       // within a batch. Across replicas, `seq` lets it put them back in order.
       await withTimeout(
-        Promise.all(deliverable.map((r) => deps.publish(eventTopic(r.key), paymentUpdatedEvent(r)))),
+        Promise.all(
+          deliverable.map((r) => publishTraced(r, () => deps.publish(eventTopic(r.key), paymentUpdatedEvent(r)))),
+        ),
         timeoutMs,
       );
       await tx.query(`UPDATE platform.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`, [
