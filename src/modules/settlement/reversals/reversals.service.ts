@@ -49,7 +49,12 @@ export const merchantPayableAccount = (merchantId: string) =>
 export const COMPENSATION_EXPENSE = { code: 'reversal_compensation', type: 'expense' } as const;
 
 const PAID = new Set(['succeeded', 'partially_refunded', 'refunded']);
-const SOURCE_REF_RE = /^[^\u0000-\u001f\u007f]{1,200}$/;
+/** 1-200 characters, none of them a control character (a sourceRef ends up in logs and screens). */
+const validSourceRef = (s: unknown): s is string =>
+  typeof s === 'string' &&
+  s.length >= 1 &&
+  s.length <= 200 &&
+  [...s].every((c) => c.charCodeAt(0) >= 0x20 && c.charCodeAt(0) !== 0x7f);
 
 export interface ReversalsConfig {
   rbi: RbiClock;
@@ -144,7 +149,7 @@ export function createReversalsService(deps: ReversalsDeps) {
         throw new AppError('invalid_amount', 'amountPaise must be a positive integer number of paise');
       if (!REVERSAL_REASONS.includes(input.reason))
         throw new AppError('validation_failed', `reason must be one of ${REVERSAL_REASONS.join(', ')}`);
-      if (typeof input.sourceRef !== 'string' || !SOURCE_REF_RE.test(input.sourceRef))
+      if (!validSourceRef(input.sourceRef))
         throw new AppError('validation_failed', 'sourceRef must be 1-200 printable characters');
       const same = await repo.findByRequest(tx, input.paymentId, input.reason, input.sourceRef);
       if (same) return sameRequest(same, input.amountPaise);
