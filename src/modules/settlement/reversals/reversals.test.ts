@@ -1,11 +1,11 @@
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
 import { createTestDb } from '../../../platform/testing.ts';
 import { createLedgerService, runLedgerVerify } from '../../ledger/index.ts';
-import { insertPayment, scriptedBank, silentLogger, type RefundScript } from '../testkit.ts';
+import { emptySettlement, insertPayment, scriptedBank, silentLogger, type RefundScript } from '../testkit.ts';
 import { createReversalsService } from './reversals.service.ts';
 import { deadlineAt, delayDays, transactionDate } from './deadline.ts';
 
@@ -21,12 +21,14 @@ async function balance(db: Db, code: string) {
 }
 
 describe('reversals', () => {
-  // A fresh database per test: the worker takes every reversal due, so tests must not see each other's.
+  // The worker takes every reversal due, so tests must not see each other's: one database, emptied
+  // of settlement rows and ledger entries before each test (a new database each is slow on PGlite).
   let db: Db;
-  beforeEach(async () => {
+  before(async () => {
     db = await createTestDb();
   });
-  afterEach(async () => {
+  beforeEach(() => emptySettlement(db));
+  after(async () => {
     await db?.close();
   });
 
@@ -66,7 +68,10 @@ describe('reversals', () => {
     const req = { paymentId: pay, amountPaise: 14_900, reason: 'late_success' as const, sourceRef: 'exc_1' };
     const first = await db.tx((tx) => svc.requests.request(tx, req));
     assert.equal(first.created, true);
-    assert.deepEqual(await db.tx((tx) => svc.requests.request(tx, req)), { reversalId: first.reversalId, created: false });
+    assert.deepEqual(await db.tx((tx) => svc.requests.request(tx, req)), {
+      reversalId: first.reversalId,
+      created: false,
+    });
     // Another source asking for the same payment gets the active one, not a second reversal.
     const other = await db.tx((tx) =>
       svc.requests.request(tx, { ...req, reason: 'duplicate_debit', sourceRef: 'recon:line:7' }),
@@ -82,13 +87,22 @@ describe('reversals', () => {
       db.tx((tx) => svc.requests.request(tx, { ...req, paymentId: pay2, amountPaise: 501 })),
       { code: 'refund_exceeds_payment' },
     );
-    await assert.rejects(db.tx((tx) => svc.requests.request(tx, { ...req, paymentId: 'pay_nope' })), {
-      code: 'payment_not_found',
-    });
-    await assert.rejects(db.tx((tx) => svc.requests.request(tx, { ...req, amountPaise: 1.5 })), { code: 'invalid_amount' });
-    await assert.rejects(db.tx((tx) => svc.requests.request(tx, { ...req, sourceRef: 'a\u0000b' })), {
-      code: 'validation_failed',
-    });
+    await assert.rejects(
+      db.tx((tx) => svc.requests.request(tx, { ...req, paymentId: 'pay_nope' })),
+      {
+        code: 'payment_not_found',
+      },
+    );
+    await assert.rejects(
+      db.tx((tx) => svc.requests.request(tx, { ...req, amountPaise: 1.5 })),
+      { code: 'invalid_amount' },
+    );
+    await assert.rejects(
+      db.tx((tx) => svc.requests.request(tx, { ...req, sourceRef: 'a\u0000b' })),
+      {
+        code: 'validation_failed',
+      },
+    );
     const r = await svc.get(first.reversalId);
     assert.equal(r.transaction_date, '2026-12-02');
     assert.equal(r.deadline_at, '2026-12-07T18:30:00.000Z');
@@ -132,7 +146,7 @@ describe('reversals', () => {
     assert.ok((await runLedgerVerify(db)).ok);
   });
 
-  test('not sent is sent again; a refusal fails it for an operator; a U48 after uncertain resends the same ref', async () => {
+  test('not sent is sent again; a refusal fails it for an operator, who may request a new one', async () => {
     const bank = scriptedBank({ script: ['not_sent', 'success', 'rejected'] });
     const clock = fixedClock('2026-12-03T06:00:00Z');
     const svc = service(bank, clock);
@@ -168,11 +182,20 @@ describe('reversals', () => {
     const m = merchant();
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
-      const pay = await insertPayment(db, { merchantId: m, amount: 100 + i, status: 'expired', createdAt: clock.now() });
+      const pay = await insertPayment(db, {
+        merchantId: m,
+        amount: 100 + i,
+        status: 'expired',
+        createdAt: clock.now(),
+      });
       // Both workers' schedulers and an outside caller ask for it too.
       const [x, y] = await Promise.all([
-        db.tx((tx) => w1.requests.request(tx, { paymentId: pay, amountPaise: 100 + i, reason: 'late_success', sourceRef: 'a' })),
-        db.tx((tx) => w2.requests.request(tx, { paymentId: pay, amountPaise: 100 + i, reason: 'duplicate_debit', sourceRef: 'b' })),
+        db.tx((tx) =>
+          w1.requests.request(tx, { paymentId: pay, amountPaise: 100 + i, reason: 'late_success', sourceRef: 'a' }),
+        ),
+        db.tx((tx) =>
+          w2.requests.request(tx, { paymentId: pay, amountPaise: 100 + i, reason: 'duplicate_debit', sourceRef: 'b' }),
+        ),
       ]);
       assert.equal(x.reversalId, y.reversalId);
       assert.equal([x.created, y.created].filter(Boolean).length, 1);
@@ -184,7 +207,9 @@ describe('reversals', () => {
       assert.equal(r.status, 'succeeded');
       assert.equal(r.attempts, 1, `${id} was sent once`);
     }
-    const refs = (await db.query<{ refund_ref: string }>(`SELECT refund_ref FROM settlement.reversals WHERE id = ANY($1)`, [ids])).rows;
+    const refs = (
+      await db.query<{ refund_ref: string }>(`SELECT refund_ref FROM settlement.reversals WHERE id = ANY($1)`, [ids])
+    ).rows;
     for (const { refund_ref } of refs) assert.equal(bank.refundCalls(refund_ref), 1);
     const entries = await db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM ledger.entries WHERE kind = 'reversal.succeeded' AND reference = ANY($1)`,
@@ -258,8 +283,8 @@ describe('reversals', () => {
     clock.set('2026-12-09T04:00:00Z'); // 09:30 IST, 9 Dec: days 2 and 3
     assert.equal(await svc.runCompensation(), 2);
     assert.equal((await expense()) - start, 30_000);
-    // An operator's new request reverses it; the old one stays failed and stops accruing? No: the
-    // customer is paid back by the new reversal, which has the same T and so owes the same days.
+    // An operator's new request pays the customer back. The refused one keeps the days it accrued
+    // (the customer was owed them); the new one, same T, owes compensation from where it stands.
     const again = await db.tx((tx) =>
       svc.requests.request(tx, { paymentId: pay, amountPaise: 700, reason: 'operator', sourceRef: 'op' }),
     );
@@ -306,7 +331,12 @@ describe('reversals', () => {
             ids.push(
               (
                 await db.tx((tx) =>
-                  svc.requests.request(tx, { paymentId: pay, amountPaise: 100, reason: 'late_success', sourceRef: 'p' }),
+                  svc.requests.request(tx, {
+                    paymentId: pay,
+                    amountPaise: 100,
+                    reason: 'late_success',
+                    sourceRef: 'p',
+                  }),
                 )
               ).reversalId,
             );
