@@ -61,15 +61,18 @@ CREATE TABLE settlement.reversal_events (
 );
 CREATE INDEX reversal_events_by_reversal ON settlement.reversal_events (reversal_id, id);
 
--- ₹100 for each day of delay past the deadline (RBI/2019-20/67), one row and one ledger entry per day.
+-- ₹100 for each day of delay past the deadline (RBI/2019-20/67), one row and one ledger entry per
+-- day. Keyed by the payment: a customer is compensated once per day whatever number of reversal
+-- attempts (a refused one, then an operator's new one) it took.
 CREATE TABLE settlement.compensations (
-  reversal_id text        NOT NULL REFERENCES settlement.reversals (id),
+  payment_id  text        NOT NULL,
   day         int         NOT NULL CHECK (day >= 1),
+  reversal_id text        NOT NULL REFERENCES settlement.reversals (id),
   bank_code   text        NOT NULL,
   amount      bigint      NOT NULL CHECK (amount > 0),
   for_date    date        NOT NULL,                                  -- the IST day of delay it pays for
   posted_at   timestamptz NOT NULL,
-  PRIMARY KEY (reversal_id, day)
+  PRIMARY KEY (payment_id, day)
 );
 CREATE INDEX compensations_by_posted ON settlement.compensations (posted_at);
 

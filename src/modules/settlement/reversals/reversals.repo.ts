@@ -284,11 +284,15 @@ export async function flaggedWithoutReversal(q: Queryable, limit: number) {
   return r.rows;
 }
 
-/** Reversals owing compensation for more days than posted: past the deadline and not done by it. */
+/**
+ * Reversals owing compensation for more days than posted: past the deadline and not done by it.
+ * Only the latest reversal of a payment counts (an earlier one refused by the bank is superseded).
+ */
 export async function owingCompensation(q: Queryable, now: Date, tatDays: number, limit: number) {
   const r = await q.query<ReversalRow>(
-    `SELECT ${COLS} FROM settlement.reversals
+    `SELECT ${COLS} FROM settlement.reversals r
       WHERE deadline_at <= $1
+        AND NOT EXISTS (SELECT 1 FROM settlement.reversals n WHERE n.payment_id = r.payment_id AND n.id > r.id)
         AND (completed_at IS NULL OR completed_at >= deadline_at)
         AND compensation_days <
             ((coalesce(least(completed_at, $1), $1) + interval '5 hours 30 minutes') AT TIME ZONE 'UTC')::date
@@ -310,12 +314,20 @@ export async function lockForCompensation(tx: Queryable, id: string) {
 
 export async function insertCompensation(
   tx: Queryable,
-  c: { reversalId: string; day: number; bankCode: string; amount: number; forDate: string; now: Date },
+  c: {
+    paymentId: string;
+    reversalId: string;
+    day: number;
+    bankCode: string;
+    amount: number;
+    forDate: string;
+    now: Date;
+  },
 ) {
   const r = await tx.query(
-    `INSERT INTO settlement.compensations (reversal_id, day, bank_code, amount, for_date, posted_at)
-     VALUES ($1, $2, $3, $4, $5::date, $6) ON CONFLICT DO NOTHING`,
-    [c.reversalId, c.day, c.bankCode, c.amount, c.forDate, c.now],
+    `INSERT INTO settlement.compensations (payment_id, day, reversal_id, bank_code, amount, for_date, posted_at)
+     VALUES ($1, $2, $3, $4, $5, $6::date, $7) ON CONFLICT DO NOTHING`,
+    [c.paymentId, c.day, c.reversalId, c.bankCode, c.amount, c.forDate, c.now],
   );
   return r.rowCount === 1;
 }

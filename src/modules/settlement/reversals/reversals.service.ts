@@ -401,6 +401,7 @@ export function createReversalsService(deps: ReversalsDeps) {
           for (let day = r.compensation_days + 1; day <= due; day++) {
             const amount = cfg.rbi.compensationPaisePerDay;
             const fresh = await repo.insertCompensation(tx, {
+              paymentId: r.payment_id,
               reversalId: r.id,
               day,
               bankCode: r.bank_code,
@@ -411,7 +412,7 @@ export function createReversalsService(deps: ReversalsDeps) {
             if (!fresh) continue;
             await ledger.post(tx, {
               kind: 'reversal.compensation',
-              reference: `${r.id}:${day}`,
+              reference: `${r.payment_id}:${day}`,
               memo: `RBI/2019-20/67: day ${day} of delay`,
               lines: [
                 { account: COMPENSATION_EXPENSE, debit: amount },

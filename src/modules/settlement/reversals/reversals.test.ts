@@ -283,15 +283,18 @@ describe('reversals', () => {
     clock.set('2026-12-09T04:00:00Z'); // 09:30 IST, 9 Dec: days 2 and 3
     assert.equal(await svc.runCompensation(), 2);
     assert.equal((await expense()) - start, 30_000);
-    // An operator's new request pays the customer back. The refused one keeps the days it accrued
-    // (the customer was owed them); the new one, same T, owes compensation from where it stands.
+    // An operator's new request pays the customer back the same day: the customer is compensated
+    // once per day of delay (the days are the payment's, not each attempt's), and no more after.
     const again = await db.tx((tx) =>
       svc.requests.request(tx, { paymentId: pay, amountPaise: 700, reason: 'operator', sourceRef: 'op' }),
     );
     await svc.runReversals();
     assert.equal((await svc.get(again.reversalId)).status, 'succeeded');
-    const days = (await svc.get(reversalId)).compensation_days;
-    assert.equal(days, 3);
+    assert.equal(await svc.runCompensation(), 0);
+    clock.set('2026-12-12T04:00:00Z');
+    assert.equal(await svc.runCompensation(), 0, 'reversed: no more days accrue');
+    assert.equal((await expense()) - start, 30_000);
+    assert.equal((await svc.get(reversalId)).compensation_days, 3);
     assert.ok((await runLedgerVerify(db)).ok);
   });
 
