@@ -158,3 +158,31 @@ export async function emptySettlement(q: Queryable) {
               payments.payment_events, payments.refunds, payments.payments`,
   );
 }
+
+/** The ledger entries payments posts for a success and a refund (payments.service.ts), for fixtures. */
+export async function postPaymentEntries(
+  ledger: { post: import('../ledger/index.ts').LedgerService['post'] },
+  q: Queryable,
+  p: { id: string; merchantId: string; bankCode?: string; amount: number },
+  refund?: { id: string; amount: number },
+) {
+  const clearing = { code: `bank_clearing:${p.bankCode ?? 'SIMBANK'}`, type: 'asset' as const, shards: 32 };
+  const payable = { code: `merchant_payable:${p.merchantId}`, type: 'liability' as const };
+  await ledger.post(q, {
+    kind: 'payment.succeeded',
+    reference: p.id,
+    lines: [
+      { account: clearing, debit: p.amount },
+      { account: payable, credit: p.amount },
+    ],
+  });
+  if (refund)
+    await ledger.post(q, {
+      kind: 'refund.succeeded',
+      reference: refund.id,
+      lines: [
+        { account: payable, debit: refund.amount },
+        { account: clearing, credit: refund.amount },
+      ],
+    });
+}
