@@ -21,6 +21,8 @@ export const PERMISSIONS = [
   'audit:read',
   'vault:tokenize',
   'vault:detokenize',
+  'settlement:read',
+  'settlement:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -6,14 +6,7 @@ import { createTestDb } from '../../../platform/testing.ts';
 import { createLedgerService, runLedgerVerify } from '../../ledger/index.ts';
 import { parseCutoffs, DEFAULT_CYCLE_CUTOFFS } from '../config.ts';
 import { createReversalsService } from '../reversals/reversals.service.ts';
-import {
-  emptySettlement,
-  insertPayment,
-  insertRefund,
-  postPaymentEntries,
-  scriptedBank,
-  silentLogger,
-} from '../testkit.ts';
+import { emptySettlement, insertPayment, insertRefund, scriptedBank, silentLogger } from '../testkit.ts';
 import { cycleOf, lastEndedCycle, parseCycleKey } from './cycleKeys.ts';
 import { createCyclesService, type BankFileTotals } from './cycles.service.ts';
 
