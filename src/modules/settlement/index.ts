@@ -4,7 +4,7 @@ export type { ReversalRequests } from './reversals/reversals.service.ts';
 export type { BankFileTotals } from './cycles/cycles.service.ts';
 export type { SettlementAccounts } from './payouts/payouts.service.ts';
 export { loadSettlementConfig, type SettlementConfig } from './config.ts';
-export { parseCycleKey, cycleOf, type CycleWindow } from './cycles/cycleKeys.ts';
+export { parseCycleKey, cycleOf, lastEndedCycle, type CycleWindow } from './cycles/cycleKeys.ts';
 export { registerSettlementRoutes } from './settlement.routes.ts';
 export { registerSettlementMetrics } from './settlement.metrics.ts';
 export { RBI_UPI_MERCHANT, deadlineAt, delayDays } from './reversals/deadline.ts';

@@ -49,6 +49,8 @@ export const merchantPayableAccount = (merchantId: string) =>
 export const COMPENSATION_EXPENSE = { code: 'reversal_compensation', type: 'expense' } as const;
 
 const PAID = new Set(['succeeded', 'partially_refunded', 'refunded']);
+const CLOSED_UNPAID = new Set(['failed', 'expired']);
+const IN_FLIGHT = new Set(['created', 'pending']);
 /** 1-200 characters, none of them a control character (a sourceRef ends up in logs and screens). */
 const validSourceRef = (s: unknown): s is string =>
   typeof s === 'string' &&
@@ -155,6 +157,15 @@ export function createReversalsService(deps: ReversalsDeps) {
       if (same) return sameRequest(same, input.amountPaise);
       const p = await repo.paymentForReversal(tx, input.paymentId);
       if (!p) throw new AppError('payment_not_found', 'Payment not found');
+      // The payment's state must fit the reason: a late success is for a payment we closed unpaid;
+      // an operator reverses only what is no longer in flight. A mismatch stays open while flagged,
+      // and a duplicate debit can come on top of any state (recon has the bank's line for it).
+      if (input.reason === 'late_success' && !CLOSED_UNPAID.has(p.status))
+        throw new AppError('payment_not_refundable', `A ${p.status} payment is not a late success to reverse`);
+      if (input.reason === 'amount_mismatch' && PAID.has(p.status))
+        throw new AppError('payment_not_refundable', `A ${p.status} payment is refunded, not reversed`);
+      if (input.reason === 'operator' && IN_FLIGHT.has(p.status))
+        throw new AppError('payment_not_refundable', `A ${p.status} payment is still in flight`);
       const chargeMerchant = input.reason === 'operator' && PAID.has(p.status);
       // What the customer was debited: the bank's own figure when it reported another amount;
       // for a paid payment an operator reverses, what the merchant still holds of it.
