@@ -6,7 +6,7 @@ import { createWorker } from '../src/roles/worker.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { createApiKey } from '../src/modules/identity/index.ts';
 import { runLedgerVerify } from '../src/modules/ledger/index.ts';
-import { cycleOf, parseCycleKey } from '../src/modules/settlement/index.ts';
+import { cycleOf, parseCycleKey, runSettlementVerify } from '../src/modules/settlement/index.ts';
 
 // Settlement end to end over real HTTP and the bank simulator (embedded), on PGlite or (with
 // TEST_DATABASE_URL) PostgreSQL: a QR payment our side expired is paid late at the bank, the
@@ -178,5 +178,8 @@ describe('settlement end to end', () => {
     assert.match(metrics, /^tillpoint_payouts_paise\{status="paid"\} 7450$/m);
     const report = await runLedgerVerify(t.db);
     assert.equal(report.ok, true, JSON.stringify(report.violations));
+    const settled = await runSettlementVerify(t.db, t.app.services.ledger);
+    assert.equal(settled.ok, true, JSON.stringify(settled.violations));
+    assert.ok(settled.checked.reversals >= 2 && settled.checked.payouts >= 1);
   });
 });

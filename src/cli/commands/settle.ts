@@ -5,13 +5,17 @@ import { withDb, UsageError, type Command } from '../command.ts';
 // The worker closes cycles as they end; this is for closing one by hand (after downtime, or to see
 // the totals now). Without KEY: the last cycle that has ended.
 
-const USAGE = 'usage: tillpoint settle close-cycle [YYYY-MM-DD-C<n>] [--json]';
+const USAGE = `usage:
+  tillpoint settle close-cycle [YYYY-MM-DD-C<n>] [--json]
+  tillpoint settle verify`;
 
 export const settle: Command = {
   name: 'settle',
-  usage: 'settle close-cycle [YYYY-MM-DD-C<n>] [--json]',
-  summary: "Close a settlement cycle: expected totals per bank, merchants' payouts, the bank files compared.",
+  usage: 'settle close-cycle [YYYY-MM-DD-C<n>] [--json] | verify',
+  summary:
+    "Close a settlement cycle (expected totals per bank, merchants' payouts, the bank files compared); verify settlement against the ledger.",
   async run(argv) {
+    if (argv[0] === 'verify' && argv.length === 1) return verify();
     if (argv[0] !== 'close-cycle') throw new UsageError(USAGE);
     let parsed: ReturnType<typeof parseArgs<{ options: { json: { type: 'boolean' } }; allowPositionals: true }>>;
     try {
@@ -78,3 +82,20 @@ export const settle: Command = {
     });
   },
 };
+
+/** `settle verify`: settlement's rows against the ledger (src/modules/settlement/settlement.verify.ts); exit 1 on a violation. */
+async function verify(): Promise<number> {
+  const { runSettlementVerify } = await import('../../modules/settlement/index.ts');
+  const { createLedgerService } = await import('../../modules/ledger/index.ts');
+  const report = await withDb((db) => runSettlementVerify(db, createLedgerService()));
+  if (report.ok) {
+    process.stdout.write(
+      `settlement ok: ${report.checked.reversals} reversals, ${report.checked.payouts} payouts, ${report.checked.cycles} cycles agree with the ledger\n`,
+    );
+    return 0;
+  }
+  const v = report.violations[0];
+  process.stderr.write(`settlement verify FAILED: ${v.invariant}: ${v.subject}: ${v.message}\n`);
+  if (report.violations.length > 1) process.stderr.write(`(${report.violations.length - 1} more violation(s))\n`);
+  return 1;
+}

@@ -9,3 +9,4 @@ export { registerSettlementRoutes } from './settlement.routes.ts';
 export { registerSettlementMetrics } from './settlement.metrics.ts';
 export { RBI_UPI_MERCHANT, deadlineAt, delayDays } from './reversals/deadline.ts';
 export { BULK_TRANSFER_FORMATS } from './payouts/formats.ts';
+export { runSettlementVerify, verifySettlement, type SettlementViolation } from './settlement.verify.ts';

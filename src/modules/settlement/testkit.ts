@@ -2,6 +2,7 @@
 // payments module leaves them, and a scripted bank standing in for a bank's production API
 // (its refund and refund-status calls, with the answers and failures the banks module's
 // connectors report: BankCallError with not_sent / rejected / uncertain).
+import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { Queryable } from '../../platform/db.ts';
 import { newId, txnRefFromPaymentId } from '../../platform/ids.ts';
@@ -185,4 +186,14 @@ export async function postPaymentEntries(
         { account: clearing, credit: refund.amount },
       ],
     });
+}
+
+/** Both verifies: the ledger's invariants, and settlement's rows against the ledger. */
+export async function verifyAll(db: import('../../platform/db.ts').Db) {
+  const { runLedgerVerify, createLedgerService } = await import('../ledger/index.ts');
+  const { runSettlementVerify } = await import('./settlement.verify.ts');
+  const l = await runLedgerVerify(db);
+  assert.equal(l.ok, true, JSON.stringify(l.violations));
+  const s = await runSettlementVerify(db, createLedgerService());
+  assert.equal(s.ok, true, JSON.stringify(s.violations));
 }

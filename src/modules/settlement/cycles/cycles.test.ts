@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
 import { createTestDb } from '../../../platform/testing.ts';
-import { createLedgerService, runLedgerVerify } from '../../ledger/index.ts';
+import { createLedgerService } from '../../ledger/index.ts';
 import { parseCutoffs, DEFAULT_CYCLE_CUTOFFS } from '../config.ts';
 import { createReversalsService } from '../reversals/reversals.service.ts';
 import { emptySettlement, insertPayment, insertRefund, scriptedBank, silentLogger } from '../testkit.ts';
+import { verifyAll } from '../testkit.ts';
 import { cycleOf, lastEndedCycle, parseCycleKey } from './cycleKeys.ts';
 import { createCyclesService, type BankFileTotals } from './cycles.service.ts';
 
@@ -119,7 +120,7 @@ describe('settlement cycles', () => {
     const resolved = await svc.resolveException(exc.data[0].id, 'bank error, claimed back');
     assert.equal(resolved.status, 'resolved');
     await assert.rejects(svc.resolveException(exc.data[0].id, 'again'), { code: 'invalid_state_transition' });
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
   });
 
   test('the worker closes each ended cycle once, catching up, and picks up files that arrive later', async () => {

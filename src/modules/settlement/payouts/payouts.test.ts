@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
 import { createTestDb } from '../../../platform/testing.ts';
-import { createLedgerService, runLedgerVerify } from '../../ledger/index.ts';
+import { createLedgerService } from '../../ledger/index.ts';
 import { parseCutoffs } from '../config.ts';
 import { createCyclesService } from '../cycles/cycles.service.ts';
 import { emptySettlement, insertPayment, insertRefund, postPaymentEntries, silentLogger } from '../testkit.ts';
+import { verifyAll } from '../testkit.ts';
 import { BULK_TRANSFER_FORMATS, renderBatch } from './formats.ts';
 import { createPayoutsService, feeFor } from './payouts.service.ts';
 
@@ -140,7 +141,7 @@ describe('payouts', () => {
     const second = await payouts.exportDue();
     assert.equal(second.batch!.payouts, 2);
     assert.equal(second.batch!.total, 8_000 + 4_000);
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
   });
 
   test('a cycle where refunds exceed payments: nothing due, the shortfall comes off the next payout', async () => {
@@ -174,7 +175,7 @@ describe('payouts', () => {
     await cycles.close('2026-12-03-C3');
     const c3 = (await payouts.list({ cycleKey: '2026-12-03-C3', limit: 10 })).data[0];
     assert.equal(c3.net, 2_000);
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
   });
 
   test('a merchant without a settlement account is skipped and reported; the mapping is data', async () => {

@@ -144,6 +144,18 @@ export function createReversalsService(deps: ReversalsDeps) {
       ],
     });
 
+  const postReleased = (tx: Queryable, r: ReversalRow) =>
+    ledger.post(tx, {
+      kind: 'reversal.released',
+      reference: r.id,
+      lines: [
+        { account: reversalPayableAccount(r.bank_code), debit: r.amount },
+        r.charge_merchant
+          ? { account: merchantPayableAccount(r.merchant_id), credit: r.amount }
+          : { account: clearingAccount(r.bank_code), credit: r.amount },
+      ],
+    });
+
   const requests: ReversalRequests = {
     async request(tx, input) {
       if (!isId('payment', input.paymentId)) throw new AppError('payment_not_found', 'Payment not found');
@@ -223,6 +235,19 @@ export function createReversalsService(deps: ReversalsDeps) {
     return { reversalId: r.id, created: false };
   }
 
+  /**
+   * The bank refused the reversal: no money moved. What was booked as owed is released (as payments
+   * releases a refused refund's reservation), in the same transaction; the reversal stays `failed`,
+   * counted as overdue past its deadline, until an operator decides (a new request books it again).
+   */
+  function fail(r: ReversalRow, from: ReversalRow['status'], u: repo.ReversalUpdate) {
+    return db.tx(async (tx) => {
+      const done = await repo.transition(tx, r.id, from, u);
+      if (done) await postReleased(tx, done);
+      return done;
+    });
+  }
+
   /** Applies the bank's answer about a reversal's refund call (its reply, a status check, a callback). */
   async function applyResult(r: ReversalRow, result: BankResult, via: string): Promise<ReversalRow | undefined> {
     const now = clock.now();
@@ -243,10 +268,8 @@ export function createReversalsService(deps: ReversalsDeps) {
       case 'failed':
       case 'expired':
       case 'reversed':
-        // The bank refused the reversal: no money moved. It stays owed (reversal_payable) and is
-        // counted as overdue past its deadline until an operator decides.
         logger.warn({ reversal_id: r.id, code: result.responseCode }, 'reversal refused by the bank');
-        return repo.transition(db, r.id, r.status, {
+        return fail(r, r.status, {
           ...base,
           to: 'failed',
           nextAttemptAt: null,
@@ -264,7 +287,7 @@ export function createReversalsService(deps: ReversalsDeps) {
             detail: `bank does not know the reversal (${via}); sending it again`,
           });
         }
-        return repo.transition(db, r.id, r.status, {
+        return fail(r, r.status, {
           ...base,
           to: 'failed',
           nextAttemptAt: null,
@@ -327,7 +350,7 @@ export function createReversalsService(deps: ReversalsDeps) {
               now: clock.now(),
             });
           else
-            await repo.transition(db, r.id, 'scheduled', {
+            await fail(r, 'scheduled', {
               to: 'failed',
               nextAttemptAt: null,
               lastError: call.error.message,

@@ -4,9 +4,11 @@ import fc from 'fast-check';
 import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
 import { createTestDb } from '../../../platform/testing.ts';
-import { createLedgerService, runLedgerVerify } from '../../ledger/index.ts';
+import { createLedgerService } from '../../ledger/index.ts';
 import { emptySettlement, insertPayment, scriptedBank, silentLogger, type RefundScript } from '../testkit.ts';
+import { verifyAll } from '../testkit.ts';
 import { createReversalsService } from './reversals.service.ts';
+import { runSettlementVerify } from '../settlement.verify.ts';
 import { deadlineAt, delayDays, transactionDate } from './deadline.ts';
 
 // Reversals against a scripted bank (the refund side of a bank's API, with the answers and
@@ -143,7 +145,7 @@ describe('reversals', () => {
     assert.equal(r.status, 'succeeded');
     assert.equal(bank.refundCalls(), 1, 'never sent twice');
     assert.equal(await balance(db, 'reversal_payable:SIMBANK'), before);
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
   });
 
   test('not sent is sent again; a refusal fails it for an operator, who may request a new one', async () => {
@@ -171,7 +173,7 @@ describe('reversals', () => {
       svc.requests.request(tx, { paymentId: b, amountPaise: 100, reason: 'operator', sourceRef: 'opr' }),
     );
     assert.equal(again.created, true);
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
   });
 
   test('two workers never reverse the same payment twice', async () => {
@@ -295,7 +297,7 @@ describe('reversals', () => {
     assert.equal(await svc.runCompensation(), 0, 'reversed: no more days accrue');
     assert.equal((await expense()) - start, 30_000);
     assert.equal((await svc.get(reversalId)).compensation_days, 3);
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
   });
 
   test('property: while the bank answers, no reversal misses its deadline', async () => {
@@ -365,6 +367,37 @@ describe('reversals', () => {
       ),
       { numRuns: 25 },
     );
-    assert.ok((await runLedgerVerify(db)).ok);
+    await verifyAll(db);
+  });
+
+  test('settlement verify finds a row the ledger does not back, and a refused reversal releases what was owed', async () => {
+    const bank = scriptedBank({ script: ['decline'] });
+    const svc = service(bank);
+    const pay = await insertPayment(db, {
+      merchantId: merchant(),
+      amount: 900,
+      status: 'expired',
+      createdAt: new Date(),
+    });
+    const { reversalId } = await db.tx((tx) =>
+      svc.requests.request(tx, { paymentId: pay, amountPaise: 900, reason: 'late_success', sourceRef: 'v' }),
+    );
+    assert.equal(await balance(db, 'reversal_payable:SIMBANK'), 900);
+    await svc.runReversals();
+    assert.equal((await svc.get(reversalId)).status, 'failed');
+    assert.equal(await balance(db, 'reversal_payable:SIMBANK'), 0, 'released: nothing is owed on a refused reversal');
+    await verifyAll(db);
+    // A compensation row with no entry behind it is named.
+    await db.query(
+      `INSERT INTO settlement.compensations (payment_id, day, reversal_id, bank_code, amount, for_date, posted_at)
+       VALUES ($1, 1, $2, 'SIMBANK', 10000, '2026-12-09', now())`,
+      [pay, reversalId],
+    );
+    const report = await runSettlementVerify(db, ledger);
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.violations.map((v) => v.invariant),
+      ['compensation_matches_days'],
+    );
   });
 });
