@@ -35,7 +35,7 @@ export interface WorkerDeps {
   /** Vault: re-encryption after key rotations (a batch per tick), key-age metrics. */
   vault?: { runWorkerTick(): Promise<number>; updateMetrics(): Promise<void> };
   /** Settlement: reversals in deadline order, their status checks and compensation, cycle closes (src/modules/settlement). */
-  settlement?: { workerJobs(): { name: string; run(): Promise<number> }[] };
+  settlement?: { workerJobs(): { name: string; every?: number; run(): Promise<number> }[] };
   logger: Logger;
   intervalMs: number;
   /** How long the audit signer's lease lasts without renewal: the longest takeover after its holder dies. */

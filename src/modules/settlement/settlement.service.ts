@@ -81,13 +81,14 @@ export function createSettlementService(deps: SettlementDeps) {
      * replica wins), so any number of workers run them side by side; reversals go first, in
      * deadline order.
      */
-    workerJobs(): { name: string; run(): Promise<number> }[] {
+    workerJobs(): { name: string; every?: number; run(): Promise<number> }[] {
       return [
         { name: 'reversals_schedule', run: () => reversals.scheduleFlagged() },
         { name: 'reversals', run: () => reversals.runReversals() },
         { name: 'reversal_checks', run: () => reversals.runReversalChecks() },
-        { name: 'reversal_compensation', run: () => reversals.runCompensation() },
-        { name: 'settlement_cycles', run: () => cycles.runCycles() },
+        // Days and cut-offs change at most once a minute: every 10 ticks (10 s by default) is plenty.
+        { name: 'reversal_compensation', every: 10, run: () => reversals.runCompensation() },
+        { name: 'settlement_cycles', every: 10, run: () => cycles.runCycles() },
       ];
     },
   };
