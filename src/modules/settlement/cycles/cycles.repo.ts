@@ -50,6 +50,15 @@ export async function insertCycle(tx: Queryable, c: { key: string; startsAt: Dat
   return r.rowCount === 1;
 }
 
+/** A closed cycle other than `key` whose window overlaps (startsAt, endsAt]. */
+export async function overlappingCycle(tx: Queryable, key: string, startsAt: Date, endsAt: Date) {
+  const r = await tx.query<{ key: string }>(
+    `SELECT key FROM settlement.cycles WHERE key <> $1 AND starts_at < $3 AND ends_at > $2 LIMIT 1`,
+    [key, startsAt, endsAt],
+  );
+  return r.rows[0]?.key;
+}
+
 export async function insertCycleBank(tx: Queryable, key: string, e: ExpectedTotals, now: Date) {
   await tx.query(
     `INSERT INTO settlement.cycle_banks (cycle_key, bank_code, expected_credit, expected_debit, expected_lines, status, checked_at)

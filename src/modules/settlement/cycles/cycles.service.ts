@@ -150,6 +150,11 @@ export function createCyclesService(deps: CyclesDeps) {
         throw new AppError('conflict', `Cycle ${key} has not ended: its cut-off is ${w.endsAt.toISOString()}`);
       const closedNow = await db.tx(async (tx) => {
         if (!(await repo.insertCycle(tx, { key: w.key, startsAt: w.startsAt, endsAt: w.endsAt, now }))) return false;
+        // Windows never overlap (a payment is in one cycle and one payout at most), even when the
+        // cut-offs were changed between closes.
+        const overlap = await repo.overlappingCycle(tx, w.key, w.startsAt, w.endsAt);
+        if (overlap)
+          throw new AppError('conflict', `Cycle ${w.key} overlaps cycle ${overlap}, closed under other cut-offs`);
         const expected = await repo.expectedByBank(tx, w.startsAt, w.endsAt);
         for (const code of deps.bankCodes)
           if (!expected.some((e) => e.bank_code === code))
@@ -189,7 +194,17 @@ export function createCyclesService(deps: CyclesDeps) {
       const now = clock.now();
       const last = lastEndedCycle(now, cutoffs);
       const latest = await repo.latestCycle(db);
-      let w = latest ? nextCycle(windowOfRow(latest.key), cutoffs) : last;
+      // After the last one closed; under changed cut-offs, the first whole window after it.
+      const prev = latest && parseCycleKey(latest.key, cutoffs);
+      let w = prev && prev.endsAt.getTime() === latest.ends_at.getTime() ? nextCycle(prev, cutoffs) : last;
+      if (latest && !(prev && prev.endsAt.getTime() === latest.ends_at.getTime())) {
+        w = cycleOf(new Date(latest.ends_at.getTime() + 1), cutoffs);
+        if (w.startsAt.getTime() < latest.ends_at.getTime()) w = nextCycle(w, cutoffs);
+        logger.warn(
+          { last_closed: latest.key, next: w.key },
+          'cycle cut-offs changed: closing from the next whole cycle',
+        );
+      }
       let n = 0;
       while (w.endsAt.getTime() <= now.getTime() && n < CLOSE_BATCH) {
         if ((await service.close(w.key)).closed_now) n++;
@@ -221,9 +236,6 @@ export function createCyclesService(deps: CyclesDeps) {
     },
   };
 
-  function windowOfRow(key: string) {
-    return windowOf(key);
-  }
   return service;
 }
 

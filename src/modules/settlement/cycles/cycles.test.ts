@@ -156,4 +156,19 @@ describe('settlement cycles', () => {
     await w1.runCycles();
     assert.equal((await w1.get('2026-12-03-C2')).status, 'matched');
   });
+
+  test('changed cut-offs: an overlapping window is refused; the worker goes on from the next whole cycle', async () => {
+    const clock = fixedClock('2026-12-03T10:00:00Z'); // 15:30 IST
+    const mk = (c: number[]) =>
+      createCyclesService({ db, clock, logger: silentLogger, cutoffs: c, bankCodes: ['SIMBANK'] });
+    await mk(cutoffs).close('2026-12-03-C2'); // 09:00-15:00 IST
+    const other = mk(parseCutoffs('12:00,18:00'));
+    // 2026-12-03-C2 under the new cut-offs is (12:00, 18:00]: not ended; C1 is (18:00 the day before, 12:00].
+    await assert.rejects(other.close('2026-12-03-C1'), { code: 'conflict' });
+    clock.set('2026-12-04T07:00:00Z'); // 12:30 IST on the 4th
+    await other.runCycles();
+    const keys = (await other.list({ limit: 10 })).data.map((c) => c.key);
+    // (15:00 IST 3rd, 18:00] would overlap C2 of the old cut-offs: skipped; the next whole one closes.
+    assert.deepEqual(keys, ['2026-12-04-C1', '2026-12-03-C2']);
+  });
 });
