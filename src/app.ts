@@ -46,6 +46,12 @@ import {
 } from './modules/vault/index.ts';
 import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
 import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
+import {
+  createSettlementService,
+  loadSettlementConfig,
+  registerSettlementMetrics,
+  registerSettlementRoutes,
+} from './modules/settlement/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
@@ -158,6 +164,19 @@ export async function createApp(opts: AppOptions = {}) {
     customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode),
   });
   paymentHooks.push(rewards.hooks);
+  // Settlement: reversals on the RBI clock, cycles, payouts (src/modules/settlement). recon's
+  // BankFileTotals is given with settlement.setBankFileTotals(); recon calls settlement.requests.
+  const settlement = createSettlementService({
+    db,
+    ledger,
+    banks,
+    clock,
+    logger,
+    config: loadSettlementConfig(),
+    bankCodes: config.banks.map((b) => b.code),
+    publicUrl: config.publicUrl,
+    accounts: merchants,
+  });
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
   const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];
@@ -166,6 +185,7 @@ export async function createApp(opts: AppOptions = {}) {
   registerPlatformMetrics(metrics.registry, { db, certificates });
   registerAuditMetrics(metrics.registry, db);
   registerPaymentBacklogMetrics(metrics.registry, db);
+  registerSettlementMetrics(metrics.registry, db);
 
   // Not ready while stopping, or without the database (and, for a gateway, its broker).
   const readiness = createReadiness({ checks: [databaseCheck(db)] });
@@ -220,6 +240,7 @@ export async function createApp(opts: AppOptions = {}) {
           config.publicUrl,
         ),
     });
+    registerSettlementRoutes(http, settlement, banks);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim)
@@ -237,6 +258,7 @@ export async function createApp(opts: AppOptions = {}) {
           audit,
           identity,
           vault,
+          settlement,
           logger,
           intervalMs: config.worker.intervalMs,
           leaseSeconds: config.worker.leaseSeconds,
@@ -270,7 +292,7 @@ export async function createApp(opts: AppOptions = {}) {
     gateway,
     /** What /readyz answers (on the API and on HEALTH_PORT): draining, the database, the broker. */
     readiness,
-    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault },
+    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault, settlement },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
       let url: string | undefined;

@@ -22,6 +22,8 @@ export const PERMISSIONS = [
   'compliance:read',
   'vault:tokenize',
   'vault:detokenize',
+  'settlement:read',
+  'settlement:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -35,6 +35,8 @@ export interface WorkerDeps {
   identity?: { disableInactive(): Promise<number> };
   /** Vault: re-encryption after key rotations (a batch per tick), key-age metrics. */
   vault?: { runWorkerTick(): Promise<number>; updateMetrics(): Promise<void> };
+  /** Settlement: reversals in deadline order, their status checks and compensation, cycle closes (src/modules/settlement). */
+  settlement?: { workerJobs(): { name: string; every?: number; run(): Promise<number> }[] };
   logger: Logger;
   intervalMs: number;
   /** How long the audit signer's lease lasts without renewal: the longest takeover after its holder dies. */
@@ -79,6 +81,7 @@ export function createWorker({
   audit,
   identity,
   vault,
+  settlement,
   logger,
   intervalMs,
   leaseSeconds = 10,
@@ -95,6 +98,7 @@ export function createWorker({
     { name: 'status_checks', every: 1, run: () => payments.runStatusChecks() },
     { name: 'expiry', every: 1, run: () => payments.runExpiry() },
     { name: 'refund_checks', every: 1, run: () => payments.runRefundChecks() },
+    ...(settlement ? settlement.workerJobs().map((j) => ({ every: 1, ...j })) : []),
     ...(rewards
       ? [
           {

@@ -14,6 +14,8 @@ import { operators } from './operators.ts';
 import { gateway } from './gateway.ts';
 import { keys } from './keys.ts';
 import { compliance } from './compliance.ts';
+import { settle } from './settle.ts';
+import { payouts } from './payouts.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
 export const COMMANDS: Command[] = [
@@ -32,4 +34,6 @@ export const COMMANDS: Command[] = [
   access,
   operators,
   compliance,
+  settle,
+  payouts,
 ];

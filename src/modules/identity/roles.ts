@@ -49,6 +49,11 @@ export const ROLES = {
     permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write', 'compliance:read'],
     platformOnly: true,
   },
+  settlement: {
+    description: 'Works settlement: cycles and bank-file differences, payouts to merchants, reversals to customers.',
+    permissions: ['payments:read', 'settlement:read', 'settlement:write'],
+    platformOnly: true,
+  },
   auditor: {
     description: 'Reads the audit trail, key status and the compliance report, and nothing else.',
     permissions: ['audit:read', 'compliance:read'],
@@ -86,4 +91,6 @@ export const KEY_GRANTABLE_PERMISSIONS: readonly string[] = [
   'refunds:write',
   'rewards:read',
   'rewards:write',
+  'settlement:read',
+  'settlement:write',
 ];
