@@ -21,6 +21,9 @@ export const PERMISSIONS = [
   'audit:read',
   'vault:tokenize',
   'vault:detokenize',
+  'recon:read',
+  'recon:write',
+  'recon:approve',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

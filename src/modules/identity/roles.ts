@@ -48,6 +48,11 @@ export const ROLES = {
     permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
     platformOnly: true,
   },
+  reconciliation: {
+    description: "Works the banks' settlement files and the exception queue; approves another operator's forced match or write-off.",
+    permissions: ['recon:read', 'recon:write', 'recon:approve', 'payments:read'],
+    platformOnly: true,
+  },
   auditor: {
     description: 'Reads the audit trail, and nothing else.',
     permissions: ['audit:read'],
@@ -85,4 +90,6 @@ export const KEY_GRANTABLE_PERMISSIONS: readonly string[] = [
   'refunds:write',
   'rewards:read',
   'rewards:write',
+  'recon:read',
+  'recon:write',
 ];
