@@ -2,7 +2,13 @@
 import type { Db } from '../../../platform/db.ts';
 import type { BankFileTotals } from './types.ts';
 
-export { createReconService, type ReconService, type ReconDeps, type IngestReport, type ExceptionRow } from './recon.service.ts';
+export {
+  createReconService,
+  type ReconService,
+  type ReconDeps,
+  type IngestReport,
+  type ExceptionRow,
+} from './recon.service.ts';
 export { registerReconRoutes } from './recon.routes.ts';
 export { registerReconMetrics } from './recon.metrics.ts';
 export { loadMappings, validateMapping, createParser, cycleKeyFrom, MappingError, type Mapping } from './mapping.ts';

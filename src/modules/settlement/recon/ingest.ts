@@ -131,9 +131,6 @@ export async function parseAndStore(
     if (batch.length >= BATCH_LINES) await flush();
     if (opts.onProgress && totals.lines % 50_000 === 0) opts.onProgress(totals.lines);
   }
-  if (opts.mapping.kind === 'csv' && opts.mapping.csv?.header && lineNo > 0 && totals.lines === 0 && problemCount === 0) {
-    // A header and nothing else: a cycle with no transactions, which is fine.
-  }
   if (!cycleKey && problemCount === 0) problem(Math.max(lineNo, 1), 'the file does not name its settlement cycle');
   if (problemCount > 0) throw new FileRejected(problems, problemCount);
   await flush();

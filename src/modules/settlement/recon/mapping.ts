@@ -9,9 +9,12 @@ import { type BankLine, CYCLE_KEY_RE } from './types.ts';
 // One mapping per bank; a file is read through it line by line (parseLine), so no file is ever
 // held in memory whole. What each property means: README.md, "Mapping format".
 
-const Slice = Type.Object({ start: Type.Integer({ minimum: 1 }), length: Type.Integer({ minimum: 1 }) }, {
-  additionalProperties: false,
-});
+const Slice = Type.Object(
+  { start: Type.Integer({ minimum: 1 }), length: Type.Integer({ minimum: 1 }) },
+  {
+    additionalProperties: false,
+  },
+);
 /** A CSV column (header name or 0-based index), a JSON key, or a fixed-width slice (1-based start). */
 const Column = Type.Union([Type.String({ minLength: 1, maxLength: 100 }), Type.Integer({ minimum: 0 }), Slice]);
 
@@ -113,9 +116,15 @@ export function validateMapping(raw: unknown, source = 'mapping'): Mapping {
     if (!ok) throw new MappingError(`${source}: column "${name}" is not a ${m.kind} column`);
   }
   if (m.kind === 'csv' && !m.csv) throw new MappingError(`${source}: a csv mapping needs "csv"`);
-  if (m.amount.sign === 'direction_column' && (!m.columns.direction || !m.amount.credit_values || !m.amount.debit_values))
-    throw new MappingError(`${source}: sign "direction_column" needs columns.direction, credit_values and debit_values`);
-  if (m.cycle.from === 'column' && !m.columns.cycle) throw new MappingError(`${source}: cycle from "column" needs columns.cycle`);
+  if (
+    m.amount.sign === 'direction_column' &&
+    (!m.columns.direction || !m.amount.credit_values || !m.amount.debit_values)
+  )
+    throw new MappingError(
+      `${source}: sign "direction_column" needs columns.direction, credit_values and debit_values`,
+    );
+  if (m.cycle.from === 'column' && !m.columns.cycle)
+    throw new MappingError(`${source}: cycle from "column" needs columns.cycle`);
   if (m.cycle.from === 'first_line' && m.skip.leading_lines < 1)
     throw new MappingError(`${source}: cycle from "first_line" needs skip.leading_lines >= 1`);
   let re: RegExp;
@@ -156,7 +165,14 @@ export function loadMappings(dir = MAPPINGS_DIR): Map<string, Mapping> {
 
 // ---- dates and time zones ----------------------------------------------------------------
 
-const TOKENS: Record<string, string> = { YYYY: '(\\d{4})', MM: '(\\d{2})', DD: '(\\d{2})', HH: '(\\d{2})', mm: '(\\d{2})', ss: '(\\d{2})' };
+const TOKENS: Record<string, string> = {
+  YYYY: '(\\d{4})',
+  MM: '(\\d{2})',
+  DD: '(\\d{2})',
+  HH: '(\\d{2})',
+  mm: '(\\d{2})',
+  ss: '(\\d{2})',
+};
 
 interface CompiledDate {
   re: RegExp;
@@ -324,7 +340,8 @@ export function createParser(m: Mapping): FileParser {
 
   return {
     cycleFromName: (name) => (m.cycle.from === 'file_name' && name ? cycleKeyFrom(m, name) : undefined),
-    cycleFromFirstLine: () => (m.cycle.from === 'first_line' && firstLine !== undefined ? cycleKeyFrom(m, firstLine) : undefined),
+    cycleFromFirstLine: () =>
+      m.cycle.from === 'first_line' && firstLine !== undefined ? cycleKeyFrom(m, firstLine) : undefined,
     feed(raw, lineNo) {
       if (lineNo === 1) firstLine = raw;
       if (lineNo <= m.skip.leading_lines) return { kind: 'skip' };
@@ -337,7 +354,8 @@ export function createParser(m: Mapping): FileParser {
         if (m.csv!.header && !header) {
           header = new Map(cells.map((c, i) => [c.trim(), i]));
           for (const [name, c] of Object.entries(m.columns))
-            if (typeof c === 'string' && !header.has(c)) return { kind: 'problem', message: `header has no column "${c}" (${name})` };
+            if (typeof c === 'string' && !header.has(c))
+              return { kind: 'problem', message: `header has no column "${c}" (${name})` };
           return { kind: 'header' };
         }
         if (header && cells.length !== header.size)
@@ -349,14 +367,17 @@ export function createParser(m: Mapping): FileParser {
         } catch {
           return { kind: 'problem', message: 'not valid JSON' };
         }
-        if (!row || typeof row !== 'object' || Array.isArray(row)) return { kind: 'problem', message: 'not a JSON object' };
+        if (!row || typeof row !== 'object' || Array.isArray(row))
+          return { kind: 'problem', message: 'not a JSON object' };
       } else {
         row = raw;
       }
       const amountText = text(g.amount(row));
       const am = amountText === null ? null : amountRe.exec(amountText);
-      if (!am) return { kind: 'problem', message: `amount ${amountText === null ? 'is missing' : 'is not a valid amount'}` };
-      const paise = m.amount.unit === 'rupees' ? Number(am[2]) * 100 + Number((am[3] || '0').padEnd(2, '0')) : Number(am[2]);
+      if (!am)
+        return { kind: 'problem', message: `amount ${amountText === null ? 'is missing' : 'is not a valid amount'}` };
+      const paise =
+        m.amount.unit === 'rupees' ? Number(am[2]) * 100 + Number((am[3] || '0').padEnd(2, '0')) : Number(am[2]);
       if (!Number.isSafeInteger(paise) || paise <= 0) return { kind: 'problem', message: 'amount must be above zero' };
       let direction: 'credit' | 'debit';
       if (m.amount.sign === 'signed') {
@@ -366,17 +387,33 @@ export function createParser(m: Mapping): FileParser {
         const d = text(g.direction!(row));
         if (d !== null && credit.has(d)) direction = 'credit';
         else if (d !== null && debit.has(d)) direction = 'debit';
-        else return { kind: 'problem', message: `debit/credit value ${d === null ? 'is missing' : 'is not one the mapping knows'}` };
+        else
+          return {
+            kind: 'problem',
+            message: `debit/credit value ${d === null ? 'is missing' : 'is not one the mapping knows'}`,
+          };
       }
-      const refs: Record<'txnRef' | 'bankRef', string | null> = { txnRef: text(g.txn_ref?.(row)), bankRef: text(g.bank_ref?.(row)) };
+      const refs: Record<'txnRef' | 'bankRef', string | null> = {
+        txnRef: text(g.txn_ref?.(row)),
+        bankRef: text(g.bank_ref?.(row)),
+      };
       for (const [k, v] of Object.entries(refs))
-        if (v !== null && !REF_RE.test(v)) return { kind: 'problem', message: `${k === 'txnRef' ? 'txn_ref' : 'bank_ref'} has characters a reference cannot have` };
-      if (refs.txnRef === null && refs.bankRef === null) return { kind: 'problem', message: 'neither txn_ref nor bank_ref is given' };
+        if (v !== null && !REF_RE.test(v))
+          return {
+            kind: 'problem',
+            message: `${k === 'txnRef' ? 'txn_ref' : 'bank_ref'} has characters a reference cannot have`,
+          };
+      if (refs.txnRef === null && refs.bankRef === null)
+        return { kind: 'problem', message: 'neither txn_ref nor bank_ref is given' };
       let txnAt: Date | null = null;
       if (g.txn_at) {
         const t = text(g.txn_at(row));
         const p = t === null ? undefined : parseDateParts(date, t);
-        if (!p) return { kind: 'problem', message: `transaction time ${t === null ? 'is missing' : `does not match "${m.datetime.format}"`}` };
+        if (!p)
+          return {
+            kind: 'problem',
+            message: `transaction time ${t === null ? 'is missing' : `does not match "${m.datetime.format}"`}`,
+          };
         const local = Date.UTC(p.YYYY, p.MM - 1, p.DD, p.HH, p.mm, p.ss);
         txnAt = new Date(local - zoneOffsetMinutes(m.datetime.time_zone, local) * 60_000);
       }

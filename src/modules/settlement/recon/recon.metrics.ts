@@ -6,7 +6,9 @@ import type { Queryable } from '../../../platform/db.ts';
 
 export function registerReconMetrics(registry: Registry, db: Queryable) {
   if (registry.getSingleMetric('tillpoint_recon_lines')) return;
-  let last: { outcomes: { bank: string; outcome: string; n: number }[]; open: { kind: string; n: number; age: number }[] } | undefined;
+  let last:
+    | { outcomes: { bank: string; outcome: string; n: number }[]; open: { kind: string; n: number; age: number }[] }
+    | undefined;
   let inflight: Promise<void> | undefined;
   const refresh = () =>
     (inflight ??= (async () => {

@@ -47,7 +47,16 @@ export async function findFile(q: Queryable, bankCode: string, sha256: string, c
 
 export async function insertFile(
   q: Queryable,
-  f: { id: string; bankCode: string; cycleKey: string; sha256: string; fileName: string | null; mappingId: string; by: string | null; now: Date },
+  f: {
+    id: string;
+    bankCode: string;
+    cycleKey: string;
+    sha256: string;
+    fileName: string | null;
+    mappingId: string;
+    by: string | null;
+    now: Date;
+  },
 ) {
   await q.query(
     `INSERT INTO settlement.recon_files (id, bank_code, cycle_key, sha256, file_name, mapping_id, status, ingested_by, created_at)
@@ -132,7 +141,15 @@ export async function applyRule(
   if (rule.strategy === 'many_to_one') {
     const gb = rule.group_by as string;
     const conds = rule.when
-      .map((c) => conditionSql(c, { lineAmount: 'g.amount_paise', ourAmount: 'o.amount', lineAt: 'g.txn_at', ourAt: 'o.at', line: 'g' }))
+      .map((c) =>
+        conditionSql(c, {
+          lineAmount: 'g.amount_paise',
+          ourAmount: 'o.amount',
+          lineAt: 'g.txn_at',
+          ourAt: 'o.at',
+          line: 'g',
+        }),
+      )
       .join(' AND ');
     const { rows } = await q.query<{ n: number }>(
       `WITH g AS (
@@ -160,7 +177,15 @@ export async function applyRule(
   // one_to_many: one line nets several of our items, grouped by one of our fields.
   const gb = rule.group_by as string;
   const conds = rule.when
-    .map((c) => conditionSql(c, { lineAmount: 'l.amount_paise', ourAmount: 'og.amount', lineAt: 'l.txn_at', ourAt: 'og.at', ours: 'og' }))
+    .map((c) =>
+      conditionSql(c, {
+        lineAmount: 'l.amount_paise',
+        ourAmount: 'og.amount',
+        lineAt: 'l.txn_at',
+        ourAt: 'og.at',
+        ours: 'og',
+      }),
+    )
     .join(' AND ');
   const { rows } = await q.query<{ n: number }>(
     `WITH og AS (
@@ -224,7 +249,9 @@ export async function classifyRest(q: Queryable, fileId: string, bankCode: strin
        FROM ${OURS} o WHERE l.file_id = $1 AND l.outcome IS NULL AND o.kind = ${kindOf} AND l.txn_ref = o.txn_ref`,
     [fileId, bankCode],
   );
-  await q.query(`UPDATE settlement.recon_lines SET outcome = 'unknown' WHERE file_id = $1 AND outcome IS NULL`, [fileId]);
+  await q.query(`UPDATE settlement.recon_lines SET outcome = 'unknown' WHERE file_id = $1 AND outcome IS NULL`, [
+    fileId,
+  ]);
 }
 
 /** One exception per line that is not matched, and one per item of ours the file should have had. */
@@ -259,7 +286,7 @@ export async function raiseExceptions(q: Queryable, fileId: string, bankCode: st
   await q.query(
     `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, payment_id, refund_id, amount_paise,
                                               expected_paise, detail, status, created_at)
-     SELECT ${exceptionId('$3', "o.kind || o.id || $1")}, 'missing', $2, f.cycle_key, o.payment_id,
+     SELECT ${exceptionId('$3', 'o.kind || o.id || $1')}, 'missing', $2, f.cycle_key, o.payment_id,
             CASE WHEN o.kind = 'refund' THEN o.id END, o.amount, o.amount,
             'within the time the file covers, but not in it', 'open', $3
        FROM ${OURS} o JOIN settlement.recon_files f ON f.id = $1

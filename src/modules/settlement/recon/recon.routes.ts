@@ -133,7 +133,10 @@ const Approve = Type.Object(
   },
   { additionalProperties: false },
 );
-const Bulk = Type.Object({ csv: Type.String({ minLength: 1, maxLength: 512 * 1024 }) }, { additionalProperties: false });
+const Bulk = Type.Object(
+  { csv: Type.String({ minLength: 1, maxLength: 512 * 1024 }) },
+  { additionalProperties: false },
+);
 
 const IdParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
 const FileQuery = Type.Object({ ...PageQuery, bank_code: Type.Optional(BankCode) }, { additionalProperties: false });
@@ -159,7 +162,8 @@ const ExceptionQuery = Type.Object(
 /** The caller as reconciliation records it; merchant-scoped callers never reach a bank's file. */
 function actor(req: FastifyRequest): ReconActor {
   const p = (req as { principal?: Principal }).principal!;
-  if (p.merchantId !== null) throw new AppError('forbidden', "Reconciliation is platform work; a merchant's credentials cannot do it");
+  if (p.merchantId !== null)
+    throw new AppError('forbidden', "Reconciliation is platform work; a merchant's credentials cannot do it");
   return { type: p.kind === 'operator' ? 'operator' : p.kind === 'terminal' ? 'terminal' : 'api_key', id: p.id };
 }
 
@@ -211,7 +215,11 @@ export function registerReconRoutes(app: FastifyInstance, svc: ReconService) {
     { config: { permission: 'recon:read' }, schema: { tags, querystring: FileQuery, response: { 200: pageOf(File) } } },
     async (req) => {
       actor(req);
-      const rows = await svc.listFiles({ bankCode: req.query.bank_code, before: decodeCursor(req.query.cursor), limit: req.query.limit });
+      const rows = await svc.listFiles({
+        bankCode: req.query.bank_code,
+        before: decodeCursor(req.query.cursor),
+        limit: req.query.limit,
+      });
       return page(rows, req.query.limit);
     },
   );
@@ -229,7 +237,13 @@ export function registerReconRoutes(app: FastifyInstance, svc: ReconService) {
     '/v1/recon/files/:id/items',
     {
       config: { permission: 'recon:read' },
-      schema: { tags, summary: "A file's lines with their outcomes", params: IdParam, querystring: LineQuery, response: { 200: pageOf(Line) } },
+      schema: {
+        tags,
+        summary: "A file's lines with their outcomes",
+        params: IdParam,
+        querystring: LineQuery,
+        response: { 200: pageOf(Line) },
+      },
     },
     async (req) => {
       actor(req);
@@ -252,14 +266,21 @@ export function registerReconRoutes(app: FastifyInstance, svc: ReconService) {
     { config: { permission: 'recon:read' }, schema: { tags, querystring: RunQuery, response: { 200: pageOf(Run) } } },
     async (req) => {
       actor(req);
-      const rows = await svc.listRuns({ fileId: req.query.file_id, before: decodeCursor(req.query.cursor), limit: req.query.limit });
+      const rows = await svc.listRuns({
+        fileId: req.query.file_id,
+        before: decodeCursor(req.query.cursor),
+        limit: req.query.limit,
+      });
       return page(rows, req.query.limit);
     },
   );
 
   app.get(
     '/v1/recon/status',
-    { config: { permission: 'recon:read' }, schema: { tags, summary: 'Files per bank, open exceptions, payments expected and missing' } },
+    {
+      config: { permission: 'recon:read' },
+      schema: { tags, summary: 'Files per bank, open exceptions, payments expected and missing' },
+    },
     async (req) => {
       actor(req);
       return svc.status();
@@ -270,7 +291,12 @@ export function registerReconRoutes(app: FastifyInstance, svc: ReconService) {
     '/v1/recon/exceptions',
     {
       config: { permission: 'recon:read' },
-      schema: { tags, summary: 'The exception queue, newest first', querystring: ExceptionQuery, response: { 200: pageOf(Exception) } },
+      schema: {
+        tags,
+        summary: 'The exception queue, newest first',
+        querystring: ExceptionQuery,
+        response: { 200: pageOf(Exception) },
+      },
     },
     async (req) => {
       actor(req);
@@ -315,7 +341,13 @@ export function registerReconRoutes(app: FastifyInstance, svc: ReconService) {
     '/v1/recon/exceptions/:id/approve',
     {
       config: { permission: 'recon:approve' },
-      schema: { tags, summary: 'Approve or reject a forced match or a write-off (four eyes)', params: IdParam, body: Approve, response: { 200: Exception } },
+      schema: {
+        tags,
+        summary: 'Approve or reject a forced match or a write-off (four eyes)',
+        params: IdParam,
+        body: Approve,
+        response: { 200: Exception },
+      },
     },
     async (req) => svc.approve(actor(req), req.params.id, req.body.decision, req.body.reason),
   );

@@ -171,7 +171,10 @@ export function createReconService(deps: ReconDeps) {
           ? cycleKeyFrom(mapping, first.firstLine)
           : undefined;
     if (mapping.cycle.from === 'file_name' && !cycleHint)
-      throw new FileRejected([{ line: 0, message: `the file name does not name its cycle (${mapping.cycle.pattern})` }], 1);
+      throw new FileRejected(
+        [{ line: 0, message: `the file name does not name its cycle (${mapping.cycle.pattern})` }],
+        1,
+      );
     const base = {
       bank_code: opts.bankCode,
       sha256: first.sha256,
@@ -293,7 +296,15 @@ export function createReconService(deps: ReconDeps) {
         `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, payment_id, refund_id, amount_paise, expected_paise, detail, status, created_at)
          VALUES ($1, 'flagged', $2, $3, $4, $5, $5, $6, 'open', $7)
          ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
-        [newReconId('exception'), f.bank_code, f.id, f.flagged_refund_id, f.amount, `flagged: ${f.reconciliation_reason ?? 'unknown'}`, now],
+        [
+          newReconId('exception'),
+          f.bank_code,
+          f.id,
+          f.flagged_refund_id,
+          f.amount,
+          `flagged: ${f.reconciliation_reason ?? 'unknown'}`,
+          now,
+        ],
       );
       n += rowCount;
     }
@@ -340,7 +351,13 @@ export function createReconService(deps: ReconDeps) {
   }
 
   /** Carries a resolution out: the match, the reversal, the flags. Runs when it takes effect. */
-  async function apply(tx: Queryable, e: ExceptionRow, res: Resolution, input: ResolveInput & { forced?: boolean }, by: string) {
+  async function apply(
+    tx: Queryable,
+    e: ExceptionRow,
+    res: Resolution,
+    input: ResolveInput & { forced?: boolean },
+    by: string,
+  ) {
     const now = clock.now();
     let reversalId: string | null = null;
     if (res === 'refund_customer' || res === 'reverse') {
@@ -358,8 +375,11 @@ export function createReconService(deps: ReconDeps) {
       reversalId = r.reversalId;
     }
     if (res === 'match') {
-      const kind = (e.match_kind ?? (input.refund_id ? 'refund' : e.refund_id ? 'refund' : 'payment')) as 'payment' | 'refund';
-      const ourId = e.match_id ?? input.refund_id ?? input.payment_id ?? (kind === 'refund' ? e.refund_id : e.payment_id);
+      const kind = (e.match_kind ?? (input.refund_id ? 'refund' : e.refund_id ? 'refund' : 'payment')) as
+        | 'payment'
+        | 'refund';
+      const ourId =
+        e.match_id ?? input.refund_id ?? input.payment_id ?? (kind === 'refund' ? e.refund_id : e.payment_id);
       if (!e.file_id || e.line_no === null || !ourId)
         throw new AppError('invalid_request', 'A match needs a bank line and one of our payments or refunds');
       const mode = input.forced ? 'forced' : 'manual';
@@ -405,12 +425,15 @@ export function createReconService(deps: ReconDeps) {
     const now = clock.now();
     let forced = false;
     if (input.resolution === 'match') {
-      if (e.line_no === null) throw new AppError('invalid_request', 'Only an exception about a bank line can be matched');
+      if (e.line_no === null)
+        throw new AppError('invalid_request', 'Only an exception about a bank line can be matched');
       const kind = input.refund_id || (!input.payment_id && e.refund_id) ? 'refund' : 'payment';
       const ourId = input.refund_id ?? input.payment_id ?? (kind === 'refund' ? e.refund_id : e.payment_id);
       if (!ourId) throw new AppError('invalid_request', 'Name the payment_id or refund_id to match this line with');
       const { rows } = await tx.query<{ amount: number }>(
-        kind === 'refund' ? 'SELECT amount FROM payments.refunds WHERE id = $1' : 'SELECT amount FROM payments.payments WHERE id = $1',
+        kind === 'refund'
+          ? 'SELECT amount FROM payments.refunds WHERE id = $1'
+          : 'SELECT amount FROM payments.payments WHERE id = $1',
         [ourId],
       );
       if (!rows[0]) throw new AppError(kind === 'refund' ? 'not_found' : 'payment_not_found', `No such ${kind}`);
@@ -465,7 +488,8 @@ export function createReconService(deps: ReconDeps) {
         throw new AppError('invalid_state_transition', 'The exception is not waiting for an approval');
       if (actor.type !== 'operator') throw new AppError('forbidden', 'Only an operator can approve');
       const by = who(actor);
-      if (by === e.requested_by) throw new AppError('forbidden', 'A second, different operator must approve (four eyes)');
+      if (by === e.requested_by)
+        throw new AppError('forbidden', 'A second, different operator must approve (four eyes)');
       const res = e.requested_resolution as Resolution;
       const now = clock.now();
       if (decision === 'reject') {
@@ -492,7 +516,13 @@ export function createReconService(deps: ReconDeps) {
         action: 'recon.exception_resolved',
         actor: auditActor(actor),
         resource: { type: 'recon_exception', id },
-        details: { kind: e.kind, resolution: res, requested_by: e.requested_by, approved_by: by, payment_id: e.payment_id },
+        details: {
+          kind: e.kind,
+          resolution: res,
+          requested_by: e.requested_by,
+          approved_by: by,
+          payment_id: e.payment_id,
+        },
       });
       return getException(tx, id);
     });
@@ -518,7 +548,8 @@ export function createReconService(deps: ReconDeps) {
       if (!/^rce_[0-9a-f]{32}$/.test(c[0])) return problems.push({ line, message: 'not an exception id' });
       if (!['accept', 'refund_customer', 'reverse', 'write_off', 'match'].includes(c[1]))
         return problems.push({ line, message: `unknown resolution "${c[1]}"` });
-      if (c[2].length < 3 || c[2].length > 500) return problems.push({ line, message: 'a reason of 3 to 500 characters is needed' });
+      if (c[2].length < 3 || c[2].length > 500)
+        return problems.push({ line, message: 'a reason of 3 to 500 characters is needed' });
       items.push({
         line,
         id: c[0],
@@ -526,7 +557,8 @@ export function createReconService(deps: ReconDeps) {
       });
     });
     if (items.length > 1000) problems.push({ line: 0, message: 'at most 1000 rows at once' });
-    if (problems.length) throw new AppError('validation_failed', 'The CSV has bad rows; nothing was resolved', { problems });
+    if (problems.length)
+      throw new AppError('validation_failed', 'The CSV has bad rows; nothing was resolved', { problems });
     return db.tx(async (tx) => {
       const out = [];
       for (const it of items) {
@@ -539,7 +571,11 @@ export function createReconService(deps: ReconDeps) {
           throw e;
         }
       }
-      return { resolved: out.filter((o) => o.status === 'resolved').length, pending_approval: out.filter((o) => o.status === 'pending_approval').length, rows: out };
+      return {
+        resolved: out.filter((o) => o.status === 'resolved').length,
+        pending_approval: out.filter((o) => o.status === 'pending_approval').length,
+        rows: out,
+      };
     });
   }
 
@@ -559,7 +595,15 @@ export function createReconService(deps: ReconDeps) {
     return rows[0];
   }
   async function listRuns(f: { fileId?: string; before?: string; limit: number }) {
-    const { rows } = await db.query<{ id: string; file_id: string; rules_id: string; counts: unknown; started_at: Date; finished_at: Date; run_by: string | null }>(
+    const { rows } = await db.query<{
+      id: string;
+      file_id: string;
+      rules_id: string;
+      counts: unknown;
+      started_at: Date;
+      finished_at: Date;
+      run_by: string | null;
+    }>(
       `SELECT * FROM settlement.recon_runs WHERE ($1::text IS NULL OR file_id = $1) AND ($2::text IS NULL OR id < $2)
         ORDER BY id DESC LIMIT $3`,
       [f.fileId ?? null, f.before ?? null, f.limit + 1],
@@ -600,7 +644,12 @@ export function createReconService(deps: ReconDeps) {
     );
     return {
       files: files.rows,
-      exceptions: ex.rows.map((r) => ({ kind: r.kind, status: r.status, count: r.n, oldest_age_seconds: Math.max(0, Math.round((now.getTime() - new Date(r.oldest).getTime()) / 1000)) })),
+      exceptions: ex.rows.map((r) => ({
+        kind: r.kind,
+        status: r.status,
+        count: r.n,
+        oldest_age_seconds: Math.max(0, Math.round((now.getTime() - new Date(r.oldest).getTime()) / 1000)),
+      })),
       payments_expected: ours.rows[0].expected,
       payments_missing: ours.rows[0].missing,
       missing_after_hours: rules.missing_after_hours,
