@@ -50,6 +50,7 @@ import {
 } from './modules/vault/index.ts';
 import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
 import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
+import { createReconService, registerReconMetrics, registerReconRoutes } from './modules/settlement/recon/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
@@ -162,6 +163,8 @@ export async function createApp(opts: AppOptions = {}) {
     customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode),
   });
   paymentHooks.push(rewards.hooks);
+  // Reconciliation with the banks' files (settlement/recon). Its reversal port is settlement's reversals.
+  const recon = createReconService({ db, clock, audit: audit.writer });
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
   const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];
@@ -170,6 +173,7 @@ export async function createApp(opts: AppOptions = {}) {
   registerPlatformMetrics(metrics.registry, { db, certificates });
   registerAuditMetrics(metrics.registry, db);
   registerPaymentBacklogMetrics(metrics.registry, db);
+  registerReconMetrics(metrics.registry, db);
 
   // Not ready while stopping, or without the database (and, for a gateway, its broker).
   const readiness = createReadiness({ checks: [databaseCheck(db)] });
@@ -207,6 +211,7 @@ export async function createApp(opts: AppOptions = {}) {
     registerTerminalRoutes(http, { db, config });
     registerRewardsRoutes(http, rewards);
     registerVaultRoutes(http, vault.tokens);
+    registerReconRoutes(http, recon);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim)
@@ -257,7 +262,7 @@ export async function createApp(opts: AppOptions = {}) {
     gateway,
     /** What /readyz answers (on the API and on HEALTH_PORT): draining, the database, the broker. */
     readiness,
-    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault },
+    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault, recon },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
       let url: string | undefined;

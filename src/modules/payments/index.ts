@@ -16,4 +16,10 @@ export { PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
 export * as paymentSchemas from './payments.schemas.ts';
 export { registerPaymentInsightRoutes, paymentStats, paymentIdFloor, type PaymentStats } from './payments.insights.ts';
 export { registerPaymentBacklogMetrics, paymentsMetrics, completionOutcome } from './payments.metrics.ts';
-export { reconPaymentsSql, reconRefundsSql, listFlaggedPayments, clearReconciliationFlag, type FlaggedPayment } from './payments.recon.ts';
+export {
+  reconPaymentsSql,
+  reconRefundsSql,
+  listFlaggedPayments,
+  clearReconciliationFlag,
+  type FlaggedPayment,
+} from './payments.recon.ts';
