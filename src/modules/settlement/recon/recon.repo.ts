@@ -282,15 +282,16 @@ export async function raiseExceptions(q: Queryable, fileId: string, bankCode: st
      UPDATE settlement.recon_lines l SET exception_id = ins.id FROM ins WHERE l.file_id = $1 AND l.line_no = ins.line_no`,
     [fileId, bankCode, now],
   );
-  // Items the file's time span covers that it does not have.
+  // Items of ours up to the file's last line that it does not have (nor did an earlier file):
+  // the bank's file covers everything it settled up to then.
   await q.query(
     `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, payment_id, refund_id, amount_paise,
                                               expected_paise, detail, status, created_at)
      SELECT ${exceptionId('$3', 'o.kind || o.id || $1')}, 'missing', $2, f.cycle_key, o.payment_id,
             CASE WHEN o.kind = 'refund' THEN o.id END, o.amount, o.amount,
-            'within the time the file covers, but not in it', 'open', $3
+            'completed before the last line of the file, but in no file', 'open', $3
        FROM ${OURS} o JOIN settlement.recon_files f ON f.id = $1
-      WHERE o.state = 'success' AND f.first_txn_at IS NOT NULL AND o.at BETWEEN f.first_txn_at AND f.last_txn_at
+      WHERE o.state = 'success' AND f.last_txn_at IS NOT NULL AND o.at <= f.last_txn_at
         AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = o.kind AND x.our_id = o.id)
      ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
     [fileId, bankCode, now],
