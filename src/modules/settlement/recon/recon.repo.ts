@@ -310,8 +310,9 @@ export async function raiseExceptions(q: Queryable, fileId: string, bankCode: st
 /** Payments this file settled that were flagged for reconciliation (directly or through a refund). */
 export async function flaggedSettledBy(q: Queryable, fileId: string, bankCode: string): Promise<string[]> {
   const { rows } = await q.query<{ payment_id: string }>(
-    `SELECT DISTINCT o.payment_id FROM settlement.recon_item_outcomes x JOIN ${OURS} o ON o.kind = x.our_kind AND o.id = x.our_id
-      WHERE x.file_id = $1 AND x.outcome = 'matched' AND o.flagged`,
+    `SELECT DISTINCT o.payment_id FROM ${OURS} o
+      WHERE o.flagged AND EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x
+                                   WHERE x.our_kind = o.kind AND x.our_id = o.id AND x.file_id = $1 AND x.outcome = 'matched')`,
     [fileId, bankCode],
   );
   return rows.map((r) => r.payment_id);
