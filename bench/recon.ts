@@ -29,6 +29,7 @@ const USAGE = `Usage: npm run bench:recon -- [options]
   --results FILE   where to append the JSON line (default bench/results/recon.jsonl)
   --no-save        print the JSON line only
   --label TEXT     free text stored with the result
+  --trace          print each statement of the ingestion that takes over 100 ms (stderr)
   --help           this text
 
 Environment: DATABASE_URL (use that server; a database of the benchmark's own is created on it and
@@ -41,6 +42,7 @@ const { values: o } = parseArgs({
     results: { type: 'string', default: 'bench/results/recon.jsonl' },
     'no-save': { type: 'boolean', default: false },
     label: { type: 'string' },
+    trace: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -113,17 +115,43 @@ try {
       lines++;
     }
     if (i % EXTRA_EVERY === 0) {
-      await write(`SIMX${i},${900000000000 + i},${formatRupees(1000 + i)},CR,${ist(base.getTime() + i * 50)},UPI COLLECTION\n`);
+      await write(
+        `SIMX${i},${900000000000 + i},${formatRupees(1000 + i)},CR,${ist(base.getTime() + i * 50)},UPI COLLECTION\n`,
+      );
       lines++;
     }
   }
   await write('TOTAL,,0.00,CR,,\n');
   out.end();
   await once(out, 'finish');
-  log(`file: ${lines.toLocaleString('en-IN')} lines, ${(statSync(file).size / 1e6).toFixed(1)} MB; ingesting and matching`);
+  log(
+    `file: ${lines.toLocaleString('en-IN')} lines, ${(statSync(file).size / 1e6).toFixed(1)} MB; ingesting and matching`,
+  );
 
+  if (o.trace) {
+    const inner = db;
+    const timed = (q: Pick<Db, 'query'>) => async (sql: string, params?: unknown[]) => {
+      const t = performance.now();
+      const r = await q.query(sql, params);
+      const ms = performance.now() - t;
+      if (ms > 100) log(`${Math.round(ms)} ms  ${sql.replace(/\s+/g, ' ').slice(0, 110)}`);
+      if (ms > 2000 && process.env.BENCH_RECON_EXPLAIN) {
+        const plan = await q.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params);
+        log(plan.rows.map((x) => x['QUERY PLAN']).join('\n'));
+      }
+      return r;
+    };
+    db = {
+      ...inner,
+      tx: (fn) => inner.tx((tx) => fn({ exec: (s) => tx.exec(s), query: timed(tx) as typeof tx.query })),
+    } as Db;
+  }
   const clock = fixedClock(new Date('2026-12-04T06:00:00Z'));
-  const recon = createReconService({ db, clock, audit: createAuditWriter({ keys: auditKeysFromSeed(randomBytes(32)), clock }) });
+  const recon = createReconService({
+    db,
+    clock,
+    audit: createAuditWriter({ keys: auditKeysFromSeed(randomBytes(32)), clock }),
+  });
   if (global.gc) global.gc();
   const rssBefore = process.memoryUsage().rss;
   let peak = rssBefore;
@@ -137,7 +165,8 @@ try {
     fileName: 'SIMBANK_SETTLEMENT_20261203_C1.csv',
     actor: { type: 'cli', id: 'bench' },
     onProgress: (n) => {
-      if (n % 200_000 === 0) log(`${n.toLocaleString('en-IN')} lines parsed (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      if (n % 200_000 === 0)
+        log(`${n.toLocaleString('en-IN')} lines parsed (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     },
   });
   const seconds = (performance.now() - t0) / 1000;
@@ -150,7 +179,11 @@ try {
     bench: 'recon',
     at: new Date().toISOString(),
     label: o.label ?? null,
-    database: o.pglite ? 'pglite' : pgServer!.source === 'DATABASE_URL' ? 'postgresql (DATABASE_URL)' : 'postgresql (throwaway)',
+    database: o.pglite
+      ? 'pglite'
+      : pgServer!.source === 'DATABASE_URL'
+        ? 'postgresql (DATABASE_URL)'
+        : 'postgresql (throwaway)',
     server_version: pgServer?.settings.server_version ?? null,
     lines,
     seconds: Math.round(seconds * 100) / 100,

@@ -98,6 +98,11 @@ export async function finishIngest(
 const open = (kind: 'payment' | 'refund') =>
   `NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = '${kind}' AND x.our_id = o.id)`;
 
+/** Fresh statistics for a large file's lines, so the planner joins them by hash, not by loops. */
+export async function analyzeLines(q: Queryable) {
+  await q.query('ANALYZE settlement.recon_lines');
+}
+
 async function anyOpenLines(q: Queryable, fileId: string, direction: string) {
   const { rows } = await q.query(
     `SELECT 1 FROM settlement.recon_lines WHERE file_id = $1 AND outcome IS NULL AND direction = $2 LIMIT 1`,
@@ -120,14 +125,16 @@ export async function applyRule(
   const params = [fileId, bankCode, rule.name, now];
   if (rule.strategy === 'one_to_one') {
     const conds = rule.when.map((c) => conditionSql(c)).join(' AND ');
+    // Each line takes its lowest candidate; each item, the first line that took it. Hash
+    // aggregates, not window sorts: a file of a million lines is one pass over the join.
     const { rows } = await q.query<{ n: number }>(
-      `WITH cand AS (
-         SELECT l.line_no, o.id AS our_id, o.amount AS our_amount,
-                row_number() OVER (PARTITION BY l.line_no ORDER BY o.id) AS rl,
-                row_number() OVER (PARTITION BY o.id ORDER BY l.line_no) AS ro
+      `WITH cand AS MATERIALIZED (
+         SELECT l.line_no, o.id AS our_id, o.amount AS our_amount
            FROM settlement.recon_lines l JOIN ${oursOf(kind)} o ON ${conds}
           WHERE l.file_id = $1 AND l.outcome IS NULL AND l.direction = '${dir}' AND o.state = 'success' AND ${open(kind)}),
-       pick AS (SELECT line_no, our_id, our_amount FROM cand WHERE rl = 1 AND ro = 1),
+       per_line AS (SELECT line_no, min(our_id) AS our_id FROM cand GROUP BY line_no),
+       per_item AS (SELECT our_id, min(line_no) AS line_no FROM per_line GROUP BY our_id),
+       pick AS (SELECT DISTINCT c.line_no, c.our_id, c.our_amount FROM per_item i JOIN cand c ON c.line_no = i.line_no AND c.our_id = i.our_id),
        upd AS (UPDATE settlement.recon_lines l SET outcome = 'matched', match_rule = $3, match_mode = 'auto',
                       match_group = l.line_no, our_kind = '${kind}', our_id = pick.our_id
                  FROM pick WHERE l.file_id = $1 AND l.line_no = pick.line_no RETURNING 1),
@@ -300,9 +307,10 @@ export async function raiseExceptions(q: Queryable, fileId: string, bankCode: st
   await q.query(
     `UPDATE settlement.recon_exceptions e SET status = 'resolved', resolution = 'matched_by_file', resolved_by = 'system:recon',
             resolved_at = $2, reason = 'matched in file ' || $1
-       FROM settlement.recon_item_outcomes x
-      WHERE x.file_id = $1 AND x.outcome = 'matched' AND e.kind = 'missing' AND e.status = 'open' AND e.line_no IS NULL
-        AND coalesce(e.refund_id, e.payment_id) = x.our_id`,
+      WHERE e.kind = 'missing' AND e.status = 'open' AND e.line_no IS NULL
+        AND EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x
+                     WHERE x.our_kind = CASE WHEN e.refund_id IS NULL THEN 'payment' ELSE 'refund' END
+                       AND x.our_id = coalesce(e.refund_id, e.payment_id) AND x.file_id = $1 AND x.outcome = 'matched')`,
     [fileId, now],
   );
 }

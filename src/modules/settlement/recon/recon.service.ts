@@ -104,6 +104,10 @@ export function createReconService(deps: ReconDeps) {
   /** Runs every rule and classifies the rest, in `tx`; requests reversals for late successes unless dry. */
   async function matchFile(tx: Queryable, fileId: string, bankCode: string, dry: boolean) {
     const now = clock.now();
+    const { rows: size } = await tx.query<{ lines: number }>('SELECT lines FROM settlement.recon_files WHERE id = $1', [
+      fileId,
+    ]);
+    if ((size[0]?.lines ?? 0) >= 10_000) await repo.analyzeLines(tx);
     for (const rule of rules.rules)
       for (const kind of rule.applies_to) await repo.applyRule(tx, fileId, bankCode, rule, kind, now);
     await repo.classifyRest(tx, fileId, bankCode, now);
