@@ -49,7 +49,8 @@ export const ROLES = {
     platformOnly: true,
   },
   reconciliation: {
-    description: "Works the banks' settlement files and the exception queue; approves another operator's forced match or write-off.",
+    description:
+      "Works the banks' settlement files and the exception queue; approves another operator's forced match or write-off.",
     permissions: ['recon:read', 'recon:write', 'recon:approve', 'payments:read'],
     platformOnly: true,
   },
