@@ -85,14 +85,21 @@ export async function parseAndStore(
   let batch: BankLine[] = [];
   const totals = { lines: 0, skipped: 0, credit: 0, debit: 0, first: null as Date | null, last: null as Date | null };
 
+  // One batch is written while the next is parsed: the parse (here) and the insert (the
+  // database) overlap, and at most two batches are ever held.
+  let writing: Promise<void> = Promise.resolve();
+  let writeError: unknown;
   const flush = async () => {
-    if (batch.length === 0 || problemCount > 0) {
-      batch = [];
-      return;
-    }
-    fileId ??= await opts.claim(cycleKey!);
-    await repo.insertLines(tx, fileId, batch);
+    const full = batch;
     batch = [];
+    await writing;
+    if (writeError) throw writeError;
+    if (full.length === 0 || problemCount > 0) return;
+    fileId ??= await opts.claim(cycleKey!);
+    const id = fileId;
+    writing = repo.insertLines(tx, id, full).catch((e) => {
+      writeError = e;
+    });
   };
 
   const rl = createInterface({ input: opts.open(), crlfDelay: Number.POSITIVE_INFINITY });
@@ -132,8 +139,13 @@ export async function parseAndStore(
     if (opts.onProgress && totals.lines % 50_000 === 0) opts.onProgress(totals.lines);
   }
   if (!cycleKey && problemCount === 0) problem(Math.max(lineNo, 1), 'the file does not name its settlement cycle');
-  if (problemCount > 0) throw new FileRejected(problems, problemCount);
+  if (problemCount > 0) {
+    await writing;
+    throw new FileRejected(problems, problemCount);
+  }
   await flush();
+  await writing;
+  if (writeError) throw writeError;
   fileId ??= await opts.claim(cycleKey!);
   await repo.finishIngest(tx, fileId, totals);
   opts.onProgress?.(totals.lines);
