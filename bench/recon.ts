@@ -29,7 +29,9 @@ const USAGE = `Usage: npm run bench:recon -- [options]
   --results FILE   where to append the JSON line (default bench/results/recon.jsonl)
   --no-save        print the JSON line only
   --label TEXT     free text stored with the result
-  --trace          print each statement of the ingestion that takes over 100 ms (stderr)
+  --trace          print each statement of the ingestion that takes over 100 ms (stderr); with
+                   BENCH_RECON_EXPLAIN=1 the plans of those over 2 s, with =analyze EXPLAIN ANALYZE
+                   of the first matching rule
   --help           this text
 
 Environment: DATABASE_URL (use that server; a database of the benchmark's own is created on it and
@@ -130,7 +132,12 @@ try {
 
   if (o.trace) {
     const inner = db;
+    let explained = 0;
     const timed = (q: Pick<Db, 'query'>) => async (sql: string, params?: unknown[]) => {
+      if (process.env.BENCH_RECON_EXPLAIN === 'analyze' && /^WITH cand AS MATERIALIZED/.test(sql) && !explained++) {
+        const plan = await q.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
+        log(plan.rows.map((x) => x['QUERY PLAN']).join('\n'));
+      }
       const t = performance.now();
       const r = await q.query(sql, params);
       const ms = performance.now() - t;

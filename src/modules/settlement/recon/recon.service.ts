@@ -107,7 +107,12 @@ export function createReconService(deps: ReconDeps) {
     const { rows: size } = await tx.query<{ lines: number }>('SELECT lines FROM settlement.recon_files WHERE id = $1', [
       fileId,
     ]);
-    if ((size[0]?.lines ?? 0) >= 10_000) await repo.analyzeLines(tx);
+    if ((size[0]?.lines ?? 0) >= 10_000) {
+      await repo.analyzeLines(tx);
+      // Matching a large file is a few big hash joins: with the default work_mem (4 MB) each
+      // spills to disk in batches. For this transaction only.
+      await tx.query(`SET LOCAL work_mem = '${db.driver === 'pglite' ? '32MB' : '128MB'}'`);
+    }
     for (const rule of rules.rules)
       for (const kind of rule.applies_to) await repo.applyRule(tx, fileId, bankCode, rule, kind, now);
     await repo.classifyRest(tx, fileId, bankCode, now);
