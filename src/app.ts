@@ -48,9 +48,14 @@ import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
 import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
 import {
   createSettlementService,
-  loadSettlementConfig,
   registerSettlementMetrics,
   registerSettlementRoutes,
+} from './modules/settlement/index.ts';
+import {
+  createBankFileTotals,
+  createReconService,
+  registerReconMetrics,
+  registerReconRoutes,
 } from './modules/settlement/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
@@ -172,11 +177,14 @@ export async function createApp(opts: AppOptions = {}) {
     banks,
     clock,
     logger,
-    config: loadSettlementConfig(),
+    config: config.settlement,
     bankCodes: config.banks.map((b) => b.code),
     publicUrl: config.publicUrl,
     accounts: merchants,
   });
+  // Reconciliation with the banks' files (settlement/recon). Its reversal port is settlement's reversals.
+  const recon = createReconService({ db, clock, audit: audit.writer, reversals: settlement.requests });
+  settlement.setBankFileTotals(createBankFileTotals(db));
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
   const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];
@@ -186,6 +194,7 @@ export async function createApp(opts: AppOptions = {}) {
   registerAuditMetrics(metrics.registry, db);
   registerPaymentBacklogMetrics(metrics.registry, db);
   registerSettlementMetrics(metrics.registry, db);
+  registerReconMetrics(metrics.registry, db);
 
   // Not ready while stopping, or without the database (and, for a gateway, its broker).
   const readiness = createReadiness({ checks: [databaseCheck(db)] });
@@ -241,6 +250,7 @@ export async function createApp(opts: AppOptions = {}) {
         ),
     });
     registerSettlementRoutes(http, settlement, banks);
+    registerReconRoutes(http, recon);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim)
@@ -292,7 +302,7 @@ export async function createApp(opts: AppOptions = {}) {
     gateway,
     /** What /readyz answers (on the API and on HEALTH_PORT): draining, the database, the broker. */
     readiness,
-    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault, settlement },
+    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault, settlement, recon },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
       let url: string | undefined;

@@ -14,6 +14,7 @@ import { paymentsSettings } from './modules/payments/payments.settings.ts';
 import { rewardsSettings } from './modules/rewards/rewards.settings.ts';
 import { terminalsSettings } from './modules/terminals/terminals.settings.ts';
 import { vaultSettings } from './modules/vault/vault.settings.ts';
+import { settlementSettings } from './modules/settlement/settlement.settings.ts';
 
 // The one place the settings are composed: the platform's sections, then one per module, each
 // declared beside its code (*.settings.ts: a TypeBox schema of the environment variables it reads,
@@ -42,6 +43,7 @@ export const SETTINGS = [
   identitySettings,
   auditSettings,
   vaultSettings,
+  settlementSettings,
   edgeSettings,
   launcherSettings,
 ] as const satisfies readonly SettingsSection[];

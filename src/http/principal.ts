@@ -24,6 +24,9 @@ export const PERMISSIONS = [
   'vault:detokenize',
   'settlement:read',
   'settlement:write',
+  'recon:read',
+  'recon:write',
+  'recon:approve',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -8,7 +8,7 @@ import { RETRYABLE_SQLSTATES } from './errors.ts';
 
 // The interface every module codes against lives in queryable.ts (embedded.ts needs it too).
 export type { Db, Queryable, QueryResult } from './queryable.ts';
-import type { Db, Queryable, QueryResult } from './queryable.ts';
+import type { Db, Queryable } from './queryable.ts';
 
 const INT8_OID = 20;
 // int8 comes back as a JS number. Amounts are paise: Number.MAX_SAFE_INTEGER paise is

@@ -52,6 +52,7 @@ export const ERROR_STATUS = {
   amount_above_limit: 422,
   password_rejected: 422, // too short, too common, or one of the last four
   redemption_not_allowed: 422, // rewards: no active program, below the minimum or above the basket share
+  file_rejected: 422, // recon: a bank file with malformed lines (each named by line number); nothing of it was stored
   // 429
   rate_limited: 429,
   // 5xx

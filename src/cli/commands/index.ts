@@ -16,6 +16,7 @@ import { keys } from './keys.ts';
 import { compliance } from './compliance.ts';
 import { settle } from './settle.ts';
 import { payouts } from './payouts.ts';
+import { recon } from './recon.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
 export const COMMANDS: Command[] = [
@@ -36,4 +37,5 @@ export const COMMANDS: Command[] = [
   compliance,
   settle,
   payouts,
+  recon,
 ];

@@ -59,7 +59,7 @@ export const payouts: Command = {
       const { createAuditService } = await import('../../modules/audit/index.ts');
       const { createMerchantsService } = await import('../../modules/merchants/index.ts');
       const { createLedgerService } = await import('../../modules/ledger/index.ts');
-      const { createSettlementService, loadSettlementConfig } = await import('../../modules/settlement/index.ts');
+      const { createSettlementService } = await import('../../modules/settlement/index.ts');
       const { ENCRYPTED_FIELDS } = await import('../../app.ts');
       const vault = createVault({
         db,
@@ -90,7 +90,7 @@ export const payouts: Command = {
           },
           clock: systemClock,
           logger,
-          config: loadSettlementConfig(),
+          config: config.settlement,
           bankCodes: config.banks.map((b) => b.code),
           publicUrl: config.publicUrl,
           accounts: merchants,

@@ -24,31 +24,12 @@ export const settle: Command = {
       throw new UsageError(`${(e as Error).message}\n${USAGE}`);
     }
     if (parsed.positionals.length > 1) throw new UsageError(USAGE);
-    const { createSettlementService, lastEndedCycle, loadSettlementConfig } = await import(
-      '../../modules/settlement/index.ts'
-    );
-    const { createLedgerService } = await import('../../modules/ledger/index.ts');
-    const { createLogger } = await import('../../platform/log.ts');
-    const { systemClock } = await import('../../platform/clock.ts');
+    const { lastEndedCycle } = await import('../../modules/settlement/index.ts');
     const { isAppError } = await import('../../platform/errors.ts');
-    const settlementConfig = loadSettlementConfig();
+    const { settlementForCommand } = await import('../settlement.ts');
     return withDb(async (db, config) => {
-      const svc = createSettlementService({
-        db,
-        ledger: createLedgerService(),
-        // Closing a cycle calls no bank; reversals are the worker's.
-        banks: {
-          connector: () => {
-            throw new Error('settle close-cycle makes no bank calls');
-          },
-        },
-        clock: systemClock,
-        logger: createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }),
-        config: settlementConfig,
-        bankCodes: config.banks.map((b) => b.code),
-        publicUrl: config.publicUrl,
-        accounts: { getSettlementAccount: async () => null },
-      });
+      const svc = await settlementForCommand(db, config);
+      const settlementConfig = config.settlement;
       const lastEnded = parsed.positionals[0] ?? lastEndedCycle(new Date(), settlementConfig.cycleCutoffs).key;
       process.stderr.write(`closing cycle ${lastEnded} …\n`);
       try {

@@ -54,6 +54,12 @@ export const ROLES = {
     permissions: ['payments:read', 'settlement:read', 'settlement:write'],
     platformOnly: true,
   },
+  reconciliation: {
+    description:
+      "Works the banks' settlement files and the exception queue; approves another operator's forced match or write-off.",
+    permissions: ['recon:read', 'recon:write', 'recon:approve', 'payments:read'],
+    platformOnly: true,
+  },
   auditor: {
     description: 'Reads the audit trail, key status and the compliance report, and nothing else.',
     permissions: ['audit:read', 'compliance:read'],
@@ -93,4 +99,6 @@ export const KEY_GRANTABLE_PERMISSIONS: readonly string[] = [
   'rewards:write',
   'settlement:read',
   'settlement:write',
+  'recon:read',
+  'recon:write',
 ];

@@ -18,3 +18,10 @@ export * as paymentSchemas from './payments.schemas.ts';
 export { PaymentRewardsRequest, type PaymentRewardsInput } from './payments.schemas.ts';
 export { registerPaymentInsightRoutes, paymentStats, paymentIdFloor, type PaymentStats } from './payments.insights.ts';
 export { registerPaymentBacklogMetrics, paymentsMetrics, completionOutcome } from './payments.metrics.ts';
+export {
+  reconPaymentsSql,
+  reconRefundsSql,
+  listFlaggedPayments,
+  clearReconciliationFlag,
+  type FlaggedPayment,
+} from './payments.recon.ts';

@@ -3,10 +3,12 @@ export { createSettlementService, type SettlementService, type SettlementDeps } 
 export type { ReversalRequests } from './reversals/reversals.service.ts';
 export type { BankFileTotals } from './cycles/cycles.service.ts';
 export type { SettlementAccounts } from './payouts/payouts.service.ts';
-export { loadSettlementConfig, type SettlementConfig } from './config.ts';
+export { loadSettlementConfig, type SettlementConfig } from './settlement.settings.ts';
 export { parseCycleKey, cycleOf, lastEndedCycle, type CycleWindow } from './cycles/cycleKeys.ts';
 export { registerSettlementRoutes } from './settlement.routes.ts';
 export { registerSettlementMetrics } from './settlement.metrics.ts';
 export { RBI_UPI_MERCHANT, deadlineAt, delayDays } from './reversals/deadline.ts';
 export { BULK_TRANSFER_FORMATS } from './payouts/formats.ts';
 export { runSettlementVerify, verifySettlement, type SettlementViolation } from './settlement.verify.ts';
+// Reconciliation with the banks' files (recon/), part of this module.
+export * from './recon/index.ts';

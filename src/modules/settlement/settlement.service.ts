@@ -3,7 +3,7 @@ import type { Db } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { LedgerService } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
-import type { SettlementConfig } from './config.ts';
+import type { SettlementConfig } from './settlement.settings.ts';
 import { createReversalsService, type ReversalRequests } from './reversals/reversals.service.ts';
 import { createCyclesService, type BankFileTotals } from './cycles/cycles.service.ts';
 import { createPayoutsService, type SettlementAccounts } from './payouts/payouts.service.ts';

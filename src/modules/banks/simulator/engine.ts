@@ -11,6 +11,7 @@ import type {
   WireRefundRequest,
   WireTxnResponse,
 } from './wire.ts';
+import { settlementRecordsOf } from './settlementFile.ts';
 
 // The simulated bank: in-memory transactions, outcomes drawn from configured ratios, and
 // signed callbacks delivered with retries. Kept apart from the HTTP layer (plugin.ts) so the
@@ -73,6 +74,8 @@ interface Txn {
   responseCode: string;
   message?: string;
   refundedPaise: number;
+  /** When the bank decided it (settlementFile.ts puts it in a cycle by this time). */
+  decidedAt?: number;
 }
 
 interface Refund {
@@ -82,6 +85,7 @@ interface Refund {
   responseCode: string;
   bankRef?: string;
   message: string;
+  decidedAt?: number;
 }
 
 const TXN_REF_RE = /^[A-Za-z0-9]{1,35}$/;
@@ -196,6 +200,7 @@ export function createSimEngine(opts: SimEngineOptions) {
   }
 
   function settle(t: Txn, outcome: SimOutcome) {
+    t.decidedAt = clock.now().getTime();
     switch (outcome) {
       case 'success':
         t.state = 'final';
@@ -299,6 +304,9 @@ export function createSimEngine(opts: SimEngineOptions) {
   }
 
   return {
+    /** What the bank decided, for its settlement files (settlementFile.ts). */
+    settlementRecords: () =>
+      settlementRecordsOf(txns.values(), refunds.values(), (ref) => txns.get(ref), clock.now().getTime()),
     registerIntent(body: Record<string, unknown>): WireIntentResponse {
       const f = intentFields(body as Partial<WireIntentRequest> as Record<string, unknown>);
       const existing = txns.get(f.txnRef);
@@ -453,7 +461,15 @@ export function createSimEngine(opts: SimEngineOptions) {
         };
       } else {
         t.refundedPaise += amountPaise;
-        r = { refundRef, originalTxnRef, amountPaise, responseCode: '00', bankRef: newBankRef(), message: 'refunded' };
+        r = {
+          refundRef,
+          originalTxnRef,
+          amountPaise,
+          responseCode: '00',
+          bankRef: newBankRef(),
+          message: 'refunded',
+          decidedAt: clock.now().getTime(),
+        };
       }
       refunds.set(refundRef, r);
       log.info({ refund_ref: refundRef, code: r.responseCode }, 'bank sim: refund decided');

@@ -12,3 +12,9 @@ export {
 export { DEFAULT_OUTCOMES, type OutcomeRatios, type SimOutcome } from './engine.ts';
 export { parseUpiUri, type ParsedUpiUri } from './upiUri.ts';
 export { SIM_PATHS } from './wire.ts';
+export {
+  writeSettlementFile,
+  type SettlementRecord,
+  type SettlementFile,
+  type Discrepancies,
+} from './settlementFile.ts';

@@ -3,6 +3,7 @@ import type { Clock } from '../../../platform/clock.ts';
 import { checkSignature } from '../../../platform/signing.ts';
 import { createSimEngine, SimError, type OutcomeRatios, type SimLogger } from './engine.ts';
 import { SIM_PATHS } from './wire.ts';
+import { registerSettlementFileRoute } from './settlementFile.ts';
 
 // The simulator as a Fastify plugin: register it with `{ prefix: '/sim' }` on the main
 // server (development) or on its own server (startBankSimulator). Not wrapped in
@@ -119,4 +120,6 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   );
   // The customer's side: unsigned, as it stands for a person with a UPI app, not for Tillpoint.
   app.post(SIM_PATHS.customerPayments, async (req, reply) => reply.send(await engine.customerPayment(body(req))));
+  // The bank's settlement file for a cycle, with discrepancies on request (settlementFile.ts).
+  registerSettlementFileRoute(app, engine.settlementRecords);
 };

@@ -4,7 +4,7 @@ import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
 import { createTestDb } from '../../../platform/testing.ts';
 import { createLedgerService } from '../../ledger/index.ts';
-import { parseCutoffs, DEFAULT_CYCLE_CUTOFFS } from '../config.ts';
+import { parseCutoffs, DEFAULT_CYCLE_CUTOFFS } from '../settlement.settings.ts';
 import { createReversalsService } from '../reversals/reversals.service.ts';
 import { emptySettlement, insertPayment, insertRefund, scriptedBank, silentLogger } from '../testkit.ts';
 import { verifyAll } from '../testkit.ts';

@@ -4,7 +4,7 @@ import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
 import { createTestDb } from '../../../platform/testing.ts';
 import { createLedgerService } from '../../ledger/index.ts';
-import { parseCutoffs } from '../config.ts';
+import { parseCutoffs } from '../settlement.settings.ts';
 import { createCyclesService } from '../cycles/cycles.service.ts';
 import { emptySettlement, insertPayment, insertRefund, postPaymentEntries, silentLogger } from '../testkit.ts';
 import { verifyAll } from '../testkit.ts';

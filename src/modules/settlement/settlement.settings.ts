@@ -1,4 +1,5 @@
-import { ConfigError } from '../../platform/config.ts';
+import { Type } from '@sinclair/typebox';
+import { ConfigError, defineSettings, type Env } from '../../platform/settings.ts';
 import { RBI_UPI_MERCHANT, type RbiClock } from './reversals/deadline.ts';
 
 // Settlement's settings, from the environment, checked at start like the platform's (a bad one
@@ -65,3 +66,46 @@ export function loadSettlementConfig(env: Record<string, string | undefined> = p
     payoutFileFormat: env.PAYOUT_FILE_FORMAT || 'generic_neft_csv',
   };
 }
+
+interface SettlementSection {
+  settlement: SettlementConfig;
+}
+declare module '../../platform/config.ts' {
+  interface Config extends SettlementSection {}
+}
+
+export const settlementSettings = defineSettings({
+  title: 'Settlement',
+  source: 'src/modules/settlement/settlement.settings.ts',
+  schema: Type.Object({
+    SETTLEMENT_CYCLE_CUTOFFS: Type.String({
+      default: DEFAULT_CYCLE_CUTOFFS,
+      description:
+        "Cut-off times of the day's settlement cycles, HH:MM in IST, ascending. Cycle n of day D ends at D's n-th cut-off. NPCI publishes its timetable to member banks: set your bank's (the default is a placeholder).",
+    }),
+    REVERSAL_TAT_DAYS: Type.Integer({
+      default: RBI_UPI_MERCHANT.tatDays,
+      minimum: 0,
+      maximum: 30,
+      description: 'Days after T by which a reversal must be credited (RBI/2019-20/67: T+5 for UPI merchant payments).',
+    }),
+    REVERSAL_COMPENSATION_PAISE: Type.Integer({
+      default: RBI_UPI_MERCHANT.compensationPaisePerDay,
+      minimum: 0,
+      maximum: 10_000_000,
+      description: 'Compensation per day of delay past the deadline, in paise (RBI: ₹100 a day).',
+    }),
+    REVERSAL_CHECK_AFTER_SECONDS: Type.Integer({
+      default: 300,
+      minimum: 1,
+      maximum: 86_400,
+      description: 'Status check of a reversal the bank left uncertain or pending, after this long.',
+    }),
+    PAYOUT_FILE_FORMAT: Type.String({
+      default: 'generic_neft_csv',
+      description:
+        'The bulk-transfer mapping payout batches are written in (src/modules/settlement/payouts/formats.ts).',
+    }),
+  }),
+  load: (env: Env): SettlementSection => ({ settlement: loadSettlementConfig(env) }),
+});

@@ -1,0 +1,180 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { createApiKey } from '../src/modules/identity/index.ts';
+
+// End to end over the API and the bank simulator: a day of payments, the simulator's settlement
+// file for the cycle with every discrepancy it can make, the file ingested through
+// POST /v1/recon/files, and the outcomes and exception queue read back through the API.
+
+let t: TestApp;
+let terminalId: string;
+before(async () => {
+  t = await startTestApp();
+  const s = await t.seedMerchant('Recon Stores');
+  terminalId = s.terminal.id;
+});
+after(() => t.close());
+
+async function pay(amount: number, outcome: 'success' | 'decline') {
+  const r = await t.request('POST', '/v1/payments', {
+    terminal_id: terminalId,
+    amount,
+    currency: 'INR',
+    method: 'upi_qr',
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  await t.payQr(r.body.upi_uri, 'ravi.kumar@okaxis', outcome);
+  const want = outcome === 'success' ? 'succeeded' : 'failed';
+  const done = await t.eventually(async () => {
+    const g = await t.request('GET', `/v1/payments/${r.body.id}`);
+    return g.body.status === want ? g.body : undefined;
+  });
+  assert.ok(done, `payment ${want}`);
+  return done as { id: string; amount: number };
+}
+
+/** Today's IST date as a cycle key. */
+const todaysCycle = (n: number) => `${new Date(Date.now() + 330 * 60_000).toISOString().slice(0, 10)}-C${n}`;
+
+test("the simulator's file with discrepancies, ingested over the API: every line ends matched or as an exception", async () => {
+  const paid = [];
+  for (const amount of [10_000, 20_000, 30_000, 40_000, 50_000, 60_000]) paid.push(await pay(amount, 'success'));
+  const declined = await pay(7_500, 'decline');
+
+  const cycle = todaysCycle(1);
+  const sim = await fetch(
+    `${t.url}/sim/v1/settlement-files?bank=SIMBANK&cycle=${cycle}&missing=1&extra=1&amount_off=1&duplicate=1&late_success=1`,
+  );
+  assert.equal(sim.status, 200);
+  const file = (await sim.json()) as {
+    file_name: string;
+    content: string;
+    lines: number;
+    applied: Record<string, string[]>;
+  };
+  assert.equal(file.lines, 6 - 1 + 1 + 1 + 1); // six paid, one missing, one extra, one twice, one late
+  for (const k of ['missing', 'extra', 'amount_off', 'duplicate', 'late_success'])
+    assert.equal(file.applied[k].length, 1, k);
+
+  // A dry run first: what would happen, nothing stored.
+  const dry = await t.request('POST', '/v1/recon/files', {
+    bank_code: 'SIMBANK',
+    file_name: file.file_name,
+    content: file.content,
+    dry_run: true,
+  });
+  assert.equal(dry.status, 200, JSON.stringify(dry.body));
+  assert.equal(dry.body.status, 'dry_run');
+
+  const r = await t.request('POST', '/v1/recon/files', {
+    bank_code: 'SIMBANK',
+    file_name: file.file_name,
+    content: file.content,
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body.cycle_key, cycle);
+  assert.deepEqual(dry.body.outcomes, r.body.outcomes);
+  assert.deepEqual(r.body.outcomes, { matched: 4, amount_mismatch: 1, duplicate: 1, unknown: 1, late_success: 1 });
+  assert.equal(r.body.lines, 8);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const missingId = paid.find((p) => file.applied.missing.includes(`TP${p.id.slice(4).toUpperCase()}`))!.id;
+  const offId = paid.find((p) => file.applied.amount_off.includes(`TP${p.id.slice(4).toUpperCase()}`))!.id;
+  assert.equal(
+    r.body.matched_paise,
+    sum(paid.filter((p) => p.id !== missingId && p.id !== offId).map((p) => p.amount)),
+  );
+
+  // The same file again changes nothing, and says so.
+  const again = await t.request('POST', '/v1/recon/files', {
+    bank_code: 'SIMBANK',
+    file_name: file.file_name,
+    content: file.content,
+  });
+  assert.equal(again.status, 200);
+  assert.equal(again.body.status, 'already_ingested');
+
+  // Every line, through the items list (paged by line number).
+  const seen: { outcome: string; exception_id: string | null }[] = [];
+  let cursor: string | null = null;
+  do {
+    const q: string = cursor ? `&cursor=${cursor}` : '';
+    const pg = await t.request('GET', `/v1/recon/files/${r.body.file_id}/items?limit=3${q}`);
+    assert.equal(pg.status, 200, JSON.stringify(pg.body));
+    seen.push(...pg.body.data);
+    cursor = pg.body.next_cursor;
+  } while (cursor);
+  assert.equal(seen.length, 8);
+  for (const l of seen) assert.equal(l.outcome === 'matched', l.exception_id === null);
+
+  // The exception queue: the file's exceptions, plus the payment it is missing; the late success
+  // waits there (no reversal port in this process), the declined payment named.
+  const ex = await t.request('GET', '/v1/recon/exceptions?status=open&limit=200');
+  assert.equal(ex.status, 200);
+  const kinds = ex.body.data.map((e: { kind: string }) => e.kind).sort();
+  assert.deepEqual(kinds, ['amount_over', 'duplicate', 'late_success', 'missing', 'unknown']);
+  const late = ex.body.data.find((e: { kind: string }) => e.kind === 'late_success');
+  assert.equal(late.payment_id, declined.id);
+  assert.equal(ex.body.data.find((e: { kind: string }) => e.kind === 'missing').payment_id, missingId);
+  // Reversals need settlement's port: refused plainly, nothing changed.
+  const rev = await t.request('POST', `/v1/recon/exceptions/${late.id}/resolve`, {
+    resolution: 'reverse',
+    reason: 'customer debited late',
+  });
+  assert.equal(rev.status, 503);
+  assert.equal((await t.request('GET', `/v1/recon/exceptions/${late.id}`)).body.status, 'open');
+  // An accept resolves it; an API key cannot be the second pair of eyes.
+  const unknown = ex.body.data.find((e: { kind: string }) => e.kind === 'unknown');
+  const wo = await t.request('POST', `/v1/recon/exceptions/${unknown.id}/resolve`, {
+    resolution: 'write_off',
+    reason: 'bank error, noted',
+  });
+  assert.equal(wo.body.status, 'pending_approval');
+  const ap = await t.request('POST', `/v1/recon/exceptions/${unknown.id}/approve`, { decision: 'approve' });
+  assert.equal(ap.status, 403);
+
+  // Files, runs, status and metrics.
+  const files = await t.request('GET', '/v1/recon/files');
+  assert.equal(files.body.data[0].id, r.body.file_id);
+  const runs = await t.request('GET', `/v1/recon/runs?file_id=${r.body.file_id}`);
+  assert.equal(runs.body.data.length, 1);
+  const status = await t.request('GET', '/v1/recon/status');
+  assert.equal(status.status, 200);
+  const metrics = await (await fetch(`${t.url}/metrics`)).text();
+  assert.match(metrics, /tillpoint_recon_lines\{bank="SIMBANK",outcome="matched"\} 4/);
+  assert.match(metrics, /tillpoint_recon_exceptions_open\{kind="missing"\} 1/);
+});
+
+test('bad input: malformed lines are named (422, nothing stored); merchant keys and missing permissions are refused', async () => {
+  const cycle = todaysCycle(2).replaceAll('-', '').slice(0, 8);
+  const content =
+    'TXN_REF,RRN,AMOUNT,DR_CR,TXN_DATE,NARRATION\nA,1,1.00,CR,01-01-2026 00:00:00,x\nB,2,-1.00,CR,01-01-2026 00:00:00,x\n';
+  const r = await t.request('POST', '/v1/recon/files', {
+    bank_code: 'SIMBANK',
+    file_name: `SIMBANK_SETTLEMENT_${cycle}_C2.csv`,
+    content,
+  });
+  assert.equal(r.status, 422);
+  assert.equal(r.body.error.code, 'file_rejected');
+  assert.deepEqual(r.body.error.details.problems, [
+    { line: 3, message: 'a negative amount beside a debit/credit column' },
+  ]);
+  const files = await t.request('GET', '/v1/recon/files');
+  assert.ok(!files.body.data.some((f: { cycle_key: string }) => f.cycle_key.endsWith('C2')));
+  const bad = await t.request('GET', '/v1/recon/exceptions?cursor=nope');
+  assert.equal(bad.status, 400);
+
+  const m = await t.seedMerchant('Other');
+  const merchantKey = await createApiKey(t.db, { name: 'm', merchantId: m.merchant.id, permissions: ['recon:read'] });
+  const asMerchant = await fetch(`${t.url}/v1/recon/exceptions`, {
+    headers: { authorization: `Bearer ${merchantKey.key}` },
+  });
+  assert.equal(asMerchant.status, 403);
+  const reader = await createApiKey(t.db, { name: 'r', merchantId: null, permissions: ['recon:read'] });
+  const write = await fetch(`${t.url}/v1/recon/files`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${reader.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ bank_code: 'SIMBANK', file_name: 'x.csv', content: '' }),
+  });
+  assert.equal(write.status, 403);
+});
