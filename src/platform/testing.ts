@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createPgDb, createPgliteDb, type Db } from './db.ts';
@@ -132,5 +133,38 @@ export async function createTestDb(opts: { migrate?: boolean } = {}): Promise<Db
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await a.end();
     },
+  };
+}
+
+/**
+ * One test database for the tests of a file or a describe block: made in a before() hook, closed
+ * in an after() hook. The object stands for the database from the first test on (calling it
+ * outside a test, at import or in describe's body, throws), so a test file needs no `let db` and
+ * no hooks of its own.
+ */
+export function useTestDb(opts: { migrate?: boolean } = {}): Db & { readonly url?: string } {
+  let inner: (Db & { url?: string }) | undefined;
+  before(async () => {
+    inner = await createTestDb(opts);
+  });
+  after(async () => {
+    await inner?.close();
+    inner = undefined;
+  });
+  const db = () => {
+    if (!inner) throw new Error('useTestDb(): the database exists only while the tests run');
+    return inner;
+  };
+  return {
+    get driver() {
+      return db().driver;
+    },
+    get url() {
+      return db().url;
+    },
+    query: (sql, params) => db().query(sql, params),
+    exec: (sql) => db().exec(sql),
+    tx: (fn) => db().tx(fn),
+    close: () => db().close(),
   };
 }
