@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { signV4 } from '../src/platform/aws.ts';
 import { createTestDb } from '../src/platform/testing.ts';
-import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/platform/log.ts';
+import { testAuditService } from './helpers/audit.ts';
 import { fixedClock } from '../src/platform/clock.ts';
-import { auditKeysFromSeed, createAuditService, s3Worm } from '../src/modules/audit/index.ts';
+import { s3Worm } from '../src/modules/audit/index.ts';
 
 // The S3 adapter cannot talk to S3 here, so it is tested against the documented request:
 // PutObject with x-amz-object-lock-mode: COMPLIANCE, x-amz-object-lock-retain-until-date
@@ -143,15 +142,7 @@ test('S3 with Object Lock in compliance mode: the documented PutObject, signed, 
       credentials: CREDS,
       now: () => clock.now(),
     });
-    const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-s3-')) });
-    const audit = createAuditService({
-      db,
-      config,
-      clock,
-      logger: createLogger({ level: 'silent' }),
-      keys: auditKeysFromSeed(randomBytes(32)),
-      store,
-    });
+    const audit = testAuditService({ db, clock, store });
     for (let i = 0; i < 3; i++)
       await db.tx((tx) =>
         audit.record(tx, { action: 'api_key.created', resource: { type: 'api_key', id: `key_${i}` } }),
@@ -201,14 +192,7 @@ test('retention: records older than the online period leave the database only af
   const dir = mkdtempSync(join(tmpdir(), 'tp-ret-'));
   const clock = fixedClock('2025-01-01T00:00:00.000Z');
   try {
-    const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dir });
-    const audit = createAuditService({
-      db,
-      config,
-      clock,
-      logger: createLogger({ level: 'silent' }),
-      keys: auditKeysFromSeed(randomBytes(32)),
-    });
+    const audit = testAuditService({ db, clock, dir });
     const old: string[] = [];
     for (let i = 0; i < 4; i++)
       old.push(await db.tx((tx) => audit.record(tx, { action: 'merchant.created', details: { i } })));
@@ -263,15 +247,7 @@ test('S3: audit verify lists the bucket and reads every segment head back; a tra
       credentials: async () => (asked++, CREDS),
       now: () => clock.now(),
     });
-    const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-s3v-')) });
-    const audit = createAuditService({
-      db,
-      config,
-      clock,
-      logger: createLogger({ level: 'silent' }),
-      keys: auditKeysFromSeed(randomBytes(32)),
-      store,
-    });
+    const audit = testAuditService({ db, clock, store });
     // Five segments, so the listing takes three pages.
     for (let seg = 0; seg < 5; seg++) {
       for (let i = 0; i < 3; i++)

@@ -5,12 +5,10 @@ import { mkdtempSync, readdirSync, statSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDb } from '../src/platform/testing.ts';
-import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/platform/log.ts';
+import { testAuditService } from './helpers/audit.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import type { Db } from '../src/platform/db.ts';
 import {
-  createAuditService,
   auditKeysFromSeed,
   checkInclusionProof,
   localWorm,
@@ -25,15 +23,7 @@ async function trail(opts: { records?: number } = {}) {
   const db = await createTestDb();
   const dir = mkdtempSync(join(tmpdir(), 'tp-audit-'));
   const clock = fixedClock('2025-01-10T10:00:00.000Z');
-  const config = loadConfig({ NODE_ENV: 'test', TILLPOINT_DATA_DIR: dir });
-  const audit = createAuditService({
-    db,
-    config,
-    clock,
-    logger: createLogger({ level: 'silent' }),
-    keys: auditKeysFromSeed(randomBytes(32)),
-    store: localWorm(join(dir, 'archive')),
-  });
+  const audit = testAuditService({ db, clock, dir, store: localWorm(join(dir, 'archive')) });
   const ids: string[] = [];
   for (let i = 0; i < (opts.records ?? 12); i++) {
     ids.push(

@@ -4,8 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './helpers/harness.ts';
-import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
+import { apiCall, freePort } from './helpers/harness.ts';
+import { spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 
 // The embedded database (PGlite) belongs to one process. `npm start` owns its data directory;
 // every `tillpoint` command run beside it works through the server's admin socket, never by
@@ -64,28 +64,11 @@ function run(
   );
 }
 
-async function killHard(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await gone;
-}
+const killHard = (child: ChildProcess) => stopProcess(child, 'SIGKILL');
 
-async function stopGently(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await gone;
-}
+const stopGently = (child: ChildProcess) => stopProcess(child);
 
-async function api(base: string, key: string, method: string, path: string, body?: unknown) {
-  const r = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, body: (await r.json()) as any };
-}
+const api = apiCall;
 
 interface Demo {
   api_url: string;

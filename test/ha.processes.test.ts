@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { freePort } from '../src/platform/freePort.ts';
+import { freePort } from './helpers/harness.ts';
+import { bankSimArgs } from './helpers/processes.ts';
 import { startTillpoint, killAll, type BenchProc } from '../bench/lib/procs.ts';
 import {
   startPgCluster,
@@ -74,21 +75,7 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     const simPort = await freePort();
     sim = await startTillpoint({
       name: 'bank-sim',
-      args: [
-        'bank-sim',
-        '--port',
-        String(simPort),
-        '--latency-ms',
-        '0',
-        '--approve',
-        '1',
-        '--decline',
-        '0',
-        '--pending',
-        '0',
-        '--timeout',
-        '0',
-      ],
+      args: bankSimArgs(simPort),
       env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
       ready: /listening/,
       logDir,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort } from './helpers/harness.ts';
-import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
+import { bankSimArgs, spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
 // The observability kit, tested for real:
 // - `promtool check rules` and `promtool test rules` (a unit test per alert, in
@@ -126,29 +126,8 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       const apiPort = String(await freePort());
       const promPort = String(await freePort());
       const secret = randomBytes(24).toString('hex');
-      sim = (
-        await start(
-          process.execPath,
-          [
-            BIN,
-            'bank-sim',
-            '--port',
-            simPort,
-            '--latency-ms',
-            '0',
-            '--approve',
-            '1',
-            '--decline',
-            '0',
-            '--pending',
-            '0',
-            '--timeout',
-            '0',
-          ],
-          { BANK_SIM_SECRET: secret },
-          /listening/,
-        )
-      ).child;
+      sim = (await start(process.execPath, [BIN, ...bankSimArgs(simPort)], { BANK_SIM_SECRET: secret }, /listening/))
+        .child;
       app = (
         await start(
           process.execPath,

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { freePort } from './helpers/harness.ts';
-import { spawnUntil, type StartedProcess } from './helpers/processes.ts';
+import { apiCall, freePort } from './helpers/harness.ts';
+import { bankSimArgs, spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 
 // The platform as real processes: `npm start`'s command with demo data and restarts, the bank
 // simulator as its own process over HTTP, and the api and worker roles as separate services
@@ -22,12 +22,7 @@ function start(args: string[], env: Record<string, string>, readyText: RegExp): 
   });
 }
 
-async function stop(child: ChildProcess) {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await done;
-}
+const stop = (child: ChildProcess) => stopProcess(child);
 
 function cli(args: string[], env: Record<string, string>) {
   return spawnSync(process.execPath, [BIN, ...args], {
@@ -37,14 +32,7 @@ function cli(args: string[], env: Record<string, string>) {
   });
 }
 
-async function api(base: string, key: string, method: string, path: string, body?: unknown) {
-  const r = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, body: (await r.json()) as any };
-}
+const api = apiCall;
 
 async function until<T>(fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
@@ -134,25 +122,7 @@ describe('processes', () => {
     const simPort = String(await freePort());
     const apiPort = String(await freePort());
     const secret = randomBytes(24).toString('hex');
-    const sim = await start(
-      [
-        'bank-sim',
-        '--port',
-        simPort,
-        '--latency-ms',
-        '0',
-        '--approve',
-        '1',
-        '--decline',
-        '0',
-        '--pending',
-        '0',
-        '--timeout',
-        '0',
-      ],
-      { BANK_SIM_SECRET: secret },
-      /listening/,
-    );
+    const sim = await start(bankSimArgs(simPort), { BANK_SIM_SECRET: secret }, /listening/);
     const env = {
       TILLPOINT_DATA_DIR: dataDir,
       PORT: apiPort,

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
-import { startTestGateway, until } from '../src/modules/terminals/testkit.ts';
+import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
+import { until } from '../src/modules/terminals/testkit.ts';
 import { connectTerminal, TerminalRequestError, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
 import { issueMqttSecret } from '../src/modules/terminals/index.ts';
 import { REQUEST_TYPES, type RequestType } from '../src/modules/terminals/protocol/schemas.ts';
@@ -22,19 +23,14 @@ const conforms = (type: RequestType, body: unknown) => {
 
 describe('rewards over the terminal protocol', { timeout: 60_000 }, () => {
   let t: TestApp;
-  let gw: Awaited<ReturnType<typeof startTestGateway>>;
+  let gw: TestGateway;
   let term: TerminalClient;
   let merchantId: string;
   const customer = 'asha.rao@okhdfc';
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({
-      db: t.db,
-      payments: t.app.services.payments,
-      rewards: t.app.services.rewards,
-      audit: t.app.services.audit,
-    });
+    gw = await startAppGateway(t);
     const s = await t.seedMerchant('Rao Provisions');
     merchantId = s.merchant.id;
     const p = await t.request('POST', '/v1/rewards/programs', {

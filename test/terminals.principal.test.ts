@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
-import { startTestGateway } from '../src/modules/terminals/testkit.ts';
+import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
 import { connectTerminal, TerminalRequestError, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
 import { issueMqttSecret } from '../src/modules/terminals/index.ts';
 import { canAccessMerchant, merchantScope, terminalPrincipal, type Principal } from '../src/http/principal.ts';
@@ -39,7 +39,7 @@ test('a terminal principal is scoped to its merchant, never platform-wide', () =
 
 describe('terminal principal over MQTT', { timeout: 60_000 }, () => {
   let t: TestApp;
-  let gw: Awaited<ReturnType<typeof startTestGateway>>;
+  let gw: TestGateway;
   const clients: TerminalClient[] = [];
   let merchantA: string;
   let storeA: string;
@@ -51,13 +51,7 @@ describe('terminal principal over MQTT', { timeout: 60_000 }, () => {
     // No revocation sweep during these tests: they check what a disabled terminal is told on the
     // connection it still has, before the sweep closes it (that closing is tested in
     // terminals.test.ts); with the testkit's 100 ms sweep the session could vanish mid-test.
-    gw = await startTestGateway({
-      db: t.db,
-      payments: t.app.services.payments,
-      rewards: t.app.services.rewards,
-      audit: t.app.services.audit,
-      revocationSweepMs: 3_600_000,
-    });
+    gw = await startAppGateway(t, { revocationSweepMs: 3_600_000 });
     const a = await t.seedMerchant('Kirana A');
     const b = await t.seedMerchant('Kirana B');
     merchantA = a.merchant.id;

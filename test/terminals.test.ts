@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
-import { startTestGateway, until } from '../src/modules/terminals/testkit.ts';
+import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
+import { until } from '../src/modules/terminals/testkit.ts';
 import {
   connectTerminal,
   type TerminalRequestError,
@@ -37,19 +38,14 @@ function conforms(type: RequestType | 'event', body: unknown) {
 
 describe('terminal gateway (embedded broker)', { timeout: 60_000 }, () => {
   let t: TestApp;
-  let gw: Awaited<ReturnType<typeof startTestGateway>>;
+  let gw: TestGateway;
   let merchantId: string;
   let storeId: string;
   const clients: (TerminalClient | MqttClient)[] = [];
 
   before(async () => {
     t = await startTestApp();
-    gw = await startTestGateway({
-      db: t.db,
-      payments: t.app.services.payments,
-      rewards: t.app.services.rewards,
-      audit: t.app.services.audit,
-    });
+    gw = await startAppGateway(t);
     const s = await t.seedMerchant('Kirana on Relay Road');
     merchantId = s.merchant.id;
     storeId = s.store.id;

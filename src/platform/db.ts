@@ -156,14 +156,23 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
   };
 }
 
-/** PGlite: in memory when `dataDir` is undefined, else persisted under it. */
-export async function createPgliteDb(dataDir?: string): Promise<Db> {
+/** A PGlite database, which can also write its data directory out as a tar (test templates). */
+export interface PgliteDb extends Db {
+  dumpDataDir(): Promise<Blob>;
+}
+
+/**
+ * PGlite: in memory when `dataDir` is undefined, else persisted under it. `loadDataDir` starts it
+ * from a tar written by dumpDataDir() instead of running initdb (the test kit's templates).
+ */
+export async function createPgliteDb(dataDir?: string, opts: { loadDataDir?: Blob } = {}): Promise<PgliteDb> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   // Loaded here, not at the top: a process on PostgreSQL never needs it (its JavaScript alone
   // cost the api ~35 MB at peak, bench/PROFILE.md "Memory of the api process").
   const { PGlite, types: pgliteTypes } = await import('@electric-sql/pglite');
   const lite = await PGlite.create(dataDir, {
     parsers: { [pgliteTypes.INT8]: parseInt8 },
+    ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
   });
   const normalize = <T>(r: { rows: unknown[]; affectedRows?: number }) => ({
     rows: r.rows as T[],
@@ -189,6 +198,7 @@ export async function createPgliteDb(dataDir?: string): Promise<Db> {
         ),
       ),
     close: () => lite.close(),
+    dumpDataDir: () => lite.dumpDataDir('none'),
   };
 }
 

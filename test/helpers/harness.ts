@@ -122,3 +122,8 @@ export async function startTestApp(
 }
 
 export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
+
+/** One call to a Tillpoint API at `base` with an API key (tests that run the platform as processes). */
+export function apiCall<T = any>(base: string, key: string, method: string, path: string, body?: unknown) {
+  return httpJson<T>(base + path, method, body, { authorization: `Bearer ${key}` });
+}

@@ -45,3 +45,30 @@ export function spawnUntil(cmd: string, args: string[], opts: SpawnUntilOptions)
     });
   });
 }
+
+/** Stops a child with `signal` (SIGTERM: a graceful stop) and waits until it has exited. */
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  await gone;
+}
+
+/** `tillpoint bank-sim` arguments for a simulator on `port` that approves every payment at once. */
+export function bankSimArgs(port: string | number): string[] {
+  return [
+    'bank-sim',
+    '--port',
+    String(port),
+    '--latency-ms',
+    '0',
+    '--approve',
+    '1',
+    '--decline',
+    '0',
+    '--pending',
+    '0',
+    '--timeout',
+    '0',
+  ];
+}

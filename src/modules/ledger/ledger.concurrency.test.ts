@@ -1,8 +1,7 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Db } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { createTestDb } from '../../platform/testing.ts';
+import { useTestDb } from '../../platform/testing.ts';
 import { createLedgerService } from './index.ts';
 import { acct, cr, dr, entry, ref } from './testkit.ts';
 
@@ -13,13 +12,7 @@ const ledger = createLedgerService();
 const UNIT = 100;
 
 describe('ledger concurrency', () => {
-  let db: Db;
-  before(async () => {
-    db = await createTestDb();
-  });
-  after(async () => {
-    await db?.close();
-  });
+  const db = useTestDb();
 
   test('30 concurrent spends from a floor-0 wallet holding 10 units: exactly 10 succeed', async () => {
     const wallet = acct('c1:wallet', 'liability', 0);

@@ -1,8 +1,8 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Db } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { createTestDb } from '../../platform/testing.ts';
+import { useTestDb } from '../../platform/testing.ts';
 import { createLedgerService, type AccountSpec } from './index.ts';
 import { acct, cr, dr, entry, postedBalance } from './testkit.ts';
 
@@ -23,13 +23,7 @@ async function shardRows(db: Db, code: string) {
 }
 
 describe('ledger hot accounts', () => {
-  let db: Db;
-  before(async () => {
-    db = await createTestDb();
-  });
-  after(async () => {
-    await db?.close();
-  });
+  const db = useTestDb();
 
   test('60 concurrent entries on one hot account: its balance is exact and verify is clean', async () => {
     const clearing = hot('h1:clearing');

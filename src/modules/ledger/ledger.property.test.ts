@@ -1,9 +1,8 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Db } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
-import { createTestDb } from '../../platform/testing.ts';
+import { useTestDb } from '../../platform/testing.ts';
 import { createLedgerService, type AccountSpec, type EntryInput, type EntryLine } from './index.ts';
 import { normalSign } from './validate.ts';
 import { postedBalance } from './testkit.ts';
@@ -49,13 +48,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 let run = 0;
 
 describe('ledger properties', () => {
-  let db: Db;
-  before(async () => {
-    db = await createTestDb();
-  });
-  after(async () => {
-    await db?.close();
-  });
+  const db = useTestDb();
 
   test('random entries: model agrees, rejects leave no trace, verify() is clean, postings total zero', async () => {
     await fc.assert(

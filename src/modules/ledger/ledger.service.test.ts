@@ -1,9 +1,8 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Db } from '../../platform/db.ts';
 import { AppError, ERROR_STATUS } from '../../platform/errors.ts';
 import { isId } from '../../platform/ids.ts';
-import { createTestDb } from '../../platform/testing.ts';
+import { useTestDb } from '../../platform/testing.ts';
 import { createLedgerService, type EntryInput, type EntryLine } from './index.ts';
 import { acct, count, cr, dr, entry, ref } from './testkit.ts';
 
@@ -17,13 +16,7 @@ const isAppError = (code: string, message?: RegExp) => (e: unknown) => {
 };
 
 describe('ledger.post', () => {
-  let db: Db;
-  before(async () => {
-    db = await createTestDb();
-  });
-  after(async () => {
-    await db?.close();
-  });
+  const db = useTestDb();
 
   test('posts a balanced entry and keeps balances on the normal side', async () => {
     const cash = acct('t1:cash', 'asset');

@@ -1,8 +1,7 @@
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDb } from '../../platform/testing.ts';
+import { useTestDb } from '../../platform/testing.ts';
 import { createLogger } from '../../platform/log.ts';
-import type { Db } from '../../platform/db.ts';
 import { createOutboxRelay } from './outboxRelay.ts';
 import { eventTopic } from './topics.ts';
 
@@ -13,11 +12,7 @@ const logger = createLogger({ level: 'silent' });
 const term = (i: number) => `trm_${i.toString(16).padStart(32, '0')}`;
 
 describe('outbox relay', () => {
-  let db: Db;
-  before(async () => {
-    db = await createTestDb();
-  });
-  after(() => db.close());
+  const db = useTestDb();
 
   async function enqueue(n: number, topic = 'payment.updated') {
     await db.tx(async (tx) => {
