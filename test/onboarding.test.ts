@@ -52,7 +52,7 @@ test('the sample merchants import; bad rows are rejected by line with the field 
   assert.equal(m.rows[0].last4, '5678');
   assert.equal(m.rows[0].bank, 'HDFC');
   const text = formatReport(r, rejects);
-  assert.match(text, /line 5: vpa is not a valid UPI address/);
+  assert.match(text, /line 5 \(vpa\): is not a valid UPI address/);
 });
 
 test("stores and terminals import by the merchants' references; unknown or repeated references are rejected", async () => {

@@ -14,6 +14,7 @@ import { operators } from './operators.ts';
 import { gateway } from './gateway.ts';
 import { keys } from './keys.ts';
 import { compliance } from './compliance.ts';
+import { importCommand } from './import.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
 export const COMMANDS: Command[] = [
@@ -32,4 +33,5 @@ export const COMMANDS: Command[] = [
   access,
   operators,
   compliance,
+  importCommand,
 ];

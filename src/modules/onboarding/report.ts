@@ -24,7 +24,7 @@ export function formatReport(
   if (r.error) out.push(`  stopped: ${r.error}`);
   if (rejects.length > 0) {
     out.push('  rejected rows:');
-    for (const x of rejects) out.push(`    line ${x.line}: ${x.field ? `${x.field} ` : ''}${x.reason}`);
+    for (const x of rejects) out.push(`    line ${x.line}${x.field ? ` (${x.field})` : ''}: ${x.reason}`);
     if (r.rejected > rejects.length)
       out.push(`    … and ${n(r.rejected - rejects.length)} more (tillpoint import rejects ${r.import_id})`);
   }
