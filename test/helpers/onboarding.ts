@@ -81,7 +81,7 @@ export async function onboardingWorld() {
     return onboarding.run({
       kind,
       mapping,
-      open: () => (isText ? [bytes] : createReadStream(file, { highWaterMark: 64 })) as AsyncIterable<Buffer>,
+      open: () => (isText ? [bytes] : createReadStream(file, { highWaterMark: 64 })),
       sha256: createHash('sha256').update(bytes).digest('hex'),
       bytes: bytes.length,
       actor: { type: 'cli', id: 'tester', merchant_id: null },

@@ -61,7 +61,7 @@ export interface ImportInput {
   kind: ImportKind;
   mapping: Mapping;
   /** Opens the file (again): read once here, after the caller hashed it. */
-  open: () => AsyncIterable<Buffer | string>;
+  open: () => AsyncIterable<Buffer | string> | Iterable<Buffer | string>;
   sha256: string;
   bytes: number;
   dryRun?: boolean;

@@ -45,7 +45,10 @@ export const DEFAULT_LIMITS: ReaderLimits = { maxHeaderBytes: 16_384, maxRecordB
 const CONTROL_RE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 /** Decodes chunks as strict UTF-8 and counts bytes; refuses anything that is not UTF-8. */
-async function* text(chunks: AsyncIterable<Buffer | string>, onBytes?: (n: number) => void): AsyncGenerator<string> {
+async function* text(
+  chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+  onBytes?: (n: number) => void,
+): AsyncGenerator<string> {
   const dec = new StringDecoder('utf8');
   let first = true;
   for await (const c of chunks) {
@@ -183,7 +186,7 @@ export type FileFormat = 'csv' | 'jsonl';
  * blank lines are skipped. `onBytes` counts raw bytes read (for progress).
  */
 export async function* readRecords(
-  chunks: AsyncIterable<Buffer | string>,
+  chunks: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   format: FileFormat,
   opts: { limits?: Partial<ReaderLimits>; onBytes?: (n: number) => void } = {},
 ): AsyncGenerator<SourceRecord> {
