@@ -25,8 +25,17 @@ const USAGE = `usage:
 const KINDS = ['merchants', 'stores', 'terminals', 'reward-balances'];
 
 /** Everything an import needs, opened as a server would: the database, the vault, the audit writer. */
-async function withOnboarding<T>(
-  fn: (svc: import('../../modules/onboarding/index.ts').OnboardingService, db: Db, config: Config) => Promise<T>,
+export async function withOnboarding<T>(
+  fn: (
+    svc: import('../../modules/onboarding/index.ts').OnboardingService,
+    db: Db,
+    config: Config,
+    more: {
+      vault: import('../../modules/vault/index.ts').Vault;
+      ledger: import('../../modules/ledger/index.ts').LedgerService;
+      customerKey: Buffer;
+    },
+  ) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
@@ -72,17 +81,19 @@ async function withOnboarding<T>(
         }),
         clock: systemClock,
       });
+      const ledger = createLedgerService();
+      const customerKey = loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode);
       const svc = createOnboardingService({
         db,
-        ledger: createLedgerService(),
+        ledger,
         fields: vault.cipher,
         vpaPattern: config.payments.vpaPattern,
         bankCodes: config.banks.map((b) => b.code),
-        customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode),
+        customerKey,
         audit,
         clock: systemClock,
       });
-      return await fn(svc, db, config);
+      return await fn(svc, db, config, { vault, ledger, customerKey });
     } finally {
       vault.close();
     }
