@@ -187,8 +187,8 @@ export interface ReconRow {
 export async function reconcile(q: Queryable, importId: string, kind: RefKind): Promise<ReconRow[]> {
   const target =
     kind === 'merchant'
-      ? `SELECT count(m.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
-           JOIN merchants.merchants m ON m.id = r.entity_id WHERE r.kind = 'merchant' AND r.scope = '' AND r.entity_id = s.merchant_id`
+      ? // A merchant's source line is keyed by the id its reference resolved to: does that merchant exist?
+        `SELECT count(m.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM merchants.merchants m WHERE m.id = s.merchant_id`
       : kind === 'store'
         ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
              JOIN merchants.stores x ON x.id = r.entity_id WHERE r.kind = 'store' AND r.scope = s.merchant_id`
