@@ -513,7 +513,14 @@ export function createOnboardingService(deps: OnboardingDeps) {
     }
   }
 
-  async function buildReport(job: repo.ImportRow, kind: ImportKind, resumedFrom: number, t0: number) {
+  async function buildReport(
+    job: repo.ImportRow,
+    kind: ImportKind,
+    resumedFrom: number,
+    t0: number,
+    status: ImportReport['status'],
+    error: string | null,
+  ) {
     const j = (await repo.getImport(db, job.id))!;
     const report: ImportReport = {
       import_id: j.id,
@@ -522,13 +529,13 @@ export function createOnboardingService(deps: OnboardingDeps) {
       file_sha256: j.file_sha256,
       file_bytes: Number(j.file_bytes),
       dry_run: j.dry_run,
-      status: j.status,
+      status,
       resumed_from_line: resumedFrom,
       rows: Number(j.rows_total),
       created: Number(j.created),
       unchanged: Number(j.unchanged),
       rejected: Number(j.rejected),
-      error: j.error,
+      error,
       duration_ms: Math.round(performance.now() - t0),
     };
     if (!j.dry_run) {
@@ -668,10 +675,9 @@ export function createOnboardingService(deps: OnboardingDeps) {
         outcome = { status: 'failed', error: e.message };
       }
       const reportStatus = outcome.status;
-      await db.tx(async (tx) => {
-        await repo.finish(tx, job.id, reportStatus, { error: outcome.error });
-      });
-      const report = await buildReport(job, input.kind, resumedFrom, t0);
+      // The report first, then the final status with it in one transaction: whoever polls the
+      // job never sees it finished without its report.
+      const report = await buildReport(job, input.kind, resumedFrom, t0, reportStatus, outcome.error ?? null);
       await db.tx(async (tx) => {
         await repo.finish(tx, job.id, reportStatus, { error: outcome.error, report });
         await deps.audit?.record(tx, {
