@@ -156,3 +156,13 @@ test('bad uploads: a 4xx with a stable code; merchant keys and the wrong permiss
   const missing = await t.request('GET', '/v1/imports/imp_00000000000000000000000000000000');
   assert.equal(missing.status, 404);
 });
+
+test('the import routes are in the OpenAPI document', async () => {
+  const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
+  for (const k of ['merchants', 'stores', 'terminals', 'reward-balances'])
+    assert.ok(doc.paths[`/v1/imports/${k}`]?.post, k);
+  assert.ok(doc.paths['/v1/imports/{id}']?.get);
+  assert.ok(doc.paths['/v1/imports/{id}/rejects']?.get);
+});
