@@ -37,8 +37,9 @@ import {
   loadMapping,
   withConstants,
   type ImportKind,
+  writeFleet,
 } from '../src/modules/onboarding/index.ts';
-import { writeFleet } from '../src/modules/onboarding/fleet.ts';
+
 import type { Principal } from '../src/http/principal.ts';
 
 const USAGE = `Usage: npm run bench:import -- [options]

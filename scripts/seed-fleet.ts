@@ -11,7 +11,8 @@ import { parseArgs } from 'node:util';
 import { systemClock } from '../src/platform/clock.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { importCommand, withOnboarding } from '../src/cli/commands/import.ts';
-import { writeFleet } from '../src/modules/onboarding/fleet.ts';
+import { writeFleet } from '../src/modules/onboarding/index.ts';
+
 import { createMerchantsService } from '../src/modules/merchants/index.ts';
 import { createRewardsService } from '../src/modules/rewards/index.ts';
 import type { Principal } from '../src/http/principal.ts';
