@@ -199,7 +199,9 @@ export async function* readRecords(
       try {
         v = parseStrictJson(t);
       } catch (e) {
-        yield { line, fields: {}, problem: `not valid JSON (${(e as Error).message.slice(0, 80)})` };
+        // The parser's message names a repeated key at most, never a value; say only what is wrong.
+        const twice = /more than once/.test((e as Error).message);
+        yield { line, fields: {}, problem: twice ? 'not valid JSON: a key appears twice' : 'not valid JSON' };
         continue;
       }
       if (v === null || typeof v !== 'object' || Array.isArray(v)) {
@@ -220,8 +222,13 @@ export async function* readRecords(
       if (header.length === 0 || header.every((h) => h === ''))
         throw new FileError('the first line must name the columns', 1);
       if (header.some((h) => h === '')) throw new FileError('a column has no name in the header', 1);
-      const dup = header.find((h, i) => header!.indexOf(h) !== i);
-      if (dup !== undefined) throw new FileError(`column "${dup.slice(0, 60)}" appears twice in the header`, 1);
+      // Positions, not names: a file exported without its header has data in the first line.
+      const dup = header.findIndex((h, i) => header!.indexOf(h) !== i);
+      if (dup >= 0)
+        throw new FileError(
+          `columns ${header.indexOf(header[dup]) + 1} and ${dup + 1} of the header have the same name (is the header line missing?)`,
+          1,
+        );
       if (header.some((h) => CONTROL_RE.test(h))) throw new FileError('the header contains a control character', 1);
       continue;
     }
