@@ -57,6 +57,7 @@ import {
   registerReconMetrics,
   registerReconRoutes,
 } from './modules/settlement/index.ts';
+import { createOnboardingService, registerOnboardingRoutes } from './modules/onboarding/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
@@ -251,6 +252,21 @@ export async function createApp(opts: AppOptions = {}) {
     });
     registerSettlementRoutes(http, settlement, banks);
     registerReconRoutes(http, recon);
+    // Bulk onboarding (src/modules/onboarding): uploads run as jobs in this process.
+    const onboarding = createOnboardingService({
+      db,
+      ledger,
+      fields: vault.cipher,
+      vpaPattern: config.payments.vpaPattern,
+      bankCodes: config.banks.map((b) => b.code),
+      customerKey: loadCustomerKey(config.rewards.customerKey, config.dataDir, config.mode),
+      audit: audit.writer,
+      clock,
+    });
+    registerOnboardingRoutes(http, onboarding, {
+      onError: (_id, e) =>
+        logger.error({ err: { type: (e as Error)?.name, code: (e as { code?: string })?.code } }, 'import job stopped'),
+    });
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       if (sim)

@@ -15,6 +15,7 @@ import { rewardsSettings } from './modules/rewards/rewards.settings.ts';
 import { terminalsSettings } from './modules/terminals/terminals.settings.ts';
 import { vaultSettings } from './modules/vault/vault.settings.ts';
 import { settlementSettings } from './modules/settlement/settlement.settings.ts';
+import { onboardingSettings } from './modules/onboarding/onboarding.settings.ts';
 
 // The one place the settings are composed: the platform's sections, then one per module, each
 // declared beside its code (*.settings.ts: a TypeBox schema of the environment variables it reads,
@@ -44,6 +45,7 @@ export const SETTINGS = [
   auditSettings,
   vaultSettings,
   settlementSettings,
+  onboardingSettings,
   edgeSettings,
   launcherSettings,
 ] as const satisfies readonly SettingsSection[];

@@ -17,6 +17,7 @@ import { compliance } from './compliance.ts';
 import { settle } from './settle.ts';
 import { payouts } from './payouts.ts';
 import { recon } from './recon.ts';
+import { importCommand } from './import.ts';
 
 // Every `tillpoint` subcommand. Add a new one in its own file and list it here.
 export const COMMANDS: Command[] = [
@@ -38,4 +39,5 @@ export const COMMANDS: Command[] = [
   settle,
   payouts,
   recon,
+  importCommand,
 ];

@@ -201,3 +201,123 @@ export async function merchantExists(q: Queryable, merchantId: string): Promise<
   const { rows } = await q.query('SELECT 1 FROM merchants.merchants WHERE id = $1', [merchantId]);
   return rows.length > 0;
 }
+
+// ---- bulk paths (the onboarding import): one statement per batch ----
+
+export interface MerchantBatchRow {
+  id: string;
+  name: string;
+  vpa: string;
+  mcc: string;
+  acquiring_bank: string;
+  settlement?: SealedSettlement;
+}
+
+/** Inserts a batch of merchants in one statement (arrays through unnest). */
+export async function insertMerchantsBatch(q: Queryable, rows: MerchantBatchRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank, settlement_account_ct, settlement_ifsc_ct, settlement_account_last4, settlement_bank_code)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.name),
+      rows.map((r) => r.vpa),
+      rows.map((r) => r.mcc),
+      rows.map((r) => r.acquiring_bank),
+      rows.map((r) => r.settlement?.account_ct ?? null),
+      rows.map((r) => r.settlement?.ifsc_ct ?? null),
+      rows.map((r) => r.settlement?.last4 ?? null),
+      rows.map((r) => r.settlement?.bank_code ?? null),
+    ],
+  );
+}
+
+/** Of these VPAs (lower-cased), the ones a merchant already uses. */
+export async function takenVpas(q: Queryable, vpas: string[]): Promise<Set<string>> {
+  if (vpas.length === 0) return new Set();
+  const { rows } = await q.query<{ vpa: string }>(`SELECT vpa FROM merchants.merchants WHERE vpa = ANY($1::text[])`, [
+    vpas,
+  ]);
+  return new Set(rows.map((r) => r.vpa));
+}
+
+/** Merchants by id: status and MCC, for the rows of a batch that name them. */
+export async function merchantsByIds(
+  q: Queryable,
+  ids: string[],
+): Promise<Map<string, { status: string; mcc: string }>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; status: string; mcc: string }>(
+    `SELECT id, status, mcc FROM merchants.merchants WHERE id = ANY($1::text[])`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, { status: r.status, mcc: r.mcc }]));
+}
+
+export async function insertStoresBatch(
+  q: Queryable,
+  rows: { id: string; merchant_id: string; name: string; city?: string | null }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `INSERT INTO merchants.stores (id, merchant_id, name, city) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])`,
+    [rows.map((r) => r.id), rows.map((r) => r.merchant_id), rows.map((r) => r.name), rows.map((r) => r.city ?? null)],
+  );
+}
+
+/** Stores by id: merchant and status, for the terminals of a batch. */
+export async function storesByIds(
+  q: Queryable,
+  ids: string[],
+): Promise<Map<string, { merchant_id: string; status: string }>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; merchant_id: string; status: string }>(
+    `SELECT id, merchant_id, status FROM merchants.stores WHERE id = ANY($1::text[])`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, { merchant_id: r.merchant_id, status: r.status }]));
+}
+
+export async function insertTerminalsBatch(
+  q: Queryable,
+  rows: { id: string; merchant_id: string; store_id: string; label?: string | null; serial?: string | null }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query(
+    `INSERT INTO merchants.terminals (id, merchant_id, store_id, label, serial) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.merchant_id),
+      rows.map((r) => r.store_id),
+      rows.map((r) => r.label ?? null),
+      rows.map((r) => r.serial ?? null),
+    ],
+  );
+}
+
+/** Of these terminal serials, the ones already registered. */
+export async function takenSerials(q: Queryable, serials: string[]): Promise<Set<string>> {
+  if (serials.length === 0) return new Set();
+  const { rows } = await q.query<{ serial: string }>(
+    `SELECT serial FROM merchants.terminals WHERE serial = ANY($1::text[])`,
+    [serials],
+  );
+  return new Set(rows.map((r) => r.serial));
+}
+
+/** Per merchant: how many stores and terminals it has (the reconciliation's Tillpoint side). */
+export async function fleetCounts(
+  q: Queryable,
+  merchantIds: string[],
+): Promise<Map<string, { stores: number; terminals: number }>> {
+  if (merchantIds.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; stores: number; terminals: number }>(
+    `SELECT m.id,
+            (SELECT count(*)::int FROM merchants.stores s WHERE s.merchant_id = m.id) AS stores,
+            (SELECT count(*)::int FROM merchants.terminals t WHERE t.merchant_id = m.id) AS terminals
+       FROM unnest($1::text[]) AS m(id)`,
+    [merchantIds],
+  );
+  return new Map(rows.map((r) => [r.id, { stores: r.stores, terminals: r.terminals }]));
+}

@@ -9,6 +9,7 @@ import type { MerchantT, StoreT, TerminalT } from './merchants.schemas.ts';
 import type { AuditWriter } from '../audit/index.ts';
 import type { FieldCipher } from '../vault/index.ts';
 import { SETTLEMENT_ACCOUNT_FIELD, SETTLEMENT_IFSC_FIELD } from './merchants.fields.ts';
+import { sealSettlement as sealSettlementFields } from './merchants.bulk.ts';
 
 export interface MerchantsDeps {
   db: Db;
@@ -29,13 +30,8 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
     merchantId: string,
     s: SettlementIn | undefined,
   ): Promise<repo.SealedSettlement | undefined> {
-    if (!s) return undefined;
-    return {
-      account_ct: (await fields.seal(SETTLEMENT_ACCOUNT_FIELD, merchantId, s.account_number)).ciphertext,
-      ifsc_ct: (await fields.seal(SETTLEMENT_IFSC_FIELD, merchantId, s.ifsc)).ciphertext,
-      last4: s.account_number.slice(-4),
-      bank_code: s.ifsc.slice(0, 4),
-    };
+    // One implementation for the API and the bulk import (merchants.bulk.ts).
+    return s ? sealSettlementFields(fields, merchantId, s) : undefined;
   }
 
   const checkBank = (code: string | undefined) => {

@@ -28,3 +28,5 @@ export {
 } from './customers.ts';
 export { verifyRewards, runRewardsVerify, type RewardsViolation } from './rewards.verify.ts';
 export { ensureDemoProgram, DEMO_PROGRAM } from './demo.ts';
+/** Bulk paths for the onboarding import: opening balances, coalition membership. */
+export * as rewardsBulk from './opening.ts';

@@ -47,7 +47,7 @@ export interface LotRow {
   id: string;
   program_id: string;
   customer_id: string;
-  source: 'earn' | 'adjustment';
+  source: 'earn' | 'adjustment' | 'import';
   source_id: string;
   points: number;
   remaining: number;
@@ -103,7 +103,9 @@ export type MovementKind =
   | 'return'
   | 'expire'
   | 'adjustment'
-  | 'shortfall';
+  | 'shortfall'
+  /** Points brought in from another system (src/modules/onboarding): the statement's first line. */
+  | 'opening_balance';
 
 export interface MovementRow {
   id: string;
@@ -816,4 +818,82 @@ export async function balanceAt(
     [customerId, now, expiringBy],
   );
   return rows[0];
+}
+
+// ---- bulk paths (opening balances from an import, coalition membership for imported merchants) ----
+
+/** The program of each merchant that is in one. */
+export async function programsForMerchants(q: Queryable, merchantIds: string[]): Promise<Map<string, ProgramRow>> {
+  if (merchantIds.length === 0) return new Map();
+  const { rows } = await q.query<ProgramRow & { merchant_id: string }>(
+    `SELECT pm.merchant_id, p.* FROM rewards.program_merchants pm JOIN rewards.programs p ON p.id = pm.program_id
+      WHERE pm.merchant_id = ANY($1::text[])`,
+    [merchantIds],
+  );
+  return new Map(rows.map(({ merchant_id, ...p }) => [merchant_id, p as ProgramRow]));
+}
+
+/** Adds merchants to a program; those already in one (this or another) are left as they are. */
+export async function addMembersBatch(
+  q: Queryable,
+  programId: string,
+  members: { merchant_id: string; mcc: string }[],
+  now: Date,
+): Promise<number> {
+  if (members.length === 0) return 0;
+  const r = await q.query(
+    `INSERT INTO rewards.program_merchants (merchant_id, program_id, mcc, joined_at)
+     SELECT m, $1, c, $4 FROM unnest($2::text[], $3::text[]) AS x(m, c)
+     ON CONFLICT (merchant_id) DO NOTHING`,
+    [programId, members.map((m) => m.merchant_id), members.map((m) => m.mcc), now],
+  );
+  return r.rowCount;
+}
+
+/**
+ * The customers of these (program, hash) pairs, created where missing, locked in id order (the
+ * order every bulk caller takes them in, so two never deadlock).
+ */
+export async function lockOrCreateCustomersBatch(
+  q: Queryable,
+  wanted: { id: string; program_id: string; hash: Buffer }[],
+  now: Date,
+): Promise<(CustomerRow & { customer_hash: Buffer })[]> {
+  if (wanted.length === 0) return [];
+  const params = [wanted.map((w) => w.id), wanted.map((w) => w.program_id), wanted.map((w) => w.hash), now];
+  await q.query(
+    `INSERT INTO rewards.customers (id, program_id, customer_hash, created_at)
+     SELECT * , $4::timestamptz FROM unnest($1::text[], $2::text[], $3::bytea[]) ORDER BY 1
+     ON CONFLICT (program_id, customer_hash) DO NOTHING`,
+    params,
+  );
+  const { rows } = await q.query<CustomerRow & { customer_hash: Buffer | Uint8Array }>(
+    `SELECT ${CUSTOMER_COLS}, customer_hash FROM rewards.customers c
+      WHERE (program_id, customer_hash) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))
+      ORDER BY id FOR UPDATE`,
+    [params[1], params[2]],
+  );
+  return rows.map((r) => ({ ...r, customer_hash: Buffer.from(r.customer_hash) }));
+}
+
+export async function insertLotsBatch(q: Queryable, lots: Omit<LotRow, 'expired'>[]) {
+  if (lots.length === 0) return;
+  await q.query(
+    `INSERT INTO rewards.lots (id, program_id, customer_id, source, source_id, points, remaining, status, available_at, expires_at, created_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
+                          $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])`,
+    [
+      lots.map((l) => l.id),
+      lots.map((l) => l.program_id),
+      lots.map((l) => l.customer_id),
+      lots.map((l) => l.source),
+      lots.map((l) => l.source_id),
+      lots.map((l) => l.points),
+      lots.map((l) => l.remaining),
+      lots.map((l) => l.status),
+      lots.map((l) => l.available_at),
+      lots.map((l) => l.expires_at),
+      lots.map((l) => l.created_at),
+    ],
+  );
 }

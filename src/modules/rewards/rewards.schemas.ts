@@ -184,7 +184,8 @@ export const StatementQuery = Type.Object({ ...PageQuery, ...CustomerQueryFields
 export const Movement = Type.Object({
   id: Type.String(),
   kind: Type.String({
-    description: 'earn, mature, redeem, release, clawback, return, expire, adjustment or shortfall',
+    description:
+      'earn, mature, redeem, release, clawback, return, expire, adjustment, shortfall or opening_balance (points imported from another system)',
   }),
   points: Type.Integer({ description: 'Change of available + pending' }),
   available_delta: Type.Integer(),

@@ -140,3 +140,35 @@ export async function issueDemoTerminalSecrets(db: Db, terminalIds: string[]) {
   }
   return out;
 }
+
+/**
+ * Development MQTT secrets for a batch of terminals (bulk onboarding), in one transaction: each
+ * shown once to the caller, only digests kept. Refused in production, like issueMqttSecret.
+ */
+export async function issueMqttSecretsBatch(
+  db: Db,
+  terminalIds: string[],
+  mode: Mode,
+): Promise<{ terminal_id: string; username: string; password: string }[]> {
+  if (mode === 'production') {
+    throw new AppError(
+      'forbidden',
+      'MQTT secrets are for the development listener only; in production terminals use client certificates',
+    );
+  }
+  const out = terminalIds.map((id) => ({
+    terminal_id: id,
+    username: id,
+    password: SECRET_PREFIX + randomBytes(32).toString('base64url'),
+  }));
+  await db.tx(async (tx) => {
+    const active = await repo.activeTerminalIds(tx, terminalIds);
+    const missing = terminalIds.find((id) => !active.has(id));
+    if (missing) throw new AppError('terminal_inactive', `Terminal ${missing} is missing or disabled`);
+    await repo.replaceMqttSecretsBatch(
+      tx,
+      out.map((c) => ({ terminalId: c.terminal_id, hash: hashSecret(c.password) })),
+    );
+  });
+  return out;
+}

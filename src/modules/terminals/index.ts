@@ -11,6 +11,7 @@ export {
   revokeTerminalCredentials,
   hashSecret,
   issueDemoTerminalSecrets,
+  issueMqttSecretsBatch,
 } from './credentials.ts';
 export { listCertificates, listRevokedCertificates, listViolations, type ViolationKind } from './terminals.repo.ts';
 export * as topics from './topics.ts';

@@ -214,3 +214,30 @@ export async function listViolations(q: Queryable, f: { terminalId?: string; lim
   ]);
   return rows;
 }
+
+/** Replaces the live MQTT secret of each terminal (bulk provisioning), in two statements. */
+export async function replaceMqttSecretsBatch(
+  q: Queryable,
+  rows: { terminalId: string; hash: Buffer }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const ids = rows.map((r) => r.terminalId);
+  await q.query(
+    `UPDATE terminals.mqtt_secrets SET revoked_at = now() WHERE terminal_id = ANY($1::text[]) AND revoked_at IS NULL`,
+    [ids],
+  );
+  await q.query(
+    `INSERT INTO terminals.mqtt_secrets (terminal_id, secret_hash) SELECT * FROM unnest($1::text[], $2::bytea[])`,
+    [ids, rows.map((r) => r.hash)],
+  );
+}
+
+/** Of these terminal ids, the ones that exist and are active. */
+export async function activeTerminalIds(q: Queryable, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT id FROM merchants.terminals WHERE id = ANY($1::text[]) AND status = 'active'`,
+    [ids],
+  );
+  return new Set(rows.map((r) => r.id));
+}

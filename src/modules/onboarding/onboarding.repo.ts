@@ -1,0 +1,227 @@
+import type { Queryable } from '../../platform/db.ts';
+
+// SQL for onboarding.* (migrations/0024_onboarding.sql). The reconciliation also reads, by primary
+// key through the external references, the rows the import created in merchants.* and rewards.*
+// (read only; those modules write them).
+
+export type RefKind = 'merchant' | 'store' | 'terminal' | 'reward_balance';
+
+export interface ImportRow {
+  id: string;
+  kind: string;
+  format: string;
+  mapping: string;
+  file_sha256: string;
+  file_bytes: number;
+  dry_run: boolean;
+  status: 'running' | 'interrupted' | 'completed' | 'failed';
+  actor: string;
+  lines_done: number;
+  rows_total: number;
+  created: number;
+  unchanged: number;
+  rejected: number;
+  error: string | null;
+  report: unknown;
+  started_at: Date;
+  updated_at: Date;
+  finished_at: Date | null;
+}
+
+export async function insertImport(
+  q: Queryable,
+  j: Pick<ImportRow, 'id' | 'kind' | 'format' | 'mapping' | 'file_sha256' | 'file_bytes' | 'dry_run' | 'actor'>,
+): Promise<ImportRow> {
+  const { rows } = await q.query<ImportRow>(
+    `INSERT INTO onboarding.imports (id, kind, format, mapping, file_sha256, file_bytes, dry_run, status, actor)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8) RETURNING *`,
+    [j.id, j.kind, j.format, j.mapping, j.file_sha256, j.file_bytes, j.dry_run, j.actor],
+  );
+  return rows[0];
+}
+
+/** The unfinished (not dry-run) import of this file, to resume. */
+export async function findUnfinished(q: Queryable, kind: string, sha256: string): Promise<ImportRow | undefined> {
+  const { rows } = await q.query<ImportRow>(
+    `SELECT * FROM onboarding.imports WHERE kind = $1 AND file_sha256 = $2 AND NOT dry_run AND status IN ('running', 'interrupted')
+      ORDER BY id DESC LIMIT 1`,
+    [kind, sha256],
+  );
+  return rows[0];
+}
+
+export async function getImport(q: Queryable, id: string, lock = false): Promise<ImportRow | undefined> {
+  const { rows } = await q.query<ImportRow>(
+    `SELECT * FROM onboarding.imports WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function listImports(q: Queryable, f: { before?: string; limit: number }): Promise<ImportRow[]> {
+  const { rows } = await q.query<ImportRow>(
+    `SELECT * FROM onboarding.imports WHERE ($1::text IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`,
+    [f.before ?? null, f.limit + 1],
+  );
+  return rows;
+}
+
+/** Moves the checkpoint and the counts on, in the batch's transaction. */
+export async function advance(
+  q: Queryable,
+  id: string,
+  d: { linesDone: number; rows: number; created: number; unchanged: number; rejected: number },
+) {
+  await q.query(
+    `UPDATE onboarding.imports SET lines_done = $2, rows_total = rows_total + $3, created = created + $4,
+            unchanged = unchanged + $5, rejected = rejected + $6, updated_at = now() WHERE id = $1`,
+    [id, d.linesDone, d.rows, d.created, d.unchanged, d.rejected],
+  );
+}
+
+export async function finish(
+  q: Queryable,
+  id: string,
+  status: 'completed' | 'failed' | 'interrupted',
+  o: { error?: string; report?: unknown } = {},
+) {
+  await q.query(
+    `UPDATE onboarding.imports SET status = $2, error = $3, report = coalesce($4::jsonb, report), updated_at = now(),
+            finished_at = CASE WHEN $2 = 'interrupted' THEN NULL ELSE now() END WHERE id = $1`,
+    [id, status, o.error ?? null, o.report === undefined ? null : JSON.stringify(o.report)],
+  );
+}
+
+export async function markRunning(q: Queryable, id: string) {
+  await q.query(`UPDATE onboarding.imports SET status = 'running', error = NULL, updated_at = now() WHERE id = $1`, [
+    id,
+  ]);
+}
+
+/** External references already known, of this kind in these scopes: "<scope>\n<ref>" -> entity id. */
+export async function knownRefs(
+  q: Queryable,
+  kind: RefKind,
+  keys: { scope: string; ref: string }[],
+): Promise<Map<string, string>> {
+  if (keys.length === 0) return new Map();
+  const { rows } = await q.query<{ scope: string; external_ref: string; entity_id: string }>(
+    `SELECT r.scope, r.external_ref, r.entity_id FROM onboarding.external_refs r
+       JOIN unnest($2::text[], $3::text[]) AS k(scope, ref) ON r.scope = k.scope AND r.external_ref = k.ref
+      WHERE r.kind = $1`,
+    [kind, keys.map((k) => k.scope), keys.map((k) => k.ref)],
+  );
+  return new Map(rows.map((r) => [`${r.scope}\n${r.external_ref}`, r.entity_id]));
+}
+
+export async function insertRefs(
+  q: Queryable,
+  importId: string,
+  kind: RefKind,
+  refs: { scope: string; ref: string; entityId: string }[],
+) {
+  if (refs.length === 0) return;
+  await q.query(
+    `INSERT INTO onboarding.external_refs (kind, scope, external_ref, entity_id, import_id)
+     SELECT $1, s, r, e, $2 FROM unnest($3::text[], $4::text[], $5::text[]) AS x(s, r, e)`,
+    [kind, importId, refs.map((r) => r.scope), refs.map((r) => r.ref), refs.map((r) => r.entityId)],
+  );
+}
+
+export async function insertRejects(
+  q: Queryable,
+  importId: string,
+  rejects: { line: number; field: string | null; reason: string }[],
+) {
+  if (rejects.length === 0) return;
+  await q.query(
+    `INSERT INTO onboarding.rejects (import_id, line, field, reason)
+     SELECT $1, l, f, r FROM unnest($2::bigint[], $3::text[], $4::text[]) AS x(l, f, r) ON CONFLICT DO NOTHING`,
+    [importId, rejects.map((r) => r.line), rejects.map((r) => r.field), rejects.map((r) => r.reason)],
+  );
+}
+
+export async function listRejects(
+  q: Queryable,
+  importId: string,
+  f: { afterLine?: number; limit: number },
+): Promise<{ line: number; field: string | null; reason: string }[]> {
+  const { rows } = await q.query<{ line: number; field: string | null; reason: string }>(
+    `SELECT line, field, reason FROM onboarding.rejects WHERE import_id = $1 AND line > $2 ORDER BY line, reason LIMIT $3`,
+    [importId, f.afterLine ?? 0, f.limit],
+  );
+  return rows;
+}
+
+export async function addSourceTotals(
+  q: Queryable,
+  importId: string,
+  totals: Map<string, { rows: number; points: number; value: number }>,
+) {
+  if (totals.size === 0) return;
+  const e = [...totals.entries()];
+  await q.query(
+    `INSERT INTO onboarding.source_totals (import_id, merchant_id, rows, points, value_paise)
+     SELECT $1, m, r, p, v FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS x(m, r, p, v)
+     ON CONFLICT (import_id, merchant_id) DO UPDATE SET rows = source_totals.rows + excluded.rows,
+       points = source_totals.points + excluded.points, value_paise = source_totals.value_paise + excluded.value_paise`,
+    [importId, e.map(([m]) => m), e.map(([, t]) => t.rows), e.map(([, t]) => t.points), e.map(([, t]) => t.value)],
+  );
+}
+
+export interface ReconRow {
+  merchant_id: string;
+  source_rows: number;
+  source_points: number;
+  source_value_paise: number;
+  tillpoint_rows: number;
+  tillpoint_points: number;
+  tillpoint_value_paise: number;
+}
+
+/**
+ * Per merchant named in the file: what the file's accepted rows carried against what Tillpoint
+ * holds under external references of that kind for the merchant (rows that exist, and for
+ * balances the points of their lots and the value at the program's point value).
+ */
+export async function reconcile(q: Queryable, importId: string, kind: RefKind): Promise<ReconRow[]> {
+  const target =
+    kind === 'merchant'
+      ? // A merchant's source line is keyed by the id its reference resolved to: does that merchant exist?
+        `SELECT count(m.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM merchants.merchants m WHERE m.id = s.merchant_id`
+      : kind === 'store'
+        ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
+             JOIN merchants.stores x ON x.id = r.entity_id WHERE r.kind = 'store' AND r.scope = s.merchant_id`
+        : kind === 'terminal'
+          ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
+               JOIN merchants.terminals x ON x.id = r.entity_id WHERE r.kind = 'terminal' AND r.scope = s.merchant_id`
+          : `SELECT count(l.id)::bigint AS n, coalesce(sum(l.points), 0)::bigint AS pts,
+                    coalesce(sum(l.points * p.point_value_paise), 0)::bigint AS val
+               FROM onboarding.external_refs r JOIN rewards.lots l ON l.id = r.entity_id JOIN rewards.programs p ON p.id = l.program_id
+              WHERE r.kind = 'reward_balance' AND r.scope = s.merchant_id`;
+  const { rows } = await q.query<ReconRow>(
+    `SELECT s.merchant_id, s.rows AS source_rows, s.points AS source_points, s.value_paise AS source_value_paise,
+            t.n AS tillpoint_rows, t.pts AS tillpoint_points, t.val AS tillpoint_value_paise
+       FROM onboarding.source_totals s CROSS JOIN LATERAL (${target}) t
+      WHERE s.import_id = $1 ORDER BY s.merchant_id`,
+    [importId],
+  );
+  return rows;
+}
+
+/** Terminals this import created, by store, a page at a time (for credential delivery). */
+export async function importedTerminals(
+  q: Queryable,
+  importId: string,
+  after: { storeId: string; terminalId: string },
+  limit: number,
+): Promise<{ terminal_id: string; external_ref: string; merchant_id: string; store_id: string }[]> {
+  const { rows } = await q.query<{ terminal_id: string; external_ref: string; merchant_id: string; store_id: string }>(
+    `SELECT r.entity_id AS terminal_id, r.external_ref, t.merchant_id, t.store_id
+       FROM onboarding.external_refs r JOIN merchants.terminals t ON t.id = r.entity_id
+      WHERE r.import_id = $1 AND r.kind = 'terminal' AND (t.store_id, r.entity_id) > ($2, $3) AND t.status = 'active'
+      ORDER BY t.store_id, r.entity_id LIMIT $4`,
+    [importId, after.storeId, after.terminalId, limit],
+  );
+  return rows;
+}
