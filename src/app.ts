@@ -27,7 +27,7 @@ import {
   SYSTEM_ACTOR,
 } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
-import { createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
+import { createBanksService, bankSimulatorPlugin, bindConnectorSecrets } from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import {
   createPaymentsService,
@@ -92,6 +92,8 @@ export async function createApp(opts: AppOptions = {}) {
     logger,
   });
   await bindBankSecrets(config.banks, secrets);
+  // Secrets that bank connectors' settings name (`*_secret`: signing keys, client keys).
+  await bindConnectorSecrets(config.banks, secrets);
   const dbPassword =
     !opts.db && config.databasePasswordSecret
       ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
@@ -130,7 +132,7 @@ export async function createApp(opts: AppOptions = {}) {
   });
   await vault.init();
   const ledger = createLedgerService();
-  const banks = createBanksService({ db, config, metrics, clock });
+  const banks = createBanksService({ db, config, metrics, clock, audit: audit.writer, logger });
   const merchants = createMerchantsService({
     db,
     bankCodes: config.banks.map((b) => b.code),
@@ -209,8 +211,16 @@ export async function createApp(opts: AppOptions = {}) {
     registerVaultRoutes(http, vault.tokens);
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
+      // A simulated bank of the pspbank format (BANK_SIM2_FORMAT) is served under /sim/psp.
+      const psp = config.banks.find((b) => b.connector === 'pspbank' && typeof b.settings?.sandbox_keys_dir === 'string');
       if (sim)
-        await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
+        await http.register(bankSimulatorPlugin, {
+          prefix: '/sim',
+          secret: sim.secret,
+          logger,
+          ...(psp ? { psp: { keysDir: psp.settings!.sandbox_keys_dir as string } } : {}),
+          ...opts.simulator,
+        });
     }
   }
   // Role-specific code loads only in the roles that run it: the api process never loads the job

@@ -28,6 +28,14 @@ export interface BankConfig {
   caFile?: string;
   /** Merchant VPA handle this bank issues, e.g. "simbank". */
   vpaHandle?: string;
+  // --- banks: per-connector settings (issue 14) -------------------------------------------
+  /**
+   * BANKS[].settings as given: the connector's own settings (merchant and channel ids, key files,
+   * secret names, client certificate). Validated at start against the connector's schema by the
+   * banks module (src/modules/banks/connectors/registry.ts), not here.
+   */
+  settings?: Record<string, unknown>;
+  // -----------------------------------------------------------------------------------------
 }
 
 export interface Config {
@@ -72,6 +80,9 @@ export interface Config {
   /** The WAF gateway's security events (JSON lines) the API counts in its metrics; undefined = off. */
   securityEventsFile?: string;
   bankTimeoutMs: number;
+  // --- banks: routing on health (issue 14) ---
+  /** Health-based routing and the per-bank circuit breaker (src/modules/banks/README.md). */
+  bankRouting: BankRoutingConfig;
   /** Terminal gateway: embedded MQTT broker or an external one, device PKI, outbox relay. */
   mqtt: MqttConfig;
   /** Reward points. customerKey: REWARDS_CUSTOMER_KEY (HMAC key for customer ids); required in production (checked at start), else a key file in the data dir. */
@@ -451,7 +462,9 @@ function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): B
     const secret = env.BANK_SIM_SECRET || devSecret;
     return [
       { code: 'SIMBANK', connector: 'simbank', url, secret, vpaHandle: 'simbank' },
-      { code: 'SIMBANK2', connector: 'simbank', url, secret, vpaHandle: 'simbank2' },
+      simulatedSecondFormat(env, mode) === 'pspbank'
+        ? devPspBank(env, url, secret)
+        : { code: 'SIMBANK2', connector: 'simbank', url, secret, vpaHandle: 'simbank2' },
     ];
   }
   let parsed: unknown;
@@ -492,9 +505,92 @@ function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): B
       secretName: typeof o.secret_name === 'string' ? o.secret_name : undefined,
       caFile: typeof o.ca_file === 'string' ? resolve(o.ca_file) : undefined,
       vpaHandle: typeof o.vpa_handle === 'string' ? o.vpa_handle : undefined,
+      // --- banks: per-connector settings (issue 14) ---
+      ...parseBankSettings(o.settings, i),
     };
   });
 }
+
+// --- banks: per-connector settings (issue 14) ---------------------------------------------
+function parseBankSettings(raw: unknown, i: number): { settings?: Record<string, unknown> } {
+  if (raw === undefined) return {};
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError('BANKS', `entry ${i}: settings must be a JSON object`);
+  return { settings: raw as Record<string, unknown> };
+}
+
+/**
+ * BANK_SIM2_FORMAT: the wire format the second simulated bank (SIMBANK2) speaks: `pspbank` by
+ * default in development with the embedded simulator (so `npm start` runs both formats), `simbank`
+ * otherwise unless asked for.
+ */
+function simulatedSecondFormat(env: Env, mode: Mode): 'simbank' | 'pspbank' {
+  // A standalone simulator (BANK_SIM_URL, `tillpoint bank-sim`) speaks simbank only.
+  const v = str(env, 'BANK_SIM2_FORMAT', mode === 'development' && !env.BANK_SIM_URL ? 'pspbank' : 'simbank');
+  if (v !== 'simbank' && v !== 'pspbank') throw new ConfigError('BANK_SIM2_FORMAT', 'must be simbank or pspbank');
+  return v;
+}
+
+/**
+ * The second simulated bank speaks the encrypted PSP wire format
+ * (connectors/pspbank), with sandbox keys the connector creates in the data directory, so both
+ * formats run end to end. Tests (NODE_ENV=test) keep two simbank-format banks.
+ */
+function devPspBank(env: Env, url: string, secret: string): BankConfig {
+  const dir = resolve(str(env, 'TILLPOINT_DATA_DIR', './data'), 'bank-sim', 'psp-keys');
+  return {
+    code: 'SIMBANK2',
+    connector: 'pspbank',
+    url: `${url}/psp`,
+    secret,
+    vpaHandle: 'simbank2',
+    settings: { merchant_id: 'TILLPOINT01', sandbox_keys_dir: dir },
+  };
+}
+
+export interface BankRoutingConfig {
+  /** `priority`: the acquiring bank, then BANK_FALLBACK_ORDER. `success_rate`: weighted by each bank's success rate. */
+  rule: 'priority' | 'success_rate';
+  /** success_rate: share of payments spread evenly over all healthy banks, so each keeps being measured. */
+  exploration: number;
+  /** BANK_BREAKER=off turns the circuit breaker off (health is still measured and shown). */
+  breaker: boolean;
+  windowSeconds: number;
+  minCalls: number;
+  failureRateToOpen: number;
+  openSeconds: number;
+  probeEvery: number;
+  probesToClose: number;
+}
+
+function fraction(env: Env, name: string, dflt: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || v < min || v > max)
+    throw new ConfigError(name, `must be a number between ${min} and ${max}, got "${raw}"`);
+  return v;
+}
+
+function parseBankRouting(env: Env): BankRoutingConfig {
+  const rule = str(env, 'BANK_ROUTING_RULE', 'priority');
+  if (rule !== 'priority' && rule !== 'success_rate')
+    throw new ConfigError('BANK_ROUTING_RULE', `must be priority or success_rate, got "${rule}"`);
+  const breaker = str(env, 'BANK_BREAKER', 'on');
+  if (breaker !== 'on' && breaker !== 'off') throw new ConfigError('BANK_BREAKER', 'must be on or off');
+  return {
+    rule,
+    exploration: fraction(env, 'BANK_ROUTING_EXPLORATION', 0.1, 0, 0.5),
+    breaker: breaker === 'on',
+    windowSeconds: int(env, 'BANK_HEALTH_WINDOW_SECONDS', 60, 5, 3600),
+    minCalls: int(env, 'BANK_BREAKER_MIN_CALLS', 20, 1, 100_000),
+    failureRateToOpen: fraction(env, 'BANK_BREAKER_FAILURE_RATE', 0.5, 0.01, 1),
+    openSeconds: int(env, 'BANK_BREAKER_OPEN_SECONDS', 30, 1, 3600),
+    probeEvery: int(env, 'BANK_BREAKER_PROBE_EVERY', 10, 1, 1000),
+    probesToClose: int(env, 'BANK_BREAKER_PROBES_TO_CLOSE', 5, 1, 1000),
+  };
+}
+// -------------------------------------------------------------------------------------------
 
 /** A secret key of 32+ bytes, given as hex or base64; undefined when unset (its user decides if that is allowed). */
 function parseKeyBytes(env: Env, name: string): Buffer | undefined {
@@ -620,6 +716,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     rateLimits: parseRateLimits(env),
     securityEventsFile: parseSecurityEventsFile(env),
     bankTimeoutMs: int(env, 'BANK_TIMEOUT_MS', 15_000, 100),
+    bankRouting: parseBankRouting(env),
     identity: parseIdentity(env, mode),
     audit: parseAudit(env, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),
     keys: parseKeysConfig(env, mode, resolve(str(env, 'TILLPOINT_DATA_DIR', './data'))),

@@ -125,16 +125,18 @@ test('verifyCallback: current and previous secret accepted, replay and wrong sec
   });
 });
 
-test('verifyCallback: a signed but malformed body is refused after verification', async () => {
-  await withService(async (banks) => {
+test('verifyCallback: a signed but malformed body is refused after verification, and recorded', async () => {
+  await withService(async (banks, db) => {
     await assert.rejects(
       banks.verifyCallback('ICICX', signRequest('i-secret', 'not json'), 'not json'),
       isCode('malformed_json'),
     );
     const junk = JSON.stringify({ type: 'payment' });
-    await assert.rejects(
-      banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk),
-      isCode('validation_failed'),
+    await assert.rejects(banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk), isCode('malformed_json'));
+    const r = await db.query<{ reason: string }>(`SELECT reason FROM platform.rejected_calls WHERE scope = 'bank:ICICX'`);
+    assert.deepEqual(
+      r.rows.map((x) => x.reason),
+      ['malformed_body', 'malformed_body'],
     );
   });
 });
