@@ -212,7 +212,9 @@ export async function createApp(opts: AppOptions = {}) {
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
       // A simulated bank of the pspbank format (BANK_SIM2_FORMAT) is served under /sim/psp.
-      const psp = config.banks.find((b) => b.connector === 'pspbank' && typeof b.settings?.sandbox_keys_dir === 'string');
+      const psp = config.banks.find(
+        (b) => b.connector === 'pspbank' && typeof b.settings?.sandbox_keys_dir === 'string',
+      );
       if (sim)
         await http.register(bankSimulatorPlugin, {
           prefix: '/sim',

@@ -133,7 +133,9 @@ test('verifyCallback: a signed but malformed body is refused after verification,
     );
     const junk = JSON.stringify({ type: 'payment' });
     await assert.rejects(banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk), isCode('malformed_json'));
-    const r = await db.query<{ reason: string }>(`SELECT reason FROM platform.rejected_calls WHERE scope = 'bank:ICICX'`);
+    const r = await db.query<{ reason: string }>(
+      `SELECT reason FROM platform.rejected_calls WHERE scope = 'bank:ICICX'`,
+    );
     assert.deepEqual(
       r.rows.map((x) => x.reason),
       ['malformed_body', 'malformed_body'],

@@ -36,7 +36,15 @@ export interface RoutingView {
 
 /** Anything that records audit events (the audit module's writer); optional, so tests may leave it out. */
 export interface AuditSink {
-  record(q: Queryable, input: { action: string; outcome?: 'success' | 'failure'; resource?: { type: string; id?: string | null }; details?: Record<string, string | number | boolean | null> }): Promise<string>;
+  record(
+    q: Queryable,
+    input: {
+      action: string;
+      outcome?: 'success' | 'failure';
+      resource?: { type: string; id?: string | null };
+      details?: Record<string, string | number | boolean | null>;
+    },
+  ): Promise<string>;
 }
 
 export interface BanksService {

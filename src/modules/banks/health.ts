@@ -116,7 +116,8 @@ class BankHealth {
       .filter((l) => l.at >= from * 1000)
       .map((l) => l.ms)
       .sort((a, b) => a - b);
-    const pct = (p: number) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]) : null);
+    const pct = (p: number) =>
+      lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]) : null;
     return {
       calls: ok + declined + technical,
       ok,

@@ -259,7 +259,10 @@ export function createSimEngine(opts: SimEngineOptions) {
   const simbankChannel: CallbackChannel = {
     encode(payload) {
       const raw = JSON.stringify(payload);
-      return { headers: { 'content-type': 'application/json', ...signRequest(opts.secret, raw, clock.now()) }, body: raw };
+      return {
+        headers: { 'content-type': 'application/json', ...signRequest(opts.secret, raw, clock.now()) },
+        body: raw,
+      };
     },
   };
 
@@ -426,7 +429,8 @@ export function createSimEngine(opts: SimEngineOptions) {
       const outcome = (forced as SimOutcome | undefined) ?? magic ?? draw();
       settle(t, outcome);
       log.info({ txn_ref: t.txnRef, code: t.responseCode }, 'bank sim: QR paid');
-      const callback = outcome !== 'pending' ? await sendCallback(t.callbackUrl, paymentCallback(t), t.channel) : undefined;
+      const callback =
+        outcome !== 'pending' ? await sendCallback(t.callbackUrl, paymentCallback(t), t.channel) : undefined;
       return {
         ...txnResponse(t),
         outcome,
@@ -484,11 +488,11 @@ export function createSimEngine(opts: SimEngineOptions) {
       void sendCallback(
         callbackUrl,
         {
-        type: 'refund',
-        refund_ref: r.refundRef,
-        original_txn_ref: r.originalTxnRef,
-        amount: formatRupees(r.amountPaise),
-        response_code: r.responseCode,
+          type: 'refund',
+          refund_ref: r.refundRef,
+          original_txn_ref: r.originalTxnRef,
+          amount: formatRupees(r.amountPaise),
+          response_code: r.responseCode,
           ...(r.bankRef ? { bank_ref: r.bankRef } : {}),
           message: r.message,
         },

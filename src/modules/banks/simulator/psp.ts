@@ -78,7 +78,8 @@ export function registerPspRoutes(
     if (seen.size > 10_000) for (const [k, exp] of seen) if (exp < now) seen.delete(k);
     if (seen.has(r.requestId)) throw new SimError(409, 'replayed_request', 'requestId already received');
     seen.set(r.requestId, now + 2 * o.maxAgeSeconds * 1000);
-    if (!r.payload || typeof r.payload !== 'object') throw new SimError(400, 'invalid_request', 'payload is not an object');
+    if (!r.payload || typeof r.payload !== 'object')
+      throw new SimError(400, 'invalid_request', 'payload is not an object');
     return r.payload as Record<string, unknown>;
   }
 
@@ -97,7 +98,8 @@ export function registerPspRoutes(
 
   const statusAnswer = (merchantId: unknown, r: WireTxnResponse, ref: string): PspStatusResponse => {
     const base = { merchantId: String(merchantId), merchantTranId: ref };
-    if (r.response_code === 'U48') return { ...base, success: 'false', response: '5004', message: 'no such transaction' };
+    if (r.response_code === 'U48')
+      return { ...base, success: 'false', response: '5004', message: 'no such transaction' };
     const c = r.response_code;
     const status =
       c === '00' ? 'SUCCESS' : c === '01' ? 'PENDING' : c === 'U69' ? 'EXPIRED' : DEEMED.has(c) ? 'DEEMED' : 'FAILURE';

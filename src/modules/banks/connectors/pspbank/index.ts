@@ -115,7 +115,9 @@ export const pspbank = defineConnector({
           // Sealed per attempt: a fresh requestId, timestamp and session key.
           build: () => ({
             headers: { 'content-type': 'application/json', 'x-merchant-id': s.merchant_id },
-            body: JSON.stringify(seal(payload, { service, recipient: bankKeys[0], signer: merchantKey(), now: clock.now() })),
+            body: JSON.stringify(
+              seal(payload, { service, recipient: bankKeys[0], signer: merchantKey(), now: clock.now() }),
+            ),
           }),
           idempotent,
         },
@@ -194,7 +196,13 @@ export const pspbank = defineConnector({
       code: bank.code,
 
       async registerIntent(req) {
-        const p = await exchange<PspTxnResponse>('register_intent', 'QrIntent', PSP_PATHS.qrIntent, txnBody(req), false);
+        const p = await exchange<PspTxnResponse>(
+          'register_intent',
+          'QrIntent',
+          PSP_PATHS.qrIntent,
+          txnBody(req),
+          false,
+        );
         const r = pspResult(p.response, extra(p));
         // The bank refused the intent outright (a known failure code): nothing can be paid on it.
         if (r.outcome === 'failed' || r.outcome === 'expired')
