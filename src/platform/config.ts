@@ -556,8 +556,10 @@ export interface BankRoutingConfig {
   /** BANK_BREAKER=off turns the circuit breaker off (health is still measured and shown). */
   breaker: boolean;
   windowSeconds: number;
+  tripWindowSeconds: number;
   minCalls: number;
   failureRateToOpen: number;
+  consecutiveToOpen: number;
   openSeconds: number;
   probeEvery: number;
   probesToClose: number;
@@ -583,8 +585,10 @@ function parseBankRouting(env: Env): BankRoutingConfig {
     exploration: fraction(env, 'BANK_ROUTING_EXPLORATION', 0.1, 0, 0.5),
     breaker: breaker === 'on',
     windowSeconds: int(env, 'BANK_HEALTH_WINDOW_SECONDS', 60, 5, 3600),
+    tripWindowSeconds: int(env, 'BANK_BREAKER_TRIP_WINDOW_SECONDS', 10, 1, 3600),
     minCalls: int(env, 'BANK_BREAKER_MIN_CALLS', 20, 1, 100_000),
     failureRateToOpen: fraction(env, 'BANK_BREAKER_FAILURE_RATE', 0.5, 0.01, 1),
+    consecutiveToOpen: int(env, 'BANK_BREAKER_CONSECUTIVE', 10, 1, 100_000),
     openSeconds: int(env, 'BANK_BREAKER_OPEN_SECONDS', 30, 1, 3600),
     probeEvery: int(env, 'BANK_BREAKER_PROBE_EVERY', 10, 1, 1000),
     probesToClose: int(env, 'BANK_BREAKER_PROBES_TO_CLOSE', 5, 1, 1000),

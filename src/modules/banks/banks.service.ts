@@ -41,6 +41,7 @@ export interface AuditSink {
     input: {
       action: string;
       outcome?: 'success' | 'failure';
+      actor?: { type: 'system'; id: string; merchant_id: null };
       resource?: { type: string; id?: string | null };
       details?: Record<string, string | number | boolean | null>;
     },
@@ -104,8 +105,10 @@ const DEFAULT_ROUTING: BankRoutingConfig = {
   exploration: 0.1,
   breaker: true,
   windowSeconds: 60,
+  tripWindowSeconds: 10,
   minCalls: 20,
   failureRateToOpen: 0.5,
+  consecutiveToOpen: 10,
   openSeconds: 30,
   probeEvery: 10,
   probesToClose: 5,
@@ -219,7 +222,14 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
     );
     try {
       await deps.audit?.record(db, {
-        action: `bank.breaker_${t.to === 'half_open' ? 'half_opened' : t.to}`,
+        action:
+          t.to === 'open'
+            ? 'bank.breaker_opened'
+            : t.to === 'closed'
+              ? 'bank.breaker_closed'
+              : 'bank.breaker_half_opened',
+        // The system decided, not the caller whose payment happened to tip the window.
+        actor: { type: 'system', id: 'banks', merchant_id: null },
         resource: { type: 'bank', id: t.bank },
         details: {
           from: t.from,
@@ -381,7 +391,8 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
             `((ok+1)/(ok+technical+2) over ${r.windowSeconds}s), ${Math.round(r.exploration * 100)}% spread evenly`;
       const breaker = r.breaker
         ? `; breaker opens at >= ${Math.round(r.failureRateToOpen * 100)}% technical failures over >= ${r.minCalls} calls ` +
-          `in ${r.windowSeconds}s, probes 1 in ${r.probeEvery} after ${r.openSeconds}s, closes after ${r.probesToClose} ok`
+          `in ${r.tripWindowSeconds}s or ${r.consecutiveToOpen} in a row, probes 1 in ${r.probeEvery} after ${r.openSeconds}s, ` +
+          `closes after ${r.probesToClose} ok`
         : '; breaker off';
       return {
         rule: r.rule,

@@ -18,10 +18,17 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
 export interface HealthSettings {
   /** Sliding window the rates are computed over. */
   windowSeconds: number;
-  /** Calls (ok + technical) in the window before the breaker may open. */
+  /**
+   * The breaker judges the rate over this recent part of the window (a 60 s window full of
+   * yesterday's successes would let a hard outage take half a minute of payments first).
+   */
+  tripWindowSeconds: number;
+  /** Calls (ok + technical) in the trip window before the rate may open the breaker. */
   minCalls: number;
   /** Technical failure rate (technical / (ok + technical)) at or above which it opens. */
   failureRateToOpen: number;
+  /** This many technical failures in a row open it too, however little traffic the bank has. */
+  consecutiveToOpen: number;
   /** How long it stays open before a trickle of probes is let through. */
   openSeconds: number;
   /** Half-open: one in this many payments that would go to the bank is sent as a probe. */
@@ -32,8 +39,10 @@ export interface HealthSettings {
 
 export const DEFAULT_HEALTH: HealthSettings = {
   windowSeconds: 60,
+  tripWindowSeconds: 10,
   minCalls: 20,
   failureRateToOpen: 0.5,
+  consecutiveToOpen: 10,
   openSeconds: 30,
   probeEvery: 10,
   probesToClose: 5,
@@ -73,6 +82,7 @@ class BankHealth {
   openedAt = 0;
   probeCounter = 0;
   probeOks = 0;
+  consecutive = 0;
   private buckets: Bucket[];
   private latencies: { at: number; ms: number }[] = [];
 
@@ -101,8 +111,8 @@ class BankHealth {
     this.latencies = [];
   }
 
-  stats(nowMs: number): HealthStats {
-    const from = Math.floor(nowMs / 1000) - this.s.windowSeconds + 1;
+  stats(nowMs: number, seconds = this.s.windowSeconds): HealthStats {
+    const from = Math.floor(nowMs / 1000) - Math.min(seconds, this.s.windowSeconds) + 1;
     let ok = 0;
     let declined = 0;
     let technical = 0;
@@ -169,7 +179,10 @@ export function createHealthTracker(opts: {
     }
     const stats = h.stats(now);
     // Closed again: the failures that opened it are history, and must not trip it at once.
-    if (to === 'closed') h.reset();
+    if (to === 'closed') {
+      h.reset();
+      h.consecutive = 0;
+    }
     opts.onTransition?.({ bank: code, from, to, at: new Date(now), stats });
   }
 
@@ -185,15 +198,17 @@ export function createHealthTracker(opts: {
       h.add(cls, ms, now);
       tick(code, h, now);
       if (cls === 'declined') return;
+      h.consecutive = cls === 'technical' ? h.consecutive + 1 : 0;
       if (h.state === 'half_open') {
         if (cls === 'technical') move(code, h, 'open', now);
         else if (++h.probeOks >= settings.probesToClose) move(code, h, 'closed', now);
         return;
       }
       if (h.state === 'closed' && cls === 'technical') {
-        const s = h.stats(now);
-        if (s.ok + s.technical >= settings.minCalls && s.technical / (s.ok + s.technical) >= settings.failureRateToOpen)
-          move(code, h, 'open', now);
+        const s = h.stats(now, settings.tripWindowSeconds);
+        const byRate =
+          s.ok + s.technical >= settings.minCalls && s.technical / (s.ok + s.technical) >= settings.failureRateToOpen;
+        if (byRate || h.consecutive >= settings.consecutiveToOpen) move(code, h, 'open', now);
       }
     },
     admit(code) {
