@@ -260,7 +260,7 @@ export const pspbank = defineConnector({
         // Form-encoded; the envelope's fields as form fields. Anything else is unreadable.
         if (rawBody.length > 256 * 1024) return { ok: false, reason: 'malformed_body' };
         const e = envelopeFromForm(rawBody.toString('utf8'));
-        if (!e || e.service !== 'Callback') return { ok: false, reason: 'malformed_body' };
+        if (e?.service !== 'Callback') return { ok: false, reason: 'malformed_body' };
         const o = open(e, { recipient: merchantKey(), senders: bankKeys });
         if (!o.ok) return { ok: false, reason: o.reason };
         const callback = readCallback(o.payload);
