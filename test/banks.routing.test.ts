@@ -176,4 +176,26 @@ describe('banks: two wire formats end to end, and routing on health', () => {
     }
     assert.equal((await pay(simbankTerminal)).body.bank.code, 'SIMBANK');
   });
+
+  test('the simulator plays each kind of outage, per format', async () => {
+    const { callBank } = await import('../src/modules/banks/index.ts');
+    const status = (code: string) => callBank(() => t.app.services.banks.connector(code).checkStatus('TPNONE1'));
+    try {
+      outage.simbank = 'reset';
+      assert.equal((await status('SIMBANK')).kind, 'uncertain');
+      assert.equal((await status('SIMBANK2')).kind, 'ok', 'the other format is unaffected');
+      outage.pspbank = 'hang';
+      const hung = await status('SIMBANK2');
+      assert.equal(hung.kind, 'uncertain');
+      assert.equal((hung as { error: { details: { timeout: boolean } } }).error.details.timeout, true);
+      outage.simbank = 'error';
+      const failed = await status('SIMBANK');
+      assert.equal(failed.kind, 'uncertain');
+      assert.equal((failed as { error: { details: { status: number } } }).error.details.status, 503);
+    } finally {
+      outage.simbank = undefined;
+      outage.pspbank = undefined;
+    }
+    assert.equal((await status('SIMBANK')).kind, 'ok');
+  });
 });

@@ -200,7 +200,10 @@ test('success-rate routing: the best bank gets most payments, the rest an explor
     // ICICX: 10 ok; AXISX: 5 ok, 5 timeouts; HDFCX: 10 timeouts.
     for (let i = 0; i < 10; i++) {
       await banks.connector('ICICX').checkStatus('t');
-      await banks.connector('AXISX').checkStatus('t').catch(() => undefined);
+      await banks
+        .connector('AXISX')
+        .checkStatus('t')
+        .catch(() => undefined);
       await assert.rejects(banks.connector('HDFCX').checkStatus('t'));
     }
     const view = banks.routing('HDFCX');

@@ -25,7 +25,11 @@ export interface TransportOptions {
   /** Budget for one attempt: connect, send and read the whole answer. */
   timeoutMs: number;
   tls?: TransportTls;
-  /** Attempts after the first, for idempotent operations only. Default 1. */
+  /**
+   * Attempts after the first, for idempotent operations only. Default 0: UPI limits how often a
+   * transaction's status may be asked (the worker's cadence, at most statusCheckMax), so a retry
+   * is for a bank whose API documents that it allows one (BANKS[].settings.retries).
+   */
   retries?: number;
   /** Wait before a retry (ms). Default 100. */
   retryDelayMs?: number;
@@ -85,7 +89,7 @@ export function pem(value: string | undefined): string | undefined {
 
 export function createTransport(o: TransportOptions): BankTransport {
   const base = o.baseUrl.replace(/\/$/, '');
-  const retries = o.retries ?? 1;
+  const retries = o.retries ?? 0;
   const delay = o.retryDelayMs ?? 100;
   const doFetch =
     o.fetch ??

@@ -161,8 +161,14 @@ export function contractSuite(
   describe(`connector contract: ${f.connector}`, () => {
     let bank: ScriptedBank;
     let c: Connector;
-    const make = (url: string, timeoutMs = 2_000) =>
-      createConnector(f.bank('CONTRACT', url), { publicUrl: 'http://x', timeoutMs, callbackMaxAgeSeconds: 300 });
+    // One retry of idempotent operations, to show which ones the connector marks idempotent.
+    const make = (url: string, timeoutMs = 2_000) => {
+      const b = f.bank('CONTRACT', url);
+      return createConnector(
+        { ...b, settings: { ...b.settings, retries: 1 } },
+        { publicUrl: 'http://x', timeoutMs, callbackMaxAgeSeconds: 300 },
+      );
+    };
 
     test('set up a scripted bank', async () => {
       bank = await startScriptedBank(f);

@@ -27,7 +27,7 @@ const SecretName = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,127}$' });
 export const TransportSettings = Type.Object({
   /** Per-attempt budget (default BANK_TIMEOUT_MS). */
   timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
-  /** Retries of idempotent operations (status queries). Default 1. */
+  /** Retries of idempotent operations (status queries), where the bank allows them. Default 0. */
   retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 3 })),
   max_sockets: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   /** Mutual TLS: our client certificate (PEM file) and its key (a secret, or a file). */
