@@ -21,7 +21,12 @@ import {
 } from './modules/identity/index.ts';
 import { createAuditService, registerAuditHooks, registerAuditRoutes, SYSTEM_ACTOR } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
-import { bindBankSecrets, createBanksService, bankSimulatorPlugin } from './modules/banks/index.ts';
+import {
+  bindBankSecrets,
+  bindConnectorSecrets,
+  createBanksService,
+  bankSimulatorPlugin,
+} from './modules/banks/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import {
   createPaymentsService,
@@ -100,6 +105,8 @@ export async function createApp(opts: AppOptions = {}) {
     logger,
   });
   await bindBankSecrets(config.banks, secrets);
+  // Secrets that bank connectors' settings name (`*_secret`: signing keys, client keys).
+  await bindConnectorSecrets(config.banks, secrets);
   const dbPassword =
     !opts.db && config.databasePasswordSecret
       ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
@@ -138,7 +145,7 @@ export async function createApp(opts: AppOptions = {}) {
   });
   await vault.init();
   const ledger = createLedgerService();
-  const banks = createBanksService({ db, config, metrics, clock });
+  const banks = createBanksService({ db, config, metrics, clock, audit: audit.writer, logger });
   const merchants = createMerchantsService({
     db,
     bankCodes: config.banks.map((b) => b.code),
@@ -269,8 +276,18 @@ export async function createApp(opts: AppOptions = {}) {
     });
     if (config.embeddedBankSim) {
       const sim = config.banks.find((b) => b.connector === 'simbank');
+      // A simulated bank of the pspbank format (BANK_SIM2_FORMAT) is served under /sim/psp.
+      const psp = config.banks.find(
+        (b) => b.connector === 'pspbank' && typeof b.settings?.sandbox_keys_dir === 'string',
+      );
       if (sim)
-        await http.register(bankSimulatorPlugin, { prefix: '/sim', secret: sim.secret, logger, ...opts.simulator });
+        await http.register(bankSimulatorPlugin, {
+          prefix: '/sim',
+          secret: sim.secret,
+          logger,
+          ...(psp ? { psp: { keysDir: psp.settings!.sandbox_keys_dir as string } } : {}),
+          ...opts.simulator,
+        });
     }
   }
   // Role-specific code loads only in the roles that run it: the api process never loads the job

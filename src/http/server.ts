@@ -33,6 +33,8 @@ declare module 'fastify' {
     public?: boolean;
     /** 'access': every successful call is recorded in the audit trail as an access to personal data. */
     audit?: 'access';
+    /** The route reads its body as raw bytes, any content type, with a parser of its own (bank callbacks). */
+    rawBody?: boolean;
   }
 }
 

@@ -147,7 +147,7 @@ export interface VerifySignedRequestInput extends SignatureCheckInput {
   metrics?: { callbacksRejected: { inc(labels: { reason: string }): void } };
 }
 
-async function reject(input: VerifySignedRequestInput, reason: RejectReason): Promise<never> {
+async function reject(input: RefusalInput, reason: RejectReason | 'malformed_body'): Promise<never> {
   input.metrics?.callbacksRejected.inc({ reason });
   try {
     await input.db.query('INSERT INTO platform.rejected_calls (scope, reason, remote_addr) VALUES ($1, $2, $3)', [
@@ -162,7 +162,34 @@ async function reject(input: VerifySignedRequestInput, reason: RejectReason): Pr
   if (reason === 'replayed_nonce') {
     throw new AppError('replayed_request', 'This signed request has already been received', { reason });
   }
+  if (reason === 'malformed_body') {
+    throw new AppError('malformed_json', 'The signed request body could not be read', { reason });
+  }
   throw new AppError('invalid_signature', 'The request signature could not be verified', { reason });
+}
+
+/** Where a refused call is recorded and counted. */
+export type RefusalInput = Pick<VerifySignedRequestInput, 'scope' | 'db' | 'remoteAddr' | 'metrics'>;
+
+/**
+ * For verifiers with a signature scheme of their own (bank connectors, src/modules/banks): records
+ * the refusal in platform.rejected_calls, counts it, and throws the same AppError as
+ * verifySignedRequest would (`malformed_body`: 400 malformed_json).
+ */
+export function refuseSignedRequest(input: RefusalInput, reason: RejectReason | 'malformed_body'): Promise<never> {
+  return reject(input, reason);
+}
+
+/**
+ * Remembers a verified call's nonce (or other single-use key) in scope; false when it was already
+ * seen: a replay. Store only after the signature holds, so nobody can burn nonces for others.
+ */
+export async function rememberNonce(db: Queryable, scope: string, nonce: string, now: Date): Promise<boolean> {
+  const ins = await db.query(
+    'INSERT INTO platform.used_nonces (scope, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+    [scope, nonce, now.toISOString()],
+  );
+  return ins.rowCount !== 0;
 }
 
 /**

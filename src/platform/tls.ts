@@ -242,15 +242,25 @@ export function createCaPinnedFetch(
  * Without `ca`, https:// is checked against the system's CAs, TLS 1.2 at least.
  */
 export function createKeepAliveFetch(
-  o: { ca?: string | Buffer; minVersion?: TlsConfig['minVersion'] } = {},
+  o: {
+    ca?: string | Buffer;
+    minVersion?: TlsConfig['minVersion'];
+    /** Client certificate and key (PEM) for banks that ask for mutual TLS. */
+    cert?: string | Buffer;
+    key?: string | Buffer;
+    /** Sockets kept per host; default Infinity (Node's). */
+    maxSockets?: number;
+  } = {},
 ): typeof fetch {
   const httpsAgent = new HttpsAgent({
     ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
+    ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}),
     minVersion: o.minVersion ?? 'TLSv1.2',
     keepAlive: true,
     rejectUnauthorized: true,
   });
-  const httpAgent = new HttpAgent({ keepAlive: true });
+  const httpAgent = new HttpAgent({ keepAlive: true, ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}) });
   return (async (input: string | URL | Request, init: RequestInit = {}) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const https = url.protocol === 'https:';

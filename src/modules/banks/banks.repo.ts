@@ -42,3 +42,43 @@ export async function setStatus(
     [code, status, reason, at.toISOString()],
   );
 }
+
+// banks.bank_health: each process's view of each bank (health.ts), for `banks status`.
+
+export interface BankHealthRow {
+  code: string;
+  instance: string;
+  breaker: 'closed' | 'open' | 'half_open';
+  calls: number;
+  ok: number;
+  declined: number;
+  technical: number;
+  success_rate: number | null;
+  p95_ms: number | null;
+  rule: string;
+  weight: number | null;
+  updated_at: Date | string;
+}
+
+export async function saveHealth(db: Queryable, rows: BankHealthRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(
+    `INSERT INTO banks.bank_health (code, instance, breaker, calls, ok, declined, technical, success_rate, p95_ms, rule, weight, updated_at)
+     SELECT code, instance, breaker, calls, ok, declined, technical, success_rate, p95_ms, rule, weight, updated_at
+       FROM jsonb_to_recordset($1::jsonb) AS r(code text, instance text, breaker text, calls int, ok int, declined int,
+            technical int, success_rate numeric, p95_ms int, rule text, weight numeric, updated_at timestamptz)
+     ON CONFLICT (code, instance) DO UPDATE SET breaker = EXCLUDED.breaker, calls = EXCLUDED.calls, ok = EXCLUDED.ok,
+       declined = EXCLUDED.declined, technical = EXCLUDED.technical, success_rate = EXCLUDED.success_rate,
+       p95_ms = EXCLUDED.p95_ms, rule = EXCLUDED.rule, weight = EXCLUDED.weight, updated_at = EXCLUDED.updated_at`,
+    [JSON.stringify(rows)],
+  );
+}
+
+export async function listHealth(db: Queryable): Promise<BankHealthRow[]> {
+  const r = await db.query<BankHealthRow>(
+    `SELECT code, instance, breaker, calls, ok, declined, technical, success_rate::float8 AS success_rate, p95_ms, rule,
+            weight::float8 AS weight, updated_at
+       FROM banks.bank_health ORDER BY code, updated_at DESC`,
+  );
+  return r.rows;
+}

@@ -5,7 +5,7 @@ import { loadConfig } from '../../config.ts';
 import { AppError } from '../../platform/errors.ts';
 import { fixedClock } from '../../platform/clock.ts';
 import { signRequest } from '../../platform/signing.ts';
-import { createBanksService } from './index.ts';
+import { BankCallError, createBanksService } from './index.ts';
 
 const BANKS = JSON.stringify([
   { code: 'HDFCX', connector: 'simbank', url: 'http://127.0.0.1:9/sim', secret: 'h-new', previous_secret: 'h-old' },
@@ -125,16 +125,20 @@ test('verifyCallback: current and previous secret accepted, replay and wrong sec
   });
 });
 
-test('verifyCallback: a signed but malformed body is refused after verification', async () => {
-  await withService(async (banks) => {
+test('verifyCallback: a signed but malformed body is refused after verification, and recorded', async () => {
+  await withService(async (banks, db) => {
     await assert.rejects(
       banks.verifyCallback('ICICX', signRequest('i-secret', 'not json'), 'not json'),
       isCode('malformed_json'),
     );
     const junk = JSON.stringify({ type: 'payment' });
-    await assert.rejects(
-      banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk),
-      isCode('validation_failed'),
+    await assert.rejects(banks.verifyCallback('ICICX', signRequest('i-secret', junk), junk), isCode('malformed_json'));
+    const r = await db.query<{ reason: string }>(
+      `SELECT reason FROM platform.rejected_calls WHERE scope = 'bank:ICICX'`,
+    );
+    assert.deepEqual(
+      r.rows.map((x) => x.reason),
+      ['malformed_body', 'malformed_body'],
     );
   });
 });
@@ -152,6 +156,74 @@ test('verifyCallback uses the service clock for freshness; pruneNonces keeps 2×
     assert.equal(await banks.pruneNonces(), 0, 'still inside 2×maxAge');
     clock.advance(config.callbacks.maxAgeSeconds * 1000 + 1000);
     assert.equal(await banks.pruneNonces(), 1);
+  } finally {
+    await db.close();
+  }
+});
+
+test('success-rate routing: the best bank gets most payments, the rest an exploration share; shown in routing()', async () => {
+  const db = await createTestDb();
+  try {
+    const cfg = loadConfig({
+      NODE_ENV: 'test',
+      BANKS,
+      BANK_FALLBACK_ORDER: 'AXISX,HDFCX,ICICX',
+      BANK_ROUTING_RULE: 'success_rate',
+      BANK_ROUTING_EXPLORATION: '0.3',
+      BANK_BREAKER_MIN_CALLS: '1000',
+      BANK_BREAKER_CONSECUTIVE: '1000',
+    });
+    // ok(): whether the next status query succeeds.
+    const answer = (code: string, ok: () => boolean) => ({
+      code,
+      registerIntent: async () => ({}),
+      sendCollect: async () => ({ outcome: 'pending' as const, responseCode: '01' }),
+      checkStatus: async () => {
+        if (!ok()) throw new BankCallError('uncertain', 'timeout', { timeout: true });
+        return { outcome: 'success' as const, responseCode: '00' };
+      },
+      refund: async () => ({ outcome: 'success' as const, responseCode: '00' }),
+      checkRefundStatus: async () => ({ outcome: 'success' as const, responseCode: '00' }),
+    });
+    let x = 0;
+    let axis = false;
+    const banks = createBanksService({
+      db,
+      config: cfg,
+      connectors: {
+        HDFCX: answer('HDFCX', () => false),
+        ICICX: answer('ICICX', () => true),
+        AXISX: answer('AXISX', () => (axis = !axis)),
+      },
+      rng: () => (x = (x + 0.37) % 1),
+    });
+    // ICICX: 10 ok; AXISX: 5 ok, 5 timeouts; HDFCX: 10 timeouts.
+    for (let i = 0; i < 10; i++) {
+      await banks.connector('ICICX').checkStatus('t');
+      await banks
+        .connector('AXISX')
+        .checkStatus('t')
+        .catch(() => undefined);
+      await assert.rejects(banks.connector('HDFCX').checkStatus('t'));
+    }
+    const view = banks.routing('HDFCX');
+    assert.equal(view.rule, 'success_rate');
+    assert.match(view.description, /70% to the bank with the best success rate/);
+    const w = Object.fromEntries(view.banks.map((b) => [b.code, b.weight]));
+    assert.deepEqual(w, { HDFCX: 0.1, ICICX: 0.8, AXISX: 0.1 });
+    const picks: Record<string, number> = {};
+    for (let i = 0; i < 100; i++) {
+      const c = (await banks.route('HDFCX', new Set())).code;
+      picks[c] = (picks[c] ?? 0) + 1;
+    }
+    assert.ok(picks.ICICX >= 70 && picks.ICICX <= 90, JSON.stringify(picks));
+    assert.ok(
+      (picks.HDFCX ?? 0) > 0 && (picks.AXISX ?? 0) > 0,
+      `every bank keeps being tried: ${JSON.stringify(picks)}`,
+    );
+    // Marked down: out, whatever its rate.
+    const noIcic = new Set(['ICICX']);
+    for (let i = 0; i < 20; i++) assert.notEqual((await banks.route('HDFCX', noIcic)).code, 'ICICX');
   } finally {
     await db.close();
   }

@@ -23,6 +23,29 @@ export interface BankConfig {
   caFile?: string;
   /** Merchant VPA handle this bank issues, e.g. "simbank". */
   vpaHandle?: string;
+  /**
+   * BANKS[].settings as given: the connector's own settings (merchant and channel ids, key files,
+   * secret names, client certificate). Validated at start against the connector's schema
+   * (connectors/index.ts), not here.
+   */
+  settings?: Record<string, unknown>;
+}
+
+export interface BankRoutingConfig {
+  /** `priority`: the acquiring bank, then BANK_FALLBACK_ORDER. `success_rate`: weighted by each bank's success rate. */
+  rule: 'priority' | 'success_rate';
+  /** success_rate: share of payments spread evenly over all healthy banks, so each keeps being measured. */
+  exploration: number;
+  /** BANK_BREAKER=off turns the circuit breaker off (health is still measured and shown). */
+  breaker: boolean;
+  windowSeconds: number;
+  tripWindowSeconds: number;
+  minCalls: number;
+  failureRateToOpen: number;
+  consecutiveToOpen: number;
+  openSeconds: number;
+  probeEvery: number;
+  probesToClose: number;
 }
 
 export interface BanksConfig {
@@ -33,6 +56,8 @@ export interface BanksConfig {
   bankFallbackOrder: string[];
   bankTimeoutMs: number;
   callbacks: { maxAgeSeconds: number };
+  /** Health-based routing and the per-bank circuit breaker (src/modules/banks/README.md). */
+  bankRouting: BankRoutingConfig;
 }
 
 declare module '../../platform/config.ts' {
@@ -74,6 +99,75 @@ const schema = Type.Object({
     defaultText: 'a fixed development value',
     description: 'HMAC secret shared with the simulated banks (development and test only).',
   }),
+  BANK_SIM2_FORMAT: Type.Union([Type.Literal('simbank'), Type.Literal('pspbank')], {
+    defaultText: '`pspbank` in development with the embedded simulator, else `simbank`',
+    description:
+      'The wire format the second simulated bank (SIMBANK2) speaks: `pspbank` (encrypted, signed, form callbacks) so `npm start` runs both formats.',
+  }),
+  BANK_ROUTING_RULE: Type.Union([Type.Literal('priority'), Type.Literal('success_rate')], {
+    default: 'priority',
+    description:
+      "`priority`: the merchant's acquiring bank, then `BANK_FALLBACK_ORDER`; `success_rate`: weighted by each bank's recent success rate.",
+  }),
+  BANK_ROUTING_EXPLORATION: Type.Number({
+    default: 0.1,
+    minimum: 0,
+    maximum: 0.5,
+    description:
+      '`success_rate`: share of payments spread evenly over all healthy banks, so each keeps being measured.',
+  }),
+  BANK_BREAKER: Type.Union([Type.Literal('on'), Type.Literal('off')], {
+    default: 'on',
+    description: 'The per-bank circuit breaker (`off`: health is still measured and shown, routing ignores it).',
+  }),
+  BANK_HEALTH_WINDOW_SECONDS: Type.Integer({
+    default: 60,
+    minimum: 5,
+    maximum: 3600,
+    description: "Sliding window of a bank's health (success rate, latency) shown by `banks status`.",
+  }),
+  BANK_BREAKER_TRIP_WINDOW_SECONDS: Type.Integer({
+    default: 10,
+    minimum: 1,
+    maximum: 3600,
+    description: 'Window over which the technical failure rate opens the breaker.',
+  }),
+  BANK_BREAKER_MIN_CALLS: Type.Integer({
+    default: 20,
+    minimum: 1,
+    maximum: 100_000,
+    description: 'Calls in the trip window before the failure rate counts.',
+  }),
+  BANK_BREAKER_FAILURE_RATE: Type.Number({
+    default: 0.5,
+    minimum: 0.01,
+    maximum: 1,
+    description: 'Technical failure rate (timeouts, uncertain, 5xx; not customer declines) that opens the breaker.',
+  }),
+  BANK_BREAKER_CONSECUTIVE: Type.Integer({
+    default: 10,
+    minimum: 1,
+    maximum: 100_000,
+    description: 'Technical failures in a row that open the breaker whatever the rate.',
+  }),
+  BANK_BREAKER_OPEN_SECONDS: Type.Integer({
+    default: 30,
+    minimum: 1,
+    maximum: 3600,
+    description: 'How long an open breaker sends no payment before it probes.',
+  }),
+  BANK_BREAKER_PROBE_EVERY: Type.Integer({
+    default: 10,
+    minimum: 1,
+    maximum: 1000,
+    description: 'Half-open: one payment in this many goes to the bank as a probe.',
+  }),
+  BANK_BREAKER_PROBES_TO_CLOSE: Type.Integer({
+    default: 5,
+    minimum: 1,
+    maximum: 1000,
+    description: 'Successful probes in a row that close the breaker.',
+  }),
 });
 
 export const banksSettings = defineSettings({
@@ -81,7 +175,7 @@ export const banksSettings = defineSettings({
   source: 'src/modules/banks/banks.settings.ts',
   schema,
   load(env, ctx): BanksConfig {
-    const banks = parseBanks(env, ctx.mode, ctx.selfUrl, 'dev-only-simulator-secret');
+    const banks = parseBanks(env, ctx.mode, ctx.selfUrl, 'dev-only-simulator-secret', ctx.dataDir);
     const fallback = str(env, 'BANK_FALLBACK_ORDER', banks.map((b) => b.code).join(','))
       .split(',')
       .map((s) => s.trim())
@@ -95,12 +189,13 @@ export const banksSettings = defineSettings({
       bankFallbackOrder: fallback,
       bankTimeoutMs: intOf(schema, env, 'BANK_TIMEOUT_MS'),
       callbacks: { maxAgeSeconds: intOf(schema, env, 'CALLBACK_MAX_AGE_SECONDS') },
+      bankRouting: parseBankRouting(env),
     };
   },
 });
 
 // The dev secret is not a secret: it only ever signs traffic between Tillpoint and its own simulator.
-function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): BankConfig[] {
+function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string, dataDir: string): BankConfig[] {
   const raw = env.BANKS;
   if (raw === undefined || raw === '') {
     if (mode === 'production')
@@ -114,7 +209,9 @@ function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): B
     const secret = env.BANK_SIM_SECRET || devSecret;
     return [
       { code: 'SIMBANK', connector: 'simbank', url, secret, vpaHandle: 'simbank' },
-      { code: 'SIMBANK2', connector: 'simbank', url, secret, vpaHandle: 'simbank2' },
+      simulatedSecondFormat(env, mode) === 'pspbank'
+        ? devPspBank(dataDir, url, secret)
+        : { code: 'SIMBANK2', connector: 'simbank', url, secret, vpaHandle: 'simbank2' },
     ];
   }
   let parsed: unknown;
@@ -155,6 +252,74 @@ function parseBanks(env: Env, mode: Mode, selfUrl: string, devSecret: string): B
       secretName: typeof o.secret_name === 'string' ? o.secret_name : undefined,
       caFile: typeof o.ca_file === 'string' ? resolve(o.ca_file) : undefined,
       vpaHandle: typeof o.vpa_handle === 'string' ? o.vpa_handle : undefined,
+      ...parseBankSettings(o.settings, i),
     };
   });
+}
+
+function parseBankSettings(raw: unknown, i: number): { settings?: Record<string, unknown> } {
+  if (raw === undefined) return {};
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError('BANKS', `entry ${i}: settings must be a JSON object`);
+  return { settings: raw as Record<string, unknown> };
+}
+
+/**
+ * BANK_SIM2_FORMAT: the wire format the second simulated bank (SIMBANK2) speaks: `pspbank` by
+ * default in development with the embedded simulator (so `npm start` runs both formats), `simbank`
+ * otherwise unless asked for.
+ */
+function simulatedSecondFormat(env: Env, mode: Mode): 'simbank' | 'pspbank' {
+  // A standalone simulator (BANK_SIM_URL, `tillpoint bank-sim`) speaks simbank only.
+  const v = str(env, 'BANK_SIM2_FORMAT', mode === 'development' && !env.BANK_SIM_URL ? 'pspbank' : 'simbank');
+  if (v !== 'simbank' && v !== 'pspbank') throw new ConfigError('BANK_SIM2_FORMAT', 'must be simbank or pspbank');
+  return v;
+}
+
+/**
+ * The second simulated bank speaks the encrypted PSP wire format (connectors/pspbank), with
+ * sandbox keys the connector creates in the data directory, so both formats run end to end.
+ * Tests (NODE_ENV=test) keep two simbank-format banks.
+ */
+function devPspBank(dataDir: string, url: string, secret: string): BankConfig {
+  const dir = resolve(dataDir, 'bank-sim', 'psp-keys');
+  return {
+    code: 'SIMBANK2',
+    connector: 'pspbank',
+    url: `${url}/psp`,
+    secret,
+    vpaHandle: 'simbank2',
+    settings: { merchant_id: 'TILLPOINT01', sandbox_keys_dir: dir },
+  };
+}
+
+function fraction(env: Env, name: string, dflt: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || v < min || v > max)
+    throw new ConfigError(name, `must be a number between ${min} and ${max}, got "${raw}"`);
+  return v;
+}
+
+function parseBankRouting(env: Env): BankRoutingConfig {
+  const rule = str(env, 'BANK_ROUTING_RULE', 'priority');
+  if (rule !== 'priority' && rule !== 'success_rate')
+    throw new ConfigError('BANK_ROUTING_RULE', `must be priority or success_rate, got "${rule}"`);
+  const breaker = str(env, 'BANK_BREAKER', 'on');
+  if (breaker !== 'on' && breaker !== 'off') throw new ConfigError('BANK_BREAKER', 'must be on or off');
+  const n = (name: keyof typeof schema.properties) => intOf(schema, env, name);
+  return {
+    rule,
+    exploration: fraction(env, 'BANK_ROUTING_EXPLORATION', 0.1, 0, 0.5),
+    breaker: breaker === 'on',
+    windowSeconds: n('BANK_HEALTH_WINDOW_SECONDS'),
+    tripWindowSeconds: n('BANK_BREAKER_TRIP_WINDOW_SECONDS'),
+    minCalls: n('BANK_BREAKER_MIN_CALLS'),
+    failureRateToOpen: fraction(env, 'BANK_BREAKER_FAILURE_RATE', 0.5, 0.01, 1),
+    consecutiveToOpen: n('BANK_BREAKER_CONSECUTIVE'),
+    openSeconds: n('BANK_BREAKER_OPEN_SECONDS'),
+    probeEvery: n('BANK_BREAKER_PROBE_EVERY'),
+    probesToClose: n('BANK_BREAKER_PROBES_TO_CLOSE'),
+  };
 }

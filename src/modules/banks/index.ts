@@ -12,9 +12,25 @@ export type {
 } from './types.ts';
 export { BankCallError } from './types.ts';
 export { callBank } from './bankCall.ts';
-export { createBanksService, type BanksService, type BanksServiceDeps, type BankStatus } from './banks.service.ts';
+export {
+  createBanksService,
+  type BanksService,
+  type BanksServiceDeps,
+  type BankStatus,
+  type BankHealthView,
+  type RoutingView,
+} from './banks.service.ts';
 export { downBankCodesSql } from './banks.repo.ts';
-export { createConnector, CONNECTOR_NAMES, type ConnectorOptions } from './connectors/index.ts';
+export {
+  createConnector,
+  bindConnectorSecrets,
+  CONNECTOR_NAMES,
+  type ConnectorOptions,
+  type Connector,
+  type ConnectorDefinition,
+  type CallbackVerdict,
+} from './connectors/index.ts';
+export { registerBankCallbackRoute, type CallbackHandler } from './callbacks.routes.ts';
 export { RESPONSE_CODES, outcomeForCode, toBankResult, isKnownCode, type ResponseCodeInfo } from './responseCodes.ts';
 export * from './simulator/index.ts';
 export type { BankConfig } from './banks.settings.ts';

@@ -77,6 +77,9 @@ export function registerContentTypePolicy(app: FastifyInstance, metrics: EdgeMet
     const length = req.headers['content-length'];
     const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
     if (!hasBody) return;
+    // A route that reads its body as raw bytes (signed bank callbacks: forms, encrypted text)
+    // declares it, and verifies the bytes itself; its own parser is scoped to it.
+    if (req.routeOptions.config?.rawBody === true) return;
     if (!isJsonContentType(req.headers['content-type'])) {
       metrics.requestsRefused.inc({ reason: 'content_type' });
       throw new AppError('unsupported_media_type', 'Send the body as application/json (UTF-8)');

@@ -4,19 +4,18 @@ import { decodeCursor, pageOf } from '../../http/pagination.ts';
 import { keepIdempotentAnswer } from '../../http/idempotency.ts';
 import { isAppError } from '../../platform/errors.ts';
 import type { Principal } from '../../http/principal.ts';
-import type { BankCallback } from '../banks/index.ts';
+import { registerBankCallbackRoute, type BankCallback } from '../banks/index.ts';
 import type { PaymentsService } from './payments.service.ts';
 import * as S from './payments.schemas.ts';
 
 const IdParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
-const BankParam = Type.Object({ code: Type.String({ pattern: '^[A-Z0-9_]{2,20}$' }) });
 
 export interface CallbackVerifier {
   verifyCallback(
     bankCode: string,
     headers: Record<string, string | string[] | undefined>,
-    rawBody: string,
-    remoteAddr: string,
+    rawBody: string | Uint8Array,
+    remoteAddr?: string,
   ): Promise<BankCallback>;
 }
 
@@ -116,17 +115,7 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
     async (req) => svc.listRefunds(p(req), req.params.id),
   );
 
-  // Bank callbacks carry no API key: they prove themselves with an HMAC signature, a fresh
-  // timestamp and a single-use nonce, checked before anything is parsed or changed.
-  app.post<{ Params: Static<typeof BankParam> }>(
-    '/v1/banks/:code/callbacks',
-    {
-      config: { public: true },
-      schema: { tags: ['banks'], summary: 'Signed callback from an acquiring bank', params: BankParam },
-    },
-    async (req) => {
-      const cb = await verifier.verifyCallback(req.params.code, req.headers, req.rawBody ?? '', req.ip);
-      return svc.handleCallback(req.params.code, cb);
-    },
-  );
+  // Bank callbacks: verified by the bank's connector over the raw body, in a scope of their own
+  // (src/modules/banks/callbacks.routes.ts), then applied here.
+  registerBankCallbackRoute(app, verifier, (code, cb) => svc.handleCallback(code, cb));
 }

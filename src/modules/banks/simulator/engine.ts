@@ -31,6 +31,14 @@ const DECLINE_CODES = ['ZA', 'Z9', 'ZM', 'U30'];
 const DEEMED_CODES = ['U67', 'BT'];
 const DEFAULT_RETRY_DELAYS_MS = [500, 2_000, 5_000, 15_000];
 
+/**
+ * How callbacks reach Tillpoint for one transaction: the wire format of the bank it was made
+ * with. Default: the simbank format (JSON, HMAC-signed). The pspbank routes (psp.ts) hand in their own.
+ */
+export interface CallbackChannel {
+  encode(payload: WireCallback): { headers: Record<string, string>; body: string };
+}
+
 export interface SimLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
@@ -76,6 +84,7 @@ interface Txn {
   refundedPaise: number;
   /** When the bank decided it (settlementFile.ts puts it in a cycle by this time). */
   decidedAt?: number;
+  channel?: CallbackChannel;
 }
 
 interface Refund {
@@ -86,6 +95,7 @@ interface Refund {
   bankRef?: string;
   message: string;
   decidedAt?: number;
+  channel?: CallbackChannel;
 }
 
 const TXN_REF_RE = /^[A-Za-z0-9]{1,35}$/;
@@ -251,16 +261,30 @@ export function createSimEngine(opts: SimEngineOptions) {
    * unreachable) are retried in the background after each of `retryDelays`. Each attempt is
    * signed afresh: a new nonce, or Tillpoint would rightly refuse it as a replay.
    */
-  function sendCallback(callbackUrl: string, payload: WireCallback): Promise<{ delivered: boolean; status?: number }> {
-    const raw = JSON.stringify(payload);
+  const simbankChannel: CallbackChannel = {
+    encode(payload) {
+      const raw = JSON.stringify(payload);
+      return {
+        headers: { 'content-type': 'application/json', ...signRequest(opts.secret, raw, clock.now()) },
+        body: raw,
+      };
+    },
+  };
+
+  function sendCallback(
+    callbackUrl: string,
+    payload: WireCallback,
+    channel: CallbackChannel = simbankChannel,
+  ): Promise<{ delivered: boolean; status?: number }> {
     const ref = payload.type === 'payment' ? payload.txn_ref : payload.refund_ref;
     const attempt = async (n: number): Promise<{ delivered: boolean; status?: number }> => {
       let status: number | undefined;
       try {
+        const { headers, body } = channel.encode(payload);
         const res = await fetch(callbackUrl, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', ...signRequest(opts.secret, raw, clock.now()) },
-          body: raw,
+          headers,
+          body,
           signal: AbortSignal.any([AbortSignal.timeout(callbackTimeoutMs), inflight.signal]),
         });
         status = res.status;
@@ -307,7 +331,7 @@ export function createSimEngine(opts: SimEngineOptions) {
     /** What the bank decided, for its settlement files (settlementFile.ts). */
     settlementRecords: () =>
       settlementRecordsOf(txns.values(), refunds.values(), (ref) => txns.get(ref), clock.now().getTime()),
-    registerIntent(body: Record<string, unknown>): WireIntentResponse {
+    registerIntent(body: Record<string, unknown>, channel?: CallbackChannel): WireIntentResponse {
       const f = intentFields(body as Partial<WireIntentRequest> as Record<string, unknown>);
       const existing = txns.get(f.txnRef);
       if (existing) {
@@ -328,6 +352,7 @@ export function createSimEngine(opts: SimEngineOptions) {
         state: 'awaiting',
         responseCode: '01',
         refundedPaise: 0,
+        channel,
       };
       txns.set(t.txnRef, t);
       log.info({ txn_ref: t.txnRef }, 'bank sim: intent registered');
@@ -339,7 +364,7 @@ export function createSimEngine(opts: SimEngineOptions) {
       };
     },
 
-    sendCollect(body: Record<string, unknown>): WireTxnResponse {
+    sendCollect(body: Record<string, unknown>, channel?: CallbackChannel): WireTxnResponse {
       const f = {
         ...intentFields(body as Partial<WireCollectRequest> as Record<string, unknown>),
         payerVpa: field(body, 'payer_vpa', VPA_RE),
@@ -358,6 +383,7 @@ export function createSimEngine(opts: SimEngineOptions) {
         responseCode: '01',
         message: 'collect request sent',
         refundedPaise: 0,
+        channel,
       };
       txns.set(t.txnRef, t);
       const magic = MAGIC_VPA_RE.exec(f.payerVpa)?.[1] as SimOutcome | undefined;
@@ -366,7 +392,7 @@ export function createSimEngine(opts: SimEngineOptions) {
         if (current(t).state !== 'awaiting') return;
         settle(t, magic ?? draw());
         log.info({ txn_ref: t.txnRef, code: t.responseCode }, 'bank sim: collect decided');
-        if (t.state === 'final') void sendCallback(t.callbackUrl, paymentCallback(t));
+        if (t.state === 'final') void sendCallback(t.callbackUrl, paymentCallback(t), t.channel);
       });
       return txnResponse(t);
     },
@@ -411,7 +437,8 @@ export function createSimEngine(opts: SimEngineOptions) {
       const outcome = (forced as SimOutcome | undefined) ?? magic ?? draw();
       settle(t, outcome);
       log.info({ txn_ref: t.txnRef, code: t.responseCode }, 'bank sim: QR paid');
-      const callback = outcome !== 'pending' ? await sendCallback(t.callbackUrl, paymentCallback(t)) : undefined;
+      const callback =
+        outcome !== 'pending' ? await sendCallback(t.callbackUrl, paymentCallback(t), t.channel) : undefined;
       return {
         ...txnResponse(t),
         outcome,
@@ -419,7 +446,7 @@ export function createSimEngine(opts: SimEngineOptions) {
       };
     },
 
-    refund(body: Record<string, unknown>): WireTxnResponse {
+    refund(body: Record<string, unknown>, channel?: CallbackChannel): WireTxnResponse {
       const b = body as Partial<WireRefundRequest> as Record<string, unknown>;
       const refundRef = field(b, 'refund_ref', REF_RE);
       const originalTxnRef = field(b, 'original_txn_ref', TXN_REF_RE);
@@ -471,17 +498,22 @@ export function createSimEngine(opts: SimEngineOptions) {
           decidedAt: clock.now().getTime(),
         };
       }
+      r.channel = channel;
       refunds.set(refundRef, r);
       log.info({ refund_ref: refundRef, code: r.responseCode }, 'bank sim: refund decided');
-      void sendCallback(callbackUrl, {
-        type: 'refund',
-        refund_ref: r.refundRef,
-        original_txn_ref: r.originalTxnRef,
-        amount: formatRupees(r.amountPaise),
-        response_code: r.responseCode,
-        ...(r.bankRef ? { bank_ref: r.bankRef } : {}),
-        message: r.message,
-      });
+      void sendCallback(
+        callbackUrl,
+        {
+          type: 'refund',
+          refund_ref: r.refundRef,
+          original_txn_ref: r.originalTxnRef,
+          amount: formatRupees(r.amountPaise),
+          response_code: r.responseCode,
+          ...(r.bankRef ? { bank_ref: r.bankRef } : {}),
+          message: r.message,
+        },
+        channel,
+      );
       return refundResponse(r);
     },
 

@@ -1,5 +1,5 @@
 // The bank simulator: a PSP bank that speaks the simbank wire format (docs/bank-simulator.md).
-export { bankSimulatorPlugin, type BankSimulatorOptions } from './plugin.ts';
+export { bankSimulatorPlugin, type BankSimulatorOptions, type SimOutage, type OutageMode } from './plugin.ts';
 export {
   startBankSimulator,
   parseBankSimArgs,

@@ -4,6 +4,7 @@ import { checkSignature } from '../../../platform/signing.ts';
 import { createSimEngine, SimError, type OutcomeRatios, type SimLogger } from './engine.ts';
 import { SIM_PATHS } from './wire.ts';
 import { registerSettlementFileRoute } from './settlementFile.ts';
+import { registerPspRoutes, type PspSimOptions } from './psp.ts';
 
 // The simulator as a Fastify plugin: register it with `{ prefix: '/sim' }` on the main
 // server (development) or on its own server (startBankSimulator). Not wrapped in
@@ -27,6 +28,20 @@ export interface BankSimulatorOptions {
   callbackRetryDelaysMs?: number[];
   /** Freshness window for Tillpoint's signed requests. Default 300 s. */
   maxAgeSeconds?: number;
+  /** Also speak the pspbank format (connectors/pspbank) under `<prefix>/psp`, with these sandbox keys. */
+  psp?: PspSimOptions;
+  /**
+   * An outage to play, per wire format, read on every request (tests and benchmarks flip it while
+   * the simulator runs): `error` answers 503, `hang` never answers, `reset` drops the connection.
+   * The customer's side and /health are never affected.
+   */
+  outage?: SimOutage;
+}
+
+export type OutageMode = 'error' | 'hang' | 'reset';
+export interface SimOutage {
+  simbank?: OutageMode;
+  pspbank?: OutageMode;
 }
 
 const NONCE_SWEEP_EVERY = 1_000;
@@ -97,7 +112,43 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
     return reply.send(await fn(body(req)));
   };
 
+  // An outage, when one is being played: before anything is read or decided.
+  const hanging = new Set<() => void>();
+  app.addHook('onClose', async () => {
+    for (const done of hanging) done();
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0];
+    if (!opts.outage || path.endsWith(SIM_PATHS.health) || path.endsWith(SIM_PATHS.customerPayments)) return;
+    const mode = req.url.includes('/psp/') ? opts.outage.pspbank : opts.outage.simbank;
+    if (mode === 'error') return reply.code(503).send({ error: { code: 'unavailable', message: 'simulated outage' } });
+    if (mode === 'reset') {
+      req.raw.socket.destroy();
+      return reply;
+    }
+    if (mode === 'hang') {
+      // Held until the caller gives up (or the simulator closes); nothing is read or decided.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          hanging.delete(done);
+          resolve();
+        };
+        hanging.add(done);
+        req.raw.on('close', done);
+      });
+      reply.hijack();
+      req.raw.socket.destroy();
+      return reply;
+    }
+  });
+
   app.get(SIM_PATHS.health, async () => ({ status: 'ok' }));
+  if (opts.psp) {
+    const psp = opts.psp;
+    await app.register(async (scope) => registerPspRoutes(scope, engine, { ...psp, now, maxAgeSeconds: maxAge }), {
+      prefix: '/psp',
+    });
+  }
   app.post(
     SIM_PATHS.intents,
     signed((b) => engine.registerIntent(b)),

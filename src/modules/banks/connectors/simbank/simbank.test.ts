@@ -2,10 +2,10 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AppError } from '../../../platform/errors.ts';
-import { createMetrics } from '../../../metrics.ts';
-import { createConnector } from './index.ts';
-import { BankCallError, type BankCallFailureKind } from '../types.ts';
+import { createMetrics } from '../../../../metrics.ts';
+import { signRequest } from '../../../../platform/signing.ts';
+import { createConnector } from '../index.ts';
+import { BankCallError, type BankCallFailureKind } from '../../types.ts';
 
 // The connector's failure handling, against small local servers that misbehave on purpose.
 
@@ -145,36 +145,35 @@ test('requests are signed, JSON, with rupee amounts', async (t) => {
   assert.equal(body.currency, 'INR');
 });
 
-test('parseCallback accepts the two callback kinds and refuses garbage', () => {
+test('verifyCallback reads the two callback kinds and refuses garbage, after the signature', () => {
   const c = createConnector(bank('http://127.0.0.1:1/sim'), { publicUrl: 'http://x', timeoutMs: 100 });
-  assert.deepEqual(
-    c.parseCallback({
-      type: 'refund',
-      refund_ref: 'rfd_1',
-      original_txn_ref: 'TP1',
-      amount: '1.00',
-      response_code: '00',
-    }),
-    {
-      kind: 'refund',
-      ref: 'rfd_1',
-      result: { outcome: 'success', responseCode: '00', message: 'success', amountPaise: 100 },
-    },
+  const signed = (body: unknown, secret = 's') => {
+    const raw = typeof body === 'string' ? body : JSON.stringify(body);
+    return [Buffer.from(raw), signRequest(secret, raw)] as const;
+  };
+  const v = c.verifyCallback(
+    ...signed({ type: 'refund', refund_ref: 'rfd_1', original_txn_ref: 'TP1', amount: '1.00', response_code: '00' }),
   );
+  assert.ok(v.ok);
+  assert.deepEqual(v.callback, {
+    kind: 'refund',
+    ref: 'rfd_1',
+    result: { outcome: 'success', responseCode: '00', message: 'success', amountPaise: 100 },
+  });
   for (const junk of [
-    null,
-    'x',
-    {},
+    'null',
+    '"x"',
+    '{}',
+    '{"a":',
     { type: 'payment', response_code: '00' },
     { type: 'other', txn_ref: 'a', response_code: '00' },
     { type: 'payment', txn_ref: 'TP1', response_code: '<script>' },
     { type: 'payment', txn_ref: 'TP1', amount: '-1', response_code: '00' },
   ]) {
-    assert.throws(
-      () => c.parseCallback(junk),
-      (e: unknown) => e instanceof AppError && e.code === 'validation_failed',
-    );
+    assert.deepEqual(c.verifyCallback(...signed(junk)), { ok: false, reason: 'malformed_body' }, String(junk));
   }
+  const forged = c.verifyCallback(...signed({ type: 'payment', txn_ref: 'TP1', response_code: '00' }, 'other'));
+  assert.deepEqual(forged, { ok: false, reason: 'bad_signature' });
 });
 
 test('unknown connector names are refused', () => {
