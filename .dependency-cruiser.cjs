@@ -27,10 +27,16 @@ module.exports = {
     },
     {
       name: 'outside-meets-modules-through-index',
-      comment: 'The app, roles, CLI, HTTP layer and tools use a module through its index.ts only.',
+      comment:
+        'The app, roles, CLI, HTTP layer and tools use a module through its index.ts only. The composition roots ' +
+        'src/config.ts and src/metrics.ts read a module\'s *.settings.ts and *.metrics.ts directly (its second ' +
+        'public face: configuration is read before any module loads).',
       severity: 'error',
-      from: { path: '^src/(app\\.ts|roles/|cli/|http/|tools/)', pathNot: '\\.test\\.ts$' },
-      to: { path: '^src/modules/[^/]+/', pathNot: '^src/modules/[^/]+/index\\.ts$' },
+      from: { path: '^src/(app\\.ts|config\\.ts|metrics\\.ts|roles/|cli/|http/|tools/)', pathNot: '\\.test\\.ts$' },
+      to: {
+        path: '^src/modules/[^/]+/',
+        pathNot: ['^src/modules/[^/]+/index\\.ts$', '^src/modules/[^/]+/[^/]+\\.(settings|metrics)\\.ts$'],
+      },
     },
     {
       name: 'tools-are-not-domain',
