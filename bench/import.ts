@@ -40,7 +40,7 @@ import {
   writeFleet,
 } from '../src/modules/onboarding/index.ts';
 
-import type { Principal } from '../src/http/principal.ts';
+import type { Principal } from '../src/platform/principal.ts';
 
 const USAGE = `Usage: npm run bench:import -- [options]
 

@@ -35,7 +35,7 @@ import { createLedgerService, runLedgerVerify } from '../src/modules/ledger/inde
 import { createPaymentsService, PAYER_VPA_FIELD, type PayerVpaCipher } from '../src/modules/payments/index.ts';
 import { createVault, createLocalKeyManager } from '../src/modules/vault/index.ts';
 import type { BankConnector } from '../src/modules/banks/types.ts';
-import type { Principal } from '../src/http/principal.ts';
+import type { Principal } from '../src/platform/principal.ts';
 
 const USAGE = `Usage: npm run bench:vault -- [options]
 

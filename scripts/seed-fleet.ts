@@ -15,7 +15,7 @@ import { writeFleet } from '../src/modules/onboarding/index.ts';
 
 import { createMerchantsService } from '../src/modules/merchants/index.ts';
 import { createRewardsService } from '../src/modules/rewards/index.ts';
-import type { Principal } from '../src/http/principal.ts';
+import type { Principal } from '../src/platform/principal.ts';
 
 const { values } = parseArgs({
   options: {

@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { counterSum } from './helpers/gateway.ts';
 import { createApiKey } from '../src/modules/identity/index.ts';
-import { PERMISSIONS } from '../src/http/principal.ts';
+import { PERMISSIONS } from '../src/platform/principal.ts';
 
 // Edge protection inside the API itself (defence in depth: it holds with no gateway in front):
 // rate limits per IP, per API key and per terminal; security headers and CORS; strict content

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { httpJson, startTestApp, type TestApp, type Res } from './helpers/harness.ts';
 import { call, createOperator, signIn, uniqueEmail, type Session } from './helpers/operators.ts';
 import { fixedClock } from '../src/platform/clock.ts';
-import { PERMISSIONS } from '../src/http/principal.ts';
+import { PERMISSIONS } from '../src/platform/principal.ts';
 import {
   createApiKey,
   KEY_GRANTABLE_PERMISSIONS,

@@ -11,9 +11,9 @@ import type { Metrics } from '../platform/metrics.ts';
 import { createReadiness, databaseCheck, type Readiness } from '../platform/readiness.ts';
 import { validatorCompiler, describeValidation } from './validation.ts';
 import { findForbiddenCharacter, parseStrictJson } from './strictJson.ts';
-import type { Principal } from './principal.ts';
+import type { Principal } from '../platform/principal.ts';
 import { registerIdempotency } from './idempotency.ts';
-import { runWithRequestContext } from './requestContext.ts';
+import { runWithRequestContext } from '../platform/principal.ts';
 import { createEdgeProtection } from '../modules/edge/index.ts';
 import { registerTracing } from './tracing.ts';
 

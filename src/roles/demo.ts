@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Db } from '../platform/db.ts';
 import { newId } from '../platform/ids.ts';
 import { createApiKey } from '../modules/identity/index.ts';
-import { PERMISSIONS } from '../http/principal.ts';
+import { PERMISSIONS } from '../platform/principal.ts';
 import { issueDemoTerminalSecrets } from '../modules/terminals/index.ts';
 import { ensureDemoProgram } from '../modules/rewards/index.ts';
 

@@ -9,7 +9,7 @@ import type { Clock } from '../../src/platform/clock.ts';
 import { createApp } from '../../src/app.ts';
 import { createWorker } from '../../src/roles/worker.ts';
 import { createApiKey } from '../../src/modules/identity/index.ts';
-import { PERMISSIONS } from '../../src/http/principal.ts';
+import { PERMISSIONS } from '../../src/platform/principal.ts';
 
 // A real Tillpoint API on a loopback port, over a test database (PGlite, or a fresh database on
 // the PostgreSQL at TEST_DATABASE_URL), with the bank simulator embedded and answering at once.

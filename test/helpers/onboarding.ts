@@ -18,7 +18,7 @@ import {
   type ImportInput,
   type ImportKind,
 } from '../../src/modules/onboarding/index.ts';
-import type { Principal } from '../../src/http/principal.ts';
+import type { Principal } from '../../src/platform/principal.ts';
 
 // An onboarding world for tests: a test database, a real vault (settlement accounts sealed as the
 // API seals them), the ledger, the rewards service (a coalition program to import balances into)

@@ -20,7 +20,7 @@ export const apiKeys: Command = {
       },
     });
     if (!values.name) throw new ConfigError('--name', 'is required');
-    const { PERMISSIONS } = await import('../../http/principal.ts');
+    const { PERMISSIONS } = await import('../../platform/principal.ts');
     // Without --permissions a key gets every permission but detokenizing, which must be asked for by name.
     const perms = values.permissions
       ? values.permissions.split(',').map((s) => s.trim())

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Db } from '../../platform/db.ts';
-import { DATA_ACCESS_PERMISSIONS } from '../../http/principal.ts';
+import { DATA_ACCESS_PERMISSIONS } from '../../platform/principal.ts';
 import type { AuditWriter } from './trail.ts';
 import { recordDataRead } from './dataReads.ts';
 

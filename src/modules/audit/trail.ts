@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import type { Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { newId } from '../../platform/ids.ts';
-import type { Principal } from '../../http/principal.ts';
-import { currentRequest, type RequestContext } from '../../http/requestContext.ts';
+import type { Principal } from '../../platform/principal.ts';
+import { currentRequest, type RequestContext } from '../../platform/principal.ts';
 import { canonicalJson, type Json } from './canonical.ts';
 import type { AuditKeys } from './keys.ts';
 

@@ -2,7 +2,7 @@ import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
 import { isId } from '../../platform/ids.ts';
-import { canAccessMerchant, merchantScope, type Principal } from '../../http/principal.ts';
+import { canAccessMerchant, merchantScope, type Principal } from '../../platform/principal.ts';
 import { page } from '../../http/pagination.ts';
 import type { AuditWriter } from '../audit/index.ts';
 import { createApiKey, parseCidr } from './apiKeys.ts';

@@ -3,7 +3,7 @@ import { BlockList, isIP } from 'node:net';
 import type { Db, Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 
 // Partner and merchant API keys: shown once at creation, stored only as a digest.
 

@@ -1,4 +1,4 @@
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import type { ApiKeyAuthenticator } from './apiKeys.ts';
 import type { IdentityService } from './operators.service.ts';
 

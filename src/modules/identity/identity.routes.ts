@@ -1,8 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { PageQuery, decodeCursor, pageOf } from '../../http/pagination.ts';
-import type { Principal } from '../../http/principal.ts';
-import { SELF_PERMISSION } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
+import { SELF_PERMISSION } from '../../platform/principal.ts';
 import type { IdentityService } from './operators.service.ts';
 import type { ApiKeysService } from './apiKeys.service.ts';
 import { ROLE_NAMES } from './roles.ts';

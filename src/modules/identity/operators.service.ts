@@ -7,7 +7,7 @@ import type { Clock } from '../../platform/clock.ts';
 import type { Config } from '../../platform/config.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId, isId } from '../../platform/ids.ts';
-import { canAccessMerchant, type Principal } from '../../http/principal.ts';
+import { canAccessMerchant, type Principal } from '../../platform/principal.ts';
 import { page } from '../../http/pagination.ts';
 import { SYSTEM_ACTOR, secretFromConfigOrFile, type Actor, type AuditWriter } from '../audit/index.ts';
 import { merchantExists } from '../merchants/index.ts';

@@ -1,4 +1,4 @@
-import { SELF_PERMISSION } from '../../http/principal.ts';
+import { SELF_PERMISSION } from '../../platform/principal.ts';
 
 // Roles grant the least privilege a job needs (PCI DSS 7.2.1-7.2.2). A permission is a string
 // checked on every route; a role is a named set of them. Platform staff hold roles across all

@@ -21,7 +21,7 @@ const StoreParams = Type.Object({ id: Type.String({ maxLength: 100 }), store_id:
 const tags = (t: string) => [t];
 
 export function registerMerchantRoutes(app: FastifyInstance, svc: MerchantsService) {
-  const p = (req: { principal?: import('../../http/principal.ts').Principal }) => req.principal!;
+  const p = (req: { principal?: import('../../platform/principal.ts').Principal }) => req.principal!;
 
   app.post<{ Body: Static<typeof S.CreateMerchant> }>(
     '/v1/merchants',

@@ -1,8 +1,8 @@
 import type { Db } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { newId, isId } from '../../platform/ids.ts';
-import type { Principal } from '../../http/principal.ts';
-import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
+import { canAccessMerchant, merchantScope } from '../../platform/principal.ts';
 import { page } from '../../http/pagination.ts';
 import * as repo from './merchants.repo.ts';
 import type { MerchantT, StoreT, TerminalT } from './merchants.schemas.ts';

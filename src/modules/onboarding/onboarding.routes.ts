@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { decodeCursor, encodeCursor, pageOf } from '../../http/pagination.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import { AppError } from '../../platform/errors.ts';
 import {
   defaultMappingName,

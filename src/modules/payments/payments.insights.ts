@@ -2,8 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
-import type { Principal } from '../../http/principal.ts';
-import { merchantScope } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
+import { merchantScope } from '../../platform/principal.ts';
 import type { PaymentsService } from './payments.service.ts';
 import { entriesByReference } from '../ledger/index.ts';
 

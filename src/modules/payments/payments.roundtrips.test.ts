@@ -7,7 +7,7 @@ import { createMetrics } from '../../metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Db, Queryable } from '../../platform/db.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import { createLedgerService } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
 import { createTestVault } from '../vault/index.ts';

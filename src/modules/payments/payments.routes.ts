@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { decodeCursor, pageOf } from '../../http/pagination.ts';
 import { keepIdempotentAnswer } from '../../http/idempotency.ts';
 import { isAppError } from '../../platform/errors.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import { registerBankCallbackRoute, type BankCallback } from '../banks/index.ts';
 import type { PaymentsService } from './payments.service.ts';
 import * as S from './payments.schemas.ts';

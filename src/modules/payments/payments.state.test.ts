@@ -20,7 +20,7 @@ import type { BankCallback, BankConnector, BankOutcome } from '../banks/index.ts
 import { createPaymentsService } from './payments.service.ts';
 import { createTestVault } from '../vault/index.ts';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 
 test('final states have no way out, and nothing leads back to created', () => {
   for (const s of ['failed', 'expired', 'refunded'] as PaymentStatus[]) assert.deepEqual(TRANSITIONS[s], []);

@@ -3,7 +3,7 @@ import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import type { Config } from '../../platform/config.ts';
 import type { Metrics } from '../../platform/metrics.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import type { LedgerService } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
 import type { PreparedAuditEvent } from '../audit/index.ts';

@@ -1,8 +1,8 @@
 import { AppError } from '../../platform/errors.ts';
 import { isId } from '../../platform/ids.ts';
 import { maskVpa } from '../../platform/mask.ts';
-import type { Principal } from '../../http/principal.ts';
-import { canAccessMerchant, merchantScope } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
+import { canAccessMerchant, merchantScope } from '../../platform/principal.ts';
 import { page } from '../../http/pagination.ts';
 import * as repo from './payments.repo.ts';
 import type { PaymentRow, RefundRow } from './payments.repo.ts';

@@ -14,7 +14,7 @@ import { createPaymentsService } from './payments.service.ts';
 import * as repo from './payments.repo.ts';
 import { createTestVault, type Vault } from '../vault/index.ts';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 
 // The worker's jobs against a scripted bank: each test says what the bank will answer and
 // checks where the payment ends up. Real database, fake bank (the bank's side is what varies).

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { decodeCursor, pageOf } from '../../http/pagination.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import type { RewardsService } from './rewards.service.ts';
 import * as S from './rewards.schemas.ts';
 

@@ -9,7 +9,7 @@ import { createMetrics } from '../../metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Db } from '../../platform/db.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import { createLedgerService, runLedgerVerify } from '../ledger/index.ts';
 import type { BankConnector, BankResult } from '../banks/index.ts';
 import { createMerchantsService } from '../merchants/index.ts';

@@ -1,7 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { decodeCursor, pageOf } from '../../http/pagination.ts';
-import { merchantScope, type Principal } from '../../http/principal.ts';
+import { merchantScope, type Principal } from '../../platform/principal.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { BankCallback } from '../banks/index.ts';
 import type { SettlementService } from './settlement.service.ts';

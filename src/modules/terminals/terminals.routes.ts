@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../platform/db.ts';
 import type { Config } from '../../platform/config.ts';
 import { AppError } from '../../platform/errors.ts';
-import { canAccessMerchant } from '../../http/principal.ts';
+import { canAccessMerchant } from '../../platform/principal.ts';
 import { getTerminalContext } from '../merchants/index.ts';
 import { issueMqttSecret } from './credentials.ts';
 import { listCertificates, listViolations } from './terminals.repo.ts';

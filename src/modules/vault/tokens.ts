@@ -3,7 +3,7 @@ import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
 import { maskBankAccount, maskName, maskPan, maskPhone, maskVpa } from '../../platform/mask.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import type { EncryptedField, FieldCipher } from './fields.ts';
 import { VaultError } from './errors.ts';
 

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import { TOKEN_PURPOSES, type TokenService } from './tokens.ts';
 
 // Tokenization over HTTP. Detokenizing returns the real value, so it has its own permission

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createTestDb } from '../../platform/testing.ts';
 import { fixedClock } from '../../platform/clock.ts';
 import { DEFAULT_VPA_PATTERN } from '../../platform/mask.ts';
-import type { Principal } from '../../http/principal.ts';
+import type { Principal } from '../../platform/principal.ts';
 import { createVault, type EncryptedField, VaultError } from './index.ts';
 import { createLocalKeyManager, newKeyringJson } from './kms/local.ts';
 import { KmsError } from './kms/types.ts';

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decodeCursor, encodeCursor, page, pageOf, PageQuery } from '../../../http/pagination.ts';
-import type { Principal } from '../../../http/principal.ts';
+import type { Principal } from '../../../platform/principal.ts';
 import { AppError } from '../../../platform/errors.ts';
 import { FileRejected } from './ingest.ts';
 import type { ReconService } from './recon.service.ts';

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../../platform/db.ts';
 import { AppError, type ErrorCode } from '../../../platform/errors.ts';
 import { errorReply } from '../../../platform/errorReply.ts';
-import { terminalPrincipal, type TerminalPrincipal } from '../../../http/principal.ts';
+import { terminalPrincipal, type TerminalPrincipal } from '../../../platform/principal.ts';
 import { describeValidation } from '../../../http/validation.ts';
 import { parseStrictJson } from '../../../http/strictJson.ts';
 import type { PaymentsService } from '../../payments/index.ts';

@@ -1,5 +1,5 @@
-import { AppError } from '../platform/errors.ts';
-import { currentRequest } from './requestContext.ts';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { AppError } from './errors.ts';
 
 // Who is calling. Every /v1 route declares the permission it needs (see server.ts: a route
 // without one refuses to register), and merchant-scoped callers only ever see their merchant.
@@ -114,3 +114,31 @@ export function canAccessMerchant(p: Principal, merchantId: string): boolean {
   noteCrossMerchant(merchantId);
   return false;
 }
+
+// ---- the request being served: who is calling, from where ----
+
+// What a service deep inside a request may need to know about that request without every
+// function passing it along: who is calling and from where (the audit trail records both),
+// and whether the request touched another merchant's data (a denial the trail records).
+// Set by server.ts around each route handler; absent in the worker and the CLI.
+
+export interface RequestContext {
+  requestId: string;
+  ip: string;
+  method: string;
+  /** Route pattern, e.g. "/v1/payments/:id". */
+  route: string;
+  principal?: Principal;
+  /** Set when the caller asked for a resource of a merchant it may not see (answered 404). */
+  crossMerchant?: { merchantId: string };
+  /** Ids of audit records written for this request (they may yet roll back with their transaction). */
+  auditIds: string[];
+}
+
+const storage = new AsyncLocalStorage<RequestContext>();
+
+export function runWithRequestContext<T>(ctx: RequestContext, fn: () => T): T {
+  return storage.run(ctx, fn);
+}
+
+export const currentRequest = (): RequestContext | undefined => storage.getStore();
