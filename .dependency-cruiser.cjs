@@ -40,9 +40,11 @@ module.exports = {
     },
     {
       name: 'tools-are-not-domain',
-      comment: 'Simulators and SDKs depend on modules, never the reverse.',
+      comment:
+        'Simulators and SDKs (src/tools) depend on modules, never the reverse. Only the composition ' +
+        '(src/app.ts mounts the bank simulator in development; the CLI runs the tools) may start one.',
       severity: 'error',
-      from: { path: '^src/(modules|platform|http|roles)/|^src/app\\.ts$', pathNot: '\\.test\\.ts$' },
+      from: { path: '^src/(modules|platform|http|roles)/', pathNot: '\\.test\\.ts$' },
       to: { path: '^src/tools/' },
     },
   ],

@@ -236,7 +236,7 @@ async function main() {
   const api = new Http(lb.url, 64, { authorization: `Bearer ${demo.api_key}` });
   const simHttp = new Http(`http://127.0.0.1:${simPort}`, 32);
   // MQTT terminals: the demo's two, enrolled with client certificates for Mosquitto.
-  const { connectTerminal } = await import('../src/modules/terminals/sdk/index.ts');
+  const { connectTerminal } = await import('../src/tools/terminal-sdk/index.ts');
   const mqttTerminals: Awaited<ReturnType<typeof connectTerminal>>[] = [];
   for (const id of demo.terminal_ids) {
     const out = join(workDir, `terminal-${id}`);

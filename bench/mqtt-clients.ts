@@ -3,7 +3,7 @@
 // SDK exactly as a terminal does (persistent session, subscribed to /res and /evt), then idles.
 // Reads {url, terminals: [{id, password}]} from the file in argv[2]; reports JSON lines on stdout.
 import { readFileSync } from 'node:fs';
-import { connectTerminal, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
+import { connectTerminal, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
 
 const {
   url,

@@ -29,8 +29,8 @@ import { randomBytes, createHash } from 'node:crypto';
 import { createPgDb, createPgliteDb, type Db } from '../src/platform/db.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { newId } from '../src/platform/ids.ts';
-import { connectTerminal, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
-import { percentile } from '../src/modules/terminals/simulator/index.ts';
+import { connectTerminal, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
+import { percentile } from '../src/tools/fleet-sim/index.ts';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
 import {
   startTillpoint,

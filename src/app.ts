@@ -21,12 +21,9 @@ import {
 } from './modules/identity/index.ts';
 import { createAuditService, registerAuditHooks, registerAuditRoutes, SYSTEM_ACTOR } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
-import {
-  bindBankSecrets,
-  bindConnectorSecrets,
-  createBanksService,
-  bankSimulatorPlugin,
-} from './modules/banks/index.ts';
+import { bindBankSecrets, bindConnectorSecrets, createBanksService } from './modules/banks/index.ts';
+// A tool, mounted under /sim in development only.
+import { bankSimulatorPlugin } from './tools/bank-sim/index.ts';
 import { createMerchantsService, registerMerchantRoutes } from './modules/merchants/index.ts';
 import {
   createPaymentsService,

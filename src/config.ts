@@ -8,7 +8,7 @@ import { tlsSettings } from './platform/tls.ts';
 import { tracingSettingsSection } from './platform/tracing.ts';
 import { auditSettings } from './modules/audit/audit.settings.ts';
 import { banksSettings } from './modules/banks/banks.settings.ts';
-import { edgeSettings } from './modules/edge/edge.settings.ts';
+import { edgeSettings } from './http/edge/edge.settings.ts';
 import { identitySettings } from './modules/identity/identity.settings.ts';
 import { paymentsSettings } from './modules/payments/payments.settings.ts';
 import { rewardsSettings } from './modules/rewards/rewards.settings.ts';

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
-import type { SimOutage } from '../src/modules/banks/index.ts';
+import type { SimOutage } from '../src/tools/bank-sim/index.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 
 // Both wire formats end to end through the API and the bank simulator (SIMBANK speaks simbank,

@@ -8,7 +8,7 @@ import Fastify from 'fastify';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { createOperator, signIn, type Session } from './helpers/operators.ts';
 import { registerConsole } from '../src/http/console.ts';
-import { CONSOLE_CSP } from '../src/modules/edge/index.ts';
+import { CONSOLE_CSP } from '../src/http/edge/index.ts';
 import { paymentIdFloor } from '../src/modules/payments/index.ts';
 import { systemClock } from '../src/platform/clock.ts';
 

@@ -10,9 +10,9 @@ import { Agent } from 'undici';
 import { freePort } from './helpers/harness.ts';
 import { spawnUntil } from './helpers/processes.ts';
 import { generateSelfSignedCertificate, hardenedServerOptions } from '../src/platform/tls.ts';
-import { bankSimulatorPlugin } from '../src/modules/banks/index.ts';
+import { bankSimulatorPlugin } from '../src/tools/bank-sim/index.ts';
 import { mosquittoForTests, type TestMosquitto } from '../src/modules/terminals/testkit.ts';
-import { connectTerminal, type PaymentUpdated } from '../src/modules/terminals/sdk/index.ts';
+import { connectTerminal, type PaymentUpdated } from '../src/tools/terminal-sdk/index.ts';
 import { gatewayCertFiles, pkiFiles } from '../src/modules/terminals/pki.ts';
 
 // Production mode as it runs in Kubernetes: NODE_ENV=production, the three roles as separate

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createMemoryBucketStore, createRedisBucketStore } from '../src/modules/edge/index.ts';
+import { createMemoryBucketStore, createRedisBucketStore } from '../src/http/edge/index.ts';
 import { freePort } from './helpers/harness.ts';
 
 // The Redis-backed limiter against a real Redis (REDIS_TEST_URL; .ci/run starts Debian's

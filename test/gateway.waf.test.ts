@@ -3,7 +3,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { readSecurityEvents, type SecurityEvent } from '../src/modules/edge/index.ts';
+import { readSecurityEvents, type SecurityEvent } from '../src/http/edge/index.ts';
 import { ATTACKS, type Attack } from './gateway.attacks.ts';
 import { counterSum, gatewaySkip, startAppBehindGateway, type GatewayedApp } from './helpers/gateway.ts';
 import { createOperator } from './helpers/operators.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { runLedgerVerify } from '../src/modules/ledger/index.ts';
 import { createApiKey } from '../src/modules/identity/index.ts';
-import { parseUpiUri } from '../src/modules/banks/index.ts';
+import { parseUpiUri } from '../src/tools/bank-sim/index.ts';
 
 // The UPI payment path end to end over real HTTP: API -> bank simulator -> signed callback ->
 // ledger, on PGlite or (with TEST_DATABASE_URL) a real PostgreSQL.

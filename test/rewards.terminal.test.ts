@@ -5,7 +5,7 @@ import addFormats from 'ajv-formats';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
 import { until } from '../src/modules/terminals/testkit.ts';
-import { connectTerminal, TerminalRequestError, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
+import { connectTerminal, TerminalRequestError, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
 import { issueMqttSecret } from '../src/modules/terminals/index.ts';
 import { REQUEST_TYPES, type RequestType } from '../src/modules/terminals/protocol/schemas.ts';
 import { runLedgerVerify } from '../src/modules/ledger/index.ts';

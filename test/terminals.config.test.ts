@@ -96,7 +96,7 @@ test('after a gateway restart the SDK reconnects and says its session (and any q
   const db = await createTestDb();
   const { newId } = await import('../src/platform/ids.ts');
   const { issueMqttSecret } = await import('../src/modules/terminals/index.ts');
-  const { connectTerminal } = await import('../src/modules/terminals/sdk/index.ts');
+  const { connectTerminal } = await import('../src/tools/terminal-sdk/index.ts');
   const m = newId('merchant');
   const s = newId('store');
   const terminalId = newId('terminal');

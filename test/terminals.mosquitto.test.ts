@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { startTestGateway, mosquittoForTests, until, type TestMosquitto } from '../src/modules/terminals/testkit.ts';
-import { connectTerminal, type TerminalClient, type PaymentUpdated } from '../src/modules/terminals/sdk/index.ts';
+import { connectTerminal, type TerminalClient, type PaymentUpdated } from '../src/tools/terminal-sdk/index.ts';
 import { loadEnrollment, topics } from '../src/modules/terminals/index.ts';
 import { pkiFiles, gatewayCertFiles } from '../src/modules/terminals/pki.ts';
 

@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
-import { connectTerminal, TerminalRequestError, type TerminalClient } from '../src/modules/terminals/sdk/index.ts';
+import { connectTerminal, TerminalRequestError, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
 import { issueMqttSecret } from '../src/modules/terminals/index.ts';
 import { canAccessMerchant, merchantScope, terminalPrincipal, type Principal } from '../src/platform/principal.ts';
 import { actorOf, type AuditRecord } from '../src/modules/audit/index.ts';

@@ -10,7 +10,7 @@ import {
   type TerminalRequestError,
   type TerminalClient,
   type PaymentUpdated,
-} from '../src/modules/terminals/sdk/index.ts';
+} from '../src/tools/terminal-sdk/index.ts';
 import {
   issueMqttSecret,
   revokeTerminalCredentials,

@@ -20,7 +20,7 @@ import {
 import { ConfigError } from '../src/platform/config.ts';
 import type { BankConfig } from '../src/modules/banks/index.ts';
 import { createConnector } from '../src/modules/banks/connectors/index.ts';
-import { bankSimulatorPlugin } from '../src/modules/banks/index.ts';
+import { bankSimulatorPlugin } from '../src/tools/bank-sim/index.ts';
 import { AppError } from '../src/platform/errors.ts';
 
 // TLS on the API and on outbound connections. Certificates are generated here at run time.
@@ -468,7 +468,7 @@ describe('Redis over TLS (rediss://)', {
   });
 
   test("the edge's shared rate-limit store uses the configured CA for rediss://", async () => {
-    const { createRedisBucketStore, createMemoryBucketStore } = await import('../src/modules/edge/index.ts');
+    const { createRedisBucketStore, createMemoryBucketStore } = await import('../src/http/edge/index.ts');
     let errors = 0;
     const store = await createRedisBucketStore({
       url: `rediss://127.0.0.1:${port}`,

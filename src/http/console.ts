@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CONSOLE_CSP } from '../modules/edge/index.ts';
+import { CONSOLE_CSP } from './edge/index.ts';
 
 // Serves the operator console (console/, built by Vite into console/dist) under /console.
 // The build is a handful of files, so they are read once into memory, with a gzip copy of each:

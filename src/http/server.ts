@@ -14,7 +14,7 @@ import { findForbiddenCharacter, parseStrictJson } from './strictJson.ts';
 import type { Principal } from '../platform/principal.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { runWithRequestContext } from '../platform/principal.ts';
-import { createEdgeProtection } from '../modules/edge/index.ts';
+import { createEdgeProtection } from './edge/index.ts';
 import { registerTracing } from './tracing.ts';
 
 declare module 'fastify' {
@@ -104,7 +104,7 @@ function fastifyError(err: unknown): AppError | undefined {
 
 export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, logger, metrics } = deps;
-  // Timeouts, header size, connection cap, trusted proxies, limits: src/modules/edge.
+  // Timeouts, header size, connection cap, trusted proxies, limits: src/http/edge.
   const edge = createEdgeProtection({ config, logger, metrics });
   const app = Fastify({
     loggerInstance: logger as unknown as import('fastify').FastifyBaseLogger,

@@ -62,7 +62,7 @@ export interface PlatformConfig {
  */
 export interface Config extends PlatformConfig {}
 
-/** Request limits, slow-client timeouts, proxies, browser policy. See src/modules/edge/README.md. */
+/** Request limits, slow-client timeouts, proxies, browser policy. See src/http/edge/README.md. */
 export interface HttpConfig {
   bodyLimitBytes: number;
   /** Request line + headers. */

@@ -8,7 +8,7 @@ import {
   startGateway,
   type GatewaySettings,
   type RunningGateway,
-} from '../../src/modules/edge/index.ts';
+} from '../../src/http/edge/index.ts';
 
 // A real Tillpoint API behind a real WAF gateway (nginx + ModSecurity v3 + OWASP CRS), both on
 // loopback ports, wired as deploy/gateway/README.md says: the bank's callbacks come in through

@@ -6,7 +6,7 @@ export const bankSim: Command = {
     'bank-sim [--port N] [--host H] [--latency-ms N] [--approve R] [--decline R] [--pending R] [--timeout R] [--dev]',
   summary: 'Run the bank simulator as its own process (BANK_SIM_SECRET, or --dev for the development secret).',
   async run(argv) {
-    const { parseBankSimArgs, startBankSimulator, BANK_SIM_USAGE } = await import('../../modules/banks/index.ts');
+    const { parseBankSimArgs, startBankSimulator, BANK_SIM_USAGE } = await import('../../tools/bank-sim/index.ts');
     const args = parseBankSimArgs(argv);
     if (args.help) {
       process.stdout.write(BANK_SIM_USAGE + '\n');

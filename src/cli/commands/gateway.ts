@@ -58,7 +58,7 @@ export const gateway: Command = {
     'starts nginx, prints when ready. `check` reports what is installed; `events` prints the latest security events.',
   async run(argv) {
     const [sub, ...rest] = argv;
-    const edge = await import('../../modules/edge/index.ts');
+    const edge = await import('../../http/edge/index.ts');
 
     if (sub === 'check') {
       try {

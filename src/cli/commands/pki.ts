@@ -86,7 +86,7 @@ export const pki: Command = {
         if (!Number.isInteger(port) || port < 1 || port > 65535)
           throw new ConfigError('--port', 'is required: the port Mosquitto listens on (mutual TLS)');
         if (!values.out) throw new ConfigError('--out', 'is required: the directory for mosquitto.conf and acl');
-        const { writeMosquittoConfig } = await import('../../modules/terminals/mosquitto.ts');
+        const { writeMosquittoConfig } = await import('../../modules/terminals/index.ts');
         const { resolve } = await import('node:path');
         const files = writeMosquittoConfig({
           port,

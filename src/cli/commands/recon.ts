@@ -18,7 +18,7 @@ export const recon: Command = {
     "Reconciliation with the banks' files: ingest a settlement file and match it (--dry-run: report what would match, store nothing; a file already ingested, or a cycle already processed, changes nothing and says so; a malformed file is refused whole, exit 1, every bad line named); status shows files per bank, open exceptions and payments expected or missing.",
   async run(argv) {
     const [sub, ...rest] = argv;
-    const { createReconService, FileRejected } = await import('../../modules/settlement/recon/index.ts');
+    const { createReconService, FileRejected } = await import('../../modules/settlement/index.ts');
     const { createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');
     const { systemClock } = await import('../../platform/clock.ts');
     const { settlementForCommand } = await import('../settlement.ts');

@@ -161,9 +161,7 @@ export const terminals: Command = {
         ] as const) {
           if (!v) throw new ConfigError(name, `is required (or run "npm start" first, which writes ${demoFile})`);
         }
-        const { runSimulation, progressLine, formatSummary } = await import(
-          '../../modules/terminals/simulator/index.ts'
-        );
+        const { runSimulation, progressLine, formatSummary } = await import('../../tools/fleet-sim/index.ts');
         const tty = process.stderr.isTTY;
         let lastLine = 0;
         const summary = await runSimulation({

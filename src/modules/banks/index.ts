@@ -32,6 +32,20 @@ export {
 } from './connectors/index.ts';
 export { registerBankCallbackRoute, type CallbackHandler } from './callbacks.routes.ts';
 export { RESPONSE_CODES, outcomeForCode, toBankResult, isKnownCode, type ResponseCodeInfo } from './responseCodes.ts';
-export * from './simulator/index.ts';
+// The wire formats, for the bank simulator (src/tools/bank-sim), which speaks them from the bank's side.
+export * from './connectors/simbank/wire.ts';
+export { NPCI_TO_PSP } from './connectors/pspbank/codes.ts';
+export { sandboxKeys } from './connectors/pspbank/sandbox.ts';
+export {
+  PSP_PATHS,
+  envelopeFields,
+  envelopeToForm,
+  open,
+  seal,
+  type PspCallback,
+  type PspService,
+  type PspStatusResponse,
+  type PspTxnResponse,
+} from './connectors/pspbank/wire.ts';
 export type { BankConfig } from './banks.settings.ts';
 export { bindBankSecrets } from './bankSecrets.ts';

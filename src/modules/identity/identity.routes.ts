@@ -8,7 +8,7 @@ import type { ApiKeysService } from './apiKeys.service.ts';
 import { ROLE_NAMES } from './roles.ts';
 import { AppError } from '../../platform/errors.ts';
 import { clearedSessionCookie, sessionCookie } from './authenticator.ts';
-import { signInRateLimits, mfaRateLimits } from '../edge/index.ts';
+import { signInRateLimits, mfaRateLimits } from '../../http/edge/index.ts';
 
 // Sign-in, the operator's own account, operator administration and API key management.
 // Thin: schemas in, service call, schema out.

@@ -25,3 +25,4 @@ export const loadGateway = () => import('./gateway.ts');
 export const loadPki = () => import('./pki.ts');
 export const loadEnrollment = () => import('./enrollment.ts');
 export { parseMqtt, type MqttConfig } from './terminals.settings.ts';
+export { writeMosquittoConfig, mosquittoAcl } from './mosquitto.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeSettlementFile, type SettlementRecord } from '../../banks/index.ts';
+import { writeSettlementFile, type SettlementRecord } from '../../../tools/bank-sim/index.ts';
 import { createParser, loadMappings, MappingError, splitCsv, validateMapping } from './mapping.ts';
 import { loadRules, validateRules } from './rules.ts';
 

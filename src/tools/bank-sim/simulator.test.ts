@@ -1,13 +1,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createTestDb } from '../../../platform/testing.ts';
-import { loadConfig } from '../../../config.ts';
-import { fixedClock, type Clock } from '../../../platform/clock.ts';
-import { AppError } from '../../../platform/errors.ts';
-import { signRequest, verifySignedRequest } from '../../../platform/signing.ts';
-import { createBanksService, type BankCallback, type BanksService } from '../index.ts';
-import { startCallbackReceiver, type CallbackReceiver } from '../testing.ts';
+import { createTestDb } from '../../platform/testing.ts';
+import { loadConfig } from '../../config.ts';
+import { fixedClock, type Clock } from '../../platform/clock.ts';
+import { AppError } from '../../platform/errors.ts';
+import { signRequest, verifySignedRequest } from '../../platform/signing.ts';
+import { createBanksService, type BankCallback, type BanksService } from '../../modules/banks/index.ts';
+import { startCallbackReceiver, type CallbackReceiver } from '../../modules/banks/testing.ts';
 import { startBankSimulator, type StartBankSimulatorOptions } from './index.ts';
 
 // The simulator exercised as Tillpoint uses it: over real HTTP, through the simbank connector,

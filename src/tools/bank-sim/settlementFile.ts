@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { formatRupees } from '../../../platform/money.ts';
+import { formatRupees } from '../../platform/money.ts';
 
 // The simulated bank's settlement file for an NPCI cycle: every payment it approved and every
 // refund it paid in the cycle's time span, in the bank's own layout (SIMBANK: CSV in rupees

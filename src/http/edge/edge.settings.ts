@@ -71,7 +71,7 @@ const schema = Type.Object({
 
 export const edgeSettings = defineSettings({
   title: 'Edge (rate limits, WAF events)',
-  source: 'src/modules/edge/edge.settings.ts',
+  source: 'src/http/edge/edge.settings.ts',
   schema,
   load: (env, ctx): EdgeConfig => ({
     rateLimits: parseRateLimits(env),

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
-import { systemClock, type Clock } from '../../../platform/clock.ts';
-import { formatRupees, parseRupees } from '../../../platform/money.ts';
-import { signRequest } from '../../../platform/signing.ts';
+import { systemClock, type Clock } from '../../platform/clock.ts';
+import { formatRupees, parseRupees } from '../../platform/money.ts';
+import { signRequest } from '../../platform/signing.ts';
 import { parseUpiUri } from './upiUri.ts';
 import type {
   WireCallback,

@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NPCI_TO_PSP } from '../connectors/pspbank/codes.ts';
-import { sandboxKeys } from '../connectors/pspbank/sandbox.ts';
 import {
+  NPCI_TO_PSP,
+  sandboxKeys,
   PSP_PATHS,
   envelopeFields,
   envelopeToForm,
@@ -12,7 +12,7 @@ import {
   type PspService,
   type PspStatusResponse,
   type PspTxnResponse,
-} from '../connectors/pspbank/wire.ts';
+} from '../../modules/banks/index.ts';
 import { SimError, type CallbackChannel, type SimEngine } from './engine.ts';
 import type { WireTxnResponse } from './wire.ts';
 

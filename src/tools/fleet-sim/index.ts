@@ -1,4 +1,4 @@
-import { connectTerminal, TerminalRequestError, type TerminalClient } from '../sdk/index.ts';
+import { connectTerminal, TerminalRequestError, type TerminalClient } from '../terminal-sdk/index.ts';
 
 // The terminal simulator: N terminals connect to the gateway over MQTT, take UPI QR payments at
 // R per second between them, and a simulated customer pays each one through the bank simulator.

@@ -1,4 +1,4 @@
-import { parseRupees } from '../../../platform/money.ts';
+import { parseRupees } from '../../platform/money.ts';
 
 // Reads a `upi://pay?...` string the way a payer's UPI app does, as far as the simulator
 // needs: who is paid (pa), for which reference (tr), how much (am).

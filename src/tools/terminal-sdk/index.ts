@@ -1,15 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
-import type {
-  RequestType,
-  RequestBody,
-  ResponseBody,
-  PaymentUpdated,
-  PaymentMessage,
-  RefundMessage,
-} from '../protocol/schemas.ts';
-import { requestTopic, responseTopic, eventTopic } from '../topics.ts';
+import { topics, type protocol } from '../../modules/terminals/index.ts';
+
+// A tool, not domain: the terminal side of the protocol, for tests, benchmarks, the fleet
+// simulator and anyone writing a terminal. It uses the terminals module through its public face.
+type RequestType = protocol.RequestType;
+type RequestBody<T extends RequestType> = protocol.RequestBody<T>;
+type ResponseBody<T extends RequestType> = protocol.ResponseBody<T>;
+type PaymentUpdated = protocol.PaymentUpdated;
+type PaymentMessage = protocol.PaymentMessage;
+type RefundMessage = protocol.RefundMessage;
+const { requestTopic, responseTopic, eventTopic } = topics;
 
 // The terminal SDK: what an application on a POS terminal uses to talk to Tillpoint over MQTT.
 // It depends on mqtt.js only (the protocol types are type-only imports), so it can be lifted

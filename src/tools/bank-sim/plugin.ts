@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Clock } from '../../../platform/clock.ts';
-import { checkSignature } from '../../../platform/signing.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { checkSignature } from '../../platform/signing.ts';
 import { createSimEngine, SimError, type OutcomeRatios, type SimLogger } from './engine.ts';
 import { SIM_PATHS } from './wire.ts';
 import { registerSettlementFileRoute } from './settlementFile.ts';

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Clock } from '../../../platform/clock.ts';
-import { ConfigError } from '../../../platform/config.ts';
+import type { Clock } from '../../platform/clock.ts';
+import { ConfigError } from '../../platform/config.ts';
 import { bankSimulatorPlugin } from './plugin.ts';
 import { normaliseRatios, type OutcomeRatios } from './engine.ts';
 

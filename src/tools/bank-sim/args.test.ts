@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../../platform/config.ts';
+import { ConfigError } from '../../platform/config.ts';
 import { parseBankSimArgs, DEV_SIM_SECRET } from './standalone.ts';
 import { parseUpiUri } from './upiUri.ts';
 

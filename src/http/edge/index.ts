@@ -1,4 +1,4 @@
-// Edge protection: the public face of src/modules/edge. See README.md beside this file.
+// Edge protection: the public face of src/http/edge. See README.md beside this file.
 export { createEdgeProtection, type EdgeProtection } from './protection.ts';
 export { signInRateLimits, mfaRateLimits, type RouteRateLimit } from './rateLimit.ts';
 export { createMemoryBucketStore, type BucketStore, type BucketSpec, type TakeResult } from './tokenBucket.ts';
