@@ -46,6 +46,24 @@ if (filters.length === 0) {
     console.error('lint failed: run `npm run lint` (and `npm run format` for formatting)');
     process.exit(lint.status ?? 1);
   }
+  // The boundaries of src/ (.dependency-cruiser.cjs, docs/architecture.md): no cycles, platform
+  // knows no module, modules meet through index.ts, tools are not domain.
+  const deps = spawnSync(
+    process.execPath,
+    [
+      'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
+      'src',
+      '--config',
+      '.dependency-cruiser.cjs',
+      '--output-type',
+      'err',
+    ],
+    { stdio: 'inherit' },
+  );
+  if (deps.status !== 0) {
+    console.error('boundary check failed: see docs/architecture.md, "Boundaries"');
+    process.exit(deps.status ?? 1);
+  }
 }
 
 // Order: the runner starts files in the order given, `concurrency` at a time, so the slowest
