@@ -9,6 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { startTracing, tracingSettings, withSpan, currentTraceparent, type Tracing } from '../src/platform/tracing.ts';
 import { freePort } from '../src/platform/freePort.ts';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
+import { issueMqttSecret } from '../src/modules/terminals/index.ts';
+import { connectTerminal, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
 
 interface OtlpSpan {
   traceId: string;
@@ -59,6 +62,7 @@ describe('tracing on, exported over OTLP/HTTP', () => {
   let receiver: Server;
   let tracing: Tracing;
   let t: TestApp;
+  let gw: TestGateway;
   const spans: OtlpSpan[] = [];
   const bodies: string[] = [];
   const logLines: string[] = [];
@@ -82,15 +86,17 @@ describe('tracing on, exported over OTLP/HTTP', () => {
     const settings = tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }, 'tillpoint-test');
     tracing = await startTracing(settings!, '0.0.0-test');
     t = await startTestApp({ logLines });
+    gw = await startAppGateway(t);
   });
 
   after(async () => {
+    await gw?.stop();
     await t?.close();
     await tracing?.shutdown();
     receiver?.close();
   });
 
-  test("a payment's HTTP call continues the caller's trace, and its log lines carry the trace id", async () => {
+  test("a payment's trace: HTTP or MQTT request, bank call, the bank's callback, the push to the terminal; log lines carry the trace id", async () => {
     const { terminal } = await t.seedMerchant();
     const traceId = randomBytes(16).toString('hex');
     const parentSpanId = randomBytes(8).toString('hex');
@@ -103,6 +109,30 @@ describe('tracing on, exported over OTLP/HTTP', () => {
     assert.equal(p.status, 201);
     await t.eventually(async () => (await t.request('GET', `/v1/payments/${p.body.id}`)).body.status === 'succeeded');
 
+    // The same payment from a terminal over MQTT: its request, the bank call it makes, the bank's
+    // callback and the push of payment.updated back to the terminal are one trace.
+    const { terminal: till } = await t.seedMerchant('Traced Till');
+    const { password } = await issueMqttSecret(t.db, till.id, 'test');
+    const term: TerminalClient = await connectTerminal({
+      url: gw.plainUrl!,
+      terminalId: till.id,
+      password,
+      requestTimeoutMs: 10_000,
+    });
+    const updated = new Promise<void>((resolve) =>
+      term.on('payment.updated', (e) => {
+        if (e.body.status === 'succeeded') resolve();
+      }),
+    );
+    const viaMqtt = await term.request('payment.create', {
+      amount: 2500,
+      currency: 'INR',
+      method: 'upi_collect',
+      payer_vpa: 'meera.s@okicici',
+    });
+    await updated;
+    await term.close();
+
     await tracing.shutdown(); // flushes every buffered span to the receiver
     assert.ok(
       bodies.every((b) => b.startsWith('POST /v1/traces application/json')),
@@ -114,6 +144,29 @@ describe('tracing on, exported over OTLP/HTTP', () => {
     assert.equal(server.name, 'POST /v1/payments');
     assert.equal(server.kind, 2, 'SPAN_KIND_SERVER');
     assert.match(String(attr(server, 'tillpoint.request_id')), /^req_/);
+
+    const bankCall = ours.find((s) => s.name.startsWith('bank ') && s.kind === 3);
+    assert.ok(bankCall, `a client span for the bank call: ${JSON.stringify(ours.map((s) => s.name))}`);
+    assert.equal(attr(bankCall, 'tillpoint.outcome'), 'ok');
+    const callback = ours.find((s) => s.name.startsWith('POST /v1/banks/') && s.kind === 2);
+    assert.ok(
+      callback,
+      `the bank's callback continues the trace (the simulator sends it back): ${ours.map((s) => s.name)}`,
+    );
+    assert.equal(attr(callback, 'tillpoint.callback_kind'), 'payment');
+
+    const request = spans.find((s) => s.name === 'terminal payment.create');
+    assert.ok(request, 'the terminal request has a server span');
+    assert.match(String(attr(request, 'tillpoint.request_id')), /.+/);
+    const mqttTrace = spans.filter((s) => s.traceId === request.traceId).map((s) => s.name);
+    assert.ok(
+      mqttTrace.some((n) => n.startsWith('bank ')),
+      `bank call in the terminal's trace: ${mqttTrace}`,
+    );
+    assert.ok(
+      mqttTrace.includes('terminal push payment.updated'),
+      `the push to the terminal in the same trace: ${mqttTrace} (${(viaMqtt as { id: string }).id})`,
+    );
 
     const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.trace_id === traceId);
     assert.ok(lines.length >= 1, 'the request log line carries the trace id');

@@ -31,7 +31,7 @@ import {
 import { Type } from '@sinclair/typebox';
 import { ConfigError, defineSettings, type Env } from './settings.ts';
 
-export { SpanKind };
+export { SpanKind, type Span };
 
 const TRACER = 'tillpoint';
 
@@ -190,6 +190,11 @@ export function currentTraceparent(): string | null {
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return carrier.traceparent ?? null;
+}
+
+/** Adds attributes to the active span (a callback's span: which payment it was about). */
+export function annotateSpan(attributes: Attributes): void {
+  if (active) trace.getActiveSpan()?.setAttributes(attributes);
 }
 
 /** The active trace and span ids, for log lines; empty when no span is recording. */

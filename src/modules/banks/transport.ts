@@ -3,6 +3,7 @@ import type { Metrics } from '../../platform/metrics.ts';
 import type { ErrorCode } from '../../platform/errors.ts';
 import { createKeepAliveFetch } from '../../platform/tls.ts';
 import { BankCallError, type BankCallFailureKind } from './types.ts';
+import { SpanKind, injectTraceHeaders, tracingEnabled, withSpan, type Span } from '../../platform/tracing.ts';
 
 // The one HTTP transport every connector sends through: keep-alive agents, one time budget per
 // attempt, mutual TLS and a pinned CA when the bank asks for them, retries only for operations
@@ -99,7 +100,18 @@ export function createTransport(o: TransportOptions): BankTransport {
       ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}),
     });
 
-  async function attempt<T>(req: TransportRequest, read: (res: TransportResponse) => T): Promise<T> {
+  /** One attempt, as a client span of the payment's trace while tracing is on. */
+  function attempt<T>(req: TransportRequest, read: (res: TransportResponse) => T): Promise<T> {
+    if (!tracingEnabled()) return attemptOnce(req, read);
+    return withSpan(
+      `bank ${req.op}`,
+      { 'tillpoint.bank': o.bank, 'tillpoint.bank_op': req.op },
+      (span) => attemptOnce(req, read, span),
+      { kind: SpanKind.CLIENT },
+    );
+  }
+
+  async function attemptOnce<T>(req: TransportRequest, read: (res: TransportResponse) => T, span?: Span): Promise<T> {
     const started = performance.now();
     let outcome = 'ok';
     const fail = (
@@ -113,6 +125,9 @@ export function createTransport(o: TransportOptions): BankTransport {
       let body: Buffer;
       try {
         const { headers, body: payload } = req.build();
+        // The trace goes with the call (W3C traceparent; nothing while tracing is off). Not signed,
+        // so it cannot change what the bank verifies.
+        injectTraceHeaders(headers);
         res = await doFetch(base + req.path, {
           method: 'POST',
           headers,
@@ -161,6 +176,7 @@ export function createTransport(o: TransportOptions): BankTransport {
         throw fail('uncertain', 'sent an unreadable answer', { timeout: false });
       }
     } finally {
+      span?.setAttribute('tillpoint.outcome', outcome);
       o.metrics?.bankCalls.observe({ bank: o.bank, op: req.op, outcome }, (performance.now() - started) / 1000);
     }
   }

@@ -14,6 +14,7 @@ import { createPaymentEffects } from './payments.apply.ts';
 import { createPaymentJobs } from './payments.jobs.ts';
 import { createPaymentViews, paymentView, refundView, type PaymentView, type RefundView } from './payments.views.ts';
 import { addSeconds, type CreatePaymentInput, type PaymentsDeps } from './payments.types.ts';
+import { annotateSpan } from '../../platform/tracing.ts';
 
 // The payments service: its commands (create, refund, a bank's callback) here; the decisions
 // they act on in payments.decide.ts, carried out by payments.apply.ts; the read side in
@@ -286,6 +287,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
     /** A verified callback from a bank. Duplicates are harmless. */
     async handleCallback(bankCode: string, cb: BankCallback) {
+      // A real bank sends no trace context: the callback's span says what it was about.
+      annotateSpan({ 'tillpoint.bank': bankCode, 'tillpoint.callback_kind': cb.kind, 'tillpoint.ref': cb.ref });
       if (cb.kind === 'payment') {
         await applyPaymentResult({ txnRef: cb.ref, bankCode }, cb.result, 'callback');
         return { received: true };

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { systemClock, type Clock } from '../../platform/clock.ts';
 import { formatRupees, parseRupees } from '../../platform/money.ts';
 import { signRequest } from '../../platform/signing.ts';
+import { injectTraceHeaders } from '../../platform/tracing.ts';
 import { parseUpiUri } from './upiUri.ts';
 import type {
   WireCallback,
@@ -281,6 +282,9 @@ export function createSimEngine(opts: SimEngineOptions) {
       let status: number | undefined;
       try {
         const { headers, body } = channel.encode(payload);
+        // The simulated bank sends back the trace it was called in, so a demo trace runs from
+        // the payment to its callback; a real bank does not (the callback's span names the payment).
+        injectTraceHeaders(headers);
         const res = await fetch(callbackUrl, {
           method: 'POST',
           headers,
