@@ -67,15 +67,16 @@ test("the embedded bank simulator is called on the API's own listener, never thr
       TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tp-cfg-')),
       ...env,
     }).banks.map((b) => b.url);
+  // SIMBANK speaks simbank at /sim, SIMBANK2 the PSP format at /sim/psp (BANK_SIM2_FORMAT).
   assert.deepEqual(at({ PORT: '8080', PUBLIC_URL: 'http://127.0.0.1:8081' }), [
     'http://127.0.0.1:8080/sim',
-    'http://127.0.0.1:8080/sim',
+    'http://127.0.0.1:8080/sim/psp',
   ]);
   assert.deepEqual(at({ PORT: '9000', HOST: '0.0.0.0', PUBLIC_URL: 'https://pay.example.com' }), [
     'http://127.0.0.1:9000/sim',
-    'http://127.0.0.1:9000/sim',
+    'http://127.0.0.1:9000/sim/psp',
   ]);
-  assert.deepEqual(at({ PORT: '9000', HOST: '::1' }), ['http://[::1]:9000/sim', 'http://[::1]:9000/sim']);
+  assert.deepEqual(at({ PORT: '9000', HOST: '::1' }), ['http://[::1]:9000/sim', 'http://[::1]:9000/sim/psp']);
   assert.deepEqual(
     at({ PORT: '9000', BANK_SIM_URL: 'http://10.0.0.5:8090/sim' }),
     ['http://10.0.0.5:8090/sim', 'http://10.0.0.5:8090/sim'],

@@ -107,22 +107,26 @@ test("the simulator's file with discrepancies, ingested over the API: every line
   assert.equal(seen.length, 8);
   for (const l of seen) assert.equal(l.outcome === 'matched', l.exception_id === null);
 
-  // The exception queue: the file's exceptions, plus the payment it is missing; the late success
-  // waits there (no reversal port in this process), the declined payment named.
+  // The exception queue: the file's exceptions, plus the payment it is missing. The late success
+  // is not left waiting: settlement's reversal port (wired in the app) was asked to pay the
+  // customer back, and its exception closed with the reversal named.
   const ex = await t.request('GET', '/v1/recon/exceptions?status=open&limit=200');
   assert.equal(ex.status, 200);
   const kinds = ex.body.data.map((e: { kind: string }) => e.kind).sort();
-  assert.deepEqual(kinds, ['amount_over', 'duplicate', 'late_success', 'missing', 'unknown']);
-  const late = ex.body.data.find((e: { kind: string }) => e.kind === 'late_success');
-  assert.equal(late.payment_id, declined.id);
+  assert.deepEqual(kinds, ['amount_over', 'duplicate', 'missing', 'unknown']);
   assert.equal(ex.body.data.find((e: { kind: string }) => e.kind === 'missing').payment_id, missingId);
-  // Reversals need settlement's port: refused plainly, nothing changed.
-  const rev = await t.request('POST', `/v1/recon/exceptions/${late.id}/resolve`, {
-    resolution: 'reverse',
-    reason: 'customer debited late',
-  });
-  assert.equal(rev.status, 503);
-  assert.equal((await t.request('GET', `/v1/recon/exceptions/${late.id}`)).body.status, 'open');
+  const resolved = await t.request('GET', '/v1/recon/exceptions?status=resolved&limit=200');
+  const late = resolved.body.data.find((e: { kind: string }) => e.kind === 'late_success');
+  assert.ok(late, JSON.stringify(resolved.body));
+  assert.equal(late.payment_id, declined.id);
+  assert.equal(late.resolution, 'reverse');
+  assert.ok(late.reversal_id, 'the reversal is named');
+  const reversals = await t.request('GET', '/v1/settlement/reversals?limit=200');
+  assert.equal(reversals.status, 200, JSON.stringify(reversals.body));
+  const reversal = reversals.body.data.find((x: { id: string }) => x.id === late.reversal_id);
+  assert.ok(reversal, JSON.stringify(reversals.body));
+  assert.equal(reversal.payment_id, declined.id);
+  assert.equal(reversal.reason, 'late_success');
   // An accept resolves it; an API key cannot be the second pair of eyes.
   const unknown = ex.body.data.find((e: { kind: string }) => e.kind === 'unknown');
   const wo = await t.request('POST', `/v1/recon/exceptions/${unknown.id}/resolve`, {

@@ -13,6 +13,7 @@ import {
   type WireRefundRequest,
   type WireTxnResponse,
 } from './wire.ts';
+import { parseStrictJson } from '../../../../http/strictJson.ts';
 
 // Connector for the simbank wire format (wire.ts, docs/bank-simulator.md): JSON bodies, NPCI
 // response codes as they are, Tillpoint's own HMAC scheme (platform/signing.ts) both ways with
@@ -157,7 +158,8 @@ export const simbank = defineConnector({
         if (!check.ok) return { ok: false, reason: check.reason };
         let body: unknown;
         try {
-          body = JSON.parse(rawBody.toString('utf8'));
+          // Read as the API reads every body: a key twice is malformed, not last-one-wins.
+          body = parseStrictJson(rawBody.toString('utf8'));
         } catch {
           return { ok: false, reason: 'malformed_body' };
         }
