@@ -1,7 +1,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './helpers/harness.ts';
@@ -111,6 +111,32 @@ describe('the README, followed from a fresh clone', () => {
         const entries = Number(/ledger ok: (\d+) entries/.exec(r.stdout)?.[1]);
         assert.ok(entries >= 4 * round, `step 5 checked the server's live ledger: ${r.stdout}`);
       }
+
+      // "After the payment": the same shell goes on to the bank's file, the exception queue, a
+      // reversal and the merchant's payout terms (the day's cycle C1 is ingested once).
+      const after = readme.slice(readme.indexOf("### After the payment: the bank's file"));
+      const more = /```sh\n([\s\S]*?)```/.exec(after)?.[1];
+      assert.ok(more, 'the after-the-payment walkthrough has a sh block');
+      const r = await run('bash', ['-euo', 'pipefail', '-c', `${script}\n${more}`], { TILLPOINT_DATA_DIR: dataDir });
+      // The walkthrough saves the bank's file where the reader stands (the clone's root).
+      for (const f of readdirSync(ROOT)) if (/^SIMBANK_SETTLEMENT_\d{8}_C\d+\.csv$/.test(f)) rmSync(join(ROOT, f));
+      assert.equal(r.status, 0, `after the payment: ${r.stderr}\n${r.stdout}`);
+      const values = jsonValues(r.stdout);
+      assert.ok(
+        values.some((v) => v.status === 'ingested' && v.outcomes?.amount_mismatch === 1),
+        r.stdout,
+      );
+      assert.ok(values.some((v) => v.kind === 'amount_over' && v.status === 'resolved' && v.resolution === 'accept'));
+      assert.ok(
+        values.some((v) => v.reversal?.reason === 'operator' && v.reversal?.amount === 1000),
+        r.stdout,
+      );
+      assert.ok(
+        values.some((v) => v.schedule === 'T+0' && v.fee_bps === 50),
+        r.stdout,
+      );
+      assert.match(r.stdout, /settlement ok: /);
+      assert.match(r.stdout, /ledger ok: /);
     } finally {
       if (server.exitCode === null) {
         const gone = new Promise((r) => server.once('exit', r));
