@@ -28,6 +28,7 @@ import { Recorder, Errors, Http, closedLoop, openLoop, now, round } from './lib/
 import { findPgbench, pgbenchInit, pgbenchRun, type PgbenchResult } from './lib/pgbench.ts';
 import { freePort } from '../src/platform/freePort.ts';
 import { sampleWaits, type WaitSampler } from './lib/waits.ts';
+import { dbWorkPerPayment, enableStatementCounts, markDbWork, type DbWorkMark } from './lib/dbWork.ts';
 
 const USAGE = `Usage: npm run bench:payments -- [options]
 
@@ -171,8 +172,13 @@ async function main() {
   );
 
   // ---- PostgreSQL, and its own limit -------------------------------------------------------
-  pgServer = await startBenchPostgres({ databaseUrl: process.env.DATABASE_URL || undefined, log });
+  pgServer = await startBenchPostgres({
+    databaseUrl: process.env.DATABASE_URL || undefined,
+    log,
+    preload: ['pg_stat_statements'],
+  });
   const dbUrl = pgServer.url;
+  const countStatements = await enableStatementCounts(dbUrl);
   const postmaster = await withClient(dbUrl, async (c) =>
     postmasterOf((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid),
   );
@@ -360,9 +366,11 @@ async function main() {
   const windowEnd = windowStart + DURATION * 1000;
   let cpuA: ReturnType<typeof cpuMark> | undefined;
   let waits: Promise<WaitSampler> | undefined;
+  let dbWorkA: Promise<DbWorkMark> | undefined;
   const cpuTimer = setTimeout(() => {
     cpuA = cpuMark();
     waits = sampleWaits(dbUrl);
+    dbWorkA = markDbWork(dbUrl, countStatements);
   }, WARMUP * 1000);
   const errorsBefore = { ...errors.counts };
   await closedLoop(CLIENTS, windowEnd, async () => {
@@ -378,6 +386,9 @@ async function main() {
   clearTimeout(cpuTimer);
   const cpuPeak = cpuA ? cpuShare(cpuA, cpuMark(), completedIds.length) : null;
   const pgWaits = waits ? await (await waits).stop() : null;
+  const dbWork = dbWorkA
+    ? await dbWorkPerPayment(dbUrl, await dbWorkA, await markDbWork(dbUrl, countStatements), completedIds.length)
+    : null;
   const peakErrors = diff(errors.counts, errorsBefore);
   const seenPerS = completedIds.length / DURATION;
   log(
@@ -481,6 +492,8 @@ async function main() {
     cpu_during_peak: cpuPeak,
     // Average number of the database's sessions in each state during the measured peak.
     postgres_sessions_during_peak: pgWaits,
+    // Statements (round trips), commits and WAL bytes per completed payment during the peak.
+    db_per_payment_during_peak: dbWork,
     pgbench: pgbench ?? pgbenchNote ?? null,
     config: {
       clients: CLIENTS,

@@ -104,6 +104,8 @@ async function createBenchDatabase(serverUrl: string): Promise<{ url: string; dr
 export async function startBenchPostgres(opts: {
   databaseUrl?: string;
   log: (s: string) => void;
+  /** Libraries the throwaway cluster preloads (e.g. pg_stat_statements to count statements). */
+  preload?: string[];
 }): Promise<BenchPostgres> {
   const binDir = findPgBinDir();
   if (opts.databaseUrl) {
@@ -144,6 +146,7 @@ export async function startBenchPostgres(opts: {
     '-c synchronous_commit=on',
     '-c max_connections=300',
     '-c shared_buffers=256MB',
+    ...(opts.preload?.length ? [`-c shared_preload_libraries=${opts.preload.join(',')}`] : []),
   ].join(' ');
   check(
     run(join(binDir, 'pg_ctl'), [
