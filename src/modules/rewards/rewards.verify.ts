@@ -24,20 +24,41 @@ const LIMIT = 1000;
 const bal = (prefix: string) =>
   `coalesce((SELECT a.balance FROM ledger.accounts a WHERE a.book = 'PTS' AND a.code = '${prefix}:' || c.id), 0)`;
 
-export async function verifyRewards(q: Queryable): Promise<RewardsViolation[]> {
+/** Customers read per statement: memory stays flat at a million customers (one snapshot throughout). */
+const PAGE = 5000;
+
+export async function verifyRewards(q: Queryable, opts: { pageSize?: number } = {}): Promise<RewardsViolation[]> {
+  const pageSize = opts.pageSize ?? PAGE;
   const out: RewardsViolation[] = [];
-  const perCustomer = await q.query<{
-    id: string;
-    available: number;
-    pending: number;
-    reserved: number;
-    lots_available: number;
-    lots_pending: number;
-    debt: number;
-    reserved_points: number;
-    st_available: number;
-    st_pending: number;
-  }>(
+  let after = '';
+  for (;;) {
+    const page = await customersPage(q, after, pageSize);
+    for (const r of page) {
+      if (out.length >= LIMIT) break;
+      checkCustomer(r, out);
+    }
+    if (page.length < pageSize || out.length >= LIMIT) break;
+    after = page[page.length - 1].id;
+  }
+  await checkConsumptions(q, out);
+  return out;
+}
+
+interface CustomerSums {
+  id: string;
+  available: number;
+  pending: number;
+  reserved: number;
+  lots_available: number;
+  lots_pending: number;
+  debt: number;
+  reserved_points: number;
+  st_available: number;
+  st_pending: number;
+}
+
+async function customersPage(q: Queryable, after: string, pageSize: number): Promise<CustomerSums[]> {
+  const r = await q.query<CustomerSums>(
     `SELECT c.id, c.debt,
             ${bal('customer_available')} AS available, ${bal('customer_pending')} AS pending, ${bal('customer_reserved')} AS reserved,
             coalesce((SELECT sum(remaining) FROM rewards.lots l WHERE l.customer_id = c.id AND l.remaining > 0 AND l.status = 'available'), 0)::bigint AS lots_available,
@@ -45,41 +66,46 @@ export async function verifyRewards(q: Queryable): Promise<RewardsViolation[]> {
             coalesce((SELECT sum(points) FROM rewards.redemptions d WHERE d.customer_id = c.id AND d.status = 'reserved'), 0)::bigint AS reserved_points,
             coalesce((SELECT sum(available_delta) FROM rewards.movements m WHERE m.customer_id = c.id), 0)::bigint AS st_available,
             coalesce((SELECT sum(pending_delta) FROM rewards.movements m WHERE m.customer_id = c.id), 0)::bigint AS st_pending
-       FROM rewards.customers c ORDER BY c.id`,
+       FROM rewards.customers c WHERE c.id > $1 ORDER BY c.id LIMIT $2`,
+    [after, pageSize],
   );
-  for (const r of perCustomer.rows) {
-    if (out.length >= LIMIT) break;
-    if (r.available !== r.lots_available - r.debt) {
-      out.push({
-        invariant: 'available_matches_lots',
-        subject: r.id,
-        message: `ledger available ${r.available}, lots ${r.lots_available} - debt ${r.debt}`,
-      });
-    }
-    if (r.pending !== r.lots_pending) {
-      out.push({
-        invariant: 'pending_matches_lots',
-        subject: r.id,
-        message: `ledger pending ${r.pending}, pending lots ${r.lots_pending}`,
-      });
-    }
-    if (r.reserved !== r.reserved_points) {
-      out.push({
-        invariant: 'reserved_matches_redemptions',
-        subject: r.id,
-        message: `ledger reserved ${r.reserved}, reserved redemptions ${r.reserved_points}`,
-      });
-    }
-    if (r.st_available !== r.available || r.st_pending !== r.pending) {
-      out.push({
-        invariant: 'statement_matches_ledger',
-        subject: r.id,
-        message: `statement ${r.st_available}/${r.st_pending}, ledger ${r.available}/${r.pending} (available/pending)`,
-      });
-    }
+  return r.rows;
+}
+
+function checkCustomer(r: CustomerSums, out: RewardsViolation[]) {
+  if (r.available !== r.lots_available - r.debt) {
+    out.push({
+      invariant: 'available_matches_lots',
+      subject: r.id,
+      message: `ledger available ${r.available}, lots ${r.lots_available} - debt ${r.debt}`,
+    });
   }
-  // Points a redemption still holds must sit in its lot consumptions: all of them while it is
-  // reserved or committed (less what refunds gave back), none once released.
+  if (r.pending !== r.lots_pending) {
+    out.push({
+      invariant: 'pending_matches_lots',
+      subject: r.id,
+      message: `ledger pending ${r.pending}, pending lots ${r.lots_pending}`,
+    });
+  }
+  if (r.reserved !== r.reserved_points) {
+    out.push({
+      invariant: 'reserved_matches_redemptions',
+      subject: r.id,
+      message: `ledger reserved ${r.reserved}, reserved redemptions ${r.reserved_points}`,
+    });
+  }
+  if (r.st_available !== r.available || r.st_pending !== r.pending) {
+    out.push({
+      invariant: 'statement_matches_ledger',
+      subject: r.id,
+      message: `statement ${r.st_available}/${r.st_pending}, ledger ${r.available}/${r.pending} (available/pending)`,
+    });
+  }
+}
+
+// Points a redemption still holds must sit in its lot consumptions: all of them while it is
+// reserved or committed (less what refunds gave back), none once released.
+async function checkConsumptions(q: Queryable, out: RewardsViolation[]) {
   const cons = await q.query<{ id: string; held: number; taken: number }>(
     `SELECT d.id, CASE WHEN d.status = 'released' THEN 0 ELSE d.points - d.points_returned END AS held,
             coalesce((SELECT sum(points - returned) FROM rewards.lot_consumptions x WHERE x.redemption_id = d.id), 0)::bigint AS taken
@@ -95,7 +121,6 @@ export async function verifyRewards(q: Queryable): Promise<RewardsViolation[]> {
       message: `redemption holds ${r.held} points, its lot consumptions ${r.taken}`,
     });
   }
-  return out;
 }
 
 /** `tillpoint rewards verify`: every check in one read-only snapshot. */
