@@ -398,7 +398,7 @@ describe('reconciliation and settlement in the console (Chromium)', { skip }, ()
     await goto(pageA, '/reconciliation', 'Reconciliation');
     await pageA.getByRole('combobox', { name: /^Status/ }).selectOption('resolved');
     await pageA.getByRole('button', { name: 'Search' }).click();
-    await rowOf(pageA, 'unknown').getByText('in time').waitFor();
+    await rowOf(pageA, 'duplicate').getByText('in time').waitFor();
   });
 
   test("at a phone's width the pages fit", async () => {
@@ -419,7 +419,13 @@ describe('reconciliation and settlement in the console (Chromium)', { skip }, ()
         const overflow = await p.evaluate(
           () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
         );
-        assert.ok(overflow <= 1, `${path} overflows the phone's width by ${overflow}px`);
+        // Name the first element that sticks out, so a failure says where.
+        const culprit = await p.evaluate(() => {
+          const w = document.documentElement.clientWidth;
+          const out = [...document.querySelectorAll('body *')].find((e) => e.getBoundingClientRect().right > w + 1);
+          return out ? `${out.tagName}.${out.className} ${out.textContent?.slice(0, 60)}` : '';
+        });
+        assert.ok(overflow <= 1, `${path} overflows the phone's width by ${overflow}px: ${culprit}`);
         await axe(p, `${path} at 390 px`);
         if (SHOTS)
           await p.screenshot({

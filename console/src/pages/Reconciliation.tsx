@@ -110,8 +110,8 @@ export default function Reconciliation() {
   const can = useCan();
   const me = useSession().operator.id;
   const qc = useQueryClient();
-  const [draft, setDraft] = useState<Filter>({ status: 'open' });
-  const [filter, setFilter] = useState<Filter>({ status: 'open' });
+  const [draft, setDraft] = useState<Filter>({ status: 'unresolved' });
+  const [filter, setFilter] = useState<Filter>({ status: 'unresolved' });
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [resolving, setResolving] = useState<QueueItem>();
   const [note, setNote] = useState<string>();
@@ -314,6 +314,7 @@ export default function Reconciliation() {
         <label>
           Status
           <select {...field('status')}>
+            <option value="unresolved">open or pending approval</option>
             <option value="">any</option>
             <option value="open">open</option>
             <option value="pending_approval">pending approval</option>
@@ -346,8 +347,8 @@ export default function Reconciliation() {
             type="button"
             className="secondary"
             onClick={() => {
-              setDraft({ status: 'open' });
-              setFilter({ status: 'open' });
+              setDraft({ status: 'unresolved' });
+              setFilter({ status: 'unresolved' });
               setSelected(new Set());
             }}
           >

@@ -49,7 +49,7 @@ export async function listAgedExceptions(
   // $7 now, $8 tat days. "Now" for a resolved exception is when it was resolved.
   const { rows } = await q.query<AgedExceptionRow>(
     `SELECT * FROM (${AGED('$8')}) x
-      WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR bank_code = $3)
+      WHERE ($1::text IS NULL OR status = $1 OR ($1 = 'unresolved' AND status <> 'resolved')) AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR bank_code = $3)
         AND ($4::float8 IS NULL OR created_at <= $7::timestamptz - make_interval(secs => $4::float8 * 3600))
         AND ($5::text IS NULL
              OR ($5 = 'overdue' AND coalesce(resolved_at, $7::timestamptz) >= deadline_at)

@@ -51,7 +51,14 @@ const QueueItem = Type.Object({
 const QueueQuery = Type.Object(
   {
     ...PageQuery,
-    status: Type.Optional(Type.Union(['open', 'pending_approval', 'resolved'].map((s) => Type.Literal(s)))),
+    status: Type.Optional(
+      Type.Union(
+        ['open', 'pending_approval', 'resolved', 'unresolved'].map((s) => Type.Literal(s)),
+        {
+          description: 'unresolved: open or waiting for a second operator',
+        },
+      ),
+    ),
     kind: Type.Optional(Type.Union(EXCEPTION_KINDS.map((k) => Type.Literal(k)))),
     bank_code: Type.Optional(BankCode),
     min_age_hours: Type.Optional(Type.Number({ minimum: 0, maximum: 24 * 366 })),
