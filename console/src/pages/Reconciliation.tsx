@@ -108,7 +108,10 @@ const errorText = (e: unknown) =>
 
 export default function Reconciliation() {
   const can = useCan();
-  const me = useSession().operator.id;
+  const myId = useSession().operator.id;
+  // Reconciliation records who acted as "operator:<id>" (or "api_key:<id>").
+  const mine = (by: string | null) => by === myId || by === `operator:${myId}`;
+  const whoShort = (by: string | null) => shortId((by ?? '').replace(/^operator:/, ''));
   const qc = useQueryClient();
   const [draft, setDraft] = useState<Filter>({ status: 'unresolved' });
   const [filter, setFilter] = useState<Filter>({ status: 'unresolved' });
@@ -218,8 +221,7 @@ export default function Reconciliation() {
             {e.status === 'pending_approval' && (
               <span className="small">
                 {' '}
-                {label(e.requested_resolution)}, asked by{' '}
-                {e.requested_by === me ? 'you' : shortId(e.requested_by ?? '')}
+                {label(e.requested_resolution)}, asked by {mine(e.requested_by) ? 'you' : whoShort(e.requested_by)}
               </span>
             )}
             {e.status === 'resolved' && <span className="small"> {label(e.resolution)}</span>}
@@ -253,7 +255,7 @@ export default function Reconciliation() {
             </button>
           );
         if (e.status === 'pending_approval') {
-          if (e.requested_by === me) return <span className="small muted">waiting for another operator</span>;
+          if (mine(e.requested_by)) return <span className="small muted">waiting for another operator</span>;
           if (!can('recon:approve')) return <span className="small muted">waiting for an approver</span>;
           return (
             <span className="proof">
