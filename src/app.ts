@@ -10,6 +10,7 @@ import { registerPlatformMetrics, type CertificateFile } from './platform/platfo
 import { registerAuditMetrics } from './modules/audit/index.ts';
 import { registerPaymentBacklogMetrics } from './modules/payments/index.ts';
 import { systemClock, type Clock } from './platform/clock.ts';
+import { registerReconQueueRoutes } from './modules/settlement/index.ts';
 import { buildServer } from './http/server.ts';
 import { createReadiness, databaseCheck } from './platform/readiness.ts';
 import {
@@ -256,6 +257,8 @@ export async function createApp(opts: AppOptions = {}) {
     });
     registerSettlementRoutes(http, settlement, banks);
     registerReconRoutes(http, recon);
+    // The console's view of the queue: ages and deadlines (settlement/recon/queue.routes.ts).
+    registerReconQueueRoutes(http, { db, recon, clock, tatDays: config.settlement.rbi.tatDays });
     // Bulk onboarding (src/modules/onboarding): uploads run as jobs in this process.
     const onboarding = createOnboardingService({
       db,

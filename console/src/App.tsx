@@ -15,6 +15,8 @@ import { Rewards } from './pages/Rewards.tsx';
 const VirtualTerminal = lazy(() => import('./pages/VirtualTerminal.tsx'));
 const Audit = lazy(() => import('./pages/Audit.tsx'));
 const Keys = lazy(() => import('./pages/Keys.tsx'));
+const Reconciliation = lazy(() => import('./pages/Reconciliation.tsx'));
+const Settlement = lazy(() => import('./pages/Settlement.tsx'));
 
 interface Page {
   path: string;
@@ -31,6 +33,8 @@ const PAGES: Page[] = [
   { path: '/access', label: 'Access', needs: ['operators:read', 'api_keys:read'] },
   { path: '/audit', label: 'Audit', needs: ['audit:read'] },
   { path: '/keys', label: 'Keys and compliance', needs: ['compliance:read'] },
+  { path: '/reconciliation', label: 'Reconciliation', needs: ['recon:read'] },
+  { path: '/settlement', label: 'Settlement', needs: ['settlement:read'] },
 ];
 
 export function App() {
@@ -146,6 +150,7 @@ function route(path: string, session: Session, pages: Page[]) {
   const allowed = (p: string) => pages.some((x) => x.path === p);
   const m = /^\/payments\/(pay_[0-9a-f]{32})$/.exec(path);
   if (m && allowed('/payments')) return <PaymentDetail id={m[1]} />;
+  if (/^\/settlement\/(payouts|reversals)$/.test(path) && allowed('/settlement')) return <Settlement path={path} />;
   if (!pages.some((p) => p.path === path)) {
     if (path === '/' && pages.length) return <Landing pages={pages} name={session.operator.name} />;
     return <NotAllowed />;
@@ -167,6 +172,10 @@ function route(path: string, session: Session, pages: Page[]) {
       return <Audit />;
     case '/keys':
       return <Keys />;
+    case '/reconciliation':
+      return <Reconciliation />;
+    case '/settlement':
+      return <Settlement path={path} />;
   }
   return <NotAllowed />;
 }

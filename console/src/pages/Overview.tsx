@@ -4,6 +4,8 @@ import type { AlignedData } from 'uplot';
 import { get } from '../api.ts';
 import { Bars, TimeChart } from '../components/Chart.tsx';
 import { ErrorNote } from '../components/DataTable.tsx';
+import { ReconAging } from '../components/ReconAging.tsx';
+import { useCan } from '../session.tsx';
 import { when } from '../format.ts';
 
 // The overview refreshes itself every 10 seconds from GET /v1/payments/stats (one query, a few
@@ -23,6 +25,7 @@ const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
 const ms = (v: number | null) => (v === null ? '—' : v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(1)} s`);
 
 export function Overview() {
+  const can = useCan();
   const stats = useQuery({
     queryKey: ['stats', 60],
     queryFn: () => get<Stats>('/v1/payments/stats?window_minutes=60'),
@@ -103,6 +106,7 @@ export function Overview() {
                 .map((b) => ({ label: b.bank_code, value: b.success_rate!, note: `${b.succeeded}/${b.completed}` }))}
             />
           </div>
+          {can('recon:read') && <ReconAging />}
           <p className="small muted">Updated {when(s.generated_at)}; refreshes every 10 s.</p>
         </>
       )}

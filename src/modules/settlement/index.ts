@@ -12,3 +12,5 @@ export { BULK_TRANSFER_FORMATS } from './payouts/formats.ts';
 export { runSettlementVerify, verifySettlement, type SettlementViolation } from './settlement.verify.ts';
 // Reconciliation with the banks' files (recon/), part of this module.
 export * from './recon/index.ts';
+// The console's view of the exception queue (ages and deadlines).
+export { registerReconQueueRoutes } from './recon/queue.routes.ts';
