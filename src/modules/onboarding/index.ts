@@ -4,6 +4,8 @@
 export {
   createOnboardingService,
   DEFAULT_BATCH_SIZE,
+  HISTORY_PAYER_VPA_FIELD,
+  legacyAccounts,
   isImportId,
   type OnboardingService,
   type OnboardingDeps,
