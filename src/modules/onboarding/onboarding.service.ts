@@ -159,7 +159,8 @@ interface BatchResult {
   created: number;
   unchanged: number;
   rejects: Reject[];
-  refs: { scope: string; ref: string; entityId: string }[];
+  /** New external references; `kind` when not the import's own (a refund in a payments file). */
+  refs: { scope: string; ref: string; entityId: string; kind?: repo.RefKind }[];
   totals: Map<string, { rows: number; points: number; value: number }>;
 }
 
@@ -683,7 +684,7 @@ export function createOnboardingService(deps: OnboardingDeps) {
         addTo(back, p.bank_code, i.merchantId, i.row.amount);
       }
       res.created++;
-      res.refs.push({ scope: i.merchantId, ref: i.row.external_ref, entityId: id });
+      res.refs.push({ scope: i.merchantId, ref: i.row.external_ref, entityId: id, kind: 'refund' });
       const t = historyTotals(i.row);
       addTotal(res, i.merchantId, t.points, t.value);
     }
@@ -754,7 +755,13 @@ export function createOnboardingService(deps: OnboardingDeps) {
       }
       if (job.dry_run) throw new DryRunRollback(res);
       await repo.insertRejects(tx, job.id, res.rejects);
-      await repo.insertRefs(tx, job.id, REF_KIND[input.kind], res.refs);
+      for (const kind of new Set(res.refs.map((r) => r.kind ?? REF_KIND[input.kind])))
+        await repo.insertRefs(
+          tx,
+          job.id,
+          kind,
+          res.refs.filter((r) => (r.kind ?? REF_KIND[input.kind]) === kind),
+        );
       await repo.addSourceTotals(tx, job.id, res.totals);
       await repo.advance(tx, job.id, {
         linesDone: lastLine,
