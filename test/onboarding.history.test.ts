@@ -271,3 +271,39 @@ test('settlement never sees history: closing the cycle of a historical payment e
   assert.equal(rows.length, 1, 'one payout: the control payment');
   assert.equal(JSON.stringify(rows[0]).includes('25000'), false);
 });
+
+test('a generated fleet with months of history imports without a reject, deterministically', async () => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { writeFleet } = await import('../src/modules/onboarding/index.ts');
+  const dirs = [mkdtempSync(join(tmpdir(), 'tp-hist-')), mkdtempSync(join(tmpdir(), 'tp-hist-'))];
+  const end = new Date(Date.now() - 2 * DAY);
+  const fleets = await Promise.all(
+    dirs.map((dir) => writeFleet({ dir, merchants: 3, seed: 7, balances: 5, history: { days: 20, end } })),
+  );
+  assert.equal(
+    readFileSync(fleets[0].payments!, 'utf8'),
+    readFileSync(fleets[1].payments!, 'utf8'),
+    'same seed, same file',
+  );
+  const f = fleets[0];
+  assert.ok(f.history!.payments > 50 && f.history!.refunds >= 0 && f.history!.redeemed >= 0);
+  const program = { constants: { program_id: w.coalition.id } };
+  for (const [kind, file, o] of [
+    ['merchants', f.merchants, program],
+    ['stores', f.stores, {}],
+    ['terminals', f.terminals, {}],
+    ['payments', f.payments!, { batchSize: 250 }],
+  ] as const) {
+    const r = await w.importFile(kind, file, o);
+    assert.equal(r.rejected, 0, `${kind}: ${JSON.stringify(await w.onboarding.rejects(r.import_id, { limit: 3 }))}`);
+    assert.equal(r.reconciliation?.matched, r.reconciliation?.merchants);
+    if (kind === 'payments') {
+      assert.equal(r.created, f.history!.payments + f.history!.refunds);
+      assert.equal(r.reconciliation?.totals.tillpoint_points, f.history!.earned - f.history!.redeemed);
+    }
+  }
+  assert.equal((await runLedgerVerify(w.db)).ok, true);
+  assert.deepEqual((await runRewardsVerify(w.db)).violations, []);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
