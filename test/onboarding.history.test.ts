@@ -6,7 +6,7 @@ import { runLedgerVerify } from '../src/modules/ledger/index.ts';
 import { runRewardsVerify } from '../src/modules/rewards/index.ts';
 import { PAYER_VPA_FIELD } from '../src/modules/payments/index.ts';
 import { createSettlementService, cycleOf, loadSettlementConfig } from '../src/modules/settlement/index.ts';
-import { formatReport, HISTORY_PAYER_VPA_FIELD } from '../src/modules/onboarding/index.ts';
+import { formatReport, HISTORY_PAYER_VPA_FIELD, loadMapping } from '../src/modules/onboarding/index.ts';
 import { onboardingWorld, platform, SAMPLES } from './helpers/onboarding.ts';
 
 // Payment history from a legacy system (`tillpoint import payments`): rows validated with the
@@ -197,6 +197,14 @@ test('a run stopped after a batch resumes from its checkpoint; points redeemed a
 });
 
 test('the legacy SQL Server export imports through its shipped mapping', async () => {
+  // The default legacy mapping leaves points out (balances come from dbo.LoyaltyBalance); the
+  // -points one brings them per transaction.
+  const plain = loadMapping('legacy-sqlserver-payments');
+  assert.equal(plain.kind, 'payments');
+  assert.deepEqual(
+    ['points_earned', 'points_redeemed'].filter((f) => f in plain.fields),
+    [],
+  );
   const legacy = [
     'TxnId,MerchantCode,DeviceCode,OutletCode,OrigTxnId,TxnMode,AmountRupees,TxnStatus,TxnDateTime,CompletedDateTime,PayerVpa,Rrn,AcquirerCode,LoyaltyMobile,PointsEarned,PointsRedeemed',
     'TX-9001,M-1003,T-5,S-4,,QR,149.99,SUCCESS,2026-09-14 18:22:05.123,2026-09-14 18:22:09,ravi@okaxis,425712345678,SIMBANK,9876543210,14,0',
@@ -205,7 +213,7 @@ test('the legacy SQL Server export imports through its shipped mapping', async (
     'TX-9004,M-1003,T-5,,,QR,10.001,SUCCESS,2026-09-16 10:00:00,,,,,,,',
     'TX-9005,M-1003,T-5,,,QR,10.00,PENDING,2026-09-16 10:00:00,,,,,,,',
   ].join('\n');
-  const r = await w.importFile('payments', { text: legacy }, { mappingName: 'legacy-sqlserver-payments' });
+  const r = await w.importFile('payments', { text: legacy }, { mappingName: 'legacy-sqlserver-payments-points' });
   assert.equal(r.created, 3);
   assert.deepEqual(
     (await w.onboarding.rejects(r.import_id, { limit: 10 })).map((x) => [Number(x.line), x.field]),
@@ -306,4 +314,30 @@ test('a generated fleet with months of history imports without a reject, determi
   assert.equal((await runLedgerVerify(w.db)).ok, true);
   assert.deepEqual((await runRewardsVerify(w.db)).violations, []);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+test('the legacy sample files, payment history included, import as the migration guide says', async () => {
+  const legacy = join(SAMPLES, 'legacy');
+  for (const [kind, file] of [
+    ['merchants', 'Merchant.csv'],
+    ['stores', 'MerchantOutlet.csv'],
+    ['terminals', 'PosDevice.csv'],
+  ] as const)
+    await w.importFile(kind, join(legacy, file), { mappingName: `legacy-sqlserver-${kind}` });
+  const r = await w.importFile('payments', join(legacy, 'UpiTransaction.csv'), {
+    mappingName: 'legacy-sqlserver-payments',
+  });
+  assert.equal(r.status, 'completed');
+  assert.equal(r.created, 6);
+  const rejects = await w.onboarding.rejects(r.import_id, { limit: 10 });
+  assert.deepEqual(
+    rejects.map((x) => [Number(x.line), x.field, x.reason]),
+    [
+      [7, 'amount_paise', 'has a fraction of a paisa (more than 2 decimals)'],
+      [9, 'amount_paise', 'is more than is left to refund (8600 paise)'],
+    ],
+  );
+  // 149.99 + 86.00 + 1260.50 − 260.50 rupees kept by the three merchants, in the ledger.
+  assert.equal(r.reconciliation?.totals.tillpoint_value_paise, 14999 + 8600 + 126050 - 26050);
+  assert.equal(r.reconciliation?.matched, r.reconciliation?.merchants);
 });
