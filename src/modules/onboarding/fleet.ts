@@ -315,7 +315,8 @@ class HistoryWriter {
       for (let d = 0; d < this.days; d++) {
         const dayStart = this.start + d * 86_400_000;
         const weekday = (new Date(dayStart + IST_MS).getUTCDay() + 6) % 7;
-        const n = Math.round(this.rate * WEEKDAY_WEIGHTS[weekday] * (0.4 + 1.2 * r()));
+        // Rounded at random (not to nearest), so a low rate still gives its average.
+        const n = Math.floor(this.rate * WEEKDAY_WEIGHTS[weekday] * (0.4 + 1.2 * r()) + r());
         for (let k = 0; k < n; k++) {
           const at = dayStart + this.hourPick(r()) * 3_600_000 + Math.floor(r() * 3_600_000);
           let rupees = Math.max(1, median * Math.exp(spread * this.normal()));
