@@ -185,29 +185,18 @@ export interface ReconRow {
  * balances the points of their lots and the value at the program's point value).
  */
 export async function reconcile(q: Queryable, importId: string, kind: RefKind): Promise<ReconRow[]> {
+  if (kind === 'payment') return reconcilePayments(q, importId);
   const target =
-    kind === 'payment'
-      ? // Payment history: payments and refunds held for the merchant; points from the rewards tables
-        // (earned less redeemed on historical payments); money from the ledger (legacy_settled:<m>,
-        // what succeeded payments less succeeded refunds posted), so all three places are compared.
-        `SELECT (SELECT count(*) FROM onboarding.payment_history h WHERE h.merchant_id = s.merchant_id)
-              + (SELECT count(*) FROM onboarding.refund_history f WHERE f.merchant_id = s.merchant_id) AS n,
-                (SELECT coalesce(sum(e.points), 0) FROM rewards.earnings e
-                  WHERE e.merchant_id = s.merchant_id AND e.payment_id LIKE 'lpy\\_%')
-              - (SELECT coalesce(sum(d.points), 0) FROM rewards.redemptions d
-                  WHERE d.merchant_id = s.merchant_id AND d.payment_id LIKE 'lpy\\_%') AS pts,
-                coalesce((SELECT a.balance FROM ledger.accounts a
-                  WHERE a.book = 'INR' AND a.code = 'legacy_settled:' || s.merchant_id), 0) AS val`
-      : kind === 'merchant'
-        ? // A merchant's source line is keyed by the id its reference resolved to: does that merchant exist?
-          `SELECT count(m.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM merchants.merchants m WHERE m.id = s.merchant_id`
-        : kind === 'store'
-          ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
+    kind === 'merchant'
+      ? // A merchant's source line is keyed by the id its reference resolved to: does that merchant exist?
+        `SELECT count(m.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM merchants.merchants m WHERE m.id = s.merchant_id`
+      : kind === 'store'
+        ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
              JOIN merchants.stores x ON x.id = r.entity_id WHERE r.kind = 'store' AND r.scope = s.merchant_id`
-          : kind === 'terminal'
-            ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
+        : kind === 'terminal'
+          ? `SELECT count(x.id)::bigint AS n, 0::bigint AS pts, 0::bigint AS val FROM onboarding.external_refs r
                JOIN merchants.terminals x ON x.id = r.entity_id WHERE r.kind = 'terminal' AND r.scope = s.merchant_id`
-            : `SELECT count(l.id)::bigint AS n, coalesce(sum(l.points), 0)::bigint AS pts,
+          : `SELECT count(l.id)::bigint AS n, coalesce(sum(l.points), 0)::bigint AS pts,
                     coalesce(sum(l.points * p.point_value_paise), 0)::bigint AS val
                FROM onboarding.external_refs r JOIN rewards.lots l ON l.id = r.entity_id JOIN rewards.programs p ON p.id = l.program_id
               WHERE r.kind = 'reward_balance' AND r.scope = s.merchant_id`;
@@ -371,4 +360,34 @@ export async function addRefunded(q: Queryable, amounts: Map<string, number>) {
        FROM unnest($1::text[], $2::bigint[]) AS x(id, a) WHERE h.id = x.id`,
     [[...amounts.keys()], [...amounts.values()]],
   );
+}
+
+/**
+ * Payment history: per merchant named in the file, the payments and refunds held, the points
+ * (the rewards module's earnings less redemptions on historical payments) and the money (the
+ * ledger's legacy_settled:<merchant>: succeeded payments less succeeded refunds as posted), so all
+ * three places are compared with the file. Aggregated once per table (not per merchant): a
+ * history has millions of rows.
+ */
+async function reconcilePayments(q: Queryable, importId: string): Promise<ReconRow[]> {
+  const { rows } = await q.query<ReconRow>(
+    `WITH s AS (SELECT merchant_id, rows, points, value_paise FROM onboarding.source_totals WHERE import_id = $1),
+          p AS (SELECT h.merchant_id, count(*) AS n FROM onboarding.payment_history h JOIN s USING (merchant_id) GROUP BY 1),
+          f AS (SELECT r.merchant_id, count(*) AS n FROM onboarding.refund_history r JOIN s USING (merchant_id) GROUP BY 1),
+          e AS (SELECT h.merchant_id, sum(x.points) AS pts FROM onboarding.payment_history h JOIN s USING (merchant_id)
+                  JOIN rewards.earnings x ON x.payment_id = h.id GROUP BY 1),
+          d AS (SELECT h.merchant_id, sum(x.points) AS pts FROM onboarding.payment_history h JOIN s USING (merchant_id)
+                  JOIN rewards.redemptions x ON x.payment_id = h.id GROUP BY 1),
+          l AS (SELECT substr(a.code, 16) AS merchant_id, a.balance FROM ledger.accounts a
+                 WHERE a.book = 'INR' AND a.code = ANY (SELECT 'legacy_settled:' || merchant_id FROM s))
+     SELECT s.merchant_id, s.rows AS source_rows, s.points AS source_points, s.value_paise AS source_value_paise,
+            (coalesce(p.n, 0) + coalesce(f.n, 0))::bigint AS tillpoint_rows,
+            (coalesce(e.pts, 0) - coalesce(d.pts, 0))::bigint AS tillpoint_points,
+            coalesce(l.balance, 0)::bigint AS tillpoint_value_paise
+       FROM s LEFT JOIN p USING (merchant_id) LEFT JOIN f USING (merchant_id) LEFT JOIN e USING (merchant_id)
+              LEFT JOIN d USING (merchant_id) LEFT JOIN l USING (merchant_id)
+      ORDER BY s.merchant_id`,
+    [importId],
+  );
+  return rows;
 }
