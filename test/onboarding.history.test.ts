@@ -341,3 +341,28 @@ test('the legacy sample files, payment history included, import as the migration
   assert.equal(r.reconciliation?.totals.tillpoint_value_paise, 14999 + 8600 + 126050 - 26050);
   assert.equal(r.reconciliation?.matched, r.reconciliation?.merchants);
 });
+
+test('a dry run of payment history reports what would be created and rejected, and writes none of it', async () => {
+  const count = async () =>
+    (
+      await w.db.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM onboarding.payment_history) + (SELECT count(*) FROM ledger.entries)
+              + (SELECT count(*) FROM rewards.movements) AS n`,
+      )
+    ).rows[0].n;
+  const before = await count();
+  const text = [
+    HEAD,
+    `D-1,M-1002,T-4,,,4200,succeeded,${ago(2)},,dry@okaxis,,4,`,
+    `D-2,M-1002,T-4,,,4200,succeeded,${ago(1)},,dry@okaxis,,,9`,
+    `D-R1,M-1002,,,D-1,4200,succeeded,${ago(0, 1)},,,,,`,
+  ].join('\n');
+  const r = await w.importFile('payments', { text }, { dryRun: true });
+  assert.equal(r.dry_run, true);
+  assert.equal(r.created, 2);
+  assert.deepEqual(
+    (await w.onboarding.rejects(r.import_id, { limit: 5 })).map((x) => [Number(x.line), x.field]),
+    [[3, 'points_redeemed']],
+  );
+  assert.equal(await count(), before);
+});
