@@ -2,7 +2,9 @@
 //
 // The issue's fleet: 153,000 merchants, ~450,000 stores, ~450,000 terminals (target: all three in
 // under 10 minutes, with memory that does not grow with the file) and 1,000,000 reward opening
-// balances with the points ledger verified after. `--scale 0.1` runs a tenth of each.
+// balances with the points ledger verified after. `--scale 0.1` runs a tenth of each. Then the
+// fleet's payment history (`tillpoint import payments`: payments, refunds, points earned and
+// redeemed; --payments, --history-days), reported as rows (payments and refunds) per second.
 //
 // The fleet is written as CSV files first (src/modules/onboarding/fleet.ts, not timed), then each
 // file is imported in-process by the onboarding service, exactly as `tillpoint import` does
@@ -31,9 +33,11 @@ import { createLedgerService, runLedgerVerify } from '../src/modules/ledger/inde
 import { createMerchantsService, MERCHANT_ENCRYPTED_FIELDS } from '../src/modules/merchants/index.ts';
 import { createRewardsService, runRewardsVerify } from '../src/modules/rewards/index.ts';
 import { createVault, createLocalKeyManager } from '../src/modules/vault/index.ts';
+import { PAYER_VPA_FIELD } from '../src/modules/payments/index.ts';
 import {
   createOnboardingService,
   defaultMappingName,
+  HISTORY_PAYER_VPA_FIELD,
   loadMapping,
   withConstants,
   type ImportKind,
@@ -46,6 +50,9 @@ const USAGE = `Usage: npm run bench:import -- [options]
 
   --scale X       fraction of the full fleet (153,000 merchants, ~450,000 stores and terminals,
                   1,000,000 reward balances); default 1
+  --payments N    payment history to generate and import (about; refunds come on top); default
+                  2,000,000 × scale; 0 skips it
+  --history-days D  days the history spans (default 90)
   --batch-size N  rows per transaction (default 1000)
   --pool-size N   database pool (default 4)
   --results FILE  where to append the JSON line (default bench/results/import.jsonl)
@@ -60,6 +67,8 @@ const { values: args } = parseArgs({
   options: {
     scale: { type: 'string', default: '1' },
     'batch-size': { type: 'string', default: '1000' },
+    payments: { type: 'string' },
+    'history-days': { type: 'string', default: '90' },
     'pool-size': { type: 'string', default: '4' },
     results: { type: 'string', default: join(ROOT, 'bench/results/import.jsonl') },
     'no-save': { type: 'boolean', default: false },
@@ -77,6 +86,12 @@ if (!(scale > 0 && scale <= 10)) {
   process.exit(2);
 }
 const batchSize = Number(args['batch-size']);
+const paymentsWanted = args.payments === undefined ? Math.round(2_000_000 * scale) : Number(args.payments);
+const historyDays = Number(args['history-days']);
+if (!Number.isInteger(paymentsWanted) || paymentsWanted < 0 || !Number.isInteger(historyDays) || historyDays < 1) {
+  process.stderr.write('--payments must be a whole number (0 skips history) and --history-days at least 1\n');
+  process.exit(2);
+}
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 let peakRss = process.memoryUsage().rss;
@@ -105,7 +120,7 @@ try {
     kms: createLocalKeyManager({ kind: 'file', path: join(dir, 'keyring.json'), createIfMissing: true }),
     clock: systemClock,
     config: { cacheTtlMs: 60_000, rewrapBatchSize: 500, cryptoperiodDays: { kek: 365, aead: 365, hmac: 730 } },
-    fields: MERCHANT_ENCRYPTED_FIELDS,
+    fields: [...MERCHANT_ENCRYPTED_FIELDS, PAYER_VPA_FIELD, HISTORY_PAYER_VPA_FIELD],
     vpaPattern: new RegExp(DEFAULT_VPA_PATTERN),
   });
   await vault.init();
@@ -141,15 +156,19 @@ try {
   });
 
   const t0 = performance.now();
+  const merchants = Math.max(1, Math.round(153_000 * scale));
+  // Terminals expected (2.94 a merchant) × days × the weekday weights' mean (1.057) give the rate.
+  const perTerminalDay = paymentsWanted / (merchants * 2.94 * historyDays * 1.057);
   const fleet = await writeFleet({
     dir,
-    merchants: Math.max(1, Math.round(153_000 * scale)),
+    merchants,
     balances: Math.max(1, Math.round(1_000_000 * scale)),
+    history: paymentsWanted > 0 ? { days: historyDays, perTerminalDay } : undefined,
   });
   log(
     `fleet files: ${fleet.counts.merchants} merchants, ${fleet.counts.stores} stores, ${fleet.counts.terminals} terminals, ${fleet.counts.balances} balances (${round((performance.now() - t0) / 1000, 1)} s to write)`,
   );
-  result.counts = fleet.counts;
+  result.counts = { ...fleet.counts, history: fleet.history };
 
   const phases: Record<string, unknown> = {};
   const run = async (kind: ImportKind, file: string, constants: Record<string, string> = {}) => {
@@ -191,6 +210,7 @@ try {
       peak_rss_mb: mb(peakRss),
       rss_mb_at_25_50_75_100: rssAt,
       reconciliation_matched: `${report.reconciliation?.matched}/${report.reconciliation?.merchants}`,
+      reconciliation_totals: report.reconciliation?.totals,
       status: report.status,
     };
     log(`${kind}: ${JSON.stringify(phase)}`);
@@ -206,6 +226,11 @@ try {
     (fleet.counts.merchants + fleet.counts.stores + fleet.counts.terminals) / fleetSecs,
   );
   await run('reward-balances', fleet.rewardBalances);
+  if (fleet.payments) {
+    const secs = await run('payments', fleet.payments);
+    result.payments_per_second = Math.round(fleet.history!.payments / secs);
+    result.history_rows_per_second = Math.round((fleet.history!.payments + fleet.history!.refunds) / secs);
+  }
   result.phases = phases;
 
   const v0 = performance.now();

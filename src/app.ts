@@ -60,7 +60,11 @@ import {
   registerReconMetrics,
   registerReconRoutes,
 } from './modules/settlement/index.ts';
-import { createOnboardingService, registerOnboardingRoutes } from './modules/onboarding/index.ts';
+import {
+  createOnboardingService,
+  HISTORY_PAYER_VPA_FIELD,
+  registerOnboardingRoutes,
+} from './modules/onboarding/index.ts';
 
 // Wires modules into a running role. One build; the role decides what runs:
 //   api     HTTP API (and, in development, the bank simulator under /sim)
@@ -86,7 +90,7 @@ export interface AppOptions {
 }
 
 /** Every column other modules encrypt through the vault; the worker re-encrypts them after a key rotation. */
-export const ENCRYPTED_FIELDS = [PAYER_VPA_FIELD, ...MERCHANT_ENCRYPTED_FIELDS];
+export const ENCRYPTED_FIELDS = [PAYER_VPA_FIELD, ...MERCHANT_ENCRYPTED_FIELDS, HISTORY_PAYER_VPA_FIELD];
 
 export async function createApp(opts: AppOptions = {}) {
   const role = opts.role ?? 'all';

@@ -8,6 +8,7 @@ import { createLedgerService } from '../../src/modules/ledger/index.ts';
 import { createMerchantsService, MERCHANT_ENCRYPTED_FIELDS } from '../../src/modules/merchants/index.ts';
 import { createRewardsService } from '../../src/modules/rewards/index.ts';
 import { createTestVault } from '../../src/modules/vault/index.ts';
+import { PAYER_VPA_FIELD } from '../../src/modules/payments/index.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { auditKeysFromSeed, createAuditWriter } from '../../src/modules/audit/index.ts';
 import {
@@ -15,6 +16,7 @@ import {
   loadMapping,
   withConstants,
   defaultMappingName,
+  HISTORY_PAYER_VPA_FIELD,
   type ImportInput,
   type ImportKind,
 } from '../../src/modules/onboarding/index.ts';
@@ -29,7 +31,10 @@ export const platform: Principal = { kind: 'api_key', id: 'key_test', merchantId
 
 export async function onboardingWorld() {
   const db = await createTestDb();
-  const vault = await createTestVault(db, { fields: MERCHANT_ENCRYPTED_FIELDS });
+  // Payer VPAs of payment history are sealed with the payments module's keys (same purpose).
+  const vault = await createTestVault(db, {
+    fields: [...MERCHANT_ENCRYPTED_FIELDS, PAYER_VPA_FIELD, HISTORY_PAYER_VPA_FIELD],
+  });
   const ledger = createLedgerService();
   const vpaPattern = new RegExp(DEFAULT_VPA_PATTERN);
   const customerKey = Buffer.alloc(32, 7);

@@ -15,14 +15,14 @@ import { UsageError, type Command } from '../command.ts';
 // goes to stderr, the report to stdout and to <data dir>/imports/ (or --report-dir).
 
 const USAGE = `usage:
-  tillpoint import merchants|stores|terminals|reward-balances FILE [--mapping NAME|PATH] [--format csv|jsonl]
+  tillpoint import merchants|stores|terminals|reward-balances|payments FILE [--mapping NAME|PATH] [--format csv|jsonl]
                    [--set FIELD=VALUE]... [--dry-run] [--batch-size N] [--report-dir DIR] [--quiet]
                    [--credentials secrets|certificates --credentials-out DIR [--days N]]   (terminals)
   tillpoint import status ID [--json]
   tillpoint import rejects ID [--limit N]
   tillpoint import mappings`;
 
-const KINDS = ['merchants', 'stores', 'terminals', 'reward-balances'];
+const KINDS = ['merchants', 'stores', 'terminals', 'reward-balances', 'payments'];
 
 /** Everything an import needs, opened as a server would: the database, the vault, the audit writer. */
 export async function withOnboarding<T>(
@@ -138,7 +138,7 @@ function progressBar(quiet: boolean) {
 export const importCommand: Command = {
   name: 'import',
   usage:
-    'import merchants|stores|terminals|reward-balances FILE [--mapping M] [--dry-run] [--set F=V]… [--credentials secrets|certificates --credentials-out DIR] | status ID | rejects ID | mappings',
+    'import merchants|stores|terminals|reward-balances|payments FILE [--mapping M] [--dry-run] [--set F=V]… [--credentials secrets|certificates --credentials-out DIR] | status ID | rejects ID | mappings',
   summary:
     'Bulk onboarding from CSV or JSON-lines files: merchants, stores, terminals (with MQTT secrets or certificate bundles) and reward opening balances; validated row by row, resumable, re-runnable, with a reconciliation.',
   async run(argv) {

@@ -4,6 +4,8 @@
 export {
   createOnboardingService,
   DEFAULT_BATCH_SIZE,
+  HISTORY_PAYER_VPA_FIELD,
+  legacyAccounts,
   isImportId,
   type OnboardingService,
   type OnboardingDeps,
@@ -28,4 +30,4 @@ export { readRecords, FileError, type FileFormat } from './reader.ts';
 export { registerOnboardingRoutes } from './onboarding.routes.ts';
 export { deliverTerminalCredentials, openStoreBundle, type CredentialDelivery } from './credentials.ts';
 export { formatReport, reconciliationCsv } from './report.ts';
-export { writeFleet, type FleetOptions, type FleetFiles } from './fleet.ts';
+export { writeFleet, type FleetOptions, type FleetFiles, type HistoryOptions, type HistoryCounts } from './fleet.ts';

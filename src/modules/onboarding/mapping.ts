@@ -19,7 +19,7 @@ import type { FileFormat } from './reader.ts';
 //   }
 // }
 
-export const IMPORT_KINDS = ['merchants', 'stores', 'terminals', 'reward-balances'] as const;
+export const IMPORT_KINDS = ['merchants', 'stores', 'terminals', 'reward-balances', 'payments'] as const;
 export type ImportKind = (typeof IMPORT_KINDS)[number];
 export const isImportKind = (k: unknown): k is ImportKind => IMPORT_KINDS.includes(k as ImportKind);
 
@@ -47,6 +47,28 @@ export const TARGET_FIELDS: Record<ImportKind, readonly string[]> = {
     'value_paise',
     'expires_at',
   ],
+  // Payment history from a legacy system (a row with refund_of is a refund of that earlier payment).
+  payments: [
+    'external_ref',
+    'merchant_ref',
+    'merchant_id',
+    'store_ref',
+    'terminal_ref',
+    'terminal_id',
+    'refund_of',
+    'method',
+    'amount_paise',
+    'status',
+    'created_at',
+    'completed_at',
+    'payer_vpa',
+    'bank_ref',
+    'bank_code',
+    'customer_vpa',
+    'customer_phone',
+    'points_earned',
+    'points_redeemed',
+  ],
 };
 
 export const TRANSFORMS = [
@@ -61,6 +83,8 @@ export const TRANSFORMS = [
   'date_dmy',
   /** An empty value counts as absent. */
   'empty_as_absent',
+  /** "2026-09-14 18:22:05[.123]" (SQL Server datetime, kept in India time) -> ISO 8601 with +05:30. */
+  'datetime_ist',
 ] as const;
 export type Transform = (typeof TRANSFORMS)[number];
 
@@ -70,6 +94,8 @@ export interface FieldMapping {
   transform?: Transform[];
   /** The column may be missing from the file (the field is then absent). */
   optional?: boolean;
+  /** After the transforms, the source's words for Tillpoint's ({"SUCCESS": "succeeded"}); any other word is refused. */
+  values?: Record<string, string>;
 }
 
 export interface Mapping {
@@ -103,7 +129,7 @@ export function parseMapping(raw: unknown, name: string): Mapping {
       throw bad(`fields.${target} must be an object`);
     const f = spec as Record<string, unknown>;
     for (const k of Object.keys(f))
-      if (!['column', 'value', 'transform', 'optional'].includes(k))
+      if (!['column', 'value', 'transform', 'optional', 'values'].includes(k))
         throw bad(`fields.${target}: unknown key "${k.slice(0, 40)}"`);
     if ((f.column === undefined) === (f.value === undefined))
       throw bad(`fields.${target} needs exactly one of "column" and "value"`);
@@ -116,11 +142,21 @@ export function parseMapping(raw: unknown, name: string): Mapping {
       throw bad(`fields.${target}.transform must be a list of ${TRANSFORMS.join(', ')}`);
     if (f.optional !== undefined && typeof f.optional !== 'boolean')
       throw bad(`fields.${target}.optional must be true or false`);
+    if (
+      f.values !== undefined &&
+      (f.values === null ||
+        typeof f.values !== 'object' ||
+        Array.isArray(f.values) ||
+        Object.keys(f.values).length === 0 ||
+        Object.values(f.values).some((v) => typeof v !== 'string'))
+    )
+      throw bad(`fields.${target}.values must be an object of source words to Tillpoint's`);
     fields[target] = {
       column: f.column as string | undefined,
       value: f.value as string | number | undefined,
       transform: transform as Transform[],
       optional: f.optional === true,
+      ...(f.values !== undefined ? { values: { ...(f.values as Record<string, string>) } } : {}),
     };
   }
   if (!fields.external_ref) throw bad('every kind needs an "external_ref" field (the source system\'s own key)');
@@ -205,6 +241,11 @@ function applyTransform(t: Transform, v: string, field: string): string | undefi
       if (!m) throw new FieldProblem(field, 'must be a date as DD/MM/YYYY');
       return `${m[3]}-${m[2].padStart(2, '0')}-${m[1].padStart(2, '0')}`;
     }
+    case 'datetime_ist': {
+      const m = /^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,3})?)?)$/.exec(v);
+      if (!m) throw new FieldProblem(field, 'must be a time as YYYY-MM-DD HH:MM:SS (India time)');
+      return `${m[1]}T${m[2]}+05:30`;
+    }
     case 'rupees_to_paise': {
       const m = /^(-?)([0-9]{1,13})(?:\.([0-9]*))?$/.exec(v);
       if (!m) throw new FieldProblem(field, 'must be an amount in rupees, e.g. 1234.50');
@@ -243,6 +284,12 @@ export function applyMapping(m: Mapping, rec: Record<string, unknown>): Record<s
       }
       if (s === undefined) continue;
       v = s;
+    }
+    if (f.values) {
+      const key = typeof v === 'number' ? String(v) : v;
+      if (typeof key !== 'string' || !Object.hasOwn(f.values, key))
+        throw new FieldProblem(target, `must be one of ${Object.keys(f.values).join(', ').slice(0, 200)}`);
+      v = f.values[key];
     }
     out[target] = v;
   }

@@ -4,7 +4,7 @@ import type { Queryable } from '../../platform/db.ts';
 // key through the external references, the rows the import created in merchants.* and rewards.*
 // (read only; those modules write them).
 
-export type RefKind = 'merchant' | 'store' | 'terminal' | 'reward_balance';
+export type RefKind = 'merchant' | 'store' | 'terminal' | 'reward_balance' | 'payment' | 'refund';
 
 export interface ImportRow {
   id: string;
@@ -185,6 +185,7 @@ export interface ReconRow {
  * balances the points of their lots and the value at the program's point value).
  */
 export async function reconcile(q: Queryable, importId: string, kind: RefKind): Promise<ReconRow[]> {
+  if (kind === 'payment') return reconcilePayments(q, importId);
   const target =
     kind === 'merchant'
       ? // A merchant's source line is keyed by the id its reference resolved to: does that merchant exist?
@@ -222,6 +223,171 @@ export async function importedTerminals(
       WHERE r.import_id = $1 AND r.kind = 'terminal' AND (t.store_id, r.entity_id) > ($2, $3) AND t.status = 'active'
       ORDER BY t.store_id, r.entity_id LIMIT $4`,
     [importId, after.storeId, after.terminalId, limit],
+  );
+  return rows;
+}
+
+// Payment history (migrations/0030): payments and refunds a legacy system took and settled.
+
+export interface TerminalPlace {
+  id: string;
+  merchant_id: string;
+  store_id: string;
+  status: string;
+  acquiring_bank: string;
+}
+
+/** Terminals with their store and their merchant's acquiring bank (read only; merchants.* belongs to the merchants module). */
+export async function terminalPlaces(q: Queryable, ids: string[]): Promise<Map<string, TerminalPlace>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<TerminalPlace>(
+    `SELECT t.id, t.merchant_id, t.store_id, t.status, m.acquiring_bank
+       FROM merchants.terminals t JOIN merchants.merchants m ON m.id = t.merchant_id WHERE t.id = ANY($1::text[])`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export interface HistoryPaymentInsert {
+  id: string;
+  merchant_id: string;
+  store_id: string;
+  terminal_id: string;
+  external_ref: string;
+  method: string;
+  amount: number;
+  status: string;
+  bank_code: string;
+  bank_ref: string | null;
+  payer_vpa_ct: string | null;
+  payer_vpa_bidx: string | null;
+  points_earned: number;
+  points_redeemed: number;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+export async function insertPaymentHistory(q: Queryable, importId: string, rows: HistoryPaymentInsert[]) {
+  if (rows.length === 0) return;
+  const col = <K extends keyof HistoryPaymentInsert>(k: K) => rows.map((r) => r[k]);
+  await q.query(
+    `INSERT INTO onboarding.payment_history (id, merchant_id, store_id, terminal_id, external_ref, method, amount, status,
+       bank_code, bank_ref, payer_vpa_ct, payer_vpa_bidx, points_earned, points_redeemed, created_at, completed_at, import_id)
+     SELECT *, $17 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
+       $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::timestamptz[], $16::timestamptz[])`,
+    [
+      col('id'),
+      col('merchant_id'),
+      col('store_id'),
+      col('terminal_id'),
+      col('external_ref'),
+      col('method'),
+      col('amount'),
+      col('status'),
+      col('bank_code'),
+      col('bank_ref'),
+      col('payer_vpa_ct'),
+      col('payer_vpa_bidx'),
+      col('points_earned'),
+      col('points_redeemed'),
+      col('created_at'),
+      col('completed_at'),
+      importId,
+    ],
+  );
+}
+
+export interface HistoryPaymentRow {
+  id: string;
+  merchant_id: string;
+  amount: number;
+  refunded_amount: number;
+  status: string;
+  bank_code: string;
+  completed_at: Date | null;
+}
+
+/** Historical payments by id, locked (their refunded amount moves with the refunds of this batch). */
+export async function historyPayments(q: Queryable, ids: string[]): Promise<Map<string, HistoryPaymentRow>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<HistoryPaymentRow>(
+    `SELECT id, merchant_id, amount::float8 AS amount, refunded_amount::float8 AS refunded_amount, status, bank_code, completed_at
+       FROM onboarding.payment_history WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export interface HistoryRefundInsert {
+  id: string;
+  payment_id: string;
+  merchant_id: string;
+  external_ref: string;
+  amount: number;
+  status: string;
+  bank_ref: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+export async function insertRefundHistory(q: Queryable, importId: string, rows: HistoryRefundInsert[]) {
+  if (rows.length === 0) return;
+  const col = <K extends keyof HistoryRefundInsert>(k: K) => rows.map((r) => r[k]);
+  await q.query(
+    `INSERT INTO onboarding.refund_history (id, payment_id, merchant_id, external_ref, amount, status, bank_ref, created_at,
+       completed_at, import_id)
+     SELECT *, $10 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+       $8::timestamptz[], $9::timestamptz[])`,
+    [
+      col('id'),
+      col('payment_id'),
+      col('merchant_id'),
+      col('external_ref'),
+      col('amount'),
+      col('status'),
+      col('bank_ref'),
+      col('created_at'),
+      col('completed_at'),
+      importId,
+    ],
+  );
+}
+
+export async function addRefunded(q: Queryable, amounts: Map<string, number>) {
+  if (amounts.size === 0) return;
+  await q.query(
+    `UPDATE onboarding.payment_history h SET refunded_amount = h.refunded_amount + x.a
+       FROM unnest($1::text[], $2::bigint[]) AS x(id, a) WHERE h.id = x.id`,
+    [[...amounts.keys()], [...amounts.values()]],
+  );
+}
+
+/**
+ * Payment history: per merchant named in the file, the payments and refunds held, the points
+ * (the rewards module's earnings less redemptions on historical payments) and the money (the
+ * ledger's legacy_settled:<merchant>: succeeded payments less succeeded refunds as posted), so all
+ * three places are compared with the file. Aggregated once per table (not per merchant): a
+ * history has millions of rows.
+ */
+async function reconcilePayments(q: Queryable, importId: string): Promise<ReconRow[]> {
+  const { rows } = await q.query<ReconRow>(
+    `WITH s AS (SELECT merchant_id, rows, points, value_paise FROM onboarding.source_totals WHERE import_id = $1),
+          p AS (SELECT h.merchant_id, count(*) AS n FROM onboarding.payment_history h JOIN s USING (merchant_id) GROUP BY 1),
+          f AS (SELECT r.merchant_id, count(*) AS n FROM onboarding.refund_history r JOIN s USING (merchant_id) GROUP BY 1),
+          e AS (SELECT h.merchant_id, sum(x.points) AS pts FROM onboarding.payment_history h JOIN s USING (merchant_id)
+                  JOIN rewards.earnings x ON x.payment_id = h.id GROUP BY 1),
+          d AS (SELECT h.merchant_id, sum(x.points) AS pts FROM onboarding.payment_history h JOIN s USING (merchant_id)
+                  JOIN rewards.redemptions x ON x.payment_id = h.id GROUP BY 1),
+          l AS (SELECT substr(a.code, 16) AS merchant_id, a.balance FROM ledger.accounts a
+                 WHERE a.book = 'INR' AND a.code = ANY (SELECT 'legacy_settled:' || merchant_id FROM s))
+     SELECT s.merchant_id, s.rows AS source_rows, s.points AS source_points, s.value_paise AS source_value_paise,
+            (coalesce(p.n, 0) + coalesce(f.n, 0))::bigint AS tillpoint_rows,
+            (coalesce(e.pts, 0) - coalesce(d.pts, 0))::bigint AS tillpoint_points,
+            coalesce(l.balance, 0)::bigint AS tillpoint_value_paise
+       FROM s LEFT JOIN p USING (merchant_id) LEFT JOIN f USING (merchant_id) LEFT JOIN e USING (merchant_id)
+              LEFT JOIN d USING (merchant_id) LEFT JOIN l USING (merchant_id)
+      ORDER BY s.merchant_id`,
+    [importId],
   );
   return rows;
 }

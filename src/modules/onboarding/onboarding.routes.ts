@@ -28,6 +28,8 @@ const PERMISSION: Record<ImportKind, string> = {
   stores: 'merchants:write',
   terminals: 'terminals:write',
   'reward-balances': 'rewards:write',
+  // Payment history writes the ledger and customers' points: a platform caller allowed to take payments.
+  payments: 'payments:write',
 };
 
 const Upload = Type.Object(

@@ -5,8 +5,9 @@ import { newId } from '../../platform/ids.ts';
 import type { Actor, AuditWriter } from '../audit/index.ts';
 import type { LedgerService } from '../ledger/index.ts';
 import { merchantsBulk } from '../merchants/index.ts';
-import { createCustomerHasher, rewardsBulk } from '../rewards/index.ts';
-import type { FieldCipher } from '../vault/index.ts';
+import { PAYER_VPA_FIELD } from '../payments/index.ts';
+import { createCustomerHasher, rewardsBulk, rewardsHistory } from '../rewards/index.ts';
+import type { EncryptedField, FieldCipher } from '../vault/index.ts';
 import { v7 as uuidv7 } from 'uuid';
 import { applyMapping, FieldProblem, missingColumns, type ImportKind, type Mapping } from './mapping.ts';
 import { FileError, readRecords, type ReaderLimits, type SourceRecord } from './reader.ts';
@@ -16,6 +17,7 @@ import {
   type BalanceRow,
   type MerchantRef,
   type MerchantRow,
+  type PaymentHistoryRow,
   type RowRules,
   type StoreRow,
   type TerminalRow,
@@ -30,6 +32,35 @@ import {
 
 export const DEFAULT_BATCH_SIZE = 1000;
 const DAY_MS = 86_400_000;
+
+/**
+ * The payer's VPA of a historical payment: sealed exactly as payments seals payments.payments'
+ * (same purpose, so the same data and blind-index keys; same normalisation, so a VPA's blind index
+ * is the same in both tables and one lookup finds both). Registered with the vault beside
+ * PAYER_VPA_FIELD (src/app.ts ENCRYPTED_FIELDS), so key rotation rewraps it too.
+ */
+export const HISTORY_PAYER_VPA_FIELD: EncryptedField = {
+  table: 'onboarding.payment_history',
+  idColumn: 'id',
+  column: 'payer_vpa_ct',
+  purpose: PAYER_VPA_FIELD.purpose,
+  blindIndex: { column: 'payer_vpa_bidx', normalize: PAYER_VPA_FIELD.blindIndex!.normalize },
+};
+
+/**
+ * Ledger accounts of payment history (book INR). The legacy system took these payments and paid
+ * the merchants itself, so history never touches bank_clearing or merchant_payable, which
+ * settlement pays out from: it is a memorandum pair of its own. legacy_clearing:<bank> (asset)
+ * is what the legacy system collected through that acquirer; legacy_settled:<merchant>
+ * (liability, floor 0) what it collected and settled for the merchant, net of refunds.
+ */
+export const legacyAccounts = {
+  clearing: (bank: string) => ({ code: `legacy_clearing:${bank}`, type: 'asset' as const }),
+  settled: (merchantId: string) => ({ code: `legacy_settled:${merchantId}`, type: 'liability' as const, floor: 0 }),
+};
+const MERCHANTS_PER_ENTRY = 99;
+const historyId = (prefix: 'lpy' | 'lrf', at: Date) =>
+  `${prefix}_${uuidv7({ msecs: at.getTime() }).replaceAll('-', '')}`;
 
 export const importId = () => `imp_${uuidv7().replaceAll('-', '')}`;
 export const isImportId = (v: unknown): v is string => typeof v === 'string' && /^imp_[0-9a-f]{32}$/.test(v);
@@ -128,7 +159,8 @@ interface BatchResult {
   created: number;
   unchanged: number;
   rejects: Reject[];
-  refs: { scope: string; ref: string; entityId: string }[];
+  /** New external references; `kind` when not the import's own (a refund in a payments file). */
+  refs: { scope: string; ref: string; entityId: string; kind?: repo.RefKind }[];
   totals: Map<string, { rows: number; points: number; value: number }>;
 }
 
@@ -137,6 +169,7 @@ const REF_KIND: Record<ImportKind, repo.RefKind> = {
   stores: 'store',
   terminals: 'terminal',
   'reward-balances': 'reward_balance',
+  payments: 'payment',
 };
 
 type Item<T> = { line: number; row: T };
@@ -423,6 +456,243 @@ export function createOnboardingService(deps: OnboardingDeps) {
     });
   }
 
+  /** Posts history's money per bank: one entry per (bank, up to 99 merchants); refunds the other way. */
+  async function postHistoryMoney(
+    tx: Queryable,
+    kind: 'payment.history' | 'refund.history',
+    reference: string,
+    byBank: Map<string, Map<string, number>>,
+  ) {
+    for (const [bank, byMerchant] of byBank) {
+      const entries = [...byMerchant.entries()];
+      for (let n = 0; n < entries.length; n += MERCHANTS_PER_ENTRY) {
+        const chunk = entries.slice(n, n + MERCHANTS_PER_ENTRY);
+        const total = chunk.reduce((t, [, a]) => t + a, 0);
+        const merchantLines = chunk.map(([m, a]) =>
+          kind === 'payment.history'
+            ? { account: legacyAccounts.settled(m), credit: a }
+            : { account: legacyAccounts.settled(m), debit: a },
+        );
+        await deps.ledger.post(tx, {
+          kind,
+          reference: `${reference}:${bank}:${n / MERCHANTS_PER_ENTRY}`,
+          lines:
+            kind === 'payment.history'
+              ? [{ account: legacyAccounts.clearing(bank), debit: total }, ...merchantLines]
+              : [...merchantLines, { account: legacyAccounts.clearing(bank), credit: total }],
+        });
+      }
+    }
+  }
+
+  const addTo = (m: Map<string, Map<string, number>>, bank: string, merchant: string, amount: number) => {
+    let b = m.get(bank);
+    if (!b) m.set(bank, (b = new Map()));
+    b.set(merchant, (b.get(merchant) ?? 0) + amount);
+  };
+  /** What a row carries for the reconciliation: net money that moved, net points. */
+  const historyTotals = (r: PaymentHistoryRow) => ({
+    points: r.points_earned - r.points_redeemed,
+    value: r.status !== 'succeeded' ? 0 : r.refund_of !== undefined ? -r.amount : r.amount,
+  });
+
+  async function applyPayments(
+    tx: Queryable,
+    importId: string,
+    items: Item<PaymentHistoryRow>[],
+    res: BatchResult,
+    reference: string,
+  ) {
+    const resolved = await resolveMerchants(tx, items, res);
+    const pays = resolved.filter((i) => i.row.refund_of === undefined);
+    const refunds = resolved.filter((i) => i.row.refund_of !== undefined);
+
+    // Payments: the terminal (by reference or id) must be the merchant's, and the store, if named, the terminal's.
+    const termRefs = await repo.knownRefs(
+      tx,
+      'terminal',
+      pays.flatMap((i) =>
+        i.row.terminal && 'ref' in i.row.terminal ? [{ scope: i.merchantId, ref: i.row.terminal.ref }] : [],
+      ),
+    );
+    const storeRefs = await repo.knownRefs(
+      tx,
+      'store',
+      pays.flatMap((i) => (i.row.store_ref ? [{ scope: i.merchantId, ref: i.row.store_ref }] : [])),
+    );
+    const termId = (i: (typeof pays)[number]) => {
+      const t = i.row.terminal!;
+      return 'ref' in t ? termRefs.get(`${i.merchantId}\n${t.ref}`) : t.id;
+    };
+    const places = await repo.terminalPlaces(tx, [...new Set(pays.flatMap((i) => termId(i) ?? []))]);
+    const placed: (Item<PaymentHistoryRow> & { merchantId: string; scope: string; place: repo.TerminalPlace })[] = [];
+    for (const i of pays) {
+      const field = 'ref' in i.row.terminal! ? 'terminal_ref' : 'terminal_id';
+      const tid = termId(i);
+      const place = tid ? places.get(tid) : undefined;
+      if (!place || place.merchant_id !== i.merchantId)
+        res.rejects.push({ line: i.line, field, reason: 'no such terminal for this merchant' });
+      else if (i.row.store_ref && storeRefs.get(`${i.merchantId}\n${i.row.store_ref}`) !== place.store_id)
+        res.rejects.push({ line: i.line, field: 'store_ref', reason: "is not the terminal's store" });
+      else placed.push({ ...i, scope: i.merchantId, place });
+    }
+    const { fresh, existing } = await splitKnown(tx, 'payment', placed, res);
+    for (const e of existing) {
+      res.unchanged++;
+      const t = historyTotals(e.row);
+      addTotal(res, e.scope, t.points, t.value);
+    }
+    const withIds = fresh.map((i) => ({ ...i, id: historyId('lpy', i.row.created_at) }));
+    // Points: the merchant's program; the rewards module writes them, oldest first, and may refuse
+    // a redemption the customer could not have paid for (then nothing of that row is written).
+    const needPoints = withIds.filter((i) => i.row.points_earned > 0 || i.row.points_redeemed > 0);
+    const programs = await rewardsBulk.programsForMerchants(tx, [...new Set(needPoints.map((i) => i.merchantId))]);
+    const refused = new Set<number>();
+    const pointItems: (rewardsHistory.HistoricalPoints & { line: number })[] = [];
+    for (const i of needPoints) {
+      const p = programs.get(i.merchantId);
+      if (!p) {
+        res.rejects.push({ line: i.line, field: 'points_earned', reason: 'the merchant is in no reward program' });
+        refused.add(i.line);
+      } else
+        pointItems.push({
+          line: i.line,
+          program: p,
+          customerHash: i.row.customerHash!,
+          paymentId: i.id,
+          merchantId: i.merchantId,
+          amountPaise: i.row.amount,
+          at: i.row.completed_at ?? i.row.created_at,
+          earned: i.row.points_earned,
+          redeemed: i.row.points_redeemed,
+        });
+    }
+    const outcomes = await rewardsHistory.postHistoricalPoints({ ledger: deps.ledger }, tx, pointItems, {
+      reference,
+      now: clock.now(),
+    });
+    outcomes.forEach((o, n) => {
+      if (!o.ok) {
+        res.rejects.push({ line: pointItems[n].line, field: o.field, reason: o.problem });
+        refused.add(pointItems[n].line);
+      }
+    });
+    const ok = withIds.filter((i) => !refused.has(i.line));
+    const rows: repo.HistoryPaymentInsert[] = [];
+    const money = new Map<string, Map<string, number>>();
+    for (const i of ok) {
+      const sealed = i.row.payer_vpa
+        ? await deps.fields.seal(HISTORY_PAYER_VPA_FIELD, i.id, i.row.payer_vpa, tx)
+        : undefined;
+      const bank = i.row.bank_code ?? i.place.acquiring_bank;
+      rows.push({
+        id: i.id,
+        merchant_id: i.merchantId,
+        store_id: i.place.store_id,
+        terminal_id: i.place.id,
+        external_ref: i.row.external_ref,
+        method: i.row.method,
+        amount: i.row.amount,
+        status: i.row.status,
+        bank_code: bank,
+        bank_ref: i.row.bank_ref ?? null,
+        payer_vpa_ct: sealed?.ciphertext ?? null,
+        payer_vpa_bidx: sealed?.blindIndex ?? null,
+        points_earned: i.row.points_earned,
+        points_redeemed: i.row.points_redeemed,
+        created_at: i.row.created_at,
+        completed_at: i.row.completed_at,
+      });
+      if (i.row.status === 'succeeded') addTo(money, bank, i.merchantId, i.row.amount);
+      res.created++;
+      res.refs.push({ scope: i.merchantId, ref: i.row.external_ref, entityId: i.id });
+      const t = historyTotals(i.row);
+      addTotal(res, i.merchantId, t.points, t.value);
+    }
+    await repo.insertPaymentHistory(tx, importId, rows);
+    await postHistoryMoney(tx, 'payment.history', `${reference}:p`, money);
+
+    // Refunds: of a payment imported before (this file or an earlier one), succeeded, never more than is left.
+    if (refunds.length === 0) return;
+    const justMade = new Map(rows.map((r) => [`${r.merchant_id}\n${r.external_ref}`, r.id]));
+    const payRefs = await repo.knownRefs(
+      tx,
+      'payment',
+      refunds.map((i) => ({ scope: i.merchantId, ref: i.row.refund_of! })),
+    );
+    const payIdOf = (i: (typeof refunds)[number]) => {
+      const k = `${i.merchantId}\n${i.row.refund_of}`;
+      return justMade.get(k) ?? payRefs.get(k);
+    };
+    const paid = await repo.historyPayments(tx, [...new Set(refunds.flatMap((i) => payIdOf(i) ?? []))]);
+    const { fresh: freshRefunds, existing: knownRefunds } = await splitKnown(
+      tx,
+      'refund',
+      refunds.map((i) => ({ ...i, scope: i.merchantId })),
+      res,
+    );
+    for (const e of knownRefunds) {
+      res.unchanged++;
+      const t = historyTotals(e.row);
+      addTotal(res, e.scope, t.points, t.value);
+    }
+    const refundRows: repo.HistoryRefundInsert[] = [];
+    const refunded = new Map<string, number>();
+    const back = new Map<string, Map<string, number>>();
+    for (const i of freshRefunds) {
+      const pid = payIdOf(i);
+      const p = pid ? paid.get(pid) : undefined;
+      if (!p) {
+        res.rejects.push({ line: i.line, field: 'refund_of', reason: 'no payment was imported with this reference' });
+        continue;
+      }
+      if (p.status !== 'succeeded') {
+        res.rejects.push({
+          line: i.line,
+          field: 'refund_of',
+          reason: `the payment ${p.status}; only a succeeded payment is refunded`,
+        });
+        continue;
+      }
+      if (p.completed_at && i.row.created_at < new Date(p.completed_at)) {
+        res.rejects.push({ line: i.line, field: 'created_at', reason: 'is before the payment completed' });
+        continue;
+      }
+      const left = Number(p.amount) - Number(p.refunded_amount) - (refunded.get(p.id) ?? 0);
+      if (i.row.status === 'succeeded' && i.row.amount > left) {
+        res.rejects.push({
+          line: i.line,
+          field: 'amount_paise',
+          reason: `is more than is left to refund (${left} paise)`,
+        });
+        continue;
+      }
+      const id = historyId('lrf', i.row.created_at);
+      refundRows.push({
+        id,
+        payment_id: p.id,
+        merchant_id: i.merchantId,
+        external_ref: i.row.external_ref,
+        amount: i.row.amount,
+        status: i.row.status,
+        bank_ref: i.row.bank_ref ?? null,
+        created_at: i.row.created_at,
+        completed_at: i.row.completed_at,
+      });
+      if (i.row.status === 'succeeded') {
+        refunded.set(p.id, (refunded.get(p.id) ?? 0) + i.row.amount);
+        addTo(back, p.bank_code, i.merchantId, i.row.amount);
+      }
+      res.created++;
+      res.refs.push({ scope: i.merchantId, ref: i.row.external_ref, entityId: id, kind: 'refund' });
+      const t = historyTotals(i.row);
+      addTotal(res, i.merchantId, t.points, t.value);
+    }
+    await repo.insertRefundHistory(tx, importId, refundRows);
+    await repo.addRefunded(tx, refunded);
+    await postHistoryMoney(tx, 'refund.history', `${reference}:r`, back);
+  }
+
   /** Maps and validates a batch's records; what fails is a reject with its line. */
   function prepare(kind: ImportKind, mapping: Mapping, recs: SourceRecord[], rules: RowRules, res: BatchResult) {
     const valid: Item<ReturnType<typeof validateRow>>[] = [];
@@ -479,10 +749,19 @@ export function createOnboardingService(deps: OnboardingDeps) {
         case 'reward-balances':
           await applyBalances(tx, valid as Item<BalanceRow>[], res, `${job.id}:${recs[0].line}`);
           break;
+        case 'payments':
+          await applyPayments(tx, job.id, valid as Item<PaymentHistoryRow>[], res, `${job.id}:${recs[0].line}`);
+          break;
       }
       if (job.dry_run) throw new DryRunRollback(res);
       await repo.insertRejects(tx, job.id, res.rejects);
-      await repo.insertRefs(tx, job.id, REF_KIND[input.kind], res.refs);
+      for (const kind of new Set(res.refs.map((r) => r.kind ?? REF_KIND[input.kind])))
+        await repo.insertRefs(
+          tx,
+          job.id,
+          kind,
+          res.refs.filter((r) => (r.kind ?? REF_KIND[input.kind]) === kind),
+        );
       await repo.addSourceTotals(tx, job.id, res.totals);
       await repo.advance(tx, job.id, {
         linesDone: lastLine,

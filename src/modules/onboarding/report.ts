@@ -35,14 +35,19 @@ export function formatReport(
       `  reconciliation: ${n(rec.merchants)} merchants, ${n(rec.matched)} match, ${n(rec.merchants - rec.matched)} differ`,
     );
     out.push(`    rows   source ${n(t.source_rows)}  tillpoint ${n(t.tillpoint_rows)}`);
-    if (r.kind === 'reward-balances') {
+    if (r.kind === 'reward-balances' || r.kind === 'payments') {
       out.push(`    points source ${n(t.source_points)}  tillpoint ${n(t.tillpoint_points)}`);
-      out.push(`    value  source ${rupees(t.source_value_paise)}  tillpoint ${rupees(t.tillpoint_value_paise)}`);
+      // Payments: succeeded payments less succeeded refunds; Tillpoint's side is the ledger's legacy_settled accounts.
+      out.push(
+        `    ${r.kind === 'payments' ? 'money ' : 'value '} source ${rupees(t.source_value_paise)}  tillpoint ${rupees(t.tillpoint_value_paise)}`,
+      );
     }
     for (const m of rec.mismatches.slice(0, 20))
       out.push(
         `    ${m.merchant_id}: rows ${m.source_rows}/${m.tillpoint_rows}` +
-          (r.kind === 'reward-balances' ? `, points ${m.source_points}/${m.tillpoint_points}` : '') +
+          (r.kind === 'reward-balances' || r.kind === 'payments'
+            ? `, points ${m.source_points}/${m.tillpoint_points}, paise ${m.source_value_paise}/${m.tillpoint_value_paise}`
+            : '') +
           ' (source/tillpoint)',
       );
   }

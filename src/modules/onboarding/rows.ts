@@ -53,7 +53,53 @@ export interface BalanceRow {
   value_paise?: number;
   expires_at: Date | null;
 }
-export type ValidRow = MerchantRow | StoreRow | TerminalRow | BalanceRow;
+/** A payment (or, with refund_of, a refund of one) from a legacy system's history. */
+export interface PaymentHistoryRow {
+  external_ref: string;
+  merchant: MerchantRef;
+  /** The payment's external reference this row refunds; absent for a payment. */
+  refund_of?: string;
+  terminal?: StoreRef;
+  store_ref?: string;
+  method: 'upi_qr' | 'upi_collect';
+  amount: number;
+  status: 'succeeded' | 'failed' | 'expired';
+  created_at: Date;
+  completed_at: Date | null;
+  /** Lower-cased; sealed by the vault before the row is written, never stored in clear. */
+  payer_vpa?: string;
+  bank_ref?: string;
+  bank_code?: string;
+  /** Who the points went to: the keyed hash (customer_vpa, customer_phone, else the payer VPA). */
+  customerHash?: Buffer;
+  points_earned: number;
+  points_redeemed: number;
+}
+export type ValidRow = MerchantRow | StoreRow | TerminalRow | BalanceRow | PaymentHistoryRow;
+
+const BANK_REF_RE = /^[A-Za-z0-9]{1,35}$/;
+const TIME_RE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,3})?)?(Z|[+-][0-9]{2}:[0-9]{2})$/;
+
+/** A time in the past: ISO 8601 with its offset (a legacy datetime goes through the datetime_ist transform). */
+function pastTime(f: Record<string, unknown>, name: string, now: Date, required: boolean): Date | null {
+  const v = text(f, name, { required });
+  if (v === undefined) return null;
+  if (!TIME_RE.test(v)) throw new FieldProblem(name, 'must be an ISO 8601 time with its offset');
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new FieldProblem(name, 'is not a real time');
+  const [y, m, day] = v.slice(0, 10).split('-').map(Number);
+  const check = new Date(Date.UTC(y, m - 1, day));
+  if (check.getUTCMonth() !== m - 1 || check.getUTCDate() !== day) throw new FieldProblem(name, 'is not a real time');
+  if (d > now) throw new FieldProblem(name, 'is in the future (history is what already happened)');
+  return d;
+}
+
+/** A whole number of points that may be zero (a payment that earned nothing). */
+function points(f: Record<string, unknown>, name: string): number {
+  const v = f[name];
+  if (v === undefined || v === '' || v === 0 || v === '0') return 0;
+  return whole(f, name, 'must be a whole number of points')!;
+}
 
 function text(
   f: Record<string, unknown>,
@@ -205,5 +251,103 @@ export function validateRow(kind: ImportKind, f: Record<string, unknown>, rules:
         expires_at: date(f, 'expires_at', rules.now),
       };
     }
+    case 'payments':
+      return paymentRow(external_ref, f, rules);
   }
+}
+
+function paymentRow(external_ref: string, f: Record<string, unknown>, rules: RowRules): PaymentHistoryRow {
+  const merchant = merchantRef(f);
+  const refund_of = text(f, 'refund_of', { re: REF_RE, reProblem: 'must be 1-100 letters, digits or ._:/-' });
+  const amount = whole(f, 'amount_paise', 'has a fraction of a paisa (amounts are whole paise)');
+  if (amount === undefined) throw new FieldProblem('amount_paise', 'is required');
+  const status = text(f, 'status', { required: true })!.toLowerCase();
+  const allowed = refund_of !== undefined ? ['succeeded', 'failed'] : ['succeeded', 'failed', 'expired'];
+  if (!allowed.includes(status)) throw new FieldProblem('status', `must be one of ${allowed.join(', ')}`);
+  const created_at = pastTime(f, 'created_at', rules.now, true)!;
+  const completed_at = pastTime(f, 'completed_at', rules.now, false) ?? (status === 'succeeded' ? created_at : null);
+  if (completed_at && completed_at < created_at) throw new FieldProblem('completed_at', 'is before created_at');
+  const bank_ref = text(f, 'bank_ref', { re: BANK_REF_RE, reProblem: 'must be 1-35 letters or digits (the UPI RRN)' });
+  const points_earned = points(f, 'points_earned');
+  const points_redeemed = points(f, 'points_redeemed');
+  if (refund_of !== undefined) {
+    // A refund names its payment; where it was taken and who paid come from that payment.
+    for (const k of ['terminal_ref', 'terminal_id', 'store_ref', 'payer_vpa', 'customer_vpa', 'customer_phone'])
+      if (f[k] !== undefined && f[k] !== '') throw new FieldProblem(k, 'is for payments, not refunds');
+    if (points_earned || points_redeemed)
+      throw new FieldProblem('points_earned', 'is for payments (a payment carries its final points)');
+    return {
+      external_ref,
+      merchant,
+      refund_of,
+      method: 'upi_qr',
+      amount,
+      status: status as 'succeeded' | 'failed',
+      created_at,
+      completed_at,
+      bank_ref,
+      points_earned: 0,
+      points_redeemed: 0,
+    };
+  }
+  const tref = text(f, 'terminal_ref', { re: REF_RE, reProblem: 'must be 1-100 letters, digits or ._:/-' });
+  const tid = text(f, 'terminal_id', {
+    re: /^trm_[0-9a-f]{32}$/,
+    reProblem: 'must be a Tillpoint terminal id (trm_…)',
+  });
+  if ((tref === undefined) === (tid === undefined))
+    throw new FieldProblem('terminal_ref', 'give exactly one of terminal_ref and terminal_id');
+  const store_ref = text(f, 'store_ref', { re: REF_RE, reProblem: 'must be 1-100 letters, digits or ._:/-' });
+  const method = (text(f, 'method') ?? 'upi_qr').toLowerCase();
+  if (method !== 'upi_qr' && method !== 'upi_collect')
+    throw new FieldProblem('method', 'must be upi_qr or upi_collect');
+  const bank_code = text(f, 'bank_code', { re: BANK_CODE_RE });
+  if (bank_code !== undefined && !rules.bankCodes.includes(bank_code))
+    throw new FieldProblem('bank_code', `must be one of ${rules.bankCodes.join(', ')}`);
+  let payer_vpa = text(f, 'payer_vpa', { max: LIMITS.vpa });
+  if (payer_vpa !== undefined) {
+    if (payer_vpa.length < 3 || !rules.vpaPattern.test(payer_vpa))
+      throw new FieldProblem('payer_vpa', 'is not a valid UPI address');
+    payer_vpa = payer_vpa.toLowerCase();
+  }
+  if (status !== 'succeeded' && (points_earned || points_redeemed))
+    throw new FieldProblem('points_earned', 'only a succeeded payment earns or redeems points');
+  let customerHash: Buffer | undefined;
+  const cvpa = text(f, 'customer_vpa', { max: 255 });
+  const cphone = text(f, 'customer_phone', { max: 20 });
+  if (cvpa !== undefined || cphone !== undefined || payer_vpa !== undefined) {
+    try {
+      customerHash = rules.customerHash(
+        canonicalCustomer(
+          cvpa !== undefined || cphone !== undefined ? { vpa: cvpa, phone: cphone } : { vpa: payer_vpa },
+          rules.vpaPattern,
+        ),
+      );
+    } catch (e) {
+      const code = (e as AppError).code;
+      if (cvpa !== undefined && cphone !== undefined)
+        throw new FieldProblem('customer_vpa', 'give at most one of customer_vpa and customer_phone');
+      if (code === 'invalid_vpa') throw new FieldProblem('customer_vpa', 'is not a valid UPI address');
+      throw new FieldProblem('customer_phone', 'must be a 10-digit Indian mobile number, optionally with +91');
+    }
+  }
+  if ((points_earned || points_redeemed) && !customerHash)
+    throw new FieldProblem('points_earned', 'points need a customer (customer_vpa, customer_phone or payer_vpa)');
+  return {
+    external_ref,
+    merchant,
+    terminal: tref !== undefined ? { ref: tref } : { id: tid! },
+    store_ref,
+    method,
+    amount,
+    status: status as 'succeeded' | 'failed' | 'expired',
+    created_at,
+    completed_at,
+    payer_vpa,
+    bank_ref,
+    bank_code,
+    customerHash,
+    points_earned,
+    points_redeemed,
+  };
 }

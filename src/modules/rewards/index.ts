@@ -30,3 +30,5 @@ export { verifyRewards, runRewardsVerify, type RewardsViolation } from './reward
 export { ensureDemoProgram, DEMO_PROGRAM } from './demo.ts';
 /** Bulk paths for the onboarding import: opening balances, coalition membership. */
 export * as rewardsBulk from './opening.ts';
+/** Points history from a legacy system, for the onboarding import of payment history. */
+export * as rewardsHistory from './history.ts';
