@@ -182,10 +182,15 @@ export async function createApp(opts: AppOptions = {}) {
   approvals.registerExecutor('refund', {
     execute: async (a, approver, claim) => {
       const { amount, reason } = a.payload as { amount: number; reason: string | null };
-      const r = await payments.refund(approver, a.subject_id, { amount, reason: reason ?? undefined }, {
-        approvalId: a.id,
-        claim,
-      });
+      const r = await payments.refund(
+        approver,
+        a.subject_id,
+        { amount, reason: reason ?? undefined },
+        {
+          approvalId: a.id,
+          claim,
+        },
+      );
       return { refund_id: r.id, payment_id: r.payment_id, amount: r.amount, refund_status: r.status };
     },
     finalRefusals: ['payment_not_refundable', 'refund_exceeds_payment', 'payment_not_found', 'not_found'],

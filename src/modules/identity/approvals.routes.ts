@@ -18,31 +18,29 @@ const Status = Type.Union(
 );
 const Who = Type.Object({ id: Type.String(), name: Type.Union([Type.String(), Type.Null()]) });
 
-export const Approval = Type.Object(
-  {
-    id: Type.String(),
-    kind: Kind,
-    subject: Type.Object({ type: Type.String(), id: Type.String() }),
-    merchant_id: Type.Union([Type.String(), Type.Null()]),
-    payload: Type.Record(Type.String(), Type.Unknown(), {
-      description: 'What was asked: for a refund {amount, reason}; for an MFA reset {operator_name}',
-    }),
-    status: Status,
-    requested_by: Who,
-    requested_at: ts,
-    decided_by: Type.Union([Who, Type.Null()]),
-    decided_at: nts,
-    reason: Type.Union([Type.String(), Type.Null()], {
-      description: "A rejection's reason, or why an approval could not be carried out (failed)",
-    }),
-    outcome: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
-      description: 'What the approval did: {refund_id, refund_status} or {operator_id}; {error} when it failed',
-    }),
-    expires_at: ts,
-    approve_permission: Type.String(),
-    can_decide: Type.Boolean({ description: 'Whether the caller may approve or reject it now' }),
-  },
-);
+export const Approval = Type.Object({
+  id: Type.String(),
+  kind: Kind,
+  subject: Type.Object({ type: Type.String(), id: Type.String() }),
+  merchant_id: Type.Union([Type.String(), Type.Null()]),
+  payload: Type.Record(Type.String(), Type.Unknown(), {
+    description: 'What was asked: for a refund {amount, reason}; for an MFA reset {operator_name}',
+  }),
+  status: Status,
+  requested_by: Who,
+  requested_at: ts,
+  decided_by: Type.Union([Who, Type.Null()]),
+  decided_at: nts,
+  reason: Type.Union([Type.String(), Type.Null()], {
+    description: "A rejection's reason, or why an approval could not be carried out (failed)",
+  }),
+  outcome: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], {
+    description: 'What the approval did: {refund_id, refund_status} or {operator_id}; {error} when it failed',
+  }),
+  expires_at: ts,
+  approve_permission: Type.String(),
+  can_decide: Type.Boolean({ description: 'Whether the caller may approve or reject it now' }),
+});
 
 /** The 202 a gated action answers with: nothing was done yet; `details.approval` was filed. */
 export const ApprovalRequired = Type.Object(
@@ -68,10 +66,7 @@ const ListQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-const Reject = Type.Object(
-  { reason: Type.String({ minLength: 1, maxLength: 200 }) },
-  { additionalProperties: false },
-);
+const Reject = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
 
 export function registerApprovalRoutes(app: FastifyInstance, approvals: ApprovalsService) {
   const p = (req: { principal?: Principal }) => req.principal!;
@@ -80,7 +75,8 @@ export function registerApprovalRoutes(app: FastifyInstance, approvals: Approval
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/v1/approvals',
     {
-      config: { permission: SELF_PERMISSION },
+      // Requests name operators and what they asked for: reading them is recorded.
+      config: { permission: SELF_PERMISSION, audit: 'access' },
       schema: {
         tags,
         summary: 'Approval requests (four eyes) of the kinds you decide, and your own; newest first',
@@ -102,7 +98,7 @@ export function registerApprovalRoutes(app: FastifyInstance, approvals: Approval
   app.get<{ Params: Static<typeof IdParam> }>(
     '/v1/approvals/:id',
     {
-      config: { permission: SELF_PERMISSION },
+      config: { permission: SELF_PERMISSION, audit: 'access' },
       schema: { tags, params: IdParam, response: { 200: Approval } },
     },
     async (req) => approvals.get(p(req), req.params.id),

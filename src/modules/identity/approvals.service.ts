@@ -285,9 +285,11 @@ export function createApprovalsService(deps: ApprovalsDeps) {
         throw new AppError('validation_failed', 'Say why the request is rejected', [
           { field: 'body.reason', problem: 'is required' },
         ]);
+      // Checked outside the transaction (a refused attempt is recorded on its own); the claim
+      // below is the guard against a decision made in between.
+      const a = await visible(db, p, id);
+      await assertDecider(p, a, 'reject');
       return db.tx(async (tx) => {
-        const a = await visible(tx, p, id, true);
-        await assertDecider(p, a, 'reject');
         const ok = await repo.decideApproval(tx, {
           id: a.id,
           status: 'rejected',

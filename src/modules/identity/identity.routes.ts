@@ -415,7 +415,7 @@ export function registerIdentityRoutes(
       const approval = await identity.requestMfaReset(p(req), req.params.id);
       throw new AppError(
         'approval_required',
-        "Filed: another operator with operators:approve must approve this MFA reset",
+        'Filed: another operator with operators:approve must approve this MFA reset',
         { approval },
       );
     },

@@ -436,8 +436,7 @@ export function createIdentityService(deps: IdentityDeps) {
      * effect of an approved request (`approved`); over the API it is requestMfaReset.
      */
     async resetMfa(p: Principal | null, id: string, approved?: { approvalId: string; claim: ClaimApproval }) {
-      if (p && !approved)
-        throw new AppError('forbidden', "An operator's MFA reset needs a second operator's approval");
+      if (p && !approved) throw new AppError('forbidden', "An operator's MFA reset needs a second operator's approval");
       return db.tx(async (tx) => {
         const o = await visible(tx, p, id, true);
         notSelf(p, id, 'reset the second factor of');

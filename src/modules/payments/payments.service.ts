@@ -248,7 +248,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
       // runs this method again, and the reservation below re-checks what is left then.
       if (!approved && principal.kind === 'operator' && input.amount > cfg.refundApprovalThresholdPaise) {
         if (!deps.refundApprovals)
-          throw new AppError('service_unavailable', 'Refunds above the approval threshold need approvals, not wired here');
+          throw new AppError(
+            'service_unavailable',
+            'Refunds above the approval threshold need approvals, not wired here',
+          );
         const approval = await deps.refundApprovals.file(principal, {
           payment_id: p.id,
           merchant_id: p.merchant_id,
