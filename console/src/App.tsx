@@ -15,6 +15,7 @@ import { Rewards } from './pages/Rewards.tsx';
 const VirtualTerminal = lazy(() => import('./pages/VirtualTerminal.tsx'));
 const Audit = lazy(() => import('./pages/Audit.tsx'));
 const Keys = lazy(() => import('./pages/Keys.tsx'));
+const Approvals = lazy(() => import('./pages/Approvals.tsx'));
 
 interface Page {
   path: string;
@@ -29,6 +30,7 @@ const PAGES: Page[] = [
   { path: '/terminals', label: 'Terminals', needs: ['terminals:read'] },
   { path: '/rewards', label: 'Rewards', needs: ['rewards:read'] },
   { path: '/access', label: 'Access', needs: ['operators:read', 'api_keys:read'] },
+  { path: '/approvals', label: 'Approvals', needs: ['refunds:approve', 'operators:approve'] },
   { path: '/audit', label: 'Audit', needs: ['audit:read'] },
   { path: '/keys', label: 'Keys and compliance', needs: ['compliance:read'] },
 ];
@@ -163,6 +165,8 @@ function route(path: string, session: Session, pages: Page[]) {
       return <Rewards />;
     case '/access':
       return <Access />;
+    case '/approvals':
+      return <Approvals />;
     case '/audit':
       return <Audit />;
     case '/keys':

@@ -82,6 +82,30 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
     },
   );
 
+  // What the console's refund form says before anyone submits: the window, and above which
+  // amount an operator's refund waits for a second approver (the server decides either way).
+  app.get(
+    '/v1/payments/refund-policy',
+    {
+      config: { permission: 'payments:read' },
+      schema: {
+        tags,
+        summary:
+          "Refund rules: the window after success, and the amount above which an operator's refund needs a second approver",
+        response: {
+          200: Type.Object({
+            window_days: Type.Integer(),
+            approval_threshold_paise: Type.Integer({
+              description:
+                "An operator's refund above this waits for a second operator (API keys and terminals: never)",
+            }),
+          }),
+        },
+      },
+    },
+    async () => svc.refundPolicy(),
+  );
+
   app.get<{ Params: Static<typeof IdParam> }>(
     '/v1/payments/:id',
     {

@@ -315,6 +315,11 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
     listRefunds: views.listRefunds,
 
+    refundPolicy: () => ({
+      window_days: cfg.refundWindowDays,
+      approval_threshold_paise: cfg.refundApprovalThresholdPaise,
+    }),
+
     /** A verified callback from a bank. Duplicates are harmless. */
     async handleCallback(bankCode: string, cb: BankCallback) {
       // A real bank sends no trace context: the callback's span says what it was about.
