@@ -290,6 +290,21 @@ describe('four eyes: approval requests', () => {
     assert.equal((await bala.req('GET', `/v1/approvals/${a.id}`)).status, 404);
   });
 
+  test('OpenAPI documents the queue, the decisions and the 202 of a gated action', async () => {
+    const spec = (await (await fetch(`${t.url}/openapi.json`)).json()) as any;
+    for (const path of [
+      '/v1/approvals',
+      '/v1/approvals/{id}',
+      '/v1/approvals/{id}/approve',
+      '/v1/approvals/{id}/reject',
+    ])
+      assert.ok(spec.paths[path], `OpenAPI documents ${path}`);
+    assert.ok(spec.paths['/v1/payments/{id}/refunds'].post.responses['202'], 'the refund route documents its 202');
+    assert.ok(spec.paths['/v1/operators/{id}/reset-mfa'].post.responses['202']);
+    const policy = await asha.req('GET', '/v1/payments/refund-policy');
+    assert.deepEqual(policy.body, { window_days: 180, approval_threshold_paise: THRESHOLD });
+  });
+
   test('the command line resets MFA directly (break-glass) and records it as such', async () => {
     const target = await createOperator(t, { roles: ['support'], name: 'CLI target' });
     await signIn(t, systemClock, target);
