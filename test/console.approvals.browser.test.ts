@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
@@ -23,6 +23,8 @@ const skip =
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const THRESHOLD = 10_000; // ₹100.00
+// CONSOLE_SCREENSHOTS=1 also writes docs/console/approvals.png (1280×800), as the main browser test does for its pages.
+const SHOTS = process.env.CONSOLE_SCREENSHOTS === '1';
 
 describe('four eyes in the console (Chromium)', { skip }, () => {
   let t: TestApp;
@@ -175,6 +177,10 @@ describe('four eyes in the console (Chromium)', { skip }, () => {
     await item.getByText('Refund ₹150.00').waitFor();
     await item.getByText('asked by Asha Requester', { exact: false }).waitFor();
     await axe(pageB, 'approvals (to decide)');
+    if (SHOTS) {
+      mkdirSync('docs/console', { recursive: true });
+      await pageB.screenshot({ path: 'docs/console/approvals.png' });
+    }
     await item.getByRole('button', { name: 'Approve' }).click();
     await item.waitFor({ state: 'detached', timeout: 20_000 }); // no longer pending
     await goto(pageB, `/payments/${paymentId}`, /Payment/);

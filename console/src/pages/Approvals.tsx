@@ -122,7 +122,7 @@ function ApprovalItem({ a }: { a: Approval }) {
   const busy = approve.isPending || reject.isPending;
   return (
     <li className="card" data-testid={`approval-${a.id}`}>
-      <h2 className="h3">{describeApproval(a)}</h2>
+      <h2>{describeApproval(a)}</h2>
       <p>
         <span className={`status s-${a.status}`}>{a.status}</span> · asked by {a.requested_by.name ?? a.requested_by.id}{' '}
         {when(a.requested_at)}

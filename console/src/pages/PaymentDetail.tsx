@@ -55,6 +55,7 @@ export function PaymentDetail({ id }: { id: string }) {
     enabled: can('refunds:write') || can('refunds:approve'),
     queryFn: () => get<Page<Approval>>(`/v1/approvals${qs({ subject_type: 'payment', subject_id: id, limit: 20 })}`),
   });
+  const pending = approvals.data?.data.filter((a) => a.status === 'pending') ?? [];
   const timeline = useQuery({
     queryKey: ['payment', id, 'timeline'],
     queryFn: () => get<Timeline>(`/v1/payments/${id}/timeline`),
@@ -132,23 +133,17 @@ export function PaymentDetail({ id }: { id: string }) {
       {can('refunds:write') && p.refundable_amount > 0 && (
         <RefundForm payment={p} threshold={policy.data?.approval_threshold_paise} />
       )}
-      {approvals.data && approvals.data.data.some((a) => a.status === 'pending') && (
+      {pending.length > 0 && (
         <div className="card" data-testid="pending-approvals">
           <h2>Waiting for a second approver</h2>
           <ul>
-            {approvals.data.data
-              .filter((a) => a.status === 'pending')
-              .map((a) => (
-                <li key={a.id}>
-                  {describeApproval(a)} · asked by {a.requested_by.name ?? a.requested_by.id} {when(a.requested_at)} ·
-                  expires {when(a.expires_at)}{' '}
-                  {a.can_decide ? (
-                    <Link to="/approvals">Decide it on the Approvals page</Link>
-                  ) : (
-                    '(not yours to decide)'
-                  )}
-                </li>
-              ))}
+            {pending.map((a) => (
+              <li key={a.id}>
+                {describeApproval(a)} · asked by {a.requested_by.name ?? a.requested_by.id} {when(a.requested_at)} ·
+                expires {when(a.expires_at)}{' '}
+                {a.can_decide ? <Link to="/approvals">Decide it on the Approvals page</Link> : '(not yours to decide)'}
+              </li>
+            ))}
           </ul>
         </div>
       )}
