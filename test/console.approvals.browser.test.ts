@@ -181,6 +181,13 @@ describe('four eyes in the console (Chromium)', { skip }, () => {
       mkdirSync('docs/console', { recursive: true });
       await pageB.screenshot({ path: 'docs/console/approvals.png' });
     }
+    // At a phone's width the request and its decisions still fit.
+    await pageB.setViewportSize({ width: 390, height: 844 });
+    const overflow = await pageB.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
+    assert.ok(overflow <= 1, `the Approvals page overflows the phone's width by ${overflow}px`);
+    await pageB.setViewportSize({ width: 1280, height: 800 });
     await item.getByRole('button', { name: 'Approve' }).click();
     await item.waitFor({ state: 'detached', timeout: 20_000 }); // no longer pending
     await goto(pageB, `/payments/${paymentId}`, /Payment/);
