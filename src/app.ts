@@ -19,6 +19,8 @@ import {
   createAuthenticator,
   createIdentityService,
   registerIdentityRoutes,
+  createApprovalsService,
+  registerApprovalRoutes,
 } from './modules/identity/index.ts';
 import { createAuditService, registerAuditHooks, registerAuditRoutes, SYSTEM_ACTOR } from './modules/audit/index.ts';
 import { createLedgerService } from './modules/ledger/index.ts';
@@ -132,7 +134,9 @@ export async function createApp(opts: AppOptions = {}) {
 
   // The audit trail first: every module below records into it (PCI DSS 10).
   const audit = createAuditService({ db, config, clock, logger });
-  const identity = createIdentityService({ db, config, clock, audit: audit.writer, logger });
+  // Four eyes (identity/approvals): MFA resets over the API, and refunds above the threshold (below).
+  const approvals = createApprovalsService({ db, clock, audit: audit.writer, config });
+  const identity = createIdentityService({ db, config, clock, audit: audit.writer, logger, approvals });
   // Field encryption, tokens and key rotation (src/modules/vault). Data keys exist before serving.
   const vault = createVault({
     db,
@@ -167,6 +171,34 @@ export async function createApp(opts: AppOptions = {}) {
     logger,
     hooks: paymentHooks,
     payerVpa: vault.cipher,
+    refundApprovals: {
+      file: (by, r) =>
+        approvals.file(by, {
+          kind: 'refund',
+          subject_type: 'payment',
+          subject_id: r.payment_id,
+          merchant_id: r.merchant_id,
+          payload: { amount: r.amount, reason: r.reason },
+        }),
+    },
+  });
+  // An approved refund runs the refund path again as the approver, its claim in the reservation's
+  // transaction; a payment refunded meanwhile (or no longer refundable) closes the request as failed.
+  approvals.registerExecutor('refund', {
+    execute: async (a, approver, claim) => {
+      const { amount, reason } = a.payload as { amount: number; reason: string | null };
+      const r = await payments.refund(
+        approver,
+        a.subject_id,
+        { amount, reason: reason ?? undefined },
+        {
+          approvalId: a.id,
+          claim,
+        },
+      );
+      return { refund_id: r.id, payment_id: r.payment_id, amount: r.amount, refund_status: r.status };
+    },
+    finalRefusals: ['payment_not_refundable', 'refund_exceeds_payment', 'payment_not_found', 'not_found'],
   });
   const rewards = createRewardsService({
     db,
@@ -233,6 +265,7 @@ export async function createApp(opts: AppOptions = {}) {
     registerAuditHooks(http, { db, audit: audit.writer, logger });
     const apiKeys = createApiKeysService({ db, clock, audit: audit.writer, onRevoke: apiKeyAuth.invalidate });
     registerIdentityRoutes(http, identity, apiKeys, { sessionAbsoluteHours: config.identity.sessionAbsoluteHours });
+    registerApprovalRoutes(http, approvals);
     registerAuditRoutes(http, audit);
     registerMerchantRoutes(http, merchants);
     registerPaymentRoutes(http, payments, banks);
@@ -304,6 +337,7 @@ export async function createApp(opts: AppOptions = {}) {
           rewards,
           audit,
           identity,
+          approvals,
           vault,
           settlement,
           logger,
@@ -339,7 +373,7 @@ export async function createApp(opts: AppOptions = {}) {
     gateway,
     /** What /readyz answers (on the API and on HEALTH_PORT): draining, the database, the broker. */
     readiness,
-    services: { ledger, banks, merchants, payments, rewards, audit, identity, vault, settlement, recon },
+    services: { ledger, banks, merchants, payments, rewards, audit, identity, approvals, vault, settlement, recon },
     /** Starts listening (api) and the job loop (worker). Returns the URL the API listens on. */
     async start(): Promise<string | undefined> {
       let url: string | undefined;

@@ -17,6 +17,7 @@ const Audit = lazy(() => import('./pages/Audit.tsx'));
 const Keys = lazy(() => import('./pages/Keys.tsx'));
 const Reconciliation = lazy(() => import('./pages/Reconciliation.tsx'));
 const Settlement = lazy(() => import('./pages/Settlement.tsx'));
+const Approvals = lazy(() => import('./pages/Approvals.tsx'));
 
 interface Page {
   path: string;
@@ -31,6 +32,7 @@ const PAGES: Page[] = [
   { path: '/terminals', label: 'Terminals', needs: ['terminals:read'] },
   { path: '/rewards', label: 'Rewards', needs: ['rewards:read'] },
   { path: '/access', label: 'Access', needs: ['operators:read', 'api_keys:read'] },
+  { path: '/approvals', label: 'Approvals', needs: ['refunds:approve', 'operators:approve'] },
   { path: '/audit', label: 'Audit', needs: ['audit:read'] },
   { path: '/keys', label: 'Keys and compliance', needs: ['compliance:read'] },
   { path: '/reconciliation', label: 'Reconciliation', needs: ['recon:read'] },
@@ -168,6 +170,8 @@ function route(path: string, session: Session, pages: Page[]) {
       return <Rewards />;
     case '/access':
       return <Access />;
+    case '/approvals':
+      return <Approvals />;
     case '/audit':
       return <Audit />;
     case '/keys':

@@ -2,6 +2,9 @@
 // in one table, so a client can rely on the code and the status agreeing everywhere.
 
 export const ERROR_STATUS = {
+  // 202: not an error, but not done either: a second operator must approve (four eyes). Nothing
+  // happened yet; details.approval is the request filed (GET /v1/approvals/{id}).
+  approval_required: 202,
   // 400: the request itself is wrong
   invalid_request: 400,
   malformed_json: 400,
@@ -25,7 +28,8 @@ export const ERROR_STATUS = {
   request_blocked: 403, // the WAF gateway refused the request as an attack
   invalid_credentials: 401, // sign-in: wrong email, password or code (never says which)
   session_expired: 401, // an operator session past its idle or absolute limit, or ended
-  csrf_token_invalid: 403, // a cookie-authenticated change without the session's CSRF token
+  csrf_token_invalid: 403,
+  self_approval_forbidden: 403, // four eyes: whoever asked (or whose account it is) cannot approve it // a cookie-authenticated change without the session's CSRF token
   account_locked: 423, // too many failed sign-ins; try again later (PCI DSS 8.3.4)
   // 404: unknown ids (and other merchants' resources, which we never confirm exist)
   not_found: 404,
@@ -47,6 +51,7 @@ export const ERROR_STATUS = {
   merchant_inactive: 409,
   replayed_request: 409,
   insufficient_funds: 409,
+  approval_not_pending: 409, // the request was decided already, or expired
   insufficient_points: 409, // rewards: the customer's available points do not cover the redemption or debit
   // 422: understood but refused by business rules
   amount_above_limit: 422,

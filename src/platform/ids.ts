@@ -16,6 +16,7 @@ export const ID_PREFIXES = {
   session: 'ses',
   mfaChallenge: 'mfa',
   auditEvent: 'aud',
+  approval: 'apr',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -12,10 +12,12 @@ export const PERMISSIONS = [
   'payments:read',
   'payments:write',
   'refunds:write',
+  'refunds:approve', // four eyes: another operator's refund above REFUND_APPROVAL_THRESHOLD_PAISE (people only)
   'rewards:read',
   'rewards:write',
   'operators:read',
   'operators:write',
+  'operators:approve', // four eyes: another operator's MFA reset (people only)
   'api_keys:read',
   'api_keys:write',
   'audit:read',

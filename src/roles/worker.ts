@@ -33,6 +33,8 @@ export interface WorkerDeps {
   audit?: { runJobs(): Promise<unknown> };
   /** Operators: disable accounts unused for 90 days (PCI DSS 8.2.6). */
   identity?: { disableInactive(): Promise<number> };
+  /** Four eyes: requests nobody decided in APPROVAL_EXPIRY_HOURS expire (identity/approvals). */
+  approvals?: { expireStale(): Promise<number> };
   /** Vault: re-encryption after key rotations (a batch per tick), key-age metrics. */
   vault?: { runWorkerTick(): Promise<number>; updateMetrics(): Promise<void> };
   /** Settlement: reversals in deadline order, their status checks and compensation, cycle closes (src/modules/settlement). */
@@ -80,6 +82,7 @@ export function createWorker({
   rewards,
   audit,
   identity,
+  approvals,
   vault,
   settlement,
   logger,
@@ -134,6 +137,7 @@ export function createWorker({
     ...(identity
       ? [{ name: 'inactive_operators', every: housekeepingEvery, run: () => identity.disableInactive() }]
       : []),
+    ...(approvals ? [{ name: 'approvals_expiry', every: housekeepingEvery, run: () => approvals.expireStale() }] : []),
   ];
 
   let timer: NodeJS.Timeout | undefined;

@@ -5,6 +5,7 @@ import { get, post, type Operator, type Page } from '../api.ts';
 import { DataTable, ErrorNote } from '../components/DataTable.tsx';
 import { when } from '../format.ts';
 import { useCan, useSession } from '../session.tsx';
+import { isApprovalRequired, type ApprovalRequired } from './Approvals.tsx';
 
 // Operators and their roles, and API keys. Secrets (a new operator's temporary password, a new
 // key) are shown once, right after creation, and never again: the server keeps only digests.
@@ -87,6 +88,18 @@ function Operators() {
     }),
     opCol.accessor('mfa_enrolled', { header: 'MFA', cell: (c) => (c.getValue() ? 'enrolled' : 'not yet') }),
     opCol.accessor('last_login_at', { header: 'Last sign-in', cell: (c) => when(c.getValue()) }),
+    ...(can('operators:write')
+      ? [
+          opCol.display({
+            id: 'mfa-reset',
+            header: 'Second factor',
+            cell: (c) =>
+              c.row.original.id !== me.id && c.row.original.mfa_enrolled && c.row.original.status === 'active' ? (
+                <ResetMfa operator={c.row.original} />
+              ) : null,
+          }),
+        ]
+      : []),
   ];
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -133,6 +146,32 @@ function Operators() {
           )}
         </form>
       )}
+    </>
+  );
+}
+
+/** Files a request: another administrator approves it on the Approvals page (four eyes). */
+function ResetMfa({ operator }: { operator: Operator }) {
+  const reset = useMutation({
+    mutationFn: () => post<ApprovalRequired>(`/v1/operators/${operator.id}/reset-mfa`),
+  });
+  if (reset.data && isApprovalRequired(reset.data))
+    return (
+      <span role="status" className="ok" data-testid={`mfa-reset-${operator.id}`}>
+        Requested: waits for a second administrator
+      </span>
+    );
+  return (
+    <>
+      <button
+        type="button"
+        disabled={reset.isPending}
+        onClick={() => reset.mutate()}
+        aria-label={`Reset MFA of ${operator.name}`}
+      >
+        Reset MFA
+      </button>
+      <ErrorNote error={reset.error} />
     </>
   );
 }

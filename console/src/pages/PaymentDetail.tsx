@@ -6,6 +6,7 @@ import { ProofButton } from '../components/ProofButton.tsx';
 import { parseRupees, rupees, when } from '../format.ts';
 import { Link } from '../router.tsx';
 import { useCan } from '../session.tsx';
+import { describeApproval, isApprovalRequired, type Approval, type ApprovalRequired } from './Approvals.tsx';
 
 interface Timeline {
   events: {
@@ -42,6 +43,19 @@ export function PaymentDetail({ id }: { id: string }) {
     queryKey: ['payment', id, 'refunds'],
     queryFn: () => get<Page<Refund>>(`/v1/payments/${id}/refunds`),
   });
+  // Four eyes: refunds above the threshold wait for a second operator; this payment's requests.
+  const policy = useQuery({
+    queryKey: ['refund-policy'],
+    enabled: can('refunds:write'),
+    staleTime: 5 * 60_000,
+    queryFn: () => get<{ window_days: number; approval_threshold_paise: number }>('/v1/payments/refund-policy'),
+  });
+  const approvals = useQuery({
+    queryKey: ['payment', id, 'approvals'],
+    enabled: can('refunds:write') || can('refunds:approve'),
+    queryFn: () => get<Page<Approval>>(`/v1/approvals${qs({ subject_type: 'payment', subject_id: id, limit: 20 })}`),
+  });
+  const pending = approvals.data?.data.filter((a) => a.status === 'pending') ?? [];
   const timeline = useQuery({
     queryKey: ['payment', id, 'timeline'],
     queryFn: () => get<Timeline>(`/v1/payments/${id}/timeline`),
@@ -116,7 +130,23 @@ export function PaymentDetail({ id }: { id: string }) {
         )}
       </dl>
 
-      {can('refunds:write') && p.refundable_amount > 0 && <RefundForm payment={p} />}
+      {can('refunds:write') && p.refundable_amount > 0 && (
+        <RefundForm payment={p} threshold={policy.data?.approval_threshold_paise} />
+      )}
+      {pending.length > 0 && (
+        <div className="card" data-testid="pending-approvals">
+          <h2>Waiting for a second approver</h2>
+          <ul>
+            {pending.map((a) => (
+              <li key={a.id}>
+                {describeApproval(a)} · asked by {a.requested_by.name ?? a.requested_by.id} {when(a.requested_at)} ·
+                expires {when(a.expires_at)}{' '}
+                {a.can_decide ? <Link to="/approvals">Decide it on the Approvals page</Link> : '(not yours to decide)'}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
 
       <h2>Timeline</h2>
       <ErrorNote error={timeline.error} />
@@ -220,14 +250,14 @@ export function PaymentDetail({ id }: { id: string }) {
   );
 }
 
-function RefundForm({ payment }: { payment: Payment }) {
+function RefundForm({ payment, threshold }: { payment: Payment; threshold?: number }) {
   const qc = useQueryClient();
   const [amount, setAmount] = useState((payment.refundable_amount / 100).toFixed(2));
   const [reason, setReason] = useState('');
   // One idempotency key per form submission: a double click or a retried request refunds once.
   const refund = useMutation({
     mutationFn: (v: { amount: number; reason?: string; key: string }) =>
-      post<Refund>(
+      post<Refund | ApprovalRequired>(
         `/v1/payments/${payment.id}/refunds`,
         { amount: v.amount, ...(v.reason ? { reason: v.reason } : {}) },
         { idempotencyKey: v.key },
@@ -235,6 +265,8 @@ function RefundForm({ payment }: { payment: Payment }) {
     onSettled: () => qc.invalidateQueries({ queryKey: ['payment', payment.id] }),
   });
   const [error, setError] = useState<string>();
+  const entered = parseRupees(amount);
+  const needsApproval = threshold !== undefined && entered !== undefined && entered > threshold;
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const paise = parseRupees(amount);
@@ -251,6 +283,13 @@ function RefundForm({ payment }: { payment: Payment }) {
         Amount (₹)
         <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} required />
       </label>
+      {threshold !== undefined && (
+        <p className={needsApproval ? undefined : 'muted'} data-testid="refund-approval-note">
+          {needsApproval
+            ? `Above ${rupees(threshold)}: this refund needs a second approver. It is sent as a request; no money moves until another operator approves it.`
+            : `Refunds above ${rupees(threshold)} need a second approver.`}
+        </p>
+      )}
       <label>
         Reason (optional)
         <input maxLength={140} value={reason} onChange={(e) => setReason(e.target.value)} />
@@ -264,7 +303,13 @@ function RefundForm({ payment }: { payment: Payment }) {
         </p>
       )}
       <ErrorNote error={refund.error} />
-      {refund.data && (
+      {refund.data && isApprovalRequired(refund.data) && (
+        <p role="status" className="ok" data-testid="approval-filed">
+          Sent for approval: refund {rupees(refund.data.error.details.approval.payload.amount ?? 0)} waits for a second
+          operator (request <span className="mono">{refund.data.error.details.approval.id}</span>).
+        </p>
+      )}
+      {refund.data && !isApprovalRequired(refund.data) && (
         <p role="status" className="ok">
           Refund {rupees(refund.data.amount)}: {refund.data.status}.
         </p>

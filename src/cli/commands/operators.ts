@@ -16,7 +16,7 @@ export const operators: Command = {
   name: 'operators',
   usage: USAGE,
   summary:
-    'Create operator accounts (a temporary password is printed once; TOTP is enrolled at first sign-in) and unlock, disable, enable or reset them.',
+    'Create operator accounts (a temporary password is printed once; TOTP is enrolled at first sign-in) and unlock, disable, enable or reset them. reset-mfa here is break-glass for someone with server access (at once, recorded as such); over the API an MFA reset needs a second administrator.',
   async run(argv) {
     const [sub, ...rest] = argv;
     const { createIdentityService, ROLE_NAMES } = await import('../../modules/identity/index.ts');

@@ -9,6 +9,7 @@ import { ROLE_NAMES } from './roles.ts';
 import { AppError } from '../../platform/errors.ts';
 import { clearedSessionCookie, sessionCookie } from './authenticator.ts';
 import { signInRateLimits, mfaRateLimits } from '../../http/edge/index.ts';
+import { ApprovalRequired } from './approvals.routes.ts';
 
 // Sign-in, the operator's own account, operator administration and API key management.
 // Thin: schemas in, service call, schema out.
@@ -395,11 +396,29 @@ export function registerIdentityRoutes(
   action('reset-password', 'Issue a temporary password (shown once); sessions end', undefined, (pr, id) =>
     identity.resetPassword(pr, id),
   );
-  action(
-    'reset-mfa',
-    'Forget the TOTP secret and recovery codes; the next sign-in enrolls again',
-    undefined,
-    (pr, id) => identity.resetMfa(pr, id),
+  // Four eyes: over the API an MFA reset is a request a second operator approves
+  // (POST /v1/approvals/{id}/approve); it answers 202 approval_required with the request. The
+  // `tillpoint operators reset-mfa` command is the break-glass path for someone with server access.
+  app.post<{ Params: Static<typeof IdParam> }>(
+    '/v1/operators/:id/reset-mfa',
+    {
+      config: { permission: 'operators:write' },
+      schema: {
+        tags: ops,
+        summary:
+          "Ask for an operator's MFA reset (their TOTP secret and recovery codes forgotten, sessions ended, enrolment at next sign-in). A second operator with operators:approve must approve it: answers 202 approval_required with the request",
+        params: IdParam,
+        response: { 202: ApprovalRequired },
+      },
+    },
+    async (req) => {
+      const approval = await identity.requestMfaReset(p(req), req.params.id);
+      throw new AppError(
+        'approval_required',
+        'Filed: another operator with operators:approve must approve this MFA reset',
+        { approval },
+      );
+    },
   );
 
   // ---- API keys ----

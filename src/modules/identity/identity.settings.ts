@@ -11,6 +11,8 @@ export interface IdentityConfig {
   lockoutThreshold: number;
   lockoutMinutes: number;
   inactiveDays: number;
+  /** A four-eyes request (refund above the threshold, MFA reset) not decided within this expires. */
+  approvalExpiryHours: number;
   /** argon2id cost. */
   passwordHash: { memoryKib: number; timeCost: number };
   /** MFA_ENCRYPTION_KEY: 32 bytes base64 sealing TOTP secrets; required in production, else a key file in the data dir. */
@@ -55,6 +57,13 @@ const schema = Type.Object({
     default: 90,
     description: 'Operators unused this long are disabled (PCI DSS 8.2.6).',
   }),
+  APPROVAL_EXPIRY_HOURS: Type.Integer({
+    minimum: 1,
+    maximum: 7 * 24,
+    default: 24,
+    description:
+      'A request waiting for a second approver (a refund above REFUND_APPROVAL_THRESHOLD_PAISE, an MFA reset) expires after this.',
+  }),
   PASSWORD_HASH_MEMORY_KIB: Type.Integer({
     minimum: 64,
     maximum: 4 * 1024 * 1024,
@@ -92,6 +101,7 @@ export const identitySettings = defineSettings({
         lockoutThreshold: n('LOCKOUT_THRESHOLD'),
         lockoutMinutes: n('LOCKOUT_MINUTES'),
         inactiveDays: n('OPERATOR_INACTIVE_DAYS'),
+        approvalExpiryHours: n('APPROVAL_EXPIRY_HOURS'),
         // OWASP's argon2id floor (19 MiB, 2 passes) in production; tests may go cheaper to stay quick.
         passwordHash: {
           memoryKib: n('PASSWORD_HASH_MEMORY_KIB', {

@@ -25,6 +25,7 @@ import {
 import { MERCHANT_ROLES, ROLES, isRole, permissionsFor, type RoleDef } from './roles.ts';
 import { createSecretBox, type SecretBox } from './secretBox.ts';
 import { matchTotp, newTotpSecret, otpauthUri } from './totp.ts';
+import type { ApprovalsService, ClaimApproval } from './approvals.service.ts';
 
 // Operators: the people who run the platform. Sign-in is two steps, password then TOTP, and
 // every step, success or failure, is recorded in the audit trail in the transaction that
@@ -37,6 +38,8 @@ export interface IdentityDeps {
   audit: AuditWriter;
   logger: Logger;
   secretBox?: SecretBox;
+  /** Four eyes: an MFA reset over the API becomes a request another operator approves. */
+  approvals?: ApprovalsService;
 }
 
 const CHALLENGE_TTL_MS = 5 * 60_000;
@@ -276,6 +279,15 @@ export function createIdentityService(deps: IdentityDeps) {
     return codes;
   }
 
+  deps.approvals?.registerExecutor('mfa_reset', {
+    execute: async (a, approver, claim) => {
+      await svc.resetMfa(approver, a.subject_id, { approvalId: a.id, claim });
+      return { operator_id: a.subject_id };
+    },
+    // The account is gone (deleted, or out of the approver's reach): the request cannot succeed.
+    finalRefusals: ['not_found'],
+  });
+
   const svc = {
     cost,
 
@@ -418,17 +430,43 @@ export function createIdentityService(deps: IdentityDeps) {
       });
     },
 
-    /** Forgets the TOTP secret and recovery codes: the next sign-in enrolls again. */
-    async resetMfa(p: Principal | null, id: string) {
+    /**
+     * Forgets the TOTP secret and recovery codes: the next sign-in enrolls again. Directly only
+     * from the command line (p null: break-glass for someone with server access) or as the
+     * effect of an approved request (`approved`); over the API it is requestMfaReset.
+     */
+    async resetMfa(p: Principal | null, id: string, approved?: { approvalId: string; claim: ClaimApproval }) {
+      if (p && !approved) throw new AppError('forbidden', "An operator's MFA reset needs a second operator's approval");
       return db.tx(async (tx) => {
         const o = await visible(tx, p, id, true);
         notSelf(p, id, 'reset the second factor of');
         const now = clock.now();
+        // The approval is claimed in this transaction: the reset happens once, or not at all.
+        if (approved) await approved.claim(tx, { operator_id: id });
         await repo.clearTotp(tx, id);
         await repo.deleteRecoveryCodes(tx, id);
         await repo.revokeSessions(tx, id, 'mfa_reset', now);
-        await audit.record(tx, { action: 'operator.mfa_reset', actor: actorFor(p), resource: res(o) });
+        await audit.record(tx, {
+          action: 'operator.mfa_reset',
+          actor: actorFor(p),
+          resource: res(o),
+          details: approved ? { approval_id: approved.approvalId } : { break_glass: 'cli' },
+        });
         return operatorView((await repo.getOperator(tx, id))!, now);
+      });
+    },
+
+    /** An operator asks for another operator's MFA reset: a request a second operator approves. */
+    async requestMfaReset(p: Principal, id: string) {
+      if (!deps.approvals) throw new AppError('service_unavailable', 'Approvals are not available here');
+      const o = await visible(db, p, id);
+      notSelf(p, id, 'reset the second factor of');
+      return deps.approvals.file(p, {
+        kind: 'mfa_reset',
+        subject_type: 'operator',
+        subject_id: o.id,
+        merchant_id: o.merchant_id,
+        payload: { operator_name: o.name },
       });
     },
 

@@ -27,8 +27,9 @@ export const ROLES = {
     permissions: ['terminals:read', 'payments:read', 'payments:write'],
   },
   refunds: {
-    description: 'Sees payments and issues refunds.',
-    permissions: ['payments:read', 'refunds:write'],
+    description:
+      "Sees payments and issues refunds; approves another operator's refund above the approval threshold (never their own).",
+    permissions: ['payments:read', 'refunds:write', 'refunds:approve'],
   },
   'merchant-admin': {
     description:
@@ -41,12 +42,19 @@ export const ROLES = {
       'rewards:read',
       'rewards:write',
     ],
-    merchantExtra: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write'],
+    merchantExtra: ['operators:read', 'operators:write', 'operators:approve', 'api_keys:read', 'api_keys:write'],
   },
   'security-admin': {
     description:
-      'Manages operator accounts, roles and API keys; reads key status and the compliance report. Sees no payment data.',
-    permissions: ['operators:read', 'operators:write', 'api_keys:read', 'api_keys:write', 'compliance:read'],
+      "Manages operator accounts, roles and API keys; approves another administrator's MFA reset; reads key status and the compliance report. Sees no payment data.",
+    permissions: [
+      'operators:read',
+      'operators:write',
+      'operators:approve',
+      'api_keys:read',
+      'api_keys:write',
+      'compliance:read',
+    ],
     platformOnly: true,
   },
   settlement: {

@@ -5,6 +5,8 @@ export {
   type PaymentsService,
   type PaymentHooks,
   type CreatePaymentInput,
+  type RefundApprovals,
+  type ApprovedRefund,
   type PaymentView,
   type RefundView,
 } from './payments.service.ts';

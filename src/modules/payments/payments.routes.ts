@@ -7,6 +7,7 @@ import type { Principal } from '../../platform/principal.ts';
 import { registerBankCallbackRoute, type BankCallback } from '../banks/index.ts';
 import type { PaymentsService } from './payments.service.ts';
 import * as S from './payments.schemas.ts';
+import { ApprovalRequired } from '../identity/index.ts';
 
 const IdParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
 
@@ -81,6 +82,30 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
     },
   );
 
+  // What the console's refund form says before anyone submits: the window, and above which
+  // amount an operator's refund waits for a second approver (the server decides either way).
+  app.get(
+    '/v1/payments/refund-policy',
+    {
+      config: { permission: 'payments:read' },
+      schema: {
+        tags,
+        summary:
+          "Refund rules: the window after success, and the amount above which an operator's refund needs a second approver",
+        response: {
+          200: Type.Object({
+            window_days: Type.Integer(),
+            approval_threshold_paise: Type.Integer({
+              description:
+                "An operator's refund above this waits for a second operator (API keys and terminals: never)",
+            }),
+          }),
+        },
+      },
+    },
+    async () => svc.refundPolicy(),
+  );
+
   app.get<{ Params: Static<typeof IdParam> }>(
     '/v1/payments/:id',
     {
@@ -96,11 +121,12 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
       config: { permission: 'refunds:write' },
       schema: {
         tags,
-        summary: 'Refund all or part of a successful payment',
+        summary:
+          "Refund all or part of a successful payment. An operator's refund above REFUND_APPROVAL_THRESHOLD_PAISE answers 202 approval_required: a second operator approves it (POST /v1/approvals/{id}/approve)",
         headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ maxLength: 255 })) }),
         params: IdParam,
         body: S.CreateRefund,
-        response: { 201: S.Refund },
+        response: { 201: S.Refund, 202: ApprovalRequired },
       },
     },
     async (req, reply) => reply.status(201).send(await svc.refund(p(req), req.params.id, req.body)),

@@ -13,7 +13,7 @@ import { refundRefusal } from './payments.decide.ts';
 import { createPaymentEffects } from './payments.apply.ts';
 import { createPaymentJobs } from './payments.jobs.ts';
 import { createPaymentViews, paymentView, refundView, type PaymentView, type RefundView } from './payments.views.ts';
-import { addSeconds, type CreatePaymentInput, type PaymentsDeps } from './payments.types.ts';
+import { addSeconds, type ApprovedRefund, type CreatePaymentInput, type PaymentsDeps } from './payments.types.ts';
 import { annotateSpan } from '../../platform/tracing.ts';
 
 // The payments service: its commands (create, refund, a bank's callback) here; the decisions
@@ -21,7 +21,13 @@ import { annotateSpan } from '../../platform/tracing.ts';
 // payments.views.ts; the worker's jobs in payments.jobs.ts. One object, as before, for the
 // routes, the terminal protocol and the worker.
 
-export type { PaymentHooks, PaymentsDeps, CreatePaymentInput } from './payments.types.ts';
+export type {
+  PaymentHooks,
+  PaymentsDeps,
+  CreatePaymentInput,
+  RefundApprovals,
+  ApprovedRefund,
+} from './payments.types.ts';
 export { paymentView, refundView, type PaymentView, type RefundView } from './payments.views.ts';
 
 /** A create whose bank call was never sent or was refused: the payment is recorded as failed. */
@@ -229,6 +235,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       principal: Principal,
       paymentId: string,
       input: { amount: number; reason?: string },
+      approved?: ApprovedRefund,
     ): Promise<RefundView> {
       if (!isValidPaise(input.amount))
         throw new AppError('invalid_amount', 'amount must be a positive integer number of paise');
@@ -236,6 +243,27 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const now = clock.now();
       const refused = refundRefusal(p, input.amount, now, cfg.refundWindowDays);
       if (refused) throw refused;
+      // The four-eyes gate: a person's refund above the threshold waits for a second operator.
+      // Nothing is reserved while it waits (the payment stays refundable by others); approval
+      // runs this method again, and the reservation below re-checks what is left then.
+      if (!approved && principal.kind === 'operator' && input.amount > cfg.refundApprovalThresholdPaise) {
+        if (!deps.refundApprovals)
+          throw new AppError(
+            'service_unavailable',
+            'Refunds above the approval threshold need approvals, not wired here',
+          );
+        const approval = await deps.refundApprovals.file(principal, {
+          payment_id: p.id,
+          merchant_id: p.merchant_id,
+          amount: input.amount,
+          reason: input.reason ?? null,
+        });
+        throw new AppError(
+          'approval_required',
+          `Refunds above ${cfg.refundApprovalThresholdPaise} paise need a second operator's approval: the request is filed`,
+          { approval },
+        );
+      }
       // Reserve first, in one conditional UPDATE: concurrent refunds can never exceed the amount.
       const refund = await db.tx(async (tx) => {
         const reserved = await repo.reserveRefund(tx, p.id, input.amount, now);
@@ -257,6 +285,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
           now,
           nextCheckAt: addSeconds(now, cfg.statusCheckFirstAfterSeconds),
         });
+        // An approved request is claimed with the reservation: the refund exists once, or not at all.
+        if (approved) await approved.claim(tx, { refund_id: rid, payment_id: p.id, amount: input.amount });
         for (const h of hooks) await h.onRefundRequested?.(tx, p, row);
         return row;
       });
@@ -284,6 +314,11 @@ export function createPaymentsService(deps: PaymentsDeps) {
     },
 
     listRefunds: views.listRefunds,
+
+    refundPolicy: () => ({
+      window_days: cfg.refundWindowDays,
+      approval_threshold_paise: cfg.refundApprovalThresholdPaise,
+    }),
 
     /** A verified callback from a bank. Duplicates are harmless. */
     async handleCallback(bankCode: string, cb: BankCallback) {

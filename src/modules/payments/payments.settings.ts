@@ -14,6 +14,8 @@ export interface PaymentsConfig {
     statusCheckIntervalSeconds: number;
     statusCheckMax: number;
     refundWindowDays: number;
+    /** An operator's refund above this many paise waits for a second operator's approval. */
+    refundApprovalThresholdPaise: number;
     vpaPattern: RegExp;
   };
 }
@@ -56,6 +58,12 @@ const schema = Type.Object({
     default: 180,
     description: 'Refunds allowed this long after success.',
   }),
+  REFUND_APPROVAL_THRESHOLD_PAISE: Type.Integer({
+    minimum: 0,
+    default: 1_000_000,
+    description:
+      "An operator's refund above this (paise; default ₹10,000) becomes a request a second operator with refunds:approve must approve (four eyes); 0: every operator refund. API-key and terminal refunds are not gated.",
+  }),
   VPA_PATTERN: Type.String({
     default: DEFAULT_VPA_PATTERN,
     description: 'Regular expression a VPA must match (payments, merchants, rewards, tokens).',
@@ -83,6 +91,7 @@ export const paymentsSettings = defineSettings({
         statusCheckIntervalSeconds: n('STATUS_CHECK_INTERVAL_SECONDS'),
         statusCheckMax: n('STATUS_CHECK_MAX'),
         refundWindowDays: n('REFUND_WINDOW_DAYS'),
+        refundApprovalThresholdPaise: n('REFUND_APPROVAL_THRESHOLD_PAISE'),
         vpaPattern,
       },
     };

@@ -57,6 +57,25 @@ export interface PaymentsDeps {
   hooks?: PaymentHooks[];
   /** The vault's field cipher: the payer's VPA is stored only encrypted (payments.fields.ts). */
   payerVpa: PayerVpaCipher;
+  /**
+   * Four eyes for an operator's refund above payments.refundApprovalThresholdPaise: files the
+   * request a second operator approves (identity's approvals, wired by the app). Without it such
+   * a refund is refused (fail closed), never made on one person's say-so.
+   */
+  refundApprovals?: RefundApprovals;
+}
+
+export interface RefundApprovals {
+  file(
+    by: Principal,
+    request: { payment_id: string; merchant_id: string; amount: number; reason: string | null },
+  ): Promise<{ id: string }>;
+}
+
+/** An approved request being carried out: its claim is written in the refund's reservation transaction. */
+export interface ApprovedRefund {
+  approvalId: string;
+  claim(tx: Queryable, outcome: Record<string, unknown>): Promise<void>;
 }
 
 export interface CreatePaymentInput {
