@@ -3,11 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../platform/db.ts';
 import type { Config } from '../../platform/config.ts';
 import { AppError } from '../../platform/errors.ts';
-import { canAccessMerchant } from '../../platform/principal.ts';
+import { canAccessMerchant, merchantScope } from '../../platform/principal.ts';
 import { getTerminalContext } from '../merchants/index.ts';
 import { issueMqttSecret } from './credentials.ts';
 import { listCertificates, listViolations } from './terminals.repo.ts';
 import { isTerminalId } from './topics.ts';
+import { presenceCounts } from './presence.repo.ts';
 
 // HTTP for terminal credentials. Development only: a terminal's MQTT secret for the plain
 // listener (the terminal simulator provisions its terminals this way). Production terminals get
@@ -23,7 +24,34 @@ const MqttCredentials = Type.Object({
   }),
 });
 
+const PresenceQuery = Type.Object(
+  { merchant_id: Type.Optional(Type.String({ maxLength: 100 })) },
+  { additionalProperties: false },
+);
+const PresenceSummary = Type.Object({
+  online: Type.Integer({ description: 'Active terminals connected now' }),
+  offline: Type.Integer({ description: 'Active terminals heard from before, not connected now' }),
+  never_seen: Type.Integer({ description: 'Active terminals that never connected' }),
+  total: Type.Integer({ description: 'Active terminals' }),
+});
+
 export function registerTerminalRoutes(app: FastifyInstance, deps: { db: Db; config: Pick<Config, 'mode' | 'mqtt'> }) {
+  // The Overview's "terminals online": counts over the presence the gateway records (presence.ts),
+  // in the caller's merchant scope. Disabled terminals are not counted: they cannot connect.
+  app.get<{ Querystring: Static<typeof PresenceQuery> }>(
+    '/v1/terminals/presence',
+    {
+      config: { permission: 'terminals:read' },
+      schema: {
+        tags: ['terminals'],
+        summary: 'How many active terminals are connected now, offline, and never seen',
+        querystring: PresenceQuery,
+        response: { 200: PresenceSummary },
+      },
+    },
+    async (req) => presenceCounts(deps.db, merchantScope(req.principal!, req.query.merchant_id) ?? null),
+  );
+
   app.post<{ Params: Static<typeof IdParam> }>(
     '/v1/terminals/:id/mqtt-credentials',
     {
