@@ -50,6 +50,8 @@ export interface GatewayDeps {
   revocationSweepMs?: number;
   /** How often presence changes are written (one statement each time). Default 1000 ms. */
   presenceFlushMs?: number;
+  /** A terminal's last_seen is written at most this often for its requests. Default 60 s. */
+  presenceLastSeenEveryMs?: number;
 }
 
 /** Requests one connection may have in flight; more are refused with rate_limited. */
@@ -121,6 +123,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
     logger,
     source: mq.url ? 'external' : 'embedded',
     flushMs: deps.presenceFlushMs,
+    lastSeenEveryMs: deps.presenceLastSeenEveryMs,
     onFlush: (rows) => {
       metrics.presenceRows.inc(rows);
       metrics.presenceBatches.inc();
@@ -383,7 +386,8 @@ export function createTerminalGateway(deps: GatewayDeps) {
       } else {
         // A new embedded broker has no connections yet: what an earlier one recorded online is not.
         const reset = await resetEmbeddedPresence(db);
-        if (reset > 0) logger.info({ terminals: reset }, 'marked terminals offline that an earlier embedded broker had online');
+        if (reset > 0)
+          logger.info({ terminals: reset }, 'marked terminals offline that an earlier embedded broker had online');
         embedded = await startEmbedded();
         transport = embedded;
         let since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0].now;

@@ -27,8 +27,7 @@ export const sharedStatusFilter = (group: string) => `$share/${group}/${STATUS_F
 
 function terminalOfTopic(topic: string, leaf: string): string | undefined {
   const parts = topic.split('/');
-  if (parts.length !== 5 || `${parts[0]}/${parts[1]}/${parts[2]}` !== TOPIC_ROOT || parts[4] !== leaf)
-    return undefined;
+  if (parts.length !== 5 || `${parts[0]}/${parts[1]}/${parts[2]}` !== TOPIC_ROOT || parts[4] !== leaf) return undefined;
   return isTerminalId(parts[3]) ? parts[3] : undefined;
 }
 
