@@ -44,7 +44,7 @@ export function mosquittoAcl(gateways: string[] = [GATEWAY_COMMON_NAME]): string
     }),
     '# Every terminal: %u is its certificate CN, which is its terminal id',
     `pattern write ${TOPIC_ROOT}/%u/req`,
-    // Its own status only (and so its will: Mosquitto refuses a CONNECT whose will the ACL denies).
+    // Its own status only, its will included (Mosquitto checks the will against the ACL when it sends it).
     `pattern write ${TOPIC_ROOT}/%u/status`,
     `pattern read ${TOPIC_ROOT}/%u/res`,
     `pattern read ${TOPIC_ROOT}/%u/evt`,
