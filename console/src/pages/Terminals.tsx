@@ -6,7 +6,9 @@ import { DataTable, ErrorNote } from '../components/DataTable.tsx';
 import { when } from '../format.ts';
 import { useCan } from '../session.tsx';
 
-// The fleet by store and status; disabling a terminal stops it taking payments.
+// The fleet by store and status, online or offline and when each was last heard from (the
+// gateway records it from the broker; refreshed every 10 s); disabling a terminal stops it taking
+// payments.
 
 const col = createColumnHelper<Terminal>();
 
@@ -15,11 +17,13 @@ export function Terminals() {
   const qc = useQueryClient();
   const [status, setStatus] = useState('');
   const [store, setStore] = useState('');
+  const [online, setOnline] = useState('');
   const [open, setOpen] = useState<string>();
   const list = useInfiniteQuery({
-    queryKey: ['terminals', status, store],
+    queryKey: ['terminals', status, store, online],
     queryFn: ({ pageParam }) =>
-      get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, limit: 100, cursor: pageParam })),
+      get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, online, limit: 100, cursor: pageParam })),
+    refetchInterval: 10_000,
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (l) => l.next_cursor ?? undefined,
   });
@@ -36,6 +40,19 @@ export function Terminals() {
     col.accessor('status', {
       header: 'Status',
       cell: (c) => <span className={`status s-${c.getValue()}`}>{c.getValue()}</span>,
+    }),
+    col.accessor('online', {
+      header: 'Connection',
+      cell: (c) =>
+        c.getValue() ? (
+          <span className="status s-online">online</span>
+        ) : (
+          <span className="status s-offline">offline</span>
+        ),
+    }),
+    col.accessor('last_seen_at', {
+      header: 'Last seen',
+      cell: (c) => (c.getValue() ? when(c.getValue()) : 'never'),
     }),
     col.accessor('created_at', { header: 'Created', cell: (c) => when(c.getValue()) }),
     col.display({
@@ -81,6 +98,14 @@ export function Terminals() {
             <option value="">any</option>
             <option>active</option>
             <option>disabled</option>
+          </select>
+        </label>
+        <label>
+          Connection
+          <select value={online} onChange={(e) => setOnline(e.target.value)}>
+            <option value="">any</option>
+            <option value="true">online</option>
+            <option value="false">offline</option>
           </select>
         </label>
         <label>
