@@ -142,4 +142,26 @@ describe('console: terminals online and offline', { skip, timeout: 120_000 }, ()
     await axe(page, 'terminals, a terminal offline');
     assert.deepEqual(pageErrors, []);
   });
+
+  test('revoke from the console: its credentials are revoked, its live session closed, the page shows it offline', async () => {
+    const secret = await issueMqttSecret(t.db, terminalId, 'test');
+    term = await connectTerminal({ url: gw.plainUrl!, terminalId, password: secret.password, reconnectPeriodMs: 0 });
+    await page.goto(origin + '/console/terminals');
+    await row().getByText('online', { exact: true }).waitFor({ timeout: 20_000 });
+    await row().getByRole('button', { name: 'Certificates and violations' }).click();
+    const panel = page.getByTestId('terminal-security');
+    await panel.getByRole('button', { name: 'Revoke credentials…' }).click();
+    await panel.getByLabel('Reason').selectOption('lost_or_stolen');
+    await axe(page, 'terminals, revoke confirmation');
+    await panel.getByRole('button', { name: 'Revoke every certificate and the MQTT secret' }).click();
+    assert.match((await panel.getByTestId('revoked').textContent())!, /1 secret/);
+    await row().getByText('offline', { exact: true }).waitFor({ timeout: 20_000 });
+    assert.equal(term.connected, false, 'the gateway closed the session');
+    const audit = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit.events WHERE action = 'terminal.credentials_revoked' AND resource_id = $1`,
+      [terminalId],
+    );
+    assert.equal(audit.rows[0].n, 1);
+    assert.deepEqual(pageErrors, []);
+  });
 });

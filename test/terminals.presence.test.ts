@@ -174,6 +174,64 @@ describe('terminal presence (embedded broker)', { timeout: 60_000 }, () => {
     assert.ok(await until(async () => (await violations('malformed')) >= 1));
   });
 
+  test('revoke over HTTP: credentials revoked, the live session closed (offline), audited; permission and scope enforced', async () => {
+    const b = await enrolled();
+    const term = await connect(b);
+    assert.ok(await until(async () => (await terminal(b.terminalId)).online));
+    const path = `/v1/terminals/${b.terminalId}/revoke`;
+    assert.equal((await t.request('POST', path, { reason: 'stolen' })).status, 400);
+    assert.equal((await t.request('POST', path, {})).status, 400);
+    const { createApiKey } = await import('../src/modules/identity/index.ts');
+    const other = await t.seedMerchant('Someone Else');
+    const otherKey = await createApiKey(t.db, {
+      name: 'other merchant',
+      merchantId: other.merchant.id,
+      permissions: ['terminals:read', 'terminals:write', 'terminals:revoke'],
+    });
+    const asOther = await fetch(t.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${otherKey.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'lost_or_stolen' }),
+    });
+    assert.equal(asOther.status, 404, "another merchant's terminal is not found");
+    const writeOnly = await createApiKey(t.db, {
+      name: 'no revoke',
+      merchantId: null,
+      permissions: ['terminals:read', 'terminals:write'],
+    });
+    const noPerm = await fetch(t.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${writeOnly.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'lost_or_stolen' }),
+    });
+    assert.equal(noPerm.status, 403, 'terminals:write is not enough');
+
+    const r = await t.request('POST', path, { reason: 'lost_or_stolen' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body, {
+      terminal_id: b.terminalId,
+      revoked_certificates: [b.serial],
+      revoked_secrets: 0,
+      crl_required: false,
+    });
+    assert.ok(await until(() => !term.connected), 'the sweep closed the session');
+    assert.ok(await until(async () => !(await terminal(b.terminalId)).online));
+    const sec = await t.request('GET', `/v1/terminals/${b.terminalId}/security`);
+    assert.equal(sec.body.certificates[0].revoke_reason, 'lost_or_stolen');
+    const audit = await t.db.query<{ record: string }>(
+      `SELECT record FROM audit.events WHERE action = 'terminal.credentials_revoked' AND resource_id = $1`,
+      [b.terminalId],
+    );
+    assert.equal(audit.rows.length, 1);
+    const rec = JSON.parse(audit.rows[0].record);
+    assert.equal(rec.details.reason, 'lost_or_stolen');
+    assert.deepEqual(rec.details.serials, [b.serial]);
+    // Nothing left to revoke: 200 with empty lists, and the connect is refused.
+    const again = await t.request('POST', path, { reason: 'lost_or_stolen' });
+    assert.deepEqual(again.body.revoked_certificates, []);
+    await assert.rejects(connect(b));
+  });
+
   test('the writer applies a status only if it is later than the one stored, and coalesces', async () => {
     const b = await enrolled();
     const w = createPresenceWriter({

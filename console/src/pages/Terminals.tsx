@@ -141,12 +141,35 @@ interface Security {
   violations: { kind: string; detail: string | null; at: string }[];
 }
 
-/** A terminal's client certificates and its latest refused access (enrol and revoke are CLI commands, where the CA key lives). */
+interface Revoked {
+  terminal_id: string;
+  revoked_certificates: string[];
+  revoked_secrets: number;
+  crl_required: boolean;
+}
+
+/**
+ * A terminal's client certificates and its latest refused access; revocation (terminals:revoke).
+ * Enrolment stays a CLI command, where the CA key lives (console/README.md says why).
+ */
 function TerminalSecurity({ id }: { id: string }) {
+  const can = useCan();
+  const qc = useQueryClient();
+  const [confirming, setConfirming] = useState(false);
+  const [reason, setReason] = useState('lost_or_stolen');
   const sec = useQuery({
     queryKey: ['terminal', id, 'security'],
     queryFn: () => get<Security>(`/v1/terminals/${id}/security`),
   });
+  const revoke = useMutation({
+    mutationFn: () => api<Revoked>('POST', `/v1/terminals/${id}/revoke`, { reason }),
+    onSuccess: () => {
+      setConfirming(false);
+      qc.invalidateQueries({ queryKey: ['terminal', id, 'security'] });
+      qc.invalidateQueries({ queryKey: ['terminals'] });
+    },
+  });
+  const done = revoke.data;
   return (
     <div className="card" role="region" aria-label={`Security of ${id}`} data-testid="terminal-security">
       <h2>
@@ -174,6 +197,43 @@ function TerminalSecurity({ id }: { id: string }) {
       ) : (
         <p className="muted">
           No client certificate (enrol with <code>tillpoint terminals enroll {id}</code>).
+        </p>
+      )}
+      {can('terminals:revoke') && (
+        <div className="filters" role="group" aria-label="Revoke credentials">
+          {!confirming ? (
+            <button type="button" className="secondary" onClick={() => setConfirming(true)}>
+              Revoke credentials…
+            </button>
+          ) : (
+            <>
+              <label>
+                Reason
+                <select value={reason} onChange={(e) => setReason(e.target.value)}>
+                  <option value="lost_or_stolen">lost or stolen</option>
+                  <option value="key_compromise">key compromise</option>
+                  <option value="decommissioned">decommissioned</option>
+                  <option value="superseded">superseded</option>
+                  <option value="unspecified">unspecified</option>
+                </select>
+              </label>
+              <button type="button" onClick={() => revoke.mutate()} disabled={revoke.isPending}>
+                Revoke every certificate and the MQTT secret
+              </button>
+              <button type="button" className="secondary" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </>
+          )}
+        </div>
+      )}
+      <ErrorNote error={revoke.error} />
+      {done && (
+        <p role="status" data-testid="revoked">
+          Revoked {done.revoked_certificates.length} certificate(s) and {done.revoked_secrets} secret(s); live sessions
+          on them are closed within seconds.
+          {done.crl_required &&
+            ' The external broker checks the CRL: publish it where the CA key is (tillpoint pki crl).'}
         </p>
       )}
       <h3>Recent protocol violations</h3>
