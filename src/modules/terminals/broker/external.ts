@@ -81,13 +81,18 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
     });
   });
   const granted = await client.subscribeAsync(filters, { qos: 1 });
-  const refused = granted.find((g) => g.qos > 1);
-  if (refused) {
+  if ((granted.find((g) => g.topic === filter)?.qos ?? 128) > 1) {
     await client.endAsync(true);
     throw new Error(
-      `the broker refused the shared subscription ${refused.topic} (is the gateway allowed to read tillpoint/v1/terminals/+/req and +/status?)`,
+      `the broker refused the shared subscription ${filter} (is the gateway allowed to read tillpoint/v1/terminals/+/req?)`,
     );
   }
+  if (granted.some((g) => g.topic !== filter && g.qos > 1))
+    // Requests still work; presence does not. An ACL from before presence: regenerate it.
+    o.logger.warn(
+      { filter: filters[1] },
+      'the broker refused the status subscription: terminal presence is not recorded (allow the gateway to read tillpoint/v1/terminals/+/status)',
+    );
   o.logger.info({ filters }, 'consuming terminal requests and status from the external broker');
 
   return {
