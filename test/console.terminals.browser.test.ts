@@ -127,6 +127,9 @@ describe('console: terminals online and offline', { skip, timeout: 120_000 }, ()
 
     await page.goto(origin + '/console/');
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.waitForFunction(() =>
+      /^\d+$/.test(document.querySelector('[data-testid="tile-terminals-online"]')?.textContent ?? ''),
+    );
     const online = await page.getByTestId('tile-terminals-online').textContent();
     const api = await t.request('GET', '/v1/terminals/presence');
     assert.equal(online, String(api.body.online));

@@ -67,6 +67,9 @@ const Revoked = Type.Object({
   }),
 });
 
+/** How long a presence count is reused (the Overview refreshes every 10 s). */
+const COUNTS_TTL_MS = 5000;
+
 export function registerTerminalRoutes(
   app: FastifyInstance,
   deps: { db: Db; config: Pick<Config, 'mode' | 'mqtt'>; audit?: Pick<AuditWriter, 'record'> },
@@ -112,6 +115,7 @@ export function registerTerminalRoutes(
     },
   );
 
+  const countsCache = new Map<string, { at: number; value: Promise<Awaited<ReturnType<typeof presenceCounts>>> }>();
   // The Overview's "terminals online": counts over the presence the gateway records (presence.ts),
   // in the caller's merchant scope. Disabled terminals are not counted: they cannot connect.
   app.get<{ Querystring: Static<typeof PresenceQuery> }>(
@@ -125,7 +129,20 @@ export function registerTerminalRoutes(
         response: { 200: PresenceSummary },
       },
     },
-    async (req) => presenceCounts(deps.db, merchantScope(req.principal!, req.query.merchant_id) ?? null),
+    async (req) => {
+      const scope = merchantScope(req.principal!, req.query.merchant_id) ?? null;
+      // The counts read every active terminal (1.4 s for 450,000 on a loaded 2-core machine,
+      // README "Presence"); every open Overview asks every 10 s. One query per scope per
+      // COUNTS_TTL_MS per process, shared by the requests that arrive meanwhile.
+      const key = scope ?? '*';
+      const hit = countsCache.get(key);
+      if (hit && performance.now() - hit.at < COUNTS_TTL_MS) return hit.value;
+      const value = presenceCounts(deps.db, scope);
+      countsCache.set(key, { at: performance.now(), value });
+      value.catch(() => countsCache.delete(key));
+      if (countsCache.size > 10_000) countsCache.delete(countsCache.keys().next().value!);
+      return value;
+    },
   );
 
   app.post<{ Params: Static<typeof IdParam> }>(
