@@ -272,7 +272,7 @@ export async function createApp(opts: AppOptions = {}) {
     registerPaymentInsightRoutes(http, { db, clock, payments });
     // The operator console (console/, built into console/dist by `npm start`).
     registerConsole(http, { distDir: fileURLToPath(new URL('../console/dist', import.meta.url)) });
-    registerTerminalRoutes(http, { db, config });
+    registerTerminalRoutes(http, { db, config, audit: audit.writer });
     registerRewardsRoutes(http, rewards);
     registerVaultRoutes(http, vault.tokens);
     registerComplianceRoutes(http, {

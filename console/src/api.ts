@@ -136,6 +136,9 @@ export interface Terminal {
   serial?: string;
   status: string;
   created_at: string;
+  /** Connected to the broker now; when the platform last heard from it (terminals presence). */
+  online?: boolean;
+  last_seen_at?: string | null;
   [k: string]: unknown;
 }
 export interface AuditRecord {

@@ -9,6 +9,7 @@ export const PERMISSIONS = [
   'merchants:write',
   'terminals:read',
   'terminals:write',
+  'terminals:revoke',
   'payments:read',
   'payments:write',
   'refunds:write',

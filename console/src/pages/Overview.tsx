@@ -7,6 +7,7 @@ import { ErrorNote } from '../components/DataTable.tsx';
 import { ReconAging } from '../components/ReconAging.tsx';
 import { useCan } from '../session.tsx';
 import { when } from '../format.ts';
+import { useCan } from '../session.tsx';
 
 // The overview refreshes itself every 10 seconds from GET /v1/payments/stats (one query, a few
 // aggregates over the last hour, scoped to the operator's merchant when they have one).
@@ -76,13 +77,7 @@ export function Overview() {
               </span>
               <span className="small muted">oldest {when(s.pending.oldest_created_at)}</span>
             </div>
-            <div className="tile">
-              <span className="tile-label">Terminals taking payments</span>
-              <span className="tile-value" data-testid="tile-terminals">
-                {s.active_terminals}
-              </span>
-              <span className="small muted">at least one payment in the last hour</span>
-            </div>
+            <TerminalsTile tookPayments={s.active_terminals} />
             <div className="tile">
               <span className="tile-label">Need reconciliation</span>
               <span className="tile-value">{s.pending.needs_reconciliation}</span>
@@ -111,5 +106,49 @@ export function Overview() {
         </>
       )}
     </section>
+  );
+}
+
+interface Presence {
+  online: number;
+  offline: number;
+  never_seen: number;
+  total: number;
+}
+
+/**
+ * Terminals online now (GET /v1/terminals/presence: what the gateway records from the broker), and
+ * how many took a payment in the hour. Without terminals:read, only the latter.
+ */
+function TerminalsTile({ tookPayments }: { tookPayments: number }) {
+  const can = useCan();
+  const allowed = can('terminals:read');
+  const presence = useQuery({
+    queryKey: ['terminals', 'presence'],
+    queryFn: () => get<Presence>('/v1/terminals/presence'),
+    refetchInterval: 10_000,
+    enabled: allowed,
+  });
+  const took = <span data-testid="tile-terminals">{tookPayments}</span>;
+  if (!allowed)
+    return (
+      <div className="tile">
+        <span className="tile-label">Terminals taking payments</span>
+        <span className="tile-value">{took}</span>
+        <span className="small muted">at least one payment in the last hour</span>
+      </div>
+    );
+  const p = presence.data;
+  return (
+    <div className="tile">
+      <span className="tile-label">Terminals online</span>
+      <span className="tile-value" data-testid="tile-terminals-online">
+        {p ? p.online : '…'}
+      </span>
+      <span className="small muted">
+        {p ? `of ${p.total} active · ` : ''}
+        {took} took a payment in the last hour
+      </span>
+    </div>
   );
 }

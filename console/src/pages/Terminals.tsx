@@ -6,7 +6,9 @@ import { DataTable, ErrorNote } from '../components/DataTable.tsx';
 import { when } from '../format.ts';
 import { useCan } from '../session.tsx';
 
-// The fleet by store and status; disabling a terminal stops it taking payments.
+// The fleet by store and status, online or offline and when each was last heard from (the
+// gateway records it from the broker; refreshed every 10 s); disabling a terminal stops it taking
+// payments.
 
 const col = createColumnHelper<Terminal>();
 
@@ -15,11 +17,13 @@ export function Terminals() {
   const qc = useQueryClient();
   const [status, setStatus] = useState('');
   const [store, setStore] = useState('');
+  const [online, setOnline] = useState('');
   const [open, setOpen] = useState<string>();
   const list = useInfiniteQuery({
-    queryKey: ['terminals', status, store],
+    queryKey: ['terminals', status, store, online],
     queryFn: ({ pageParam }) =>
-      get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, limit: 100, cursor: pageParam })),
+      get<Page<Terminal>>('/v1/terminals' + qs({ status, store_id: store, online, limit: 100, cursor: pageParam })),
+    refetchInterval: 10_000,
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (l) => l.next_cursor ?? undefined,
   });
@@ -36,6 +40,19 @@ export function Terminals() {
     col.accessor('status', {
       header: 'Status',
       cell: (c) => <span className={`status s-${c.getValue()}`}>{c.getValue()}</span>,
+    }),
+    col.accessor('online', {
+      header: 'Connection',
+      cell: (c) =>
+        c.getValue() ? (
+          <span className="status s-online">online</span>
+        ) : (
+          <span className="status s-offline">offline</span>
+        ),
+    }),
+    col.accessor('last_seen_at', {
+      header: 'Last seen',
+      cell: (c) => (c.getValue() ? when(c.getValue()) : 'never'),
     }),
     col.accessor('created_at', { header: 'Created', cell: (c) => when(c.getValue()) }),
     col.display({
@@ -84,6 +101,14 @@ export function Terminals() {
           </select>
         </label>
         <label>
+          Connection
+          <select value={online} onChange={(e) => setOnline(e.target.value)}>
+            <option value="">any</option>
+            <option value="true">online</option>
+            <option value="false">offline</option>
+          </select>
+        </label>
+        <label>
           Store
           <input placeholder="sto_…" value={store} onChange={(e) => setStore(e.target.value.trim())} />
         </label>
@@ -116,12 +141,35 @@ interface Security {
   violations: { kind: string; detail: string | null; at: string }[];
 }
 
-/** A terminal's client certificates and its latest refused access (enrol and revoke are CLI commands, where the CA key lives). */
+interface Revoked {
+  terminal_id: string;
+  revoked_certificates: string[];
+  revoked_secrets: number;
+  crl_required: boolean;
+}
+
+/**
+ * A terminal's client certificates and its latest refused access; revocation (terminals:revoke).
+ * Enrolment stays a CLI command, where the CA key lives (console/README.md says why).
+ */
 function TerminalSecurity({ id }: { id: string }) {
+  const can = useCan();
+  const qc = useQueryClient();
+  const [confirming, setConfirming] = useState(false);
+  const [reason, setReason] = useState('lost_or_stolen');
   const sec = useQuery({
     queryKey: ['terminal', id, 'security'],
     queryFn: () => get<Security>(`/v1/terminals/${id}/security`),
   });
+  const revoke = useMutation({
+    mutationFn: () => api<Revoked>('POST', `/v1/terminals/${id}/revoke`, { reason }),
+    onSuccess: () => {
+      setConfirming(false);
+      qc.invalidateQueries({ queryKey: ['terminal', id, 'security'] });
+      qc.invalidateQueries({ queryKey: ['terminals'] });
+    },
+  });
+  const done = revoke.data;
   return (
     <div className="card" role="region" aria-label={`Security of ${id}`} data-testid="terminal-security">
       <h2>
@@ -149,6 +197,43 @@ function TerminalSecurity({ id }: { id: string }) {
       ) : (
         <p className="muted">
           No client certificate (enrol with <code>tillpoint terminals enroll {id}</code>).
+        </p>
+      )}
+      {can('terminals:revoke') && (
+        <div className="filters" role="group" aria-label="Revoke credentials">
+          {!confirming ? (
+            <button type="button" className="secondary" onClick={() => setConfirming(true)}>
+              Revoke credentials…
+            </button>
+          ) : (
+            <>
+              <label>
+                Reason
+                <select value={reason} onChange={(e) => setReason(e.target.value)}>
+                  <option value="lost_or_stolen">lost or stolen</option>
+                  <option value="key_compromise">key compromise</option>
+                  <option value="decommissioned">decommissioned</option>
+                  <option value="superseded">superseded</option>
+                  <option value="unspecified">unspecified</option>
+                </select>
+              </label>
+              <button type="button" onClick={() => revoke.mutate()} disabled={revoke.isPending}>
+                Revoke every certificate and the MQTT secret
+              </button>
+              <button type="button" className="secondary" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </>
+          )}
+        </div>
+      )}
+      <ErrorNote error={revoke.error} />
+      {done && (
+        <p role="status" data-testid="revoked">
+          Revoked {done.revoked_certificates.length} certificate(s) and {done.revoked_secrets} secret(s); live sessions
+          on them are closed within seconds.
+          {done.crl_required &&
+            ' The external broker checks the CRL: publish it where the CA key is (tillpoint pki crl).'}
         </p>
       )}
       <h3>Recent protocol violations</h3>

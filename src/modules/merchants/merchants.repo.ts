@@ -31,6 +31,19 @@ const merchantOut = ({
 });
 const S_COLS = 'id, merchant_id, name, city, status, created_at';
 const T_COLS = 'id, merchant_id, store_id, label, serial, status, created_at';
+// Presence (online, last_seen_at) is the terminals module's table (migration 0029), written by the
+// gateway; read here by SQL only (terminals imports merchants, not the other way round).
+const T_COLS_P = `t.id, t.merchant_id, t.store_id, t.label, t.serial, t.status, t.created_at,
+  coalesce(p.online, false) AS online, p.last_seen_at`;
+const T_FROM_P = 'merchants.terminals t LEFT JOIN terminals.presence p ON p.terminal_id = t.id';
+const T_RETURNING_P = `${T_COLS},
+  coalesce((SELECT p.online FROM terminals.presence p WHERE p.terminal_id = id), false) AS online,
+  (SELECT p.last_seen_at FROM terminals.presence p WHERE p.terminal_id = id) AS last_seen_at`;
+type TerminalRow = WithDate<Omit<TerminalT, 'last_seen_at'>> & { last_seen_at: Date | null };
+const terminalOut = (r: TerminalRow): TerminalT => ({
+  ...out<Omit<TerminalT, 'last_seen_at'>>(r),
+  last_seen_at: r.last_seen_at ? iso(r.last_seen_at) : null,
+});
 
 export async function insertMerchant(
   q: Queryable,
@@ -130,38 +143,40 @@ export async function insertTerminal(
   q: Queryable,
   t: { id: string; merchant_id: string; store_id: string; label?: string; serial?: string },
 ) {
-  const { rows } = await q.query<WithDate<TerminalT>>(
-    `INSERT INTO merchants.terminals (id, merchant_id, store_id, label, serial) VALUES ($1, $2, $3, $4, $5) RETURNING ${T_COLS}`,
+  const { rows } = await q.query<TerminalRow>(
+    `INSERT INTO merchants.terminals (id, merchant_id, store_id, label, serial) VALUES ($1, $2, $3, $4, $5)
+     RETURNING ${T_COLS}, false AS online, NULL::timestamptz AS last_seen_at`,
     [t.id, t.merchant_id, t.store_id, t.label ?? null, t.serial ?? null],
   );
-  return out<TerminalT>(rows[0]);
+  return terminalOut(rows[0]);
 }
 
 export async function getTerminal(q: Queryable, id: string) {
-  const { rows } = await q.query<WithDate<TerminalT>>(`SELECT ${T_COLS} FROM merchants.terminals WHERE id = $1`, [id]);
-  return rows[0] ? out<TerminalT>(rows[0]) : undefined;
+  const { rows } = await q.query<TerminalRow>(`SELECT ${T_COLS_P} FROM ${T_FROM_P} WHERE t.id = $1`, [id]);
+  return rows[0] ? terminalOut(rows[0]) : undefined;
 }
 
 export async function updateTerminal(q: Queryable, id: string, patch: { label?: string; status?: string }) {
-  const { rows } = await q.query<WithDate<TerminalT>>(
-    `UPDATE merchants.terminals SET label = coalesce($2, label), status = coalesce($3, status) WHERE id = $1 RETURNING ${T_COLS}`,
+  const { rows } = await q.query<TerminalRow>(
+    `UPDATE merchants.terminals SET label = coalesce($2, label), status = coalesce($3, status) WHERE id = $1 RETURNING ${T_RETURNING_P}`,
     [id, patch.label ?? null, patch.status ?? null],
   );
-  return rows[0] ? out<TerminalT>(rows[0]) : undefined;
+  return rows[0] ? terminalOut(rows[0]) : undefined;
 }
 
 export async function listTerminals(
   q: Queryable,
-  f: { merchantId?: string; storeId?: string; status?: string; before?: string; limit: number },
+  f: { merchantId?: string; storeId?: string; status?: string; online?: boolean; before?: string; limit: number },
 ) {
-  const { rows } = await q.query<WithDate<TerminalT>>(
-    `SELECT ${T_COLS} FROM merchants.terminals
-      WHERE ($1::text IS NULL OR merchant_id = $1) AND ($2::text IS NULL OR store_id = $2)
-        AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR id < $4)
-      ORDER BY id DESC LIMIT $5`,
-    [f.merchantId ?? null, f.storeId ?? null, f.status ?? null, f.before ?? null, f.limit + 1],
+  const { rows } = await q.query<TerminalRow>(
+    `SELECT ${T_COLS_P} FROM ${T_FROM_P}
+      WHERE ($1::text IS NULL OR t.merchant_id = $1) AND ($2::text IS NULL OR t.store_id = $2)
+        AND ($3::text IS NULL OR t.status = $3) AND ($4::text IS NULL OR t.id < $4)
+        AND ($6::boolean IS NULL OR coalesce(p.online, false) = $6)
+      ORDER BY t.id DESC LIMIT $5`,
+    [f.merchantId ?? null, f.storeId ?? null, f.status ?? null, f.before ?? null, f.limit + 1, f.online ?? null],
   );
-  return rows.map((r) => out<TerminalT>(r));
+  return rows.map(terminalOut);
 }
 
 export interface TerminalContext {

@@ -13,6 +13,7 @@ const TerminalListQuery = Type.Object(
     merchant_id: Type.Optional(S.MerchantId),
     store_id: Type.Optional(S.StoreId),
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
+    online: Type.Optional(Type.Boolean({ description: 'Only terminals connected now (true) or not (false)' })),
   },
   { additionalProperties: false },
 );

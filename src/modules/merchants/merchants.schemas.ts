@@ -78,6 +78,11 @@ export const Terminal = Type.Object({
   serial: Type.Union([Type.String(), Type.Null()]),
   status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]),
   created_at: Type.String({ format: 'date-time' }),
+  online: Type.Boolean({ description: 'Connected to the MQTT broker now (the gateway records it; terminals module)' }),
+  last_seen_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description:
+      'When the platform last heard from the terminal (connect, disconnect, status, requests: at most a minute behind); null if never',
+  }),
 });
 export type TerminalT = Static<typeof Terminal>;
 export const CreateTerminal = Type.Object(

@@ -177,7 +177,7 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
     },
     async listTerminals(
       p: Principal,
-      q: { merchant_id?: string; store_id?: string; status?: string; limit: number; before?: string },
+      q: { merchant_id?: string; store_id?: string; status?: string; online?: boolean; limit: number; before?: string },
     ) {
       const merchantId = merchantScope(p, q.merchant_id);
       return page(
@@ -185,6 +185,7 @@ export function createMerchantsService({ db, bankCodes, vpaPattern, audit, field
           merchantId,
           storeId: q.store_id,
           status: q.status,
+          online: q.online,
           before: q.before,
           limit: q.limit,
         }),

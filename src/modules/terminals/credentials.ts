@@ -115,16 +115,23 @@ export async function revokeTerminalCredentials(
   opts: { serial?: string; reason?: string } = {},
 ) {
   if (!isTerminalId(terminalId)) throw new AppError('terminal_not_found', `No terminal ${terminalId}`);
-  return db.tx(async (tx) => {
-    const serials = await repo.revokeCertificates(
-      tx,
-      terminalId,
-      opts.reason ?? 'unspecified',
-      opts.serial?.toLowerCase(),
-    );
-    const secrets = opts.serial ? 0 : await repo.revokeMqttSecrets(tx, terminalId);
-    return { certificates: serials, secrets };
-  });
+  return db.tx((tx) => revokeCredentialsIn(tx, terminalId, opts));
+}
+
+/** The same, inside the caller's transaction (the HTTP route writes its audit record in it). */
+export async function revokeCredentialsIn(
+  tx: Queryable,
+  terminalId: string,
+  opts: { serial?: string; reason?: string } = {},
+) {
+  const serials = await repo.revokeCertificates(
+    tx,
+    terminalId,
+    opts.reason ?? 'unspecified',
+    opts.serial?.toLowerCase(),
+  );
+  const secrets = opts.serial ? 0 : await repo.revokeMqttSecrets(tx, terminalId);
+  return { certificates: serials, secrets };
 }
 
 /** Development secrets for the demo terminals (`npm start` writes them to demo.json). Disabled terminals are left out. */

@@ -17,6 +17,8 @@ import {
 import { createOutboxRelay } from './outboxRelay.ts';
 import { createViolationRecorder } from './violations.ts';
 import { credentialsRevokedSince, inactiveTerminals, pruneRequests } from './terminals.repo.ts';
+import { createPresenceWriter, parseStatus } from './presence.ts';
+import { resetEmbeddedPresence } from './presence.repo.ts';
 import { responseTopic } from './topics.ts';
 import { pkiFiles } from './certs.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded.ts';
@@ -46,6 +48,10 @@ export interface GatewayDeps {
   clock?: Clock;
   /** How often live sessions are checked against revoked credentials and disabled terminals (embedded broker). */
   revocationSweepMs?: number;
+  /** How often presence changes are written (one statement each time). Default 1000 ms. */
+  presenceFlushMs?: number;
+  /** A terminal's last_seen is written at most this often for its requests. Default 60 s. */
+  presenceLastSeenEveryMs?: number;
 }
 
 /** Requests one connection may have in flight; more are refused with rate_limited. */
@@ -93,6 +99,16 @@ function gatewayMetrics(registry: Registry) {
       help: 'Terminals connected to the embedded broker',
       registers: [registry],
     }),
+    presenceRows: new Counter({
+      name: 'tillpoint_terminal_presence_rows_written_total',
+      help: 'Terminals whose presence (status, last_seen) was written, one statement per batch',
+      registers: [registry],
+    }),
+    presenceBatches: new Counter({
+      name: 'tillpoint_terminal_presence_batches_total',
+      help: 'Presence batches written (statements)',
+      registers: [registry],
+    }),
   };
 }
 
@@ -102,6 +118,17 @@ export function createTerminalGateway(deps: GatewayDeps) {
   const clock = deps.clock ?? systemClock;
   const metrics = gatewayMetrics(deps.metrics?.registry ?? new Registry());
   const recorder = createViolationRecorder({ db, logger, onRecord: (kind) => metrics.violations.inc({ kind }) });
+  const presence = createPresenceWriter({
+    db,
+    logger,
+    source: mq.url ? 'external' : 'embedded',
+    flushMs: deps.presenceFlushMs,
+    lastSeenEveryMs: deps.presenceLastSeenEveryMs,
+    onFlush: (rows) => {
+      metrics.presenceRows.inc(rows);
+      metrics.presenceBatches.inc();
+    },
+  });
   // Built on first use: in a Tillpoint process the audit service has already loaded (and checked)
   // the same key at start.
   let ownAudit: AuditWriter | undefined;
@@ -192,6 +219,8 @@ export function createTerminalGateway(deps: GatewayDeps) {
   }
 
   const onRequest: RequestSink = (terminalId, payload, ctx) => {
+    // Heard from: last_seen, written at most once a minute per terminal (presence.ts).
+    presence.seen(terminalId);
     if (ctx.inFlight && ctx.inFlight.count >= MAX_IN_FLIGHT_PER_CONNECTION) {
       recorder.record({
         kind: 'too_many_in_flight',
@@ -304,7 +333,19 @@ export function createTerminalGateway(deps: GatewayDeps) {
       maxFrameBytes: 4 * mq.maxPayloadBytes + 1024,
       onRequest,
       record: (v) => recorder.record(v),
+      onPresence: (terminalId, online, sinceMs) => presence.status(terminalId, online, sinceMs),
+      onStatusMessage: (terminalId) => presence.seen(terminalId),
     });
+  }
+
+  /** External broker: a terminal's status message or will, from the shared subscription. */
+  function onStatus(terminalId: string, payload: Buffer) {
+    const s = parseStatus(payload);
+    if (!s) {
+      recorder.record({ kind: 'malformed', terminalId, detail: 'status message is not {"v":1,"status":…,"since":…}' });
+      return;
+    }
+    presence.status(terminalId, s.online, s.since);
   }
 
   async function sweepRevoked(since: Date): Promise<Date> {
@@ -327,6 +368,7 @@ export function createTerminalGateway(deps: GatewayDeps) {
   return {
     relay,
     recorder,
+    presence,
     /** Starts the broker (or connects to the external one), then the relay. Returns where terminals connect. */
     async start(): Promise<string[]> {
       if (mq.url) {
@@ -338,9 +380,14 @@ export function createTerminalGateway(deps: GatewayDeps) {
           caFile: mq.brokerCaFile,
           logger,
           onRequest,
+          onStatus,
           record: (v) => recorder.record(v),
         });
       } else {
+        // A new embedded broker has no connections yet: what an earlier one recorded online is not.
+        const reset = await resetEmbeddedPresence(db);
+        if (reset > 0)
+          logger.info({ terminals: reset }, 'marked terminals offline that an earlier embedded broker had online');
         embedded = await startEmbedded();
         transport = embedded;
         let since = (await db.query<{ now: Date }>('SELECT now() AS now')).rows[0].now;
@@ -396,7 +443,8 @@ export function createTerminalGateway(deps: GatewayDeps) {
       transport = undefined;
       embedded = undefined;
       await t?.close();
-      await recorder.close();
+      // After the broker: its last disconnects are written too.
+      await Promise.all([recorder.close(), presence.close()]);
     },
   };
 }

@@ -35,6 +35,8 @@ export function mosquittoAcl(gateways: string[] = [GATEWAY_COMMON_NAME]): string
         `# Tillpoint terminal gateway replica (client certificate CN ${g})`,
         `user ${g}`,
         `topic read ${TOPIC_ROOT}/+/req`,
+        // Terminals' status: their retained "online" and the will "offline" the broker publishes for them.
+        `topic read ${TOPIC_ROOT}/+/status`,
         `topic write ${TOPIC_ROOT}/+/res`,
         `topic write ${TOPIC_ROOT}/+/evt`,
         '',
@@ -42,6 +44,8 @@ export function mosquittoAcl(gateways: string[] = [GATEWAY_COMMON_NAME]): string
     }),
     '# Every terminal: %u is its certificate CN, which is its terminal id',
     `pattern write ${TOPIC_ROOT}/%u/req`,
+    // Its own status only, its will included (Mosquitto checks the will against the ACL when it sends it).
+    `pattern write ${TOPIC_ROOT}/%u/status`,
     `pattern read ${TOPIC_ROOT}/%u/res`,
     `pattern read ${TOPIC_ROOT}/%u/evt`,
     '',

@@ -20,6 +20,9 @@ export async function startTestGateway(o: {
   env?: Record<string, string>;
   pkiDir?: string;
   revocationSweepMs?: number;
+  /** Presence batches (default here 50 ms, so tests see changes quickly) and the last_seen interval. */
+  presenceFlushMs?: number;
+  presenceLastSeenEveryMs?: number;
 }) {
   const pkiDir = o.pkiDir ?? mkdtempSync(join(tmpdir(), 'tillpoint-pki-'));
   const config = loadConfig({
@@ -40,6 +43,8 @@ export async function startTestGateway(o: {
     rewards: o.rewards,
     audit: o.audit,
     revocationSweepMs: o.revocationSweepMs ?? 100,
+    presenceFlushMs: o.presenceFlushMs ?? 50,
+    presenceLastSeenEveryMs: o.presenceLastSeenEveryMs,
   });
   await gateway.start();
   const ports = gateway.ports();

@@ -11,7 +11,7 @@ type ResponseBody<T extends RequestType> = protocol.ResponseBody<T>;
 type PaymentUpdated = protocol.PaymentUpdated;
 type PaymentMessage = protocol.PaymentMessage;
 type RefundMessage = protocol.RefundMessage;
-const { requestTopic, responseTopic, eventTopic } = topics;
+const { requestTopic, responseTopic, eventTopic, statusTopic } = topics;
 
 // The terminal SDK: what an application on a POS terminal uses to talk to Tillpoint over MQTT.
 // It depends on mqtt.js only (the protocol types are type-only imports), so it can be lifted
@@ -25,6 +25,12 @@ const { requestTopic, responseTopic, eventTopic } = topics;
 // the same message again with the same id: the gateway answers a redelivered id with the
 // original response and never acts twice. Sessions are persistent (clean = false), so events
 // published while the terminal was offline arrive when it reconnects.
+//
+// Presence: every connection carries an MQTT will, a retained "offline" on the terminal's own
+// status topic, which the broker publishes if the connection dies without a DISCONNECT; once
+// connected the SDK publishes a retained "online" there. Both name the connection's start
+// (`since`), so the gateway can tell an old connection's late will from the current state. A
+// close() publishes "offline" itself, since a clean DISCONNECT discards the will.
 
 export interface TerminalClientOptions {
   /** mqtts://host:8883 (mutual TLS) or, in development, mqtt://host:1883. */
@@ -50,7 +56,20 @@ export interface TerminalClientOptions {
   clean?: boolean;
   /** TLS server name to verify, when the URL's host is not in the server certificate. */
   servername?: string;
+  /** Publish presence (a will and a retained "online"). Default true. */
+  presence?: boolean;
 }
+
+/** The status message (docs/terminal-protocol.md, "Presence"). */
+const statusMessage = (online: boolean, since: number) =>
+  JSON.stringify({ v: 1, status: online ? 'online' : 'offline', since });
+/** The connection's will: a retained "offline" the broker publishes if the connection dies. */
+const willFor = (terminalId: string, since: number) => ({
+  topic: statusTopic(terminalId),
+  payload: Buffer.from(statusMessage(false, since)),
+  qos: 1 as const,
+  retain: true,
+});
 
 /** The gateway answered with an error. `code` is one of the stable codes in docs/terminal-protocol.md. */
 export class TerminalRequestError extends Error {
@@ -114,6 +133,9 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
   private readonly maxPayloadBytes: number;
   private everConnected = false;
   private closed = false;
+  /** The current connection's start (ms); strictly increasing, so each connection's statuses order after the last's. */
+  private since = 0;
+  private readonly presence: boolean;
   /** Events that arrived before anyone listened (queued events come right after CONNACK). */
   private early: PaymentUpdated[] | undefined = [];
 
@@ -125,6 +147,16 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
     this.timeoutMs = opts.requestTimeoutMs ?? 5000;
     this.retries = opts.retries ?? 2;
     this.maxPayloadBytes = opts.maxPayloadBytes ?? 16 * 1024;
+    this.presence = opts.presence ?? true;
+    if (this.presence) {
+      // connectTerminal put the first connection's will in the options (mqtt.js sends the CONNECT
+      // at once); its `since` is this connection's.
+      const first = client.options.will?.payload;
+      this.since = first ? (JSON.parse(first.toString()) as { since: number }).since : 0;
+      if (!first) this.nextConnection();
+      // mqtt.js builds each CONNECT from client.options: a fresh will for every reconnection.
+      client.on('reconnect', () => this.nextConnection());
+    }
     const res = responseTopic(this.terminalId);
     const evt = eventTopic(this.terminalId);
     client.on('message', (topic, payload) => {
@@ -144,6 +176,10 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
       const sessionPresent = Boolean(connack.sessionPresent);
       if (this.everConnected && !sessionPresent && !opts.clean) this.emit('session_lost');
       this.everConnected = true;
+      if (this.presence)
+        client.publish(statusTopic(this.terminalId), statusMessage(true, this.since), { qos: 1, retain: true }, () => {
+          // Lost with the connection: the will reports it instead.
+        });
       this.emit('connect', { sessionPresent });
     });
     // 'close' fires on every lost connection, with or without automatic reconnection.
@@ -155,6 +191,11 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
 
   get connected(): boolean {
     return this.mqtt.connected;
+  }
+
+  private nextConnection() {
+    this.since = Math.max(Date.now(), this.since + 1);
+    this.mqtt.options.will = willFor(this.terminalId, this.since);
   }
 
   /** Sends one request and resolves with the response body, or rejects with TerminalRequestError / TerminalTimeoutError. */
@@ -236,6 +277,12 @@ export class TerminalClient extends EventEmitter<TerminalClientEvents> {
     this.closed = true;
     for (const [, p] of this.pending) p.reject(new Error('the terminal client was closed'));
     this.pending.clear();
+    if (this.presence && this.mqtt.connected) {
+      // A clean DISCONNECT discards the will: say "offline" ourselves, and wait for the PUBACK.
+      await this.mqtt
+        .publishAsync(statusTopic(this.terminalId), statusMessage(false, this.since), { qos: 1, retain: true })
+        .catch(() => {});
+    }
     await this.mqtt.endAsync();
   }
 
@@ -315,6 +362,7 @@ export async function connectTerminal(opts: TerminalClientOptions): Promise<Term
   if (opts.ca) options.ca = opts.ca;
   if (opts.servername) options.servername = opts.servername;
   options.rejectUnauthorized = true;
+  if (opts.presence ?? true) options.will = willFor(opts.terminalId, Date.now());
 
   const client = mqtt.connect(opts.url, options);
   const terminal = new TerminalClient(client, opts);

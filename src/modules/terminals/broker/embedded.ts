@@ -6,7 +6,8 @@ import type { Db } from '../../../platform/db.ts';
 import type { Clock } from '../../../platform/clock.ts';
 import { verifyClientCertificate, verifyMqttSecret, type AuthResult } from '../credentials.ts';
 import { describePeerCertificate } from '../certs.ts';
-import { isTerminalId, mayPublish, maySubscribe, mayReceive } from '../topics.ts';
+import { isTerminalId, mayPublish, maySubscribe, mayReceive, terminalOfStatusTopic } from '../topics.ts';
+import { parseStatus } from '../presence.ts';
 import type { Violation } from '../terminals.repo.ts';
 import { guardFrames } from './frameGuard.ts';
 import type { RequestSink, Transport } from './transport.ts';
@@ -28,6 +29,8 @@ interface Session {
   credential: Ok['credential'];
   inFlight: { count: number };
   strikes: number;
+  /** This connection's start (ms, strictly increasing per broker): orders its online and offline. */
+  sinceMs: number;
 }
 
 export interface EmbeddedBrokerOptions {
@@ -43,6 +46,13 @@ export interface EmbeddedBrokerOptions {
   maxFrameBytes: number;
   onRequest: RequestSink;
   record(v: Violation): void;
+  /**
+   * Presence from the broker itself: a connection accepted (online) or gone (offline, whatever the
+   * cause: DISCONNECT, a dead socket, keepalive expiry, a session closed by the gateway), and a
+   * terminal's own status message (heard from).
+   */
+  onPresence?(terminalId: string, online: boolean, sinceMs: number): void;
+  onStatusMessage?(terminalId: string): void;
   /** Violations on one connection before it is closed as abusive. */
   maxStrikes?: number;
 }
@@ -80,6 +90,8 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
   const live = new Map<string, Client>();
   const maxStrikes = o.maxStrikes ?? 10;
   const remote = (c: Client) => (c.conn as net.Socket).remoteAddress ?? null;
+  let lastSince = 0;
+  const nextSince = () => (lastSince = Math.max(Date.now(), lastSince + 1));
 
   const broker = await Aedes.createBroker({
     connectTimeout: 10_000,
@@ -136,6 +148,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
             credential: r.credential,
             inFlight: { count: 0 },
             strikes: 0,
+            sinceMs: nextSince(),
           });
           done(null, true);
         },
@@ -159,6 +172,25 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
         });
         // MQTT 3.1.1 has no negative PUBACK: a refused publish closes the connection (MQTT-3.3.5-2).
         return callback(new Error('publish not allowed on this topic'));
+      }
+      if (terminalOfStatusTopic(packet.topic)) {
+        // The terminal's own status (and its will, which Aedes authorizes here when it publishes
+        // it). Kept retained on the broker like on an external one; presence itself comes from the
+        // connection's events (clientReady / clientDisconnect), which need no terminal clock.
+        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+        if (!parseStatus(payload)) {
+          o.record({
+            kind: 'malformed',
+            terminalId: s.terminalId,
+            clientId: client.id,
+            detail: 'status message is not {"v":1,"status":"online"|"offline","since":<ms>}',
+            remoteAddr: remote(client),
+          });
+          return callback(new Error('malformed status message'));
+        }
+        callback(null);
+        o.onStatusMessage?.(s.terminalId);
+        return;
       }
       // Requests are never retained: nothing lingers on a request topic for a later subscriber.
       packet.retain = false;
@@ -204,11 +236,17 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
 
   broker.on('clientReady', (client) => {
     const s = sessions.get(client);
-    if (s) live.set(s.terminalId, client);
+    if (!s) return;
+    live.set(s.terminalId, client);
+    o.onPresence?.(s.terminalId, true, s.sinceMs);
   });
   broker.on('clientDisconnect', (client) => {
     const s = sessions.get(client);
-    if (s && live.get(s.terminalId) === client) live.delete(s.terminalId);
+    if (!s) return;
+    if (live.get(s.terminalId) === client) live.delete(s.terminalId);
+    // Always this connection's own offline: if a newer connection of the terminal is up, its
+    // later `since` wins in the presence writer, whatever order the two arrive in.
+    o.onPresence?.(s.terminalId, false, s.sinceMs);
   });
   // Client and connection errors are the client's problem (reset sockets, bad packets): log, never throw.
   broker.on('clientError', (client, err) =>

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { sharedRequestFilter, terminalOfRequestTopic } from '../topics.ts';
+import { sharedRequestFilter, sharedStatusFilter, terminalOfRequestTopic, terminalOfStatusTopic } from '../topics.ts';
 import type { Violation } from '../terminals.repo.ts';
 import type { RequestSink, Transport } from './transport.ts';
 
@@ -22,6 +22,12 @@ export interface ExternalBrokerOptions {
   caFile?: string;
   logger: Logger;
   onRequest: RequestSink;
+  /**
+   * A terminal's status message (its retained "online", or its will "offline" that the broker
+   * published for it), from the shared subscription on the status topics. The broker's ACL lets a
+   * terminal publish only its own, so the terminal id in the topic is the connection's.
+   */
+  onStatus?(terminalId: string, payload: Buffer): void;
   record(v: Violation): void;
   connectTimeoutMs?: number;
 }
@@ -46,10 +52,13 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
     rejectUnauthorized: true,
   });
   const filter = sharedRequestFilter(o.shareGroup);
+  const filters = o.onStatus ? [filter, sharedStatusFilter(o.shareGroup)] : [filter];
 
   client.on('message', (topic, payload) => {
     const terminalId = terminalOfRequestTopic(topic);
     if (!terminalId) {
+      const statusOf = o.onStatus && terminalOfStatusTopic(topic);
+      if (statusOf) return o.onStatus!(statusOf, payload);
       o.record({ kind: 'acl_publish', detail: `external broker delivered ${topic.slice(0, 200)}` });
       return;
     }
@@ -71,14 +80,20 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
       resolve();
     });
   });
-  const granted = await client.subscribeAsync(filter, { qos: 1 });
-  if (granted.some((g) => g.qos > 1)) {
+  const granted = await client.subscribeAsync(filters, { qos: 1 });
+  if ((granted.find((g) => g.topic === filter)?.qos ?? 128) > 1) {
     await client.endAsync(true);
     throw new Error(
       `the broker refused the shared subscription ${filter} (is the gateway allowed to read tillpoint/v1/terminals/+/req?)`,
     );
   }
-  o.logger.info({ filter }, 'consuming terminal requests from the external broker');
+  if (granted.some((g) => g.topic !== filter && g.qos > 1))
+    // Requests still work; presence does not. An ACL from before presence: regenerate it.
+    o.logger.warn(
+      { filter: filters[1] },
+      'the broker refused the status subscription: terminal presence is not recorded (allow the gateway to read tillpoint/v1/terminals/+/status)',
+    );
+  o.logger.info({ filters }, 'consuming terminal requests and status from the external broker');
 
   return {
     async publish(topic, payload) {
@@ -88,7 +103,7 @@ export async function connectExternalBroker(o: ExternalBrokerOptions): Promise<T
     connectedCount: () => undefined,
     connected: () => client.connected,
     async stopConsuming() {
-      if (client.connected) await client.unsubscribeAsync(filter);
+      if (client.connected) await client.unsubscribeAsync(filters);
     },
     async close() {
       await client.endAsync(false);

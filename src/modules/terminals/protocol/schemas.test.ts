@@ -11,6 +11,7 @@ import {
   ResponseOk,
   ResponseError,
   PaymentUpdatedEvent,
+  StatusMessage,
   REQUEST_TYPES,
   type RequestType,
 } from './schemas.ts';
@@ -45,6 +46,7 @@ test('every example message in docs/terminal-protocol.md is valid', () => {
       assert.ok(fits, `response body matches no response schema: ${JSON.stringify(e.body).slice(0, 80)}`);
     } else if ('ok' in e) check(ResponseError, e, 'error');
     else if (e.type === 'payment.updated' && 'seq' in e) check(PaymentUpdatedEvent, e, 'event');
+    else if ('since' in e) check(StatusMessage, e, 'status');
     else {
       check(RequestEnvelope, e, 'request');
       check(REQUEST_TYPES[e.type as RequestType].request, e.body ?? {}, e.type);

@@ -165,6 +165,21 @@ export const PaymentUpdatedEvent = Type.Object(
   { title: 'payment.updated event (gateway -> terminal, on …/evt)' },
 );
 
+/**
+ * Presence (terminal -> gateway, on …/status, retained): "online" right after connecting, and the
+ * same with "offline" as the connection's MQTT will. `since` names the connection (its start, ms
+ * since the epoch, strictly increasing per terminal), so a late will of an older connection cannot
+ * undo a newer "online". Checked by presence.ts's parseStatus (at most 256 bytes).
+ */
+export const StatusMessage = Type.Object(
+  {
+    v: Type.Literal(PROTOCOL_VERSION),
+    status: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
+    since: Type.Integer({ minimum: 0, description: "The connection's start, ms since the epoch" }),
+  },
+  { title: 'status message (terminal -> gateway, on …/status, retained; also the will)' },
+);
+
 /** Every request type: its body schema and the schema of a successful response's body. */
 export const REQUEST_TYPES = {
   ping: { request: PingRequest, response: PingResponse },
@@ -192,6 +207,7 @@ export function allSchemas(): Record<string, TSchema> {
     'response.ok.schema.json': ResponseOk,
     'response.error.schema.json': ResponseError,
     'event.payment.updated.schema.json': PaymentUpdatedEvent,
+    'status.schema.json': StatusMessage,
     ...Object.fromEntries(
       Object.entries(REQUEST_TYPES).flatMap(([type, t]) => [
         [`${type}.request.schema.json`, t.request],
