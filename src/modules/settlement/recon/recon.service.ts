@@ -8,7 +8,7 @@ import { FileRejected, firstPass, parseAndStore, type FileSource } from './inges
 import { cycleKeyFrom, loadMappings, type Mapping } from './mapping.ts';
 import * as repo from './recon.repo.ts';
 import { loadRules, type RuleSet } from './rules.ts';
-import type { ExceptionKind, ReconActor, Resolution, ReversalRequests } from './types.ts';
+import type { ExceptionKind, FlaggedPaymentSettlement, ReconActor, Resolution, ReversalRequests } from './types.ts';
 
 // Reconciliation: ingest a bank's file, match it, and work the exceptions it leaves.
 
@@ -18,6 +18,11 @@ export interface ReconDeps {
   audit: AuditWriter;
   /** Asks settlement for a reversal; without it, reversals are refused (503) and late successes wait in the queue. */
   reversals?: ReversalRequests;
+  /**
+   * Payments' transition for a flagged payment the file decides (deemed or unknown at the bank);
+   * without it, such a line stays `not_final` and waits for an operator.
+   */
+  payments?: FlaggedPaymentSettlement;
   mappings?: Map<string, Mapping>;
   rules?: RuleSet;
 }
@@ -39,6 +44,9 @@ export interface IngestReport {
   reversals_requested: number;
   message: string;
 }
+
+/** The rule named on a line that settled a payment flagged deemed or unknown at the bank. */
+export const FLAG_RULE = 'flagged_paid_in_file';
 
 /** From this many lines on, matching gets fresh statistics and more work_mem. */
 const LARGE_FILE_LINES = 10_000;
@@ -95,7 +103,7 @@ export function createReconService(deps: ReconDeps) {
    * successes and settles flagged payments unless dry. All in `tx`, set-based: a handful of
    * statements per rule over the whole file, whatever its size.
    */
-  async function matchFile(tx: Queryable, file: StoredFile, dry: boolean) {
+  async function matchFile(tx: Queryable, file: StoredFile, actor: ReconActor, dry: boolean) {
     const now = clock.now();
     const large = file.lines >= LARGE_FILE_LINES;
     if (large) await repo.prepareLargeMatch(tx, db.driver === 'pglite' ? '32MB' : '128MB');
@@ -114,7 +122,7 @@ export function createReconService(deps: ReconDeps) {
       for (const kind of rule.applies_to) {
         const dir = kind === 'payment' ? 'credit' : 'debit';
         if (left[dir] === 0) continue;
-        const n = await repo.applyRule(tx, await narrowed(), file.id, file.bankCode, rule, kind, now);
+        const n = await repo.applyRule(tx, await narrowed(), file.id, file.bankCode, rule, kind, now, large);
         left[dir] -= n;
         if (n > 0) decided = true;
       }
@@ -128,7 +136,8 @@ export function createReconService(deps: ReconDeps) {
       }
       await repo.classifyUnknown(tx, await narrowed(), file.bankCode);
     }
-    await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now);
+    if (deps.payments) await settleFlagged(tx, deps.payments, file, actor, now);
+    await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now, large);
     const counts = await repo.matchedCounts(tx, file.lines);
     await repo.writeLines(tx, file.id);
     await repo.saveFileCounts(tx, file.id, counts, now);
@@ -136,7 +145,7 @@ export function createReconService(deps: ReconDeps) {
     // A customer debited for a payment we closed is paid back: the port starts the RBI clock.
     if (!dry && deps.reversals) {
       for (let after = 0; ; ) {
-        const page = await repo.lateSuccessLines(tx, file.id, after, 500);
+        const page = await repo.lateSuccessLines(tx, after, 500);
         if (page.length === 0) break;
         for (const l of page) {
           const r = await deps.reversals.request(tx, {
@@ -177,6 +186,57 @@ export function createReconService(deps: ReconDeps) {
       exceptions: await repo.exceptionCounts(tx, file.id),
       reversals,
     };
+  }
+
+  /**
+   * Payments flagged while pending, deemed or unknown at the bank, that the file decides. A line
+   * for the payment's amount shows it paid: the payment succeeds (payments' transition, with its
+   * ledger entry) and the line is matched by FLAG_RULE; the flag and its exception are then
+   * resolved with the other flagged payments the file settled. A file whose span covers the
+   * payment's whole validity (creation to expiry) without a line for it shows it not paid: the
+   * payment fails, its flag is cleared and its exception resolved. Another amount, or any other
+   * flag, stays for an operator. Each change is an audit event in the ingestion's transaction
+   * (a dry run rolls it back with the rest).
+   */
+  async function settleFlagged(
+    tx: Queryable,
+    port: FlaggedPaymentSettlement,
+    file: StoredFile,
+    actor: ReconActor,
+    now: Date,
+  ) {
+    const record = (paymentId: string, details: Record<string, unknown>) =>
+      audit.record(tx, {
+        action: 'recon.flagged_payment_settled',
+        actor: auditActor(actor),
+        resource: { type: 'payment', id: paymentId },
+        details: { file_id: file.id, bank_code: file.bankCode, cycle_key: file.cycleKey, ...details },
+      });
+    for (const l of await repo.notFinalFlaggedLines(tx)) {
+      const p = await port.settleFlaggedFromBankFile(tx, l.payment_id, {
+        paid: true,
+        amountPaise: l.amount_paise,
+        detail: `paid: line ${l.line_no} of bank file ${file.id}`,
+      });
+      if (p?.status !== 'succeeded') continue;
+      await repo.matchSettledFlag(tx, l.line_no, l.payment_id, FLAG_RULE);
+      await record(l.payment_id, { flag: l.flag, outcome: 'succeeded', line_no: l.line_no });
+    }
+    for (const f of await repo.flaggedUnpaidBy(tx, file.id, file.bankCode)) {
+      const p = await port.settleFlaggedFromBankFile(tx, f.payment_id, {
+        paid: false,
+        detail: `not paid: not in bank file ${file.id}, which covers its validity`,
+      });
+      if (p?.status !== 'failed') continue;
+      await clearReconciliationFlag(tx, f.payment_id, now);
+      await repo.resolveFlaggedOf(tx, f.payment_id, {
+        resolution: 'accept',
+        by: SYSTEM,
+        now,
+        reason: `not in bank file ${file.id}, which covers its validity: closed as failed`,
+      });
+      await record(f.payment_id, { flag: f.flag, outcome: 'failed', line_no: null });
+    }
   }
 
   async function ingest(opts: {
@@ -269,6 +329,7 @@ export function createReconService(deps: ReconDeps) {
             creditLines: stored.creditLines,
             debitLines: stored.debitLines,
           },
+          opts.actor,
           opts.dryRun === true,
         );
         const report: IngestReport = {
