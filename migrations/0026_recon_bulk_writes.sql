@@ -12,3 +12,9 @@
 -- property test checks that no line and no outcome names a file that does not exist.
 ALTER TABLE settlement.recon_lines DROP CONSTRAINT IF EXISTS recon_lines_file_id_fkey;
 ALTER TABLE settlement.recon_item_outcomes DROP CONSTRAINT IF EXISTS recon_item_outcomes_file_id_fkey;
+
+-- Lines are now written once, with their outcome (no longer inserted and then updated by every
+-- rule), so the room kept free in each page for those updates (fillfactor 60) is no longer
+-- needed: full pages mean 40 % fewer pages to write for a file. A match by hand still updates
+-- one line, which finds room or not as in any table. Applies to pages written from now on.
+ALTER TABLE settlement.recon_lines SET (fillfactor = 100);
