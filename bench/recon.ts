@@ -132,7 +132,6 @@ try {
 
   if (o.trace) {
     const inner = db;
-    let explained = 0;
     const timed = (q: Pick<Db, 'query'>) => async (sql: string, params?: unknown[]) => {
       // With =analyze, each statement of the matching (not the staging inserts) runs first under
       // EXPLAIN ANALYZE in a savepoint that is rolled back, then for real; the plan is printed
@@ -147,7 +146,6 @@ try {
         const r = await q.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
         await q.query('ROLLBACK TO SAVEPOINT bench_explain');
         plan = r.rows.map((x) => x['QUERY PLAN']).join('\n');
-        explained++;
       }
       const t = performance.now();
       const r = await q.query(sql, params);

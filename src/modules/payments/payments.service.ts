@@ -312,7 +312,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       a: { paid: boolean; amountPaise?: number; detail: string },
     ) {
       const p = await repo.getPayment(tx, paymentId, true);
-      if (!p || p.status !== 'pending' || !p.needs_reconciliation) return undefined;
+      if (p?.status !== 'pending' || !p.needs_reconciliation) return undefined;
       if (p.reconciliation_reason !== 'deemed' && p.reconciliation_reason !== 'unknown_at_bank') return undefined;
       if (a.paid && a.amountPaise !== p.amount) return undefined;
       const u = { completed_at: clock.now(), next_check_at: null };
