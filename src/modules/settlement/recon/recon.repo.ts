@@ -907,3 +907,33 @@ export async function paymentsNotInAFile(q: Queryable, cutoff: Date) {
   );
   return rows[0];
 }
+
+// ---- metrics and settlement's port ------------------------------------------------------------
+
+/** Lines of all files by bank and outcome: per-file counts are kept on the file row, so one row per file is read. */
+export async function linesByBankAndOutcome(q: Queryable) {
+  const { rows } = await q.query<{ bank: string; outcome: string; n: string }>(
+    `SELECT f.bank_code AS bank, e.key AS outcome, sum(e.value::bigint)::text AS n
+       FROM settlement.recon_files f, jsonb_each_text(f.outcomes) e GROUP BY 1, 2`,
+  );
+  return rows;
+}
+
+/** Exceptions not yet resolved, by kind, with the oldest one's age in seconds. */
+export async function openExceptionsByKind(q: Queryable) {
+  const { rows } = await q.query<{ kind: string; n: number; age: number | null }>(
+    `SELECT kind, count(*)::int AS n, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age
+       FROM settlement.recon_exceptions WHERE status <> 'resolved' GROUP BY kind`,
+  );
+  return rows;
+}
+
+/** The bank's matched file for a cycle, if any (settlement's BankFileTotals). */
+export async function matchedFileForCycle(q: Queryable, bankCode: string, cycleKey: string) {
+  const { rows } = await q.query<{ id: string; credit_paise: number; debit_paise: number; lines: number }>(
+    `SELECT id, credit_paise, debit_paise, lines FROM settlement.recon_files
+      WHERE bank_code = $1 AND cycle_key = $2 AND status = 'matched'`,
+    [bankCode, cycleKey],
+  );
+  return rows[0];
+}
