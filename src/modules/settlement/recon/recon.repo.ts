@@ -3,9 +3,10 @@ import { reconPaymentsSql, reconRefundsSql } from '../../payments/index.ts';
 import { conditionSql, type Rule } from './rules.ts';
 import type { BankLine, ExceptionKind } from './types.ts';
 
-// SQL of reconciliation. Matching is set-based: each rule is one statement over the whole file,
-// so a file of a million lines costs a handful of joins, not a million round trips.
-// Parameters throughout: $1 the file id, $2 the bank code.
+// All of reconciliation's SQL (the service keeps the decisions). Matching is set-based: each rule
+// is one statement over the whole file, so a file of a million lines costs a handful of joins,
+// not a million round trips. In the matching statements $1 is the file id and $2 the bank code,
+// unless a function says otherwise.
 
 /** Our payments and refunds of one bank (the parameter `bank`, e.g. '$2'), as the matching sees them. */
 const oursAll = (bank = '$2') =>
@@ -128,11 +129,6 @@ export async function finishIngest(
   );
 }
 
-export async function fileLineCount(q: Queryable, fileId: string): Promise<number> {
-  const { rows } = await q.query<{ lines: number }>('SELECT lines FROM settlement.recon_files WHERE id = $1', [fileId]);
-  return rows[0]?.lines ?? 0;
-}
-
 /**
  * Settings and statistics for matching a large file: fresh statistics on the staged lines (a
  * temporary table is never analysed by autovacuum), and room for the big hash joins, which
@@ -156,17 +152,6 @@ export async function narrowOpen(q: Queryable, from: LineSource, analyze: boolea
   else await q.query(`DELETE FROM ${OPEN} o USING ${MATCH} m WHERE m.line_no = o.line_no`);
   if (analyze) await q.query(`ANALYZE ${OPEN}`);
   return OPEN;
-}
-
-/** Lines still without an outcome, per direction. */
-export async function openCounts(q: Queryable, src: LineSource): Promise<{ credit: number; debit: number }> {
-  const { rows } = await q.query<{ direction: 'credit' | 'debit'; n: number }>(
-    `SELECT direction, count(*)::int AS n FROM ${src} l
-      WHERE NOT EXISTS (SELECT 1 FROM ${MATCH} m WHERE m.line_no = l.line_no) GROUP BY direction`,
-  );
-  const out = { credit: 0, debit: 0 };
-  for (const r of rows) out[r.direction] = r.n;
-  return out;
 }
 
 /**
@@ -515,9 +500,13 @@ export async function matchedCounts(q: Queryable, lines: number) {
   return { outcomes, byRule, matchedPaise };
 }
 
-/** Writes the staged lines to the file, each with its outcome and exception: one bulk insert. */
-export async function writeLines(q: Queryable, fileId: string) {
-  await q.query(
+/**
+ * Writes the staged lines to the file, each with its outcome and exception: one bulk insert.
+ * Throws unless it wrote `lines` rows (each staged line once: the work table's key, and the
+ * lines' primary key, refuse a line twice).
+ */
+export async function writeLines(q: Queryable, fileId: string, lines: number) {
+  const { rowCount } = await q.query(
     `INSERT INTO settlement.recon_lines (file_id, line_no, direction, txn_ref, bank_ref, reference, amount_paise, txn_at,
                                          outcome, match_rule, match_mode, match_group, our_kind, our_id, exception_id)
      SELECT $1, s.line_no, s.direction, s.txn_ref, s.bank_ref, s.reference, s.amount_paise, s.txn_at,
@@ -525,6 +514,7 @@ export async function writeLines(q: Queryable, fileId: string) {
        FROM ${STAGE} s JOIN ${MATCH} m ON m.line_no = s.line_no`,
     [fileId],
   );
+  if (rowCount !== lines) throw new Error(`recon: wrote ${rowCount} of ${lines} lines of file ${fileId}`);
 }
 
 export async function saveFileCounts(

@@ -139,7 +139,7 @@ export function createReconService(deps: ReconDeps) {
     if (deps.payments) await settleFlagged(tx, deps.payments, file, actor, now);
     await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now, large);
     const counts = await repo.matchedCounts(tx, file.lines);
-    await repo.writeLines(tx, file.id);
+    await repo.writeLines(tx, file.id, file.lines);
     await repo.saveFileCounts(tx, file.id, counts, now);
     let reversals = 0;
     // A customer debited for a payment we closed is paid back: the port starts the RBI clock.
