@@ -225,7 +225,14 @@ export async function createApp(opts: AppOptions = {}) {
     accounts: merchants,
   });
   // Reconciliation with the banks' files (settlement/recon). Its reversal port is settlement's reversals.
-  const recon = createReconService({ db, clock, audit: audit.writer, reversals: settlement.requests });
+  const recon = createReconService({
+    db,
+    clock,
+    audit: audit.writer,
+    reversals: settlement.requests,
+    // A payment flagged deemed or unknown at the bank that a file settles moves through payments.
+    payments,
+  });
   settlement.setBankFileTotals(createBankFileTotals(db));
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.

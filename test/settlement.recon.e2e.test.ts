@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { createApiKey } from '../src/modules/identity/index.ts';
+import { simbankCsv } from '../src/modules/settlement/recon/testkit.ts';
 
 // End to end over the API and the bank simulator: a day of payments, the simulator's settlement
 // file for the cycle with every discrepancy it can make, the file ingested through
@@ -181,4 +182,120 @@ test('bad input: malformed lines are named (422, nothing stored); merchant keys 
     body: JSON.stringify({ bank_code: 'SIMBANK', file_name: 'x.csv', content: '' }),
   });
   assert.equal(write.status, 403);
+});
+
+test('payments flagged deemed are settled by the file: paid when it has their line, failed when it covers them without one', async () => {
+  // Two payments the bank answered "deemed" (a timeout at the switch): pending, flagged.
+  const deemed = async (amount: number) => {
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminalId,
+      amount,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    await t.payQr(r.body.upi_uri, 'ravi.kumar@okaxis', 'timeout');
+    const row = await t.eventually(async () => {
+      const q = await t.db.query<{
+        id: string;
+        txn_ref: string;
+        status: string;
+        needs_reconciliation: boolean;
+        reconciliation_reason: string | null;
+        created_at: Date;
+        expires_at: Date;
+      }>(
+        `SELECT id, txn_ref, status, needs_reconciliation, reconciliation_reason, created_at, expires_at
+           FROM payments.payments WHERE id = $1`,
+        [r.body.id],
+      );
+      return q.rows[0]?.needs_reconciliation ? q.rows[0] : undefined;
+    });
+    assert.ok(row, 'flagged');
+    assert.equal(row.status, 'pending');
+    assert.equal(row.reconciliation_reason, 'deemed');
+    return row;
+  };
+  const paid = await deemed(12_300);
+  const unpaid = await deemed(45_600);
+  // The bank's file has the first one's line; its span (the first line to the last) covers the
+  // second one's whole validity, creation to expiry, without a line for it.
+  const content = simbankCsv([
+    { txnRef: paid.txn_ref, amount: 12_300, at: paid.created_at },
+    { txnRef: 'DEEMEDSPAN1', amount: 100, at: new Date(unpaid.expires_at.getTime() + 60_000) },
+  ]);
+  const fileName = `SIMBANK_SETTLEMENT_${todaysCycle(3).replaceAll('-', '').slice(0, 8)}_C3.csv`;
+  const status = async (id: string) =>
+    (
+      await t.db.query<{ status: string; needs_reconciliation: boolean }>(
+        'SELECT status, needs_reconciliation FROM payments.payments WHERE id = $1',
+        [id],
+      )
+    ).rows[0];
+
+  // A dry run says what the file would do, and changes nothing.
+  const dry = await t.request('POST', '/v1/recon/files', {
+    bank_code: 'SIMBANK',
+    file_name: fileName,
+    content,
+    dry_run: true,
+  });
+  assert.equal(dry.status, 200, JSON.stringify(dry.body));
+  assert.deepEqual(dry.body.matched_by_rule, { flagged_paid_in_file: 1 });
+  assert.deepEqual(await status(paid.id), { status: 'pending', needs_reconciliation: true });
+
+  const r = await t.request('POST', '/v1/recon/files', { bank_code: 'SIMBANK', file_name: fileName, content });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual(r.body.outcomes, { matched: 1, unknown: 1 });
+  assert.deepEqual(r.body.matched_by_rule, { flagged_paid_in_file: 1 });
+  assert.equal(r.body.matched_paise, 12_300);
+
+  // Paid: succeeded through payments' own transition (history row, ledger entry), flag cleared.
+  assert.deepEqual(await status(paid.id), { status: 'succeeded', needs_reconciliation: false });
+  // Not paid: failed, flag cleared.
+  assert.deepEqual(await status(unpaid.id), { status: 'failed', needs_reconciliation: false });
+  const events = await t.db.query<{ payment_id: string; to_status: string; source: string; detail: string }>(
+    `SELECT payment_id, to_status, source, detail FROM payments.payment_events
+      WHERE payment_id = ANY($1) AND source = 'reconciliation' ORDER BY payment_id = $2 DESC`,
+    [[paid.id, unpaid.id], paid.id],
+  );
+  assert.deepEqual(
+    events.rows.map((e) => [e.payment_id, e.to_status]),
+    [
+      [paid.id, 'succeeded'],
+      [unpaid.id, 'failed'],
+    ],
+  );
+  assert.match(events.rows[0].detail, new RegExp(`line 2 of bank file ${r.body.file_id}`));
+  const ledger = await t.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ledger.entries WHERE kind = 'payment.succeeded' AND reference = $1`,
+    [paid.id],
+  );
+  assert.equal(ledger.rows[0].n, 1);
+  // The line names the rule; each change is an audit event; neither waits in the queue.
+  const items = await t.request('GET', `/v1/recon/files/${r.body.file_id}/items`);
+  assert.deepEqual(
+    items.body.data.map((l: { outcome: string; match_rule: string | null; our_id: string | null }) => [
+      l.outcome,
+      l.match_rule,
+      l.our_id,
+    ]),
+    [
+      ['matched', 'flagged_paid_in_file', paid.id],
+      ['unknown', null, null],
+    ],
+  );
+  const audit = await t.db.query<{ resource_id: string; record: string }>(
+    `SELECT resource_id, record FROM audit.events WHERE action = 'recon.flagged_payment_settled' AND resource_id = ANY($1)`,
+    [[paid.id, unpaid.id]],
+  );
+  const details = (rec: string) => (JSON.parse(rec) as { details: { outcome: string; flag: string } }).details;
+  assert.deepEqual(
+    Object.fromEntries(audit.rows.map((a) => [a.resource_id, [details(a.record).outcome, details(a.record).flag]])),
+    { [paid.id]: ['succeeded', 'deemed'], [unpaid.id]: ['failed', 'deemed'] },
+  );
+  const flagged = await t.request('GET', '/v1/recon/exceptions?kind=flagged&status=open&limit=200');
+  assert.ok(
+    !flagged.body.data.some((e: { payment_id: string }) => e.payment_id === paid.id || e.payment_id === unpaid.id),
+  );
 });

@@ -116,6 +116,15 @@ test('every line ends in exactly one outcome; matched amounts sum to the file to
       GROUP BY our_kind, our_id HAVING count(DISTINCT (file_id, match_group)) > 1) x`,
   );
   assert.equal(twice.rows[0].n, 0);
+  // Lines and item outcomes keep no foreign key to their file (migration 0026): none names a
+  // file that does not exist.
+  const orphans = await db.query<{ n: number }>(
+    `SELECT ((SELECT count(*) FROM settlement.recon_lines l
+               WHERE NOT EXISTS (SELECT 1 FROM settlement.recon_files f WHERE f.id = l.file_id))
+           + (SELECT count(*) FROM settlement.recon_item_outcomes x
+               WHERE NOT EXISTS (SELECT 1 FROM settlement.recon_files f WHERE f.id = x.file_id)))::int AS n`,
+  );
+  assert.equal(orphans.rows[0].n, 0);
 });
 
 test('two ingests of the same file at once change things once; so do two files for one cycle', async () => {

@@ -149,6 +149,11 @@ test('a dry run reports what would match and stores nothing', async () => {
     [r.cycle_key],
   );
   assert.equal(n.rows[0].n, 0);
+  const outcomes = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM settlement.recon_item_outcomes x
+      WHERE NOT EXISTS (SELECT 1 FROM settlement.recon_files f WHERE f.id = x.file_id)`,
+  );
+  assert.equal(outcomes.rows[0].n, 0, 'the dry run left no outcome behind');
   // And the real run afterwards does the same.
   const real = await recon.ingest({ bankCode: 'SIMBANK', open: source(csv), fileName: name, actor: OPERATOR_A });
   assert.deepEqual(real.outcomes, { matched: 1, unknown: 1 });

@@ -11,7 +11,7 @@ import { PAID_STATUSES, statusAfterRefund, type PaymentStatus } from './payments
 // refuses any other.
 
 /** Who delivered the answer: the create or refund request itself, a bank callback, or a worker job. */
-export type Source = 'api' | 'callback' | 'worker';
+export type Source = 'api' | 'callback' | 'worker' | 'reconciliation';
 
 export interface DecideContext {
   source: Source;

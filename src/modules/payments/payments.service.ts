@@ -334,6 +334,26 @@ export function createPaymentsService(deps: PaymentsDeps) {
       return { received: true };
     },
 
+    /**
+     * Reconciliation's answer for a payment flagged while still pending (deemed, unknown at the
+     * bank), in the caller's transaction: the bank's settlement file shows it paid for its amount
+     * (`succeeded`, with its ledger entry, hooks and terminal event), or covers its whole validity
+     * without it (`failed`). Anything else (another state or flag, another amount) changes
+     * nothing and returns undefined: people decide. The flag itself is cleared by the caller.
+     */
+    async settleFlaggedFromBankFile(
+      tx: Queryable,
+      paymentId: string,
+      a: { paid: boolean; amountPaise?: number; detail: string },
+    ) {
+      const p = await repo.getPayment(tx, paymentId, true);
+      if (p?.status !== 'pending' || !p.needs_reconciliation) return undefined;
+      if (p.reconciliation_reason !== 'deemed' && p.reconciliation_reason !== 'unknown_at_bank') return undefined;
+      if (a.paid && a.amountPaise !== p.amount) return undefined;
+      const u = { completed_at: clock.now(), next_check_at: null };
+      return transition(tx, p, a.paid ? 'succeeded' : 'failed', u, 'reconciliation', a.detail);
+    },
+
     // ---- worker jobs (payments.jobs.ts) ----
     runStatusChecks: jobs.runStatusChecks,
     runExpiry: jobs.runExpiry,

@@ -1,6 +1,7 @@
 // Public face of reconciliation with the banks' files (README.md beside this file).
 import type { Db } from '../../../platform/db.ts';
 import type { BankFileTotals } from './types.ts';
+import * as repo from './recon.repo.ts';
 
 export {
   createReconService,
@@ -20,12 +21,7 @@ export * from './types.ts';
 export function createBankFileTotals(db: Db): BankFileTotals {
   return {
     async forCycle(bankCode, cycleKey) {
-      const { rows } = await db.query<{ id: string; credit_paise: number; debit_paise: number; lines: number }>(
-        `SELECT id, credit_paise, debit_paise, lines FROM settlement.recon_files
-          WHERE bank_code = $1 AND cycle_key = $2 AND status = 'matched'`,
-        [bankCode, cycleKey],
-      );
-      const f = rows[0];
+      const f = await repo.matchedFileForCycle(db, bankCode, cycleKey);
       return f ? { fileId: f.id, creditPaise: f.credit_paise, debitPaise: f.debit_paise, lines: f.lines } : null;
     },
   };

@@ -9,8 +9,9 @@ import type { BankLine, LineProblem } from './types.ts';
 
 // Streaming ingestion: the file is read twice, never held whole. The first pass hashes it (the
 // SHA-256 decides whether we have seen it) and reads its first line (some banks name the cycle
-// there); the second parses it line by line and writes the lines in batches, all in one
-// transaction with the matching that follows. A file with a malformed line is refused whole,
+// there); the second parses it line by line and stages the lines in batches (in the
+// transaction's temporary table, recon.repo.ts), all in one transaction with the matching that
+// follows and writes them with their outcomes. A file with a malformed line is refused whole,
 // with every problem named by line number (the first MAX_PROBLEMS of them): nothing of it stays.
 
 export const BATCH_LINES = 5_000;
@@ -45,6 +46,8 @@ export interface IngestedFile {
   skipped: number;
   creditPaise: number;
   debitPaise: number;
+  creditLines: number;
+  debitLines: number;
 }
 
 export class FileRejected extends Error {
@@ -58,9 +61,11 @@ export class FileRejected extends Error {
 }
 
 /**
- * Parses the file and writes its lines with `tx`. `claim(cycleKey)` is called once the cycle is
- * known, before the first line is written: it inserts the file's row (and throws when the bank's
- * cycle or this file was already taken). Throws FileRejected on any malformed line.
+ * Parses the file and stages its lines with `tx` (repo.createWorkTables first). `claim(cycleKey)`
+ * is called once the cycle is known, before the first line is staged: it inserts the file's row
+ * (and throws when the bank's cycle or this file was already taken, so a second ingest of one
+ * file waits on the first's row, not after parsing all of it). Throws FileRejected on any
+ * malformed line.
  */
 export async function parseAndStore(
   tx: Queryable,
@@ -83,7 +88,16 @@ export async function parseAndStore(
   let cycleKey: string | undefined = opts.cycleHint;
   let fileId: string | undefined;
   let batch: BankLine[] = [];
-  const totals = { lines: 0, skipped: 0, credit: 0, debit: 0, first: null as Date | null, last: null as Date | null };
+  const totals = {
+    lines: 0,
+    skipped: 0,
+    credit: 0,
+    debit: 0,
+    creditLines: 0,
+    debitLines: 0,
+    first: null as Date | null,
+    last: null as Date | null,
+  };
 
   // One batch is written while the next is parsed: the parse (here) and the insert (the
   // database) overlap, and at most two batches are ever held.
@@ -96,8 +110,7 @@ export async function parseAndStore(
     if (writeError) throw writeError;
     if (full.length === 0 || problemCount > 0) return;
     fileId ??= await opts.claim(cycleKey!);
-    const id = fileId;
-    writing = repo.insertLines(tx, id, full).catch((e) => {
+    writing = repo.stageLines(tx, full).catch((e) => {
       writeError = e;
     });
   };
@@ -128,8 +141,13 @@ export async function parseAndStore(
     }
     const l = r.line;
     totals.lines++;
-    if (l.direction === 'credit') totals.credit += l.amountPaise;
-    else totals.debit += l.amountPaise;
+    if (l.direction === 'credit') {
+      totals.credit += l.amountPaise;
+      totals.creditLines++;
+    } else {
+      totals.debit += l.amountPaise;
+      totals.debitLines++;
+    }
     if (l.txnAt) {
       if (!totals.first || l.txnAt < totals.first) totals.first = l.txnAt;
       if (!totals.last || l.txnAt > totals.last) totals.last = l.txnAt;
@@ -156,6 +174,8 @@ export async function parseAndStore(
     skipped: totals.skipped,
     creditPaise: totals.credit,
     debitPaise: totals.debit,
+    creditLines: totals.creditLines,
+    debitLines: totals.debitLines,
   };
 }
 

@@ -1,5 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Queryable } from '../../../platform/db.ts';
+import * as repo from './recon.repo.ts';
 
 // Read at scrape time from the shared database, so every replica reports the same figures.
 // Labels are closed sets: outcome (6), exception kind (8), bank code (the configured banks).
@@ -13,18 +14,11 @@ export function registerReconMetrics(registry: Registry, db: Queryable) {
   const refresh = () =>
     (inflight ??= (async () => {
       try {
-        // Per-file outcome counts are kept on the file row, so this reads one row per file, not every line.
-        const o = await db.query<{ bank: string; outcome: string; n: string }>(
-          `SELECT f.bank_code AS bank, e.key AS outcome, sum(e.value::bigint)::text AS n
-             FROM settlement.recon_files f, jsonb_each_text(f.outcomes) e GROUP BY 1, 2`,
-        );
-        const x = await db.query<{ kind: string; n: number; age: number | null }>(
-          `SELECT kind, count(*)::int AS n, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age
-             FROM settlement.recon_exceptions WHERE status <> 'resolved' GROUP BY kind`,
-        );
+        const o = await repo.linesByBankAndOutcome(db);
+        const x = await repo.openExceptionsByKind(db);
         last = {
-          outcomes: o.rows.map((r) => ({ bank: r.bank, outcome: r.outcome, n: Number(r.n) })),
-          open: x.rows.map((r) => ({ kind: r.kind, n: r.n, age: Number(r.age ?? 0) })),
+          outcomes: o.map((r) => ({ bank: r.bank, outcome: r.outcome, n: Number(r.n) })),
+          open: x.map((r) => ({ kind: r.kind, n: r.n, age: Number(r.age ?? 0) })),
         };
       } catch {
         // The database did not answer: keep the last values.

@@ -1,14 +1,18 @@
 import type { Queryable } from '../../../platform/db.ts';
 import { reconPaymentsSql, reconRefundsSql } from '../../payments/index.ts';
 import { conditionSql, type Rule } from './rules.ts';
-import type { BankLine } from './types.ts';
+import type { BankLine, ExceptionKind } from './types.ts';
 
-// SQL of reconciliation. Matching is set-based: each rule is one statement over the whole file,
-// so a file of a million lines costs a handful of joins, not a million round trips.
-// Parameters throughout: $1 the file id, $2 the bank code.
+// All of reconciliation's SQL (the service keeps the decisions). Matching is set-based: each rule
+// is one statement over the whole file, so a file of a million lines costs a handful of joins,
+// not a million round trips. In the matching statements $1 is the file id and $2 the bank code,
+// unless a function says otherwise.
 
-const OURS = `(SELECT 'payment'::text AS kind, p.* FROM (${reconPaymentsSql('$2')}) p
-               UNION ALL SELECT 'refund'::text AS kind, r.* FROM (${reconRefundsSql('$2')}) r)`;
+/** Our payments and refunds of one bank (the parameter `bank`, e.g. '$2'), as the matching sees them. */
+const oursAll = (bank = '$2') =>
+  `(SELECT 'payment'::text AS kind, p.* FROM (${reconPaymentsSql(bank)}) p
+    UNION ALL SELECT 'refund'::text AS kind, r.* FROM (${reconRefundsSql(bank)}) r)`;
+const OURS = oursAll();
 const oursOf = (kind: 'payment' | 'refund') =>
   `(SELECT '${kind}'::text AS kind, x.* FROM (${kind === 'payment' ? reconPaymentsSql('$2') : reconRefundsSql('$2')}) x)`;
 const DIRECTION = { payment: 'credit', refund: 'debit' } as const;
@@ -65,13 +69,43 @@ export async function insertFile(
   );
 }
 
-/** Writes a batch of lines in one statement (arrays unnested), whatever the batch size. */
-export async function insertLines(q: Queryable, fileId: string, lines: BankLine[]) {
+// ---- the work tables of one ingestion ---------------------------------------------------------
+//
+// A file's lines are staged in temporary tables of the ingesting transaction (no WAL, dropped
+// at commit or rollback): `recon_stage` holds every line as parsed, `recon_match` the outcome of
+// each line as matching decides it (its primary key: one outcome per line), `recon_open` the
+// lines still without one once the first rule has taken most of them. Matching only ever
+// inserts; the lines are written to settlement.recon_lines once, at the end, with their outcome
+// and exception: no line is written twice. A million-line file costs three bulk inserts, not an
+// insert and an update of every line.
+
+const STAGE = 'pg_temp.recon_stage';
+const OPEN = 'pg_temp.recon_open';
+const MATCH = 'pg_temp.recon_match';
+/** Where the lines still without an outcome are: every staged line, or the narrowed set. */
+export type LineSource = typeof STAGE | typeof OPEN;
+export const ALL_LINES: LineSource = STAGE;
+
+/** Creates the ingestion's work tables (temporary, dropped with its transaction). */
+export async function createWorkTables(q: Queryable) {
   await q.query(
-    `INSERT INTO settlement.recon_lines (file_id, line_no, direction, txn_ref, bank_ref, reference, amount_paise, txn_at)
-     SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::timestamptz[])`,
+    `CREATE TEMP TABLE recon_stage (line_no int NOT NULL, direction text NOT NULL, txn_ref text, bank_ref text,
+                                    reference text, amount_paise bigint NOT NULL, txn_at timestamptz) ON COMMIT DROP`,
+  );
+  await q.query('CREATE TEMP TABLE recon_open (LIKE pg_temp.recon_stage) ON COMMIT DROP');
+  await q.query(
+    `CREATE TEMP TABLE recon_match (line_no int PRIMARY KEY, amount_paise bigint NOT NULL, outcome text NOT NULL,
+                                    rule text, mode text, grp int, our_kind text, our_id text, payment_id text,
+                                    our_amount bigint, exception_id text) ON COMMIT DROP`,
+  );
+}
+
+/** Stages a batch of parsed lines in one statement (arrays unnested), whatever the batch size. */
+export async function stageLines(q: Queryable, lines: BankLine[]) {
+  await q.query(
+    `INSERT INTO pg_temp.recon_stage (line_no, direction, txn_ref, bank_ref, reference, amount_paise, txn_at)
+     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[])`,
     [
-      fileId,
       lines.map((l) => l.lineNo),
       lines.map((l) => l.direction),
       lines.map((l) => l.txnRef),
@@ -95,25 +129,75 @@ export async function finishIngest(
   );
 }
 
+/**
+ * Settings and statistics for matching a large file: fresh statistics on the staged lines (a
+ * temporary table is never analysed by autovacuum), and room for the big hash joins, which
+ * with the default work_mem (4 MB) spill to disk in batches. For this transaction only.
+ */
+export async function prepareLargeMatch(q: Queryable, workMem: string) {
+  if (!/^[0-9]+MB$/.test(workMem)) throw new Error(`recon: bad work_mem ${workMem}`);
+  await q.query(`SET LOCAL work_mem = '${workMem}'`);
+  await q.query(`ANALYZE ${STAGE}`);
+}
+
+/**
+ * Narrows the lines still without an outcome: the first time, copies them out of the staged
+ * lines (one anti-join); after that, deletes the newly decided ones from the narrowed set.
+ */
+export async function narrowOpen(q: Queryable, from: LineSource, analyze: boolean): Promise<LineSource> {
+  if (from === STAGE)
+    await q.query(
+      `INSERT INTO ${OPEN} SELECT s.* FROM ${STAGE} s WHERE NOT EXISTS (SELECT 1 FROM ${MATCH} m WHERE m.line_no = s.line_no)`,
+    );
+  else await q.query(`DELETE FROM ${OPEN} o USING ${MATCH} m WHERE m.line_no = o.line_no`);
+  if (analyze) await q.query(`ANALYZE ${OPEN}`);
+  return OPEN;
+}
+
+/**
+ * Runs `fn` without nested loops when `whole` (a statement over a whole large file, or over all
+ * our items of a bank). The planner estimates our items' state (a CASE over their status) at
+ * 0.5 % of the rows, so it would probe recon_item_outcomes' index once per payment (EXPLAIN
+ * ANALYZE: 4.5 s for 200,000) where one hash anti-join reads each side once. Restored after.
+ */
+async function hashJoins<T>(q: Queryable, whole: boolean, fn: () => Promise<T>): Promise<T> {
+  if (!whole) return fn();
+  await q.query('SET LOCAL enable_nestloop = off');
+  const r = await fn();
+  await q.query('SET LOCAL enable_nestloop = on');
+  return r;
+}
+
 const open = (kind: 'payment' | 'refund') =>
   `NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = '${kind}' AND x.our_id = o.id)`;
 
-/** Fresh statistics for a large file's lines, so the planner joins them by hash, not by loops. */
-export async function analyzeLines(q: Queryable) {
-  await q.query('ANALYZE settlement.recon_lines');
-}
+const MATCH_COLUMNS = '(line_no, amount_paise, outcome, rule, mode, grp, our_kind, our_id, payment_id, our_amount)';
+const OUTCOME_COLUMNS = '(our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)';
 
-async function anyOpenLines(q: Queryable, fileId: string, direction: string) {
-  const { rows } = await q.query(
-    `SELECT 1 FROM settlement.recon_lines WHERE file_id = $1 AND outcome IS NULL AND direction = $2 LIMIT 1`,
-    [fileId, direction],
-  );
-  return rows.length > 0;
-}
-
-/** Applies one rule to the file's unmatched lines; returns how many lines it matched. */
+/**
+ * Applies one rule to the lines of `src` (all of them without an outcome) in one statement:
+ * the lines' outcomes into the work table, our items' outcomes into recon_item_outcomes.
+ * Returns how many lines it matched.
+ */
 export async function applyRule(
   q: Queryable,
+  src: LineSource,
+  fileId: string,
+  bankCode: string,
+  rule: Rule,
+  kind: 'payment' | 'refund',
+  now: Date,
+  large: boolean,
+): Promise<number> {
+  // Over every staged line, or (one_to_many) over all our open items: hash joins.
+  return hashJoins(q, large && (src === STAGE || rule.strategy === 'one_to_many'), () =>
+    ruleStatement(q, src, fileId, bankCode, rule, kind, now),
+  );
+}
+
+async function ruleStatement(
+  q: Queryable,
+  src: LineSource,
   fileId: string,
   bankCode: string,
   rule: Rule,
@@ -121,7 +205,6 @@ export async function applyRule(
   now: Date,
 ): Promise<number> {
   const dir = DIRECTION[kind];
-  if (!(await anyOpenLines(q, fileId, dir))) return 0;
   const params = [fileId, bankCode, rule.name, now];
   if (rule.strategy === 'one_to_one') {
     const conds = rule.when.map((c) => conditionSql(c)).join(' AND ');
@@ -129,18 +212,21 @@ export async function applyRule(
     // aggregates, not window sorts: a file of a million lines is one pass over the join.
     const { rows } = await q.query<{ n: number }>(
       `WITH cand AS MATERIALIZED (
-         SELECT l.line_no, o.id AS our_id, o.amount AS our_amount
-           FROM settlement.recon_lines l JOIN ${oursOf(kind)} o ON ${conds}
-          WHERE l.file_id = $1 AND l.outcome IS NULL AND l.direction = '${dir}' AND o.state = 'success' AND ${open(kind)}),
+         SELECT l.line_no, l.amount_paise, o.id AS our_id, o.payment_id, o.amount AS our_amount
+           FROM ${src} l JOIN ${oursOf(kind)} o ON ${conds}
+          WHERE l.direction = '${dir}' AND o.state = 'success' AND ${open(kind)}),
        per_line AS (SELECT line_no, min(our_id) AS our_id FROM cand GROUP BY line_no),
        per_item AS (SELECT our_id, min(line_no) AS line_no FROM per_line GROUP BY our_id),
-       pick AS (SELECT DISTINCT c.line_no, c.our_id, c.our_amount FROM per_item i JOIN cand c ON c.line_no = i.line_no AND c.our_id = i.our_id),
-       upd AS (UPDATE settlement.recon_lines l SET outcome = 'matched', match_rule = $3, match_mode = 'auto',
-                      match_group = l.line_no, our_kind = '${kind}', our_id = pick.our_id
-                 FROM pick WHERE l.file_id = $1 AND l.line_no = pick.line_no RETURNING 1),
-       ins AS (INSERT INTO settlement.recon_item_outcomes (our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)
+       -- (line, item) pairs are unique in cand (an item's id is its key): no DISTINCT, no sort.
+       pick AS MATERIALIZED (
+         SELECT c.line_no, c.amount_paise, c.our_id, c.payment_id, c.our_amount
+           FROM per_item i JOIN cand c ON c.line_no = i.line_no AND c.our_id = i.our_id),
+       m AS (INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+             SELECT line_no, amount_paise, 'matched', $3, 'auto', line_no, '${kind}', our_id, payment_id, our_amount FROM pick
+             RETURNING 1),
+       ins AS (INSERT INTO settlement.recon_item_outcomes ${OUTCOME_COLUMNS}
                SELECT '${kind}', our_id, 'matched', 'auto', $3, $1, line_no, our_amount, $4 FROM pick RETURNING 1)
-       SELECT (SELECT count(*) FROM upd)::int AS n, (SELECT count(*) FROM ins)::int AS m`,
+       SELECT (SELECT count(*) FROM m)::int AS n, (SELECT count(*) FROM ins)::int AS items`,
       params,
     );
     return rows[0].n;
@@ -162,21 +248,21 @@ export async function applyRule(
       `WITH g AS (
          SELECT l.${gb} AS k, sum(l.amount_paise) AS amount_paise, min(l.line_no) AS grp, max(l.txn_at) AS txn_at,
                 min(l.txn_ref) AS txn_ref, min(l.bank_ref) AS bank_ref, min(l.reference) AS reference
-           FROM settlement.recon_lines l
-          WHERE l.file_id = $1 AND l.outcome IS NULL AND l.direction = '${dir}' AND l.${gb} IS NOT NULL
+           FROM ${src} l
+          WHERE l.direction = '${dir}' AND l.${gb} IS NOT NULL
           GROUP BY l.${gb} HAVING count(*) > 1),
        cand AS (
-         SELECT g.k, g.grp, o.id AS our_id, o.amount AS our_amount,
+         SELECT g.k, g.grp, o.id AS our_id, o.payment_id, o.amount AS our_amount,
                 row_number() OVER (PARTITION BY g.k ORDER BY o.id) AS rl,
                 row_number() OVER (PARTITION BY o.id ORDER BY g.grp) AS ro
            FROM g JOIN ${oursOf(kind)} o ON ${conds} WHERE o.state = 'success' AND ${open(kind)}),
-       pick AS (SELECT k, grp, our_id, our_amount FROM cand WHERE rl = 1 AND ro = 1),
-       upd AS (UPDATE settlement.recon_lines l SET outcome = 'matched', match_rule = $3, match_mode = 'auto',
-                      match_group = pick.grp, our_kind = '${kind}', our_id = pick.our_id
-                 FROM pick WHERE l.file_id = $1 AND l.outcome IS NULL AND l.direction = '${dir}' AND l.${gb} = pick.k RETURNING 1),
-       ins AS (INSERT INTO settlement.recon_item_outcomes (our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)
+       pick AS MATERIALIZED (SELECT k, grp, our_id, payment_id, our_amount FROM cand WHERE rl = 1 AND ro = 1),
+       m AS (INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+             SELECT l.line_no, l.amount_paise, 'matched', $3, 'auto', pick.grp, '${kind}', pick.our_id, pick.payment_id, pick.our_amount
+               FROM ${src} l JOIN pick ON l.${gb} = pick.k WHERE l.direction = '${dir}' RETURNING 1),
+       ins AS (INSERT INTO settlement.recon_item_outcomes ${OUTCOME_COLUMNS}
                SELECT '${kind}', our_id, 'matched', 'auto', $3, $1, grp, our_amount, $4 FROM pick RETURNING 1)
-       SELECT (SELECT count(*) FROM upd)::int AS n, (SELECT count(*) FROM ins)::int AS m`,
+       SELECT (SELECT count(*) FROM m)::int AS n, (SELECT count(*) FROM ins)::int AS items`,
       params,
     );
     return rows[0].n;
@@ -201,98 +287,172 @@ export async function applyRule(
          FROM ${oursOf(kind)} o WHERE o.state = 'success' AND ${open(kind)} AND o.${gb} IS NOT NULL
         GROUP BY o.${gb} HAVING count(*) > 1),
      cand AS (
-       SELECT l.line_no, og.k, row_number() OVER (PARTITION BY l.line_no ORDER BY og.k) AS rl,
+       SELECT l.line_no, l.amount_paise, og.k, row_number() OVER (PARTITION BY l.line_no ORDER BY og.k) AS rl,
               row_number() OVER (PARTITION BY og.k ORDER BY l.line_no) AS ro
-         FROM settlement.recon_lines l JOIN og ON ${conds}
-        WHERE l.file_id = $1 AND l.outcome IS NULL AND l.direction = '${dir}'),
-     pick AS (SELECT line_no, k FROM cand WHERE rl = 1 AND ro = 1),
-     upd AS (UPDATE settlement.recon_lines l SET outcome = 'matched', match_rule = $3, match_mode = 'auto',
-                    match_group = l.line_no, our_kind = '${kind}', our_id = NULL
-               FROM pick WHERE l.file_id = $1 AND l.line_no = pick.line_no RETURNING 1),
-     ins AS (INSERT INTO settlement.recon_item_outcomes (our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)
+         FROM ${src} l JOIN og ON ${conds}
+        WHERE l.direction = '${dir}'),
+     pick AS MATERIALIZED (SELECT line_no, amount_paise, k FROM cand WHERE rl = 1 AND ro = 1),
+     m AS (INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+           SELECT line_no, amount_paise, 'matched', $3, 'auto', line_no, '${kind}', NULL, NULL, NULL FROM pick RETURNING 1),
+     ins AS (INSERT INTO settlement.recon_item_outcomes ${OUTCOME_COLUMNS}
              SELECT '${kind}', o.id, 'matched', 'auto', $3, $1, pick.line_no, o.amount, $4
                FROM pick JOIN ${oursOf(kind)} o ON o.${gb} = pick.k AND o.state = 'success' AND ${open(kind)} RETURNING 1)
-     SELECT (SELECT count(*) FROM upd)::int AS n, (SELECT count(*) FROM ins)::int AS m`,
+     SELECT (SELECT count(*) FROM m)::int AS n, (SELECT count(*) FROM ins)::int AS items`,
     params,
   );
   return rows[0].n;
 }
 
+const KIND_OF_LINE = `(CASE l.direction WHEN 'credit' THEN 'payment' ELSE 'refund' END)`;
+/** How a line no rule took names one of ours: its txn ref, or (without one) its bank ref. */
+export const CLASSIFY_KEYS = ['l.txn_ref = o.txn_ref', 'l.txn_ref IS NULL AND l.bank_ref = o.bank_ref'] as const;
+export type ClassifyKey = (typeof CLASSIFY_KEYS)[number];
+
+/** Open lines naming an item of ours that already has an outcome (in this file or an earlier one): duplicates. */
+export async function classifyDuplicates(q: Queryable, src: LineSource, bankCode: string, key: ClassifyKey) {
+  const { rowCount } = await q.query(
+    `INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+     SELECT DISTINCT ON (l.line_no) l.line_no, l.amount_paise, 'duplicate', NULL, NULL, NULL, o.kind, o.id, o.payment_id, o.amount
+       FROM ${src} l JOIN ${oursAll('$1')} o ON o.kind = ${KIND_OF_LINE} AND ${key}
+       JOIN settlement.recon_item_outcomes x ON x.our_kind = o.kind AND x.our_id = o.id
+      ORDER BY l.line_no, o.kind, o.id`,
+    [bankCode],
+  );
+  return rowCount;
+}
+
 /**
- * Gives every line no rule matched its outcome: a second line for an item already settled is a
- * duplicate; the first line for one of ours that no rule took is an amount mismatch (ours
- * succeeded), a late success (ours closed) or not final (ours still open); the rest are unknown.
+ * The first open line for one of ours that no rule took: an amount mismatch (ours succeeded),
+ * a late success (ours closed) or not final (ours still open). Its item gets that outcome.
  */
-export async function classifyRest(q: Queryable, fileId: string, bankCode: string, now: Date) {
-  const kindOf = `(CASE l.direction WHEN 'credit' THEN 'payment' ELSE 'refund' END)`;
-  for (const key of ['l.txn_ref = o.txn_ref', 'l.txn_ref IS NULL AND l.bank_ref = o.bank_ref']) {
-    const duplicates = `UPDATE settlement.recon_lines l SET outcome = 'duplicate', our_kind = o.kind, our_id = o.id
-         FROM ${OURS} o JOIN settlement.recon_item_outcomes x ON x.our_kind = o.kind AND x.our_id = o.id
-        WHERE l.file_id = $1 AND l.outcome IS NULL AND o.kind = ${kindOf} AND ${key}`;
-    await q.query(duplicates, [fileId, bankCode]);
-    await q.query(
-      `WITH cand AS (
-         SELECT l.line_no, l.amount_paise, o.kind, o.id, o.amount, o.state,
-                row_number() OVER (PARTITION BY o.kind, o.id ORDER BY l.line_no) AS ro,
-                row_number() OVER (PARTITION BY l.line_no ORDER BY o.id) AS rl
-           FROM settlement.recon_lines l JOIN ${OURS} o ON o.kind = ${kindOf} AND ${key}
-          WHERE l.file_id = $1 AND l.outcome IS NULL
-            AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = o.kind AND x.our_id = o.id)),
-       pick AS (
-         SELECT *, CASE WHEN state = 'success' THEN 'amount_mismatch' WHEN state = 'closed' THEN 'late_success' ELSE 'not_final' END AS outcome
-           FROM cand WHERE ro = 1 AND rl = 1 AND NOT (state = 'success' AND amount = amount_paise)),
-       upd AS (UPDATE settlement.recon_lines l SET outcome = pick.outcome, match_group = l.line_no, our_kind = pick.kind, our_id = pick.id
-                 FROM pick WHERE l.file_id = $1 AND l.line_no = pick.line_no RETURNING 1)
-       INSERT INTO settlement.recon_item_outcomes (our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)
-       SELECT kind, id, outcome, 'auto', 'classify', $1, line_no, amount, $3 FROM pick`,
-      [fileId, bankCode, now],
-    );
-    await q.query(duplicates, [fileId, bankCode]);
-  }
-  // A line that names one of ours with the same amount that no rule took (a time window it fell
-  // outside, say) is unknown with our item named: an operator matches it by hand.
+export async function classifyFirstLines(
+  q: Queryable,
+  src: LineSource,
+  fileId: string,
+  bankCode: string,
+  key: ClassifyKey,
+  now: Date,
+) {
+  const { rows } = await q.query<{ n: number }>(
+    `WITH cand AS (
+       SELECT l.line_no, l.amount_paise, o.kind, o.id, o.payment_id, o.amount, o.state,
+              row_number() OVER (PARTITION BY o.kind, o.id ORDER BY l.line_no) AS ro,
+              row_number() OVER (PARTITION BY l.line_no ORDER BY o.kind, o.id) AS rl
+         FROM ${src} l JOIN ${OURS} o ON o.kind = ${KIND_OF_LINE} AND ${key}
+        WHERE NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = o.kind AND x.our_id = o.id)),
+     pick AS MATERIALIZED (
+       SELECT *, CASE WHEN state = 'success' THEN 'amount_mismatch' WHEN state = 'closed' THEN 'late_success' ELSE 'not_final' END AS outcome
+         FROM cand WHERE ro = 1 AND rl = 1 AND NOT (state = 'success' AND amount = amount_paise)),
+     m AS (INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+           SELECT line_no, amount_paise, outcome, NULL, NULL, line_no, kind, id, payment_id, amount FROM pick RETURNING 1),
+     ins AS (INSERT INTO settlement.recon_item_outcomes ${OUTCOME_COLUMNS}
+             SELECT kind, id, outcome, 'auto', 'classify', $1, line_no, amount, $3 FROM pick RETURNING 1)
+     SELECT (SELECT count(*) FROM m)::int AS n, (SELECT count(*) FROM ins)::int AS items`,
+    [fileId, bankCode, now],
+  );
+  return rows[0].n;
+}
+
+/**
+ * The rest is unknown: with our item named when the line names one of ours by its txn ref (the
+ * same amount, but no rule took it, e.g. outside a time window: an operator matches it by hand),
+ * without one otherwise.
+ */
+export async function classifyUnknown(q: Queryable, src: LineSource, bankCode: string) {
   await q.query(
-    `UPDATE settlement.recon_lines l SET outcome = 'unknown', our_kind = o.kind, our_id = o.id
-       FROM ${OURS} o WHERE l.file_id = $1 AND l.outcome IS NULL AND o.kind = ${kindOf} AND l.txn_ref = o.txn_ref`,
+    `INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+     SELECT DISTINCT ON (l.line_no) l.line_no, l.amount_paise, 'unknown', NULL, NULL, NULL, o.kind, o.id, o.payment_id, o.amount
+       FROM ${src} l JOIN ${oursAll('$1')} o ON o.kind = ${KIND_OF_LINE} AND l.txn_ref = o.txn_ref
+      WHERE NOT EXISTS (SELECT 1 FROM ${MATCH} m WHERE m.line_no = l.line_no)
+      ORDER BY l.line_no, o.kind, o.id`,
+    [bankCode],
+  );
+  await q.query(
+    `INSERT INTO ${MATCH} ${MATCH_COLUMNS}
+     SELECT l.line_no, l.amount_paise, 'unknown', NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       FROM ${src} l WHERE NOT EXISTS (SELECT 1 FROM ${MATCH} m WHERE m.line_no = l.line_no)`,
+  );
+}
+
+/** Flags the bank's file can settle: a payment flagged while pending, deemed or unknown at the bank. */
+const SETTLEABLE_FLAG = `p.status = 'pending' AND p.needs_reconciliation AND p.reconciliation_reason IN ('deemed', 'unknown_at_bank')`;
+
+/** Lines of this file classified not final whose payment is flagged deemed or unknown at the bank. */
+export async function notFinalFlaggedLines(q: Queryable) {
+  const { rows } = await q.query<{ line_no: number; payment_id: string; amount_paise: number; flag: string }>(
+    `SELECT m.line_no, m.our_id AS payment_id, m.amount_paise, p.reconciliation_reason AS flag
+       FROM ${MATCH} m JOIN payments.payments p ON p.id = m.our_id
+      WHERE m.outcome = 'not_final' AND m.our_kind = 'payment' AND ${SETTLEABLE_FLAG}
+      ORDER BY m.line_no`,
+  );
+  return rows;
+}
+
+/**
+ * Payments flagged deemed or unknown at the bank that this file shows as not paid: their whole
+ * validity (creation to expiry) lies within the file's span, and no file has a line for them.
+ */
+export async function flaggedUnpaidBy(q: Queryable, fileId: string, bankCode: string) {
+  const { rows } = await q.query<{ payment_id: string; flag: string }>(
+    `SELECT p.id AS payment_id, p.reconciliation_reason AS flag
+       FROM payments.payments p JOIN settlement.recon_files f ON f.id = $1
+      WHERE p.needs_reconciliation AND p.bank_code = $2 AND ${SETTLEABLE_FLAG}
+        AND p.created_at >= f.first_txn_at AND p.expires_at <= f.last_txn_at
+        AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = 'payment' AND x.our_id = p.id)
+      ORDER BY p.id`,
     [fileId, bankCode],
   );
-  await q.query(`UPDATE settlement.recon_lines SET outcome = 'unknown' WHERE file_id = $1 AND outcome IS NULL`, [
-    fileId,
-  ]);
+  return rows;
+}
+
+/** A not-final line whose payment the file has just settled: matched, by the rule that says so. */
+export async function matchSettledFlag(q: Queryable, lineNo: number, paymentId: string, rule: string) {
+  await q.query(`UPDATE ${MATCH} SET outcome = 'matched', rule = $2, mode = 'auto' WHERE line_no = $1`, [lineNo, rule]);
+  await q.query(
+    `UPDATE settlement.recon_item_outcomes SET outcome = 'matched', rule = $2
+      WHERE our_kind = 'payment' AND our_id = $1 AND outcome = 'not_final'`,
+    [paymentId, rule],
+  );
 }
 
 /** One exception per line that is not matched, and one per item of ours the file should have had. */
-export async function raiseExceptions(q: Queryable, fileId: string, bankCode: string, now: Date) {
+export async function raiseExceptions(
+  q: Queryable,
+  fileId: string,
+  bankCode: string,
+  cycleKey: string,
+  now: Date,
+  large: boolean,
+) {
   await q.query(
     `WITH ins AS (
-       INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, file_id, line_no, payment_id, refund_id,
-                                                amount_paise, expected_paise, detail, status, created_at)
-       SELECT ${exceptionId('$3', "l.file_id || ':' || l.line_no")},
-              CASE l.outcome WHEN 'amount_mismatch' THEN CASE WHEN l.amount_paise > o.amount THEN 'amount_over' ELSE 'amount_under' END
-                             ELSE l.outcome END,
-              $2, f.cycle_key, l.file_id, l.line_no,
-              CASE WHEN o.kind IS NOT NULL THEN o.payment_id END, CASE WHEN o.kind = 'refund' THEN o.id END,
-              l.amount_paise, o.amount,
-              CASE l.outcome
-                WHEN 'amount_mismatch' THEN 'the bank has ' || l.amount_paise || ' paise where we have ' || o.amount
-                WHEN 'duplicate' THEN 'a second line for an item already settled by a bank line'
-                WHEN 'late_success' THEN 'the bank shows a success for an item we closed'
-                WHEN 'not_final' THEN 'the bank shows an item that is still open on our side'
-                WHEN 'unknown' THEN CASE WHEN o.kind IS NULL THEN 'the bank has it, we do not'
-                                         ELSE 'names one of ours, but no rule matched it' END
-              END,
-              'open', $3
-         FROM settlement.recon_lines l JOIN settlement.recon_files f ON f.id = l.file_id
-         LEFT JOIN ${OURS} o ON o.kind = l.our_kind AND o.id = l.our_id
-        WHERE l.file_id = $1 AND l.outcome <> 'matched'
-       RETURNING id, line_no)
-     UPDATE settlement.recon_lines l SET exception_id = ins.id FROM ins WHERE l.file_id = $1 AND l.line_no = ins.line_no`,
-    [fileId, bankCode, now],
+     INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, file_id, line_no, payment_id, refund_id,
+                                              amount_paise, expected_paise, detail, status, created_at)
+     SELECT ${exceptionId('$3', "$1 || ':' || m.line_no")},
+            CASE m.outcome WHEN 'amount_mismatch' THEN CASE WHEN m.amount_paise > m.our_amount THEN 'amount_over' ELSE 'amount_under' END
+                           ELSE m.outcome END,
+            $2, $4, $1, m.line_no,
+            CASE WHEN m.our_kind IS NOT NULL THEN m.payment_id END, CASE WHEN m.our_kind = 'refund' THEN m.our_id END,
+            m.amount_paise, m.our_amount,
+            CASE m.outcome
+              WHEN 'amount_mismatch' THEN 'the bank has ' || m.amount_paise || ' paise where we have ' || m.our_amount
+              WHEN 'duplicate' THEN 'a second line for an item already settled by a bank line'
+              WHEN 'late_success' THEN 'the bank shows a success for an item we closed'
+              WHEN 'not_final' THEN 'the bank shows an item that is still open on our side'
+              WHEN 'unknown' THEN CASE WHEN m.our_kind IS NULL THEN 'the bank has it, we do not'
+                                       ELSE 'names one of ours, but no rule matched it' END
+            END,
+            'open', $3
+       FROM ${MATCH} m WHERE m.outcome <> 'matched'
+     RETURNING id, line_no)
+     UPDATE ${MATCH} m SET exception_id = ins.id FROM ins WHERE m.line_no = ins.line_no`,
+    [fileId, bankCode, now, cycleKey],
   );
   // Items of ours up to the file's last line that it does not have (nor did an earlier file):
   // the bank's file covers everything it settled up to then.
-  await q.query(
-    `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, payment_id, refund_id, amount_paise,
+  await hashJoins(q, large, () =>
+    q.query(
+      `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, payment_id, refund_id, amount_paise,
                                               expected_paise, detail, status, created_at)
      SELECT ${exceptionId('$3', 'o.kind || o.id || $1')}, 'missing', $2, f.cycle_key, o.payment_id,
             CASE WHEN o.kind = 'refund' THEN o.id END, o.amount, o.amount,
@@ -301,7 +461,8 @@ export async function raiseExceptions(q: Queryable, fileId: string, bankCode: st
       WHERE o.state = 'success' AND f.last_txn_at IS NOT NULL AND o.at <= f.last_txn_at
         AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = o.kind AND x.our_id = o.id)
      ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
-    [fileId, bankCode, now],
+      [fileId, bankCode, now],
+    ),
   );
   // Items reported missing before that this file has now settled.
   await q.query(
@@ -312,6 +473,60 @@ export async function raiseExceptions(q: Queryable, fileId: string, bankCode: st
                      WHERE x.our_kind = CASE WHEN e.refund_id IS NULL THEN 'payment' ELSE 'refund' END
                        AND x.our_id = coalesce(e.refund_id, e.payment_id) AND x.file_id = $1 AND x.outcome = 'matched')`,
     [fileId, now],
+  );
+}
+
+/**
+ * Outcomes per line and the matched total, from the work table; throws when a staged line has
+ * no outcome (`lines`: how many were staged). The work table's key gives each line one at most.
+ */
+export async function matchedCounts(q: Queryable, lines: number) {
+  const { rows } = await q.query<{ outcome: string; rule: string | null; n: number; paise: string }>(
+    `SELECT outcome, rule, count(*)::int AS n, coalesce(sum(amount_paise), 0)::bigint AS paise FROM ${MATCH} GROUP BY outcome, rule`,
+  );
+  const outcomes: Record<string, number> = {};
+  const byRule: Record<string, number> = {};
+  let matchedPaise = 0;
+  let total = 0;
+  for (const r of rows) {
+    outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + r.n;
+    total += r.n;
+    if (r.outcome === 'matched') {
+      matchedPaise += Number(r.paise);
+      byRule[r.rule ?? 'unknown'] = (byRule[r.rule ?? 'unknown'] ?? 0) + r.n;
+    }
+  }
+  if (total !== lines) throw new Error(`recon: ${lines - total} of ${lines} lines have no outcome`);
+  return { outcomes, byRule, matchedPaise };
+}
+
+/**
+ * Writes the staged lines to the file, each with its outcome and exception: one bulk insert.
+ * Throws unless it wrote `lines` rows (each staged line once: the work table's key, and the
+ * lines' primary key, refuse a line twice).
+ */
+export async function writeLines(q: Queryable, fileId: string, lines: number) {
+  const { rowCount } = await q.query(
+    `INSERT INTO settlement.recon_lines (file_id, line_no, direction, txn_ref, bank_ref, reference, amount_paise, txn_at,
+                                         outcome, match_rule, match_mode, match_group, our_kind, our_id, exception_id)
+     SELECT $1, s.line_no, s.direction, s.txn_ref, s.bank_ref, s.reference, s.amount_paise, s.txn_at,
+            m.outcome, m.rule, m.mode, m.grp, m.our_kind, m.our_id, m.exception_id
+       FROM ${STAGE} s JOIN ${MATCH} m ON m.line_no = s.line_no`,
+    [fileId],
+  );
+  if (rowCount !== lines) throw new Error(`recon: wrote ${rowCount} of ${lines} lines of file ${fileId}`);
+}
+
+export async function saveFileCounts(
+  q: Queryable,
+  fileId: string,
+  c: { outcomes: Record<string, number>; matchedPaise: number },
+  now: Date | null,
+) {
+  await q.query(
+    `UPDATE settlement.recon_files SET outcomes = $2, matched_paise = $3, status = 'matched', matched_at = coalesce(matched_at, $4)
+      WHERE id = $1`,
+    [fileId, JSON.stringify(c.outcomes), c.matchedPaise, now],
   );
 }
 
@@ -332,16 +547,18 @@ export interface LateSuccessLine {
   amount_paise: number;
   exception_id: string;
 }
-export async function lateSuccessLines(q: Queryable, fileId: string, after: number, limit: number) {
+/** Lines of this ingestion that showed a late success of one of our payments, with their exception. */
+export async function lateSuccessLines(q: Queryable, after: number, limit: number) {
   const { rows } = await q.query<LateSuccessLine>(
-    `SELECT line_no, our_id AS payment_id, amount_paise, exception_id FROM settlement.recon_lines
-      WHERE file_id = $1 AND outcome = 'late_success' AND our_kind = 'payment' AND line_no > $2 ORDER BY line_no LIMIT $3`,
-    [fileId, after, limit],
+    `SELECT m.line_no, m.our_id AS payment_id, m.amount_paise, m.exception_id
+       FROM ${MATCH} m
+      WHERE m.outcome = 'late_success' AND m.our_kind = 'payment' AND m.line_no > $1 ORDER BY m.line_no LIMIT $2`,
+    [after, limit],
   );
   return rows;
 }
 
-/** Recounts a file's outcomes and matched total from its lines (after matching, or after a manual match). */
+/** Recounts a file's outcomes and matched total from its lines (after a manual match). */
 export async function recountFile(q: Queryable, fileId: string, now: Date | null) {
   const { rows } = await q.query<{ outcome: string | null; n: number; paise: number }>(
     `SELECT outcome, count(*)::int AS n, coalesce(sum(amount_paise), 0)::bigint AS paise
@@ -363,15 +580,6 @@ export async function recountFile(q: Queryable, fileId: string, now: Date | null
   return { outcomes, matchedPaise: matched };
 }
 
-export async function ruleCounts(q: Queryable, fileId: string) {
-  const { rows } = await q.query<{ rule: string; n: number }>(
-    `SELECT match_rule AS rule, count(*)::int AS n FROM settlement.recon_lines
-      WHERE file_id = $1 AND outcome = 'matched' GROUP BY match_rule ORDER BY match_rule`,
-    [fileId],
-  );
-  return Object.fromEntries(rows.map((r) => [r.rule, r.n]));
-}
-
 export async function exceptionCounts(q: Queryable, fileId: string) {
   const { rows } = await q.query<{ kind: string; n: number }>(
     `SELECT kind, count(*)::int AS n FROM settlement.recon_exceptions
@@ -381,4 +589,341 @@ export async function exceptionCounts(q: Queryable, fileId: string) {
     [fileId],
   );
   return Object.fromEntries(rows.map((r) => [r.kind, r.n]));
+}
+
+// ---- runs, the exception queue and reads -------------------------------------------------------
+
+export async function insertRun(
+  q: Queryable,
+  r: { id: string; fileId: string; rulesId: string; counts: unknown; startedAt: Date; finishedAt: Date; by: string },
+) {
+  await q.query(
+    `INSERT INTO settlement.recon_runs (id, file_id, rules_id, counts, started_at, finished_at, run_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [r.id, r.fileId, r.rulesId, JSON.stringify(r.counts), r.startedAt, r.finishedAt, r.by],
+  );
+}
+
+export interface ExceptionRow {
+  id: string;
+  kind: ExceptionKind;
+  bank_code: string;
+  cycle_key: string | null;
+  file_id: string | null;
+  line_no: number | null;
+  payment_id: string | null;
+  refund_id: string | null;
+  amount_paise: number;
+  expected_paise: number | null;
+  detail: string;
+  status: 'open' | 'pending_approval' | 'resolved';
+  resolution: string | null;
+  reason: string | null;
+  requested_resolution: 'match' | 'write_off' | null;
+  requested_by: string | null;
+  requested_at: Date | null;
+  resolved_by: string | null;
+  approved_by: string | null;
+  reversal_id: string | null;
+  match_kind: 'payment' | 'refund' | null;
+  match_id: string | null;
+  created_at: Date;
+  resolved_at: Date | null;
+}
+
+/** A flagged payment's exception (one open per payment or flagged refund: the insert is idempotent). */
+export async function insertFlaggedException(
+  q: Queryable,
+  e: {
+    id: string;
+    bankCode: string;
+    paymentId: string;
+    refundId: string | null;
+    amount: number;
+    detail: string;
+    now: Date;
+  },
+): Promise<number> {
+  const { rowCount } = await q.query(
+    `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, payment_id, refund_id, amount_paise, expected_paise, detail, status, created_at)
+     VALUES ($1, 'flagged', $2, $3, $4, $5, $5, $6, 'open', $7)
+     ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
+    [e.id, e.bankCode, e.paymentId, e.refundId, e.amount, e.detail, e.now],
+  );
+  return rowCount;
+}
+
+export async function getException(q: Queryable, id: string, lock = false): Promise<ExceptionRow | undefined> {
+  const { rows } = await q.query<ExceptionRow>(
+    `SELECT * FROM settlement.recon_exceptions WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function listExceptions(
+  q: Queryable,
+  f: { status?: string; kind?: string; bankCode?: string; fileId?: string; before?: string; limit: number },
+) {
+  const { rows } = await q.query<ExceptionRow>(
+    `SELECT * FROM settlement.recon_exceptions
+      WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR bank_code = $3)
+        AND ($4::text IS NULL OR file_id = $4) AND ($5::text IS NULL OR id < $5)
+      ORDER BY id DESC LIMIT $6`,
+    [f.status ?? null, f.kind ?? null, f.bankCode ?? null, f.fileId ?? null, f.before ?? null, f.limit],
+  );
+  return rows;
+}
+
+/** Closes an open exception by the system (a reversal requested, a file that settled it). */
+export async function resolveBySystem(
+  q: Queryable,
+  id: string,
+  r: {
+    resolution: 'reverse' | 'matched_by_file' | 'accept';
+    by: string;
+    now: Date;
+    reason: string;
+    reversalId?: string | null;
+  },
+) {
+  const { rowCount } = await q.query(
+    `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, resolved_by = $3, resolved_at = $4,
+            reason = $5, reversal_id = coalesce($6, reversal_id)
+      WHERE id = $1 AND status = 'open'`,
+    [id, r.resolution, r.by, r.now, r.reason, r.reversalId ?? null],
+  );
+  return rowCount;
+}
+
+/** Resolves the open `flagged` exception of a payment (but `except`), as the resolution given says. */
+export async function resolveFlaggedOf(
+  q: Queryable,
+  paymentId: string,
+  r: { resolution: string; by: string; now: Date; reason: string; except?: string },
+): Promise<string[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, resolved_by = $3, resolved_at = $4, reason = $5
+      WHERE kind = 'flagged' AND payment_id = $1 AND status = 'open' AND ($6::text IS NULL OR id <> $6)
+     RETURNING id`,
+    [paymentId, r.resolution, r.by, r.now, r.reason, r.except ?? null],
+  );
+  return rows.map((x) => x.id);
+}
+
+/** A manual or forced match: the line's earlier outcome for that item goes, the item's match is recorded. */
+export async function matchLineByHand(
+  q: Queryable,
+  m: {
+    fileId: string;
+    lineNo: number;
+    kind: 'payment' | 'refund';
+    ourId: string;
+    mode: 'manual' | 'forced';
+    amount: number;
+    now: Date;
+  },
+): Promise<boolean> {
+  await q.query(
+    `DELETE FROM settlement.recon_item_outcomes WHERE file_id = $1 AND match_group = $2 AND our_kind = $3 AND our_id = $4 AND outcome <> 'matched'`,
+    [m.fileId, m.lineNo, m.kind, m.ourId],
+  );
+  const ins = await q.query(
+    `INSERT INTO settlement.recon_item_outcomes (our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)
+     VALUES ($1, $2, 'matched', $3, 'operator', $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+    [m.kind, m.ourId, m.mode, m.fileId, m.lineNo, m.amount, m.now],
+  );
+  if (ins.rowCount === 0) return false;
+  await q.query(
+    `UPDATE settlement.recon_lines SET outcome = 'matched', match_rule = 'operator', match_mode = $3, match_group = line_no,
+            our_kind = $4, our_id = $5 WHERE file_id = $1 AND line_no = $2`,
+    [m.fileId, m.lineNo, m.mode, m.kind, m.ourId],
+  );
+  return true;
+}
+
+/** The open `missing` exception of an item an operator has just matched by hand. */
+export async function resolveMissingMatchedByHand(
+  q: Queryable,
+  ourId: string,
+  r: { by: string; now: Date; exceptionId: string },
+) {
+  await q.query(
+    `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = 'matched_by_file', resolved_by = $2, resolved_at = $3,
+            reason = 'matched by hand with exception ' || $4
+      WHERE kind = 'missing' AND status = 'open' AND line_no IS NULL AND coalesce(refund_id, payment_id) = $1`,
+    [ourId, r.by, r.now, r.exceptionId],
+  );
+}
+
+/** The amount of one of our payments or refunds, or undefined when there is no such item. */
+export async function itemAmount(q: Queryable, kind: 'payment' | 'refund', id: string): Promise<number | undefined> {
+  const { rows } = await q.query<{ amount: number }>(
+    kind === 'refund'
+      ? 'SELECT amount FROM payments.refunds WHERE id = $1'
+      : 'SELECT amount FROM payments.payments WHERE id = $1',
+    [id],
+  );
+  return rows[0]?.amount;
+}
+
+export async function setMatchTarget(
+  q: Queryable,
+  id: string,
+  kind: 'payment' | 'refund',
+  ourId: string,
+  amount: number,
+) {
+  await q.query(
+    'UPDATE settlement.recon_exceptions SET match_kind = $2, match_id = $3, expected_paise = $4 WHERE id = $1',
+    [id, kind, ourId, amount],
+  );
+}
+
+export async function requestApproval(
+  q: Queryable,
+  id: string,
+  r: { resolution: string; by: string; now: Date; reason: string },
+) {
+  await q.query(
+    `UPDATE settlement.recon_exceptions SET status = 'pending_approval', requested_resolution = $2, requested_by = $3,
+            requested_at = $4, reason = $5 WHERE id = $1`,
+    [id, r.resolution, r.by, r.now, r.reason],
+  );
+}
+
+export async function resolveException(
+  q: Queryable,
+  id: string,
+  r: { resolution: string; reason: string; by: string; now: Date; reversalId: string | null },
+) {
+  await q.query(
+    `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, reason = $3, resolved_by = $4, resolved_at = $5,
+            reversal_id = $6 WHERE id = $1`,
+    [id, r.resolution, r.reason, r.by, r.now, r.reversalId],
+  );
+}
+
+/** A rejected request for approval: the exception is open again, as it was. */
+export async function reopenException(q: Queryable, id: string) {
+  await q.query(
+    `UPDATE settlement.recon_exceptions SET status = 'open', requested_resolution = NULL, requested_by = NULL,
+            requested_at = NULL, match_kind = NULL, match_id = NULL WHERE id = $1`,
+    [id],
+  );
+}
+
+/** An approved request: resolved in the requester's name, with the approver beside it. */
+export async function approveException(
+  q: Queryable,
+  id: string,
+  r: { resolution: string; approvedBy: string; now: Date; reversalId: string | null },
+) {
+  await q.query(
+    `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, resolved_by = requested_by, approved_by = $3,
+            resolved_at = $4, reversal_id = $5 WHERE id = $1`,
+    [id, r.resolution, r.approvedBy, r.now, r.reversalId],
+  );
+}
+
+export async function listFiles(q: Queryable, f: { bankCode?: string; before?: string; limit: number }) {
+  const { rows } = await q.query<FileRow>(
+    `SELECT * FROM settlement.recon_files WHERE ($1::text IS NULL OR bank_code = $1) AND ($2::text IS NULL OR id < $2)
+      ORDER BY id DESC LIMIT $3`,
+    [f.bankCode ?? null, f.before ?? null, f.limit],
+  );
+  return rows;
+}
+
+export async function getFile(q: Queryable, id: string): Promise<FileRow | undefined> {
+  const { rows } = await q.query<FileRow>('SELECT * FROM settlement.recon_files WHERE id = $1', [id]);
+  return rows[0];
+}
+
+export interface RunRow {
+  id: string;
+  file_id: string;
+  rules_id: string;
+  counts: unknown;
+  started_at: Date;
+  finished_at: Date;
+  run_by: string | null;
+}
+export async function listRuns(q: Queryable, f: { fileId?: string; before?: string; limit: number }) {
+  const { rows } = await q.query<RunRow>(
+    `SELECT * FROM settlement.recon_runs WHERE ($1::text IS NULL OR file_id = $1) AND ($2::text IS NULL OR id < $2)
+      ORDER BY id DESC LIMIT $3`,
+    [f.fileId ?? null, f.before ?? null, f.limit],
+  );
+  return rows;
+}
+
+export async function listLines(q: Queryable, f: { fileId: string; outcome?: string; after?: number; limit: number }) {
+  const { rows } = await q.query<Record<string, unknown> & { line_no: number }>(
+    `SELECT line_no, direction, txn_ref, bank_ref, amount_paise, txn_at, outcome, match_rule, match_mode, match_group,
+            our_kind, our_id, exception_id
+       FROM settlement.recon_lines WHERE file_id = $1 AND ($2::text IS NULL OR outcome = $2) AND line_no > $3
+      ORDER BY line_no LIMIT $4`,
+    [f.fileId, f.outcome ?? null, f.after ?? 0, f.limit],
+  );
+  return rows;
+}
+
+/** Open exceptions by kind and status, with the oldest's creation. */
+export async function openExceptionStats(q: Queryable) {
+  const { rows } = await q.query<{ kind: string; status: string; n: number; oldest: Date }>(
+    `SELECT kind, status, count(*)::int AS n, min(created_at) AS oldest FROM settlement.recon_exceptions
+      WHERE status <> 'resolved' GROUP BY kind, status ORDER BY kind, status`,
+  );
+  return rows;
+}
+
+export async function fileStats(q: Queryable) {
+  const { rows } = await q.query<{ bank_code: string; n: number; last_cycle: string | null }>(
+    `SELECT bank_code, count(*)::int AS n, max(cycle_key) AS last_cycle FROM settlement.recon_files GROUP BY bank_code ORDER BY bank_code`,
+  );
+  return rows;
+}
+
+/** Our successful payments in no file yet: expected while completed after `cutoff`, missing before. */
+export async function paymentsNotInAFile(q: Queryable, cutoff: Date) {
+  const { rows } = await q.query<{ expected: number; missing: number }>(
+    `SELECT count(*) FILTER (WHERE coalesce(p.completed_at, p.created_at) >= $1)::int AS expected,
+            count(*) FILTER (WHERE coalesce(p.completed_at, p.created_at) < $1)::int AS missing
+       FROM payments.payments p
+      WHERE p.status IN ('succeeded', 'partially_refunded', 'refunded')
+        AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = 'payment' AND x.our_id = p.id)`,
+    [cutoff],
+  );
+  return rows[0];
+}
+
+// ---- metrics and settlement's port ------------------------------------------------------------
+
+/** Lines of all files by bank and outcome: per-file counts are kept on the file row, so one row per file is read. */
+export async function linesByBankAndOutcome(q: Queryable) {
+  const { rows } = await q.query<{ bank: string; outcome: string; n: string }>(
+    `SELECT f.bank_code AS bank, e.key AS outcome, sum(e.value::bigint)::text AS n
+       FROM settlement.recon_files f, jsonb_each_text(f.outcomes) e GROUP BY 1, 2`,
+  );
+  return rows;
+}
+
+/** Exceptions not yet resolved, by kind, with the oldest one's age in seconds. */
+export async function openExceptionsByKind(q: Queryable) {
+  const { rows } = await q.query<{ kind: string; n: number; age: number | null }>(
+    `SELECT kind, count(*)::int AS n, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age
+       FROM settlement.recon_exceptions WHERE status <> 'resolved' GROUP BY kind`,
+  );
+  return rows;
+}
+
+/** The bank's matched file for a cycle, if any (settlement's BankFileTotals). */
+export async function matchedFileForCycle(q: Queryable, bankCode: string, cycleKey: string) {
+  const { rows } = await q.query<{ id: string; credit_paise: number; debit_paise: number; lines: number }>(
+    `SELECT id, credit_paise, debit_paise, lines FROM settlement.recon_files
+      WHERE bank_code = $1 AND cycle_key = $2 AND status = 'matched'`,
+    [bankCode, cycleKey],
+  );
+  return rows[0];
 }

@@ -8,7 +8,7 @@ import { FileRejected, firstPass, parseAndStore, type FileSource } from './inges
 import { cycleKeyFrom, loadMappings, type Mapping } from './mapping.ts';
 import * as repo from './recon.repo.ts';
 import { loadRules, type RuleSet } from './rules.ts';
-import type { ExceptionKind, ReconActor, Resolution, ReversalRequests } from './types.ts';
+import type { ExceptionKind, FlaggedPaymentSettlement, ReconActor, Resolution, ReversalRequests } from './types.ts';
 
 // Reconciliation: ingest a bank's file, match it, and work the exceptions it leaves.
 
@@ -18,6 +18,11 @@ export interface ReconDeps {
   audit: AuditWriter;
   /** Asks settlement for a reversal; without it, reversals are refused (503) and late successes wait in the queue. */
   reversals?: ReversalRequests;
+  /**
+   * Payments' transition for a flagged payment the file decides (deemed or unknown at the bank);
+   * without it, such a line stays `not_final` and waits for an operator.
+   */
+  payments?: FlaggedPaymentSettlement;
   mappings?: Map<string, Mapping>;
   rules?: RuleSet;
 }
@@ -40,6 +45,21 @@ export interface IngestReport {
   message: string;
 }
 
+/** The rule named on a line that settled a payment flagged deemed or unknown at the bank. */
+export const FLAG_RULE = 'flagged_paid_in_file';
+
+/** From this many lines on, matching gets fresh statistics and more work_mem. */
+const LARGE_FILE_LINES = 10_000;
+
+interface StoredFile {
+  id: string;
+  bankCode: string;
+  cycleKey: string;
+  lines: number;
+  creditLines: number;
+  debitLines: number;
+}
+
 class DryRunRollback extends Error {
   constructor(readonly report: IngestReport) {
     super('dry run');
@@ -50,32 +70,8 @@ const SYSTEM = 'system:recon';
 const who = (a: ReconActor) => (a.id ? `${a.type}:${a.id}` : a.type);
 const auditActor = (a: ReconActor) => ({ type: a.type, id: a.id, merchant_id: null });
 
-export interface ExceptionRow {
-  id: string;
-  kind: ExceptionKind;
-  bank_code: string;
-  cycle_key: string | null;
-  file_id: string | null;
-  line_no: number | null;
-  payment_id: string | null;
-  refund_id: string | null;
-  amount_paise: number;
-  expected_paise: number | null;
-  detail: string;
-  status: 'open' | 'pending_approval' | 'resolved';
-  resolution: string | null;
-  reason: string | null;
-  requested_resolution: 'match' | 'write_off' | null;
-  requested_by: string | null;
-  requested_at: Date | null;
-  resolved_by: string | null;
-  approved_by: string | null;
-  reversal_id: string | null;
-  match_kind: 'payment' | 'refund' | null;
-  match_id: string | null;
-  created_at: Date;
-  resolved_at: Date | null;
-}
+export type { ExceptionRow } from './recon.repo.ts';
+type ExceptionRow = repo.ExceptionRow;
 
 export interface ResolveInput {
   resolution: Resolution;
@@ -101,41 +97,70 @@ export function createReconService(deps: ReconDeps) {
     return m;
   }
 
-  /** Runs every rule and classifies the rest, in `tx`; requests reversals for late successes unless dry. */
-  async function matchFile(tx: Queryable, fileId: string, bankCode: string, dry: boolean) {
+  /**
+   * Matches the staged lines of a file: every rule in order, then the classification of the
+   * rest, then the exceptions; writes the lines with their outcomes; requests reversals for late
+   * successes and settles flagged payments unless dry. All in `tx`, set-based: a handful of
+   * statements per rule over the whole file, whatever its size.
+   */
+  async function matchFile(tx: Queryable, file: StoredFile, actor: ReconActor, dry: boolean) {
     const now = clock.now();
-    const { rows: size } = await tx.query<{ lines: number }>('SELECT lines FROM settlement.recon_files WHERE id = $1', [
-      fileId,
-    ]);
-    if ((size[0]?.lines ?? 0) >= 10_000) {
-      await repo.analyzeLines(tx);
-      // Matching a large file is a few big hash joins: with the default work_mem (4 MB) each
-      // spills to disk in batches. For this transaction only.
-      await tx.query(`SET LOCAL work_mem = '${db.driver === 'pglite' ? '32MB' : '128MB'}'`);
-    }
+    const large = file.lines >= LARGE_FILE_LINES;
+    if (large) await repo.prepareLargeMatch(tx, db.driver === 'pglite' ? '32MB' : '128MB');
+    // Lines still without an outcome, per direction: a rule for a direction with none left is skipped.
+    const left = { credit: file.creditLines, debit: file.debitLines };
+    let src = repo.ALL_LINES;
+    let decided = false;
+    // After the first rule that matched, the few lines left are copied out of the staged ones,
+    // so the rules and classifications after it work on those, not on the whole file again.
+    const narrowed = async () => {
+      if (decided) src = await repo.narrowOpen(tx, src, large);
+      decided = false;
+      return src;
+    };
     for (const rule of rules.rules)
-      for (const kind of rule.applies_to) await repo.applyRule(tx, fileId, bankCode, rule, kind, now);
-    await repo.classifyRest(tx, fileId, bankCode, now);
-    await repo.raiseExceptions(tx, fileId, bankCode, now);
+      for (const kind of rule.applies_to) {
+        const dir = kind === 'payment' ? 'credit' : 'debit';
+        if (left[dir] === 0) continue;
+        const n = await repo.applyRule(tx, await narrowed(), file.id, file.bankCode, rule, kind, now, large);
+        left[dir] -= n;
+        if (n > 0) decided = true;
+      }
+    if (left.credit + left.debit > 0) {
+      for (const key of repo.CLASSIFY_KEYS) {
+        // A line for an item already settled is a duplicate; the first one for an item no rule
+        // took is a mismatch, a late success or not final; the lines after it, duplicates.
+        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key)) > 0) decided = true;
+        if ((await repo.classifyFirstLines(tx, await narrowed(), file.id, file.bankCode, key, now)) > 0) decided = true;
+        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key)) > 0) decided = true;
+      }
+      await repo.classifyUnknown(tx, await narrowed(), file.bankCode);
+    }
+    if (deps.payments) await settleFlagged(tx, deps.payments, file, actor, now);
+    await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now, large);
+    const counts = await repo.matchedCounts(tx, file.lines);
+    await repo.writeLines(tx, file.id, file.lines);
+    await repo.saveFileCounts(tx, file.id, counts, now);
     let reversals = 0;
     // A customer debited for a payment we closed is paid back: the port starts the RBI clock.
     if (!dry && deps.reversals) {
       for (let after = 0; ; ) {
-        const page = await repo.lateSuccessLines(tx, fileId, after, 500);
+        const page = await repo.lateSuccessLines(tx, after, 500);
         if (page.length === 0) break;
         for (const l of page) {
           const r = await deps.reversals.request(tx, {
             paymentId: l.payment_id,
             amountPaise: l.amount_paise,
             reason: 'late_success',
-            sourceRef: `recon:${fileId}:${l.line_no}`,
+            sourceRef: `recon:${file.id}:${l.line_no}`,
           });
-          await tx.query(
-            `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = 'reverse', resolved_by = $2,
-                    resolved_at = $3, reversal_id = $4, reason = 'reversal requested automatically'
-              WHERE id = $1 AND status = 'open'`,
-            [l.exception_id, SYSTEM, now, r.reversalId],
-          );
+          await repo.resolveBySystem(tx, l.exception_id, {
+            resolution: 'reverse',
+            by: SYSTEM,
+            now,
+            reason: 'reversal requested automatically',
+            reversalId: r.reversalId,
+          });
           await clearReconciliationFlag(tx, l.payment_id, now);
           reversals++;
         }
@@ -144,23 +169,74 @@ export function createReconService(deps: ReconDeps) {
     }
     // Flagged payments the file settled are resolved by it.
     if (!dry) {
-      for (const paymentId of await repo.flaggedSettledBy(tx, fileId, bankCode)) {
+      for (const paymentId of await repo.flaggedSettledBy(tx, file.id, file.bankCode)) {
         await clearReconciliationFlag(tx, paymentId, now);
-        await tx.query(
-          `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = 'matched_by_file', resolved_by = $2,
-                  resolved_at = $3, reason = 'matched in file ' || $4
-            WHERE kind = 'flagged' AND payment_id = $1 AND status = 'open'`,
-          [paymentId, SYSTEM, now, fileId],
-        );
+        await repo.resolveFlaggedOf(tx, paymentId, {
+          resolution: 'matched_by_file',
+          by: SYSTEM,
+          now,
+          reason: `matched in file ${file.id}`,
+        });
       }
     }
-    const counts = await repo.recountFile(tx, fileId, now);
     return {
-      ...counts,
-      byRule: await repo.ruleCounts(tx, fileId),
-      exceptions: await repo.exceptionCounts(tx, fileId),
+      outcomes: counts.outcomes,
+      matchedPaise: counts.matchedPaise,
+      byRule: counts.byRule,
+      exceptions: await repo.exceptionCounts(tx, file.id),
       reversals,
     };
+  }
+
+  /**
+   * Payments flagged while pending, deemed or unknown at the bank, that the file decides. A line
+   * for the payment's amount shows it paid: the payment succeeds (payments' transition, with its
+   * ledger entry) and the line is matched by FLAG_RULE; the flag and its exception are then
+   * resolved with the other flagged payments the file settled. A file whose span covers the
+   * payment's whole validity (creation to expiry) without a line for it shows it not paid: the
+   * payment fails, its flag is cleared and its exception resolved. Another amount, or any other
+   * flag, stays for an operator. Each change is an audit event in the ingestion's transaction
+   * (a dry run rolls it back with the rest).
+   */
+  async function settleFlagged(
+    tx: Queryable,
+    port: FlaggedPaymentSettlement,
+    file: StoredFile,
+    actor: ReconActor,
+    now: Date,
+  ) {
+    const record = (paymentId: string, details: Record<string, unknown>) =>
+      audit.record(tx, {
+        action: 'recon.flagged_payment_settled',
+        actor: auditActor(actor),
+        resource: { type: 'payment', id: paymentId },
+        details: { file_id: file.id, bank_code: file.bankCode, cycle_key: file.cycleKey, ...details },
+      });
+    for (const l of await repo.notFinalFlaggedLines(tx)) {
+      const p = await port.settleFlaggedFromBankFile(tx, l.payment_id, {
+        paid: true,
+        amountPaise: l.amount_paise,
+        detail: `paid: line ${l.line_no} of bank file ${file.id}`,
+      });
+      if (p?.status !== 'succeeded') continue;
+      await repo.matchSettledFlag(tx, l.line_no, l.payment_id, FLAG_RULE);
+      await record(l.payment_id, { flag: l.flag, outcome: 'succeeded', line_no: l.line_no });
+    }
+    for (const f of await repo.flaggedUnpaidBy(tx, file.id, file.bankCode)) {
+      const p = await port.settleFlaggedFromBankFile(tx, f.payment_id, {
+        paid: false,
+        detail: `not paid: not in bank file ${file.id}, which covers its validity`,
+      });
+      if (p?.status !== 'failed') continue;
+      await clearReconciliationFlag(tx, f.payment_id, now);
+      await repo.resolveFlaggedOf(tx, f.payment_id, {
+        resolution: 'accept',
+        by: SYSTEM,
+        now,
+        reason: `not in bank file ${file.id}, which covers its validity: closed as failed`,
+      });
+      await record(f.payment_id, { flag: f.flag, outcome: 'failed', line_no: null });
+    }
   }
 
   async function ingest(opts: {
@@ -222,6 +298,7 @@ export function createReconService(deps: ReconDeps) {
         // The file is a stream: a transaction the database asks to retry cannot be replayed here.
         if (++attempt > 1) throw new AppError('conflict', 'The ingestion met a concurrent change; send the file again');
         const fileId = newReconId('file');
+        await repo.createWorkTables(tx);
         const stored = await parseAndStore(tx, {
           mapping,
           open: opts.open,
@@ -242,7 +319,19 @@ export function createReconService(deps: ReconDeps) {
             return fileId;
           },
         });
-        const m = await matchFile(tx, fileId, opts.bankCode, opts.dryRun === true);
+        const m = await matchFile(
+          tx,
+          {
+            id: fileId,
+            bankCode: opts.bankCode,
+            cycleKey: stored.cycleKey,
+            lines: stored.lines,
+            creditLines: stored.creditLines,
+            debitLines: stored.debitLines,
+          },
+          opts.actor,
+          opts.dryRun === true,
+        );
         const report: IngestReport = {
           ...base,
           status: opts.dryRun ? 'dry_run' : 'ingested',
@@ -262,19 +351,15 @@ export function createReconService(deps: ReconDeps) {
             : `ingested ${stored.lines} lines for cycle ${stored.cycleKey}`,
         };
         if (opts.dryRun) throw new DryRunRollback(report);
-        await tx.query(
-          `INSERT INTO settlement.recon_runs (id, file_id, rules_id, counts, started_at, finished_at, run_by)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-          [
-            newReconId('run'),
-            fileId,
-            rules.id,
-            JSON.stringify({ outcomes: m.outcomes, matched_by_rule: m.byRule, exceptions: m.exceptions }),
-            started,
-            clock.now(),
-            who(opts.actor),
-          ],
-        );
+        await repo.insertRun(tx, {
+          id: newReconId('run'),
+          fileId,
+          rulesId: rules.id,
+          counts: { outcomes: m.outcomes, matched_by_rule: m.byRule, exceptions: m.exceptions },
+          startedAt: started,
+          finishedAt: clock.now(),
+          by: who(opts.actor),
+        });
         await audit.record(tx, {
           action: 'recon.file_ingested',
           actor: auditActor(opts.actor),
@@ -301,32 +386,23 @@ export function createReconService(deps: ReconDeps) {
     const now = clock.now();
     let n = 0;
     for (const f of await listFlaggedPayments(q, 1000)) {
-      const { rowCount } = await q.query(
-        `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, payment_id, refund_id, amount_paise, expected_paise, detail, status, created_at)
-         VALUES ($1, 'flagged', $2, $3, $4, $5, $5, $6, 'open', $7)
-         ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
-        [
-          newReconId('exception'),
-          f.bank_code,
-          f.id,
-          f.flagged_refund_id,
-          f.amount,
-          `flagged: ${f.reconciliation_reason ?? 'unknown'}`,
-          now,
-        ],
-      );
-      n += rowCount;
+      n += await repo.insertFlaggedException(q, {
+        id: newReconId('exception'),
+        bankCode: f.bank_code,
+        paymentId: f.id,
+        refundId: f.flagged_refund_id,
+        amount: f.amount,
+        detail: `flagged: ${f.reconciliation_reason ?? 'unknown'}`,
+        now,
+      });
     }
     return n;
   }
 
   async function getException(q: Queryable, id: string, lock = false): Promise<ExceptionRow> {
-    const { rows } = await q.query<ExceptionRow>(
-      `SELECT * FROM settlement.recon_exceptions WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
-      [id],
-    );
-    if (!rows[0]) throw new AppError('not_found', 'No such exception');
-    return rows[0];
+    const e = await repo.getException(q, id, lock);
+    if (!e) throw new AppError('not_found', 'No such exception');
+    return e;
   }
 
   async function listExceptions(f: {
@@ -338,14 +414,7 @@ export function createReconService(deps: ReconDeps) {
     limit: number;
   }) {
     await syncFlagged();
-    const { rows } = await db.query<ExceptionRow>(
-      `SELECT * FROM settlement.recon_exceptions
-        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR bank_code = $3)
-          AND ($4::text IS NULL OR file_id = $4) AND ($5::text IS NULL OR id < $5)
-        ORDER BY id DESC LIMIT $6`,
-      [f.status ?? null, f.kind ?? null, f.bankCode ?? null, f.fileId ?? null, f.before ?? null, f.limit + 1],
-    );
-    return rows;
+    return repo.listExceptions(db, { ...f, limit: f.limit + 1 });
   }
 
   function reversalReason(kind: ExceptionKind): 'late_success' | 'amount_mismatch' | 'duplicate_debit' | 'operator' {
@@ -392,37 +461,21 @@ export function createReconService(deps: ReconDeps) {
       if (!e.file_id || e.line_no === null || !ourId)
         throw new AppError('invalid_request', 'A match needs a bank line and one of our payments or refunds');
       const mode = input.forced ? 'forced' : 'manual';
-      await tx.query(
-        `DELETE FROM settlement.recon_item_outcomes WHERE file_id = $1 AND match_group = $2 AND our_kind = $3 AND our_id = $4 AND outcome <> 'matched'`,
-        [e.file_id, e.line_no, kind, ourId],
-      );
-      const ins = await tx.query(
-        `INSERT INTO settlement.recon_item_outcomes (our_kind, our_id, outcome, mode, rule, file_id, match_group, amount_paise, created_at)
-         VALUES ($1, $2, 'matched', $3, 'operator', $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-        [kind, ourId, mode, e.file_id, e.line_no, e.expected_paise ?? e.amount_paise, now],
-      );
-      if (ins.rowCount === 0) throw new AppError('conflict', 'That item is already matched to another bank line');
-      await tx.query(
-        `UPDATE settlement.recon_lines SET outcome = 'matched', match_rule = 'operator', match_mode = $3, match_group = line_no,
-                our_kind = $4, our_id = $5 WHERE file_id = $1 AND line_no = $2`,
-        [e.file_id, e.line_no, mode, kind, ourId],
-      );
-      await repo.recountFile(tx, e.file_id, null);
-      await tx.query(
-        `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = 'matched_by_file', resolved_by = $2, resolved_at = $3,
-                reason = 'matched by hand with exception ' || $4
-          WHERE kind = 'missing' AND status = 'open' AND line_no IS NULL AND coalesce(refund_id, payment_id) = $1`,
-        [ourId, by, now, e.id],
-      );
+      const amount = e.expected_paise ?? e.amount_paise;
+      const fileId = e.file_id;
+      if (!(await repo.matchLineByHand(tx, { fileId, lineNo: e.line_no, kind, ourId, mode, amount, now })))
+        throw new AppError('conflict', 'That item is already matched to another bank line');
+      await repo.recountFile(tx, fileId, null);
+      await repo.resolveMissingMatchedByHand(tx, ourId, { by, now, exceptionId: e.id });
     }
-    if (e.payment_id && (await clearReconciliationFlag(tx, e.payment_id, now))) {
-      await tx.query(
-        `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, resolved_by = $3, resolved_at = $4,
-                reason = 'resolved with exception ' || $5
-          WHERE kind = 'flagged' AND payment_id = $1 AND status = 'open' AND id <> $5`,
-        [e.payment_id, res, by, now, e.id],
-      );
-    }
+    if (e.payment_id && (await clearReconciliationFlag(tx, e.payment_id, now)))
+      await repo.resolveFlaggedOf(tx, e.payment_id, {
+        resolution: res,
+        by,
+        now,
+        reason: `resolved with exception ${e.id}`,
+        except: e.id,
+      });
     return reversalId;
   }
 
@@ -439,29 +492,18 @@ export function createReconService(deps: ReconDeps) {
       const kind = input.refund_id || (!input.payment_id && e.refund_id) ? 'refund' : 'payment';
       const ourId = input.refund_id ?? input.payment_id ?? (kind === 'refund' ? e.refund_id : e.payment_id);
       if (!ourId) throw new AppError('invalid_request', 'Name the payment_id or refund_id to match this line with');
-      const { rows } = await tx.query<{ amount: number }>(
-        kind === 'refund'
-          ? 'SELECT amount FROM payments.refunds WHERE id = $1'
-          : 'SELECT amount FROM payments.payments WHERE id = $1',
-        [ourId],
-      );
-      if (!rows[0]) throw new AppError(kind === 'refund' ? 'not_found' : 'payment_not_found', `No such ${kind}`);
+      const amount = await repo.itemAmount(tx, kind, ourId);
+      if (amount === undefined)
+        throw new AppError(kind === 'refund' ? 'not_found' : 'payment_not_found', `No such ${kind}`);
       // Amounts that agree are a manual match; anything else forces it, and a second operator must agree.
-      forced = rows[0].amount !== e.amount_paise || e.kind === 'late_success' || e.kind === 'not_final';
-      await tx.query(
-        `UPDATE settlement.recon_exceptions SET match_kind = $2, match_id = $3, expected_paise = $4 WHERE id = $1`,
-        [id, kind, ourId, rows[0].amount],
-      );
+      forced = amount !== e.amount_paise || e.kind === 'late_success' || e.kind === 'not_final';
+      await repo.setMatchTarget(tx, id, kind, ourId, amount);
       e.match_kind = kind;
       e.match_id = ourId;
-      e.expected_paise = rows[0].amount;
+      e.expected_paise = amount;
     }
     if (needsApproval(input.resolution, forced)) {
-      await tx.query(
-        `UPDATE settlement.recon_exceptions SET status = 'pending_approval', requested_resolution = $2, requested_by = $3,
-                requested_at = $4, reason = $5 WHERE id = $1`,
-        [id, input.resolution, by, now, input.reason],
-      );
+      await repo.requestApproval(tx, id, { resolution: input.resolution, by, now, reason: input.reason });
       await audit.record(tx, {
         action: 'recon.exception_approval_requested',
         actor: auditActor(actor),
@@ -471,11 +513,7 @@ export function createReconService(deps: ReconDeps) {
       return getException(tx, id);
     }
     const reversalId = await apply(tx, e, input.resolution, { ...input, forced }, by);
-    await tx.query(
-      `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, reason = $3, resolved_by = $4, resolved_at = $5,
-              reversal_id = $6 WHERE id = $1`,
-      [id, input.resolution, input.reason, by, now, reversalId],
-    );
+    await repo.resolveException(tx, id, { resolution: input.resolution, reason: input.reason, by, now, reversalId });
     await audit.record(tx, {
       action: 'recon.exception_resolved',
       actor: auditActor(actor),
@@ -502,11 +540,7 @@ export function createReconService(deps: ReconDeps) {
       const res = e.requested_resolution as Resolution;
       const now = clock.now();
       if (decision === 'reject') {
-        await tx.query(
-          `UPDATE settlement.recon_exceptions SET status = 'open', requested_resolution = NULL, requested_by = NULL,
-                  requested_at = NULL, match_kind = NULL, match_id = NULL WHERE id = $1`,
-          [id],
-        );
+        await repo.reopenException(tx, id);
         await audit.record(tx, {
           action: 'recon.exception_approval_rejected',
           actor: auditActor(actor),
@@ -516,11 +550,7 @@ export function createReconService(deps: ReconDeps) {
         return getException(tx, id);
       }
       const reversalId = await apply(tx, e, res, { resolution: res, reason: e.reason ?? '', forced: true }, by);
-      await tx.query(
-        `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = $2, resolved_by = requested_by, approved_by = $3,
-                resolved_at = $4, reversal_id = $5 WHERE id = $1`,
-        [id, res, by, now, reversalId],
-      );
+      await repo.approveException(tx, id, { resolution: res, approvedBy: by, now, reversalId });
       await audit.record(tx, {
         action: 'recon.exception_resolved',
         actor: auditActor(actor),
@@ -590,77 +620,38 @@ export function createReconService(deps: ReconDeps) {
 
   // ---- reads ------------------------------------------------------------------------------
 
-  async function listFiles(f: { bankCode?: string; before?: string; limit: number }) {
-    const { rows } = await db.query<repo.FileRow>(
-      `SELECT * FROM settlement.recon_files WHERE ($1::text IS NULL OR bank_code = $1) AND ($2::text IS NULL OR id < $2)
-        ORDER BY id DESC LIMIT $3`,
-      [f.bankCode ?? null, f.before ?? null, f.limit + 1],
-    );
-    return rows;
-  }
+  const listFiles = (f: { bankCode?: string; before?: string; limit: number }) =>
+    repo.listFiles(db, { ...f, limit: f.limit + 1 });
   async function getFile(id: string) {
-    const { rows } = await db.query<repo.FileRow>('SELECT * FROM settlement.recon_files WHERE id = $1', [id]);
-    if (!rows[0]) throw new AppError('not_found', 'No such file');
-    return rows[0];
+    const f = await repo.getFile(db, id);
+    if (!f) throw new AppError('not_found', 'No such file');
+    return f;
   }
-  async function listRuns(f: { fileId?: string; before?: string; limit: number }) {
-    const { rows } = await db.query<{
-      id: string;
-      file_id: string;
-      rules_id: string;
-      counts: unknown;
-      started_at: Date;
-      finished_at: Date;
-      run_by: string | null;
-    }>(
-      `SELECT * FROM settlement.recon_runs WHERE ($1::text IS NULL OR file_id = $1) AND ($2::text IS NULL OR id < $2)
-        ORDER BY id DESC LIMIT $3`,
-      [f.fileId ?? null, f.before ?? null, f.limit + 1],
-    );
-    return rows;
-  }
+  const listRuns = (f: { fileId?: string; before?: string; limit: number }) =>
+    repo.listRuns(db, { ...f, limit: f.limit + 1 });
   async function listLines(f: { fileId: string; outcome?: string; after?: number; limit: number }) {
     await getFile(f.fileId);
-    const { rows } = await db.query<Record<string, unknown> & { line_no: number }>(
-      `SELECT line_no, direction, txn_ref, bank_ref, amount_paise, txn_at, outcome, match_rule, match_mode, match_group,
-              our_kind, our_id, exception_id
-         FROM settlement.recon_lines WHERE file_id = $1 AND ($2::text IS NULL OR outcome = $2) AND line_no > $3
-        ORDER BY line_no LIMIT $4`,
-      [f.fileId, f.outcome ?? null, f.after ?? 0, f.limit + 1],
-    );
-    return rows;
+    return repo.listLines(db, { ...f, limit: f.limit + 1 });
   }
 
   /** Where reconciliation stands: files, exceptions by kind and status, and ours still expected or missing. */
   async function status() {
     const now = clock.now();
     const cutoff = new Date(now.getTime() - rules.missing_after_hours * 3_600_000);
-    const ex = await db.query<{ kind: string; status: string; n: number; oldest: Date }>(
-      `SELECT kind, status, count(*)::int AS n, min(created_at) AS oldest FROM settlement.recon_exceptions
-        WHERE status <> 'resolved' GROUP BY kind, status ORDER BY kind, status`,
-    );
-    const files = await db.query<{ bank_code: string; n: number; last_cycle: string | null }>(
-      `SELECT bank_code, count(*)::int AS n, max(cycle_key) AS last_cycle FROM settlement.recon_files GROUP BY bank_code ORDER BY bank_code`,
-    );
+    const ex = await repo.openExceptionStats(db);
+    const files = await repo.fileStats(db);
     // Ours not yet in any file: expected while young, missing once past the deadline.
-    const ours = await db.query<{ expected: number; missing: number }>(
-      `SELECT count(*) FILTER (WHERE coalesce(p.completed_at, p.created_at) >= $1)::int AS expected,
-              count(*) FILTER (WHERE coalesce(p.completed_at, p.created_at) < $1)::int AS missing
-         FROM payments.payments p
-        WHERE p.status IN ('succeeded', 'partially_refunded', 'refunded')
-          AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = 'payment' AND x.our_id = p.id)`,
-      [cutoff],
-    );
+    const ours = await repo.paymentsNotInAFile(db, cutoff);
     return {
-      files: files.rows,
-      exceptions: ex.rows.map((r) => ({
+      files,
+      exceptions: ex.map((r) => ({
         kind: r.kind,
         status: r.status,
         count: r.n,
         oldest_age_seconds: Math.max(0, Math.round((now.getTime() - new Date(r.oldest).getTime()) / 1000)),
       })),
-      payments_expected: ours.rows[0].expected,
-      payments_missing: ours.rows[0].missing,
+      payments_expected: ours.expected,
+      payments_missing: ours.missing,
       missing_after_hours: rules.missing_after_hours,
     };
   }

@@ -20,6 +20,21 @@ export interface ReversalRequests {
   ): Promise<{ reversalId: string; created: boolean }>;
 }
 
+/**
+ * Settles a payment flagged while still pending (deemed, unknown at the bank) on a bank file's
+ * evidence, in the caller's transaction: paid (the file has its line, for its amount) makes it
+ * `succeeded`, not paid (the file covers its whole validity without it) makes it `failed`.
+ * Implemented by payments (its transition, ledger entry, hooks and terminal event). Returns the
+ * payment after the change, or undefined when nothing changed (people decide).
+ */
+export interface FlaggedPaymentSettlement {
+  settleFlaggedFromBankFile(
+    tx: Queryable,
+    paymentId: string,
+    answer: { paid: boolean; amountPaise?: number; detail: string },
+  ): Promise<{ id: string; status: string } | undefined>;
+}
+
 /** What a bank's file for a cycle said in total: settlement's cycle close compares it with ours. */
 export interface BankFileTotals {
   forCycle(
