@@ -31,7 +31,11 @@ export async function expectedByBank(q: Queryable, startsAt: Date, endsAt: Date)
        SELECT r.bank_code, r.amount FROM settlement.reversals r
         WHERE r.status = 'succeeded' AND r.completed_at > $1 AND r.completed_at <= $2
        UNION ALL
-       SELECT c.bank_code, c.amount FROM settlement.compensations c WHERE c.posted_at > $1 AND c.posted_at <= $2
+       -- Compensation leaves our account when the bank credits the customer (a push credit); rows
+       -- booked before credits existed (legacy, migration 0027) were expected when posted.
+       SELECT c.bank_code, c.amount FROM settlement.compensations c
+        WHERE (c.status = 'paid' AND c.paid_at > $1 AND c.paid_at <= $2)
+           OR (c.status = 'legacy' AND c.posted_at > $1 AND c.posted_at <= $2)
      )
      SELECT bank_code, sum(credit)::bigint AS credit, sum(debit)::bigint AS debit, count(*)::int AS lines
        FROM (SELECT bank_code, amt AS credit, 0 AS debit FROM credits
