@@ -109,8 +109,10 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
   async function apply(c: CompensationRow, from: CreditStatus, result: BankResult, via: string) {
     const now = clock.now();
     const base = { bankRef: result.bankRef ?? null, responseCode: result.responseCode };
+    // "No such transaction" in answer to the credit itself tells nothing: ask again later.
+    const outcome = result.outcome === 'unknown' && from === 'due' ? 'deemed' : result.outcome;
     return db.tx(async (tx) => {
-      switch (result.outcome) {
+      switch (outcome) {
         case 'success': {
           const done = await repo.moveCredit(tx, c, from, { ...base, to: 'paid', nextAttemptAt: null, paidAt: now });
           if (!done) return undefined;
@@ -135,20 +137,18 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
           logger.warn({ payment_id: c.payment_id, day: c.day, code: result.responseCode }, 'compensation refused');
           return done;
         }
-        case 'unknown':
-          if (from === 'pending') {
-            // The bank never got it: the money did not leave. Sent again with the same reference.
-            const done = await repo.moveCredit(tx, c, 'pending', {
-              ...base,
-              to: 'due',
-              nextAttemptAt: now,
-              lastError: 'the bank does not know the credit; sending it again',
-            });
-            if (done) await postReturned(tx, c);
-            return done;
-          }
-        // An answer to the credit itself that says "no such transaction" tells nothing: ask.
-        // falls through
+        case 'unknown': {
+          // Asked about a credit the bank has never seen: the money did not leave. Sent again
+          // with the same reference.
+          const done = await repo.moveCredit(tx, c, 'pending', {
+            ...base,
+            to: 'due',
+            nextAttemptAt: now,
+            lastError: 'the bank does not know the credit; sending it again',
+          });
+          if (done) await postReturned(tx, c);
+          return done;
+        }
         default: {
           // pending or deemed: the bank has it; ask again later. In transit until it says.
           const done = await repo.moveCredit(tx, c, from, {
