@@ -25,6 +25,11 @@ export const CycleBank = Type.Object({
 export const Cycle = Type.Object({
   key: Type.String({ description: 'YYYY-MM-DD-C<n>, in IST' }),
   starts_at: Type.String(),
+  settles_from: Nullable(
+    Type.String({
+      description: "The installation's first cycle: its payouts take everything before it, from here",
+    }),
+  ),
   ends_at: Type.String({ description: 'The cut-off (inclusive)' }),
   closed_at: Type.String(),
   status: Type.Union([Type.Literal('awaiting_file'), Type.Literal('matched'), Type.Literal('difference')]),
