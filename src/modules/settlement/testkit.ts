@@ -218,6 +218,10 @@ export function scriptedCreditBank(
   const ok = (ref: string): BankResult => ({ outcome: 'success', responseCode: '00', bankRef: `CR${ref.slice(-8)}` });
   const connector: BankConnector = {
     ...bank.connector,
+    // The payer look-up (a status query of the original payment): this bank names no payer.
+    async checkStatus() {
+      return { outcome: 'success', responseCode: '00' };
+    },
     async pushCredit(req) {
       calls.push({ kind: 'credit', ref: req.creditRef, vpa: req.payeeVpa });
       await wait();

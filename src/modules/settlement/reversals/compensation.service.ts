@@ -176,13 +176,25 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
         try {
           const connector = banks.connector(c.bank_code);
           const p = await repo.payerVpaOf(db, c.payment_id);
-          const vpa = p ? await deps.payerVpa(p) : undefined;
+          let vpa = p ? await deps.payerVpa(p) : undefined;
+          let bankDown = false;
+          if (p && !vpa) {
+            // Payments keeps no payer for a payment it closed before the bank's success came
+            // (a late success): the bank knows who paid. Asked, used for this call, not stored.
+            const st = await callBank(() => connector.checkStatus(p.txn_ref));
+            if (st.kind === 'ok' && st.value.outcome === 'success' && st.value.payerVpa) vpa = st.value.payerVpa;
+            bankDown = st.kind !== 'ok';
+          }
           if (!connector.pushCredit || !vpa) {
             // Nothing can be sent: stays owed (and counted unpaid), asked again later.
-            const why = !vpa ? 'no payer VPA on file for the payment' : `bank ${c.bank_code} has no push credit call`;
+            const why = bankDown
+              ? 'the bank did not answer the payer look-up'
+              : !vpa
+                ? 'no payer VPA on file for the payment, nor from the bank'
+                : `bank ${c.bank_code} has no push credit call`;
             await repo.moveCredit(db, c, 'due', {
               to: 'due',
-              nextAttemptAt: addSeconds(clock.now(), cfg.blockedRetrySeconds),
+              nextAttemptAt: addSeconds(clock.now(), bankDown ? cfg.retryAfterSeconds : cfg.blockedRetrySeconds),
               lastError: why,
             });
             logger.warn({ payment_id: c.payment_id, day: c.day }, `compensation not sent: ${why}`);
