@@ -108,7 +108,8 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
   /** Applies the bank's answer about a credit (its reply, or a status check) in one transaction. */
   async function apply(c: CompensationRow, from: CreditStatus, result: BankResult, via: string) {
     const now = clock.now();
-    const base = { bankRef: result.bankRef ?? null, responseCode: result.responseCode };
+    // A synthetic answer (an uncertain or rejected call) has no code of the bank's: none is recorded.
+    const base = { bankRef: result.bankRef ?? null, responseCode: result.responseCode || null };
     // "No such transaction" in answer to the credit itself tells nothing: ask again later.
     const outcome = result.outcome === 'unknown' && from === 'due' ? 'deemed' : result.outcome;
     return db.tx(async (tx) => {
@@ -133,7 +134,7 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
           });
           if (!done) return undefined;
           if (from === 'pending') await postReturned(tx, c);
-          await audit(tx, done, 'settlement.compensation_failed', { via, response_code: result.responseCode });
+          await audit(tx, done, 'settlement.compensation_failed', { via, response_code: result.responseCode || null });
           logger.warn({ payment_id: c.payment_id, day: c.day, code: result.responseCode }, 'compensation refused');
           return done;
         }
@@ -155,6 +156,7 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
             ...base,
             to: 'pending',
             nextAttemptAt: addSeconds(now, cfg.checkAfterSeconds),
+            lastError: result.outcome === 'pending' ? null : (result.message ?? `bank answered ${result.responseCode}`),
           });
           if (done && from === 'due') await postSent(tx, c);
           return done;
@@ -212,12 +214,7 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
           if (call.kind === 'ok') await apply(c, 'due', call.value, 'credit call');
           else if (call.kind === 'uncertain')
             // The bank may have paid: in transit, never counted as paid, asked by a status check.
-            await apply(
-              c,
-              'due',
-              { outcome: 'deemed', responseCode: 'UNCERTAIN', message: call.error.message },
-              'credit call',
-            );
+            await apply(c, 'due', { outcome: 'deemed', responseCode: '', message: call.error.message }, 'credit call');
           else if (call.kind === 'not_sent') {
             await repo.moveCredit(db, c, 'due', {
               to: 'due',
@@ -228,7 +225,7 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
             await apply(
               c,
               'due',
-              { outcome: 'failed', responseCode: 'REJECTED', message: call.error.message },
+              { outcome: 'failed', responseCode: '', message: call.error.message },
               'credit call rejected',
             );
         } catch (e) {
