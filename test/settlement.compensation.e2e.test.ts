@@ -79,6 +79,21 @@ describe('compensation paid end to end', () => {
     );
     return r.body.id as string;
   }
+  /** A QR payment paid in time: payments keeps its payer's VPA (sealed by the vault). */
+  async function paidInTime(bank: string, payer: string) {
+    const r = await t.request('POST', '/v1/payments', {
+      terminal_id: terminals[bank],
+      amount: 14_900,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
+    assert.equal((await t.payQr(r.body.upi_uri, payer, 'success')).status, 200);
+    assert.ok(
+      await t.eventually(async () => (await t.request('GET', `/v1/payments/${r.body.id}`)).body.status === 'succeeded'),
+    );
+    return r.body.id as string;
+  }
+  let seq = 0;
   const reversalOf = async (paymentId: string) => {
     const l = await t.request('GET', `/v1/settlement/reversals?payment_id=${paymentId}`);
     return (await t.request('GET', `/v1/settlement/reversals/${l.body.data[0].id}`)).body;
@@ -89,19 +104,39 @@ describe('compensation paid end to end', () => {
     ['SIMBANK', 'simbank'],
     ['SIMBANK2', 'pspbank'],
   ] as const) {
-    test(`${bank} (${format}): reversed two days late; the worker pays ₹100 a day to the VPA, once; refused stays owed`, async () => {
+    test(`${bank} (${format}): reversed two days late; the worker pays ₹100 a day to the VPA, once; an uncertain answer waits; refused stays owed`, async () => {
       const svc = t.app.services.settlement;
       const paid = await lateSuccess(bank, 'ravi.kumar@okaxis');
       const refused = await lateSuccess(bank, 'sim-nocredit.asha@okaxis');
-      // A week passes before the reversals go out: each is reversed two days past T+5.
+      const known = await paidInTime(bank, 'meera.iyer@okaxis');
+      // A week passes before the reversals go out (and an operator reverses the paid one): each
+      // is reversed two days past T+5.
       clock.advance(7 * DAY);
+      const op = await t.request(
+        'POST',
+        '/v1/settlement/reversals',
+        { payment_id: known, amount: 14_900, reason: 'operator' },
+        { 'idempotency-key': `comp-op-${format}-${++seq}` },
+      );
+      assert.equal(op.status, 201, JSON.stringify(op.body));
       await svc.reversals.scheduleFlagged();
       await svc.reversals.runReversals();
-      for (const id of [paid, refused]) assert.equal((await reversalOf(id)).status, 'succeeded');
-      assert.equal(await svc.reversals.runCompensation(), 4, 'two days each');
-      // The bank is down when the credits are due: nothing is sent or counted paid; still owed.
+      for (const id of [paid, refused, known]) assert.equal((await reversalOf(id)).status, 'succeeded');
+      assert.equal(await svc.reversals.runCompensation(), 6, 'two days each');
+      // The bank is down when the credits are due. The paid payment's VPA is on file: its credits
+      // go out, the answers are 503s (uncertain): in transit, not paid. The late successes' payers
+      // must be asked of the bank first: not sent. Nothing is counted paid.
       outage[format] = 'error';
-      assert.equal(await svc.compensation.runCredits(), 4);
+      assert.equal(await svc.compensation.runCredits(), 6);
+      const uncertain = await reversalOf(known);
+      assert.deepEqual(
+        uncertain.compensations.map((c: any) => [c.day, c.status, c.paid_at]),
+        [
+          [1, 'pending', null],
+          [2, 'pending', null],
+        ],
+      );
+      assert.equal(await bal(`compensation_in_transit:${bank}`), 20_000);
       let r = await reversalOf(paid);
       assert.deepEqual(
         r.compensations.map((c: any) => [c.day, c.status, c.amount, c.paid_at]),
@@ -111,20 +146,21 @@ describe('compensation paid end to end', () => {
         ],
       );
       assert.equal(await bal(`compensation_payable:${bank}`), 40_000);
-      assert.equal(await bal(`compensation_in_transit:${bank}`), 0);
       const mid = await runSettlementVerify(t.db, t.app.services.ledger);
       assert.equal(mid.ok, true, JSON.stringify(mid.violations));
       // It recovers; the worker pays each day once to the payer the bank reports; the closed
       // account's credits are refused (U31) and stay owed.
       delete outage[format];
-      clock.advance(61_000);
+      clock.advance(301_000);
       const done = await t.eventually(async () => {
         await worker.runOnce();
         const a = await reversalOf(paid);
         const b = await reversalOf(refused);
+        const k = await reversalOf(known);
         return a.compensations.every((c: any) => c.status === 'paid') &&
+          k.compensations.every((c: any) => c.status === 'paid') &&
           b.compensations.every((c: any) => c.status === 'failed')
-          ? { a, b }
+          ? { a, b, k }
           : undefined;
       });
       assert.ok(done, 'paid and refused');
@@ -145,17 +181,34 @@ describe('compensation paid end to end', () => {
         [r.compensations.map((c: any) => c.credit_ref)],
       );
       assert.equal(entries.rows[0].n, 2, 'one paid entry per day');
+      // The uncertain ones: the status check found the bank never had them (the outage answered
+      // before the bank read them), so each went again with its reference and was paid once.
+      for (const c of done.k.compensations) {
+        const kinds = await t.db.query<{ kind: string; n: number }>(
+          `SELECT kind, count(*)::int AS n FROM ledger.entries WHERE reference LIKE $1 || '%' GROUP BY kind ORDER BY kind`,
+          [c.credit_ref],
+        );
+        assert.deepEqual(
+          kinds.rows.map((x) => [x.kind, x.n]),
+          [
+            ['compensation.paid', 1],
+            ['compensation.returned', 1],
+            ['compensation.sent', 2],
+          ],
+        );
+        assert.equal(c.attempts, 2);
+      }
       const audit = await t.db.query<{ action: string; n: number }>(
         `SELECT action, count(*)::int AS n FROM audit.events
           WHERE action LIKE 'settlement.compensation_%' AND resource_id LIKE ANY($1::text[])
           GROUP BY action ORDER BY action`,
-        [[`${paid}:%`, `${refused}:%`]],
+        [[`${paid}:%`, `${refused}:%`, `${known}:%`]],
       );
       assert.deepEqual(
         audit.rows.map((x) => [x.action, x.n]),
         [
           ['settlement.compensation_failed', 2],
-          ['settlement.compensation_paid', 2],
+          ['settlement.compensation_paid', 4],
         ],
       );
       const metrics = await (await fetch(`${t.url}/metrics`)).text();
