@@ -223,6 +223,9 @@ export async function createApp(opts: AppOptions = {}) {
     bankCodes: config.banks.map((b) => b.code),
     publicUrl: config.publicUrl,
     accounts: merchants,
+    // Compensation for late reversals is paid to the customer's VPA (decrypted here), audited.
+    payerVpa: vault.cipher,
+    audit: audit.writer,
   });
   // Reconciliation with the banks' files (settlement/recon). Its reversal port is settlement's reversals.
   const recon = createReconService({

@@ -204,6 +204,10 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
       checkStatus: wrap(c.checkStatus.bind(c), classifyResult),
       refund: wrap(c.refund.bind(c), classifyResult),
       checkRefundStatus: wrap(c.checkRefundStatus.bind(c), classifyResult),
+      ...(c.pushCredit ? { pushCredit: wrap(c.pushCredit.bind(c), classifyResult) } : {}),
+      ...(c.checkPushCreditStatus
+        ? { checkPushCreditStatus: wrap(c.checkPushCreditStatus.bind(c), classifyResult) }
+        : {}),
     };
   }
 

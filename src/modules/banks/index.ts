@@ -5,6 +5,7 @@ export type {
   IntentRequest,
   CollectRequest,
   RefundRequest,
+  PushCreditRequest,
   BankCallback,
   BankConnector,
   BankCallOutcome,

@@ -50,6 +50,22 @@ export interface RefundRequest {
   callbackUrl: string;
 }
 
+/**
+ * A push credit: money from our account at the bank to a customer's VPA, not tied to a debit of
+ * theirs (a refund is; it cannot exceed the original). Used to pay the RBI's compensation for a
+ * late reversal (settlement). `creditRef` is ours and unique per credit: the bank is idempotent on
+ * it, so a credit sent twice pays once.
+ */
+export interface PushCreditRequest {
+  creditRef: string;
+  payeeVpa: string;
+  amountPaise: number;
+  /** What it is for, shown to the customer by their bank. */
+  note: string;
+  /** The payment it relates to, when there is one (for the bank's records). */
+  relatedTxnRef?: string;
+}
+
 export interface BankCallback {
   kind: 'payment' | 'refund';
   /** Our reference: the payment's txnRef, or the refund's refundRef. */
@@ -73,6 +89,13 @@ export interface BankConnector {
   /** Refund against an original transaction (needs its txnRef). */
   refund(req: RefundRequest): Promise<BankResult>;
   checkRefundStatus(refundRef: string): Promise<BankResult>;
+  /**
+   * A push credit to a customer's VPA (PushCreditRequest). Never retried by the transport: after an
+   * uncertain answer, `checkPushCreditStatus` finds out. Every connector implements it
+   * (connectors/contract.ts); optional here only so test fakes that never pay compensation need not.
+   */
+  pushCredit?(req: PushCreditRequest): Promise<BankResult>;
+  checkPushCreditStatus?(creditRef: string): Promise<BankResult>;
   /**
    * @deprecated Callbacks are verified and read by the connector's own `verifyCallback(rawBody,
    * headers)` (connectors/contract.ts) and nothing calls this. Optional only so that test fakes

@@ -386,15 +386,32 @@ export async function claimExpired(q: Queryable, now: Date, leaseUntil: Date, li
   return rows;
 }
 
-/** Reserves `amount` of the payment for a refund; undefined when not refundable or too much. */
+/** What operator reversals charged to the merchant (settlement, not failed) took back of payment $1. */
+const REVERSED_SQL = `(SELECT coalesce(sum(r.amount), 0) FROM settlement.reversals r
+   WHERE r.payment_id = $1 AND r.charge_merchant AND r.status <> 'failed')`;
+
+/**
+ * Reserves `amount` of the payment for a refund; undefined when not refundable or too much. What
+ * an operator reversal charged to the merchant took back (settlement.reversals, not failed) is not
+ * refundable either. The row is locked first, in a statement of its own: a reversal request holds
+ * the payment FOR SHARE until it commits, so this waits for it, and the UPDATE that follows (a new
+ * statement, a new snapshot under READ COMMITTED) sees the reversal it committed.
+ */
 export async function reserveRefund(q: Queryable, paymentId: string, amount: number, now: Date) {
+  await q.query(`SELECT 1 FROM payments.payments WHERE id = $1 FOR UPDATE`, [paymentId]);
   const { rows } = await q.query<PaymentRow>(
     `UPDATE payments.payments SET refund_reserved = refund_reserved + $2, updated_at = $3
-      WHERE id = $1 AND status IN ('succeeded', 'partially_refunded') AND refund_reserved + $2 <= amount
+      WHERE id = $1 AND status IN ('succeeded', 'partially_refunded')
+        AND refund_reserved + $2 + ${REVERSED_SQL} <= amount
       RETURNING *`,
     [paymentId, amount, now],
   );
   return rows[0];
+}
+
+export async function reversedAmount(q: Queryable, paymentId: string): Promise<number> {
+  const { rows } = await q.query<{ n: string }>(`SELECT ${REVERSED_SQL}::bigint AS n`, [paymentId]);
+  return Number(rows[0].n);
 }
 
 export async function insertRefund(

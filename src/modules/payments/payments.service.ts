@@ -270,9 +270,15 @@ export function createPaymentsService(deps: PaymentsDeps) {
         if (!reserved) {
           // Another refund or a status change got there first: say why, as it is now.
           const cur = (await repo.getPayment(tx, p.id))!;
+          // An operator's reversal (settlement) takes back from what is refundable too.
+          const reversed = await repo.reversedAmount(tx, p.id);
           throw (
-            refundRefusal(cur, input.amount, now, cfg.refundWindowDays) ??
-            new AppError('payment_not_refundable', 'The payment cannot be refunded now')
+            refundRefusal(
+              { ...cur, refund_reserved: cur.refund_reserved + reversed },
+              input.amount,
+              now,
+              cfg.refundWindowDays,
+            ) ?? new AppError('payment_not_refundable', 'The payment cannot be refunded now')
           );
         }
         const rid = newId('refund');

@@ -3,6 +3,7 @@ import type { Queryable } from '../../platform/db.ts';
 import { reversalGauges } from './reversals/reversals.repo.ts';
 import { latestDifferences } from './cycles/cycles.repo.ts';
 import { payoutTotals } from './payouts/payouts.repo.ts';
+import { compensationGauges } from './reversals/compensation.repo.ts';
 
 // Settlement's gauges, read from the shared database at scrape time (every replica reports the
 // same values; the alert rules take max()). One query per group per scrape, shared by its gauges.
@@ -92,6 +93,29 @@ export function registerSettlementMetrics(registry: Registry, db: Queryable) {
       const v = await payouts();
       this.reset();
       for (const p of v ?? []) this.set({ status: p.status }, p.n);
+    },
+  });
+  const credits = cached(() => compensationGauges(db));
+  new Gauge({
+    name: 'tillpoint_compensation_credits',
+    help: 'Compensation for late reversals (RBI/2019-20/67), one row per payment and day, by credit status (due, pending, paid, failed, legacy)',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const v = await credits();
+      this.reset();
+      for (const c of v ?? []) this.set({ status: c.status }, c.n);
+    },
+  });
+  new Gauge({
+    name: 'tillpoint_compensation_credits_paise',
+    help: 'Compensation amounts by credit status: due and failed are owed to customers, pending is in transit',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const v = await credits();
+      this.reset();
+      for (const c of v ?? []) this.set({ status: c.status }, c.paise);
     },
   });
 }

@@ -25,6 +25,11 @@ export const CycleBank = Type.Object({
 export const Cycle = Type.Object({
   key: Type.String({ description: 'YYYY-MM-DD-C<n>, in IST' }),
   starts_at: Type.String(),
+  settles_from: Nullable(
+    Type.String({
+      description: "The installation's first cycle: its payouts take everything before it, from here",
+    }),
+  ),
   ends_at: Type.String({ description: 'The cut-off (inclusive)' }),
   closed_at: Type.String(),
   status: Type.Union([Type.Literal('awaiting_file'), Type.Literal('matched'), Type.Literal('difference')]),
@@ -177,6 +182,32 @@ export const ReversalDetail = Type.Intersect([
         detail: Nullable(Type.String()),
         at: Type.String(),
       }),
+    ),
+    compensations: Type.Array(
+      Type.Object(
+        {
+          payment_id: Type.String(),
+          day: Type.Integer({ description: 'day of delay past the deadline' }),
+          reversal_id: Type.String(),
+          bank_code: Type.String(),
+          amount: Type.Integer(),
+          for_date: Type.String({ description: 'the IST day of delay it pays for' }),
+          status: Type.Union(
+            ['legacy', 'due', 'pending', 'paid', 'failed'].map((s) => Type.Literal(s)),
+            {
+              description: 'the push credit to the customer: due, pending (sent, outcome unknown), paid, failed',
+            },
+          ),
+          credit_ref: Nullable(Type.String()),
+          attempts: Type.Integer(),
+          status_checks: Type.Integer(),
+          bank: Type.Object({ ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
+          last_error: Nullable(Type.String()),
+          posted_at: Type.String(),
+          paid_at: Nullable(Type.String()),
+        },
+        { description: 'The payment’s compensation (RBI/2019-20/67), paid to the customer’s VPA' },
+      ),
     ),
   }),
 ]);

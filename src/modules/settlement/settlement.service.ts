@@ -9,6 +9,9 @@ import { createCyclesService, type BankFileTotals } from './cycles/cycles.servic
 import { createPayoutsService, type SettlementAccounts } from './payouts/payouts.service.ts';
 import { getReversal } from './reversals/reversals.repo.ts';
 import { reversalView } from './reversals/reversals.service.ts';
+import { createCompensationCredits } from './reversals/compensation.service.ts';
+import type { AuditWriter } from '../audit/index.ts';
+import { PAYER_VPA_FIELD, type PayerVpaCipher } from '../payments/index.ts';
 
 // The settlement module assembled: reversals, cycles and payouts, and the worker jobs that drive
 // them. The app wires it (src/app.ts) with recon's BankFileTotals; recon gets `requests`.
@@ -26,6 +29,13 @@ export interface SettlementDeps {
   publicUrl: string;
   /** Merchants' settlement accounts (the merchants module: decrypted by the vault, each read audited). */
   accounts: SettlementAccounts;
+  /**
+   * Opens the customer's VPA on a payment (the vault's cipher, as payments uses it), to pay
+   * compensation to it. Without it compensation is booked but stays due (and says why).
+   */
+  payerVpa?: Pick<PayerVpaCipher, 'open'>;
+  /** Compensation paid or refused is an audit event (actor system:settlement). */
+  audit?: AuditWriter;
   /** recon's port; without it every cycle waits for its files. Settable later (setBankFileTotals). */
   files?: BankFileTotals;
 }
@@ -41,6 +51,19 @@ export function createSettlementService(deps: SettlementDeps) {
     logger,
     callbackUrl: (code) => `${deps.publicUrl}/v1/settlement/banks/${code}/callbacks`,
     config: { rbi: config.rbi, checkAfterSeconds: config.reversalCheckAfterSeconds },
+  });
+  const compensation = createCompensationCredits({
+    db,
+    ledger: deps.ledger,
+    banks: deps.banks,
+    clock,
+    logger,
+    audit: deps.audit,
+    config: { checkAfterSeconds: config.reversalCheckAfterSeconds },
+    async payerVpa(row) {
+      if (row.payer_vpa_ct && deps.payerVpa) return deps.payerVpa.open(PAYER_VPA_FIELD, row.id, row.payer_vpa_ct);
+      return row.payer_vpa ?? undefined;
+    },
   });
   const payouts = createPayoutsService({
     db,
@@ -62,6 +85,7 @@ export function createSettlementService(deps: SettlementDeps) {
 
   return {
     reversals,
+    compensation,
     cycles,
     payouts,
     /** The port recon calls (and the API's operator reversals): see ReversalRequests. */
@@ -88,6 +112,9 @@ export function createSettlementService(deps: SettlementDeps) {
         { name: 'reversal_checks', run: () => reversals.runReversalChecks() },
         // Days and cut-offs change at most once a minute: every 10 ticks (10 s by default) is plenty.
         { name: 'reversal_compensation', every: 10, run: () => reversals.runCompensation() },
+        // Compensation is paid as soon as it is booked, without a claim (compensation.service.ts).
+        { name: 'compensation_credits', run: () => compensation.runCredits() },
+        { name: 'compensation_credit_checks', run: () => compensation.runCreditChecks() },
         { name: 'settlement_cycles', every: 10, run: () => cycles.runCycles() },
       ];
     },

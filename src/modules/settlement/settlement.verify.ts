@@ -10,6 +10,8 @@ export interface SettlementViolation {
   invariant:
     | 'reversal_payable_matches_open_reversals'
     | 'compensation_matches_days'
+    | 'compensation_payable_matches_unpaid'
+    | 'compensation_in_transit_matches_pending'
     | 'payout_in_transit_matches_sent_payouts'
     | 'fee_revenue_matches_payout_fees'
     | 'batch_totals_match_payouts'
@@ -48,6 +50,30 @@ export async function verifySettlement(
       subject: 'reversal_compensation',
       message: `ledger balance ${compBal} but compensation rows total ${comp.rows[0].total}`,
     });
+  // 2b. Compensation owed to each bank's customers is exactly the credits not sent or refused, and
+  // compensation in transit exactly the credits sent whose outcome is not known yet.
+  const credits = await q.query<{ bank_code: string; unpaid: number; pending: number }>(
+    `SELECT bank_code,
+            coalesce(sum(amount) FILTER (WHERE status IN ('due', 'failed')), 0)::bigint AS unpaid,
+            coalesce(sum(amount) FILTER (WHERE status = 'pending'), 0)::bigint AS pending
+       FROM settlement.compensations GROUP BY bank_code ORDER BY bank_code`,
+  );
+  for (const c of credits.rows) {
+    const payable = await ledger.balance(q, `compensation_payable:${c.bank_code}`);
+    if (payable !== Number(c.unpaid))
+      out.push({
+        invariant: 'compensation_payable_matches_unpaid',
+        subject: `compensation_payable:${c.bank_code}`,
+        message: `ledger balance ${payable} but unpaid compensation (due, failed) totals ${c.unpaid}`,
+      });
+    const transit = await ledger.balance(q, `compensation_in_transit:${c.bank_code}`);
+    if (transit !== Number(c.pending))
+      out.push({
+        invariant: 'compensation_in_transit_matches_pending',
+        subject: `compensation_in_transit:${c.bank_code}`,
+        message: `ledger balance ${transit} but compensation credits pending total ${c.pending}`,
+      });
+  }
   // 3. Money in transit to each merchant is exactly its sent (not yet paid or returned) payouts.
   const transit = await q.query<{ merchant_id: string; sent: number }>(
     `SELECT merchant_id, coalesce(sum(net_paise) FILTER (WHERE status = 'sent'), 0)::bigint AS sent

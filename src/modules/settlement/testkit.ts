@@ -197,3 +197,72 @@ export async function verifyAll(db: import('../../platform/db.ts').Db) {
   const s = await runSettlementVerify(db, createLedgerService());
   assert.equal(s.ok, true, JSON.stringify(s.violations));
 }
+
+export type CreditScript = 'success' | 'decline' | 'pending' | 'uncertain' | 'lost' | 'not_sent' | 'rejected';
+
+/**
+ * A bank's push-credit side, scripted per call (then 'success'), idempotent on the credit
+ * reference as banks are: a second call for a reference it has taken returns the first answer and
+ * never pays twice. 'uncertain': taken (and paid) but the answer lost; 'lost': never reached it but
+ * the caller cannot tell (a timeout). `paid` counts what the bank paid per reference.
+ */
+export function scriptedCreditBank(
+  opts: { script?: CreditScript[]; latencyMs?: number; refunds?: RefundScript[] } = {},
+) {
+  const bank = scriptedBank({ latencyMs: opts.latencyMs, script: opts.refunds });
+  const script = [...(opts.script ?? [])];
+  const taken = new Map<string, BankResult>();
+  const paid = new Map<string, number>();
+  const calls: { kind: 'credit' | 'status'; ref: string; vpa?: string }[] = [];
+  const wait = () => new Promise((r) => setTimeout(r, opts.latencyMs ?? 0));
+  const ok = (ref: string): BankResult => ({ outcome: 'success', responseCode: '00', bankRef: `CR${ref.slice(-8)}` });
+  const connector: BankConnector = {
+    ...bank.connector,
+    // The payer look-up (a status query of the original payment): this bank names no payer.
+    async checkStatus() {
+      return { outcome: 'success', responseCode: '00' };
+    },
+    async pushCredit(req) {
+      calls.push({ kind: 'credit', ref: req.creditRef, vpa: req.payeeVpa });
+      await wait();
+      const first = taken.get(req.creditRef);
+      if (first) return first;
+      const step = script.shift() ?? 'success';
+      if (step === 'not_sent') throw new BankCallError('not_sent', 'connection refused', {});
+      if (step === 'rejected') throw new BankCallError('rejected', 'bank answered 400', {});
+      if (step === 'lost') throw new BankCallError('uncertain', 'timeout', { timeout: true });
+      const result: BankResult =
+        step === 'decline'
+          ? { outcome: 'failed', responseCode: 'U31', message: 'credit failed' }
+          : step === 'pending'
+            ? { outcome: 'pending', responseCode: '01' }
+            : ok(req.creditRef);
+      taken.set(req.creditRef, result);
+      if (step === 'success' || step === 'uncertain') paid.set(req.creditRef, (paid.get(req.creditRef) ?? 0) + 1);
+      if (step === 'uncertain') throw new BankCallError('uncertain', 'bank answered 502 after committing', {});
+      return result;
+    },
+    async checkPushCreditStatus(ref) {
+      calls.push({ kind: 'status', ref });
+      await wait();
+      const t = taken.get(ref);
+      if (!t) return { outcome: 'unknown', responseCode: 'U48', message: 'credit id not present' };
+      if (t.outcome === 'pending') {
+        // Settles on the first status query.
+        taken.set(ref, ok(ref));
+        paid.set(ref, (paid.get(ref) ?? 0) + 1);
+        return { outcome: 'pending', responseCode: '01' };
+      }
+      return t;
+    },
+  };
+  return {
+    connector,
+    calls,
+    paid,
+    creditCalls: (ref?: string) => calls.filter((c) => c.kind === 'credit' && (!ref || c.ref === ref)).length,
+    push(...steps: CreditScript[]) {
+      script.push(...steps);
+    },
+  };
+}

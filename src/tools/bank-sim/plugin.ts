@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Clock } from '../../platform/clock.ts';
+import { systemClock, type Clock } from '../../platform/clock.ts';
 import { checkSignature } from '../../platform/signing.ts';
 import { createSimEngine, SimError, type OutcomeRatios, type SimLogger } from './engine.ts';
 import { SIM_PATHS } from './wire.ts';
 import { registerSettlementFileRoute } from './settlementFile.ts';
 import { registerPspRoutes, type PspSimOptions } from './psp.ts';
+import { createSimCredits, registerSimCreditRoutes } from './credits.ts';
 
 // The simulator as a Fastify plugin: register it with `{ prefix: '/sim' }` on the main
 // server (development) or on its own server (startBankSimulator). Not wrapped in
@@ -48,6 +49,8 @@ const NONCE_SWEEP_EVERY = 1_000;
 
 export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = async (app: FastifyInstance, opts) => {
   const engine = createSimEngine({ ...opts, logger: opts.logger ?? app.log });
+  // Push credits (credits.ts): the same bank's book of credits to customers' VPAs, both formats.
+  const credits = createSimCredits({ clock: opts.clock ?? systemClock, logger: opts.logger ?? app.log });
   const maxAge = opts.maxAgeSeconds ?? 300;
   const now = () => (opts.clock ? opts.clock.now() : new Date());
   app.addHook('onClose', async () => engine.close());
@@ -145,9 +148,12 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   app.get(SIM_PATHS.health, async () => ({ status: 'ok' }));
   if (opts.psp) {
     const psp = opts.psp;
-    await app.register(async (scope) => registerPspRoutes(scope, engine, { ...psp, now, maxAgeSeconds: maxAge }), {
-      prefix: '/psp',
-    });
+    await app.register(
+      async (scope) => registerPspRoutes(scope, engine, { ...psp, now, maxAgeSeconds: maxAge, credits }),
+      {
+        prefix: '/psp',
+      },
+    );
   }
   app.post(
     SIM_PATHS.intents,
@@ -169,6 +175,7 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
     SIM_PATHS.refundStatus,
     signed((b) => engine.refundStatus(b)),
   );
+  registerSimCreditRoutes(app, credits, signed);
   // The customer's side: unsigned, as it stands for a person with a UPI app, not for Tillpoint.
   app.post(SIM_PATHS.customerPayments, async (req, reply) => reply.send(await engine.customerPayment(body(req))));
   // The bank's settlement file for a cycle, with discrepancies on request (settlementFile.ts).

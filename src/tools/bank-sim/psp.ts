@@ -15,6 +15,7 @@ import {
 } from '../../modules/banks/index.ts';
 import { SimError, type CallbackChannel, type SimEngine } from './engine.ts';
 import type { WireTxnResponse } from './wire.ts';
+import type { SimCredits } from './credits.ts';
 
 // The simulator speaking the pspbank format (connectors/pspbank/wire.ts) over the same simulated
 // bank as the simbank routes: same transactions, same outcomes, same customer. Only the wire
@@ -32,7 +33,7 @@ const pspCode = (npci: string) => NPCI_TO_PSP[npci] ?? npci;
 export function registerPspRoutes(
   app: FastifyInstance,
   engine: SimEngine,
-  o: PspSimOptions & { now: () => Date; maxAgeSeconds: number },
+  o: PspSimOptions & { now: () => Date; maxAgeSeconds: number; credits?: SimCredits },
 ) {
   const keys = sandboxKeys(o.keysDir);
   const bankKey: KeyObject = createPrivateKey(keys.bankPrivate);
@@ -175,4 +176,24 @@ export function registerPspRoutes(
     const r = engine.refundStatus({ refund_ref: p.merchantTranId });
     return reply('RefundStatus', statusAnswer(p.merchantId, r, String(p.merchantTranId)));
   });
+  // PayToVa (push credits, credits.ts): answered like a Refund, its status like a RefundStatus.
+  const credits = o.credits;
+  if (credits) {
+    app.post(PSP_PATHS.payToVa, async (req) => {
+      const p = read(req, 'PayToVa');
+      const r = credits.credit({
+        credit_ref: p.merchantTranId,
+        payee_vpa: p.payeeVa,
+        amount: p.amount,
+        currency: 'INR',
+        note: p.remarks,
+      });
+      return reply('PayToVa', txnAnswer(p.merchantId, r, String(p.merchantTranId)));
+    });
+    app.post(PSP_PATHS.payToVaStatus, async (req) => {
+      const p = read(req, 'PayToVaStatus');
+      const r = credits.status({ credit_ref: p.merchantTranId });
+      return reply('PayToVaStatus', statusAnswer(p.merchantId, r, String(p.merchantTranId)));
+    });
+  }
 }

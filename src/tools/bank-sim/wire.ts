@@ -7,6 +7,7 @@ export {
   type WireIntentResponse,
   type WireTxnResponse,
   type WireRefundRequest,
+  type WireCreditRequest,
   type WireCallback,
   type WireError,
 } from '../../modules/banks/index.ts';

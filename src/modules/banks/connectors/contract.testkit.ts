@@ -16,7 +16,14 @@ import type { Connector } from './contract.ts';
 // its BankConfig, how its bank answers, its codes and its callbacks. The real bank's API cannot run
 // here; the fixture is written from the bank's documented wire format, and says so.
 
-export type Op = 'register_intent' | 'send_collect' | 'check_status' | 'refund' | 'check_refund_status';
+export type Op =
+  | 'register_intent'
+  | 'send_collect'
+  | 'check_status'
+  | 'refund'
+  | 'check_refund_status'
+  | 'push_credit'
+  | 'check_push_credit_status';
 
 /** What the scripted bank does with the next request. `native` is in the bank's own terms. */
 export type Answer =
@@ -72,6 +79,8 @@ export interface ContractFixture {
   /** Its field names for the transaction reference and amount in a decoded request. */
   refField: string;
   amountField: string;
+  /** Its field names for a push credit's reference, payee VPA and amount in a decoded request. */
+  credit: { refField: string; vpaField: string; amountField: string };
 }
 
 interface ScriptedBank {
@@ -140,6 +149,14 @@ const refundReq = (ref: string) => ({
   callbackUrl: 'http://127.0.0.1:1/v1/banks/CONTRACT/callbacks',
 });
 
+const creditReq = (ref: string) => ({
+  creditRef: ref,
+  payeeVpa: 'ravi.kumar@okaxis',
+  amountPaise: 10_000,
+  note: 'RBI compensation, 1 day of delay',
+  relatedTxnRef: 'TPORIG1',
+});
+
 function failsAs(delivery: BankCallFailureKind, extra: (e: BankCallError) => boolean = () => true) {
   return (e: unknown) => {
     assert.ok(e instanceof BankCallError, `expected a BankCallError, got ${String(e)}`);
@@ -201,6 +218,43 @@ export function contractSuite(
         assert.equal(r.outcome, outcome, `refund answered ${native}`);
         assert.equal(bank.requests.at(-1)!.op, 'refund');
       }
+    });
+
+    test('push credit: authentic, to the VPA in rupees; each documented code maps to its outcome', async () => {
+      for (const { native, outcome } of f.txnCodes) {
+        bank.next({ kind: 'answer', native });
+        const r = await c.pushCredit(creditReq(`CP${native}`));
+        assert.equal(r.outcome, outcome, `push credit answered ${native}`);
+        const req = bank.requests.at(-1)!;
+        assert.equal(req.op, 'push_credit');
+        assert.ok(req.authentic, 'the bank could authenticate the credit');
+        assert.equal(req.fields[f.credit.refField], `CP${native}`);
+        assert.equal(req.fields[f.credit.vpaField], 'ravi.kumar@okaxis');
+        assert.equal(req.fields[f.credit.amountField], '100.00');
+      }
+      for (const { native, outcome } of f.statusCodes) {
+        bank.next({ kind: 'answer', native });
+        assert.equal((await c.checkPushCreditStatus('CP1')).outcome, outcome, `credit status answered ${native}`);
+        assert.equal(bank.requests.at(-1)!.op, 'check_push_credit_status');
+      }
+      bank.next({ kind: 'answer', native: f.unknownTxnCode });
+      assert.equal((await c.pushCredit(creditReq('CPUNKNOWN'))).outcome, 'deemed');
+    });
+
+    test('push credit failures: 5xx and timeout uncertain, 4xx rejected, never retried; its status is', async () => {
+      const before = bank.requests.length;
+      bank.next({ kind: 'http', status: 503 });
+      await assert.rejects(c.pushCredit(creditReq('CPF1')), failsAs('uncertain'));
+      assert.equal(bank.requests.length - before, 1, 'the credit was sent once');
+      bank.next({ kind: 'http', status: 400 });
+      await assert.rejects(c.pushCredit(creditReq('CPF2')), failsAs('rejected'));
+      const quick = make(bank.url, 300);
+      bank.next({ kind: 'hang' });
+      await assert.rejects(quick.pushCredit(creditReq('CPF3')), failsAs('uncertain'));
+      const mid = bank.requests.length;
+      bank.next({ kind: 'http', status: 503 }, { kind: 'answer', native: f.statusCodes[0].native });
+      assert.equal((await c.checkPushCreditStatus('CPF1')).outcome, f.statusCodes[0].outcome);
+      assert.equal(bank.requests.length - mid, 2, 'the credit status query was retried once');
     });
 
     test('status: each documented answer maps to its outcome, for payments and refunds', async () => {

@@ -3,7 +3,7 @@ import type { BankConfig } from '../banks.settings.ts';
 import type { Clock } from '../../../platform/clock.ts';
 import type { HeaderSource, RejectReason } from '../../../platform/signing.ts';
 import type { BankTransport } from '../transport.ts';
-import type { BankCallback, BankConnector } from '../types.ts';
+import type { BankCallback, BankConnector, BankResult, PushCreditRequest } from '../types.ts';
 
 // The connector contract: what one folder under connectors/<name>/ provides, and nothing else.
 // A connector knows its bank's wire format (request and answer shapes, response codes, how the
@@ -29,6 +29,9 @@ export type CallbackVerdict =
   | { ok: false; reason: CallbackRejectReason };
 
 export interface Connector extends BankConnector {
+  /** Every connector can push a credit to a customer's VPA (types.ts PushCreditRequest). */
+  pushCredit(req: PushCreditRequest): Promise<BankResult>;
+  checkPushCreditStatus(creditRef: string): Promise<BankResult>;
   /**
    * Checks a callback over the body exactly as received (bytes, before any parsing) and its
    * headers, then reads it. Never throws for anything the caller sent: a forged, malformed or

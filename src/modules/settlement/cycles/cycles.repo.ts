@@ -31,7 +31,11 @@ export async function expectedByBank(q: Queryable, startsAt: Date, endsAt: Date)
        SELECT r.bank_code, r.amount FROM settlement.reversals r
         WHERE r.status = 'succeeded' AND r.completed_at > $1 AND r.completed_at <= $2
        UNION ALL
-       SELECT c.bank_code, c.amount FROM settlement.compensations c WHERE c.posted_at > $1 AND c.posted_at <= $2
+       -- Compensation leaves our account when the bank credits the customer (a push credit); rows
+       -- booked before credits existed (legacy, migration 0027) were expected when posted.
+       SELECT c.bank_code, c.amount FROM settlement.compensations c
+        WHERE (c.status = 'paid' AND c.paid_at > $1 AND c.paid_at <= $2)
+           OR (c.status = 'legacy' AND c.posted_at > $1 AND c.posted_at <= $2)
      )
      SELECT bank_code, sum(credit)::bigint AS credit, sum(debit)::bigint AS debit, count(*)::int AS lines
        FROM (SELECT bank_code, amt AS credit, 0 AS debit FROM credits
@@ -50,10 +54,30 @@ export async function insertCycle(tx: Queryable, c: { key: string; startsAt: Dat
   return r.rowCount === 1;
 }
 
-/** A closed cycle other than `key` whose window overlaps (startsAt, endsAt]. */
+/**
+ * Closes take turns (a few a day): two closes at once could each find the other's window free, or
+ * each believe it is the installation's first cycle. Held until the closing transaction ends.
+ */
+export async function lockCycles(tx: Queryable) {
+  await tx.query(`LOCK TABLE settlement.cycles IN SHARE ROW EXCLUSIVE MODE`);
+}
+
+/** True when no cycle other than `key` was ever closed: `key` is the installation's first. */
+export async function isFirstCycle(tx: Queryable, key: string) {
+  const r = await tx.query(`SELECT 1 FROM settlement.cycles WHERE key <> $1 LIMIT 1`, [key]);
+  return r.rows.length === 0;
+}
+
+/** The first cycle's payouts take everything before it: their window starts at `from`. */
+export async function setSettlesFrom(tx: Queryable, key: string, from: Date) {
+  await tx.query(`UPDATE settlement.cycles SET settles_from = $2 WHERE key = $1`, [key, from]);
+}
+
+/** A closed cycle other than `key` whose payouts' window overlaps (startsAt, endsAt]. */
 export async function overlappingCycle(tx: Queryable, key: string, startsAt: Date, endsAt: Date) {
   const r = await tx.query<{ key: string }>(
-    `SELECT key FROM settlement.cycles WHERE key <> $1 AND starts_at < $3 AND ends_at > $2 LIMIT 1`,
+    `SELECT key FROM settlement.cycles
+      WHERE key <> $1 AND coalesce(settles_from, starts_at) < $3 AND ends_at > $2 LIMIT 1`,
     [key, startsAt, endsAt],
   );
   return r.rows[0]?.key;
@@ -134,6 +158,8 @@ export async function insertException(
 export interface CycleRow {
   key: string;
   starts_at: Date;
+  /** The first cycle's payouts start here (everything before it); null: at starts_at. */
+  settles_from: Date | null;
   ends_at: Date;
   closed_at: Date;
 }

@@ -32,6 +32,8 @@ export interface CyclesDeps {
   onClose?(tx: Queryable, w: CycleWindow, now: Date): Promise<number>;
 }
 
+/** Where the first cycle's payouts begin: before anything this installation can have recorded. */
+const SETTLES_FROM_THE_START = new Date('1970-01-01T00:00:00Z');
 /** How far back the worker keeps asking for files of cycles still awaiting one. */
 const FILE_WAIT_DAYS = 7;
 /** The most cycles one worker tick closes (catching up after downtime). */
@@ -89,6 +91,7 @@ export function createCyclesService(deps: CyclesDeps) {
     return {
       key: c.key,
       starts_at: c.starts_at.toISOString(),
+      settles_from: c.settles_from ? c.settles_from.toISOString() : null,
       ends_at: c.ends_at.toISOString(),
       closed_at: c.closed_at.toISOString(),
       status: banks.some((b) => b.status === 'difference')
@@ -149,7 +152,13 @@ export function createCyclesService(deps: CyclesDeps) {
       if (w.endsAt.getTime() > now.getTime())
         throw new AppError('conflict', `Cycle ${key} has not ended: its cut-off is ${w.endsAt.toISOString()}`);
       const closedNow = await db.tx(async (tx) => {
+        await repo.lockCycles(tx);
         if (!(await repo.insertCycle(tx, { key: w.key, startsAt: w.startsAt, endsAt: w.endsAt, now }))) return false;
+        // The installation's first cycle: its payouts take everything completed before it too, or
+        // the payments of the days before the first close would be in no payout at all. What we
+        // expect of each bank stays the cycle's own window (the bank's file is for that cycle).
+        const first = await repo.isFirstCycle(tx, w.key);
+        if (first) await repo.setSettlesFrom(tx, w.key, SETTLES_FROM_THE_START);
         // Windows never overlap (a payment is in one cycle and one payout at most), even when the
         // cut-offs were changed between closes.
         const overlap = await repo.overlappingCycle(tx, w.key, w.startsAt, w.endsAt);
@@ -160,7 +169,9 @@ export function createCyclesService(deps: CyclesDeps) {
           if (!expected.some((e) => e.bank_code === code))
             expected.push({ bank_code: code, credit: 0, debit: 0, lines: 0 });
         for (const e of expected) await repo.insertCycleBank(tx, w.key, e, now);
-        const payouts = deps.onClose ? await deps.onClose(tx, w, now) : 0;
+        const payouts = deps.onClose
+          ? await deps.onClose(tx, first ? { ...w, startsAt: SETTLES_FROM_THE_START } : w, now)
+          : 0;
         logger.info({ cycle: w.key, banks: expected.length, payouts }, 'settlement cycle closed');
         return true;
       });

@@ -321,13 +321,16 @@ export async function insertCompensation(
     bankCode: string;
     amount: number;
     forDate: string;
+    /** The push credit's reference (compensation.service.ts pays it): due from now. */
+    creditRef: string;
     now: Date;
   },
 ) {
   const r = await tx.query(
-    `INSERT INTO settlement.compensations (payment_id, day, reversal_id, bank_code, amount, for_date, posted_at)
-     VALUES ($1, $2, $3, $4, $5, $6::date, $7) ON CONFLICT DO NOTHING`,
-    [c.paymentId, c.day, c.reversalId, c.bankCode, c.amount, c.forDate, c.now],
+    `INSERT INTO settlement.compensations (payment_id, day, reversal_id, bank_code, amount, for_date, posted_at,
+       status, credit_ref, next_attempt_at)
+     VALUES ($1, $2, $3, $4, $5, $6::date, $7, 'due', $8, $7) ON CONFLICT DO NOTHING`,
+    [c.paymentId, c.day, c.reversalId, c.bankCode, c.amount, c.forDate, c.now, c.creditRef],
   );
   return r.rowCount === 1;
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { v7 as uuidv7 } from 'uuid';
 import type { Db, Queryable } from '../../../platform/db.ts';
 import type { Clock } from '../../../platform/clock.ts';
 import { AppError } from '../../../platform/errors.ts';
@@ -10,6 +11,8 @@ import { callBank, type BankConnector, type BankResult } from '../../banks/index
 import { newSettlementId } from '../ids.ts';
 import { RBI_UPI_MERCHANT, deadlineAt, delayDate, delayDays, transactionDate, type RbiClock } from './deadline.ts';
 import * as repo from './reversals.repo.ts';
+import { listCompensations } from './compensation.repo.ts';
+import { compensationView } from './compensation.view.ts';
 import type { ReversalReason, ReversalRow } from './reversals.repo.ts';
 
 /**
@@ -47,6 +50,9 @@ export const reversalPayableAccount = (bank: string) =>
 export const merchantPayableAccount = (merchantId: string) =>
   ({ code: `merchant_payable:${merchantId}`, type: 'liability' }) as const;
 export const COMPENSATION_EXPENSE = { code: 'reversal_compensation', type: 'expense' } as const;
+/** Compensation owed to that bank's customers, booked and not yet paid (compensation.service.ts pays it). */
+export const compensationPayableAccount = (bank: string) =>
+  ({ code: `compensation_payable:${bank}`, type: 'liability' }) as const;
 
 const PAID = new Set(['succeeded', 'partially_refunded', 'refunded']);
 const CLOSED_UNPAID = new Set(['failed', 'expired']);
@@ -419,8 +425,9 @@ export function createReversalsService(deps: ReversalsDeps) {
 
     /**
      * Past the deadline, ₹100 (RbiClock.compensationPaisePerDay) per day of delay: one ledger entry
-     * per day, posted as the day begins (expense to the customer, paid through the bank's
-     * settlement: the bank's file carries it as a debit). Stops accruing the day it is reversed.
+     * per day, posted as the day begins: an expense owed to the customer (compensation_payable),
+     * paid by a push credit to their VPA (compensation.service.ts), without a claim. Stops accruing
+     * the day it is reversed.
      */
     async runCompensation(): Promise<number> {
       const now = clock.now();
@@ -441,6 +448,7 @@ export function createReversalsService(deps: ReversalsDeps) {
               bankCode: r.bank_code,
               amount,
               forDate: delayDate(r.txn_date, day, cfg.rbi),
+              creditRef: `CP${uuidv7().replaceAll('-', '').toUpperCase()}`,
               now,
             });
             if (!fresh) continue;
@@ -450,7 +458,7 @@ export function createReversalsService(deps: ReversalsDeps) {
               memo: `RBI/2019-20/67: day ${day} of delay`,
               lines: [
                 { account: COMPENSATION_EXPENSE, debit: amount },
-                { account: clearingAccount(r.bank_code), credit: amount },
+                { account: compensationPayableAccount(r.bank_code), credit: amount },
               ],
             });
             n++;
@@ -465,7 +473,12 @@ export function createReversalsService(deps: ReversalsDeps) {
     async get(id: string) {
       const r = await repo.getReversal(db, id);
       if (!r) throw new AppError('not_found', 'Reversal not found');
-      return { ...reversalView(r, clock.now()), events: (await repo.reversalEvents(db, id)).map(eventView) };
+      return {
+        ...reversalView(r, clock.now()),
+        events: (await repo.reversalEvents(db, id)).map(eventView),
+        // The payment's compensation days (at most one per day of delay) and their credits.
+        compensations: (await listCompensations(db, { paymentId: r.payment_id, limit: 400 })).map(compensationView),
+      };
     },
 
     async list(f: Omit<repo.ReversalFilter, 'now'>) {

@@ -389,8 +389,8 @@ describe('reversals', () => {
     await verifyAll(db);
     // A compensation row with no entry behind it is named.
     await db.query(
-      `INSERT INTO settlement.compensations (payment_id, day, reversal_id, bank_code, amount, for_date, posted_at)
-       VALUES ($1, 1, $2, 'SIMBANK', 10000, '2026-12-09', now())`,
+      `INSERT INTO settlement.compensations (payment_id, day, reversal_id, bank_code, amount, for_date, posted_at, status)
+       VALUES ($1, 1, $2, 'SIMBANK', 10000, '2026-12-09', now(), 'legacy')`,
       [pay, reversalId],
     );
     const report = await runSettlementVerify(db, ledger);

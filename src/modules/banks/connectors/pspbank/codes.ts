@@ -18,6 +18,7 @@ export const PSP_CODES: Readonly<Record<string, { npci: string; meaning: string 
   DT: { npci: 'U67', meaning: 'debit timed out at the switch (deemed)' },
   BT: { npci: 'BT', meaning: 'beneficiary bank timed out (deemed)' },
   '5004': { npci: 'U48', meaning: 'no such transaction' },
+  CF: { npci: 'U31', meaning: 'credit to the beneficiary failed (PayToVa)' },
 };
 
 /** The other way, for the simulator: the pspbank code it answers with for an NPCI code. */

@@ -25,6 +25,8 @@ const OPS: Record<string, [Op, PspService]> = {
   [PSP_PATHS.txnStatus]: ['check_status', 'TxnStatus'],
   [PSP_PATHS.refund]: ['refund', 'Refund'],
   [PSP_PATHS.refundStatus]: ['check_refund_status', 'RefundStatus'],
+  [PSP_PATHS.payToVa]: ['push_credit', 'PayToVa'],
+  [PSP_PATHS.payToVaStatus]: ['check_push_credit_status', 'PayToVaStatus'],
 };
 const SERVICE: Record<string, PspService> = Object.fromEntries(Object.values(OPS).map(([op, s]) => [op, s]));
 
@@ -53,7 +55,7 @@ export const pspbankFixture: ContractFixture = {
   reply(req, native, now) {
     const base = { merchantId: req.fields.merchantId, merchantTranId: req.fields.merchantTranId };
     let payload: Record<string, unknown>;
-    if (req.op === 'check_status' || req.op === 'check_refund_status') {
+    if (req.op === 'check_status' || req.op === 'check_refund_status' || req.op === 'check_push_credit_status') {
       const [word, code] = native.split(':');
       payload =
         word === 'NOTFOUND'
@@ -101,6 +103,7 @@ export const pspbankFixture: ContractFixture = {
   pending: '92',
   refField: 'merchantTranId',
   amountField: 'amount',
+  credit: { refField: 'merchantTranId', vpaField: 'payeeVa', amountField: 'amount' },
   callback({ kind, ref, native, amountPaise, at, forge }) {
     const success = native === '0';
     const env = seal(

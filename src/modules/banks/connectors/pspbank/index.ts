@@ -15,6 +15,7 @@ import {
   open,
   seal,
   type PspCallback,
+  type PspPayToVaRequest,
   type PspService,
   type PspStatusResponse,
   type PspTxnRequest,
@@ -251,6 +252,31 @@ export const pspbank = defineConnector({
           'RefundStatus',
           PSP_PATHS.refundStatus,
           { merchantId: s.merchant_id, merchantTranId: refundRef } as { merchantTranId: string },
+          true,
+        );
+        return pspStatusResult(p, extra(p));
+      },
+
+      // PayToVa: never retried by the transport; after an uncertain answer PayToVaStatus finds out.
+      async pushCredit(req) {
+        const body: PspPayToVaRequest = {
+          merchantId: s.merchant_id,
+          merchantTranId: req.creditRef,
+          payeeVa: req.payeeVpa,
+          amount: formatRupees(req.amountPaise),
+          remarks: req.note,
+          ...(req.relatedTxnRef ? { relatedMerchantTranId: req.relatedTxnRef } : {}),
+        };
+        const p = await exchange<PspTxnResponse>('push_credit', 'PayToVa', PSP_PATHS.payToVa, body, false);
+        return pspResult(p.response, extra(p));
+      },
+
+      async checkPushCreditStatus(creditRef) {
+        const p = await exchange<PspStatusResponse>(
+          'check_push_credit_status',
+          'PayToVaStatus',
+          PSP_PATHS.payToVaStatus,
+          { merchantId: s.merchant_id, merchantTranId: creditRef } as { merchantTranId: string },
           true,
         );
         return pspStatusResult(p, extra(p));

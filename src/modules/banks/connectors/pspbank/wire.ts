@@ -18,7 +18,8 @@ import {
 // Every message, both ways, is an envelope:
 //
 //   requestId      32 hex characters, unique per message (the replay key)
-//   service        what it is: QrIntent, CollectPay, TxnStatus, Refund, RefundStatus, Callback
+//   service        what it is: QrIntent, CollectPay, TxnStatus, Refund, RefundStatus, PayToVa,
+//                  PayToVaStatus, Callback
 //   timestamp      unix seconds when it was sealed (freshness)
 //   encryptedKey   base64 RSA-OAEP-SHA256(recipient's public key, a fresh 32-byte session key)
 //   iv             base64, 12 bytes
@@ -39,10 +40,29 @@ export const PSP_PATHS = {
   txnStatus: '/v1/upi/transaction-status',
   refund: '/v1/upi/refund',
   refundStatus: '/v1/upi/refund-status',
+  payToVa: '/v1/upi/pay-to-va',
+  payToVaStatus: '/v1/upi/pay-to-va-status',
 } as const;
 
-export type PspService = 'QrIntent' | 'CollectPay' | 'TxnStatus' | 'Refund' | 'RefundStatus' | 'Callback';
-const SERVICES = new Set<string>(['QrIntent', 'CollectPay', 'TxnStatus', 'Refund', 'RefundStatus', 'Callback']);
+export type PspService =
+  | 'QrIntent'
+  | 'CollectPay'
+  | 'TxnStatus'
+  | 'Refund'
+  | 'RefundStatus'
+  | 'PayToVa'
+  | 'PayToVaStatus'
+  | 'Callback';
+const SERVICES = new Set<string>([
+  'QrIntent',
+  'CollectPay',
+  'TxnStatus',
+  'Refund',
+  'RefundStatus',
+  'PayToVa',
+  'PayToVaStatus',
+  'Callback',
+]);
 
 export interface Envelope {
   requestId: string;
@@ -83,6 +103,21 @@ export interface PspRefundRequest {
   refundAmount: string;
   note?: string;
   callbackUrl: string;
+}
+
+/**
+ * PayToVa: a push credit from the merchant's account to a customer's VA (not against a debit).
+ * Answered like a Refund (PspTxnResponse); its status (PayToVaStatus, a PspStatusRequest) like a
+ * RefundStatus. Idempotent on merchantTranId.
+ */
+export interface PspPayToVaRequest {
+  merchantId: string;
+  /** The credit's own reference. */
+  merchantTranId: string;
+  payeeVa: string;
+  amount: string;
+  remarks: string;
+  relatedMerchantTranId?: string;
 }
 
 export interface PspStatusRequest {

@@ -13,6 +13,8 @@ const OPS: Record<string, Op> = {
   [SIM_PATHS.txnStatus]: 'check_status',
   [SIM_PATHS.refunds]: 'refund',
   [SIM_PATHS.refundStatus]: 'check_refund_status',
+  [SIM_PATHS.credits]: 'push_credit',
+  [SIM_PATHS.creditStatus]: 'check_push_credit_status',
 };
 
 function readJson(body: Buffer): Record<string, unknown> {
@@ -32,7 +34,7 @@ export const simbankFixture: ContractFixture = {
     return { op: OPS[path] ?? 'unknown', fields: readJson(body), authentic: check.ok };
   },
   reply(req, native) {
-    const ref = req.fields.txn_ref ?? req.fields.refund_ref;
+    const ref = req.fields.txn_ref ?? req.fields.refund_ref ?? req.fields.credit_ref;
     const body =
       req.op === 'register_intent'
         ? { txn_ref: ref, bank_ref: '111122223333', status: 'registered', expires_at: req.fields.expires_at }
@@ -59,6 +61,7 @@ export const simbankFixture: ContractFixture = {
   pending: '01',
   refField: 'txn_ref',
   amountField: 'amount',
+  credit: { refField: 'credit_ref', vpaField: 'payee_vpa', amountField: 'amount' },
   callback({ kind, ref, native, amountPaise, at, forge }) {
     const amount = (amountPaise / 100).toFixed(2);
     const raw = JSON.stringify(

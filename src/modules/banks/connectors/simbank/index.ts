@@ -8,6 +8,7 @@ import { defineConnector, type CallbackVerdict } from '../contract.ts';
 import {
   SIM_PATHS,
   type WireCollectRequest,
+  type WireCreditRequest,
   type WireIntentRequest,
   type WireIntentResponse,
   type WireRefundRequest,
@@ -144,6 +145,32 @@ export const simbank = defineConnector({
         return result(
           'check_refund_status',
           await post<WireTxnResponse>('check_refund_status', SIM_PATHS.refundStatus, { refund_ref: refundRef }, true),
+        );
+      },
+
+      // A push credit is never retried by the transport (the bank pays on the first one it
+      // reads); an uncertain answer is followed by a status query with the same credit_ref.
+      async pushCredit(req) {
+        const body: WireCreditRequest = {
+          credit_ref: req.creditRef,
+          payee_vpa: req.payeeVpa,
+          amount: formatRupees(req.amountPaise),
+          currency: 'INR',
+          note: req.note,
+          ...(req.relatedTxnRef ? { related_txn_ref: req.relatedTxnRef } : {}),
+        };
+        return result('push_credit', await post<WireTxnResponse>('push_credit', SIM_PATHS.credits, body, false));
+      },
+
+      async checkPushCreditStatus(creditRef) {
+        return result(
+          'check_push_credit_status',
+          await post<WireTxnResponse>(
+            'check_push_credit_status',
+            SIM_PATHS.creditStatus,
+            { credit_ref: creditRef },
+            true,
+          ),
         );
       },
 

@@ -11,6 +11,8 @@ export const SIM_PATHS = {
   refunds: '/v1/refunds',
   refundStatus: '/v1/refunds/status',
   customerPayments: '/v1/customer-payments',
+  credits: '/v1/credits',
+  creditStatus: '/v1/credits/status',
   health: '/health',
 } as const;
 
@@ -41,6 +43,7 @@ export interface WireIntentResponse {
 export interface WireTxnResponse {
   txn_ref?: string;
   refund_ref?: string;
+  credit_ref?: string;
   response_code: string;
   bank_ref?: string;
   payer_vpa?: string;
@@ -54,6 +57,21 @@ export interface WireRefundRequest {
   currency: 'INR';
   note?: string;
   callback_url: string;
+}
+
+/**
+ * A push credit from the merchant's (our) account to a customer's VPA: not against a debit, so not a
+ * refund. Idempotent on credit_ref (the same reference again answers the first answer; other
+ * details, 409). Answered like a refund (WireTxnResponse with `credit_ref`); no callback: the
+ * answer or a status query (`/v1/credits/status` with `{ credit_ref }`) tells the outcome.
+ */
+export interface WireCreditRequest {
+  credit_ref: string;
+  payee_vpa: string;
+  amount: string;
+  currency: 'INR';
+  note: string;
+  related_txn_ref?: string;
 }
 
 export type WireCallback =
