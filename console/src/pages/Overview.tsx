@@ -7,7 +7,6 @@ import { ErrorNote } from '../components/DataTable.tsx';
 import { ReconAging } from '../components/ReconAging.tsx';
 import { useCan } from '../session.tsx';
 import { when } from '../format.ts';
-import { useCan } from '../session.tsx';
 
 // The overview refreshes itself every 10 seconds from GET /v1/payments/stats (one query, a few
 // aggregates over the last hour, scoped to the operator's merchant when they have one).
