@@ -52,9 +52,13 @@ function forward(
   });
 }
 
-/** Fastify's answer while it closes (return503OnClosing): the request was not processed. */
-const closingRefusal = (status: number, body: Buffer) =>
-  status === 503 && !body.toString('utf8').includes('"error":{"code"');
+/**
+ * A 503 the replica answered before doing anything: Fastify's answer while it closes
+ * (return503OnClosing), or the api's admission gate refusing a request it never started
+ * (src/http/admission.ts: `X-Tillpoint-Not-Processed`, while stopping or when its queue is full).
+ */
+const closingRefusal = (status: number, headers: IncomingMessage['headers'], body: Buffer) =>
+  status === 503 && (headers['x-tillpoint-not-processed'] === '1' || !body.toString('utf8').includes('"error":{"code"'));
 
 export async function startBalancer(backends: string[]): Promise<Balancer> {
   let targets = backends.map((u) => new URL(u));
@@ -82,7 +86,7 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
             stats.retried++;
             continue;
           }
-          if (closingRefusal(out.status, out.body)) {
+          if (closingRefusal(out.status, out.headers, out.body)) {
             stats.retried++;
             continue;
           }
