@@ -204,7 +204,12 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
               'content-type': 'application/json',
               'idempotency-key': key,
             },
-            body: JSON.stringify({ terminal_id: demo.terminal_ids[0], amount: 7000 + i, currency: 'INR', method: 'upi_qr' }),
+            body: JSON.stringify({
+              terminal_id: demo.terminal_ids[0],
+              amount: 7000 + i,
+              currency: 'INR',
+              method: 'upi_qr',
+            }),
           });
           status = r.status;
           body = await r.json().catch(() => undefined);

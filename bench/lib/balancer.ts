@@ -58,7 +58,8 @@ function forward(
  * (src/http/admission.ts: `X-Tillpoint-Not-Processed`, while stopping or when its queue is full).
  */
 const closingRefusal = (status: number, headers: IncomingMessage['headers'], body: Buffer) =>
-  status === 503 && (headers['x-tillpoint-not-processed'] === '1' || !body.toString('utf8').includes('"error":{"code"'));
+  status === 503 &&
+  (headers['x-tillpoint-not-processed'] === '1' || !body.toString('utf8').includes('"error":{"code"'));
 
 export async function startBalancer(backends: string[]): Promise<Balancer> {
   let targets = backends.map((u) => new URL(u));
