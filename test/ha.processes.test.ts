@@ -108,7 +108,7 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     const api = await startTillpoint({
       name: 'api',
       args: ['serve', '--role', 'api'],
-      env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '1', SHUTDOWN_TIMEOUT_SECONDS: '20' },
+      env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '2', SHUTDOWN_TIMEOUT_SECONDS: '20' },
       ready: /Demo:/,
       logDir,
     });
@@ -139,8 +139,16 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     await sleep(500);
     const gone = exited(api);
     api.child.kill('SIGTERM');
-    // During SHUTDOWN_DELAY_SECONDS the API still answers, and says it is draining.
-    const r = await readyz(base);
+    // During SHUTDOWN_DELAY_SECONDS the API still answers, and says it is draining (once the
+    // signal has reached it: on a loaded machine a probe sent at once may be answered first).
+    const r = await until(
+      'readyz says draining',
+      async () => {
+        const x = await readyz(base);
+        return x.status === 503 ? x : undefined;
+      },
+      1500,
+    );
     assert.equal(r.status, 503);
     assert.equal(r.body.status, 'draining');
     const answers = await Promise.all(creates);
