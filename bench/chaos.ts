@@ -129,6 +129,9 @@ async function main() {
     TILLPOINT_DATA_DIR: dataDir, // shared: the keyring and audit key are the same for every process
     DATABASE_URL: pgc.url,
     DATABASE_POOL_SIZE: '8',
+    // Four requests at work per connection; the rest wait (src/http/admission.ts). This bounds
+    // what a graceful stop waits for on a machine where a request can take seconds.
+    HTTP_MAX_IN_FLIGHT: '32',
     REDIS_URL: redis.url,
     EMBEDDED_BANK_SIM: 'false',
     BANK_SIM_URL: `${bank.url}/sim`,

@@ -18,6 +18,7 @@ function forward(
   target: URL,
   req: IncomingMessage,
   body: Buffer,
+  signal: AbortSignal,
 ): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer } | { error: 'connect' | 'reset' }> {
   return new Promise((resolve) => {
     let sent = false;
@@ -29,6 +30,9 @@ function forward(
         path: req.url,
         headers: { ...req.headers, host: target.host, connection: 'keep-alive' },
         timeout: 60_000,
+        // The client gave up: so does the request to the replica (nginx's default,
+        // proxy_ignore_client_abort off), which then drops it if it had not begun.
+        signal,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -68,6 +72,10 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
     req.on('end', async () => {
       const body = Buffer.concat(chunks);
       const order = targets.map((_, i) => targets[(next + i) % targets.length]);
@@ -75,7 +83,9 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
       // Two passes over the replicas, a moment apart: a rolling restart may have none listening for an instant.
       for (let pass = 0; pass < 2; pass++) {
         for (const t of order) {
-          const out = await forward(t, req, body);
+          if (gone.signal.aborted) return;
+          const out = await forward(t, req, body, gone.signal);
+          if (gone.signal.aborted) return; // nobody to answer
           if ('error' in out) {
             if (out.error === 'reset') {
               stats.failed++;

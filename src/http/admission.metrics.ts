@@ -23,7 +23,7 @@ export function admissionMetrics(registry: Registry) {
     }),
     shed: new Counter({
       name: 'tillpoint_http_requests_shed_total',
-      help: 'Requests answered 503 before any work began: queue full, waited past HTTP_QUEUE_TIMEOUT_MS, or the replica was stopping',
+      help: 'Requests refused before any work began: queue full, waited past HTTP_QUEUE_TIMEOUT_MS, the replica was stopping (503), or the client went away while waiting (dropped)',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

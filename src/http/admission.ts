@@ -11,6 +11,7 @@ import { admissionMetrics } from './admission.metrics.ts';
 // requests still in flight (bench/README.md, the chaos run). Now:
 //   - at most `maxInFlight` requests run (from the first hook to the answer); the others wait here,
 //     first come first served, at most `maxQueue` of them and each at most `queueTimeoutMs`;
+//   - a request whose client goes away while it waits is dropped (nothing ran, nobody waits);
 //   - a request that cannot be admitted (queue full, waited too long) or that is still waiting when
 //     the stop begins (Fastify's preClose) is answered 503 `service_unavailable` with `Retry-After`
 //     and `X-Tillpoint-Not-Processed: 1`: nothing of it ran, so the balancer or the client sends it
@@ -32,9 +33,11 @@ export const NOT_PROCESSED_HEADER = 'x-tillpoint-not-processed';
 
 const UNGATED = new Set(['/healthz', '/readyz', '/metrics']);
 
+type Refusal = 'queue_full' | 'queue_timeout' | 'stopping' | 'client_gone';
+
 interface Waiter {
   admit(): void;
-  refuse(reason: 'queue_timeout' | 'stopping'): void;
+  refuse(reason: Refusal): void;
 }
 
 export function createAdmission(opts: AdmissionOptions) {
@@ -56,8 +59,12 @@ export function createAdmission(opts: AdmissionOptions) {
     update();
   };
 
-  /** Resolves with a release function once the request may run; rejects with the reason it may not. */
-  function enter(): Promise<() => void> {
+  /**
+   * Resolves with a release function once the request may run; rejects with the reason it may not.
+   * `onGone` is given a function to call if the client goes away: a request still waiting is then
+   * dropped (a caller that gave up, a bank that will resend its callback, must not hold a place).
+   */
+  function enter(onGone?: (drop: () => void) => void): Promise<() => void> {
     const once = () => {
       let done = false;
       return () => {
@@ -85,18 +92,21 @@ export function createAdmission(opts: AdmissionOptions) {
           reject(refusal(reason));
         },
       };
-      const timer = setTimeout(() => {
+      const leave = (reason: Refusal) => {
         const i = queue.indexOf(w);
-        if (i >= 0) queue.splice(i, 1);
+        if (i < 0) return; // admitted or refused already
+        queue.splice(i, 1);
         update();
-        w.refuse('queue_timeout');
-      }, opts.queueTimeoutMs);
+        w.refuse(reason);
+      };
+      const timer = setTimeout(() => leave('queue_timeout'), opts.queueTimeoutMs);
       queue.push(w);
       update();
+      onGone?.(() => leave('client_gone'));
     });
   }
 
-  function refusal(reason: 'queue_full' | 'queue_timeout' | 'stopping') {
+  function refusal(reason: Refusal) {
     m?.shed.inc({ reason });
     const e = new AppError(
       'service_unavailable',
@@ -133,9 +143,13 @@ export function registerAdmission(app: FastifyInstance, admission: Admission) {
     if (UNGATED.has(req.url.split('?')[0])) return;
     let release: () => void;
     try {
-      release = await admission.enter();
+      release = await admission.enter((drop) => reply.raw.once('close', drop));
     } catch (e) {
       const why = (e as { notProcessed?: string }).notProcessed;
+      if (why === 'client_gone') {
+        reply.hijack(); // nobody to answer: the connection is gone
+        return reply;
+      }
       reply.header('retry-after', '1');
       reply.header(NOT_PROCESSED_HEADER, '1');
       // A stopping replica closes the connection, so the client's next request opens one elsewhere.

@@ -274,7 +274,7 @@ const httpSchema = Type.Object({
   }),
   HTTP_QUEUE_TIMEOUT_MS: Type.Integer({
     minimum: 1,
-    default: 10_000,
+    default: 30_000,
     description:
       'The longest a request waits for admission before it is answered 503 `service_unavailable` (nothing ran); a stop refuses the waiting ones at once.',
   }),
