@@ -20,12 +20,23 @@ async function server(opts: { maxInFlight: number; maxQueue: number; queueTimeou
   });
   const gates: (() => void)[] = [];
   const started: number[] = [];
+  let released = false;
   app.get('/work/:n', async (req) => {
     started.push(Number((req.params as { n: string }).n));
-    await new Promise<void>((r) => gates.push(r));
+    if (!released) await new Promise<void>((r) => gates.push(r));
     return { ok: true };
   });
+  /** Lets every handler finish (so a failed test still closes the server). */
+  const close = () => {
+    released = true;
+    for (const g of gates.splice(0)) g();
+    return app.close();
+  };
   app.get('/readyz', async () => ({ status: 'ready' }));
+  app.get('/v1/banks/:code/callbacks', async () => {
+    started.push(-1);
+    return { received: true };
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as import('node:net').AddressInfo;
   const get = (path: string) =>
@@ -34,7 +45,7 @@ async function server(opts: { maxInFlight: number; maxQueue: number; queueTimeou
       headers: r.headers,
       body: (await r.json()) as any,
     }));
-  return { app, admission, registry, gates, started, get, port };
+  return { app, admission, registry, gates, started, get, port, close };
 }
 
 const tick = (ms = 50) => new Promise((r) => setTimeout(r, ms));
@@ -48,15 +59,20 @@ async function until(fn: () => boolean, ms = 3000) {
 
 test('admission: at most maxInFlight run, the rest wait first come first served; probes never wait', async (t) => {
   const s = await server({ maxInFlight: 2, maxQueue: 10, queueTimeoutMs: 10_000 });
-  t.after(() => s.app.close());
+  t.after(() => s.close());
   const answers = [1, 2, 3, 4].map((n) => s.get(`/work/${n}`));
   await until(() => s.started.length === 2 && s.admission.queued === 2);
-  assert.deepEqual(s.started.sort(), [1, 2]);
+  assert.deepEqual([...s.started].sort(), [1, 2]);
   assert.equal((await s.get('/readyz')).status, 200, 'a probe is answered while the queue is full of work');
+  const callback = s.get('/v1/banks/SIMBANK/callbacks');
+  await until(() => s.admission.queued === 3);
   s.gates.shift()!();
-  await until(() => s.started.length === 3);
-  assert.equal(s.started[2], 3, 'the first to wait is the first admitted');
-  while (s.started.length < 4 || s.gates.length > 0) {
+  // One place frees: the callback takes it (and, done at once, hands it to the next waiting).
+  await until(() => s.started.length >= 4);
+  assert.equal(s.started[2], -1, "a bank's callback goes ahead of the waiting requests");
+  assert.equal(s.started[3], 3, 'then the first to wait is the first admitted');
+  assert.equal((await callback).status, 200);
+  while (s.started.length < 5 || s.gates.length > 0) {
     s.gates.shift()?.();
     await tick(10);
   }
@@ -66,7 +82,7 @@ test('admission: at most maxInFlight run, the rest wait first come first served;
 
 test('admission: a full queue and a wait past the timeout are refused 503 service_unavailable, marked not processed, with Retry-After', async (t) => {
   const s = await server({ maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 300 });
-  t.after(() => s.app.close());
+  t.after(() => s.close());
   const first = s.get('/work/1');
   await until(() => s.started.length === 1);
   const waiting = s.get('/work/2');
@@ -89,7 +105,7 @@ test('admission: a full queue and a wait past the timeout are refused 503 servic
 
 test('admission: a client that goes away while waiting is dropped, its place given to the next', async (t) => {
   const s = await server({ maxInFlight: 1, maxQueue: 10, queueTimeoutMs: 10_000 });
-  t.after(() => s.app.close());
+  t.after(() => s.close());
   const first = s.get('/work/1');
   await until(() => s.started.length === 1);
   const gone = request({ host: '127.0.0.1', port: s.port, path: '/work/2' });

@@ -10,7 +10,8 @@ import { admissionMetrics } from './admission.metrics.ts';
 // graceful stop had to wait for all of them, overran SHUTDOWN_TIMEOUT_SECONDS and exited with
 // requests still in flight (bench/README.md, the chaos run). Now:
 //   - at most `maxInFlight` requests run (from the first hook to the answer); the others wait here,
-//     first come first served, at most `maxQueue` of them and each at most `queueTimeoutMs`;
+//     first come first served (banks' callbacks ahead of the rest), at most `maxQueue` of them
+//     and each at most `queueTimeoutMs`;
 //   - a request whose client goes away while it waits is dropped (nothing ran, nobody waits);
 //   - a request that cannot be admitted (queue full, waited too long) or that is still waiting when
 //     the stop begins (Fastify's preClose) is answered 503 `service_unavailable` with `Retry-After`
@@ -32,6 +33,12 @@ export interface AdmissionOptions {
 export const NOT_PROCESSED_HEADER = 'x-tillpoint-not-processed';
 
 const UNGATED = new Set(['/healthz', '/readyz', '/metrics']);
+/**
+ * Banks' callbacks wait ahead of other requests: each one finishes a payment or refund already
+ * taken (cheap, and without it a backlog makes the bank give up and the worker ask instead),
+ * while a new request only adds work.
+ */
+const CALLBACK_RE = /^\/v1\/(?:[a-z]+\/)?banks\/[^/]+\/callbacks$/;
 
 type Refusal = 'queue_full' | 'queue_timeout' | 'stopping' | 'client_gone';
 
@@ -44,6 +51,8 @@ export function createAdmission(opts: AdmissionOptions) {
   let inFlight = 0;
   let closing = false;
   const queue: Waiter[] = [];
+  /** Waiters that go ahead of ordinary requests (bank callbacks). */
+  const firsts = new WeakSet<Waiter>();
   const m = opts.registry ? admissionMetrics(opts.registry) : undefined;
   m?.inFlight.set(0);
   m?.queued.set(0);
@@ -64,7 +73,7 @@ export function createAdmission(opts: AdmissionOptions) {
    * `onGone` is given a function to call if the client goes away: a request still waiting is then
    * dropped (a caller that gave up, a bank that will resend its callback, must not hold a place).
    */
-  function enter(onGone?: (drop: () => void) => void): Promise<() => void> {
+  function enter(onGone?: (drop: () => void) => void, first = false): Promise<() => void> {
     const once = () => {
       let done = false;
       return () => {
@@ -100,7 +109,12 @@ export function createAdmission(opts: AdmissionOptions) {
         w.refuse(reason);
       };
       const timer = setTimeout(() => leave('queue_timeout'), opts.queueTimeoutMs);
-      queue.push(w);
+      if (first) {
+        // Ahead of every ordinary request, behind the other firsts (in their order).
+        const i = queue.findIndex((q) => !firsts.has(q));
+        firsts.add(w);
+        queue.splice(i < 0 ? queue.length : i, 0, w);
+      } else queue.push(w);
       update();
       onGone?.(() => leave('client_gone'));
     });
@@ -143,7 +157,7 @@ export function registerAdmission(app: FastifyInstance, admission: Admission) {
     if (UNGATED.has(req.url.split('?')[0])) return;
     let release: () => void;
     try {
-      release = await admission.enter((drop) => reply.raw.once('close', drop));
+      release = await admission.enter((drop) => reply.raw.once('close', drop), CALLBACK_RE.test(req.url.split('?')[0]));
     } catch (e) {
       const why = (e as { notProcessed?: string }).notProcessed;
       if (why === 'client_gone') {
