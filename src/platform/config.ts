@@ -263,7 +263,7 @@ const httpSchema = Type.Object({
     maximum: 100_000,
     default: 64,
     description:
-      'Requests the API works on at once; the others wait (first come, first served). Bounds what a graceful stop must finish.',
+      "Requests the API works on at once; the others wait (first come, first served; banks' callbacks first). Bounds what a graceful stop must finish.",
   }),
   HTTP_QUEUE_MAX: Type.Integer({
     minimum: 0,
