@@ -10,14 +10,16 @@ import { startTillpoint, runTillpoint, killAll, ROOT, type BenchProc } from './l
 import { startPgCluster, startRedis, startMosquitto, startBankProxy, sleep, type BankMode } from './lib/services.ts';
 import { startBalancer } from './lib/balancer.ts';
 import { Http, Recorder, now, round } from './lib/load.ts';
+import { compareBooks, readOurBooks, type BankBooks } from './lib/books.ts';
 
 // The chaos run: PostgreSQL, Redis, Mosquitto, the bank simulator (behind a proxy that makes it
 // misbehave) and two of each role (api behind a balancer, worker, terminal-gateway on Mosquitto),
 // under steady load (HTTP payments, refunds and reward redemptions, MQTT terminals), while a
 // schedule of faults runs: SIGKILL of a random process and its restart, a rolling SIGTERM of every
 // process, PostgreSQL restarts (fast and immediate), Redis and the broker stopped for a few
-// seconds, the bank answering 5xx after acting, timing out after acting, cutting the connection.
-// Then the invariants. One JSON line on stdout, kept in bench/results/chaos-*.json.
+// seconds, the bank answering 5xx after acting, timing out after acting, cutting the connection,
+// and its messages going wrong (duplicate, early and out-of-order callbacks, status answers that
+// contradict them). Then the invariants, among them the ledger held against the bank's books. One JSON line on stdout, kept in bench/results/chaos-*.json.
 //
 //   npm run chaos                 the full run (~4 minutes of load)
 //   npm run chaos -- --short      the CI version (~40 s of load, fewer faults)
@@ -108,6 +110,8 @@ async function main() {
     '0',
     '--timeout',
     '0',
+    // Message faults switched by the schedule (src/tools/bank-sim/faults.ts) and the bank's books.
+    '--faults',
   ];
   const sim = await startTillpoint({
     name: 'bank-sim',
@@ -125,6 +129,9 @@ async function main() {
     TILLPOINT_DATA_DIR: dataDir, // shared: the keyring and audit key are the same for every process
     DATABASE_URL: pgc.url,
     DATABASE_POOL_SIZE: '8',
+    // Four requests at work per connection; the rest wait (src/http/admission.ts). This bounds
+    // what a graceful stop waits for on a machine where a request can take seconds.
+    HTTP_MAX_IN_FLIGHT: '32',
     REDIS_URL: redis.url,
     EMBEDDED_BANK_SIM: 'false',
     BANK_SIM_URL: `${bank.url}/sim`,
@@ -460,24 +467,49 @@ async function main() {
     bank.setMode('ok');
     await recovery(f);
   };
+  // The bank's messages go wrong while its books stay right (src/tools/bank-sim/faults.ts):
+  // duplicate, early and out-of-order callbacks, status answers that contradict them.
+  const setBankFaults = async (modes: string[]) => {
+    const r = await simHttp.request('PUT', '/sim/v1/faults', { modes, hold_ms: 8000 });
+    if (r.status !== 200) throw new Error(`bank-sim faults: ${r.status} ${JSON.stringify(r.body)}`);
+  };
+  const bankMessages = async (modes: string[], ms: number) => {
+    const f: Fault = { kind: `bank_${modes.length > 1 ? 'messages' : modes[0]}`, start: now(), hard: false };
+    faults.push(f);
+    await setBankFaults(modes);
+    await sleep(ms);
+    await setBankFaults([]);
+    await recovery(f);
+  };
+  const ALL_MESSAGE_FAULTS = [
+    'duplicate_callbacks',
+    'early_callbacks',
+    'out_of_order_callbacks',
+    'contradicting_status',
+  ];
   const randomRole = () => roles[randomInt(roles.length)];
   const schedule: (() => Promise<void>)[] = SHORT
     ? [
         () => kill9(randomRole()),
         () => pgRestart('immediate'),
         () => bankMisbehaves('error_after', 4000),
+        () => bankMessages(ALL_MESSAGE_FAULTS, 6000),
         () => outage('broker_stopped', mq, 4000),
       ]
     : [
         () => kill9(randomRole()),
         () => bankMisbehaves('error_after', 8000),
+        () => bankMessages(['duplicate_callbacks'], 8000),
         () => pgRestart('fast'),
         () => outage('redis_stopped', redis, 6000),
         () => kill9(randomRole()),
         () => bankMisbehaves('timeout_after', 8000),
+        () => bankMessages(['early_callbacks'], 8000),
         () => outage('broker_stopped', mq, 6000),
         () => pgRestart('immediate'),
         () => bankMisbehaves('reset_after', 8000),
+        () => bankMessages(['out_of_order_callbacks'], 8000),
+        () => bankMessages(['contradicting_status'], 8000),
         () => kill9(randomRole()),
         () => rolling(),
       ];
@@ -538,7 +570,8 @@ async function main() {
         )
       ).rows[0].n,
     );
-  const settleDeadline = now() + (SHORT ? 15_000 : 120_000);
+  // Short: up to a minute (on a loaded machine the workers' status checks lag behind).
+  const settleDeadline = now() + (SHORT ? 60_000 : 120_000);
   while ((await open()) > 0 && now() < settleDeadline) await sleep(1000);
   const openLeft = await open();
   // "Stuck": open, past expiry by more than a minute, and not flagged. Never acceptable.
@@ -581,6 +614,11 @@ async function main() {
       Number(r.n),
     ]),
   );
+  // The ledger against the bank's own books, reference by reference (bench/lib/books.ts).
+  const booksRes = await simHttp.request<BankBooks>('GET', '/sim/v1/books');
+  if (booksRes.status !== 200) throw new Error(`bank-sim books: ${booksRes.status}`);
+  const books = compareBooks(booksRes.body, await readOurBooks(db));
+  const bankFaultCounts = (await simHttp.request('GET', '/sim/v1/faults')).body?.counts;
   await db.end();
   const verify = (what: string[]) => {
     const r = runTillpoint(what, baseEnv, 300_000);
@@ -672,6 +710,7 @@ async function main() {
     })),
     balancer: lb.stats,
     bank_proxy_calls: bank.counts,
+    bank_message_faults: bankFaultCounts,
     invariants: {
       acknowledged_payments: ids.length,
       acknowledged_then_lost: ids.length - found,
@@ -686,6 +725,8 @@ async function main() {
       flagged_for_reconciliation: flagged,
       open_at_end: openLeft,
       stuck_open_past_expiry: stuck,
+      ledger_vs_bank_mismatches: books.mismatches,
+      ledger_vs_bank: books,
     },
     stop_exit_codes: stopCodes,
     unexpected_exits: unexpectedExits,
@@ -697,6 +738,7 @@ async function main() {
     duplicated +
     overRefunded +
     stuck +
+    books.mismatches +
     (ledgerVerify.ok ? 0 : 1) +
     (rewardsVerify.ok ? 0 : 1) +
     (auditVerify.ok ? 0 : 1) +

@@ -17,6 +17,7 @@ import {
   type Restartable,
 } from '../bench/lib/services.ts';
 import { findPgBinDir } from '../bench/lib/postgres.ts';
+import { startBalancer } from '../bench/lib/balancer.ts';
 
 // Graceful stop and readiness with real processes: a PostgreSQL cluster of the test's own (it is
 // stopped and started), the bank simulator behind a proxy that can slow it down, Mosquitto, and
@@ -107,7 +108,7 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     const api = await startTillpoint({
       name: 'api',
       args: ['serve', '--role', 'api'],
-      env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '1', SHUTDOWN_TIMEOUT_SECONDS: '20' },
+      env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '2', SHUTDOWN_TIMEOUT_SECONDS: '20' },
       ready: /Demo:/,
       logDir,
     });
@@ -138,8 +139,16 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     await sleep(500);
     const gone = exited(api);
     api.child.kill('SIGTERM');
-    // During SHUTDOWN_DELAY_SECONDS the API still answers, and says it is draining.
-    const r = await readyz(base);
+    // During SHUTDOWN_DELAY_SECONDS the API still answers, and says it is draining (once the
+    // signal has reached it: on a loaded machine a probe sent at once may be answered first).
+    const r = await until(
+      'readyz says draining',
+      async () => {
+        const x = await readyz(base);
+        return x.status === 503 ? x : undefined;
+      },
+      1500,
+    );
     assert.equal(r.status, 503);
     assert.equal(r.body.status, 'draining');
     const answers = await Promise.all(creates);
@@ -151,6 +160,134 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     await assert.rejects(fetch(`${base}/healthz`), 'nothing listens after the stop');
     const log = readFileSync(api.logFile, 'utf8');
     assert.match(log, /"msg":"stopped"/);
+  });
+
+  test('rolling restart of two apis behind a balancer, with a backlog: each stopping api refuses what it has not begun (503, sent to the other), finishes the rest and exits 0 well within SHUTDOWN_TIMEOUT_SECONDS; no request fails, none is done twice', async () => {
+    const ports = [await freePort(), await freePort()];
+    const lb = await startBalancer(ports.map((p) => `http://127.0.0.1:${p}`));
+    // Four requests at work per api and a bank that takes 1 s; a burst before each stop leaves a
+    // queue in both. Before admission (src/http/admission.ts) a stop waited for its whole
+    // queue (here ~1 s per four requests queued), past a 6 s SHUTDOWN_TIMEOUT_SECONDS.
+    const apiEnv = (port: number) => ({
+      ...env,
+      PORT: String(port),
+      PUBLIC_URL: lb.url,
+      DATABASE_POOL_SIZE: '4',
+      HTTP_MAX_IN_FLIGHT: '4',
+      HTTP_QUEUE_TIMEOUT_MS: '60000',
+      SHUTDOWN_DELAY_SECONDS: '0',
+      SHUTDOWN_TIMEOUT_SECONDS: '6',
+    });
+    const start = (i: number) =>
+      startTillpoint({
+        name: `roll-api-${i + 1}`,
+        args: ['serve', '--role', 'api'],
+        env: apiEnv(ports[i]),
+        ready: /Demo:/,
+        logDir,
+        timeoutMs: 120_000,
+      });
+    const apis = [await start(0)];
+    apis.push(await start(1));
+    procs.push(...apis);
+    const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as {
+      api_key: string;
+      terminal_ids: string[];
+    };
+    const answers: { key: string; status: number; attempts: number; body: any }[] = [];
+    // A client as the chaos run's: the same Idempotency-Key on every retry, for up to 60 s.
+    const create = async (i: number) => {
+      const key = `roll-${i}-${randomBytes(4).toString('hex')}`;
+      const t0 = Date.now();
+      let attempts = 0;
+      for (;;) {
+        attempts++;
+        let status = 0;
+        let body: any;
+        try {
+          const r = await fetch(`${lb.url}/v1/payments`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${demo.api_key}`,
+              'content-type': 'application/json',
+              'idempotency-key': key,
+            },
+            body: JSON.stringify({
+              terminal_id: demo.terminal_ids[0],
+              amount: 7000 + i,
+              currency: 'INR',
+              method: 'upi_qr',
+            }),
+          });
+          status = r.status;
+          body = await r.json().catch(() => undefined);
+        } catch (e) {
+          body = { network: (e as Error).message };
+        }
+        if ((status !== 0 && status < 500) || Date.now() - t0 > 60_000) {
+          answers.push({ key, status, attempts, body });
+          return;
+        }
+        await sleep(200);
+      }
+    };
+    proxy.setDelay(1000);
+    const inflight: Promise<void>[] = [];
+    let loading = true;
+    const load = (async () => {
+      for (let i = 0; loading; i++) {
+        inflight.push(create(i));
+        await sleep(200);
+      }
+    })();
+    const stops: { name: string; code: number | null; ms: number; refused: number }[] = [];
+    try {
+      await sleep(3000);
+      let burst = 0;
+      for (const i of [0, 1]) {
+        // A burst just before the stop: each api has four at work and more waiting.
+        for (let k = 0; k < 24; k++) inflight.push(create(100_000 + burst++));
+        await sleep(500);
+        const t0 = Date.now();
+        const code = await apis[i].stop(30_000);
+        const ms = Date.now() - t0;
+        const log = readFileSync(apis[i].logFile, 'utf8');
+        const refused = (log.match(/"status":503/g) ?? []).length;
+        stops.push({ name: apis[i].name, code, ms, refused });
+        apis[i] = await start(i);
+        procs.push(apis[i]);
+        await sleep(1500);
+      }
+    } finally {
+      loading = false;
+      await load;
+      await Promise.all(inflight);
+      proxy.setDelay(0);
+    }
+    for (const s of stops) {
+      assert.equal(s.code, 0, `${s.name} did not stop cleanly: ${JSON.stringify(stops)}`);
+      assert.ok(s.ms < 6000, `${s.name} took ${s.ms} ms to stop`);
+    }
+    assert.ok(
+      stops.some((s) => s.refused > 0),
+      `a stopping api refused requests it had not begun: ${JSON.stringify(stops)}`,
+    );
+    assert.ok(lb.stats.retried > 0, 'the balancer sent refused requests to the other replica');
+    const failed = answers.filter((a) => a.status !== 201);
+    assert.deepEqual(failed, [], 'every create was answered 201');
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: pgc.url });
+    await c.connect();
+    const refs = answers.map((a) => a.body.id);
+    const found = await c.query(`SELECT count(*)::int AS n FROM payments.payments WHERE id = ANY($1::text[])`, [refs]);
+    const dup = await c.query(
+      `SELECT count(*)::int AS n FROM (SELECT client_ref FROM payments.payments WHERE client_ref LIKE '%:roll-%' GROUP BY 1 HAVING count(*) > 1) d`,
+    );
+    await c.end();
+    assert.equal(found.rows[0].n, answers.length, 'every acknowledged payment is there');
+    assert.equal(dup.rows[0].n, 0, 'no create ran twice');
+    for (const a of apis) assert.equal(await a.stop(30_000), 0);
+    await lb.close();
   });
 
   test('the database restarting while a connection is checked out (mid-transaction, or idle between statements) fails that work, never the process', async () => {

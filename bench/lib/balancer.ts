@@ -18,6 +18,7 @@ function forward(
   target: URL,
   req: IncomingMessage,
   body: Buffer,
+  signal: AbortSignal,
 ): Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer } | { error: 'connect' | 'reset' }> {
   return new Promise((resolve) => {
     let sent = false;
@@ -29,6 +30,9 @@ function forward(
         path: req.url,
         headers: { ...req.headers, host: target.host, connection: 'keep-alive' },
         timeout: 60_000,
+        // The client gave up: so does the request to the replica (nginx's default,
+        // proxy_ignore_client_abort off), which then drops it if it had not begun.
+        signal,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -52,9 +56,14 @@ function forward(
   });
 }
 
-/** Fastify's answer while it closes (return503OnClosing): the request was not processed. */
-const closingRefusal = (status: number, body: Buffer) =>
-  status === 503 && !body.toString('utf8').includes('"error":{"code"');
+/**
+ * A 503 the replica answered before doing anything: Fastify's answer while it closes
+ * (return503OnClosing), or the api's admission gate refusing a request it never started
+ * (src/http/admission.ts: `X-Tillpoint-Not-Processed`, while stopping or when its queue is full).
+ */
+const closingRefusal = (status: number, headers: IncomingMessage['headers'], body: Buffer) =>
+  status === 503 &&
+  (headers['x-tillpoint-not-processed'] === '1' || !body.toString('utf8').includes('"error":{"code"'));
 
 export async function startBalancer(backends: string[]): Promise<Balancer> {
   let targets = backends.map((u) => new URL(u));
@@ -63,6 +72,10 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
     req.on('end', async () => {
       const body = Buffer.concat(chunks);
       const order = targets.map((_, i) => targets[(next + i) % targets.length]);
@@ -70,7 +83,9 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
       // Two passes over the replicas, a moment apart: a rolling restart may have none listening for an instant.
       for (let pass = 0; pass < 2; pass++) {
         for (const t of order) {
-          const out = await forward(t, req, body);
+          if (gone.signal.aborted) return;
+          const out = await forward(t, req, body, gone.signal);
+          if (gone.signal.aborted) return; // nobody to answer
           if ('error' in out) {
             if (out.error === 'reset') {
               stats.failed++;
@@ -82,7 +97,7 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
             stats.retried++;
             continue;
           }
-          if (closingRefusal(out.status, out.body)) {
+          if (closingRefusal(out.status, out.headers, out.body)) {
             stats.retried++;
             continue;
           }

@@ -66,7 +66,7 @@ export class Http {
       throw new Error(`benchmarks only target loopback, not ${u.hostname}`);
     this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   }
-  async request<T = any>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpResult<T>> {
+  async request<T = any>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<HttpResult<T>> {
     const r = await this.pool.request({
       method,
       path,

@@ -16,6 +16,7 @@ import { registerIdempotency } from './idempotency.ts';
 import { runWithRequestContext } from '../platform/principal.ts';
 import { createEdgeProtection } from './edge/index.ts';
 import { registerTracing } from './tracing.ts';
+import { createAdmission, registerAdmission } from './admission.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -139,6 +140,17 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     }
   });
 
+  // Admission first: at most HTTP_MAX_IN_FLIGHT requests at work, the rest wait a bounded time, and
+  // a stop refuses the waiting ones (nothing of them ran) instead of waiting for them (admission.ts).
+  registerAdmission(
+    app,
+    createAdmission({
+      maxInFlight: config.http.maxInFlight,
+      maxQueue: config.http.queueMax,
+      queueTimeoutMs: config.http.queueTimeoutMs,
+      registry: metrics.registry,
+    }),
+  );
   // Security headers, CORS, content types and rate limits: before authentication, so a flood
   // is refused before it reaches the database.
   await edge.register(app);

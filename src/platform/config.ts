@@ -74,6 +74,10 @@ export interface HttpConfig {
   idleTimeoutMs: number;
   keepAliveTimeoutMs: number;
   maxConnections: number;
+  /** Admission (src/http/admission.ts): requests worked on at once, how many may wait, and for how long. */
+  maxInFlight: number;
+  queueMax: number;
+  queueTimeoutMs: number;
   /** Addresses/CIDRs of proxies allowed to set X-Forwarded-For; empty = trust none. */
   trustProxy: string[];
   /** Browser origins allowed by CORS; empty = CORS closed. */
@@ -254,6 +258,26 @@ const httpSchema = Type.Object({
     description: "Keep-alive between requests (above the load balancer's idle timeout).",
   }),
   HTTP_MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 10_000, description: 'Open connections per process.' }),
+  HTTP_MAX_IN_FLIGHT: Type.Integer({
+    minimum: 1,
+    maximum: 100_000,
+    default: 64,
+    description:
+      "Requests the API works on at once; the others wait (first come, first served; banks' callbacks first). Bounds what a graceful stop must finish.",
+  }),
+  HTTP_QUEUE_MAX: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    default: 1000,
+    description:
+      'Requests that may wait for admission; past it, 503 `service_unavailable` with `Retry-After` (nothing ran: retry anywhere).',
+  }),
+  HTTP_QUEUE_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    default: 30_000,
+    description:
+      'The longest a request waits for admission before it is answered 503 `service_unavailable` (nothing ran); a stop refuses the waiting ones at once.',
+  }),
   HTTP_TRUST_PROXY: Type.String({
     defaultText: 'none',
     description:
@@ -318,6 +342,9 @@ export function parseHttp(env: Env): HttpConfig {
     idleTimeoutMs: n('HTTP_IDLE_TIMEOUT_MS'),
     keepAliveTimeoutMs: n('HTTP_KEEP_ALIVE_TIMEOUT_MS'),
     maxConnections: n('HTTP_MAX_CONNECTIONS'),
+    maxInFlight: n('HTTP_MAX_IN_FLIGHT'),
+    queueMax: n('HTTP_QUEUE_MAX'),
+    queueTimeoutMs: n('HTTP_QUEUE_TIMEOUT_MS'),
     trustProxy,
     corsAllowedOrigins,
     hstsMaxAgeSeconds: n('HSTS_MAX_AGE_SECONDS'),

@@ -107,8 +107,37 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
     }
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   };
+  // Readiness's own connection (Db.ping): one, opened on first use, thrown away when it fails.
+  const probe = new pg.Pool({
+    connectionString: url,
+    max: 1,
+    connectionTimeoutMillis: 2000,
+    ...(Client ? { Client } : {}),
+  });
+  probe.on('error', () => {});
+  probe.on('connect', (client) => client.on('error', () => {}));
+  const ping = async (timeoutMs: number) => {
+    const client = await probe.connect();
+    let failed: Error | undefined;
+    const timer = setTimeout(() => {
+      // A server that stopped answering without closing the socket: the connection is dropped,
+      // so the next probe opens a new one instead of queueing behind this one.
+      failed = new Error(`no answer within ${timeoutMs} ms`);
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    }, timeoutMs);
+    try {
+      return (await client.query('SELECT 1')).rows.length === 1;
+    } catch (e) {
+      failed ??= e as Error;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      client.release(failed);
+    }
+  };
   return {
     driver: 'pg',
+    ping,
     query,
     exec: async (sql: string) => {
       await pool.query(sql);
@@ -151,7 +180,9 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
           client.release(broken);
         }
       }),
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), probe.end()]);
+    },
     poolStats: () => ({ max: poolSize, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
 }

@@ -24,4 +24,9 @@ export interface Db extends Queryable {
   close(): Promise<void>;
   /** Connection pool occupancy, for /metrics (pg only; PGlite is one in-process connection). */
   poolStats?(): { max: number; total: number; idle: number; waiting: number };
+  /**
+   * `SELECT 1` on a connection of its own, outside the pool (pg only): readiness asks whether the
+   * database answers, and must not wait in the pool's queue behind a backlog of requests and jobs.
+   */
+  ping?(timeoutMs: number): Promise<boolean>;
 }

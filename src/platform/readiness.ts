@@ -31,8 +31,16 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
-export function databaseCheck(db: Pick<Db, 'query'>): ReadinessCheck {
-  return { name: 'database', check: async () => (await db.query('SELECT 1')).rows.length === 1 };
+/**
+ * The database answers. On PostgreSQL on a connection of the probe's own (Db.ping): through the
+ * pool, a backlog of requests or jobs waiting for connections (after a bank outage, say) made the
+ * probe wait past its limit and the process said not ready although the database was fine.
+ */
+export function databaseCheck(db: Pick<Db, 'query' | 'ping'>, timeoutMs = 2000): ReadinessCheck {
+  return {
+    name: 'database',
+    check: async () => (db.ping ? db.ping(timeoutMs) : (await db.query('SELECT 1')).rows.length === 1),
+  };
 }
 
 export function createReadiness(opts: { checks?: ReadinessCheck[]; timeoutMs?: number } = {}): Readiness {

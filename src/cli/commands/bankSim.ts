@@ -3,7 +3,7 @@ import { onShutdown, type Command } from '../command.ts';
 export const bankSim: Command = {
   name: 'bank-sim',
   usage:
-    'bank-sim [--port N] [--host H] [--latency-ms N] [--approve R] [--decline R] [--pending R] [--timeout R] [--dev]',
+    'bank-sim [--port N] [--host H] [--latency-ms N] [--approve R] [--decline R] [--pending R] [--timeout R] [--dev] [--faults]',
   summary: 'Run the bank simulator as its own process (BANK_SIM_SECRET, or --dev for the development secret).',
   async run(argv) {
     const { parseBankSimArgs, startBankSimulator, BANK_SIM_USAGE } = await import('../../tools/bank-sim/index.ts');

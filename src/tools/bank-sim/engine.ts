@@ -13,6 +13,7 @@ import type {
   WireTxnResponse,
 } from './wire.ts';
 import { settlementRecordsOf } from './settlementFile.ts';
+import type { SimFaults } from './faults.ts';
 
 // The simulated bank: in-memory transactions, outcomes drawn from configured ratios, and
 // signed callbacks delivered with retries. Kept apart from the HTTP layer (plugin.ts) so the
@@ -56,6 +57,8 @@ export interface SimEngineOptions {
   /** Waits between callback attempts; one attempt more than there are entries. */
   callbackRetryDelaysMs?: number[];
   callbackTimeoutMs?: number;
+  /** Message faults switched on and off at run time (faults.ts): duplicates, early, stale, held callbacks. */
+  faults?: SimFaults;
 }
 
 /** An error the simulator answers with: HTTP status plus `{ error: { code, message } }`. */
@@ -276,7 +279,11 @@ export function createSimEngine(opts: SimEngineOptions) {
     callbackUrl: string,
     payload: WireCallback,
     channel: CallbackChannel = simbankChannel,
+    /** Sent as is: the faults have already decided this copy (faults.ts). */
+    direct = false,
   ): Promise<{ delivered: boolean; status?: number }> {
+    if (opts.faults && !direct)
+      return opts.faults.deliver(payload, (p) => sendCallback(callbackUrl, p, channel, true), later);
     const ref = payload.type === 'payment' ? payload.txn_ref : payload.refund_ref;
     const attempt = async (n: number): Promise<{ delivered: boolean; status?: number }> => {
       let status: number | undefined;

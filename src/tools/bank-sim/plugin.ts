@@ -6,6 +6,8 @@ import { SIM_PATHS } from './wire.ts';
 import { registerSettlementFileRoute } from './settlementFile.ts';
 import { registerPspRoutes, type PspSimOptions } from './psp.ts';
 import { createSimCredits, registerSimCreditRoutes } from './credits.ts';
+import { registerBooksRoute, registerFaultControl } from './control.ts';
+import type { SimFaults } from './faults.ts';
 
 // The simulator as a Fastify plugin: register it with `{ prefix: '/sim' }` on the main
 // server (development) or on its own server (startBankSimulator). Not wrapped in
@@ -37,6 +39,8 @@ export interface BankSimulatorOptions {
    * The customer's side and /health are never affected.
    */
   outage?: SimOutage;
+  /** Message faults switched at run time, with GET/PUT /sim/v1/faults to switch them (faults.ts, control.ts). */
+  faults?: SimFaults;
 }
 
 export type OutageMode = 'error' | 'hang' | 'reset';
@@ -145,6 +149,10 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
     }
   });
 
+  // The bank's books, and the switch for its message faults (control.ts): before the routes, so
+  // its hooks see their answers.
+  registerBooksRoute(app, engine);
+  if (opts.faults) registerFaultControl(app, engine, opts.faults);
   app.get(SIM_PATHS.health, async () => ({ status: 'ok' }));
   if (opts.psp) {
     const psp = opts.psp;

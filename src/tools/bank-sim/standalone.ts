@@ -4,6 +4,7 @@ import type { Clock } from '../../platform/clock.ts';
 import { ConfigError } from '../../platform/config.ts';
 import { bankSimulatorPlugin } from './plugin.ts';
 import { normaliseRatios, type OutcomeRatios } from './engine.ts';
+import { createSimFaults } from './faults.ts';
 
 // The simulator as its own process (`npx tillpoint bank-sim`), so Tillpoint can be run
 // against a bank across a real network hop, as in production.
@@ -22,6 +23,8 @@ export interface StartBankSimulatorOptions {
   callbackRetryDelaysMs?: number[];
   /** A pino logger for request and simulator logs; none (silent) when omitted. */
   logger?: Logger;
+  /** Serve GET/PUT /sim/v1/faults: message faults switched at run time (faults.ts). */
+  faults?: boolean;
 }
 
 export interface RunningBankSimulator {
@@ -46,6 +49,7 @@ export async function startBankSimulator(opts: StartBankSimulatorOptions): Promi
     rng: opts.rng,
     clock: opts.clock,
     callbackRetryDelaysMs: opts.callbackRetryDelaysMs,
+    ...(opts.faults ? { faults: createSimFaults() } : {}),
   });
   const host = opts.host ?? '127.0.0.1';
   await app.listen({ port: opts.port, host });
@@ -64,6 +68,7 @@ export interface BankSimArgs {
   outcomes?: Partial<OutcomeRatios>;
   dev: boolean;
   help: boolean;
+  faults?: boolean;
 }
 
 export const BANK_SIM_USAGE = `Usage: tillpoint bank-sim [options]
@@ -78,6 +83,8 @@ Runs the UPI bank simulator as its own HTTP server (API under /sim/v1/...).
   --pending R       weight of payments that never complete (default 0.03)
   --timeout R       weight of deemed (timed-out) payments (default 0.02)
   --dev             use the development secret if BANK_SIM_SECRET is not set
+  --faults          serve GET/PUT /sim/v1/faults: duplicate, early, out-of-order callbacks and
+                    status answers that contradict them, switched while it runs (for the chaos run)
   --help            show this text
 
 Environment: BANK_SIM_SECRET (required unless --dev), the HMAC secret shared with Tillpoint.`;
@@ -87,10 +94,12 @@ export function parseBankSimArgs(argv: string[], env: Record<string, string | un
   const values = new Map<string, string>();
   let dev = false;
   let help = false;
+  let faults = false;
   const valued = ['port', 'host', 'latency-ms', 'approve', 'decline', 'pending', 'timeout'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--dev') dev = true;
+    else if (a === '--faults') faults = true;
     else if (a === '--help' || a === '-h') help = true;
     else if (a.startsWith('--')) {
       const eq = a.indexOf('=');
@@ -142,5 +151,6 @@ export function parseBankSimArgs(argv: string[], env: Record<string, string | un
     ...(anyRatio ? { outcomes: given } : {}),
     dev,
     help,
+    ...(faults ? { faults } : {}),
   };
 }
