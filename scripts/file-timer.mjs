@@ -6,13 +6,15 @@ import { appendFileSync } from 'node:fs';
 import { relative } from 'node:path';
 
 const out = process.env.TEST_DURATIONS_FILE;
-// The runner runs the compiled copy of a test file (TEST_BUILD_DIR/<path>.mjs): the figures are
-// recorded under the source file's name, which is what orders the next run.
+// The runner runs the compiled copy of a test file (TEST_BUILD_DIR/<place in the order>/<path>.mjs):
+// the figures are recorded under the source file's name, which is what orders the next run.
 const build = process.env.TEST_BUILD_DIR;
 const arg = process.argv[1];
 const file =
   build && arg?.startsWith(`${build}/`) && arg.endsWith('.test.mjs')
-    ? relative(build, arg).replace(/\.mjs$/, '.ts')
+    ? relative(build, arg)
+        .replace(/^\d+\//, '')
+        .replace(/\.mjs$/, '.ts')
     : arg?.endsWith('.test.ts')
       ? relative(process.cwd(), arg)
       : undefined;

@@ -123,6 +123,11 @@ rmSync(runLog, { force: true });
 // (`import(variable)`: it wants the source modules themselves, e.g. to compare them with what the
 // bundle holds) runs from source through tsx, as does every file with TEST_TSX=1.
 const useBuild = process.env.TEST_TSX !== '1';
+// Node 20's `node --test` sorts the files it is given by path before it starts them, which undid
+// the order above (alphabetical, not slowest first). A compiled file's path begins with its place
+// in the order (build-<pid>/0007/test/x.test.mjs), so sorting keeps it. Files run from source sort
+// after the compiled ones (node_modules/… < src/… < test/…).
+const builtName = (f) => `${String(ordered.indexOf(f)).padStart(4, '0')}/${f.replace(/\.[cm]?tsx?$/, '.mjs')}`;
 const needsSource = (f) => /\bimport\(\s*[^'"\s)]/.test(readFileSync(f, 'utf8'));
 const compiled = useBuild ? ordered.filter((f) => !needsSource(f)) : [];
 let buildDir;
@@ -154,7 +159,7 @@ if (compiled.length > 0) {
   };
   try {
     await esbuild.build({
-      entryPoints: compiled,
+      entryPoints: compiled.map((f) => ({ in: f, out: builtName(f).replace(/\.mjs$/, '') })),
       outdir: buildDir,
       outbase: '.',
       outExtension: { '.js': '.mjs' },
@@ -176,7 +181,7 @@ if (compiled.length > 0) {
   }
 }
 const compiledSet = new Set(compiled);
-const runAs = (f) => (compiledSet.has(f) ? join(buildDir, f.replace(/\.[cm]?tsx?$/, '.mjs')) : f);
+const runAs = (f) => (compiledSet.has(f) ? join(buildDir, builtName(f)) : f);
 
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const started = Date.now();
