@@ -126,6 +126,16 @@ function pgTemplate(base: string): Promise<string> {
   return t;
 }
 
+/**
+ * A PGlite database from the template, on PGlite whatever TEST_DATABASE_URL says: for the tests
+ * that are about PGlite itself (the embedded admin socket) or that hand a PGlite data directory to
+ * the commands they run (`dataDir`: the template is unpacked into that directory, as a first start
+ * would have made it, without paying for initdb). Migrated unless `migrate: false`.
+ */
+export async function createPgliteTestDb(opts: { dataDir?: string; migrate?: boolean } = {}) {
+  return createPgliteDb(opts.dataDir, { loadDataDir: await pgliteTemplate(opts.migrate !== false) });
+}
+
 export async function createTestDb(opts: { migrate?: boolean } = {}): Promise<Db & { url?: string }> {
   const base = process.env.TEST_DATABASE_URL;
   const migrated = opts.migrate !== false;
