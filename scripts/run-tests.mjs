@@ -133,12 +133,16 @@ const compiled = useBuild ? ordered.filter((f) => !needsSource(f)) : [];
 let buildDir;
 if (compiled.length > 0) {
   // One directory per run (two runs on one checkout must not delete each other's files); the
-  // ones of runs that ended without cleaning up (killed) are removed here.
-  for (const name of readdirSync(CACHE)) {
+  // ones of runs that ended without cleaning up (killed) are removed here. Not under node_modules:
+  // Node 22 and later take `--test` arguments as glob patterns, which never match there. Inside the
+  // checkout (tmp/ is git-ignored), so the bundles' package imports resolve from node_modules.
+  const BUILD_ROOT = 'tmp/test-build';
+  mkdirSync(BUILD_ROOT, { recursive: true });
+  for (const name of readdirSync(BUILD_ROOT)) {
     const pid = /^build-(\d+)$/.exec(name)?.[1];
-    if (pid && !isAlive(Number(pid))) rmSync(join(CACHE, name), { recursive: true, force: true });
+    if (pid && !isAlive(Number(pid))) rmSync(join(BUILD_ROOT, name), { recursive: true, force: true });
   }
-  buildDir = join(CACHE, `build-${process.pid}`);
+  buildDir = join(BUILD_ROOT, `build-${process.pid}`);
   const esbuild = await import('esbuild');
   const sourceImportMeta = {
     name: 'source-import-meta',
