@@ -4,8 +4,9 @@
 // Extra arguments are passed through (e.g. a file filter: `npm test -- payments`).
 // `--durations` prints each file's wall and CPU time after the run (docs/testing.md).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 
 const roots = ['src', 'test'];
 const args = process.argv.slice(2);
@@ -20,6 +21,15 @@ function walk(dir, out) {
     else if (name.endsWith('.test.ts')) out.push(p);
   }
   return out;
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
 }
 
 const files = roots
@@ -100,22 +110,108 @@ mkdirSync(CACHE, { recursive: true });
 const runLog = join(CACHE, `run-${process.pid}.jsonl`);
 rmSync(runLog, { force: true });
 
+// Compiled once per run, not once per test process. Under `--import tsx` every test process
+// transpiled-or-cache-read and resolved its whole import graph through tsx's loader hooks (which
+// also see every package file): about 2 s of CPU per file before its first test (docs/testing.md,
+// "Where a file's CPU goes"). Here esbuild (the compiler tsx itself uses, with the same
+// tsconfig) bundles each test file and the project code it imports into plain JavaScript, with
+// the code the files share in common chunks; packages stay imports of node_modules. The test
+// processes then run without tsx. `import.meta.url`, `.dirname` and `.filename` are replaced by
+// the source file's own, so code that finds files next to itself (migrations, samples, bin/)
+// behaves as it does from source. Processes the tests start (bin/tillpoint.mjs, `--import tsx`
+// scripts) still run from source. A file that imports modules by a path computed at run time
+// (`import(variable)`: it wants the source modules themselves, e.g. to compare them with what the
+// bundle holds) runs from source through tsx, as does every file with TEST_TSX=1.
+const useBuild = process.env.TEST_TSX !== '1';
+// Node 20's `node --test` sorts the files it is given by path before it starts them, which undid
+// the order above (alphabetical, not slowest first). A compiled file's path begins with its place
+// in the order (build-<pid>/0007/test/x.test.mjs), so sorting keeps it. Files run from source sort
+// after the compiled ones (node_modules/… < src/… < test/…).
+const builtName = (f) => `${String(ordered.indexOf(f)).padStart(4, '0')}/${f.replace(/\.[cm]?tsx?$/, '.mjs')}`;
+const needsSource = (f) => /\bimport\(\s*[^'"\s)]/.test(readFileSync(f, 'utf8'));
+const compiled = useBuild ? ordered.filter((f) => !needsSource(f)) : [];
+let buildDir;
+if (compiled.length > 0) {
+  // One directory per run (two runs on one checkout must not delete each other's files); the
+  // ones of runs that ended without cleaning up (killed) are removed here. Not under node_modules:
+  // Node 22 and later take `--test` arguments as glob patterns, which never match there. Inside the
+  // checkout (tmp/ is git-ignored), so the bundles' package imports resolve from node_modules.
+  const BUILD_ROOT = 'tmp/test-build';
+  mkdirSync(BUILD_ROOT, { recursive: true });
+  for (const name of readdirSync(BUILD_ROOT)) {
+    const pid = /^build-(\d+)$/.exec(name)?.[1];
+    if (pid && !isAlive(Number(pid))) rmSync(join(BUILD_ROOT, name), { recursive: true, force: true });
+  }
+  buildDir = join(BUILD_ROOT, `build-${process.pid}`);
+  const esbuild = await import('esbuild');
+  const sourceImportMeta = {
+    name: 'source-import-meta',
+    setup(b) {
+      b.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, (a) => {
+        if (a.path.includes('/node_modules/')) return undefined;
+        const text = readFileSync(a.path, 'utf8');
+        if (!text.includes('import.meta')) return undefined;
+        return {
+          contents: text
+            .replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(a.path).href))
+            .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(a.path)))
+            .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(a.path)),
+          loader: /\.[cm]?([jt]sx?)$/.exec(a.path)[1],
+        };
+      });
+    },
+  };
+  try {
+    await esbuild.build({
+      entryPoints: compiled.map((f) => ({ in: f, out: builtName(f).replace(/\.mjs$/, '') })),
+      outdir: buildDir,
+      outbase: '.',
+      outExtension: { '.js': '.mjs' },
+      bundle: true,
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      packages: 'external',
+      sourcemap: 'linked',
+      tsconfig: 'tsconfig.json',
+      plugins: [sourceImportMeta],
+      logLevel: 'warning',
+    });
+  } catch (e) {
+    console.error(`compiling the test files failed (TEST_TSX=1 runs them through tsx instead): ${e.message}`);
+    process.exit(1);
+  }
+}
+const compiledSet = new Set(compiled);
+const runAs = (f) => (compiledSet.has(f) ? join(buildDir, builtName(f)) : f);
+
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const started = Date.now();
 const r = spawnSync(
   process.execPath,
   [
+    '--enable-source-maps',
     '--import',
-    'tsx',
+    './scripts/load-tsx-for-sources.mjs',
     '--import',
     './scripts/file-timer.mjs',
     '--test',
     `--test-concurrency=${concurrency}`,
     ...passFlags,
-    ...ordered,
+    ...ordered.map(runAs),
   ],
-  { stdio: 'inherit', env: { ...process.env, TEST_DURATIONS_FILE: runLog } },
+  {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      TEST_DURATIONS_FILE: runLog,
+      ...(buildDir ? { TEST_BUILD_DIR: resolve(buildDir) } : {}),
+    },
+  },
 );
+if (buildDir) rmSync(buildDir, { recursive: true, force: true });
 
 const rows = existsSync(runLog)
   ? readFileSync(runLog, 'utf8')

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createPgliteDb, type Db } from '../src/platform/db.ts';
-import { createTestDb } from '../src/platform/testing.ts';
+import { createPgliteTestDb, createTestDb } from '../src/platform/testing.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { systemClock } from '../src/platform/clock.ts';
 import { auditKeysFromSeed, createAuditWriter } from '../src/modules/audit/index.ts';
@@ -31,7 +31,13 @@ test('audit, access and operators commands', async () => {
   // PGlite is one process's database: open it, write, close, then let the command have it.
   const real = process.env.TEST_DATABASE_URL ? await createTestDb() : undefined;
   if (real) env.DATABASE_URL = real.url!;
-  const open = async (): Promise<Db> => real ?? (await createPgliteDb(join(dataDir, 'pglite')));
+  // The first open unpacks the migrated test template into the data directory (no initdb); later
+  // ones open what the commands left there.
+  const open = async (first = false): Promise<Db> =>
+    real ??
+    (first
+      ? await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') })
+      : await createPgliteDb(join(dataDir, 'pglite')));
   const done = async (db: Db) => {
     if (!real) await db.close();
   };
@@ -39,7 +45,7 @@ test('audit, access and operators commands', async () => {
     spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
 
   try {
-    let db = await open();
+    let db = await open(true);
     await migrate(db);
     const writer = createAuditWriter({ keys: auditKeysFromSeed(seed), clock: systemClock });
     const ids: string[] = [];

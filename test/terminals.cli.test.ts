@@ -8,7 +8,8 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import pg from 'pg';
 import 'reflect-metadata';
 import { X509Crl } from '@peculiar/x509';
-import { createPgDb, createPgliteDb, type Db } from '../src/platform/db.ts';
+import { createPgDb, type Db } from '../src/platform/db.ts';
+import { createPgliteTestDb } from '../src/platform/testing.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { newId } from '../src/platform/ids.ts';
 
@@ -27,7 +28,7 @@ const cli = (args: string[], env: Record<string, string>) =>
 async function database(dataDir: string): Promise<{ db: Db; env: Record<string, string>; drop(): Promise<void> }> {
   const base = process.env.TEST_DATABASE_URL;
   if (!base) {
-    const db = await createPgliteDb(join(dataDir, 'pglite'));
+    const db = await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') });
     return { db, env: { DATABASE_URL: '' }, drop: async () => {} };
   }
   const name = `tp_cli_${randomBytes(5).toString('hex')}`;

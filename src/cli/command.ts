@@ -1,6 +1,8 @@
 import { loadConfig, type Config } from '../config.ts';
 import { openDb, type Db } from '../platform/db.ts';
+import { createLogger, type Logger } from '../platform/log.ts';
 import { migrate } from '../platform/migrate.ts';
+import { createSecretStore, createSecretsProvider, type SecretStore } from '../platform/secrets.ts';
 
 // A `tillpoint` subcommand. Each lives in its own file under commands/ and is listed in
 // commands/index.ts; `help` is generated from the list.
@@ -35,6 +37,53 @@ export async function withDb<T>(fn: (db: Db, config: Config) => Promise<T>): Pro
     return await fn(db, config);
   } finally {
     await db.close();
+  }
+}
+
+/** What withServerDb() hands a command: the configuration, a logger, the secret store and the database. */
+export interface ServerDb {
+  config: Config;
+  logger: Logger;
+  /** The secret store as the server has it (SECRETS_*): the vault's key manager reads from it. */
+  secrets: SecretStore;
+  db: Db;
+}
+
+/**
+ * Opens the configured database the way a server does, for commands that set up the vault or the
+ * audit trail beside it (`import`, `keys`, `payouts`): the password from DATABASE_PASSWORD_SECRET
+ * through the secret store when that is set, the database migrated. Runs `fn`, then stops the
+ * secret store and closes the database, whatever `fn` did.
+ */
+export async function withServerDb<T>(
+  fn: (s: ServerDb) => Promise<T>,
+  opts: { config?: Config; logger?: Logger } = {},
+): Promise<T> {
+  const config = opts.config ?? loadConfig();
+  const logger = opts.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const secrets = createSecretStore(createSecretsProvider(config.secrets), {
+    refreshMs: 60_000,
+    overlapMs: config.secrets.overlapSeconds * 1000,
+    logger,
+  });
+  try {
+    const dbPassword = config.databasePasswordSecret
+      ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
+      : undefined;
+    const db = await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: 2,
+      password: dbPassword && (() => dbPassword.current()),
+    });
+    try {
+      await migrate(db);
+      return await fn({ config, logger, secrets, db });
+    } finally {
+      await db.close();
+    }
+  } finally {
+    secrets.stop();
   }
 }
 

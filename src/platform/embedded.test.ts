@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPgliteDb } from './db.ts';
+import { createPgliteTestDb } from './testing.ts';
 import {
   acquireLock,
   connectToOwner,
@@ -76,7 +76,7 @@ describe('the data directory lock', () => {
 describe('the admin socket', () => {
   test("statements and transactions run on the owner's database; values keep their types; errors keep their SQLSTATE", async () => {
     const d = dir();
-    const owner = await createPgliteDb();
+    const owner = await createPgliteTestDb({ migrate: false });
     const lock = await acquireLock(d, 'serve --role all', true);
     const admin = await serveAdminSocket(owner, d);
     lock.setSocket(admin.socket);
@@ -123,7 +123,8 @@ describe('the admin socket', () => {
         await tx.query(`INSERT INTO t (id) VALUES (4)`);
         await new Promise<void>((r) => (release = r));
       });
-      await new Promise((r) => setTimeout(r, 100));
+      // Until the command's transaction holds (a fixed 100 ms was not always enough on a loaded machine).
+      while (!release) await new Promise((r) => setTimeout(r, 10));
       const ownerWrite = owner.query(`INSERT INTO t (id) VALUES (5)`);
       release();
       await held;
@@ -142,7 +143,7 @@ describe('the admin socket', () => {
 
   test('a wrong token is refused; the socket and token are owner-only', async () => {
     const d = dir();
-    const owner = await createPgliteDb();
+    const owner = await createPgliteTestDb({ migrate: false });
     const admin = await serveAdminSocket(owner, d);
     try {
       const { statSync } = await import('node:fs');

@@ -3,13 +3,10 @@ import { createReadStream, existsSync, mkdirSync, statSync, writeFileSync } from
 import { userInfo } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../../config.ts';
-import { openDb, type Db } from '../../platform/db.ts';
-import { migrate } from '../../platform/migrate.ts';
-import { createLogger } from '../../platform/log.ts';
+import { ConfigError, type Config } from '../../config.ts';
+import type { Db } from '../../platform/db.ts';
 import { systemClock } from '../../platform/clock.ts';
-import { createSecretStore, createSecretsProvider } from '../../platform/secrets.ts';
-import { UsageError, type Command } from '../command.ts';
+import { UsageError, withServerDb, type Command } from '../command.ts';
 
 // `tillpoint import …`: bulk onboarding from files (src/modules/onboarding/README.md). Progress
 // goes to stderr, the report to stdout and to <data dir>/imports/ (or --report-dir).
@@ -37,24 +34,7 @@ export async function withOnboarding<T>(
     },
   ) => Promise<T>,
 ): Promise<T> {
-  const config = loadConfig();
-  const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const secrets = createSecretStore(createSecretsProvider(config.secrets), {
-    refreshMs: 60_000,
-    overlapMs: config.secrets.overlapSeconds * 1000,
-    logger,
-  });
-  const dbPassword = config.databasePasswordSecret
-    ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
-    : undefined;
-  const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: 2,
-    password: dbPassword && (() => dbPassword.current()),
-  });
-  try {
-    await migrate(db);
+  return withServerDb(async ({ config, logger, secrets, db }) => {
     const { createVault, createKeyManagerFromConfig } = await import('../../modules/vault/index.ts');
     const { createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');
     const { createLedgerService } = await import('../../modules/ledger/index.ts');
@@ -97,9 +77,7 @@ export async function withOnboarding<T>(
     } finally {
       vault.close();
     }
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -1,11 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../config.ts';
-import { openDb } from '../../platform/db.ts';
-import { migrate } from '../../platform/migrate.ts';
-import { createLogger } from '../../platform/log.ts';
 import { systemClock } from '../../platform/clock.ts';
-import { createSecretStore, createSecretsProvider } from '../../platform/secrets.ts';
-import { UsageError, type Command } from '../command.ts';
+import { UsageError, withServerDb, type Command } from '../command.ts';
 
 // `tillpoint keys …`: the key hierarchy of src/modules/vault (README there has the rules).
 
@@ -19,24 +15,7 @@ const USAGE = `usage:
   tillpoint keys keyring-add-version < keyring.json`;
 
 async function withVault<T>(fn: (vault: import('../../modules/vault/index.ts').Vault) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const secrets = createSecretStore(createSecretsProvider(config.secrets), {
-    refreshMs: 60_000,
-    overlapMs: config.secrets.overlapSeconds * 1000,
-    logger,
-  });
-  const dbPassword = config.databasePasswordSecret
-    ? await secrets.watch(config.databasePasswordSecret, 'DATABASE_PASSWORD_SECRET')
-    : undefined;
-  const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: 2,
-    password: dbPassword && (() => dbPassword.current()),
-  });
-  try {
-    await migrate(db);
+  return withServerDb(async ({ config, logger, secrets, db }) => {
     const { createVault, createKeyManagerFromConfig } = await import('../../modules/vault/index.ts');
     const { ENCRYPTED_FIELDS } = await import('../../app.ts');
     const vault = createVault({
@@ -54,9 +33,7 @@ async function withVault<T>(fn: (vault: import('../../modules/vault/index.ts').V
     } finally {
       vault.close();
     }
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 const days = (d: number | null) => (d === null ? '?' : d < 1 ? `${Math.round(d * 24)}h` : `${Math.floor(d)}d`);
