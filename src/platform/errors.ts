@@ -123,6 +123,11 @@ export function fromDatabaseError(e: unknown): AppError | undefined {
   const code = (e as { code?: string } | null)?.code;
   if (typeof code !== 'string') return undefined;
   switch (code) {
+    // A deadlock or serialization failure that outlived the transaction's own retries: nothing
+    // was written, and sending the request again is the cure.
+    case '40001':
+    case '40P01':
+      return new AppError('service_unavailable', 'The request collided with another; send it again');
     case '23505':
       return new AppError('conflict', 'A resource with these values already exists');
     case '23503':

@@ -246,9 +246,12 @@ export function createPaymentEffects(deps: PaymentsDeps) {
           const done = await repo.completeRefund(tx, r.id, 'succeeded', answer?.bankRef ?? null, responseCode, now);
           const p = (await repo.getPayment(tx, r.payment_id, true))!;
           const after = await repo.settleRefundOnPayment(tx, p.id, r.amount, true, now);
-          await postRefundLedger(tx, p, done);
+          // Hooks first, the ledger entry last, in the same order as a payment's success: rewards
+          // locks the customer, the entry locks the merchant's accounts. The other order let a
+          // refund and a success for the same customer and merchant deadlock (found by the chaos run).
           await withPayerVpa(deps.payerVpa, after, tx);
           for (const h of hooks) await h.onRefunded?.(tx, after, done);
+          await postRefundLedger(tx, p, done);
           await transition(tx, p, refundedPaymentStatus(after), {}, source, `refund ${r.id}`);
           metrics.refunds.inc({ status: 'succeeded' });
           return done;

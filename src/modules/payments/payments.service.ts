@@ -316,7 +316,20 @@ export function createPaymentsService(deps: PaymentsDeps) {
       }
       const result: BankResult =
         call.kind === 'ok' ? call.value : { outcome: 'failed', responseCode: 'U28', message: call.error.message };
-      return refundView((await settleRefund(refund.id, result, 'api'))!);
+      try {
+        return refundView((await settleRefund(refund.id, result, 'api'))!);
+      } catch (e) {
+        // The bank has answered but its answer could not be recorded now (a conflict past its
+        // retries, the database gone). Never an error from here: the caller would send the refund
+        // again and the customer could be refunded twice. It stays pending with its amount
+        // reserved, as the row committed before the call says, and the refund status checks
+        // record what the bank did.
+        logger.error(
+          { refund_id: refund.id, err: { type: (e as Error).name, code: (e as { code?: string }).code } },
+          'refund: the bank answered but the answer could not be recorded; left pending for status checks',
+        );
+        return refundView(refund);
+      }
     },
 
     listRefunds: views.listRefunds,

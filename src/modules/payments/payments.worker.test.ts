@@ -240,6 +240,49 @@ describe('payment worker jobs', () => {
     );
   });
 
+  test('a refund the bank took but whose answer cannot be recorded stays pending (never an error to retry), and the status job records it', async () => {
+    let failures = 1;
+    const withHook = createPaymentsService({
+      db,
+      ledger: createLedgerService(),
+      banks: bank.banks,
+      config,
+      metrics: createMetrics(),
+      clock,
+      logger: createLogger({ level: 'silent' }),
+      payerVpa: vault.cipher,
+      hooks: [
+        {
+          async onRefunded() {
+            if (failures-- > 0) throw new Error('the database could not record it');
+          },
+        },
+      ],
+    });
+    const p = await withHook.create(principal, {
+      terminal_id: terminalId,
+      amount: 2000,
+      currency: 'INR',
+      method: 'upi_qr',
+    });
+    clock.advance(91_000);
+    bank.script.status.push(ok('00', 'success'));
+    await withHook.runStatusChecks();
+    bank.script.refund.push(ok('00', 'success'));
+    const r = await withHook.refund(principal, p.id, { amount: 700 });
+    assert.equal(r.status, 'pending', 'an answer, not an error: a retry would refund twice');
+    assert.equal((await get(p.id)).refundable_amount, 1300, 'its amount stays reserved');
+    assert.equal(bank.calls.filter((c) => c === 'refund').length, 1);
+    clock.advance(91_000);
+    bank.script.refundStatus.push(ok('00', 'success'));
+    assert.equal(await withHook.runRefundChecks(), 1);
+    const g = await get(p.id);
+    assert.equal(g.refunded_amount, 700);
+    assert.equal(g.status, 'partially_refunded');
+    assert.equal(bank.calls.filter((c) => c === 'refund').length, 1, 'the bank was asked to refund once');
+    assert.equal((await runLedgerVerify(db)).ok, true);
+  });
+
   test('a refund the bank leaves pending is asked at most 3 times, then flagged with its amount still reserved', async () => {
     const p = await create(2000);
     clock.advance(91_000);
