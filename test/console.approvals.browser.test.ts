@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdirSync } from 'node:fs';
+import { assertNoSeriousAxeViolations } from './helpers/axe.ts';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { createOperator } from './helpers/operators.ts';
@@ -20,8 +20,6 @@ const skip =
   !existsSync(CHROMIUM) && !process.env.CI && !process.env.CI_REQUIRE_CHROMIUM
     ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH`
     : false;
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const THRESHOLD = 10_000; // ₹100.00
 // CONSOLE_SCREENSHOTS=1 also writes docs/console/approvals.png (1280×800), as the main browser test does for its pages.
 const SHOTS = process.env.CONSOLE_SCREENSHOTS === '1';
@@ -45,22 +43,7 @@ describe('four eyes in the console (Chromium)', { skip }, () => {
     p.on('pageerror', (e) => cspViolations.push('page error: ' + e.message));
     return p;
   }
-  async function axe(p: Page, name: string) {
-    const violations = await p.evaluate(async (src) => {
-      if (!(window as any).axe) (0, eval)(src);
-      const r = await (window as any).axe.run(document, { resultTypes: ['violations'] });
-      return r.violations
-        .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
-        .map(
-          (v: any) =>
-            `${v.id}: ${v.help} (${v.nodes
-              .map((n: any) => n.target.join(' '))
-              .slice(0, 3)
-              .join(', ')})`,
-        );
-    }, AXE);
-    assert.deepEqual(violations, [], `axe on ${name}`);
-  }
+  const axe = assertNoSeriousAxeViolations;
   async function goto(p: Page, path: string, heading: string | RegExp) {
     await p.goto(origin + '/console' + path);
     await p.getByRole('heading', { level: 1, name: heading }).waitFor();

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { assertNoSeriousAxeViolations } from './helpers/axe.ts';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import jsQRModule from 'jsqr';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
@@ -22,11 +22,9 @@ const skip =
     ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH`
     : false;
 const SHOTS = process.env.CONSOLE_SCREENSHOTS === '1';
-const require = createRequire(import.meta.url);
 // jsqr is CommonJS: its function is module.exports (and, typed, its default export).
 const jsQR = ((jsQRModule as unknown as { default?: typeof jsQRModule.default }).default ??
   jsQRModule) as typeof jsQRModule.default;
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 describe('the operator console in Chromium', { skip }, () => {
   let t: TestApp;
@@ -54,23 +52,7 @@ describe('the operator console in Chromium', { skip }, () => {
     });
     p.on('pageerror', (e) => cspViolations.push('page error: ' + e.message));
   }
-  /** axe-core, run inside the page (evaluated, not injected as a script tag, so the CSP stays strict). */
-  async function axe(p: Page, name: string) {
-    const violations = await p.evaluate(async (src) => {
-      if (!(window as any).axe) (0, eval)(src);
-      const r = await (window as any).axe.run(document, { resultTypes: ['violations'] });
-      return r.violations
-        .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
-        .map(
-          (v: any) =>
-            `${v.id}: ${v.help} (${v.nodes
-              .map((n: any) => n.target.join(' '))
-              .slice(0, 3)
-              .join(', ')})`,
-        );
-    }, AXE);
-    assert.deepEqual(violations, [], `axe on ${name}`);
-  }
+  const axe = assertNoSeriousAxeViolations;
   async function shoot(p: Page, name: string) {
     if (!SHOTS) return;
     mkdirSync('docs/console', { recursive: true });

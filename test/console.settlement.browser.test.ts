@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdirSync } from 'node:fs';
+import { assertNoSeriousAxeViolations } from './helpers/axe.ts';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { createOperator } from './helpers/operators.ts';
@@ -25,8 +25,6 @@ const skip =
     ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH`
     : false;
 const SHOTS = process.env.CONSOLE_SCREENSHOTS === '1';
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const inr = new Intl.NumberFormat('en-IN', { style: 'currency', currency: 'INR', minimumFractionDigits: 2 });
 const rupees = (paise: number) => inr.format(paise / 100);
 const signed = (paise: number) => (paise > 0 ? '+' : '') + rupees(paise);
@@ -64,22 +62,7 @@ describe('reconciliation and settlement in the console (Chromium)', { skip }, ()
     });
     p.on('pageerror', (e) => problems.push('page error: ' + e.message));
   }
-  async function axe(p: Page, name: string) {
-    const violations = await p.evaluate(async (src) => {
-      if (!(window as any).axe) (0, eval)(src);
-      const r = await (window as any).axe.run(document, { resultTypes: ['violations'] });
-      return r.violations
-        .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
-        .map(
-          (v: any) =>
-            `${v.id}: ${v.help} (${v.nodes
-              .map((n: any) => n.target.join(' '))
-              .slice(0, 3)
-              .join(', ')})`,
-        );
-    }, AXE);
-    assert.deepEqual(violations, [], `axe on ${name}`);
-  }
+  const axe = assertNoSeriousAxeViolations;
   async function shoot(p: Page, name: string) {
     if (!SHOTS) return;
     mkdirSync('docs/console', { recursive: true });

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { assertNoSeriousAxeViolations } from './helpers/axe.ts';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { MqttClient } from 'mqtt';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
@@ -23,8 +23,6 @@ const skip =
   !existsSync(CHROMIUM) && !process.env.CI && !process.env.CI_REQUIRE_CHROMIUM
     ? `Chromium not found at ${CHROMIUM} (apt-get install -y chromium); set CHROMIUM_PATH`
     : false;
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 describe('console: terminals online and offline', { skip, timeout: 120_000 }, () => {
   let t: TestApp;
@@ -37,22 +35,7 @@ describe('console: terminals online and offline', { skip, timeout: 120_000 }, ()
   let term: TerminalClient | undefined;
   const pageErrors: string[] = [];
 
-  async function axe(p: Page, name: string) {
-    const violations = await p.evaluate(async (src) => {
-      if (!(window as any).axe) (0, eval)(src);
-      const r = await (window as any).axe.run(document, { resultTypes: ['violations'] });
-      return r.violations
-        .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
-        .map(
-          (v: any) =>
-            `${v.id}: ${v.help} (${v.nodes
-              .map((n: any) => n.target.join(' '))
-              .slice(0, 3)
-              .join(', ')})`,
-        );
-    }, AXE);
-    assert.deepEqual(violations, [], `axe on ${name}`);
-  }
+  const axe = assertNoSeriousAxeViolations;
   const row = () => page.getByRole('row').filter({ hasText: terminalId });
 
   before(async () => {

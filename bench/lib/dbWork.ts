@@ -7,7 +7,7 @@
 // The window covers everything the system did meanwhile (status checks, outbox, audit sealing),
 // charged to the payments completed in it.
 
-import pg from 'pg';
+import { withClient } from './postgres.ts';
 
 export interface DbWorkMark {
   walLsn: string;
@@ -27,16 +27,6 @@ export interface DbWorkPerPayment {
 
 /** Our own monitoring statements, left out of the count. */
 const OWN = `query NOT ILIKE '%pg_stat%' AND query NOT ILIKE '%pg_current_wal%'`;
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 /** Makes pg_stat_statements readable in the benchmark's database when the server loaded it. */
 export async function enableStatementCounts(url: string): Promise<boolean> {
