@@ -61,3 +61,19 @@ export function ErrorNote({ error }: { error: unknown }) {
     </p>
   );
 }
+
+/** The "load more" button under a cursor-paged list (TanStack Query's infinite query); nothing when no page is left. */
+export function LoadMore({
+  q,
+  what,
+}: {
+  q: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => unknown };
+  what?: string;
+}) {
+  if (!q.hasNextPage) return null;
+  return (
+    <button type="button" className="secondary" onClick={() => q.fetchNextPage()} disabled={q.isFetchingNextPage}>
+      {what ? `Load more ${what}` : 'Load more'}
+    </button>
+  );
+}

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { get, qs, type Page, type Payment } from '../api.ts';
-import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { DataTable, ErrorNote, LoadMore } from '../components/DataTable.tsx';
 import { parseRupees, rupees, shortId, when } from '../format.ts';
 import { Link } from '../router.tsx';
 
@@ -240,16 +240,7 @@ export function Payments() {
         caption="Payments, newest first"
         empty={list.isPending ? 'Loading…' : 'No payments match.'}
       />
-      {list.hasNextPage && (
-        <button
-          type="button"
-          className="secondary"
-          onClick={() => list.fetchNextPage()}
-          disabled={list.isFetchingNextPage}
-        >
-          Load more
-        </button>
-      )}
+      <LoadMore q={list} />
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { ApiError, get, post, qs, type Page } from '../api.ts';
-import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { DataTable, ErrorNote, LoadMore } from '../components/DataTable.tsx';
 import { Deadline, duration } from '../components/Deadline.tsx';
 import { parseRupees, rupees, shortId, when } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -395,16 +395,7 @@ export default function Reconciliation() {
         caption="Reconciliation exceptions, newest first"
         empty={queue.isPending ? 'Loading…' : 'No exceptions match.'}
       />
-      {queue.hasNextPage && (
-        <button
-          type="button"
-          className="secondary"
-          onClick={() => queue.fetchNextPage()}
-          disabled={queue.isFetchingNextPage}
-        >
-          Load more exceptions
-        </button>
-      )}
+      <LoadMore q={queue} what="exceptions" />
       <Files />
       <Runs />
     </section>
@@ -589,16 +580,7 @@ function Files() {
         caption="Bank settlement files, newest first"
         empty={list.isPending ? 'Loading…' : 'No files yet.'}
       />
-      {list.hasNextPage && (
-        <button
-          type="button"
-          className="secondary"
-          onClick={() => list.fetchNextPage()}
-          disabled={list.isFetchingNextPage}
-        >
-          Load more files
-        </button>
-      )}
+      <LoadMore q={list} what="files" />
     </>
   );
 }
@@ -640,16 +622,7 @@ function Runs() {
         caption="Matching runs, newest first"
         empty={list.isPending ? 'Loading…' : 'No runs yet.'}
       />
-      {list.hasNextPage && (
-        <button
-          type="button"
-          className="secondary"
-          onClick={() => list.fetchNextPage()}
-          disabled={list.isFetchingNextPage}
-        >
-          Load more runs
-        </button>
-      )}
+      <LoadMore q={list} what="runs" />
     </>
   );
 }

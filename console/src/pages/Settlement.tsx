@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { get, qs, type Page } from '../api.ts';
-import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { DataTable, ErrorNote, LoadMore } from '../components/DataTable.tsx';
 import { Deadline } from '../components/Deadline.tsx';
 import { rupees, shortId, when } from '../format.ts';
 import { Link } from '../router.tsx';
@@ -127,21 +127,6 @@ function useList<T>(key: unknown[], path: string, params: Record<string, string 
   });
 }
 
-function More({
-  q,
-  what,
-}: {
-  q: { hasNextPage: boolean; isFetchingNextPage: boolean; fetchNextPage: () => unknown };
-  what: string;
-}) {
-  if (!q.hasNextPage) return null;
-  return (
-    <button type="button" className="secondary" onClick={() => q.fetchNextPage()} disabled={q.isFetchingNextPage}>
-      Load more {what}
-    </button>
-  );
-}
-
 function Cycles() {
   const [bank, setBank] = useState('');
   const cycles = useList<Cycle>(['settlement-cycles'], '/v1/settlement/cycles', {}, 20);
@@ -244,7 +229,7 @@ function Cycles() {
         caption="Settlement cycles per bank, newest first"
         empty={cycles.isPending ? 'Loading…' : 'No closed cycles yet.'}
       />
-      <More q={cycles} what="cycles" />
+      <LoadMore q={cycles} what="cycles" />
       <h2>Open cycle differences</h2>
       <ErrorNote error={open.error} />
       <DataTable
@@ -253,7 +238,7 @@ function Cycles() {
         caption="Open differences between a cycle and a bank file"
         empty={open.isPending ? 'Loading…' : 'No open differences.'}
       />
-      <More q={open} what="differences" />
+      <LoadMore q={open} what="differences" />
     </>
   );
 }
@@ -364,7 +349,7 @@ function Payouts() {
         caption="Payouts, newest first"
         empty={list.isPending ? 'Loading…' : 'No payouts match.'}
       />
-      <More q={list} what="payouts" />
+      <LoadMore q={list} what="payouts" />
     </>
   );
 }
@@ -460,7 +445,7 @@ function Reversals() {
         caption="Reversals, newest first"
         empty={list.isPending ? 'Loading…' : 'No reversals match.'}
       />
-      <More q={list} what="reversals" />
+      <LoadMore q={list} what="reversals" />
     </>
   );
 }
