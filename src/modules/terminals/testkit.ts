@@ -76,17 +76,14 @@ export interface TestMosquitto {
 }
 
 /**
- * A Mosquitto for the external-broker tests. CI starts one (TEST_MQTT_URL, TEST_MQTT_PKI_DIR with
- * gateway certificates tillpoint-gateway and tillpoint-gateway-2) and sets
- * TILLPOINT_REQUIRE_MOSQUITTO=1; elsewhere one is started here if the binary is installed.
- * Returns a reason to skip when there is none; throws instead when it is required.
+ * A private Mosquitto for one external-broker test file, configured as `pki mosquitto-config`
+ * configures it (gateway certificates tillpoint-gateway and tillpoint-gateway-2). Private because
+ * a broker shared between test files is shared between their gateways too: each file's gateway
+ * subscribes in its own share group, so every gateway gets every request, and one whose database
+ * has never heard of the terminal answers terminal_not_found first. TILLPOINT_REQUIRE_MOSQUITTO=1
+ * (CI) makes a missing binary an error; elsewhere it is a reason to skip.
  */
 export async function mosquittoForTests(): Promise<TestMosquitto | { skip: string }> {
-  if (process.env.TEST_MQTT_URL) {
-    const pkiDir = process.env.TEST_MQTT_PKI_DIR;
-    if (!pkiDir) throw new Error('TEST_MQTT_URL is set but TEST_MQTT_PKI_DIR (the CA the broker trusts) is not');
-    return { url: process.env.TEST_MQTT_URL, pkiDir, stop: async () => {} };
-  }
   const { spawn, spawnSync } = await import('node:child_process');
   const bin = process.env.MOSQUITTO_BIN ?? 'mosquitto';
   const found = spawnSync(bin, ['-h'], { encoding: 'utf8' });
