@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { get, qs, type AuditRecord, type Page } from '../api.ts';
-import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { DataTable, ErrorNote, LoadMore } from '../components/DataTable.tsx';
 import { ProofButton } from '../components/ProofButton.tsx';
 import { when } from '../format.ts';
 
@@ -120,11 +120,7 @@ export default function Audit() {
         caption="Audit records, newest first"
         empty={list.isPending ? 'Loading…' : 'No records match.'}
       />
-      {list.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => list.fetchNextPage()}>
-          Load more
-        </button>
-      )}
+      <LoadMore q={list} what="records" />
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { api, get, qs, type Page, type Terminal } from '../api.ts';
-import { DataTable, ErrorNote } from '../components/DataTable.tsx';
+import { DataTable, ErrorNote, LoadMore } from '../components/DataTable.tsx';
 import { when } from '../format.ts';
 import { useCan } from '../session.tsx';
 
@@ -120,11 +120,7 @@ export function Terminals() {
         caption="Terminals"
         empty={list.isPending ? 'Loading…' : 'No terminals.'}
       />
-      {list.hasNextPage && (
-        <button type="button" className="secondary" onClick={() => list.fetchNextPage()}>
-          Load more
-        </button>
-      )}
+      <LoadMore q={list} what="terminals" />
       {open && <TerminalSecurity id={open} />}
     </section>
   );
