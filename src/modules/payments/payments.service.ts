@@ -4,7 +4,7 @@ import { newId, isId, txnRefFromPaymentId } from '../../platform/ids.ts';
 import { isValidPaise } from '../../platform/money.ts';
 import type { Principal } from '../../platform/principal.ts';
 import { canAccessMerchant } from '../../platform/principal.ts';
-import { callBank, type BankCallback, type BankResult } from '../banks/index.ts';
+import { callBank, type BankCallback, type BankResult, type ReplayGuard } from '../banks/index.ts';
 import { buildUpiUri } from './upiUri.ts';
 import * as repo from './payments.repo.ts';
 import { sealPayerVpa, withPayerVpa } from './payments.fields.ts';
@@ -339,17 +339,21 @@ export function createPaymentsService(deps: PaymentsDeps) {
       approval_threshold_paise: cfg.refundApprovalThresholdPaise,
     }),
 
-    /** A verified callback from a bank. Duplicates are harmless. */
-    async handleCallback(bankCode: string, cb: BankCallback) {
+    /**
+     * A verified callback from a bank. Duplicates are harmless. `replay`: its nonce, remembered
+     * with its effect (in the one statement of a success, or in the transaction of anything
+     * else); a nonce used already is refused and changes nothing.
+     */
+    async handleCallback(bankCode: string, cb: BankCallback, replay?: ReplayGuard) {
       // A real bank sends no trace context: the callback's span says what it was about.
       annotateSpan({ 'tillpoint.bank': bankCode, 'tillpoint.callback_kind': cb.kind, 'tillpoint.ref': cb.ref });
       if (cb.kind === 'payment') {
-        await applyPaymentResult({ txnRef: cb.ref, bankCode }, cb.result, 'callback');
+        await applyPaymentResult({ txnRef: cb.ref, bankCode }, cb.result, 'callback', { replay });
         return { received: true };
       }
       const r = await repo.getRefundByRef(db, cb.ref);
       if (!r) throw new AppError('not_found', 'No refund with this reference');
-      await settleRefund(r.id, cb.result, 'callback');
+      await settleRefund(r.id, cb.result, 'callback', replay);
       return { received: true };
     },
 
