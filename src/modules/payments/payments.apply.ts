@@ -71,9 +71,11 @@ export function createPaymentEffects(deps: PaymentsDeps) {
    * Whether a success can be completed in one statement: every hook that acts on a success says
    * in SQL whether it has work (PaymentHooks.succeededSql). Otherwise every success takes the long way.
    */
-  const successHooksSql = hooks.every((h) => !h.onSucceeded || h.succeededSql)
-    ? hooks.flatMap((h) => (h.succeededSql ? [h.succeededSql.bind(h)] : []))
-    : undefined;
+  // Read on every call, not once: the hooks array may be filled after the service is made (app.ts, testkits).
+  const successHooksSql = () =>
+    hooks.every((h) => !h.onSucceeded || h.succeededSql)
+      ? hooks.flatMap((h) => (h.succeededSql ? [h.succeededSql.bind(h)] : []))
+      : undefined;
 
   const postRefundLedger = (tx: Queryable, p: PaymentRow, r: RefundRow) =>
     ledger.post(tx, {
@@ -200,7 +202,8 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     replay: ReplayGuard | undefined,
   ): Promise<{ kind: 'done'; row: PaymentRow } | { kind: 'replayed' | 'no_match' | 'long_way' }> {
     const id = typeof target === 'string' ? target : paymentIdFromTxnRef(target.txnRef);
-    if (!successHooksSql || !id || result.outcome !== 'success') return { kind: 'long_way' };
+    const hooksSql = successHooksSql();
+    if (!hooksSql || !id || result.outcome !== 'success') return { kind: 'long_way' };
     const hoped: PaymentFacts = { status: 'pending', amount: result.amountPaise ?? 0, status_checks: 0 };
     const a = decide(hoped, result, ctx);
     if (a.kind !== 'move' || a.to !== 'succeeded' || a.via !== undefined || a.responseCode !== undefined)
@@ -217,7 +220,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
         detail: a.detail,
         only: typeof target === 'string' ? { amount: result.amountPaise } : { ...target, amount: result.amountPaise },
         nonce: replay && { scope: replay.scope, nonce: replay.nonce, at: replay.at },
-        hooks: successHooksSql,
+        hooks: hooksSql,
         ledgerSql: paymentLedgerSql,
       });
       return row ? { kind: 'done', row } : { kind: 'no_match' };
