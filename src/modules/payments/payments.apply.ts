@@ -71,6 +71,19 @@ export function createPaymentEffects(deps: PaymentsDeps) {
    * Whether a success can be completed in one statement: every hook that acts on a success says
    * in SQL whether it has work (PaymentHooks.succeededSql). Otherwise every success takes the long way.
    */
+  /**
+   * The merchant of each payment this process created and has not seen completed: a hint, never
+   * trusted, so that a success whose hooks are known to have work (a merchant in a rewards
+   * program) goes the long way at once instead of trying the one statement first. A callback
+   * that lands on another replica (or after a restart) has no hint and simply tries it.
+   */
+  const merchantHint = new Map<string, string>();
+  const MAX_HINTS = 100_000;
+  const rememberMerchant = (paymentId: string, merchantId: string) => {
+    if (merchantHint.size >= MAX_HINTS) merchantHint.clear();
+    merchantHint.set(paymentId, merchantId);
+  };
+
   // Read on every call, not once: the hooks array may be filled after the service is made (app.ts, testkits).
   const successHooksSql = () =>
     hooks.every((h) => !h.onSucceeded || h.succeededSql)
@@ -147,7 +160,9 @@ export function createPaymentEffects(deps: PaymentsDeps) {
   const sealedPayer = async (tx: Queryable, paymentId: string, result: BankResult) =>
     result.payerVpa ? sealPayerVpa(deps.payerVpa, paymentId, result.payerVpa, tx) : {};
 
+  /** Counts a payment that reached a final status (its merchant hint is no longer needed). */
   function count(p: PaymentRow) {
+    merchantHint.delete(p.id);
     metrics.payments.inc({ method: p.method, status: p.status });
     recordCompletion(pm, p);
   }
@@ -204,6 +219,8 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     const id = typeof target === 'string' ? target : paymentIdFromTxnRef(target.txnRef);
     const hooksSql = successHooksSql();
     if (!hooksSql || !id || result.outcome !== 'success') return { kind: 'long_way' };
+    const merchant = merchantHint.get(id);
+    if (merchant !== undefined && hooks.some((h) => h.succeededNeedsLongWay?.(merchant))) return { kind: 'long_way' };
     const hoped: PaymentFacts = { status: 'pending', amount: result.amountPaise ?? 0, status_checks: 0 };
     const a = decide(hoped, result, ctx);
     if (a.kind !== 'move' || a.to !== 'succeeded' || a.via !== undefined || a.responseCode !== undefined)
@@ -388,7 +405,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     return flagged;
   }
 
-  return { pm, transition, count, applyPaymentResult, settleRefund };
+  return { pm, transition, count, applyPaymentResult, settleRefund, rememberMerchant };
 }
 
 export type PaymentEffects = ReturnType<typeof createPaymentEffects>;

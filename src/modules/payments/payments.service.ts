@@ -44,7 +44,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const cfg = config.payments;
   const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
   const effects = createPaymentEffects(deps);
-  const { pm, transition, count, applyPaymentResult, settleRefund } = effects;
+  const { pm, transition, count, applyPaymentResult, settleRefund, rememberMerchant } = effects;
   const views = createPaymentViews(deps);
   const { visiblePayment } = views;
   const jobs = createPaymentJobs(deps, effects);
@@ -220,6 +220,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
           detail,
         )) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
+      rememberMerchant(payment.id, payment.merchant_id);
       if (result && result.outcome !== 'pending')
         payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
       // The VPA sealed above is known here: no need to decrypt it for the answer.

@@ -47,6 +47,12 @@ export interface PaymentHooks {
    * exception for throughput (docs/architecture.md, "Deliberate exceptions").
    */
   succeededSql?(row: string, param: (value: unknown) => string): string;
+  /**
+   * A hint, never trusted: true when this process knows that a success at this merchant has
+   * work only onSucceeded can do (rewards: the merchant is in a program), so the one statement
+   * is not tried first (it would be rolled back). false or absent: try it.
+   */
+  succeededNeedsLongWay?(merchantId: string): boolean;
   /** A payment closed without money: failed or expired. */
   onClosedUnpaid?(tx: Queryable, payment: PaymentRow): Promise<void>;
   /** After a refund's ledger entry, in the same transaction. */
