@@ -102,28 +102,30 @@ export async function insertPayment(
        SELECT id, NULL, 'created', 'api', $14 FROM p
      )
      SELECT * FROM p`,
-    [
-      p.id,
-      p.txn_ref,
-      p.merchant_id,
-      p.store_id,
-      p.terminal_id,
-      p.method,
-      p.amount,
-      p.currency,
-      p.payer_vpa_ct,
-      p.note,
-      p.upi_uri,
-      p.bank_code,
-      p.expires_at,
-      p.now,
-      p.payer_vpa_bidx,
-      JSON.stringify(audit),
-      p.client_ref ?? null,
-    ],
+    newPaymentParams(p, audit),
   );
   return rows[0];
 }
+
+const newPaymentParams = (p: NewPayment, audit: PreparedAuditEvent[]) => [
+  p.id,
+  p.txn_ref,
+  p.merchant_id,
+  p.store_id,
+  p.terminal_id,
+  p.method,
+  p.amount,
+  p.currency,
+  p.payer_vpa_ct,
+  p.note,
+  p.upi_uri,
+  p.bank_code,
+  p.expires_at,
+  p.now,
+  p.payer_vpa_bidx,
+  JSON.stringify(audit),
+  p.client_ref ?? null,
+];
 
 /** Whether the payment went from created straight to failed at its create (its bank call was never sent or was refused). */
 export async function failedAtCreate(q: Queryable, id: string): Promise<boolean> {
@@ -616,6 +618,18 @@ export async function countNeedingReconciliation(q: Queryable): Promise<number> 
   return rows[0].n;
 }
 
+/** What creating a payment needs to know: the terminal's context and the banks marked down (sorted). */
+export type PaymentContext = TerminalContext & { down_banks: string[] };
+
+/**
+ * The context as one row `c`, for paymentContext() and insertPaymentIfContext(): both hand it back
+ * as to_jsonb(c), so a context read by one compares equal (jsonb =) with the same one read by the
+ * other. The banks marked down are sorted, so the same set is the same array.
+ */
+const contextRowSql = (param: string) =>
+  `SELECT ctx.*, ARRAY(SELECT d.code FROM (${downBankCodesSql()}) d ORDER BY d.code COLLATE "C") AS down_banks
+     FROM (${terminalContextSql(param)}) ctx`;
+
 /**
  * What creating a payment needs to know, in one round trip: the terminal, its store and merchant
  * (as merchants' getTerminalContext() reads them) and the banks marked down right now (as the
@@ -623,10 +637,46 @@ export async function countNeedingReconciliation(q: Queryable): Promise<number> 
  * queries they export for it, kept to this one statement because it runs before every payment:
  * a deliberate exception (docs/architecture.md, "Deliberate exceptions").
  */
-export async function paymentContext(q: Queryable, terminalId: string) {
-  const { rows } = await q.query<TerminalContext & { down_banks: string[] }>(
-    `SELECT ctx.*, ARRAY(${downBankCodesSql()}) AS down_banks FROM (${terminalContextSql('$1')}) ctx`,
-    [terminalId],
+export async function paymentContext(q: Queryable, terminalId: string): Promise<PaymentContext | undefined> {
+  const { rows } = await q.query<{ ctx: PaymentContext }>(`SELECT to_jsonb(c) AS ctx FROM (${contextRowSql('$1')}) c`, [
+    terminalId,
+  ]);
+  return rows[0]?.ctx;
+}
+
+/**
+ * insertPayment() and the context read in ONE statement, for a create decided on a context this
+ * process read before (`known`): the payment is written only if the terminal's context (and the
+ * banks marked down) read by this statement is still exactly `known`, so nothing is decided on
+ * a stale one. Either way the statement answers with the context as it is now (`ctx`, undefined
+ * when the terminal is gone) and whether it matched; `row` is the payment written (undefined
+ * when it did not match, or when the terminal already has a payment with this client_ref).
+ */
+export async function insertPaymentIfContext(
+  q: Queryable,
+  p: NewPayment,
+  audit: PreparedAuditEvent[],
+  known: PaymentContext,
+): Promise<{ ctx: PaymentContext | undefined; matched: boolean; row: PaymentRow | undefined }> {
+  const { rows } = await q.query<PaymentRow & { ctx_now: PaymentContext | null; ctx_matched: boolean }>(
+    `WITH c AS MATERIALIZED (${contextRowSql('$5')}
+     ), ok AS MATERIALIZED (
+       SELECT 1 FROM c WHERE to_jsonb(c) = $18::jsonb
+     ), p AS (
+       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17 FROM ok
+       ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
+       RETURNING *
+     ), a AS (${insertAuditEventsSql('$16', 'EXISTS (SELECT 1 FROM p)')}
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
+       SELECT id, NULL, 'created', 'api', $14 FROM p
+     )
+     SELECT p.*, (SELECT to_jsonb(c) FROM c) AS ctx_now, EXISTS (SELECT 1 FROM ok) AS ctx_matched
+       FROM (SELECT 1) one LEFT JOIN p ON true`,
+    [...newPaymentParams(p, audit), JSON.stringify(known)],
   );
-  return rows[0];
+  const { ctx_now, ctx_matched, ...row } = rows[0];
+  return { ctx: ctx_now ?? undefined, matched: ctx_matched, row: row.id ? (row as PaymentRow) : undefined };
 }
