@@ -68,10 +68,6 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     );
 
   /**
-   * Whether a success can be completed in one statement: every hook that acts on a success says
-   * in SQL whether it has work (PaymentHooks.succeededSql). Otherwise every success takes the long way.
-   */
-  /**
    * The merchant of each payment this process created and has not seen completed: a hint, never
    * trusted, so that a success whose hooks are known to have work (a merchant in a rewards
    * program) goes the long way at once instead of trying the one statement first. A callback
@@ -84,7 +80,12 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     merchantHint.set(paymentId, merchantId);
   };
 
-  // Read on every call, not once: the hooks array may be filled after the service is made (app.ts, testkits).
+  /**
+   * The hooks' parts of a success completed in one statement, when every hook that acts on a
+   * success says in SQL whether it has work (PaymentHooks.succeededSql); undefined otherwise, and
+   * every success takes the long way. Read on every call, not once: the hooks array may be filled
+   * after the service is made (app.ts, testkits).
+   */
   const successHooksSql = () =>
     hooks.every((h) => !h.onSucceeded || h.succeededSql)
       ? hooks.flatMap((h) => (h.succeededSql ? [h.succeededSql.bind(h)] : []))
