@@ -193,6 +193,17 @@ export async function rememberNonce(db: Queryable, scope: string, nonce: string,
 }
 
 /**
+ * rememberNonce() as part of a caller's own statement, so a call's nonce commits with its effect
+ * or not at all: an INSERT for a data-modifying CTE, one row per row of `from` (a CTE name),
+ * RETURNING 1 when the nonce was new and nothing when it was seen already. `scope`, `nonce` and
+ * `at` are SQL expressions (parameters).
+ */
+export function rememberNonceSql(scope: string, nonce: string, at: string, from: string): string {
+  return `INSERT INTO platform.used_nonces (scope, nonce, seen_at) SELECT ${scope}::text, ${nonce}::text, ${at}::timestamptz FROM ${from}
+       ON CONFLICT DO NOTHING RETURNING 1`;
+}
+
+/**
  * Verifies a signed inbound call and records its nonce, so it is accepted once only.
  * Throws AppError('invalid_signature') or AppError('replayed_request'); every refusal is
  * stored in platform.rejected_calls.

@@ -81,8 +81,34 @@ export interface BanksService {
     rawBody: string | Uint8Array,
     remoteAddr?: string,
   ): Promise<BankCallback>;
+  /**
+   * verifyCallback() without remembering the nonce: the caller remembers it (`replay`) in the
+   * transaction or statement of the callback's effect, so it commits with that effect or not at
+   * all, and calls `replay.refuse()` when it was seen already (payments: bench/PROFILE.md).
+   */
+  checkCallback(
+    bankCode: string,
+    headers: HeaderSource,
+    rawBody: string | Uint8Array,
+    remoteAddr?: string,
+  ): Promise<CheckedCallback>;
   /** Forgets callback nonces old enough that their timestamps would be refused anyway. */
   pruneNonces(): Promise<number>;
+}
+
+/** A callback whose signature and freshness hold, and the single-use key its handler must remember. */
+export interface CheckedCallback {
+  callback: BankCallback;
+  replay: ReplayGuard;
+}
+
+/** A verified call's nonce, to be remembered (platform/signing rememberNonce or rememberNonceSql) with its effect. */
+export interface ReplayGuard {
+  scope: string;
+  nonce: string;
+  at: Date;
+  /** Records the refusal (platform.rejected_calls, metrics) and throws AppError('replayed_request'). */
+  refuse(): Promise<never>;
 }
 
 export interface BanksServiceDeps {
@@ -335,7 +361,7 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
     return refuseSignedRequest({ scope: `bank:${b.code}`, db, remoteAddr, metrics: deps.metrics }, reason);
   }
 
-  return {
+  const service: BanksService = {
     connector(code) {
       bankConfig(code);
       return connectors.get(code)!;
@@ -424,6 +450,12 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
     flushHealth: () => flush(),
 
     async verifyCallback(bankCode, headers, rawBody, remoteAddr) {
+      const { callback, replay } = await service.checkCallback(bankCode, headers, rawBody, remoteAddr);
+      if (!(await rememberNonce(db, replay.scope, replay.nonce, replay.at))) return replay.refuse();
+      return callback;
+    },
+
+    async checkCallback(bankCode, headers, rawBody, remoteAddr) {
       const b = bankConfig(bankCode);
       const c = connectors.get(b.code) as Connector;
       const raw = Buffer.isBuffer(rawBody) ? rawBody : Buffer.from(rawBody);
@@ -442,9 +474,15 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
       const age = (now.getTime() - verdict.sentAt.getTime()) / 1000;
       if (age > config.callbacks.maxAgeSeconds) return refuse(b, 'stale_timestamp', remoteAddr);
       if (age < -config.callbacks.maxAgeSeconds) return refuse(b, 'future_timestamp', remoteAddr);
-      if (!(await rememberNonce(db, `bank:${b.code}`, verdict.replayKey.slice(0, 128), now)))
-        return refuse(b, 'replayed_nonce', remoteAddr);
-      return verdict.callback;
+      return {
+        callback: verdict.callback,
+        replay: {
+          scope: `bank:${b.code}`,
+          nonce: verdict.replayKey.slice(0, 128),
+          at: now,
+          refuse: () => refuse(b, 'replayed_nonce', remoteAddr),
+        },
+      };
     },
 
     pruneNonces() {
@@ -452,4 +490,5 @@ export function createBanksService(deps: BanksServiceDeps): BanksService {
       return pruneNonces(db, 2 * config.callbacks.maxAgeSeconds, clock.now());
     },
   };
+  return service;
 }

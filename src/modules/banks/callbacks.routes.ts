@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { HeaderSource } from '../../platform/signing.ts';
 import type { BankCallback } from './types.ts';
+import type { CheckedCallback, ReplayGuard } from './banks.service.ts';
 
 // POST /v1/banks/{code}/callbacks, in a scope of its own whose only body parser keeps the bytes
 // as sent, whatever the content type (banks post JSON, forms or encrypted text). Nothing is
@@ -12,16 +13,21 @@ import type { BankCallback } from './types.ts';
 const BankParam = Type.Object({ code: Type.String({ pattern: '^[A-Z0-9_]{2,20}$' }) });
 
 export interface CallbackVerifier {
-  verifyCallback(
+  checkCallback(
     bankCode: string,
     headers: HeaderSource,
     rawBody: string | Uint8Array,
     remoteAddr?: string,
-  ): Promise<BankCallback>;
+  ): Promise<CheckedCallback>;
 }
 
-/** What to do with a verified callback (payments applies it). */
-export type CallbackHandler = (bankCode: string, callback: BankCallback) => Promise<unknown>;
+/**
+ * What to do with a verified callback (payments applies it). The handler remembers `replay`'s
+ * nonce with the callback's effect (in its transaction, or its one statement) and calls
+ * `replay.refuse()` when it was seen already: so a replay changes nothing, and a callback whose
+ * effect failed has not used up its nonce.
+ */
+export type CallbackHandler = (bankCode: string, callback: BankCallback, replay: ReplayGuard) => Promise<unknown>;
 
 /** Largest callback body read; banks' callbacks are a few kilobytes. */
 const CALLBACK_BODY_LIMIT = 64 * 1024;
@@ -45,8 +51,8 @@ export function registerBankCallbackRoute(app: FastifyInstance, verifier: Callba
         schema: { tags: ['banks'], summary: 'Signed callback from an acquiring bank', params: BankParam },
       },
       async (req) => {
-        const cb = await verifier.verifyCallback(req.params.code, req.headers, raw.get(req) ?? Buffer.alloc(0), req.ip);
-        return handle(req.params.code, cb);
+        const c = await verifier.checkCallback(req.params.code, req.headers, raw.get(req) ?? Buffer.alloc(0), req.ip);
+        return handle(req.params.code, c.callback, c.replay);
       },
     );
   });

@@ -20,6 +20,8 @@ export {
   type BankStatus,
   type BankHealthView,
   type RoutingView,
+  type CheckedCallback,
+  type ReplayGuard,
 } from './banks.service.ts';
 export { downBankCodesSql } from './banks.repo.ts';
 export {

@@ -1,5 +1,7 @@
 import type { Queryable } from '../../platform/db.ts';
-import type { NormalizedAccount } from './validate.ts';
+import { newId } from '../../platform/ids.ts';
+import type { AccountSpec } from './types.ts';
+import { normalizeEntry, type NormalizedAccount } from './validate.ts';
 
 // SQL for ledger.*. Lists travel as one jsonb parameter each, so every statement has a fixed
 // text (one plan, cached) whatever the number of lines, and runs in one round trip.
@@ -51,4 +53,50 @@ export async function accountBalance(q: Queryable, book: string, code: string): 
     [book, code],
   );
   return r.rows[0]?.balance ?? 0;
+}
+
+/** An account of an entry posted from inside another module's statement: its code is `prefix` followed by the SQL text expression `key` (a column of the caller's row). */
+export interface AccountSql extends Omit<AccountSpec, 'code'> {
+  prefix: string;
+  key: string;
+}
+
+/**
+ * A two-line entry moving one amount, posted from inside a caller's own statement (the payment's
+ * completion is one statement: payments.repo.completeSucceeded), where the codes and the amount
+ * are columns of a row the statement has just written. `reference`, `debit.key`, `credit.key` and
+ * `amount` are SQL expressions over that row; `amount` must be a positive bigint (the caller's
+ * column constraint says so). Constants travel as parameters through `param`.
+ *
+ * Returns a FROM item, `ledger.post_entry(…)`, for `CROSS JOIN LATERAL … AS x`: the same function,
+ * checks, lock order (plain accounts in code order, hot accounts' shard rows after them) and
+ * refusals (SQLSTATE TPL01-TPL04) as post(). A deliberate exception (docs/architecture.md).
+ */
+export function postEntrySql(
+  e: { book?: string; kind: string; reference: string; amount: string; debit: AccountSql; credit: AccountSql },
+  param: (value: unknown) => string,
+): string {
+  if (e.debit.prefix === e.credit.prefix)
+    throw new Error('postEntrySql: the two accounts need different code prefixes (they must be two accounts)');
+  // What post() would refuse, refused here once, with sample codes: book, kind, types, floors, shards.
+  const sample = normalizeEntry({
+    book: e.book,
+    kind: e.kind,
+    reference: 'sample',
+    lines: [
+      { account: { ...e.debit, code: `${e.debit.prefix}sample` }, debit: 1 },
+      { account: { ...e.credit, code: `${e.credit.prefix}sample` }, credit: 1 },
+    ],
+  });
+  const code = (a: AccountSql) => `(${param(a.prefix)}::text || (${a.key})::text)`;
+  const account = (a: AccountSql) => {
+    const n = sample.accounts.find((x) => x.code === `${a.prefix}sample`)!;
+    return `jsonb_build_object('code', ${code(a)}, 'type', ${param(n.type)}::text, 'floor', ${param(n.floor ?? null)}::bigint,
+      'floor_given', ${param(n.floor !== undefined)}::boolean, 'shards', ${param(n.shards)}::int)`;
+  };
+  return `ledger.post_entry(${param(newId('journal'))}::text, ${param(sample.book)}::text, ${param(sample.kind)}::text,
+      (${e.reference})::text, NULL::text,
+      jsonb_build_array(${account(e.debit)}, ${account(e.credit)}),
+      jsonb_build_array(jsonb_build_object('line', 0, 'code', ${code(e.debit)}, 'amount', (${e.amount})::bigint),
+                        jsonb_build_object('line', 1, 'code', ${code(e.credit)}, 'amount', -(${e.amount})::bigint)))`;
 }

@@ -1,7 +1,9 @@
 import type { Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { paymentIdFromTxnRef } from '../../platform/ids.ts';
-import type { BankResult } from '../banks/index.ts';
+import type { BankResult, ReplayGuard } from '../banks/index.ts';
+import { postEntrySql } from '../ledger/index.ts';
+import { rememberNonce } from '../../platform/signing.ts';
 import { canTransition, type PaymentStatus } from './payments.state.ts';
 import {
   decide,
@@ -24,6 +26,9 @@ import type { PaymentsDeps } from './payments.types.ts';
 
 /** Rows each bank's clearing account is kept in; above the database pool sizes of a few replicas. */
 const CLEARING_SHARDS = 32;
+
+/** A callback's nonce was found used inside its transaction: rolled back, then refused as a replay. */
+class Replayed extends Error {}
 
 /** Which payment a bank's answer is about: our id, or the txnRef a bank's callback names (at that bank). */
 export type PaymentTarget = string | { txnRef: string; bankCode: string };
@@ -48,6 +53,43 @@ export function createPaymentEffects(deps: PaymentsDeps) {
         { account: { code: `merchant_payable:${p.merchant_id}`, type: 'liability' }, credit: p.amount },
       ],
     });
+
+  /** postPaymentLedger's entry, for the completion in one statement: codes and amount from the payment's row. */
+  const paymentLedgerSql = (row: string, param: (value: unknown) => string) =>
+    postEntrySql(
+      {
+        kind: 'payment.succeeded',
+        reference: `${row}.id`,
+        amount: `${row}.amount`,
+        debit: { prefix: 'bank_clearing:', key: `${row}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
+        credit: { prefix: 'merchant_payable:', key: `${row}.merchant_id`, type: 'liability' },
+      },
+      param,
+    );
+
+  /**
+   * The merchant of each payment this process created and has not seen completed: a hint, never
+   * trusted, so that a success whose hooks are known to have work (a merchant in a rewards
+   * program) goes the long way at once instead of trying the one statement first. A callback
+   * that lands on another replica (or after a restart) has no hint and simply tries it.
+   */
+  const merchantHint = new Map<string, string>();
+  const MAX_HINTS = 100_000;
+  const rememberMerchant = (paymentId: string, merchantId: string) => {
+    if (merchantHint.size >= MAX_HINTS) merchantHint.clear();
+    merchantHint.set(paymentId, merchantId);
+  };
+
+  /**
+   * The hooks' parts of a success completed in one statement, when every hook that acts on a
+   * success says in SQL whether it has work (PaymentHooks.succeededSql); undefined otherwise, and
+   * every success takes the long way. Read on every call, not once: the hooks array may be filled
+   * after the service is made (app.ts, testkits).
+   */
+  const successHooksSql = () =>
+    hooks.every((h) => !h.onSucceeded || h.succeededSql)
+      ? hooks.flatMap((h) => (h.succeededSql ? [h.succeededSql.bind(h)] : []))
+      : undefined;
 
   const postRefundLedger = (tx: Queryable, p: PaymentRow, r: RefundRow) =>
     ledger.post(tx, {
@@ -119,7 +161,9 @@ export function createPaymentEffects(deps: PaymentsDeps) {
   const sealedPayer = async (tx: Queryable, paymentId: string, result: BankResult) =>
     result.payerVpa ? sealPayerVpa(deps.payerVpa, paymentId, result.payerVpa, tx) : {};
 
+  /** Counts a payment that reached a final status (its merchant hint is no longer needed). */
   function count(p: PaymentRow) {
+    merchantHint.delete(p.id);
     metrics.payments.inc({ method: p.method, status: p.status });
     recordCompletion(pm, p);
   }
@@ -152,6 +196,61 @@ export function createPaymentEffects(deps: PaymentsDeps) {
       ...target,
       amount: result.amountPaise,
     });
+  }
+
+  /**
+   * The common success, completed in ONE statement (repo.completeSucceeded, no BEGIN/COMMIT):
+   * the compare-and-set from pending (by txnRef, bank and amount for a callback; by id, and the
+   * amount the bank reports, for a status check), its history and outbox event, the callback's
+   * nonce, the hooks' SQL parts and the ledger entry. Taken only where succeedPendingByRef's
+   * reasoning holds: decide() for a pending payment of the reported amount says a plain move to
+   * succeeded. What it says:
+   *   done      the payment succeeded, everything committed;
+   *   replayed  the nonce was used already: nothing was written;
+   *   no_match  the payment was not pending (or not that txnRef/bank/amount): nothing was written;
+   *   long_way  not this way (another outcome, a hook with work only its onSucceeded can do, an
+   *             error): nothing was written; the caller completes it in a transaction.
+   */
+  async function completeInOneStatement(
+    target: PaymentTarget,
+    result: BankResult,
+    ctx: DecideContext,
+    replay: ReplayGuard | undefined,
+  ): Promise<{ kind: 'done'; row: PaymentRow } | { kind: 'replayed' | 'no_match' | 'long_way' }> {
+    const id = typeof target === 'string' ? target : paymentIdFromTxnRef(target.txnRef);
+    const hooksSql = successHooksSql();
+    if (!hooksSql || !id || result.outcome !== 'success') return { kind: 'long_way' };
+    const merchant = merchantHint.get(id);
+    if (merchant !== undefined && hooks.some((h) => h.succeededNeedsLongWay?.(merchant))) return { kind: 'long_way' };
+    const hoped: PaymentFacts = { status: 'pending', amount: result.amountPaise ?? 0, status_checks: 0 };
+    const a = decide(hoped, result, ctx);
+    if (a.kind !== 'move' || a.to !== 'succeeded' || a.via !== undefined || a.responseCode !== undefined)
+      return { kind: 'long_way' };
+    if (!canTransition('pending', a.to)) return { kind: 'long_way' };
+    const now = clock.now();
+    try {
+      const u = { ...completion(result, now), ...(a.payer ? await sealedPayer(db, id, result) : {}) };
+      const row = await repo.completeSucceeded(db, {
+        id,
+        u,
+        now,
+        source: ctx.source,
+        detail: a.detail,
+        only: typeof target === 'string' ? { amount: result.amountPaise } : { ...target, amount: result.amountPaise },
+        nonce: replay && { scope: replay.scope, nonce: replay.nonce, at: replay.at },
+        hooks: hooksSql,
+        ledgerSql: paymentLedgerSql,
+      });
+      return row ? { kind: 'done', row } : { kind: 'no_match' };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'TPP02') return { kind: 'replayed' };
+      // TPP01: a hook has work for this payment (rewards: an earn). Anything else (the ledger
+      // refusing, the database gone) is met again the long way, which reports it as it always has.
+      if (code !== 'TPP01')
+        logger.warn({ payment_id: id, code }, 'one-statement completion failed; completing the long way');
+      return { kind: 'long_way' };
+    }
   }
 
   /** Carries out what decide() said about `p` (locked by the caller, in `tx`). */
@@ -200,25 +299,36 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     target: PaymentTarget,
     result: BankResult,
     source: Source,
-    opts: { expireIfOpen?: boolean } = {},
+    opts: { expireIfOpen?: boolean; replay?: ReplayGuard } = {},
   ) {
     const ctx: DecideContext = { source, expireIfOpen: opts.expireIfOpen, statusCheckMax: cfg.statusCheckMax };
-    const updated = await db.tx(async (tx) => {
-      if (typeof target !== 'string') {
-        const paid = await succeedPendingByRef(tx, target, result, ctx);
-        if (paid) return paid;
-      }
-      // A callback names the payment by our txnRef: locked by it directly, with no read before.
-      const p =
-        typeof target === 'string'
-          ? await repo.getPayment(tx, target, true)
-          : await repo.getPaymentByTxnRef(tx, target.txnRef, true);
-      if (typeof target !== 'string' && (!p || p.bank_code !== target.bankCode)) {
-        throw new AppError('payment_not_found', 'No payment with this reference at this bank');
-      }
-      if (!p) throw new AppError('payment_not_found', 'Payment not found');
-      return carryOut(tx, p, decide(p, result, ctx), result, source);
-    });
+    const { replay } = opts;
+    const fast = await completeInOneStatement(target, result, ctx, replay);
+    if (fast.kind === 'done') {
+      count(fast.row);
+      return fast.row;
+    }
+    if (fast.kind === 'replayed') return replay!.refuse();
+    const updated = await db
+      .tx(async (tx) => {
+        // The callback's nonce in the transaction of its effect: remembered if and only if that commits.
+        if (replay && !(await rememberNonce(tx, replay.scope, replay.nonce, replay.at))) throw new Replayed();
+        if (typeof target !== 'string' && fast.kind === 'long_way') {
+          const paid = await succeedPendingByRef(tx, target, result, ctx);
+          if (paid) return paid;
+        }
+        // A callback names the payment by our txnRef: locked by it directly, with no read before.
+        const p =
+          typeof target === 'string'
+            ? await repo.getPayment(tx, target, true)
+            : await repo.getPaymentByTxnRef(tx, target.txnRef, true);
+        if (typeof target !== 'string' && (!p || p.bank_code !== target.bankCode)) {
+          throw new AppError('payment_not_found', 'No payment with this reference at this bank');
+        }
+        if (!p) throw new AppError('payment_not_found', 'Payment not found');
+        return carryOut(tx, p, decide(p, result, ctx), result, source);
+      })
+      .catch((e) => (e instanceof Replayed ? replay!.refuse() : Promise.reject(e)));
     if (updated && updated.status !== 'pending') count(updated);
     return updated;
   }
@@ -229,41 +339,44 @@ export function createPaymentEffects(deps: PaymentsDeps) {
    * check the bank did not answer with certainty. The payment's status change that a refund
    * causes is recorded with the refund's `source` (who brought the answer).
    */
-  async function settleRefund(refundId: string, answer: BankResult | undefined, source: Source) {
-    return db.tx(async (tx) => {
-      const r = await repo.getRefund(tx, refundId, true);
-      if (!r) return r;
-      const now = clock.now();
-      const a = decideRefund(r, answer, { source, statusCheckMax: cfg.statusCheckMax });
-      const responseCode = answer?.responseCode ?? null;
-      switch (a.kind) {
-        case 'none':
-          return r;
-        case 'flag':
-          if (a.warn) logger.warn({ refund_id: r.id }, a.warn);
-          return flagRefund(tx, r, a.reason, responseCode, now, source);
-        case 'succeed': {
-          const done = await repo.completeRefund(tx, r.id, 'succeeded', answer?.bankRef ?? null, responseCode, now);
-          const p = (await repo.getPayment(tx, r.payment_id, true))!;
-          const after = await repo.settleRefundOnPayment(tx, p.id, r.amount, true, now);
-          // Hooks first, the ledger entry last, in the same order as a payment's success: rewards
-          // locks the customer, the entry locks the merchant's accounts. The other order let a
-          // refund and a success for the same customer and merchant deadlock (found by the chaos run).
-          await withPayerVpa(deps.payerVpa, after, tx);
-          for (const h of hooks) await h.onRefunded?.(tx, after, done);
-          await postRefundLedger(tx, p, done);
-          await transition(tx, p, refundedPaymentStatus(after), {}, source, `refund ${r.id}`);
-          metrics.refunds.inc({ status: 'succeeded' });
-          return done;
+  async function settleRefund(refundId: string, answer: BankResult | undefined, source: Source, replay?: ReplayGuard) {
+    return db
+      .tx(async (tx) => {
+        if (replay && !(await rememberNonce(tx, replay.scope, replay.nonce, replay.at))) throw new Replayed();
+        const r = await repo.getRefund(tx, refundId, true);
+        if (!r) return r;
+        const now = clock.now();
+        const a = decideRefund(r, answer, { source, statusCheckMax: cfg.statusCheckMax });
+        const responseCode = answer?.responseCode ?? null;
+        switch (a.kind) {
+          case 'none':
+            return r;
+          case 'flag':
+            if (a.warn) logger.warn({ refund_id: r.id }, a.warn);
+            return flagRefund(tx, r, a.reason, responseCode, now, source);
+          case 'succeed': {
+            const done = await repo.completeRefund(tx, r.id, 'succeeded', answer?.bankRef ?? null, responseCode, now);
+            const p = (await repo.getPayment(tx, r.payment_id, true))!;
+            const after = await repo.settleRefundOnPayment(tx, p.id, r.amount, true, now);
+            // Hooks first, the ledger entry last, in the same order as a payment's success: rewards
+            // locks the customer, the entry locks the merchant's accounts. The other order let a
+            // refund and a success for the same customer and merchant deadlock (found by the chaos run).
+            await withPayerVpa(deps.payerVpa, after, tx);
+            for (const h of hooks) await h.onRefunded?.(tx, after, done);
+            await postRefundLedger(tx, p, done);
+            await transition(tx, p, refundedPaymentStatus(after), {}, source, `refund ${r.id}`);
+            metrics.refunds.inc({ status: 'succeeded' });
+            return done;
+          }
+          case 'fail': {
+            const done = await repo.completeRefund(tx, r.id, 'failed', answer?.bankRef ?? null, responseCode, now);
+            await repo.settleRefundOnPayment(tx, r.payment_id, r.amount, false, now);
+            metrics.refunds.inc({ status: 'failed' });
+            return done;
+          }
         }
-        case 'fail': {
-          const done = await repo.completeRefund(tx, r.id, 'failed', answer?.bankRef ?? null, responseCode, now);
-          await repo.settleRefundOnPayment(tx, r.payment_id, r.amount, false, now);
-          metrics.refunds.inc({ status: 'failed' });
-          return done;
-        }
-      }
-    });
+      })
+      .catch((e) => (e instanceof Replayed ? replay!.refuse() : Promise.reject(e)));
   }
 
   /**
@@ -293,7 +406,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     return flagged;
   }
 
-  return { pm, transition, count, applyPaymentResult, settleRefund };
+  return { pm, transition, count, applyPaymentResult, settleRefund, rememberMerchant };
 }
 
 export type PaymentEffects = ReturnType<typeof createPaymentEffects>;

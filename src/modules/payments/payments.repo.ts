@@ -4,6 +4,7 @@ import { insertAuditEventsSql, type PreparedAuditEvent } from '../audit/index.ts
 import type { Queryable } from '../../platform/db.ts';
 import type { PaymentStatus } from './payments.state.ts';
 import { currentTraceparent } from '../../platform/tracing.ts';
+import { rememberNonceSql } from '../../platform/signing.ts';
 
 // SQL for payments and refunds. The service owns the transactions; these take the handle.
 
@@ -101,28 +102,30 @@ export async function insertPayment(
        SELECT id, NULL, 'created', 'api', $14 FROM p
      )
      SELECT * FROM p`,
-    [
-      p.id,
-      p.txn_ref,
-      p.merchant_id,
-      p.store_id,
-      p.terminal_id,
-      p.method,
-      p.amount,
-      p.currency,
-      p.payer_vpa_ct,
-      p.note,
-      p.upi_uri,
-      p.bank_code,
-      p.expires_at,
-      p.now,
-      p.payer_vpa_bidx,
-      JSON.stringify(audit),
-      p.client_ref ?? null,
-    ],
+    newPaymentParams(p, audit),
   );
   return rows[0];
 }
+
+const newPaymentParams = (p: NewPayment, audit: PreparedAuditEvent[]) => [
+  p.id,
+  p.txn_ref,
+  p.merchant_id,
+  p.store_id,
+  p.terminal_id,
+  p.method,
+  p.amount,
+  p.currency,
+  p.payer_vpa_ct,
+  p.note,
+  p.upi_uri,
+  p.bank_code,
+  p.expires_at,
+  p.now,
+  p.payer_vpa_bidx,
+  JSON.stringify(audit),
+  p.client_ref ?? null,
+];
 
 /** Whether the payment went from created straight to failed at its create (its bank call was never sent or was refused). */
 export async function failedAtCreate(q: Queryable, id: string): Promise<boolean> {
@@ -304,6 +307,116 @@ export async function transitionStatus(
     ],
   );
   return rows[0];
+}
+
+/** A callback's nonce, remembered by the completion statement itself (platform/signing rememberNonceSql). */
+export interface CompletionNonce {
+  scope: string;
+  nonce: string;
+  at: Date;
+}
+
+/**
+ * A payment's success completed in ONE statement, without BEGIN/COMMIT (atomic on its own): the
+ * compare-and-set from `pending` with its history row and outbox event (as transitionStatus),
+ * the callback's nonce (when given), each hook's part (PaymentHooks.succeededSql, over the new
+ * row `p`), then the ledger entry (`ledgerSql(row, param)`: a FROM item over the row named by
+ * `row`, from the ledger's postEntrySql). The hooks run before the entry, as onSucceeded does: the
+ * entry locks the merchant's account and the bank's clearing shard, held only to the commit.
+ *
+ * undefined when the payment was not pending (or not that txnRef, bank, amount): nothing is
+ * written then. A hook that needs its long way raises TPP01, a nonce seen already TPP02, and an
+ * entry that was not written (never expected) TPP03 (payments.abandon_completion, migrations/0033):
+ * the whole statement is rolled back.
+ */
+export async function completeSucceeded(
+  q: Queryable,
+  t: {
+    id: string;
+    u: PaymentUpdate;
+    now: Date;
+    source: string;
+    detail?: string | null;
+    only?: { txnRef?: string; bankCode?: string; amount?: number };
+    nonce?: CompletionNonce;
+    hooks: ((row: string, param: (value: unknown) => string) => string)[];
+    ledgerSql: (row: string, param: (value: unknown) => string) => string;
+  },
+): Promise<PaymentRow | undefined> {
+  const { id, u, now } = t;
+  const params: unknown[] = [
+    id,
+    'pending',
+    'succeeded',
+    now,
+    u.bank_ref ?? null,
+    u.response_code ?? null,
+    u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null,
+    'next_check_at' in u,
+    u.next_check_at ?? null,
+    u.completed_at ?? null,
+    u.needs_reconciliation ?? null,
+    u.reconciliation_reason ?? null,
+    t.source,
+    t.detail ?? null,
+    now.toISOString(),
+    t.only?.txnRef ?? null,
+    t.only?.bankCode ?? null,
+    t.only?.amount ?? null,
+    currentTraceparent(),
+  ];
+  const param = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const nonce = t.nonce
+    ? rememberNonceSql(param(t.nonce.scope), param(t.nonce.nonce), param(t.nonce.at), 'p')
+    : 'SELECT 1 FROM p';
+  // CASE takes the hooks in order and stops at the first that needs its long way.
+  const hooks = t.hooks.length
+    ? `CASE ${t.hooks.map((h, i) => `WHEN NOT (${h('p', param)}) THEN payments.abandon_completion('TPP01', ${param(`hook ${i + 1} needs its long way`)})`).join(' ')} ELSE true END`
+    : 'true';
+  const ledger = t.ledgerSql('h', param);
+  const { rows } = await q.query<PaymentRow & { completed: boolean }>(
+    `WITH p AS (
+       UPDATE payments.payments SET status = $3, updated_at = $4,
+              bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
+              payer_vpa_ct = coalesce(($7::text[])[1], payer_vpa_ct), payer_vpa_bidx = coalesce(($7::text[])[2], payer_vpa_bidx),
+              next_check_at = CASE WHEN $8::boolean THEN $9::timestamptz ELSE next_check_at END,
+              completed_at = coalesce($10, completed_at),
+              needs_reconciliation = coalesce($11, needs_reconciliation),
+              reconciliation_reason = coalesce($12, reconciliation_reason)
+        WHERE id = $1 AND status = $2
+          AND ($16::text IS NULL OR txn_ref = $16) AND ($17::text IS NULL OR bank_code = $17) AND ($18::bigint IS NULL OR amount = $18)
+        RETURNING *
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
+       SELECT p.id, $2, $3, $13, $6, $14, $4 FROM p
+     ), o AS (
+       INSERT INTO platform.outbox (topic, key, payload)
+       SELECT 'payment.updated', p.terminal_id,
+              jsonb_build_object('payment_id', p.id, 'status', $3::text, 'amount', p.amount, 'at', $15::text)
+                || CASE WHEN $19::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', $19::text) END
+         FROM p
+     ), n AS (
+       ${nonce}
+     ), h AS MATERIALIZED (
+       SELECT p.id, p.merchant_id, p.bank_code, p.amount, ${hooks} AS ok
+         FROM p WHERE EXISTS (SELECT 1 FROM n)
+     ), l AS (
+       SELECT x.journal_id FROM h CROSS JOIN LATERAL ${ledger} AS x
+     )
+     SELECT p.*,
+            CASE WHEN NOT EXISTS (SELECT 1 FROM n) THEN payments.abandon_completion('TPP02', 'the nonce was used already')
+                 WHEN (SELECT count(*) FROM l) <> 1 THEN payments.abandon_completion('TPP03', 'no ledger entry was written')
+                 ELSE true END AS completed
+       FROM p`,
+    params,
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  const { completed: _c, ...row } = r;
+  return row as PaymentRow;
 }
 
 export async function flagReconciliation(
@@ -505,6 +618,18 @@ export async function countNeedingReconciliation(q: Queryable): Promise<number> 
   return rows[0].n;
 }
 
+/** What creating a payment needs to know: the terminal's context and the banks marked down (sorted). */
+export type PaymentContext = TerminalContext & { down_banks: string[] };
+
+/**
+ * The context as one row `c`, for paymentContext() and insertPaymentIfContext(): both hand it back
+ * as to_jsonb(c), so a context read by one compares equal (jsonb =) with the same one read by the
+ * other. The banks marked down are sorted, so the same set is the same array.
+ */
+const contextRowSql = (param: string) =>
+  `SELECT ctx.*, ARRAY(SELECT d.code FROM (${downBankCodesSql()}) d ORDER BY d.code COLLATE "C") AS down_banks
+     FROM (${terminalContextSql(param)}) ctx`;
+
 /**
  * What creating a payment needs to know, in one round trip: the terminal, its store and merchant
  * (as merchants' getTerminalContext() reads them) and the banks marked down right now (as the
@@ -512,10 +637,46 @@ export async function countNeedingReconciliation(q: Queryable): Promise<number> 
  * queries they export for it, kept to this one statement because it runs before every payment:
  * a deliberate exception (docs/architecture.md, "Deliberate exceptions").
  */
-export async function paymentContext(q: Queryable, terminalId: string) {
-  const { rows } = await q.query<TerminalContext & { down_banks: string[] }>(
-    `SELECT ctx.*, ARRAY(${downBankCodesSql()}) AS down_banks FROM (${terminalContextSql('$1')}) ctx`,
-    [terminalId],
+export async function paymentContext(q: Queryable, terminalId: string): Promise<PaymentContext | undefined> {
+  const { rows } = await q.query<{ ctx: PaymentContext }>(`SELECT to_jsonb(c) AS ctx FROM (${contextRowSql('$1')}) c`, [
+    terminalId,
+  ]);
+  return rows[0]?.ctx;
+}
+
+/**
+ * insertPayment() and the context read in ONE statement, for a create decided on a context this
+ * process read before (`known`): the payment is written only if the terminal's context (and the
+ * banks marked down) read by this statement is still exactly `known`, so nothing is decided on
+ * a stale one. Either way the statement answers with the context as it is now (`ctx`, undefined
+ * when the terminal is gone) and whether it matched; `row` is the payment written (undefined
+ * when it did not match, or when the terminal already has a payment with this client_ref).
+ */
+export async function insertPaymentIfContext(
+  q: Queryable,
+  p: NewPayment,
+  audit: PreparedAuditEvent[],
+  known: PaymentContext,
+): Promise<{ ctx: PaymentContext | undefined; matched: boolean; row: PaymentRow | undefined }> {
+  const { rows } = await q.query<PaymentRow & { ctx_now: PaymentContext | null; ctx_matched: boolean }>(
+    `WITH c AS MATERIALIZED (${contextRowSql('$5')}
+     ), ok AS MATERIALIZED (
+       SELECT 1 FROM c WHERE to_jsonb(c) = $18::jsonb
+     ), p AS (
+       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17 FROM ok
+       ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
+       RETURNING *
+     ), a AS (${insertAuditEventsSql('$16', 'EXISTS (SELECT 1 FROM p)')}
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
+       SELECT id, NULL, 'created', 'api', $14 FROM p
+     )
+     SELECT p.*, (SELECT to_jsonb(c) FROM c) AS ctx_now, EXISTS (SELECT 1 FROM ok) AS ctx_matched
+       FROM (SELECT 1) one LEFT JOIN p ON true`,
+    [...newPaymentParams(p, audit), JSON.stringify(known)],
   );
-  return rows[0];
+  const { ctx_now, ctx_matched, ...row } = rows[0];
+  return { ctx: ctx_now ?? undefined, matched: ctx_matched, row: row.id ? (row as PaymentRow) : undefined };
 }

@@ -13,80 +13,264 @@ import type { BankConnector } from '../banks/index.ts';
 import { createTestVault } from '../vault/index.ts';
 import { createPaymentsService } from './payments.service.ts';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';
+import type { PaymentHooks } from './payments.types.ts';
+import type { ReplayGuard } from '../banks/index.ts';
+import { AppError } from '../../platform/errors.ts';
+import { rewardsWorld } from '../rewards/testkit.ts';
 
 // The SQL round trips of the payment path, counted (BEGIN and COMMIT included). The deliberate
 // exceptions in docs/architecture.md exist for these numbers (bench/PROFILE.md, "Round 2"): a
 // change that makes them grow should be measured with `npm run bench:payments` first. A count,
 // not a timing: the figures themselves live in the benchmark.
 
-test('a QR create is 3 round trips and the bank\'s "paid" callback 4', async () => {
+/** `real`, with every statement it is sent (BEGIN and COMMIT included) noted in `sent`. */
+function countingDb(real: Db, sent: string[]): Db {
+  const counting = (q: Queryable): Queryable => ({
+    query: (sql, params) => {
+      sent.push(sql.replace(/\s+/g, ' ').trim().slice(0, 60));
+      return q.query(sql, params);
+    },
+    exec: (sql) => q.exec(sql),
+  });
+  return {
+    ...counting(real),
+    driver: real.driver,
+    close: () => real.close(),
+    tx: (fn) =>
+      real.tx(async (tx) => {
+        sent.push('BEGIN');
+        const v = await fn(counting(tx));
+        sent.push('COMMIT');
+        return v;
+      }),
+  };
+}
+
+/** A callback's nonce as the banks module hands it to the handler; refuse() throws as it does (and counts). */
+function replayGuard(nonce: string) {
+  const g = {
+    refused: 0,
+    guard: {
+      scope: 'bank:SIMBANK',
+      nonce,
+      at: new Date('2026-01-01T00:00:00Z'),
+      refuse: async (): Promise<never> => {
+        g.refused++;
+        throw new AppError('replayed_request', 'replayed');
+      },
+    } satisfies ReplayGuard,
+  };
+  return g;
+}
+
+async function plainWorld(hooks: PaymentHooks[] = [], checkStatus?: BankConnector['checkStatus']) {
   const real = await createTestDb();
+  const sent: string[] = [];
+  const db = countingDb(real, sent);
+  const [m, s, t] = [newId('merchant'), newId('store'), newId('terminal')];
+  await real.query(
+    `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'R', 'r@simbank', '5411', 'SIMBANK')`,
+    [m],
+  );
+  await real.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'S')`, [s, m]);
+  await real.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [t, m, s]);
+  const connector: BankConnector = {
+    code: 'SIMBANK',
+    registerIntent: async () => ({ bankRef: 'BR' }),
+    sendCollect: async () => ({ outcome: 'pending', responseCode: '01' }),
+    checkStatus: checkStatus ?? (async () => ({ outcome: 'pending', responseCode: '01' })),
+    refund: async () => ({ outcome: 'success', responseCode: '00' }),
+    checkRefundStatus: async () => ({ outcome: 'pending', responseCode: '01' }),
+    parseCallback: () => {
+      throw new Error('unused');
+    },
+  };
+  const svc = createPaymentsService({
+    db,
+    ledger: createLedgerService(),
+    banks: { route: async () => connector, connector: () => connector },
+    config: loadConfig({ NODE_ENV: 'test', STATUS_CHECK_FIRST_AFTER_SECONDS: '0' }),
+    metrics: createMetrics(),
+    clock: fixedClock('2026-01-01T00:00:00Z'),
+    logger: createLogger({ level: 'silent' }),
+    hooks,
+    payerVpa: (await createTestVault(real, { fields: [PAYER_VPA_FIELD] })).cipher,
+  });
+  const principal: Principal = { kind: 'api_key', id: 'key_r', merchantId: null, permissions: new Set() };
+  const create = () => svc.create(principal, { terminal_id: t, amount: 1000, currency: 'INR', method: 'upi_qr' });
+  const count = async (sql: string, params: unknown[]) =>
+    (await real.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${sql}) x`, params)).rows[0].n;
+  return { real, sent, svc, principal, create, count };
+}
+
+test('a QR create is 2 round trips (3 the first time) and the bank\'s "paid" callback 1, its nonce included', async () => {
+  const w = await plainWorld();
   try {
-    const sent: string[] = [];
-    const counting = (q: Queryable): Queryable => ({
-      query: (sql, params) => {
-        sent.push(sql.replace(/\s+/g, ' ').trim().slice(0, 60));
-        return q.query(sql, params);
-      },
-      exec: (sql) => q.exec(sql),
-    });
-    const db: Db = {
-      ...counting(real),
-      driver: real.driver,
-      close: () => real.close(),
-      tx: (fn) =>
-        real.tx(async (tx) => {
-          sent.push('BEGIN');
-          const v = await fn(counting(tx));
-          sent.push('COMMIT');
-          return v;
-        }),
-    };
-    const [m, s, t] = [newId('merchant'), newId('store'), newId('terminal')];
-    await real.query(
-      `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'R', 'r@simbank', '5411', 'SIMBANK')`,
-      [m],
-    );
-    await real.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'S')`, [s, m]);
-    await real.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [t, m, s]);
-    const connector: BankConnector = {
-      code: 'SIMBANK',
-      registerIntent: async () => ({ bankRef: 'BR' }),
-      sendCollect: async () => ({ outcome: 'pending', responseCode: '01' }),
-      checkStatus: async () => ({ outcome: 'pending', responseCode: '01' }),
-      refund: async () => ({ outcome: 'success', responseCode: '00' }),
-      checkRefundStatus: async () => ({ outcome: 'pending', responseCode: '01' }),
-      parseCallback: () => {
-        throw new Error('unused');
-      },
-    };
-    const svc = createPaymentsService({
-      db,
-      ledger: createLedgerService(),
-      banks: { route: async () => connector, connector: () => connector },
-      config: loadConfig({ NODE_ENV: 'test' }),
-      metrics: createMetrics(),
-      clock: fixedClock('2026-01-01T00:00:00Z'),
-      logger: createLogger({ level: 'silent' }),
-      payerVpa: (await createTestVault(real, { fields: [PAYER_VPA_FIELD] })).cipher,
-    });
-    const principal: Principal = { kind: 'api_key', id: 'key_r', merchantId: null, permissions: new Set() };
-    for (let i = 0; i < 2; i++) {
-      sent.length = 0;
-      const p = await svc.create(principal, { terminal_id: t, amount: 1000, currency: 'INR', method: 'upi_qr' });
-      // The context read (terminal, merchant, banks down), the insert (payment, history, audit), created -> pending.
-      assert.equal(sent.length, 3, sent.join('\n'));
+    for (let i = 0; i < 3; i++) {
+      w.sent.length = 0;
+      const p = await w.create();
+      // First: the context read (terminal, merchant, banks down), the insert (payment, history,
+      // audit), created -> pending. Then the context this process read is only compared: the
+      // insert happens in the statement that reads it, if it is still the same.
+      assert.equal(w.sent.length, i === 0 ? 3 : 2, w.sent.join('\n'));
       assert.equal(p.status, 'pending');
-      sent.length = 0;
-      await svc.handleCallback('SIMBANK', {
-        kind: 'payment',
-        ref: p.txn_ref,
-        result: { outcome: 'success', responseCode: '00', amountPaise: 1000 },
-      });
-      // The compare-and-set by txnRef (status, history, outbox) and the ledger entry, in one transaction.
-      assert.equal(sent.length, 4, sent.join('\n'));
-      assert.equal((await svc.get(principal, p.id)).status, 'succeeded');
+      w.sent.length = 0;
+      const r = replayGuard(`nonce-${i}-0123456789abcdef0123456789abcdef`);
+      await w.svc.handleCallback(
+        'SIMBANK',
+        { kind: 'payment', ref: p.txn_ref, result: { outcome: 'success', responseCode: '00', amountPaise: 1000 } },
+        r.guard,
+      );
+      // One statement, no BEGIN/COMMIT: the nonce, the compare-and-set by txnRef (status, history,
+      // outbox), the ledger entry.
+      assert.equal(w.sent.length, 1, w.sent.join('\n'));
+      assert.equal((await w.svc.get(w.principal, p.id)).status, 'succeeded');
+      assert.equal(await w.count('SELECT 1 FROM platform.used_nonces WHERE nonce = $1', [r.guard.nonce]), 1);
+      assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [p.id]), 1);
+      assert.equal(await w.count("SELECT 1 FROM platform.outbox WHERE payload->>'payment_id' = $1", [p.id]), 2);
+
+      // The same callback again (same nonce): refused, and nothing changes.
+      const events = await w.count('SELECT 1 FROM payments.payment_events WHERE payment_id = $1', [p.id]);
+      await assert.rejects(
+        w.svc.handleCallback(
+          'SIMBANK',
+          { kind: 'payment', ref: p.txn_ref, result: { outcome: 'success', responseCode: '00', amountPaise: 1000 } },
+          r.guard,
+        ),
+        (e: AppError) => e.code === 'replayed_request',
+      );
+      assert.equal(r.refused, 1);
+      assert.equal(await w.count('SELECT 1 FROM payments.payment_events WHERE payment_id = $1', [p.id]), events);
+      assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [p.id]), 1);
     }
+    assert.deepEqual((await createLedgerService().verify(w.real)).length, 0);
+
+    // The context changes under the process's feet: the remembered one is not used.
+    const before = await w.count('SELECT 1 FROM payments.payments', []);
+    await w.real.query(`UPDATE merchants.merchants SET status = 'suspended'`);
+    w.sent.length = 0;
+    await assert.rejects(w.create(), (e: AppError) => e.code === 'merchant_inactive');
+    // The guarded insert (wrote nothing, answered with the current context), and no more.
+    assert.equal(w.sent.length, 1, w.sent.join('\n'));
+    assert.equal(await w.count('SELECT 1 FROM payments.payments', []), before);
+    await w.real.query(`UPDATE merchants.merchants SET status = 'active', name = 'R2'`);
+    w.sent.length = 0;
+    const renamed = await w.create();
+    // Decided on the remembered (suspended) context: refused in memory, read again, then written.
+    assert.equal(w.sent.length, 3, w.sent.join('\n'));
+    assert.match(renamed.upi_uri ?? '', /pn=R2/);
+    assert.equal(await w.count('SELECT 1 FROM payments.payments', []), before + 1);
+  } finally {
+    await w.real.close();
+  }
+});
+
+test("a status check's success is the same one statement", async () => {
+  const w = await plainWorld([], async () => ({ outcome: 'success', responseCode: '00', amountPaise: 1000 }));
+  try {
+    const p = await w.create();
+    w.sent.length = 0;
+    assert.equal(await w.svc.runStatusChecks(), 1);
+    // The claim (BEGIN, claim, COMMIT), then the completion: one statement.
+    assert.deepEqual(
+      w.sent.map((x) => x.slice(0, 20)),
+      ['BEGIN', 'UPDATE payments.paym', 'COMMIT', 'WITH p AS ( UPDATE p'],
+    );
+    assert.equal((await w.svc.get(w.principal, p.id)).status, 'succeeded');
+    assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [p.id]), 1);
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('a hook with work takes the long way; a failing one sinks only its payment and keeps its nonce unused', async () => {
+  let failNext = false;
+  const earned: string[] = [];
+  const hook: PaymentHooks = {
+    // Work only for payments of 1000 paise at this merchant: i.e. all of them here.
+    succeededSql: (row, param) => `${row}.amount <> ${param(1000)}::bigint`,
+    async onSucceeded(tx, payment) {
+      if (failNext) throw new AppError('conflict', 'the hook failed');
+      await tx.query('SELECT 1');
+      earned.push(payment.id);
+    },
+  };
+  const w = await plainWorld([hook]);
+  try {
+    const a = await w.create();
+    const b = await w.create();
+    failNext = true;
+    const ra = replayGuard('nonce-a-0123456789abcdef0123456789abcdef');
+    await assert.rejects(
+      w.svc.handleCallback(
+        'SIMBANK',
+        { kind: 'payment', ref: a.txn_ref, result: { outcome: 'success', responseCode: '00', amountPaise: 1000 } },
+        ra.guard,
+      ),
+      (e: AppError) => e.code === 'conflict',
+    );
+    // Nothing of a's completion committed, its nonce included: the bank may send it again.
+    assert.equal((await w.svc.get(w.principal, a.id)).status, 'pending');
+    assert.equal(await w.count('SELECT 1 FROM platform.used_nonces WHERE nonce = $1', [ra.guard.nonce]), 0);
+    assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [a.id]), 0);
+    failNext = false;
+    w.sent.length = 0;
+    const rb = replayGuard('nonce-b-0123456789abcdef0123456789abcdef');
+    await w.svc.handleCallback(
+      'SIMBANK',
+      { kind: 'payment', ref: b.txn_ref, result: { outcome: 'success', responseCode: '00', amountPaise: 1000 } },
+      rb.guard,
+    );
+    // The one statement (rolled back by the hook's "needs its long way"), then the long way:
+    // BEGIN, nonce, compare-and-set, the hook, the ledger entry, COMMIT.
+    assert.equal(w.sent.length, 7, w.sent.join('\n'));
+    assert.equal(w.sent[1], 'BEGIN');
+    assert.deepEqual(earned, [b.id]);
+    assert.equal((await w.svc.get(w.principal, b.id)).status, 'succeeded');
+    // a's callback sent again with the same nonce: accepted now.
+    await w.svc.handleCallback(
+      'SIMBANK',
+      { kind: 'payment', ref: a.txn_ref, result: { outcome: 'success', responseCode: '00', amountPaise: 1000 } },
+      ra.guard,
+    );
+    assert.equal((await w.svc.get(w.principal, a.id)).status, 'succeeded');
+    assert.equal(ra.refused, 0);
+    assert.deepEqual((await createLedgerService().verify(w.real)).length, 0);
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('with rewards: a merchant in no program completes in one statement, one in a program earns the long way', async () => {
+  const sent: string[] = [];
+  const real = await createTestDb();
+  const w = await rewardsWorld({ db: countingDb(real, sent) });
+  try {
+    const plain = await w.seedMerchant();
+    const member = await w.seedMerchant();
+    await w.program(member.merchantId);
+    const p1 = await w.createPayment(plain.terminalId, 5000);
+    sent.length = 0;
+    await w.succeed(p1.id, 'ravi@okaxis');
+    // payments.get() before and after the callback: the callback itself is the one statement between.
+    assert.equal(sent.length, 3, sent.join('\n'));
+    // In a program: the first success tries the one statement (rolled back: an earn to do), then
+    // earns the long way; rewards now knows the merchant, so the next goes the long way at once.
+    for (const [i, first] of [
+      [0, 'WITH p AS ( UPDATE payments.payments SET status = $3, update'],
+      [1, 'BEGIN'],
+    ] as const) {
+      const p2 = await w.createPayment(member.terminalId, 5000);
+      sent.length = 0;
+      const after = await w.succeed(p2.id, 'ravi@okaxis');
+      assert.equal(after.status, 'succeeded');
+      assert.equal(sent[1], first, sent.join('\n'));
+      assert.equal((await w.balance(member.merchantId, 'ravi@okaxis')).available, 5 * (i + 1));
+    }
+    const c = await w.check();
+    assert.deepEqual(c.ledger, []);
+    assert.equal(c.ptsSum, '0');
+    assert.deepEqual(c.rewards, []);
   } finally {
     await real.close();
   }

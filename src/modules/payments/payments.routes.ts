@@ -4,7 +4,7 @@ import { decodeCursor, pageOf } from '../../http/pagination.ts';
 import { keepIdempotentAnswer } from '../../http/idempotency.ts';
 import { isAppError } from '../../platform/errors.ts';
 import type { Principal } from '../../platform/principal.ts';
-import { registerBankCallbackRoute, type BankCallback } from '../banks/index.ts';
+import { registerBankCallbackRoute, type CheckedCallback } from '../banks/index.ts';
 import type { PaymentsService } from './payments.service.ts';
 import * as S from './payments.schemas.ts';
 import { ApprovalRequired } from '../identity/index.ts';
@@ -12,12 +12,12 @@ import { ApprovalRequired } from '../identity/index.ts';
 const IdParam = Type.Object({ id: Type.String({ maxLength: 100 }) });
 
 export interface CallbackVerifier {
-  verifyCallback(
+  checkCallback(
     bankCode: string,
     headers: Record<string, string | string[] | undefined>,
     rawBody: string | Uint8Array,
     remoteAddr?: string,
-  ): Promise<BankCallback>;
+  ): Promise<CheckedCallback>;
 }
 
 export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService, verifier: CallbackVerifier) {
@@ -143,5 +143,5 @@ export function registerPaymentRoutes(app: FastifyInstance, svc: PaymentsService
 
   // Bank callbacks: verified by the bank's connector over the raw body, in a scope of their own
   // (src/modules/banks/callbacks.routes.ts), then applied here.
-  registerBankCallbackRoute(app, verifier, (code, cb) => svc.handleCallback(code, cb));
+  registerBankCallbackRoute(app, verifier, (code, cb, replay) => svc.handleCallback(code, cb, replay));
 }

@@ -4,7 +4,7 @@ import { newId, isId, txnRefFromPaymentId } from '../../platform/ids.ts';
 import { isValidPaise } from '../../platform/money.ts';
 import type { Principal } from '../../platform/principal.ts';
 import { canAccessMerchant } from '../../platform/principal.ts';
-import { callBank, type BankCallback, type BankResult } from '../banks/index.ts';
+import { callBank, type BankCallback, type BankResult, type ReplayGuard } from '../banks/index.ts';
 import { buildUpiUri } from './upiUri.ts';
 import * as repo from './payments.repo.ts';
 import { sealPayerVpa, withPayerVpa } from './payments.fields.ts';
@@ -44,7 +44,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const cfg = config.payments;
   const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
   const effects = createPaymentEffects(deps);
-  const { pm, transition, count, applyPaymentResult, settleRefund } = effects;
+  const { pm, transition, count, applyPaymentResult, settleRefund, rememberMerchant } = effects;
   const views = createPaymentViews(deps);
   const { visiblePayment } = views;
   const jobs = createPaymentJobs(deps, effects);
@@ -94,6 +94,74 @@ export function createPaymentsService(deps: PaymentsDeps) {
     return paymentView(await withPayerVpa(deps.payerVpa, first));
   }
 
+  /**
+   * Each terminal's context (and the banks marked down) as this process last read it: never
+   * trusted, only compared (insertPaymentIfContext writes nothing unless it is still current).
+   */
+  const contexts = new Map<string, repo.PaymentContext>();
+  const MAX_CONTEXTS = 100_000;
+  function rememberContext(terminalId: string, ctx: repo.PaymentContext | undefined) {
+    if (!ctx) {
+      contexts.delete(terminalId);
+      return;
+    }
+    if (contexts.size >= MAX_CONTEXTS) contexts.clear();
+    contexts.set(terminalId, ctx);
+  }
+
+  /** The payer's VPA as given at the till, on the new row in memory only (for the hooks). */
+  const withTillPayer = (row: repo.PaymentRow, input: CreatePaymentInput) => {
+    row.payer_vpa = input.payer_vpa?.toLowerCase() ?? null;
+    return row;
+  };
+
+  /** Everything a create decides from the terminal's context before it writes: checks, bank, ids, the row. */
+  async function plan(principal: Principal, input: CreatePaymentInput, ctx: repo.PaymentContext, clientRef?: string) {
+    if (!canAccessMerchant(principal, ctx.merchant_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+    if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
+    if (ctx.merchant_status !== 'active') throw new AppError('merchant_inactive', 'The merchant is suspended');
+    const bank = await banks.route(ctx.acquiring_bank, new Set(ctx.down_banks));
+    const now = clock.now();
+    const id = newId('payment');
+    const txnRef = txnRefFromPaymentId(id);
+    const expiresAt = addSeconds(now, input.method === 'upi_qr' ? cfg.qrExpirySeconds : cfg.collectExpirySeconds);
+    const upiUri =
+      input.method === 'upi_qr'
+        ? buildUpiUri({
+            payeeVpa: ctx.merchant_vpa,
+            payeeName: ctx.merchant_name,
+            mcc: ctx.mcc,
+            txnRef,
+            amountPaise: input.amount,
+            note: input.note,
+          })
+        : null;
+    // The payer's VPA is encrypted (bound to this payment's id) before anything is written.
+    const payer = input.payer_vpa
+      ? await sealPayerVpa(deps.payerVpa, id, input.payer_vpa)
+      : { payer_vpa_ct: null, payer_vpa_bidx: null };
+    // Record the intent before talking to the bank, so nothing the bank knows is unknown to us.
+    const draft: repo.NewPayment = {
+      id,
+      txn_ref: txnRef,
+      merchant_id: ctx.merchant_id,
+      store_id: ctx.store_id,
+      terminal_id: ctx.terminal_id,
+      method: input.method,
+      amount: input.amount,
+      currency: 'INR',
+      ...payer,
+      note: input.note ?? null,
+      upi_uri: upiUri,
+      bank_code: bank.code,
+      expires_at: expiresAt,
+      now,
+      client_ref: clientRef ?? null,
+    };
+    const audit = hooks.flatMap((h) => h.createdAuditEvents?.(draft, principal) ?? []);
+    return { bank, id, txnRef, expiresAt, payer, draft, audit };
+  }
+
   const service = {
     paymentView,
     /**
@@ -109,62 +177,55 @@ export function createPaymentsService(deps: PaymentsDeps) {
       opts: { clientRef?: string } = {},
     ): Promise<PaymentView> {
       validateCreate(input);
-      const ctx = isId('terminal', input.terminal_id) ? await repo.paymentContext(db, input.terminal_id) : undefined;
-      if (!ctx || !canAccessMerchant(principal, ctx.merchant_id))
-        throw new AppError('terminal_not_found', 'Terminal not found');
-      if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
-      if (ctx.merchant_status !== 'active') throw new AppError('merchant_inactive', 'The merchant is suspended');
-      const bank = await banks.route(ctx.acquiring_bank, new Set(ctx.down_banks));
-      const now = clock.now();
-      const id = newId('payment');
-      const txnRef = txnRefFromPaymentId(id);
-      const expiresAt = addSeconds(now, input.method === 'upi_qr' ? cfg.qrExpirySeconds : cfg.collectExpirySeconds);
-      const upiUri =
-        input.method === 'upi_qr'
-          ? buildUpiUri({
-              payeeVpa: ctx.merchant_vpa,
-              payeeName: ctx.merchant_name,
-              mcc: ctx.mcc,
-              txnRef,
-              amountPaise: input.amount,
-              note: input.note,
+      if (!isId('terminal', input.terminal_id)) throw new AppError('terminal_not_found', 'Terminal not found');
+      const needsTx = hooks.some((h) => h.onCreated && (h.createNeedsTransaction?.(input) ?? true));
+      let attempt: Awaited<ReturnType<typeof plan>> | undefined;
+      let inserted: repo.PaymentRow | undefined;
+      let done = false;
+      // The context this terminal had when this process last created a payment for it: a create
+      // decided on it is written only if it is still the current one (the insert and the context
+      // read are one statement), so a create is 2 round trips instead of 3. A context that
+      // changed (or was never seen here) costs nothing extra: the statement answers with the
+      // current one, and the create is decided again on that.
+      let ctx = needsTx ? undefined : contexts.get(input.terminal_id);
+      if (ctx) {
+        try {
+          attempt = await plan(principal, input, ctx, opts.clientRef);
+        } catch {
+          attempt = undefined; // decided on the remembered context only; the current one decides below
+        }
+        if (attempt) {
+          const r = await repo.insertPaymentIfContext(db, attempt.draft, attempt.audit, ctx);
+          rememberContext(input.terminal_id, r.ctx);
+          ctx = r.ctx;
+          if (r.matched) {
+            done = true;
+            inserted = r.row && withTillPayer(r.row, input);
+          } else if (!ctx) throw new AppError('terminal_not_found', 'Terminal not found');
+        } else ctx = undefined;
+      }
+      if (!done) {
+        if (!ctx) {
+          ctx = await repo.paymentContext(db, input.terminal_id);
+          rememberContext(input.terminal_id, ctx);
+        }
+        if (!ctx) throw new AppError('terminal_not_found', 'Terminal not found');
+        attempt = await plan(principal, input, ctx, opts.clientRef);
+        const { draft, audit } = attempt;
+        const insert = async (q: Queryable) => {
+          const row = await repo.insertPayment(q, draft, audit);
+          return row && withTillPayer(row, input);
+        };
+        inserted = needsTx
+          ? await db.tx(async (tx) => {
+              const row = await insert(tx);
+              if (row) for (const h of hooks) await h.onCreated?.(tx, row, input);
+              return row;
             })
-          : null;
-      // The payer's VPA is encrypted (bound to this payment's id) before anything is written.
-      const payer = input.payer_vpa
-        ? await sealPayerVpa(deps.payerVpa, id, input.payer_vpa)
-        : { payer_vpa_ct: null, payer_vpa_bidx: null };
-      // 1. Record the intent before talking to the bank, so nothing the bank knows is unknown to us.
-      const draft: repo.NewPayment = {
-        id,
-        txn_ref: txnRef,
-        merchant_id: ctx.merchant_id,
-        store_id: ctx.store_id,
-        terminal_id: ctx.terminal_id,
-        method: input.method,
-        amount: input.amount,
-        currency: 'INR',
-        ...payer,
-        note: input.note ?? null,
-        upi_uri: upiUri,
-        bank_code: bank.code,
-        expires_at: expiresAt,
-        now,
-        client_ref: opts.clientRef ?? null,
-      };
-      const audit = hooks.flatMap((h) => h.createdAuditEvents?.(draft, principal) ?? []);
-      const insert = async (q: Queryable) => {
-        const row = await repo.insertPayment(q, draft, audit);
-        if (row) row.payer_vpa = input.payer_vpa?.toLowerCase() ?? null; // in memory only, for the hooks
-        return row;
-      };
-      const inserted = hooks.some((h) => h.onCreated && (h.createNeedsTransaction?.(input) ?? true))
-        ? await db.tx(async (tx) => {
-            const row = await insert(tx);
-            if (row) for (const h of hooks) await h.onCreated?.(tx, row, input);
-            return row;
-          })
-        : await insert(db);
+          : await insert(db);
+      }
+      const { bank, txnRef, expiresAt, payer } = attempt!;
+      ctx = ctx!;
       if (!inserted) return sameCreateAgain(ctx.terminal_id, opts.clientRef!, input);
       let payment = inserted;
       // 2. The bank call, outside any transaction, with our txnRef as the idempotent reference.
@@ -220,6 +281,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
           detail,
         )) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
+      rememberMerchant(payment.id, payment.merchant_id);
       if (result && result.outcome !== 'pending')
         payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
       // The VPA sealed above is known here: no need to decrypt it for the answer.
@@ -339,17 +401,21 @@ export function createPaymentsService(deps: PaymentsDeps) {
       approval_threshold_paise: cfg.refundApprovalThresholdPaise,
     }),
 
-    /** A verified callback from a bank. Duplicates are harmless. */
-    async handleCallback(bankCode: string, cb: BankCallback) {
+    /**
+     * A verified callback from a bank. Duplicates are harmless. `replay`: its nonce, remembered
+     * with its effect (in the one statement of a success, or in the transaction of anything
+     * else); a nonce used already is refused and changes nothing.
+     */
+    async handleCallback(bankCode: string, cb: BankCallback, replay?: ReplayGuard) {
       // A real bank sends no trace context: the callback's span says what it was about.
       annotateSpan({ 'tillpoint.bank': bankCode, 'tillpoint.callback_kind': cb.kind, 'tillpoint.ref': cb.ref });
       if (cb.kind === 'payment') {
-        await applyPaymentResult({ txnRef: cb.ref, bankCode }, cb.result, 'callback');
+        await applyPaymentResult({ txnRef: cb.ref, bankCode }, cb.result, 'callback', { replay });
         return { received: true };
       }
       const r = await repo.getRefundByRef(db, cb.ref);
       if (!r) throw new AppError('not_found', 'No refund with this reference');
-      await settleRefund(r.id, cb.result, 'callback');
+      await settleRefund(r.id, cb.result, 'callback', replay);
       return { received: true };
     },
 

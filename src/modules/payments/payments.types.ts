@@ -35,6 +35,24 @@ export interface PaymentHooks {
    * written last and held only until the commit (bench/PROFILE.md).
    */
   onSucceeded?(tx: Queryable, payment: PaymentRow): Promise<void>;
+  /**
+   * The hook's part of a success completed in ONE statement (payments.repo.completeSucceeded: the
+   * status change with its history and outbox event, the callback's nonce, this, the ledger
+   * entry; no BEGIN/COMMIT). A boolean SQL expression over the payment's new row, named `row`
+   * (row.id, row.merchant_id, …), evaluated after the status change and before the ledger entry
+   * (the same lock order as onSucceeded). true: the hook's work for this success is done (by the
+   * expression itself, or there is none); false: it needs onSucceeded, and the whole statement is
+   * rolled back and the payment completed the long way, in a transaction. Constants go through
+   * `param`. A hook with onSucceeded but without this always gets the long way. A deliberate
+   * exception for throughput (docs/architecture.md, "Deliberate exceptions").
+   */
+  succeededSql?(row: string, param: (value: unknown) => string): string;
+  /**
+   * A hint, never trusted: true when this process knows that a success at this merchant has
+   * work only onSucceeded can do (rewards: the merchant is in a program), so the one statement
+   * is not tried first (it would be rolled back). false or absent: try it.
+   */
+  succeededNeedsLongWay?(merchantId: string): boolean;
   /** A payment closed without money: failed or expired. */
   onClosedUnpaid?(tx: Queryable, payment: PaymentRow): Promise<void>;
   /** After a refund's ledger entry, in the same transaction. */

@@ -222,6 +222,11 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     // Only a payment that names a customer or redeems points has work here.
     createNeedsTransaction: (input) => input.rewards !== undefined,
     onSucceeded,
+    // In the payment's one-statement completion: done when there is nothing to earn (the merchant
+    // is in no program and no customer was named); otherwise onSucceeded, the long way.
+    succeededSql: (row) => repo.nothingToEarnSql(row),
+    // Known to be in a program (this process has earned for it): straight to onSucceeded.
+    succeededNeedsLongWay: (merchantId) => programs.has(merchantId),
     onClosedUnpaid,
     onRefunded,
   };

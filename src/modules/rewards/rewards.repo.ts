@@ -897,3 +897,14 @@ export async function insertLotsBatch(q: Queryable, lots: Omit<LotRow, 'expired'
     ],
   );
 }
+
+/**
+ * True when a succeeded payment has nothing for rewards to do: no customer was named or points
+ * reserved at its create (no payment link) and its merchant is in no program. That is exactly
+ * when rewards.earn_payment() answers "none" with no redemption, and onSucceeded returns without
+ * writing. A boolean SQL expression over the payment's row `row` (its id and merchant_id), for
+ * the payment's completion in one statement (the PaymentHooks.succeededSql member).
+ */
+export const nothingToEarnSql = (row: string) =>
+  `(NOT EXISTS (SELECT 1 FROM rewards.payment_links l WHERE l.payment_id = ${row}.id)
+    AND NOT EXISTS (SELECT 1 FROM rewards.program_merchants m WHERE m.merchant_id = ${row}.merchant_id))`;
