@@ -39,7 +39,12 @@ import { registerConsole } from './http/console.ts';
 import { generateComplianceReport, registerComplianceRoutes } from './modules/compliance/index.ts';
 import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
-import { createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
+import {
+  createSecretStore,
+  createSecretsProvider,
+  type SecretStore,
+  type SecretsProvider,
+} from './platform/secrets.ts';
 import { databaseUrlVerifiesTls, loadApiTls } from './platform/tls.ts';
 import {
   createKeyManagerFromConfig,
@@ -131,7 +136,27 @@ export async function createApp(opts: AppOptions = {}) {
       command: `serve --role ${role}`,
     }));
   await migrate(db);
+  return assembleApp({ role, config, logger, clock, metrics, ownsDb, secrets, db, opts });
+}
 
+/** What the services are built from: the database, settings, logger, clock, metrics and secret store. */
+export interface ServiceDeps {
+  db: Db;
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  secrets: SecretStore;
+  opts: Pick<AppOptions, 'kms'>;
+}
+
+/**
+ * The modules' services wired to each other, with no HTTP, worker or gateway: what `createApp` runs
+ * in every role, and what a command that must act exactly as the API does builds for itself
+ * (`tillpoint recon ingest` settles flagged payments through this payments service, with its
+ * hooks). One wiring, so the two cannot drift apart.
+ */
+export async function createServices({ db, config, logger, clock, metrics, secrets, opts }: ServiceDeps) {
   // The audit trail first: every module below records into it (PCI DSS 10).
   const audit = createAuditService({ db, config, clock, logger });
   // Four eyes (identity/approvals): MFA resets over the API, and refunds above the threshold (below).
@@ -237,6 +262,19 @@ export async function createApp(opts: AppOptions = {}) {
     payments,
   });
   settlement.setBankFileTotals(createBankFileTotals(db));
+  return { audit, approvals, identity, vault, ledger, banks, merchants, payments, rewards, settlement, recon };
+}
+
+async function assembleApp({
+  role,
+  ownsDb,
+  opts,
+  ...deps
+}: ServiceDeps & { role: Role; ownsDb: boolean; opts: AppOptions }) {
+  const { config, logger, clock, metrics, secrets, db } = deps;
+  const services = await createServices({ ...deps, opts });
+  const { audit, approvals, identity, vault, ledger, banks, merchants, payments, rewards, settlement, recon } =
+    services;
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
   const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];
