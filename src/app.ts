@@ -57,6 +57,7 @@ import {
 import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
 import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
 import {
+  COMPENSATION_PAYEE_VPA_FIELD,
   createSettlementService,
   registerSettlementMetrics,
   registerSettlementRoutes,
@@ -97,7 +98,12 @@ export interface AppOptions {
 }
 
 /** Every column other modules encrypt through the vault; the worker re-encrypts them after a key rotation. */
-export const ENCRYPTED_FIELDS = [PAYER_VPA_FIELD, ...MERCHANT_ENCRYPTED_FIELDS, HISTORY_PAYER_VPA_FIELD];
+export const ENCRYPTED_FIELDS = [
+  PAYER_VPA_FIELD,
+  ...MERCHANT_ENCRYPTED_FIELDS,
+  HISTORY_PAYER_VPA_FIELD,
+  COMPENSATION_PAYEE_VPA_FIELD,
+];
 
 export async function createApp(opts: AppOptions = {}) {
   const role = opts.role ?? 'all';
@@ -251,6 +257,39 @@ export async function createServices({ db, config, logger, clock, metrics, secre
     // Compensation for late reversals is paid to the customer's VPA (decrypted here), audited.
     payerVpa: vault.cipher,
     audit: audit.writer,
+    // An operator's retry of a refused compensation credit: to another VPA, or above the refunds'
+    // threshold, a second operator approves it (the approvals facility, as refunds do).
+    retries: {
+      vpaPattern: config.payments.vpaPattern,
+      approvalThresholdPaise: config.payments.refundApprovalThresholdPaise,
+      approvals: {
+        file: (by, r, tx) =>
+          approvals.file(
+            by,
+            {
+              kind: 'compensation_retry',
+              subject_type: 'compensation_retry',
+              subject_id: r.retry_id,
+              merchant_id: null,
+              payload: {
+                payment_id: r.payment_id,
+                day: r.day,
+                amount: r.amount,
+                payee_vpa: r.payee_vpa,
+                reason: r.reason,
+              },
+            },
+            tx,
+          ),
+      },
+    },
+  });
+  approvals.registerExecutor('compensation_retry', {
+    execute: async (a, approver, claim) => {
+      const out = await settlement.retries.carryOut(a.subject_id, approver, claim);
+      return { retry_id: out.retry.id, credit_ref: out.retry.credit_ref, compensation_status: out.compensation.status };
+    },
+    finalRefusals: ['compensation_not_retryable', 'compensation_not_found'],
   });
   // Reconciliation with the banks' files (settlement/recon). Its reversal port is settlement's reversals.
   const recon = createReconService({
