@@ -10,6 +10,9 @@ import { createPgliteTestDb, createTestDb } from '../src/platform/testing.ts';
 import { createLedgerService, runLedgerVerify } from '../src/modules/ledger/index.ts';
 import { runSettlementVerify } from '../src/modules/settlement/index.ts';
 import { seedPayment, simbankCsv } from '../src/modules/settlement/recon/testkit.ts';
+import { fixedClock } from '../src/platform/clock.ts';
+import { insertPayment, scriptedCreditBank, silentLogger } from '../src/modules/settlement/testkit.ts';
+import { createSettlementService } from '../src/modules/settlement/index.ts';
 
 // `tillpoint recon ingest` as an operator runs it, a process against the same database (a PGlite
 // directory, or the PostgreSQL at TEST_DATABASE_URL): a file settles the payments flagged deemed or
@@ -120,6 +123,105 @@ test('recon ingest (the CLI) settles flagged payments: paid by its line, failed 
     const again = cli('recon', 'ingest', '--bank', 'SIMBANK', file);
     assert.equal(again.status, 0, again.stderr);
     assert.notEqual(JSON.parse(again.stdout).status, 'ingested');
+  } finally {
+    await real?.close();
+  }
+});
+
+test('settle retry-compensation (the CLI) sends a refused credit again under a new reference; not twice; never to another VPA', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tp-settle-cli-'));
+  const env: Record<string, string> = {
+    NODE_ENV: 'development',
+    TILLPOINT_DATA_DIR: dataDir,
+    AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
+    LOG_LEVEL: 'warn',
+  };
+  const real = process.env.TEST_DATABASE_URL ? await createTestDb() : undefined;
+  if (real) env.DATABASE_URL = real.url!;
+  const open = async (first = false): Promise<Db> =>
+    real ??
+    (first
+      ? await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') })
+      : await createPgliteDb(join(dataDir, 'pglite')));
+  const done = async (db: Db) => {
+    if (!real) await db.close();
+  };
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 90_000 });
+  try {
+    // A late success reversed a day late, whose compensation credit the bank refused (a scripted
+    // bank: the credit side of a bank's API, as in reversals/compensation.test.ts).
+    let db = await open(true);
+    const bank = scriptedCreditBank({ script: ['decline'], refunds: ['rejected'] });
+    const clock = fixedClock('2026-12-02T06:00:00Z');
+    const settlement = createSettlementService({
+      db,
+      ledger: createLedgerService(),
+      banks: { connector: () => bank.connector },
+      clock,
+      logger: silentLogger,
+      config: (await import('../src/config.ts')).loadConfig({ NODE_ENV: 'test' }).settlement,
+      bankCodes: ['COMPBANK'],
+      publicUrl: 'http://127.0.0.1:1',
+      accounts: { getSettlementAccount: async () => null },
+    });
+    const pay = await insertPayment(db, {
+      merchantId: `mer_${'c'.repeat(32)}`,
+      amount: 700,
+      status: 'expired',
+      createdAt: new Date('2026-12-01T06:00:00Z'),
+      bankCode: 'COMPBANK',
+    });
+    await db.query(`UPDATE payments.payments SET payer_vpa = 'ravi.kumar@okaxis' WHERE id = $1`, [pay]);
+    await db.tx((tx) =>
+      settlement.requests.request(tx, { paymentId: pay, amountPaise: 700, reason: 'late_success', sourceRef: 'cli' }),
+    );
+    await settlement.reversals.runReversals();
+    clock.set(new Date('2026-12-06T18:30:00Z'));
+    assert.equal(await settlement.reversals.runCompensation(), 1);
+    await settlement.compensation.runCredits();
+    const [refused] = await settlement.compensation.list({ paymentId: pay, limit: 10 });
+    assert.equal(refused.status, 'failed');
+    await done(db);
+
+    const listed = cli('settle', 'compensations', '--status', 'failed');
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`${pay} day 1 .* failed +${refused.credit_ref}`));
+
+    const other = cli('settle', 'retry-compensation', pay, '1', '--reason', 'closed', '--vpa', 'new.ravi@okaxis');
+    assert.equal(other.status, 1);
+    assert.match(other.stderr, /second operator's approval/);
+
+    const retried = cli(
+      'settle',
+      'retry-compensation',
+      pay,
+      '1',
+      '--reason',
+      'customer reopened the account',
+      '--json',
+    );
+    assert.equal(retried.status, 0, retried.stderr);
+    const out = JSON.parse(retried.stdout);
+    assert.equal(out.compensation.status, 'due');
+    assert.notEqual(out.compensation.credit_ref, refused.credit_ref);
+    assert.equal(out.retry.failed_credit_ref, refused.credit_ref);
+    assert.equal(out.retry.requested_by.startsWith('cli:'), true);
+
+    const again = cli('settle', 'retry-compensation', pay, '1', '--reason', 'twice');
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /compensation_not_retryable/);
+    assert.equal(cli('settle', 'retry-compensation', pay, '7', '--reason', 'x').status, 1);
+
+    db = await open();
+    const audit = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit.events WHERE action = 'settlement.compensation_retried' AND resource_id = $1`,
+      [`${pay}:1`],
+    );
+    assert.equal(audit.rows[0].n, 1);
+    const settleReport = await runSettlementVerify(db, createLedgerService());
+    assert.equal(settleReport.ok, true, JSON.stringify(settleReport.violations));
+    await done(db);
   } finally {
     await real?.close();
   }
