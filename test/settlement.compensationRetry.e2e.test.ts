@@ -26,12 +26,14 @@ describe('compensation refused by the bank, sent again by an operator', () => {
   let bala: Session; // settlement: the second pair of eyes
   let chitra: Session; // settlement: a third
   let viewer: Session; // support: no compensations:retry
+  const logLines: string[] = [];
 
   before(async () => {
     t = await startTestApp({
       clock,
       env: { QR_EXPIRY_SECONDS: '120', RATE_LIMIT_ENABLED: 'false' },
       simulator: { clock: simClock },
+      logLines,
     });
     terminal = (await t.seedMerchant('Retry Mart')).terminal.id;
     worker = createWorker({
@@ -252,5 +254,7 @@ describe('compensation refused by the bank, sent again by an operator', () => {
       `SELECT count(*)::int AS n FROM audit.events WHERE record LIKE '%asha.new@%' OR record LIKE '%asha.other@%'`,
     );
     assert.equal(trail.rows[0].n, 0);
+    assert.ok(logLines.length > 0);
+    assert.ok(!logLines.some((l) => /asha\.(new|other)@/.test(l)), 'nor in the logs');
   });
 });
