@@ -39,7 +39,12 @@ import { registerConsole } from './http/console.ts';
 import { generateComplianceReport, registerComplianceRoutes } from './modules/compliance/index.ts';
 import { loadGateway, registerTerminalRoutes } from './modules/terminals/index.ts';
 import { createRewardsService, registerRewardsRoutes, loadCustomerKey } from './modules/rewards/index.ts';
-import { createSecretStore, createSecretsProvider, type SecretsProvider } from './platform/secrets.ts';
+import {
+  createSecretStore,
+  createSecretsProvider,
+  type SecretStore,
+  type SecretsProvider,
+} from './platform/secrets.ts';
 import { databaseUrlVerifiesTls, loadApiTls } from './platform/tls.ts';
 import {
   createKeyManagerFromConfig,
@@ -52,6 +57,7 @@ import {
 import { PAYER_VPA_FIELD } from './modules/payments/index.ts';
 import { MERCHANT_ENCRYPTED_FIELDS } from './modules/merchants/index.ts';
 import {
+  COMPENSATION_PAYEE_VPA_FIELD,
   createSettlementService,
   registerSettlementMetrics,
   registerSettlementRoutes,
@@ -92,7 +98,12 @@ export interface AppOptions {
 }
 
 /** Every column other modules encrypt through the vault; the worker re-encrypts them after a key rotation. */
-export const ENCRYPTED_FIELDS = [PAYER_VPA_FIELD, ...MERCHANT_ENCRYPTED_FIELDS, HISTORY_PAYER_VPA_FIELD];
+export const ENCRYPTED_FIELDS = [
+  PAYER_VPA_FIELD,
+  ...MERCHANT_ENCRYPTED_FIELDS,
+  HISTORY_PAYER_VPA_FIELD,
+  COMPENSATION_PAYEE_VPA_FIELD,
+];
 
 export async function createApp(opts: AppOptions = {}) {
   const role = opts.role ?? 'all';
@@ -131,7 +142,27 @@ export async function createApp(opts: AppOptions = {}) {
       command: `serve --role ${role}`,
     }));
   await migrate(db);
+  return assembleApp({ role, config, logger, clock, metrics, ownsDb, secrets, db, opts });
+}
 
+/** What the services are built from: the database, settings, logger, clock, metrics and secret store. */
+export interface ServiceDeps {
+  db: Db;
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  secrets: SecretStore;
+  opts: Pick<AppOptions, 'kms'>;
+}
+
+/**
+ * The modules' services wired to each other, with no HTTP, worker or gateway: what `createApp` runs
+ * in every role, and what a command that must act exactly as the API does builds for itself
+ * (`tillpoint recon ingest` settles flagged payments through this payments service, with its
+ * hooks). One wiring, so the two cannot drift apart.
+ */
+export async function createServices({ db, config, logger, clock, metrics, secrets, opts }: ServiceDeps) {
   // The audit trail first: every module below records into it (PCI DSS 10).
   const audit = createAuditService({ db, config, clock, logger });
   // Four eyes (identity/approvals): MFA resets over the API, and refunds above the threshold (below).
@@ -226,6 +257,39 @@ export async function createApp(opts: AppOptions = {}) {
     // Compensation for late reversals is paid to the customer's VPA (decrypted here), audited.
     payerVpa: vault.cipher,
     audit: audit.writer,
+    // An operator's retry of a refused compensation credit: to another VPA, or above the refunds'
+    // threshold, a second operator approves it (the approvals facility, as refunds do).
+    retries: {
+      vpaPattern: config.payments.vpaPattern,
+      approvalThresholdPaise: config.payments.refundApprovalThresholdPaise,
+      approvals: {
+        file: (by, r, tx) =>
+          approvals.file(
+            by,
+            {
+              kind: 'compensation_retry',
+              subject_type: 'compensation_retry',
+              subject_id: r.retry_id,
+              merchant_id: null,
+              payload: {
+                payment_id: r.payment_id,
+                day: r.day,
+                amount: r.amount,
+                payee_vpa: r.payee_vpa,
+                reason: r.reason,
+              },
+            },
+            tx,
+          ),
+      },
+    },
+  });
+  approvals.registerExecutor('compensation_retry', {
+    execute: async (a, approver, claim) => {
+      const out = await settlement.retries.carryOut(a.subject_id, approver, claim);
+      return { retry_id: out.retry.id, credit_ref: out.retry.credit_ref, compensation_status: out.compensation.status };
+    },
+    finalRefusals: ['compensation_not_retryable', 'compensation_not_found'],
   });
   // Reconciliation with the banks' files (settlement/recon). Its reversal port is settlement's reversals.
   const recon = createReconService({
@@ -237,6 +301,19 @@ export async function createApp(opts: AppOptions = {}) {
     payments,
   });
   settlement.setBankFileTotals(createBankFileTotals(db));
+  return { audit, approvals, identity, vault, ledger, banks, merchants, payments, rewards, settlement, recon };
+}
+
+async function assembleApp({
+  role,
+  ownsDb,
+  opts,
+  ...deps
+}: ServiceDeps & { role: Role; ownsDb: boolean; opts: AppOptions }) {
+  const { config, logger, clock, metrics, secrets, db } = deps;
+  const services = await createServices({ ...deps, opts });
+  const { audit, approvals, identity, vault, ledger, banks, merchants, payments, rewards, settlement, recon } =
+    services;
 
   // Read at scrape time from the shared database: backlog, outbox lag, audit signer, pool, certificates.
   const certificates: CertificateFile[] = [{ name: 'terminal_ca', file: config.mqtt.caFile }];

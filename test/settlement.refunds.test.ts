@@ -62,6 +62,30 @@ describe('refunds see reversals', () => {
     assert.equal((await reverse(b, 3_000)).status, 201);
   });
 
+  test('refundable_amount (the API, and the console that reads it) is what a refund may still take: reversals count', async () => {
+    const refundable = async (id: string) => {
+      const one = await t.request('GET', `/v1/payments/${id}`);
+      assert.equal(one.status, 200);
+      const listed = await t.request('GET', `/v1/payments?limit=50`);
+      const row = listed.body.data.find((p: { id: string }) => p.id === id);
+      assert.equal(row.refundable_amount, one.body.refundable_amount, 'the list says what the payment says');
+      return one.body.refundable_amount as number;
+    };
+    const a = await paid(10_000);
+    assert.equal(await refundable(a), 10_000);
+    assert.equal((await reverse(a, 2_500)).status, 201);
+    assert.equal(await refundable(a), 7_500, 'the operator reversal is taken off');
+    assert.equal((await refund(a, 1_000)).status, 201);
+    assert.equal(await refundable(a), 6_500, 'and the refund in flight');
+    // The number shown is exactly what the reservation admits: one paisa more is refused, it is not.
+    const over = await refund(a, 6_501);
+    assert.equal(over.status, 409);
+    assert.equal(over.body.error.code, 'refund_exceeds_payment');
+    assert.equal(over.body.error.details?.refundable_amount, 6_500);
+    assert.equal((await refund(a, 6_500)).status, 201);
+    assert.equal(await refundable(a), 0);
+  });
+
   test('parallel refunds and reversals of one payment never exceed its amount', async () => {
     for (let round = 0; round < 4; round++) {
       const id = await paid(10_000);

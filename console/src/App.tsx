@@ -32,7 +32,7 @@ const PAGES: Page[] = [
   { path: '/terminals', label: 'Terminals', needs: ['terminals:read'] },
   { path: '/rewards', label: 'Rewards', needs: ['rewards:read'] },
   { path: '/access', label: 'Access', needs: ['operators:read', 'api_keys:read'] },
-  { path: '/approvals', label: 'Approvals', needs: ['refunds:approve', 'operators:approve'] },
+  { path: '/approvals', label: 'Approvals', needs: ['refunds:approve', 'operators:approve', 'compensations:approve'] },
   { path: '/audit', label: 'Audit', needs: ['audit:read'] },
   { path: '/keys', label: 'Keys and compliance', needs: ['compliance:read'] },
   { path: '/reconciliation', label: 'Reconciliation', needs: ['recon:read'] },

@@ -37,6 +37,7 @@ export const ERROR_STATUS = {
   store_not_found: 404,
   terminal_not_found: 404,
   payment_not_found: 404,
+  compensation_not_found: 404, // settlement: no compensation row for that payment and day (or no such retry)
   program_not_found: 404, // rewards: no such program, or the merchant is in none
   token_not_found: 404, // vault: no such token, or another merchant's
   route_not_found: 404,
@@ -46,6 +47,7 @@ export const ERROR_STATUS = {
   idempotency_in_progress: 409,
   invalid_state_transition: 409,
   payment_not_refundable: 409,
+  compensation_not_retryable: 409, // settlement: the credit is paid, or being sent, not refused
   refund_exceeds_payment: 409,
   terminal_inactive: 409,
   merchant_inactive: 409,

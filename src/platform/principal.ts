@@ -27,6 +27,8 @@ export const PERMISSIONS = [
   'vault:detokenize',
   'settlement:read',
   'settlement:write',
+  'compensations:retry', // send again a compensation credit the bank refused (people only)
+  'compensations:approve', // four eyes: another operator's retry to another VPA (people only)
   'recon:read',
   'recon:write',
   'recon:approve',

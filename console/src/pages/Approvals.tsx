@@ -11,10 +11,17 @@ import { Link } from '../router.tsx';
 
 export interface Approval {
   id: string;
-  kind: 'refund' | 'mfa_reset';
+  kind: 'refund' | 'mfa_reset' | 'compensation_retry';
   subject: { type: string; id: string };
   merchant_id: string | null;
-  payload: { amount?: number; reason?: string | null; operator_name?: string };
+  payload: {
+    amount?: number;
+    reason?: string | null;
+    operator_name?: string;
+    payment_id?: string;
+    day?: number;
+    payee_vpa?: string;
+  };
   status: 'pending' | 'approved' | 'rejected' | 'expired' | 'failed';
   requested_by: { id: string; name: string | null };
   requested_at: string;
@@ -38,6 +45,14 @@ export function describeApproval(a: Approval) {
     return (
       <>
         Refund {rupees(a.payload.amount ?? 0)} of <Link to={`/payments/${a.subject.id}`}>{a.subject.id}</Link>
+        {a.payload.reason ? ` — ${a.payload.reason}` : ''}
+      </>
+    );
+  if (a.kind === 'compensation_retry')
+    return (
+      <>
+        Compensation credit {rupees(a.payload.amount ?? 0)} (day {a.payload.day}) of{' '}
+        <Link to={`/payments/${a.payload.payment_id}`}>{a.payload.payment_id}</Link> sent again to {a.payload.payee_vpa}
         {a.payload.reason ? ` — ${a.payload.reason}` : ''}
       </>
     );

@@ -2,7 +2,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { withDb, type Command, UsageError } from '../command.ts';
+import { withServerDb, type Command, UsageError } from '../command.ts';
 
 // `tillpoint recon …`: reconciliation with the banks' settlement files
 // (src/modules/settlement/recon/README.md). ingest streams the file from disk, so a file of
@@ -18,20 +18,30 @@ export const recon: Command = {
     "Reconciliation with the banks' files: ingest a settlement file and match it (--dry-run: report what would match, store nothing; a file already ingested, or a cycle already processed, changes nothing and says so; a malformed file is refused whole, exit 1, every bad line named); status shows files per bank, open exceptions and payments expected or missing.",
   async run(argv) {
     const [sub, ...rest] = argv;
-    const { createReconService, FileRejected } = await import('../../modules/settlement/index.ts');
-    const { createAuditWriter, loadAuditKeys } = await import('../../modules/audit/index.ts');
-    const { systemClock } = await import('../../platform/clock.ts');
-    const { settlementForCommand } = await import('../settlement.ts');
-    const service = async (db: import('../../platform/db.ts').Db, config: import('../../platform/config.ts').Config) =>
-      createReconService({
-        db,
-        // A late success found in a file is scheduled for reversal here; the worker pays it back.
-        reversals: (await settlementForCommand(db, config)).requests,
-        clock: systemClock,
-        audit: createAuditWriter({
-          keys: loadAuditKeys({ mode: config.mode, dataDir: config.dataDir, signingKey: config.audit.signingKey }),
+    const { FileRejected } = await import('../../modules/settlement/index.ts');
+    // The services exactly as the API has them (src/app.ts createServices, one wiring): a flagged
+    // payment a file settles moves through the payments service with its hooks (ledger, audit,
+    // rewards, the terminal's event), a late success is scheduled for reversal (the worker pays it
+    // back). A command makes no bank calls.
+    const withRecon = <T>(fn: (recon: import('../../modules/settlement/index.ts').ReconService) => Promise<T>) =>
+      withServerDb(async ({ config, logger, secrets, db }) => {
+        const { createServices } = await import('../../app.ts');
+        const { createMetrics } = await import('../../metrics.ts');
+        const { systemClock } = await import('../../platform/clock.ts');
+        const services = await createServices({
+          db,
+          config,
+          logger,
           clock: systemClock,
-        }),
+          metrics: createMetrics(),
+          secrets,
+          opts: {},
+        });
+        try {
+          return await fn(services.recon);
+        } finally {
+          services.vault.close();
+        }
       });
 
     if (sub === 'ingest') {
@@ -60,8 +70,8 @@ export const recon: Command = {
         `recon ingest: ${basename(file)}, ${size.toLocaleString('en-IN')} bytes, bank ${values.bank}${values['dry-run'] ? ' (dry run)' : ''}\n`,
       );
       try {
-        const report = await withDb(async (db, config) =>
-          (await service(db, config)).ingest({
+        const report = await withRecon((recon) =>
+          recon.ingest({
             bankCode: values.bank!,
             open: () => createReadStream(file),
             fileName: basename(file),
@@ -94,7 +104,7 @@ export const recon: Command = {
 
     if (sub === 'status') {
       const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } } });
-      const s = await withDb(async (db, config) => (await service(db, config)).status());
+      const s = await withRecon((recon) => recon.status());
       if (values.json) {
         process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
         return 0;

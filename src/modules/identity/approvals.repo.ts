@@ -2,7 +2,7 @@ import type { Queryable } from '../../platform/db.ts';
 
 // SQL for approval requests (four eyes, migrations/0028_approvals.sql).
 
-export type ApprovalKind = 'refund' | 'mfa_reset';
+export type ApprovalKind = 'refund' | 'mfa_reset' | 'compensation_retry';
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'failed';
 
 export interface ApprovalRow {

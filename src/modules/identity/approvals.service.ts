@@ -20,12 +20,14 @@ import type { ApprovalKind, ApprovalListRow, ApprovalRow, ApprovalStatus } from 
 // - a request past its expiry can no longer be approved (the worker also marks it expired);
 // - every request, approval, rejection, failure and expiry is an audit record, in its transaction.
 
-export const APPROVAL_KINDS = ['refund', 'mfa_reset'] as const satisfies readonly ApprovalKind[];
+export const APPROVAL_KINDS = ['refund', 'mfa_reset', 'compensation_retry'] as const satisfies readonly ApprovalKind[];
 
 /** The permission that decides each kind. Held by people only (never grantable to an API key). */
 export const APPROVAL_PERMISSION: Record<ApprovalKind, string> = {
   refund: 'refunds:approve',
   mfa_reset: 'operators:approve',
+  // A refused compensation credit sent to a VPA an operator gives (settlement).
+  compensation_retry: 'compensations:approve',
 };
 
 /**

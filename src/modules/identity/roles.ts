@@ -59,8 +59,15 @@ export const ROLES = {
     platformOnly: true,
   },
   settlement: {
-    description: 'Works settlement: cycles and bank-file differences, payouts to merchants, reversals to customers.',
-    permissions: ['payments:read', 'settlement:read', 'settlement:write'],
+    description:
+      "Works settlement: cycles and bank-file differences, payouts to merchants, reversals to customers; sends again a compensation credit the bank refused, and approves another operator's retry to another VPA (never their own).",
+    permissions: [
+      'payments:read',
+      'settlement:read',
+      'settlement:write',
+      'compensations:retry',
+      'compensations:approve',
+    ],
     platformOnly: true,
   },
   reconciliation: {

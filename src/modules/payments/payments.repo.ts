@@ -499,9 +499,20 @@ export async function claimExpired(q: Queryable, now: Date, leaseUntil: Date, li
   return rows;
 }
 
-/** What operator reversals charged to the merchant (settlement, not failed) took back of payment $1. */
-const REVERSED_SQL = `(SELECT coalesce(sum(r.amount), 0) FROM settlement.reversals r
-   WHERE r.payment_id = $1 AND r.charge_merchant AND r.status <> 'failed')`;
+/** What operator reversals charged to the merchant (settlement, not failed) took back of the payment `id` (SQL). */
+const reversedSql = (id: string) => `(SELECT coalesce(sum(r.amount), 0) FROM settlement.reversals r
+   WHERE r.payment_id = ${id} AND r.charge_merchant AND r.status <> 'failed')`;
+const REVERSED_SQL = reversedSql('$1');
+
+/**
+ * What is left to refund of the payment whose row is `p`: the one definition of "refundable". The
+ * reservation below admits a refund only up to it, and the payments API shows it as
+ * `refundable_amount` (refundableAmounts), so the two cannot disagree. A refund in flight is
+ * reserved (refund_reserved); an operator reversal charged to the merchant takes back its amount.
+ */
+const refundableSql = (p: string) =>
+  `(CASE WHEN ${p}.status IN ('succeeded', 'partially_refunded')
+         THEN ${p}.amount - ${p}.refund_reserved - ${reversedSql(`${p}.id`)} ELSE 0 END)`;
 
 /**
  * Reserves `amount` of the payment for a refund; undefined when not refundable or too much. What
@@ -513,9 +524,8 @@ const REVERSED_SQL = `(SELECT coalesce(sum(r.amount), 0) FROM settlement.reversa
 export async function reserveRefund(q: Queryable, paymentId: string, amount: number, now: Date) {
   await q.query(`SELECT 1 FROM payments.payments WHERE id = $1 FOR UPDATE`, [paymentId]);
   const { rows } = await q.query<PaymentRow>(
-    `UPDATE payments.payments SET refund_reserved = refund_reserved + $2, updated_at = $3
-      WHERE id = $1 AND status IN ('succeeded', 'partially_refunded')
-        AND refund_reserved + $2 + ${REVERSED_SQL} <= amount
+    `UPDATE payments.payments p SET refund_reserved = p.refund_reserved + $2, updated_at = $3
+      WHERE p.id = $1 AND $2 <= ${refundableSql('p')}
       RETURNING *`,
     [paymentId, amount, now],
   );
@@ -525,6 +535,16 @@ export async function reserveRefund(q: Queryable, paymentId: string, amount: num
 export async function reversedAmount(q: Queryable, paymentId: string): Promise<number> {
   const { rows } = await q.query<{ n: string }>(`SELECT ${REVERSED_SQL}::bigint AS n`, [paymentId]);
   return Number(rows[0].n);
+}
+
+/** What is left to refund of each payment (refundableSql), by id; one statement for a page. */
+export async function refundableAmounts(q: Queryable, paymentIds: string[]): Promise<Map<string, number>> {
+  if (paymentIds.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; n: string }>(
+    `SELECT p.id, ${refundableSql('p')}::bigint AS n FROM payments.payments p WHERE p.id = ANY($1::text[])`,
+    [paymentIds],
+  );
+  return new Map(rows.map((r) => [r.id, Number(r.n)]));
 }
 
 export async function insertRefund(

@@ -91,7 +91,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
     // The first one failed at its bank call (never sent, or refused): the retry gets that same
     // answer, not a 201 for a failed payment.
     if (first.status === 'failed' && (await repo.failedAtCreate(db, first.id))) throw createFailedAtBank(first.id);
-    return paymentView(await withPayerVpa(deps.payerVpa, first));
+    return views.view(await withPayerVpa(deps.payerVpa, first));
   }
 
   /**
@@ -287,7 +287,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       // The VPA sealed above is known here: no need to decrypt it for the answer.
       if (payment.payer_vpa == null && payer.payer_vpa_ct !== null && payment.payer_vpa_ct === payer.payer_vpa_ct)
         payment.payer_vpa = input.payer_vpa!.toLowerCase();
-      return paymentView(await withPayerVpa(deps.payerVpa, payment));
+      return views.view(await withPayerVpa(deps.payerVpa, payment));
     },
 
     get: views.get,

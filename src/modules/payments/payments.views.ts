@@ -13,8 +13,12 @@ import { REFUNDABLE_STATUSES } from './payments.decide.ts';
 // The read side: what callers see of payments and refunds, and the reads that answer them.
 // Nothing here writes.
 
-/** API view of a payment: the payer's VPA is masked, internal bookkeeping is left out. */
-export function paymentView(p: PaymentRow) {
+/**
+ * API view of a payment: the payer's VPA is masked, internal bookkeeping is left out.
+ * `refundable`: what is left to refund, as the refund's reservation counts it (repo.refundableAmounts:
+ * refunds in flight and operator reversals taken off); the views read it.
+ */
+export function paymentView(p: PaymentRow, refundable: number) {
   return {
     id: p.id,
     terminal_id: p.terminal_id,
@@ -30,7 +34,7 @@ export function paymentView(p: PaymentRow) {
     txn_ref: p.txn_ref,
     bank: { code: p.bank_code, ref: p.bank_ref, response_code: p.response_code },
     refunded_amount: p.refunded_amount,
-    refundable_amount: REFUNDABLE_STATUSES.includes(p.status) ? p.amount - p.refund_reserved : 0,
+    refundable_amount: refundable,
     needs_reconciliation: p.needs_reconciliation,
     expires_at: p.expires_at.toISOString(),
     created_at: p.created_at.toISOString(),
@@ -65,11 +69,27 @@ export function createPaymentViews(deps: Pick<PaymentsDeps, 'db' | 'payerVpa'>) 
     return withPayerVpa(deps.payerVpa, row);
   }
 
+  /**
+   * The view of each row, with what is left to refund read in one statement. A payment not in a
+   * refundable status has nothing to refund (the definition's first condition), so a page or a
+   * create's answer without one costs no read.
+   */
+  async function views(rows: PaymentRow[]): Promise<PaymentView[]> {
+    const ids = rows.filter((r) => REFUNDABLE_STATUSES.includes(r.status)).map((r) => r.id);
+    const refundable = await repo.refundableAmounts(db, ids);
+    return rows.map((r) => paymentView(r, refundable.get(r.id) ?? 0));
+  }
+
   return {
     visiblePayment,
 
+    /** The API view of a payment row (its payer's VPA already decrypted). */
+    async view(row: PaymentRow): Promise<PaymentView> {
+      return (await views([row]))[0];
+    },
+
     async get(principal: Principal, id: string): Promise<PaymentView> {
-      return paymentView(await visiblePayment(principal, id));
+      return (await views([await visiblePayment(principal, id)]))[0];
     },
 
     async list(
@@ -83,7 +103,7 @@ export function createPaymentViews(deps: Pick<PaymentsDeps, 'db' | 'payerVpa'>) 
       const rows = await repo.listPayments(db, { ...f, merchantId, payerVpaIndexes });
       const pg = page(rows, f.limit);
       const data = await Promise.all(pg.data.map((r) => withPayerVpa(deps.payerVpa, r)));
-      return { data: data.map(paymentView), next_cursor: pg.next_cursor };
+      return { data: await views(data), next_cursor: pg.next_cursor };
     },
 
     async listRefunds(principal: Principal, paymentId: string) {

@@ -1,6 +1,10 @@
 // The settlement module's public face: other modules and the app import only from here.
 export { createSettlementService, type SettlementService, type SettlementDeps } from './settlement.service.ts';
 export type { ReversalRequests } from './reversals/reversals.service.ts';
+export {
+  COMPENSATION_PAYEE_VPA_FIELD,
+  type CompensationRetryApprovals,
+} from './reversals/compensationRetry.service.ts';
 export type { BankFileTotals } from './cycles/cycles.service.ts';
 export type { SettlementAccounts } from './payouts/payouts.service.ts';
 export { loadSettlementConfig, type SettlementConfig } from './settlement.settings.ts';

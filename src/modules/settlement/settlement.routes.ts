@@ -4,6 +4,7 @@ import { decodeCursor, pageOf } from '../../http/pagination.ts';
 import { merchantScope, type Principal } from '../../platform/principal.ts';
 import { AppError } from '../../platform/errors.ts';
 import type { BankCallback } from '../banks/index.ts';
+import { ApprovalRequired } from '../identity/index.ts';
 import type { SettlementService } from './settlement.service.ts';
 import * as S from './settlement.schemas.ts';
 
@@ -275,6 +276,34 @@ export function registerSettlementRoutes(app: FastifyInstance, svc: SettlementSe
       const scope = merchantScope(p(req));
       if (scope !== undefined && scope !== r.merchant_id) throw new AppError('not_found', 'Reversal not found');
       return r;
+    },
+  );
+
+  app.post<{ Params: Static<typeof S.CompensationParams>; Body: Static<typeof S.RetryCompensation> }>(
+    '/v1/settlement/compensations/:payment_id/:day/retry',
+    {
+      // Its own permission, people only (never an API key's): a credit to a VPA an operator gives.
+      config: { permission: 'compensations:retry' },
+      schema: {
+        tags,
+        summary:
+          "Send again a compensation credit the bank refused (failed), under a new reference, to the payer's VPA or to payee_vpa. To another VPA (or above REFUND_APPROVAL_THRESHOLD_PAISE) it answers 202 approval_required: a second operator with compensations:approve approves it (POST /v1/approvals/{id}/approve)",
+        params: S.CompensationParams,
+        body: S.RetryCompensation,
+        response: { 200: S.RetryCompensationResult, 202: ApprovalRequired },
+      },
+    },
+    async (req) => {
+      platformOnly(p(req));
+      return svc.retries.retry(
+        { principal: p(req) },
+        {
+          paymentId: req.params.payment_id,
+          day: req.params.day,
+          reason: req.body.reason,
+          payeeVpa: req.body.payee_vpa,
+        },
+      );
     },
   );
 

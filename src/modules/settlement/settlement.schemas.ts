@@ -171,6 +171,35 @@ export const Reversal = Type.Object({
   completed_at: Nullable(Type.String()),
 });
 
+/** A compensation row (one payment, one day of delay) and its push credit. */
+export const Compensation = Type.Object(
+  {
+    payment_id: Type.String(),
+    day: Type.Integer({ description: 'day of delay past the deadline' }),
+    reversal_id: Type.String(),
+    bank_code: Type.String(),
+    amount: Type.Integer(),
+    for_date: Type.String({ description: 'the IST day of delay it pays for' }),
+    status: Type.Union(
+      ['legacy', 'due', 'pending', 'paid', 'failed'].map((s) => Type.Literal(s)),
+      {
+        description: 'the push credit to the customer: due, pending (sent, outcome unknown), paid, failed',
+      },
+    ),
+    credit_ref: Nullable(Type.String()),
+    attempts: Type.Integer(),
+    status_checks: Type.Integer(),
+    bank: Type.Object({ ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
+    last_error: Nullable(Type.String()),
+    posted_at: Type.String(),
+    paid_at: Nullable(Type.String()),
+    retry_id: Nullable(
+      Type.String({ description: 'the operator retry its current credit comes from (after a refusal)' }),
+    ),
+  },
+  { description: 'The payment’s compensation (RBI/2019-20/67), paid to the customer’s VPA' },
+);
+
 export const ReversalDetail = Type.Intersect([
   Reversal,
   Type.Object({
@@ -183,32 +212,7 @@ export const ReversalDetail = Type.Intersect([
         at: Type.String(),
       }),
     ),
-    compensations: Type.Array(
-      Type.Object(
-        {
-          payment_id: Type.String(),
-          day: Type.Integer({ description: 'day of delay past the deadline' }),
-          reversal_id: Type.String(),
-          bank_code: Type.String(),
-          amount: Type.Integer(),
-          for_date: Type.String({ description: 'the IST day of delay it pays for' }),
-          status: Type.Union(
-            ['legacy', 'due', 'pending', 'paid', 'failed'].map((s) => Type.Literal(s)),
-            {
-              description: 'the push credit to the customer: due, pending (sent, outcome unknown), paid, failed',
-            },
-          ),
-          credit_ref: Nullable(Type.String()),
-          attempts: Type.Integer(),
-          status_checks: Type.Integer(),
-          bank: Type.Object({ ref: Nullable(Type.String()), response_code: Nullable(Type.String()) }),
-          last_error: Nullable(Type.String()),
-          posted_at: Type.String(),
-          paid_at: Nullable(Type.String()),
-        },
-        { description: 'The payment’s compensation (RBI/2019-20/67), paid to the customer’s VPA' },
-      ),
-    ),
+    compensations: Type.Array(Compensation),
   }),
 ]);
 
@@ -240,3 +244,42 @@ export const CreateReversal = Type.Object(
 export const CreateReversalResult = Type.Object({ reversal: Reversal, created: Type.Boolean() });
 
 export const PageQueryOnly = Type.Object({ ...PageQuery }, { additionalProperties: false });
+
+export const CompensationParams = Type.Object({
+  payment_id: Type.String({ maxLength: 100 }),
+  day: Type.Integer({ minimum: 1, maximum: 100_000 }),
+});
+
+export const RetryCompensation = Type.Object(
+  {
+    reason: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'Why it is sent again (the audit trail keeps it)',
+    }),
+    payee_vpa: Type.Optional(
+      Type.String({
+        maxLength: 255,
+        description:
+          "Another VPA to credit instead of the payer's (a closed account): needs a second operator's approval (compensations:approve)",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const CompensationRetry = Type.Object({
+  id: Type.String(),
+  payment_id: Type.String(),
+  day: Type.Integer(),
+  failed_credit_ref: Type.String({ description: 'the reference the bank refused' }),
+  credit_ref: Nullable(Type.String({ description: 'the new reference, once carried out' })),
+  payee_vpa: Nullable(Type.String({ description: "another VPA, masked; null: the payer's" })),
+  reason: Type.String(),
+  requested_by: Type.String(),
+  requested_at: Type.String(),
+  approval_id: Nullable(Type.String()),
+  carried_out_at: Nullable(Type.String()),
+});
+
+export const RetryCompensationResult = Type.Object({ compensation: Compensation, retry: CompensationRetry });

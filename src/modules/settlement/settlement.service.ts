@@ -10,7 +10,13 @@ import { createPayoutsService, type SettlementAccounts } from './payouts/payouts
 import { getReversal } from './reversals/reversals.repo.ts';
 import { reversalView } from './reversals/reversals.service.ts';
 import { createCompensationCredits } from './reversals/compensation.service.ts';
+import {
+  COMPENSATION_PAYEE_VPA_FIELD,
+  createCompensationRetries,
+  type CompensationRetryApprovals,
+} from './reversals/compensationRetry.service.ts';
 import type { AuditWriter } from '../audit/index.ts';
+import { DEFAULT_VPA_PATTERN } from '../../platform/mask.ts';
 import { PAYER_VPA_FIELD, type PayerVpaCipher } from '../payments/index.ts';
 
 // The settlement module assembled: reversals, cycles and payouts, and the worker jobs that drive
@@ -33,7 +39,13 @@ export interface SettlementDeps {
    * Opens the customer's VPA on a payment (the vault's cipher, as payments uses it), to pay
    * compensation to it. Without it compensation is booked but stays due (and says why).
    */
-  payerVpa?: Pick<PayerVpaCipher, 'open'>;
+  payerVpa?: Pick<PayerVpaCipher, 'open'> & Partial<Pick<PayerVpaCipher, 'seal'>>;
+  /**
+   * An operator's retry of a refused compensation credit: the VPA rule (VPA_PATTERN), four eyes
+   * (the approvals facility) and its threshold (REFUND_APPROVAL_THRESHOLD_PAISE, as for refunds).
+   * Without `approvals`, a retry that needs a second operator is refused.
+   */
+  retries?: { vpaPattern: RegExp; approvals?: CompensationRetryApprovals; approvalThresholdPaise: number };
   /** Compensation paid or refused is an audit event (actor system:settlement). */
   audit?: AuditWriter;
   /** recon's port; without it every cycle waits for its files. Settable later (setBankFileTotals). */
@@ -64,6 +76,22 @@ export function createSettlementService(deps: SettlementDeps) {
       if (row.payer_vpa_ct && deps.payerVpa) return deps.payerVpa.open(PAYER_VPA_FIELD, row.id, row.payer_vpa_ct);
       return row.payer_vpa ?? undefined;
     },
+    payeeVpa: deps.payerVpa
+      ? (retryId, ct) => deps.payerVpa!.open(COMPENSATION_PAYEE_VPA_FIELD, retryId, ct)
+      : undefined,
+  });
+  const seal = deps.payerVpa?.seal;
+  const retries = createCompensationRetries({
+    db,
+    clock,
+    logger,
+    audit: deps.audit,
+    vpaPattern: deps.retries?.vpaPattern ?? new RegExp(DEFAULT_VPA_PATTERN),
+    approvals: deps.retries?.approvals,
+    approvalThresholdPaise: deps.retries?.approvalThresholdPaise ?? 0,
+    sealPayeeVpa: seal
+      ? async (retryId, vpa, tx) => (await seal(COMPENSATION_PAYEE_VPA_FIELD, retryId, vpa, tx)).ciphertext
+      : undefined,
   });
   const payouts = createPayoutsService({
     db,
@@ -86,6 +114,8 @@ export function createSettlementService(deps: SettlementDeps) {
   return {
     reversals,
     compensation,
+    /** An operator's retry of a refused compensation credit (compensationRetry.service.ts). */
+    retries,
     cycles,
     payouts,
     /** The port recon calls (and the API's operator reversals): see ReversalRequests. */

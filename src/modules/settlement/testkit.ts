@@ -153,7 +153,7 @@ export function scriptedBank(opts: { script?: RefundScript[]; latencyMs?: number
 /** Empties settlement's tables and the ledger's (tests sharing one database, one test at a time). */
 export async function emptySettlement(q: Queryable) {
   await q.query(
-    `TRUNCATE settlement.reversal_events, settlement.compensations, settlement.reversals, settlement.cycle_exceptions,
+    `TRUNCATE settlement.reversal_events, settlement.compensation_retries, settlement.compensations, settlement.reversals, settlement.cycle_exceptions,
               settlement.cycle_banks, settlement.payouts, settlement.payout_batches, settlement.cycles,
               settlement.merchant_terms, ledger.postings, ledger.balance_shards, ledger.entries, ledger.accounts,
               payments.payment_events, payments.refunds, payments.payments`,

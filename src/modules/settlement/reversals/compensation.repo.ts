@@ -22,6 +22,8 @@ export interface CompensationRow {
   response_code: string | null;
   last_error: string | null;
   paid_at: Date | null;
+  /** The operator retry its current credit comes from (compensation_retries), or null. */
+  retry_id: string | null;
 }
 
 const COLUMNS = [
@@ -41,6 +43,7 @@ const COLUMNS = [
   'response_code',
   'last_error',
   'paid_at',
+  'retry_id',
 ];
 /** The columns as CompensationRow wants them (a date as text), optionally qualified by a table alias. */
 const cols = (alias = '') =>
@@ -151,4 +154,91 @@ export async function compensationGauges(q: Queryable) {
        FROM settlement.compensations GROUP BY status ORDER BY status`,
   );
   return r.rows.map((x) => ({ ...x, paise: Number(x.paise) }));
+}
+
+export async function getCompensation(
+  q: Queryable,
+  paymentId: string,
+  day: number,
+): Promise<CompensationRow | undefined> {
+  const r = await q.query<CompensationRow>(
+    `SELECT ${COLS} FROM settlement.compensations WHERE payment_id = $1 AND day = $2`,
+    [paymentId, day],
+  );
+  return r.rows[0] ? num(r.rows[0]) : undefined;
+}
+
+/**
+ * Compare-and-set: a refused credit (failed) goes out again, due now, under a new reference (the
+ * bank is idempotent on the old one and would only refuse it again). undefined: it is not failed
+ * (paid, sent, or another retry got there first). Nothing moves in the ledger: a failed credit's
+ * money is in compensation_payable already, where a due one's is.
+ */
+export async function restartFailedCredit(
+  q: Queryable,
+  c: { paymentId: string; day: number; creditRef: string; retryId: string; now: Date },
+): Promise<CompensationRow | undefined> {
+  const r = await q.query<CompensationRow>(
+    `UPDATE settlement.compensations c
+        SET status = 'due', credit_ref = $3, retry_id = $4, next_attempt_at = $5, attempts = 0, status_checks = 0,
+            bank_ref = NULL, response_code = NULL, last_error = NULL
+      WHERE c.payment_id = $1 AND c.day = $2 AND c.status = 'failed'
+     RETURNING ${RET}`,
+    [c.paymentId, c.day, c.creditRef, c.retryId, c.now],
+  );
+  return r.rows[0] ? num(r.rows[0]) : undefined;
+}
+
+export interface RetryRow {
+  id: string;
+  payment_id: string;
+  day: number;
+  failed_credit_ref: string;
+  credit_ref: string | null;
+  payee_vpa_ct: string | null;
+  payee_vpa_masked: string | null;
+  reason: string;
+  requested_by: string;
+  requested_at: Date;
+  approval_id: string | null;
+  carried_out_at: Date | null;
+}
+
+export async function insertRetry(q: Queryable, r: Omit<RetryRow, 'credit_ref' | 'carried_out_at'>): Promise<RetryRow> {
+  const res = await q.query<RetryRow>(
+    `INSERT INTO settlement.compensation_retries
+       (id, payment_id, day, failed_credit_ref, payee_vpa_ct, payee_vpa_masked, reason, requested_by, requested_at, approval_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
+    [
+      r.id,
+      r.payment_id,
+      r.day,
+      r.failed_credit_ref,
+      r.payee_vpa_ct,
+      r.payee_vpa_masked,
+      r.reason,
+      r.requested_by,
+      r.requested_at,
+      r.approval_id,
+    ],
+  );
+  return res.rows[0];
+}
+
+export async function getRetry(q: Queryable, id: string, lock = false): Promise<RetryRow | undefined> {
+  const r = await q.query<RetryRow>(
+    `SELECT * FROM settlement.compensation_retries WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
+  return r.rows[0];
+}
+
+/** Marks a retry carried out (once: only while it is not). */
+export async function markRetryCarriedOut(q: Queryable, id: string, creditRef: string, now: Date) {
+  const r = await q.query<RetryRow>(
+    `UPDATE settlement.compensation_retries SET credit_ref = $2, carried_out_at = $3
+      WHERE id = $1 AND carried_out_at IS NULL RETURNING *`,
+    [id, creditRef, now],
+  );
+  return r.rows[0];
 }

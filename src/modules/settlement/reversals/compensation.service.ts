@@ -22,6 +22,7 @@ import { compensationView } from './compensation.view.ts';
 //   pending --"no such credit" (U48)--> due        compensation.returned; sent again, same reference
 //   due --declined or rejected--> failed           nothing moved: still owed (payable), for an operator
 //   due --not sent--> due                          sent again after retryAfterSeconds
+//   failed --an operator's retry--> due            a new reference, maybe another VPA (compensationRetry.service.ts)
 //
 // A credit is never counted as paid on an uncertain answer, and never sent twice at once: rows are
 // claimed with FOR UPDATE SKIP LOCKED and a lease, as reversals are.
@@ -54,6 +55,8 @@ export interface CompensationCreditsDeps {
   logger: Logger;
   /** The customer's VPA from the payment's row (decrypted by the vault); undefined when none is on file. */
   payerVpa(row: repo.PayerVpaRow): Promise<string | undefined>;
+  /** Opens another VPA an operator gave for a retry (compensationRetry.service.ts; the vault). */
+  payeeVpa?(retryId: string, ciphertext: string): Promise<string>;
   audit?: AuditWriter;
   config?: Partial<CompensationCreditsConfig>;
 }
@@ -178,7 +181,12 @@ export function createCompensationCredits(deps: CompensationCreditsDeps) {
         try {
           const connector = banks.connector(c.bank_code);
           const p = await repo.payerVpaOf(db, c.payment_id);
-          let vpa = p ? await deps.payerVpa(p) : undefined;
+          // An operator's retry may name another VPA (the payer's account is closed): that one.
+          const retry = c.retry_id ? await repo.getRetry(db, c.retry_id) : undefined;
+          const other =
+            retry?.payee_vpa_ct && deps.payeeVpa ? await deps.payeeVpa(retry.id, retry.payee_vpa_ct) : undefined;
+          if (retry?.payee_vpa_ct && !other) throw new Error('no vault here to open the VPA the retry names');
+          let vpa = other ?? (p ? await deps.payerVpa(p) : undefined);
           let bankDown = false;
           if (p && !vpa) {
             // Payments keeps no payer for a payment it closed before the bank's success came

@@ -15,6 +15,7 @@ import {
 import { createReversalsService } from './reversals.service.ts';
 import { createCompensationCredits } from './compensation.service.ts';
 import { listCompensations } from './compensation.repo.ts';
+import { createCompensationRetries } from './compensationRetry.service.ts';
 
 // Compensation for a late reversal (RBI/2019-20/67) paid to the customer's VPA by a push credit,
 // against a scripted bank (the credit side of a bank's API, with the answers and failures the
@@ -153,7 +154,7 @@ describe('compensation credits', () => {
     await verifyAll(db);
   });
 
-  test('the bank declines: failed, still owed to the customer (payable), not sent again by itself', async () => {
+  test('the bank declines: failed, still owed to the customer (payable), not sent again by itself; an operator retry pays it once', async () => {
     const { bank, clock, svc, pay } = await owed(['decline']);
     await svc.credits.runCredits();
     const [c] = await rowsOf(pay);
@@ -164,6 +165,42 @@ describe('compensation credits', () => {
     await svc.credits.runCredits();
     await svc.credits.runCreditChecks();
     assert.equal(bank.creditCalls(), 1);
+    await verifyAll(db);
+    // An operator sends it again (compensationRetry.service.ts): a new reference, the same VPA.
+    // The bank pays the new one once and never the refused one; a second retry is refused.
+    const retries = createCompensationRetries({
+      db,
+      clock,
+      logger: silentLogger,
+      vpaPattern: /^[a-z0-9.-]+@[a-z]+$/,
+      approvalThresholdPaise: 1_000_000,
+    });
+    await assert.rejects(
+      retries.retry({ cli: 'test' }, { paymentId: pay, day: 1, reason: 'x', payeeVpa: 'new.ravi@okaxis' }),
+      (e: { code?: string }) => e.code === 'forbidden',
+      'another VPA needs an operator and a second one',
+    );
+    const out = await retries.retry({ cli: 'test' }, { paymentId: pay, day: 1, reason: 'reopened' });
+    assert.equal(out.compensation.status, 'due');
+    assert.notEqual(out.compensation.credit_ref, c.credit_ref);
+    await assert.rejects(
+      retries.retry({ cli: 'test' }, { paymentId: pay, day: 1, reason: 'twice' }),
+      (e: { code?: string }) => e.code === 'compensation_not_retryable',
+    );
+    assert.equal(await bal('compensation_payable:COMPBANK'), 10_000, 'nothing moved by the retry itself');
+    await svc.credits.runCredits();
+    const [again] = await rowsOf(pay);
+    assert.equal(again.status, 'paid');
+    assert.deepEqual(
+      bank.calls.filter((x) => x.kind === 'credit').map((x) => [x.ref, x.vpa]),
+      [
+        [c.credit_ref, 'ravi.kumar@okaxis'],
+        [again.credit_ref, 'ravi.kumar@okaxis'],
+      ],
+    );
+    assert.equal(bank.paid.get(again.credit_ref!), 1);
+    assert.equal(bank.paid.get(c.credit_ref!), undefined, 'the refused reference was never paid');
+    assert.equal(await bal('compensation_payable:COMPBANK'), 0);
     await verifyAll(db);
   });
 

@@ -17,5 +17,6 @@ export function compensationView(c: CompensationRow) {
     last_error: c.last_error,
     posted_at: c.posted_at.toISOString(),
     paid_at: c.paid_at ? c.paid_at.toISOString() : null,
+    retry_id: c.retry_id,
   };
 }
