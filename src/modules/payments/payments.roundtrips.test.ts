@@ -252,8 +252,10 @@ test('with rewards: a merchant in no program completes in one statement, one in 
     const p1 = await w.createPayment(plain.terminalId, 5000);
     sent.length = 0;
     await w.succeed(p1.id, 'ravi@okaxis');
-    // payments.get() before and after the callback: the callback itself is the one statement between.
-    assert.equal(sent.length, 3, sent.join('\n'));
+    // payments.get() before the callback (1), the callback itself as one statement, then
+    // payments.get() of the succeeded payment (2: the row, and what is left to refund of it).
+    assert.equal(sent.length, 4, sent.join('\n'));
+    assert.equal(sent[1], 'WITH p AS ( UPDATE payments.payments SET status = $3, update', sent.join('\n'));
     // In a program: the first success tries the one statement (rolled back: an earn to do), then
     // earns the long way; rewards now knows the merchant, so the next goes the long way at once.
     for (const [i, first] of [
