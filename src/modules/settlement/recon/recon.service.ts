@@ -111,20 +111,27 @@ export function createReconService(deps: ReconDeps) {
     const left = { credit: file.creditLines, debit: file.debitLines };
     let src = repo.ALL_LINES;
     let decided = false;
-    // After the first rule that matched, the few lines left are copied out of the staged ones,
-    // so the rules and classifications after it work on those, not on the whole file again.
+    // The first rule statement copies the lines it leaves out of the staged ones (to recon_open),
+    // and each rule after it deletes those it takes, so the rules and classifications after the
+    // first work on the few lines left, not on the whole file again. Classifications narrow the
+    // open lines after them.
     const narrowed = async () => {
       if (decided) src = await repo.narrowOpen(tx, src, large);
       decided = false;
       return src;
     };
+    const byRules = { byRule: {} as Record<string, number>, lines: 0, paise: 0 };
     for (const rule of rules.rules)
       for (const kind of rule.applies_to) {
         const dir = kind === 'payment' ? 'credit' : 'debit';
         if (left[dir] === 0) continue;
-        const n = await repo.applyRule(tx, await narrowed(), file.id, file.bankCode, rule, kind, now, large);
-        left[dir] -= n;
-        if (n > 0) decided = true;
+        const r = await repo.applyRule(tx, src, file.id, file.bankCode, rule, kind, now, large);
+        if (src === repo.ALL_LINES && large) await repo.analyzeOpen(tx);
+        src = repo.OPEN_LINES;
+        left[dir] -= r.lines;
+        if (r.lines > 0) byRules.byRule[rule.name] = (byRules.byRule[rule.name] ?? 0) + r.lines;
+        byRules.lines += r.lines;
+        byRules.paise += r.paise;
       }
     if (left.credit + left.debit > 0) {
       for (const key of repo.CLASSIFY_KEYS) {
@@ -138,8 +145,8 @@ export function createReconService(deps: ReconDeps) {
     }
     if (deps.payments) await settleFlagged(tx, deps.payments, file, actor, now);
     await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now, large);
-    const counts = await repo.matchedCounts(tx, file.lines);
-    await repo.writeLines(tx, file.id, file.lines);
+    const counts = await repo.matchedCounts(tx, file.lines, byRules);
+    await repo.writeLines(tx, file.id, counts.rest);
     await repo.saveFileCounts(tx, file.id, counts, now);
     let reversals = 0;
     // A customer debited for a payment we closed is paid back: the port starts the RBI clock.
