@@ -1,7 +1,8 @@
 import type { Queryable } from '../../../platform/db.ts';
 import { reconPaymentsSql, reconRefundsSql } from '../../payments/index.ts';
 import { conditionSql, type Rule } from './rules.ts';
-import type { BankLine, ExceptionKind } from './types.ts';
+import type { LineBatch } from './mapping.ts';
+import type { ExceptionKind } from './types.ts';
 
 // All of reconciliation's SQL (the service keeps the decisions). Matching is set-based: each rule
 // is one statement over the whole file, so a file of a million lines costs a handful of joins,
@@ -102,21 +103,54 @@ export async function createWorkTables(q: Queryable) {
   );
 }
 
-/** Stages a batch of parsed lines in one statement (arrays unnested), whatever the batch size. */
-export async function stageLines(q: Queryable, lines: BankLine[]) {
+/**
+ * Stages a batch of parsed lines in one statement (arrays unnested), whatever the batch size.
+ * The arrays' literals are written here rather than by the driver, which escapes every element
+ * with two regular expressions: references are checked by the parser (letters, digits, _./-),
+ * so only the free-text narration is escaped, and only when it has a quote or a backslash.
+ * Times travel as ms since the epoch.
+ */
+export async function stageLines(q: Queryable, b: LineBatch) {
   await q.query(
     `INSERT INTO pg_temp.recon_stage (line_no, direction, txn_ref, bank_ref, reference, amount_paise, txn_at)
-     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[])`,
+     SELECT line_no, direction, txn_ref, bank_ref, reference, amount_paise,
+            CASE WHEN ms IS NOT NULL THEN 'epoch'::timestamptz + ms * interval '1 millisecond' END
+       FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+            AS u (line_no, direction, txn_ref, bank_ref, reference, amount_paise, ms)`,
     [
-      lines.map((l) => l.lineNo),
-      lines.map((l) => l.direction),
-      lines.map((l) => l.txnRef),
-      lines.map((l) => l.bankRef),
-      lines.map((l) => l.reference),
-      lines.map((l) => l.amountPaise),
-      lines.map((l) => (l.txnAt ? l.txnAt.toISOString() : null)),
+      `{${b.lineNo.join(',')}}`,
+      `{${b.direction.join(',')}}`,
+      textArray(b.txnRef, false),
+      textArray(b.bankRef, false),
+      textArray(b.reference, true),
+      `{${b.amountPaise.join(',')}}`,
+      numberArray(b.txnAtMs),
     ],
   );
+}
+
+const NEEDS_ESCAPE = /["\\]/;
+/** A PostgreSQL text[] literal; every element quoted (so "NULL" stays a string), escaped when `free`. */
+function textArray(values: (string | null)[], free: boolean): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ',';
+    if (v === null) out += 'NULL';
+    else if (free && NEEDS_ESCAPE.test(v)) out += `"${v.replace(/["\\]/g, '\\$&')}"`;
+    else out += `"${v}"`;
+  }
+  return `${out}}`;
+}
+
+function numberArray(values: (number | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ',';
+    const v = values[i];
+    out += v === null ? 'NULL' : String(v);
+  }
+  return `${out}}`;
 }
 
 export async function finishIngest(
