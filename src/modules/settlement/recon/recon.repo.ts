@@ -279,19 +279,19 @@ async function ruleStatement(
   });
   if (rule.strategy === 'one_to_one') {
     const conds = rule.when.map((c) => conditionSql(c)).join(' AND ');
-    // Each line takes its lowest candidate; each item, the first line that took it. Hash
-    // aggregates, not window sorts: a file of a million lines is one pass over the join.
+    // Each line takes its lowest candidate; each item, the first line that took it. Two sorts
+    // (DISTINCT ON), not hash aggregates joined back to the candidates: on a million lines
+    // (EXPLAIN ANALYZE) 3.2 to 5.2 s against 11.5 to 14 s, the aggregates' hash tables holding a
+    // copy of every id (over 200 MB each) and the candidates spilling to disk to be read twice.
+    // The second sort also hands the item outcomes over in the order of their key.
     const { rows } = await q.query<{ n: number; paise: string }>(
-      `WITH cand AS MATERIALIZED (
+      `WITH cand AS (
          SELECT l.line_no, o.id AS our_id, o.amount AS our_amount
            FROM ${src} l JOIN ${oursOf(kind)} o ON ${conds}
           WHERE l.direction = '${dir}' AND o.state = 'success' AND ${open(kind)}),
-       per_line AS (SELECT line_no, min(our_id) AS our_id FROM cand GROUP BY line_no),
-       per_item AS (SELECT our_id, min(line_no) AS line_no FROM per_line GROUP BY our_id),
-       -- (line, item) pairs are unique in cand (an item's id is its key): no DISTINCT, no sort.
+       per_line AS (SELECT DISTINCT ON (line_no) line_no, our_id, our_amount FROM cand ORDER BY line_no, our_id),
        pick AS MATERIALIZED (
-         SELECT c.line_no, c.our_id, c.our_amount
-           FROM per_item i JOIN cand c ON c.line_no = i.line_no AND c.our_id = i.our_id),
+         SELECT DISTINCT ON (our_id) line_no, our_id, our_amount FROM per_line ORDER BY our_id, line_no),
        w AS (INSERT INTO settlement.recon_lines ${LINE_COLUMNS}
              SELECT $1, l.line_no, l.direction, l.txn_ref, l.bank_ref, l.reference, l.amount_paise, l.txn_at,
                     'matched', $3, 'auto', l.line_no, '${kind}', pick.our_id, NULL
