@@ -48,6 +48,9 @@ export interface IngestReport {
 /** The rule named on a line that settled a payment flagged deemed or unknown at the bank. */
 export const FLAG_RULE = 'flagged_paid_in_file';
 
+/** Up to this many lines left after the rules, classification looks their items up one by one (by index). */
+const PROBE_LINES = 20_000;
+
 /** From this many lines on, matching gets fresh statistics and more work_mem. */
 const LARGE_FILE_LINES = 10_000;
 
@@ -134,14 +137,17 @@ export function createReconService(deps: ReconDeps) {
         byRules.paise += r.paise;
       }
     if (left.credit + left.debit > 0) {
+      // A few lines left after the rules: each looks up its item by index rather than joining all of ours.
+      const probe = src === repo.OPEN_LINES && left.credit + left.debit <= PROBE_LINES;
       for (const key of repo.CLASSIFY_KEYS) {
         // A line for an item already settled is a duplicate; the first one for an item no rule
         // took is a mismatch, a late success or not final; the lines after it, duplicates.
-        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key)) > 0) decided = true;
-        if ((await repo.classifyFirstLines(tx, await narrowed(), file.id, file.bankCode, key, now)) > 0) decided = true;
-        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key)) > 0) decided = true;
+        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key, probe)) > 0) decided = true;
+        if ((await repo.classifyFirstLines(tx, await narrowed(), file.id, file.bankCode, key, now, probe)) > 0)
+          decided = true;
+        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key, probe)) > 0) decided = true;
       }
-      await repo.classifyUnknown(tx, await narrowed(), file.bankCode);
+      await repo.classifyUnknown(tx, await narrowed(), file.bankCode, probe);
     }
     if (deps.payments) await settleFlagged(tx, deps.payments, file, actor, now);
     await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now, large);
