@@ -31,7 +31,8 @@ const USAGE = `Usage: npm run bench:recon -- [options]
   --label TEXT     free text stored with the result
   --trace          print each statement of the ingestion that takes over 100 ms (stderr); with
                    BENCH_RECON_EXPLAIN=1 the plans of those over 2 s, with =analyze the EXPLAIN
-                   ANALYZE of those over 1 s (each then runs twice: the figures are not comparable)
+                   ANALYZE of those over 1 s (BENCH_RECON_EXPLAIN_MS to change it; each then runs
+                   twice: the figures are not comparable)
   --help           this text
 
 Environment: DATABASE_URL (use that server; a database of the benchmark's own is created on it and
@@ -151,7 +152,7 @@ try {
       const r = await q.query(sql, params);
       const ms = performance.now() - t;
       if (ms > 100) log(`${Math.round(ms)} ms  ${sql.replace(/\s+/g, ' ').slice(0, 110)}`);
-      if (plan && ms > 1000) log(plan);
+      if (plan && ms > Number(process.env.BENCH_RECON_EXPLAIN_MS ?? 1000)) log(plan);
       else if (ms > 2000 && process.env.BENCH_RECON_EXPLAIN === '1') {
         const p = await q.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params);
         log(p.rows.map((x) => x['QUERY PLAN']).join('\n'));

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type { Db, Queryable } from '../../../platform/db.ts';
 import { newReconId } from './ids.ts';
-import { createParser, type Mapping } from './mapping.ts';
+import { createParser, type LineBatch, type Mapping, newLineBatch } from './mapping.ts';
 import * as repo from './recon.repo.ts';
-import type { BankLine, LineProblem } from './types.ts';
+import type { LineProblem } from './types.ts';
 
 // Streaming ingestion: the file is read twice, never held whole. The first pass hashes it (the
 // SHA-256 decides whether we have seen it) and reads its first line (some banks name the cycle
@@ -87,7 +87,7 @@ export async function parseAndStore(
   };
   let cycleKey: string | undefined = opts.cycleHint;
   let fileId: string | undefined;
-  let batch: BankLine[] = [];
+  let batch = newLineBatch();
   const totals = {
     lines: 0,
     skipped: 0,
@@ -98,6 +98,8 @@ export async function parseAndStore(
     first: null as Date | null,
     last: null as Date | null,
   };
+  let firstMs = Number.POSITIVE_INFINITY;
+  let lastMs = Number.NEGATIVE_INFINITY;
 
   // One batch is written while the next is parsed: the parse (here) and the insert (the
   // database) overlap, and at most two batches are ever held.
@@ -105,57 +107,66 @@ export async function parseAndStore(
   let writeError: unknown;
   const flush = async () => {
     const full = batch;
-    batch = [];
+    batch = newLineBatch();
     await writing;
     if (writeError) throw writeError;
-    if (full.length === 0 || problemCount > 0) return;
+    if (full.lineNo.length === 0 || problemCount > 0) return;
     fileId ??= await opts.claim(cycleKey!);
     writing = repo.stageLines(tx, full).catch((e) => {
       writeError = e;
     });
   };
 
-  const rl = createInterface({ input: opts.open(), crlfDelay: Number.POSITIVE_INFINITY });
   let lineNo = 0;
-  for await (const raw of rl) {
+  const take = (raw: string, b: LineBatch) => {
     lineNo++;
-    const r = parser.feed(raw, lineNo);
+    const r = parser.feedInto(raw, lineNo, b);
     if (lineNo === 1 && opts.mapping.cycle.from === 'first_line') {
       cycleKey = parser.cycleFromFirstLine();
       if (!cycleKey) problem(1, 'the first line does not name the cycle');
     }
     if (r.kind === 'skip' || r.kind === 'header') {
       totals.skipped++;
-      continue;
+      return;
     }
     if (r.kind === 'problem') {
       problem(lineNo, r.message);
-      continue;
+      return;
     }
     if (r.cycle !== undefined) {
       if (cycleKey === undefined) cycleKey = r.cycle;
       else if (r.cycle !== cycleKey) {
         problem(lineNo, `names cycle ${r.cycle} in a file of cycle ${cycleKey}`);
-        continue;
+        popLine(b);
+        return;
       }
     }
-    const l = r.line;
+    const i = b.lineNo.length - 1;
+    const amount = b.amountPaise[i];
     totals.lines++;
-    if (l.direction === 'credit') {
-      totals.credit += l.amountPaise;
+    if (b.direction[i] === 'credit') {
+      totals.credit += amount;
       totals.creditLines++;
     } else {
-      totals.debit += l.amountPaise;
+      totals.debit += amount;
       totals.debitLines++;
     }
-    if (l.txnAt) {
-      if (!totals.first || l.txnAt < totals.first) totals.first = l.txnAt;
-      if (!totals.last || l.txnAt > totals.last) totals.last = l.txnAt;
+    const at = b.txnAtMs[i];
+    if (at !== null) {
+      if (at < firstMs) firstMs = at;
+      if (at > lastMs) lastMs = at;
     }
-    batch.push(l);
-    if (batch.length >= BATCH_LINES) await flush();
     if (opts.onProgress && totals.lines % 50_000 === 0) opts.onProgress(totals.lines);
+  };
+
+  for await (const lines of physicalLines(opts.open())) {
+    for (const raw of lines) {
+      take(raw, batch);
+      if (batch.lineNo.length >= BATCH_LINES) await flush();
+    }
   }
+  if (firstMs !== Number.POSITIVE_INFINITY) totals.first = new Date(firstMs);
+  if (lastMs !== Number.NEGATIVE_INFINITY) totals.last = new Date(lastMs);
   if (!cycleKey && problemCount === 0) problem(Math.max(lineNo, 1), 'the file does not name its settlement cycle');
   if (problemCount > 0) {
     await writing;
@@ -177,6 +188,65 @@ export async function parseAndStore(
     creditLines: totals.creditLines,
     debitLines: totals.debitLines,
   };
+}
+
+/** Drops the last line of a batch (it named another cycle: a problem, not a line). */
+function popLine(b: LineBatch) {
+  b.lineNo.pop();
+  b.direction.pop();
+  b.txnRef.pop();
+  b.bankRef.pop();
+  b.reference.pop();
+  b.amountPaise.pop();
+  b.txnAtMs.pop();
+}
+
+/**
+ * The physical lines of a stream, a chunk's worth at a time (an array per chunk, not an await
+ * per line), split as readline splits them: at LF, CRLF or a lone CR; a last line without a
+ * break counts, an empty one after the last break does not. UTF-8 split across chunks is
+ * decoded whole.
+ */
+export async function* physicalLines(input: Readable): AsyncGenerator<string[]> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  const split = (s: string, final: boolean): string[] => {
+    const out: string[] = [];
+    let start = 0;
+    if (s.indexOf('\r') < 0) {
+      for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', start)) {
+        out.push(s.slice(start, i));
+        start = i + 1;
+      }
+    } else {
+      for (let i = start; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c === 10) {
+          out.push(s.slice(start, i));
+          start = i + 1;
+        } else if (c === 13) {
+          // A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
+          if (i === s.length - 1 && !final) break;
+          out.push(s.slice(start, i));
+          if (s.charCodeAt(i + 1) === 10) i++;
+          start = i + 1;
+        }
+      }
+    }
+    rest = s.slice(start);
+    if (final && rest !== '') {
+      out.push(rest);
+      rest = '';
+    }
+    return out;
+  };
+  for await (const chunk of input) {
+    const text = rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer));
+    const lines = split(text, false);
+    if (lines.length > 0) yield lines;
+  }
+  const lines = split(rest + decoder.end(), true);
+  if (lines.length > 0) yield lines;
 }
 
 export { newReconId };

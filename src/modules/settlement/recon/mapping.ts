@@ -301,25 +301,104 @@ export function splitCsv(s: string, delim: string, quote: string): string[] | un
 
 const REF_RE = /^[A-Za-z0-9_./-]{1,64}$/;
 
-export function createParser(m: Mapping): FileParser {
+/**
+ * Parsed lines of one batch, column by column: a file of a million lines makes no object per
+ * line, only these arrays (one batch at a time), which the staging insert sends as PostgreSQL
+ * arrays. `txnAtMs` is the transaction time in ms since the epoch (UTC).
+ */
+export interface LineBatch {
+  lineNo: number[];
+  direction: ('credit' | 'debit')[];
+  txnRef: (string | null)[];
+  bankRef: (string | null)[];
+  reference: (string | null)[];
+  amountPaise: number[];
+  txnAtMs: (number | null)[];
+}
+export const newLineBatch = (): LineBatch => ({
+  lineNo: [],
+  direction: [],
+  txnRef: [],
+  bankRef: [],
+  reference: [],
+  amountPaise: [],
+  txnAtMs: [],
+});
+
+/** What feedInto made of a line; a data line's fields are in the batch (or `line()`). */
+export type FeedStatus =
+  | { kind: 'skip' }
+  | { kind: 'header' }
+  | { kind: 'line'; cycle?: string }
+  | { kind: 'problem'; message: string };
+
+const SKIP = { kind: 'skip' } as const;
+const HEADER = { kind: 'header' } as const;
+const LINE = { kind: 'line' } as const;
+const problem = (message: string) => ({ kind: 'problem', message }) as const;
+
+/** A date format whose tokens are all fixed width (they are): positions instead of a regex. */
+function datePositions(format: string) {
+  const d = compileDate(format); // checks the format as before
+  const lits: [number, number][] = [];
+  const at: Record<string, [number, number]> = {};
+  let pos = 0;
+  for (let i = 0; i < format.length; ) {
+    const tok = ['YYYY', 'MM', 'DD', 'HH', 'mm', 'ss'].find((t) => format.startsWith(t, i));
+    if (tok) {
+      at[tok] = [pos, tok.length];
+      pos += tok.length;
+      i += tok.length;
+    } else {
+      lits.push([pos, format.charCodeAt(i)]);
+      pos++;
+      i++;
+    }
+  }
+  return { d, length: pos, lits, at };
+}
+
+/** The digits of s[pos, pos + len) as a number, or -1 when one is not an ASCII digit. */
+function digitsAt(s: string, pos: number, len: number): number {
+  let v = 0;
+  for (let i = pos; i < pos + len; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
+export function createParser(m: Mapping): FileParser & {
+  /** As feed, but a data line's fields go to the end of `batch` (no object per line). */
+  feedInto(raw: string, lineNo: number, batch: LineBatch): FeedStatus;
+} {
   const skipRes = m.skip.matching.map((p) => new RegExp(p));
-  const date = compileDate(m.datetime.format);
+  const date = datePositions(m.datetime.format);
   const credit = new Set(m.amount.credit_values ?? []);
   const debit = new Set(m.amount.debit_values ?? []);
   const delim = m.csv?.delimiter ?? ',';
   const quote = m.csv?.quote ?? '"';
+  const rupees = m.amount.unit === 'rupees';
+  const maxIntDigits = rupees ? 13 : 15;
+  const zone = m.datetime.time_zone;
+  const fixedZone = /^([+-])(\d{2}):(\d{2})$/.test(zone) ? zoneOffsetMinutes(zone, 0) : undefined;
+  let zoneDay = Number.NaN;
+  let zoneOff = 0;
   let header: Map<string, number> | undefined;
   let firstLine: string | undefined;
-  const amountRe = m.amount.unit === 'rupees' ? /^(-?)(\d{1,13})(?:\.(\d{1,2}))?$/ : /^(-?)(\d{1,15})()$/;
 
-  type Getter = (row: string[] | Record<string, unknown> | string) => unknown;
+  type Row = string[] | Record<string, unknown> | string;
+  type Getter = (row: Row) => unknown;
   const getter = (c: Static<typeof Column> | undefined): Getter | undefined => {
     if (c === undefined) return undefined;
     if (typeof c === 'object') return (row) => (row as string).slice(c.start - 1, c.start - 1 + c.length);
     if (m.kind === 'jsonl') return (row) => (row as Record<string, unknown>)[c as string];
     if (typeof c === 'number') return (row) => (row as string[])[c];
+    // A header name: its index, once the header is read.
+    let i: number | undefined;
     return (row) => {
-      const i = header?.get(c);
+      i ??= header?.get(c);
       return i === undefined ? undefined : (row as string[])[i];
     };
   };
@@ -338,105 +417,176 @@ export function createParser(m: Mapping): FileParser {
     return s === '' ? null : s;
   };
 
+  // The fields of the line being parsed (one set, reused: no object per line).
+  let direction: 'credit' | 'debit' = 'credit';
+  let txnRef: string | null = null;
+  let bankRef: string | null = null;
+  let reference: string | null = null;
+  let paise = 0;
+  let txnAtMs: number | null = null;
+  let negative = false;
+
+  /** Paise from an amount as the mapping writes it (rupees: up to two decimals), or -1. */
+  const amountOf = (s: string): number => {
+    let i = 0;
+    negative = false;
+    if (s.charCodeAt(0) === 45) {
+      negative = true;
+      i = 1;
+    }
+    const intStart = i;
+    let v = 0;
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    if (i === intStart || i - intStart > maxIntDigits) return -1;
+    if (!rupees) return i === s.length ? v : -1;
+    let frac = 0;
+    if (i < s.length && s.charCodeAt(i) === 46) {
+      const fracStart = ++i;
+      while (i < s.length) {
+        const c = s.charCodeAt(i);
+        if (c < 48 || c > 57) break;
+        frac = frac * 10 + (c - 48);
+        i++;
+      }
+      const n = i - fracStart;
+      if (n < 1 || n > 2) return -1;
+      if (n === 1) frac *= 10;
+    }
+    return i === s.length ? v * 100 + frac : -1;
+  };
+
+  // Where each part of the time is (a format always has YYYY, MM and DD: compileDate checks it).
+  const [pY, pM, pD, pH, pmi, pss] = ['YYYY', 'MM', 'DD', 'HH', 'mm', 'ss'].map((t) => date.at[t]);
+  /** The transaction time (ms since the epoch) of a local time text, or undefined when it is not one. */
+  const timeOf = (t: string): number | undefined => {
+    if (t.length !== date.length) return undefined;
+    for (const [pos, code] of date.lits) if (t.charCodeAt(pos) !== code) return undefined;
+    const Y = digitsAt(t, pY[0], pY[1]);
+    const M = digitsAt(t, pM[0], pM[1]);
+    const D = digitsAt(t, pD[0], pD[1]);
+    const h = pH ? digitsAt(t, pH[0], pH[1]) : 0;
+    const mi = pmi ? digitsAt(t, pmi[0], pmi[1]) : 0;
+    const sec = pss ? digitsAt(t, pss[0], pss[1]) : 0;
+    if (Y < 0 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59)
+      return undefined;
+    // 31 April and the like (as parseDateParts: the day must exist in that month).
+    if (D > 28 && new Date(Date.UTC(Y, M - 1, D)).getUTCDate() !== D) return undefined;
+    const local = Date.UTC(Y, M - 1, D, h, mi, sec);
+    if (fixedZone !== undefined) return local - fixedZone * 60_000;
+    const day = Math.floor(local / 86_400_000);
+    if (day !== zoneDay) {
+      zoneOff = zoneOffsetMinutes(zone, local);
+      zoneDay = day;
+    }
+    return local - zoneOff * 60_000;
+  };
+
+  /** Parses one physical line into the fields above; returns LINE (with the cycle, if any) or what else it is. */
+  const parse = (raw: string, lineNo: number): FeedStatus => {
+    if (lineNo === 1) firstLine = raw;
+    if (lineNo <= m.skip.leading_lines) return SKIP;
+    const c0 = raw.charCodeAt(0);
+    // Only a line that starts with a space (or is empty, or starts beyond ASCII) can be blank.
+    if (!(c0 > 32 && c0 < 127) && raw.trim() === '') return m.skip.blank ? SKIP : problem('empty line');
+    for (const re of skipRes) if (re.test(raw)) return SKIP;
+    let row: Row;
+    if (m.kind === 'csv') {
+      const cells = splitCsv(raw, delim, quote);
+      if (!cells) return problem('unbalanced quotes');
+      if (m.csv!.header && !header) {
+        header = new Map(cells.map((c, i) => [c.trim(), i]));
+        for (const [name, c] of Object.entries(m.columns))
+          if (typeof c === 'string' && !header.has(c)) return problem(`header has no column "${c}" (${name})`);
+        return HEADER;
+      }
+      if (header && cells.length !== header.size)
+        return problem(`${cells.length} columns where the header has ${header.size}`);
+      row = cells;
+    } else if (m.kind === 'jsonl') {
+      try {
+        row = JSON.parse(raw);
+      } catch {
+        return problem('not valid JSON');
+      }
+      if (!row || typeof row !== 'object' || Array.isArray(row)) return problem('not a JSON object');
+    } else {
+      row = raw;
+    }
+    const amountText = text(g.amount(row));
+    if (amountText === null) return problem('amount is missing');
+    paise = amountOf(amountText);
+    if (paise < 0) return problem('amount is not a valid amount');
+    if (!Number.isSafeInteger(paise) || paise <= 0) return problem('amount must be above zero');
+    if (m.amount.sign === 'signed') {
+      direction = negative ? 'debit' : 'credit';
+    } else {
+      if (negative) return problem('a negative amount beside a debit/credit column');
+      const d = text(g.direction!(row));
+      if (d !== null && credit.has(d)) direction = 'credit';
+      else if (d !== null && debit.has(d)) direction = 'debit';
+      else return problem(`debit/credit value ${d === null ? 'is missing' : 'is not one the mapping knows'}`);
+    }
+    txnRef = g.txn_ref ? text(g.txn_ref(row)) : null;
+    bankRef = g.bank_ref ? text(g.bank_ref(row)) : null;
+    if (txnRef !== null && !REF_RE.test(txnRef)) return problem('txn_ref has characters a reference cannot have');
+    if (bankRef !== null && !REF_RE.test(bankRef)) return problem('bank_ref has characters a reference cannot have');
+    if (txnRef === null && bankRef === null) return problem('neither txn_ref nor bank_ref is given');
+    txnAtMs = null;
+    if (g.txn_at) {
+      const t = text(g.txn_at(row));
+      const at = t === null ? undefined : timeOf(t);
+      if (at === undefined)
+        return problem(`transaction time ${t === null ? 'is missing' : `does not match "${m.datetime.format}"`}`);
+      txnAtMs = at;
+    }
+    const r = g.reference ? text(g.reference(row)) : null;
+    reference = r === null ? null : r.length > 200 ? r.slice(0, 200) : r;
+    if (m.cycle.from === 'column') {
+      const c = text(g.cycle!(row));
+      const cycle = c === null ? undefined : cycleKeyFrom(m, c);
+      if (!cycle) return problem('the cycle column does not name a cycle');
+      return { kind: 'line', cycle };
+    }
+    return LINE;
+  };
+
   return {
     cycleFromName: (name) => (m.cycle.from === 'file_name' && name ? cycleKeyFrom(m, name) : undefined),
     cycleFromFirstLine: () =>
       m.cycle.from === 'first_line' && firstLine !== undefined ? cycleKeyFrom(m, firstLine) : undefined,
     feed(raw, lineNo) {
-      if (lineNo === 1) firstLine = raw;
-      if (lineNo <= m.skip.leading_lines) return { kind: 'skip' };
-      if (raw.trim() === '') return m.skip.blank ? { kind: 'skip' } : { kind: 'problem', message: 'empty line' };
-      for (const re of skipRes) if (re.test(raw)) return { kind: 'skip' };
-      let row: string[] | Record<string, unknown> | string;
-      if (m.kind === 'csv') {
-        const cells = splitCsv(raw, delim, quote);
-        if (!cells) return { kind: 'problem', message: 'unbalanced quotes' };
-        if (m.csv!.header && !header) {
-          header = new Map(cells.map((c, i) => [c.trim(), i]));
-          for (const [name, c] of Object.entries(m.columns))
-            if (typeof c === 'string' && !header.has(c))
-              return { kind: 'problem', message: `header has no column "${c}" (${name})` };
-          return { kind: 'header' };
-        }
-        if (header && cells.length !== header.size)
-          return { kind: 'problem', message: `${cells.length} columns where the header has ${header.size}` };
-        row = cells;
-      } else if (m.kind === 'jsonl') {
-        try {
-          row = JSON.parse(raw);
-        } catch {
-          return { kind: 'problem', message: 'not valid JSON' };
-        }
-        if (!row || typeof row !== 'object' || Array.isArray(row))
-          return { kind: 'problem', message: 'not a JSON object' };
-      } else {
-        row = raw;
-      }
-      const amountText = text(g.amount(row));
-      const am = amountText === null ? null : amountRe.exec(amountText);
-      if (!am)
-        return { kind: 'problem', message: `amount ${amountText === null ? 'is missing' : 'is not a valid amount'}` };
-      const paise =
-        m.amount.unit === 'rupees' ? Number(am[2]) * 100 + Number((am[3] || '0').padEnd(2, '0')) : Number(am[2]);
-      if (!Number.isSafeInteger(paise) || paise <= 0) return { kind: 'problem', message: 'amount must be above zero' };
-      let direction: 'credit' | 'debit';
-      if (m.amount.sign === 'signed') {
-        direction = am[1] === '-' ? 'debit' : 'credit';
-      } else {
-        if (am[1] === '-') return { kind: 'problem', message: 'a negative amount beside a debit/credit column' };
-        const d = text(g.direction!(row));
-        if (d !== null && credit.has(d)) direction = 'credit';
-        else if (d !== null && debit.has(d)) direction = 'debit';
-        else
-          return {
-            kind: 'problem',
-            message: `debit/credit value ${d === null ? 'is missing' : 'is not one the mapping knows'}`,
-          };
-      }
-      const refs: Record<'txnRef' | 'bankRef', string | null> = {
-        txnRef: text(g.txn_ref?.(row)),
-        bankRef: text(g.bank_ref?.(row)),
-      };
-      for (const [k, v] of Object.entries(refs))
-        if (v !== null && !REF_RE.test(v))
-          return {
-            kind: 'problem',
-            message: `${k === 'txnRef' ? 'txn_ref' : 'bank_ref'} has characters a reference cannot have`,
-          };
-      if (refs.txnRef === null && refs.bankRef === null)
-        return { kind: 'problem', message: 'neither txn_ref nor bank_ref is given' };
-      let txnAt: Date | null = null;
-      if (g.txn_at) {
-        const t = text(g.txn_at(row));
-        const p = t === null ? undefined : parseDateParts(date, t);
-        if (!p)
-          return {
-            kind: 'problem',
-            message: `transaction time ${t === null ? 'is missing' : `does not match "${m.datetime.format}"`}`,
-          };
-        const local = Date.UTC(p.YYYY, p.MM - 1, p.DD, p.HH, p.mm, p.ss);
-        txnAt = new Date(local - zoneOffsetMinutes(m.datetime.time_zone, local) * 60_000);
-      }
-      const reference = text(g.reference?.(row));
-      let cycle: string | undefined;
-      if (m.cycle.from === 'column') {
-        const c = text(g.cycle!(row));
-        cycle = c === null ? undefined : cycleKeyFrom(m, c);
-        if (!cycle) return { kind: 'problem', message: 'the cycle column does not name a cycle' };
-      }
+      const r = parse(raw, lineNo);
+      if (r.kind !== 'line') return r;
       return {
         kind: 'line',
-        cycle,
+        cycle: r.cycle,
         line: {
           lineNo,
           direction,
-          txnRef: refs.txnRef,
-          bankRef: refs.bankRef,
-          reference: reference === null ? null : reference.slice(0, 200),
+          txnRef,
+          bankRef,
+          reference,
           amountPaise: paise,
-          txnAt,
+          txnAt: txnAtMs === null ? null : new Date(txnAtMs),
         },
       };
+    },
+    feedInto(raw, lineNo, b) {
+      const r = parse(raw, lineNo);
+      if (r.kind !== 'line') return r;
+      b.lineNo.push(lineNo);
+      b.direction.push(direction);
+      b.txnRef.push(txnRef);
+      b.bankRef.push(bankRef);
+      b.reference.push(reference);
+      b.amountPaise.push(paise);
+      b.txnAtMs.push(txnAtMs);
+      return r;
     },
   };
 }

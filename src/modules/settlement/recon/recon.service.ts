@@ -48,6 +48,9 @@ export interface IngestReport {
 /** The rule named on a line that settled a payment flagged deemed or unknown at the bank. */
 export const FLAG_RULE = 'flagged_paid_in_file';
 
+/** Up to this many lines left after the rules, classification looks their items up one by one (by index). */
+const PROBE_LINES = 20_000;
+
 /** From this many lines on, matching gets fresh statistics and more work_mem. */
 const LARGE_FILE_LINES = 10_000;
 
@@ -111,35 +114,45 @@ export function createReconService(deps: ReconDeps) {
     const left = { credit: file.creditLines, debit: file.debitLines };
     let src = repo.ALL_LINES;
     let decided = false;
-    // After the first rule that matched, the few lines left are copied out of the staged ones,
-    // so the rules and classifications after it work on those, not on the whole file again.
+    // The first rule statement copies the lines it leaves out of the staged ones (to recon_open),
+    // and each rule after it deletes those it takes, so the rules and classifications after the
+    // first work on the few lines left, not on the whole file again. Classifications narrow the
+    // open lines after them.
     const narrowed = async () => {
       if (decided) src = await repo.narrowOpen(tx, src, large);
       decided = false;
       return src;
     };
+    const byRules = { byRule: {} as Record<string, number>, lines: 0, paise: 0 };
     for (const rule of rules.rules)
       for (const kind of rule.applies_to) {
         const dir = kind === 'payment' ? 'credit' : 'debit';
         if (left[dir] === 0) continue;
-        const n = await repo.applyRule(tx, await narrowed(), file.id, file.bankCode, rule, kind, now, large);
-        left[dir] -= n;
-        if (n > 0) decided = true;
+        const r = await repo.applyRule(tx, src, file.id, file.bankCode, rule, kind, now, large);
+        if (src === repo.ALL_LINES && large) await repo.analyzeOpen(tx);
+        src = repo.OPEN_LINES;
+        left[dir] -= r.lines;
+        if (r.lines > 0) byRules.byRule[rule.name] = (byRules.byRule[rule.name] ?? 0) + r.lines;
+        byRules.lines += r.lines;
+        byRules.paise += r.paise;
       }
     if (left.credit + left.debit > 0) {
+      // A few lines left after the rules: each looks up its item by index rather than joining all of ours.
+      const probe = src === repo.OPEN_LINES && left.credit + left.debit <= PROBE_LINES;
       for (const key of repo.CLASSIFY_KEYS) {
         // A line for an item already settled is a duplicate; the first one for an item no rule
         // took is a mismatch, a late success or not final; the lines after it, duplicates.
-        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key)) > 0) decided = true;
-        if ((await repo.classifyFirstLines(tx, await narrowed(), file.id, file.bankCode, key, now)) > 0) decided = true;
-        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key)) > 0) decided = true;
+        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key, probe)) > 0) decided = true;
+        if ((await repo.classifyFirstLines(tx, await narrowed(), file.id, file.bankCode, key, now, probe)) > 0)
+          decided = true;
+        if ((await repo.classifyDuplicates(tx, await narrowed(), file.bankCode, key, probe)) > 0) decided = true;
       }
-      await repo.classifyUnknown(tx, await narrowed(), file.bankCode);
+      await repo.classifyUnknown(tx, await narrowed(), file.bankCode, probe);
     }
     if (deps.payments) await settleFlagged(tx, deps.payments, file, actor, now);
     await repo.raiseExceptions(tx, file.id, file.bankCode, file.cycleKey, now, large);
-    const counts = await repo.matchedCounts(tx, file.lines);
-    await repo.writeLines(tx, file.id, file.lines);
+    const counts = await repo.matchedCounts(tx, file.lines, byRules);
+    await repo.writeLines(tx, file.id, counts.rest);
     await repo.saveFileCounts(tx, file.id, counts, now);
     let reversals = 0;
     // A customer debited for a payment we closed is paid back: the port starts the RBI clock.
