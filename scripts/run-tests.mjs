@@ -218,6 +218,9 @@ const r = spawnSync(
       ...process.env,
       TEST_DURATIONS_FILE: runLog,
       ...(buildDir ? { TEST_BUILD_DIR: resolve(buildDir) } : {}),
+      // A route's validator compiles on its first request, in the test processes and the servers
+      // they start (src/http/validation.ts; test/security.test.ts compiles all at start).
+      TEST_LAZY_SCHEMAS: process.env.TEST_LAZY_SCHEMAS ?? '1',
       // Unset otherwise (TEST_TSX=1: the commands run from source too).
       TEST_TILLPOINT_CLI: withCli ? resolve(buildDir, `${CLI_ENTRY}.mjs`) : undefined,
     },
