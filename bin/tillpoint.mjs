@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Entry point of the `tillpoint` command. TypeScript runs through tsx's loader, so there is no
 // build step between a checkout and a running platform.
+import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
-import { register } from 'tsx/esm/api';
 
 // How far V8 lets the old generation grow before the next full collection. V8 derives it from the
 // memory it sees: with 4 GB or more (no container limit) it allows up to 4x what survived the last
@@ -35,5 +35,16 @@ if (args[0] === 'serve' && (role === 'all' || role === 'api') && process.env.TIL
   }
 }
 
-register();
-await import('../src/cli/main.ts');
+// The test runner (scripts/run-tests.mjs) compiles src/cli/main.ts with the test files and names
+// the result in TEST_TILLPOINT_CLI, so a `tillpoint` a test starts is a plain Node start instead of
+// tsx resolving and loading the whole import graph again (about 1 s of CPU each; docs/testing.md).
+// The same code, compiled by the same esbuild step that compiles the tests; everyone else runs
+// from source.
+const testCli = process.env.TEST_TILLPOINT_CLI;
+if (testCli) {
+  await import(pathToFileURL(testCli).href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
+}

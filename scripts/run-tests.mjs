@@ -97,6 +97,7 @@ const spawnsProcesses = (f) =>
   /\bspawn(Sync)?\(|spawnUntil\(|startTillpoint\(|startPgCluster\(|execFile(Sync)?\(/.test(readFileSync(f, 'utf8'));
 const bySlowest = (a, b) => cost(b) - cost(a) || a.localeCompare(b);
 const heavy = files.filter(spawnsProcesses).sort(bySlowest);
+const startsProcesses = heavy.length > 0;
 const light = files.filter((f) => !spawnsProcesses(f)).sort(bySlowest);
 const ordered = [];
 while (heavy.length || light.length) {
@@ -118,8 +119,11 @@ rmSync(runLog, { force: true });
 // the code the files share in common chunks; packages stay imports of node_modules. The test
 // processes then run without tsx. `import.meta.url`, `.dirname` and `.filename` are replaced by
 // the source file's own, so code that finds files next to itself (migrations, samples, bin/)
-// behaves as it does from source. Processes the tests start (bin/tillpoint.mjs, `--import tsx`
-// scripts) still run from source. A file that imports modules by a path computed at run time
+// behaves as it does from source. The `tillpoint` command the tests start is compiled in the same
+// build (src/cli/main.ts, its code shared with the tests' chunks): bin/tillpoint.mjs loads it when
+// TEST_TILLPOINT_CLI names it, so each command a test runs is a plain Node start rather than tsx
+// loading the whole import graph again (~1 s of CPU each). `--import tsx` scripts (bench/, deploy/)
+// still run from source. A file that imports modules by a path computed at run time
 // (`import(variable)`: it wants the source modules themselves, e.g. to compare them with what the
 // bundle holds) runs from source through tsx, as does every file with TEST_TSX=1.
 const useBuild = process.env.TEST_TSX !== '1';
@@ -130,8 +134,11 @@ const useBuild = process.env.TEST_TSX !== '1';
 const builtName = (f) => `${String(ordered.indexOf(f)).padStart(4, '0')}/${f.replace(/\.[cm]?tsx?$/, '.mjs')}`;
 const needsSource = (f) => /\bimport\(\s*[^'"\s)]/.test(readFileSync(f, 'utf8'));
 const compiled = useBuild ? ordered.filter((f) => !needsSource(f)) : [];
+// Only when a file that starts processes is in the run (a filter for unit tests skips it).
+const CLI_ENTRY = 'cli/main';
+const withCli = useBuild && startsProcesses;
 let buildDir;
-if (compiled.length > 0) {
+if (compiled.length > 0 || withCli) {
   // One directory per run (two runs on one checkout must not delete each other's files); the
   // ones of runs that ended without cleaning up (killed) are removed here. Not under node_modules:
   // Node 22 and later take `--test` arguments as glob patterns, which never match there. Inside the
@@ -163,7 +170,10 @@ if (compiled.length > 0) {
   };
   try {
     await esbuild.build({
-      entryPoints: compiled.map((f) => ({ in: f, out: builtName(f).replace(/\.mjs$/, '') })),
+      entryPoints: [
+        ...compiled.map((f) => ({ in: f, out: builtName(f).replace(/\.mjs$/, '') })),
+        ...(withCli ? [{ in: 'src/cli/main.ts', out: CLI_ENTRY }] : []),
+      ],
       outdir: buildDir,
       outbase: '.',
       outExtension: { '.js': '.mjs' },
@@ -208,6 +218,11 @@ const r = spawnSync(
       ...process.env,
       TEST_DURATIONS_FILE: runLog,
       ...(buildDir ? { TEST_BUILD_DIR: resolve(buildDir) } : {}),
+      // A route's validator compiles on its first request, in the test processes and the servers
+      // they start (src/http/validation.ts; test/security.test.ts compiles all at start).
+      TEST_LAZY_SCHEMAS: process.env.TEST_LAZY_SCHEMAS ?? '1',
+      // Unset otherwise (TEST_TSX=1: the commands run from source too).
+      TEST_TILLPOINT_CLI: withCli ? resolve(buildDir, `${CLI_ENTRY}.mjs`) : undefined,
     },
   },
 );

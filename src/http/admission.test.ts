@@ -130,7 +130,11 @@ test('admission: a stop refuses every waiting request at once (not processed) an
   await until(() => s.started.length === 1);
   const waiting = [2, 3, 4].map((n) => s.get(`/work/${n}`));
   await until(() => s.admission.queued === 3);
-  const closed = s.app.close();
+  // As the app's own stop does (closeHttp in src/app.ts): the connection of the request at work
+  // becomes idle after its answer and is closed then; Node closes only the connections idle when
+  // close() began, so without this the stop waited for the client's keep-alive (~70 s).
+  const sweep = setInterval(() => s.app.server.closeIdleConnections(), 100);
+  const closed = s.app.close().finally(() => clearInterval(sweep));
   for (const w of await Promise.all(waiting)) {
     assert.equal(w.status, 503);
     assert.equal(w.body.error.code, 'service_unavailable');

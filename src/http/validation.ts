@@ -20,9 +20,28 @@ function makeAjv(coerce: boolean) {
 const strict = makeAjv(false);
 const coercing = makeAjv(true);
 
+type Validate = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+
+// Under the test runner (scripts/run-tests.mjs sets TEST_LAZY_SCHEMAS=1) a route's validator is
+// compiled on its first request instead of when the server starts: compiling every route's
+// schemas was about 0.5-0.9 s of CPU per app, in every test process and every server a test
+// starts, and most test files call a few routes (docs/testing.md). The same Ajv, the same
+// schemas, the same functions; only when they are compiled differs. Everywhere else (and in
+// test/security.test.ts, which starts its app without it) every schema compiles at start, so a
+// schema Ajv refuses stops the start.
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
   const ajv = httpPart === 'body' ? strict : coercing;
-  return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+  if (process.env.TEST_LAZY_SCHEMAS !== '1')
+    return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+  let compiled: Validate | undefined;
+  // Fastify reads the errors of a failed validation from the function it was given.
+  const validate: Validate = (data) => {
+    compiled ??= ajv.compile(schema as object) as Validate;
+    const ok = compiled(data);
+    validate.errors = compiled.errors;
+    return ok;
+  };
+  return validate as ReturnType<FastifySchemaCompiler<unknown>>;
 };
 
 /** Turns Ajv's errors into a short list a client can act on. */
