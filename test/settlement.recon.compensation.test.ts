@@ -7,6 +7,7 @@ import { fixedClock } from '../src/platform/clock.ts';
 import { formatRupees } from '../src/platform/money.ts';
 import {
   OPERATOR_A,
+  OPERATOR_B,
   reconForTest,
   seedPayment,
   source,
@@ -330,4 +331,28 @@ test('a push credit a paisa off is an amount mismatch (amount_over) naming the c
     [compId],
   );
   assert.deepEqual(item.rows, [{ outcome: 'amount_mismatch' }]);
+
+  // The money went to the customer: nothing to pay back. A match with the line's compensation,
+  // amounts differing, is forced: a second operator approves it.
+  const exceptionId = lines[1].exception_id as string;
+  await assert.rejects(
+    recon.resolve(OPERATOR_A, exceptionId, { resolution: 'refund_customer', reason: 'bank paid a paisa more' }),
+    /compensation credit/,
+  );
+  const asked = await recon.resolve(OPERATOR_A, exceptionId, { resolution: 'match', reason: 'the bank rounded up' });
+  assert.equal(asked.status, 'pending_approval');
+  assert.equal(asked.match_kind, 'compensation');
+  assert.equal(asked.match_id, compId);
+  const done = await recon.approve(OPERATOR_B, exceptionId, 'approve');
+  assert.equal(done.status, 'resolved');
+  const after = await linesOf(r.file_id!);
+  assert.deepEqual(
+    [after[1].outcome, after[1].match_rule, after[1].our_kind, after[1].our_id],
+    ['matched', 'operator', 'compensation', compId],
+  );
+  const matched = await db.query(
+    `SELECT outcome, mode FROM settlement.recon_item_outcomes WHERE our_kind = 'compensation' AND our_id = $1`,
+    [compId],
+  );
+  assert.deepEqual(matched.rows, [{ outcome: 'matched', mode: 'forced' }]);
 });
