@@ -17,6 +17,8 @@ interface Credit {
   payeeVpa: string;
   amountPaise: number;
   note: string;
+  /** The payment the credit relates to (a compensation's), when the caller named it. */
+  relatedTxnRef?: string;
   responseCode: string;
   bankRef?: string;
   message: string;
@@ -58,6 +60,7 @@ export function createSimCredits(o: { clock: Clock; logger?: SimLogger }) {
         throw new SimError(400, 'invalid_request', 'amount must be rupees with up to two decimals');
       }
       if (amountPaise <= 0) throw new SimError(400, 'invalid_request', 'amount must be positive');
+      const related = body.related_txn_ref === undefined ? undefined : text(body, 'related_txn_ref', REF_RE, 64);
       if (body.currency !== undefined && body.currency !== 'INR')
         throw new SimError(400, 'invalid_request', 'currency must be INR');
       const done = credits.get(creditRef);
@@ -74,6 +77,7 @@ export function createSimCredits(o: { clock: Clock; logger?: SimLogger }) {
         payeeVpa,
         amountPaise,
         note,
+        ...(related ? { relatedTxnRef: related } : {}),
         responseCode: refused ? 'U31' : pending ? '01' : '00',
         ...(refused || pending
           ? {}
@@ -103,6 +107,19 @@ export function createSimCredits(o: { clock: Clock; logger?: SimLogger }) {
       return answer(c);
     },
 
+    /** Credits paid, for the settlement file: when, for how much, and the payment they relate to. */
+    settled(): SettledCredit[] {
+      return [...credits.values()]
+        .filter((c) => c.responseCode === '00')
+        .map((c) => ({
+          creditRef: c.creditRef,
+          bankRef: c.bankRef ?? '',
+          amountPaise: c.amountPaise,
+          relatedTxnRef: c.relatedTxnRef,
+          decidedAt: c.decidedAt,
+        }));
+    },
+
     /** Credits paid, for tests: reference -> paise. */
     paid(): Map<string, number> {
       return new Map(
@@ -113,6 +130,14 @@ export function createSimCredits(o: { clock: Clock; logger?: SimLogger }) {
 }
 
 export type SimCredits = ReturnType<typeof createSimCredits>;
+
+export interface SettledCredit {
+  creditRef: string;
+  bankRef: string;
+  amountPaise: number;
+  relatedTxnRef?: string;
+  decidedAt: number;
+}
 
 /** The simbank routes for push credits; `signed` is the plugin's signature check around a handler. */
 export function registerSimCreditRoutes(

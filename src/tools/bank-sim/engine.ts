@@ -340,8 +340,9 @@ export function createSimEngine(opts: SimEngineOptions) {
 
   return {
     /** What the bank decided, for its settlement files (settlementFile.ts). */
-    settlementRecords: () =>
-      settlementRecordsOf(txns.values(), refunds.values(), (ref) => txns.get(ref), clock.now().getTime()),
+    /** The records of the settlement file; `credits`: the push credits paid (credits.ts keeps that book). */
+    settlementRecords: (credits: Parameters<typeof settlementRecordsOf>[4] = []) =>
+      settlementRecordsOf(txns.values(), refunds.values(), (ref) => txns.get(ref), clock.now().getTime(), credits),
     registerIntent(body: Record<string, unknown>, channel?: CallbackChannel): WireIntentResponse {
       const f = intentFields(body as Partial<WireIntentRequest> as Record<string, unknown>);
       const existing = txns.get(f.txnRef);

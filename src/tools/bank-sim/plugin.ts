@@ -187,5 +187,5 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   // The customer's side: unsigned, as it stands for a person with a UPI app, not for Tillpoint.
   app.post(SIM_PATHS.customerPayments, async (req, reply) => reply.send(await engine.customerPayment(body(req))));
   // The bank's settlement file for a cycle, with discrepancies on request (settlementFile.ts).
-  registerSettlementFileRoute(app, engine.settlementRecords);
+  registerSettlementFileRoute(app, () => engine.settlementRecords(credits.settled()));
 };

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { formatRupees } from '../../platform/money.ts';
 
-// The simulated bank's settlement file for an NPCI cycle: every payment it approved and every
-// refund it paid in the cycle's time span, in the bank's own layout (SIMBANK: CSV in rupees
+// The simulated bank's settlement file for an NPCI cycle: every payment it approved, every
+// refund it paid and every push credit it paid (settlement's compensation credits, listed like
+// refunds: a debit of the merchant's account, with the credit's reference) in the cycle's time span, in the bank's own layout (SIMBANK: CSV in rupees
 // with a DR/CR column; SIMBANK2: fixed width in signed paise). On request it gets the mistakes
 // real files have, so reconciliation can be shown and tested end to end: a row missing, a row
 // the bank has and we do not, an amount off by a paisa, a row twice, and a late success (a
@@ -10,7 +11,7 @@ import { formatRupees } from '../../platform/money.ts';
 // ones src/modules/settlement/recon/mappings/ describes; docs/bank-simulator.md documents them.
 
 export interface SettlementRecord {
-  kind: 'payment' | 'refund';
+  kind: 'payment' | 'refund' | 'credit';
   ref: string;
   bankRef: string;
   amountPaise: number;
@@ -38,11 +39,20 @@ interface RefundLike {
   decidedAt?: number;
 }
 
+interface CreditLike {
+  creditRef: string;
+  bankRef: string;
+  amountPaise: number;
+  relatedTxnRef?: string;
+  decidedAt: number;
+}
+
 export function settlementRecordsOf(
   txns: Iterable<TxnLike>,
   refunds: Iterable<RefundLike>,
   txnOf: (ref: string) => TxnLike | undefined,
   now = Date.now(),
+  credits: Iterable<CreditLike> = [],
 ): SettlementRecord[] {
   const out: SettlementRecord[] = [];
   for (const t of txns) {
@@ -68,6 +78,19 @@ export function settlementRecordsOf(
       amountPaise: r.amountPaise,
       payeeVpa: txnOf(r.originalTxnRef)?.payeeVpa ?? '',
       at: new Date(r.decidedAt),
+      succeeded: true,
+    });
+  }
+  for (const c of credits) {
+    // Paid credits only (the book's settled()). Whose file it is in goes by the merchant of the
+    // payment it relates to, as for a refund; a credit that names no payment is in no file.
+    out.push({
+      kind: 'credit',
+      ref: c.creditRef,
+      bankRef: c.bankRef,
+      amountPaise: c.amountPaise,
+      payeeVpa: c.relatedTxnRef ? (txnOf(c.relatedTxnRef)?.payeeVpa ?? '') : '',
+      at: new Date(c.decidedAt),
       succeeded: true,
     });
   }
@@ -128,9 +151,9 @@ export function writeSettlementFile(records: SettlementRecord[], req: Settlement
       ref: r.ref,
       bankRef: r.bankRef,
       amount: r.amountPaise,
-      debit: r.kind === 'refund',
+      debit: r.kind !== 'payment',
       at: r.at,
-      text: r.kind === 'refund' ? 'UPI REFUND' : 'UPI COLLECTION',
+      text: r.kind === 'refund' ? 'UPI REFUND' : r.kind === 'credit' ? 'UPI PUSH CREDIT' : 'UPI COLLECTION',
     }));
   const credits = () => rows.filter((r) => !r.debit);
   for (const r of credits().slice(0, d.missing ?? 0)) applied.missing.push(r.ref);

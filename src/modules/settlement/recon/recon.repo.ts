@@ -1,5 +1,6 @@
 import type { Queryable } from '../../../platform/db.ts';
 import { reconPaymentsSql, reconRefundsSql } from '../../payments/index.ts';
+import { reconCompensationsSql } from '../reversals/compensation.repo.ts';
 import { conditionSql, type Rule } from './rules.ts';
 import type { LineBatch } from './mapping.ts';
 import type { ExceptionKind } from './types.ts';
@@ -9,14 +10,25 @@ import type { ExceptionKind } from './types.ts';
 // not a million round trips. In the matching statements $1 is the file id and $2 the bank code,
 // unless a function says otherwise.
 
-/** Our payments and refunds of one bank (the parameter `bank`, e.g. '$2'), as the matching sees them. */
+/** What an item of ours is: a payment, a refund, or a compensation push credit (settlement's). */
+export type OurKind = 'payment' | 'refund' | 'compensation';
+const SOURCES: Record<OurKind, (bank: string) => string> = {
+  payment: reconPaymentsSql,
+  refund: reconRefundsSql,
+  compensation: reconCompensationsSql,
+};
+/** Our payments, refunds and compensation credits of one bank (the parameter `bank`, e.g. '$2'), as the matching sees them. */
 const oursAll = (bank = '$2') =>
   `(SELECT 'payment'::text AS kind, p.* FROM (${reconPaymentsSql(bank)}) p
-    UNION ALL SELECT 'refund'::text AS kind, r.* FROM (${reconRefundsSql(bank)}) r)`;
+    UNION ALL SELECT 'refund'::text AS kind, r.* FROM (${reconRefundsSql(bank)}) r
+    UNION ALL SELECT 'compensation'::text AS kind, c.* FROM (${reconCompensationsSql(bank)}) c)`;
 const OURS = oursAll();
-const oursOf = (kind: 'payment' | 'refund') =>
-  `(SELECT '${kind}'::text AS kind, x.* FROM (${kind === 'payment' ? reconPaymentsSql('$2') : reconRefundsSql('$2')}) x)`;
-const DIRECTION = { payment: 'credit', refund: 'debit' } as const;
+const oursOf = (kind: OurKind) => `(SELECT '${kind}'::text AS kind, x.* FROM (${SOURCES[kind]('$2')}) x)`;
+/**
+ * The direction of a bank line for each kind: money in for a payment; money out of our account
+ * for a refund and for a push credit (the bank lists both as debits).
+ */
+const DIRECTION = { payment: 'credit', refund: 'debit', compensation: 'debit' } as const;
 /** Time-sortable exception ids made in SQL: the ms timestamp as 12 hex digits, then 20 of a digest of `seed`. */
 const exceptionId = (at: string, seed: string) =>
   `'rce_' || lpad(to_hex((extract(epoch FROM ${at}::timestamptz) * 1000)::bigint), 12, '0') || substr(md5(${seed}), 1, 20)`;
@@ -214,7 +226,7 @@ async function hashJoins<T>(q: Queryable, whole: boolean, fn: () => Promise<T>):
   return r;
 }
 
-const open = (kind: 'payment' | 'refund') =>
+const open = (kind: OurKind) =>
   `NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = '${kind}' AND x.our_id = o.id)`;
 
 const MATCH_COLUMNS = '(line_no, amount_paise, outcome, rule, mode, grp, our_kind, our_id, payment_id, our_amount)';
@@ -240,7 +252,7 @@ export async function applyRule(
   fileId: string,
   bankCode: string,
   rule: Rule,
-  kind: 'payment' | 'refund',
+  kind: OurKind,
   now: Date,
   large: boolean,
 ): Promise<RuleResult> {
@@ -268,7 +280,7 @@ async function ruleStatement(
   fileId: string,
   bankCode: string,
   rule: Rule,
-  kind: 'payment' | 'refund',
+  kind: OurKind,
   now: Date,
 ): Promise<RuleResult> {
   const dir = DIRECTION[kind];
@@ -381,7 +393,8 @@ async function ruleStatement(
   return result(rows);
 }
 
-const KIND_OF_LINE = `(CASE l.direction WHEN 'credit' THEN 'payment' ELSE 'refund' END)`;
+/** Whether an item of kind `o.kind` can be named by line `l`: a credit names a payment, a debit a refund or a compensation. */
+const KIND_FITS_LINE = `(o.kind = 'payment') = (l.direction = 'credit')`;
 /** How a line no rule took names one of ours: its txn ref, or (without one) its bank ref. */
 export const CLASSIFY_KEYS = ['l.txn_ref = o.txn_ref', 'l.txn_ref IS NULL AND l.bank_ref = o.bank_ref'] as const;
 export type ClassifyKey = (typeof CLASSIFY_KEYS)[number];
@@ -395,8 +408,8 @@ export type ClassifyKey = (typeof CLASSIFY_KEYS)[number];
  */
 const linesWithOurs = (src: LineSource, bank: string, key: ClassifyKey, probe: boolean) =>
   probe && key === CLASSIFY_KEYS[0]
-    ? `${src} l CROSS JOIN LATERAL (SELECT * FROM ${oursAll(bank)} o WHERE o.kind = ${KIND_OF_LINE} AND ${key} OFFSET 0) o`
-    : `${src} l JOIN ${oursAll(bank)} o ON o.kind = ${KIND_OF_LINE} AND ${key}`;
+    ? `${src} l CROSS JOIN LATERAL (SELECT * FROM ${oursAll(bank)} o WHERE ${KIND_FITS_LINE} AND ${key} OFFSET 0) o`
+    : `${src} l JOIN ${oursAll(bank)} o ON ${KIND_FITS_LINE} AND ${key}`;
 
 /** Open lines naming an item of ours that already has an outcome (in this file or an earlier one): duplicates. */
 export async function classifyDuplicates(
@@ -524,13 +537,13 @@ export async function raiseExceptions(
   await q.query(
     `WITH ins AS (
      INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, file_id, line_no, payment_id, refund_id,
-                                              amount_paise, expected_paise, detail, status, created_at)
+                                              compensation_id, amount_paise, expected_paise, detail, status, created_at)
      SELECT ${exceptionId('$3', "$1 || ':' || m.line_no")},
             CASE m.outcome WHEN 'amount_mismatch' THEN CASE WHEN m.amount_paise > m.our_amount THEN 'amount_over' ELSE 'amount_under' END
                            ELSE m.outcome END,
             $2, $4, $1, m.line_no,
             CASE WHEN m.our_kind IS NOT NULL THEN m.payment_id END, CASE WHEN m.our_kind = 'refund' THEN m.our_id END,
-            m.amount_paise, m.our_amount,
+            CASE WHEN m.our_kind = 'compensation' THEN m.our_id END, m.amount_paise, m.our_amount,
             CASE m.outcome
               WHEN 'amount_mismatch' THEN 'the bank has ' || m.amount_paise || ' paise where we have ' || m.our_amount
               WHEN 'duplicate' THEN 'a second line for an item already settled by a bank line'
@@ -549,15 +562,15 @@ export async function raiseExceptions(
   // the bank's file covers everything it settled up to then.
   await hashJoins(q, large, () =>
     q.query(
-      `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, payment_id, refund_id, amount_paise,
-                                              expected_paise, detail, status, created_at)
+      `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, cycle_key, payment_id, refund_id, compensation_id,
+                                              amount_paise, expected_paise, detail, status, created_at)
      SELECT ${exceptionId('$3', 'o.kind || o.id || $1')}, 'missing', $2, f.cycle_key, o.payment_id,
-            CASE WHEN o.kind = 'refund' THEN o.id END, o.amount, o.amount,
+            CASE WHEN o.kind = 'refund' THEN o.id END, CASE WHEN o.kind = 'compensation' THEN o.id END, o.amount, o.amount,
             'completed before the last line of the file, but in no file', 'open', $3
        FROM ${OURS} o JOIN settlement.recon_files f ON f.id = $1
       WHERE o.state = 'success' AND f.last_txn_at IS NOT NULL AND o.at <= f.last_txn_at
         AND NOT EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x WHERE x.our_kind = o.kind AND x.our_id = o.id)
-     ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
+     ON CONFLICT (kind, coalesce(compensation_id, refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
       [fileId, bankCode, now],
     ),
   );
@@ -567,8 +580,9 @@ export async function raiseExceptions(
             resolved_at = $2, reason = 'matched in file ' || $1
       WHERE e.kind = 'missing' AND e.status = 'open' AND e.line_no IS NULL
         AND EXISTS (SELECT 1 FROM settlement.recon_item_outcomes x
-                     WHERE x.our_kind = CASE WHEN e.refund_id IS NULL THEN 'payment' ELSE 'refund' END
-                       AND x.our_id = coalesce(e.refund_id, e.payment_id) AND x.file_id = $1 AND x.outcome = 'matched')`,
+                     WHERE x.our_kind = CASE WHEN e.compensation_id IS NOT NULL THEN 'compensation'
+                                             WHEN e.refund_id IS NOT NULL THEN 'refund' ELSE 'payment' END
+                       AND x.our_id = coalesce(e.compensation_id, e.refund_id, e.payment_id) AND x.file_id = $1 AND x.outcome = 'matched')`,
     [fileId, now],
   );
 }
@@ -717,6 +731,7 @@ export interface ExceptionRow {
   line_no: number | null;
   payment_id: string | null;
   refund_id: string | null;
+  compensation_id: string | null;
   amount_paise: number;
   expected_paise: number | null;
   detail: string;
@@ -729,7 +744,7 @@ export interface ExceptionRow {
   resolved_by: string | null;
   approved_by: string | null;
   reversal_id: string | null;
-  match_kind: 'payment' | 'refund' | null;
+  match_kind: OurKind | null;
   match_id: string | null;
   created_at: Date;
   resolved_at: Date | null;
@@ -751,7 +766,7 @@ export async function insertFlaggedException(
   const { rowCount } = await q.query(
     `INSERT INTO settlement.recon_exceptions (id, kind, bank_code, payment_id, refund_id, amount_paise, expected_paise, detail, status, created_at)
      VALUES ($1, 'flagged', $2, $3, $4, $5, $5, $6, 'open', $7)
-     ON CONFLICT (kind, coalesce(refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
+     ON CONFLICT (kind, coalesce(compensation_id, refund_id, payment_id)) WHERE line_no IS NULL AND status <> 'resolved' DO NOTHING`,
     [e.id, e.bankCode, e.paymentId, e.refundId, e.amount, e.detail, e.now],
   );
   return rowCount;
@@ -821,7 +836,7 @@ export async function matchLineByHand(
   m: {
     fileId: string;
     lineNo: number;
-    kind: 'payment' | 'refund';
+    kind: OurKind;
     ourId: string;
     mode: 'manual' | 'forced';
     amount: number;
@@ -855,29 +870,25 @@ export async function resolveMissingMatchedByHand(
   await q.query(
     `UPDATE settlement.recon_exceptions SET status = 'resolved', resolution = 'matched_by_file', resolved_by = $2, resolved_at = $3,
             reason = 'matched by hand with exception ' || $4
-      WHERE kind = 'missing' AND status = 'open' AND line_no IS NULL AND coalesce(refund_id, payment_id) = $1`,
+      WHERE kind = 'missing' AND status = 'open' AND line_no IS NULL AND coalesce(compensation_id, refund_id, payment_id) = $1`,
     [ourId, r.by, r.now, r.exceptionId],
   );
 }
 
 /** The amount of one of our payments or refunds, or undefined when there is no such item. */
-export async function itemAmount(q: Queryable, kind: 'payment' | 'refund', id: string): Promise<number | undefined> {
+export async function itemAmount(q: Queryable, kind: OurKind, id: string): Promise<number | undefined> {
   const { rows } = await q.query<{ amount: number }>(
     kind === 'refund'
       ? 'SELECT amount FROM payments.refunds WHERE id = $1'
-      : 'SELECT amount FROM payments.payments WHERE id = $1',
+      : kind === 'compensation'
+        ? `SELECT amount FROM settlement.compensations WHERE status <> 'legacy' AND payment_id || ':' || day = $1`
+        : 'SELECT amount FROM payments.payments WHERE id = $1',
     [id],
   );
   return rows[0]?.amount;
 }
 
-export async function setMatchTarget(
-  q: Queryable,
-  id: string,
-  kind: 'payment' | 'refund',
-  ourId: string,
-  amount: number,
-) {
+export async function setMatchTarget(q: Queryable, id: string, kind: OurKind, ourId: string, amount: number) {
   await q.query(
     'UPDATE settlement.recon_exceptions SET match_kind = $2, match_id = $3, expected_paise = $4 WHERE id = $1',
     [id, kind, ourId, amount],

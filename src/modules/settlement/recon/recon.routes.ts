@@ -64,6 +64,7 @@ const Exception = Type.Object({
   line_no: Nullable(Type.Integer()),
   payment_id: Nullable(Type.String()),
   refund_id: Nullable(Type.String()),
+  compensation_id: Nullable(Type.String()),
   amount_paise: Type.Integer(),
   expected_paise: Nullable(Type.Integer()),
   detail: Type.String(),

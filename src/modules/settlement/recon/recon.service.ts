@@ -454,6 +454,12 @@ export function createReconService(deps: ReconDeps) {
     if (res === 'refund_customer' || res === 'reverse') {
       if (!deps.reversals) throw new AppError('service_unavailable', 'Reversals are not available in this process');
       if (!e.payment_id) throw new AppError('invalid_request', 'This exception names no payment of ours to pay back');
+      // A compensation line is money we sent the customer, not money taken from them: nothing to reverse.
+      if (e.compensation_id)
+        throw new AppError(
+          'invalid_request',
+          'This exception is about a compensation credit: there is nothing to pay back',
+        );
       const amount = input.amount_paise ?? defaultReversalAmount(e);
       if (!Number.isSafeInteger(amount) || amount <= 0 || amount > defaultReversalAmount(e))
         throw new AppError('invalid_amount', `The amount must be 1 to ${defaultReversalAmount(e)} paise`);
@@ -466,11 +472,14 @@ export function createReconService(deps: ReconDeps) {
       reversalId = r.reversalId;
     }
     if (res === 'match') {
-      const kind = (e.match_kind ?? (input.refund_id ? 'refund' : e.refund_id ? 'refund' : 'payment')) as
-        | 'payment'
-        | 'refund';
+      const kind: repo.OurKind =
+        e.match_kind ??
+        (input.refund_id ? 'refund' : e.compensation_id ? 'compensation' : e.refund_id ? 'refund' : 'payment');
       const ourId =
-        e.match_id ?? input.refund_id ?? input.payment_id ?? (kind === 'refund' ? e.refund_id : e.payment_id);
+        e.match_id ??
+        input.refund_id ??
+        input.payment_id ??
+        (kind === 'refund' ? e.refund_id : kind === 'compensation' ? e.compensation_id : e.payment_id);
       if (!e.file_id || e.line_no === null || !ourId)
         throw new AppError('invalid_request', 'A match needs a bank line and one of our payments or refunds');
       const mode = input.forced ? 'forced' : 'manual';
@@ -481,7 +490,7 @@ export function createReconService(deps: ReconDeps) {
       await repo.recountFile(tx, fileId, null);
       await repo.resolveMissingMatchedByHand(tx, ourId, { by, now, exceptionId: e.id });
     }
-    if (e.payment_id && (await clearReconciliationFlag(tx, e.payment_id, now)))
+    if (e.payment_id && !e.compensation_id && (await clearReconciliationFlag(tx, e.payment_id, now)))
       await repo.resolveFlaggedOf(tx, e.payment_id, {
         resolution: res,
         by,
@@ -502,12 +511,24 @@ export function createReconService(deps: ReconDeps) {
     if (input.resolution === 'match') {
       if (e.line_no === null)
         throw new AppError('invalid_request', 'Only an exception about a bank line can be matched');
-      const kind = input.refund_id || (!input.payment_id && e.refund_id) ? 'refund' : 'payment';
-      const ourId = input.refund_id ?? input.payment_id ?? (kind === 'refund' ? e.refund_id : e.payment_id);
+      // Without an id given, the line's own item: a refund's or a compensation's, else the payment.
+      const kind: repo.OurKind = input.refund_id
+        ? 'refund'
+        : input.payment_id
+          ? 'payment'
+          : e.compensation_id
+            ? 'compensation'
+            : e.refund_id
+              ? 'refund'
+              : 'payment';
+      const ourId =
+        input.refund_id ??
+        input.payment_id ??
+        (kind === 'refund' ? e.refund_id : kind === 'compensation' ? e.compensation_id : e.payment_id);
       if (!ourId) throw new AppError('invalid_request', 'Name the payment_id or refund_id to match this line with');
       const amount = await repo.itemAmount(tx, kind, ourId);
       if (amount === undefined)
-        throw new AppError(kind === 'refund' ? 'not_found' : 'payment_not_found', `No such ${kind}`);
+        throw new AppError(kind === 'payment' ? 'payment_not_found' : 'not_found', `No such ${kind}`);
       // Amounts that agree are a manual match; anything else forces it, and a second operator must agree.
       forced = amount !== e.amount_paise || e.kind === 'late_success' || e.kind === 'not_final';
       await repo.setMatchTarget(tx, id, kind, ourId, amount);

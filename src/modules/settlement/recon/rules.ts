@@ -60,10 +60,13 @@ const Rule = Type.Object(
     name: Type.String({ pattern: '^[a-z0-9_]{1,40}$' }),
     /** one_to_one: a line and an item; many_to_one: several lines (same line key) for one item; one_to_many: one line for several items. */
     strategy: Type.Union([Type.Literal('one_to_one'), Type.Literal('many_to_one'), Type.Literal('one_to_many')]),
-    applies_to: Type.Array(Type.Union([Type.Literal('payment'), Type.Literal('refund')]), {
-      minItems: 1,
-      uniqueItems: true,
-    }),
+    applies_to: Type.Array(
+      Type.Union([Type.Literal('payment'), Type.Literal('refund'), Type.Literal('compensation')]),
+      {
+        minItems: 1,
+        uniqueItems: true,
+      },
+    ),
     when: Type.Array(Condition, { minItems: 1, maxItems: 8 }),
     /** many_to_one: lines are grouped by this field; one_to_many: our items by this one. */
     group_by: Type.Optional(Type.Union([LineField, OurField])),

@@ -242,3 +242,18 @@ export async function markRetryCarriedOut(q: Queryable, id: string, creditRef: s
   );
   return r.rows[0];
 }
+
+/**
+ * Compensation credits paid through the bank given as parameter `bankParam` (e.g. '$2'), as
+ * reconciliation matches them with the bank's settlement-file lines, in the columns of payments'
+ * `reconRefundsSql`: id (`<payment_id>:<day>`, stable across an operator's retry, which changes
+ * the credit reference), txn_ref (the credit_ref the bank was sent and lists), bank_ref, amount,
+ * at (paid, else booked), merchant_id (none: a credit to the customer nets no merchant),
+ * flagged (never), payment_id, and state: 'success' (paid), 'closed' (failed), 'open' (due,
+ * pending). Legacy rows had no credit call, so no bank line can name them.
+ */
+export const reconCompensationsSql = (bankParam: string) =>
+  `SELECT c.payment_id || ':' || c.day AS id, c.credit_ref AS txn_ref, c.bank_ref, c.amount,
+          coalesce(c.paid_at, c.posted_at) AS at, NULL::text AS merchant_id, false AS flagged, c.payment_id,
+          CASE c.status WHEN 'paid' THEN 'success' WHEN 'failed' THEN 'closed' ELSE 'open' END AS state
+     FROM settlement.compensations c WHERE c.bank_code = ${bankParam} AND c.status <> 'legacy'`;
