@@ -88,6 +88,35 @@ export async function withServerDb<T>(
 }
 
 /**
+ * `fn` with the module services exactly as the API has them (src/app.ts createServices: one
+ * wiring), for commands that act through a service (a flagged payment a bank file settles moves
+ * through the payments service with its hooks). A command makes no bank calls of its own.
+ */
+export async function withServices<T>(
+  fn: (s: Awaited<ReturnType<typeof import('../app.ts').createServices>>) => Promise<T>,
+): Promise<T> {
+  return withServerDb(async ({ config, logger, secrets, db }) => {
+    const { createServices } = await import('../app.ts');
+    const { createMetrics } = await import('../metrics.ts');
+    const { systemClock } = await import('../platform/clock.ts');
+    const services = await createServices({
+      db,
+      config,
+      logger,
+      clock: systemClock,
+      metrics: createMetrics(),
+      secrets,
+      opts: {},
+    });
+    try {
+      return await fn(services);
+    } finally {
+      services.vault.close();
+    }
+  });
+}
+
+/**
  * Keeps a long-running command alive until SIGINT/SIGTERM, then runs `stop` once and exits: 0 when
  * it finished, 1 when it failed or did not finish within `timeoutMs` (the process must be gone
  * before the orchestrator's grace period ends and it sends SIGKILL). A second signal exits at once.

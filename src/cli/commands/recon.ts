@@ -2,7 +2,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { withServerDb, type Command, UsageError } from '../command.ts';
+import { withServices, type Command, UsageError } from '../command.ts';
 
 // `tillpoint recon …`: reconciliation with the banks' settlement files
 // (src/modules/settlement/recon/README.md). ingest streams the file from disk, so a file of
@@ -19,30 +19,11 @@ export const recon: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     const { FileRejected } = await import('../../modules/settlement/index.ts');
-    // The services exactly as the API has them (src/app.ts createServices, one wiring): a flagged
-    // payment a file settles moves through the payments service with its hooks (ledger, audit,
-    // rewards, the terminal's event), a late success is scheduled for reversal (the worker pays it
-    // back). A command makes no bank calls.
+    // Through the services as the API has them (command.ts withServices): a flagged payment a
+    // file settles moves through the payments service with its hooks; a late success is
+    // scheduled for reversal (the worker pays it back).
     const withRecon = <T>(fn: (recon: import('../../modules/settlement/index.ts').ReconService) => Promise<T>) =>
-      withServerDb(async ({ config, logger, secrets, db }) => {
-        const { createServices } = await import('../../app.ts');
-        const { createMetrics } = await import('../../metrics.ts');
-        const { systemClock } = await import('../../platform/clock.ts');
-        const services = await createServices({
-          db,
-          config,
-          logger,
-          clock: systemClock,
-          metrics: createMetrics(),
-          secrets,
-          opts: {},
-        });
-        try {
-          return await fn(services.recon);
-        } finally {
-          services.vault.close();
-        }
-      });
+      withServices((s) => fn(s.recon));
 
     if (sub === 'ingest') {
       const { values, positionals } = parseArgs({

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { withDb, UsageError, type Command } from '../command.ts';
+import { withDb, withServices, UsageError, type Command } from '../command.ts';
 
 // `tillpoint settle close-cycle [KEY]`: closes a settlement cycle (src/modules/settlement/README.md).
 // The worker closes cycles as they end; this is for closing one by hand (after downtime, or to see
@@ -84,32 +84,6 @@ async function verify(): Promise<number> {
   process.stderr.write(`settlement verify FAILED: ${v.invariant}: ${v.subject}: ${v.message}\n`);
   if (report.violations.length > 1) process.stderr.write(`(${report.violations.length - 1} more violation(s))\n`);
   return 1;
-}
-
-/** The services as the API has them (src/app.ts createServices), for the compensation commands. */
-async function withServices<T>(
-  fn: (s: Awaited<ReturnType<typeof import('../../app.ts').createServices>>) => Promise<T>,
-): Promise<T> {
-  const { withServerDb } = await import('../command.ts');
-  return withServerDb(async ({ config, logger, secrets, db }) => {
-    const { createServices } = await import('../../app.ts');
-    const { createMetrics } = await import('../../metrics.ts');
-    const { systemClock } = await import('../../platform/clock.ts');
-    const services = await createServices({
-      db,
-      config,
-      logger,
-      clock: systemClock,
-      metrics: createMetrics(),
-      secrets,
-      opts: {},
-    });
-    try {
-      return await fn(services);
-    } finally {
-      services.vault.close();
-    }
-  });
 }
 
 const CREDIT_STATUSES = ['legacy', 'due', 'pending', 'paid', 'failed'] as const;

@@ -240,28 +240,11 @@ export interface PaymentUpdate {
 }
 
 /**
- * One state change in one statement: the compare-and-set on status, its history row and the
- * outbox event for the terminal (`payment.updated`, keyed by terminal id). Nothing is written
- * when the payment was no longer in `from`. One round trip instead of three, so a transaction
- * that must also post to the ledger holds its row locks for less time.
+ * A state change as three CTEs (`p`, the compare-and-set with the new row; `e`, its history row;
+ * `o`, the outbox event for the terminal), over the parameters transitionParams() lays out ($1 to
+ * $19): the start of transitionStatus() and of completeSucceeded(), which adds to it.
  */
-export async function transitionStatus(
-  q: Queryable,
-  t: {
-    id: string;
-    from: PaymentStatus;
-    to: PaymentStatus;
-    u: PaymentUpdate;
-    now: Date;
-    source: string;
-    detail?: string | null;
-    /** Further conditions: the move happens only for this txnRef at this bank, for this amount. */
-    only?: { txnRef: string; bankCode: string; amount?: number };
-  },
-): Promise<PaymentRow | undefined> {
-  const { id, from, to, u, now } = t;
-  const { rows } = await q.query<PaymentRow>(
-    `WITH p AS (
+const TRANSITION_CTES = `p AS (
        UPDATE payments.payments SET status = $3, updated_at = $4,
               bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
               payer_vpa_ct = coalesce(($7::text[])[1], payer_vpa_ct), payer_vpa_bidx = coalesce(($7::text[])[2], payer_vpa_bidx),
@@ -281,30 +264,66 @@ export async function transitionStatus(
               jsonb_build_object('payment_id', p.id, 'status', $3::text, 'amount', p.amount, 'at', $15::text)
                 || CASE WHEN $19::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', $19::text) END
          FROM p
-     )
+     )`;
+
+interface TransitionInput {
+  id: string;
+  from: PaymentStatus;
+  to: PaymentStatus;
+  u: PaymentUpdate;
+  now: Date;
+  source: string;
+  detail?: string | null;
+  only?: { txnRef?: string; bankCode?: string; amount?: number };
+}
+
+const transitionParams = (t: TransitionInput): unknown[] => [
+  t.id,
+  t.from,
+  t.to,
+  t.now,
+  t.u.bank_ref ?? null,
+  t.u.response_code ?? null,
+  t.u.payer_vpa_ct ? [t.u.payer_vpa_ct, t.u.payer_vpa_bidx ?? null] : null,
+  'next_check_at' in t.u,
+  t.u.next_check_at ?? null,
+  t.u.completed_at ?? null,
+  t.u.needs_reconciliation ?? null,
+  t.u.reconciliation_reason ?? null,
+  t.source,
+  t.detail ?? null,
+  t.now.toISOString(),
+  t.only?.txnRef ?? null,
+  t.only?.bankCode ?? null,
+  t.only?.amount ?? null,
+  // The terminal's push continues this trace (null while tracing is off).
+  currentTraceparent(),
+];
+
+/**
+ * One state change in one statement: the compare-and-set on status, its history row and the
+ * outbox event for the terminal (`payment.updated`, keyed by terminal id). Nothing is written
+ * when the payment was no longer in `from`. One round trip instead of three, so a transaction
+ * that must also post to the ledger holds its row locks for less time.
+ */
+export async function transitionStatus(
+  q: Queryable,
+  t: {
+    id: string;
+    from: PaymentStatus;
+    to: PaymentStatus;
+    u: PaymentUpdate;
+    now: Date;
+    source: string;
+    detail?: string | null;
+    /** Further conditions: the move happens only for this txnRef at this bank, for this amount. */
+    only?: { txnRef: string; bankCode: string; amount?: number };
+  },
+): Promise<PaymentRow | undefined> {
+  const { rows } = await q.query<PaymentRow>(
+    `WITH ${TRANSITION_CTES}
      SELECT * FROM p`,
-    [
-      id,
-      from,
-      to,
-      now,
-      u.bank_ref ?? null,
-      u.response_code ?? null,
-      u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null,
-      'next_check_at' in u,
-      u.next_check_at ?? null,
-      u.completed_at ?? null,
-      u.needs_reconciliation ?? null,
-      u.reconciliation_reason ?? null,
-      t.source,
-      t.detail ?? null,
-      now.toISOString(),
-      t.only?.txnRef ?? null,
-      t.only?.bankCode ?? null,
-      t.only?.amount ?? null,
-      // The terminal's push continues this trace (null while tracing is off).
-      currentTraceparent(),
-    ],
+    transitionParams(t),
   );
   return rows[0];
 }
@@ -343,28 +362,7 @@ export async function completeSucceeded(
     ledgerSql: (row: string, param: (value: unknown) => string) => string;
   },
 ): Promise<PaymentRow | undefined> {
-  const { id, u, now } = t;
-  const params: unknown[] = [
-    id,
-    'pending',
-    'succeeded',
-    now,
-    u.bank_ref ?? null,
-    u.response_code ?? null,
-    u.payer_vpa_ct ? [u.payer_vpa_ct, u.payer_vpa_bidx ?? null] : null,
-    'next_check_at' in u,
-    u.next_check_at ?? null,
-    u.completed_at ?? null,
-    u.needs_reconciliation ?? null,
-    u.reconciliation_reason ?? null,
-    t.source,
-    t.detail ?? null,
-    now.toISOString(),
-    t.only?.txnRef ?? null,
-    t.only?.bankCode ?? null,
-    t.only?.amount ?? null,
-    currentTraceparent(),
-  ];
+  const params: unknown[] = transitionParams({ ...t, from: 'pending', to: 'succeeded' });
   const param = (v: unknown) => {
     params.push(v);
     return `$${params.length}`;
@@ -378,27 +376,7 @@ export async function completeSucceeded(
     : 'true';
   const ledger = t.ledgerSql('h', param);
   const { rows } = await q.query<PaymentRow & { completed: boolean }>(
-    `WITH p AS (
-       UPDATE payments.payments SET status = $3, updated_at = $4,
-              bank_ref = coalesce($5, bank_ref), response_code = coalesce($6, response_code),
-              payer_vpa_ct = coalesce(($7::text[])[1], payer_vpa_ct), payer_vpa_bidx = coalesce(($7::text[])[2], payer_vpa_bidx),
-              next_check_at = CASE WHEN $8::boolean THEN $9::timestamptz ELSE next_check_at END,
-              completed_at = coalesce($10, completed_at),
-              needs_reconciliation = coalesce($11, needs_reconciliation),
-              reconciliation_reason = coalesce($12, reconciliation_reason)
-        WHERE id = $1 AND status = $2
-          AND ($16::text IS NULL OR txn_ref = $16) AND ($17::text IS NULL OR bank_code = $17) AND ($18::bigint IS NULL OR amount = $18)
-        RETURNING *
-     ), e AS (
-       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
-       SELECT p.id, $2, $3, $13, $6, $14, $4 FROM p
-     ), o AS (
-       INSERT INTO platform.outbox (topic, key, payload)
-       SELECT 'payment.updated', p.terminal_id,
-              jsonb_build_object('payment_id', p.id, 'status', $3::text, 'amount', p.amount, 'at', $15::text)
-                || CASE WHEN $19::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', $19::text) END
-         FROM p
-     ), n AS (
+    `WITH ${TRANSITION_CTES}, n AS (
        ${nonce}
      ), h AS MATERIALIZED (
        SELECT p.id, p.merchant_id, p.bank_code, p.amount, ${hooks} AS ok
