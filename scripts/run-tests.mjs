@@ -94,7 +94,9 @@ const readJson = (p) => {
 const known = { ...readJson('test/durations.json').files, ...readJson(LAST).files };
 const cost = (f) => known[f]?.ms ?? 30_000; // an unknown (new) file: assume a slow one, start it early
 const spawnsProcesses = (f) =>
-  /\bspawn(Sync)?\(|spawnUntil\(|startTillpoint\(|startPgCluster\(|execFile(Sync)?\(/.test(readFileSync(f, 'utf8'));
+  /\bspawn(Sync)?\(|spawnUntil\(|startTillpoint\(|startPgCluster\(|execFile(Sync)?\(|cliWithDb\(/.test(
+    readFileSync(f, 'utf8'),
+  );
 const bySlowest = (a, b) => cost(b) - cost(a) || a.localeCompare(b);
 const heavy = files.filter(spawnsProcesses).sort(bySlowest);
 const startsProcesses = heavy.length > 0;

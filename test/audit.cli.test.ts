@@ -1,12 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createPgliteDb, type Db } from '../src/platform/db.ts';
-import { createPgliteTestDb, createTestDb } from '../src/platform/testing.ts';
+import { cliWithDb } from './helpers/cliDb.ts';
 import { migrate } from '../src/platform/migrate.ts';
 import { systemClock } from '../src/platform/clock.ts';
 import { auditKeysFromSeed, createAuditWriter } from '../src/modules/audit/index.ts';
@@ -15,34 +12,13 @@ import { auditKeysFromSeed, createAuditWriter } from '../src/modules/audit/index
 // check-proof`, `tillpoint access review` and `tillpoint operators create`, as processes
 // against the same database (a PGlite directory, or the PostgreSQL at TEST_DATABASE_URL).
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
-
 test('audit, access and operators commands', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tp-audit-cli-'));
   const seed = randomBytes(32);
-  const env: Record<string, string> = {
-    NODE_ENV: 'development',
-    TILLPOINT_DATA_DIR: dataDir,
+  const { dataDir, open, done, cli, close } = await cliWithDb('tp-audit-cli-', {
     AUDIT_SIGNING_KEY: seed.toString('base64'),
-    LOG_LEVEL: 'warn',
     PASSWORD_HASH_MEMORY_KIB: '1024',
     PASSWORD_HASH_TIME_COST: '1',
-  };
-  // PGlite is one process's database: open it, write, close, then let the command have it.
-  const real = process.env.TEST_DATABASE_URL ? await createTestDb() : undefined;
-  if (real) env.DATABASE_URL = real.url!;
-  // The first open unpacks the migrated test template into the data directory (no initdb); later
-  // ones open what the commands left there.
-  const open = async (first = false): Promise<Db> =>
-    real ??
-    (first
-      ? await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') })
-      : await createPgliteDb(join(dataDir, 'pglite')));
-  const done = async (db: Db) => {
-    if (!real) await db.close();
-  };
-  const cli = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  });
 
   try {
     let db = await open(true);
@@ -124,6 +100,6 @@ test('audit, access and operators commands', async () => {
     );
     await done(db);
   } finally {
-    await real?.close();
+    await close();
   }
 });

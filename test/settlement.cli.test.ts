@@ -1,12 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createPgliteDb, type Db } from '../src/platform/db.ts';
-import { createPgliteTestDb, createTestDb } from '../src/platform/testing.ts';
+import { cliWithDb } from './helpers/cliDb.ts';
 import { createLedgerService, runLedgerVerify } from '../src/modules/ledger/index.ts';
 import { runSettlementVerify } from '../src/modules/settlement/index.ts';
 import { seedPayment, simbankCsv } from '../src/modules/settlement/recon/testkit.ts';
@@ -19,29 +15,8 @@ import { createSettlementService } from '../src/modules/settlement/index.ts';
 // unknown at the bank exactly as the API's upload does (test/settlement.recon.e2e.test.ts), because
 // the command builds the same services (src/app.ts createServices).
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'tillpoint.mjs');
-
 test('recon ingest (the CLI) settles flagged payments: paid by its line, failed when the file covers it without one', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tp-recon-cli-'));
-  const env: Record<string, string> = {
-    NODE_ENV: 'development',
-    TILLPOINT_DATA_DIR: dataDir,
-    AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
-    LOG_LEVEL: 'warn',
-  };
-  const real = process.env.TEST_DATABASE_URL ? await createTestDb() : undefined;
-  if (real) env.DATABASE_URL = real.url!;
-  // PGlite is one process's database: write, close, let the command have it, open again.
-  const open = async (first = false): Promise<Db> =>
-    real ??
-    (first
-      ? await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') })
-      : await createPgliteDb(join(dataDir, 'pglite')));
-  const done = async (db: Db) => {
-    if (!real) await db.close();
-  };
-  const cli = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 90_000 });
+  const { dataDir, open, done, cli, close } = await cliWithDb('tp-recon-cli-');
 
   try {
     const T0 = new Date('2026-12-01T04:00:00Z'); // 09:30 IST, in the day's C6 (09:00–11:00 IST)
@@ -119,30 +94,12 @@ test('recon ingest (the CLI) settles flagged payments: paid by its line, failed 
     assert.equal(again.status, 0, again.stderr);
     assert.notEqual(JSON.parse(again.stdout).status, 'ingested');
   } finally {
-    await real?.close();
+    await close();
   }
 });
 
 test('settle retry-compensation (the CLI) sends a refused credit again under a new reference; not twice; never to another VPA', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tp-settle-cli-'));
-  const env: Record<string, string> = {
-    NODE_ENV: 'development',
-    TILLPOINT_DATA_DIR: dataDir,
-    AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
-    LOG_LEVEL: 'warn',
-  };
-  const real = process.env.TEST_DATABASE_URL ? await createTestDb() : undefined;
-  if (real) env.DATABASE_URL = real.url!;
-  const open = async (first = false): Promise<Db> =>
-    real ??
-    (first
-      ? await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') })
-      : await createPgliteDb(join(dataDir, 'pglite')));
-  const done = async (db: Db) => {
-    if (!real) await db.close();
-  };
-  const cli = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 90_000 });
+  const { open, done, cli, close } = await cliWithDb('tp-settle-cli-');
   try {
     // A late success reversed a day late, whose compensation credit the bank refused (a scripted
     // bank: the credit side of a bank's API, as in reversals/compensation.test.ts).
@@ -217,6 +174,6 @@ test('settle retry-compensation (the CLI) sends a refused credit again under a n
     assert.equal(settleReport.ok, true, JSON.stringify(settleReport.violations));
     await done(db);
   } finally {
-    await real?.close();
+    await close();
   }
 });

@@ -274,6 +274,7 @@ interface TransitionInput {
   now: Date;
   source: string;
   detail?: string | null;
+  /** Further conditions: the move happens only for this txnRef, at this bank, for this amount. */
   only?: { txnRef?: string; bankCode?: string; amount?: number };
 }
 
@@ -306,20 +307,7 @@ const transitionParams = (t: TransitionInput): unknown[] => [
  * when the payment was no longer in `from`. One round trip instead of three, so a transaction
  * that must also post to the ledger holds its row locks for less time.
  */
-export async function transitionStatus(
-  q: Queryable,
-  t: {
-    id: string;
-    from: PaymentStatus;
-    to: PaymentStatus;
-    u: PaymentUpdate;
-    now: Date;
-    source: string;
-    detail?: string | null;
-    /** Further conditions: the move happens only for this txnRef at this bank, for this amount. */
-    only?: { txnRef: string; bankCode: string; amount?: number };
-  },
-): Promise<PaymentRow | undefined> {
+export async function transitionStatus(q: Queryable, t: TransitionInput): Promise<PaymentRow | undefined> {
   const { rows } = await q.query<PaymentRow>(
     `WITH ${TRANSITION_CTES}
      SELECT * FROM p`,
