@@ -1,8 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { HeaderSource } from '../../platform/signing.ts';
 import type { BankCallback } from './types.ts';
-import type { CheckedCallback, ReplayGuard } from './banks.service.ts';
+import type { BanksService, ReplayGuard } from './banks.service.ts';
 
 // POST /v1/banks/{code}/callbacks, in a scope of its own whose only body parser keeps the bytes
 // as sent, whatever the content type (banks post JSON, forms or encrypted text). Nothing is
@@ -12,14 +11,8 @@ import type { CheckedCallback, ReplayGuard } from './banks.service.ts';
 
 const BankParam = Type.Object({ code: Type.String({ pattern: '^[A-Z0-9_]{2,20}$' }) });
 
-export interface CallbackVerifier {
-  checkCallback(
-    bankCode: string,
-    headers: HeaderSource,
-    rawBody: string | Uint8Array,
-    remoteAddr?: string,
-  ): Promise<CheckedCallback>;
-}
+/** What the route needs of the banks service: the signature and freshness check. */
+export type CallbackVerifier = Pick<BanksService, 'checkCallback'>;
 
 /**
  * What to do with a verified callback (payments applies it). The handler remembers `replay`'s

@@ -90,22 +90,32 @@ export async function insertPayment(
   audit: PreparedAuditEvent[] = [],
 ): Promise<PaymentRow | undefined> {
   const { rows } = await q.query<PaymentRow>(
-    `WITH p AS (
+    `WITH ${newPaymentCtes(`VALUES (${NEW_PAYMENT_ROW})`)}
+     SELECT * FROM p`,
+    newPaymentParams(p, audit),
+  );
+  return rows[0];
+}
+
+/** The new payment's row over newPaymentParams(): $1 to $17, $16 being its audit records. */
+const NEW_PAYMENT_ROW = "$1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17";
+
+/**
+ * A new payment as three CTEs over newPaymentParams(): `p` inserts the row `rowSource` gives
+ * (`VALUES (…)`, or a SELECT that may give none) unless the terminal already has a payment under
+ * this client_ref; `a` its audit records and `e` its first history row, only when `p` wrote it.
+ */
+const newPaymentCtes = (rowSource: string) => `p AS (
        INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
                                       payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17)
+       ${rowSource}
        ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
        RETURNING *
      ), a AS (${insertAuditEventsSql('$16', 'EXISTS (SELECT 1 FROM p)')}
      ), e AS (
        INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
        SELECT id, NULL, 'created', 'api', $14 FROM p
-     )
-     SELECT * FROM p`,
-    newPaymentParams(p, audit),
-  );
-  return rows[0];
-}
+     )`;
 
 const newPaymentParams = (p: NewPayment, audit: PreparedAuditEvent[]) => [
   p.id,
@@ -648,17 +658,7 @@ export async function insertPaymentIfContext(
     `WITH c AS MATERIALIZED (${contextRowSql('$5')}
      ), ok AS MATERIALIZED (
        SELECT 1 FROM c WHERE to_jsonb(c) = $18::jsonb
-     ), p AS (
-       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
-                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17 FROM ok
-       ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
-       RETURNING *
-     ), a AS (${insertAuditEventsSql('$16', 'EXISTS (SELECT 1 FROM p)')}
-     ), e AS (
-       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
-       SELECT id, NULL, 'created', 'api', $14 FROM p
-     )
+     ), ${newPaymentCtes(`SELECT ${NEW_PAYMENT_ROW} FROM ok`)}
      SELECT p.*, (SELECT to_jsonb(c) FROM c) AS ctx_now, EXISTS (SELECT 1 FROM ok) AS ctx_matched
        FROM (SELECT 1) one LEFT JOIN p ON true`,
     [...newPaymentParams(p, audit), JSON.stringify(known)],
