@@ -326,6 +326,58 @@ export async function transitionStatus(q: Queryable, t: TransitionInput): Promis
   return rows[0];
 }
 
+/** A new payment the bank has taken (or may have taken): `created → pending` with what the bank said. */
+export interface PendingMove {
+  id: string;
+  bank_ref: string | null;
+  next_check_at: Date;
+  detail: string | null;
+  now: Date;
+  traceparent: string | null;
+}
+
+/**
+ * Several new payments moved `created → pending` in one statement (group commit: the create's
+ * batcher in payments.service.ts): per payment the same compare-and-set, history row and outbox
+ * event as transitionStatus(). One row per payment that was still `created`, in no particular
+ * order; one whose callback got there first is left as it is and is not among them.
+ */
+export async function movePendingMany(q: Queryable, moves: readonly PendingMove[]): Promise<PaymentRow[]> {
+  const { rows } = await q.query<PaymentRow>(
+    `WITH b AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
+                  AS b(id, bank_ref, next_check_at, detail, at, at_text, traceparent)
+     ), p AS (
+       UPDATE payments.payments t
+          SET status = 'pending', updated_at = b.at, bank_ref = coalesce(b.bank_ref, t.bank_ref), next_check_at = b.next_check_at
+         FROM b
+        WHERE t.id = b.id AND t.status = 'created'
+        RETURNING t.*
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
+       SELECT p.id, 'created', 'pending', 'api', NULL, b.detail, b.at FROM p JOIN b USING (id)
+     ), o AS (
+       INSERT INTO platform.outbox (topic, key, payload)
+       SELECT 'payment.updated', p.terminal_id,
+              jsonb_build_object('payment_id', p.id, 'status', 'pending', 'amount', p.amount,
+                                 'at', b.at_text)
+                || CASE WHEN b.traceparent IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', b.traceparent) END
+         FROM p JOIN b USING (id)
+     )
+     SELECT * FROM p`,
+    [
+      moves.map((m) => m.id),
+      moves.map((m) => m.bank_ref),
+      moves.map((m) => m.next_check_at),
+      moves.map((m) => m.detail),
+      moves.map((m) => m.now),
+      moves.map((m) => m.now.toISOString()),
+      moves.map((m) => m.traceparent),
+    ],
+  );
+  return rows;
+}
+
 /** A callback's nonce, remembered by the completion statement itself (platform/signing rememberNonceSql). */
 export interface CompletionNonce {
   scope: string;

@@ -12,6 +12,7 @@ import { createLedgerService } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
 import { createTestVault } from '../vault/index.ts';
 import { createPaymentsService } from './payments.service.ts';
+import { movePendingMany } from './payments.repo.ts';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';
 import type { PaymentHooks } from './payments.types.ts';
 import type { ReplayGuard } from '../banks/index.ts';
@@ -160,6 +161,58 @@ test('a QR create is 2 round trips (3 the first time) and the bank\'s "paid" cal
     assert.equal(w.sent.length, 3, w.sent.join('\n'));
     assert.match(renamed.upi_uri ?? '', /pn=R2/);
     assert.equal(await w.count('SELECT 1 FROM payments.payments', []), before + 1);
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('creates that answer at the same time share one created → pending statement (group commit), each with its own history and event', async () => {
+  const w = await plainWorld();
+  try {
+    await w.create(); // the terminal's context is now known: each create below is insert + move
+    w.sent.length = 0;
+    const created = await Promise.all(Array.from({ length: 6 }, () => w.create()));
+    assert.ok(created.every((p) => p.status === 'pending'));
+    const moves = w.sent.filter((s) => s.startsWith('WITH b AS ( SELECT * FROM unnest('));
+    // Six inserts; the moves of creates whose bank answered while another move was being
+    // written share the next statement: fewer than six, however the six interleave.
+    assert.equal(w.sent.length - moves.length, 6, w.sent.join('\n'));
+    assert.ok(moves.length >= 1 && moves.length < 6, `${moves.length} move statements for 6 creates`);
+    for (const p of created) {
+      assert.deepEqual(
+        (
+          await w.real.query<{ from_status: string | null; to_status: string }>(
+            'SELECT from_status, to_status FROM payments.payment_events WHERE payment_id = $1 ORDER BY id',
+            [p.id],
+          )
+        ).rows.map((e) => `${e.from_status}->${e.to_status}`),
+        ['null->created', 'created->pending'],
+      );
+      assert.equal(
+        await w.count(
+          "SELECT 1 FROM platform.outbox WHERE payload->>'payment_id' = $1 AND payload->>'status' = 'pending' AND key = $2",
+          [p.id, p.terminal_id],
+        ),
+        1,
+      );
+      assert.equal(await w.count("SELECT 1 FROM payments.payments WHERE id = $1 AND bank_ref = 'BR'", [p.id]), 1);
+    }
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('a move whose payment the callback already took is left alone; the create answers with the payment as it is', async () => {
+  const w = await plainWorld();
+  try {
+    const p = await w.create();
+    // As if the bank's callback had completed it between the bank call and the move.
+    await w.real.query(`UPDATE payments.payments SET status = 'succeeded' WHERE id = $1`, [p.id]);
+    const now = new Date('2026-01-01T00:00:01Z');
+    const move = { bank_ref: null, next_check_at: now, detail: null, now, traceparent: null };
+    const moved = await movePendingMany(w.real, [{ id: p.id, ...move }]);
+    assert.deepEqual(moved, []);
+    assert.equal((await w.svc.get(w.principal, p.id)).status, 'succeeded');
   } finally {
     await w.real.close();
   }

@@ -14,7 +14,8 @@ import { createPaymentEffects } from './payments.apply.ts';
 import { createPaymentJobs } from './payments.jobs.ts';
 import { createPaymentViews, paymentView, refundView, type PaymentView, type RefundView } from './payments.views.ts';
 import { addSeconds, type ApprovedRefund, type CreatePaymentInput, type PaymentsDeps } from './payments.types.ts';
-import { annotateSpan } from '../../platform/tracing.ts';
+import { annotateSpan, currentTraceparent } from '../../platform/tracing.ts';
+import { createBatcher } from '../../platform/batcher.ts';
 
 // The payments service: its commands (create, refund, a bank's callback) here; the decisions
 // they act on in payments.decide.ts, carried out by payments.apply.ts; the read side in
@@ -48,6 +49,12 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const views = createPaymentViews(deps);
   const { visiblePayment } = views;
   const jobs = createPaymentJobs(deps, effects);
+  // Group commit of the `created → pending` moves (platform/batcher.ts): each create still waits
+  // for its own move's commit before it answers.
+  const pendingMoves = createBatcher(async (moves: readonly repo.PendingMove[]) => {
+    const moved = new Map((await repo.movePendingMany(db, moves)).map((r) => [r.id, r]));
+    return moves.map((m) => moved.get(m.id));
+  });
 
   function validateCreate(input: CreatePaymentInput) {
     if (!isValidPaise(input.amount))
@@ -269,17 +276,18 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const detail =
         call.kind === 'uncertain' ? `bank answer uncertain (${call.error.message}); status check scheduled` : undefined;
       // Moving to pending is one statement (status, history row, outbox event) and runs no hooks,
-      // so it is atomic without a transaction of its own: no BEGIN and COMMIT round trips.
+      // so it is atomic without a transaction of its own, and the moves of creates that answer at
+      // the same time share one statement and one commit (group commit, `pendingMoves`).
       // undefined: the bank's callback got here first and moved it on; answer with what it is now.
       payment =
-        (await transition(
-          db,
-          payment,
-          'pending',
-          { bank_ref: bankRef ?? null, next_check_at: firstCheck },
-          'api',
-          detail,
-        )) ?? (await repo.getPayment(db, payment.id))!;
+        (await pendingMoves.submit({
+          id: payment.id,
+          bank_ref: bankRef ?? null,
+          next_check_at: firstCheck,
+          detail: detail ?? null,
+          now: clock.now(),
+          traceparent: currentTraceparent(),
+        })) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
       rememberMerchant(payment.id, payment.merchant_id);
       if (result && result.outcome !== 'pending')
