@@ -101,13 +101,15 @@ export interface PreparedAuditEvent {
 /**
  * SQL that inserts the prepared events given as one jsonb array parameter (e.g. `$16`), to embed
  * as a data-modifying CTE (`WITH a AS (${insertAuditEventsSql('$16')})`) in the caller's statement;
- * `onlyIf`, a condition on the statement's other CTEs (e.g. that the change was written).
+ * `onlyIf`, a condition on the statement's other CTEs (e.g. that the change was written). A
+ * statement that writes several changes at once tags each event with the change it belongs to
+ * (`owner`, a key of the caller's choosing, not stored) and tests it as `x.owner` in `onlyIf`.
  */
 export function insertAuditEventsSql(param: string, onlyIf = 'true'): string {
   return `INSERT INTO audit.events (id, record, mac, occurred_at, action, outcome, actor_id, merchant_id, resource_id)
           SELECT x.id, x.record, decode(x.mac, 'hex'), x.occurred_at, x.action, x.outcome, x.actor_id, x.merchant_id, x.resource_id
             FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, record text, mac text, occurred_at timestamptz, action text,
-                                                          outcome text, actor_id text, merchant_id text, resource_id text)
+                                                          outcome text, actor_id text, merchant_id text, resource_id text, owner text)
            WHERE ${onlyIf}`;
 }
 

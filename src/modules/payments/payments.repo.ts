@@ -692,29 +692,88 @@ export async function paymentContext(q: Queryable, terminalId: string): Promise<
   return rows[0]?.ctx;
 }
 
+/** A create decided on a context this process read before (`known`), for insertPaymentsIfContext(). */
+export interface NewPaymentIfContext {
+  draft: NewPayment;
+  audit: PreparedAuditEvent[];
+  known: PaymentContext;
+}
+
+/** What insertPaymentsIfContext() answers for one create. */
+export interface NewPaymentOutcome {
+  /** The terminal's context as the statement read it (undefined: the terminal is gone). */
+  ctx: PaymentContext | undefined;
+  /** Whether it was exactly `known`: only then was the payment written. */
+  matched: boolean;
+  /** The payment written; undefined when the context did not match, or when the terminal already has a payment with this client_ref. */
+  row: PaymentRow | undefined;
+}
+
 /**
- * insertPayment() and the context read in ONE statement, for a create decided on a context this
- * process read before (`known`): the payment is written only if the terminal's context (and the
- * banks marked down) read by this statement is still exactly `known`, so nothing is decided on
- * a stale one. Either way the statement answers with the context as it is now (`ctx`, undefined
- * when the terminal is gone) and whether it matched; `row` is the payment written (undefined
- * when it did not match, or when the terminal already has a payment with this client_ref).
+ * insertPayment() and the context read in ONE statement, for creates decided on a context this
+ * process read before (`known`): each payment is written only if its terminal's context (and the
+ * banks marked down) read by this statement is still exactly its `known`, so nothing is decided
+ * on a stale one. Either way the statement answers, per create and in order, with the context as
+ * it is now and whether it matched. Several creates at once are one statement and one commit
+ * (the create's batcher in payments.service.ts); each one's audit records are tagged with its
+ * payment's id and written only with it.
  */
-export async function insertPaymentIfContext(
+export async function insertPaymentsIfContext(
   q: Queryable,
-  p: NewPayment,
-  audit: PreparedAuditEvent[],
-  known: PaymentContext,
-): Promise<{ ctx: PaymentContext | undefined; matched: boolean; row: PaymentRow | undefined }> {
-  const { rows } = await q.query<PaymentRow & { ctx_now: PaymentContext | null; ctx_matched: boolean }>(
-    `WITH c AS MATERIALIZED (${contextRowSql('$5')}
+  creates: readonly NewPaymentIfContext[],
+): Promise<NewPaymentOutcome[]> {
+  const col = <T>(f: (d: NewPayment) => T) => creates.map((c) => f(c.draft));
+  const { rows } = await q.query<PaymentRow & { i: string; ctx_now: PaymentContext | null; ctx_matched: boolean }>(
+    `WITH b AS MATERIALIZED (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
+                            $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[],
+                            $16::text[], $17::text[])
+                WITH ORDINALITY AS b(id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, payer_vpa_ct, note,
+                                     upi_uri, bank_code, expires_at, now, payer_vpa_bidx, client_ref, known, i)
+     ), c AS MATERIALIZED (
+       SELECT b.i, (SELECT to_jsonb(x) FROM (${contextRowSql('b.terminal_id')}) x) AS ctx FROM b
      ), ok AS MATERIALIZED (
-       SELECT 1 FROM c WHERE to_jsonb(c) = $18::jsonb
-     ), ${newPaymentCtes(`SELECT ${NEW_PAYMENT_ROW} FROM ok`)}
-     SELECT p.*, (SELECT to_jsonb(c) FROM c) AS ctx_now, EXISTS (SELECT 1 FROM ok) AS ctx_matched
-       FROM (SELECT 1) one LEFT JOIN p ON true`,
-    [...newPaymentParams(p, audit), JSON.stringify(known)],
+       SELECT b.* FROM b JOIN c USING (i) WHERE c.ctx = b.known::jsonb
+     ), p AS (
+       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
+       SELECT id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, 'created',
+              payer_vpa_ct, note, upi_uri, bank_code, expires_at, now, now, payer_vpa_bidx, client_ref
+         FROM ok ORDER BY i
+       ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
+       RETURNING *
+     ), a AS (${insertAuditEventsSql('$18', 'x.owner IN (SELECT id FROM p)')}
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, at)
+       SELECT id, NULL, 'created', 'api', created_at FROM p
+     )
+     SELECT c.i, c.ctx AS ctx_now, ok.i IS NOT NULL AS ctx_matched, p.*
+       FROM c LEFT JOIN ok USING (i) LEFT JOIN p ON p.id = ok.id
+      ORDER BY c.i`,
+    [
+      col((d) => d.id),
+      col((d) => d.txn_ref),
+      col((d) => d.merchant_id),
+      col((d) => d.store_id),
+      col((d) => d.terminal_id),
+      col((d) => d.method),
+      col((d) => d.amount),
+      col((d) => d.currency),
+      col((d) => d.payer_vpa_ct),
+      col((d) => d.note),
+      col((d) => d.upi_uri),
+      col((d) => d.bank_code),
+      col((d) => d.expires_at),
+      col((d) => d.now),
+      col((d) => d.payer_vpa_bidx),
+      col((d) => d.client_ref ?? null),
+      creates.map((c) => JSON.stringify(c.known)),
+      JSON.stringify(creates.flatMap((c) => c.audit.map((e) => ({ ...e, owner: c.draft.id })))),
+    ],
   );
-  const { ctx_now, ctx_matched, ...row } = rows[0];
-  return { ctx: ctx_now ?? undefined, matched: ctx_matched, row: row.id ? (row as PaymentRow) : undefined };
+  return rows.map(({ i: _i, ctx_now, ctx_matched, ...row }) => ({
+    ctx: ctx_now ?? undefined,
+    matched: ctx_matched,
+    row: row.id ? (row as PaymentRow) : undefined,
+  }));
 }

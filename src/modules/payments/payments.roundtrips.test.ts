@@ -13,6 +13,9 @@ import type { BankConnector } from '../banks/index.ts';
 import { createTestVault } from '../vault/index.ts';
 import { createPaymentsService } from './payments.service.ts';
 import { movePendingMany } from './payments.repo.ts';
+import { auditPaymentHooks } from './payments.audit.ts';
+import { auditKeysFromSeed, createAuditWriter, verifyTrail } from '../audit/index.ts';
+import { randomBytes } from 'node:crypto';
 import { PAYER_VPA_FIELD } from './payments.fields.ts';
 import type { PaymentHooks } from './payments.types.ts';
 import type { ReplayGuard } from '../banks/index.ts';
@@ -166,18 +169,33 @@ test('a QR create is 2 round trips (3 the first time) and the bank\'s "paid" cal
   }
 });
 
-test('creates that answer at the same time share one created → pending statement (group commit), each with its own history and event', async () => {
-  const w = await plainWorld();
+test('creates at the same time share their insert and their created → pending statements (group commit), each with its own rows', async () => {
+  const keys = auditKeysFromSeed(randomBytes(32));
+  const w = await plainWorld([
+    auditPaymentHooks(createAuditWriter({ keys, clock: fixedClock('2026-01-01T00:00:00Z') })),
+  ]);
   try {
     await w.create(); // the terminal's context is now known: each create below is insert + move
     w.sent.length = 0;
     const created = await Promise.all(Array.from({ length: 6 }, () => w.create()));
     assert.ok(created.every((p) => p.status === 'pending'));
+    const inserts = w.sent.filter((s) => s.startsWith('WITH b AS MATERIALIZED ( SELECT * FROM unnest('));
     const moves = w.sent.filter((s) => s.startsWith('WITH b AS ( SELECT * FROM unnest('));
-    // Six inserts; the moves of creates whose bank answered while another move was being
-    // written share the next statement: fewer than six, however the six interleave.
-    assert.equal(w.sent.length - moves.length, 6, w.sent.join('\n'));
+    // Nothing else is sent, and creates that reach the same step while another's statement is
+    // being written share the next one: fewer than six of each, however the six interleave.
+    assert.equal(inserts.length + moves.length, w.sent.length, w.sent.join('\n'));
+    assert.ok(inserts.length >= 1 && inserts.length < 6, `${inserts.length} insert statements for 6 creates`);
     assert.ok(moves.length >= 1 && moves.length < 6, `${moves.length} move statements for 6 creates`);
+    assert.equal(
+      await w.count("SELECT 1 FROM audit.events WHERE action = 'payment.created' AND resource_id = ANY($1)", [
+        created.map((p) => p.id),
+      ]),
+      6,
+    );
+    // Each audit record is written whole, with its own MAC: the trail verifies.
+    const trail = await verifyTrail(w.real, keys);
+    assert.equal(trail.problems.length, 0, JSON.stringify(trail.first));
+    assert.equal(trail.records_checked, 7);
     for (const p of created) {
       assert.deepEqual(
         (
@@ -197,6 +215,32 @@ test('creates that answer at the same time share one created → pending stateme
       );
       assert.equal(await w.count("SELECT 1 FROM payments.payments WHERE id = $1 AND bank_ref = 'BR'", [p.id]), 1);
     }
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('in one shared insert, a create whose remembered context went stale is decided again; the others are written', async () => {
+  const w = await plainWorld();
+  try {
+    const [m2, s2, t2] = [newId('merchant'), newId('store'), newId('terminal')];
+    await w.real.query(
+      `INSERT INTO merchants.merchants (id, name, vpa, mcc, acquiring_bank) VALUES ($1, 'Q', 'q@simbank', '5411', 'SIMBANK')`,
+      [m2],
+    );
+    await w.real.query(`INSERT INTO merchants.stores (id, merchant_id, name) VALUES ($1, $2, 'S')`, [s2, m2]);
+    await w.real.query(`INSERT INTO merchants.terminals (id, merchant_id, store_id) VALUES ($1, $2, $3)`, [t2, m2, s2]);
+    const createAt2 = () =>
+      w.svc.create(w.principal, { terminal_id: t2, amount: 1000, currency: 'INR', method: 'upi_qr' });
+    await Promise.all([w.create(), createAt2()]); // both contexts remembered
+    await w.real.query(`UPDATE merchants.merchants SET status = 'suspended' WHERE id = $1`, [m2]);
+    const before = await w.count('SELECT 1 FROM payments.payments WHERE terminal_id = $1', [t2]);
+    const outcomes = await Promise.allSettled([w.create(), createAt2(), w.create()]);
+    assert.equal(outcomes[0].status, 'fulfilled');
+    assert.equal(outcomes[2].status, 'fulfilled');
+    assert.equal(outcomes[1].status, 'rejected');
+    assert.equal(((outcomes[1] as PromiseRejectedResult).reason as AppError).code, 'merchant_inactive');
+    assert.equal(await w.count('SELECT 1 FROM payments.payments WHERE terminal_id = $1', [t2]), before);
   } finally {
     await w.real.close();
   }

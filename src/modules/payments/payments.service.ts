@@ -51,6 +51,10 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const jobs = createPaymentJobs(deps, effects);
   // Group commit of the `created → pending` moves (platform/batcher.ts): each create still waits
   // for its own move's commit before it answers.
+  // The same for the inserts of creates decided on a terminal context this process knows.
+  const newPayments = createBatcher((creates: readonly repo.NewPaymentIfContext[]) =>
+    repo.insertPaymentsIfContext(db, creates),
+  );
   const pendingMoves = createBatcher(async (moves: readonly repo.PendingMove[]) => {
     const moved = new Map((await repo.movePendingMany(db, moves)).map((r) => [r.id, r]));
     return moves.map((m) => moved.get(m.id));
@@ -103,7 +107,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
 
   /**
    * Each terminal's context (and the banks marked down) as this process last read it: never
-   * trusted, only compared (insertPaymentIfContext writes nothing unless it is still current).
+   * trusted, only compared (insertPaymentsIfContext writes nothing unless it is still current).
    */
   const contexts = new Map<string, repo.PaymentContext>();
   const MAX_CONTEXTS = 100_000;
@@ -202,7 +206,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
           attempt = undefined; // decided on the remembered context only; the current one decides below
         }
         if (attempt) {
-          const r = await repo.insertPaymentIfContext(db, attempt.draft, attempt.audit, ctx);
+          const r = await newPayments.submit({ draft: attempt.draft, audit: attempt.audit, known: ctx });
           rememberContext(input.terminal_id, r.ctx);
           ctx = r.ctx;
           if (r.matched) {
