@@ -246,6 +246,30 @@ test('in one shared insert, a create whose remembered context went stale is deci
   }
 });
 
+test('two creates under the same client reference in one shared insert: one payment, both answered with it', async () => {
+  const w = await plainWorld();
+  try {
+    await w.create();
+    const input = {
+      terminal_id: (await w.create()).terminal_id,
+      amount: 1000,
+      currency: 'INR',
+      method: 'upi_qr',
+    } as const;
+    w.sent.length = 0;
+    const [a, b] = await Promise.all([
+      w.svc.create(w.principal, input, { clientRef: 'req-1' }),
+      w.svc.create(w.principal, input, { clientRef: 'req-1' }),
+    ]);
+    assert.equal(a.id, b.id);
+    assert.equal(w.sent.filter((s) => s.startsWith('WITH b AS MATERIALIZED')).length, 1, w.sent.join('\n'));
+    assert.equal(await w.count("SELECT 1 FROM payments.payments WHERE client_ref = 'req-1'", []), 1);
+    assert.equal(await w.count('SELECT 1 FROM payments.payment_events WHERE payment_id = $1', [a.id]), 2);
+  } finally {
+    await w.real.close();
+  }
+});
+
 test('a move whose payment the callback already took is left alone; the create answers with the payment as it is', async () => {
   const w = await plainWorld();
   try {
