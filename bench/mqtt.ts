@@ -326,7 +326,12 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
         ...setup.env,
       },
     });
-    gw = await gateway('terminal-gateway', setup.env, port, { PUBLIC_URL: `http://127.0.0.1:${httpPort}` });
+    // The simulated banks default to this process's own listener (banks.settings.ts): the gateway
+    // has none serving /sim, so it is pointed at the api's.
+    gw = await gateway('terminal-gateway', setup.env, port, {
+      PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
+      BANK_SIM_URL: `http://127.0.0.1:${httpPort}/sim`,
+    });
   } else {
     gw = await gateway('all', setup.env, port, { PORT: String(httpPort), EMBEDDED_BANK_SIM: 'true' });
   }
@@ -499,5 +504,5 @@ try {
   killAll();
   if (setup && setup.source !== 'PGlite') await setup.close().catch(() => {});
   await setup?.pg?.stop().catch(() => {});
-  rmSync(work, { recursive: true, force: true });
+  if (!process.env.BENCH_KEEP_WORK) rmSync(work, { recursive: true, force: true });
 }
