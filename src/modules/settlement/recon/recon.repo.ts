@@ -54,9 +54,17 @@ export interface FileRow {
   matched_at: Date | null;
 }
 
+/**
+ * The file this one would repeat: one with the same bytes (an empty one only for the same cycle,
+ * or when the cycle is in the bytes themselves: every empty cycle's file may look alike,
+ * migrations/0035), or another file for the same cycle.
+ */
 export async function findFile(q: Queryable, bankCode: string, sha256: string, cycleKey?: string) {
   const { rows } = await q.query<FileRow>(
-    `SELECT * FROM settlement.recon_files WHERE bank_code = $1 AND (sha256 = $2 OR cycle_key = $3) ORDER BY (sha256 = $2) DESC LIMIT 1`,
+    `SELECT * FROM settlement.recon_files
+      WHERE bank_code = $1
+        AND ((sha256 = $2 AND (lines > 0 OR $3::text IS NULL OR cycle_key = $3)) OR cycle_key = $3)
+      ORDER BY (sha256 = $2) DESC LIMIT 1`,
     [bankCode, sha256, cycleKey ?? null],
   );
   return rows[0];
