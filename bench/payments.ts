@@ -41,6 +41,8 @@ const USAGE = `Usage: npm run bench:payments -- [options]
   --pool-size N      DATABASE_POOL_SIZE for the api process (default: Tillpoint's own default)
   --log-level L      LOG_LEVEL of the Tillpoint processes (default info, as in production)
   --cpu-prof DIR     run the api process with --cpu-prof, writing the profile into DIR
+  --cpu-prof-procs L which processes --cpu-prof profiles: a comma-separated list of api, worker,
+                     bank-sim (default api); profile the load generator with node --cpu-prof itself
   --no-pgbench       skip pgbench (ratio is then null)
   --results FILE     where to append the JSON line (default bench/results/payments.jsonl)
   --no-save          print the JSON line only
@@ -62,6 +64,7 @@ const { values: args } = parseArgs({
     'pool-size': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     'cpu-prof': { type: 'string' },
+    'cpu-prof-procs': { type: 'string', default: 'api' },
     'no-pgbench': { type: 'boolean', default: false },
     results: { type: 'string', default: join(ROOT, 'bench', 'results', 'payments.jsonl') },
     'no-save': { type: 'boolean', default: false },
@@ -89,6 +92,13 @@ const CLIENTS = posInt('clients', args.clients, 1000);
 const SIDE = posInt('side-seconds', args['side-seconds'], 600);
 const MERCHANTS = posInt('merchants', args.merchants, 10_000);
 const SCALE = posInt('scale', args.scale, 1000);
+const PROFILED = new Set((args['cpu-prof-procs'] ?? 'api').split(',').filter(Boolean));
+for (const p of PROFILED) {
+  if (!['api', 'worker', 'bank-sim'].includes(p)) {
+    process.stderr.write(`--cpu-prof-procs: "${p}" is not one of api, worker, bank-sim\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
 const POOL = args['pool-size'] === undefined ? undefined : posInt('pool-size', args['pool-size'], 1000);
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
@@ -227,6 +237,10 @@ async function main() {
     LOG_LEVEL: args['log-level']!,
     ...(POOL ? { DATABASE_POOL_SIZE: String(POOL) } : {}),
   };
+  const cpuProfDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+  const profFlags = (name: string) =>
+    cpuProfDir && PROFILED.has(name) ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, name)}`] : [];
   const sim = await startTillpoint({
     name: 'bank-sim',
     args: [
@@ -247,17 +261,16 @@ async function main() {
     env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
     ready: /listening/,
     logDir: workDir,
+    nodeFlags: profFlags('bank-sim'),
   });
   procs.push(sim);
-  const cpuProfDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
-  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
   const api = await startTillpoint({
     name: 'api',
     args: ['serve', '--role', 'api'],
     env,
     ready: /Demo:/,
     logDir: workDir,
-    nodeFlags: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
+    nodeFlags: profFlags('api'),
   });
   procs.push(api);
   const worker = await startTillpoint({
@@ -266,6 +279,7 @@ async function main() {
     env,
     ready: /role: worker/,
     logDir: workDir,
+    nodeFlags: profFlags('worker'),
   });
   procs.push(worker);
   const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_url: string; api_key: string };
@@ -437,7 +451,7 @@ async function main() {
 
   // ---- Stop, then check what the run left behind --------------------------------------------
   for (const p of [api, worker, sim]) await p.stop();
-  if (cpuProfDir) log(`CPU profile of the api process written to ${cpuProfDir}`);
+  if (cpuProfDir) log(`CPU profiles of ${[...PROFILED].join(', ')} written to ${cpuProfDir}/<process>`);
 
   // Every payment the load generator saw complete must be succeeded with its ledger entry.
   const verified = await withClient(dbUrl, async (c) => {
