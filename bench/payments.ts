@@ -41,6 +41,8 @@ const USAGE = `Usage: npm run bench:payments -- [options]
   --pool-size N      DATABASE_POOL_SIZE for the api process (default: Tillpoint's own default)
   --log-level L      LOG_LEVEL of the Tillpoint processes (default info, as in production)
   --cpu-prof DIR     run the api process with --cpu-prof, writing the profile into DIR
+  --cpu-prof-procs L which processes --cpu-prof profiles: a comma-separated list of api, worker,
+                     bank-sim (default api); profile the load generator with node --cpu-prof itself
   --no-pgbench       skip pgbench (ratio is then null)
   --results FILE     where to append the JSON line (default bench/results/payments.jsonl)
   --no-save          print the JSON line only
@@ -62,6 +64,7 @@ const { values: args } = parseArgs({
     'pool-size': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     'cpu-prof': { type: 'string' },
+    'cpu-prof-procs': { type: 'string', default: 'api' },
     'no-pgbench': { type: 'boolean', default: false },
     results: { type: 'string', default: join(ROOT, 'bench', 'results', 'payments.jsonl') },
     'no-save': { type: 'boolean', default: false },
@@ -89,6 +92,13 @@ const CLIENTS = posInt('clients', args.clients, 1000);
 const SIDE = posInt('side-seconds', args['side-seconds'], 600);
 const MERCHANTS = posInt('merchants', args.merchants, 10_000);
 const SCALE = posInt('scale', args.scale, 1000);
+const PROFILED = new Set((args['cpu-prof-procs'] ?? 'api').split(',').filter(Boolean));
+for (const p of PROFILED) {
+  if (!['api', 'worker', 'bank-sim'].includes(p)) {
+    process.stderr.write(`--cpu-prof-procs: "${p}" is not one of api, worker, bank-sim\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
 const POOL = args['pool-size'] === undefined ? undefined : posInt('pool-size', args['pool-size'], 1000);
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
@@ -227,6 +237,10 @@ async function main() {
     LOG_LEVEL: args['log-level']!,
     ...(POOL ? { DATABASE_POOL_SIZE: String(POOL) } : {}),
   };
+  const cpuProfDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+  const profFlags = (name: string) =>
+    cpuProfDir && PROFILED.has(name) ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, name)}`] : [];
   const sim = await startTillpoint({
     name: 'bank-sim',
     args: [
@@ -247,17 +261,16 @@ async function main() {
     env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
     ready: /listening/,
     logDir: workDir,
+    nodeFlags: profFlags('bank-sim'),
   });
   procs.push(sim);
-  const cpuProfDir = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
-  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
   const api = await startTillpoint({
     name: 'api',
     args: ['serve', '--role', 'api'],
     env,
     ready: /Demo:/,
     logDir: workDir,
-    nodeFlags: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
+    nodeFlags: profFlags('api'),
   });
   procs.push(api);
   const worker = await startTillpoint({
@@ -266,6 +279,7 @@ async function main() {
     env,
     ready: /role: worker/,
     logDir: workDir,
+    nodeFlags: profFlags('worker'),
   });
   procs.push(worker);
   const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as { api_url: string; api_key: string };
@@ -316,8 +330,12 @@ async function main() {
     return { id: c.body.id as string, t0, t1, t2, t3 };
   }
 
-  const cpuMark = () => ({
+  // `monitor`: the PostgreSQL backend of the benchmark's own wait sampler (waits.ts), whose CPU is
+  // taken out of PostgreSQL's so that what is left is the server working for Tillpoint. It
+  // connects after the first mark, so all of its CPU falls in the window.
+  const cpuMark = (monitor?: number) => ({
     at: now(),
+    monitor: monitor === undefined ? 0 : (cpuSeconds(monitor) ?? 0),
     api: cpuSeconds(api.pid) ?? 0,
     worker: cpuSeconds(worker.pid) ?? 0,
     sim: cpuSeconds(sim.pid) ?? 0,
@@ -331,15 +349,21 @@ async function main() {
     const pct = (x: number) => round((x / wall) * 100, 0);
     const per = (x: number) => (completed > 0 ? round((x * 1000) / completed, 2) : null);
     const machineBusy = a.machine && b.machine ? b.machine.busy - a.machine.busy : undefined;
-    const pgCpu = a.postgres !== undefined && b.postgres !== undefined ? b.postgres - a.postgres : undefined;
-    const ours = b.api - a.api + (b.worker - a.worker) + (b.sim - a.sim) + (b.bench - a.bench) + (pgCpu ?? 0);
+    const pgCpu =
+      a.postgres !== undefined && b.postgres !== undefined
+        ? b.postgres - a.postgres - (b.monitor - a.monitor)
+        : undefined;
+    const monitorCpu = b.monitor - a.monitor;
+    const ours =
+      b.api - a.api + (b.worker - a.worker) + (b.sim - a.sim) + (b.bench - a.bench) + (pgCpu ?? 0) + monitorCpu;
     return {
       api_pct: pct(b.api - a.api),
       worker_pct: pct(b.worker - a.worker),
       bank_sim_pct: pct(b.sim - a.sim),
       load_generator_pct: pct(b.bench - a.bench),
-      // The server's processes, when it runs on this machine.
+      // The server's processes, when it runs on this machine (the wait sampler's backend apart).
       postgres_pct: pgCpu === undefined ? null : pct(pgCpu),
+      postgres_wait_sampler_pct: pct(monitorCpu),
       // Everything else that was busy: the kernel's share of loopback traffic, other programs.
       other_pct: machineBusy === undefined ? null : pct(Math.max(0, machineBusy - ours)),
       machine_busy_pct: machineBusy === undefined ? null : pct(machineBusy),
@@ -351,6 +375,11 @@ async function main() {
         bank_sim: per(b.sim - a.sim),
         postgres: pgCpu === undefined ? null : per(pgCpu),
         load_generator: per(b.bench - a.bench),
+        worker: per(b.worker - a.worker),
+        // Tillpoint's own cost, the figure issue 20's target is set on (api and PostgreSQL
+        // together), apart from the tools that stand in for the bank and the customers.
+        api_and_postgres: pgCpu === undefined ? null : per(b.api - a.api + pgCpu),
+        tools: per(b.sim - a.sim + (b.bench - a.bench)),
       },
     };
   };
@@ -384,8 +413,9 @@ async function main() {
     }
   });
   clearTimeout(cpuTimer);
-  const cpuPeak = cpuA ? cpuShare(cpuA, cpuMark(), completedIds.length) : null;
-  const pgWaits = waits ? await (await waits).stop() : null;
+  const sampler = waits ? await waits : undefined;
+  const cpuPeak = cpuA ? cpuShare(cpuA, cpuMark(sampler?.backendPid), completedIds.length) : null;
+  const pgWaits = sampler ? await sampler.stop() : null;
   const dbWork = dbWorkA
     ? await dbWorkPerPayment(dbUrl, await dbWorkA, await markDbWork(dbUrl, countStatements), completedIds.length)
     : null;
@@ -394,6 +424,12 @@ async function main() {
   log(
     `${elapsed()} peak: ${seenPerS.toFixed(1)} completed payments/s; create p99 ${create.percentile(99)} ms; completion p99 ${completion.percentile(99)} ms`,
   );
+  if (cpuPeak) {
+    const ms = cpuPeak.ms_per_payment;
+    log(
+      `${elapsed()} CPU per completed payment: Tillpoint ${ms.api_and_postgres ?? '?'} ms (api ${ms.api}, PostgreSQL ${ms.postgres ?? '?'}; worker ${ms.worker} besides); the tools ${ms.tools} ms (bank simulator ${ms.bank_sim}, load generator ${ms.load_generator}); machine ${cpuPeak.machine_busy_pct ?? '?'} % busy`,
+    );
+  }
 
   // ---- 2. Latency at half the peak rate (open loop) ----------------------------------------
   const halfRate = Math.max(1, Math.floor(seenPerS / 2));
@@ -437,7 +473,7 @@ async function main() {
 
   // ---- Stop, then check what the run left behind --------------------------------------------
   for (const p of [api, worker, sim]) await p.stop();
-  if (cpuProfDir) log(`CPU profile of the api process written to ${cpuProfDir}`);
+  if (cpuProfDir) log(`CPU profiles of ${[...PROFILED].join(', ')} written to ${cpuProfDir}/<process>`);
 
   // Every payment the load generator saw complete must be succeeded with its ledger entry.
   const verified = await withClient(dbUrl, async (c) => {
@@ -468,6 +504,11 @@ async function main() {
     dirty,
     label: args.label ?? null,
     completed_payments_per_s: completedPerS,
+    // CPU per completed payment at peak: Tillpoint's own (api + PostgreSQL, issue 20's target
+    // figure) and the tools' (bank simulator + load generator), which share the machine but are
+    // not Tillpoint. Details per process in cpu_during_peak.
+    tillpoint_cpu_ms_per_payment: cpuPeak?.ms_per_payment.api_and_postgres ?? null,
+    tools_cpu_ms_per_payment: cpuPeak?.ms_per_payment.tools ?? null,
     pgbench_tps: pgbench ? round(pgbench.tps, 1) : null,
     ratio: pgbench ? round(completedPerS / pgbench.tps, 3) : null,
     create_p50_ms: create.percentile(50),
@@ -505,6 +546,7 @@ async function main() {
       log_level: args['log-level'],
       roles: 'api + worker + bank-sim processes',
       cpu_prof: Boolean(cpuProfDir),
+      cpu_prof_procs: cpuProfDir ? [...PROFILED] : [],
     },
     postgres: { source: pgServer.source, ...pgServer.settings },
     machine: {

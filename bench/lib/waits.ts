@@ -6,12 +6,15 @@ import pg from 'pg';
 // each figure is how many sessions were in that state at a typical moment.
 
 export interface WaitSampler {
+  /** The server process (backend) serving the sampler: the benchmark's, not Tillpoint's, CPU. */
+  backendPid: number;
   stop(): Promise<Record<string, number>>;
 }
 
 export async function sampleWaits(url: string, everyMs = 100): Promise<WaitSampler> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
+  const backendPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
   const sums = new Map<string, number>();
   let samples = 0;
   let stopped = false;
@@ -30,6 +33,7 @@ export async function sampleWaits(url: string, everyMs = 100): Promise<WaitSampl
     }
   })();
   return {
+    backendPid,
     async stop() {
       stopped = true;
       await loop;

@@ -4,6 +4,7 @@ import { formatRupees, parseRupees } from '../../platform/money.ts';
 import { signRequest } from '../../platform/signing.ts';
 import { injectTraceHeaders } from '../../platform/tracing.ts';
 import { parseUpiUri } from './upiUri.ts';
+import { createCallbackClient } from './callbackClient.ts';
 import type {
   WireCallback,
   WireCollectRequest,
@@ -162,7 +163,7 @@ export function createSimEngine(opts: SimEngineOptions) {
   const txns = new Map<string, Txn>();
   const refunds = new Map<string, Refund>();
   const timers = new Set<NodeJS.Timeout>();
-  const inflight = new AbortController();
+  const client = createCallbackClient();
   let closed = false;
 
   function later(ms: number, fn: () => void) {
@@ -292,15 +293,8 @@ export function createSimEngine(opts: SimEngineOptions) {
         // The simulated bank sends back the trace it was called in, so a demo trace runs from
         // the payment to its callback; a real bank does not (the callback's span names the payment).
         injectTraceHeaders(headers);
-        const res = await fetch(callbackUrl, {
-          method: 'POST',
-          headers,
-          body,
-          signal: AbortSignal.any([AbortSignal.timeout(callbackTimeoutMs), inflight.signal]),
-        });
-        status = res.status;
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) {
+        status = await client.post(callbackUrl, headers, body, callbackTimeoutMs);
+        if (status >= 200 && status < 300) {
           log.info({ ref, attempt: n + 1, status }, 'bank sim: callback delivered');
           return { delivered: true, status };
         }
@@ -542,7 +536,7 @@ export function createSimEngine(opts: SimEngineOptions) {
       for (const t of timers) clearTimeout(t);
       timers.clear();
       for (const done of [...waiting]) done();
-      inflight.abort();
+      client.close();
     },
   };
 }

@@ -50,6 +50,8 @@ export interface SimOutage {
 }
 
 const NONCE_SWEEP_EVERY = 1_000;
+const RAW_BODY = 'bankSimRawBody';
+type RawBodyRequest = FastifyRequest & { [RAW_BODY]: string };
 
 export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = async (app: FastifyInstance, opts) => {
   const engine = createSimEngine({ ...opts, logger: opts.logger ?? app.log });
@@ -59,11 +61,13 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   const now = () => (opts.clock ? opts.clock.now() : new Date());
   app.addHook('onClose', async () => engine.close());
 
-  // Signatures cover the body byte for byte, so keep the raw text beside the parsed JSON.
-  const rawBodies = new WeakMap<FastifyRequest, string>();
+  // Signatures cover the body byte for byte, so keep the raw text beside the parsed JSON: on the
+  // request itself (a decorator of this plugin's context), which costs less per request than the
+  // WeakMap it was (bench/PROFILE.md, "Session 7").
+  app.decorateRequest(RAW_BODY, '');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 64 * 1024 }, (req, body, done) => {
-    rawBodies.set(req, body as string);
+    (req as RawBodyRequest)[RAW_BODY] = body as string;
     try {
       done(null, (body as string).length ? JSON.parse(body as string) : {});
     } catch {
@@ -93,7 +97,7 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
     const r = checkSignature({
       secrets: [opts.secret],
       headers: req.headers,
-      rawBody: rawBodies.get(req) ?? '',
+      rawBody: (req as RawBodyRequest)[RAW_BODY],
       maxAgeSeconds: maxAge,
       now: now(),
     });
@@ -124,30 +128,35 @@ export const bankSimulatorPlugin: FastifyPluginAsync<BankSimulatorOptions> = asy
   app.addHook('onClose', async () => {
     for (const done of hanging) done();
   });
-  app.addHook('onRequest', async (req, reply) => {
-    const path = req.url.split('?')[0];
-    if (!opts.outage || path.endsWith(SIM_PATHS.health) || path.endsWith(SIM_PATHS.customerPayments)) return;
-    const mode = req.url.includes('/psp/') ? opts.outage.pspbank : opts.outage.simbank;
-    if (mode === 'error') return reply.code(503).send({ error: { code: 'unavailable', message: 'simulated outage' } });
-    if (mode === 'reset') {
-      req.raw.socket.destroy();
-      return reply;
-    }
-    if (mode === 'hang') {
-      // Held until the caller gives up (or the simulator closes); nothing is read or decided.
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          hanging.delete(done);
-          resolve();
-        };
-        hanging.add(done);
-        req.raw.on('close', done);
-      });
-      reply.hijack();
-      req.raw.socket.destroy();
-      return reply;
-    }
-  });
+  // Only with an outage object to read (tests flip its fields while the simulator runs): without
+  // one, no request pays for the hook.
+  const outage = opts.outage;
+  if (outage)
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0];
+      if (path.endsWith(SIM_PATHS.health) || path.endsWith(SIM_PATHS.customerPayments)) return;
+      const mode = req.url.includes('/psp/') ? outage.pspbank : outage.simbank;
+      if (mode === 'error')
+        return reply.code(503).send({ error: { code: 'unavailable', message: 'simulated outage' } });
+      if (mode === 'reset') {
+        req.raw.socket.destroy();
+        return reply;
+      }
+      if (mode === 'hang') {
+        // Held until the caller gives up (or the simulator closes); nothing is read or decided.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            hanging.delete(done);
+            resolve();
+          };
+          hanging.add(done);
+          req.raw.on('close', done);
+        });
+        reply.hijack();
+        req.raw.socket.destroy();
+        return reply;
+      }
+    });
 
   // The bank's books, and the switch for its message faults (control.ts): before the routes, so
   // its hooks see their answers.
