@@ -129,6 +129,16 @@ rmSync(runLog, { force: true });
 // (`import(variable)`: it wants the source modules themselves, e.g. to compare them with what the
 // bundle holds) runs from source through tsx, as does every file with TEST_TSX=1.
 const useBuild = process.env.TEST_TSX !== '1';
+
+// PGlite is PostgreSQL compiled to WebAssembly, and V8 compiles its hot functions a second time
+// with the optimizing compiler (TurboFan) on background threads. A test process is short-lived and
+// starts PGlite once or a few times: that recompilation was 30-60 % of a typical file's CPU
+// (docs/testing.md, "Session 7"), on the two cores the whole suite shares, while the baseline
+// compiler (Liftoff) alone runs the same code with the same results, more slowly per query. So the
+// test processes and the `tillpoint` commands they start (the compiled CLI entry below) run
+// WebAssembly on Liftoff only. TEST_WASM_TIERUP=1 keeps V8's default.
+const liftoffOnly = process.env.TEST_WASM_TIERUP !== '1';
+const wasmFlags = liftoffOnly ? ['--liftoff-only'] : [];
 // Node 20's `node --test` sorts the files it is given by path before it starts them, which undid
 // the order above (alphabetical, not slowest first). A compiled file's path begins with its place
 // in the order (build-<pid>/0007/test/x.test.mjs), so sorting keeps it. Files run from source sort
@@ -170,11 +180,30 @@ if (compiled.length > 0 || withCli) {
       });
     },
   };
+  // The command's entry for tests: src/cli/main.ts, after the same WebAssembly setting as the test
+  // processes (set at run time, before any code compiles WebAssembly: no node flag reaches a child
+  // through NODE_OPTIONS).
+  const TEST_CLI_ENTRY = 'tillpoint-test-cli';
+  const testCliEntry = {
+    name: 'test-cli-entry',
+    setup(b) {
+      b.onResolve({ filter: /^tillpoint-test-cli$/ }, () => ({ path: TEST_CLI_ENTRY, namespace: 'test-cli' }));
+      b.onLoad({ filter: /.*/, namespace: 'test-cli' }, () => ({
+        contents: [
+          "import v8 from 'node:v8';",
+          ...wasmFlags.map((f) => `v8.setFlagsFromString(${JSON.stringify(f)});`),
+          `await import(${JSON.stringify(resolve('src/cli/main.ts'))});`,
+        ].join('\n'),
+        resolveDir: resolve('.'),
+        loader: 'js',
+      }));
+    },
+  };
   try {
     await esbuild.build({
       entryPoints: [
         ...compiled.map((f) => ({ in: f, out: builtName(f).replace(/\.mjs$/, '') })),
-        ...(withCli ? [{ in: 'src/cli/main.ts', out: CLI_ENTRY }] : []),
+        ...(withCli ? [{ in: TEST_CLI_ENTRY, out: CLI_ENTRY }] : []),
       ],
       outdir: buildDir,
       outbase: '.',
@@ -188,7 +217,7 @@ if (compiled.length > 0 || withCli) {
       packages: 'external',
       sourcemap: 'linked',
       tsconfig: 'tsconfig.json',
-      plugins: [sourceImportMeta],
+      plugins: [sourceImportMeta, testCliEntry],
       logLevel: 'warning',
     });
   } catch (e) {
@@ -205,6 +234,7 @@ const r = spawnSync(
   process.execPath,
   [
     '--enable-source-maps',
+    ...wasmFlags,
     '--import',
     './scripts/load-tsx-for-sources.mjs',
     '--import',
