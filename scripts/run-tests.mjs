@@ -239,7 +239,8 @@ const runAs = (f) => (compiledSet.has(f) ? join(buildDir, builtName(f)) : f);
 
 // Three files at a time on the 2-core machine: with WebAssembly on Liftoff only, the suite's CPU
 // over two cores was ~80 % of its wall time, the rest files waiting on the processes, servers and
-// browsers they start; a third slot fills that (docs/testing.md, "Session 7": 367 -> 330 s of run).
+// browsers they start; a third slot fills part of that (docs/testing.md, "Session 7": 367 -> 330 s
+// of run on a shared machine). TEST_CONCURRENCY=2 goes back.
 const concurrency = process.env.TEST_CONCURRENCY ?? '3';
 const started = Date.now();
 const r = spawnSync(
