@@ -5,7 +5,7 @@
 // `--durations` prints each file's wall and CPU time after the run (docs/testing.md).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 
 const roots = ['src', 'test'];
@@ -47,33 +47,36 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-// The whole suite starts with the lint and format check (Biome): a habit, not a separate step.
+// The whole suite starts with the lint and format check (Biome) and the boundaries of src/
+// (.dependency-cruiser.cjs, docs/architecture.md: no cycles, platform knows no module, modules meet
+// through index.ts, tools are not domain): a habit, not a separate step. Both run while the test
+// files compile (below; 8-12 s one after the other, about half side by side), and the tests start
+// only once both passed.
+const checks = [];
 if (filters.length === 0) {
-  const lint = spawnSync(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'check', '--max-diagnostics=20'], {
-    stdio: 'inherit',
-  });
-  if (lint.status !== 0) {
-    console.error('lint failed: run `npm run lint` (and `npm run format` for formatting)');
-    process.exit(lint.status ?? 1);
-  }
-  // The boundaries of src/ (.dependency-cruiser.cjs, docs/architecture.md): no cycles, platform
-  // knows no module, modules meet through index.ts, tools are not domain.
-  const deps = spawnSync(
-    process.execPath,
-    [
-      'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
-      'src',
-      '--config',
-      '.dependency-cruiser.cjs',
-      '--output-type',
-      'err',
-    ],
-    { stdio: 'inherit' },
+  const check = (args, failed) =>
+    new Promise((done) => {
+      const child = spawn(process.execPath, args, { stdio: 'inherit' });
+      child.on('error', (e) => done({ failed: `${failed} (${e.message})`, status: 1 }));
+      child.on('close', (status) => done(status === 0 ? undefined : { failed, status: status ?? 1 }));
+    });
+  checks.push(
+    check(
+      ['node_modules/@biomejs/biome/bin/biome', 'check', '--max-diagnostics=20'],
+      'lint failed: run `npm run lint` (and `npm run format` for formatting)',
+    ),
+    check(
+      [
+        'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
+        'src',
+        '--config',
+        '.dependency-cruiser.cjs',
+        '--output-type',
+        'err',
+      ],
+      'boundary check failed: see docs/architecture.md, "Boundaries"',
+    ),
   );
-  if (deps.status !== 0) {
-    console.error('boundary check failed: see docs/architecture.md, "Boundaries"');
-    process.exit(deps.status ?? 1);
-  }
 }
 
 // Order: the runner starts files in the order given, `concurrency` at a time, so the slowest
@@ -129,6 +132,16 @@ rmSync(runLog, { force: true });
 // (`import(variable)`: it wants the source modules themselves, e.g. to compare them with what the
 // bundle holds) runs from source through tsx, as does every file with TEST_TSX=1.
 const useBuild = process.env.TEST_TSX !== '1';
+
+// PGlite is PostgreSQL compiled to WebAssembly, and V8 compiles its hot functions a second time
+// with the optimizing compiler (TurboFan) on background threads. A test process is short-lived and
+// starts PGlite once or a few times: that recompilation was 30-60 % of a typical file's CPU
+// (docs/testing.md, "Session 7"), on the two cores the whole suite shares, while the baseline
+// compiler (Liftoff) alone runs the same code with the same results, more slowly per query. So the
+// test processes and the `tillpoint` commands they start (the compiled CLI entry below) run
+// WebAssembly on Liftoff only. TEST_WASM_TIERUP=1 keeps V8's default.
+const liftoffOnly = process.env.TEST_WASM_TIERUP !== '1';
+const wasmFlags = liftoffOnly ? ['--liftoff-only'] : [];
 // Node 20's `node --test` sorts the files it is given by path before it starts them, which undid
 // the order above (alphabetical, not slowest first). A compiled file's path begins with its place
 // in the order (build-<pid>/0007/test/x.test.mjs), so sorting keeps it. Files run from source sort
@@ -170,11 +183,30 @@ if (compiled.length > 0 || withCli) {
       });
     },
   };
+  // The command's entry for tests: src/cli/main.ts, after the same WebAssembly setting as the test
+  // processes (set at run time, before any code compiles WebAssembly: no node flag reaches a child
+  // through NODE_OPTIONS).
+  const TEST_CLI_ENTRY = 'tillpoint-test-cli';
+  const testCliEntry = {
+    name: 'test-cli-entry',
+    setup(b) {
+      b.onResolve({ filter: /^tillpoint-test-cli$/ }, () => ({ path: TEST_CLI_ENTRY, namespace: 'test-cli' }));
+      b.onLoad({ filter: /.*/, namespace: 'test-cli' }, () => ({
+        contents: [
+          "import v8 from 'node:v8';",
+          ...wasmFlags.map((f) => `v8.setFlagsFromString(${JSON.stringify(f)});`),
+          `await import(${JSON.stringify(resolve('src/cli/main.ts'))});`,
+        ].join('\n'),
+        resolveDir: resolve('.'),
+        loader: 'js',
+      }));
+    },
+  };
   try {
     await esbuild.build({
       entryPoints: [
         ...compiled.map((f) => ({ in: f, out: builtName(f).replace(/\.mjs$/, '') })),
-        ...(withCli ? [{ in: 'src/cli/main.ts', out: CLI_ENTRY }] : []),
+        ...(withCli ? [{ in: TEST_CLI_ENTRY, out: CLI_ENTRY }] : []),
       ],
       outdir: buildDir,
       outbase: '.',
@@ -188,7 +220,7 @@ if (compiled.length > 0 || withCli) {
       packages: 'external',
       sourcemap: 'linked',
       tsconfig: 'tsconfig.json',
-      plugins: [sourceImportMeta],
+      plugins: [sourceImportMeta, testCliEntry],
       logLevel: 'warning',
     });
   } catch (e) {
@@ -196,15 +228,26 @@ if (compiled.length > 0 || withCli) {
     process.exit(1);
   }
 }
+const failures = (await Promise.all(checks)).filter(Boolean);
+if (failures.length > 0) {
+  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  for (const f of failures) console.error(f.failed);
+  process.exit(failures[0].status);
+}
 const compiledSet = new Set(compiled);
 const runAs = (f) => (compiledSet.has(f) ? join(buildDir, builtName(f)) : f);
 
-const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// Three files at a time on the 2-core machine: with WebAssembly on Liftoff only, the suite's CPU
+// over two cores was ~80 % of its wall time, the rest files waiting on the processes, servers and
+// browsers they start; a third slot fills part of that (docs/testing.md, "Session 7": 367 -> 330 s
+// of run on a shared machine). TEST_CONCURRENCY=2 goes back.
+const concurrency = process.env.TEST_CONCURRENCY ?? '3';
 const started = Date.now();
 const r = spawnSync(
   process.execPath,
   [
     '--enable-source-maps',
+    ...wasmFlags,
     '--import',
     './scripts/load-tsx-for-sources.mjs',
     '--import',

@@ -74,6 +74,23 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
       timeout: 120_000,
     });
 
+  /** `cli`, without blocking: the refusals below run side by side. */
+  const cliAsync = (args: string[], extra: Record<string, string>) =>
+    new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        env: { PATH: process.env.PATH!, ...env, ...extra },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      child.on('error', reject);
+      child.on('close', (status) => {
+        clearTimeout(timer);
+        resolve({ status, stderr });
+      });
+    });
+
   async function start(role: string): Promise<ChildProcess> {
     const env2 = { PATH: process.env.PATH!, ...env, ...(role === 'api' ? {} : { HEALTH_PORT: '0' }) };
     const started = await spawnUntil(process.execPath, [BIN, 'serve', '--role', role], {
@@ -336,7 +353,7 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     assert.match(verify.stdout, /ledger ok/);
   });
 
-  test('each refusal production promises stops the process with a clear message', () => {
+  test('each refusal production promises stops the process with a clear message', async () => {
     const refusals: [string, Record<string, string>, RegExp][] = [
       ['PGlite', { DATABASE_URL: '' }, /DATABASE_URL: required in production \(PGlite is for development\)/],
       ['plain MQTT', { MQTT_PORT: '1883' }, /MQTT_PORT: plain MQTT is refused in production/],
@@ -387,11 +404,24 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
         /TLS_MODE: self-signed is for development/,
       ],
     ];
-    for (const [what, extra, message] of refusals) {
-      const r = cli(['serve', '--role', 'api'], { ...extra, PORT: '0', HEALTH_PORT: '0' });
+    // Side by side, and through the test run's compiled command when there is one (the start
+    // above ran from source, as an operator's does; these stop while reading the configuration,
+    // before anything that differs between the two loaders).
+    const results = await Promise.all(
+      refusals.map(([, extra]) =>
+        cliAsync(['serve', '--role', 'api'], {
+          ...extra,
+          PORT: '0',
+          HEALTH_PORT: '0',
+          ...(process.env.TEST_TILLPOINT_CLI ? { TEST_TILLPOINT_CLI: process.env.TEST_TILLPOINT_CLI } : {}),
+        }),
+      ),
+    );
+    refusals.forEach(([what, , message], i) => {
+      const r = results[i];
       assert.notEqual(r.status, 0, `${what}: the process stopped`);
       assert.match(r.stderr, message, `${what}: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /\n\s+at /, `${what}: a message, not a stack trace`);
-    }
+    });
   });
 });

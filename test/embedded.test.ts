@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiCall, freePort } from './helpers/harness.ts';
+import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 
 // The embedded database (PGlite) belongs to one process. `npm start` owns its data directory;
@@ -100,7 +101,9 @@ async function paidPayment(demo: Demo, n: number): Promise<string> {
 
 describe('an embedded data directory has one owner', () => {
   test('every command beside a running server works through it; nothing acknowledged is lost to SIGKILL; a second server refuses', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tp-embedded-'));
+    // Not about a first start (test/processes.test.ts is): the database is the migrated test
+    // template, so the server's start runs no initdb.
+    const dataDir = await dataDirFromTemplate(mkdtempSync(join(tmpdir(), 'tp-embedded-')));
     const env = baseEnv(dataDir, String(await freePort()));
     let s = await serve(env);
     try {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort } from './helpers/harness.ts';
+import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { bankSimArgs, spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
 // The observability kit, tested for real:
@@ -122,6 +123,8 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
 
     before(async () => {
       const dir = mkdtempSync(join(tmpdir(), 'tillpoint-obs-'));
+      // Not a first start: the database is the migrated test template (no initdb in the server).
+      await dataDirFromTemplate(join(dir, 'data'));
       const simPort = String(await freePort());
       const apiPort = String(await freePort());
       const promPort = String(await freePort());

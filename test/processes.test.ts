@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { apiCall, freePort } from './helpers/harness.ts';
+import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { bankSimArgs, spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 
 // The platform as real processes: `npm start`'s command with demo data and restarts, the bank
@@ -119,6 +120,8 @@ describe('processes', () => {
   test('the bank simulator as its own process, and api and worker as separate roles', async () => {
     const databaseUrl = await freshDatabaseUrl();
     const dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-roles-'));
+    // On PGlite, not a first start (the test above is): the migrated test template, no initdb.
+    if (!databaseUrl) await dataDirFromTemplate(dataDir);
     const simPort = String(await freePort());
     const apiPort = String(await freePort());
     const secret = randomBytes(24).toString('hex');

@@ -42,3 +42,14 @@ export async function cliWithDb(prefix: string, extraEnv: Record<string, string>
   };
   return { dataDir, env, open, done, cli, close };
 }
+
+/**
+ * A data directory whose PGlite database is the migrated test template (no initdb, no migrations:
+ * about 5 s of CPU less in the first command or server started on it), for tests of processes
+ * that are not about a first start. Tests about a first start (`processes`' npm start, `readme`,
+ * `deploy.production`, `vault.cli`'s `migrate`) leave the directory empty on purpose.
+ */
+export async function dataDirFromTemplate(dataDir: string): Promise<string> {
+  await (await createPgliteTestDb({ dataDir: join(dataDir, 'pglite') })).close();
+  return dataDir;
+}
