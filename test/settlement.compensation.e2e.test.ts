@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { middayIst, startTestApp, type TestApp } from './helpers/harness.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import { createWorker } from '../src/roles/worker.ts';
 import { createLogger } from '../src/platform/log.ts';
@@ -17,7 +17,7 @@ const DAY = 86_400_000;
 
 describe('compensation paid end to end', () => {
   let t: TestApp;
-  const clock = fixedClock(new Date());
+  const clock = fixedClock(middayIst());
   const outage: SimOutage = {};
   // The simulator's clock is the app's, held back by `lag` while a customer pays a QR our side
   // has just expired (at the bank it is still open); signatures stay well inside their window.

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { middayIst, startTestApp, type TestApp } from './helpers/harness.ts';
 import { createOperator, signIn, type Session } from './helpers/operators.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import { createWorker } from '../src/roles/worker.ts';
@@ -17,7 +17,7 @@ const NEW_VPA = 'asha.new@okaxis';
 
 describe('compensation refused by the bank, sent again by an operator', () => {
   let t: TestApp;
-  const clock = fixedClock(new Date());
+  const clock = fixedClock(middayIst());
   let lag = 0;
   const simClock = { now: () => new Date(clock.now().getTime() - lag) };
   let worker: ReturnType<typeof createWorker>;

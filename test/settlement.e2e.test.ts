@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { middayIst, startTestApp, type TestApp } from './helpers/harness.ts';
 import { fixedClock } from '../src/platform/clock.ts';
 import { createWorker } from '../src/roles/worker.ts';
 import { createLogger } from '../src/platform/log.ts';
@@ -16,7 +16,7 @@ import { cycleOf, parseCycleKey, runSettlementVerify } from '../src/modules/sett
 
 describe('settlement end to end', () => {
   let t: TestApp;
-  const clock = fixedClock(new Date());
+  const clock = fixedClock(middayIst());
   let merchantId: string;
   let terminalId: string;
   let worker: ReturnType<typeof createWorker>;

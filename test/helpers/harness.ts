@@ -127,3 +127,14 @@ export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 export function apiCall<T = any>(base: string, key: string, method: string, path: string, body?: unknown) {
   return httpJson<T>(base + path, method, body, { authorization: `Bearer ${key}` });
 }
+
+/**
+ * Noon in India (06:30 UTC) of today: where a test's fake clock starts when it counts days. UPI
+ * dates are Indian (IST) dates, so a clock started at the real time ran into the next day when
+ * a test began near midnight IST (18:30 UTC) and one of its payments fell on either side of it.
+ */
+export function middayIst(): Date {
+  const d = new Date();
+  d.setUTCHours(6, 30, 0, 0);
+  return d;
+}
