@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { assertNoSeriousAxeViolations } from './helpers/axe.ts';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { middayIst, startTestApp, type TestApp } from './helpers/harness.ts';
 import { createOperator } from './helpers/operators.ts';
 import { base32Decode, totp } from '../src/modules/identity/index.ts';
 import { cycleOf, parseCycleKey } from '../src/modules/settlement/index.ts';
@@ -29,8 +29,10 @@ const inr = new Intl.NumberFormat('en-IN', { style: 'currency', currency: 'INR',
 const rupees = (paise: number) => inr.format(paise / 100);
 const signed = (paise: number) => (paise > 0 ? '+' : '') + rupees(paise);
 
-// Real time, moved forward on purpose: past the cycle's cut-off, then a week on.
-let offsetMs = 0;
+// Real time, moved on purpose: to noon IST first (a cycle is an Indian date: near midnight IST
+// the day's payments and the cycle they were looked for in could fall on two dates), then past
+// the cycle's cut-off, then a week on.
+let offsetMs = middayIst().getTime() - Date.now();
 const clock: Clock = { now: () => new Date(Date.now() + offsetMs) };
 
 describe('reconciliation and settlement in the console (Chromium)', { skip }, () => {
@@ -104,8 +106,12 @@ describe('reconciliation and settlement in the console (Chromium)', { skip }, ()
   before(async () => {
     await ensureConsoleBuilt({ log: () => {} });
     // One settlement cycle a day, cut off ten minutes from now (IST): today's payments are in it.
-    const cutoff = new Date(Date.now() + 10 * 60_000 + 330 * 60_000).toISOString().slice(11, 16);
-    t = await startTestApp({ clock, env: { RATE_LIMIT_ENABLED: 'false', SETTLEMENT_CYCLE_CUTOFFS: cutoff } });
+    const cutoff = new Date(clock.now().getTime() + 10 * 60_000 + 330 * 60_000).toISOString().slice(11, 16);
+    t = await startTestApp({
+      clock,
+      simulator: { clock },
+      env: { RATE_LIMIT_ENABLED: 'false', SETTLEMENT_CYCLE_CUTOFFS: cutoff },
+    });
     origin = t.url.replace('localhost', '127.0.0.1');
     const seeded = await t.seedMerchant('Ledger Lane Stores');
     merchantId = seeded.merchant.id;
