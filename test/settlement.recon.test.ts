@@ -406,48 +406,31 @@ test('bulk resolution from a CSV: all rows or none, bad rows named by line', asy
 
 test('a cycle without transactions: its header-only file is taken for every such cycle; a file with lines is never taken twice', async () => {
   const { recon } = reconForTest(db);
+  /** The bank's file for cycle `n` of 2026-12-15 (the cycle is named by the file name). */
+  const ingestAs = (csv: string, n: number) =>
+    recon.ingest({
+      bankCode: 'SIMBANK',
+      open: source(csv),
+      fileName: `SIMBANK_SETTLEMENT_20261215_C${n}.csv`,
+      actor: OPERATOR_A,
+    });
   const empty = simbankCsv([]);
-  const first = await recon.ingest({
-    bankCode: 'SIMBANK',
-    open: source(empty),
-    fileName: 'SIMBANK_SETTLEMENT_20261215_C1.csv',
-    actor: OPERATOR_A,
-  });
+  const first = await ingestAs(empty, 1);
   assert.equal(first.status, 'ingested', first.message);
   assert.equal(first.lines, 0);
   // The same bytes for the next cycle: that cycle's own (empty) file, not a repeat.
-  const second = await recon.ingest({
-    bankCode: 'SIMBANK',
-    open: source(empty),
-    fileName: 'SIMBANK_SETTLEMENT_20261215_C2.csv',
-    actor: OPERATOR_A,
-  });
+  const second = await ingestAs(empty, 2);
   assert.equal(second.status, 'ingested', second.message);
   assert.equal(second.cycle_key, '2026-12-15-C2');
   // The same empty file for a cycle already processed is still a repeat.
-  const again = await recon.ingest({
-    bankCode: 'SIMBANK',
-    open: source(empty),
-    fileName: 'SIMBANK_SETTLEMENT_20261215_C2.csv',
-    actor: OPERATOR_A,
-  });
+  const again = await ingestAs(empty, 2);
   assert.equal(again.status, 'already_ingested');
   assert.equal(again.file_id, second.file_id);
   // A file with lines sent again under the next cycle's name: refused, whatever it is called.
   const withLines = simbankCsv([{ txnRef: 'EMPTYCYCLE1', amount: 100, at: at(1) }]);
-  const third = await recon.ingest({
-    bankCode: 'SIMBANK',
-    open: source(withLines),
-    fileName: 'SIMBANK_SETTLEMENT_20261215_C3.csv',
-    actor: OPERATOR_A,
-  });
+  const third = await ingestAs(withLines, 3);
   assert.equal(third.status, 'ingested', third.message);
-  const renamed = await recon.ingest({
-    bankCode: 'SIMBANK',
-    open: source(withLines),
-    fileName: 'SIMBANK_SETTLEMENT_20261215_C4.csv',
-    actor: OPERATOR_A,
-  });
+  const renamed = await ingestAs(withLines, 4);
   assert.equal(renamed.status, 'already_ingested');
   assert.equal(renamed.file_id, third.file_id);
   const files = await db.query<{ cycle_key: string }>(
