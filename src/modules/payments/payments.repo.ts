@@ -100,14 +100,22 @@ export async function insertPayment(
 /** The new payment's row over newPaymentParams(): $1 to $17, $16 being its audit records. */
 const NEW_PAYMENT_ROW = "$1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $14, $15, $17";
 
+/** The insert of a payment row, its columns in the order both insert paths give them. */
+const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)`;
+
+/** The terminal's `payment.updated` outbox payload for row `p`, over SQL expressions for its parts. */
+const paymentUpdatedPayload = (status: string, at: string, traceparent: string) =>
+  `jsonb_build_object('payment_id', p.id, 'status', ${status}, 'amount', p.amount, 'at', ${at})
+                || CASE WHEN ${traceparent} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', ${traceparent}) END`;
+
 /**
  * A new payment as three CTEs over newPaymentParams(): `p` inserts the row `rowSource` gives
  * (`VALUES (…)`, or a SELECT that may give none) unless the terminal already has a payment under
  * this client_ref; `a` its audit records and `e` its first history row, only when `p` wrote it.
  */
 const newPaymentCtes = (rowSource: string) => `p AS (
-       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
-                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
+       ${INSERT_PAYMENT}
        ${rowSource}
        ON CONFLICT (terminal_id, client_ref) WHERE client_ref IS NOT NULL DO NOTHING
        RETURNING *
@@ -270,9 +278,7 @@ const TRANSITION_CTES = `p AS (
        SELECT p.id, $2, $3, $13, $6, $14, $4 FROM p
      ), o AS (
        INSERT INTO platform.outbox (topic, key, payload)
-       SELECT 'payment.updated', p.terminal_id,
-              jsonb_build_object('payment_id', p.id, 'status', $3::text, 'amount', p.amount, 'at', $15::text)
-                || CASE WHEN $19::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', $19::text) END
+       SELECT 'payment.updated', p.terminal_id, ${paymentUpdatedPayload('$3::text', '$15::text', '$19::text')}
          FROM p
      )`;
 
@@ -358,10 +364,7 @@ export async function movePendingMany(q: Queryable, moves: readonly PendingMove[
        SELECT p.id, 'created', 'pending', 'api', NULL, b.detail, b.at FROM p JOIN b USING (id)
      ), o AS (
        INSERT INTO platform.outbox (topic, key, payload)
-       SELECT 'payment.updated', p.terminal_id,
-              jsonb_build_object('payment_id', p.id, 'status', 'pending', 'amount', p.amount,
-                                 'at', b.at_text)
-                || CASE WHEN b.traceparent IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', b.traceparent) END
+       SELECT 'payment.updated', p.terminal_id, ${paymentUpdatedPayload("'pending'", 'b.at_text', 'b.traceparent')}
          FROM p JOIN b USING (id)
      )
      SELECT * FROM p`,
@@ -735,8 +738,7 @@ export async function insertPaymentsIfContext(
      ), ok AS MATERIALIZED (
        SELECT b.* FROM b JOIN c USING (i) WHERE c.ctx = b.known::jsonb
      ), p AS (
-       INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
-                                      payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)
+       ${INSERT_PAYMENT}
        SELECT id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, 'created',
               payer_vpa_ct, note, upi_uri, bank_code, expires_at, now, now, payer_vpa_bidx, client_ref
          FROM ok ORDER BY i
