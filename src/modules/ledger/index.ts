@@ -10,5 +10,5 @@ export type {
   LedgerViolation,
   PostedEntry,
 } from './types.ts';
-export { postEntrySql, type AccountSql } from './ledger.repo.ts';
+export { newJournalId, postEntriesSql, postEntrySql, type AccountSql } from './ledger.repo.ts';
 export { entriesByReference, type EntryView } from './ledger.read.ts';

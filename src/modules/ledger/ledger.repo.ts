@@ -76,9 +76,55 @@ export function postEntrySql(
   e: { book?: string; kind: string; reference: string; amount: string; debit: AccountSql; credit: AccountSql },
   param: (value: unknown) => string,
 ): string {
+  const x = twoLineEntrySql(e, param);
+  return `ledger.post_entry(${param(newJournalId())}::text, ${x.book}, ${x.kind},
+      (${e.reference})::text, NULL::text, ${x.accounts}, ${x.lines})`;
+}
+
+/**
+ * postEntrySql's entry for each row of `from` (a relation in the caller's statement), posted by one
+ * call of ledger.post_entries() (migrations/0036): every entry's plain accounts locked in code
+ * order first, then the shard rows, then each entry posted as post_entry() posts one. So a
+ * statement that completes several payments takes its ledger locks in the same global order as a
+ * single entry does (no deadlock between two such statements over the same merchants). The
+ * expressions of `e` are over the rows of `from`; `e.id` is each row's journal id (newJournalId()).
+ *
+ * Returns a FROM item, `ledger.post_entries(…)`, with one row (reference, journal_id, duplicate)
+ * per entry. A refusal (TPL01-TPL04) raises, and with it the whole statement.
+ */
+export function postEntriesSql(
+  e: {
+    book?: string;
+    kind: string;
+    id: string;
+    reference: string;
+    amount: string;
+    debit: AccountSql;
+    credit: AccountSql;
+  },
+  from: string,
+  param: (value: unknown) => string,
+): string {
+  const x = twoLineEntrySql(e, param);
+  return `ledger.post_entries(${x.book}, (SELECT jsonb_agg(jsonb_build_object('id', (${e.id})::text, 'kind', ${x.kind},
+      'reference', (${e.reference})::text, 'memo', NULL::text, 'accounts', ${x.accounts}, 'lines', ${x.lines})
+      ORDER BY (${e.reference})::text COLLATE "C") FROM ${from}))`;
+}
+
+/** A journal id for an entry posted through postEntriesSql (ids come from the application, as post()'s do). */
+export const newJournalId = () => newId('journal');
+
+/**
+ * The parts of a two-line entry as SQL over a caller's row: the book and kind (parameters), the
+ * accounts and the lines (jsonb expressions), as ledger.post_entry() takes them. What post()
+ * would refuse (book, kind, types, floors, shards) is refused here once, with sample codes.
+ */
+function twoLineEntrySql(
+  e: { book?: string; kind: string; amount: string; debit: AccountSql; credit: AccountSql },
+  param: (value: unknown) => string,
+) {
   if (e.debit.prefix === e.credit.prefix)
     throw new Error('postEntrySql: the two accounts need different code prefixes (they must be two accounts)');
-  // What post() would refuse, refused here once, with sample codes: book, kind, types, floors, shards.
   const sample = normalizeEntry({
     book: e.book,
     kind: e.kind,
@@ -94,9 +140,11 @@ export function postEntrySql(
     return `jsonb_build_object('code', ${code(a)}, 'type', ${param(n.type)}::text, 'floor', ${param(n.floor ?? null)}::bigint,
       'floor_given', ${param(n.floor !== undefined)}::boolean, 'shards', ${param(n.shards)}::int)`;
   };
-  return `ledger.post_entry(${param(newId('journal'))}::text, ${param(sample.book)}::text, ${param(sample.kind)}::text,
-      (${e.reference})::text, NULL::text,
-      jsonb_build_array(${account(e.debit)}, ${account(e.credit)}),
-      jsonb_build_array(jsonb_build_object('line', 0, 'code', ${code(e.debit)}, 'amount', (${e.amount})::bigint),
-                        jsonb_build_object('line', 1, 'code', ${code(e.credit)}, 'amount', -(${e.amount})::bigint)))`;
+  return {
+    book: `${param(sample.book)}::text`,
+    kind: `${param(sample.kind)}::text`,
+    accounts: `jsonb_build_array(${account(e.debit)}, ${account(e.credit)})`,
+    lines: `jsonb_build_array(jsonb_build_object('line', 0, 'code', ${code(e.debit)}, 'amount', (${e.amount})::bigint),
+                        jsonb_build_object('line', 1, 'code', ${code(e.credit)}, 'amount', -(${e.amount})::bigint))`,
+  };
 }

@@ -2,7 +2,8 @@ import type { Queryable } from '../../platform/db.ts';
 import { AppError } from '../../platform/errors.ts';
 import { paymentIdFromTxnRef } from '../../platform/ids.ts';
 import type { BankResult, ReplayGuard } from '../banks/index.ts';
-import { postEntrySql } from '../ledger/index.ts';
+import { newJournalId, postEntriesSql, postEntrySql } from '../ledger/index.ts';
+import { createBatcher } from '../../platform/batcher.ts';
 import { rememberNonce } from '../../platform/signing.ts';
 import { canTransition, type PaymentStatus } from './payments.state.ts';
 import {
@@ -66,6 +67,39 @@ export function createPaymentEffects(deps: PaymentsDeps) {
       },
       param,
     );
+
+  /** paymentLedgerSql's entries for the rows of `from`, posted by one call (group commit of completions). */
+  const paymentsLedgerSql = (from: string, param: (value: unknown) => string) =>
+    postEntriesSql(
+      {
+        kind: 'payment.succeeded',
+        id: `${from}.journal_id`,
+        reference: `${from}.id`,
+        amount: `${from}.amount`,
+        debit: { prefix: 'bank_clearing:', key: `${from}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
+        credit: { prefix: 'merchant_payable:', key: `${from}.merchant_id`, type: 'liability' },
+      },
+      from,
+      param,
+    );
+
+  /**
+   * Group commit of the one-statement completions: bank answers that arrive while one is being
+   * written wait for the next statement and are written together, in one statement and one commit
+   * (platform/batcher.ts; repo.completeSucceededMany takes the ledger locks of all of them in one
+   * global order). A lone answer is written at once, as before. Each caller's answer (and the
+   * bank's HTTP response) still follows its own commit; a statement that fails is retried member
+   * by member, so a replay or a payment with a rewards earn never sinks the others. The same
+   * payment twice in one batch (a callback and a status check together) is also written member by
+   * member.
+   */
+  const successes = createBatcher(async (members: readonly repo.SuccessCompletion[]) => {
+    const hooksSql = successHooksSql();
+    if (!hooksSql) throw new Error('a hook without its SQL part was added after the completion was queued');
+    if (members.length === 1)
+      return [await repo.completeSucceeded(db, { ...members[0], hooks: hooksSql, ledgerSql: paymentLedgerSql })];
+    return repo.completeSucceededMany(db, members, { hooks: hooksSql, ledgerSql: paymentsLedgerSql });
+  });
 
   /**
    * The merchant of each payment this process created and has not seen completed: a hint, never
@@ -230,7 +264,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     const now = clock.now();
     try {
       const u = { ...completion(result, now), ...(a.payer ? await sealedPayer(db, id, result) : {}) };
-      const row = await repo.completeSucceeded(db, {
+      const row = await successes.submit({
         id,
         u,
         now,
@@ -238,8 +272,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
         detail: a.detail,
         only: typeof target === 'string' ? { amount: result.amountPaise } : { ...target, amount: result.amountPaise },
         nonce: replay && { scope: replay.scope, nonce: replay.nonce, at: replay.at },
-        hooks: hooksSql,
-        ledgerSql: paymentLedgerSql,
+        journalId: newJournalId(),
       });
       return row ? { kind: 'done', row } : { kind: 'no_match' };
     } catch (e) {

@@ -388,6 +388,28 @@ export interface CompletionNonce {
   at: Date;
 }
 
+/** A bank's "paid" for one payment, to complete in one statement (alone, or with others: completeSucceededMany). */
+export interface SuccessCompletion {
+  id: string;
+  u: PaymentUpdate;
+  now: Date;
+  source: string;
+  detail?: string | null;
+  only?: { txnRef?: string; bankCode?: string; amount?: number };
+  nonce?: CompletionNonce;
+  /** The journal id of its ledger entry when completed with others (postEntriesSql: ids come from the application). */
+  journalId: string;
+}
+
+/** A hook's part of a success, an SQL condition over the new row `row` (PaymentHooks.succeededSql). */
+export type SuccessHookSql = (row: string, param: (value: unknown) => string) => string;
+
+/** The hooks' parts as one boolean expression: CASE takes them in order and stops at the first that needs its long way (TPP01). */
+const successHooksCase = (hooks: readonly SuccessHookSql[], row: string, param: (value: unknown) => string) =>
+  hooks.length
+    ? `CASE ${hooks.map((h, i) => `WHEN NOT (${h(row, param)}) THEN payments.abandon_completion('TPP01', ${param(`hook ${i + 1} needs its long way`)})`).join(' ')} ELSE true END`
+    : 'true';
+
 /**
  * A payment's success completed in ONE statement, without BEGIN/COMMIT (atomic on its own): the
  * compare-and-set from `pending` with its history row and outbox event (as transitionStatus),
@@ -403,15 +425,8 @@ export interface CompletionNonce {
  */
 export async function completeSucceeded(
   q: Queryable,
-  t: {
-    id: string;
-    u: PaymentUpdate;
-    now: Date;
-    source: string;
-    detail?: string | null;
-    only?: { txnRef?: string; bankCode?: string; amount?: number };
-    nonce?: CompletionNonce;
-    hooks: ((row: string, param: (value: unknown) => string) => string)[];
+  t: SuccessCompletion & {
+    hooks: readonly SuccessHookSql[];
     ledgerSql: (row: string, param: (value: unknown) => string) => string;
   },
 ): Promise<PaymentRow | undefined> {
@@ -423,10 +438,7 @@ export async function completeSucceeded(
   const nonce = t.nonce
     ? rememberNonceSql(param(t.nonce.scope), param(t.nonce.nonce), param(t.nonce.at), 'p')
     : 'SELECT 1 FROM p';
-  // CASE takes the hooks in order and stops at the first that needs its long way.
-  const hooks = t.hooks.length
-    ? `CASE ${t.hooks.map((h, i) => `WHEN NOT (${h('p', param)}) THEN payments.abandon_completion('TPP01', ${param(`hook ${i + 1} needs its long way`)})`).join(' ')} ELSE true END`
-    : 'true';
+  const hooks = successHooksCase(t.hooks, 'p', param);
   const ledger = t.ledgerSql('h', param);
   const { rows } = await q.query<PaymentRow & { completed: boolean }>(
     `WITH ${TRANSITION_CTES}, n AS (
@@ -448,6 +460,114 @@ export async function completeSucceeded(
   if (!r) return undefined;
   const { completed: _c, ...row } = r;
   return row as PaymentRow;
+}
+
+/**
+ * Several payments' successes completed in ONE statement and one commit (group commit: the
+ * completions' batcher in payments.apply.ts), each exactly as completeSucceeded() completes one:
+ * its compare-and-set from `pending` (by its own txnRef, bank and amount), history row, outbox
+ * event, nonce, the hooks' parts and its ledger entry. The entries are posted by one call of
+ * ledger.post_entries() (`ledgerSql(from, param)`, from the ledger's postEntriesSql, over the rows
+ * of `from`), which takes every entry's ledger locks in one global order first, so two such
+ * statements never deadlock over the same merchants or clearing shards.
+ *
+ * All or nothing: a member whose hook needs its long way (TPP01), whose nonce was seen already
+ * (TPP02), or an entry not written (TPP03) rolls back the whole statement, and the caller then
+ * completes each member on its own (the batcher retries item by item), where each meets its own
+ * outcome. One result per member, in order: its row, or undefined when it was not pending (or
+ * not that txnRef, bank, amount): nothing was written for it. The ids must be distinct.
+ */
+export async function completeSucceededMany(
+  q: Queryable,
+  members: readonly SuccessCompletion[],
+  sql: {
+    hooks: readonly SuccessHookSql[];
+    ledgerSql: (from: string, param: (value: unknown) => string) => string;
+  },
+): Promise<(PaymentRow | undefined)[]> {
+  if (new Set(members.map((m) => m.id)).size !== members.length)
+    throw new Error('completeSucceededMany: the same payment twice in one statement');
+  const column = <T>(f: (m: SuccessCompletion) => T) => members.map(f);
+  const params: unknown[] = [
+    column((m) => m.id),
+    column((m) => m.only?.txnRef ?? null),
+    column((m) => m.only?.bankCode ?? null),
+    column((m) => m.only?.amount ?? null),
+    column((m) => m.u.bank_ref ?? null),
+    column((m) => m.u.response_code ?? null),
+    column((m) => m.u.payer_vpa_ct ?? null),
+    column((m) => (m.u.payer_vpa_ct ? (m.u.payer_vpa_bidx ?? null) : null)),
+    column((m) => 'next_check_at' in m.u),
+    column((m) => m.u.next_check_at ?? null),
+    column((m) => m.u.completed_at ?? null),
+    column((m) => m.u.needs_reconciliation ?? null),
+    column((m) => m.u.reconciliation_reason ?? null),
+    column((m) => m.now),
+    column((m) => m.now.toISOString()),
+    column((m) => m.source),
+    column((m) => m.detail ?? null),
+    // The terminal's push continues each completion's own trace (null while tracing is off).
+    column(() => currentTraceparent()),
+    column((m) => m.nonce?.scope ?? null),
+    column((m) => m.nonce?.nonce ?? null),
+    column((m) => m.nonce?.at ?? null),
+    column((m) => m.journalId),
+  ];
+  const param = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const hooks = successHooksCase(sql.hooks, 'p', param);
+  const ledger = sql.ledgerSql('h', param);
+  const { rows } = await q.query<PaymentRow & { completed: boolean }>(
+    `WITH m AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                            $8::text[], $9::boolean[], $10::timestamptz[], $11::timestamptz[], $12::boolean[], $13::text[],
+                            $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+                            $21::timestamptz[], $22::text[])
+                  AS m(id, txn_ref, bank_code, amount, bank_ref, response_code, payer_ct, payer_bidx, set_next_check,
+                       next_check_at, completed_at, needs_reconciliation, reconciliation_reason, at, at_text, source,
+                       detail, traceparent, nonce_scope, nonce, nonce_at, journal_id)
+     ), p AS (
+       UPDATE payments.payments t
+          SET status = 'succeeded', updated_at = m.at,
+              bank_ref = coalesce(m.bank_ref, t.bank_ref), response_code = coalesce(m.response_code, t.response_code),
+              payer_vpa_ct = coalesce(m.payer_ct, t.payer_vpa_ct), payer_vpa_bidx = coalesce(m.payer_bidx, t.payer_vpa_bidx),
+              next_check_at = CASE WHEN m.set_next_check THEN m.next_check_at ELSE t.next_check_at END,
+              completed_at = coalesce(m.completed_at, t.completed_at),
+              needs_reconciliation = coalesce(m.needs_reconciliation, t.needs_reconciliation),
+              reconciliation_reason = coalesce(m.reconciliation_reason, t.reconciliation_reason)
+         FROM m
+        WHERE t.id = m.id AND t.status = 'pending'
+          AND (m.txn_ref IS NULL OR t.txn_ref = m.txn_ref) AND (m.bank_code IS NULL OR t.bank_code = m.bank_code)
+          AND (m.amount IS NULL OR t.amount = m.amount)
+        RETURNING t.*
+     ), e AS (
+       INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
+       SELECT p.id, 'pending', 'succeeded', m.source, m.response_code, m.detail, m.at FROM p JOIN m USING (id)
+     ), o AS (
+       INSERT INTO platform.outbox (topic, key, payload)
+       SELECT 'payment.updated', p.terminal_id, ${paymentUpdatedPayload("'succeeded'", 'm.at_text', 'm.traceparent')}
+         FROM p JOIN m USING (id)
+     ), n AS (
+       ${rememberNonceSql('m.nonce_scope', 'm.nonce', 'm.nonce_at', 'p JOIN m USING (id) WHERE m.nonce IS NOT NULL')}
+     ), h AS MATERIALIZED (
+       SELECT p.id, p.merchant_id, p.bank_code, p.amount, m.journal_id, ${hooks} AS ok FROM p JOIN m USING (id)
+     ), l AS (
+       SELECT x.journal_id FROM ${ledger} AS x
+     )
+     SELECT p.*,
+            CASE WHEN (SELECT count(*) FROM n) <> (SELECT count(*) FROM p JOIN m USING (id) WHERE m.nonce IS NOT NULL)
+                   THEN payments.abandon_completion('TPP02', 'a nonce was used already')
+                 WHEN (SELECT count(*) FROM l) <> (SELECT count(*) FROM h)
+                   THEN payments.abandon_completion('TPP03', 'a ledger entry was not written')
+                 ELSE true END AS completed
+       FROM p`,
+    params,
+  );
+  const byId = new Map<string, PaymentRow>();
+  for (const { completed: _c, ...row } of rows) byId.set(row.id, row as PaymentRow);
+  return members.map((m) => byId.get(m.id));
 }
 
 export async function flagReconciliation(

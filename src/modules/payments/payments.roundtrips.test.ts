@@ -286,6 +286,92 @@ test('a move whose payment the callback already took is left alone; the create a
   }
 });
 
+test('bank answers at the same time share one completion statement (group commit), each with its own rows; a replay among them fails alone', async () => {
+  const w = await plainWorld();
+  const paid = { outcome: 'success', responseCode: '00', amountPaise: 1000 } as const;
+  const callback = (txnRef: string, nonce: string) => {
+    const r = replayGuard(nonce.padEnd(40, '0'));
+    return { r, done: w.svc.handleCallback('SIMBANK', { kind: 'payment', ref: txnRef, result: paid }, r.guard) };
+  };
+  const isMany = (s: string) => s.startsWith('WITH m AS ( SELECT * FROM unnest(');
+  const isOne = (s: string) => s.startsWith('WITH p AS ( UPDATE payments.payments SET status = $3');
+  try {
+    const payments = await Promise.all(Array.from({ length: 6 }, () => w.create()));
+    w.sent.length = 0;
+    await Promise.all(payments.map((p, i) => callback(p.txn_ref, `n6-${i}-`).done));
+    // Completions that reach the database while another's statement is being written share the
+    // next one: fewer than six statements, however they interleave, and nothing else is sent.
+    assert.equal(w.sent.filter((s) => isMany(s) || isOne(s)).length, w.sent.length, w.sent.join('\n'));
+    assert.ok(w.sent.length < 6 && w.sent.some(isMany), w.sent.join('\n'));
+    for (const [i, p] of payments.entries()) {
+      assert.equal((await w.svc.get(w.principal, p.id)).status, 'succeeded');
+      assert.deepEqual(
+        (
+          await w.real.query<{ t: string }>(
+            "SELECT coalesce(from_status, '') || '->' || to_status || ' ' || source AS t FROM payments.payment_events WHERE payment_id = $1 ORDER BY id",
+            [p.id],
+          )
+        ).rows.map((e) => e.t),
+        ['->created api', 'created->pending api', 'pending->succeeded callback'],
+      );
+      assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [p.id]), 1);
+      assert.equal(
+        await w.count(
+          "SELECT 1 FROM platform.outbox WHERE payload->>'payment_id' = $1 AND payload->>'status' = 'succeeded' AND key = $2",
+          [p.id, p.terminal_id],
+        ),
+        1,
+      );
+      assert.equal(
+        await w.count('SELECT 1 FROM platform.used_nonces WHERE nonce = $1', [`n6-${i}-`.padEnd(40, '0')]),
+        1,
+      );
+      assert.equal(
+        await w.count(
+          "SELECT 1 FROM payments.payments WHERE id = $1 AND response_code = '00' AND completed_at IS NOT NULL AND next_check_at IS NULL",
+          [p.id],
+        ),
+        1,
+      );
+    }
+    assert.equal(await w.count("SELECT 1 FROM ledger.accounts WHERE code LIKE 'merchant_payable:%'", []), 1);
+
+    // Three more, answered together with a replay of an earlier callback (its nonce used) and a
+    // second answer for one of them: the shared statement is rolled back, each is written on its
+    // own, and only the replay is refused.
+    const more = await Promise.all(Array.from({ length: 3 }, () => w.create()));
+    const calls = [
+      callback(more[0].txn_ref, 'n3-0-'),
+      callback(payments[0].txn_ref, 'n6-0-'),
+      callback(more[1].txn_ref, 'n3-1-'),
+      callback(more[1].txn_ref, 'n3-1b-'),
+      callback(more[2].txn_ref, 'n3-2-'),
+    ];
+    const settled = await Promise.allSettled(calls.map((c) => c.done));
+    assert.deepEqual(
+      settled.map((s) => (s.status === 'fulfilled' ? 'ok' : (s.reason as AppError).code)),
+      ['ok', 'replayed_request', 'ok', 'ok', 'ok'],
+    );
+    assert.equal(calls[1].r.refused, 1);
+    for (const p of more) {
+      assert.equal((await w.svc.get(w.principal, p.id)).status, 'succeeded');
+      assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [p.id]), 1);
+      assert.equal(
+        await w.count("SELECT 1 FROM payments.payment_events WHERE payment_id = $1 AND to_status = 'succeeded'", [
+          p.id,
+        ]),
+        1,
+      );
+    }
+    // Nine payments of 1000 paise, each posted once.
+    assert.equal(await createLedgerService().balance(w.real, `merchant_payable:${payments[0].merchant_id}`), 9000);
+    assert.equal(await createLedgerService().balance(w.real, 'bank_clearing:SIMBANK'), 9000);
+    assert.deepEqual((await createLedgerService().verify(w.real)).length, 0);
+  } finally {
+    await w.real.close();
+  }
+});
+
 test("a status check's success is the same one statement", async () => {
   const w = await plainWorld([], async () => ({ outcome: 'success', responseCode: '00', amountPaise: 1000 }));
   try {
