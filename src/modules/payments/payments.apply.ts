@@ -55,33 +55,23 @@ export function createPaymentEffects(deps: PaymentsDeps) {
       ],
     });
 
-  /** postPaymentLedger's entry, for the completion in one statement: codes and amount from the payment's row. */
-  const paymentLedgerSql = (row: string, param: (value: unknown) => string) =>
-    postEntrySql(
-      {
-        kind: 'payment.succeeded',
-        reference: `${row}.id`,
-        amount: `${row}.amount`,
-        debit: { prefix: 'bank_clearing:', key: `${row}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
-        credit: { prefix: 'merchant_payable:', key: `${row}.merchant_id`, type: 'liability' },
-      },
-      param,
-    );
+  /** postPaymentLedger's entry as SQL over a payment's row `row` (its codes and amount are columns there). */
+  const paymentEntrySql = (row: string) =>
+    ({
+      kind: 'payment.succeeded',
+      reference: `${row}.id`,
+      amount: `${row}.amount`,
+      debit: { prefix: 'bank_clearing:', key: `${row}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
+      credit: { prefix: 'merchant_payable:', key: `${row}.merchant_id`, type: 'liability' },
+    }) as const;
 
-  /** paymentLedgerSql's entries for the rows of `from`, posted by one call (group commit of completions). */
+  /** The entry for the completion in one statement, over its row. */
+  const paymentLedgerSql = (row: string, param: (value: unknown) => string) =>
+    postEntrySql(paymentEntrySql(row), param);
+
+  /** The entries for a group of completions, over the rows of `from` (each with its journal id). */
   const paymentsLedgerSql = (from: string, param: (value: unknown) => string) =>
-    postEntriesSql(
-      {
-        kind: 'payment.succeeded',
-        id: `${from}.journal_id`,
-        reference: `${from}.id`,
-        amount: `${from}.amount`,
-        debit: { prefix: 'bank_clearing:', key: `${from}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
-        credit: { prefix: 'merchant_payable:', key: `${from}.merchant_id`, type: 'liability' },
-      },
-      from,
-      param,
-    );
+    postEntriesSql({ ...paymentEntrySql(from), id: `${from}.journal_id` }, from, param);
 
   /**
    * Group commit of the one-statement completions: bank answers that arrive while one is being
