@@ -4,6 +4,7 @@ import { paymentIdFromTxnRef } from '../../platform/ids.ts';
 import type { BankResult, ReplayGuard } from '../banks/index.ts';
 import { newJournalId, postEntriesSql, postEntrySql } from '../ledger/index.ts';
 import { createBatcher } from '../../platform/batcher.ts';
+import { currentTraceparent } from '../../platform/tracing.ts';
 import { rememberNonce } from '../../platform/signing.ts';
 import { canTransition, type PaymentStatus } from './payments.state.ts';
 import {
@@ -263,6 +264,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
         only: typeof target === 'string' ? { amount: result.amountPaise } : { ...target, amount: result.amountPaise },
         nonce: replay && { scope: replay.scope, nonce: replay.nonce, at: replay.at },
         journalId: newJournalId(),
+        traceparent: currentTraceparent(),
       });
       return row ? { kind: 'done', row } : { kind: 'no_match' };
     } catch (e) {

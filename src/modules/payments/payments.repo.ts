@@ -292,6 +292,8 @@ interface TransitionInput {
   detail?: string | null;
   /** Further conditions: the move happens only for this txnRef, at this bank, for this amount. */
   only?: { txnRef?: string; bankCode?: string; amount?: number };
+  /** The trace the terminal's push continues; default: the current one (taken when the statement is built). */
+  traceparent?: string | null;
 }
 
 const transitionParams = (t: TransitionInput): unknown[] => [
@@ -314,7 +316,7 @@ const transitionParams = (t: TransitionInput): unknown[] => [
   t.only?.bankCode ?? null,
   t.only?.amount ?? null,
   // The terminal's push continues this trace (null while tracing is off).
-  currentTraceparent(),
+  t.traceparent !== undefined ? t.traceparent : currentTraceparent(),
 ];
 
 /**
@@ -399,6 +401,11 @@ export interface SuccessCompletion {
   nonce?: CompletionNonce;
   /** The journal id of its ledger entry when completed with others (postEntriesSql: ids come from the application). */
   journalId: string;
+  /**
+   * The trace of the request that brought the answer (null while tracing is off), taken when it
+   * is queued: the statement that writes it may run in another request's context.
+   */
+  traceparent: string | null;
 }
 
 /** A hook's part of a success, an SQL condition over the new row `row` (PaymentHooks.succeededSql). */
@@ -507,7 +514,7 @@ export async function completeSucceededMany(
     column((m) => m.source),
     column((m) => m.detail ?? null),
     // The terminal's push continues each completion's own trace (null while tracing is off).
-    column(() => currentTraceparent()),
+    column((m) => m.traceparent),
     column((m) => m.nonce?.scope ?? null),
     column((m) => m.nonce?.nonce ?? null),
     column((m) => m.nonce?.at ?? null),
