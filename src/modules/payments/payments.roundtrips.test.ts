@@ -8,11 +8,11 @@ import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Db, Queryable } from '../../platform/db.ts';
 import type { Principal } from '../../platform/principal.ts';
-import { createLedgerService } from '../ledger/index.ts';
+import { createLedgerService, newJournalId, postEntriesSql } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
 import { createTestVault } from '../vault/index.ts';
 import { createPaymentsService } from './payments.service.ts';
-import { movePendingMany } from './payments.repo.ts';
+import { completeSucceededMany, movePendingMany } from './payments.repo.ts';
 import { auditPaymentHooks } from './payments.audit.ts';
 import { auditKeysFromSeed, createAuditWriter, verifyTrail } from '../audit/index.ts';
 import { randomBytes } from 'node:crypto';
@@ -366,6 +366,70 @@ test('bank answers at the same time share one completion statement (group commit
     // Nine payments of 1000 paise, each posted once.
     assert.equal(await createLedgerService().balance(w.real, `merchant_payable:${payments[0].merchant_id}`), 9000);
     assert.equal(await createLedgerService().balance(w.real, 'bank_clearing:SIMBANK'), 9000);
+    assert.deepEqual((await createLedgerService().verify(w.real)).length, 0);
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('completeSucceededMany: each member gets its own row, history and outbox event with its own trace; one no longer pending is answered undefined and left alone', async () => {
+  const w = await plainWorld();
+  try {
+    const [a, b, c] = await Promise.all([w.create(), w.create(), w.create()]);
+    await w.real.query(`UPDATE payments.payments SET status = 'failed' WHERE id = $1`, [b.id]);
+    const now = new Date('2026-01-01T00:00:05Z');
+    const member = (id: string, trace: string | null) => ({
+      id,
+      u: { completed_at: now, response_code: '00', bank_ref: `BR-${id}`, next_check_at: null },
+      now,
+      source: 'status_check',
+      only: { amount: 1000 },
+      journalId: newJournalId(),
+      traceparent: trace,
+    });
+    const traceA = `00-${'a'.repeat(32)}-${'1'.repeat(16)}-01`;
+    const out = await completeSucceededMany(w.real, [member(a.id, traceA), member(b.id, null), member(c.id, null)], {
+      hooks: [],
+      ledgerSql: (from, p) =>
+        postEntriesSql(
+          {
+            kind: 'payment.succeeded',
+            id: `${from}.journal_id`,
+            reference: `${from}.id`,
+            amount: `${from}.amount`,
+            debit: { prefix: 'bank_clearing:', key: `${from}.bank_code`, type: 'asset', shards: 32 },
+            credit: { prefix: 'merchant_payable:', key: `${from}.merchant_id`, type: 'liability' },
+          },
+          from,
+          p,
+        ),
+    });
+    assert.deepEqual(
+      out.map((r) => r && `${r.id} ${r.status} ${r.bank_ref}`),
+      [`${a.id} succeeded BR-${a.id}`, undefined, `${c.id} succeeded BR-${c.id}`],
+    );
+    assert.equal((await w.svc.get(w.principal, b.id)).status, 'failed');
+    assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [b.id]), 0);
+    const pushes = await w.real.query<{ id: string; trace: string | null }>(
+      "SELECT payload->>'payment_id' AS id, payload->>'traceparent' AS trace FROM platform.outbox WHERE payload->>'status' = 'succeeded' ORDER BY 1",
+    );
+    assert.deepEqual(
+      pushes.rows,
+      [
+        { id: a.id, trace: traceA },
+        { id: c.id, trace: null },
+      ].sort((x, y) => x.id.localeCompare(y.id)),
+    );
+    for (const p of [a, c]) {
+      assert.equal(
+        await w.count(
+          "SELECT 1 FROM payments.payment_events WHERE payment_id = $1 AND from_status = 'pending' AND to_status = 'succeeded' AND source = 'status_check' AND response_code = '00'",
+          [p.id],
+        ),
+        1,
+      );
+      assert.equal(await w.count('SELECT 1 FROM ledger.entries WHERE reference = $1', [p.id]), 1);
+    }
     assert.deepEqual((await createLedgerService().verify(w.real)).length, 0);
   } finally {
     await w.real.close();
