@@ -224,7 +224,8 @@ export function createPaymentEffects(deps: PaymentsDeps) {
   }
 
   /**
-   * The common success, completed in ONE statement (repo.completeSucceeded, no BEGIN/COMMIT):
+   * The common success, completed in ONE statement (repo.completeSucceeded, no BEGIN/COMMIT; or
+   * together with others that arrive at the same time, `successes` above):
    * the compare-and-set from pending (by txnRef, bank and amount for a callback; by id, and the
    * amount the bank reports, for a status check), its history and outbox event, the callback's
    * nonce, the hooks' SQL parts and the ledger entry. Taken only where succeedPendingByRef's
