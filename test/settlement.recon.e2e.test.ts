@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestApp, type TestApp } from './helpers/harness.ts';
+import { middayIst, startTestApp, type TestApp } from './helpers/harness.ts';
+import type { Clock } from '../src/platform/clock.ts';
 import { createApiKey } from '../src/modules/identity/index.ts';
 import { simbankCsv } from '../src/modules/settlement/recon/testkit.ts';
 
@@ -8,10 +9,16 @@ import { simbankCsv } from '../src/modules/settlement/recon/testkit.ts';
 // file for the cycle with every discrepancy it can make, the file ingested through
 // POST /v1/recon/files, and the outcomes and exception queue read back through the API.
 
+// Real time, moved to noon IST: a cycle is an Indian date, and near midnight IST (18:30 UTC) the
+// day's payments and the cycle asked for could fall on two dates. The app and its embedded bank
+// simulator share the clock.
+const offsetMs = middayIst().getTime() - Date.now();
+const clock: Clock = { now: () => new Date(Date.now() + offsetMs) };
+
 let t: TestApp;
 let terminalId: string;
 before(async () => {
-  t = await startTestApp();
+  t = await startTestApp({ clock, simulator: { clock } });
   const s = await t.seedMerchant('Recon Stores');
   terminalId = s.terminal.id;
 });
@@ -36,7 +43,7 @@ async function pay(amount: number, outcome: 'success' | 'decline') {
 }
 
 /** Today's IST date as a cycle key. */
-const todaysCycle = (n: number) => `${new Date(Date.now() + 330 * 60_000).toISOString().slice(0, 10)}-C${n}`;
+const todaysCycle = (n: number) => `${new Date(clock.now().getTime() + 330 * 60_000).toISOString().slice(0, 10)}-C${n}`;
 
 test("the simulator's file with discrepancies, ingested over the API: every line ends matched or as an exception", async () => {
   const paid = [];
