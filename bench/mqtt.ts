@@ -19,6 +19,13 @@
 //        [--duration 20] [--terminals 100] [--hold 10] [--layout split|all] [--tls] [--pglite]
 //        [--cpu-prof DIR]   (the gateway process under node --cpu-prof; summarise the profile with
 //                            bench/profile-summary.ts)
+//        [--history N]      (roundtrip: N pending payments and request ids written and analysed
+//                            before the run, as a minute of the load leaves them; default a minute of
+//                            --rate, at least 10,000; 0 = an empty database, as before session 8)
+//        [--label TEXT]     (kept in the result line)
+// On PostgreSQL each measured run also reports what the database did per answered request:
+// statements, commits and WAL bytes (db_per_ok), each statement's server time (statement_ms_per_ok,
+// from pg_stat_statements, which the throwaway cluster preloads) and what its sessions waited on.
 // Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
@@ -31,7 +38,9 @@ import { migrate } from '../src/platform/migrate.ts';
 import { newId } from '../src/platform/ids.ts';
 import { connectTerminal, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
 import { percentile } from '../src/tools/fleet-sim/index.ts';
-import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
+import { startBenchPostgres, withClient, type BenchPostgres } from './lib/postgres.ts';
+import { sampleWaits } from './lib/waits.ts';
+import { dbWorkPerPayment, enableStatementCounts, markDbWork } from './lib/dbWork.ts';
 import {
   startTillpoint,
   killAll,
@@ -58,6 +67,8 @@ const { values, positionals } = parseArgs({
     layout: { type: 'string', default: 'split' },
     tls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    history: { type: 'string' },
+    label: { type: 'string' },
   },
 });
 const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
@@ -91,7 +102,12 @@ interface Setup {
 async function database(): Promise<Setup & { pg?: BenchPostgres }> {
   if (!values.pglite) {
     try {
-      const pg = await startBenchPostgres({ databaseUrl: process.env.DATABASE_URL, log });
+      // pg_stat_statements: the statements (and their time) per create, as bench:payments reports them.
+      const pg = await startBenchPostgres({
+        databaseUrl: process.env.DATABASE_URL,
+        log,
+        preload: ['pg_stat_statements'],
+      });
       const db = createPgDb(pg.url, 20);
       await migrate(db);
       return {
@@ -115,7 +131,7 @@ async function database(): Promise<Setup & { pg?: BenchPostgres }> {
 async function provision(
   db: Db,
   n: number,
-): Promise<{ merchantId: string; terminals: { id: string; password: string }[] }> {
+): Promise<{ merchantId: string; storeId: string; terminals: { id: string; password: string }[] }> {
   const merchantId = newId('merchant');
   const storeId = newId('store');
   await db.query(
@@ -144,7 +160,71 @@ async function provision(
     });
     terminals.push(...batch);
   }
-  return { merchantId, terminals };
+  return { merchantId, storeId, terminals };
+}
+
+/**
+ * The state a minute of this load leaves behind, written before the measurement: `n` QR payments
+ * still pending (the benchmark's customers never pay) and their terminals' completed request ids,
+ * then ANALYZE. On an empty database the batched statements of a create (the request ids' claims
+ * and responses, the group-committed insert and `created → pending` move) get generic plans made
+ * while their tables hold a few hundred rows (a sequential scan of terminals.requests, a scan of
+ * every created or pending payment through payments_due_expiry); PostgreSQL keeps such a plan until
+ * autovacuum next analyses the table, so in the 20 s window each statement reads the whole table
+ * again and costs more the longer the run. A database that has been taking payments has
+ * statistics that say how big these tables are, and its plans go by primary key.
+ */
+async function provisionHistory(
+  db: Db,
+  p: { merchantId: string; storeId: string; terminals: { id: string }[] },
+  n: number,
+): Promise<void> {
+  if (n <= 0) return;
+  const ids = p.terminals.map((t) => t.id);
+  // Ids below any uuidv7 one (pay_0000…), so the history sorts before the run's payments.
+  await db.query(
+    `INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
+                                   bank_code, expires_at, created_at, updated_at, client_ref)
+     SELECT 'pay_' || lpad(to_hex(i), 32, '0'), 'H' || lpad(i::text, 20, '0'), $1, $2, ($3::text[])[1 + i % cardinality($3::text[])],
+            'upi_qr', 100 * (1 + i % 500), 'INR', 'pending', 'SIMBANK', now() + interval '5 minutes',
+            now() - interval '1 minute', now() - interval '1 minute', 'mqtt:h' || i
+       FROM generate_series(1, $4::int) i`,
+    [p.merchantId, p.storeId, ids, n],
+  );
+  await db.query(
+    `INSERT INTO terminals.requests (terminal_id, request_id, type, request_hash, state, response, locked_until)
+     SELECT ($1::text[])[1 + i % cardinality($1::text[])], 'h' || i, 'payment.create', md5(i::text), 'completed', '{}', now()
+       FROM generate_series(1, $2::int) i`,
+    [ids, n],
+  );
+  await db.query('ANALYZE payments.payments, terminals.requests');
+}
+
+/** Calls and server time (ms) so far per statement (first 100 characters), from pg_stat_statements. */
+async function statementTimes(url: string): Promise<Map<string, { calls: number; ms: number }>> {
+  return withClient(url, async (c) => {
+    const r = await c.query<{ q: string; calls: string; ms: number }>(
+      `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q, sum(calls)::text AS calls, sum(total_exec_time) AS ms
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        WHERE d.datname = current_database() AND query NOT ILIKE '%pg_stat%' AND query NOT ILIKE '%pg_current_wal%'
+        GROUP BY 1`,
+    );
+    return new Map(r.rows.map((x) => [x.q, { calls: Number(x.calls), ms: Number(x.ms) }]));
+  });
+}
+
+/** Server time per answered request of each statement that took at least 0.01 ms of it, largest first. */
+function timePerRequest(a: Map<string, { calls: number; ms: number }>, b: typeof a, ok: number) {
+  if (ok <= 0) return null;
+  const rows = [...b].map(([statement, v]) => ({
+    statement,
+    ms: Math.round(((v.ms - (a.get(statement)?.ms ?? 0)) / ok) * 1000) / 1000,
+    calls: Math.round(((v.calls - (a.get(statement)?.calls ?? 0)) / ok) * 100) / 100,
+  }));
+  return {
+    total: Math.round(rows.reduce((t, r) => t + r.ms, 0) * 1000) / 1000,
+    by_statement: rows.filter((r) => r.ms >= 0.01).sort((x, y) => y.ms - x.ms),
+  };
 }
 
 let gateways = 0;
@@ -303,8 +383,16 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   if (setup.source === 'PGlite' && what === 'all') {
     db = await createPgliteDb(join(work, 'data', 'pglite'));
   }
-  const { terminals } = await provision(db, n);
-  if (setup.source === 'PGlite') await db.close();
+  const provisioned = await provision(db, n);
+  const { terminals } = provisioned;
+  // Default: a minute of the offered rate (at least 10,000), as pending payments and request ids.
+  const history = values.history === undefined ? Math.max(10_000, rate * 60) : Number(values.history);
+  log(`history: ${history} pending payments and request ids, then ANALYZE`);
+  await provisionHistory(db, provisioned, history);
+  // PGlite: one process at a time on its directory. PostgreSQL: the provisioning connections would
+  // close on the pool's idle timeout during the ping run, and a server process that has exited no
+  // longer counts in PostgreSQL's CPU (its earlier work would be taken off that run's figure).
+  await db.close();
   const port = await freePort();
   const httpPort = await freePort();
   const split = values.layout === 'split' && setup.source !== 'PGlite'; // PGlite is one process's database
@@ -366,13 +454,24 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
       }),
     );
 
+  const dbUrl = setup.pg?.url;
+  const countStatements = dbUrl ? await enableStatementCounts(dbUrl) : false;
+
   async function run(kind: 'ping' | 'payment.create', seconds: number, measure: boolean) {
     const rtts: number[] = [];
     const errors: Record<string, number> = {};
     let sent = 0;
     const inflight = new Set<Promise<void>>();
+    // What the database did meanwhile (measured runs on PostgreSQL): statements, commits and WAL
+    // per answered request, the statements' server time, and what its sessions waited on.
+    const sampler = measure && dbUrl ? await sampleWaits(dbUrl) : undefined;
+    const work0 = measure && dbUrl ? await markDbWork(dbUrl, countStatements) : undefined;
+    const times0 = measure && dbUrl && countStatements ? await statementTimes(dbUrl) : undefined;
+    // The marks' own server processes end after their clients do; their CPU is not the run's.
+    if (times0) await sleep(300);
     const start = performance.now();
     const cpu0 = cpuNow();
+    const sampler0 = sampler ? cpuSeconds(sampler.backendPid) : undefined;
     let rr = 0;
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
@@ -405,6 +504,14 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     if (!measure) return undefined;
     const elapsed = (performance.now() - start) / 1000;
     const cpu1 = cpuNow();
+    // The sampler's own backend is the benchmark's CPU, not the database's work for Tillpoint.
+    const samplerCpu = sampler ? (cpuSeconds(sampler.backendPid) ?? 0) - (sampler0 ?? 0) : 0;
+    if (cpu1.postgres !== undefined) cpu1.postgres -= samplerCpu;
+    const waits = sampler ? await sampler.stop() : null;
+    const dbWork = work0
+      ? await dbWorkPerPayment(dbUrl!, work0, await markDbWork(dbUrl!, countStatements), rtts.length)
+      : null;
+    const statementMs = times0 ? timePerRequest(times0, await statementTimes(dbUrl!), rtts.length) : null;
     const ms = (a?: number, b?: number) =>
       a === undefined || b === undefined || rtts.length === 0
         ? null
@@ -436,6 +543,9 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
         load_generator_ms_per_ok: ms(selfS(cpu0.self), selfS(cpu1.self)),
         machine_busy_pct_of_all_cores: machineBusy,
       },
+      ...(dbWork ? { db_per_ok: dbWork } : {}),
+      ...(statementMs ? { statement_ms_per_ok: statementMs } : {}),
+      ...(waits ? { postgres_sessions: waits } : {}),
     };
   }
   log(
@@ -456,6 +566,7 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     ping,
     payment_create: create,
     gateway_rss_mb: Math.round(Math.max(rss, rssBefore) / 1048576),
+    history_rows: history,
     target_p99_ms: 100,
   };
 }
@@ -470,6 +581,7 @@ try {
   setup = await database();
   const result: Record<string, unknown> = {
     bench: 'mqtt',
+    ...(values.label ? { label: values.label } : {}),
     at: new Date().toISOString(),
     commit: (() => {
       try {
