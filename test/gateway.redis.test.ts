@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createMemoryBucketStore, createRedisBucketStore } from '../src/http/edge/index.ts';
-import { freePort } from './helpers/harness.ts';
+import { freePort, withFreePorts } from '../src/platform/freePort.ts';
 
 // The Redis-backed limiter against a real Redis (REDIS_TEST_URL; .ci/run starts Debian's
 // redis-server): the Lua bucket is atomic under concurrency from many connections, two separate
@@ -59,7 +59,7 @@ describe('Redis-backed rate limits', { skip }, () => {
   });
 
   test('two API processes with the same REDIS_URL share one limit', async () => {
-    const ports = [await freePort(), await freePort()];
+    const ports = [0, 0];
     const env = (port: number): NodeJS.ProcessEnv => ({
       ...process.env,
       NODE_ENV: 'test',
@@ -74,10 +74,12 @@ describe('Redis-backed rate limits', { skip }, () => {
       MQTTS_PORT: 'off',
       LOG_LEVEL: 'warn',
     });
+    // Each on a fresh port again if its port was taken before it bound it.
     await Promise.all(
-      ports.map(
-        (port) =>
-          new Promise<void>((resolve, reject) => {
+      ports.map((_, i) =>
+        withFreePorts(1, ([port]) => {
+          ports[i] = port;
+          return new Promise<void>((resolve, reject) => {
             const c = spawn(process.execPath, ['bin/tillpoint.mjs', 'serve', '--role', 'api'], {
               env: env(port),
               stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,7 +97,8 @@ describe('Redis-backed rate limits', { skip }, () => {
             c.stdout!.on('data', onData);
             c.stderr!.on('data', onData);
             c.on('exit', (code) => reject(new Error(`API on ${port} exited with ${code}: ${out}`)));
-          }),
+          });
+        }),
       ),
     );
     // A client address of its own, so earlier runs' buckets in the same Redis do not matter.

@@ -1,11 +1,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { freePort } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
 import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { bankSimArgs, spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
@@ -32,7 +32,12 @@ const skip =
     ? `needs ${missing.join(' and ')} (Debian: apt-get install prometheus); CI installs it and sets CI_REQUIRE_GATEWAY=1`
     : false;
 
-function start(cmd: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<StartedProcess> {
+function start(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp | (() => Promise<boolean>),
+): Promise<StartedProcess> {
   return spawnUntil(cmd, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ready, timeoutMs: 120_000 });
 }
 
@@ -125,31 +130,38 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       const dir = mkdtempSync(join(tmpdir(), 'tillpoint-obs-'));
       // Not a first start: the database is the migrated test template (no initdb in the server).
       await dataDirFromTemplate(join(dir, 'data'));
-      const simPort = String(await freePort());
-      const apiPort = String(await freePort());
-      const promPort = String(await freePort());
+      // Each listener on a fresh port again when its port was taken before it bound it.
       const secret = randomBytes(24).toString('hex');
-      sim = (await start(process.execPath, [BIN, ...bankSimArgs(simPort)], { BANK_SIM_SECRET: secret }, /listening/))
-        .child;
+      let simPort = '';
+      sim = (
+        await withFreePorts(1, ([p]) => {
+          simPort = String(p);
+          return start(process.execPath, [BIN, ...bankSimArgs(simPort)], { BANK_SIM_SECRET: secret }, /listening/);
+        })
+      ).child;
+      let apiPort = '';
       app = (
-        await start(
-          process.execPath,
-          [BIN, 'serve', '--role', 'all'],
-          {
-            TILLPOINT_DATA_DIR: join(dir, 'data'),
-            PORT: apiPort,
-            NODE_ENV: 'development',
-            DATABASE_URL: '',
-            BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
-            BANK_SIM_SECRET: secret,
-            EMBEDDED_BANK_SIM: 'false',
-            BANK_TIMEOUT_MS: '2000',
-            WORKER_INTERVAL_MS: '500',
-            MQTT_PORT: '0',
-            MQTTS_PORT: '0',
-          },
-          /Demo:/,
-        )
+        await withFreePorts(1, ([p]) => {
+          apiPort = String(p);
+          return start(
+            process.execPath,
+            [BIN, 'serve', '--role', 'all'],
+            {
+              TILLPOINT_DATA_DIR: join(dir, 'data'),
+              PORT: apiPort,
+              NODE_ENV: 'development',
+              DATABASE_URL: '',
+              BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
+              BANK_SIM_SECRET: secret,
+              EMBEDDED_BANK_SIM: 'false',
+              BANK_TIMEOUT_MS: '2000',
+              WORKER_INTERVAL_MS: '500',
+              MQTT_PORT: '0',
+              MQTTS_PORT: '0',
+            },
+            /Demo:/,
+          );
+        })
       ).child;
       demo = JSON.parse(readFileSync(join(dir, 'data', 'demo.json'), 'utf8'));
       api = demo.api_url;
@@ -169,18 +181,22 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
           '',
         ].join('\n'),
       );
-      prom = spawn(
-        'prometheus',
-        [
-          `--config.file=${join(dir, 'prometheus.yml')}`,
-          `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-          `--web.listen-address=127.0.0.1:${promPort}`,
-          '--log.level=warn',
-        ],
-        { stdio: ['ignore', 'ignore', 'inherit'] },
-      );
-      promUrl = `http://127.0.0.1:${promPort}`;
-      await until('Prometheus ready', async () => (await fetch(`${promUrl}/-/ready`)).ok || undefined);
+      prom = (
+        await withFreePorts(1, ([p]) => {
+          promUrl = `http://127.0.0.1:${p}`;
+          return start(
+            'prometheus',
+            [
+              `--config.file=${join(dir, 'prometheus.yml')}`,
+              `--storage.tsdb.path=${join(dir, `tsdb-${p}`)}`,
+              `--web.listen-address=127.0.0.1:${p}`,
+              '--log.level=warn',
+            ],
+            {},
+            async () => (await fetch(`${promUrl}/-/ready`)).ok,
+          );
+        })
+      ).child;
     });
 
     after(async () => {

@@ -1,4 +1,4 @@
-import { freePort } from '../../src/platform/freePort.ts';
+import { freePort, withFreePorts } from '../../src/platform/freePort.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { PERMISSIONS } from '../../src/platform/principal.ts';
 // A real Tillpoint API on a loopback port, over a test database (PGlite, or a fresh database on
 // the PostgreSQL at TEST_DATABASE_URL), with the bank simulator embedded and answering at once.
 
-export { freePort };
+export { freePort, withFreePorts };
 
 export interface Res<T = any> {
   status: number;
@@ -49,28 +49,42 @@ export async function httpJson<T = any>(
 export async function startTestApp(
   opts: { env?: Record<string, string>; simulator?: Record<string, unknown>; clock?: Clock; logLines?: string[] } = {},
 ) {
-  const db = await createTestDb();
-  const port = await freePort();
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-test-')),
-    STATUS_CHECK_FIRST_AFTER_SECONDS: '0',
-    STATUS_CHECK_INTERVAL_SECONDS: '0',
-    ...opts.env,
-  });
   const logger = opts.logLines
     ? createLogger({ level: 'info', destination: { write: (s: string) => void opts.logLines!.push(s) } })
     : createLogger({ level: 'silent' });
-  const app = await createApp({
-    role: 'api',
-    config,
-    db,
-    logger,
-    clock: opts.clock,
-    simulator: { latencyMs: 0, outcomes: { approve: 1 }, callbackRetryDelaysMs: [50, 100], ...opts.simulator },
-  });
-  const url = (await app.start())!;
+  const open = async (port: number | undefined) => {
+    const db = await createTestDb();
+    let app: Awaited<ReturnType<typeof createApp>> | undefined;
+    try {
+      const config = loadConfig({
+        NODE_ENV: 'test',
+        ...(port === undefined ? {} : { PORT: String(port) }),
+        TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-test-')),
+        STATUS_CHECK_FIRST_AFTER_SECONDS: '0',
+        STATUS_CHECK_INTERVAL_SECONDS: '0',
+        ...opts.env,
+      });
+      app = await createApp({
+        role: 'api',
+        config,
+        db,
+        logger,
+        clock: opts.clock,
+        simulator: { latencyMs: 0, outcomes: { approve: 1 }, callbackRetryDelaysMs: [50, 100], ...opts.simulator },
+      });
+      const url = (await app.start())!;
+      return { db, config, app, url };
+    } catch (e) {
+      // Nothing of a start that failed stays behind: a retry begins with a database of its own.
+      await app?.stop().catch(() => {});
+      await db.close().catch(() => {});
+      throw e;
+    }
+  };
+  // The caller's PORT is the caller's to retry (startAppBehindGateway); else a fresh port when the
+  // one found free was taken before the app bound it (src/platform/freePort.ts).
+  const { db, config, app, url } =
+    opts.env?.PORT === undefined ? await withFreePorts(1, ([port]) => open(port)) : await open(undefined);
   const worker = createWorker({ db, payments: app.services.payments, logger, intervalMs: 1000 });
   const admin = await createApiKey(db, { name: 'test admin', merchantId: null, permissions: PERMISSIONS });
 
