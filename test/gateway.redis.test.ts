@@ -8,6 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createMemoryBucketStore, createRedisBucketStore } from '../src/http/edge/index.ts';
 import { freePort, withFreePorts } from '../src/platform/freePort.ts';
+import { dataDirFromTemplate } from './helpers/cliDb.ts';
 
 // The Redis-backed limiter against a real Redis (REDIS_TEST_URL; .ci/run starts Debian's
 // redis-server): the Lua bucket is atomic under concurrency from many connections, two separate
@@ -60,11 +61,16 @@ describe('Redis-backed rate limits', { skip }, () => {
 
   test('two API processes with the same REDIS_URL share one limit', async () => {
     const ports = [0, 0];
-    const env = (port: number): NodeJS.ProcessEnv => ({
+    // Not about a first start: each process's database is the migrated test template (no initdb
+    // and migrations in the two servers, ~5 s of CPU each).
+    const dataDirs = await Promise.all(
+      ports.map(() => dataDirFromTemplate(mkdtempSync(join(tmpdir(), 'tillpoint-redis-')))),
+    );
+    const env = (port: number, i: number): NodeJS.ProcessEnv => ({
       ...process.env,
       NODE_ENV: 'test',
       PORT: String(port),
-      TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-redis-')),
+      TILLPOINT_DATA_DIR: dataDirs[i],
       DATABASE_URL: '',
       REDIS_URL: url,
       HTTP_TRUST_PROXY: '127.0.0.1',
@@ -81,7 +87,7 @@ describe('Redis-backed rate limits', { skip }, () => {
           ports[i] = port;
           return new Promise<void>((resolve, reject) => {
             const c = spawn(process.execPath, ['bin/tillpoint.mjs', 'serve', '--role', 'api'], {
-              env: env(port),
+              env: env(port, i),
               stdio: ['ignore', 'pipe', 'pipe'],
             });
             children.push(c);
