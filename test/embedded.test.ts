@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiCall, freePort, withFreePorts } from './helpers/harness.ts';
+import { freePort, withFreePorts } from '../src/platform/freePort.ts';
+import { apiCall } from './helpers/http.ts';
 import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 

@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { httpJson, withFreePorts } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
+import { httpJson } from './helpers/http.ts';
 import { gatewaySkip } from './helpers/gateway.ts';
 import { loadConfig } from '../src/config.ts';
 

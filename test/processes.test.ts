@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { apiCall, withFreePorts } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
+import { apiCall } from './helpers/http.ts';
 import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { bankSimArgs, spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 

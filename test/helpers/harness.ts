@@ -1,4 +1,5 @@
 import { freePort, withFreePorts } from '../../src/platform/freePort.ts';
+import { httpJson } from './http.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,36 +16,7 @@ import { PERMISSIONS } from '../../src/platform/principal.ts';
 // the PostgreSQL at TEST_DATABASE_URL), with the bank simulator embedded and answering at once.
 
 export { freePort, withFreePorts };
-
-export interface Res<T = any> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
-
-/** One HTTP call: a body that is not a string is sent as JSON; the answer is parsed as JSON when it is JSON. */
-export async function httpJson<T = any>(
-  url: string,
-  method: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Res<T>> {
-  const h: Record<string, string> = { ...headers };
-  let payload: string | undefined;
-  if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-    h['content-type'] ??= 'application/json';
-  }
-  const r = await fetch(url, { method, headers: h, body: payload });
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    /* not JSON */
-  }
-  return { status: r.status, body: parsed as T, headers: r.headers };
-}
+export { apiCall, httpJson, type Res } from './http.ts';
 
 export async function startTestApp(
   opts: { env?: Record<string, string>; simulator?: Record<string, unknown>; clock?: Clock; logLines?: string[] } = {},
@@ -136,11 +108,6 @@ export async function startTestApp(
 }
 
 export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
-
-/** One call to a Tillpoint API at `base` with an API key (tests that run the platform as processes). */
-export function apiCall<T = any>(base: string, key: string, method: string, path: string, body?: unknown) {
-  return httpJson<T>(base + path, method, body, { authorization: `Bearer ${key}` });
-}
 
 /**
  * Noon in India (06:30 UTC) of today: where a test's fake clock starts when it counts days. UPI
