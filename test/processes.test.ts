@@ -60,7 +60,9 @@ async function freshDatabaseUrl(): Promise<string | undefined> {
   return u.toString();
 }
 
-describe('processes', () => {
+// The three tests are independent (each its own data directory, ports and processes) and spend
+// most of their time waiting on the processes they start, so they run side by side.
+describe('processes', { concurrency: true }, () => {
   test('npm start: demo data, a paid QR, a refund, and a restart that keeps everything', async () => {
     // MQTT on free ports: other test files run brokers of their own at the same time. A first
     // start again, in a new data directory, if its port was taken before it bound it.

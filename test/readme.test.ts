@@ -61,7 +61,9 @@ function jsonValues(text: string): any[] {
   return out;
 }
 
-describe('the README, followed from a fresh clone', () => {
+// The walkthrough waits on its server and commands; the two short tests (their own missing data
+// directory, no server) run beside it.
+describe('the README, followed from a fresh clone', { concurrency: true }, () => {
   test('the walkthrough works as written with TILLPOINT_DATA_DIR set, and ends the same way every time', async () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('### A paid QR payment and a refund, by hand'));
