@@ -248,6 +248,9 @@ const r = spawnSync(
   [
     '--enable-source-maps',
     ...wasmFlags,
+    // Node flags for every test process (`node --test` hands its own flags to the files'
+    // processes), e.g. TEST_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' (docs/testing.md).
+    ...(process.env.TEST_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
     '--import',
     './scripts/load-tsx-for-sources.mjs',
     '--import',

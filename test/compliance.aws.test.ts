@@ -8,7 +8,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { signV4 } from '../src/platform/aws.ts';
-import { freePort } from '../src/platform/freePort.ts';
 import { awsChecks, gatherAwsEvidence, type CheckResult } from '../src/modules/compliance/index.ts';
 import { complianceReport } from '../src/cli/commands/compliance.ts';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
@@ -85,8 +84,6 @@ describe('compliance report: AWS evidence', () => {
   let t: TestApp;
 
   before(async () => {
-    const port = await freePort();
-    endpoint = `http://127.0.0.1:${port}`;
     server = createServer(async (req, res) => {
       const text = await body(req);
       const json = (status: number, v: unknown, type = 'application/x-amz-json-1.1') =>
@@ -155,7 +152,9 @@ describe('compliance report: AWS evidence', () => {
       }
       json(400, { __type: 'UnknownOperationException', message: `${req.method} ${req.url} ${target}` });
     });
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    // Port 0: the server listens at once, on a port the kernel picks (nothing to race for).
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   });
   after(async () => {
     server.close();

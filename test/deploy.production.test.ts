@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
-import { freePort } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
 import { spawnUntil } from './helpers/processes.ts';
 import { generateSelfSignedCertificate, hardenedServerOptions } from '../src/platform/tls.ts';
 import { bankSimulatorPlugin } from '../src/tools/bank-sim/index.ts';
@@ -133,18 +133,28 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
       'hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nlocal all all scram-sha-256\n',
     );
     if (asRoot) spawnSync('chown', ['-R', 'postgres', join(pgDir, 'data')]);
-    const pgPort = await freePort();
-    run([
-      join(PG_BIN!, 'pg_ctl'),
-      '-D',
-      join(pgDir, 'data'),
-      '-w',
-      '-l',
-      join(pgDir, 'log'),
-      '-o',
-      `-p ${pgPort} -k ${pgDir} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_min_protocol_version=TLSv1.2 -c max_connections=100`,
-      'start',
-    ]);
+    // On a fresh port again when the one found free was taken before PostgreSQL bound it (the
+    // reason is in the server's log, not pg_ctl's output).
+    const pgPort = await withFreePorts(1, async ([port]) => {
+      const log = join(pgDir, `log-${port}`);
+      try {
+        run([
+          join(PG_BIN!, 'pg_ctl'),
+          '-D',
+          join(pgDir, 'data'),
+          '-w',
+          '-l',
+          log,
+          '-o',
+          `-p ${port} -k ${pgDir} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_min_protocol_version=TLSv1.2 -c max_connections=100`,
+          'start',
+        ]);
+      } catch (e) {
+        const said = existsSync(log) ? readFileSync(log, 'utf8') : '';
+        throw new Error(`${(e as Error).message}\n${said}`);
+      }
+      return port;
+    });
     stops.push(() => {
       run([join(PG_BIN!, 'pg_ctl'), '-D', join(pgDir, 'data'), '-m', 'fast', 'stop']);
       rmSync(pgDir, { recursive: true, force: true });
@@ -154,13 +164,16 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     const dbUrl = `postgres://postgres@127.0.0.1:${pgPort}/postgres?sslmode=verify-full&sslrootcert=${pgCa}`;
 
     // Redis on a private port.
-    const redisPort = await freePort();
-    const redis = spawn(
-      'redis-server',
-      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    );
-    stops.push(() => redis.kill('SIGTERM'));
+    let redisPort = 0;
+    const redis = await withFreePorts(1, ([port]) => {
+      redisPort = port;
+      return spawnUntil(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        { env: process.env, ready: /Ready to accept connections/, timeoutMs: 60_000 },
+      );
+    });
+    stops.push(() => redis.child.kill('SIGTERM'));
 
     // The bank: the simulator behind HTTPS, its certificate pinned by the connector (ca_file).
     const bankSecret = randomBytes(32).toString('hex');
@@ -201,15 +214,15 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     assert.equal(keyring.status, 0, keyring.stderr);
     secret('KEYRING', keyring.stdout.trim());
 
-    const apiPort = await freePort();
     const gw = gatewayCertFiles(mq.pkiDir);
     env = {
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
       HOST: '127.0.0.1',
-      PORT: String(apiPort),
-      PUBLIC_URL: `https://127.0.0.1:${apiPort}`,
-      HEALTH_PORT: String(await freePort()),
+      // The api role's ports: set where it starts (below).
+      PORT: '',
+      PUBLIC_URL: '',
+      HEALTH_PORT: '',
       TILLPOINT_DATA_DIR: join(dir, 'data'),
       TLS_CERT_FILE: join(dir, 'api.crt'),
       TLS_KEY_FILE: join(dir, 'api.key'),
@@ -258,7 +271,15 @@ describe('production mode: three roles, TLS everywhere, secrets from files', { s
     assert.equal(k.status, 0, k.stderr);
     adminKey = JSON.parse(k.stdout).api_key;
 
-    await start('api');
+    // The api role's two ports, fresh again if either was taken before it bound them.
+    await withFreePorts(2, ([apiPort, healthPort]) => {
+      Object.assign(env, {
+        PORT: String(apiPort),
+        PUBLIC_URL: `https://127.0.0.1:${apiPort}`,
+        HEALTH_PORT: String(healthPort),
+      });
+      return start('api');
+    });
     await Promise.all([start('worker'), start('terminal-gateway')]);
     apiUrl = env.PUBLIC_URL;
   });

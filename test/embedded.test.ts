@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiCall, freePort } from './helpers/harness.ts';
+import { freePort, withFreePorts } from '../src/platform/freePort.ts';
+import { apiCall } from './helpers/http.ts';
 import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 
@@ -104,8 +105,9 @@ describe('an embedded data directory has one owner', () => {
     // Not about a first start (test/processes.test.ts is): the database is the migrated test
     // template, so the server's start runs no initdb.
     const dataDir = await dataDirFromTemplate(mkdtempSync(join(tmpdir(), 'tp-embedded-')));
-    const env = baseEnv(dataDir, String(await freePort()));
-    let s = await serve(env);
+    // Its port fresh again if it was taken before the server bound it.
+    let env: Record<string, string> = {};
+    let s = await withFreePorts(1, ([port]) => serve((env = baseEnv(dataDir, String(port)))));
     try {
       const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as Demo;
       const before: string[] = [];

@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, httpJson } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
+import { httpJson } from './helpers/http.ts';
 import { gatewaySkip } from './helpers/gateway.ts';
 import { loadConfig } from '../src/config.ts';
 
@@ -49,11 +50,20 @@ async function stop(p: ChildProcess | undefined) {
   clearTimeout(timer);
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: number, log: string[]): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  ms: number,
+  log: string[],
+  /** Processes that must stay up meanwhile: one that exits ends the wait (with its output). */
+  alive: (ChildProcess | undefined)[] = [],
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn().catch(() => undefined);
     if (v) return v;
+    if (alive.some((p) => p && (p.exitCode !== null || p.signalCode !== null)))
+      throw new Error(`${what}: a process exited first; output:\n${log.join('').slice(-3000)}`);
     if (Date.now() > end)
       throw new Error(`${what} did not happen within ${ms} ms; output:\n${log.join('').slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 250));
@@ -88,55 +98,78 @@ test("deploy/gateway/README.md's recipe as written: a payment through the gatewa
   skip: gatewaySkip(),
   timeout: 240_000,
 }, async () => {
-  const appPort = await freePort();
-  const gwPort = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'tillpoint-recipe-'));
-  // World-searchable, so nginx (started as root in CI) can drop its workers to www-data.
-  chmodSync(dir, 0o755);
   const log: string[] = [];
+  let appPort = 0;
+  let gwPort = 0;
+  let dir = '';
   let api: ChildProcess | undefined;
   let gw: ChildProcess | undefined;
   try {
-    // HTTP_TRUST_PROXY=127.0.0.1 PUBLIC_URL=http://127.0.0.1:8081 npm start
-    api = start(
-      'npm',
-      ['start'],
-      {
-        HTTP_TRUST_PROXY: '127.0.0.1',
-        PUBLIC_URL: `http://127.0.0.1:${gwPort}`,
-        PORT: String(appPort),
-        TILLPOINT_DATA_DIR: dir,
-        MQTT_PORT: 'off',
-        MQTTS_PORT: 'off',
-        NODE_ENV: 'development',
-      },
-      log,
-    );
-    // npx tillpoint gateway start --listen 127.0.0.1:8081 --upstream http://127.0.0.1:8080
-    gw = start(
-      process.execPath,
-      [
-        'bin/tillpoint.mjs',
-        'gateway',
-        'start',
-        '--listen',
-        `127.0.0.1:${gwPort}`,
-        '--upstream',
-        `http://127.0.0.1:${appPort}`,
-      ],
-      { TILLPOINT_DATA_DIR: dir },
-      log,
-    );
-    const demoFile = join(dir, 'demo.json');
-    await until(
-      'the API writing its demo credentials',
-      async () => existsSync(demoFile) && JSON.parse(readFileSync(demoFile, 'utf8')).api_key,
-      180_000,
-      log,
-    );
-    const demo = JSON.parse(readFileSync(demoFile, 'utf8')) as { api_key: string; terminal_ids: string[] };
+    // Both ports fresh again, and both processes started again, if either port was taken before
+    // its process bound it.
+    await withFreePorts(2, async ([a, g]) => {
+      appPort = a;
+      gwPort = g;
+      dir = mkdtempSync(join(tmpdir(), 'tillpoint-recipe-'));
+      // World-searchable, so nginx (started as root in CI) can drop its workers to www-data.
+      chmodSync(dir, 0o755);
+      // HTTP_TRUST_PROXY=127.0.0.1 PUBLIC_URL=http://127.0.0.1:8081 npm start
+      api = start(
+        'npm',
+        ['start'],
+        {
+          HTTP_TRUST_PROXY: '127.0.0.1',
+          PUBLIC_URL: `http://127.0.0.1:${gwPort}`,
+          PORT: String(appPort),
+          TILLPOINT_DATA_DIR: dir,
+          MQTT_PORT: 'off',
+          MQTTS_PORT: 'off',
+          NODE_ENV: 'development',
+        },
+        log,
+      );
+      // npx tillpoint gateway start --listen 127.0.0.1:8081 --upstream http://127.0.0.1:8080
+      gw = start(
+        process.execPath,
+        [
+          'bin/tillpoint.mjs',
+          'gateway',
+          'start',
+          '--listen',
+          `127.0.0.1:${gwPort}`,
+          '--upstream',
+          `http://127.0.0.1:${appPort}`,
+        ],
+        { TILLPOINT_DATA_DIR: dir },
+        log,
+      );
+      try {
+        const demoFile = join(dir, 'demo.json');
+        await until(
+          'the API writing its demo credentials',
+          async () => existsSync(demoFile) && JSON.parse(readFileSync(demoFile, 'utf8')).api_key,
+          180_000,
+          log,
+          [api, gw],
+        );
+        await until(
+          'the gateway answering',
+          async () => (await fetch(`http://127.0.0.1:${gwPort}/_gateway/health`)).ok,
+          60_000,
+          log,
+          [api, gw],
+        );
+      } catch (e) {
+        await stop(gw);
+        await stop(api);
+        throw e;
+      }
+    });
+    const demo = JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as {
+      api_key: string;
+      terminal_ids: string[];
+    };
     const gateway = `http://127.0.0.1:${gwPort}`;
-    await until('the gateway answering', async () => (await fetch(`${gateway}/_gateway/health`)).ok, 60_000, log);
 
     const auth = { authorization: `Bearer ${demo.api_key}` };
     const created = await httpJson(

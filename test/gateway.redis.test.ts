@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createMemoryBucketStore, createRedisBucketStore } from '../src/http/edge/index.ts';
-import { freePort } from './helpers/harness.ts';
+import { freePort, withFreePorts } from '../src/platform/freePort.ts';
+import { dataDirFromTemplate } from './helpers/cliDb.ts';
 
 // The Redis-backed limiter against a real Redis (REDIS_TEST_URL; .ci/run starts Debian's
 // redis-server): the Lua bucket is atomic under concurrency from many connections, two separate
@@ -59,12 +60,17 @@ describe('Redis-backed rate limits', { skip }, () => {
   });
 
   test('two API processes with the same REDIS_URL share one limit', async () => {
-    const ports = [await freePort(), await freePort()];
-    const env = (port: number): NodeJS.ProcessEnv => ({
+    const ports = [0, 0];
+    // Not about a first start: each process's database is the migrated test template (no initdb
+    // and migrations in the two servers, ~5 s of CPU each).
+    const dataDirs = await Promise.all(
+      ports.map(() => dataDirFromTemplate(mkdtempSync(join(tmpdir(), 'tillpoint-redis-')))),
+    );
+    const env = (port: number, i: number): NodeJS.ProcessEnv => ({
       ...process.env,
       NODE_ENV: 'test',
       PORT: String(port),
-      TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-redis-')),
+      TILLPOINT_DATA_DIR: dataDirs[i],
       DATABASE_URL: '',
       REDIS_URL: url,
       HTTP_TRUST_PROXY: '127.0.0.1',
@@ -74,12 +80,14 @@ describe('Redis-backed rate limits', { skip }, () => {
       MQTTS_PORT: 'off',
       LOG_LEVEL: 'warn',
     });
+    // Each on a fresh port again if its port was taken before it bound it.
     await Promise.all(
-      ports.map(
-        (port) =>
-          new Promise<void>((resolve, reject) => {
+      ports.map((_, i) =>
+        withFreePorts(1, ([port]) => {
+          ports[i] = port;
+          return new Promise<void>((resolve, reject) => {
             const c = spawn(process.execPath, ['bin/tillpoint.mjs', 'serve', '--role', 'api'], {
-              env: env(port),
+              env: env(port, i),
               stdio: ['ignore', 'pipe', 'pipe'],
             });
             children.push(c);
@@ -95,7 +103,8 @@ describe('Redis-backed rate limits', { skip }, () => {
             c.stdout!.on('data', onData);
             c.stderr!.on('data', onData);
             c.on('exit', (code) => reject(new Error(`API on ${port} exited with ${code}: ${out}`)));
-          }),
+          });
+        }),
       ),
     );
     // A client address of its own, so earlier runs' buckets in the same Redis do not matter.

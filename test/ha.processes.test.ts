@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { freePort } from './helpers/harness.ts';
+import { freePort, withFreePorts } from '../src/platform/freePort.ts';
 import { bankSimArgs } from './helpers/processes.ts';
 import { startTillpoint, killAll, type BenchProc } from '../bench/lib/procs.ts';
 import {
@@ -73,13 +73,17 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
 
   before(async () => {
     pgc = await startPgCluster();
-    const simPort = await freePort();
-    sim = await startTillpoint({
-      name: 'bank-sim',
-      args: bankSimArgs(simPort),
-      env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
-      ready: /listening/,
-      logDir,
+    // Each listener here and below on a fresh port again when its port was taken before it bound it.
+    let simPort = 0;
+    sim = await withFreePorts(1, ([p]) => {
+      simPort = p;
+      return startTillpoint({
+        name: 'bank-sim',
+        args: bankSimArgs(simPort),
+        env: { BANK_SIM_SECRET: secret, LOG_LEVEL: 'warn' },
+        ready: /listening/,
+        logDir,
+      });
     });
     procs.push(sim);
     proxy = await startBankProxy(`http://127.0.0.1:${simPort}`);
@@ -103,14 +107,16 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
   });
 
   test('api: SIGTERM while payments are in flight: readyz says draining, every request in flight is answered, new connections are refused, exit 0 in bounded time', async () => {
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const api = await startTillpoint({
-      name: 'api',
-      args: ['serve', '--role', 'api'],
-      env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '2', SHUTDOWN_TIMEOUT_SECONDS: '20' },
-      ready: /Demo:/,
-      logDir,
+    let base = '';
+    const api = await withFreePorts(1, ([port]) => {
+      base = `http://127.0.0.1:${port}`;
+      return startTillpoint({
+        name: 'api',
+        args: ['serve', '--role', 'api'],
+        env: { ...env, PORT: String(port), SHUTDOWN_DELAY_SECONDS: '2', SHUTDOWN_TIMEOUT_SECONDS: '20' },
+        ready: /Demo:/,
+        logDir,
+      });
     });
     procs.push(api);
     const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as {
@@ -187,8 +193,16 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
         logDir,
         timeoutMs: 120_000,
       });
-    const apis = [await start(0)];
-    apis.push(await start(1));
+    // The first start of each on a fresh port again if its port was taken; the balancer then
+    // learns the ports they have.
+    const firstStart = (i: number) =>
+      withFreePorts(1, ([p]) => {
+        ports[i] = p;
+        return start(i);
+      });
+    const apis = [await firstStart(0)];
+    apis.push(await firstStart(1));
+    lb.setBackends(ports.map((p) => `http://127.0.0.1:${p}`));
     procs.push(...apis);
     const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8')) as {
       api_key: string;
@@ -323,14 +337,16 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
   });
 
   test('worker: readyz on HEALTH_PORT follows the database (lost, then back by itself); SIGTERM hands the audit lease back and exits 0', async () => {
-    const healthPort = await freePort();
-    const base = `http://127.0.0.1:${healthPort}`;
-    const worker = await startTillpoint({
-      name: 'worker',
-      args: ['serve', '--role', 'worker'],
-      env: { ...env, HEALTH_PORT: String(healthPort) },
-      ready: /role: worker/,
-      logDir,
+    let base = '';
+    const worker = await withFreePorts(1, ([healthPort]) => {
+      base = `http://127.0.0.1:${healthPort}`;
+      return startTillpoint({
+        name: 'worker',
+        args: ['serve', '--role', 'worker'],
+        env: { ...env, HEALTH_PORT: String(healthPort) },
+        ready: /role: worker/,
+        logDir,
+      });
     });
     procs.push(worker);
     await until('worker ready', async () => (await readyz(base)).status === 200);
@@ -379,23 +395,26 @@ describe('graceful stop and readiness, real processes', { skip, timeout: 300_000
     let mq: Restartable | undefined;
     try {
       mq = await startMosquitto({ pkiDir, gateways: ['tillpoint-gateway'] });
+      const broker = mq;
       const g = gatewayCertFiles(pkiDir, 'tillpoint-gateway');
-      const healthPort = await freePort();
-      const base = `http://127.0.0.1:${healthPort}`;
-      const gw = await startTillpoint({
-        name: 'gateway',
-        args: ['serve', '--role', 'terminal-gateway'],
-        env: {
-          ...env,
-          HEALTH_PORT: String(healthPort),
-          MQTT_URL: mq.url,
-          MQTT_CLIENT_CERT_FILE: g.cert,
-          MQTT_CLIENT_KEY_FILE: g.key,
-          MQTT_CA_FILE: pkiFiles(pkiDir).caCert,
-          TERMINAL_PKI_DIR: pkiDir,
-        },
-        ready: /role: terminal-gateway/,
-        logDir,
+      let base = '';
+      const gw = await withFreePorts(1, ([healthPort]) => {
+        base = `http://127.0.0.1:${healthPort}`;
+        return startTillpoint({
+          name: 'gateway',
+          args: ['serve', '--role', 'terminal-gateway'],
+          env: {
+            ...env,
+            HEALTH_PORT: String(healthPort),
+            MQTT_URL: broker.url,
+            MQTT_CLIENT_CERT_FILE: g.cert,
+            MQTT_CLIENT_KEY_FILE: g.key,
+            MQTT_CA_FILE: pkiFiles(pkiDir).caCert,
+            TERMINAL_PKI_DIR: pkiDir,
+          },
+          ready: /role: terminal-gateway/,
+          logDir,
+        });
       });
       procs.push(gw);
       await until('gateway ready', async () => (await readyz(base)).status === 200);

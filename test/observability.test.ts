@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { freePort } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
 import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { bankSimArgs, spawnUntil, type StartedProcess } from './helpers/processes.ts';
 
@@ -32,7 +32,12 @@ const skip =
     ? `needs ${missing.join(' and ')} (Debian: apt-get install prometheus); CI installs it and sets CI_REQUIRE_GATEWAY=1`
     : false;
 
-function start(cmd: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<StartedProcess> {
+function start(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp | (() => Promise<boolean>),
+): Promise<StartedProcess> {
   return spawnUntil(cmd, args, { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, ready, timeoutMs: 120_000 });
 }
 
@@ -43,14 +48,31 @@ async function stop(child: ChildProcess | undefined) {
   await done;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 120_000, everyMs = 100): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn().catch(() => undefined);
     if (v) return v;
     if (Date.now() > end) throw new Error(`not in time: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** promtool, without blocking this process (spawnSync would hold the tests beside it). */
+function promtool(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
 /** Metric names a PromQL expression reads (identifiers followed by a selector, a range or an operator). */
@@ -76,15 +98,17 @@ export function metricNamesIn(expr: string): string[] {
   return [...names];
 }
 
-describe('observability: rules, a real Prometheus, dashboards', { skip }, () => {
-  test('promtool check rules and promtool test rules (a unit test per alert)', () => {
-    const check = spawnSync('promtool', ['check', 'rules', RULES], { encoding: 'utf8' });
+// The promtool test (~10 s of promtool's CPU) and the real Prometheus (mostly waiting for its
+// scrapes and evaluations) run side by side; the Prometheus tests still run one after another.
+describe('observability: rules, a real Prometheus, dashboards', { skip, concurrency: 2 }, () => {
+  test('promtool check rules and promtool test rules (a unit test per alert)', async () => {
+    const check = await promtool(['check', 'rules', RULES]);
     assert.equal(check.status, 0, check.stdout + check.stderr);
     const tests = readdirSync(join(OBS, 'tests'))
       .filter((f) => f.endsWith('.test.yml'))
       .map((f) => join(OBS, 'tests', f));
     assert.ok(tests.length > 0);
-    const run = spawnSync('promtool', ['test', 'rules', ...tests], { encoding: 'utf8', timeout: 600_000 });
+    const run = await promtool(['test', 'rules', ...tests]);
     assert.equal(run.status, 0, run.stdout + run.stderr);
     // Every alert in the rules has at least one unit test that expects it to fire.
     const alerts = [...readFileSync(RULES, 'utf8').matchAll(/^\s*- alert: (\w+)/gm)].map((m) => m[1]);
@@ -98,7 +122,7 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
     }
   });
 
-  describe('a real Prometheus scraping a running Tillpoint', () => {
+  describe('a real Prometheus scraping a running Tillpoint', { concurrency: 1 }, () => {
     let sim: ChildProcess | undefined;
     let app: ChildProcess | undefined;
     let prom: ChildProcess | undefined;
@@ -125,31 +149,38 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       const dir = mkdtempSync(join(tmpdir(), 'tillpoint-obs-'));
       // Not a first start: the database is the migrated test template (no initdb in the server).
       await dataDirFromTemplate(join(dir, 'data'));
-      const simPort = String(await freePort());
-      const apiPort = String(await freePort());
-      const promPort = String(await freePort());
+      // Each listener on a fresh port again when its port was taken before it bound it.
       const secret = randomBytes(24).toString('hex');
-      sim = (await start(process.execPath, [BIN, ...bankSimArgs(simPort)], { BANK_SIM_SECRET: secret }, /listening/))
-        .child;
+      let simPort = '';
+      sim = (
+        await withFreePorts(1, ([p]) => {
+          simPort = String(p);
+          return start(process.execPath, [BIN, ...bankSimArgs(simPort)], { BANK_SIM_SECRET: secret }, /listening/);
+        })
+      ).child;
+      let apiPort = '';
       app = (
-        await start(
-          process.execPath,
-          [BIN, 'serve', '--role', 'all'],
-          {
-            TILLPOINT_DATA_DIR: join(dir, 'data'),
-            PORT: apiPort,
-            NODE_ENV: 'development',
-            DATABASE_URL: '',
-            BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
-            BANK_SIM_SECRET: secret,
-            EMBEDDED_BANK_SIM: 'false',
-            BANK_TIMEOUT_MS: '2000',
-            WORKER_INTERVAL_MS: '500',
-            MQTT_PORT: '0',
-            MQTTS_PORT: '0',
-          },
-          /Demo:/,
-        )
+        await withFreePorts(1, ([p]) => {
+          apiPort = String(p);
+          return start(
+            process.execPath,
+            [BIN, 'serve', '--role', 'all'],
+            {
+              TILLPOINT_DATA_DIR: join(dir, 'data'),
+              PORT: apiPort,
+              NODE_ENV: 'development',
+              DATABASE_URL: '',
+              BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
+              BANK_SIM_SECRET: secret,
+              EMBEDDED_BANK_SIM: 'false',
+              BANK_TIMEOUT_MS: '2000',
+              WORKER_INTERVAL_MS: '500',
+              MQTT_PORT: '0',
+              MQTTS_PORT: '0',
+            },
+            /Demo:/,
+          );
+        })
       ).child;
       demo = JSON.parse(readFileSync(join(dir, 'data', 'demo.json'), 'utf8'));
       api = demo.api_url;
@@ -169,18 +200,22 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
           '',
         ].join('\n'),
       );
-      prom = spawn(
-        'prometheus',
-        [
-          `--config.file=${join(dir, 'prometheus.yml')}`,
-          `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-          `--web.listen-address=127.0.0.1:${promPort}`,
-          '--log.level=warn',
-        ],
-        { stdio: ['ignore', 'ignore', 'inherit'] },
-      );
-      promUrl = `http://127.0.0.1:${promPort}`;
-      await until('Prometheus ready', async () => (await fetch(`${promUrl}/-/ready`)).ok || undefined);
+      prom = (
+        await withFreePorts(1, ([p]) => {
+          promUrl = `http://127.0.0.1:${p}`;
+          return start(
+            'prometheus',
+            [
+              `--config.file=${join(dir, 'prometheus.yml')}`,
+              `--storage.tsdb.path=${join(dir, `tsdb-${p}`)}`,
+              `--web.listen-address=127.0.0.1:${p}`,
+              '--log.level=warn',
+            ],
+            {},
+            async () => (await fetch(`${promUrl}/-/ready`)).ok,
+          );
+        })
+      ).child;
     });
 
     after(async () => {
@@ -232,22 +267,28 @@ describe('observability: rules, a real Prometheus, dashboards', { skip }, () => 
       // Keep creating while we wait: each fails fast (connection refused before anything was sent),
       // so the payment is failed U28, a technical decline.
       let failed = 0;
-      const alert = await until('TillpointBankSuccessBudgetBurnFast pending', async () => {
-        const c = await call('POST', '/v1/payments', {
-          terminal_id: demo.terminal_ids[1],
-          amount: 700,
-          currency: 'INR',
-          method: 'upi_collect',
-          payer_vpa: 'asha@oksbi',
-        });
-        assert.equal(c.status, 503, JSON.stringify(c.body));
-        assert.equal(c.body.error.code, 'bank_unavailable');
-        failed++;
-        const r = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as any;
-        return r.data.alerts.find(
-          (a: any) => a.labels.alertname === 'TillpointBankSuccessBudgetBurnFast' && a.labels.bank === 'SIMBANK',
-        );
-      });
+      const alert = await until(
+        'TillpointBankSuccessBudgetBurnFast pending',
+        async () => {
+          const c = await call('POST', '/v1/payments', {
+            terminal_id: demo.terminal_ids[1],
+            amount: 700,
+            currency: 'INR',
+            method: 'upi_collect',
+            payer_vpa: 'asha@oksbi',
+          });
+          assert.equal(c.status, 503, JSON.stringify(c.body));
+          assert.equal(c.body.error.code, 'bank_unavailable');
+          failed++;
+          const r = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as any;
+          return r.data.alerts.find(
+            (a: any) => a.labels.alertname === 'TillpointBankSuccessBudgetBurnFast' && a.labels.bank === 'SIMBANK',
+          );
+          // A payment every half second while Prometheus (1 s scrapes and evaluations) catches up.
+        },
+        120_000,
+        500,
+      );
       assert.ok(failed >= 2);
       assert.equal(alert.state, 'pending'); // `for: 2m`: pending first, firing after two minutes
       assert.equal(alert.labels.severity, 'page');

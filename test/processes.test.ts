@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { apiCall, freePort } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
+import { apiCall } from './helpers/http.ts';
 import { dataDirFromTemplate } from './helpers/cliDb.ts';
 import { bankSimArgs, spawnUntil, stopProcess, type StartedProcess } from './helpers/processes.ts';
 
@@ -59,20 +60,26 @@ async function freshDatabaseUrl(): Promise<string | undefined> {
   return u.toString();
 }
 
-describe('processes', () => {
+// The three tests are independent (each its own data directory, ports and processes) and spend
+// most of their time waiting on the processes they start, so they run side by side.
+describe('processes', { concurrency: true }, () => {
   test('npm start: demo data, a paid QR, a refund, and a restart that keeps everything', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-start-'));
-    const port = String(await freePort());
-    // MQTT on free ports: other test files run brokers of their own at the same time.
-    const env = {
-      TILLPOINT_DATA_DIR: dataDir,
-      PORT: port,
-      NODE_ENV: 'development',
-      DATABASE_URL: '',
-      MQTT_PORT: '0',
-      MQTTS_PORT: '0',
-    };
-    let s = await start(['serve'], env, /Demo:/);
+    // MQTT on free ports: other test files run brokers of their own at the same time. A first
+    // start again, in a new data directory, if its port was taken before it bound it.
+    let dataDir = '';
+    let env: Record<string, string> = {};
+    let s = await withFreePorts(1, ([port]) => {
+      dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-start-'));
+      env = {
+        TILLPOINT_DATA_DIR: dataDir,
+        PORT: String(port),
+        NODE_ENV: 'development',
+        DATABASE_URL: '',
+        MQTT_PORT: '0',
+        MQTTS_PORT: '0',
+      };
+      return start(['serve'], env, /Demo:/);
+    });
     try {
       assert.match(s.out(), /API: +http:\/\/127\.0\.0\.1:\d+\/v1/);
       const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8'));
@@ -122,13 +129,15 @@ describe('processes', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tillpoint-roles-'));
     // On PGlite, not a first start (the test above is): the migrated test template, no initdb.
     if (!databaseUrl) await dataDirFromTemplate(dataDir);
-    const simPort = String(await freePort());
-    const apiPort = String(await freePort());
     const secret = randomBytes(24).toString('hex');
-    const sim = await start(bankSimArgs(simPort), { BANK_SIM_SECRET: secret }, /listening/);
+    let simPort = '';
+    const sim = await withFreePorts(1, ([p]) => {
+      simPort = String(p);
+      return start(bankSimArgs(simPort), { BANK_SIM_SECRET: secret }, /listening/);
+    });
     const env = {
       TILLPOINT_DATA_DIR: dataDir,
-      PORT: apiPort,
+      PORT: '',
       NODE_ENV: 'development',
       DATABASE_URL: databaseUrl ?? '',
       BANK_SIM_URL: `http://127.0.0.1:${simPort}/sim`,
@@ -142,11 +151,17 @@ describe('processes', () => {
     // PGlite is one process's database: separate roles need the real PostgreSQL.
     const procs: Awaited<ReturnType<typeof start>>[] = [];
     try {
+      // The API's port, fresh again if it was taken before the API bound it.
+      const startApi = (role: string) =>
+        withFreePorts(1, ([p]) => {
+          env.PORT = String(p);
+          return start(['serve', '--role', role], env, /Demo:/);
+        });
       if (databaseUrl) {
-        procs.push(await start(['serve', '--role', 'api'], env, /Demo:/));
+        procs.push(await startApi('api'));
         procs.push(await start(['serve', '--role', 'worker'], env, /role: worker/));
       } else {
-        procs.push(await start(['serve', '--role', 'all'], env, /Demo:/));
+        procs.push(await startApi('all'));
       }
       const demo = JSON.parse(readFileSync(join(dataDir, 'demo.json'), 'utf8'));
       assert.equal(

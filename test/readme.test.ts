@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './helpers/harness.ts';
+import { withFreePorts } from '../src/platform/freePort.ts';
+import { spawnUntil } from './helpers/processes.ts';
 
 // What a newcomer meets first, from a fresh clone: the README's walkthrough run exactly as written
 // (against a server on its own TILLPOINT_DATA_DIR and port), and the commands' answers when
@@ -60,7 +61,9 @@ function jsonValues(text: string): any[] {
   return out;
 }
 
-describe('the README, followed from a fresh clone', () => {
+// The walkthrough waits on its server and commands; the two short tests (their own missing data
+// directory, no server) run beside it.
+describe('the README, followed from a fresh clone', { concurrency: true }, () => {
   test('the walkthrough works as written with TILLPOINT_DATA_DIR set, and ends the same way every time', async () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('### A paid QR payment and a refund, by hand'));
@@ -68,35 +71,27 @@ describe('the README, followed from a fresh clone', () => {
     assert.ok(script, 'the walkthrough has a sh block');
     assert.doesNotMatch(script, /\.\/data\/demo\.json'|require\('\.\/data/, 'no hard-coded data directory');
 
-    const dataDir = mkdtempSync(join(tmpdir(), 'tp-readme-'));
-    const env = {
-      NODE_ENV: 'development',
-      TILLPOINT_DATA_DIR: dataDir,
-      PORT: String(await freePort()),
-      DATABASE_URL: '',
-      MQTT_PORT: '0',
-      MQTTS_PORT: '0',
-    };
-    const server = spawn(process.execPath, [BIN, 'serve'], {
-      cwd: ROOT,
-      env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(server);
-    try {
-      let out = '';
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 240_000);
-        server.stdout!.on('data', (d) => {
-          out += d;
-          if (/Demo:/.test(out)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        server.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+    // A first start again, in a new data directory, if its port was taken before it bound it.
+    let dataDir = '';
+    const { child: server } = await withFreePorts(1, ([port]) => {
+      dataDir = mkdtempSync(join(tmpdir(), 'tp-readme-'));
+      const env = {
+        NODE_ENV: 'development',
+        TILLPOINT_DATA_DIR: dataDir,
+        PORT: String(port),
+        DATABASE_URL: '',
+        MQTT_PORT: '0',
+        MQTTS_PORT: '0',
+      };
+      return spawnUntil(process.execPath, [BIN, 'serve'], {
+        cwd: ROOT,
+        env: { ...(process.env as Record<string, string>), LOG_LEVEL: 'warn', ...env },
+        ready: /Demo:/,
+        timeoutMs: 240_000,
+        onSpawn: (c) => children.add(c),
       });
-
+    });
+    try {
       // Twice: the outcome is asked for, not left to the simulator's odds.
       for (let round = 1; round <= 2; round++) {
         const r = await run('bash', ['-euo', 'pipefail', '-c', script], { TILLPOINT_DATA_DIR: dataDir });

@@ -45,7 +45,8 @@ describe('security suite over every route', () => {
   before(async () => {
     // Every route's schemas compile when this app starts, as in production: the runner's
     // TEST_LAZY_SCHEMAS (compile on first use, src/http/validation.ts) is for apps that call a few
-    // routes; this one calls them all, so a schema Ajv refuses fails here at start.
+    // routes; this one calls them all, so a schema Ajv (or fast-json-stringify, the response
+    // serializers) refuses fails here at start.
     delete process.env.TEST_LAZY_SCHEMAS;
     t = await startTestApp({ clock, env: { RATE_LIMIT_ENABLED: 'false' } });
     routes = t.app.http!.routeTable;

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startTracing, tracingSettings, withSpan, currentTraceparent, type Tracing } from '../src/platform/tracing.ts';
-import { freePort } from '../src/platform/freePort.ts';
 import { startTestApp, type TestApp } from './helpers/harness.ts';
 import { startAppGateway, type TestGateway } from './helpers/terminals.ts';
 import { issueMqttSecret } from '../src/modules/terminals/index.ts';
@@ -68,7 +67,6 @@ describe('tracing on, exported over OTLP/HTTP', () => {
   const logLines: string[] = [];
 
   before(async () => {
-    const port = await freePort();
     receiver = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
@@ -82,7 +80,9 @@ describe('tracing on, exported over OTLP/HTTP', () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
-    await new Promise<void>((r) => receiver.listen(port, '127.0.0.1', r));
+    // Port 0: the receiver listens at once, on a port the kernel picks (nothing to race for).
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const port = (receiver.address() as { port: number }).port;
     const settings = tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }, 'tillpoint-test');
     tracing = await startTracing(settings!, '0.0.0-test');
     t = await startTestApp({ logLines });

@@ -9,7 +9,7 @@ import type { Config } from '../platform/config.ts';
 import type { Db } from '../platform/db.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import { createReadiness, databaseCheck, type Readiness } from '../platform/readiness.ts';
-import { validatorCompiler, describeValidation } from './validation.ts';
+import { validatorCompiler, describeValidation, serializerOptions } from './validation.ts';
 import { findForbiddenCharacter, parseStrictJson } from './strictJson.ts';
 import type { Principal } from '../platform/principal.ts';
 import { registerIdempotency } from './idempotency.ts';
@@ -121,6 +121,7 @@ export async function buildServer(deps: HttpDeps): Promise<FastifyInstance> {
     ...(deps.https ? { https: { ...(edge.serverOptions.http as object | undefined), ...deps.https } } : {}),
     ajv: { customOptions: { coerceTypes: false } },
     routerOptions: { maxParamLength: 200 },
+    ...serializerOptions(),
   });
   app.setValidatorCompiler(validatorCompiler);
   // Server spans for every route registered after this point (off unless tracing is configured).

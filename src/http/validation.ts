@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import Ajv, { type ErrorObject } from 'ajv';
 import addFormats from 'ajv-formats';
-import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
 
 // Two validators. Bodies are validated strictly: no type coercion (the string "100" is not an
 // amount), no silent removal of unknown fields. Query strings and path params arrive as text,
@@ -43,6 +44,34 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   };
   return validate as ReturnType<FastifySchemaCompiler<unknown>>;
 };
+
+type BuildSerializer = NonNullable<
+  NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildSerializer']
+>;
+
+// The response serializers likewise, under the test runner: Fastify compiles every route's
+// response schemas with fast-json-stringify (an Ajv of its own per schema) when the server starts,
+// ~0.45 s of CPU per app (docs/testing.md, "Session 8"), and a test file gets a few responses. With
+// TEST_LAZY_SCHEMAS=1 each route's serializer for a status is compiled at its first response: the
+// builder is the one Fastify uses by default (its own dependency, resolved from Fastify's place),
+// with the same shared schemas and options. Everywhere else Fastify's default runs unchanged.
+/** Fastify options that make the response serializers compile on first use under the test runner. */
+export function serializerOptions(): Pick<FastifyServerOptions, 'schemaController'> {
+  if (process.env.TEST_LAZY_SCHEMAS !== '1') return {};
+  const fromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'));
+  const defaultBuilder = (fromFastify('@fastify/fast-json-stringify-compiler') as () => BuildSerializer)();
+  const buildSerializer: BuildSerializer = (externalSchemas, serializerOpts) => {
+    const compile = defaultBuilder(externalSchemas, serializerOpts);
+    return (route) => {
+      let serialize: ((data: unknown) => string) | undefined;
+      return (data: unknown) => {
+        serialize ??= compile(route) as (data: unknown) => string;
+        return serialize(data);
+      };
+    };
+  };
+  return { schemaController: { compilersFactory: { buildSerializer } } };
+}
 
 /** Turns Ajv's errors into a short list a client can act on. */
 export function describeValidation(errors: ErrorObject[], part: string): { field: string; problem: string }[] {

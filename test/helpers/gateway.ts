@@ -1,7 +1,7 @@
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestApp, freePort, type TestApp } from './harness.ts';
+import { startTestApp, withFreePorts, type TestApp } from './harness.ts';
 import {
   GATEWAY_DEFAULTS,
   locatePrerequisites,
@@ -49,40 +49,41 @@ export async function startAppBehindGateway(
 ): Promise<GatewayedApp> {
   const missing = gatewayUnavailable();
   if (missing) throw new Error(`The WAF gateway cannot start here: ${missing}`);
-  const appPort = await freePort();
-  const gwPort = await freePort();
-  // World-searchable, so nginx (started as root in CI) can drop its workers to www-data.
-  const dir = mkdtempSync(join(tmpdir(), 'tillpoint-gw-'));
-  chmodSync(dir, 0o755);
-  const gwDir = join(dir, 'gateway');
-  const t = await startTestApp({
-    logLines: opts.logLines,
-    env: {
-      PORT: String(appPort),
-      PUBLIC_URL: `http://127.0.0.1:${gwPort}`,
-      HTTP_TRUST_PROXY: '127.0.0.1',
-      SECURITY_EVENTS_FILE: join(gwDir, 'security-events.jsonl'),
-      ...opts.env,
-    },
-  });
-  let gw: RunningGateway;
-  try {
-    gw = await startGateway({
-      ...GATEWAY_DEFAULTS,
-      dir: gwDir,
-      listen: { host: '127.0.0.1', port: gwPort },
-      upstreams: [{ host: '127.0.0.1', port: appPort }],
-      bodyLimitBytes: t.config.http.bodyLimitBytes,
-      headerBufferBytes: t.config.http.maxHeaderBytes,
-      jsonMaxDepth: t.config.http.jsonMaxDepth,
-      workerProcesses: 1,
-      log: () => {},
-      ...opts.gateway,
+  // Both ports again, fresh, when either was taken before the API or nginx bound it.
+  const { t, gw } = await withFreePorts(2, async ([appPort, gwPort]) => {
+    // World-searchable, so nginx (started as root in CI) can drop its workers to www-data.
+    const dir = mkdtempSync(join(tmpdir(), 'tillpoint-gw-'));
+    chmodSync(dir, 0o755);
+    const gwDir = join(dir, 'gateway');
+    const t = await startTestApp({
+      logLines: opts.logLines,
+      env: {
+        PORT: String(appPort),
+        PUBLIC_URL: `http://127.0.0.1:${gwPort}`,
+        HTTP_TRUST_PROXY: '127.0.0.1',
+        SECURITY_EVENTS_FILE: join(gwDir, 'security-events.jsonl'),
+        ...opts.env,
+      },
     });
-  } catch (e) {
-    await t.close();
-    throw e;
-  }
+    try {
+      const gw = await startGateway({
+        ...GATEWAY_DEFAULTS,
+        dir: gwDir,
+        listen: { host: '127.0.0.1', port: gwPort },
+        upstreams: [{ host: '127.0.0.1', port: appPort }],
+        bodyLimitBytes: t.config.http.bodyLimitBytes,
+        headerBufferBytes: t.config.http.maxHeaderBytes,
+        jsonMaxDepth: t.config.http.jsonMaxDepth,
+        workerProcesses: 1,
+        log: () => {},
+        ...opts.gateway,
+      });
+      return { t, gw };
+    } catch (e) {
+      await t.close();
+      throw e;
+    }
+  });
   return {
     t,
     gw,

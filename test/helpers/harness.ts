@@ -1,4 +1,5 @@
-import { freePort } from '../../src/platform/freePort.ts';
+import { freePort, withFreePorts } from '../../src/platform/freePort.ts';
+import { httpJson } from './http.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,63 +15,48 @@ import { PERMISSIONS } from '../../src/platform/principal.ts';
 // A real Tillpoint API on a loopback port, over a test database (PGlite, or a fresh database on
 // the PostgreSQL at TEST_DATABASE_URL), with the bank simulator embedded and answering at once.
 
-export { freePort };
-
-export interface Res<T = any> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
-
-/** One HTTP call: a body that is not a string is sent as JSON; the answer is parsed as JSON when it is JSON. */
-export async function httpJson<T = any>(
-  url: string,
-  method: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Res<T>> {
-  const h: Record<string, string> = { ...headers };
-  let payload: string | undefined;
-  if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-    h['content-type'] ??= 'application/json';
-  }
-  const r = await fetch(url, { method, headers: h, body: payload });
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    /* not JSON */
-  }
-  return { status: r.status, body: parsed as T, headers: r.headers };
-}
+export { freePort, withFreePorts };
+export { apiCall, httpJson, type Res } from './http.ts';
 
 export async function startTestApp(
   opts: { env?: Record<string, string>; simulator?: Record<string, unknown>; clock?: Clock; logLines?: string[] } = {},
 ) {
-  const db = await createTestDb();
-  const port = await freePort();
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-test-')),
-    STATUS_CHECK_FIRST_AFTER_SECONDS: '0',
-    STATUS_CHECK_INTERVAL_SECONDS: '0',
-    ...opts.env,
-  });
   const logger = opts.logLines
     ? createLogger({ level: 'info', destination: { write: (s: string) => void opts.logLines!.push(s) } })
     : createLogger({ level: 'silent' });
-  const app = await createApp({
-    role: 'api',
-    config,
-    db,
-    logger,
-    clock: opts.clock,
-    simulator: { latencyMs: 0, outcomes: { approve: 1 }, callbackRetryDelaysMs: [50, 100], ...opts.simulator },
-  });
-  const url = (await app.start())!;
+  const open = async (port: number | undefined) => {
+    const db = await createTestDb();
+    let app: Awaited<ReturnType<typeof createApp>> | undefined;
+    try {
+      const config = loadConfig({
+        NODE_ENV: 'test',
+        ...(port === undefined ? {} : { PORT: String(port) }),
+        TILLPOINT_DATA_DIR: mkdtempSync(join(tmpdir(), 'tillpoint-test-')),
+        STATUS_CHECK_FIRST_AFTER_SECONDS: '0',
+        STATUS_CHECK_INTERVAL_SECONDS: '0',
+        ...opts.env,
+      });
+      app = await createApp({
+        role: 'api',
+        config,
+        db,
+        logger,
+        clock: opts.clock,
+        simulator: { latencyMs: 0, outcomes: { approve: 1 }, callbackRetryDelaysMs: [50, 100], ...opts.simulator },
+      });
+      const url = (await app.start())!;
+      return { db, config, app, url };
+    } catch (e) {
+      // Nothing of a start that failed stays behind: a retry begins with a database of its own.
+      await app?.stop().catch(() => {});
+      await db.close().catch(() => {});
+      throw e;
+    }
+  };
+  // The caller's PORT is the caller's to retry (startAppBehindGateway); else a fresh port when the
+  // one found free was taken before the app bound it (src/platform/freePort.ts).
+  const { db, config, app, url } =
+    opts.env?.PORT === undefined ? await withFreePorts(1, ([port]) => open(port)) : await open(undefined);
   const worker = createWorker({ db, payments: app.services.payments, logger, intervalMs: 1000 });
   const admin = await createApiKey(db, { name: 'test admin', merchantId: null, permissions: PERMISSIONS });
 
@@ -122,11 +108,6 @@ export async function startTestApp(
 }
 
 export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
-
-/** One call to a Tillpoint API at `base` with an API key (tests that run the platform as processes). */
-export function apiCall<T = any>(base: string, key: string, method: string, path: string, body?: unknown) {
-  return httpJson<T>(base + path, method, body, { authorization: `Bearer ${key}` });
-}
 
 /**
  * Noon in India (06:30 UTC) of today: where a test's fake clock starts when it counts days. UPI

@@ -12,8 +12,13 @@ export interface StartedProcess {
 
 export interface SpawnUntilOptions {
   env: NodeJS.ProcessEnv;
-  /** The output that says the process is ready. */
-  ready: RegExp;
+  /** The child's working directory (default: this process's). */
+  cwd?: string;
+  /**
+   * The output that says the process is ready, or, for a process that says nothing when it is
+   * (Prometheus), a check polled every 100 ms until it returns true (a check that throws: not yet).
+   */
+  ready: RegExp | (() => Promise<boolean>);
   /** How long to wait; generous by default: a start on a loaded 2-core CI machine has taken ~60 s. */
   timeoutMs?: number;
   /** Called with the child at once, so the caller can register it for clean-up. */
@@ -21,28 +26,44 @@ export interface SpawnUntilOptions {
 }
 
 export function spawnUntil(cmd: string, args: string[], opts: SpawnUntilOptions): Promise<StartedProcess> {
-  const child = spawn(cmd, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
   opts.onSpawn?.(child);
   let out = '';
   const tail = () => out.slice(-4000);
+  let settled = false;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
+      settled = true;
       child.kill('SIGKILL'); // never leave a half-started server behind
       reject(new Error(`${cmd} ${args.join(' ')}: timed out waiting for ${opts.ready}: ${tail()}`));
     }, opts.timeoutMs ?? 180_000);
+    const ready = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ child, out: () => out });
+    };
+    const { ready: isReady } = opts;
     const onData = (d: Buffer) => {
       out += d;
-      if (opts.ready.test(out)) {
-        clearTimeout(timer);
-        resolve({ child, out: () => out });
-      }
+      if (isReady instanceof RegExp && isReady.test(out)) ready();
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     child.on('exit', (code) => {
       clearTimeout(timer);
+      settled = true;
+      // After it was ready this rejects a settled promise, which is a no-op.
       reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${tail()}`));
     });
+    if (typeof isReady === 'function') {
+      void (async () => {
+        while (!settled) {
+          if (await isReady().catch(() => false)) ready();
+          else await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+    }
   });
 }
 
