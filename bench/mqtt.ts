@@ -38,9 +38,9 @@ import { migrate } from '../src/platform/migrate.ts';
 import { newId } from '../src/platform/ids.ts';
 import { connectTerminal, type TerminalClient } from '../src/tools/terminal-sdk/index.ts';
 import { percentile } from '../src/tools/fleet-sim/index.ts';
-import { startBenchPostgres, withClient, type BenchPostgres } from './lib/postgres.ts';
+import { startBenchPostgres, type BenchPostgres } from './lib/postgres.ts';
 import { sampleWaits } from './lib/waits.ts';
-import { dbWorkPerPayment, enableStatementCounts, markDbWork } from './lib/dbWork.ts';
+import { dbWorkPerPayment, enableStatementCounts, markDbWork, statementTimePer } from './lib/dbWork.ts';
 import {
   startTillpoint,
   killAll,
@@ -198,33 +198,6 @@ async function provisionHistory(
     [ids, n],
   );
   await db.query('ANALYZE payments.payments, terminals.requests');
-}
-
-/** Calls and server time (ms) so far per statement (first 100 characters), from pg_stat_statements. */
-async function statementTimes(url: string): Promise<Map<string, { calls: number; ms: number }>> {
-  return withClient(url, async (c) => {
-    const r = await c.query<{ q: string; calls: string; ms: number }>(
-      `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q, sum(calls)::text AS calls, sum(total_exec_time) AS ms
-         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-        WHERE d.datname = current_database() AND query NOT ILIKE '%pg_stat%' AND query NOT ILIKE '%pg_current_wal%'
-        GROUP BY 1`,
-    );
-    return new Map(r.rows.map((x) => [x.q, { calls: Number(x.calls), ms: Number(x.ms) }]));
-  });
-}
-
-/** Server time per answered request of each statement that took at least 0.01 ms of it, largest first. */
-function timePerRequest(a: Map<string, { calls: number; ms: number }>, b: typeof a, ok: number) {
-  if (ok <= 0) return null;
-  const rows = [...b].map(([statement, v]) => ({
-    statement,
-    ms: Math.round(((v.ms - (a.get(statement)?.ms ?? 0)) / ok) * 1000) / 1000,
-    calls: Math.round(((v.calls - (a.get(statement)?.calls ?? 0)) / ok) * 100) / 100,
-  }));
-  return {
-    total: Math.round(rows.reduce((t, r) => t + r.ms, 0) * 1000) / 1000,
-    by_statement: rows.filter((r) => r.ms >= 0.01).sort((x, y) => y.ms - x.ms),
-  };
 }
 
 let gateways = 0;
@@ -466,9 +439,8 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     // per answered request, the statements' server time, and what its sessions waited on.
     const sampler = measure && dbUrl ? await sampleWaits(dbUrl) : undefined;
     const work0 = measure && dbUrl ? await markDbWork(dbUrl, countStatements) : undefined;
-    const times0 = measure && dbUrl && countStatements ? await statementTimes(dbUrl) : undefined;
-    // The marks' own server processes end after their clients do; their CPU is not the run's.
-    if (times0) await sleep(300);
+    // The mark's own server process ends after its client does; its CPU is not the run's.
+    if (work0) await sleep(300);
     const start = performance.now();
     const cpu0 = cpuNow();
     const sampler0 = sampler ? cpuSeconds(sampler.backendPid) : undefined;
@@ -508,10 +480,9 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     const samplerCpu = sampler ? (cpuSeconds(sampler.backendPid) ?? 0) - (sampler0 ?? 0) : 0;
     if (cpu1.postgres !== undefined) cpu1.postgres -= samplerCpu;
     const waits = sampler ? await sampler.stop() : null;
-    const dbWork = work0
-      ? await dbWorkPerPayment(dbUrl!, work0, await markDbWork(dbUrl!, countStatements), rtts.length)
-      : null;
-    const statementMs = times0 ? timePerRequest(times0, await statementTimes(dbUrl!), rtts.length) : null;
+    const work1 = work0 ? await markDbWork(dbUrl!, countStatements) : undefined;
+    const dbWork = work0 && work1 ? await dbWorkPerPayment(dbUrl!, work0, work1, rtts.length) : null;
+    const statementMs = work0 && work1 ? statementTimePer(work0, work1, rtts.length) : null;
     const ms = (a?: number, b?: number) =>
       a === undefined || b === undefined || rtts.length === 0
         ? null

@@ -13,8 +13,8 @@ export interface DbWorkMark {
   walLsn: string;
   commits: number;
   statements: number | null;
-  /** Calls so far per statement text (first 100 characters), to say which statements they were. */
-  byStatement: Map<string, number>;
+  /** Calls and server time (ms) so far per statement text (first 100 characters), to say which statements they were. */
+  byStatement: Map<string, { calls: number; ms: number }>;
 }
 
 export interface DbWorkPerPayment {
@@ -47,16 +47,16 @@ export async function markDbWork(url: string, countStatements: boolean): Promise
               (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::text AS commits`,
     );
     let statements: number | null = null;
-    const byStatement = new Map<string, number>();
+    const byStatement = new Map<string, { calls: number; ms: number }>();
     if (countStatements) {
-      const s = await c.query<{ q: string; n: string }>(
-        `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q, sum(calls)::text AS n
+      const s = await c.query<{ q: string; n: string; ms: number }>(
+        `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS q, sum(calls)::text AS n, sum(total_exec_time) AS ms
            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
           WHERE d.datname = current_database() AND ${OWN} GROUP BY 1`,
       );
       statements = 0;
       for (const row of s.rows) {
-        byStatement.set(row.q, Number(row.n));
+        byStatement.set(row.q, { calls: Number(row.n), ms: Number(row.ms) });
         statements += Number(row.n);
       }
     }
@@ -80,7 +80,7 @@ export async function dbWorkPerPayment(
   });
   const per = (x: number) => Math.round((x / payments) * 100) / 100;
   const byText = [...b.byStatement]
-    .map(([statement, n]) => ({ statement, per_payment: per(n - (a.byStatement.get(statement) ?? 0)) }))
+    .map(([statement, v]) => ({ statement, per_payment: per(v.calls - (a.byStatement.get(statement)?.calls ?? 0)) }))
     .filter((x) => x.per_payment >= 0.05)
     .sort((x, y) => y.per_payment - x.per_payment);
   return {
@@ -88,5 +88,22 @@ export async function dbWorkPerPayment(
     commits: per(b.commits - a.commits),
     wal_bytes: Math.round(wal / payments),
     statements_by_text: byText,
+  };
+}
+
+/**
+ * Server time per item (a payment, an answered request) of each statement between two marks that
+ * took at least 0.01 ms of it, largest first, and their total; null when nothing was counted.
+ */
+export function statementTimePer(a: DbWorkMark, b: DbWorkMark, items: number) {
+  if (items <= 0 || a.statements === null || b.statements === null) return null;
+  const rows = [...b.byStatement].map(([statement, v]) => ({
+    statement,
+    ms: Math.round(((v.ms - (a.byStatement.get(statement)?.ms ?? 0)) / items) * 1000) / 1000,
+    calls: Math.round(((v.calls - (a.byStatement.get(statement)?.calls ?? 0)) / items) * 100) / 100,
+  }));
+  return {
+    total: Math.round(rows.reduce((t, r) => t + r.ms, 0) * 1000) / 1000,
+    by_statement: rows.filter((r) => r.ms >= 0.01).sort((x, y) => y.ms - x.ms),
   };
 }
