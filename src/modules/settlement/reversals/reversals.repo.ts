@@ -304,11 +304,16 @@ export async function owingCompensation(q: Queryable, now: Date, tatDays: number
   return r.rows;
 }
 
+/**
+ * The reversal, locked for booking its compensation days: waits for whoever holds the row rather
+ * than skipping it. SKIP LOCKED skipped it for any holder, not only another worker booking its
+ * days: a bank callback whose compare-and-set lost to the refund call's own answer keeps the row
+ * locked until its transaction ends, and the days owed were then left for a later run. Every
+ * transaction that holds a reversal row is short (no bank call inside one); another worker booking
+ * the same reversal has committed its days once this returns, and the row read here shows them.
+ */
 export async function lockForCompensation(tx: Queryable, id: string) {
-  const r = await tx.query<ReversalRow>(
-    `SELECT ${COLS} FROM settlement.reversals WHERE id = $1 FOR UPDATE SKIP LOCKED`,
-    [id],
-  );
+  const r = await tx.query<ReversalRow>(`SELECT ${COLS} FROM settlement.reversals WHERE id = $1 FOR UPDATE`, [id]);
   return r.rows[0];
 }
 

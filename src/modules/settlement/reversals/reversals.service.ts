@@ -436,7 +436,9 @@ export function createReversalsService(deps: ReversalsDeps) {
       for (const candidate of owing) {
         posted += await db.tx(async (tx) => {
           const r = await repo.lockForCompensation(tx, candidate.id);
-          if (!r) return 0; // another worker has it
+          if (!r) return 0; // never deleted: defensive
+          // Another worker that booked days for it meanwhile has moved compensation_days: only
+          // the days still missing are booked (and a day's row is unique besides).
           const due = delayDays(r.txn_date, r.completed_at && r.completed_at < now ? r.completed_at : now, cfg.rbi);
           let n = 0;
           for (let day = r.compensation_days + 1; day <= due; day++) {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Db } from '../../../platform/db.ts';
 import { fixedClock } from '../../../platform/clock.ts';
-import { createTestDb } from '../../../platform/testing.ts';
-import { createLedgerService } from '../../ledger/index.ts';
+import { createTestDb, usingRealPostgres } from '../../../platform/testing.ts';
+import { createLedgerService, type LedgerService } from '../../ledger/index.ts';
 import { emptySettlement, insertPayment, scriptedBank, silentLogger, type RefundScript } from '../testkit.ts';
 import { verifyAll } from '../testkit.ts';
 import { createReversalsService } from './reversals.service.ts';
@@ -299,6 +299,142 @@ describe('reversals', () => {
     assert.equal((await svc.get(reversalId)).compensation_days, 3);
     await verifyAll(db);
   });
+
+  test('compensation: workers booking at once book each day of delay once', async () => {
+    const bank = scriptedBank({ script: Array(6).fill('rejected') });
+    // T = 1 Dec; at 09:30 IST on 9 Dec three days of delay have begun (7, 8 and 9 Dec).
+    const clock = fixedClock('2026-12-09T04:00:00Z');
+    const w1 = service(bank, clock);
+    const w2 = service(bank, clock);
+    const m = merchant();
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const pay = await insertPayment(db, {
+        merchantId: m,
+        amount: 700 + i,
+        status: 'expired',
+        createdAt: new Date('2026-12-01T18:20:00Z'),
+      });
+      const { reversalId } = await db.tx((tx) =>
+        w1.requests.request(tx, { paymentId: pay, amountPaise: 700 + i, reason: 'late_success', sourceRef: 'w' }),
+      );
+      ids.push(reversalId);
+    }
+    await w1.runReversals(); // all refused: still owed
+    const counts = await Promise.all([w1.runCompensation(), w2.runCompensation(), w1.runCompensation()]);
+    assert.equal(
+      counts.reduce((a, b) => a + b, 0),
+      18,
+      'three days for each of six reversals, once',
+    );
+    assert.equal(await w2.runCompensation(), 0);
+    const entries = await db.query<{ n: number; refs: number }>(
+      `SELECT count(*)::int AS n, count(DISTINCT reference)::int AS refs FROM ledger.entries WHERE kind = 'reversal.compensation'`,
+    );
+    assert.deepEqual(entries.rows[0], { n: 18, refs: 18 });
+    for (const id of ids) assert.equal((await w1.get(id)).compensation_days, 3);
+    await verifyAll(db);
+  });
+
+  // PGlite is one connection: its transactions never overlap, so the race below cannot happen there.
+  const concurrent = { skip: usingRealPostgres() ? false : 'needs concurrent connections (TEST_DATABASE_URL)' };
+  test(
+    "compensation: a bank's callback that lost the race to the refund call's answer does not make the day's booking skip the reversal",
+    concurrent,
+    async () => {
+      // T = 1 Dec (23:50 IST); deadline 00:00 IST on 7 Dec; reversed at 11:30 IST on 8 Dec: two days late.
+      const bank = scriptedBank();
+      const clock = fixedClock('2026-12-08T06:00:00Z');
+      const pay = await insertPayment(db, {
+        merchantId: merchant(),
+        amount: 700,
+        status: 'expired',
+        createdAt: new Date('2026-12-01T18:20:00Z'),
+        flag: 'success_after_close',
+      });
+      // The bank answers the refund call and sends its callback at once (as simbank does): the
+      // callback reaches the API while the worker is still applying the answer. Here the worker's
+      // transaction waits, its reversal moved to succeeded, until the callback's compare-and-set
+      // waits on that row; the callback's transaction commits only when the test says so (a
+      // process slowed down between its statement and its COMMIT).
+      let onAnswer: (() => Promise<void>) | undefined;
+      const workerLedger: Pick<LedgerService, 'post'> = {
+        post: async (tx, e) => {
+          if (e.kind === 'reversal.succeeded' && onAnswer) await onAnswer();
+          return ledger.post(tx, e);
+        },
+      };
+      let commitCallback!: () => void;
+      const callbackCommits = new Promise<void>((r) => {
+        commitCallback = r;
+      });
+      const callbackDb: Db = {
+        driver: db.driver,
+        query: (sql, params) => db.query(sql, params),
+        exec: (sql) => db.exec(sql),
+        close: () => db.close(),
+        tx: (fn) =>
+          db.tx(async (tx) => {
+            const out = await fn(tx);
+            await callbackCommits;
+            return out;
+          }),
+      };
+      const deps = {
+        banks: { connector: () => bank.connector },
+        clock,
+        logger: silentLogger,
+        callbackUrl: (code: string) => `http://127.0.0.1:1/v1/settlement/banks/${code}/callbacks`,
+      };
+      const worker = createReversalsService({ ...deps, db, ledger: workerLedger });
+      const api = createReversalsService({ ...deps, db: callbackDb, ledger });
+      // Another session of this database waiting for a row lock: the condition each step waits for.
+      const lockWaiters = async () =>
+        (
+          await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+          )
+        ).rows[0].n;
+      const untilLockWaiter = async (unless = () => false) => {
+        while (!unless() && (await lockWaiters()) === 0) await new Promise((r) => setImmediate(r));
+      };
+      const { reversalId } = await db.tx((tx) =>
+        worker.requests.request(tx, { paymentId: pay, amountPaise: 700, reason: 'late_success', sourceRef: 'cb' }),
+      );
+      let callback: Promise<unknown> | undefined;
+      onAnswer = async () => {
+        onAnswer = undefined;
+        const refundRef = bank.calls.find((c) => c.kind === 'refund')!.ref;
+        callback = api.handleRefundCallback(refundRef, {
+          outcome: 'success',
+          responseCode: '00',
+          bankRef: `RRN${refundRef.slice(-8)}`,
+        });
+        await untilLockWaiter();
+      };
+      assert.equal(await worker.runReversals(), 1);
+      assert.ok(callback, 'the callback came while the answer was applied');
+      assert.equal((await worker.get(reversalId)).status, 'succeeded');
+      // The callback lost (the reversal is no longer scheduled), but its transaction still holds the
+      // row its compare-and-set waited for. Two days of delay are owed all the same.
+      let done = false;
+      const booked = worker.runCompensation().finally(() => {
+        done = true;
+      });
+      await untilLockWaiter(() => done);
+      commitCallback();
+      assert.equal(await booked, 2, 'both days booked on this run');
+      await callback;
+      assert.equal((await worker.get(reversalId)).compensation_days, 2);
+      const entries = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ledger.entries WHERE kind = 'reversal.succeeded' AND reference = $1`,
+        [reversalId],
+      );
+      assert.equal(entries.rows[0].n, 1, 'reversed once');
+      await verifyAll(db);
+    },
+  );
 
   test('property: while the bank answers, no reversal misses its deadline', async () => {
     await fc.assert(
