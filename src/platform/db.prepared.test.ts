@@ -38,6 +38,35 @@ test('parameterised statements are prepared once per connection', async (t) => {
   }
 });
 
+test('a statement run with planEachCall is not prepared, outside and inside a transaction', async (t) => {
+  if (needsPg(t)) return;
+  const base = await createTestDb({ migrate: false });
+  const db = createPgDb(base.url!, 1);
+  try {
+    const sql = 'SELECT count(*)::int AS n FROM unnest($1::int[]) AS x(v) WHERE v > $2';
+    for (let i = 0; i < 7; i++) {
+      assert.equal(
+        (await db.query<{ n: number }>(sql, [[1, 2, 3], i], { planEachCall: true })).rows[0].n,
+        Math.max(3 - i, 0),
+      );
+    }
+    const inTx = await db.tx((tx) => tx.query<{ n: number }>(sql, [[1, 2, 3], 1], { planEachCall: true }));
+    assert.equal(inTx.rows[0].n, 2);
+    const r = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_prepared_statements`);
+    assert.equal(r.rows[0].n, 0, 'the unnamed statement, planned at each call, leaves no prepared statement');
+    // The same text without the option is prepared as before.
+    await db.query(sql, [[1], 0]);
+    const again = await db.query<{ statement: string }>(`SELECT statement FROM pg_prepared_statements`);
+    assert.deepEqual(
+      again.rows.map((x) => x.statement),
+      [sql],
+    );
+  } finally {
+    await db.close();
+    await base.close();
+  }
+});
+
 test('a column added under a prepared SELECT * is survived, outside and inside a transaction', async (t) => {
   if (needsPg(t)) return;
   const base = await createTestDb({ migrate: false });

@@ -6,9 +6,24 @@ export interface QueryResult<T> {
   rowCount: number;
 }
 
+/** How one statement is run. */
+export interface QueryOptions {
+  /**
+   * Plan the statement with this call's parameter values, every call, instead of preparing it once
+   * per connection (db.ts): on PostgreSQL it runs as the unnamed statement. For a batch that joins
+   * `unnest()` of its array parameters to a table: after five runs a prepared statement may keep a
+   * generic plan, made for no particular batch size and with the table's statistics of that moment
+   * (a young, never analysed table: a scan of every row for each batch until autovacuum analyses
+   * it; bench/PROFILE.md "Session 9"). Planned with its values, the batch's size is known and the
+   * table's current size is read at each planning: one planning per batch, shared by its members.
+   * PGlite plans every statement this way already.
+   */
+  planEachCall?: boolean;
+}
+
 /** Anything you can run SQL on: the database itself or an open transaction. */
 export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult<T>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

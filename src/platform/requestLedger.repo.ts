@@ -156,7 +156,9 @@ export function ledgerStatements(t: LedgerTable): LedgerStatements {
         completions.map((d) => d.response),
       );
       if (status) params.push(completions.map((d) => d.status ?? null));
-      const { rows } = await q.query<{ scope: string; key: string }>(batchSql, params);
+      // Planned with its values each time: the completions join unnest() to the table, which a
+      // generic plan made while the table was young would scan whole (queryable.ts planEachCall).
+      const { rows } = await q.query<{ scope: string; key: string }>(batchSql, params, { planEachCall: true });
       return new Set(rows.map((r) => ledgerKey(r.scope, r.key)));
     },
     async get(q, s, k) {
