@@ -111,8 +111,8 @@ const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id,
  * Planned with each batch's values, not as a prepared statement whose generic plan, made once
  * while the table was young, would read every `created`/`pending` payment per batch until
  * autovacuum analyses the table (bench/PROFILE.md "Session 9"). The moves and completions also
- * compare the status with a column of their materialized batch (`from_status`), not a constant:
- * from a constant the planner could prove the partial indexes `payments_due_*` usable, and with
+ * take the status they expect as a column of their batch (`from_status`), not a constant: from a
+ * constant the planner could prove the partial indexes `payments_due_*` usable, and with
  * statistics taken while no payment was open (a quiet night, then a burst) it would scan one of
  * them whole instead of probing the primary key per member.
  */
@@ -365,10 +365,10 @@ export interface PendingMove {
  */
 export async function movePendingMany(q: Queryable, moves: readonly PendingMove[]): Promise<PaymentRow[]> {
   const { rows } = await q.query<PaymentRow>(
-    `WITH b AS MATERIALIZED (
-       SELECT *, 'created'::text AS from_status
-         FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
-                  AS b(id, bank_ref, next_check_at, detail, at, at_text, traceparent)
+    `WITH b AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+                            $8::text[])
+                  AS b(id, bank_ref, next_check_at, detail, at, at_text, traceparent, from_status)
      ), p AS (
        UPDATE payments.payments t
           SET status = 'pending', updated_at = b.at, bank_ref = coalesce(b.bank_ref, t.bank_ref), next_check_at = b.next_check_at
@@ -392,6 +392,7 @@ export async function movePendingMany(q: Queryable, moves: readonly PendingMove[
       moves.map((m) => m.now),
       moves.map((m) => m.now.toISOString()),
       moves.map((m) => m.traceparent),
+      moves.map(() => 'created'),
     ],
     BATCH_PLAN,
   );
@@ -534,6 +535,7 @@ export async function completeSucceededMany(
     column((m) => m.nonce?.nonce ?? null),
     column((m) => m.nonce?.at ?? null),
     column((m) => m.journalId),
+    column(() => 'pending'),
   ];
   const param = (v: unknown) => {
     params.push(v);
@@ -542,15 +544,14 @@ export async function completeSucceededMany(
   const hooks = successHooksCase(sql.hooks, 'p', param);
   const ledger = sql.ledgerSql('h', param);
   const { rows } = await q.query<PaymentRow & { completed: boolean }>(
-    `WITH m AS MATERIALIZED (
-       SELECT *, 'pending'::text AS from_status
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+    `WITH m AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
                             $8::text[], $9::boolean[], $10::timestamptz[], $11::timestamptz[], $12::boolean[], $13::text[],
                             $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
-                            $21::timestamptz[], $22::text[])
+                            $21::timestamptz[], $22::text[], $23::text[])
                   AS m(id, txn_ref, bank_code, amount, bank_ref, response_code, payer_ct, payer_bidx, set_next_check,
                        next_check_at, completed_at, needs_reconciliation, reconciliation_reason, at, at_text, source,
-                       detail, traceparent, nonce_scope, nonce, nonce_at, journal_id)
+                       detail, traceparent, nonce_scope, nonce, nonce_at, journal_id, from_status)
      ), p AS (
        UPDATE payments.payments t
           SET status = 'succeeded', updated_at = m.at,
