@@ -38,29 +38,29 @@ test('parameterised statements are prepared once per connection', async (t) => {
   }
 });
 
-test('a statement run with planEachCall is not prepared, outside and inside a transaction', async (t) => {
+test('a statement run with unpreparedCalls is prepared only after that many calls, outside and inside a transaction', async (t) => {
   if (needsPg(t)) return;
   const base = await createTestDb({ migrate: false });
   const db = createPgDb(base.url!, 1);
   try {
     const sql = 'SELECT count(*)::int AS n FROM unnest($1::int[]) AS x(v) WHERE v > $2';
-    for (let i = 0; i < 7; i++) {
+    const prepared = async () =>
+      (await db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows.map(
+        (x) => x.statement,
+      );
+    for (let i = 0; i < 6; i++) {
       assert.equal(
-        (await db.query<{ n: number }>(sql, [[1, 2, 3], i], { planEachCall: true })).rows[0].n,
+        (await db.query<{ n: number }>(sql, [[1, 2, 3], i], { unpreparedCalls: 8 })).rows[0].n,
         Math.max(3 - i, 0),
       );
     }
-    const inTx = await db.tx((tx) => tx.query<{ n: number }>(sql, [[1, 2, 3], 1], { planEachCall: true }));
+    const inTx = await db.tx((tx) => tx.query<{ n: number }>(sql, [[1, 2, 3], 1], { unpreparedCalls: 8 }));
     assert.equal(inTx.rows[0].n, 2);
-    const r = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_prepared_statements`);
-    assert.equal(r.rows[0].n, 0, 'the unnamed statement, planned at each call, leaves no prepared statement');
-    // The same text without the option is prepared as before.
-    await db.query(sql, [[1], 0]);
-    const again = await db.query<{ statement: string }>(`SELECT statement FROM pg_prepared_statements`);
-    assert.deepEqual(
-      again.rows.map((x) => x.statement),
-      [sql],
-    );
+    assert.deepEqual(await prepared(), [], 'seven calls as the unnamed statement, planned at each call');
+    await db.query(sql, [[1], 0], { unpreparedCalls: 8 });
+    assert.deepEqual(await prepared(), [], 'the eighth still');
+    assert.equal((await db.query<{ n: number }>(sql, [[1, 2], 0], { unpreparedCalls: 8 })).rows[0].n, 2);
+    assert.deepEqual(await prepared(), [sql], 'from the ninth on, prepared as any other statement');
   } finally {
     await db.close();
     await base.close();

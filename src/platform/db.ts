@@ -25,15 +25,22 @@ const MAX_TX_ATTEMPTS = 5;
 // each distinct SQL text once per connection instead of on every call: on the payment path that
 // is about a third of the server's CPU (bench/PROFILE.md). The name is a digest of the text; the
 // number of names is capped, so SQL that carries values in its text cannot fill server memory.
-// A statement run with `planEachCall` (queryable.ts) is not prepared: it goes as the unnamed
-// statement, which PostgreSQL parses and plans with its parameters' values on every call.
+// The first calls of a statement run with `unpreparedCalls` (queryable.ts) are not prepared: they
+// go as the unnamed statement, which PostgreSQL parses and plans with the call's values.
 const MAX_PREPARED = 500;
 const preparedNames = new Map<string, string>();
+const unpreparedCounts = new Map<string, number>();
 const digest = (sql: string) => createHash('sha256').update(sql).digest('hex').slice(0, 32);
 
 function statement(sql: string, params?: unknown[], opts?: QueryOptions): pg.QueryConfig {
   if (!params || params.length === 0) return { text: sql };
-  if (opts?.planEachCall) return { text: sql, values: params };
+  if (opts?.unpreparedCalls) {
+    const calls = unpreparedCounts.get(sql) ?? (unpreparedCounts.size < MAX_PREPARED ? 0 : opts.unpreparedCalls);
+    if (calls < opts.unpreparedCalls) {
+      unpreparedCounts.set(sql, calls + 1);
+      return { text: sql, values: params };
+    }
+  }
   let name = preparedNames.get(sql);
   if (name === undefined && preparedNames.size < MAX_PREPARED) {
     name = `tp_${digest(sql)}`;
@@ -213,7 +220,7 @@ export async function createPgliteDb(dataDir?: string, opts: { loadDataDir?: Blo
     rowCount: r.affectedRows ?? r.rows.length,
   });
   // PGlite's query() sends the unnamed statement: every statement is planned with its values, so
-  // `planEachCall` (queryable.ts) is what it does anyway.
+  // `unpreparedCalls` (queryable.ts) is what it does anyway.
   return {
     driver: 'pglite',
     query: async <T>(sql: string, params?: unknown[]) => normalize<T>(await lite.query(sql, params)),

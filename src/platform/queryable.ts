@@ -9,16 +9,17 @@ export interface QueryResult<T> {
 /** How one statement is run. */
 export interface QueryOptions {
   /**
-   * Plan the statement with this call's parameter values, every call, instead of preparing it once
-   * per connection (db.ts): on PostgreSQL it runs as the unnamed statement. For a batch that joins
-   * `unnest()` of its array parameters to a table: after five runs a prepared statement may keep a
-   * generic plan, made for no particular batch size and with the table's statistics of that moment
-   * (a young, never analysed table: a scan of every row for each batch until autovacuum analyses
-   * it; bench/PROFILE.md "Session 9"). Planned with its values, the batch's size is known and the
-   * table's current size is read at each planning: one planning per batch, shared by its members.
-   * PGlite plans every statement this way already.
+   * The first this many calls of this SQL text in this process are planned with their parameters'
+   * values (PostgreSQL: the unnamed statement); later calls are prepared once per connection as
+   * usual (db.ts). For a batch that joins `unnest()` of its array parameters to a table: a prepared
+   * statement keeps a generic plan after five runs, made with the table as it is then, and on a
+   * young table (a fresh installation under sudden load) that plan scans every row for each batch
+   * until autovacuum analyses the table (bench/PROFILE.md "Session 9"). Planning each call costs
+   * the server a parse and a plan per batch (about 0.4 ms), so it is bounded: by the time a batch
+   * has run this many times its table has grown, and the plan prepared then probes the index.
+   * PGlite plans every statement with its values anyway.
    */
-  planEachCall?: boolean;
+  unpreparedCalls?: number;
 }
 
 /** Anything you can run SQL on: the database itself or an open transaction. */

@@ -108,15 +108,17 @@ const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id,
 /**
  * How the batched statements below run (group commit: several payments' moves, completions or
  * creates in one statement, joining `unnest()` of their array parameters to payments.payments).
- * Planned with each batch's values, not as a prepared statement whose generic plan, made once
- * while the table was young, would read every `created`/`pending` payment per batch until
- * autovacuum analyses the table (bench/PROFILE.md "Session 9"). The moves and completions also
+ * Their first 5,000 calls in a process are planned with each batch's values, not as a prepared
+ * statement whose generic plan, made once while the table was young, would read every
+ * `created`/`pending` payment per batch until autovacuum analyses the table (bench/PROFILE.md
+ * "Session 9"); by then the table holds at least 5,000 payments, and the plan prepared from there
+ * on probes the primary key (a generic plan made at 2,000 rows scans, at 5,000 it probes). The moves and completions also
  * take the status they expect as a column of their batch (`from_status`), not a constant: from a
  * constant the planner could prove the partial indexes `payments_due_*` usable, and with
  * statistics taken while no payment was open (a quiet night, then a burst) it would scan one of
  * them whole instead of probing the primary key per member.
  */
-const BATCH_PLAN = { planEachCall: true } as const;
+const BATCH_PLAN = { unpreparedCalls: 5000 } as const;
 
 const paymentUpdatedPayload = (status: string, at: string, traceparent: string) =>
   `jsonb_build_object('payment_id', p.id, 'status', ${status}, 'amount', p.amount, 'at', ${at})
