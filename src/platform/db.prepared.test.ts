@@ -38,6 +38,35 @@ test('parameterised statements are prepared once per connection', async (t) => {
   }
 });
 
+test('a statement run with unpreparedCalls is prepared only after that many calls, outside and inside a transaction', async (t) => {
+  if (needsPg(t)) return;
+  const base = await createTestDb({ migrate: false });
+  const db = createPgDb(base.url!, 1);
+  try {
+    const sql = 'SELECT count(*)::int AS n FROM unnest($1::int[]) AS x(v) WHERE v > $2';
+    const prepared = async () =>
+      (await db.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows.map(
+        (x) => x.statement,
+      );
+    for (let i = 0; i < 6; i++) {
+      assert.equal(
+        (await db.query<{ n: number }>(sql, [[1, 2, 3], i], { unpreparedCalls: 8 })).rows[0].n,
+        Math.max(3 - i, 0),
+      );
+    }
+    const inTx = await db.tx((tx) => tx.query<{ n: number }>(sql, [[1, 2, 3], 1], { unpreparedCalls: 8 }));
+    assert.equal(inTx.rows[0].n, 2);
+    assert.deepEqual(await prepared(), [], 'seven calls as the unnamed statement, planned at each call');
+    await db.query(sql, [[1], 0], { unpreparedCalls: 8 });
+    assert.deepEqual(await prepared(), [], 'the eighth still');
+    assert.equal((await db.query<{ n: number }>(sql, [[1, 2], 0], { unpreparedCalls: 8 })).rows[0].n, 2);
+    assert.deepEqual(await prepared(), [sql], 'from the ninth on, prepared as any other statement');
+  } finally {
+    await db.close();
+    await base.close();
+  }
+});
+
 test('a column added under a prepared SELECT * is survived, outside and inside a transaction', async (t) => {
   if (needsPg(t)) return;
   const base = await createTestDb({ migrate: false });

@@ -7,8 +7,8 @@ import { RETRYABLE_SQLSTATES } from './errors.ts';
 // compiled to WASM) in-process for the embedded default. The SQL is the same for both.
 
 // The interface every module codes against lives in queryable.ts (embedded.ts needs it too).
-export type { Db, Queryable, QueryResult } from './queryable.ts';
-import type { Db, Queryable } from './queryable.ts';
+export type { Db, Queryable, QueryOptions, QueryResult } from './queryable.ts';
+import type { Db, Queryable, QueryOptions } from './queryable.ts';
 
 const INT8_OID = 20;
 // int8 comes back as a JS number. Amounts are paise: Number.MAX_SAFE_INTEGER paise is
@@ -25,12 +25,22 @@ const MAX_TX_ATTEMPTS = 5;
 // each distinct SQL text once per connection instead of on every call: on the payment path that
 // is about a third of the server's CPU (bench/PROFILE.md). The name is a digest of the text; the
 // number of names is capped, so SQL that carries values in its text cannot fill server memory.
+// The first calls of a statement run with `unpreparedCalls` (queryable.ts) are not prepared: they
+// go as the unnamed statement, which PostgreSQL parses and plans with the call's values.
 const MAX_PREPARED = 500;
 const preparedNames = new Map<string, string>();
+const unpreparedCounts = new Map<string, number>();
 const digest = (sql: string) => createHash('sha256').update(sql).digest('hex').slice(0, 32);
 
-function statement(sql: string, params?: unknown[]): pg.QueryConfig {
+function statement(sql: string, params?: unknown[], opts?: QueryOptions): pg.QueryConfig {
   if (!params || params.length === 0) return { text: sql };
+  if (opts?.unpreparedCalls) {
+    const calls = unpreparedCounts.get(sql) ?? (unpreparedCounts.size < MAX_PREPARED ? 0 : opts.unpreparedCalls);
+    if (calls < opts.unpreparedCalls) {
+      unpreparedCounts.set(sql, calls + 1);
+      return { text: sql, values: params };
+    }
+  }
   let name = preparedNames.get(sql);
   if (name === undefined && preparedNames.size < MAX_PREPARED) {
     name = `tp_${digest(sql)}`;
@@ -96,14 +106,14 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
   // release) would raise an unhandled 'error'. The client is marked unusable by pg itself, its
   // pending and later queries fail, and the pool discards it on release.
   pool.on('connect', (client) => client.on('error', () => {}));
-  const query = async <T>(sql: string, params?: unknown[]) => {
+  const query = async <T>(sql: string, params?: unknown[], opts?: QueryOptions) => {
     let r: pg.QueryResult;
     try {
-      r = await pool.query(statement(sql, params));
+      r = await pool.query(statement(sql, params, opts));
     } catch (e) {
       if (!isStalePlan(e)) throw e;
       renewPrepared(sql);
-      r = await pool.query(statement(sql, params));
+      r = await pool.query(statement(sql, params, opts));
     }
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   };
@@ -156,8 +166,8 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
         try {
           await client.query('BEGIN');
           const txq: Queryable = {
-            query: async <R>(sql: string, params?: unknown[]) => {
-              const r = await client.query(statement(sql, params)).catch((e) => {
+            query: async <R>(sql: string, params?: unknown[], opts?: QueryOptions) => {
+              const r = await client.query(statement(sql, params, opts)).catch((e) => {
                 if (isStalePlan(e)) renewPrepared(sql); // withRetry runs the transaction again
                 throw e;
               });
@@ -209,6 +219,8 @@ export async function createPgliteDb(dataDir?: string, opts: { loadDataDir?: Blo
     rows: r.rows as T[],
     rowCount: r.affectedRows ?? r.rows.length,
   });
+  // PGlite's query() sends the unnamed statement: every statement is planned with its values, so
+  // `unpreparedCalls` (queryable.ts) is what it does anyway.
   return {
     driver: 'pglite',
     query: async <T>(sql: string, params?: unknown[]) => normalize<T>(await lite.query(sql, params)),

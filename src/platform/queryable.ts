@@ -6,9 +6,25 @@ export interface QueryResult<T> {
   rowCount: number;
 }
 
+/** How one statement is run. */
+export interface QueryOptions {
+  /**
+   * The first this many calls of this SQL text in this process are planned with their parameters'
+   * values (PostgreSQL: the unnamed statement); later calls are prepared once per connection as
+   * usual (db.ts). For a batch that joins `unnest()` of its array parameters to a table: a prepared
+   * statement keeps a generic plan after five runs, made with the table as it is then, and on a
+   * young table (a fresh installation under sudden load) that plan scans every row for each batch
+   * until autovacuum analyses the table (bench/PROFILE.md "Session 9"). Planning each call costs
+   * the server a parse and a plan per batch (about 0.4 ms), so it is bounded: by the time a batch
+   * has run this many times its table has grown, and the plan prepared then probes the index.
+   * PGlite plans every statement with its values anyway.
+   */
+  unpreparedCalls?: number;
+}
+
 /** Anything you can run SQL on: the database itself or an open transaction. */
 export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult<T>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

@@ -188,7 +188,7 @@ export function useTestDb(opts: { migrate?: boolean } = {}): Db & { readonly url
     get url() {
       return db().url;
     },
-    query: (sql, params) => db().query(sql, params),
+    query: (sql, params, opts) => db().query(sql, params, opts),
     exec: (sql) => db().exec(sql),
     tx: (fn) => db().tx(fn),
     close: () => db().close(),

@@ -105,6 +105,21 @@ const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id,
                                       payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)`;
 
 /** The terminal's `payment.updated` outbox payload for row `p`, over SQL expressions for its parts. */
+/**
+ * How the batched statements below run (group commit: several payments' moves, completions or
+ * creates in one statement, joining `unnest()` of their array parameters to payments.payments).
+ * Their first 5,000 calls in a process are planned with each batch's values, not as a prepared
+ * statement whose generic plan, made once while the table was young, would read every
+ * `created`/`pending` payment per batch until autovacuum analyses the table (bench/PROFILE.md
+ * "Session 9"); by then the table holds at least 5,000 payments, and the plan prepared from there
+ * on probes the primary key (a generic plan made at 2,000 rows scans, at 5,000 it probes). The moves and completions also
+ * take the status they expect as a column of their batch (`from_status`), not a constant: from a
+ * constant the planner could prove the partial indexes `payments_due_*` usable, and with
+ * statistics taken while no payment was open (a quiet night, then a burst) it would scan one of
+ * them whole instead of probing the primary key per member.
+ */
+const BATCH_PLAN = { unpreparedCalls: 5000 } as const;
+
 const paymentUpdatedPayload = (status: string, at: string, traceparent: string) =>
   `jsonb_build_object('payment_id', p.id, 'status', ${status}, 'amount', p.amount, 'at', ${at})
                 || CASE WHEN ${traceparent} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', ${traceparent}) END`;
@@ -353,13 +368,14 @@ export interface PendingMove {
 export async function movePendingMany(q: Queryable, moves: readonly PendingMove[]): Promise<PaymentRow[]> {
   const { rows } = await q.query<PaymentRow>(
     `WITH b AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
-                  AS b(id, bank_ref, next_check_at, detail, at, at_text, traceparent)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+                            $8::text[])
+                  AS b(id, bank_ref, next_check_at, detail, at, at_text, traceparent, from_status)
      ), p AS (
        UPDATE payments.payments t
           SET status = 'pending', updated_at = b.at, bank_ref = coalesce(b.bank_ref, t.bank_ref), next_check_at = b.next_check_at
          FROM b
-        WHERE t.id = b.id AND t.status = 'created'
+        WHERE t.id = b.id AND t.status = b.from_status
         RETURNING t.*
      ), e AS (
        INSERT INTO payments.payment_events (payment_id, from_status, to_status, source, response_code, detail, at)
@@ -378,7 +394,9 @@ export async function movePendingMany(q: Queryable, moves: readonly PendingMove[
       moves.map((m) => m.now),
       moves.map((m) => m.now.toISOString()),
       moves.map((m) => m.traceparent),
+      moves.map(() => 'created'),
     ],
+    BATCH_PLAN,
   );
   return rows;
 }
@@ -519,6 +537,7 @@ export async function completeSucceededMany(
     column((m) => m.nonce?.nonce ?? null),
     column((m) => m.nonce?.at ?? null),
     column((m) => m.journalId),
+    column(() => 'pending'),
   ];
   const param = (v: unknown) => {
     params.push(v);
@@ -531,10 +550,10 @@ export async function completeSucceededMany(
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
                             $8::text[], $9::boolean[], $10::timestamptz[], $11::timestamptz[], $12::boolean[], $13::text[],
                             $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
-                            $21::timestamptz[], $22::text[])
+                            $21::timestamptz[], $22::text[], $23::text[])
                   AS m(id, txn_ref, bank_code, amount, bank_ref, response_code, payer_ct, payer_bidx, set_next_check,
                        next_check_at, completed_at, needs_reconciliation, reconciliation_reason, at, at_text, source,
-                       detail, traceparent, nonce_scope, nonce, nonce_at, journal_id)
+                       detail, traceparent, nonce_scope, nonce, nonce_at, journal_id, from_status)
      ), p AS (
        UPDATE payments.payments t
           SET status = 'succeeded', updated_at = m.at,
@@ -545,7 +564,7 @@ export async function completeSucceededMany(
               needs_reconciliation = coalesce(m.needs_reconciliation, t.needs_reconciliation),
               reconciliation_reason = coalesce(m.reconciliation_reason, t.reconciliation_reason)
          FROM m
-        WHERE t.id = m.id AND t.status = 'pending'
+        WHERE t.id = m.id AND t.status = m.from_status
           AND (m.txn_ref IS NULL OR t.txn_ref = m.txn_ref) AND (m.bank_code IS NULL OR t.bank_code = m.bank_code)
           AND (m.amount IS NULL OR t.amount = m.amount)
         RETURNING t.*
@@ -571,6 +590,7 @@ export async function completeSucceededMany(
                  ELSE true END AS completed
        FROM p`,
     params,
+    BATCH_PLAN,
   );
   const byId = new Map<string, PaymentRow>();
   for (const { completed: _c, ...row } of rows) byId.set(row.id, row as PaymentRow);
@@ -899,6 +919,7 @@ export async function insertPaymentsIfContext(
       creates.map((c) => JSON.stringify(c.known)),
       JSON.stringify(creates.flatMap((c) => c.audit.map((e) => ({ ...e, owner: c.draft.id })))),
     ],
+    BATCH_PLAN,
   );
   return rows.map(({ i: _i, ctx_now, ctx_matched, ...row }) => ({
     ctx: ctx_now ?? undefined,
