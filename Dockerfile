@@ -71,7 +71,11 @@ LABEL org.opencontainers.image.title="tillpoint" \
 # tmpfs/emptyDir. HEALTH_PORT: the worker and terminal-gateway roles answer /healthz there.
 # TILLPOINT_CONSOLE_BUILD=off: the console was built in the image (console/dist); the root
 # filesystem is read-only, so the start must not try to build it again.
+# NODE_OPTIONS: V8's young generation capped at 16 MB a semi-space, Node.js 20's size. Node.js 24
+# sizes it larger by default: the api's peak RSS under bench:payments went from 218-225 MB to
+# 294-321 MB with no measurable CPU saved (bench/PROFILE.md, "Session 9: the production runtime").
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=16 \
     TILLPOINT_DATA_DIR=/var/lib/tillpoint \
     TILLPOINT_CONSOLE_BUILD=off \
     TMPDIR=/tmp \
