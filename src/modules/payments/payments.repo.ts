@@ -104,7 +104,6 @@ const NEW_PAYMENT_ROW = "$1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11
 const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id, store_id, terminal_id, method, amount, currency, status,
                                       payer_vpa_ct, note, upi_uri, bank_code, expires_at, created_at, updated_at, payer_vpa_bidx, client_ref)`;
 
-/** The terminal's `payment.updated` outbox payload for row `p`, over SQL expressions for its parts. */
 /**
  * How the batched statements below run (group commit: several payments' moves, completions or
  * creates in one statement, joining `unnest()` of their array parameters to payments.payments).
@@ -112,14 +111,15 @@ const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id,
  * statement whose generic plan, made once while the table was young, would read every
  * `created`/`pending` payment per batch until autovacuum analyses the table (bench/PROFILE.md
  * "Session 9"); by then the table holds at least 5,000 payments, and the plan prepared from there
- * on probes the primary key (a generic plan made at 2,000 rows scans, at 5,000 it probes). The moves and completions also
- * take the status they expect as a column of their batch (`from_status`), not a constant: from a
- * constant the planner could prove the partial indexes `payments_due_*` usable, and with
- * statistics taken while no payment was open (a quiet night, then a burst) it would scan one of
- * them whole instead of probing the primary key per member.
+ * on probes the primary key (a generic plan made at 2,000 rows scans, at 5,000 it probes). The
+ * moves and completions also take the status they expect as a column of their batch
+ * (`from_status`), not a constant: from a constant the planner could prove the partial indexes
+ * `payments_due_*` usable, and with statistics taken while no payment was open (a quiet night,
+ * then a burst) it would scan one of them whole instead of probing the primary key per member.
  */
 const BATCH_PLAN = { unpreparedCalls: 5000 } as const;
 
+/** The terminal's `payment.updated` outbox payload for row `p`, over SQL expressions for its parts. */
 const paymentUpdatedPayload = (status: string, at: string, traceparent: string) =>
   `jsonb_build_object('payment_id', p.id, 'status', ${status}, 'amount', p.amount, 'at', ${at})
                 || CASE WHEN ${traceparent} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('traceparent', ${traceparent}) END`;
