@@ -66,18 +66,27 @@ export interface AccountSql extends Omit<AccountSpec, 'code'> {
  * completion is one statement: payments.repo.completeSucceeded), where the codes and the amount
  * are columns of a row the statement has just written. `reference`, `debit.key`, `credit.key` and
  * `amount` are SQL expressions over that row; `amount` must be a positive bigint (the caller's
- * column constraint says so). Constants travel as parameters through `param`.
+ * column constraint says so); `id` is the entry's journal id (newJournalId(), carried by the
+ * caller). Constants travel as parameters through `param`.
  *
  * Returns a FROM item, `ledger.post_entry(…)`, for `CROSS JOIN LATERAL … AS x`: the same function,
  * checks, lock order (plain accounts in code order, hot accounts' shard rows after them) and
  * refusals (SQLSTATE TPL01-TPL04) as post(). A deliberate exception (docs/architecture.md).
  */
 export function postEntrySql(
-  e: { book?: string; kind: string; reference: string; amount: string; debit: AccountSql; credit: AccountSql },
+  e: {
+    book?: string;
+    kind: string;
+    id: string;
+    reference: string;
+    amount: string;
+    debit: AccountSql;
+    credit: AccountSql;
+  },
   param: (value: unknown) => string,
 ): string {
   const x = twoLineEntrySql(e, param);
-  return `ledger.post_entry(${param(newJournalId())}::text, ${x.book}, ${x.kind},
+  return `ledger.post_entry((${e.id})::text, ${x.book}, ${x.kind},
       (${e.reference})::text, NULL::text, ${x.accounts}, ${x.lines})`;
 }
 

@@ -66,9 +66,9 @@ export function createPaymentEffects(deps: PaymentsDeps) {
       credit: { prefix: 'merchant_payable:', key: `${row}.merchant_id`, type: 'liability' },
     }) as const;
 
-  /** The entry for the completion in one statement, over its row. */
+  /** The entry for the completion in one statement, over its row (with its journal id). */
   const paymentLedgerSql = (row: string, param: (value: unknown) => string) =>
-    postEntrySql(paymentEntrySql(row), param);
+    postEntrySql({ ...paymentEntrySql(row), id: `${row}.journal_id` }, param);
 
   /** The entries for a group of completions, over the rows of `from` (each with its journal id). */
   const paymentsLedgerSql = (from: string, param: (value: unknown) => string) =>

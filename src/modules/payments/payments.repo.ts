@@ -417,7 +417,7 @@ export interface SuccessCompletion {
   detail?: string | null;
   only?: { txnRef?: string; bankCode?: string; amount?: number };
   nonce?: CompletionNonce;
-  /** The journal id of its ledger entry when completed with others (postEntriesSql: ids come from the application). */
+  /** The journal id of its ledger entry (postEntrySql, postEntriesSql: ids come from the application). */
   journalId: string;
   /**
    * The trace of the request that brought the answer (null while tracing is off), taken when it
@@ -469,7 +469,7 @@ export async function completeSucceeded(
     `WITH ${TRANSITION_CTES}, n AS (
        ${nonce}
      ), h AS MATERIALIZED (
-       SELECT p.id, p.merchant_id, p.bank_code, p.amount, ${hooks} AS ok
+       SELECT p.id, p.merchant_id, p.bank_code, p.amount, ${param(t.journalId)}::text AS journal_id, ${hooks} AS ok
          FROM p WHERE EXISTS (SELECT 1 FROM n)
      ), l AS (
        SELECT x.journal_id FROM h CROSS JOIN LATERAL ${ledger} AS x
