@@ -62,6 +62,20 @@ export interface AccountSql extends Omit<AccountSpec, 'code'> {
 }
 
 /**
+ * A two-line entry written as SQL expressions over a row of the caller's statement (postEntrySql,
+ * postEntriesSql): its journal id, reference and amount, and the keys of its two accounts.
+ */
+export interface EntrySql {
+  book?: string;
+  kind: string;
+  id: string;
+  reference: string;
+  amount: string;
+  debit: AccountSql;
+  credit: AccountSql;
+}
+
+/**
  * A two-line entry moving one amount, posted from inside a caller's own statement (the payment's
  * completion is one statement: payments.repo.completeSucceeded), where the codes and the amount
  * are columns of a row the statement has just written. `reference`, `debit.key`, `credit.key` and
@@ -73,18 +87,7 @@ export interface AccountSql extends Omit<AccountSpec, 'code'> {
  * checks, lock order (plain accounts in code order, hot accounts' shard rows after them) and
  * refusals (SQLSTATE TPL01-TPL04) as post(). A deliberate exception (docs/architecture.md).
  */
-export function postEntrySql(
-  e: {
-    book?: string;
-    kind: string;
-    id: string;
-    reference: string;
-    amount: string;
-    debit: AccountSql;
-    credit: AccountSql;
-  },
-  param: (value: unknown) => string,
-): string {
+export function postEntrySql(e: EntrySql, param: (value: unknown) => string): string {
   const x = twoLineEntrySql(e, param);
   return `ledger.post_entry((${e.id})::text, ${x.book}, ${x.kind},
       (${e.reference})::text, NULL::text, ${x.accounts}, ${x.lines})`;
@@ -101,26 +104,14 @@ export function postEntrySql(
  * Returns a FROM item, `ledger.post_entries(…)`, with one row (reference, journal_id, duplicate)
  * per entry. A refusal (TPL01-TPL04) raises, and with it the whole statement.
  */
-export function postEntriesSql(
-  e: {
-    book?: string;
-    kind: string;
-    id: string;
-    reference: string;
-    amount: string;
-    debit: AccountSql;
-    credit: AccountSql;
-  },
-  from: string,
-  param: (value: unknown) => string,
-): string {
+export function postEntriesSql(e: EntrySql, from: string, param: (value: unknown) => string): string {
   const x = twoLineEntrySql(e, param);
   return `ledger.post_entries(${x.book}, (SELECT jsonb_agg(jsonb_build_object('id', (${e.id})::text, 'kind', ${x.kind},
       'reference', (${e.reference})::text, 'memo', NULL::text, 'accounts', ${x.accounts}, 'lines', ${x.lines})
       ORDER BY (${e.reference})::text COLLATE "C") FROM ${from}))`;
 }
 
-/** A journal id for an entry posted through postEntriesSql (ids come from the application, as post()'s do). */
+/** A journal id for an entry posted through postEntrySql or postEntriesSql (ids come from the application, as post()'s do). */
 export const newJournalId = () => newId('journal');
 
 /**
@@ -128,10 +119,7 @@ export const newJournalId = () => newId('journal');
  * accounts and the lines (jsonb expressions), as ledger.post_entry() takes them. What post()
  * would refuse (book, kind, types, floors, shards) is refused here once, with sample codes.
  */
-function twoLineEntrySql(
-  e: { book?: string; kind: string; amount: string; debit: AccountSql; credit: AccountSql },
-  param: (value: unknown) => string,
-) {
+function twoLineEntrySql(e: Omit<EntrySql, 'id' | 'reference'>, param: (value: unknown) => string) {
   if (e.debit.prefix === e.credit.prefix)
     throw new Error('postEntrySql: the two accounts need different code prefixes (they must be two accounts)');
   const sample = normalizeEntry({
