@@ -13,10 +13,10 @@ import {
   hardenedServerOptions,
   loadApiTls,
   parseTlsConfig,
-  createCaPinnedFetch,
   TLS12_CIPHERS,
   TLS13_CIPHERS,
 } from '../src/platform/tls.ts';
+import { createHttpClient } from '../src/platform/httpClient.ts';
 import { ConfigError } from '../src/platform/config.ts';
 import type { BankConfig } from '../src/modules/banks/index.ts';
 import { createConnector } from '../src/modules/banks/connectors/index.ts';
@@ -225,8 +225,10 @@ describe('outbound: bank connectors verify certificates and can pin a CA', () =>
     }
   });
 
-  test('the pinned fetch refuses a certificate for another name, plain http, and TLS below 1.2', async () => {
-    const f = createCaPinnedFetch(bankCert.certPem);
+  test('the pinned client refuses a certificate for another name, plain http, and TLS below 1.2', async () => {
+    const client = createHttpClient({ ca: bankCert.certPem });
+    close.push(() => client.close());
+    const f = (url: string, init: { method?: string } = {}) => client.request(url, { method: init.method ?? 'GET' });
     const ok = await f(`https://127.0.0.1:${bankPort}/sim/v1/transactions/none`, { method: 'GET' });
     assert.ok(ok.status >= 400 && ok.status < 500, 'reached the bank (it answered)');
     await assert.rejects(

@@ -1,7 +1,6 @@
 import { X509Certificate, createPrivateKey, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import { request as httpsRequest, Agent as HttpsAgent, type ServerOptions as HttpsServerOptions } from 'node:https';
-import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { Type } from '@sinclair/typebox';
@@ -220,100 +219,6 @@ async function devCertificate(dataDir: string, hostnames: string[], now = new Da
   chmodSync(keyFile, 0o600);
   writeFileSync(certFile, pair.certPem);
   return { ...pair, file: certFile };
-}
-
-/**
- * A fetch that trusts only `ca` (pinning a bank's CA instead of the system store), with TLS 1.2
- * at least and full certificate and host-name checks. Same contract as the global fetch for what
- * the bank connectors use: method, headers, string body, AbortSignal; network errors are a
- * TypeError with the socket error as `cause`.
- */
-export function createCaPinnedFetch(
-  ca: string | Buffer,
-  o: { minVersion?: TlsConfig['minVersion'] } = {},
-): typeof fetch {
-  return createKeepAliveFetch({ ...o, ca });
-}
-
-/**
- * The fetch the bank connectors use: node:http(s) over keep-alive agents, the same contract as
- * createCaPinnedFetch (which is this with a pinned CA). The global fetch cost about 250 µs more
- * CPU per call here (measured against a local server, client side), on every payment's bank call.
- * Without `ca`, https:// is checked against the system's CAs, TLS 1.2 at least.
- */
-export function createKeepAliveFetch(
-  o: {
-    ca?: string | Buffer;
-    minVersion?: TlsConfig['minVersion'];
-    /** Client certificate and key (PEM) for banks that ask for mutual TLS. */
-    cert?: string | Buffer;
-    key?: string | Buffer;
-    /** Sockets kept per host; default Infinity (Node's). */
-    maxSockets?: number;
-  } = {},
-): typeof fetch {
-  const httpsAgent = new HttpsAgent({
-    ...(o.ca ? { ca: o.ca } : {}),
-    ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
-    ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}),
-    minVersion: o.minVersion ?? 'TLSv1.2',
-    keepAlive: true,
-    rejectUnauthorized: true,
-  });
-  const httpAgent = new HttpAgent({ keepAlive: true, ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}) });
-  return (async (input: string | URL | Request, init: RequestInit = {}) => {
-    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
-    const https = url.protocol === 'https:';
-    if (o.ca && !https)
-      throw new TypeError('fetch failed', {
-        cause: Object.assign(new Error('a pinned CA needs an https:// URL'), { code: 'ERR_INVALID_PROTOCOL' }),
-      });
-    if (!https && url.protocol !== 'http:')
-      throw new TypeError('fetch failed', {
-        cause: Object.assign(new Error(`unsupported protocol ${url.protocol}`), { code: 'ERR_INVALID_PROTOCOL' }),
-      });
-    const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((v, k) => (headers[k] = v));
-    const body =
-      init.body === undefined || init.body === null
-        ? undefined
-        : typeof init.body === 'string'
-          ? init.body
-          : Buffer.from(init.body as ArrayBuffer);
-    const send = https ? httpsRequest : httpRequest;
-    return new Promise<Response>((resolvePromise, reject) => {
-      const req = send(
-        url,
-        {
-          method: init.method ?? 'GET',
-          headers,
-          agent: https ? httpsAgent : httpAgent,
-          signal: init.signal ?? undefined,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => reject(new TypeError('fetch failed', { cause: e })));
-          res.on('end', () => {
-            const h = new Headers();
-            for (const [k, v] of Object.entries(res.headers))
-              if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
-            const status = res.statusCode ?? 500;
-            resolvePromise(
-              new Response([204, 205, 304].includes(status) ? null : Buffer.concat(chunks), { status, headers: h }),
-            );
-          });
-        },
-      );
-      req.on('error', (e) => {
-        // An abort keeps its own name (the connectors tell timeouts from other failures by it).
-        if (e.name === 'AbortError') reject(init.signal?.reason instanceof Error ? init.signal.reason : e);
-        else reject(new TypeError('fetch failed', { cause: e }));
-      });
-      if (body !== undefined) req.write(body);
-      req.end();
-    });
-  }) as typeof fetch;
 }
 
 /** ioredis options for a rediss:// URL: certificate checks on, TLS 1.2+, and the CA when one is configured. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Metrics } from '../../platform/metrics.ts';
 import type { ErrorCode } from '../../platform/errors.ts';
-import { createKeepAliveFetch } from '../../platform/tls.ts';
+import { createHttpClient, type HttpAnswer } from '../../platform/httpClient.ts';
 import { BankCallError, type BankCallFailureKind } from './types.ts';
 import { SpanKind, injectTraceHeaders, tracingEnabled, withSpan, type Span } from '../../platform/tracing.ts';
 
@@ -36,8 +36,6 @@ export interface TransportOptions {
   retryDelayMs?: number;
   maxSockets?: number;
   metrics?: Pick<Metrics, 'bankCalls'>;
-  /** Tests hand in their own; default: keep-alive node:http(s) agents (platform/tls.ts). */
-  fetch?: typeof fetch;
 }
 
 export interface TransportRequest {
@@ -54,11 +52,8 @@ export interface TransportRequest {
   idempotent: boolean;
 }
 
-export interface TransportResponse {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-}
+/** A 2xx answer, read whole. */
+export type TransportResponse = HttpAnswer;
 
 export interface BankTransport {
   /**
@@ -92,13 +87,11 @@ export function createTransport(o: TransportOptions): BankTransport {
   const base = o.baseUrl.replace(/\/$/, '');
   const retries = o.retries ?? 0;
   const delay = o.retryDelayMs ?? 100;
-  const doFetch =
-    o.fetch ??
-    createKeepAliveFetch({
-      ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls?.cert && o.tls.key ? { cert: o.tls.cert, key: o.tls.key } : {}),
-      ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}),
-    });
+  const http = createHttpClient({
+    ...(o.tls?.ca ? { ca: o.tls.ca } : {}),
+    ...(o.tls?.cert && o.tls.key ? { cert: o.tls.cert, key: o.tls.key } : {}),
+    ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}),
+  });
 
   /** One attempt, as a client span of the payment's trace while tracing is on. */
   function attempt<T>(req: TransportRequest, read: (res: TransportResponse) => T): Promise<T> {
@@ -121,14 +114,13 @@ export function createTransport(o: TransportOptions): BankTransport {
       code?: ErrorCode,
     ) => new BankCallError(delivery, `Bank ${o.bank} ${message}`, { bank: o.bank, op: req.op, ...extra }, code);
     try {
-      let res: Response;
-      let body: Buffer;
+      let res: HttpAnswer;
       try {
         const { headers, body: payload } = req.build();
         // The trace goes with the call (W3C traceparent; nothing while tracing is off). Not signed,
         // so it cannot change what the bank verifies.
         injectTraceHeaders(headers);
-        res = await doFetch(base + req.path, {
+        res = await http.request(base + req.path, {
           method: 'POST',
           headers,
           body: payload,
@@ -136,7 +128,6 @@ export function createTransport(o: TransportOptions): BankTransport {
           // is as late as one that never answers.
           signal: AbortSignal.timeout(o.timeoutMs),
         });
-        body = Buffer.from(await res.arrayBuffer());
       } catch (e) {
         if (isTimeout(e)) {
           outcome = 'timeout';
@@ -169,7 +160,7 @@ export function createTransport(o: TransportOptions): BankTransport {
         throw fail('rejected', 'refused the request', { status: res.status }, 'internal_error');
       }
       try {
-        return read({ status: res.status, headers: res.headers, body });
+        return read(res);
       } catch (e) {
         outcome = 'bad_response';
         if (e instanceof BankCallError) throw e;

@@ -41,8 +41,6 @@ export interface ConnectorOptions {
   timeoutMs: number;
   metrics?: Pick<Metrics, 'bankCalls'>;
   clock?: Clock;
-  /** For tests; defaults to keep-alive node:http(s) agents. */
-  fetch?: typeof fetch;
   callbackMaxAgeSeconds?: number;
   production?: boolean;
 }
@@ -116,7 +114,6 @@ export function createConnector(bank: BankConfig, opts: ConnectorOptions): Conne
       retries: settings.retries,
       maxSockets: settings.max_sockets,
       metrics: opts.metrics,
-      fetch: opts.fetch,
       tls: {
         ...(bank.caFile ? { ca: readFileSync(bank.caFile) } : {}),
         ...(settings.client_cert_file
