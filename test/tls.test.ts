@@ -227,8 +227,9 @@ describe('outbound: bank connectors verify certificates and can pin a CA', () =>
 
   test('the pinned client refuses a certificate for another name, plain http, and TLS below 1.2', async () => {
     const client = createHttpClient({ ca: bankCert.certPem });
-    close.push(() => client.close());
-    const f = (url: string, init: { method?: string } = {}) => client.request(url, { method: init.method ?? 'GET' });
+    close.push(async () => client.close());
+    const f = (url: string, init: { method?: string } = {}) =>
+      client.request(url, { method: init.method ?? 'GET', timeoutMs: 5_000 });
     const ok = await f(`https://127.0.0.1:${bankPort}/sim/v1/transactions/none`, { method: 'GET' });
     assert.ok(ok.status >= 400 && ok.status < 500, 'reached the bank (it answered)');
     await assert.rejects(

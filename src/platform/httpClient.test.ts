@@ -29,12 +29,24 @@ test('the http client: answers read whole, and each kind of failure with its own
   });
   const stalls = await listen(() => {});
   const cuts = await listen((req) => req.socket.destroy());
-  t.after(() => Promise.all([ok, stalls, cuts].map((s) => new Promise((r) => s.server.close(r)))));
+  // Headers and half a body, then nothing more (or the connection cut there).
+  const stallsMidBody = await listen((_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('{"half":');
+  });
+  const cutsMidBody = await listen((_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('{"half":', () => res.socket?.destroy());
+  });
+  t.after(() =>
+    Promise.all([ok, stalls, cuts, stallsMidBody, cutsMidBody].map((s) => new Promise((r) => s.server.close(r)))),
+  );
 
   const a = await client.request(`${ok.url}/v1/intent?x=1`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{"amount":"12.34"}',
+    timeoutMs: 5_000,
   });
   assert.equal(a.status, 200);
   assert.equal(a.headers['x-answer'], 'yes');
@@ -46,32 +58,43 @@ test('the http client: answers read whole, and each kind of failure with its own
     body: '{"amount":"12.34"}',
   });
   // A 4xx is an answer, not a failure: the caller decides what it means.
-  assert.equal((await client.request(`${ok.url}/refused`, { method: 'POST', body: '{}' })).status, 403);
+  assert.equal(
+    (await client.request(`${ok.url}/refused`, { method: 'POST', body: '{}', timeoutMs: 5_000 })).status,
+    403,
+  );
 
   const refusedPort = await listen(() => {});
   const closedUrl = refusedPort.url;
   await new Promise((r) => refusedPort.server.close(r));
   await assert.rejects(
-    client.request(closedUrl, { method: 'POST', body: '{}' }),
+    client.request(closedUrl, { method: 'POST', body: '{}', timeoutMs: 5_000 }),
     (e: Error & { cause?: { code?: string } }) => e instanceof TypeError && e.cause?.code === 'ECONNREFUSED',
   );
   await assert.rejects(
-    client.request(stalls.url, { method: 'POST', body: '{}', signal: AbortSignal.timeout(200) }),
+    client.request(stalls.url, { method: 'POST', body: '{}', timeoutMs: 200 }),
     (e: Error) => e.name === 'TimeoutError',
   );
-  stalls.server.closeAllConnections();
   await assert.rejects(
-    client.request(cuts.url, { method: 'POST', body: '{}' }),
+    client.request(stallsMidBody.url, { method: 'POST', body: '{}', timeoutMs: 200 }),
+    (e: Error) => e.name === 'TimeoutError',
+  );
+  await assert.rejects(
+    client.request(cutsMidBody.url, { method: 'POST', body: '{}', timeoutMs: 5_000 }),
+    (e: Error & { cause?: { code?: string } }) => e instanceof TypeError && e.cause?.code !== 'ECONNREFUSED',
+  );
+  for (const s of [stalls, stallsMidBody]) s.server.closeAllConnections();
+  await assert.rejects(
+    client.request(cuts.url, { method: 'POST', body: '{}', timeoutMs: 5_000 }),
     (e: Error & { cause?: { code?: string } }) => e instanceof TypeError && e.cause?.code !== 'ECONNREFUSED',
   );
   await assert.rejects(
-    client.request('ftp://127.0.0.1/x', { method: 'GET' }),
+    client.request('ftp://127.0.0.1/x', { method: 'GET', timeoutMs: 5_000 }),
     (e: Error & { cause?: { code?: string } }) => e instanceof TypeError && e.cause?.code === 'ERR_INVALID_PROTOCOL',
   );
   const pinned = createHttpClient({ ca: 'not used: plain http is refused first' });
   await assert.rejects(
-    pinned.request(`${ok.url}/`, { method: 'GET' }),
+    pinned.request(`${ok.url}/`, { method: 'GET', timeoutMs: 5_000 }),
     (e: Error & { cause?: { code?: string } }) => e instanceof TypeError && e.cause?.code === 'ERR_INVALID_PROTOCOL',
   );
-  await pinned.close();
+  pinned.close();
 });

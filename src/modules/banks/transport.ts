@@ -126,7 +126,7 @@ export function createTransport(o: TransportOptions): BankTransport {
           body: payload,
           // One budget for connect, send and reading the answer: a bank that stalls mid-body
           // is as late as one that never answers.
-          signal: AbortSignal.timeout(o.timeoutMs),
+          timeoutMs: o.timeoutMs,
         });
       } catch (e) {
         if (isTimeout(e)) {
