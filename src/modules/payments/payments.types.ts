@@ -57,11 +57,7 @@ export interface PaymentHooks {
    * rolled back (TPP01) and each payment is completed the long way. A hook may give this instead
    * of succeededSql. A deliberate exception for throughput (docs/architecture.md).
    */
-  succeededSetSql?(
-    rows: string,
-    param: (value: unknown) => string,
-    facts: ReadonlyMap<string, PaymentHint>,
-  ): string;
+  succeededSetSql?(rows: string, param: (value: unknown) => string, facts: ReadonlyMap<string, PaymentHint>): string;
   /**
    * A hint, never trusted: true when this process knows that a success at this merchant has
    * work only onSucceeded can do (rewards: the merchant is in a program), so the one statement
