@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDb } from '../../platform/testing.ts';
 import type { Db, Queryable } from '../../platform/db.ts';
-import { newJournalId, postEntrySql } from '../ledger/index.ts';
-import { completeSucceeded } from '../payments/payments.repo.ts';
+import { newJournalId, postEntriesSql, postEntrySql } from '../ledger/index.ts';
+import { completeSucceeded, completeSucceededMany } from '../payments/payments.repo.ts';
 import type { PaymentHint } from '../payments/index.ts';
-import { rewardsWorld, type RewardsWorld } from './testkit.ts';
+import { platform, rewardsWorld, type RewardsWorld } from './testkit.ts';
 
 // The earn written by the payment's own completion statement (rewards.earn_in_completion,
 // migration 0037) against the long way (onSucceeded in a transaction): the same payments, in the
@@ -33,6 +33,19 @@ function countingDb(real: Db, sent: string[]): Db {
       }),
   };
 }
+
+/** A payment's ledger entry as payments.apply.ts posts it, for completions written here directly. */
+const paymentEntry = (h: string) =>
+  ({
+    kind: 'payment.succeeded',
+    id: `${h}.journal_id`,
+    reference: `${h}.id`,
+    amount: `${h}.amount`,
+    debit: { prefix: 'bank_clearing:', key: `${h}.bank_code`, type: 'asset', shards: 32 },
+    credit: { prefix: 'merchant_payable:', key: `${h}.merchant_id`, type: 'liability' },
+  }) as const;
+const paymentLedgerSql = (h: string, param: (v: unknown) => string) => postEntrySql(paymentEntry(h), param);
+const paymentsLedgerSql = (h: string, param: (v: unknown) => string) => postEntriesSql(paymentEntry(h), h, param);
 
 /** The completion statements among `sent`: the single one and the batched one. */
 const completions = (sent: string[]) =>
@@ -126,7 +139,7 @@ async function scenario(w: RewardsWorld, sent: string[]) {
   const m1 = await w.seedMerchant();
   const m2 = await w.seedMerchant('5812');
   const p1 = await w.program(m1.merchantId, { budget_points: 40 });
-  await w.rewards.addRule({ kind: 'api_key', id: 'key_test', merchantId: null, permissions: new Set() }, p1.id, {
+  await w.rewards.addRule(platform, p1.id, {
     kind: 'cap_per_customer_day',
     points: 12,
   });
@@ -265,11 +278,7 @@ test('a batch of plain and member merchants, two payments of one customer among 
     ];
     const created = [];
     for (const [t, amount] of plan) created.push(await w.createPayment(t, amount));
-    const refs = await Promise.all(
-      created.map((p) =>
-        w.payments.get({ kind: 'api_key', id: 'key_test', merchantId: null, permissions: new Set() }, p.id),
-      ),
-    );
+    const refs = await Promise.all(created.map((p) => w.payments.get(platform, p.id)));
     sent.length = 0;
     // The bank's answers all at once: the completions' batcher writes them together.
     await Promise.all(
@@ -339,18 +348,6 @@ test('a hint that lies (amount, store, created_at, merchant, payer) is refused w
       ['merchant', { ...honest, merchant_id: other.merchantId }],
       ['payer', { ...honest, payer_vpa: 'ravi@okaxis', payer_vpa_bidx: 'not-the-row-s' }],
     ];
-    const ledgerSql = (h: string, param: (v: unknown) => string) =>
-      postEntrySql(
-        {
-          kind: 'payment.succeeded',
-          id: `${h}.journal_id`,
-          reference: `${h}.id`,
-          amount: `${h}.amount`,
-          debit: { prefix: 'bank_clearing:', key: `${h}.bank_code`, type: 'asset', shards: 32 },
-          credit: { prefix: 'merchant_payable:', key: `${h}.merchant_id`, type: 'liability' },
-        },
-        param,
-      );
     for (const [what, hint] of lies) {
       await assert.rejects(
         completeSucceeded(real, {
@@ -364,7 +361,7 @@ test('a hint that lies (amount, store, created_at, merchant, payer) is refused w
           hint,
           hooks: [],
           setHooks: [w.rewards.hooks.succeededSetSql!.bind(w.rewards.hooks)],
-          ledgerSql,
+          ledgerSql: paymentLedgerSql,
         }),
         (e: { code?: string }) => e.code === 'TPP01',
         what,
@@ -385,6 +382,97 @@ test('a hint that lies (amount, store, created_at, merchant, payer) is refused w
     assert.equal((await w.balance(m.merchantId, 'ravi@okaxis')).available, 5);
     const c = await w.check();
     assert.deepEqual(c.ledger, []);
+    assert.deepEqual(c.rewards, []);
+  } finally {
+    await real.close();
+  }
+});
+
+test('batches of earns over the same customers and budgets, side by side, never deadlock and grant exactly', async () => {
+  // On PGlite (one connection) the statements run one after another: the totals are checked
+  // there too; on PostgreSQL (TEST_DATABASE_URL) they run on several connections at once.
+  const real = await createTestDb();
+  try {
+    const w = await rewardsWorld({ db: real });
+    const merchants = [await w.seedMerchant(), await w.seedMerchant(), await w.seedMerchant(), await w.seedMerchant()];
+    const coalition = await w.program(undefined, { budget_points: 100_000 });
+    const own = await w.program(merchants[3].merchantId, { budget_points: 100_000 });
+    for (const m of merchants.slice(0, 3)) await w.rewards.addMerchant(platform, coalition.id, m.merchantId);
+    for (const m of merchants) await w.pay(m.terminalId, 1000, 'warm@okaxis'); // caches the programs
+    const customers = ['c1@okaxis', 'c2@okaxis', 'c3@okaxis'];
+    const hook = w.rewards.hooks.succeededSetSql!.bind(w.rewards.hooks);
+    // 60 payments: each customer named at the till at each merchant, amounts of 1,000 to 9,000.
+    const pays: { id: string; hint: PaymentHint; merchant: number; customer: string; points: number }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const merchant = i % 4;
+      const customer = customers[(i * 7) % 3];
+      const amount = 1000 * (1 + (i % 9));
+      const p = await w.createPayment(merchants[merchant].terminalId, amount, { rewards: { vpa: customer } });
+      const row = (
+        await real.query<{ store_id: string; created_at: Date }>(
+          'SELECT store_id, created_at FROM payments.payments WHERE id = $1',
+          [p.id],
+        )
+      ).rows[0];
+      pays.push({
+        id: p.id,
+        hint: {
+          merchant_id: merchants[merchant].merchantId,
+          store_id: row.store_id,
+          created_at: row.created_at,
+          amount,
+          payer_vpa: null,
+          payer_vpa_bidx: null,
+        },
+        merchant,
+        customer,
+        points: amount / 1000,
+      });
+    }
+    // Shuffled into 15 statements of 4, each completing its payments with their earns.
+    const order = pays.map((p, i) => ({ p, k: (i * 37) % 61 })).sort((a, b) => a.k - b.k);
+    const batches: (typeof pays)[] = [];
+    for (let i = 0; i < order.length; i += 4) batches.push(order.slice(i, i + 4).map((x) => x.p));
+    const results = await Promise.allSettled(
+      batches.map((b) =>
+        completeSucceededMany(
+          real,
+          b.map((p) => ({
+            id: p.id,
+            u: { completed_at: new Date(), response_code: '00' },
+            now: new Date(),
+            source: 'callback',
+            only: { amount: p.hint.amount },
+            journalId: newJournalId(),
+            traceparent: null,
+            hint: p.hint,
+          })),
+          { hooks: [], setHooks: [hook], ledgerSql: paymentsLedgerSql },
+        ),
+      ),
+    );
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message)] : []));
+    assert.deepEqual(failed, []);
+    for (const r of results)
+      if (r.status === 'fulfilled') assert.ok(r.value.every((row) => row?.status === 'succeeded'));
+    for (const c of customers) {
+      const inCoalition = pays.filter((p) => p.customer === c && p.merchant < 3).reduce((s, p) => s + p.points, 0);
+      const inOwn = pays.filter((p) => p.customer === c && p.merchant === 3).reduce((s, p) => s + p.points, 0);
+      assert.equal((await w.balance(merchants[0].merchantId, c)).available, inCoalition, c);
+      assert.equal((await w.balance(merchants[3].merchantId, c)).available, inOwn, c);
+    }
+    const used = await real.query<{ id: string; used: string }>(
+      'SELECT id, budget_used::text AS used FROM rewards.programs WHERE id = ANY($1::text[])',
+      [[coalition.id, own.id]],
+    );
+    const total = pays.reduce((s, p) => s + p.points, 0) + 4; // and the four warm-up payments
+    assert.equal(
+      used.rows.reduce((s, r) => s + Number(r.used), 0),
+      total,
+    );
+    const c = await w.check();
+    assert.deepEqual(c.ledger, []);
+    assert.equal(c.ptsSum, '0');
     assert.deepEqual(c.rewards, []);
   } finally {
     await real.close();
