@@ -152,7 +152,7 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     const plans: Record<string, unknown> = {};
     for (const [paymentId, h] of facts) {
       const cached = programs.get(h.merchant_id);
-      if (!cached || cached.program.status !== 'active') continue;
+      if (cached?.program.status !== 'active') continue;
       // A blind index without the VPA: the payer is not known here, so no plan (the long way).
       if (h.payer_vpa_bidx !== null && h.payer_vpa === null) continue;
       const plan = planEarn(cached, h);
