@@ -479,7 +479,9 @@ const successHooksCase = (hooks: readonly SuccessHookSql[], row: string, param: 
  * A payment's success completed in ONE statement, without BEGIN/COMMIT (atomic on its own): the
  * compare-and-set from `pending` with its history row and outbox event (as transitionStatus),
  * the callback's nonce (when given), each hook's part (PaymentHooks.succeededSql, over the new
- * row `p`), then the ledger entry (`ledgerSql(row, param)`: a FROM item over the row named by
+ * row `p`), the hooks' set parts (`setHooks`, PaymentHooks.succeededSetSql, over `h`, the new
+ * rows with their journal ids, and the completion's `hint`; CTE `k`, which the entry's CTE is
+ * gated on, so it runs before the entry), then the ledger entry (`ledgerSql(row, param)`: a FROM item over the row named by
  * `row`, from the ledger's postEntrySql). The hooks run before the entry, as onSucceeded does: the
  * entry locks the merchant's account and the bank's clearing shard, held only to the commit.
  *
@@ -536,7 +538,8 @@ export async function completeSucceeded(
  * Several payments' successes completed in ONE statement and one commit (group commit: the
  * completions' batcher in payments.apply.ts), each exactly as completeSucceeded() completes one:
  * its compare-and-set from `pending` (by its own txnRef, bank and amount), history row, outbox
- * event, nonce, the hooks' parts and its ledger entry. The entries are posted by one call of
+ * event, nonce, the hooks' parts and its ledger entry; the hooks' set parts see all members'
+ * rows at once (with their hints), before any entry. The entries are posted by one call of
  * ledger.post_entries() (`ledgerSql(from, param)`, from the ledger's postEntriesSql, over the rows
  * of `from`), which takes every entry's ledger locks in one global order first, so two such
  * statements never deadlock over the same merchants or clearing shards.

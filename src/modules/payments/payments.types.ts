@@ -43,7 +43,7 @@ export interface PaymentHooks {
    * (the same lock order as onSucceeded). true: the hook's work for this success is done (by the
    * expression itself, or there is none); false: it needs onSucceeded, and the whole statement is
    * rolled back and the payment completed the long way, in a transaction. Constants go through
-   * `param`. A hook with onSucceeded but without this always gets the long way. A deliberate
+   * `param`. A hook with onSucceeded but without this (or succeededSetSql) always gets the long way. A deliberate
    * exception for throughput (docs/architecture.md, "Deliberate exceptions").
    */
   succeededSql?(row: string, param: (value: unknown) => string): string;
