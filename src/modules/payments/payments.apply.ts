@@ -192,7 +192,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
   const sealedPayer = async (tx: Queryable, paymentId: string, result: BankResult) =>
     result.payerVpa ? sealPayerVpa(deps.payerVpa, paymentId, result.payerVpa, tx) : {};
 
-  /** Counts a payment that reached a final status (its merchant hint is no longer needed). */
+  /** Counts a payment that reached a final status (its hint is no longer needed). */
   function count(p: PaymentRow) {
     hints.delete(p.id);
     metrics.payments.inc({ method: p.method, status: p.status });
