@@ -30,6 +30,7 @@ import {
   type BenchProc,
 } from './lib/procs.ts';
 import { Recorder, Errors, Http, closedLoop, now, round } from './lib/load.ts';
+import { dbWorkPerPayment, enableStatementCounts, markDbWork, type DbWorkMark } from './lib/dbWork.ts';
 import { freePort } from '../src/platform/freePort.ts';
 
 const USAGE = `Usage: npm run bench:rewards -- [options]
@@ -142,8 +143,14 @@ const PROGRAM = {
 async function main() {
   const tag = randomBytes(3).toString('hex');
   workDir = mkdtempSync(join(tmpdir(), 'tillpoint-bench-rewards-'));
-  pgServer = await startBenchPostgres({ databaseUrl: process.env.DATABASE_URL || undefined, log });
+  pgServer = await startBenchPostgres({
+    databaseUrl: process.env.DATABASE_URL || undefined,
+    log,
+    preload: ['pg_stat_statements'],
+  });
   const dbUrl = pgServer.url;
+  // Statements (round trips) per completed payment, when the server loaded pg_stat_statements.
+  const countStatements = await enableStatementCounts(dbUrl);
   const simPort = await freePort();
   const apiPort = await freePort();
   const secret = randomBytes(24).toString('hex');
@@ -276,7 +283,11 @@ async function main() {
     const from = now() + WARMUP * 1000;
     const until = from + DURATION * 1000;
     let cpuA: ReturnType<typeof cpuNow> | undefined;
-    const cpuTimer = setTimeout(() => (cpuA = cpuNow()), WARMUP * 1000);
+    let dbA: Promise<DbWorkMark> | undefined;
+    const cpuTimer = setTimeout(() => {
+      cpuA = cpuNow();
+      dbA = markDbWork(dbUrl, countStatements);
+    }, WARMUP * 1000);
     const create = new Recorder();
     const completion = new Recorder();
     const ids: string[] = [];
@@ -291,6 +302,9 @@ async function main() {
     });
     clearTimeout(cpuTimer);
     const cpuB = cpuNow();
+    const db = dbA
+      ? await dbWorkPerPayment(dbUrl, await dbA, await markDbWork(dbUrl, countStatements), ids.length)
+      : null;
     (kind === 'with' ? completedWith : completedWithout).push(...ids);
     const perS = round(ids.length / DURATION, 1);
     // Payments in flight at the window's edges make this approximate, alike for both sides.
@@ -304,12 +318,15 @@ async function main() {
         }
       : null;
     log(
-      `${kind} program: ${perS} completed payments/s (create p99 ${create.percentile(99)} ms, completion p99 ${completion.percentile(99)} ms)`,
+      `${kind} program: ${perS} completed payments/s (create p99 ${create.percentile(99)} ms, completion p99 ${completion.percentile(99)} ms` +
+        `${db ? `, ${db.statements ?? '?'} statements and ${db.commits} commits per payment` : ''})`,
     );
     return {
       kind,
       per_s: perS,
       cpu_ms_per_payment: cpuMs,
+      // Statements (round trips), commits and WAL bytes per completed payment in the window.
+      db_per_payment: db,
       create_p99_ms: create.percentile(99),
       completion_p50_ms: completion.percentile(50),
       completion_p99_ms: completion.percentile(99),
@@ -377,6 +394,12 @@ async function main() {
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
   const ratio = round(mean('with') / mean('without'), 3);
+  const statementsPer = (k: 'with' | 'without') => {
+    const xs = phases.filter((p) => p.kind === k).map((p) => p.db_per_payment?.statements);
+    return xs.every((x) => typeof x === 'number') && xs.length
+      ? round((xs as number[]).reduce((a, b) => a + b, 0) / xs.length, 2)
+      : null;
+  };
   /** Mean CPU ms per payment of api + postgres on one side (null when PostgreSQL is not local). */
   const cpuCost = (k: 'with' | 'without') => {
     const xs = phases
@@ -403,6 +426,8 @@ async function main() {
       with: cpuWith,
       extra_pct: cpuWith && cpuWithout ? round((cpuWith / cpuWithout - 1) * 100, 1) : null,
     },
+    // Mean over each side's phases of the statements (round trips) sent per completed payment.
+    statements_per_payment: { without: statementsPer('without'), with: statementsPer('with') },
     max_drop_pct: MAX_DROP_PCT,
     pass: dropPct <= MAX_DROP_PCT && ledgerVerify === 'ok' && rewardsVerify === 'ok' && consistency.total === 0,
     phases,

@@ -14,7 +14,7 @@ export { registerPaymentRoutes } from './payments.routes.ts';
 export { auditPaymentHooks } from './payments.audit.ts';
 export { buildUpiUri } from './upiUri.ts';
 export * from './payments.state.ts';
-export type { PaymentRow, RefundRow } from './payments.repo.ts';
+export type { PaymentHint, PaymentRow, RefundRow } from './payments.repo.ts';
 export { PAYER_VPA_FIELD, type PayerVpaCipher } from './payments.fields.ts';
 export * as paymentSchemas from './payments.schemas.ts';
 export { PaymentRewardsRequest, type PaymentRewardsInput } from './payments.schemas.ts';

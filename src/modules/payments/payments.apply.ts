@@ -88,21 +88,24 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     const hooksSql = successHooksSql();
     if (!hooksSql) throw new Error('a hook without its SQL part was added after the completion was queued');
     if (members.length === 1)
-      return [await repo.completeSucceeded(db, { ...members[0], hooks: hooksSql, ledgerSql: paymentLedgerSql })];
-    return repo.completeSucceededMany(db, members, { hooks: hooksSql, ledgerSql: paymentsLedgerSql });
+      return [await repo.completeSucceeded(db, { ...members[0], ...hooksSql, ledgerSql: paymentLedgerSql })];
+    return repo.completeSucceededMany(db, members, { ...hooksSql, ledgerSql: paymentsLedgerSql });
   });
 
   /**
-   * The merchant of each payment this process created and has not seen completed: a hint, never
-   * trusted, so that a success whose hooks are known to have work (a merchant in a rewards
-   * program) goes the long way at once instead of trying the one statement first. A callback
-   * that lands on another replica (or after a restart) has no hint and simply tries it.
+   * What this process knows of each payment it created and has not seen completed (its merchant,
+   * store, created_at, amount and payer: repo.PaymentHint): a hint, never trusted. A success whose
+   * hooks are known to have work the one statement cannot do goes the long way at once
+   * (succeededNeedsLongWay); otherwise the hint goes with the completion to the hooks' set parts
+   * (rewards computes the earn from it, and its SQL checks it against the row). A callback that
+   * lands on another replica (or after a restart) has no hint and simply tries the one statement.
+   * The payer's VPA is kept in memory only, as the row handed to hooks has it.
    */
-  const merchantHint = new Map<string, string>();
+  const hints = new Map<string, repo.PaymentHint>();
   const MAX_HINTS = 100_000;
-  const rememberMerchant = (paymentId: string, merchantId: string) => {
-    if (merchantHint.size >= MAX_HINTS) merchantHint.clear();
-    merchantHint.set(paymentId, merchantId);
+  const rememberPayment = (paymentId: string, hint: repo.PaymentHint) => {
+    if (hints.size >= MAX_HINTS) hints.clear();
+    hints.set(paymentId, hint);
   };
 
   /**
@@ -112,8 +115,11 @@ export function createPaymentEffects(deps: PaymentsDeps) {
    * after the service is made (app.ts, testkits).
    */
   const successHooksSql = () =>
-    hooks.every((h) => !h.onSucceeded || h.succeededSql)
-      ? hooks.flatMap((h) => (h.succeededSql ? [h.succeededSql.bind(h)] : []))
+    hooks.every((h) => !h.onSucceeded || h.succeededSql || h.succeededSetSql)
+      ? {
+          hooks: hooks.flatMap((h) => (h.succeededSql ? [h.succeededSql.bind(h)] : [])),
+          setHooks: hooks.flatMap((h) => (h.succeededSetSql ? [h.succeededSetSql.bind(h)] : [])),
+        }
       : undefined;
 
   const postRefundLedger = (tx: Queryable, p: PaymentRow, r: RefundRow) =>
@@ -186,9 +192,9 @@ export function createPaymentEffects(deps: PaymentsDeps) {
   const sealedPayer = async (tx: Queryable, paymentId: string, result: BankResult) =>
     result.payerVpa ? sealPayerVpa(deps.payerVpa, paymentId, result.payerVpa, tx) : {};
 
-  /** Counts a payment that reached a final status (its merchant hint is no longer needed). */
+  /** Counts a payment that reached a final status (its hint is no longer needed). */
   function count(p: PaymentRow) {
-    merchantHint.delete(p.id);
+    hints.delete(p.id);
     metrics.payments.inc({ method: p.method, status: p.status });
     recordCompletion(pm, p);
   }
@@ -246,8 +252,9 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     const id = typeof target === 'string' ? target : paymentIdFromTxnRef(target.txnRef);
     const hooksSql = successHooksSql();
     if (!hooksSql || !id || result.outcome !== 'success') return { kind: 'long_way' };
-    const merchant = merchantHint.get(id);
-    if (merchant !== undefined && hooks.some((h) => h.succeededNeedsLongWay?.(merchant))) return { kind: 'long_way' };
+    const known = hints.get(id);
+    if (known !== undefined && hooks.some((h) => h.succeededNeedsLongWay?.(known.merchant_id)))
+      return { kind: 'long_way' };
     const hoped: PaymentFacts = { status: 'pending', amount: result.amountPaise ?? 0, status_checks: 0 };
     const a = decide(hoped, result, ctx);
     if (a.kind !== 'move' || a.to !== 'succeeded' || a.via !== undefined || a.responseCode !== undefined)
@@ -255,8 +262,17 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     if (!canTransition('pending', a.to)) return { kind: 'long_way' };
     const now = clock.now();
     try {
-      const u = { ...completion(result, now), ...(a.payer ? await sealedPayer(db, id, result) : {}) };
+      const u: repo.PaymentUpdate = {
+        ...completion(result, now),
+        ...(a.payer ? await sealedPayer(db, id, result) : {}),
+      };
+      // The payer the row will name: the bank's, sealed into `u` above, else the create's.
+      const hint: repo.PaymentHint | undefined =
+        known && u.payer_vpa_bidx && result.payerVpa
+          ? { ...known, payer_vpa: result.payerVpa.toLowerCase(), payer_vpa_bidx: u.payer_vpa_bidx }
+          : known;
       const row = await successes.submit({
+        hint,
         id,
         u,
         now,
@@ -432,7 +448,7 @@ export function createPaymentEffects(deps: PaymentsDeps) {
     return flagged;
   }
 
-  return { pm, transition, count, applyPaymentResult, settleRefund, rememberMerchant };
+  return { pm, transition, count, applyPaymentResult, settleRefund, rememberPayment };
 }
 
 export type PaymentEffects = ReturnType<typeof createPaymentEffects>;

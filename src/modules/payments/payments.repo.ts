@@ -408,6 +408,22 @@ export interface CompletionNonce {
   at: Date;
 }
 
+/**
+ * What this process remembers of a payment it created, until it completes (payments.apply.ts `hints`):
+ * a hint, never trusted. The one-statement completion hands it to the hooks' succeededSetSql,
+ * which must check it against the row (rewards: in SQL, abandoning with TPP01 on any difference).
+ * `payer_vpa` (lower case) and `payer_vpa_bidx`: the payer the row will name once completed (the
+ * bank's, or the one given at the create), both null when none; the VPA is in memory only.
+ */
+export interface PaymentHint {
+  merchant_id: string;
+  store_id: string;
+  created_at: Date;
+  amount: number;
+  payer_vpa: string | null;
+  payer_vpa_bidx: string | null;
+}
+
 /** A bank's "paid" for one payment, to complete in one statement (alone, or with others: completeSucceededMany). */
 export interface SuccessCompletion {
   id: string;
@@ -419,6 +435,8 @@ export interface SuccessCompletion {
   nonce?: CompletionNonce;
   /** The journal id of its ledger entry (postEntrySql, postEntriesSql: ids come from the application). */
   journalId: string;
+  /** What this process remembers of the payment (a hint, never trusted), for the hooks' set parts. */
+  hint?: PaymentHint;
   /**
    * The trace of the request that brought the answer (null while tracing is off), taken when it
    * is queued: the statement that writes it may run in another request's context.
@@ -428,6 +446,28 @@ export interface SuccessCompletion {
 
 /** A hook's part of a success, an SQL condition over the new row `row` (PaymentHooks.succeededSql). */
 export type SuccessHookSql = (row: string, param: (value: unknown) => string) => string;
+
+/** A hook's part over all the rows of a completion statement (PaymentHooks.succeededSetSql). */
+export type SuccessSetHookSql = (
+  rows: string,
+  param: (value: unknown) => string,
+  facts: ReadonlyMap<string, PaymentHint>,
+) => string;
+
+/**
+ * The set parts as one boolean expression, over the relation `rows` and the members' hints;
+ * CASE takes them in order and stops at the first that needs its long way (TPP01).
+ */
+const successSetHooksCase = (
+  hooks: readonly SuccessSetHookSql[],
+  rows: string,
+  param: (value: unknown) => string,
+  members: readonly SuccessCompletion[],
+) => {
+  if (!hooks.length) return 'true';
+  const facts = new Map(members.flatMap((m) => (m.hint ? [[m.id, m.hint] as const] : [])));
+  return `CASE ${hooks.map((h, i) => `WHEN NOT (${h(rows, param, facts)}) THEN payments.abandon_completion('TPP01', ${param(`hook ${i + 1} needs its long way for a payment`)})`).join(' ')} ELSE true END`;
+};
 
 /** The hooks' parts as one boolean expression: CASE takes them in order and stops at the first that needs its long way (TPP01). */
 const successHooksCase = (hooks: readonly SuccessHookSql[], row: string, param: (value: unknown) => string) =>
@@ -439,7 +479,9 @@ const successHooksCase = (hooks: readonly SuccessHookSql[], row: string, param: 
  * A payment's success completed in ONE statement, without BEGIN/COMMIT (atomic on its own): the
  * compare-and-set from `pending` with its history row and outbox event (as transitionStatus),
  * the callback's nonce (when given), each hook's part (PaymentHooks.succeededSql, over the new
- * row `p`), then the ledger entry (`ledgerSql(row, param)`: a FROM item over the row named by
+ * row `p`), the hooks' set parts (`setHooks`, PaymentHooks.succeededSetSql, over `h`, the new
+ * rows with their journal ids, and the completion's `hint`; CTE `k`, which the entry's CTE is
+ * gated on, so it runs before the entry), then the ledger entry (`ledgerSql(row, param)`: a FROM item over the row named by
  * `row`, from the ledger's postEntrySql). The hooks run before the entry, as onSucceeded does: the
  * entry locks the merchant's account and the bank's clearing shard, held only to the commit.
  *
@@ -452,6 +494,8 @@ export async function completeSucceeded(
   q: Queryable,
   t: SuccessCompletion & {
     hooks: readonly SuccessHookSql[];
+    /** The hooks' parts over all the statement's rows (PaymentHooks.succeededSetSql), after `hooks`. */
+    setHooks?: readonly SuccessSetHookSql[];
     ledgerSql: (row: string, param: (value: unknown) => string) => string;
   },
 ): Promise<PaymentRow | undefined> {
@@ -464,15 +508,18 @@ export async function completeSucceeded(
     ? rememberNonceSql(param(t.nonce.scope), param(t.nonce.nonce), param(t.nonce.at), 'p')
     : 'SELECT 1 FROM p';
   const hooks = successHooksCase(t.hooks, 'p', param);
+  const setHooks = successSetHooksCase(t.setHooks ?? [], 'h', param, [t]);
   const ledger = t.ledgerSql('h', param);
   const { rows } = await q.query<PaymentRow & { completed: boolean }>(
     `WITH ${TRANSITION_CTES}, n AS (
        ${nonce}
      ), h AS MATERIALIZED (
-       SELECT p.id, p.merchant_id, p.bank_code, p.amount, ${param(t.journalId)}::text AS journal_id, ${hooks} AS ok
+       SELECT p.*, ${param(t.journalId)}::text AS journal_id, ${hooks} AS ok
          FROM p WHERE EXISTS (SELECT 1 FROM n)
+     ), k AS MATERIALIZED (
+       SELECT ${setHooks} AS ok
      ), l AS (
-       SELECT x.journal_id FROM h CROSS JOIN LATERAL ${ledger} AS x
+       SELECT x.journal_id FROM h CROSS JOIN LATERAL ${ledger} AS x WHERE (SELECT ok FROM k)
      )
      SELECT p.*,
             CASE WHEN NOT EXISTS (SELECT 1 FROM n) THEN payments.abandon_completion('TPP02', 'the nonce was used already')
@@ -491,7 +538,8 @@ export async function completeSucceeded(
  * Several payments' successes completed in ONE statement and one commit (group commit: the
  * completions' batcher in payments.apply.ts), each exactly as completeSucceeded() completes one:
  * its compare-and-set from `pending` (by its own txnRef, bank and amount), history row, outbox
- * event, nonce, the hooks' parts and its ledger entry. The entries are posted by one call of
+ * event, nonce, the hooks' parts and its ledger entry; the hooks' set parts see all members'
+ * rows at once (with their hints), before any entry. The entries are posted by one call of
  * ledger.post_entries() (`ledgerSql(from, param)`, from the ledger's postEntriesSql, over the rows
  * of `from`), which takes every entry's ledger locks in one global order first, so two such
  * statements never deadlock over the same merchants or clearing shards.
@@ -507,6 +555,8 @@ export async function completeSucceededMany(
   members: readonly SuccessCompletion[],
   sql: {
     hooks: readonly SuccessHookSql[];
+    /** The hooks' parts over all the statement's rows (PaymentHooks.succeededSetSql), after `hooks`. */
+    setHooks?: readonly SuccessSetHookSql[];
     ledgerSql: (from: string, param: (value: unknown) => string) => string;
   },
 ): Promise<(PaymentRow | undefined)[]> {
@@ -544,6 +594,7 @@ export async function completeSucceededMany(
     return `$${params.length}`;
   };
   const hooks = successHooksCase(sql.hooks, 'p', param);
+  const setHooks = successSetHooksCase(sql.setHooks ?? [], 'h', param, members);
   const ledger = sql.ledgerSql('h', param);
   const { rows } = await q.query<PaymentRow & { completed: boolean }>(
     `WITH m AS (
@@ -578,9 +629,11 @@ export async function completeSucceededMany(
      ), n AS (
        ${rememberNonceSql('m.nonce_scope', 'm.nonce', 'm.nonce_at', 'p JOIN m USING (id) WHERE m.nonce IS NOT NULL')}
      ), h AS MATERIALIZED (
-       SELECT p.id, p.merchant_id, p.bank_code, p.amount, m.journal_id, ${hooks} AS ok FROM p JOIN m USING (id)
+       SELECT p.*, m.journal_id, ${hooks} AS ok FROM p JOIN m ON m.id = p.id
+     ), k AS MATERIALIZED (
+       SELECT ${setHooks} AS ok
      ), l AS (
-       SELECT x.journal_id FROM ${ledger} AS x
+       SELECT x.journal_id FROM ${ledger} AS x WHERE (SELECT ok FROM k)
      )
      SELECT p.*,
             CASE WHEN (SELECT count(*) FROM n) <> (SELECT count(*) FROM p JOIN m USING (id) WHERE m.nonce IS NOT NULL)

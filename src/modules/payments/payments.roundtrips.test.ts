@@ -512,7 +512,7 @@ test('a hook with work takes the long way; a failing one sinks only its payment 
   }
 });
 
-test('with rewards: a merchant in no program completes in one statement, one in a program earns the long way', async () => {
+test('with rewards: a merchant in no program completes in one statement; one in a program earns the long way once, then in one statement', async () => {
   const sent: string[] = [];
   const real = await createTestDb();
   const w = await rewardsWorld({ db: countingDb(real, sent) });
@@ -527,18 +527,29 @@ test('with rewards: a merchant in no program completes in one statement, one in 
     // payments.get() of the succeeded payment (2: the row, and what is left to refund of it).
     assert.equal(sent.length, 4, sent.join('\n'));
     assert.equal(sent[1], 'WITH p AS ( UPDATE payments.payments SET status = $3, update', sent.join('\n'));
-    // In a program: the first success tries the one statement (rolled back: an earn to do), then
-    // earns the long way; rewards now knows the merchant, so the next goes the long way at once.
-    for (const [i, first] of [
-      [0, 'WITH p AS ( UPDATE payments.payments SET status = $3, update'],
-      [1, 'BEGIN'],
+    // In a program: the first success tries the one statement (rolled back: an earn to do and no
+    // program cached), then earns the long way (BEGIN … COMMIT), which caches the program. The
+    // next ones earn in the one statement, from the payment's hint and the cached program: the
+    // same four statements as the plain merchant's, the customer (new for the third payer)
+    // created, the points and their PTS entry written by it.
+    const longWay = ['WITH p AS ( UPDATE payments.payments SET status = $3, update', 'BEGIN'];
+    for (const [i, vpa, firstTwo, available] of [
+      [0, 'ravi@okaxis', longWay, 5],
+      [1, 'ravi@okaxis', ['WITH p AS ( UPDATE payments.payments SET status = $3, update'], 10],
+      [2, 'meera@okaxis', ['WITH p AS ( UPDATE payments.payments SET status = $3, update'], 5],
     ] as const) {
       const p2 = await w.createPayment(member.terminalId, 5000);
       sent.length = 0;
-      const after = await w.succeed(p2.id, 'ravi@okaxis');
+      const after = await w.succeed(p2.id, vpa);
       assert.equal(after.status, 'succeeded');
-      assert.equal(sent[1], first, sent.join('\n'));
-      assert.equal((await w.balance(member.merchantId, 'ravi@okaxis')).available, 5 * (i + 1));
+      assert.deepEqual(sent.slice(1, 1 + firstTwo.length), firstTwo, sent.join('\n'));
+      if (i > 0) assert.equal(sent.length, 4, sent.join('\n'));
+      assert.equal((await w.balance(member.merchantId, vpa)).available, available);
+      const earned = await w.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ledger.entries WHERE book = 'PTS' AND kind = 'rewards.earned' AND reference = $1`,
+        [p2.id],
+      );
+      assert.equal(earned.rows[0].n, 1);
     }
     const c = await w.check();
     assert.deepEqual(c.ledger, []);

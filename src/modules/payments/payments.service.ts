@@ -45,7 +45,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const cfg = config.payments;
   const callbackUrl = (bankCode: string) => `${config.publicUrl}/v1/banks/${bankCode}/callbacks`;
   const effects = createPaymentEffects(deps);
-  const { pm, transition, count, applyPaymentResult, settleRefund, rememberMerchant } = effects;
+  const { pm, transition, count, applyPaymentResult, settleRefund, rememberPayment } = effects;
   const views = createPaymentViews(deps);
   const { visiblePayment } = views;
   const jobs = createPaymentJobs(deps, effects);
@@ -293,7 +293,18 @@ export function createPaymentsService(deps: PaymentsDeps) {
           traceparent: currentTraceparent(),
         })) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
-      rememberMerchant(payment.id, payment.merchant_id);
+      rememberPayment(payment.id, {
+        merchant_id: payment.merchant_id,
+        store_id: payment.store_id,
+        created_at: payment.created_at,
+        amount: payment.amount,
+        // The VPA given at the create, when the row holds it (sealed above, lower-cased).
+        payer_vpa:
+          input.payer_vpa && payment.payer_vpa_bidx && payment.payer_vpa_bidx === payer.payer_vpa_bidx
+            ? input.payer_vpa.toLowerCase()
+            : null,
+        payer_vpa_bidx: payment.payer_vpa_bidx,
+      });
       if (result && result.outcome !== 'pending')
         payment = (await applyPaymentResult(payment.id, result, 'api')) ?? (await repo.getPayment(db, payment.id))!;
       // The VPA sealed above is known here: no need to decrypt it for the answer.

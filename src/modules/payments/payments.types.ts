@@ -7,7 +7,7 @@ import type { Principal } from '../../platform/principal.ts';
 import type { LedgerService } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
 import type { PreparedAuditEvent } from '../audit/index.ts';
-import type { NewPayment, PaymentRow, RefundRow } from './payments.repo.ts';
+import type { NewPayment, PaymentHint, PaymentRow, RefundRow } from './payments.repo.ts';
 import type { PayerVpaCipher } from './payments.fields.ts';
 import type { PaymentRewardsInput } from './payments.schemas.ts';
 
@@ -43,10 +43,21 @@ export interface PaymentHooks {
    * (the same lock order as onSucceeded). true: the hook's work for this success is done (by the
    * expression itself, or there is none); false: it needs onSucceeded, and the whole statement is
    * rolled back and the payment completed the long way, in a transaction. Constants go through
-   * `param`. A hook with onSucceeded but without this always gets the long way. A deliberate
+   * `param`. A hook with onSucceeded but without this (or succeededSetSql) always gets the long way. A deliberate
    * exception for throughput (docs/architecture.md, "Deliberate exceptions").
    */
   succeededSql?(row: string, param: (value: unknown) => string): string;
+  /**
+   * The hook's part of the one statement over ALL the payments it completes (one, or a batch:
+   * payments.repo.completeSucceededMany), for work that needs what this process remembers of
+   * each payment (`facts`, by payment id: PaymentHints, never trusted) or that must take its locks
+   * for the whole batch in one order. A boolean SQL expression, evaluated once, after the status
+   * changes and before the ledger entries; `rows` names a relation of the payments' new rows (all
+   * columns of payments.payments). true: done for every payment; false: the whole statement is
+   * rolled back (TPP01) and each payment is completed the long way. A hook may give this instead
+   * of succeededSql. A deliberate exception for throughput (docs/architecture.md).
+   */
+  succeededSetSql?(rows: string, param: (value: unknown) => string, facts: ReadonlyMap<string, PaymentHint>): string;
   /**
    * A hint, never trusted: true when this process knows that a success at this merchant has
    * work only onSucceeded can do (rewards: the merchant is in a program), so the one statement

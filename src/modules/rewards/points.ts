@@ -183,6 +183,31 @@ export async function postEarned(
   await post(deps, tx, 'rewards.earned', paymentId, [[accounts.issued(p.id), points]], [[to, points]]);
 }
 
+/**
+ * postEarned()'s two accounts for an earn posted from SQL (rewards.earn_in_completion, migration
+ * 0037), as ledger.post_entry() takes accounts (the ledger's writeEntry shape: floor null when
+ * none, floor_given when the spec names one). The customer's accounts carry `prefix` instead of
+ * `code`: the customer's id is known only inside the statement, which appends it.
+ */
+export function earnedAccountsSql(p: Pick<ProgramRow, 'id' | 'allow_negative_balance'>) {
+  const shape = (a: AccountSpec) => ({
+    type: a.type,
+    floor: a.floor ?? null,
+    floor_given: a.floor !== undefined,
+    shards: a.shards ?? 1,
+  });
+  const customer = (f: (id: string) => AccountSpec) => {
+    const a = f('');
+    return { prefix: a.code, ...shape(a) };
+  };
+  const issued = accounts.issued(p.id);
+  return {
+    issued: { code: issued.code, ...shape(issued) },
+    available: customer((id) => accounts.available(p, id)),
+    pending: customer(accounts.pending),
+  };
+}
+
 // ---- pending -> available ----
 
 /** Moves the customer's lots whose pending period is over into available. */

@@ -1,7 +1,8 @@
 import type { Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { AppError } from '../../platform/errors.ts';
-import type { PaymentHooks, PaymentRow, CreatePaymentInput } from '../payments/index.ts';
+import type { PaymentHint, PaymentHooks, PaymentRow, CreatePaymentInput } from '../payments/index.ts';
+import { newJournalId } from '../ledger/index.ts';
 import type { CustomerHasher, CustomerIdentity } from './customers.ts';
 import { rewardsId } from './ids.ts';
 import * as points from './points.ts';
@@ -111,26 +112,81 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     if (d?.status === 'reserved') await points.commit(engine, tx, p, d, now);
   }
 
+  type Cached = { program: ProgramRow; mcc: string | null; rules: EarnRule[] };
+
+  /**
+   * The earn of a payment at a merchant whose program is cached and active, as far as the cache
+   * knows it: nothing earned today and no budget yet (the SQL applies those under the row locks).
+   * Rules are judged at the moment the customer paid at the till (`at`: the payment's created_at).
+   */
+  function planEarn(cached: Cached, p: { amount: number; store_id: string; created_at: Date }) {
+    const b = computeEarn(cached.program, cached.rules, {
+      amount: p.amount,
+      mcc: cached.mcc,
+      storeId: p.store_id,
+      at: p.created_at,
+      timezone: cached.program.timezone,
+      earnedToday: 0,
+      budgetLeft: null,
+    });
+    return {
+      points: b.points,
+      day: localTime(p.created_at, cached.program.timezone).day,
+      dayCap: b.day_cap,
+      breakdown: b as EarnBreakdown,
+    };
+  }
+
+  const payerHashOf = (vpa: string | null | undefined) => (vpa ? hasher(`vpa:${vpa.toLowerCase()}`) : null);
+
+  /**
+   * The rewards part of the payments' one-statement completion (PaymentHooks.succeededSetSql):
+   * rewards.earn_in_completion() (migration 0037) over the completed rows, with an earn planned
+   * here for each payment whose hint names a merchant with a cached active program. The function
+   * checks every hint against its row and the program's version, and writes the earns with their
+   * PTS entries as the long way does; anything it cannot vouch for answers false (TPP01: the
+   * statement is rolled back and onSucceeded runs). The payer's VPA is hashed here; only the hash
+   * and the blind index the row must carry reach SQL.
+   */
+  function succeededSetSql(rows: string, param: (value: unknown) => string, facts: ReadonlyMap<string, PaymentHint>) {
+    const plans: Record<string, unknown> = {};
+    for (const [paymentId, h] of facts) {
+      const cached = programs.get(h.merchant_id);
+      if (cached?.program.status !== 'active') continue;
+      // A blind index without the VPA: the payer is not known here, so no plan (the long way).
+      if (h.payer_vpa_bidx !== null && h.payer_vpa === null) continue;
+      const plan = planEarn(cached, h);
+      plans[paymentId] = {
+        payment_id: paymentId,
+        merchant_id: h.merchant_id,
+        store_id: h.store_id,
+        created_at: h.created_at.toISOString(),
+        amount: h.amount,
+        payer_vpa_bidx: h.payer_vpa_bidx,
+        payer_hash: payerHashOf(h.payer_vpa)?.toString('hex') ?? null,
+        program_id: cached.program.id,
+        version: cached.program.version,
+        points: plan.points,
+        day: plan.day,
+        day_cap: plan.dayCap,
+        breakdown: plan.breakdown,
+        customer_id: rewardsId('customer'),
+        lot_id: rewardsId('lot'),
+        movement_id: rewardsId('movement'),
+        journal_id: newJournalId(),
+        accounts: points.earnedAccountsSql(cached.program),
+      };
+    }
+    return repo.earnInCompletionSql(rows, param, plans, clock.now());
+  }
+
   async function onSucceeded(tx: Queryable, payment: PaymentRow) {
-    const payerHash = payment.payer_vpa ? hasher(`vpa:${payment.payer_vpa.toLowerCase()}`) : null;
+    const payerHash = payerHashOf(payment.payer_vpa);
     const now = clock.now();
     // Rules are judged at the moment the customer paid at the till.
     const at = payment.created_at;
     const cached = programs.get(payment.merchant_id);
-    let plan: { points: number; day: string; dayCap: number | null; breakdown: EarnBreakdown } | undefined;
-    if (cached && cached.program.status === 'active') {
-      // Nothing earned today and no budget yet: earn_payment() applies those under the row locks.
-      const b = computeEarn(cached.program, cached.rules, {
-        amount: payment.amount,
-        mcc: cached.mcc,
-        storeId: payment.store_id,
-        at,
-        timezone: cached.program.timezone,
-        earnedToday: 0,
-        budgetLeft: null,
-      });
-      plan = { points: b.points, day: localTime(at, cached.program.timezone).day, dayCap: b.day_cap, breakdown: b };
-    }
+    const plan = cached && cached.program.status === 'active' ? planEarn(cached, payment) : undefined;
     // One round trip in the common case; it also says whether there is anything to do at all.
     const r = await repo.earnPayment(tx, {
       merchantId: payment.merchant_id,
@@ -223,10 +279,15 @@ export function createRewardsHooks({ engine, clock, hashOf, hasher }: HookDeps):
     createNeedsTransaction: (input) => input.rewards !== undefined,
     onSucceeded,
     // In the payment's one-statement completion: done when there is nothing to earn (the merchant
-    // is in no program and no customer was named); otherwise onSucceeded, the long way.
-    succeededSql: (row) => repo.nothingToEarnSql(row),
-    // Known to be in a program (this process has earned for it): straight to onSucceeded.
-    succeededNeedsLongWay: (merchantId) => programs.has(merchantId),
+    // is in no program and no customer was named), or when the earn was planned from the payment's
+    // hint and this process's cached program and written by the statement; otherwise onSucceeded.
+    succeededSetSql,
+    // Only a paused program this process knows of: the one statement does not settle what it
+    // would (a reserved redemption), so straight to onSucceeded. An active one is earned in it.
+    succeededNeedsLongWay: (merchantId) => {
+      const cached = programs.get(merchantId);
+      return cached !== undefined && cached.program.status !== 'active';
+    },
     onClosedUnpaid,
     onRefunded,
   };

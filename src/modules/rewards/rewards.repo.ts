@@ -899,12 +899,21 @@ export async function insertLotsBatch(q: Queryable, lots: Omit<LotRow, 'expired'
 }
 
 /**
- * True when a succeeded payment has nothing for rewards to do: no customer was named or points
- * reserved at its create (no payment link) and its merchant is in no program. That is exactly
- * when rewards.earn_payment() answers "none" with no redemption, and onSucceeded returns without
- * writing. A boolean SQL expression over the payment's row `row` (its id and merchant_id), for
- * the payment's completion in one statement (the PaymentHooks.succeededSql member).
+ * The rewards part of a payment completion statement (PaymentHooks.succeededSetSql): a boolean
+ * SQL expression, rewards.earn_in_completion() (migration 0037) over the rows of `rows` (the
+ * payments just moved to succeeded) and the earns planned for them (`plans`, by payment id). True
+ * when every payment's rewards work is done by it (or there is none); false when one needs the
+ * long way (the caller abandons the statement with TPP01).
  */
-export const nothingToEarnSql = (row: string) =>
-  `(NOT EXISTS (SELECT 1 FROM rewards.payment_links l WHERE l.payment_id = ${row}.id)
-    AND NOT EXISTS (SELECT 1 FROM rewards.program_merchants m WHERE m.merchant_id = ${row}.merchant_id))`;
+export const earnInCompletionSql = (
+  rows: string,
+  param: (value: unknown) => string,
+  plans: Record<string, unknown>,
+  now: Date,
+) =>
+  `rewards.earn_in_completion(
+     (SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'merchant_id', r.merchant_id, 'store_id', r.store_id,
+                                                   'created_at', r.created_at, 'amount', r.amount,
+                                                   'payer_vpa_bidx', r.payer_vpa_bidx, 'legacy_payer', r.payer_vpa IS NOT NULL)),
+                      '[]'::jsonb) FROM ${rows} r),
+     ${param(JSON.stringify(plans))}::jsonb, ${param(now)}::timestamptz)`;

@@ -37,7 +37,12 @@ function acceptingBank(): { banks: { route(): Promise<BankConnector>; connector(
   return { banks: { route: async () => connector, connector: () => connector } };
 }
 
-export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
+/**
+ * `longWayOnly`: the rewards hook is given to payments without its SQL part, so every success
+ * completes the long way (onSucceeded in a transaction): the reference the one-statement earn is
+ * compared with (rewards.completion.test.ts).
+ */
+export async function rewardsWorld(opts: { start?: string; db?: Db; longWayOnly?: boolean } = {}) {
   const db = opts.db ?? (await createTestDb());
   const clock = fixedClock(opts.start ?? '2026-03-02T06:30:00Z'); // a Monday, 12:00 in Kolkata
   const config = loadConfig({ NODE_ENV: 'test', STATUS_CHECK_FIRST_AFTER_SECONDS: '0' });
@@ -75,7 +80,9 @@ export async function rewardsWorld(opts: { start?: string; db?: Db } = {}) {
     batchSize: 1000,
   });
   const hasher = createCustomerHasher(customerKey);
-  hooks.push(rewards.hooks);
+  hooks.push(
+    opts.longWayOnly ? { ...rewards.hooks, succeededSql: undefined, succeededSetSql: undefined } : rewards.hooks,
+  );
 
   async function seedMerchant(mcc = '5411') {
     const m = await merchants.createMerchant(platform, {
