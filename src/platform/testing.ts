@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createPgDb, createPgliteDb, type Db } from './db.ts';
+import { createPgDb, createPgliteDb, type Db, type Queryable } from './db.ts';
 import { listMigrations, migrate } from './migrate.ts';
 
 // Test databases: PGlite in memory by default; with TEST_DATABASE_URL set (as .ci/run sets it),
@@ -192,5 +192,31 @@ export function useTestDb(opts: { migrate?: boolean } = {}): Db & { readonly url
     exec: (sql) => db().exec(sql),
     tx: (fn) => db().tx(fn),
     close: () => db().close(),
+  };
+}
+
+/**
+ * `real`, with every statement it is sent (BEGIN and COMMIT included) noted in `sent` (its first
+ * `width` characters, whitespace folded): for tests that count a path's round trips.
+ */
+export function countingDb(real: Db, sent: string[], width = 60): Db {
+  const counting = (q: Queryable): Queryable => ({
+    query: (sql, params, opts) => {
+      sent.push(sql.replace(/\s+/g, ' ').trim().slice(0, width));
+      return q.query(sql, params, opts);
+    },
+    exec: (sql) => q.exec(sql),
+  });
+  return {
+    ...counting(real),
+    driver: real.driver,
+    close: () => real.close(),
+    tx: (fn) =>
+      real.tx(async (tx) => {
+        sent.push('BEGIN');
+        const v = await fn(counting(tx));
+        sent.push('COMMIT');
+        return v;
+      }),
   };
 }

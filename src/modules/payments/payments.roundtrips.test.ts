@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDb } from '../../platform/testing.ts';
+import { countingDb, createTestDb } from '../../platform/testing.ts';
 import { fixedClock } from '../../platform/clock.ts';
 import { loadConfig } from '../../config.ts';
 import { createMetrics } from '../../metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
-import type { Db, Queryable } from '../../platform/db.ts';
 import type { Principal } from '../../platform/principal.ts';
 import { createLedgerService, newJournalId, postEntriesSql } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
@@ -26,29 +25,6 @@ import { rewardsWorld } from '../rewards/testkit.ts';
 // exceptions in docs/architecture.md exist for these numbers (bench/PROFILE.md, "Round 2"): a
 // change that makes them grow should be measured with `npm run bench:payments` first. A count,
 // not a timing: the figures themselves live in the benchmark.
-
-/** `real`, with every statement it is sent (BEGIN and COMMIT included) noted in `sent`. */
-function countingDb(real: Db, sent: string[]): Db {
-  const counting = (q: Queryable): Queryable => ({
-    query: (sql, params) => {
-      sent.push(sql.replace(/\s+/g, ' ').trim().slice(0, 60));
-      return q.query(sql, params);
-    },
-    exec: (sql) => q.exec(sql),
-  });
-  return {
-    ...counting(real),
-    driver: real.driver,
-    close: () => real.close(),
-    tx: (fn) =>
-      real.tx(async (tx) => {
-        sent.push('BEGIN');
-        const v = await fn(counting(tx));
-        sent.push('COMMIT');
-        return v;
-      }),
-  };
-}
 
 /** A callback's nonce as the banks module hands it to the handler; refuse() throws as it does (and counts). */
 function replayGuard(nonce: string) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDb } from '../../platform/testing.ts';
-import type { Db, Queryable } from '../../platform/db.ts';
+import { countingDb, createTestDb } from '../../platform/testing.ts';
+import type { Queryable } from '../../platform/db.ts';
 import { newJournalId, postEntriesSql, postEntrySql } from '../ledger/index.ts';
 import { completeSucceeded, completeSucceededMany } from '../payments/payments.repo.ts';
 import type { PaymentHint } from '../payments/index.ts';
@@ -10,29 +10,6 @@ import { platform, rewardsWorld, type RewardsWorld } from './testkit.ts';
 // The earn written by the payment's own completion statement (rewards.earn_in_completion,
 // migration 0037) against the long way (onSucceeded in a transaction): the same payments, in the
 // same order, give the same rewards rows, balances and ledger, whichever way each was completed.
-
-/** `real`, with every statement it is sent (BEGIN and COMMIT included) noted in `sent`. */
-function countingDb(real: Db, sent: string[]): Db {
-  const counting = (q: Queryable): Queryable => ({
-    query: (sql, params) => {
-      sent.push(sql.replace(/\s+/g, ' ').trim().slice(0, 40));
-      return q.query(sql, params);
-    },
-    exec: (sql) => q.exec(sql),
-  });
-  return {
-    ...counting(real),
-    driver: real.driver,
-    close: () => real.close(),
-    tx: (fn) =>
-      real.tx(async (tx) => {
-        sent.push('BEGIN');
-        const v = await fn(counting(tx));
-        sent.push('COMMIT');
-        return v;
-      }),
-  };
-}
 
 /** A payment's ledger entry as payments.apply.ts posts it, for completions written here directly. */
 const paymentEntry = (h: string) =>
@@ -46,6 +23,15 @@ const paymentEntry = (h: string) =>
   }) as const;
 const paymentLedgerSql = (h: string, param: (v: unknown) => string) => postEntrySql(paymentEntry(h), param);
 const paymentsLedgerSql = (h: string, param: (v: unknown) => string) => postEntriesSql(paymentEntry(h), h, param);
+
+/** What a hint is checked against: the payment's row as stored. */
+const storedPayment = async (db: Queryable, id: string) =>
+  (
+    await db.query<{ store_id: string; created_at: Date; txn_ref: string }>(
+      'SELECT store_id, created_at, txn_ref FROM payments.payments WHERE id = $1',
+      [id],
+    )
+  ).rows[0];
 
 /** The completion statements among `sent`: the single one and the batched one. */
 const completions = (sent: string[]) =>
@@ -257,7 +243,7 @@ test('a batch of plain and member merchants, two payments of one customer among 
   const sent: string[] = [];
   const real = await createTestDb();
   try {
-    const w = await rewardsWorld({ db: countingDb(real, sent) });
+    const w = await rewardsWorld({ db: countingDb(real, sent, 40) });
     const plain = await w.seedMerchant();
     const m1 = await w.seedMerchant();
     const m2 = await w.seedMerchant();
@@ -326,12 +312,7 @@ test('a hint that lies (amount, store, created_at, merchant, payer) is refused w
     await w.pay(m.terminalId, 1000, 'warm@okaxis'); // caches the programs
     await w.pay(other.terminalId, 1000, 'warm@okaxis');
     const p = await w.createPayment(m.terminalId, 5000);
-    const row = (
-      await real.query<{ store_id: string; created_at: Date; txn_ref: string }>(
-        'SELECT store_id, created_at, txn_ref FROM payments.payments WHERE id = $1',
-        [p.id],
-      )
-    ).rows[0];
+    const row = await storedPayment(real, p.id);
     const bidx = null;
     const honest: PaymentHint = {
       merchant_id: m.merchantId,
@@ -408,12 +389,7 @@ test('batches of earns over the same customers and budgets, side by side, never 
       const customer = customers[(i * 7) % 3];
       const amount = 1000 * (1 + (i % 9));
       const p = await w.createPayment(merchants[merchant].terminalId, amount, { rewards: { vpa: customer } });
-      const row = (
-        await real.query<{ store_id: string; created_at: Date }>(
-          'SELECT store_id, created_at FROM payments.payments WHERE id = $1',
-          [p.id],
-        )
-      ).rows[0];
+      const row = await storedPayment(real, p.id);
       pays.push({
         id: p.id,
         hint: {
