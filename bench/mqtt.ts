@@ -91,6 +91,35 @@ function fileLimit(): { soft: number; hard: number } {
 const rssBytes = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
+/**
+ * What the gateway process asked of the kernel so far (Linux): write and read system calls
+ * (`/proc/PID/io` syscw, syscr: write/writev and read on sockets and files, all threads), its
+ * CPU split into user and system time, and context switches. Socket writes are much of a
+ * create's cost (every MQTT packet, SQL statement and bank call is one), and V8's profiler
+ * over-counts them (a thread descheduled in writev is sampled there), so they are counted here.
+ */
+function kernelCounts(pid: number) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(io)?.[1] ?? NaN);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const sw = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    return {
+      writes: field('syscw'),
+      reads: field('syscr'),
+      // clock ticks; the rate only matters as a ratio of the two
+      userTicks: Number(f[11]),
+      systemTicks: Number(f[12]),
+      // the main thread's; the process's threads are in /proc/PID/task, the main one does the work
+      switches: sw('voluntary_ctxt_switches') + sw('nonvoluntary_ctxt_switches'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 interface Setup {
   db: Db;
   env: Record<string, string>;
@@ -410,6 +439,7 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     : undefined;
   const cpuNow = () => ({
     gateway: cpuSeconds(gw.pid),
+    gatewayKernel: kernelCounts(gw.pid),
     api: api ? cpuSeconds(api.pid) : undefined,
     postgres: postmaster === undefined ? undefined : treeCpuSeconds(postmaster),
     machine: machineCpuSeconds(),
@@ -494,6 +524,23 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
       cpu0.machine && cpu1.machine
         ? Math.round(((cpu1.machine.busy - cpu0.machine.busy) / (cpu1.machine.total - cpu0.machine.total)) * 100)
         : null;
+    const k0 = cpu0.gatewayKernel;
+    const k1 = cpu1.gatewayKernel;
+    const per = (a: number, b: number) => Math.round(((b - a) / Math.max(1, rtts.length)) * 100) / 100;
+    const gatewayKernel =
+      k0 && k1
+        ? {
+            write_syscalls: per(k0.writes, k1.writes),
+            read_syscalls: per(k0.reads, k1.reads),
+            context_switches: per(k0.switches, k1.switches),
+            system_share_of_cpu:
+              Math.round(
+                ((k1.systemTicks - k0.systemTicks) /
+                  Math.max(1, k1.userTicks - k0.userTicks + k1.systemTicks - k0.systemTicks)) *
+                  100,
+              ) / 100,
+          }
+        : undefined;
     rtts.sort((a, b) => a - b);
     return {
       rate_target: rate,
@@ -514,6 +561,7 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
         load_generator_ms_per_ok: ms(selfS(cpu0.self), selfS(cpu1.self)),
         machine_busy_pct_of_all_cores: machineBusy,
       },
+      ...(gatewayKernel ? { gateway_kernel_per_ok: gatewayKernel } : {}),
       ...(dbWork ? { db_per_ok: dbWork } : {}),
       ...(statementMs ? { statement_ms_per_ok: statementMs } : {}),
       ...(waits ? { postgres_sessions: waits } : {}),
