@@ -22,6 +22,11 @@
 //        [--history N]      (roundtrip: N pending payments and request ids written and analysed
 //                            before the run, as a minute of the load leaves them; default a minute of
 //                            --rate, at least 10,000; 0 = an empty database, as before session 8)
+//        [--perf DIR]       (Linux perf: the gateway's CPU during each measured window sampled by
+//                            `perf record`, split by who owns the code that ran (package, module,
+//                            or GC and compiler threads): gateway_cpu_by_owner in the result. Real
+//                            CPU, unlike --cpu-prof, whose sampler counts a thread descheduled in a
+//                            system call as busy there; data kept in DIR)
 //        [--label TEXT]     (kept in the result line)
 // On PostgreSQL each measured run also reports what the database did per answered request:
 // statements, commits and WAL bytes (db_per_ok), each statement's server time (statement_ms_per_ok,
@@ -67,12 +72,15 @@ const { values, positionals } = parseArgs({
     layout: { type: 'string', default: 'split' },
     tls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    perf: { type: 'string' },
     history: { type: 'string' },
     label: { type: 'string' },
   },
 });
 const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+const perfDir = values.perf ? resolve(values.perf) : undefined;
+if (perfDir) mkdirSync(perfDir, { recursive: true });
 const what = positionals[0] ?? 'all';
 if (!['connections', 'roundtrip', 'all'].includes(what))
   throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
@@ -229,6 +237,89 @@ async function provisionHistory(
   await db.query('ANALYZE payments.payments, terminals.requests');
 }
 
+/** `perf record` of one process's CPU (all its threads) until stop() (Linux perf; --perf). */
+function recordPerf(pid: number, file: string) {
+  const child = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '499', '-g', '-p', String(pid), '-o', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
+  child.once('error', (e) => (err += e.message));
+  return {
+    async stop(): Promise<string | undefined> {
+      child.kill('SIGINT');
+      // perf writes its data on SIGINT and then ends by that signal.
+      const { code, signal } = await exited;
+      return code === 0 || signal === 'SIGINT'
+        ? undefined
+        : `perf record failed (${code ?? signal}): ${err.trim().slice(0, 200)}`;
+    },
+  };
+}
+
+/**
+ * Who the sampled CPU belongs to: each sample goes to the nearest frame, from the one that ran
+ * upwards, of code someone owns (a package, a module of src/modules, a file of src/platform),
+ * else to the Node.js internal file, else to V8/native code with no JavaScript caller; samples
+ * of other threads (garbage collection helpers, the JIT compiler, libuv's pool) apart. A sample
+ * in the kernel (a system call, softirq work on loopback) goes to whoever made the call, and is
+ * counted in `kernel_pct` as well.
+ */
+async function perfOwners(file: string, mainTid: number) {
+  const child = spawn('perf', ['script', '-i', file, '-F', 'tid,ip,sym'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const { createInterface } = await import('node:readline');
+  const owners = new Map<string, { n: number; kernel: number }>();
+  let total = 0;
+  let tid = -1;
+  let frames: string[] = [];
+  const ownerOf = (sym: string): string | undefined => {
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(sym);
+    if (pkg) return pkg[1];
+    const mod = /\/src\/modules\/([^/]+)\//.exec(sym);
+    if (mod) return `src/modules/${mod[1]}`;
+    const src = /\/src\/((?:platform\/)?[^/: ]+)/.exec(sym);
+    return src ? `src/${src[1]}` : undefined;
+  };
+  const flush = () => {
+    if (tid < 0) return;
+    total++;
+    let owner: string | undefined;
+    if (tid !== mainTid) owner = '(other threads: GC, JIT compiler, libuv pool)';
+    else {
+      for (const f of frames) if ((owner = ownerOf(f))) break;
+      owner ??= frames.map((f) => /JS:\S*\s+(node:[^:]+)/.exec(f)?.[1]).find(Boolean);
+      owner ??= '(V8 and native code, no JavaScript caller)';
+    }
+    const o = owners.get(owner) ?? { n: 0, kernel: 0 };
+    o.n++;
+    if (/^[0-9a-f]+/.exec(frames[0] ?? '')?.[0].startsWith('ffffffff')) o.kernel++;
+    owners.set(owner, o);
+    tid = -1;
+    frames = [];
+  };
+  for await (const line of createInterface({ input: child.stdout! })) {
+    if (line.startsWith('\t')) frames.push(line.trim());
+    else if (line.trim() === '') flush();
+    else {
+      flush();
+      tid = Number(line.trim().split(/\s+/)[0]);
+    }
+  }
+  flush();
+  const pct = (n: number) => Math.round((n / Math.max(1, total)) * 1000) / 10;
+  return {
+    samples: total,
+    kernel_pct: pct([...owners.values()].reduce((a, o) => a + o.kernel, 0)),
+    owners: [...owners]
+      .sort((a, b) => b[1].n - a[1].n)
+      .filter(([, o]) => pct(o.n) >= 0.5)
+      .map(([owner, o]) => ({ owner, pct: pct(o.n), kernel_pct: pct(o.kernel) })),
+  };
+}
+
 let gateways = 0;
 async function gateway(
   role: 'terminal-gateway' | 'all',
@@ -253,7 +344,11 @@ async function gateway(
     ready: /Tillpoint is running/,
     logDir: work,
     timeoutMs: 120_000,
-    nodeFlags: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
+    nodeFlags: [
+      ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
+      // perf names JIT-compiled JavaScript from the map file this writes (/tmp/perf-PID.map).
+      ...(perfDir ? ['--perf-basic-prof'] : []),
+    ],
   });
 }
 
@@ -473,6 +568,8 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     if (work0) await sleep(300);
     const start = performance.now();
     const cpu0 = cpuNow();
+    const perfFile = measure && perfDir ? join(perfDir, `gateway-${kind}.perf.data`) : undefined;
+    const perf = perfFile ? recordPerf(gw.pid, perfFile) : undefined;
     const sampler0 = sampler ? cpuSeconds(sampler.backendPid) : undefined;
     let rr = 0;
     await new Promise<void>((resolve) => {
@@ -506,6 +603,9 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     if (!measure) return undefined;
     const elapsed = (performance.now() - start) / 1000;
     const cpu1 = cpuNow();
+    const perfFailed = await perf?.stop();
+    if (perfFailed) log(perfFailed);
+    const byOwner = perfFile && !perfFailed ? await perfOwners(perfFile, gw.pid) : undefined;
     // The sampler's own backend is the benchmark's CPU, not the database's work for Tillpoint.
     const samplerCpu = sampler ? (cpuSeconds(sampler.backendPid) ?? 0) - (sampler0 ?? 0) : 0;
     if (cpu1.postgres !== undefined) cpu1.postgres -= samplerCpu;
@@ -562,6 +662,21 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
         machine_busy_pct_of_all_cores: machineBusy,
       },
       ...(gatewayKernel ? { gateway_kernel_per_ok: gatewayKernel } : {}),
+      ...(byOwner
+        ? {
+            gateway_cpu_by_owner: {
+              ...byOwner,
+              // The shares applied to the gateway's CPU per answered request measured from /proc.
+              owners: byOwner.owners.map((o) => ({
+                ...o,
+                ms_per_ok:
+                  ms(cpu0.gateway, cpu1.gateway) === null
+                    ? null
+                    : Math.round((ms(cpu0.gateway, cpu1.gateway) ?? 0) * o.pct * 10) / 1000,
+              })),
+            },
+          }
+        : {}),
       ...(dbWork ? { db_per_ok: dbWork } : {}),
       ...(statementMs ? { statement_ms_per_ok: statementMs } : {}),
       ...(waits ? { postgres_sessions: waits } : {}),
@@ -579,6 +694,7 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw.stop();
   await api?.stop();
+  if (perfDir) rmSync(`/tmp/perf-${gw.pid}.map`, { force: true });
   return {
     terminals: n,
     layout: split ? 'split' : 'all',
