@@ -34,7 +34,16 @@
 // Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync,
+  writeFileSync,
+  readFileSync,
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  copyFileSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir, cpus, totalmem, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
@@ -694,7 +703,13 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw.stop();
   await api?.stop();
-  if (perfDir) rmSync(`/tmp/perf-${gw.pid}.map`, { force: true });
+  if (perfDir) {
+    // perf reads JIT symbols from /tmp/perf-PID.map: kept beside the data (copy it back to /tmp
+    // to run `perf report` on the data later).
+    const map = `/tmp/perf-${gw.pid}.map`;
+    if (existsSync(map)) copyFileSync(map, join(perfDir, `perf-${gw.pid}.map`));
+    rmSync(map, { force: true });
+  }
   return {
     terminals: n,
     layout: split ? 'split' : 'all',
