@@ -7,9 +7,10 @@ import { issueMqttSecret } from './credentials.ts';
 import { eventTopic, requestTopic, responseTopic } from './topics.ts';
 import { until } from './testkit.ts';
 
-// Delivery to one terminal when many messages for it leave at once: the broker coalesces what it
-// writes to a connection in one turn of the event loop (broker/embedded.ts, coalesceWrites), and
-// the terminal must still get every response and every event, each once, events in commit order.
+// Delivery to one terminal when many messages for it leave at once (its requests' claims,
+// creates, stored responses and the relay's events come back in shared batches, so several
+// messages for one connection are written in the same turn of the event loop): the terminal must
+// get every response and every event, each once, the events in commit order.
 // A raw mqtt.js connection is the terminal, so nothing (like the SDK's drop of an older `seq`)
 // hides a lost, repeated or reordered message.
 

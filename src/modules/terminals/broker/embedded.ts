@@ -74,44 +74,6 @@ const RC_SERVER_UNAVAILABLE = 3;
 const RC_BAD_CREDENTIALS = 4;
 const RC_NOT_AUTHORIZED = 5;
 
-/**
- * What the broker writes to one connection in one turn of the event loop leaves in one system
- * call (one TLS record on the mutual-TLS listener). mqtt-packet corks the socket per packet and
- * uncorks it on the next tick, and Aedes delivers each message in a setImmediate of its own, so
- * without this every packet (PUBACK, response, event) is a writev of its own, even when several
- * go to the same terminal at once. The socket stays corked from its first write in a turn until a
- * setImmediate: the end of this turn's check phase for writes made while I/O is handled, the
- * next turn's for writes made in an immediate (Aedes's deliveries), i.e. after at most one more
- * pass over the I/O that is ready, never a timer. Writes keep their order (one stream, one
- * buffer); Aedes's write callbacks, which it runs in a setImmediate too, are queued after the
- * uncork, so a packet written before a close (a refused CONNACK) still leaves first; a
- * destroy flushes what is corked (mqtt-packet's cork included) before the socket goes.
- */
-export function coalesceWrites(socket: net.Socket): void {
-  let corked = false;
-  const uncork = () => {
-    if (!corked) return;
-    corked = false;
-    socket.uncork();
-  };
-  const write = socket.write;
-  socket.write = function (this: net.Socket, ...args: Parameters<net.Socket['write']>) {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      setImmediate(uncork);
-    }
-    return write.apply(this, args as never);
-  } as net.Socket['write'];
-  const destroy = socket.destroy;
-  socket.destroy = function (this: net.Socket, ...args: Parameters<net.Socket['destroy']>) {
-    // mqtt-packet's own cork too: its uncork is still a tick away.
-    corked = false;
-    while (socket.writableCorked > 0) socket.uncork();
-    return destroy.apply(this, args);
-  };
-}
-
 function listen(server: net.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -296,7 +258,6 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     // Responses are small and must leave at once: Nagle's algorithm with the peer's delayed ACK
     // adds ~40 ms to every round trip otherwise.
     socket.setNoDelay(true);
-    coalesceWrites(socket);
     const client = broker.handle(socket);
     guardFrames(socket, o.maxFrameBytes, (announced) => {
       const s = sessions.get(client);
