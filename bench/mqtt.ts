@@ -27,6 +27,8 @@
 //                            or GC and compiler threads): gateway_cpu_by_owner in the result. Real
 //                            CPU, unlike --cpu-prof, whose sampler counts a thread descheduled in a
 //                            system call as busy there; data kept in DIR)
+//        [--only ping|payment.create]  (roundtrip: measure one of the two; e.g. ping alone at a rate
+//                            creates could not sustain on this machine)
 //        [--label TEXT]     (kept in the result line)
 // On PostgreSQL each measured run also reports what the database did per answered request:
 // statements, commits and WAL bytes (db_per_ok), each statement's server time (statement_ms_per_ok,
@@ -83,6 +85,7 @@ const { values, positionals } = parseArgs({
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     history: { type: 'string' },
+    only: { type: 'string' },
     label: { type: 'string' },
   },
 });
@@ -91,6 +94,8 @@ if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
 const perfDir = values.perf ? resolve(values.perf) : undefined;
 if (perfDir) mkdirSync(perfDir, { recursive: true });
 const what = positionals[0] ?? 'all';
+if (values.only !== undefined && !['ping', 'payment.create'].includes(values.only))
+  throw new Error('--only takes ping or payment.create');
 if (!['connections', 'roundtrip', 'all'].includes(what))
   throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
 const log = (s: string) => process.stderr.write(`[bench:mqtt] ${s}\n`);
@@ -694,11 +699,18 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   log(
     `round trip: ${n} terminals, ${rate}/s, ${warmup} s warm-up then ${duration} s measured, ping then payment.create`,
   );
-  await run('ping', warmup, false);
-  const ping = await run('ping', duration, true);
-  await run('payment.create', warmup, false);
+  const only = values.only;
+  let ping: Awaited<ReturnType<typeof run>>;
+  let create: Awaited<ReturnType<typeof run>>;
+  if (only !== 'payment.create') {
+    await run('ping', warmup, false);
+    ping = await run('ping', duration, true);
+  }
   const rssBefore = rssBytes(gw.pid);
-  const create = await run('payment.create', duration, true);
+  if (only !== 'ping') {
+    await run('payment.create', warmup, false);
+    create = await run('payment.create', duration, true);
+  }
   const rss = rssBytes(gw.pid);
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw.stop();
