@@ -22,6 +22,13 @@
 //        [--history N]      (roundtrip: N pending payments and request ids written and analysed
 //                            before the run, as a minute of the load leaves them; default a minute of
 //                            --rate, at least 10,000; 0 = an empty database, as before session 8)
+//        [--perf DIR]       (Linux perf: the gateway's CPU during each measured window sampled by
+//                            `perf record`, split by who owns the code that ran (package, module,
+//                            or GC and compiler threads): gateway_cpu_by_owner in the result. Real
+//                            CPU, unlike --cpu-prof, whose sampler counts a thread descheduled in a
+//                            system call as busy there; data kept in DIR)
+//        [--only ping|payment.create]  (roundtrip: measure one of the two; e.g. ping alone at a rate
+//                            creates could not sustain on this machine)
 //        [--label TEXT]     (kept in the result line)
 // On PostgreSQL each measured run also reports what the database did per answered request:
 // statements, commits and WAL bytes (db_per_ok), each statement's server time (statement_ms_per_ok,
@@ -29,7 +36,16 @@
 // Prints one JSON line with every figure and appends it to bench/results/mqtt.jsonl.
 import { parseArgs } from 'node:util';
 import { spawn, execSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync,
+  writeFileSync,
+  readFileSync,
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  copyFileSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir, cpus, totalmem, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
@@ -67,13 +83,19 @@ const { values, positionals } = parseArgs({
     layout: { type: 'string', default: 'split' },
     tls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    perf: { type: 'string' },
     history: { type: 'string' },
+    only: { type: 'string' },
     label: { type: 'string' },
   },
 });
 const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+const perfDir = values.perf ? resolve(values.perf) : undefined;
+if (perfDir) mkdirSync(perfDir, { recursive: true });
 const what = positionals[0] ?? 'all';
+if (values.only !== undefined && !['ping', 'payment.create'].includes(values.only))
+  throw new Error('--only takes ping or payment.create');
 if (!['connections', 'roundtrip', 'all'].includes(what))
   throw new Error('usage: bench/mqtt.ts [connections|roundtrip|all] [options]');
 const log = (s: string) => process.stderr.write(`[bench:mqtt] ${s}\n`);
@@ -90,6 +112,35 @@ function fileLimit(): { soft: number; hard: number } {
 }
 const rssBytes = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+/**
+ * What the gateway process asked of the kernel so far (Linux): write and read system calls
+ * (`/proc/PID/io` syscw, syscr: write/writev and read on sockets and files, all threads), its
+ * CPU split into user and system time, and context switches. Socket writes are much of a
+ * create's cost (every MQTT packet, SQL statement and bank call is one), and V8's profiler
+ * over-counts them (a thread descheduled in writev is sampled there), so they are counted here.
+ */
+function kernelCounts(pid: number) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(io)?.[1] ?? NaN);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const sw = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    return {
+      writes: field('syscw'),
+      reads: field('syscr'),
+      // clock ticks; the rate only matters as a ratio of the two
+      userTicks: Number(f[11]),
+      systemTicks: Number(f[12]),
+      // the main thread's; the process's threads are in /proc/PID/task, the main one does the work
+      switches: sw('voluntary_ctxt_switches') + sw('nonvoluntary_ctxt_switches'),
+    };
+  } catch {
+    return undefined;
+  }
+}
 
 interface Setup {
   db: Db;
@@ -200,6 +251,89 @@ async function provisionHistory(
   await db.query('ANALYZE payments.payments, terminals.requests');
 }
 
+/** `perf record` of one process's CPU (all its threads) until stop() (Linux perf; --perf). */
+function recordPerf(pid: number, file: string) {
+  const child = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '499', '-g', '-p', String(pid), '-o', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.once('close', (code, signal) => r({ code, signal })),
+  );
+  child.once('error', (e) => (err += e.message));
+  return {
+    async stop(): Promise<string | undefined> {
+      child.kill('SIGINT');
+      // perf writes its data on SIGINT and then ends by that signal.
+      const { code, signal } = await exited;
+      return code === 0 || signal === 'SIGINT'
+        ? undefined
+        : `perf record failed (${code ?? signal}): ${err.trim().slice(0, 200)}`;
+    },
+  };
+}
+
+/**
+ * Who the sampled CPU belongs to: each sample goes to the nearest frame, from the one that ran
+ * upwards, of code someone owns (a package, a module of src/modules, a file of src/platform),
+ * else to the Node.js internal file, else to V8/native code with no JavaScript caller; samples
+ * of other threads (garbage collection helpers, the JIT compiler, libuv's pool) apart. A sample
+ * in the kernel (a system call, softirq work on loopback) goes to whoever made the call, and is
+ * counted in `kernel_pct` as well.
+ */
+async function perfOwners(file: string, mainTid: number) {
+  const child = spawn('perf', ['script', '-i', file, '-F', 'tid,ip,sym'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const { createInterface } = await import('node:readline');
+  const owners = new Map<string, { n: number; kernel: number }>();
+  let total = 0;
+  let tid = -1;
+  let frames: string[] = [];
+  const ownerOf = (sym: string): string | undefined => {
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(sym);
+    if (pkg) return pkg[1];
+    const mod = /\/src\/modules\/([^/]+)\//.exec(sym);
+    if (mod) return `src/modules/${mod[1]}`;
+    const src = /\/src\/((?:platform\/)?[^/: ]+)/.exec(sym);
+    return src ? `src/${src[1]}` : undefined;
+  };
+  const flush = () => {
+    if (tid < 0) return;
+    total++;
+    let owner: string | undefined;
+    if (tid !== mainTid) owner = '(other threads: GC, JIT compiler, libuv pool)';
+    else {
+      for (const f of frames) if ((owner = ownerOf(f))) break;
+      owner ??= frames.map((f) => /JS:\S*\s+(node:[^:]+)/.exec(f)?.[1]).find(Boolean);
+      owner ??= '(V8 and native code, no JavaScript caller)';
+    }
+    const o = owners.get(owner) ?? { n: 0, kernel: 0 };
+    o.n++;
+    if (/^[0-9a-f]+/.exec(frames[0] ?? '')?.[0].startsWith('ffffffff')) o.kernel++;
+    owners.set(owner, o);
+    tid = -1;
+    frames = [];
+  };
+  for await (const line of createInterface({ input: child.stdout! })) {
+    if (line.startsWith('\t')) frames.push(line.trim());
+    else if (line.trim() === '') flush();
+    else {
+      flush();
+      tid = Number(line.trim().split(/\s+/)[0]);
+    }
+  }
+  flush();
+  const pct = (n: number) => Math.round((n / Math.max(1, total)) * 1000) / 10;
+  return {
+    samples: total,
+    kernel_pct: pct([...owners.values()].reduce((a, o) => a + o.kernel, 0)),
+    owners: [...owners]
+      .sort((a, b) => b[1].n - a[1].n)
+      .filter(([, o]) => pct(o.n) >= 0.5)
+      .map(([owner, o]) => ({ owner, pct: pct(o.n), kernel_pct: pct(o.kernel) })),
+  };
+}
+
 let gateways = 0;
 async function gateway(
   role: 'terminal-gateway' | 'all',
@@ -224,7 +358,11 @@ async function gateway(
     ready: /Tillpoint is running/,
     logDir: work,
     timeoutMs: 120_000,
-    nodeFlags: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
+    nodeFlags: [
+      ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
+      // perf names JIT-compiled JavaScript from the map file this writes (/tmp/perf-PID.map).
+      ...(perfDir ? ['--perf-basic-prof'] : []),
+    ],
   });
 }
 
@@ -410,6 +548,7 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     : undefined;
   const cpuNow = () => ({
     gateway: cpuSeconds(gw.pid),
+    gatewayKernel: kernelCounts(gw.pid),
     api: api ? cpuSeconds(api.pid) : undefined,
     postgres: postmaster === undefined ? undefined : treeCpuSeconds(postmaster),
     machine: machineCpuSeconds(),
@@ -443,6 +582,8 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     if (work0) await sleep(300);
     const start = performance.now();
     const cpu0 = cpuNow();
+    const perfFile = measure && perfDir ? join(perfDir, `gateway-${kind}.perf.data`) : undefined;
+    const perf = perfFile ? recordPerf(gw.pid, perfFile) : undefined;
     const sampler0 = sampler ? cpuSeconds(sampler.backendPid) : undefined;
     let rr = 0;
     await new Promise<void>((resolve) => {
@@ -476,6 +617,9 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
     if (!measure) return undefined;
     const elapsed = (performance.now() - start) / 1000;
     const cpu1 = cpuNow();
+    const perfFailed = await perf?.stop();
+    if (perfFailed) log(perfFailed);
+    const byOwner = perfFile && !perfFailed ? await perfOwners(perfFile, gw.pid) : undefined;
     // The sampler's own backend is the benchmark's CPU, not the database's work for Tillpoint.
     const samplerCpu = sampler ? (cpuSeconds(sampler.backendPid) ?? 0) - (sampler0 ?? 0) : 0;
     if (cpu1.postgres !== undefined) cpu1.postgres -= samplerCpu;
@@ -494,6 +638,23 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
       cpu0.machine && cpu1.machine
         ? Math.round(((cpu1.machine.busy - cpu0.machine.busy) / (cpu1.machine.total - cpu0.machine.total)) * 100)
         : null;
+    const k0 = cpu0.gatewayKernel;
+    const k1 = cpu1.gatewayKernel;
+    const per = (a: number, b: number) => Math.round(((b - a) / Math.max(1, rtts.length)) * 100) / 100;
+    const gatewayKernel =
+      k0 && k1
+        ? {
+            write_syscalls: per(k0.writes, k1.writes),
+            read_syscalls: per(k0.reads, k1.reads),
+            context_switches: per(k0.switches, k1.switches),
+            system_share_of_cpu:
+              Math.round(
+                ((k1.systemTicks - k0.systemTicks) /
+                  Math.max(1, k1.userTicks - k0.userTicks + k1.systemTicks - k0.systemTicks)) *
+                  100,
+              ) / 100,
+          }
+        : undefined;
     rtts.sort((a, b) => a - b);
     return {
       rate_target: rate,
@@ -514,6 +675,22 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
         load_generator_ms_per_ok: ms(selfS(cpu0.self), selfS(cpu1.self)),
         machine_busy_pct_of_all_cores: machineBusy,
       },
+      ...(gatewayKernel ? { gateway_kernel_per_ok: gatewayKernel } : {}),
+      ...(byOwner
+        ? {
+            gateway_cpu_by_owner: {
+              ...byOwner,
+              // The shares applied to the gateway's CPU per answered request measured from /proc.
+              owners: byOwner.owners.map((o) => ({
+                ...o,
+                ms_per_ok:
+                  ms(cpu0.gateway, cpu1.gateway) === null
+                    ? null
+                    : Math.round((ms(cpu0.gateway, cpu1.gateway) ?? 0) * o.pct * 10) / 1000,
+              })),
+            },
+          }
+        : {}),
       ...(dbWork ? { db_per_ok: dbWork } : {}),
       ...(statementMs ? { statement_ms_per_ok: statementMs } : {}),
       ...(waits ? { postgres_sessions: waits } : {}),
@@ -522,15 +699,29 @@ async function benchRoundTrip(setup: Setup & { pg?: BenchPostgres }) {
   log(
     `round trip: ${n} terminals, ${rate}/s, ${warmup} s warm-up then ${duration} s measured, ping then payment.create`,
   );
-  await run('ping', warmup, false);
-  const ping = await run('ping', duration, true);
-  await run('payment.create', warmup, false);
+  const only = values.only;
+  let ping: Awaited<ReturnType<typeof run>>;
+  let create: Awaited<ReturnType<typeof run>>;
+  if (only !== 'payment.create') {
+    await run('ping', warmup, false);
+    ping = await run('ping', duration, true);
+  }
   const rssBefore = rssBytes(gw.pid);
-  const create = await run('payment.create', duration, true);
+  if (only !== 'ping') {
+    await run('payment.create', warmup, false);
+    create = await run('payment.create', duration, true);
+  }
   const rss = rssBytes(gw.pid);
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw.stop();
   await api?.stop();
+  if (perfDir) {
+    // perf reads JIT symbols from /tmp/perf-PID.map: kept beside the data (copy it back to /tmp
+    // to run `perf report` on the data later).
+    const map = `/tmp/perf-${gw.pid}.map`;
+    if (existsSync(map)) copyFileSync(map, join(perfDir, `perf-${gw.pid}.map`));
+    rmSync(map, { force: true });
+  }
   return {
     terminals: n,
     layout: split ? 'split' : 'all',

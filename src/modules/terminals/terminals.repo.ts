@@ -129,6 +129,21 @@ export async function inactiveTerminals(q: Queryable, ids: string[]): Promise<st
   return rows.map((r) => r.id);
 }
 
+/**
+ * The status of each of these terminals (`active`, `disabled`), undefined for one that does not
+ * exist, in the order asked (an id may be asked twice). One read by primary key for a batch of
+ * requests' status checks (protocol/handlers.ts).
+ */
+export async function terminalStatuses(q: Queryable, ids: readonly string[]): Promise<(string | undefined)[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await q.query<{ id: string; status: string }>(
+    `SELECT id, status FROM merchants.terminals WHERE id = ANY($1::text[])`,
+    [[...new Set(ids)]],
+  );
+  const status = new Map(rows.map((r) => [r.id, r.status]));
+  return ids.map((id) => status.get(id));
+}
+
 // ---- request ids ----
 
 /**

@@ -13,7 +13,8 @@ import type { PaymentsService } from '../../payments/index.ts';
 import type { RewardsService } from '../../rewards/index.ts';
 import { getTerminalContext } from '../../merchants/index.ts';
 import { actorOf, recordDataRead, type AuditWriter } from '../../audit/index.ts';
-import type { ViolationKind } from '../terminals.repo.ts';
+import { terminalStatuses, type ViolationKind } from '../terminals.repo.ts';
+import { createBatcher } from '../../../platform/batcher.ts';
 import { createTerminalRequestLedger } from '../requestIds.ts';
 import type { RequestLedger } from '../../../platform/requestLedger.ts';
 import { PROTOCOL_VERSION, REQUEST_TYPES, RequestEnvelope, type RequestBody, type RequestType } from './schemas.ts';
@@ -82,6 +83,8 @@ const DATA_READS: Partial<Record<RequestType, { resource: string; permission: st
 };
 /** Terminal -> merchant for requests whose connection did not bring it (external broker). */
 const MAX_CACHED_MERCHANTS = 100_000;
+/** Terminals whose status one statement reads at most (by primary key). */
+const MAX_STATUS_BATCH = 500;
 
 const ajv = new Ajv.default({
   coerceTypes: false,
@@ -134,6 +137,13 @@ export function createRequestHandler(deps: HandlerDeps) {
   const { db, payments, audit, logger, maxPayloadBytes } = deps;
   const requestIds = deps.requestIds ?? createTerminalRequestLedger(db, CLAIM_SECONDS);
   const merchants = new Map<string, string>();
+  // Every request but payment.create checks that its terminal is still active (payments.create
+  // reads the terminal itself). The checks of requests that arrive while one read runs share the
+  // next: one statement for many terminals instead of one each. Each read starts after the
+  // requests it answers arrived, so a terminal disabled before its request is refused as before.
+  const statuses = createBatcher((ids: readonly string[]) => terminalStatuses(db, ids), {
+    maxBatch: MAX_STATUS_BATCH,
+  });
 
   /** The terminal acting for its merchant; only on its own payments (checked per request below). */
   async function principalFor(terminalId: string, conn: TerminalConnection): Promise<TerminalPrincipal> {
@@ -150,9 +160,9 @@ export function createRequestHandler(deps: HandlerDeps) {
 
   /** Throws unless the terminal is (still) active: a disabled terminal is refused on every request. */
   async function assertActive(terminalId: string): Promise<void> {
-    const ctx = await getTerminalContext(db, terminalId);
-    if (!ctx) throw new AppError('terminal_not_found', 'Terminal not found');
-    if (ctx.terminal_status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
+    const status = await statuses.submit(terminalId);
+    if (status === undefined) throw new AppError('terminal_not_found', 'Terminal not found');
+    if (status !== 'active') throw new AppError('terminal_inactive', 'The terminal is disabled');
   }
 
   /** `read`, run at the same time as the status check; a disabled terminal gets terminal_inactive, never the data. */
