@@ -11,6 +11,12 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { auditKeysFromSeed, createAuditService } from '../src/modules/audit/index.ts';
 import { hashPassword, verifyPassword } from '../src/modules/identity/index.ts';
+import { headerUsage } from './lib/usage.ts';
+
+if (process.argv.includes('--help')) {
+  process.stdout.write(headerUsage(import.meta.url));
+  process.exit(0);
+}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -11,6 +11,7 @@ import { startPgCluster, startRedis, startMosquitto, startBankProxy, sleep, type
 import { startBalancer } from './lib/balancer.ts';
 import { Http, Recorder, now, round } from './lib/load.ts';
 import { compareBooks, readOurBooks, type BankBooks } from './lib/books.ts';
+import { headerUsage } from './lib/usage.ts';
 
 // The chaos run: PostgreSQL, Redis, Mosquitto, the bank simulator (behind a proxy that makes it
 // misbehave) and two of each role (api behind a balancer, worker, terminal-gateway on Mosquitto),
@@ -26,6 +27,7 @@ import { compareBooks, readOurBooks, type BankBooks } from './lib/books.ts';
 
 const { values: args } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     short: { type: 'boolean', default: false },
     duration: { type: 'string' },
     rate: { type: 'string' },
@@ -33,6 +35,10 @@ const { values: args } = parseArgs({
     'no-save': { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(headerUsage(import.meta.url));
+  process.exit(0);
+}
 const SHORT = args.short!;
 const DURATION_S = Number(args.duration ?? (SHORT ? 45 : 240));
 /** HTTP payments offered per second; MQTT, refunds and redemptions are fractions of it. */

@@ -68,6 +68,7 @@ import {
   type BenchProc,
 } from './lib/procs.ts';
 import { freePort } from '../src/platform/freePort.ts';
+import { headerUsage } from './lib/usage.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -87,8 +88,13 @@ const { values, positionals } = parseArgs({
     history: { type: 'string' },
     only: { type: 'string' },
     label: { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (values.help) {
+  process.stdout.write(headerUsage(import.meta.url));
+  process.exit(0);
+}
 const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
 const perfDir = values.perf ? resolve(values.perf) : undefined;
