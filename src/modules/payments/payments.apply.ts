@@ -29,6 +29,24 @@ import type { PaymentsDeps } from './payments.types.ts';
 /** Rows each bank's clearing account is kept in; above the database pool sizes of a few replicas. */
 const CLEARING_SHARDS = 32;
 
+/** The payment's ledger entry (postPaymentLedger's, below) as SQL over a payment's row `row` (its codes and amount are columns there). */
+const paymentEntrySql = (row: string) =>
+  ({
+    kind: 'payment.succeeded',
+    reference: `${row}.id`,
+    amount: `${row}.amount`,
+    debit: { prefix: 'bank_clearing:', key: `${row}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
+    credit: { prefix: 'merchant_payable:', key: `${row}.merchant_id`, type: 'liability' },
+  }) as const;
+
+/** The entry for the completion in one statement, over its row (with its journal id). */
+export const paymentLedgerSql = (row: string, param: (value: unknown) => string) =>
+  postEntrySql({ ...paymentEntrySql(row), id: `${row}.journal_id` }, param);
+
+/** The entries for a group of completions, over the rows of `from` (each with its journal id). */
+export const paymentsLedgerSql = (from: string, param: (value: unknown) => string) =>
+  postEntriesSql({ ...paymentEntrySql(from), id: `${from}.journal_id` }, from, param);
+
 /** A callback's nonce was found used inside its transaction: rolled back, then refused as a replay. */
 class Replayed extends Error {}
 
@@ -55,24 +73,6 @@ export function createPaymentEffects(deps: PaymentsDeps) {
         { account: { code: `merchant_payable:${p.merchant_id}`, type: 'liability' }, credit: p.amount },
       ],
     });
-
-  /** postPaymentLedger's entry as SQL over a payment's row `row` (its codes and amount are columns there). */
-  const paymentEntrySql = (row: string) =>
-    ({
-      kind: 'payment.succeeded',
-      reference: `${row}.id`,
-      amount: `${row}.amount`,
-      debit: { prefix: 'bank_clearing:', key: `${row}.bank_code`, type: 'asset', shards: CLEARING_SHARDS },
-      credit: { prefix: 'merchant_payable:', key: `${row}.merchant_id`, type: 'liability' },
-    }) as const;
-
-  /** The entry for the completion in one statement, over its row (with its journal id). */
-  const paymentLedgerSql = (row: string, param: (value: unknown) => string) =>
-    postEntrySql({ ...paymentEntrySql(row), id: `${row}.journal_id` }, param);
-
-  /** The entries for a group of completions, over the rows of `from` (each with its journal id). */
-  const paymentsLedgerSql = (from: string, param: (value: unknown) => string) =>
-    postEntriesSql({ ...paymentEntrySql(from), id: `${from}.journal_id` }, from, param);
 
   /**
    * Group commit of the one-statement completions: bank answers that arrive while one is being

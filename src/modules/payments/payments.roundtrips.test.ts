@@ -7,11 +7,12 @@ import { createMetrics } from '../../metrics.ts';
 import { createLogger } from '../../platform/log.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Principal } from '../../platform/principal.ts';
-import { createLedgerService, newJournalId, postEntriesSql } from '../ledger/index.ts';
+import { createLedgerService, newJournalId } from '../ledger/index.ts';
 import type { BankConnector } from '../banks/index.ts';
 import { createTestVault } from '../vault/index.ts';
 import { createPaymentsService } from './payments.service.ts';
 import { completeSucceededMany, movePendingMany } from './payments.repo.ts';
+import { paymentsLedgerSql } from './payments.apply.ts';
 import { auditPaymentHooks } from './payments.audit.ts';
 import { auditKeysFromSeed, createAuditWriter, verifyTrail } from '../audit/index.ts';
 import { randomBytes } from 'node:crypto';
@@ -366,19 +367,7 @@ test('completeSucceededMany: each member gets its own row, history and outbox ev
     const traceA = `00-${'a'.repeat(32)}-${'1'.repeat(16)}-01`;
     const out = await completeSucceededMany(w.real, [member(a.id, traceA), member(b.id, null), member(c.id, null)], {
       hooks: [],
-      ledgerSql: (from, p) =>
-        postEntriesSql(
-          {
-            kind: 'payment.succeeded',
-            id: `${from}.journal_id`,
-            reference: `${from}.id`,
-            amount: `${from}.amount`,
-            debit: { prefix: 'bank_clearing:', key: `${from}.bank_code`, type: 'asset', shards: 32 },
-            credit: { prefix: 'merchant_payable:', key: `${from}.merchant_id`, type: 'liability' },
-          },
-          from,
-          p,
-        ),
+      ledgerSql: paymentsLedgerSql,
     });
     assert.deepEqual(
       out.map((r) => r && `${r.id} ${r.status} ${r.bank_ref}`),

@@ -2,27 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countingDb, createTestDb } from '../../platform/testing.ts';
 import type { Queryable } from '../../platform/db.ts';
-import { newJournalId, postEntriesSql, postEntrySql } from '../ledger/index.ts';
+import { newJournalId } from '../ledger/index.ts';
 import { completeSucceeded, completeSucceededMany } from '../payments/payments.repo.ts';
+import { paymentLedgerSql, paymentsLedgerSql } from '../payments/payments.apply.ts';
 import type { PaymentHint } from '../payments/index.ts';
 import { platform, rewardsWorld, type RewardsWorld } from './testkit.ts';
 
 // The earn written by the payment's own completion statement (rewards.earn_in_completion,
 // migration 0037) against the long way (onSucceeded in a transaction): the same payments, in the
 // same order, give the same rewards rows, balances and ledger, whichever way each was completed.
-
-/** A payment's ledger entry as payments.apply.ts posts it, for completions written here directly. */
-const paymentEntry = (h: string) =>
-  ({
-    kind: 'payment.succeeded',
-    id: `${h}.journal_id`,
-    reference: `${h}.id`,
-    amount: `${h}.amount`,
-    debit: { prefix: 'bank_clearing:', key: `${h}.bank_code`, type: 'asset', shards: 32 },
-    credit: { prefix: 'merchant_payable:', key: `${h}.merchant_id`, type: 'liability' },
-  }) as const;
-const paymentLedgerSql = (h: string, param: (v: unknown) => string) => postEntrySql(paymentEntry(h), param);
-const paymentsLedgerSql = (h: string, param: (v: unknown) => string) => postEntriesSql(paymentEntry(h), h, param);
 
 /** What a hint is checked against: the payment's row as stored. */
 const storedPayment = async (db: Queryable, id: string) =>
