@@ -17,6 +17,7 @@ import {
   TLS13_CIPHERS,
 } from '../src/platform/tls.ts';
 import { createHttpClient } from '../src/platform/httpClient.ts';
+import { freePort } from '../src/platform/freePort.ts';
 import { ConfigError } from '../src/platform/config.ts';
 import type { BankConfig } from '../src/modules/banks/index.ts';
 import { createConnector } from '../src/modules/banks/connectors/index.ts';
@@ -308,7 +309,7 @@ describe('PostgreSQL over TLS (sslmode=verify-full) and a rotated password', {
       'hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all 127.0.0.2/32 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\nlocal all all scram-sha-256\n',
     );
     if (asRoot) spawnSync('chown', ['postgres', join(dir, 'data', 'pg_hba.conf')]);
-    port = 20000 + Math.floor(Math.random() * 20000);
+    port = await freePort(); // below the ephemeral range, where no client socket sits (platform/freePort.ts)
     run([
       join(PG_BIN!, 'pg_ctl'),
       '-D',
@@ -410,7 +411,9 @@ describe('Redis over TLS (rediss://)', {
     const pair = await generateSelfSignedCertificate(['127.0.0.1']);
     writeFileSync(join(dir, 'cert.pem'), pair.certPem);
     writeFileSync(join(dir, 'key.pem'), pair.keyPem, { mode: 0o600 });
-    port = 40000 + Math.floor(Math.random() * 20000);
+    // Below the ephemeral range (platform/freePort.ts): a random high port could be a client
+    // socket's, and redis-server then exits at once (seen in CI: ECONNREFUSED).
+    port = await freePort();
     proc = spawn(
       'redis-server',
       [
@@ -435,11 +438,15 @@ describe('Redis over TLS (rediss://)', {
         '--dir',
         dir,
       ],
-      { stdio: 'ignore' },
+      { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    for (let i = 0; i < 100; i++) {
+    let stderr = '';
+    proc.stderr?.on('data', (c) => (stderr += c));
+    for (let i = 0; ; i++) {
       const up = await connect(port, pair.certPem, { servername: undefined });
       if (up.ok) break;
+      if (i >= 200 || proc.exitCode !== null)
+        throw new Error(`redis-server did not listen on ${port} (exit ${proc.exitCode}): ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   });
