@@ -516,10 +516,7 @@ test('with rewards: a merchant in no program completes in one statement; one in 
       );
       assert.equal(earned.rows[0].n, 1);
     }
-    const c = await w.check();
-    assert.deepEqual(c.ledger, []);
-    assert.equal(c.ptsSum, '0');
-    assert.deepEqual(c.rewards, []);
+    await w.assertInvariants();
   } finally {
     await real.close();
   }

@@ -1,6 +1,7 @@
 // Helpers for the rewards tests (not a test file itself): the real payments service and ledger
 // over a test database, with a bank that accepts every intent and refund, so a test can drive
 // payments to success, failure, expiry and refund and watch the points follow.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createTestDb } from '../../platform/testing.ts';
 import { fixedClock } from '../../platform/clock.ts';
@@ -164,6 +165,15 @@ export async function rewardsWorld(opts: { start?: string; db?: Db; longWayOnly?
     };
   }
 
+  /** Asserts every invariant check() reads: a clean ledger, a PTS book summing to zero, no lot out of range, rewards agreeing with the book. */
+  async function assertInvariants() {
+    const c = await check();
+    assert.deepEqual(c.ledger, [], 'ledger verify');
+    assert.equal(c.ptsSum, '0', 'the PTS book sums to zero');
+    assert.equal(c.negativeLots, 0, 'no lot below zero or above its points');
+    assert.deepEqual(c.rewards, [], 'lots, statement and ledger agree');
+  }
+
   /** Empties the rewards, ledger and payment tables, so a property run starts from nothing. */
   async function reset() {
     await db.query(`TRUNCATE rewards.movements, rewards.adjustments, rewards.payment_links, rewards.lot_consumptions, rewards.redemptions,
@@ -189,6 +199,7 @@ export async function rewardsWorld(opts: { start?: string; db?: Db; longWayOnly?
     balance,
     customerId,
     check,
+    assertInvariants,
     newPaymentId: () => newId('payment'),
   };
 }
