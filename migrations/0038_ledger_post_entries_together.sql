@@ -73,78 +73,72 @@ BEGIN
             WHERE x.id IS NULL OR x.floor IS NOT NULL)
     INTO v_together;
 
-  IF NOT v_together THEN
-    -- 4a. Each entry, as post_entry() posts one.
-    FOR v_entry IN SELECT e.value FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS e(value, n) ORDER BY e.n LOOP
-      RETURN QUERY
-        SELECT v_entry ->> 'reference', x.journal_id, x.duplicate
-          FROM ledger.post_entry(v_entry ->> 'id', p_book, v_entry ->> 'kind', v_entry ->> 'reference',
-                                 v_entry ->> 'memo', v_entry -> 'accounts', v_entry -> 'lines') AS x;
-    END LOOP;
-    RETURN;
+  IF v_together THEN
+    -- 4. The entries first, in the array's order: one already posted (or earlier in the array) is
+    -- not inserted and is left to step 5.
+    WITH ins AS (
+      INSERT INTO ledger.entries (id, book, kind, reference, memo)
+      SELECT e.value ->> 'id', p_book, e.value ->> 'kind', e.value ->> 'reference', e.value ->> 'memo'
+        FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS e(value, n)
+       ORDER BY e.n
+      ON CONFLICT (book, kind, reference) DO NOTHING
+      RETURNING id
+    )
+    SELECT coalesce(array_agg(id), '{}') INTO v_new FROM ins;
+
+    -- The lines of the inserted entries with their accounts; each account moved once by the sum
+    -- of its lines (a plain one through checked_balance(), as post_entry() does; a hot one on this
+    -- session's shard row, in code order); the postings in each entry's line order.
+    WITH l AS MATERIALIZED (
+      SELECT e.value ->> 'id' AS entry_id, l.line, l.amount, x.id AS account_id, x.code, x.type, x.shards
+        FROM jsonb_array_elements(p_entries) e
+       CROSS JOIN LATERAL jsonb_to_recordset(e.value -> 'lines') AS l(line smallint, code text, amount bigint)
+       CROSS JOIN LATERAL (SELECT * FROM ledger.accounts x0 WHERE x0.book = p_book AND x0.code = l.code LIMIT 1) x
+       WHERE e.value ->> 'id' = ANY (v_new)
+    ),
+    d AS MATERIALIZED (
+      SELECT l.account_id, l.code, l.shards,
+             (sum(l.amount) * CASE WHEN l.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint AS delta
+        FROM l GROUP BY l.account_id, l.code, l.type, l.shards
+    ),
+    moved AS (
+      UPDATE ledger.accounts a
+         SET balance = ledger.checked_balance(a.book, a.code, a.balance + d.delta, a.floor)
+        FROM d
+       WHERE a.id = d.account_id AND d.shards = 1 AND d.delta <> 0
+      RETURNING 1
+    ),
+    hot AS (
+      INSERT INTO ledger.balance_shards AS s (account_id, shard, balance)
+      SELECT d.account_id, (pg_backend_pid() % d.shards)::smallint, d.delta
+        FROM d WHERE d.shards > 1
+       ORDER BY d.code COLLATE "C"
+      ON CONFLICT (account_id, shard) DO UPDATE SET balance = s.balance + EXCLUDED.balance
+    ),
+    posted AS (
+      INSERT INTO ledger.postings (entry_id, line, account_id, amount)
+      SELECT l.entry_id, l.line, l.account_id, l.amount FROM l
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM d WHERE d.shards = 1 AND d.delta <> 0), (SELECT count(*) FROM moved),
+           (SELECT count(*) FROM posted),
+           (SELECT count(*) FROM jsonb_array_elements(p_entries) e
+             CROSS JOIN LATERAL jsonb_array_elements(e.value -> 'lines') AS x
+             WHERE e.value ->> 'id' = ANY (v_new))
+      INTO v_want, v_done, v_posted, v_lines;
+    IF v_done <> v_want THEN
+      RAISE EXCEPTION 'ledger entries moved % of % balances', v_done, v_want USING ERRCODE = 'XX000';
+    END IF;
+    IF v_posted <> v_lines THEN
+      RAISE EXCEPTION 'ledger entries wrote % of % postings', v_posted, v_lines USING ERRCODE = 'XX000';
+    END IF;
+  ELSE
+    v_new := '{}'; -- none written together: step 5 posts every entry one by one
   END IF;
 
-  -- 4b. Together. The entries first, in the array's order: one already posted (or earlier in the
-  -- array) is not inserted and is left to step 5.
-  WITH ins AS (
-    INSERT INTO ledger.entries (id, book, kind, reference, memo)
-    SELECT e.value ->> 'id', p_book, e.value ->> 'kind', e.value ->> 'reference', e.value ->> 'memo'
-      FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS e(value, n)
-     ORDER BY e.n
-    ON CONFLICT (book, kind, reference) DO NOTHING
-    RETURNING id
-  )
-  SELECT coalesce(array_agg(id), '{}') INTO v_new FROM ins;
-
-  -- The lines of the inserted entries with their accounts; each account moved once by the sum of
-  -- its lines (a plain one through checked_balance(), as post_entry() does; a hot one on this
-  -- session's shard row, in code order); the postings in each entry's line order.
-  WITH l AS MATERIALIZED (
-    SELECT e.value ->> 'id' AS entry_id, l.line, l.amount, x.id AS account_id, x.code, x.type, x.shards
-      FROM jsonb_array_elements(p_entries) e
-     CROSS JOIN LATERAL jsonb_to_recordset(e.value -> 'lines') AS l(line smallint, code text, amount bigint)
-     CROSS JOIN LATERAL (SELECT * FROM ledger.accounts x0 WHERE x0.book = p_book AND x0.code = l.code LIMIT 1) x
-     WHERE e.value ->> 'id' = ANY (v_new)
-  ),
-  d AS MATERIALIZED (
-    SELECT l.account_id, l.code, l.shards,
-           (sum(l.amount) * CASE WHEN l.type IN ('asset', 'expense') THEN 1 ELSE -1 END)::bigint AS delta
-      FROM l GROUP BY l.account_id, l.code, l.type, l.shards
-  ),
-  moved AS (
-    UPDATE ledger.accounts a
-       SET balance = ledger.checked_balance(a.book, a.code, a.balance + d.delta, a.floor)
-      FROM d
-     WHERE a.id = d.account_id AND d.shards = 1 AND d.delta <> 0
-    RETURNING 1
-  ),
-  hot AS (
-    INSERT INTO ledger.balance_shards AS s (account_id, shard, balance)
-    SELECT d.account_id, (pg_backend_pid() % d.shards)::smallint, d.delta
-      FROM d WHERE d.shards > 1
-     ORDER BY d.code COLLATE "C"
-    ON CONFLICT (account_id, shard) DO UPDATE SET balance = s.balance + EXCLUDED.balance
-  ),
-  posted AS (
-    INSERT INTO ledger.postings (entry_id, line, account_id, amount)
-    SELECT l.entry_id, l.line, l.account_id, l.amount FROM l
-    RETURNING 1
-  )
-  SELECT (SELECT count(*) FROM d WHERE d.shards = 1 AND d.delta <> 0), (SELECT count(*) FROM moved),
-         (SELECT count(*) FROM posted)
-    INTO v_want, v_done, v_posted;
-  IF v_done <> v_want THEN
-    RAISE EXCEPTION 'ledger entries moved % of % balances', v_done, v_want USING ERRCODE = 'XX000';
-  END IF;
-  SELECT count(*) INTO v_lines
-    FROM jsonb_array_elements(p_entries) e CROSS JOIN LATERAL jsonb_array_elements(e.value -> 'lines') AS l
-   WHERE e.value ->> 'id' = ANY (v_new);
-  IF v_posted <> v_lines THEN
-    RAISE EXCEPTION 'ledger entries wrote % of % postings', v_posted, v_lines USING ERRCODE = 'XX000';
-  END IF;
-
-  -- 5. The answers, in the array's order; an entry not inserted in 4b goes to post_entry(), which
-  -- finds it posted and answers duplicate, or raises TPL04 when its lines differ.
+  -- 5. The answers, in the array's order. An entry not written in step 4 is posted by post_entry(),
+  -- as one entry (with its checks and refusals, TPL01-TPL04), or, when step 4 found it posted
+  -- already, answered duplicate (or refused with TPL04 when its lines differ).
   FOR v_entry IN SELECT e.value FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS e(value, n) ORDER BY e.n LOOP
     IF v_entry ->> 'id' = ANY (v_new) THEN
       reference := v_entry ->> 'reference';

@@ -254,60 +254,26 @@ describe('ledger entries posted together', () => {
   test('an account with a floor is moved entry by entry: a breach in between is refused (TPL01)', async () => {
     const wallet = { code: 'b5:wallet', type: 'liability', floor: 0 };
     const equity = { code: 'b5:equity', type: 'equity' };
-    await postRaw(db, [
-      {
-        reference: ref('b5'),
-        accounts: [wallet, equity],
-        lines: [
-          ['b5:equity', 100],
-          ['b5:wallet', -100],
-        ],
-      },
-    ]);
+    /** An entry moving `amount` from equity into the wallet (a negative amount: out of it). */
+    const intoWallet = (amount: number): RawEntry => ({
+      reference: ref('b5'),
+      accounts: [wallet, equity],
+      lines: [
+        ['b5:equity', amount],
+        ['b5:wallet', -amount],
+      ],
+    });
+    await postRaw(db, [intoWallet(100)]);
     // Together the two would leave the wallet at 50; the first alone takes it to -50.
     const entries = await count(db, 'entries');
     await assert.rejects(
-      postRaw(db, [
-        {
-          reference: ref('b5'),
-          accounts: [wallet, equity],
-          lines: [
-            ['b5:wallet', 150],
-            ['b5:equity', -150],
-          ],
-        },
-        {
-          reference: ref('b5'),
-          accounts: [wallet, equity],
-          lines: [
-            ['b5:equity', 100],
-            ['b5:wallet', -100],
-          ],
-        },
-      ]),
+      postRaw(db, [intoWallet(-150), intoWallet(100)]),
       (e: { code?: string }) => e.code === 'TPL01',
     );
     assert.equal(await count(db, 'entries'), entries);
     assert.equal(await ledger.balance(db, 'b5:wallet'), 100);
     // In the other order each entry keeps the wallet above its floor.
-    const ok = await postRaw(db, [
-      {
-        reference: ref('b5'),
-        accounts: [wallet, equity],
-        lines: [
-          ['b5:equity', 100],
-          ['b5:wallet', -100],
-        ],
-      },
-      {
-        reference: ref('b5'),
-        accounts: [wallet, equity],
-        lines: [
-          ['b5:wallet', 150],
-          ['b5:equity', -150],
-        ],
-      },
-    ]);
+    const ok = await postRaw(db, [intoWallet(100), intoWallet(-150)]);
     assert.equal(ok.length, 2);
     assert.equal(await ledger.balance(db, 'b5:wallet'), 50);
     assert.deepEqual(await ledger.verify(db), []);
