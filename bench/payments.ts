@@ -40,6 +40,8 @@ const USAGE = `Usage: npm run bench:payments -- [options]
   --pgbench-clients N  pgbench's clients (default 16, its best on a 2-core machine: 16 and 32
                      clients ~4,100 tps, 64 ~3,500, 128 ~2,700 as its ten branch rows queue)
   --side-seconds S   seconds for each side measurement: half-peak latency, create-only, GET (default 8)
+  --half-rate N      payments/s offered in the latency measurement (default: half the measured
+                     peak); a fixed rate compares two builds at the same load
   --merchants N      merchants (one store and terminal each) the payments spread over (default 20)
   --scale N          pgbench scale factor (default 10)
   --pool-size N      DATABASE_POOL_SIZE for the api process (default: Tillpoint's own default)
@@ -64,6 +66,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '128' },
     'pgbench-clients': { type: 'string', default: '16' },
     'side-seconds': { type: 'string', default: '8' },
+    'half-rate': { type: 'string' },
     merchants: { type: 'string', default: '20' },
     scale: { type: 'string', default: '10' },
     'pool-size': { type: 'string' },
@@ -96,6 +99,7 @@ const WARMUP = posInt('warmup', args.warmup, 600);
 const CLIENTS = posInt('clients', args.clients, 1000);
 const PGBENCH_CLIENTS = posInt('pgbench-clients', args['pgbench-clients'], 1000);
 const SIDE = posInt('side-seconds', args['side-seconds'], 600);
+const HALF_RATE = args['half-rate'] === undefined ? undefined : posInt('half-rate', args['half-rate'], 100_000);
 const MERCHANTS = posInt('merchants', args.merchants, 10_000);
 const SCALE = posInt('scale', args.scale, 1000);
 const PROFILED = new Set((args['cpu-prof-procs'] ?? 'api').split(',').filter(Boolean));
@@ -438,10 +442,11 @@ async function main() {
   }
 
   // ---- 2. Latency at half the peak rate (open loop) ----------------------------------------
-  const halfRate = Math.max(1, Math.floor(seenPerS / 2));
+  const halfRate = HALF_RATE ?? Math.max(1, Math.floor(seenPerS / 2));
   log(`${elapsed()} half peak: ${halfRate} payments/s offered for ${SIDE}s`);
   const halfCreate = new Recorder();
   const halfCompletion = new Recorder();
+  const cpuHalfA = cpuMark();
   const half = await openLoop(halfRate, SIDE * 1000, CLIENTS * 8, async (due) => {
     const r = await payment({ pay: true });
     if (!r) return;
@@ -449,6 +454,11 @@ async function main() {
     halfCreate.add(r.t1 - Math.min(due, r.t0));
     halfCompletion.add(r.t3 - r.t2);
   });
+  // What the machine spends at this rate: less batching than at the peak, so more per payment.
+  const cpuHalf = cpuShare(cpuHalfA, cpuMark(), halfCreate.count);
+  log(
+    `${elapsed()} half peak: create p99 ${halfCreate.percentile(99)} ms; machine ${cpuHalf.machine_busy_pct ?? '?'} % busy, Tillpoint ${cpuHalf.ms_per_payment.api_and_postgres ?? '?'} ms per payment`,
+  );
 
   // ---- 3. Create-only and GET throughput -----------------------------------------------------
   const sideRun = async (name: string, fn: (rec: Recorder, inWindow: (t: number) => boolean) => Promise<void>) => {
@@ -532,6 +542,7 @@ async function main() {
       create_p50_ms: halfCreate.percentile(50),
       create_p99_ms: halfCreate.percentile(99),
       completion_p99_ms: halfCompletion.percentile(99),
+      cpu: cpuHalf,
     },
     create_only: createOnly,
     get_by_id: reads,
@@ -548,6 +559,7 @@ async function main() {
       warmup_s: WARMUP,
       duration_s: DURATION,
       side_s: SIDE,
+      half_rate: HALF_RATE ?? 'half the peak',
       merchants: MERCHANTS,
       database_pool_size: POOL ?? 'default',
       log_level: args['log-level'],

@@ -61,6 +61,7 @@ const move = (id: string) => ({
   detail: null,
   now: new Date(),
   traceparent: null,
+  bankAnswered: true,
 });
 const completion = (id: string) => ({
   id,

@@ -145,11 +145,27 @@ export function postmasterOf(backendPid: number): number | undefined {
   }
 }
 
-/** CPU seconds used so far by a process and its current children (PostgreSQL: the server's backends). */
+/** CPU seconds of a process's children that have ended and been waited for (cutime + cstime). */
+function endedChildrenCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU seconds used so far by a process and its children, ended ones included (PostgreSQL: the
+ * server's backends). Without the ended ones the figure would fall whenever a backend exits (a
+ * pool closing an idle connection), and the CPU it used would vanish from a difference of two
+ * readings.
+ */
 export function treeCpuSeconds(pid: number): number | undefined {
   const own = cpuSeconds(pid);
   if (own === undefined) return undefined;
-  let sum = own;
+  let sum = own + endedChildrenCpuSeconds(pid);
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {

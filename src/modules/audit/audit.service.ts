@@ -13,6 +13,9 @@ import { localWorm, s3Worm, type WormStore } from './worm.ts';
 import { addMonths, exportSegments, pruneOnline, readExportedHeads } from './archive.ts';
 import type { Queryable } from '../../platform/db.ts';
 
+/** How long one worker pass may keep sealing full batches (1,000 records each) before its other jobs. */
+const SEAL_BUDGET_MS = 500;
+
 export interface AuditDeps {
   db: Db;
   config: Pick<Config, 'mode' | 'dataDir' | 'audit'>;
@@ -113,13 +116,19 @@ export function createAuditService(deps: AuditDeps) {
       let sealed = 0;
       let signed: number | undefined;
       try {
-        const r = await seal(db, { keys, clock });
-        sealed = r.sealed;
-        if (r.forged.length > 0) {
-          logger.error(
-            { records: r.forged.slice(0, 10), count: r.forged.length },
-            'audit records with an invalid MAC were found and left unsealed',
-          );
+        // Batch after batch while records are waiting, up to a time budget: a trail written
+        // faster than one batch per tick is still sealed as fast as it is written.
+        const until = performance.now() + SEAL_BUDGET_MS;
+        for (;;) {
+          const r = await seal(db, { keys, clock });
+          sealed += r.sealed;
+          if (r.forged.length > 0) {
+            logger.error(
+              { records: r.forged.slice(0, 10), count: r.forged.length },
+              'audit records with an invalid MAC were found and left unsealed',
+            );
+          }
+          if (!r.more || r.sealed === 0 || performance.now() >= until) break;
         }
         signed = (await signHead(db, { keys, clock, intervalSeconds: config.audit.signIntervalSeconds }))?.tree_size;
       } catch (e) {

@@ -102,11 +102,13 @@ export interface SealResult {
   treeSize: number;
   /** Records whose MAC does not hold: written by someone without the key. Never sealed. */
   forged: string[];
+  /** The batch was full: more records may be waiting (the worker seals again at once). */
+  more: boolean;
 }
 
 /**
- * Gives unsealed records their place in the tree, oldest first. Only records of ended
- * transactions are visible, and the xid horizon (see migrations/0013_audit.sql) makes sure a
+ * Gives up to `batchSize` unsealed records their place in the tree, in the order of their
+ * transactions (xid, then insert order). Only records of ended transactions are visible, and the xid horizon (see migrations/0013_audit.sql) makes sure a
  * record committed late by a long transaction is still found.
  */
 export async function seal(
@@ -122,11 +124,15 @@ export async function seal(
     ).rows[0];
     const horizon = (await tx.query<{ x: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`)).rows[0]
       .x;
+    // In transaction order (then insert order within one), so a full batch can move the horizon
+    // up to its last transaction: every visible unsealed record below it was in this batch. Were
+    // they taken by seq, a sealer that falls behind would keep its horizon and scan everything
+    // since on every pass, slower the further behind it is.
     const cands = (
-      await tx.query<{ id: string; record: string; mac: Buffer }>(
-        `SELECT e.id, e.record, e.mac FROM audit.events e
+      await tx.query<{ id: string; record: string; mac: Buffer; xid: string }>(
+        `SELECT e.id, e.record, e.mac, e.xid::text AS xid FROM audit.events e
         WHERE e.xid >= $1::xid8 AND NOT EXISTS (SELECT 1 FROM audit.leaves l WHERE l.event_id = e.id)
-        ORDER BY e.seq LIMIT $2`,
+        ORDER BY e.xid, e.seq LIMIT $2`,
         [st.sealed_xmin, batch],
       )
     ).rows;
@@ -171,12 +177,19 @@ export async function seal(
       }
       size = cr.size;
     }
-    // Move the horizon only when this pass saw everything it could; else the next pass goes on.
+    // The horizon: every record of a transaction below it is sealed (or forged). After a pass
+    // that saw everything it could, the oldest transaction still running; after a full batch,
+    // the batch's last transaction if lower (records of it may be left for the next pass).
+    const full = cands.length === batch;
+    const last = full ? cands[cands.length - 1].xid : undefined;
     await tx.query(
-      `UPDATE audit.state SET tree_size = $1, sealed_xmin = CASE WHEN $2 THEN $3::xid8 ELSE sealed_xmin END WHERE id = 1`,
-      [size, cands.length < batch, horizon],
+      `UPDATE audit.state
+          SET tree_size = $1,
+              sealed_xmin = greatest(sealed_xmin, CASE WHEN $2::xid8 IS NULL THEN $3::xid8 ELSE least($2::xid8, $3::xid8) END)
+        WHERE id = 1`,
+      [size, last ?? null, horizon],
     );
-    return { sealed: good.length, treeSize: size, forged };
+    return { sealed: good.length, treeSize: size, forged, more: full };
   });
 }
 

@@ -357,6 +357,17 @@ export interface PendingMove {
   detail: string | null;
   now: Date;
   traceparent: string | null;
+  /**
+   * The bank answered the create (it registered the QR or took the collect request). Then the
+   * move is committed without waiting for its WAL flush: losing it in a crash is the same as
+   * crashing just before it, which a `created` payment survives (its bank's callback completes
+   * it through `pending`, and the expiry job gives it a final status check). The answer to the
+   * create is the only thing that acts on it; any later commit that depends on it (a callback,
+   * a status result) waits for a flush that covers it too, since the WAL is written in order.
+   * An uncertain call (the bank may or may not have it) waits: its status checks start from
+   * `pending`.
+   */
+  bankAnswered: boolean;
 }
 
 /**
@@ -366,11 +377,14 @@ export interface PendingMove {
  * order; one whose callback got there first is left as it is and is not among them.
  */
 export async function movePendingMany(q: Queryable, moves: readonly PendingMove[]): Promise<PaymentRow[]> {
+  // $9: every bank answered, so the commit need not wait for its WAL flush (PendingMove.bankAnswered).
+  // set_config(…, true) lasts to the end of this statement's own transaction.
   const { rows } = await q.query<PaymentRow>(
     `WITH b AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
                             $8::text[])
                   AS b(id, bank_ref, next_check_at, detail, at, at_text, traceparent, from_status)
+        WHERE CASE WHEN $9::boolean THEN set_config('synchronous_commit', 'off', true) IS NOT NULL ELSE true END
      ), p AS (
        UPDATE payments.payments t
           SET status = 'pending', updated_at = b.at, bank_ref = coalesce(b.bank_ref, t.bank_ref), next_check_at = b.next_check_at
@@ -395,6 +409,7 @@ export async function movePendingMany(q: Queryable, moves: readonly PendingMove[
       moves.map((m) => m.now.toISOString()),
       moves.map((m) => m.traceparent),
       moves.map(() => 'created'),
+      moves.every((m) => m.bankAnswered),
     ],
     BATCH_PLAN,
   );

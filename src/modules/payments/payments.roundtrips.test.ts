@@ -254,10 +254,45 @@ test('a move whose payment the callback already took is left alone; the create a
     // As if the bank's callback had completed it between the bank call and the move.
     await w.real.query(`UPDATE payments.payments SET status = 'succeeded' WHERE id = $1`, [p.id]);
     const now = new Date('2026-01-01T00:00:01Z');
-    const move = { bank_ref: null, next_check_at: now, detail: null, now, traceparent: null };
+    const move = { bank_ref: null, next_check_at: now, detail: null, now, traceparent: null, bankAnswered: true };
     const moved = await movePendingMany(w.real, [{ id: p.id, ...move }]);
     assert.deepEqual(moved, []);
     assert.equal((await w.svc.get(w.principal, p.id)).status, 'succeeded');
+  } finally {
+    await w.real.close();
+  }
+});
+
+test('a move commits without waiting for its WAL flush only when every bank in it answered', async () => {
+  const w = await plainWorld();
+  try {
+    const now = new Date('2026-01-01T00:00:01Z');
+    const move = (id: string, bankAnswered: boolean) => ({
+      id,
+      bank_ref: null,
+      next_check_at: now,
+      detail: bankAnswered ? null : 'bank answer uncertain (timeout); status check scheduled',
+      now,
+      traceparent: null,
+      bankAnswered,
+    });
+    // Run inside a transaction of our own, to read the setting the statement left for its commit.
+    const commitMode = (moves: ReturnType<typeof move>[]) =>
+      w.real.tx(async (tx) => {
+        const moved = await movePendingMany(tx, moves);
+        const mode = (await tx.query<{ s: string }>(`SELECT current_setting('synchronous_commit') AS s`)).rows[0].s;
+        return { moved: moved.length, mode };
+      });
+    const [a, b, c] = [await w.create(), await w.create(), await w.create()];
+    // The create path moved them already; back to created for the statement under test.
+    await w.real.query(`UPDATE payments.payments SET status = 'created' WHERE id = ANY($1)`, [[a.id, b.id, c.id]]);
+    assert.deepEqual(await commitMode([move(a.id, true)]), { moved: 1, mode: 'off' });
+    assert.deepEqual(await commitMode([move(b.id, true), move(c.id, false)]), { moved: 2, mode: 'on' });
+    assert.equal(
+      (await w.real.query<{ s: string }>(`SELECT current_setting('synchronous_commit') AS s`)).rows[0].s,
+      'on',
+      'the setting ends with the statement’s transaction',
+    );
   } finally {
     await w.real.close();
   }

@@ -291,6 +291,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
           detail: detail ?? null,
           now: clock.now(),
           traceparent: currentTraceparent(),
+          bankAnswered: call.kind === 'ok',
         })) ?? (await repo.getPayment(db, payment.id))!;
       metrics.payments.inc({ method: payment.method, status: 'pending' });
       rememberPayment(payment.id, {
