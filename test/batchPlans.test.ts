@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDb } from '../src/platform/testing.ts';
+import { createTestDb, usingRealPostgres } from '../src/platform/testing.ts';
 import { createPgDb, type Db, type Queryable } from '../src/platform/db.ts';
 import { ledgerStatements } from '../src/platform/requestLedger.repo.ts';
 import { completeSucceededMany, movePendingMany } from '../src/modules/payments/payments.repo.ts';
@@ -25,10 +25,10 @@ async function rowsRead(q: Queryable, table: string): Promise<number> {
 }
 
 /** A database of one connection (the prepared statements are per connection), and its closing. */
-async function oneConnection(): Promise<{ db: Db; close: () => Promise<void> }> {
+async function oneConnection(opts: { growthCheckMs?: number } = {}): Promise<{ db: Db; close: () => Promise<void> }> {
   const base = await createTestDb();
   if (!base.url) return { db: base, close: () => base.close() };
-  const db = createPgDb(base.url, 1);
+  const db = createPgDb(base.url, 1, opts);
   return {
     db,
     close: async () => {
@@ -169,6 +169,38 @@ test("the request ledger's batch probes the primary key on a grown table with st
     );
     assert.equal(rows[0].n, 2);
     assert.ok(read < 50, `the batch of two claims and two completions read ${read} rows of terminals.requests`);
+  } finally {
+    await close();
+  }
+});
+
+test('batched statements are prepared as soon as the planner counts their table grown', {
+  skip: usingRealPostgres() ? false : 'PGlite plans every statement with its values',
+}, async () => {
+  const { db, close } = await oneConnection({ growthCheckMs: 0 });
+  const lookUp = () => new Promise((r) => setTimeout(r, 100)); // the background look-up of the statistics
+  const preparedMoves = async () =>
+    (
+      await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE '%''created'', ''pending'', ''api''%'`,
+      )
+    ).rows[0].n;
+  try {
+    await db.exec('ALTER TABLE payments.payments SET (autovacuum_enabled = false)');
+    await insertPayments(db, 6000, 'succeeded');
+    const open = await insertPayments(db, 8, 'created');
+    const moveTwo = async (i: number) =>
+      assert.equal((await movePendingMany(db, [move(open[i]), move(open[i + 1])])).length, 2);
+    // 6,000 rows, but never analysed: young to the planner, so each batch is planned with its values.
+    await moveTwo(0);
+    await lookUp();
+    await moveTwo(2);
+    assert.equal(await preparedMoves(), 0);
+    await db.exec('ANALYZE payments.payments');
+    await moveTwo(4); // finds out the table has grown
+    await lookUp();
+    await moveTwo(6);
+    assert.equal(await preparedMoves(), 1, 'prepared long before its 5,000th call');
   } finally {
     await close();
   }

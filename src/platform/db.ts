@@ -28,13 +28,20 @@ const MAX_TX_ATTEMPTS = 5;
 // The first calls of a statement run with `unpreparedCalls` (queryable.ts) are not prepared: they
 // go as the unnamed statement, which PostgreSQL parses and plans with the call's values.
 const MAX_PREPARED = 500;
+/** How often a statement with `preparedOnceAnalysed` may look its table up again while it is young. */
+const GROWTH_CHECK_MS = 5000;
 const preparedNames = new Map<string, string>();
 const unpreparedCounts = new Map<string, number>();
 const digest = (sql: string) => createHash('sha256').update(sql).digest('hex').slice(0, 32);
 
-function statement(sql: string, params?: unknown[], opts?: QueryOptions): pg.QueryConfig {
+/** Whether a table has grown, by the planner's statistics (QueryOptions.preparedOnceAnalysed). */
+type HasGrown = (table: string, rows: number) => boolean;
+
+function statement(sql: string, params?: unknown[], opts?: QueryOptions, hasGrown?: HasGrown): pg.QueryConfig {
   if (!params || params.length === 0) return { text: sql };
-  if (opts?.unpreparedCalls) {
+  const grown =
+    opts?.preparedOnceAnalysed && hasGrown?.(opts.preparedOnceAnalysed.table, opts.preparedOnceAnalysed.rows);
+  if (opts?.unpreparedCalls && !grown) {
     const calls = unpreparedCounts.get(sql) ?? (unpreparedCounts.size < MAX_PREPARED ? 0 : opts.unpreparedCalls);
     if (calls < opts.unpreparedCalls) {
       unpreparedCounts.set(sql, calls + 1);
@@ -77,7 +84,16 @@ async function withRetry<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createPgDb(url: string, poolSize = 10, opts: { password?: () => string | Promise<string> } = {}): Db {
+export function createPgDb(
+  url: string,
+  poolSize = 10,
+  opts: {
+    password?: () => string | Promise<string>;
+    /** QueryOptions.preparedOnceAnalysed: how often a young table is looked up again (tests: 0). */
+    growthCheckMs?: number;
+  } = {},
+): Db {
+  const growthCheckMs = opts.growthCheckMs ?? GROWTH_CHECK_MS;
   // A password from the secrets provider, asked for at each new connection: after a rotation new
   // connections use the new password while open ones carry on (PostgreSQL does not drop them).
   // Set on the client itself, because pg lets the connection string's (empty) password win.
@@ -106,14 +122,33 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
   // release) would raise an unhandled 'error'. The client is marked unusable by pg itself, its
   // pending and later queries fail, and the pool discards it on release.
   pool.on('connect', (client) => client.on('error', () => {}));
+  // QueryOptions.preparedOnceAnalysed: the tables the planner's statistics show grown, looked up
+  // in the background at most every growthCheckMs per table; once grown, grown for good.
+  const grownTables = new Map<string, { grown: boolean; checkedAt: number }>();
+  const hasGrown: HasGrown = (table, rows) => {
+    const key = `${table}\n${rows}`;
+    const known = grownTables.get(key);
+    if (known?.grown) return true;
+    const now = Date.now();
+    if (known && now - known.checkedAt < growthCheckMs) return false;
+    const entry = { grown: false, checkedAt: now };
+    grownTables.set(key, entry);
+    pool.query<{ n: number }>(`SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass($1)`, [table]).then(
+      (r) => {
+        if (Number(r.rows[0]?.n ?? -1) >= rows) entry.grown = true;
+      },
+      () => {}, // asked again after growthCheckMs
+    );
+    return false;
+  };
   const query = async <T>(sql: string, params?: unknown[], opts?: QueryOptions) => {
     let r: pg.QueryResult;
     try {
-      r = await pool.query(statement(sql, params, opts));
+      r = await pool.query(statement(sql, params, opts, hasGrown));
     } catch (e) {
       if (!isStalePlan(e)) throw e;
       renewPrepared(sql);
-      r = await pool.query(statement(sql, params, opts));
+      r = await pool.query(statement(sql, params, opts, hasGrown));
     }
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   };
@@ -167,7 +202,7 @@ export function createPgDb(url: string, poolSize = 10, opts: { password?: () => 
           await client.query('BEGIN');
           const txq: Queryable = {
             query: async <R>(sql: string, params?: unknown[], opts?: QueryOptions) => {
-              const r = await client.query(statement(sql, params, opts)).catch((e) => {
+              const r = await client.query(statement(sql, params, opts, hasGrown)).catch((e) => {
                 if (isStalePlan(e)) renewPrepared(sql); // withRetry runs the transaction again
                 throw e;
               });

@@ -158,7 +158,10 @@ export function ledgerStatements(t: LedgerTable): LedgerStatements {
       if (status) params.push(completions.map((d) => d.status ?? null));
       // The completions join unnest() to the table, which a generic plan made while the table was
       // young would scan whole: planned with its values until the table has grown (queryable.ts).
-      const { rows } = await q.query<{ scope: string; key: string }>(batchSql, params, { unpreparedCalls: 5000 });
+      const { rows } = await q.query<{ scope: string; key: string }>(batchSql, params, {
+        unpreparedCalls: 5000,
+        preparedOnceAnalysed: { table, rows: 5000 },
+      });
       return new Set(rows.map((r) => ledgerKey(r.scope, r.key)));
     },
     async get(q, s, k) {
