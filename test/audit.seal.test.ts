@@ -39,25 +39,39 @@ function setup(db: Db) {
       max_index: String(n - 1),
     });
   };
-  return { clock, audit, write, state, assertAllSealedOnce };
+  /** Seals in batches of 10 until a batch is not full; what each pass did and left as horizon. */
+  const sealUntilDone = async () => {
+    const passes: { sealed: number; more: boolean; horizon: bigint }[] = [];
+    for (;;) {
+      const r = await seal(db, { keys: audit.keys, clock: fixedClock('2025-01-10T10:00:01.000Z'), batchSize: 10 });
+      passes.push({ sealed: r.sealed, more: r.more, horizon: BigInt((await state()).sealed_xmin) });
+      if (!r.more) return passes;
+    }
+  };
+  return { clock, audit, write, state, assertAllSealedOnce, sealUntilDone };
 }
 
+/** A test on a database of its own, closed afterwards. */
+const inFreshDb = (fn: (db: Db) => Promise<void>) => async () => {
+  const db = await createTestDb();
+  try {
+    await fn(db);
+  } finally {
+    await db.close();
+  }
+};
+
 describe('audit sealing behind the writers', () => {
-  test('full batches seal every record once, in transaction order, and move the horizon each time', async () => {
-    const db = await createTestDb();
-    try {
-      const { audit, write, state, assertAllSealedOnce } = setup(db);
+  test(
+    'full batches seal every record once, in transaction order, and move the horizon each time',
+    inFreshDb(async (db) => {
+      const { audit, write, state, assertAllSealedOnce, sealUntilDone } = setup(db);
       for (let i = 0; i < 25; i++) await db.tx((tx) => write(tx, i));
       const xids = (await db.query<{ xid: string }>(`SELECT xid::text FROM audit.events ORDER BY xid, seq`)).rows.map(
         (r) => r.xid,
       );
       const before = BigInt((await state()).sealed_xmin);
-      const passes: { sealed: number; more: boolean; horizon: bigint }[] = [];
-      for (;;) {
-        const r = await seal(db, { keys: audit.keys, clock: fixedClock('2025-01-10T10:00:01.000Z'), batchSize: 10 });
-        passes.push({ sealed: r.sealed, more: r.more, horizon: BigInt((await state()).sealed_xmin) });
-        if (!r.more) break;
-      }
+      const passes = await sealUntilDone();
       assert.deepEqual(
         passes.map((p) => [p.sealed, p.more]),
         [
@@ -77,40 +91,33 @@ describe('audit sealing behind the writers', () => {
       await assertAllSealedOnce(25);
       const order = await db.query<{ ok: boolean }>(
         `SELECT bool_and(e.xid::text::bigint >= coalesce(p.xid::text::bigint, 0)) AS ok
-           FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id
-           LEFT JOIN audit.leaves lp ON lp.leaf_index = l.leaf_index - 1
-           LEFT JOIN audit.events p ON p.id = lp.event_id`,
+         FROM audit.leaves l JOIN audit.events e ON e.id = l.event_id
+         LEFT JOIN audit.leaves lp ON lp.leaf_index = l.leaf_index - 1
+         LEFT JOIN audit.events p ON p.id = lp.event_id`,
       );
       assert.equal(order.rows[0].ok, true, 'leaves follow the records’ transactions');
       assert.equal((await audit.verify()).ok, true);
-    } finally {
-      await db.close();
-    }
-  });
+    }),
+  );
 
-  test('records of one transaction split over several batches are all sealed, once', async () => {
-    const db = await createTestDb();
-    try {
-      const { audit, write, assertAllSealedOnce } = setup(db);
+  test(
+    'records of one transaction split over several batches are all sealed, once',
+    inFreshDb(async (db) => {
+      const { write, assertAllSealedOnce, sealUntilDone } = setup(db);
       await db.tx(async (tx) => {
         for (let i = 0; i < 23; i++) await write(tx, i);
       });
-      const sealed: number[] = [];
-      for (;;) {
-        const r = await seal(db, { keys: audit.keys, clock: fixedClock('2025-01-10T10:00:01.000Z'), batchSize: 10 });
-        sealed.push(r.sealed);
-        if (!r.more) break;
-      }
-      assert.deepEqual(sealed, [10, 10, 3]);
+      assert.deepEqual(
+        (await sealUntilDone()).map((p) => p.sealed),
+        [10, 10, 3],
+      );
       await assertAllSealedOnce(23);
-    } finally {
-      await db.close();
-    }
-  });
+    }),
+  );
 
-  test('one worker pass seals a backlog of several batches', async () => {
-    const db = await createTestDb();
-    try {
+  test(
+    'one worker pass seals a backlog of several batches',
+    inFreshDb(async (db) => {
       const { audit, write, assertAllSealedOnce } = setup(db);
       // 2,500 records: two and a half of the worker's batches of 1,000.
       for (let t = 0; t < 5; t++) {
@@ -121,17 +128,16 @@ describe('audit sealing behind the writers', () => {
       const r = await audit.runJobs();
       assert.equal(r.sealed, 2500);
       await assertAllSealedOnce(2500);
-    } finally {
-      await db.close();
-    }
-  });
+    }),
+  );
 
-  test('a record whose transaction began before full batches and committed after them is still sealed', {
-    skip: usingRealPostgres() ? false : 'needs two concurrent transactions (TEST_DATABASE_URL)',
-  }, async () => {
-    const db = await createTestDb();
-    try {
-      const { audit, write, state, assertAllSealedOnce } = setup(db);
+  test(
+    'a record whose transaction began before full batches and committed after them is still sealed',
+    {
+      skip: usingRealPostgres() ? false : 'needs two concurrent transactions (TEST_DATABASE_URL)',
+    },
+    inFreshDb(async (db) => {
+      const { audit, write, state, assertAllSealedOnce, sealUntilDone } = setup(db);
       let commitLate!: () => void;
       const held = new Promise<void>((r) => (commitLate = r));
       let written!: (xid: bigint) => void;
@@ -144,13 +150,7 @@ describe('audit sealing behind the writers', () => {
       });
       const lateXid = await lateWritten;
       for (let i = 0; i < 25; i++) await db.tx((tx) => write(tx, i));
-      let passes = 0;
-      for (;;) {
-        const r = await seal(db, { keys: audit.keys, clock: fixedClock('2025-01-10T10:00:01.000Z'), batchSize: 10 });
-        passes++;
-        if (!r.more) break;
-      }
-      assert.equal(passes, 3);
+      assert.equal((await sealUntilDone()).length, 3);
       assert.equal((await state()).tree_size, '25', 'the open transaction’s record is not visible yet');
       assert.ok(BigInt((await state()).sealed_xmin) <= lateXid, 'the horizon waits for it');
       commitLate();
@@ -159,8 +159,6 @@ describe('audit sealing behind the writers', () => {
       assert.equal(r.sealed, 1);
       await assertAllSealedOnce(26);
       assert.equal((await audit.verify()).ok, true);
-    } finally {
-      await db.close();
-    }
-  });
+    }),
+  );
 });
