@@ -99,13 +99,23 @@ export function memoryMb(pid: number): { rss: number; peak: number } | undefined
   }
 }
 
+/** The fields of /proc/<pid>/stat after the command name (which is in parentheses and may contain spaces). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+// Indexes into statFields(): ppid, utime, stime, cutime, cstime.
+const PPID = 1;
+const UTIME = 11;
+const STIME = 12;
+const CUTIME = 13;
+const CSTIME = 14;
+const ticks = (f: string[], a: number, b: number) => (Number(f[a]) + Number(f[b])) / CLOCK_TICKS;
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
 export function cpuSeconds(pid: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    return ticks(statFields(pid), UTIME, STIME);
   } catch {
     return undefined;
   }
@@ -130,10 +140,7 @@ const CLOCK_TICKS = (() => {
   return Number.isFinite(n) && n > 0 ? n : 100;
 })();
 
-function ppidOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-}
+const ppidOf = (pid: number) => Number(statFields(pid)[PPID]);
 
 /** The postmaster of a local PostgreSQL server, from one of its backends' pid; undefined if not local. */
 export function postmasterOf(backendPid: number): number | undefined {
@@ -145,17 +152,6 @@ export function postmasterOf(backendPid: number): number | undefined {
   }
 }
 
-/** CPU seconds of a process's children that have ended and been waited for (cutime + cstime). */
-function endedChildrenCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
-
 /**
  * CPU seconds used so far by a process and its children, ended ones included (PostgreSQL: the
  * server's backends). Without the ended ones the figure would fall whenever a backend exits (a
@@ -163,13 +159,18 @@ function endedChildrenCpuSeconds(pid: number): number {
  * readings.
  */
 export function treeCpuSeconds(pid: number): number | undefined {
-  const own = cpuSeconds(pid);
-  if (own === undefined) return undefined;
-  let sum = own + endedChildrenCpuSeconds(pid);
+  let sum: number;
+  try {
+    const own = statFields(pid);
+    sum = ticks(own, UTIME, STIME) + ticks(own, CUTIME, CSTIME);
+  } catch {
+    return undefined;
+  }
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (ppidOf(Number(name)) === pid) sum += cpuSeconds(Number(name)) ?? 0;
+      const f = statFields(Number(name));
+      if (Number(f[PPID]) === pid) sum += ticks(f, UTIME, STIME);
     } catch {
       // exited while we looked
     }

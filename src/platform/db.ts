@@ -39,9 +39,10 @@ type HasGrown = (table: string, rows: number) => boolean;
 
 function statement(sql: string, params?: unknown[], opts?: QueryOptions, hasGrown?: HasGrown): pg.QueryConfig {
   if (!params || params.length === 0) return { text: sql };
-  const grown =
-    opts?.preparedOnceAnalysed && hasGrown?.(opts.preparedOnceAnalysed.table, opts.preparedOnceAnalysed.rows);
-  if (opts?.unpreparedCalls && !grown) {
+  if (
+    opts?.unpreparedCalls &&
+    !(opts.preparedOnceAnalysed && hasGrown?.(opts.preparedOnceAnalysed, opts.unpreparedCalls))
+  ) {
     const calls = unpreparedCounts.get(sql) ?? (unpreparedCounts.size < MAX_PREPARED ? 0 : opts.unpreparedCalls);
     if (calls < opts.unpreparedCalls) {
       unpreparedCounts.set(sql, calls + 1);

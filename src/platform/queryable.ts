@@ -22,14 +22,15 @@ export interface QueryOptions {
   unpreparedCalls?: number;
   /**
    * Ends `unpreparedCalls` early once the planner's statistics (`pg_class.reltuples`, what
-   * ANALYZE or autovacuum last counted) say `table` holds at least `rows` rows: a generic plan
-   * made from then on probes the index, so the statement is prepared. A process that starts on
-   * a grown database, or one whose table autovacuum has analysed, stops paying a parse and a plan
-   * per batch at once, instead of after `unpreparedCalls` batches, which at a moderate rate (small
-   * batches, many of them) is most of the server's CPU for minutes (bench/PROFILE.md "Session 12").
-   * Checked at most every few seconds per database, in the background.
+   * ANALYZE or autovacuum last counted) say this table (schema.table) holds at least
+   * `unpreparedCalls` rows, the size those calls stand in for: a generic plan made from then on
+   * probes the index, so the statement is prepared. A process that starts on a grown database, or
+   * one whose table autovacuum has analysed, stops paying a parse and a plan per batch at once,
+   * instead of after `unpreparedCalls` batches, which at a moderate rate (small batches, many of
+   * them) is most of the server's CPU for minutes (bench/PROFILE.md "Session 12"). Checked at most
+   * every few seconds per database, in the background.
    */
-  preparedOnceAnalysed?: { table: string; rows: number };
+  preparedOnceAnalysed?: string;
 }
 
 /** Anything you can run SQL on: the database itself or an open transaction. */

@@ -108,8 +108,9 @@ export interface SealResult {
 
 /**
  * Gives up to `batchSize` unsealed records their place in the tree, in the order of their
- * transactions (xid, then insert order). Only records of ended transactions are visible, and the xid horizon (see migrations/0013_audit.sql) makes sure a
- * record committed late by a long transaction is still found.
+ * transactions (xid, then insert order). Only records of ended transactions are visible, and the
+ * xid horizon (see migrations/0013_audit.sql) makes sure a record committed late by a long
+ * transaction is still found.
  */
 export async function seal(
   db: Db,
