@@ -28,21 +28,35 @@ const MAX_TX_ATTEMPTS = 5;
 // The first calls of a statement run with `unpreparedCalls` (queryable.ts) are not prepared: they
 // go as the unnamed statement, which PostgreSQL parses and plans with the call's values.
 const MAX_PREPARED = 500;
-/** How often a statement with `preparedOnceAnalysed` may look its table up again while it is young. */
+/** How often a statement with `preparedOnceGrown` may look its table up again while it is young. */
 const GROWTH_CHECK_MS = 5000;
 const preparedNames = new Map<string, string>();
 const unpreparedCounts = new Map<string, number>();
 const digest = (sql: string) => createHash('sha256').update(sql).digest('hex').slice(0, 32);
 
-/** Whether a table has grown, by the planner's statistics (QueryOptions.preparedOnceAnalysed). */
+/** Whether a table has grown, by the planner's estimate (QueryOptions.preparedOnceGrown). */
 type HasGrown = (table: string, rows: number) => boolean;
+
+/**
+ * The rows the planner expects a scan of `table` (schema.table) to return: what ANALYZE last
+ * counted, or for a table never analysed the width of its columns, scaled to its pages now.
+ * That is the size the next plan made for a statement on it assumes, so it says when a generic
+ * plan made now probes the index (QueryOptions.preparedOnceGrown).
+ */
+async function plannedRows(pool: pg.Pool, table: string): Promise<number> {
+  const quoted = table
+    .split('.')
+    .map((part) => `"${part.replaceAll('"', '""')}"`)
+    .join('.');
+  const r = await pool.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+    `EXPLAIN (FORMAT JSON) SELECT * FROM ${quoted}`,
+  );
+  return Number(r.rows[0]?.['QUERY PLAN']?.[0]?.Plan?.['Plan Rows'] ?? -1);
+}
 
 function statement(sql: string, params?: unknown[], opts?: QueryOptions, hasGrown?: HasGrown): pg.QueryConfig {
   if (!params || params.length === 0) return { text: sql };
-  if (
-    opts?.unpreparedCalls &&
-    !(opts.preparedOnceAnalysed && hasGrown?.(opts.preparedOnceAnalysed, opts.unpreparedCalls))
-  ) {
+  if (opts?.unpreparedCalls && !(opts.preparedOnceGrown && hasGrown?.(opts.preparedOnceGrown, opts.unpreparedCalls))) {
     const calls = unpreparedCounts.get(sql) ?? (unpreparedCounts.size < MAX_PREPARED ? 0 : opts.unpreparedCalls);
     if (calls < opts.unpreparedCalls) {
       unpreparedCounts.set(sql, calls + 1);
@@ -90,7 +104,7 @@ export function createPgDb(
   poolSize = 10,
   opts: {
     password?: () => string | Promise<string>;
-    /** QueryOptions.preparedOnceAnalysed: how often a young table is looked up again (tests: 0). */
+    /** QueryOptions.preparedOnceGrown: how often a young table is looked up again (tests: 0). */
     growthCheckMs?: number;
   } = {},
 ): Db {
@@ -123,8 +137,8 @@ export function createPgDb(
   // release) would raise an unhandled 'error'. The client is marked unusable by pg itself, its
   // pending and later queries fail, and the pool discards it on release.
   pool.on('connect', (client) => client.on('error', () => {}));
-  // QueryOptions.preparedOnceAnalysed: the tables the planner's statistics show grown, looked up
-  // in the background at most every growthCheckMs per table; once grown, grown for good.
+  // QueryOptions.preparedOnceGrown: the tables the planner estimates grown, looked up in the
+  // background at most every growthCheckMs per table; once grown, grown for good.
   const grownTables = new Map<string, { grown: boolean; checkedAt: number }>();
   const hasGrown: HasGrown = (table, rows) => {
     const key = `${table}\n${rows}`;
@@ -134,9 +148,9 @@ export function createPgDb(
     if (known && now - known.checkedAt < growthCheckMs) return false;
     const entry = { grown: false, checkedAt: now };
     grownTables.set(key, entry);
-    pool.query<{ n: number }>(`SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass($1)`, [table]).then(
-      (r) => {
-        if (Number(r.rows[0]?.n ?? -1) >= rows) entry.grown = true;
+    plannedRows(pool, table).then(
+      (n) => {
+        if (n >= rows) entry.grown = true;
       },
       () => {}, // asked again after growthCheckMs
     );

@@ -21,16 +21,18 @@ export interface QueryOptions {
    */
   unpreparedCalls?: number;
   /**
-   * Ends `unpreparedCalls` early once the planner's statistics (`pg_class.reltuples`, what
-   * ANALYZE or autovacuum last counted) say this table (schema.table) holds at least
-   * `unpreparedCalls` rows, the size those calls stand in for: a generic plan made from then on
-   * probes the index, so the statement is prepared. A process that starts on a grown database, or
-   * one whose table autovacuum has analysed, stops paying a parse and a plan per batch at once,
-   * instead of after `unpreparedCalls` batches, which at a moderate rate (small batches, many of
-   * them) is most of the server's CPU for minutes (bench/PROFILE.md "Session 12"). Checked at most
-   * every few seconds per database, in the background.
+   * Ends `unpreparedCalls` early once the planner estimates this table (schema.table) at
+   * `unpreparedCalls` rows or more, the size those calls stand in for (its own estimate, from an
+   * `EXPLAIN`: it scales what ANALYZE last counted, or for a table never analysed the width of
+   * its columns, to the table's pages now, as the plan made next will). A generic plan made from
+   * then on probes the index, so the statement is prepared. A process that starts on a grown
+   * database, or runs long enough for its table to grow, stops paying a parse and a plan per
+   * batch within seconds, instead of after `unpreparedCalls` batches, which at a moderate rate
+   * (small batches, many of them) is most of the server's CPU for minutes (bench/PROFILE.md
+   * "Session 12", "Session 13"). Looked up at most every few seconds per database, in the
+   * background.
    */
-  preparedOnceAnalysed?: string;
+  preparedOnceGrown?: string;
 }
 
 /** Anything you can run SQL on: the database itself or an open transaction. */

@@ -160,7 +160,7 @@ export function ledgerStatements(t: LedgerTable): LedgerStatements {
       // young would scan whole: planned with its values until the table has grown (queryable.ts).
       const { rows } = await q.query<{ scope: string; key: string }>(batchSql, params, {
         unpreparedCalls: 5000,
-        preparedOnceAnalysed: table,
+        preparedOnceGrown: table,
       });
       return new Set(rows.map((r) => ledgerKey(r.scope, r.key)));
     },

@@ -119,7 +119,7 @@ const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id,
  * `payments_due_*` usable, and with statistics taken while no payment was open (a quiet night,
  * then a burst) it would scan one of them whole instead of probing the primary key per member.
  */
-const BATCH_PLAN = { unpreparedCalls: 5000, preparedOnceAnalysed: 'payments.payments' } as const;
+const BATCH_PLAN = { unpreparedCalls: 5000, preparedOnceGrown: 'payments.payments' } as const;
 
 /** The terminal's `payment.updated` outbox payload for row `p`, over SQL expressions for its parts. */
 const paymentUpdatedPayload = (status: string, at: string, traceparent: string) =>
