@@ -82,6 +82,8 @@ export async function createApiKey(
 }
 
 const CACHE_TTL_MS = 5_000;
+/** A cached key used this close to its expiry is looked up again in the background. */
+const REFRESH_AHEAD_MS = 1_000;
 
 export interface ApiKeyAuthenticator {
   (key: string, remoteAddr?: string): Promise<Principal | null>;
@@ -89,21 +91,38 @@ export interface ApiKeyAuthenticator {
   invalidate(): void;
 }
 
+interface CachedKey {
+  principal: Principal | null;
+  allow: BlockList | null;
+  expiresAt: number;
+  /** Used until then; looked up again after. */
+  until: number;
+}
+
 /**
  * Looks a presented key up by digest. A short in-process cache keeps this off the database on
  * every request; revocation takes effect within CACHE_TTL_MS on other replicas (at once here).
  * A key with an IP allowlist is refused from any other address.
+ *
+ * A key has at most one look-up in flight: every request a partner sends carries the same key,
+ * and when its entry expired under load each of them used to run its own look-up, an UPDATE of
+ * the same row, one after the other behind its lock, each waiting for its commit, while the
+ * requests queued behind them (a burst of slow requests every CACHE_TTL_MS, bench/PROFILE.md
+ * "Session 13"). A key in use is looked up again in the background in the last REFRESH_AHEAD_MS
+ * of its entry, so a busy key's requests do not wait for it at all; an entry is never used past
+ * its `until`.
  */
 export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Date()): ApiKeyAuthenticator {
-  const cache = new Map<
-    string,
-    { principal: Principal | null; allow: BlockList | null; expiresAt: number; until: number }
-  >();
-  const authenticate = async function authenticate(key: string, remoteAddr?: string): Promise<Principal | null> {
-    const d = digest(key);
-    const ck = d.toString('base64');
-    let hit = cache.get(ck);
-    if (!hit || hit.until <= Date.now()) {
+  const cache = new Map<string, CachedKey>();
+  const lookups = new Map<string, Promise<CachedKey>>();
+  let generation = 0; // invalidate() bumps it: a look-up begun before does not refill the cache
+
+  const lookUp = (d: Buffer, ck: string): Promise<CachedKey> => {
+    const running = lookups.get(ck);
+    if (running) return running;
+    const startedIn = generation;
+    const lookup = (async () => {
+      const at = now();
       const { rows } = await db.query<{
         id: string;
         merchant_id: string | null;
@@ -114,20 +133,39 @@ export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Da
         `UPDATE identity.api_keys SET last_used_at = $2
           WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
           RETURNING id, merchant_id, permissions, ip_allowlist::text[] AS ip_allowlist, expires_at`,
-        [d, now()],
+        [d, at],
       );
       const r = rows[0];
-      hit = {
+      const entry: CachedKey = {
         principal: r
           ? { kind: 'api_key', id: r.id, merchantId: r.merchant_id, permissions: new Set(r.permissions) }
           : null,
         allow: r ? allowlistOf(r.ip_allowlist) : null,
         expiresAt: r?.expires_at ? new Date(r.expires_at).getTime() : Infinity,
-        until: Date.now() + CACHE_TTL_MS,
+        // From when the look-up began: what it read is no newer than that.
+        until: at.getTime() + CACHE_TTL_MS,
       };
-      if (cache.size > 10_000) cache.clear();
-      cache.set(ck, hit);
-    }
+      if (generation === startedIn) {
+        if (cache.size > 10_000) cache.clear();
+        cache.set(ck, entry);
+      }
+      return entry;
+    })();
+    lookups.set(ck, lookup);
+    const settled = () => {
+      if (lookups.get(ck) === lookup) lookups.delete(ck);
+    };
+    lookup.then(settled, settled);
+    return lookup;
+  };
+
+  const authenticate = async function authenticate(key: string, remoteAddr?: string): Promise<Principal | null> {
+    const d = digest(key);
+    const ck = d.toString('base64');
+    const at = now().getTime();
+    let hit = cache.get(ck);
+    if (!hit || hit.until <= at) hit = await lookUp(d, ck);
+    else if (hit.until - at <= REFRESH_AHEAD_MS) lookUp(d, ck).catch(() => {}); // the next request retries
     // Expiry is exact even for a cached key (a rotation's overlap ends on time).
     if (hit.expiresAt <= now().getTime()) return null;
     if (hit.principal && remoteAddr !== undefined && !ipAllowed(hit.allow, remoteAddr)) {
@@ -135,6 +173,10 @@ export function createApiKeyAuthenticator(db: Db, now: () => Date = () => new Da
     }
     return hit.principal;
   } as ApiKeyAuthenticator;
-  authenticate.invalidate = () => cache.clear();
+  authenticate.invalidate = () => {
+    generation++;
+    cache.clear();
+    lookups.clear();
+  };
   return authenticate;
 }
