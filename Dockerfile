@@ -74,8 +74,12 @@ LABEL org.opencontainers.image.title="tillpoint" \
 # NODE_OPTIONS: V8's young generation capped at 16 MB a semi-space, Node.js 20's size. Node.js 24
 # sizes it larger by default: the api's peak RSS under bench:payments went from 218-225 MB to
 # 294-321 MB with no measurable CPU saved (bench/PROFILE.md, "Session 9: the production runtime").
+# --v8-pool-size=1: one background thread for V8's garbage collection and compilation instead of
+# four. The pods are limited to a core or less; four helper threads marking at once took the
+# cores from every process's main thread, and the terminal gateway's create p99 at 1,000/s went
+# from 82-132 ms to 66-83 ms with it (bench/PROFILE.md, "Session 13").
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=16 \
+    NODE_OPTIONS="--max-semi-space-size=16 --v8-pool-size=1" \
     TILLPOINT_DATA_DIR=/var/lib/tillpoint \
     TILLPOINT_CONSOLE_BUILD=off \
     TMPDIR=/tmp \
