@@ -8,14 +8,16 @@ import v8 from 'node:v8';
 // memory it sees: with 4 GB or more (no container limit) it allows up to 4x what survived the last
 // full GC, so the api's ~40 MB of live objects reached ~150 MB of heap before being collected (the
 // larger part of its 310-370 MB peak; bench/PROFILE.md, "Memory of the api process"). Here a full
-// GC comes when the old generation has doubled: ~110 MB at peak, for a few more, smaller full GCs.
+// GC comes when the old generation has grown by 85 %: at ~1,200 payments/s the api peaked at
+// 260-280 MB, against 278-295 MB when it doubled, with no throughput lost that the runs could show
+// (bench/PROFILE.md, "Session 13").
 // V8 reads this flag whenever it sets the next limit, so setting it before any application code
 // applies to the whole process. (--max-old-space-size and --max-semi-space-size cannot be set from
 // here: V8 reads them once, when the heap is made; pass those in NODE_OPTIONS.) Heap flags given to
 // node by the operator take precedence over this default.
 const HEAP_FLAG = /^--(?:max[-_]old[-_]space[-_]size|max[-_]heap[-_]size|heap[-_]growing[-_]percent)\b/;
 if (![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => HEAP_FLAG.test(a))) {
-  v8.setFlagsFromString('--heap-growing-percent=100');
+  v8.setFlagsFromString('--heap-growing-percent=85');
 }
 
 // `serve` in a role that answers HTTP builds the operator console first when its sources changed

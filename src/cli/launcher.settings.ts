@@ -14,7 +14,7 @@ export const launcherSettings = defineSettings({
     }),
     NODE_OPTIONS: Type.String({
       description:
-        "Node's own. When it gives no heap flag (`--max-old-space-size`, `--max-heap-size`, `--heap-growing-percent`), bin/tillpoint.mjs sets `--heap-growing-percent=100` (see Node.js heap below).",
+        "Node's own. When it gives no heap flag (`--max-old-space-size`, `--max-heap-size`, `--heap-growing-percent`), bin/tillpoint.mjs sets `--heap-growing-percent=85` (see Node.js heap below).",
     }),
   }),
   load: () => ({}),
