@@ -112,8 +112,8 @@ const INSERT_PAYMENT = `INSERT INTO payments.payments (id, txn_ref, merchant_id,
  * `created`/`pending` payment per batch until autovacuum analyses the table (bench/PROFILE.md
  * "Session 9"); by then the table holds at least 5,000 payments, and the plan prepared from there
  * on probes the primary key (a generic plan made at 2,000 rows scans, at 5,000 it probes). They
- * are prepared sooner when the planner's statistics already count 5,000 payments (a process
- * started on a grown database, or once autovacuum has analysed the table). The
+ * are prepared sooner once the planner's own estimate counts 5,000 payments (a grown database,
+ * analysed or not: QueryOptions.preparedOnceGrown). The
  * moves and completions also take the status they expect as a column of their batch
  * (`from_status`), not a constant: from a constant the planner could prove the partial indexes
  * `payments_due_*` usable, and with statistics taken while no payment was open (a quiet night,
