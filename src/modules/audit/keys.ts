@@ -2,6 +2,7 @@ import {
   createHash,
   createHmac,
   createPrivateKey,
+  createSecretKey,
   createPublicKey,
   randomBytes,
   sign,
@@ -88,7 +89,8 @@ export function auditKeysFromSeed(seed: Buffer, retiredPublicKeys: readonly stri
   const priv = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
   const publicKey = createPublicKey(priv).export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519_PREFIX.length);
   // A separate key for MACs, derived one-way, so the signing key itself is used for one thing.
-  const macKey = createHmac('sha256', seed).update('tillpoint/audit/record-mac/v1').digest();
+  // A KeyObject: Node 24 takes a raw Buffer key through two thrown TypeErrors per HMAC.
+  const macKey = createSecretKey(createHmac('sha256', seed).update('tillpoint/audit/record-mac/v1').digest());
   const trusted = new Map<string, Buffer>([[keyIdOf(publicKey), publicKey]]);
   for (const k of retiredPublicKeys) {
     const raw = Buffer.from(k, 'base64');

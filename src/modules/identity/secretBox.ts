@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes } from 'node:crypto';
 
 // AES-256-GCM for small secrets the service must read back (TOTP secrets). The associated data
 // binds a ciphertext to the row it belongs to: copied to another operator, it fails to open.
@@ -15,8 +15,10 @@ export interface SecretBox {
 
 export function createSecretBox(key: Buffer): SecretBox {
   if (key.length !== 32) throw new Error('secret box key must be 32 bytes');
-  const encKey = createHmac('sha256', key).update('tillpoint/identity/seal/v1').digest();
-  const macKey = createHmac('sha256', key).update('tillpoint/identity/mac/v1').digest();
+  // KeyObjects: Node 24 takes a raw Buffer key through two thrown TypeErrors per call.
+  const derive = (label: string) => createSecretKey(createHmac('sha256', key).update(label).digest());
+  const encKey = derive('tillpoint/identity/seal/v1');
+  const macKey = derive('tillpoint/identity/mac/v1');
   return {
     seal(plain, boundTo) {
       const nonce = randomBytes(12);

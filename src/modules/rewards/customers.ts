@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../../platform/errors.ts';
@@ -48,7 +48,9 @@ export type CustomerHasher = (canonical: string) => Buffer;
 
 export function createCustomerHasher(key: Buffer): CustomerHasher {
   if (key.length < 32) throw new Error('the rewards customer key must be at least 32 bytes');
-  return (canonical) => createHmac('sha256', key).update(canonical, 'utf8').digest();
+  // A KeyObject: Node 24 takes a raw Buffer key through two thrown TypeErrors per HMAC.
+  const hmacKey = createSecretKey(key);
+  return (canonical) => createHmac('sha256', hmacKey).update(canonical, 'utf8').digest();
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Db, Queryable } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { isPurpose } from './envelope.ts';
@@ -7,7 +8,10 @@ import { KmsError, type KeyContext, type KeyManager } from './kms/types.ts';
 // Data-encryption keys (DEKs): one active version per (purpose, kind) that encrypts, older
 // versions that only decrypt until nothing uses them, and retired versions whose wrapped key has
 // been erased. DEKs are stored only wrapped by the KEK (vault.data_keys.wrapped_key); unwrapped
-// copies live in this process's memory, refreshed from the table every `cacheTtlMs`.
+// copies live in this process's memory, refreshed from the table every `cacheTtlMs`, as
+// `KeyObject`s: the bytes sit outside the JavaScript heap and OpenSSL clears them when the object
+// is collected (the KMS's Buffer is zeroed at once), and Node 24 takes a KeyObject without the
+// two thrown TypeErrors a raw Buffer key costs it on every cipher and HMAC.
 //
 // The cache TTL is a promise to the rest of the system: a rotation made by any process is seen
 // by every process within one TTL. Re-encryption waits that long before it starts (rewrap.ts),
@@ -29,7 +33,7 @@ export interface DataKeyRow {
 
 export interface UsableKey {
   version: number;
-  key: Buffer;
+  key: KeyObject;
 }
 
 interface Entry {
@@ -61,8 +65,8 @@ export function createKeyStore(deps: KeyStoreDeps) {
   const entries = new Map<string, Entry>();
   // Unwrapped DEKs by their wrapped form: a refresh that finds the same wrapped key reuses it,
   // so the KMS is called once per key version per process, not once per TTL.
-  const material = new Map<string, Buffer>();
-  const unwrapping = new Map<string, Promise<Buffer>>();
+  const material = new Map<string, KeyObject>();
+  const unwrapping = new Map<string, Promise<KeyObject>>();
 
   const id = (purpose: string, kind: KeyKind) => `${purpose}/${kind}`;
 
@@ -141,12 +145,7 @@ export function createKeyStore(deps: KeyStoreDeps) {
 
   function forget(purpose: string, kind: KeyKind, version: number) {
     const prefix = `${purpose}/${kind}/${version}:`;
-    for (const [k, buf] of material) {
-      if (k.startsWith(prefix)) {
-        buf.fill(0);
-        material.delete(k);
-      }
-    }
+    for (const k of material.keys()) if (k.startsWith(prefix)) material.delete(k);
   }
 
   async function kmsCall<T>(fn: () => Promise<T>): Promise<T> {
@@ -158,13 +157,18 @@ export function createKeyStore(deps: KeyStoreDeps) {
     }
   }
 
-  async function unwrap(row: DataKeyRow): Promise<Buffer> {
+  async function unwrap(row: DataKeyRow): Promise<KeyObject> {
     const k = `${row.purpose}/${row.kind}/${row.version}:${row.wrapped_key}`;
     const have = material.get(k);
     if (have) return have;
     let p = unwrapping.get(k);
     if (!p) {
-      p = kmsCall(() => kms.unwrap(row.wrapped_key!, keyContext(row.purpose, row.kind, row.version)));
+      p = kmsCall(async () => {
+        const raw = await kms.unwrap(row.wrapped_key!, keyContext(row.purpose, row.kind, row.version));
+        const key = createSecretKey(raw);
+        raw.fill(0);
+        return key;
+      });
       unwrapping.set(k, p);
     }
     try {
@@ -195,7 +199,7 @@ export function createKeyStore(deps: KeyStoreDeps) {
     },
 
     /** A specific version, for decryption. Retired and unknown versions fail loudly. */
-    async version(purpose: string, kind: KeyKind, version: number, q?: Queryable): Promise<Buffer> {
+    async version(purpose: string, kind: KeyKind, version: number, q?: Queryable): Promise<KeyObject> {
       let e = await entry(purpose, kind, { q });
       let row = e.rows.find((r) => r.version === version);
       // A version newer than what we hold may have been made by another process: look again once.
@@ -318,9 +322,8 @@ export function createKeyStore(deps: KeyStoreDeps) {
       entries.clear();
     },
 
-    /** Wipes the unwrapped keys held in memory (at shutdown). */
+    /** Drops the unwrapped keys held in memory (at shutdown); OpenSSL clears each when it is collected. */
     wipe() {
-      for (const buf of material.values()) buf.fill(0);
       material.clear();
       entries.clear();
     },
