@@ -11,7 +11,7 @@ import { cpus, totalmem, tmpdir, release, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { startBenchPostgres, checkpoint, withClient, type BenchPostgres } from './lib/postgres.ts';
+import { startBenchPostgres, checkpoint, settle, withClient, type BenchPostgres } from './lib/postgres.ts';
 import {
   startTillpoint,
   runTillpoint,
@@ -29,6 +29,7 @@ import { findPgbench, pgbenchInit, pgbenchRun, type PgbenchResult } from './lib/
 import { freePort } from '../src/platform/freePort.ts';
 import { sampleWaits, type WaitSampler } from './lib/waits.ts';
 import { dbWorkPerPayment, enableStatementCounts, markDbWork, type DbWorkMark } from './lib/dbWork.ts';
+import { saveTimeline, startTimeline } from './lib/timeline.ts';
 
 const USAGE = `Usage: npm run bench:payments -- [options]
 
@@ -53,6 +54,9 @@ const USAGE = `Usage: npm run bench:payments -- [options]
   --results FILE     where to append the JSON line (default bench/results/payments.jsonl)
   --no-save          print the JSON line only
   --label TEXT       free text stored with the result (e.g. "before: one tx per step")
+  --timeline FILE    write the half-peak run's timeline to FILE (JSON lines): per 250 ms, the
+                     creates started (count, p50, p99, max) and every process's CPU; the slowest
+                     buckets are printed too
   --keep             keep the benchmark database (and throwaway cluster) and the logs
   --help             this text
 
@@ -77,6 +81,7 @@ const { values: args } = parseArgs({
     results: { type: 'string', default: join(ROOT, 'bench', 'results', 'payments.jsonl') },
     'no-save': { type: 'boolean', default: false },
     label: { type: 'string' },
+    timeline: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -442,18 +447,26 @@ async function main() {
   }
 
   // ---- 2. Latency at half the peak rate (open loop) ----------------------------------------
+  await settle(dbUrl);
   const halfRate = HALF_RATE ?? Math.max(1, Math.floor(seenPerS / 2));
   log(`${elapsed()} half peak: ${halfRate} payments/s offered for ${SIDE}s`);
   const halfCreate = new Recorder();
   const halfCompletion = new Recorder();
   const cpuHalfA = cpuMark();
+  const timeline = args.timeline
+    ? startTimeline({ api: api.pid, worker: worker.pid, sim: sim.pid, postgres: postmaster })
+    : undefined;
   const half = await openLoop(halfRate, SIDE * 1000, CLIENTS * 8, async (due) => {
     const r = await payment({ pay: true });
     if (!r) return;
     // From the intended start: a request that had to wait for a free slot counts that wait.
     halfCreate.add(r.t1 - Math.min(due, r.t0));
+    timeline?.addCreate(Math.min(due, r.t0), r.t1 - Math.min(due, r.t0));
     halfCompletion.add(r.t3 - r.t2);
   });
+  if (timeline) {
+    log(`timeline written to ${args.timeline}; the slowest buckets:\n${saveTimeline(args.timeline!, timeline.stop())}`);
+  }
   // What the machine spends at this rate: less batching than at the peak, so more per payment.
   const cpuHalf = cpuShare(cpuHalfA, cpuMark(), halfCreate.count);
   log(

@@ -194,4 +194,16 @@ export async function checkpoint(url: string): Promise<void> {
   await withClient(url, (c) => c.query('CHECKPOINT')).catch(() => undefined);
 }
 
+/**
+ * A checkpoint, then every dirty page of the machine written out (`sync`): what one phase wrote
+ * stays out of the next phase's measurement. Without it, the ~180 MB a peak run leaves in the page
+ * cache (PostgreSQL's files grown by it, the logs) is written back by the kernel 30 s after it was
+ * dirtied (vm.dirty_expire_centisecs), in one burst that held the WAL's flushes for ~60 ms: inside
+ * the half-peak run, which starts ~25 s after the peak does (bench/PROFILE.md, "Session 14").
+ */
+export async function settle(url: string): Promise<void> {
+  await checkpoint(url);
+  spawnSync('sync', { timeout: 60_000 });
+}
+
 export { withClient };

@@ -134,7 +134,7 @@ export function machineCpuSeconds(): { busy: number; total: number } | undefined
   }
 }
 
-const CLOCK_TICKS = (() => {
+export const CLOCK_TICKS = (() => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const n = Number(r.stdout?.trim());
   return Number.isFinite(n) && n > 0 ? n : 100;
