@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { KeyObject } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdtempSync, statSync, chmodSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { DEFAULT_VPA_PATTERN } from '../../platform/mask.ts';
 import type { Principal } from '../../platform/principal.ts';
 import { createVault, type EncryptedField, VaultError } from './index.ts';
 import { createLocalKeyManager, newKeyringJson } from './kms/local.ts';
-import { KmsError } from './kms/types.ts';
+import { KmsError, type KeyManager } from './kms/types.ts';
 
 // The vault against a real database (PGlite, or PostgreSQL with TEST_DATABASE_URL) and the real
 // local keyring. Tamper tests, rotation with background re-encryption and retirement, blind
@@ -25,13 +26,14 @@ const ITEMS: EncryptedField = {
 };
 const tmp = () => mkdtempSync(join(tmpdir(), 'tp-vault-'));
 
-async function setup(opts: { cacheTtlMs?: number; batchSize?: number } = {}) {
+async function setup(opts: { cacheTtlMs?: number; batchSize?: number; wrapKms?: (k: KeyManager) => KeyManager } = {}) {
   const db = await createTestDb();
   await db.exec(
     `CREATE SCHEMA vt; CREATE TABLE vt.items (id text PRIMARY KEY, secret_ct text, secret_bidx text, secret_plain text)`,
   );
   const dir = tmp();
-  const kms = createLocalKeyManager({ kind: 'file', path: join(dir, 'keyring.json'), createIfMissing: true });
+  const localKms = createLocalKeyManager({ kind: 'file', path: join(dir, 'keyring.json'), createIfMissing: true });
+  const kms = opts.wrapKms ? opts.wrapKms(localKms) : localKms;
   const clock = fixedClock('2026-01-01T00:00:00Z');
   const vault = createVault({
     db,
@@ -94,6 +96,36 @@ test('field encryption: round trip, ciphertext carries purpose and version, noth
     // DEKs are stored only wrapped.
     const keys = await t.db.query<{ wrapped_key: string }>(`SELECT wrapped_key FROM vault.data_keys`);
     for (const k of keys.rows) assert.match(k.wrapped_key, /^lk1:1:/);
+  } finally {
+    await t.close();
+  }
+});
+
+test('unwrapped data keys are held as KeyObjects and the plaintext the KMS handed over is zeroed', async () => {
+  const handedOver: Buffer[] = [];
+  const t = await setup({
+    wrapKms: (k) => ({
+      ...k,
+      unwrap: async (w, c) => {
+        const plain = await k.unwrap(w, c);
+        handedOver.push(plain);
+        return plain;
+      },
+    }),
+  });
+  try {
+    const s = await t.insert('it_1', 'ravi.kumar@okaxis');
+    assert.equal(await t.vault.cipher.open(ITEMS, 'it_1', s.ciphertext), 'ravi.kumar@okaxis');
+    const active = await t.vault.keys.active(ITEMS.purpose, 'aead');
+    // A KeyObject: Node 24 takes a Buffer key through two thrown TypeErrors on every call.
+    assert.ok(active.key instanceof KeyObject);
+    assert.equal(active.key.symmetricKeySize, 32);
+    assert.ok(handedOver.length >= 2, 'the encryption key and the index key were unwrapped');
+    for (const b of handedOver)
+      assert.ok(
+        b.every((x) => x === 0),
+        'the KMS plaintext is zeroed once held',
+      );
   } finally {
     await t.close();
   }
