@@ -1,13 +1,13 @@
-import { writeFileSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { CLOCK_TICKS, cpuSeconds, treeCpuSeconds } from './procs.ts';
-import { now, round } from './load.ts';
+import { Recorder, now, round } from './load.ts';
 
 // A run's timeline (`bench:payments -- --timeline FILE`): the creates that started in each
 // 250 ms bucket (count, p50, p99, max) beside what every process used of the CPU in that bucket,
 // so that a tail made of bursts can be laid against the process that was busy then (the worker's
 // periodic jobs, a tool's garbage collection, PostgreSQL). Sampled from /proc, whose CPU counters
-// tick every 10 ms: a bucket's CPU figures are good to about 4 % of a core.
+// tick every 10 ms: a bucket's CPU figures are good to about 4 % of a core. The sampling's own CPU
+// (a few /proc reads four times a second) counts as the load generator's.
 
 export interface TimelineProcs {
   api: number;
@@ -93,18 +93,15 @@ export function startTimeline(procs: TimelineProcs, bucketMs = 250) {
         const pct = (x: number) => round((x / wall) * 100, 0);
         const from = a.at - start;
         const to = b.at - start;
-        const ms = creates
-          .filter((c) => c.at >= from && c.at < to)
-          .map((c) => c.ms)
-          .sort((x, y) => x - y);
-        const rank = (p: number) => (ms.length ? round(ms[Math.max(0, Math.ceil((p / 100) * ms.length) - 1)]) : null);
+        const rec = new Recorder();
+        for (const c of creates) if (c.at >= from && c.at < to) rec.add(c.ms);
         buckets.push({
           t: round(from / 1000, 2),
           wall: new Date(wallStart + from).toISOString(),
-          creates: ms.length,
-          p50_ms: rank(50),
-          p99_ms: rank(99),
-          max_ms: rank(100),
+          creates: rec.count,
+          p50_ms: rec.percentile(50),
+          p99_ms: rec.percentile(99),
+          max_ms: rec.percentile(100),
           cpu_pct: {
             api: pct(b.api - a.api),
             worker: pct(b.worker - a.worker),
