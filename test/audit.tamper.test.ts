@@ -366,6 +366,44 @@ describe('audit verify holds the database against the heads exported to write-on
     }
   });
 
+  test('a backlog goes out in bounded segments, each ending at a signed head, never splitting an interval; verify holds against them all', async () => {
+    const t = await trail();
+    try {
+      // Three signed heads while nothing is exported (the store was down): 12, 17 and 23.
+      await sealAndSign(t.audit);
+      for (const more of [5, 6]) {
+        for (let i = 0; i < more; i++)
+          t.ids.push(await t.db.tx((tx) => t.audit.record(tx, { action: 'operator.created', details: { i } })));
+        t.clock.advance(120_000);
+        await sealAndSign(t.audit);
+      }
+      const segments = [];
+      for (
+        let s = await t.audit.exportSegments({ maxLeaves: 10 });
+        s;
+        s = await t.audit.exportSegments({ maxLeaves: 10 })
+      )
+        segments.push([s.start, s.end]);
+      // 0-12 is one interval larger than 10: whole. Then the latest head within 10 leaves each time.
+      assert.deepEqual(segments, [
+        [0, 12],
+        [12, 17],
+        [17, 23],
+      ]);
+      const files = readdirSync(join(t.dir, 'archive', 'segments')).sort();
+      assert.deepEqual(files, [
+        '000000000000-000000000012.jsonl',
+        '000000000012-000000000017.jsonl',
+        '000000000017-000000000023.jsonl',
+      ]);
+      const r = await t.audit.verify();
+      assert.equal(r.ok, true, JSON.stringify(r.first));
+      assert.equal(r.exported_heads_checked, 3);
+    } finally {
+      await t.db.close();
+    }
+  });
+
   test('an exported segment whose header cannot be read is reported, never skipped', async () => {
     const t = await trail();
     try {

@@ -35,7 +35,7 @@ export const audit: Command = {
   name: 'audit',
   usage: USAGE,
   summary:
-    'The tamper-evident audit trail: verify recomputes the tree and checks every signed head (exits 1 naming the first changed, removed or inserted record); prove prints an inclusion proof anyone can check with check-proof; consistency proves a later head extends an earlier one; seal seals and signs now.',
+    'The tamper-evident audit trail: verify recomputes the tree and checks every signed head (exits 1 naming the first changed, removed or inserted record); prove prints an inclusion proof anyone can check with check-proof; consistency proves a later head extends an earlier one; seal seals, signs and exports now (every segment due, a backlog as several).',
   async run(argv) {
     const [sub, ...rest] = argv;
     switch (sub) {
@@ -127,12 +127,14 @@ export const audit: Command = {
         const r = await withAudit(async (a) => {
           const sealed = await a.seal();
           const head = await a.signHead(true);
-          const exported = await a.exportSegments();
+          // Every segment due, a backlog included: each ends at a signed head.
+          const exported = [];
+          for (let s = await a.exportSegments(); s; s = await a.exportSegments()) exported.push(s);
           return {
             sealed: sealed.sealed,
             tree_size: sealed.treeSize,
             signed: head?.tree_size ?? null,
-            exported: exported ?? null,
+            exported,
             forged: sealed.forged,
           };
         });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../../platform/db.ts';
 import type { Clock } from '../../platform/clock.ts';
 import { canonicalJson } from './canonical.ts';
-import { LOG_ID, latestHead, type TreeHead } from './tree.ts';
+import { LOG_ID, segmentHead, type TreeHead } from './tree.ts';
 import type { WormStore } from './worm.ts';
 import type { AuditWriter } from './trail.ts';
 import { SYSTEM_ACTOR } from './trail.ts';
@@ -51,15 +51,33 @@ export function buildSegment(
   return Buffer.from(lines.join('\n') + '\n', 'utf8');
 }
 
-/** Exports every sealed leaf up to the latest signed head that is not yet in `store`. */
+/**
+ * The most leaves a segment carries when the export has fallen behind (the store or the worker
+ * was down): the backlog goes out as several segments, each ending at a signed head, so the
+ * worker holds one segment's records in memory at a time, not the whole outage's (an hour at
+ * 1,000 records/s would be ~3.6 GB). One signing interval is never split.
+ */
+export const MAX_SEGMENT_LEAVES = 20_000;
+
+/**
+ * Exports the next segment not yet in `store`: the sealed leaves from the last export up to the
+ * latest signed head within `maxLeaves` of it. Undefined when nothing is due; call again while it
+ * returns a segment to catch up.
+ */
 export async function exportSegments(
   db: Db,
-  deps: { store: WormStore; clock: Clock; retentionMonths: number; publicKey: (keyId: string) => Buffer | undefined },
+  deps: {
+    store: WormStore;
+    clock: Clock;
+    retentionMonths: number;
+    publicKey: (keyId: string) => Buffer | undefined;
+    maxLeaves?: number;
+  },
 ) {
-  const head = await latestHead(db);
   const st = (await db.query<{ exported_size: number }>(`SELECT exported_size FROM audit.state WHERE id = 1`)).rows[0];
   const start = Number(st.exported_size);
-  if (!head || head.tree_size <= start) return undefined;
+  const head = await segmentHead(db, start, deps.maxLeaves ?? MAX_SEGMENT_LEAVES);
+  if (!head) return undefined;
   const end = head.tree_size;
   const rows = (
     await db.query<{ leaf_index: number; leaf_hash: Buffer; record: string | null }>(

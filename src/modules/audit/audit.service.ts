@@ -15,6 +15,8 @@ import type { Queryable } from '../../platform/db.ts';
 
 /** How long one worker pass may keep sealing full batches (1,000 records each) before its other jobs. */
 const SEAL_BUDGET_MS = 500;
+/** How long one worker pass may keep exporting segments of a backlog before its other jobs. */
+const EXPORT_BUDGET_MS = 500;
 
 export interface AuditDeps {
   db: Db;
@@ -62,6 +64,17 @@ export function createAuditService(deps: AuditDeps) {
           : undefined;
   let lastRetention = 0;
 
+  const exportNext = (maxLeaves?: number) =>
+    store
+      ? exportSegments(db, {
+          store,
+          clock,
+          retentionMonths: config.audit.retentionMonths,
+          publicKey: (id) => keys.trusted.get(id),
+          maxLeaves,
+        })
+      : Promise.resolve(undefined);
+
   const errInfo = (e: unknown) => ({
     type: (e as Error).name,
     code: (e as { code?: string }).code,
@@ -78,15 +91,8 @@ export function createAuditService(deps: AuditDeps) {
     seal: () => seal(db, { keys, clock }),
     signHead: (force = false) =>
       signHead(db, { keys, clock, intervalSeconds: config.audit.signIntervalSeconds, force }),
-    exportSegments: () =>
-      store
-        ? exportSegments(db, {
-            store,
-            clock,
-            retentionMonths: config.audit.retentionMonths,
-            publicKey: (id) => keys.trusted.get(id),
-          })
-        : Promise.resolve(undefined),
+    /** Exports the next segment due (undefined when none is): call again while it returns one. */
+    exportSegments: (opts: { maxLeaves?: number } = {}) => exportNext(opts.maxLeaves),
     /** Recomputes the trail and holds it against every head exported to write-once storage. */
     verify: async () => verifyTrail(db, keys, store ? await readExportedHeads(store) : undefined),
     prove: (eventId: string, treeSize?: number) => proveRecord(db, eventId, keys.trusted, treeSize),
@@ -135,13 +141,9 @@ export function createAuditService(deps: AuditDeps) {
         logger.error({ err: errInfo(e) }, 'audit sealing failed; will retry');
       }
       try {
-        if (store)
-          await exportSegments(db, {
-            store,
-            clock,
-            retentionMonths: config.audit.retentionMonths,
-            publicKey: (id) => keys.trusted.get(id),
-          });
+        // Segment after segment while a backlog waits (the store was down), up to a time budget.
+        const until = performance.now() + EXPORT_BUDGET_MS;
+        while ((await exportNext()) && performance.now() < until);
       } catch (e) {
         logger.error({ err: errInfo(e) }, 'audit export failed; will retry');
       }

@@ -217,6 +217,23 @@ export async function latestHead(q: Queryable): Promise<TreeHead | undefined> {
   return r.rows[0] ? headOf(r.rows[0]) : undefined;
 }
 
+/**
+ * The signed head a segment from `start` ends at: the latest one at most `maxLeaves` past it, or,
+ * when one signing interval alone holds more, the first one past it (an interval is never split).
+ */
+export async function segmentHead(q: Queryable, start: number, maxLeaves: number): Promise<TreeHead | undefined> {
+  const within = await q.query<Parameters<typeof headOf>[0]>(
+    `SELECT * FROM audit.tree_heads WHERE tree_size > $1 AND tree_size <= $2 ORDER BY tree_size DESC LIMIT 1`,
+    [start, start + maxLeaves],
+  );
+  if (within.rows[0]) return headOf(within.rows[0]);
+  const next = await q.query<Parameters<typeof headOf>[0]>(
+    `SELECT * FROM audit.tree_heads WHERE tree_size > $1 ORDER BY tree_size LIMIT 1`,
+    [start],
+  );
+  return next.rows[0] ? headOf(next.rows[0]) : undefined;
+}
+
 export async function headAt(q: Queryable, size: number): Promise<TreeHead | undefined> {
   const r = await q.query<Parameters<typeof headOf>[0]>(`SELECT * FROM audit.tree_heads WHERE tree_size = $1`, [size]);
   return r.rows[0] ? headOf(r.rows[0]) : undefined;
