@@ -121,20 +121,29 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** Busy and total CPU seconds of the whole machine, from /proc/stat (Linux). */
-export function machineCpuSeconds(): { busy: number; total: number } | undefined {
+/**
+ * CPU seconds of the whole machine, from /proc/stat (Linux): busy (steal included) and total, and
+ * of those idle ones the cores spent waiting on the disk (iowait), and the busy ones the
+ * hypervisor took (steal).
+ */
+export function machineCpuSeconds(): { busy: number; total: number; iowait: number; steal: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
     const v = line.trim().split(/\s+/).slice(1).map(Number);
     const idle = v[3] + (v[4] ?? 0);
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: (total - idle) / CLOCK_TICKS, total: total / CLOCK_TICKS };
+    return {
+      busy: (total - idle) / CLOCK_TICKS,
+      total: total / CLOCK_TICKS,
+      iowait: (v[4] ?? 0) / CLOCK_TICKS,
+      steal: (v[7] ?? 0) / CLOCK_TICKS,
+    };
   } catch {
     return undefined;
   }
 }
 
-export const CLOCK_TICKS = (() => {
+const CLOCK_TICKS = (() => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const n = Number(r.stdout?.trim());
   return Number.isFinite(n) && n > 0 ? n : 100;

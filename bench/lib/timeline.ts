@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { CLOCK_TICKS, cpuSeconds, treeCpuSeconds } from './procs.ts';
+import { writeFileSync } from 'node:fs';
+import { cpuSeconds, machineCpuSeconds, treeCpuSeconds } from './procs.ts';
 import { Recorder, now, round } from './load.ts';
 
 // A run's timeline (`bench:payments -- --timeline FILE`): the creates that started in each
@@ -24,14 +24,7 @@ interface Sample {
   sim: number;
   postgres: number;
   bench: number;
-  /** /proc/stat's first line: busy (steal included), iowait and steal, in clock ticks. */
   machine: { busy: number; iowait: number; steal: number };
-}
-
-function machineTicks(): Sample['machine'] {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - v[3] - v[4], iowait: v[4], steal: v[7] ?? 0 };
 }
 
 export interface TimelineBucket {
@@ -70,7 +63,7 @@ export function startTimeline(procs: TimelineProcs, bucketMs = 250) {
       sim: cpuSeconds(procs.sim) ?? 0,
       postgres: procs.postgres === undefined ? 0 : (treeCpuSeconds(procs.postgres) ?? 0),
       bench: (cpu.user + cpu.system) / 1e6,
-      machine: machineTicks(),
+      machine: machineCpuSeconds() ?? { busy: 0, iowait: 0, steal: 0 },
     });
   };
   sample();
@@ -108,9 +101,9 @@ export function startTimeline(procs: TimelineProcs, bucketMs = 250) {
             bank_sim: pct(b.sim - a.sim),
             postgres: pct(b.postgres - a.postgres),
             load_generator: pct(b.bench - a.bench),
-            machine: pct((b.machine.busy - a.machine.busy) / CLOCK_TICKS),
-            iowait: pct((b.machine.iowait - a.machine.iowait) / CLOCK_TICKS),
-            steal: pct((b.machine.steal - a.machine.steal) / CLOCK_TICKS),
+            machine: pct(b.machine.busy - a.machine.busy),
+            iowait: pct(b.machine.iowait - a.machine.iowait),
+            steal: pct(b.machine.steal - a.machine.steal),
           },
         });
       }
